@@ -1,0 +1,162 @@
+//! The write path's contract: insert / update / delete operations with
+//! returning, executed inside a transaction that rolls back unless committed.
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tributary_schema_cache::TableDef;
+
+use crate::error::Result;
+use crate::value::Value;
+
+/// The table a write goes to, with its catalog model (column names are checked
+/// against it, returned rows are typed by it, and MySQL's emulated RETURNING
+/// uses its primary key).
+#[derive(Debug, Clone)]
+pub struct WriteTarget {
+    pub schema: String,
+    pub table: TableDef,
+}
+
+/// `INSERT INTO target (columns) VALUES rows… RETURNING returning`.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    pub target: WriteTarget,
+    pub columns: Vec<String>,
+    /// Each row has one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Columns to return for each inserted row (empty: none).
+    pub returning: Vec<String>,
+}
+
+/// `UPDATE target SET set… WHERE filter RETURNING returning`.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub target: WriteTarget,
+    pub set: Vec<(String, Value)>,
+    pub filter: Predicate,
+    pub returning: Vec<String>,
+}
+
+/// `DELETE FROM target WHERE filter RETURNING returning`.
+#[derive(Debug, Clone)]
+pub struct Delete {
+    pub target: WriteTarget,
+    pub filter: Predicate,
+    pub returning: Vec<String>,
+}
+
+/// One write statement.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Insert(Insert),
+    Update(Update),
+    Delete(Delete),
+}
+
+impl WriteOp {
+    pub fn target(&self) -> &WriteTarget {
+        match self {
+            Self::Insert(op) => &op.target,
+            Self::Update(op) => &op.target,
+            Self::Delete(op) => &op.target,
+        }
+    }
+
+    pub fn returning(&self) -> &[String] {
+        match self {
+            Self::Insert(op) => &op.returning,
+            Self::Update(op) => &op.returning,
+            Self::Delete(op) => &op.returning,
+        }
+    }
+}
+
+/// A row filter for update and delete: column comparisons with bound values.
+/// (Permission rules and API filters lower to this for writes.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Predicate {
+    /// Every row.
+    Always,
+    And(Vec<Predicate>),
+    Or(Vec<Predicate>),
+    Not(Box<Predicate>),
+    Compare { column: String, op: CompareOp, value: Value },
+    IsNull { column: String, negated: bool },
+    InList { column: String, values: Vec<Value>, negated: bool },
+}
+
+impl Predicate {
+    /// `column = value`.
+    pub fn eq(column: impl Into<String>, value: Value) -> Self {
+        Self::Compare { column: column.into(), op: CompareOp::Eq, value }
+    }
+
+    /// Every column the predicate mentions.
+    pub fn columns(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_columns(&mut out);
+        out
+    }
+
+    fn collect_columns<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Self::Always => {}
+            Self::And(items) | Self::Or(items) => items.iter().for_each(|p| p.collect_columns(out)),
+            Self::Not(inner) => inner.collect_columns(out),
+            Self::Compare { column, .. } | Self::IsNull { column, .. } | Self::InList { column, .. } => {
+                out.push(column);
+            }
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareOp {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Like,
+    NotLike,
+}
+
+impl CompareOp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Eq => "=",
+            Self::NotEq => "<>",
+            Self::Lt => "<",
+            Self::LtEq => "<=",
+            Self::Gt => ">",
+            Self::GtEq => ">=",
+            Self::Like => "LIKE",
+            Self::NotLike => "NOT LIKE",
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub affected_rows: u64,
+    /// The returned rows, typed by the catalog, when `returning` was asked for.
+    pub returning: Option<RecordBatch>,
+}
+
+/// An open transaction on one source. Dropping it without [`WriteTx::commit`]
+/// rolls it back: nothing a request wrote survives an error or a panic.
+#[async_trait]
+pub trait WriteTx: Send {
+    /// Runs one write inside the transaction.
+    async fn execute(&mut self, op: &WriteOp) -> Result<WriteOutcome>;
+    /// Makes every write of the transaction durable.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Undoes every write of the transaction.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
