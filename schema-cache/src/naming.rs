@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn sanitize_and_validate() {
         assert_eq!(sanitize("1st table"), "_1st_table");
-        assert_eq!(sanitize("ünï"), "___");
+        assert_eq!(sanitize("ünï"), "_n_");
         assert!(is_valid_api_name("customers_2"));
         assert!(!is_valid_api_name("2customers"));
         assert!(!is_valid_api_name("__typename"));
