@@ -70,11 +70,16 @@ impl CatalogSnapshot {
 
     /// Recomputes the derived parts (relations, collection names).
     fn derive(&mut self) {
-        let models: Vec<&SourceSchema> =
-            self.sources.values().filter_map(|e| e.schema.as_deref()).collect();
+        let models: Vec<&SourceSchema> = self
+            .sources
+            .values()
+            .filter_map(|e| e.schema.as_deref())
+            .collect();
         self.collections = naming::collections(models.iter().copied(), &self.aliases);
-        let mut relations: Vec<Relation> =
-            models.iter().flat_map(|m| relation::foreign_key_relations(m)).collect();
+        let mut relations: Vec<Relation> = models
+            .iter()
+            .flat_map(|m| relation::foreign_key_relations(m))
+            .collect();
         relations.extend(self.declared_relations.iter().cloned());
         self.relations = relations;
     }
@@ -91,7 +96,9 @@ pub struct SchemaCache {
 
 impl std::fmt::Debug for SchemaCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaCache").field("version", &self.current.load().version).finish()
+        f.debug_struct("SchemaCache")
+            .field("version", &self.current.load().version)
+            .finish()
     }
 }
 
@@ -99,8 +106,14 @@ impl SchemaCache {
     /// Loads the persisted catalog. Never contacts a source: every loaded
     /// source starts `Unchecked` and is served from the cache at once.
     pub fn open(store: Box<dyn CatalogStore>) -> Result<Self, CacheError> {
-        let sources = store.load()?.map(PersistedCatalog::into_sources).unwrap_or_default();
-        let mut snapshot = CatalogSnapshot { version: 1, ..Default::default() };
+        let sources = store
+            .load()?
+            .map(PersistedCatalog::into_sources)
+            .unwrap_or_default();
+        let mut snapshot = CatalogSnapshot {
+            version: 1,
+            ..Default::default()
+        };
         for (name, schema) in sources {
             snapshot.sources.insert(
                 name.clone(),
@@ -115,7 +128,12 @@ impl SchemaCache {
         snapshot.derive();
         let snapshot = Arc::new(snapshot);
         let (changes, _) = watch::channel(snapshot.clone());
-        Ok(Self { current: ArcSwap::new(snapshot), store, changes, writer: Mutex::new(()) })
+        Ok(Self {
+            current: ArcSwap::new(snapshot),
+            store,
+            changes,
+            writer: Mutex::new(()),
+        })
     }
 
     /// The current catalog (lock-free).
@@ -131,12 +149,15 @@ impl SchemaCache {
     /// Adds a source without a model yet (a registration before its first introspection).
     pub fn register(&self, name: &str, kind: SourceKind) {
         self.modify(false, |snapshot| {
-            snapshot.sources.entry(name.to_string()).or_insert_with(|| SourceEntry {
-                name: name.to_string(),
-                kind,
-                status: SourceStatus::Unchecked,
-                schema: None,
-            });
+            snapshot
+                .sources
+                .entry(name.to_string())
+                .or_insert_with(|| SourceEntry {
+                    name: name.to_string(),
+                    kind,
+                    status: SourceStatus::Unchecked,
+                    schema: None,
+                });
             Ok(())
         })
         .unwrap_or_default();
@@ -146,7 +167,10 @@ impl SchemaCache {
     /// catalog and returns what changed.
     pub fn install(&self, schema: SourceSchema) -> Result<CatalogDiff, CacheError> {
         self.modify(true, |snapshot| {
-            let old = snapshot.sources.get(&schema.source).and_then(|e| e.schema.clone());
+            let old = snapshot
+                .sources
+                .get(&schema.source)
+                .and_then(|e| e.schema.clone());
             let diff = CatalogDiff::between(old.as_deref(), &schema);
             let name = schema.source.clone();
             snapshot.sources.insert(
@@ -154,7 +178,9 @@ impl SchemaCache {
                 SourceEntry {
                     name,
                     kind: schema.kind,
-                    status: SourceStatus::Ready { checked_at: Utc::now() },
+                    status: SourceStatus::Ready {
+                        checked_at: Utc::now(),
+                    },
                     schema: Some(Arc::new(schema)),
                 },
             );
@@ -170,10 +196,18 @@ impl SchemaCache {
                 .get_mut(name)
                 .ok_or_else(|| CacheError::UnknownSource(name.to_string()))?;
             // An unavailable source keeps the time it first went down.
-            if let (SourceStatus::Unavailable { since, .. }, SourceStatus::Unavailable { since: new_since, error }) =
-                (&entry.status, &status)
+            if let (
+                SourceStatus::Unavailable { since, .. },
+                SourceStatus::Unavailable {
+                    since: new_since,
+                    error,
+                },
+            ) = (&entry.status, &status)
             {
-                entry.status = SourceStatus::Unavailable { error: error.clone(), since: (*since).min(*new_since) };
+                entry.status = SourceStatus::Unavailable {
+                    error: error.clone(),
+                    since: (*since).min(*new_since),
+                };
             } else {
                 entry.status = status;
             }
@@ -218,7 +252,10 @@ impl SchemaCache {
         persist: bool,
         change: impl FnOnce(&mut CatalogSnapshot) -> Result<T, CacheError>,
     ) -> Result<T, CacheError> {
-        let _guard = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = CatalogSnapshot::clone(&self.current.load());
         let out = change(&mut next)?;
         next.version += 1;
@@ -227,7 +264,11 @@ impl SchemaCache {
             let sources = next
                 .sources
                 .iter()
-                .filter_map(|(name, e)| e.schema.as_ref().map(|s| (name.clone(), SourceSchema::clone(s))))
+                .filter_map(|(name, e)| {
+                    e.schema
+                        .as_ref()
+                        .map(|s| (name.clone(), SourceSchema::clone(s)))
+                })
                 .collect();
             self.store.save(&PersistedCatalog::V1 { sources })?;
         }

@@ -21,24 +21,31 @@ pub struct CatalogDiff {
 impl CatalogDiff {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.tables_added.is_empty() && self.tables_removed.is_empty() && self.tables_changed.is_empty()
+        self.tables_added.is_empty()
+            && self.tables_removed.is_empty()
+            && self.tables_changed.is_empty()
     }
 
     /// Compares two models of one source. `old` is `None` for a first introspection.
     pub fn between(old: Option<&SourceSchema>, new: &SourceSchema) -> Self {
-        let mut diff = CatalogDiff { source: new.source.clone(), ..Self::default() };
+        let mut diff = CatalogDiff {
+            source: new.source.clone(),
+            ..Self::default()
+        };
         let key = |schema: &str, table: &TableDef| format!("{schema}.{}", table.name);
-        let old_keys: BTreeSet<String> =
-            old.map(|o| o.tables().map(|(s, t)| key(s, t)).collect()).unwrap_or_default();
+        let old_keys: BTreeSet<String> = old
+            .map(|o| o.tables().map(|(s, t)| key(s, t)).collect())
+            .unwrap_or_default();
         let new_keys: BTreeSet<String> = new.tables().map(|(s, t)| key(s, t)).collect();
         diff.tables_added = new_keys.difference(&old_keys).cloned().collect();
         diff.tables_removed = old_keys.difference(&new_keys).cloned().collect();
         if let Some(old) = old {
             for (schema, new_table) in new.tables() {
-                if let Some(old_table) = old.table(schema, &new_table.name) {
-                    if let Some(change) = TableChange::between(schema, old_table, new_table) {
-                        diff.tables_changed.push(change);
-                    }
+                if let Some(change) = old
+                    .table(schema, &new_table.name)
+                    .and_then(|old_table| TableChange::between(schema, old_table, new_table))
+                {
+                    diff.tables_changed.push(change);
                 }
             }
         }
@@ -83,14 +90,23 @@ impl TableChange {
         note(old.kind != new.kind, "kind");
         note(old.comment != new.comment, "comment");
         note(old.primary_key != new.primary_key, "primary key");
-        note(old.unique_constraints != new.unique_constraints, "unique constraints");
+        note(
+            old.unique_constraints != new.unique_constraints,
+            "unique constraints",
+        );
         note(old.foreign_keys != new.foreign_keys, "foreign keys");
         note(old.indexes != new.indexes, "indexes");
         note(old.check_constraints != new.check_constraints, "checks");
         Some(TableChange {
             table: format!("{schema}.{}", new.name),
-            columns_added: new_names.difference(&old_names).map(ToString::to_string).collect(),
-            columns_removed: old_names.difference(&new_names).map(ToString::to_string).collect(),
+            columns_added: new_names
+                .difference(&old_names)
+                .map(ToString::to_string)
+                .collect(),
+            columns_removed: old_names
+                .difference(&new_names)
+                .map(ToString::to_string)
+                .collect(),
             columns_changed,
             other_changes,
         })
@@ -131,6 +147,9 @@ impl ColumnChange {
         if old.ordinal != new.ordinal {
             changes.push(format!("position: {} → {}", old.ordinal, new.ordinal));
         }
-        (!changes.is_empty()).then(|| ColumnChange { column: new.name.clone(), changes })
+        (!changes.is_empty()).then(|| ColumnChange {
+            column: new.name.clone(),
+            changes,
+        })
     }
 }

@@ -38,7 +38,10 @@ mod tests {
     #[test]
     fn iter_hash_separates_parts() {
         assert_ne!(hash_iter(["ab", "c"]), hash_iter(["a", "bc"]));
-        assert_eq!(hash_iter(["a", "b"]), hash_iter(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            hash_iter(["a", "b"]),
+            hash_iter(vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!(hash_iter(["a"]).len(), 16);
     }
 }

@@ -112,7 +112,10 @@ pub enum TableKind {
 impl TableKind {
     /// True for kinds that can be written to directly.
     pub fn is_writable(self) -> bool {
-        matches!(self, Self::Table | Self::PartitionedTable | Self::ForeignTable)
+        matches!(
+            self,
+            Self::Table | Self::PartitionedTable | Self::ForeignTable
+        )
     }
 }
 
@@ -304,7 +307,11 @@ impl TableRef {
         schema: impl Into<String>,
         table: impl Into<String>,
     ) -> Self {
-        Self { source: source.into(), schema: schema.into(), table: table.into() }
+        Self {
+            source: source.into(),
+            schema: schema.into(),
+            table: table.into(),
+        }
     }
 }
 

@@ -22,8 +22,16 @@ pub struct Collection {
 
 /// Turns any text into a GraphQL/REST-safe name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn sanitize(text: &str) -> String {
-    let mut name: String =
-        text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut name: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert(0, '_');
     }
@@ -58,10 +66,19 @@ pub fn collections<'a>(
             let table_ref = TableRef::new(&source.source, schema, &table.name);
             let sql_name = table_ref.to_string();
             if let Some(alias) = aliases.get(&table_ref) {
-                out.push(Collection { api_name: alias.clone(), sql_name, table: table_ref, aliased: true });
+                out.push(Collection {
+                    api_name: alias.clone(),
+                    sql_name,
+                    table: table_ref,
+                    aliased: true,
+                });
                 continue;
             }
-            let ambiguous = schemas_per_table.get(table.name.as_str()).copied().unwrap_or(0) > 1;
+            let ambiguous = schemas_per_table
+                .get(table.name.as_str())
+                .copied()
+                .unwrap_or(0)
+                > 1;
             let base = if ambiguous {
                 sanitize(&format!("{}_{schema}_{}", source.source, table.name))
             } else {
@@ -74,7 +91,12 @@ pub fn collections<'a>(
                 n += 1;
             }
             taken.insert(api_name.clone());
-            out.push(Collection { api_name, sql_name, table: table_ref, aliased: false });
+            out.push(Collection {
+                api_name,
+                sql_name,
+                table: table_ref,
+                aliased: false,
+            });
         }
     }
     out.sort_by(|a, b| a.api_name.cmp(&b.api_name));
@@ -91,7 +113,10 @@ mod tests {
         for (schema, table) in tables {
             let entry = schemas
                 .entry((*schema).to_string())
-                .or_insert_with(|| SchemaDef { name: (*schema).to_string(), ..Default::default() });
+                .or_insert_with(|| SchemaDef {
+                    name: (*schema).to_string(),
+                    ..Default::default()
+                });
             entry.tables.insert(
                 (*table).to_string(),
                 TableDef {
@@ -120,12 +145,22 @@ mod tests {
     }
 
     fn names(collections: &[Collection]) -> Vec<(&str, &str)> {
-        collections.iter().map(|c| (c.api_name.as_str(), c.sql_name.as_str())).collect()
+        collections
+            .iter()
+            .map(|c| (c.api_name.as_str(), c.sql_name.as_str()))
+            .collect()
     }
 
     #[test]
     fn schema_is_added_only_when_a_table_name_repeats() {
-        let crm = source("crm", &[("public", "customers"), ("public", "users"), ("audit", "users")]);
+        let crm = source(
+            "crm",
+            &[
+                ("public", "customers"),
+                ("public", "users"),
+                ("audit", "users"),
+            ],
+        );
         let got = collections([&crm], &BTreeMap::new());
         assert_eq!(
             names(&got),
@@ -139,9 +174,19 @@ mod tests {
 
     #[test]
     fn sanitizing_collisions_get_a_suffix_and_aliases_win() {
-        let shop = source("shop-1", &[("main", "order items"), ("main", "order-items"), ("main", "x")]);
+        let shop = source(
+            "shop-1",
+            &[
+                ("main", "order items"),
+                ("main", "order-items"),
+                ("main", "x"),
+            ],
+        );
         let mut aliases = BTreeMap::new();
-        aliases.insert(TableRef::new("shop-1", "main", "x"), "shop_1_order_items".to_string());
+        aliases.insert(
+            TableRef::new("shop-1", "main", "x"),
+            "shop_1_order_items".to_string(),
+        );
         let got = collections([&shop], &aliases);
         assert_eq!(
             names(&got),

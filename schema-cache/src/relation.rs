@@ -41,9 +41,10 @@ pub fn foreign_key_relations(schema: &SourceSchema) -> Vec<Relation> {
         .tables()
         .flat_map(|(schema_name, table)| {
             table.foreign_keys.iter().map(move |fk| Relation {
-                name: fk.name.clone().unwrap_or_else(|| {
-                    format!("{}_{}_fkey", table.name, fk.columns.join("_"))
-                }),
+                name: fk
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}_{}_fkey", table.name, fk.columns.join("_"))),
                 from: TableRef::new(&schema.source, schema_name, &table.name),
                 from_columns: fk.columns.clone(),
                 to: TableRef::new(&schema.source, &fk.referenced_schema, &fk.referenced_table),

@@ -54,7 +54,10 @@ impl FileCatalogStore {
 
     /// A store at `data_dir/catalog.json`.
     pub fn in_dir(data_dir: &Path) -> Self {
-        Self { path: data_dir.join(Self::FILE_NAME), write_lock: Mutex::new(()) }
+        Self {
+            path: data_dir.join(Self::FILE_NAME),
+            write_lock: Mutex::new(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -67,18 +70,31 @@ impl CatalogStore for FileCatalogStore {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(CacheError::Read { path: self.path.clone(), source }),
+            Err(source) => {
+                return Err(CacheError::Read {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| CacheError::Corrupt { path: self.path.clone(), source })
+            .map_err(|source| CacheError::Corrupt {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn save(&self, catalog: &PersistedCatalog) -> Result<(), CacheError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let write_err = |source| CacheError::Write { path: self.path.clone(), source };
-        let bytes = serde_json::to_vec(catalog)
-            .map_err(|e| write_err(std::io::Error::other(e)))?;
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let write_err = |source| CacheError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec(catalog).map_err(|e| write_err(std::io::Error::other(e)))?;
         let tmp = self.path.with_extension("json.tmp");
         let mut file = fs::File::create(&tmp).map_err(write_err)?;
         file.write_all(&bytes).map_err(write_err)?;
@@ -97,11 +113,18 @@ pub struct MemoryCatalogStore {
 
 impl CatalogStore for MemoryCatalogStore {
     fn load(&self) -> Result<Option<PersistedCatalog>, CacheError> {
-        Ok(self.saved.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+        Ok(self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone())
     }
 
     fn save(&self, catalog: &PersistedCatalog) -> Result<(), CacheError> {
-        *self.saved.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(catalog.clone());
+        *self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(catalog.clone());
         Ok(())
     }
 }

@@ -39,7 +39,11 @@ impl BatchBuilder {
             .iter()
             .map(|f| ColumnBuilder::new(f.data_type(), capacity))
             .collect::<Result<_>>()?;
-        Ok(Self { schema, columns, rows: 0 })
+        Ok(Self {
+            schema,
+            columns,
+            rows: 0,
+        })
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -60,10 +64,16 @@ impl BatchBuilder {
         let mut count = 0;
         for (i, value) in values.into_iter().enumerate() {
             let builder = self.columns.get_mut(i).ok_or_else(|| {
-                ConnectorError::internal(format!("row has more values than the {} columns", self.schema.fields().len()))
+                ConnectorError::internal(format!(
+                    "row has more values than the {} columns",
+                    self.schema.fields().len()
+                ))
             })?;
             builder.append(value).map_err(|e| {
-                ConnectorError::new(e.kind(), format!("column `{}`: {}", self.schema.field(i).name(), e.message()))
+                ConnectorError::new(
+                    e.kind(),
+                    format!("column `{}`: {}", self.schema.field(i).name(), e.message()),
+                )
             })?;
             count += 1;
         }
@@ -79,7 +89,11 @@ impl BatchBuilder {
 
     /// Takes the rows so far as a batch and starts over.
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(ColumnBuilder::finish).collect::<Result<_>>()?;
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<_>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
@@ -122,7 +136,10 @@ struct ListColumn {
 }
 
 fn convert_err(value: &Value, target: &str) -> ConnectorError {
-    ConnectorError::internal(format!("cannot read a {} value as {target}", value.type_name()))
+    ConnectorError::internal(format!(
+        "cannot read a {} value as {target}",
+        value.type_name()
+    ))
 }
 
 impl ColumnBuilder {
@@ -158,7 +175,9 @@ impl ColumnBuilder {
             DataType::Binary | DataType::LargeBinary => Self::Binary(BinaryBuilder::new()),
             DataType::FixedSizeBinary(n) => Self::FixedBinary(FixedSizeBinaryBuilder::new(*n), *n),
             DataType::Date32 => Self::Date32(Date32Builder::with_capacity(capacity)),
-            DataType::Time64(TimeUnit::Microsecond) => Self::Time64(Time64MicrosecondBuilder::with_capacity(capacity)),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                Self::Time64(Time64MicrosecondBuilder::with_capacity(capacity))
+            }
             DataType::Timestamp(TimeUnit::Microsecond, tz) => Self::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone_opt(tz.clone()),
                 tz.is_some(),
@@ -203,14 +222,16 @@ impl ColumnBuilder {
             Self::Float64(b) => b.append_value(to_f64(&value)?),
             Self::Decimal128(b, p, s) => {
                 let text = decimal_text(&value)?;
-                let v = parse_decimal::<Decimal128Type>(&text, *p, *s)
-                    .map_err(|e| ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}")))?;
+                let v = parse_decimal::<Decimal128Type>(&text, *p, *s).map_err(|e| {
+                    ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}"))
+                })?;
                 b.append_value(v);
             }
             Self::Decimal256(b, p, s) => {
                 let text = decimal_text(&value)?;
-                let v = parse_decimal::<Decimal256Type>(&text, *p, *s)
-                    .map_err(|e| ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}")))?;
+                let v = parse_decimal::<Decimal256Type>(&text, *p, *s).map_err(|e| {
+                    ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}"))
+                })?;
                 b.append_value(v);
             }
             Self::Utf8(b) => b.append_value(to_text(value)),
@@ -226,15 +247,21 @@ impl ColumnBuilder {
                     other => return Err(convert_err(&other, "fixed-size binary")),
                 };
                 if i32::try_from(bytes.len()).ok() != Some(*n) {
-                    return Err(ConnectorError::internal(format!("expected {n} bytes, got {}", bytes.len())));
+                    return Err(ConnectorError::internal(format!(
+                        "expected {n} bytes, got {}",
+                        bytes.len()
+                    )));
                 }
-                b.append_value(bytes).map_err(|e| ConnectorError::internal(e.to_string()))?;
+                b.append_value(bytes)
+                    .map_err(|e| ConnectorError::internal(e.to_string()))?;
             }
             Self::Date32(b) => b.append_value(to_date32(&value)?),
             Self::Time64(b) => b.append_value(to_time_micros(&value)?),
             Self::Timestamp(b, with_tz) => b.append_value(to_timestamp_micros(&value, *with_tz)?),
             Self::Interval(b) => match value {
-                Value::Interval(i) => b.append_value(IntervalMonthDayNano::new(i.months, i.days, i.nanoseconds)),
+                Value::Interval(i) => {
+                    b.append_value(IntervalMonthDayNano::new(i.months, i.days, i.nanoseconds))
+                }
                 other => return Err(convert_err(&other, "interval")),
             },
             Self::List(list) => match value {
@@ -344,11 +371,13 @@ impl ColumnBuilder {
             Self::Interval(b) => Arc::new(b.finish()),
             Self::List(list) => {
                 let child = list.child.finish()?;
-                let offsets = OffsetBuffer::new(std::mem::replace(&mut list.offsets, vec![0]).into());
+                let offsets =
+                    OffsetBuffer::new(std::mem::replace(&mut list.offsets, vec![0]).into());
                 let nulls = list.nulls.finish();
                 Arc::new(
-                    ListArray::try_new(list.field.clone(), offsets, child, nulls)
-                        .map_err(|e| ConnectorError::internal(format!("cannot build a list: {e}")))?,
+                    ListArray::try_new(list.field.clone(), offsets, child, nulls).map_err(|e| {
+                        ConnectorError::internal(format!("cannot build a list: {e}"))
+                    })?,
                 )
             }
         })
@@ -403,7 +432,9 @@ fn decimal_text(value: &Value) -> Result<String> {
     match value {
         Value::Decimal(t) | Value::Text(t) => {
             if t.eq_ignore_ascii_case("nan") || t.to_ascii_lowercase().contains("inf") {
-                return Err(ConnectorError::internal(format!("{t} cannot be stored in a decimal column")));
+                return Err(ConnectorError::internal(format!(
+                    "{t} cannot be stored in a decimal column"
+                )));
             }
             Ok(t.trim().to_string())
         }
@@ -418,14 +449,16 @@ fn to_text(value: Value) -> String {
     match value {
         Value::Text(t) | Value::Decimal(t) | Value::Uuid(t) => t,
         Value::Json(j) => j.to_string(),
-        Value::Bytes(b) => String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Value::Bytes(b) => String::from_utf8(b)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         other => other.to_text().unwrap_or_default(),
     }
 }
 
 fn parse_uuid(text: &str) -> Result<Vec<u8>> {
     let hex_digits: String = text.chars().filter(|c| *c != '-').collect();
-    hex::decode(&hex_digits).map_err(|_| ConnectorError::invalid_input(format!("`{text}` is not a UUID")))
+    hex::decode(&hex_digits)
+        .map_err(|_| ConnectorError::invalid_input(format!("`{text}` is not a UUID")))
 }
 
 const UNIX_EPOCH_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
@@ -437,7 +470,8 @@ fn to_date32(value: &Value) -> Result<i32> {
     let date = match value {
         Value::Date(d) => *d,
         Value::Timestamp(t) => t.date(),
-        Value::Text(t) => NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d").map_err(|_| convert_err(value, "date"))?,
+        Value::Text(t) => NaiveDate::parse_from_str(t.trim(), "%Y-%m-%d")
+            .map_err(|_| convert_err(value, "date"))?,
         _ => return Err(convert_err(value, "date")),
     };
     i32::try_from(date.signed_duration_since(UNIX_EPOCH_DAY).num_days())
@@ -447,10 +481,12 @@ fn to_date32(value: &Value) -> Result<i32> {
 fn to_time_micros(value: &Value) -> Result<i64> {
     let time = match value {
         Value::Time(t) => *t,
-        Value::Text(t) => NaiveTime::parse_from_str(t.trim(), "%H:%M:%S%.f").map_err(|_| convert_err(value, "time"))?,
+        Value::Text(t) => NaiveTime::parse_from_str(t.trim(), "%H:%M:%S%.f")
+            .map_err(|_| convert_err(value, "time"))?,
         _ => return Err(convert_err(value, "time")),
     };
-    Ok(i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1_000))
+    Ok(i64::from(time.num_seconds_from_midnight()) * 1_000_000
+        + i64::from(time.nanosecond() / 1_000))
 }
 
 fn to_timestamp_micros(value: &Value, with_tz: bool) -> Result<i64> {
@@ -489,7 +525,11 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("price", DataType::Decimal128(12, 2), true),
-            Field::new("tags", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
             Field::new("day", DataType::Date32, true),
         ]));
         let mut builder = BatchBuilder::new(schema, 4).unwrap();
@@ -501,15 +541,23 @@ mod tests {
                 Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
             ])
             .unwrap();
-        builder.push_row([Value::Int(2), Value::Null, Value::Null, Value::Null]).unwrap();
+        builder
+            .push_row([Value::Int(2), Value::Null, Value::Null, Value::Null])
+            .unwrap();
         let batch = builder.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.column(0).as_primitive::<Int64Type>().value(1), 2);
-        assert_eq!(batch.column(1).as_primitive::<Decimal128Type>().value(0), 123_456_789_025);
+        assert_eq!(
+            batch.column(1).as_primitive::<Decimal128Type>().value(0),
+            123_456_789_025
+        );
         let tags = batch.column(2).as_list::<i32>();
         assert_eq!(tags.value(0).len(), 2);
         assert!(tags.is_null(1));
-        assert_eq!(batch.column(3).as_primitive::<Date32Type>().value(0), 19_782);
+        assert_eq!(
+            batch.column(3).as_primitive::<Date32Type>().value(0),
+            19_782
+        );
         assert!(builder.is_empty());
     }
 

@@ -33,7 +33,10 @@ impl SourceConfig {
     /// `mariadb://`, `sqlite://`): the kind comes from the scheme.
     pub fn from_url(name: &str, url: &str) -> Result<Self> {
         let kind = kind_of_url(url)?;
-        let connection = ConnectionOptions { url: Some(url.to_string()), ..Default::default() };
+        let connection = ConnectionOptions {
+            url: Some(url.to_string()),
+            ..Default::default()
+        };
         let mut config = Self {
             name: name.to_string(),
             kind,
@@ -56,7 +59,8 @@ impl SourceConfig {
             let compatible = url_kind == self.kind
                 || matches!(
                     (url_kind, self.kind),
-                    (SourceKind::Mysql, SourceKind::Mariadb) | (SourceKind::Mariadb, SourceKind::Mysql)
+                    (SourceKind::Mysql, SourceKind::Mariadb)
+                        | (SourceKind::Mariadb, SourceKind::Mysql)
                 );
             if !compatible {
                 return Err(ConnectorError::config(format!(
@@ -70,12 +74,17 @@ impl SourceConfig {
         match self.kind {
             SourceKind::Sqlite => {
                 if self.connection.path.is_none() {
-                    return Err(ConnectorError::config("a sqlite source needs `path` (or a sqlite:// URL)"));
+                    return Err(ConnectorError::config(
+                        "a sqlite source needs `path` (or a sqlite:// URL)",
+                    ));
                 }
             }
             _ => {
                 if self.connection.host.is_none() {
-                    return Err(ConnectorError::config(format!("a {} source needs `host` (or a URL)", self.kind)));
+                    return Err(ConnectorError::config(format!(
+                        "a {} source needs `host` (or a URL)",
+                        self.kind
+                    )));
                 }
             }
         }
@@ -97,7 +106,9 @@ impl SourceConfig {
 
 fn kind_of_url(url: &str) -> Result<SourceKind> {
     let scheme = url.split_once("://").map(|(s, _)| s).ok_or_else(|| {
-        ConnectorError::config("the URL has no scheme (expected postgres://, mysql://, mariadb:// or sqlite://)")
+        ConnectorError::config(
+            "the URL has no scheme (expected postgres://, mysql://, mariadb:// or sqlite://)",
+        )
     })?;
     SourceKind::parse(scheme).ok_or_else(|| {
         ConnectorError::config(format!(
@@ -111,7 +122,9 @@ pub fn validate_source_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if valid {
         Ok(())
     } else {
@@ -174,27 +187,38 @@ impl ConnectionOptions {
     /// Parses a connection URL. `sslmode` / `ssl-mode` query parameters set
     /// the TLS mode.
     fn parse_url(text: &str, tls: &mut TlsOptions) -> Result<Self> {
-        if let Some(rest) = text.strip_prefix("sqlite://").or_else(|| text.strip_prefix("sqlite3://")) {
+        if let Some(rest) = text
+            .strip_prefix("sqlite://")
+            .or_else(|| text.strip_prefix("sqlite3://"))
+        {
             let path = rest.split('?').next().unwrap_or_default();
             if path.is_empty() {
                 return Err(ConnectorError::config("the sqlite URL has no file path"));
             }
-            return Ok(Self { path: Some(PathBuf::from(path)), ..Default::default() });
+            return Ok(Self {
+                path: Some(PathBuf::from(path)),
+                ..Default::default()
+            });
         }
-        let url = Url::parse(text).map_err(|e| ConnectorError::config(format!("invalid URL: {e}")))?;
+        let url =
+            Url::parse(text).map_err(|e| ConnectorError::config(format!("invalid URL: {e}")))?;
         let decode = |s: &str| {
             url::form_urlencoded::parse(format!("x={s}").as_bytes())
                 .next()
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default()
         };
-        let host = url.host_str().filter(|h| !h.is_empty()).map(|h| h.trim_matches(['[', ']']).to_string());
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.trim_matches(['[', ']']).to_string());
         if host.is_none() {
             return Err(ConnectorError::config("the URL has no host"));
         }
         let user = Some(decode(url.username())).filter(|u| !u.is_empty());
         let password = url.password().map(|p| Secret::Plain(decode(p)));
-        let database = Some(url.path().trim_start_matches('/').to_string()).filter(|d| !d.is_empty());
+        let database =
+            Some(url.path().trim_start_matches('/').to_string()).filter(|d| !d.is_empty());
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
                 "sslmode" | "ssl-mode" | "ssl_mode" | "tls" => tls.mode = TlsMode::parse(&value)?,
@@ -206,7 +230,15 @@ impl ConnectionOptions {
                 }
             }
         }
-        Ok(Self { url: None, host, port: url.port(), database, user, password, path: None })
+        Ok(Self {
+            url: None,
+            host,
+            port: url.port(),
+            database,
+            user,
+            password,
+            path: None,
+        })
     }
 }
 
@@ -230,7 +262,9 @@ impl Secret {
             Self::Plain(p) => Ok(p.clone()),
             #[allow(clippy::disallowed_methods)] // secrets are read where they are used
             Self::Env { env } => std::env::var(env).map_err(|_| {
-                ConnectorError::config(format!("the password environment variable `{env}` is not set"))
+                ConnectorError::config(format!(
+                    "the password environment variable `{env}` is not set"
+                ))
             }),
         }
     }
@@ -261,17 +295,26 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_size: 10, acquire_timeout_ms: 5_000, connect_timeout_ms: 5_000, statement_timeout_ms: 30_000 }
+        Self {
+            max_size: 10,
+            acquire_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+        }
     }
 }
 
 impl PoolOptions {
     fn validate(&self) -> Result<()> {
         if self.max_size == 0 || self.max_size > 1_000 {
-            return Err(ConnectorError::config("pool.max_size must be between 1 and 1000"));
+            return Err(ConnectorError::config(
+                "pool.max_size must be between 1 and 1000",
+            ));
         }
         if self.acquire_timeout_ms == 0 || self.connect_timeout_ms == 0 {
-            return Err(ConnectorError::config("pool timeouts must be greater than 0"));
+            return Err(ConnectorError::config(
+                "pool timeouts must be greater than 0",
+            ));
         }
         Ok(())
     }
@@ -339,7 +382,8 @@ pub struct SchemaFilter {
 impl SchemaFilter {
     /// True when `schema` is selected.
     pub fn matches(&self, schema: &str) -> bool {
-        let included = self.include.is_empty() || self.include.iter().any(|p| glob_match(p, schema));
+        let included =
+            self.include.is_empty() || self.include.iter().any(|p| glob_match(p, schema));
         included && !self.exclude.iter().any(|p| glob_match(p, schema))
     }
 }
@@ -388,7 +432,10 @@ mod tests {
 
     #[test]
     fn filter_include_then_exclude() {
-        let filter = SchemaFilter { include: vec!["app*".into()], exclude: vec!["app_tmp".into()] };
+        let filter = SchemaFilter {
+            include: vec!["app*".into()],
+            exclude: vec!["app_tmp".into()],
+        };
         assert!(filter.matches("app"));
         assert!(filter.matches("app_main"));
         assert!(!filter.matches("app_tmp"));
@@ -398,8 +445,11 @@ mod tests {
 
     #[test]
     fn url_is_folded_into_fields_and_password_decoded() {
-        let config =
-            SourceConfig::from_url("crm", "postgres://app:p%40ss@db.local:6432/crm?sslmode=require").unwrap();
+        let config = SourceConfig::from_url(
+            "crm",
+            "postgres://app:p%40ss@db.local:6432/crm?sslmode=require",
+        )
+        .unwrap();
         assert_eq!(config.kind, SourceKind::Postgres);
         let c = &config.connection;
         assert_eq!(c.url, None);
@@ -438,7 +488,10 @@ mod tests {
     #[test]
     fn sqlite_and_mariadb_urls() {
         let config = SourceConfig::from_url("demo", "sqlite:///tmp/demo.db").unwrap();
-        assert_eq!(config.connection.path.as_deref(), Some(std::path::Path::new("/tmp/demo.db")));
+        assert_eq!(
+            config.connection.path.as_deref(),
+            Some(std::path::Path::new("/tmp/demo.db"))
+        );
         let config = SourceConfig::from_url("m", "mariadb://root@127.0.0.1:3306/test").unwrap();
         assert_eq!(config.kind, SourceKind::Mariadb);
         assert_eq!(config.connection.password, None);

@@ -70,7 +70,10 @@ pub struct PingInfo {
 
 impl PingInfo {
     pub fn new(server_version: String, latency: Duration) -> Self {
-        Self { server_version, latency_ms: latency.as_secs_f64() * 1_000.0 }
+        Self {
+            server_version,
+            latency_ms: latency.as_secs_f64() * 1_000.0,
+        }
     }
 }
 
@@ -94,8 +97,14 @@ pub struct RowStream {
 }
 
 impl RowStream {
-    pub fn new(schema: SchemaRef, batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static) -> Self {
-        Self { schema, batches: Box::pin(batches) }
+    pub fn new(
+        schema: SchemaRef,
+        batches: impl Stream<Item = Result<RecordBatch>> + Send + 'static,
+    ) -> Self {
+        Self {
+            schema,
+            batches: Box::pin(batches),
+        }
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -118,7 +127,8 @@ impl RowStream {
 fn arrow_select_concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let columns = (0..schema.fields().len())
         .map(|i| {
-            let arrays: Vec<&dyn arrow_array::Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            let arrays: Vec<&dyn arrow_array::Array> =
+                batches.iter().map(|b| b.column(i).as_ref()).collect();
             if arrays.is_empty() {
                 Ok(arrow_array::new_empty_array(schema.field(i).data_type()))
             } else {
@@ -149,6 +159,8 @@ impl Stream for RowStream {
 
 impl Debug for RowStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowStream").field("schema", &self.schema).finish_non_exhaustive()
+        f.debug_struct("RowStream")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }

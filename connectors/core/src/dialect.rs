@@ -50,7 +50,11 @@ impl Dialect for PostgresDialect {
         format!("${index}")
     }
     fn returning(&self) -> ReturningSupport {
-        ReturningSupport { insert: true, update: true, delete: true }
+        ReturningSupport {
+            insert: true,
+            update: true,
+            delete: true,
+        }
     }
 }
 
@@ -69,7 +73,11 @@ impl Dialect for MySqlDialect {
         "?".to_string()
     }
     fn returning(&self) -> ReturningSupport {
-        ReturningSupport { insert: self.mariadb, update: false, delete: self.mariadb }
+        ReturningSupport {
+            insert: self.mariadb,
+            update: false,
+            delete: self.mariadb,
+        }
     }
     fn default_values(&self) -> &'static str {
         "() VALUES ()"
@@ -88,7 +96,11 @@ impl Dialect for SqliteDialect {
         format!("?{index}")
     }
     fn returning(&self) -> ReturningSupport {
-        ReturningSupport { insert: true, update: true, delete: true }
+        ReturningSupport {
+            insert: true,
+            update: true,
+            delete: true,
+        }
     }
 }
 
@@ -98,9 +110,15 @@ mod tests {
 
     #[test]
     fn quoting_doubles_the_quote_character() {
-        assert_eq!(PostgresDialect.quote_identifier(r#"we"ird"#), r#""we""ird""#);
+        assert_eq!(
+            PostgresDialect.quote_identifier(r#"we"ird"#),
+            r#""we""ird""#
+        );
         assert_eq!(MySqlDialect::default().quote_identifier("a`b"), "`a``b`");
-        assert_eq!(SqliteDialect.quote_identifier("Order Items"), r#""Order Items""#);
+        assert_eq!(
+            SqliteDialect.quote_identifier("Order Items"),
+            r#""Order Items""#
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub fn fingerprints_from_rows(
     for (schema, table, descriptor) in rows {
         parts.entry((schema, table)).or_default().push(descriptor);
     }
-    parts.into_iter().map(|(key, lines)| (key, fingerprint::hash_iter(lines))).collect()
+    parts
+        .into_iter()
+        .map(|(key, lines)| (key, fingerprint::hash_iter(lines)))
+        .collect()
 }
 
 /// Which tables differ between the catalog and the source.
@@ -38,7 +41,12 @@ impl Drift {
         let mut drift = Self::default();
         let known: BTreeMap<TableKey, &str> = catalog
             .tables()
-            .map(|(schema, t)| ((schema.to_string(), t.name.clone()), t.drift_fingerprint.as_str()))
+            .map(|(schema, t)| {
+                (
+                    (schema.to_string(), t.name.clone()),
+                    t.drift_fingerprint.as_str(),
+                )
+            })
             .collect();
         for (key, hash) in current {
             match known.get(key) {

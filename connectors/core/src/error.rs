@@ -52,7 +52,12 @@ impl fmt::Display for ConnectorError {
 impl ConnectorError {
     /// A new error of `kind` with a human-readable message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, source_name: None, message: message.into(), cause: None }
+        Self {
+            kind,
+            source_name: None,
+            message: message.into(),
+            cause: None,
+        }
     }
 
     /// Keeps the driver's error as the cause.

@@ -17,11 +17,15 @@ pub mod value;
 pub mod write;
 
 pub use batch::{BATCH_ROWS, BatchBuilder};
-pub use config::{ConnectionOptions, PoolOptions, SchemaFilter, Secret, SourceConfig, TlsMode, TlsOptions};
+pub use config::{
+    ConnectionOptions, PoolOptions, SchemaFilter, Secret, SourceConfig, TlsMode, TlsOptions,
+};
 pub use connector::{Connector, PingInfo, PoolStatus, RowStream, TableKey};
 pub use dialect::{Dialect, MySqlDialect, PostgresDialect, ReturningSupport, SqliteDialect};
 pub use drift::Drift;
 pub use error::{ConnectorError, ErrorKind, Result};
 pub use render::{SqlBuilder, Statement};
 pub use value::{Interval, Value};
-pub use write::{CompareOp, Delete, Insert, Predicate, Update, WriteOp, WriteOutcome, WriteTarget, WriteTx};
+pub use write::{
+    CompareOp, Delete, Insert, Predicate, Update, WriteOp, WriteOutcome, WriteTarget, WriteTx,
+};

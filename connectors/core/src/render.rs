@@ -20,11 +20,17 @@ pub struct Statement {
 impl Statement {
     /// A statement without parameters.
     pub fn new(sql: impl Into<String>) -> Self {
-        Self { sql: sql.into(), params: Vec::new() }
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
     }
 
     pub fn with_params(sql: impl Into<String>, params: Vec<Value>) -> Self {
-        Self { sql: sql.into(), params }
+        Self {
+            sql: sql.into(),
+            params,
+        }
     }
 }
 
@@ -37,7 +43,11 @@ pub struct SqlBuilder<'d> {
 
 impl<'d> SqlBuilder<'d> {
     pub fn new(dialect: &'d dyn Dialect) -> Self {
-        Self { dialect, sql: String::new(), params: Vec::new() }
+        Self {
+            dialect,
+            sql: String::new(),
+            params: Vec::new(),
+        }
     }
 
     /// Appends SQL syntax (never user input).
@@ -55,7 +65,9 @@ impl<'d> SqlBuilder<'d> {
 
     /// Appends `schema.table`, quoted.
     pub fn push_table(&mut self, target: &WriteTarget) -> &mut Self {
-        self.push_identifier(&target.schema).push(".").push_identifier(&target.table.name)
+        self.push_identifier(&target.schema)
+            .push(".")
+            .push_identifier(&target.table.name)
     }
 
     /// Appends a placeholder and binds `value` to it.
@@ -78,12 +90,18 @@ impl<'d> SqlBuilder<'d> {
     }
 
     pub fn finish(self) -> Statement {
-        Statement { sql: self.sql, params: self.params }
+        Statement {
+            sql: self.sql,
+            params: self.params,
+        }
     }
 }
 
 /// Fails unless every name is a column of the target table.
-pub fn check_columns<'a>(target: &WriteTarget, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+pub fn check_columns<'a>(
+    target: &WriteTarget,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
     for name in names {
         if target.table.column(name).is_none() {
             return Err(ConnectorError::invalid_input(format!(
@@ -106,7 +124,9 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
     check_columns(&op.target, op.columns.iter().map(String::as_str))?;
     check_columns(&op.target, op.returning.iter().map(String::as_str))?;
     if op.rows.is_empty() {
-        return Err(ConnectorError::invalid_input("an insert needs at least one row"));
+        return Err(ConnectorError::invalid_input(
+            "an insert needs at least one row",
+        ));
     }
     let mut b = SqlBuilder::new(dialect);
     b.push("INSERT INTO ").push_table(&op.target);
@@ -118,7 +138,9 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
         }
         b.push(" ").push(dialect.default_values());
     } else {
-        b.push(" (").push_identifier_list(&op.columns).push(") VALUES ");
+        b.push(" (")
+            .push_identifier_list(&op.columns)
+            .push(") VALUES ");
         for (i, row) in op.rows.iter().enumerate() {
             if row.len() != op.columns.len() {
                 return Err(ConnectorError::invalid_input(format!(
@@ -144,7 +166,9 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
 /// `UPDATE … SET … WHERE … [RETURNING …]`.
 pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
     if op.set.is_empty() {
-        return Err(ConnectorError::invalid_input("an update needs at least one column to set"));
+        return Err(ConnectorError::invalid_input(
+            "an update needs at least one column to set",
+        ));
     }
     check_columns(&op.target, op.set.iter().map(|(c, _)| c.as_str()))?;
     check_columns(&op.target, op.filter.columns())?;
@@ -155,7 +179,9 @@ pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
         if i > 0 {
             b.push(", ");
         }
-        b.push_identifier(column).push(" = ").push_param(value.clone());
+        b.push_identifier(column)
+            .push(" = ")
+            .push_param(value.clone());
     }
     b.push(" WHERE ");
     push_predicate(&mut b, &op.filter);
@@ -168,7 +194,9 @@ pub fn render_delete(dialect: &dyn Dialect, op: &Delete) -> Result<Statement> {
     check_columns(&op.target, op.filter.columns())?;
     check_columns(&op.target, op.returning.iter().map(String::as_str))?;
     let mut b = SqlBuilder::new(dialect);
-    b.push("DELETE FROM ").push_table(&op.target).push(" WHERE ");
+    b.push("DELETE FROM ")
+        .push_table(&op.target)
+        .push(" WHERE ");
     push_predicate(&mut b, &op.filter);
     push_returning(&mut b, &op.returning, dialect.returning().delete);
     Ok(b.finish())
@@ -186,7 +214,11 @@ pub fn render_select(
     check_columns(target, columns.iter().map(String::as_str))?;
     check_columns(target, filter.columns())?;
     let mut b = SqlBuilder::new(dialect);
-    b.push("SELECT ").push_identifier_list(columns).push(" FROM ").push_table(target).push(" WHERE ");
+    b.push("SELECT ")
+        .push_identifier_list(columns)
+        .push(" FROM ")
+        .push_table(target)
+        .push(" WHERE ");
     push_predicate(&mut b, filter);
     if for_update {
         b.push(" FOR UPDATE");
@@ -219,10 +251,18 @@ pub fn push_predicate(b: &mut SqlBuilder<'_>, predicate: &Predicate) {
             b.push("1 = 1");
         }
         Predicate::And(items) | Predicate::Or(items) if items.is_empty() => {
-            b.push(if matches!(predicate, Predicate::And(_)) { "1 = 1" } else { "1 = 0" });
+            b.push(if matches!(predicate, Predicate::And(_)) {
+                "1 = 1"
+            } else {
+                "1 = 0"
+            });
         }
         Predicate::And(items) | Predicate::Or(items) => {
-            let joiner = if matches!(predicate, Predicate::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(predicate, Predicate::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             b.push("(");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -240,23 +280,36 @@ pub fn push_predicate(b: &mut SqlBuilder<'_>, predicate: &Predicate) {
         Predicate::Compare { column, op, value } => {
             if value.is_null() {
                 // `x = NULL` is never true; say what was meant.
-                b.push_identifier(column).push(if *op == crate::write::CompareOp::NotEq {
-                    " IS NOT NULL"
-                } else {
-                    " IS NULL"
-                });
+                b.push_identifier(column)
+                    .push(if *op == crate::write::CompareOp::NotEq {
+                        " IS NOT NULL"
+                    } else {
+                        " IS NULL"
+                    });
             } else {
-                b.push_identifier(column).push(" ").push(op.sql()).push(" ").push_param(value.clone());
+                b.push_identifier(column)
+                    .push(" ")
+                    .push(op.sql())
+                    .push(" ")
+                    .push_param(value.clone());
             }
         }
         Predicate::IsNull { column, negated } => {
-            b.push_identifier(column).push(if *negated { " IS NOT NULL" } else { " IS NULL" });
+            b.push_identifier(column)
+                .push(if *negated { " IS NOT NULL" } else { " IS NULL" });
         }
-        Predicate::InList { values, negated, .. } if values.is_empty() => {
+        Predicate::InList {
+            values, negated, ..
+        } if values.is_empty() => {
             b.push(if *negated { "1 = 1" } else { "1 = 0" });
         }
-        Predicate::InList { column, values, negated } => {
-            b.push_identifier(column).push(if *negated { " NOT IN (" } else { " IN (" });
+        Predicate::InList {
+            column,
+            values,
+            negated,
+        } => {
+            b.push_identifier(column)
+                .push(if *negated { " NOT IN (" } else { " IN (" });
             for (i, value) in values.iter().enumerate() {
                 if i > 0 {
                     b.push(", ");

@@ -21,12 +21,18 @@ use crate::write::{CompareOp, Delete, Insert, Predicate, Update, WriteOp, WriteT
 
 /// The PostgreSQL test server (`TRIBUTARY_TEST_PG_URL`; `.ci/run` creates the default).
 pub fn postgres_url() -> String {
-    env_or("TRIBUTARY_TEST_PG_URL", "postgres://tributary:tributary@127.0.0.1:5432/tributary_test")
+    env_or(
+        "TRIBUTARY_TEST_PG_URL",
+        "postgres://tributary:tributary@127.0.0.1:5432/tributary_test",
+    )
 }
 
 /// The MariaDB (or MySQL) test server (`TRIBUTARY_TEST_MYSQL_URL`).
 pub fn mysql_url() -> String {
-    env_or("TRIBUTARY_TEST_MYSQL_URL", "mysql://tributary:tributary@127.0.0.1:3306/tributary_test")
+    env_or(
+        "TRIBUTARY_TEST_MYSQL_URL",
+        "mysql://tributary:tributary@127.0.0.1:3306/tributary_test",
+    )
 }
 
 #[allow(clippy::disallowed_methods)] // test configuration comes from the environment
@@ -53,7 +59,9 @@ pub fn batch_to_strings(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
     let formatters: Vec<_> = batch
         .columns()
         .iter()
-        .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap())
+        .map(|c| {
+            arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap()
+        })
         .collect();
     (0..batch.num_rows())
         .map(|row| {
@@ -80,9 +88,18 @@ pub fn batch_to_strings(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
 pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     let model = connector.introspect().await.expect("introspection");
     let table: TableDef = model.table(schema, "items").cloned().unwrap_or_else(|| {
-        panic!("table {schema}.items not introspected; have: {:?}", model.tables().map(|(s, t)| format!("{s}.{}", t.name)).collect::<Vec<_>>())
+        panic!(
+            "table {schema}.items not introspected; have: {:?}",
+            model
+                .tables()
+                .map(|(s, t)| format!("{s}.{}", t.name))
+                .collect::<Vec<_>>()
+        )
     });
-    let target = WriteTarget { schema: schema.to_string(), table };
+    let target = WriteTarget {
+        schema: schema.to_string(),
+        table,
+    };
     let cols = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
     let evil = "x'); DROP TABLE items; --\\";
 
@@ -93,8 +110,16 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
             target: target.clone(),
             columns: cols(&["name", "qty", "price"]),
             rows: vec![
-                vec![Value::Text("apple".into()), Value::Int(3), Value::Decimal("1.25".into())],
-                vec![Value::Text(evil.into()), Value::Null, Value::Decimal("99999999.99".into())],
+                vec![
+                    Value::Text("apple".into()),
+                    Value::Int(3),
+                    Value::Decimal("1.25".into()),
+                ],
+                vec![
+                    Value::Text(evil.into()),
+                    Value::Null,
+                    Value::Decimal("99999999.99".into()),
+                ],
                 vec![Value::Text("Zoë 🚀".into()), Value::Int(-7), Value::Null],
             ],
             returning: cols(&["id", "name", "price"]),
@@ -104,11 +129,22 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     assert_eq!(outcome.affected_rows, 3);
     let returned = batch_to_strings(outcome.returning.as_ref().expect("returning rows"));
     assert_eq!(returned.len(), 3, "{returned:?}");
-    assert!(returned.iter().all(|r| r[0].is_some()), "generated ids: {returned:?}");
+    assert!(
+        returned.iter().all(|r| r[0].is_some()),
+        "generated ids: {returned:?}"
+    );
     let mut names: Vec<_> = returned.iter().map(|r| r[1].clone().unwrap()).collect();
     names.sort();
-    assert_eq!(names, vec!["Zoë 🚀".to_string(), "apple".to_string(), evil.to_string()]);
-    assert!(returned.iter().any(|r| r[2].as_deref() == Some("99999999.99")), "{returned:?}");
+    assert_eq!(
+        names,
+        vec!["Zoë 🚀".to_string(), "apple".to_string(), evil.to_string()]
+    );
+    assert!(
+        returned
+            .iter()
+            .any(|r| r[2].as_deref() == Some("99999999.99")),
+        "{returned:?}"
+    );
     tx.commit().await.expect("commit");
     assert_eq!(
         names_in(connector, &target).await,
@@ -128,7 +164,10 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
         .expect("update");
     assert_eq!(outcome.affected_rows, 1);
     let returned = batch_to_strings(outcome.returning.as_ref().expect("returning rows"));
-    assert_eq!(returned, vec![vec![Some(evil.to_string()), Some("42".to_string())]]);
+    assert_eq!(
+        returned,
+        vec![vec![Some(evil.to_string()), Some("42".to_string())]]
+    );
 
     // Update of several rows; a predicate matching none updates none.
     let outcome = tx
@@ -136,7 +175,11 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
             target: target.clone(),
             set: vec![("price".into(), Value::Decimal("0.50".into()))],
             filter: Predicate::Or(vec![
-                Predicate::Compare { column: "qty".into(), op: CompareOp::Lt, value: Value::Int(0) },
+                Predicate::Compare {
+                    column: "qty".into(),
+                    op: CompareOp::Lt,
+                    value: Value::Int(0),
+                },
                 Predicate::eq("name", Value::Text("apple".into())),
             ]),
             returning: vec![],
@@ -168,26 +211,48 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
         .expect("delete");
     assert_eq!(outcome.affected_rows, 1);
     let returned = batch_to_strings(outcome.returning.as_ref().expect("returning rows"));
-    assert_eq!(returned, vec![vec![Some("Zoë 🚀".into()), Some("-7".into()), Some("0.50".into())]]);
+    assert_eq!(
+        returned,
+        vec![vec![
+            Some("Zoë 🚀".into()),
+            Some("-7".into()),
+            Some("0.50".into())
+        ]]
+    );
     tx.commit().await.expect("commit");
-    assert_eq!(names_in(connector, &target).await, vec!["apple".to_string(), evil.to_string()]);
+    assert_eq!(
+        names_in(connector, &target).await,
+        vec!["apple".to_string(), evil.to_string()]
+    );
 
     // A failing statement inside a transaction leaves nothing behind.
     let mut tx = connector.begin().await.expect("begin");
-    tx.execute(&insert_name(&target, "cherry")).await.expect("insert cherry");
-    let err = tx.execute(&insert_name(&target, "apple")).await.expect_err("duplicate must fail");
+    tx.execute(&insert_name(&target, "cherry"))
+        .await
+        .expect("insert cherry");
+    let err = tx
+        .execute(&insert_name(&target, "apple"))
+        .await
+        .expect_err("duplicate must fail");
     assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
     assert_eq!(err.source_name(), Some(connector.name()), "{err}");
     tx.rollback().await.expect("rollback");
-    assert_eq!(names_in(connector, &target).await, vec!["apple".to_string(), evil.to_string()]);
+    assert_eq!(
+        names_in(connector, &target).await,
+        vec!["apple".to_string(), evil.to_string()]
+    );
 
     // A transaction dropped without commit rolls back, and releases its locks:
     // inserting the same unique name again succeeds.
     let mut tx = connector.begin().await.expect("begin");
-    tx.execute(&insert_name(&target, "durian")).await.expect("insert durian");
+    tx.execute(&insert_name(&target, "durian"))
+        .await
+        .expect("insert durian");
     drop(tx);
     let mut tx = connector.begin().await.expect("begin");
-    tx.execute(&insert_name(&target, "durian")).await.expect("insert durian again");
+    tx.execute(&insert_name(&target, "durian"))
+        .await
+        .expect("insert durian again");
     tx.commit().await.expect("commit");
     assert_eq!(
         names_in(connector, &target).await,
@@ -209,12 +274,26 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
 
     // Reads bind parameters too.
     let mut b = SqlBuilder::new(connector.dialect());
-    b.push("SELECT ").push_identifier("name").push(" FROM ").push_table(&target).push(" WHERE ");
+    b.push("SELECT ")
+        .push_identifier("name")
+        .push(" FROM ")
+        .push_table(&target)
+        .push(" WHERE ");
     render::push_predicate(
         &mut b,
-        &Predicate::Compare { column: "name".into(), op: CompareOp::Eq, value: Value::Text(evil.into()) },
+        &Predicate::Compare {
+            column: "name".into(),
+            op: CompareOp::Eq,
+            value: Value::Text(evil.into()),
+        },
     );
-    let batch = connector.query(&b.finish(), None).await.expect("query").collect_one().await.expect("rows");
+    let batch = connector
+        .query(&b.finish(), None)
+        .await
+        .expect("query")
+        .collect_one()
+        .await
+        .expect("rows");
     assert_eq!(batch_to_strings(&batch), vec![vec![Some(evil.to_string())]]);
 }
 
@@ -229,13 +308,30 @@ fn insert_name(target: &WriteTarget, name: &str) -> WriteOp {
 
 /// The `name` column of every row, sorted.
 async fn names_in(connector: &dyn Connector, target: &WriteTarget) -> Vec<String> {
-    let statement: Statement =
-        render::render_select(connector.dialect(), target, &["name".to_string()], &Predicate::Always, false)
-            .expect("render");
-    let batch = connector.query(&statement, None).await.expect("query").collect_one().await.expect("rows");
-    let mut names: Vec<String> =
-        batch.column(0).as_string_opt::<i32>().map(|a| a.iter().flatten().map(ToString::to_string).collect()).unwrap_or_else(|| {
-            batch_to_strings(&batch).into_iter().filter_map(|r| r[0].clone()).collect()
+    let statement: Statement = render::render_select(
+        connector.dialect(),
+        target,
+        &["name".to_string()],
+        &Predicate::Always,
+        false,
+    )
+    .expect("render");
+    let batch = connector
+        .query(&statement, None)
+        .await
+        .expect("query")
+        .collect_one()
+        .await
+        .expect("rows");
+    let mut names: Vec<String> = batch
+        .column(0)
+        .as_string_opt::<i32>()
+        .map(|a| a.iter().flatten().map(ToString::to_string).collect())
+        .unwrap_or_else(|| {
+            batch_to_strings(&batch)
+                .into_iter()
+                .filter_map(|r| r[0].clone())
+                .collect()
         });
     names.sort();
     names

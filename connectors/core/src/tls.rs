@@ -27,7 +27,9 @@ pub fn client_config(options: &TlsOptions) -> Result<Option<Arc<ClientConfig>>> 
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new()))
             .with_no_client_auth(),
-        TlsMode::VerifyFull => builder.with_root_certificates(root_store(options)?).with_no_client_auth(),
+        TlsMode::VerifyFull => builder
+            .with_root_certificates(root_store(options)?)
+            .with_no_client_auth(),
     };
     Ok(Some(Arc::new(config)))
 }
@@ -42,7 +44,10 @@ pub fn root_store(options: &TlsOptions) -> Result<RootCertStore> {
             })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| {
-                    ConnectorError::config(format!("tls.ca_file {} is not PEM: {e}", path.display()))
+                    ConnectorError::config(format!(
+                        "tls.ca_file {} is not PEM: {e}",
+                        path.display()
+                    ))
                 })?;
                 roots.add(cert).map_err(|e| {
                     ConnectorError::config(format!("tls.ca_file {}: {e}", path.display()))
@@ -64,7 +69,11 @@ struct AcceptAnyCertificate {
 impl AcceptAnyCertificate {
     fn new() -> Self {
         let provider = rustls::crypto::aws_lc_rs::default_provider();
-        Self { schemes: provider.signature_verification_algorithms.supported_schemes() }
+        Self {
+            schemes: provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
     }
 }
 
@@ -109,12 +118,25 @@ mod tests {
 
     #[test]
     fn modes_build_configs() {
-        let off = TlsOptions { mode: TlsMode::Off, ca_file: None };
+        let off = TlsOptions {
+            mode: TlsMode::Off,
+            ca_file: None,
+        };
         assert!(client_config(&off).unwrap().is_none());
         for mode in [TlsMode::Prefer, TlsMode::Require, TlsMode::VerifyFull] {
-            assert!(client_config(&TlsOptions { mode, ca_file: None }).unwrap().is_some());
+            assert!(
+                client_config(&TlsOptions {
+                    mode,
+                    ca_file: None
+                })
+                .unwrap()
+                .is_some()
+            );
         }
-        let missing = TlsOptions { mode: TlsMode::VerifyFull, ca_file: Some("/nonexistent/ca.pem".into()) };
+        let missing = TlsOptions {
+            mode: TlsMode::VerifyFull,
+            ca_file: Some("/nonexistent/ca.pem".into()),
+        };
         let err = client_config(&missing).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"));
     }

@@ -55,8 +55,10 @@ impl Value {
             Self::Interval(i) => i.to_string(),
             Self::Json(j) => j.to_string(),
             Self::List(items) => {
-                let inner: Vec<String> =
-                    items.iter().map(|v| v.to_text().unwrap_or_else(|| "NULL".into())).collect();
+                let inner: Vec<String> = items
+                    .iter()
+                    .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
+                    .collect();
                 format!("{{{}}}", inner.join(","))
             }
         })
@@ -99,9 +101,17 @@ impl std::fmt::Display for Interval {
         let micros = self.nanoseconds / 1_000;
         let sign = if micros < 0 { "-" } else { "" };
         let micros = micros.unsigned_abs();
-        let (h, m, s, us) =
-            (micros / 3_600_000_000, micros / 60_000_000 % 60, micros / 1_000_000 % 60, micros % 1_000_000);
-        write!(f, "{} mons {} days {sign}{h:02}:{m:02}:{s:02}", self.months, self.days)?;
+        let (h, m, s, us) = (
+            micros / 3_600_000_000,
+            micros / 60_000_000 % 60,
+            micros / 1_000_000 % 60,
+            micros % 1_000_000,
+        );
+        write!(
+            f,
+            "{} mons {} days {sign}{h:02}:{m:02}:{s:02}",
+            self.months, self.days
+        )?;
         if us != 0 {
             write!(f, ".{us:06}")?;
         }

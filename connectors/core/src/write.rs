@@ -82,15 +82,30 @@ pub enum Predicate {
     And(Vec<Predicate>),
     Or(Vec<Predicate>),
     Not(Box<Predicate>),
-    Compare { column: String, op: CompareOp, value: Value },
-    IsNull { column: String, negated: bool },
-    InList { column: String, values: Vec<Value>, negated: bool },
+    Compare {
+        column: String,
+        op: CompareOp,
+        value: Value,
+    },
+    IsNull {
+        column: String,
+        negated: bool,
+    },
+    InList {
+        column: String,
+        values: Vec<Value>,
+        negated: bool,
+    },
 }
 
 impl Predicate {
     /// `column = value`.
     pub fn eq(column: impl Into<String>, value: Value) -> Self {
-        Self::Compare { column: column.into(), op: CompareOp::Eq, value }
+        Self::Compare {
+            column: column.into(),
+            op: CompareOp::Eq,
+            value,
+        }
     }
 
     /// Every column the predicate mentions.
@@ -105,7 +120,9 @@ impl Predicate {
             Self::Always => {}
             Self::And(items) | Self::Or(items) => items.iter().for_each(|p| p.collect_columns(out)),
             Self::Not(inner) => inner.collect_columns(out),
-            Self::Compare { column, .. } | Self::IsNull { column, .. } | Self::InList { column, .. } => {
+            Self::Compare { column, .. }
+            | Self::IsNull { column, .. }
+            | Self::InList { column, .. } => {
                 out.push(column);
             }
         }
