@@ -1,1 +1,207 @@
-//! placeholder
+//! The PostgreSQL connector: a deadpool pool of tokio-postgres connections
+//! (rustls TLS), introspection from `pg_catalog`, streaming reads decoded
+//! from the binary wire format, and transactional writes with `RETURNING`.
+//!
+//! * Sessions are opened with `-c TimeZone=UTC -c DateStyle=ISO` and, when
+//!   the pool sets one, `-c statement_timeout=N` (a statement over the limit
+//!   fails with a `Timeout` error).
+//! * The type mapping, the binary decoding and the text fallback for types
+//!   without a decoder are described in [`types`].
+//! * Failures carry the source name and a kind chosen by SQLSTATE: `23xxx`
+//!   constraint, `40001`/`40P01` conflict, `28xxx` authentication,
+//!   `42P01`/`42703` not found, `22xxx`/`42601` (and other `42xxx`) invalid
+//!   input, `57014` timeout, `08xxx`/`57P01`–`57P03` unavailable.
+
+mod decode;
+mod encode;
+mod error;
+mod introspect;
+mod pool;
+mod query;
+pub mod types;
+mod write;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow_schema::SchemaRef;
+use async_trait::async_trait;
+use deadpool_postgres::{Object, Pool};
+use tributary_connector::{
+    Connector, ConnectorError, Dialect, ErrorKind, PingInfo, PoolStatus, PostgresDialect, Result,
+    RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WriteTx,
+};
+use tributary_schema_cache::{SourceKind, SourceSchema};
+
+pub use encode::PgParam;
+
+use crate::error::{from_pg, from_pool};
+use crate::query::{check_params, output_schema, prepare, stream_batches};
+
+/// A registered PostgreSQL database.
+pub struct PostgresConnector {
+    name: String,
+    pool: Pool,
+    schemas: SchemaFilter,
+    dialect: PostgresDialect,
+}
+
+impl std::fmt::Debug for PostgresConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConnector")
+            .field("name", &self.name)
+            .field("schemas", &self.schemas)
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresConnector {
+    /// Builds the connector and its (lazy) pool from a normalized source
+    /// config. Nothing connects until the first use; call
+    /// [`Connector::ping`] to check the database answers.
+    pub fn new(config: &SourceConfig) -> Result<Self, ConnectorError> {
+        let pool = pool::build_pool(config).map_err(|e| e.for_source(&config.name))?;
+        Ok(Self {
+            name: config.name.clone(),
+            pool,
+            schemas: config.schemas.clone(),
+            dialect: PostgresDialect,
+        })
+    }
+
+    async fn conn(&self) -> Result<Object> {
+        self.pool.get().await.map_err(from_pool)
+    }
+
+    async fn start_query(
+        &self,
+        statement: &Statement,
+        schema: Option<SchemaRef>,
+    ) -> Result<RowStream> {
+        let conn = self.conn().await?;
+        let params = PgParam::all(&statement.params);
+        let mut retried = false;
+        let (prepared, rows) = loop {
+            let prepared = prepare(&conn, &statement.sql, true)
+                .await
+                .map_err(from_pg)?;
+            check_params(&prepared.statement, &params)?;
+            match conn.query_raw(&prepared.statement, params.iter()).await {
+                Ok(rows) => break (prepared, rows),
+                // The table changed under a cached statement: forget the
+                // cached plans of this connection and prepare afresh, once.
+                Err(e) if !retried && is_stale_plan(&e) => {
+                    conn.statement_cache.clear();
+                    retried = true;
+                }
+                Err(e) => return Err(from_pg(e)),
+            }
+        };
+        let schema = output_schema(&prepared, schema)?;
+        let batches = stream_batches(
+            conn,
+            rows,
+            prepared.columns,
+            schema.clone(),
+            self.name.clone(),
+        )?;
+        Ok(RowStream::new(schema, batches))
+    }
+}
+
+/// How often a catalog read is tried when concurrent DDL got in its way.
+const CATALOG_ATTEMPTS: u32 = 4;
+
+/// The catalog queries read one snapshot, but the `pg_get_*def` and
+/// `format_type` functions look objects up in the live catalog caches: an
+/// object dropped concurrently then fails with an internal error
+/// ("cache lookup failed"). A fresh snapshot no longer sees it.
+fn is_concurrent_ddl(err: &ConnectorError) -> bool {
+    err.kind() == ErrorKind::Internal
+        && err.message().contains("[SQLSTATE XX000]")
+        && (err.message().contains("cache lookup failed")
+            || err.message().contains("could not open relation"))
+}
+
+/// PostgreSQL refuses to run a cached plan whose result type changed (`ALTER
+/// TABLE` since the statement was prepared).
+fn is_stale_plan(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error()
+        .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
+}
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Postgres
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn ping(&self) -> Result<PingInfo> {
+        async {
+            let conn = self.conn().await?;
+            let started = Instant::now();
+            let row = conn
+                .query_one("SELECT pg_catalog.current_setting('server_version')", &[])
+                .await
+                .map_err(from_pg)?;
+            let latency = started.elapsed();
+            Ok(PingInfo::new(row.get(0), latency))
+        }
+        .await
+        .map_err(|e: ConnectorError| e.for_source(&self.name))
+    }
+
+    async fn introspect(&self) -> Result<SourceSchema> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
+            match introspect::introspect(conn, &self.name, &self.schemas).await {
+                Err(e) if attempt < CATALOG_ATTEMPTS && is_concurrent_ddl(&e) => continue,
+                result => return result.map_err(|e| e.for_source(&self.name)),
+            }
+        }
+    }
+
+    async fn drift_fingerprints(&self) -> Result<BTreeMap<TableKey, String>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
+            match introspect::drift_fingerprints(conn, &self.schemas).await {
+                Err(e) if attempt < CATALOG_ATTEMPTS && is_concurrent_ddl(&e) => continue,
+                result => return result.map_err(|e| e.for_source(&self.name)),
+            }
+        }
+    }
+
+    async fn query(&self, statement: &Statement, schema: Option<SchemaRef>) -> Result<RowStream> {
+        self.start_query(statement, schema)
+            .await
+            .map_err(|e| e.for_source(&self.name))
+    }
+
+    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
+        let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
+        Ok(Box::new(write::PgWriteTx::begin(conn, &self.name).await?))
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+}

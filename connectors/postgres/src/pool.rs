@@ -1,0 +1,183 @@
+//! The connection pool: tokio-postgres connections with rustls TLS, managed
+//! by deadpool with the source's bounds and timeouts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::task::JoinHandle;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
+use tokio_postgres::{Client, Config, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
+use tributary_connector::tls::client_config;
+use tributary_connector::{ConnectorError, Result, Secret, SourceConfig, TlsMode};
+use tributary_schema_cache::SourceKind;
+
+/// PostgreSQL's default port.
+const DEFAULT_PORT: u16 = 5432;
+
+/// The `options` startup parameter: per-session settings. Statements are
+/// cancelled by the server after `statement_timeout`; times are rendered in
+/// UTC and ISO style wherever the server renders them as text.
+pub(crate) fn session_options(statement_timeout: Option<Duration>) -> String {
+    let mut options = String::from("-c TimeZone=UTC -c DateStyle=ISO");
+    if let Some(timeout) = statement_timeout {
+        options.push_str(&format!(
+            " -c statement_timeout={}",
+            timeout.as_millis().max(1)
+        ));
+    }
+    options
+}
+
+/// The tokio-postgres config (without the password, resolved per connect).
+pub(crate) fn pg_config(config: &SourceConfig) -> Result<Config> {
+    if config.kind != SourceKind::Postgres {
+        return Err(ConnectorError::config(format!(
+            "the PostgreSQL connector cannot serve a {} source",
+            config.kind
+        )));
+    }
+    let connection = &config.connection;
+    if connection.url.is_some() {
+        return Err(ConnectorError::config(
+            "the source config must be normalized (URL folded into fields)",
+        ));
+    }
+    let host = connection
+        .host
+        .as_deref()
+        .ok_or_else(|| ConnectorError::config("a postgres source needs `host`"))?;
+    let user = connection.user.as_deref().unwrap_or("postgres");
+    let mut pg = Config::new();
+    pg.host(host)
+        .port(connection.port.unwrap_or(DEFAULT_PORT))
+        .user(user)
+        .dbname(connection.database.as_deref().unwrap_or(user))
+        .application_name("tributary")
+        .connect_timeout(config.pool.connect_timeout())
+        .keepalives(true)
+        .options(session_options(config.pool.statement_timeout()))
+        .ssl_mode(match config.tls.mode {
+            TlsMode::Off => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
+        });
+    Ok(pg)
+}
+
+/// Builds the pool; no connection is opened until one is needed.
+pub(crate) fn build_pool(config: &SourceConfig) -> Result<Pool> {
+    let pg = pg_config(config)?;
+    let password = config.connection.password.clone();
+    // Resolve once now: a missing environment variable is a config error
+    // at registration, and the value is the fallback should it vanish later.
+    let resolved = password.as_ref().map(Secret::resolve).transpose()?;
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match client_config(&config.tls)? {
+        None => Manager::from_connect(
+            pg,
+            PgConnect {
+                tls: NoTls,
+                password,
+                resolved,
+            },
+            manager_config,
+        ),
+        Some(tls) => {
+            let tls = MakeRustlsConnect::new((*tls).clone());
+            Manager::from_connect(
+                pg,
+                PgConnect {
+                    tls,
+                    password,
+                    resolved,
+                },
+                manager_config,
+            )
+        }
+    };
+    let max_size = usize::try_from(config.pool.max_size).unwrap_or(10);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(config.pool.acquire_timeout()))
+        .create_timeout(Some(config.pool.connect_timeout()))
+        .recycle_timeout(Some(config.pool.connect_timeout()))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| ConnectorError::config(format!("cannot build the connection pool: {e}")))
+}
+
+/// Opens connections, reading the password (possibly from the environment)
+/// at each connect.
+struct PgConnect<T> {
+    tls: T,
+    password: Option<Secret>,
+    resolved: Option<String>,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<T> deadpool_postgres::Connect for PgConnect<T>
+where
+    T: MakeTlsConnect<Socket> + Clone + Sync + Send + 'static,
+    T::Stream: Sync + Send,
+    T::TlsConnect: Sync + Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    fn connect(
+        &self,
+        pg_config: &Config,
+    ) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), tokio_postgres::Error>> {
+        let mut pg_config = pg_config.clone();
+        let password = self
+            .password
+            .as_ref()
+            .and_then(|p| p.resolve().ok())
+            .or_else(|| self.resolved.clone());
+        if let Some(password) = password {
+            pg_config.password(password);
+        }
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let (client, connection) = pg_config.connect(tls).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "PostgreSQL connection ended with an error");
+                }
+            });
+            Ok((client, task))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_and_modes() {
+        assert_eq!(
+            session_options(Some(Duration::from_millis(1500))),
+            "-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=1500"
+        );
+        assert_eq!(session_options(None), "-c TimeZone=UTC -c DateStyle=ISO");
+        let mut config =
+            SourceConfig::from_url("s", "postgres://u:p@db:6543/app?sslmode=verify-full").unwrap();
+        let pg = pg_config(&config).unwrap();
+        assert_eq!(pg.get_ssl_mode(), SslMode::Require);
+        assert_eq!(pg.get_ports(), &[6543]);
+        assert_eq!(pg.get_dbname(), Some("app"));
+        assert!(pg.get_password().is_none());
+        config.tls.mode = TlsMode::Off;
+        assert_eq!(pg_config(&config).unwrap().get_ssl_mode(), SslMode::Disable);
+        config.tls.mode = TlsMode::Prefer;
+        assert_eq!(pg_config(&config).unwrap().get_ssl_mode(), SslMode::Prefer);
+        let mysql = SourceConfig::from_url("m", "mysql://u@h/db").unwrap();
+        assert!(pg_config(&mysql).is_err());
+    }
+}

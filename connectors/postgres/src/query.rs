@@ -1,0 +1,306 @@
+//! Reads: prepare a statement (rewriting it to fetch undecodable columns as
+//! text, see `types.rs`), bind parameters, and stream the rows as Arrow
+//! batches of `BATCH_ROWS` rows.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use deadpool_postgres::{ClientWrapper, Object};
+use futures::StreamExt;
+use tokio_postgres::{Row, Statement};
+use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, Result, Value};
+
+use crate::decode::{Raw, decode};
+use crate::encode::PgParam;
+use crate::error::from_pg;
+use crate::types::{PgType, Scalar, classify, data_type};
+
+/// One output column: its name, how to decode it and its driver-derived type.
+#[derive(Debug, Clone)]
+pub(crate) struct OutColumn {
+    pub name: String,
+    pub scalar: Scalar,
+    pub data_type: DataType,
+}
+
+/// A statement ready to run, with the plan for its columns.
+pub(crate) struct Prepared {
+    pub statement: Statement,
+    pub columns: Vec<OutColumn>,
+}
+
+impl Prepared {
+    /// The Arrow schema from the driver's column metadata.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// The alias of the CTE the text fallback wraps a statement in.
+const FALLBACK_CTE: &str = "tributary_fallback";
+
+/// The statement rewritten so the columns marked `true` come back as text:
+/// `WITH t(c1, …) AS (<sql>) SELECT c1, c2::text, … FROM t`.
+pub(crate) fn text_fallback_sql(sql: &str, as_text: &[bool]) -> String {
+    let body = sql.trim_end().trim_end_matches(';').trim_end();
+    let aliases: Vec<String> = (1..=as_text.len()).map(|i| format!("\"c{i}\"")).collect();
+    let select: Vec<String> = aliases
+        .iter()
+        .zip(as_text)
+        .map(|(alias, text)| {
+            if *text {
+                format!("{alias}::text")
+            } else {
+                alias.clone()
+            }
+        })
+        .collect();
+    format!(
+        "WITH \"{FALLBACK_CTE}\"({}) AS (\n{body}\n) SELECT {} FROM \"{FALLBACK_CTE}\"",
+        aliases.join(", "),
+        select.join(", ")
+    )
+}
+
+/// Prepares `sql`; when some column has no binary decoder, prepares the text
+/// fallback instead. `cached` uses the connection's statement cache.
+pub(crate) async fn prepare(
+    client: &ClientWrapper,
+    sql: &str,
+    cached: bool,
+) -> Result<Prepared, tokio_postgres::Error> {
+    let statement = if cached {
+        client.prepare_cached(sql).await?
+    } else {
+        client.prepare(sql).await?
+    };
+    let mut as_text = Vec::with_capacity(statement.columns().len());
+    let mut columns = Vec::with_capacity(statement.columns().len());
+    for column in statement.columns() {
+        let ty = PgType::from_driver(column.type_());
+        let (scalar, data_type) = match classify(&ty) {
+            Some(scalar) => {
+                let dt = data_type(&ty, column.type_modifier()).unwrap_or(DataType::Utf8);
+                (scalar, dt)
+            }
+            None => (Scalar::Text, DataType::Utf8),
+        };
+        as_text.push(classify(&ty).is_none());
+        columns.push(OutColumn {
+            name: column.name().to_string(),
+            scalar,
+            data_type,
+        });
+    }
+    if !as_text.iter().any(|t| *t) {
+        return Ok(Prepared { statement, columns });
+    }
+    let wrapped = text_fallback_sql(sql, &as_text);
+    let statement = if cached {
+        client.prepare_cached(&wrapped).await?
+    } else {
+        client.prepare(&wrapped).await?
+    };
+    Ok(Prepared { statement, columns })
+}
+
+/// Fails unless the statement takes exactly `count` parameters.
+pub(crate) fn check_param_count(statement: &Statement, count: usize) -> Result<()> {
+    let expected = statement.params().len();
+    if expected == count {
+        Ok(())
+    } else {
+        Err(ConnectorError::invalid_input(format!(
+            "the statement has {expected} parameter(s) but {count} value(s) were bound"
+        )))
+    }
+}
+
+/// Checks every value against its parameter's type before anything is sent.
+pub(crate) fn check_params(statement: &Statement, params: &[PgParam<'_>]) -> Result<()> {
+    check_param_count(statement, params.len())?;
+    for (param, ty) in params.iter().zip(statement.params()) {
+        param
+            .check(ty)
+            .map_err(|e| ConnectorError::invalid_input(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The schema rows are delivered in: the caller's, when given (it must have
+/// one field per column), else the driver's.
+pub(crate) fn output_schema(prepared: &Prepared, schema: Option<SchemaRef>) -> Result<SchemaRef> {
+    match schema {
+        Some(schema) if schema.fields().len() == prepared.columns.len() => Ok(schema),
+        Some(schema) => Err(ConnectorError::invalid_input(format!(
+            "the statement returns {} column(s) but the expected schema has {}",
+            prepared.columns.len(),
+            schema.fields().len()
+        ))),
+        None => Ok(prepared.schema()),
+    }
+}
+
+/// One row's values, decoded.
+pub(crate) fn row_values(row: &Row, columns: &[OutColumn]) -> Result<Vec<Value>> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let raw: Raw<'_> = row.try_get(i).map_err(from_pg)?;
+            match raw.0 {
+                None => Ok(Value::Null),
+                Some(bytes) => decode(&column.scalar, bytes).map_err(|message| {
+                    ConnectorError::internal(format!(
+                        "column `{}`: cannot decode: {message}",
+                        column.name
+                    ))
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Reads a whole (small) result into one batch, e.g. the rows a write returns.
+pub(crate) async fn collect(
+    rows: tokio_postgres::RowStream,
+    columns: &[OutColumn],
+    schema: SchemaRef,
+) -> Result<(RecordBatch, u64)> {
+    let mut rows = Box::pin(rows);
+    let mut builder = BatchBuilder::new(schema, 16)?;
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(from_pg)?;
+        builder.push_row(row_values(&row, columns)?)?;
+    }
+    let affected = rows.rows_affected().unwrap_or(builder.len() as u64);
+    Ok((builder.finish()?, affected))
+}
+
+/// A pooled connection serving a stream. Dropped before the stream ended
+/// (the reader stopped early), the connection is closed rather than returned
+/// to the pool: the server is still sending rows nobody will read.
+pub(crate) struct ConnGuard {
+    conn: Option<Object>,
+    complete: bool,
+}
+
+impl ConnGuard {
+    pub fn new(conn: Object) -> Self {
+        Self {
+            conn: Some(conn),
+            complete: false,
+        }
+    }
+
+    /// The statement finished (or failed on the server): the connection is idle.
+    pub fn complete(&mut self) {
+        self.complete = true;
+    }
+
+    /// The guarded connection (present until the guard is dropped).
+    pub fn conn(&self) -> Option<&Object> {
+        self.conn.as_ref()
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if !self.complete
+            && let Some(conn) = self.conn.take()
+        {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+struct StreamState {
+    conn: ConnGuard,
+    rows: Pin<Box<tokio_postgres::RowStream>>,
+    builder: BatchBuilder,
+    columns: Arc<[OutColumn]>,
+    source: String,
+    done: bool,
+}
+
+impl StreamState {
+    fn finish_conn(&mut self) {
+        self.conn.complete();
+    }
+}
+
+/// Streams the rows of a started statement as batches of `BATCH_ROWS` rows.
+pub(crate) fn stream_batches(
+    conn: Object,
+    rows: tokio_postgres::RowStream,
+    columns: Vec<OutColumn>,
+    schema: SchemaRef,
+    source: String,
+) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static> {
+    let state = StreamState {
+        conn: ConnGuard::new(conn),
+        rows: Box::pin(rows),
+        builder: BatchBuilder::new(schema, BATCH_ROWS)?,
+        columns: columns.into(),
+        source,
+        done: false,
+    };
+    Ok(futures::stream::try_unfold(state, |mut st| async move {
+        if st.done {
+            return Ok(None);
+        }
+        loop {
+            match st.rows.next().await {
+                Some(Ok(row)) => {
+                    let values =
+                        row_values(&row, &st.columns).map_err(|e| e.for_source(&st.source))?;
+                    st.builder
+                        .push_row(values)
+                        .map_err(|e| e.for_source(&st.source))?;
+                    if st.builder.len() >= BATCH_ROWS {
+                        let batch = st.builder.finish().map_err(|e| e.for_source(&st.source))?;
+                        return Ok(Some((batch, st)));
+                    }
+                }
+                Some(Err(e)) => {
+                    // A server error ends the statement; the connection is reusable.
+                    if e.as_db_error().is_some() {
+                        st.finish_conn();
+                    }
+                    return Err(from_pg(e).for_source(&st.source));
+                }
+                None => {
+                    st.finish_conn();
+                    st.done = true;
+                    if st.builder.is_empty() {
+                        return Ok(None);
+                    }
+                    let batch = st.builder.finish().map_err(|e| e.for_source(&st.source))?;
+                    return Ok(Some((batch, st)));
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_wraps_with_positional_aliases() {
+        let sql = text_fallback_sql("SELECT a, b, a FROM t -- note\n;", &[false, true, false]);
+        assert_eq!(
+            sql,
+            "WITH \"tributary_fallback\"(\"c1\", \"c2\", \"c3\") AS (\nSELECT a, b, a FROM t -- note\n) \
+             SELECT \"c1\", \"c2\"::text, \"c3\" FROM \"tributary_fallback\""
+        );
+    }
+}

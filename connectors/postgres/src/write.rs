@@ -1,0 +1,189 @@
+//! Writes: a transaction (`BEGIN` … `COMMIT`) on one pooled connection,
+//! insert / update / delete with native `RETURNING`, and a rollback before
+//! the connection can serve anyone else when the transaction is dropped.
+
+use std::error::Error as _;
+use std::sync::Arc;
+
+use arrow_schema::{Field, Schema};
+use async_trait::async_trait;
+use deadpool_postgres::Object;
+use tributary_connector::render::{render_delete, render_insert, render_update};
+use tributary_connector::{
+    ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
+};
+
+use crate::encode::PgParam;
+use crate::error::from_pg;
+use crate::query::{ConnGuard, check_params, collect, prepare};
+
+/// An open transaction.
+pub(crate) struct PgWriteTx {
+    /// `None` once committed or rolled back.
+    conn: Option<Object>,
+    source: String,
+    /// A statement failed: PostgreSQL has aborted the transaction, and a
+    /// `COMMIT` would silently roll back.
+    failed: bool,
+}
+
+impl PgWriteTx {
+    /// Starts a transaction on `conn`.
+    pub(crate) async fn begin(conn: Object, source: &str) -> Result<Self> {
+        match conn.batch_execute("BEGIN").await {
+            Ok(()) => Ok(Self {
+                conn: Some(conn),
+                source: source.to_string(),
+                failed: false,
+            }),
+            Err(e) => {
+                // Whatever state the connection is in, it is not reused.
+                drop(Object::take(conn));
+                Err(from_pg(e).for_source(source))
+            }
+        }
+    }
+
+    fn conn(&self) -> Result<&Object> {
+        self.conn.as_ref().ok_or_else(|| {
+            ConnectorError::internal("the transaction has ended").for_source(&self.source)
+        })
+    }
+
+    async fn run(&self, op: &WriteOp) -> Result<WriteOutcome> {
+        let conn = self.conn()?;
+        let statement: Statement = match op {
+            WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
+            WriteOp::Update(update) => render_update(&PostgresDialect, update)?,
+            WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
+        };
+        // No statement cache inside a transaction: a stale cached plan fails
+        // the statement, which aborts the whole transaction.
+        let prepared = prepare(conn, &statement.sql, false)
+            .await
+            .map_err(from_pg)?;
+        let params = PgParam::all(&statement.params);
+        check_params(&prepared.statement, &params)?;
+        if op.returning().is_empty() {
+            let affected = conn
+                .execute_raw(&prepared.statement, params.iter())
+                .await
+                .map_err(from_pg)?;
+            return Ok(WriteOutcome {
+                affected_rows: affected,
+                returning: None,
+            });
+        }
+        // Returned rows are typed by the catalog model of the target table.
+        let table = &op.target().table;
+        let fields: Vec<Field> = op
+            .returning()
+            .iter()
+            .map(|name| {
+                let data_type =
+                    table
+                        .column(name)
+                        .map(|c| c.data_type.clone())
+                        .ok_or_else(|| {
+                            ConnectorError::invalid_input(format!("unknown column `{name}`"))
+                        })?;
+                Ok(Field::new(name, data_type, true))
+            })
+            .collect::<Result<_>>()?;
+        let rows = conn
+            .query_raw(&prepared.statement, params.iter())
+            .await
+            .map_err(from_pg)?;
+        let (batch, affected) =
+            collect(rows, &prepared.columns, Arc::new(Schema::new(fields))).await?;
+        Ok(WriteOutcome {
+            affected_rows: affected,
+            returning: Some(batch),
+        })
+    }
+
+    /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). The
+    /// connection goes back to the pool when the server confirmed, and is
+    /// closed otherwise.
+    async fn finish(&mut self, sql: &str) -> Result<()> {
+        let conn = self.conn.take().ok_or_else(|| {
+            ConnectorError::internal("the transaction has ended").for_source(&self.source)
+        })?;
+        match conn.batch_execute(sql).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = from_pg(e).for_source(&self.source);
+                if err.kind() == ErrorKind::Unavailable {
+                    drop(Object::take(conn));
+                }
+                // A failed COMMIT (deferred constraint, serialization) has
+                // already ended the transaction on the server.
+                Err(err)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WriteTx for PgWriteTx {
+    async fn execute(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
+        if self.failed {
+            return Err(ConnectorError::invalid_input(
+                "an earlier statement of this transaction failed; roll it back and start again",
+            )
+            .for_source(&self.source));
+        }
+        let result = self.run(op).await;
+        if let Err(err) = &result {
+            // Errors found before anything reached the server (unknown
+            // columns, unconvertible values) leave the transaction usable.
+            if !matches!(err.kind(), ErrorKind::InvalidInput) || err.source().is_some() {
+                self.failed = true;
+            }
+        }
+        result.map_err(|e| e.for_source(&self.source))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        if self.failed {
+            self.finish("ROLLBACK").await?;
+            return Err(ConnectorError::invalid_input(
+                "the transaction was rolled back, not committed: one of its statements failed",
+            )
+            .for_source(&self.source));
+        }
+        self.finish("COMMIT").await
+    }
+
+    async fn rollback(mut self: Box<Self>) -> Result<()> {
+        self.finish("ROLLBACK").await
+    }
+}
+
+impl Drop for PgWriteTx {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // The guard closes the connection unless the rollback is confirmed,
+        // so a connection inside a transaction never goes back to the pool:
+        // not if the rollback fails, and not if its task is dropped unrun
+        // (a runtime shutting down).
+        let mut guard = ConnGuard::new(conn);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let Some(conn) = guard.conn() else { return };
+                    match conn.batch_execute("ROLLBACK").await {
+                        Ok(()) => guard.complete(),
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            "rollback of a dropped transaction failed; closing the connection"
+                        ),
+                    }
+                });
+            }
+            // No runtime to run the rollback on: the guard closes the
+            // connection, and the server aborts the transaction.
+            Err(_) => drop(guard),
+        }
+    }
+}
