@@ -1,1 +1,17 @@
-//! placeholder
+//! Tributary, the server: configuration, the metadata store, the live
+//! sources and their catalog, the admin API, health and metrics, the demo
+//! and the command line. Connectors live in `connectors/`, the catalog model
+//! and its cache in `schema-cache/`.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod health;
+pub mod metadata;
+pub mod metrics;
+pub mod sources;
+pub mod state;

@@ -1,1 +1,101 @@
-fn main() {}
+//! The `tributary` binary: parses the command line and runs the command.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // the CLI talks to its user
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use tributary::app::{Application, shutdown_signal};
+use tributary::cli::{Cli, Command, DemoArgs, ServeArgs};
+use tributary::{client, demo};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => run_demo(args).await,
+        Command::Sources { server, command } => client::sources(&server, command)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Catalog {
+            server,
+            source,
+            json,
+        } => client::catalog(&server, source.as_deref(), json)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = args.resolve().map_err(|e| e.to_string())?;
+    init_logging(&config.log);
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "no admin token configured: admin routes answer 401 (set TRIBUTARY_ADMIN_TOKEN)"
+        );
+    }
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(addr = %app.local_addr(), "listening");
+    app.run(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+async fn run_demo(args: DemoArgs) -> Result<(), String> {
+    match std::fs::remove_dir_all(&args.data_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot empty {}: {e}", args.data_dir.display())),
+    }
+    let token = ServeArgs::default()
+        .resolve()
+        .ok()
+        .and_then(|c| c.admin_token)
+        .unwrap_or_else(random_token);
+    let serve = ServeArgs {
+        listen: Some(args.listen.clone()),
+        data_dir: Some(args.data_dir.join("data")),
+        admin_token: Some(token.clone()),
+        ..ServeArgs::default()
+    };
+    let config = serve.resolve().map_err(|e| e.to_string())?;
+    init_logging(&config.log);
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    demo::register(&app, &args.data_dir.join("databases"))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        demo::banner(&format!("http://{}", app.local_addr()), &token)
+    );
+    app.run(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,176 @@
+//! `Application`: builds the state from the configuration, binds the
+//! listener, starts the background refresh loop and serves until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tributary_schema_cache::{FileCatalogStore, SchemaCache};
+
+use crate::config::ServerConfig;
+use crate::metadata::{MetadataStore, SqliteMetadataStore};
+use crate::metrics::Metrics;
+use crate::sources::SourceManager;
+use crate::state::AppState;
+use crate::{admin, health};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] crate::metadata::MetadataError),
+    #[error(transparent)]
+    Cache(#[from] tributary_schema_cache::CacheError),
+    #[error(transparent)]
+    Sources(#[from] crate::sources::SourceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A built server, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens the data directory (metadata store and cached catalog), loads
+    /// the sources without contacting them, and binds the listen address
+    /// (port 0 picks a free one — tests do that).
+    pub async fn build(config: ServerConfig) -> Result<Self, StartError> {
+        tributary_connector::tls::install_crypto_provider();
+        create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&config.data_dir)?);
+        let cache = Arc::new(SchemaCache::open(Box::new(FileCatalogStore::in_dir(
+            &config.data_dir,
+        )))?);
+        let metrics = Arc::new(Metrics::new());
+        let sources = Arc::new(SourceManager::new(
+            cache.clone(),
+            store.clone(),
+            metrics.clone(),
+        ));
+        sources.load().await?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let state = AppState {
+            config: Arc::new(config),
+            cache,
+            store,
+            sources,
+            metrics,
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes. Checks every source once right away
+    /// (in the background: the cached catalog is served meanwhile), then on
+    /// the configured interval.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let refresher = spawn_refresh_loop(self.state.clone());
+        let router = router(self.state);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        refresher.abort();
+        served
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(admin::router(state.clone()))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn spawn_refresh_loop(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        state.sources.check_all().await;
+        let Some(period) = state.config.refresh_interval else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick fires at once; the check above covered it
+        loop {
+            ticker.tick().await;
+            state.sources.check_all().await;
+        }
+    })
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,269 @@
+//! The admin commands of the CLI: HTTP calls to a running server's admin API
+//! and their human-readable output.
+
+#![allow(clippy::print_stdout)] // printing results is what these commands are for
+
+use serde_json::{Value, json};
+
+use crate::cli::{ServerArgs, SourcesCommand};
+
+/// A failed admin command, with the server's error message when it sent one.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{status}: {message}")]
+    Server { status: u16, message: String },
+}
+
+struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(args: &ServerArgs) -> Self {
+        Self {
+            base: args.server.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let message = value
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), ToString::to_string);
+            Err(ClientError::Server {
+                status: status.as_u16(),
+                message,
+            })
+        }
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// Runs a `tributary sources …` command.
+pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(), ClientError> {
+    let client = Client::new(server);
+    match command {
+        SourcesCommand::Add {
+            name,
+            url,
+            include,
+            exclude,
+            password_env,
+        } => {
+            let mut body = json!({ "name": name, "url": url, "schemas": { "include": include, "exclude": exclude } });
+            if let Some(env) = password_env {
+                body["connection"] = json!({ "password": { "env": env } });
+            }
+            let out = client
+                .call(reqwest::Method::POST, "/admin/sources", Some(body))
+                .await?;
+            let tables = out
+                .pointer("/source/tables")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let version = out
+                .pointer("/ping/server_version")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            println!("registered `{name}`: {tables} tables and views ({version})");
+        }
+        SourcesCommand::List { json } => {
+            let out = client
+                .call(reqwest::Method::GET, "/admin/sources", None)
+                .await?;
+            if json {
+                println!("{}", pretty(&out));
+            } else {
+                println!(
+                    "{:<20} {:<10} {:<12} {:>7}  VERSION",
+                    "NAME", "KIND", "STATUS", "TABLES"
+                );
+                for source in out.as_array().into_iter().flatten() {
+                    let field = |p: &str| {
+                        source
+                            .pointer(p)
+                            .and_then(Value::as_str)
+                            .unwrap_or("-")
+                            .to_string()
+                    };
+                    println!(
+                        "{:<20} {:<10} {:<12} {:>7}  {}",
+                        field("/name"),
+                        field("/kind"),
+                        field("/status/state"),
+                        source.get("tables").and_then(Value::as_u64).unwrap_or(0),
+                        field("/server_version"),
+                    );
+                }
+            }
+        }
+        SourcesCommand::Test { name } => {
+            let out = client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/admin/sources/{name}/test"),
+                    None,
+                )
+                .await?;
+            println!(
+                "`{name}` answers: {} in {:.1} ms",
+                out.get("server_version")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                out.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
+            );
+        }
+        SourcesCommand::Refresh { name, drift } => {
+            let mode = if drift { "drift" } else { "full" };
+            let out = client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/admin/sources/{name}/refresh?mode={mode}"),
+                    None,
+                )
+                .await?;
+            println!("{}", pretty(&out));
+        }
+        SourcesCommand::Remove { name } => {
+            client
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/admin/sources/{name}"),
+                    None,
+                )
+                .await?;
+            println!("removed `{name}`");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `tributary catalog`.
+pub async fn catalog(
+    server: &ServerArgs,
+    source: Option<&str>,
+    as_json: bool,
+) -> Result<(), ClientError> {
+    let client = Client::new(server);
+    let path = source.map_or_else(
+        || "/admin/catalog".to_string(),
+        |s| format!("/admin/catalog?source={s}"),
+    );
+    let out = client.call(reqwest::Method::GET, &path, None).await?;
+    if as_json {
+        println!("{}", pretty(&out));
+        return Ok(());
+    }
+    print!("{}", catalog_table(&out));
+    Ok(())
+}
+
+/// The catalog as a text table: one line per table or view.
+pub fn catalog_table(catalog: &Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:<32} {:<6} {:>7} {:>10}",
+        "SQL NAME", "API NAME", "KIND", "COLUMNS", "ROWS (EST)"
+    );
+    let collections = catalog
+        .get("collections")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for collection in collections {
+        let source = collection
+            .pointer("/table/source")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let schema = collection
+            .pointer("/table/schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let table = collection
+            .pointer("/table/table")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let model = catalog.pointer(&format!(
+            "/sources/{}/schema/schemas/{}/tables/{}",
+            escape_pointer(source),
+            escape_pointer(schema),
+            escape_pointer(table)
+        ));
+        let kind = model
+            .and_then(|m| m.get("kind"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let columns = model
+            .and_then(|m| m.get("columns"))
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let rows = model
+            .and_then(|m| m.get("row_estimate"))
+            .and_then(Value::as_u64)
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "{:<40} {:<32} {:<6} {:>7} {:>10}",
+            collection
+                .get("sql_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            collection
+                .get("api_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            if kind == "table" { "table" } else { "view" },
+            columns,
+            rows
+        );
+    }
+    out
+}
+
+fn escape_pointer(part: &str) -> String {
+    part.replace('~', "~0").replace('/', "~1")
+}

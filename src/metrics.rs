@@ -1,0 +1,222 @@
+//! Prometheus metrics: HTTP requests (count and latency per route), pool
+//! usage per source, and refresh outcomes; served at `/metrics`.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tributary_connector::PoolStatus;
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    source: String,
+    /// `unchanged`, `changed` or `failed`.
+    outcome: String,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    pool_size: Family<SourceLabels, Gauge>,
+    pool_idle: Family<SourceLabels, Gauge>,
+    pool_waiting: Family<SourceLabels, Gauge>,
+    pool_max: Family<SourceLabels, Gauge>,
+    refreshes: Family<RefreshLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// How a refresh ended, for the metric's label.
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshOutcome {
+    Unchanged,
+    Changed,
+    Failed,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tributary");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+        });
+        let pool_size = Family::<SourceLabels, Gauge>::default();
+        let pool_idle = Family::<SourceLabels, Gauge>::default();
+        let pool_waiting = Family::<SourceLabels, Gauge>::default();
+        let pool_max = Family::<SourceLabels, Gauge>::default();
+        let refreshes = Family::<RefreshLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            latency.clone(),
+        );
+        registry.register(
+            "pool_connections",
+            "Open connections per source",
+            pool_size.clone(),
+        );
+        registry.register(
+            "pool_idle_connections",
+            "Idle connections per source",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "pool_waiting_requests",
+            "Requests waiting for a connection",
+            pool_waiting.clone(),
+        );
+        registry.register(
+            "pool_max_connections",
+            "Pool size limit per source",
+            pool_max.clone(),
+        );
+        registry.register(
+            "catalog_refreshes",
+            "Catalog refreshes by source and outcome",
+            refreshes.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            pool_size,
+            pool_idle,
+            pool_waiting,
+            pool_max,
+            refreshes,
+        }
+    }
+
+    /// Counts one refresh of `source`.
+    pub fn refresh(&self, source: &str, outcome: RefreshOutcome) {
+        let outcome = match outcome {
+            RefreshOutcome::Unchanged => "unchanged",
+            RefreshOutcome::Changed => "changed",
+            RefreshOutcome::Failed => "failed",
+        };
+        self.refreshes
+            .get_or_create(&RefreshLabels {
+                source: source.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Forgets the per-source series of a removed source.
+    pub fn forget_source(&self, source: &str) {
+        let labels = SourceLabels {
+            source: source.to_string(),
+        };
+        for family in [
+            &self.pool_size,
+            &self.pool_idle,
+            &self.pool_waiting,
+            &self.pool_max,
+        ] {
+            family.remove(&labels);
+        }
+    }
+
+    /// The text exposition, with pool gauges read at this moment.
+    pub fn render(&self, pools: &[(String, PoolStatus)]) -> String {
+        for (source, status) in pools {
+            let labels = SourceLabels {
+                source: source.clone(),
+            };
+            let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            self.pool_size
+                .get_or_create(&labels)
+                .set(as_gauge(status.size));
+            self.pool_idle
+                .get_or_create(&labels)
+                .set(as_gauge(status.idle));
+            self.pool_waiting
+                .get_or_create(&labels)
+                .set(as_gauge(status.waiting));
+            self.pool_max
+                .get_or_create(&labels)
+                .set(as_gauge(status.max_size));
+        }
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+/// Middleware: counts every request and records its latency under its route
+/// pattern (not its concrete path, so ids do not explode the label set).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .latency
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,20 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use tributary_schema_cache::SchemaCache;
+
+use crate::config::ServerConfig;
+use crate::metadata::MetadataStore;
+use crate::metrics::Metrics;
+use crate::sources::SourceManager;
+
+/// Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub cache: Arc<SchemaCache>,
+    pub store: Arc<dyn MetadataStore>,
+    pub sources: Arc<SourceManager>,
+    pub metrics: Arc<Metrics>,
+}
