@@ -51,7 +51,7 @@ async fn ensure_schema() {
         ));
         if t > 0 {
             ddl.push_str(&format!(
-                "ALTER TABLE {SCHEMA}.t{t} ADD FOREIGN KEY (c1) REFERENCES {SCHEMA}.t{} (id) NOT VALID;",
+                "ALTER TABLE {SCHEMA}.t{t} ADD FOREIGN KEY (c5) REFERENCES {SCHEMA}.t{} (id) NOT VALID;",
                 t - 1
             ));
         }
