@@ -262,7 +262,7 @@ impl SourceManager {
                 self.cache.set_status(
                     name,
                     SourceStatus::Ready {
-                        checked_at: chrono::Utc::now(),
+                        since: chrono::Utc::now(),
                     },
                 )?;
                 Ok(ping)
@@ -325,7 +325,7 @@ impl SourceManager {
                     self.cache.set_status(
                         name,
                         SourceStatus::Ready {
-                            checked_at: chrono::Utc::now(),
+                            since: chrono::Utc::now(),
                         },
                     )?;
                     self.metrics.refresh(name, RefreshOutcome::Unchanged);

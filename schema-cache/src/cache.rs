@@ -23,8 +23,8 @@ use crate::store::{CatalogStore, PersistedCatalog};
 pub enum SourceStatus {
     /// Loaded from the cache (or just registered); not yet checked against the database.
     Unchecked,
-    /// The last contact with the database succeeded.
-    Ready { checked_at: DateTime<Utc> },
+    /// Contacts with the database have succeeded since `since`.
+    Ready { since: DateTime<Utc> },
     /// The database did not answer; the cached model (if any) is still served.
     Unavailable { error: String, since: DateTime<Utc> },
 }
@@ -82,6 +82,26 @@ impl CatalogSnapshot {
             .collect();
         relations.extend(self.declared_relations.iter().cloned());
         self.relations = relations;
+    }
+}
+
+/// The status after `new`, keeping the start time of a state that continues.
+fn merge_status(old: Option<&SourceStatus>, new: SourceStatus) -> SourceStatus {
+    match (old, new) {
+        (Some(SourceStatus::Ready { since }), SourceStatus::Ready { .. }) => {
+            SourceStatus::Ready { since: *since }
+        }
+        (
+            Some(SourceStatus::Unavailable { since, .. }),
+            SourceStatus::Unavailable {
+                error,
+                since: new_since,
+            },
+        ) => SourceStatus::Unavailable {
+            error,
+            since: (*since).min(new_since),
+        },
+        (_, new) => new,
     }
 }
 
@@ -173,14 +193,16 @@ impl SchemaCache {
                 .and_then(|e| e.schema.clone());
             let diff = CatalogDiff::between(old.as_deref(), &schema);
             let name = schema.source.clone();
+            let status = merge_status(
+                snapshot.sources.get(&name).map(|e| &e.status),
+                SourceStatus::Ready { since: Utc::now() },
+            );
             snapshot.sources.insert(
                 name.clone(),
                 SourceEntry {
                     name,
                     kind: schema.kind,
-                    status: SourceStatus::Ready {
-                        checked_at: Utc::now(),
-                    },
+                    status,
                     schema: Some(Arc::new(schema)),
                 },
             );
@@ -188,29 +210,26 @@ impl SchemaCache {
         })
     }
 
-    /// Records the outcome of contacting a source. The model is kept either way.
+    /// Records the outcome of contacting a source. The model is kept either
+    /// way. A status keeps the time it began (`since`), and nothing is
+    /// published when nothing changed, so periodic checks of a healthy
+    /// source do not wake subscribers.
     pub fn set_status(&self, name: &str, status: SourceStatus) -> Result<(), CacheError> {
+        let current = self.snapshot();
+        let entry = current
+            .sources
+            .get(name)
+            .ok_or_else(|| CacheError::UnknownSource(name.to_string()))?;
+        let next = merge_status(Some(&entry.status), status);
+        if next == entry.status {
+            return Ok(());
+        }
         self.modify(false, |snapshot| {
             let entry = snapshot
                 .sources
                 .get_mut(name)
                 .ok_or_else(|| CacheError::UnknownSource(name.to_string()))?;
-            // An unavailable source keeps the time it first went down.
-            if let (
-                SourceStatus::Unavailable { since, .. },
-                SourceStatus::Unavailable {
-                    since: new_since,
-                    error,
-                },
-            ) = (&entry.status, &status)
-            {
-                entry.status = SourceStatus::Unavailable {
-                    error: error.clone(),
-                    since: (*since).min(*new_since),
-                };
-            } else {
-                entry.status = status;
-            }
+            entry.status = next;
             Ok(())
         })
     }

@@ -297,3 +297,49 @@ fn first_introspection_diff_lists_every_table() {
     assert_eq!(diff.tables_added.len(), 2);
     assert!(diff.tables_removed.is_empty() && diff.tables_changed.is_empty());
 }
+
+#[test]
+fn an_unchanged_status_publishes_nothing() {
+    let cache = SchemaCache::open(Box::<MemoryCatalogStore>::default()).unwrap();
+    cache.install(crm()).unwrap();
+    let version = cache.snapshot().version;
+    let SourceStatus::Ready { since } = cache.snapshot().sources["crm"].status.clone() else {
+        panic!("ready")
+    };
+    cache
+        .set_status(
+            "crm",
+            SourceStatus::Ready {
+                since: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        cache.snapshot().version,
+        version,
+        "a healthy check changes nothing"
+    );
+    assert_eq!(
+        cache.snapshot().sources["crm"].status,
+        SourceStatus::Ready { since }
+    );
+    cache
+        .set_status(
+            "crm",
+            SourceStatus::Unavailable {
+                error: "down".into(),
+                since: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    assert_eq!(cache.snapshot().version, version + 1);
+    cache
+        .set_status(
+            "crm",
+            SourceStatus::Ready {
+                since: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    assert_eq!(cache.snapshot().version, version + 2);
+}
