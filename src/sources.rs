@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use tributary_connector::{Connector, ConnectorError, Drift, PingInfo, SourceConfig};
+use tributary_connector::{Connector, ConnectorError, Drift, PingInfo, Secret, SourceConfig};
 use tributary_connector_mysql::MySqlConnector;
 use tributary_connector_postgres::PostgresConnector;
 use tributary_connector_sqlite::SqliteConnector;
@@ -188,8 +188,8 @@ impl SourceManager {
     }
 
     /// Changes a source's config with a JSON merge patch (RFC 7386). A new
-    /// `connection.url` replaces every connection field; an omitted password
-    /// keeps the stored one. The new config must connect and introspect
+    /// `connection.url` replaces every connection field; an omitted (or
+    /// `[REDACTED]`) password keeps the stored one. The new config must connect and introspect
     /// before anything is changed.
     pub async fn update(
         &self,
@@ -201,6 +201,21 @@ impl SourceManager {
         let current = current.ok_or_else(|| SourceError::Unknown(name.to_string()))?;
         let mut merged = serde_json::to_value(&current)
             .map_err(|e| SourceError::InvalidConfig(ConnectorError::internal(e.to_string())))?;
+        let mut patch = patch;
+        // A config read back from the API carries the redaction marker: it
+        // means "unchanged", never a new password.
+        if patch
+            .pointer("/connection/password")
+            .and_then(serde_json::Value::as_str)
+            == Some(Secret::REDACTED)
+        {
+            if let Some(connection) = patch
+                .get_mut("connection")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                connection.remove("password");
+            }
+        }
         let replaces_connection = patch.pointer("/connection/url").is_some();
         if let (true, Some(object)) = (replaces_connection, merged.as_object_mut()) {
             object.remove("connection");

@@ -469,10 +469,36 @@ async fn postgres_and_mariadb_sources_register_and_report_metrics() {
         assert_eq!(status, 200, "{ping}");
     }
 
+    // The config read back from the API can be sent back: the redaction
+    // marker keeps the stored password. A wrong new password is refused and
+    // the old config stays.
+    let (_, shown) = server
+        .admin(Method::GET, "/admin/sources/ledger", None)
+        .await;
+    let mut config = shown["config"].clone();
+    config["pool"]["max_size"] = json!(3);
+    let (status, patched) = server
+        .admin(Method::PATCH, "/admin/sources/ledger", Some(config))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["source"]["config"]["pool"]["max_size"], 3);
+    let wrong = server
+        .admin(
+            Method::PATCH,
+            "/admin/sources/ledger",
+            Some(json!({"connection": {"password": "not-it"}})),
+        )
+        .await;
+    assert_error(&wrong, 422, "authentication_failed", &["ledger"]);
+    let (status, ping) = server
+        .admin(Method::POST, "/admin/sources/ledger/test", None)
+        .await;
+    assert_eq!(status, 200, "{ping}");
+
     let (status, metrics) = server.get_text("/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("tributary_pool_max_connections{source=\"ledger\"} 10"),
+        metrics.contains("tributary_pool_max_connections{source=\"ledger\"} 3"),
         "{metrics}"
     );
     assert!(
@@ -482,7 +508,7 @@ async fn postgres_and_mariadb_sources_register_and_report_metrics() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("tributary_http_requests_total{method=\"POST\",route=\"/admin/sources/{name}/test\",status=\"200\"} 2"),
+        metrics.contains("tributary_http_requests_total{method=\"POST\",route=\"/admin/sources/{name}/test\",status=\"200\"} 3"),
         "{metrics}"
     );
     assert!(metrics.contains(
