@@ -204,17 +204,17 @@ impl SourceManager {
         let mut patch = patch;
         // A config read back from the API carries the redaction marker: it
         // means "unchanged", never a new password.
-        if patch
+        let marker = patch
             .pointer("/connection/password")
             .and_then(serde_json::Value::as_str)
-            == Some(Secret::REDACTED)
-        {
-            if let Some(connection) = patch
-                .get_mut("connection")
-                .and_then(serde_json::Value::as_object_mut)
-            {
-                connection.remove("password");
-            }
+            == Some(Secret::REDACTED);
+        if let (true, Some(connection)) = (
+            marker,
+            patch
+                .pointer_mut("/connection")
+                .and_then(serde_json::Value::as_object_mut),
+        ) {
+            connection.remove("password");
         }
         let replaces_connection = patch.pointer("/connection/url").is_some();
         if let (true, Some(object)) = (replaces_connection, merged.as_object_mut()) {
