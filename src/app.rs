@@ -7,17 +7,18 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tributary_schema_cache::{FileCatalogStore, SchemaCache};
 
 use crate::config::ServerConfig;
+use crate::engine::Engine;
 use crate::metadata::{MetadataStore, SqliteMetadataStore};
 use crate::metrics::Metrics;
 use crate::sources::SourceManager;
 use crate::state::AppState;
-use crate::{admin, health};
+use crate::{admin, health, sql_api};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum StartError {
     Cache(#[from] tributary_schema_cache::CacheError),
     #[error(transparent)]
     Sources(#[from] crate::sources::SourceError),
+    #[error("cannot start the SQL engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -67,6 +70,7 @@ impl Application {
             metrics.clone(),
         ));
         sources.load().await?;
+        let engine = Arc::new(Engine::new(cache.clone(), sources.clone())?);
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -80,6 +84,7 @@ impl Application {
             store,
             sources,
             metrics,
+            engine,
         };
         Ok(Self { listener, state })
     }
@@ -119,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(admin::router(state.clone()))
+        .merge(data_router(state.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
@@ -126,6 +132,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The data routes. Until roles and API keys exist they need the admin token,
+/// like the admin routes: no data leaves without credentials.
+fn data_router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/sql", post(sql_api::run))
+        .route_layer(middleware::from_fn_with_state(state, admin::require_admin))
 }
 
 fn spawn_refresh_loop(state: AppState) -> JoinHandle<()> {

@@ -38,6 +38,10 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// Log filter (`info`, `tributary=debug`, ...).
     pub log: Option<String>,
+    /// Longest a query through the SQL endpoint may run, in seconds.
+    pub query_timeout_secs: Option<u64>,
+    /// Most rows one SQL endpoint response carries.
+    pub max_rows: Option<usize>,
 }
 
 impl FileConfig {
@@ -87,6 +91,8 @@ pub struct ServerConfig {
     pub refresh_interval: Option<Duration>,
     pub max_body_bytes: usize,
     pub log: String,
+    pub query_timeout: Duration,
+    pub max_rows: usize,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -101,6 +107,8 @@ impl fmt::Debug for ServerConfig {
             .field("refresh_interval", &self.refresh_interval)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log", &self.log)
+            .field("query_timeout", &self.query_timeout)
+            .field("max_rows", &self.max_rows)
             .finish()
     }
 }
@@ -110,6 +118,8 @@ impl ServerConfig {
     pub const DEFAULT_DATA_DIR: &'static str = "./tributary-data";
     pub const DEFAULT_REFRESH_INTERVAL_SECS: u64 = 300;
     pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+    pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 60;
+    pub const DEFAULT_MAX_ROWS: usize = 100_000;
 
     /// Merges file < environment < flags (the `overrides` already hold env
     /// below flags), then applies defaults and checks values.
@@ -149,6 +159,12 @@ impl ServerConfig {
                 .log
                 .or(file.log)
                 .unwrap_or_else(|| "info".to_string()),
+            query_timeout: Duration::from_secs(
+                file.query_timeout_secs
+                    .unwrap_or(Self::DEFAULT_QUERY_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_rows: file.max_rows.unwrap_or(Self::DEFAULT_MAX_ROWS).max(1),
         })
     }
 }

@@ -179,3 +179,43 @@ impl From<crate::sources::SourceError> for ApiError {
         }
     }
 }
+
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(error: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError;
+        use datafusion::error::DataFusionError;
+        if let Some(source_error) = error.connector_error() {
+            return Self::from(source_error);
+        }
+        match &error {
+            EngineError::NotAllowed(message) => {
+                Self::new(StatusCode::BAD_REQUEST, "read_only", message.clone())
+            }
+            EngineError::Timeout(_) => Self::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "query_timeout",
+                error.to_string(),
+            ),
+            EngineError::DataFusion(inner) => {
+                let (status, code) = match inner.find_root() {
+                    DataFusionError::SQL(..) => (StatusCode::BAD_REQUEST, "syntax_error"),
+                    DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+                        (StatusCode::BAD_REQUEST, "invalid_query")
+                    }
+                    DataFusionError::NotImplemented(_) => (StatusCode::BAD_REQUEST, "unsupported"),
+                    DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => {
+                        (StatusCode::BAD_REQUEST, "query_failed")
+                    }
+                    DataFusionError::ResourcesExhausted(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted")
+                    }
+                    _ => {
+                        tracing::error!(%inner, "query failed");
+                        (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                    }
+                };
+                Self::new(status, code, inner.find_root().to_string())
+            }
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Tributary, the server: configuration, the metadata store, the live
-//! sources and their catalog, the admin API, health and metrics, the demo
-//! and the command line. Connectors live in `connectors/`, the catalog model
+//! sources and their catalog, the federated SQL engine and its endpoint,
+//! the admin API, health and metrics, the demo and the command line. Connectors live in `connectors/`, the catalog model
 //! and its cache in `schema-cache/`.
 
 pub mod admin;
@@ -9,9 +9,12 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod health;
 pub mod metadata;
 pub mod metrics;
+pub mod results;
 pub mod sources;
+pub mod sql_api;
 pub mod state;

@@ -164,21 +164,23 @@ impl SourceManager {
         if !self.store.insert_source(&config).await? {
             return Err(SourceError::Duplicate(config.name));
         }
+        // The connector goes in before the model, so whoever sees the new
+        // catalog also finds its connector.
+        let registered = Registered {
+            config: config.clone(),
+            connector,
+        };
+        self.write_registry()
+            .insert(config.name.clone(), registered);
         let diff = match self.cache.install(schema) {
             Ok(diff) => diff,
             Err(error) => {
+                self.write_registry().remove(&config.name);
                 self.store.delete_source(&config.name).await?;
                 return Err(error.into());
             }
         };
         self.metrics.refresh(&config.name, RefreshOutcome::Changed);
-        self.write_registry().insert(
-            config.name.clone(),
-            Registered {
-                config: config.clone(),
-                connector,
-            },
-        );
         tracing::info!(source = %config.name, kind = %config.kind, "source registered");
         Ok(Registration {
             source: config.redacted(),
@@ -233,20 +235,21 @@ impl SourceManager {
         if !self.store.update_source(&config).await? {
             return Err(SourceError::Unknown(name.to_string()));
         }
+        let registered = Registered {
+            config: config.clone(),
+            connector,
+        };
+        let previous = self.write_registry().insert(name.to_string(), registered);
         let diff = match self.cache.install(schema) {
             Ok(diff) => diff,
             Err(error) => {
+                if let Some(previous) = previous {
+                    self.write_registry().insert(name.to_string(), previous);
+                }
                 self.store.update_source(&current).await?;
                 return Err(error.into());
             }
         };
-        self.write_registry().insert(
-            name.to_string(),
-            Registered {
-                config: config.clone(),
-                connector,
-            },
-        );
         Ok(Registration {
             source: config.redacted(),
             ping,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tributary_schema_cache::SchemaCache;
 
 use crate::config::ServerConfig;
+use crate::engine::Engine;
 use crate::metadata::MetadataStore;
 use crate::metrics::Metrics;
 use crate::sources::SourceManager;
@@ -17,4 +18,5 @@ pub struct AppState {
     pub store: Arc<dyn MetadataStore>,
     pub sources: Arc<SourceManager>,
     pub metrics: Arc<Metrics>,
+    pub engine: Arc<Engine>,
 }

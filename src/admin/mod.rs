@@ -6,6 +6,8 @@ mod catalog;
 mod relations;
 mod sources;
 
+pub use auth::require_admin;
+
 use axum::Router;
 use axum::middleware;
 use axum::routing::{delete, get, post};
@@ -38,5 +40,5 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(relations::list_aliases).put(relations::set_alias),
         )
         .route("/admin/aliases/{alias}", delete(relations::remove_alias))
-        .route_layer(middleware::from_fn_with_state(state, auth::require_admin))
+        .route_layer(middleware::from_fn_with_state(state, require_admin))
 }

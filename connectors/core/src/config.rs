@@ -117,8 +117,18 @@ fn kind_of_url(url: &str) -> Result<SourceKind> {
     })
 }
 
+/// Names the SQL engine uses itself (its default catalog and schema, and the
+/// catalog schemas clients look for), so no source may take them.
+pub const RESERVED_SOURCE_NAMES: [&str; 4] =
+    ["datafusion", "public", "information_schema", "pg_catalog"];
+
 /// Checks a source name: it becomes a SQL catalog name and an API name prefix.
 pub fn validate_source_name(name: &str) -> Result<()> {
+    if RESERVED_SOURCE_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(ConnectorError::config(format!(
+            "`{name}` is reserved; choose another source name"
+        )));
+    }
     let valid = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -480,7 +490,15 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert!(validate_source_name("shop_2-eu").is_ok());
-        for bad in ["", "2shop", "shop.eu", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "2shop",
+            "shop.eu",
+            "a b",
+            &"x".repeat(64),
+            "public",
+            "DataFusion",
+        ] {
             assert!(validate_source_name(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,226 @@
+//! The SQL engine: a DataFusion session whose catalogs are the registered
+//! sources. Federation turns the largest sub-plan touching only one source
+//! into one SQL statement in that source's dialect; cross-source joins and
+//! aggregates run in DataFusion. Every API that reads data comes through
+//! [`Engine::query`].
+
+mod catalog;
+mod executor;
+mod explain;
+mod rules;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
+use datafusion_federation::FederatedQueryPlanner;
+use tributary_connector::ConnectorError;
+use tributary_schema_cache::SchemaCache;
+
+use crate::sources::SourceManager;
+
+pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
+pub use explain::SourceQuery;
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The statement is not something this endpoint runs (DDL, DML, several statements).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Parsing, planning or execution failed.
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    #[error("the query took longer than {0:?}")]
+    Timeout(Duration),
+}
+
+impl EngineError {
+    /// The connector error inside, if a source failed (down, refused, timed out).
+    pub fn connector_error(&self) -> Option<&ConnectorError> {
+        let Self::DataFusion(error) = self else {
+            return None;
+        };
+        find_connector_error(error)
+    }
+}
+
+/// Walks a DataFusion error (and what it wraps) for a connector error.
+fn find_connector_error(error: &DataFusionError) -> Option<&ConnectorError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<ConnectorError>() {
+            return Some(found);
+        }
+        if let Some(found) = e.downcast_ref::<DataFusionError>().and_then(|d| match d {
+            DataFusionError::Shared(inner) => find_connector_error(inner),
+            _ => None,
+        }) {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A running query: its result schema and its batches, streamed.
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub stream: SendableRecordBatchStream,
+}
+
+/// The engine. Its session is rebuilt from the catalog whenever the catalog
+/// changes (checked per query, so a new source is usable at once); queries
+/// in flight keep the session they started with.
+pub struct Engine {
+    cache: Arc<SchemaCache>,
+    sources: Arc<SourceManager>,
+    context: ArcSwap<SessionContext>,
+    built_version: AtomicU64,
+    rebuild: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field(
+                "catalog_version",
+                &self.built_version.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
+impl Engine {
+    pub fn new(cache: Arc<SchemaCache>, sources: Arc<SourceManager>) -> Result<Self, EngineError> {
+        let engine = Self {
+            cache,
+            sources,
+            context: ArcSwap::from_pointee(SessionContext::new()),
+            built_version: AtomicU64::new(0),
+            rebuild: std::sync::Mutex::new(()),
+        };
+        engine.refresh_context()?;
+        Ok(engine)
+    }
+
+    /// The session for the current catalog, rebuilt if the catalog moved on.
+    fn context(&self) -> Result<Arc<SessionContext>, EngineError> {
+        if self.cache.snapshot().version != self.built_version.load(Ordering::Acquire) {
+            self.refresh_context()?;
+        }
+        Ok(self.context.load_full())
+    }
+
+    fn refresh_context(&self) -> Result<(), EngineError> {
+        let _guard = self
+            .rebuild
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snapshot = self.cache.snapshot();
+        if snapshot.version == self.built_version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let connectors = self.sources.connectors().into_iter().collect();
+        let catalogs = catalog::build(&snapshot, &connectors)?;
+        // Our catalog list already holds the default catalog (with the
+        // `source.table` schemas and bare names); DataFusion must not
+        // replace it with an empty one.
+        let config = SessionConfig::new()
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_catalog_list(catalogs)
+            .with_optimizer_rules(rules::optimizer_rules())
+            .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
+            .build();
+        self.context
+            .store(Arc::new(SessionContext::new_with_state(state)));
+        self.built_version
+            .store(snapshot.version, Ordering::Release);
+        Ok(())
+    }
+
+    /// Plans and starts one read-only query (`$1`, `$2`… bound to `params`).
+    /// DDL, DML and session statements are refused.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<QueryOutput, EngineError> {
+        let context = self.context()?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = context
+            .sql_with_options(sql, options)
+            .await
+            .map_err(not_allowed)?;
+        let frame = if params.is_empty() {
+            frame
+        } else {
+            frame.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?
+        };
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await?;
+        Ok(QueryOutput { schema, stream })
+    }
+
+    /// The optimized plan of a query as text, and the exact SQL each source
+    /// will receive.
+    pub async fn explain(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<(String, Vec<SourceQuery>), EngineError> {
+        let context = self.context()?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = context
+            .sql_with_options(sql, options)
+            .await
+            .map_err(not_allowed)?;
+        let frame = if params.is_empty() {
+            frame
+        } else {
+            frame.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?
+        };
+        let physical = frame.create_physical_plan().await?;
+        Ok((
+            explain::plan_text(physical.as_ref()),
+            explain::source_queries(physical.as_ref()),
+        ))
+    }
+}
+
+/// SQLOptions' refusals are plan errors; say plainly that this endpoint is read-only.
+fn not_allowed(error: DataFusionError) -> EngineError {
+    let text = error.to_string();
+    if text.contains("not supported")
+        && (text.contains("DDL") || text.contains("DML") || text.contains("Statement"))
+    {
+        EngineError::NotAllowed(format!(
+            "only queries can run here (SELECT, WITH, EXPLAIN): {text}"
+        ))
+    } else {
+        EngineError::DataFusion(error)
+    }
+}

@@ -1,0 +1,228 @@
+//! Query results as JSON: Arrow values turned into JSON values that keep
+//! their meaning — numbers stay numbers, exact decimals become strings (no
+//! float rounding), dates and times ISO 8601 text, binary `\x`-hex text,
+//! lists arrays.
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::{Number, Value};
+
+/// Every row of a batch as a JSON array of cells, in column order.
+pub fn rows(batch: &RecordBatch) -> Vec<Vec<Value>> {
+    let columns: Vec<Vec<Value>> = batch.columns().iter().map(column_values).collect();
+    (0..batch.num_rows())
+        .map(|row| columns.iter().map(|c| c[row].clone()).collect())
+        .collect()
+}
+
+/// The JSON values of one column.
+pub fn column_values(array: &ArrayRef) -> Vec<Value> {
+    macro_rules! numbers {
+        ($t:ty) => {{
+            let values = array.as_primitive::<$t>();
+            (0..array.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::from(values.value(i))
+                    }
+                })
+                .collect()
+        }};
+    }
+    macro_rules! floats {
+        ($t:ty) => {{
+            let values = array.as_primitive::<$t>();
+            (0..array.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        Value::Null
+                    } else {
+                        float(f64::from(values.value(i)))
+                    }
+                })
+                .collect()
+        }};
+    }
+    match array.data_type() {
+        DataType::Null => vec![Value::Null; array.len()],
+        DataType::Boolean => {
+            let values = array.as_boolean();
+            (0..array.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::Bool(values.value(i))
+                    }
+                })
+                .collect()
+        }
+        DataType::Int8 => numbers!(Int8Type),
+        DataType::Int16 => numbers!(Int16Type),
+        DataType::Int32 => numbers!(Int32Type),
+        DataType::Int64 => numbers!(Int64Type),
+        DataType::UInt8 => numbers!(UInt8Type),
+        DataType::UInt16 => numbers!(UInt16Type),
+        DataType::UInt32 => numbers!(UInt32Type),
+        DataType::UInt64 => numbers!(UInt64Type),
+        DataType::Float16 => {
+            let values = array.as_primitive::<Float16Type>();
+            (0..array.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        Value::Null
+                    } else {
+                        float(values.value(i).to_f64())
+                    }
+                })
+                .collect()
+        }
+        DataType::Float32 => floats!(Float32Type),
+        DataType::Float64 => floats!(Float64Type),
+        DataType::Utf8 => strings(array.as_string::<i32>().iter()),
+        DataType::LargeUtf8 => strings(array.as_string::<i64>().iter()),
+        DataType::Utf8View => strings(array.as_string_view().iter()),
+        DataType::Binary => bytes(array.as_binary::<i32>().iter()),
+        DataType::LargeBinary => bytes(array.as_binary::<i64>().iter()),
+        DataType::BinaryView => bytes(array.as_binary_view().iter()),
+        DataType::List(_) => {
+            let lists = array.as_list::<i32>();
+            (0..array.len())
+                .map(|i| {
+                    if lists.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::Array(column_values(&lists.value(i)))
+                    }
+                })
+                .collect()
+        }
+        DataType::LargeList(_) => {
+            let lists = array.as_list::<i64>();
+            (0..array.len())
+                .map(|i| {
+                    if lists.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::Array(column_values(&lists.value(i)))
+                    }
+                })
+                .collect()
+        }
+        // Decimals, dates, times, timestamps, intervals, anything else: the
+        // exact text form.
+        _ => formatted(array),
+    }
+}
+
+fn float(value: f64) -> Value {
+    // JSON has no NaN or infinities: those travel as strings.
+    Number::from_f64(value).map_or_else(|| Value::String(value.to_string()), Value::Number)
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Vec<Value> {
+    values
+        .map(|v| v.map_or(Value::Null, |s| Value::String(s.to_string())))
+        .collect()
+}
+
+fn bytes<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> Vec<Value> {
+    values
+        .map(|v| {
+            v.map_or(Value::Null, |b| {
+                Value::String(format!("\\x{}", hex::encode(b)))
+            })
+        })
+        .collect()
+}
+
+fn formatted(array: &ArrayRef) -> Vec<Value> {
+    let options = FormatOptions::default();
+    match ArrayFormatter::try_new(array.as_ref(), &options) {
+        Ok(formatter) => (0..array.len())
+            .map(|i| {
+                if array.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::String(formatter.value(i).to_string())
+                }
+            })
+            .collect(),
+        Err(error) => vec![Value::String(format!("<{error}>")); array.len()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        BinaryArray, Decimal128Array, Float64Array, Int64Array, ListArray, StringArray,
+    };
+    use datafusion::arrow::datatypes::{Field, Int32Type, Schema};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn values_keep_their_meaning() {
+        let schema = Schema::new(vec![
+            Field::new("i", DataType::Int64, true),
+            Field::new("d", DataType::Decimal128(20, 2), true),
+            Field::new("f", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Binary, true),
+            Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+                true,
+            ),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(9_007_199_254_740_993), None])),
+                Arc::new(
+                    Decimal128Array::from(vec![Some(123_456_789_012_345_678), None])
+                        .with_precision_and_scale(20, 2)
+                        .unwrap(),
+                ),
+                Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN)])),
+                Arc::new(StringArray::from(vec![Some("Zoë"), None])),
+                Arc::new(BinaryArray::from(vec![Some(&[0xde_u8, 0xad][..]), None])),
+                Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+                    Some(vec![Some(1), None]),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            rows(&batch),
+            vec![
+                vec![
+                    json!(9_007_199_254_740_993_i64),
+                    json!("1234567890123456.78"),
+                    json!(1.5),
+                    json!("Zoë"),
+                    json!("\\xdead"),
+                    json!([1, null])
+                ],
+                vec![
+                    json!(null),
+                    json!(null),
+                    json!("NaN"),
+                    json!(null),
+                    json!(null),
+                    json!(null)
+                ],
+            ]
+        );
+    }
+}

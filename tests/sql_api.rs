@@ -1,0 +1,353 @@
+//! The SQL endpoint over real sources: name resolution, cross-source joins
+//! and aggregates with the right answers, filters and column pruning pushed
+//! into each source's SQL (EXPLAIN), bound parameters and literals that stay
+//! values, read-only refusals, and errors that say what is wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use common::{TestServer, assert_error};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A server with the demo's two SQLite sources (crm, shop).
+async fn demo_server(dir: &std::path::Path) -> TestServer {
+    let (crm, shop) = tributary::demo::create_databases(&dir.join("databases")).unwrap();
+    let server = TestServer::start(&dir.join("data")).await;
+    for (name, path) in [("crm", crm), ("shop", shop)] {
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                "/admin/sources",
+                Some(json!({"name": name, "url": format!("sqlite://{}", path.display())})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    server
+}
+
+async fn sql(server: &TestServer, body: Value) -> (u16, Value) {
+    server.admin(Method::POST, "/api/sql", Some(body)).await
+}
+
+async fn rows(server: &TestServer, query: &str) -> Value {
+    let (status, body) = sql(server, json!({"sql": query})).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["rows"].clone()
+}
+
+/// The SQL each source receives for a query.
+async fn source_sql(server: &TestServer, query: &str) -> Vec<(String, String)> {
+    let (status, body) = sql(server, json!({"sql": query, "explain": true})).await;
+    assert_eq!(status, 200, "{body}");
+    body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["sql"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn names_resolve_three_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    let expected = json!([["Acme Tools"], ["Borealis Energy"]]);
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT name FROM crm.main.customers WHERE id < 3 ORDER BY id"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT name FROM crm.customers WHERE id < 3 ORDER BY id"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT name FROM customers WHERE id < 3 ORDER BY id"
+        )
+        .await,
+        expected
+    );
+
+    // A bare name two sources share must be qualified; the error lists both.
+    let (status, body) = server
+        .admin(Method::POST, "/admin/sources", Some(json!({"name": "crm2", "url": format!("sqlite://{}", dir.path().join("databases/crm.db").display())})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let ambiguous = sql(&server, json!({"sql": "SELECT count(*) FROM customers"})).await;
+    assert_error(
+        &ambiguous,
+        400,
+        "invalid_query",
+        &["ambiguous", "crm.main.customers", "crm2.main.customers"],
+    );
+    assert_eq!(
+        rows(&server, "SELECT count(*) FROM crm2.customers").await,
+        json!([[5]]),
+        "a new source is usable at once"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cross_source_aggregate_is_right_and_pushes_work_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    let query = "SELECT c.country, count(*) AS items, sum(i.quantity * i.unit_price) AS total
+                 FROM shop.main.orders o
+                 JOIN crm.main.customers c ON o.customer_id = c.id
+                 JOIN shop.main.order_items i ON i.order_id = o.id
+                 GROUP BY c.country ORDER BY c.country";
+    assert_eq!(
+        rows(&server, query).await,
+        json!([
+            ["DE", 3, "248.30"],
+            ["IT", 1, "19.90"],
+            ["NO", 2, "1722.00"],
+            ["US", 1, "300.00"]
+        ])
+    );
+    let (_, body) = sql(&server, json!({"sql": query})).await;
+    assert_eq!(
+        body["columns"][2],
+        json!({"name": "total", "type": "Decimal128(38, 2)", "nullable": true}),
+        "{body}"
+    );
+
+    // Filters written in the outer WHERE of a cross-source join reach each
+    // source's SQL, and only the needed columns are read.
+    let filtered = "SELECT c.name, o.id FROM shop.main.orders o JOIN crm.main.customers c ON o.customer_id = c.id
+                    WHERE o.status = 'open' AND c.country = 'DE'";
+    assert_eq!(rows(&server, filtered).await, json!([["Acme Tools", 2]]));
+    let statements = source_sql(&server, filtered).await;
+    let shop = statements
+        .iter()
+        .find(|(s, _)| s == "shop")
+        .expect("a statement for shop");
+    let crm = statements
+        .iter()
+        .find(|(s, _)| s == "crm")
+        .expect("a statement for crm");
+    assert!(
+        shop.1.contains("'open'") && shop.1.contains("status"),
+        "{shop:?}"
+    );
+    assert!(
+        !shop.1.contains("ordered_at"),
+        "unused columns are pruned: {shop:?}"
+    );
+    assert!(
+        crm.1.contains("'DE'") && crm.1.contains("country"),
+        "{crm:?}"
+    );
+    assert!(
+        !crm.1.contains("email"),
+        "unused columns are pruned: {crm:?}"
+    );
+
+    // A single-source query becomes one statement with the aggregate inside.
+    let one = source_sql(
+        &server,
+        "SELECT status, count(*) FROM shop.orders GROUP BY status",
+    )
+    .await;
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert!(one[0].1.to_lowercase().contains("group by"), "{one:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn values_stay_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    // A literal with quotes is escaped for the source and matches nothing.
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT id FROM crm.customers WHERE name = 'x'' OR ''1''=''1'"
+        )
+        .await,
+        json!([])
+    );
+    // Bound parameters likewise.
+    let (status, body) = sql(&server, json!({"sql": "SELECT id FROM crm.customers WHERE name = $1 OR id = $2", "params": ["x' OR '1'='1", 4]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!([[4]]));
+    let (status, body) = sql(&server, json!({"sql": "SELECT name FROM crm.customers WHERE name = $1", "params": ["Città di Parma"]})).await;
+    assert_eq!(
+        (status, &body["rows"]),
+        (200, &json!([["Città di Parma"]])),
+        "{body}"
+    );
+    let bad = sql(&server, json!({"sql": "SELECT $1", "params": [{"a": 1}]})).await;
+    assert_error(&bad, 400, "invalid_input", &["$1"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_queries_run_and_errors_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    for statement in [
+        "DELETE FROM crm.main.customers",
+        "CREATE TABLE x (a int)",
+        "INSERT INTO crm.main.segments VALUES ('a', 'b')",
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let response = sql(&server, json!({"sql": statement})).await;
+        assert_error(&response, 400, "read_only", &["only queries"]);
+    }
+    assert_eq!(
+        rows(&server, "SELECT count(*) FROM crm.customers").await,
+        json!([[5]]),
+        "nothing was deleted"
+    );
+    assert_error(
+        &sql(&server, json!({"sql": "SELEC 1"})).await,
+        400,
+        "syntax_error",
+        &["SELEC"],
+    );
+    assert_error(
+        &sql(&server, json!({"sql": "SELECT * FROM crm.main.nope"})).await,
+        400,
+        "invalid_query",
+        &["nope"],
+    );
+    assert_error(
+        &sql(&server, json!({"sql": "SELECT colour FROM crm.customers"})).await,
+        400,
+        "invalid_query",
+        &["colour"],
+    );
+    assert_error(
+        &sql(&server, json!({"sql": "SELECT 1", "limit": 5})).await,
+        422,
+        "invalid_input",
+        &["limit"],
+    );
+    let unauthorized = server
+        .call(
+            Method::POST,
+            "/api/sql",
+            Some(json!({"sql": "SELECT 1"})),
+            None,
+        )
+        .await;
+    assert_eq!(unauthorized.0, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_joined_with_mariadb() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, region text NOT NULL);
+         INSERT INTO customers VALUES (1, 'Ann', 'EU'), (2, 'Bob', 'US'), (3, 'Cé', 'EU');",
+    )
+    .await;
+    let database = common::mariadb_database(
+        "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(12,2) NOT NULL, note VARCHAR(50));
+         INSERT INTO orders VALUES (10, 1, 5.50, 'a'), (11, 1, 4.50, NULL), (12, 2, 100.00, 'b'), (13, 3, 1.25, 'c'), (14, 9, 7.00, 'orphan');",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pg = json!({"name": "crm", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(pg))
+            .await
+            .0,
+        201
+    );
+    let my = json!({"name": "shop", "url": common::mariadb_url_with_database(&database)});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(my))
+            .await
+            .0,
+        201
+    );
+
+    let query = format!(
+        "SELECT c.region, count(*) AS orders, sum(o.amount) AS total
+         FROM shop.{database}.orders o JOIN crm.{schema}.customers c ON c.id = o.customer_id
+         WHERE o.amount > 2 GROUP BY c.region ORDER BY c.region"
+    );
+    assert_eq!(
+        rows(&server, &query).await,
+        json!([["EU", 2, "10.00"], ["US", 1, "100.00"]])
+    );
+    let statements = source_sql(&server, &query).await;
+    let shop = statements
+        .iter()
+        .find(|(s, _)| s == "shop")
+        .expect("shop statement");
+    assert!(
+        shop.1.contains('`') && shop.1.contains("> 2"),
+        "MySQL dialect, filter pushed: {shop:?}"
+    );
+    assert!(!shop.1.contains("note"), "{shop:?}");
+    let crm = statements
+        .iter()
+        .find(|(s, _)| s == "crm")
+        .expect("crm statement");
+    assert!(crm.1.contains('"'), "PostgreSQL dialect: {crm:?}");
+
+    // The default schema of each source: `source.table`.
+    assert_eq!(
+        rows(&server, "SELECT count(*) FROM shop.orders").await,
+        json!([[5]])
+    );
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
+#[tokio::test]
+async fn a_source_that_is_down_is_named() {
+    let schema =
+        common::postgres_schema("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .await;
+    let proxy = common::TcpProxy::start(common::postgres_addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let far = json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None), "schemas": {"include": [schema]},
+                     "pool": {"connect_timeout_ms": 1000, "acquire_timeout_ms": 1000}});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(far))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        rows(&server, &format!("SELECT id FROM far.{schema}.t")).await,
+        json!([[1]])
+    );
+    proxy.cut().await;
+    let down = sql(
+        &server,
+        json!({"sql": format!("SELECT id FROM far.{schema}.t")}),
+    )
+    .await;
+    assert_error(&down, 503, "source_unavailable", &["far"]);
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
