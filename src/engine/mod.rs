@@ -7,6 +7,8 @@
 mod catalog;
 mod executor;
 mod explain;
+mod federate;
+mod pushdown;
 mod rules;
 
 use std::sync::Arc;
@@ -142,7 +144,9 @@ impl Engine {
             .with_config(config)
             .with_default_features()
             .with_catalog_list(catalogs)
-            .with_optimizer_rules(rules::optimizer_rules())
+            .with_optimizer_rules(rules::optimizer_rules(executor::compute_contexts(
+                &snapshot,
+            )))
             .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
             .build();
         self.context

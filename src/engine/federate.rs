@@ -1,0 +1,352 @@
+//! The federation rule: finds the largest sub-plans whose tables all belong
+//! to one source and hands each to that source's SQL planner.
+//!
+//! Adapted from datafusion-federation 0.5.8's `FederationOptimizerRule`
+//! (Apache-2.0) with one change: a plan node whose own work the source
+//! would evaluate differently ([`pushdown::node_is_pushable`]) is never
+//! merged into the source's sub-plan; its inputs are federated separately
+//! and the node runs in DataFusion.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::not_impl_err;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::Result;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Expr, Extension, Filter, LogicalPlan, Projection, TableScan};
+use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
+use tributary_schema_cache::SourceKind;
+
+use super::pushdown;
+
+/// The rule, with the kind of each source by its federation compute context.
+#[derive(Debug)]
+pub struct FederateSources {
+    kinds: HashMap<String, SourceKind>,
+}
+
+impl FederateSources {
+    pub fn new(kinds: HashMap<String, SourceKind>) -> Self {
+        Self { kinds }
+    }
+
+    fn pushable(&self, plan: &LogicalPlan, provider: &FederationProviderRef) -> bool {
+        match provider
+            .compute_context()
+            .and_then(|c| self.kinds.get(&c).copied())
+        {
+            Some(kind) => pushdown::node_is_pushable(plan, kind),
+            None => true,
+        }
+    }
+}
+
+impl OptimizerRule for FederateSources {
+    fn name(&self) -> &str {
+        "federate_sources"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        // A bare table scan (what projection pushdown leaves of `SELECT a
+        // FROM t`) is only federated below another node: give it one.
+        let plan = match plan {
+            LogicalPlan::TableScan(_) => project_all(plan)?,
+            other => other,
+        };
+        let plan = self.split_filters(plan)?;
+        match self.optimize(&plan, true, config)? {
+            (Some(optimized), _) => Ok(Transformed::yes(optimized)),
+            (None, _) => Ok(Transformed::no(plan)),
+        }
+    }
+}
+
+/// Which sources a sub-plan touches.
+#[derive(Clone)]
+enum Scan {
+    None,
+    One(FederationProviderRef),
+    Several,
+}
+
+impl Scan {
+    fn merge(&mut self, other: Scan) {
+        *self = match (std::mem::replace(self, Scan::None), other) {
+            (current, Scan::None) => current,
+            (Scan::None, other) => other,
+            (Scan::Several, _) | (_, Scan::Several) => Scan::Several,
+            (Scan::One(a), Scan::One(b)) => {
+                if *a == *b {
+                    Scan::One(a)
+                } else {
+                    Scan::Several
+                }
+            }
+        };
+    }
+
+    fn several(&self) -> bool {
+        matches!(self, Scan::Several)
+    }
+}
+
+impl FederateSources {
+    /// Splits each filter over one source into the conjuncts the source
+    /// evaluates exactly (pushed) and the rest (kept in DataFusion, above):
+    /// `w = 'apple' AND id > 0` on MySQL pushes `id > 0` only.
+    fn split_filters(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        plan.transform_up(|node| {
+            let LogicalPlan::Filter(filter) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Scan::One(provider) = self.scan_plan(&filter.input)? else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(kind) = provider
+                .compute_context()
+                .and_then(|c| self.kinds.get(&c).copied())
+            else {
+                return Ok(Transformed::no(node));
+            };
+            let schema = filter.input.schema();
+            let (pushed, local): (Vec<&Expr>, Vec<&Expr>) = split_conjunction(&filter.predicate)
+                .into_iter()
+                .partition(|e| pushdown::expr_is_pushable(e, schema, kind));
+            let (Some(pushed), Some(local)) = (
+                conjunction(pushed.into_iter().cloned()),
+                conjunction(local.into_iter().cloned()),
+            ) else {
+                return Ok(Transformed::no(node));
+            };
+            let below = LogicalPlan::Filter(Filter::try_new(pushed, filter.input.clone())?);
+            Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+                local,
+                Arc::new(below),
+            )?)))
+        })
+        .map(|t| t.data)
+    }
+
+    /// Recursively federates the largest single-source sub-plans. Returns
+    /// the rewritten plan when something was federated below or at `plan`,
+    /// and which sources `plan` touches.
+    fn optimize(
+        &self,
+        plan: &LogicalPlan,
+        is_root: bool,
+        config: &dyn OptimizerConfig,
+    ) -> Result<(Option<LogicalPlan>, Scan)> {
+        if matches!(plan, LogicalPlan::Extension(Extension { node }) if node.name() == "Federated")
+        {
+            return Ok((None, Scan::Several));
+        }
+        let leaf = leaf_provider(plan)?;
+        let exprs = self.scan_exprs(plan)?;
+        let exprs_touch_sources = !matches!(exprs, Scan::None);
+        if let Some(provider) = &leaf {
+            let same = match &exprs {
+                Scan::None => true,
+                Scan::One(p) => **p == **provider,
+                Scan::Several => false,
+            };
+            if same {
+                return Ok((None, Scan::One(provider.clone())));
+            }
+        }
+        let mut sole = leaf.map_or(Scan::None, Scan::One);
+        sole.merge(exprs);
+        let inputs = plan.inputs();
+        if inputs.is_empty() && matches!(sole, Scan::None) {
+            return Ok((None, Scan::None));
+        }
+        let results = inputs
+            .iter()
+            .map(|i| self.optimize(i, false, config))
+            .collect::<Result<Vec<_>>>()?;
+        for (_, scan) in &results {
+            sole.merge(scan.clone());
+        }
+        match &sole {
+            Scan::None => return Ok((None, Scan::None)),
+            Scan::One(provider) if self.pushable(plan, provider) => {
+                if !is_root {
+                    return Ok((None, sole));
+                }
+                if !matches!(plan, LogicalPlan::Analyze(_)) {
+                    let Some(optimizer) = provider.optimizer() else {
+                        return Ok((None, Scan::None));
+                    };
+                    return Ok((
+                        Some(optimizer.optimize(plan.clone(), config, |_, _| {})?),
+                        Scan::None,
+                    ));
+                }
+            }
+            // Several sources, or one source that would evaluate this node
+            // differently: federate each input on its own.
+            _ => {}
+        }
+        let new_inputs = results
+            .into_iter()
+            .zip(inputs.iter())
+            .map(|((optimized, scan), original)| {
+                if let Some(optimized) = optimized {
+                    return Ok(optimized);
+                }
+                let original = (*original).clone();
+                let Scan::One(provider) = scan else {
+                    return Ok(original);
+                };
+                let Some(optimizer) = provider.optimizer() else {
+                    return Ok(original);
+                };
+                optimizer.optimize(wrap_projection(original)?, config, |_, _| {})
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let new_exprs = if exprs_touch_sources {
+            self.optimize_exprs(plan, config)?
+        } else {
+            plan.expressions()
+        };
+        Ok((
+            Some(plan.with_new_exprs(new_exprs, new_inputs)?),
+            Scan::Several,
+        ))
+    }
+
+    /// Which sources the sub-queries in a node's expressions touch.
+    fn scan_exprs(&self, plan: &LogicalPlan) -> Result<Scan> {
+        let mut sole = Scan::None;
+        for expr in plan.expressions() {
+            sole.merge(self.scan_expr(&expr)?);
+            if sole.several() {
+                break;
+            }
+        }
+        Ok(sole)
+    }
+
+    fn scan_expr(&self, expr: &Expr) -> Result<Scan> {
+        let mut sole = Scan::None;
+        expr.apply(|e| match e {
+            Expr::ScalarSubquery(subquery) => {
+                sole.merge(self.scan_plan(&subquery.subquery)?);
+                Ok(if sole.several() {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            }
+            Expr::InSubquery(_) => not_impl_err!("IN (subquery) left after decorrelation"),
+            // Correlated sub-queries are federated lower in the tree.
+            Expr::OuterReferenceColumn(..) => {
+                sole = Scan::Several;
+                Ok(TreeNodeRecursion::Stop)
+            }
+            _ => Ok(TreeNodeRecursion::Continue),
+        })?;
+        Ok(sole)
+    }
+
+    fn scan_plan(&self, plan: &LogicalPlan) -> Result<Scan> {
+        let mut sole = Scan::None;
+        plan.apply(|node| {
+            sole.merge(self.scan_exprs(node)?);
+            if let Some(provider) = leaf_provider(node)? {
+                sole.merge(Scan::One(provider));
+            }
+            Ok(if sole.several() {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        Ok(sole)
+    }
+
+    /// Federates every scalar sub-query of a node on its own.
+    fn optimize_exprs(
+        &self,
+        plan: &LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Vec<Expr>> {
+        plan.expressions()
+            .into_iter()
+            .map(|expr| {
+                expr.transform(|e| match e {
+                    Expr::ScalarSubquery(ref subquery) => {
+                        let (optimized, _) = self.optimize(&subquery.subquery, true, config)?;
+                        Ok(match optimized {
+                            Some(plan) => Transformed::yes(Expr::ScalarSubquery(
+                                subquery.with_plan(plan.into()),
+                            )),
+                            None => Transformed::no(e),
+                        })
+                    }
+                    Expr::InSubquery(_) => not_impl_err!("IN (subquery) left after decorrelation"),
+                    other => Ok(Transformed::no(other)),
+                })
+                .map(|t| t.data)
+            })
+            .collect()
+    }
+}
+
+/// The source of a table scan; tables DataFusion serves itself get a
+/// placeholder source that is never federated.
+fn leaf_provider(plan: &LogicalPlan) -> Result<Option<FederationProviderRef>> {
+    let LogicalPlan::TableScan(TableScan { source, .. }) = plan else {
+        return Ok(None);
+    };
+    Ok(Some(match get_table_source(source)? {
+        Some(federated) => federated.federation_provider(),
+        None => Arc::new(LocalTables),
+    }))
+}
+
+struct LocalTables;
+
+impl FederationProvider for LocalTables {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn compute_context(&self) -> Option<String> {
+        None
+    }
+
+    fn optimizer(&self) -> Option<Arc<datafusion::optimizer::Optimizer>> {
+        None
+    }
+}
+
+/// `plan` under a projection of all its columns (same schema).
+pub fn project_all(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let columns: Vec<Expr> = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        columns,
+        Arc::new(plan),
+    )?))
+}
+
+fn wrap_projection(plan: LogicalPlan) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Projection(_) => Ok(plan),
+        other => project_all(other),
+    }
+}

@@ -1,0 +1,381 @@
+//! What may run inside a source without changing the answer. Our SQL
+//! semantics are PostgreSQL's; a plan node or expression that a source would
+//! evaluate differently stays in DataFusion. Unknown functions and
+//! expressions are not pushed (an allow-list, per source kind).
+//!
+//! | | PostgreSQL | MySQL / MariaDB | SQLite |
+//! |---|---|---|---|
+//! | string `=`, `<`, `IN`, `BETWEEN` | yes | no: default collations ignore case and trailing spaces | yes (BINARY collation) |
+//! | `LIKE` / `ILIKE` | yes | no (case-insensitive) | no (case-insensitive for ASCII) |
+//! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes |
+//! | `\|\|` | yes | no (it is OR) | yes |
+//! | GROUP BY / DISTINCT / MIN / MAX on strings | yes | no (collation) | yes |
+//! | ORDER BY | yes | top-N only (with LIMIT), non-string keys, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) |
+//! | FULL OUTER JOIN | yes | no (none) | yes |
+//! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr |
+//! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max |
+//! | casts | between numeric types | between numeric types | between numeric types |
+//! | window functions, subquery expressions | no (run in DataFusion) | no | no |
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::expr::{AggregateFunction, Sort};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator};
+use tributary_schema_cache::SourceKind;
+
+/// True when `node` (its own work, not its inputs) evaluates in a source of
+/// `kind` exactly as DataFusion would.
+pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
+    let all =
+        |exprs: &[Expr], schema: &DFSchema| exprs.iter().all(|e| expr_is_pushable(e, schema, kind));
+    match node {
+        LogicalPlan::TableScan(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Union(_) => true,
+        LogicalPlan::Projection(p) => all(&p.expr, p.input.schema()),
+        LogicalPlan::Filter(f) => expr_is_pushable(&f.predicate, f.input.schema(), kind),
+        LogicalPlan::Aggregate(a) => {
+            let schema = a.input.schema();
+            all(&a.group_expr, schema)
+                && (kind != SourceKind::Mysql && kind != SourceKind::Mariadb
+                    || a.group_expr.iter().all(|e| !is_string(e, schema)))
+                && a.aggr_expr
+                    .iter()
+                    .all(|e| aggregate_is_pushable(e, schema, kind))
+        }
+        // MySQL and MariaDB may ignore ORDER BY inside a derived table unless
+        // a LIMIT goes with it: only top-N sorts go there.
+        LogicalPlan::Sort(s) => {
+            (s.fetch.is_some() || !is_mysql(kind))
+                && s.expr
+                    .iter()
+                    .all(|sort| sort_is_pushable(sort, s.input.schema(), kind))
+        }
+        LogicalPlan::Join(j) => {
+            let mysql = is_mysql(kind);
+            let join_type_ok = !(mysql && j.join_type == JoinType::Full)
+                && matches!(
+                    j.join_type,
+                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+                );
+            let keys_ok = j.on.iter().all(|(l, r)| {
+                expr_is_pushable(l, j.left.schema(), kind)
+                    && expr_is_pushable(r, j.right.schema(), kind)
+                    && !(mysql && is_string(l, j.left.schema()))
+            });
+            let filter_ok = j
+                .filter
+                .as_ref()
+                .is_none_or(|f| expr_is_pushable(f, &j.schema, kind));
+            join_type_ok && keys_ok && filter_ok
+        }
+        LogicalPlan::Distinct(d) => {
+            !is_mysql(kind)
+                || d.input()
+                    .schema()
+                    .fields()
+                    .iter()
+                    .all(|f| !is_string_type(f.data_type()))
+        }
+        _ => false,
+    }
+}
+
+fn is_mysql(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::Mysql | SourceKind::Mariadb)
+}
+
+fn is_string_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) || matches!(data_type, DataType::Dictionary(_, v) if is_string_type(v))
+}
+
+fn is_string(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| is_string_type(&t))
+}
+
+fn is_numeric(data_type: &DataType) -> bool {
+    data_type.is_numeric()
+}
+
+fn sort_is_pushable(sort: &Sort, schema: &DFSchema, kind: SourceKind) -> bool {
+    if !expr_is_pushable(&sort.expr, schema, kind) {
+        return false;
+    }
+    if !is_mysql(kind) {
+        return true;
+    }
+    // MySQL cannot write NULLS FIRST/LAST; its own order puts NULLs first
+    // ascending and last descending.
+    let nullable = sort.expr.nullable(schema).unwrap_or(true);
+    let mysql_order = sort.nulls_first == sort.asc;
+    !is_string(&sort.expr, schema) && (!nullable || mysql_order)
+}
+
+fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
+    let expr = match expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    };
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = expr else {
+        return false;
+    };
+    if params.filter.is_some() || !params.order_by.is_empty() {
+        return false;
+    }
+    if !params
+        .args
+        .iter()
+        .all(|a| expr_is_pushable(a, schema, kind))
+    {
+        return false;
+    }
+    let strings = params.args.iter().any(|a| is_string(a, schema));
+    match (func.name(), kind) {
+        ("count", SourceKind::Mysql | SourceKind::Mariadb) => !params.distinct,
+        ("count", _) => true,
+        ("sum", _) => !params.distinct,
+        ("avg", SourceKind::Postgres | SourceKind::Mysql | SourceKind::Mariadb) => !params.distinct,
+        ("min" | "max", SourceKind::Mysql | SourceKind::Mariadb) => !strings,
+        ("min" | "max", _) => true,
+        _ => false,
+    }
+}
+
+/// True when `expr` evaluates the same in a source of `kind`.
+pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
+    let pushable = |e: &Expr| expr_is_pushable(e, schema, kind);
+    match expr {
+        Expr::Column(_) => true,
+        Expr::Literal(..) => true,
+        Expr::Alias(alias) => pushable(&alias.expr),
+        Expr::Not(e)
+        | Expr::IsNull(e)
+        | Expr::IsNotNull(e)
+        | Expr::IsTrue(e)
+        | Expr::IsFalse(e)
+        | Expr::Negative(e) => pushable(e),
+        Expr::BinaryExpr(binary) => binary_is_pushable(binary, schema, kind),
+        Expr::Between(between) => {
+            pushable(&between.expr)
+                && pushable(&between.low)
+                && pushable(&between.high)
+                && !(is_mysql(kind) && is_string(&between.expr, schema))
+        }
+        Expr::InList(list) => {
+            pushable(&list.expr)
+                && list.list.iter().all(pushable)
+                && !(is_mysql(kind) && is_string(&list.expr, schema))
+        }
+        Expr::Like(like) => {
+            kind == SourceKind::Postgres
+                && like.escape_char.is_none()
+                && pushable(&like.expr)
+                && pushable(&like.pattern)
+        }
+        Expr::Case(case) => {
+            case.expr.as_deref().is_none_or(pushable)
+                && case
+                    .when_then_expr
+                    .iter()
+                    .all(|(w, t)| pushable(w) && pushable(t))
+                && case.else_expr.as_deref().is_none_or(pushable)
+        }
+        Expr::Cast(cast) => {
+            pushable(&cast.expr)
+                && is_numeric(cast.field.data_type())
+                && cast.expr.get_type(schema).is_ok_and(|t| is_numeric(&t))
+        }
+        Expr::ScalarFunction(function) => {
+            function_is_pushable(function.name(), kind) && function.args.iter().all(pushable)
+        }
+        _ => false,
+    }
+}
+
+fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) -> bool {
+    if !expr_is_pushable(&binary.left, schema, kind)
+        || !expr_is_pushable(&binary.right, schema, kind)
+    {
+        return false;
+    }
+    let strings = is_string(&binary.left, schema) || is_string(&binary.right, schema);
+    match binary.op {
+        Operator::And | Operator::Or | Operator::Plus | Operator::Minus | Operator::Multiply => {
+            true
+        }
+        Operator::Divide | Operator::Modulo => !is_mysql(kind),
+        Operator::Eq
+        | Operator::NotEq
+        | Operator::Lt
+        | Operator::LtEq
+        | Operator::Gt
+        | Operator::GtEq
+        | Operator::IsDistinctFrom
+        | Operator::IsNotDistinctFrom => !(is_mysql(kind) && strings),
+        Operator::StringConcat => !is_mysql(kind),
+        _ => false,
+    }
+}
+
+fn function_is_pushable(name: &str, kind: SourceKind) -> bool {
+    const EVERYWHERE: &[&str] = &["abs", "coalesce", "nullif"];
+    const POSTGRES: &[&str] = &[
+        "ceil",
+        "floor",
+        "upper",
+        "lower",
+        "length",
+        "character_length",
+        "char_length",
+        "substr",
+        "substring",
+        "btrim",
+        "ltrim",
+        "rtrim",
+        "trim",
+        "replace",
+        "concat",
+        "date_trunc",
+    ];
+    const MYSQL: &[&str] = &[
+        "ceil",
+        "floor",
+        "upper",
+        "lower",
+        "character_length",
+        "char_length",
+    ];
+    // SQLite's dialect writes character_length as length(), which counts characters.
+    const SQLITE: &[&str] = &["character_length", "length", "substr", "substring"];
+    EVERYWHERE.contains(&name)
+        || match kind {
+            SourceKind::Postgres => POSTGRES.contains(&name),
+            SourceKind::Mysql | SourceKind::Mariadb => MYSQL.contains(&name),
+            SourceKind::Sqlite => SQLITE.contains(&name),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::functions::expr_fn::{character_length, upper};
+    use datafusion::prelude::{col, lit};
+
+    use super::*;
+
+    fn schema() -> DFSchema {
+        DFSchema::try_from(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("n", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+        .unwrap()
+    }
+
+    #[test]
+    fn expressions_per_kind() {
+        use SourceKind::{Mariadb, Postgres, Sqlite};
+        let schema = schema();
+        // (expression, PostgreSQL, MariaDB, SQLite)
+        let cases: Vec<(Expr, bool, bool, bool)> = vec![
+            (col("id").gt(lit(2_i64)), true, true, true),
+            (col("name").eq(lit("x")), true, false, true),
+            (
+                col("name").in_list(vec![lit("a")], false),
+                true,
+                false,
+                true,
+            ),
+            (col("name").like(lit("a%")), true, false, false),
+            (col("id") / lit(2_i64), true, false, true),
+            (col("id") % lit(2_i64), true, false, true),
+            (col("id") + col("n"), true, true, true),
+            (
+                col("n").is_null().or(col("id").lt_eq(lit(1_i64))),
+                true,
+                true,
+                true,
+            ),
+            (upper(col("name")), true, true, false),
+            (character_length(col("name")), true, true, true),
+            (
+                datafusion::functions::expr_fn::md5(col("name")),
+                false,
+                false,
+                false,
+            ),
+            (
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col("n")),
+                    DataType::Int64,
+                )),
+                true,
+                true,
+                true,
+            ),
+            (
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col("n")),
+                    DataType::Utf8,
+                )),
+                false,
+                false,
+                false,
+            ),
+        ];
+        for (expr, postgres, mariadb, sqlite) in cases {
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Postgres),
+                postgres,
+                "postgres: {expr}"
+            );
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Mariadb),
+                mariadb,
+                "mariadb: {expr}"
+            );
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Sqlite),
+                sqlite,
+                "sqlite: {expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn mysql_sorts_only_keep_its_null_order() {
+        let schema = schema();
+        let sort =
+            |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
+        let mysql = SourceKind::Mysql;
+        assert!(
+            sort_is_pushable(&sort("id", true, false), &schema, mysql),
+            "NOT NULL key"
+        );
+        assert!(
+            sort_is_pushable(&sort("n", true, true), &schema, mysql),
+            "MySQL's own order"
+        );
+        assert!(
+            sort_is_pushable(&sort("n", false, false), &schema, mysql),
+            "MySQL's own order"
+        );
+        assert!(
+            !sort_is_pushable(&sort("n", true, false), &schema, mysql),
+            "NULLS LAST ascending"
+        );
+        assert!(
+            !sort_is_pushable(&sort("name", true, true), &schema, mysql),
+            "collation order"
+        );
+        assert!(sort_is_pushable(
+            &sort("n", true, false),
+            &schema,
+            SourceKind::Sqlite
+        ));
+    }
+}

@@ -1,0 +1,220 @@
+//! Pushdown never changes an answer: what MariaDB (or SQLite) would answer
+//! differently from PostgreSQL semantics — case- and trailing-space-
+//! insensitive string comparison and grouping, NULL ordering, integer
+//! division, byte lengths, case-insensitive LIKE — runs in DataFusion, while
+//! what is safe still goes to the source.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use common::TestServer;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn rows(server: &TestServer, query: &str) -> Value {
+    let (status, body) = server
+        .admin(Method::POST, "/api/sql", Some(json!({"sql": query})))
+        .await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["rows"].clone()
+}
+
+async fn pushed(server: &TestServer, query: &str) -> String {
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/sql",
+            Some(json!({"sql": query, "explain": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sql"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn mariadb_answers_like_postgresql() {
+    let database = common::mariadb_database(
+        "CREATE TABLE words (id INT PRIMARY KEY, w VARCHAR(20), n INT NULL);
+         INSERT INTO words VALUES (1, 'apple', 3), (2, 'Apple', NULL), (3, 'apple ', 1), (4, 'banana', 2), (5, NULL, 5), (6, 'Zoë', 7);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let body = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(body))
+            .await
+            .0,
+        201
+    );
+    let t = format!("my.{database}.words");
+
+    // String equality and LIKE are exact.
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w = 'apple' ORDER BY id")
+        )
+        .await,
+        json!([[1]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w IN ('Apple') ORDER BY id")
+        )
+        .await,
+        json!([[2]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w LIKE 'App%' ORDER BY id")
+        )
+        .await,
+        json!([[2]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w > 'b' ORDER BY id")
+        )
+        .await,
+        json!([[4]])
+    );
+    let sql = pushed(
+        &server,
+        &format!("SELECT id FROM {t} WHERE w = 'apple' AND id > 0"),
+    )
+    .await;
+    assert!(
+        !sql.contains("'apple'"),
+        "the string comparison stays in DataFusion: {sql}"
+    );
+    assert!(sql.contains("> 0"), "the numeric one is pushed: {sql}");
+
+    // Grouping and ordering of strings by bytes, NULLs last ascending.
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT w, count(*) FROM {t} GROUP BY w ORDER BY w")
+        )
+        .await,
+        json!([
+            ["Apple", 1],
+            ["Zoë", 1],
+            ["apple", 1],
+            ["apple ", 1],
+            ["banana", 1],
+            [null, 1]
+        ])
+    );
+    assert_eq!(
+        rows(&server, &format!("SELECT id FROM {t} ORDER BY n LIMIT 3")).await,
+        json!([[3], [4], [1]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} ORDER BY n DESC LIMIT 2")
+        )
+        .await,
+        json!([[2], [6]])
+    );
+    // A NOT NULL key sorts the same everywhere: that sort and limit are pushed.
+    let sql = pushed(
+        &server,
+        &format!("SELECT id FROM {t} ORDER BY id DESC LIMIT 2"),
+    )
+    .await;
+    assert!(sql.contains("ORDER BY") && sql.contains("LIMIT 2"), "{sql}");
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} ORDER BY id DESC LIMIT 2")
+        )
+        .await,
+        json!([[6], [5]])
+    );
+
+    // Integer division and character length.
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT n / 2, n % 2 FROM {t} WHERE id = 1")
+        )
+        .await,
+        json!([[1, 1]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT length(w), character_length(w) FROM {t} WHERE id = 6")
+        )
+        .await,
+        json!([[3, 3]])
+    );
+
+    // Numeric aggregates are still pushed, and right.
+    let query = format!("SELECT count(*), sum(n), min(n), max(n) FROM {t}");
+    assert_eq!(rows(&server, &query).await, json!([[6, 18, 1, 7]]));
+    assert!(
+        pushed(&server, &query)
+            .await
+            .to_lowercase()
+            .contains("sum("),
+        "aggregate pushed"
+    );
+    server.stop().await;
+    common::drop_mariadb_database(&database).await;
+}
+
+#[tokio::test]
+async fn sqlite_like_is_case_sensitive_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::sqlite_file(
+        dir.path(),
+        "s.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'Acme'), (2, 'acme'), (3, NULL);",
+    );
+    let server = TestServer::start(&dir.path().join("data")).await;
+    let body = json!({"name": "s", "url": format!("sqlite://{}", file.display())});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(body))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        rows(&server, "SELECT id FROM s.t WHERE name LIKE 'ac%'").await,
+        json!([[2]])
+    );
+    assert_eq!(
+        rows(&server, "SELECT id FROM s.t WHERE name = 'acme'").await,
+        json!([[2]])
+    );
+    assert_eq!(
+        rows(&server, "SELECT id FROM s.t ORDER BY name").await,
+        json!([[1], [2], [3]])
+    );
+    assert_eq!(
+        rows(&server, "SELECT id FROM s.t ORDER BY name DESC").await,
+        json!([[3], [2], [1]])
+    );
+    // SQLite compares strings by bytes: that filter is pushed.
+    assert!(
+        pushed(&server, "SELECT id FROM s.t WHERE name = 'acme'")
+            .await
+            .contains("'acme'")
+    );
+    server.stop().await;
+}
