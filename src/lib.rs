@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod results;
 pub mod sources;
 pub mod sql_api;
+pub mod sql_stream;
 pub mod state;

@@ -1,12 +1,16 @@
 //! `POST /api/sql`: read-only SQL over every source, with bound parameters,
 //! a time limit and a row cap; `explain: true` returns the plan and the SQL
-//! each source receives instead of rows.
+//! each source receives instead of rows. The `Accept` header picks the
+//! format: JSON (default), NDJSON, CSV or an Arrow IPC stream — the last
+//! three stream batch by batch as the sources deliver them.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -15,6 +19,7 @@ use serde_json::{Value, json};
 use crate::engine::EngineError;
 use crate::error::{ApiError, json_rejection};
 use crate::results;
+use crate::sql_stream as stream;
 use crate::state::AppState;
 
 /// The request body.
@@ -55,12 +60,54 @@ fn scalar(value: &Value, index: usize) -> Result<ScalarValue, ApiError> {
     })
 }
 
+/// The response formats, by `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Streamed(stream::Encoding),
+}
+
+impl Format {
+    fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        for media in accept
+            .split(',')
+            .map(|m| m.split(';').next().unwrap_or("").trim())
+        {
+            match media {
+                "application/json" | "*/*" | "application/*" | "" => return Ok(Self::Json),
+                "application/x-ndjson" | "application/ndjson" => {
+                    return Ok(Self::Streamed(stream::Encoding::NdJson));
+                }
+                "text/csv" => return Ok(Self::Streamed(stream::Encoding::Csv)),
+                "application/vnd.apache.arrow.stream" => {
+                    return Ok(Self::Streamed(stream::Encoding::Arrow));
+                }
+                _ => {}
+            }
+        }
+        Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not_acceptable",
+            format!(
+                "cannot answer `{accept}`: use application/json, application/x-ndjson, \
+                 text/csv or application/vnd.apache.arrow.stream"
+            ),
+        ))
+    }
+}
+
 /// `POST /api/sql`
 pub async fn run(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<SqlRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|e| json_rejection(&e))?;
+    let format = Format::from_headers(&headers)?;
     let params = request
         .params
         .iter()
@@ -70,9 +117,13 @@ pub async fn run(
     let limit = state.config.query_timeout;
     if request.explain {
         let (plan, sources) = within(limit, state.engine.explain(&request.sql, params)).await?;
-        return Ok(Json(json!({ "plan": plan, "sources": sources })));
+        return Ok(Json(json!({ "plan": plan, "sources": sources })).into_response());
     }
     let max_rows = state.config.max_rows;
+    if let Format::Streamed(encoding) = format {
+        let output = within(limit, state.engine.query(&request.sql, params)).await?;
+        return Ok(stream::response(encoding, output, max_rows, limit));
+    }
     let collected = within(limit, async {
         let mut output = state.engine.query(&request.sql, params).await?;
         let mut rows = Vec::new();
@@ -100,9 +151,7 @@ pub async fn run(
         .iter()
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable() }))
         .collect();
-    Ok(Json(
-        json!({ "columns": columns, "rows": rows, "truncated": truncated }),
-    ))
+    Ok(Json(json!({ "columns": columns, "rows": rows, "truncated": truncated })).into_response())
 }
 
 async fn within<T>(

@@ -351,3 +351,70 @@ async fn a_source_that_is_down_is_named() {
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }
+
+#[tokio::test]
+async fn results_stream_as_ndjson_csv_and_arrow() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    let query = json!({"sql": "SELECT id, name, credit_limit FROM crm.customers WHERE id <= 2 ORDER BY id"});
+
+    let (status, content_type, body) = server.sql_as("application/x-ndjson", query.clone()).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/x-ndjson")
+    );
+    let lines: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            json!({"id": 1, "name": "Acme Tools", "credit_limit": "5000.00"}),
+            json!({"id": 2, "name": "Borealis Energy", "credit_limit": "250000.00"}),
+        ]
+    );
+
+    let (status, content_type, body) = server.sql_as("text/csv", query.clone()).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "id,name,credit_limit\n1,Acme Tools,5000.00\n2,Borealis Energy,250000.00\n"
+    );
+    let (_, _, empty) = server
+        .sql_as(
+            "text/csv",
+            json!({"sql": "SELECT id FROM crm.customers WHERE id < 0"}),
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8(empty).unwrap(),
+        "id\n",
+        "a header even without rows"
+    );
+
+    let (status, content_type, body) = server
+        .sql_as("application/vnd.apache.arrow.stream", query.clone())
+        .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/vnd.apache.arrow.stream")
+    );
+    let reader =
+        datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+            .unwrap();
+    let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    assert_eq!(
+        batches[0].schema().field(2).data_type().to_string(),
+        "Decimal128(12, 2)"
+    );
+
+    let (status, _, body) = server.sql_as("application/xml", query).await;
+    assert_eq!(status, 406, "{}", String::from_utf8_lossy(&body));
+    server.stop().await;
+}

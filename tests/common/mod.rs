@@ -126,6 +126,31 @@ impl TestServer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /api/sql` with an `Accept` header; the status, content type and raw body.
+    pub async fn sql_as(&self, accept: &str, body: Value) -> (u16, String, Vec<u8>) {
+        let response = self
+            .http
+            .post(format!("{}/api/sql", self.base))
+            .bearer_auth(TOKEN)
+            .header("accept", accept)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (
+            status,
+            content_type,
+            response.bytes().await.unwrap().to_vec(),
+        )
+    }
+
     pub async fn get_text(&self, path: &str) -> (u16, String) {
         let response = self
             .http
