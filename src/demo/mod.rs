@@ -87,6 +87,9 @@ pub async fn register(app: &Application, databases: &Path) -> Result<(), DemoErr
 pub fn banner(base: &str, token: &str) -> String {
     let auth = format!("-H 'Authorization: Bearer {token}'");
     let example = json!({"name": "my_pg", "url": "postgres://user:password@127.0.0.1:5432/db"});
+    let query = json!({"sql": "SELECT c.country, count(DISTINCT o.id) AS orders, sum(i.quantity * i.unit_price) AS total \
+        FROM shop.orders o JOIN crm.customers c ON c.id = o.customer_id \
+        JOIN shop.order_items i ON i.order_id = o.id GROUP BY c.country ORDER BY total DESC"});
     format!(
         "Tributary demo is running with two SQLite sources (crm, shop).\n\n\
          Admin token: {token}\n\n\
@@ -95,6 +98,7 @@ pub fn banner(base: &str, token: &str) -> String {
          \x20 curl {auth} {base}/admin/sources\n\
          \x20 curl {auth} '{base}/admin/catalog?source=shop'\n\
          \x20 curl {auth} {base}/admin/relations\n\
+         \x20 curl {auth} {base}/api/sql -H 'content-type: application/json' -d '{query}'\n\
          \x20 curl {auth} -X POST {base}/admin/sources/crm/refresh\n\
          \x20 curl {auth} -X POST {base}/admin/sources -H 'content-type: application/json' -d '{example}'\n\
          \x20 curl {base}/metrics\n\n\
