@@ -28,6 +28,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
+    /// Run a read-only SQL query on a running server and print the result.
+    Sql {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The query, e.g. "SELECT * FROM crm.customers LIMIT 5".
+        query: String,
+        /// Print the plan and the SQL each source receives instead of rows.
+        #[arg(long)]
+        explain: bool,
+        /// Output: table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// Print the catalog of a running server.
     Catalog {
         #[command(flatten)]

@@ -180,6 +180,163 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
     Ok(())
 }
 
+/// Runs `tributary sql`: the rows as a table, JSON or CSV, or the plan.
+pub async fn sql(
+    server: &ServerArgs,
+    query: &str,
+    explain: bool,
+    format: &str,
+) -> Result<(), ClientError> {
+    let client = Client::new(server);
+    if format == "csv" && !explain {
+        let url = format!("{}/api/sql", client.base);
+        let mut request = client
+            .http
+            .post(&url)
+            .header("accept", "text/csv")
+            .json(&json!({ "sql": query }));
+        if let Some(token) = &client.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/message")
+                        .and_then(Value::as_str)
+                        .map(ToString::to_string)
+                })
+                .unwrap_or(text);
+            return Err(ClientError::Server {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        print!("{text}");
+        return Ok(());
+    }
+    let out = client
+        .call(
+            reqwest::Method::POST,
+            "/api/sql",
+            Some(json!({ "sql": query, "explain": explain })),
+        )
+        .await?;
+    if explain {
+        for source in out
+            .get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "-- {}\n{}\n",
+                source.get("source").and_then(Value::as_str).unwrap_or("?"),
+                source.get("sql").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        println!("{}", out.get("plan").and_then(Value::as_str).unwrap_or(""));
+    } else if format == "json" {
+        println!("{}", pretty(&out));
+    } else {
+        print!("{}", rows_table(&out));
+    }
+    Ok(())
+}
+
+/// A SQL endpoint answer as an aligned text table.
+pub fn rows_table(answer: &Value) -> String {
+    use std::fmt::Write;
+    let names: Vec<String> = answer
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            c.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let cells: Vec<Vec<String>> = answer
+        .get("rows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            row.as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| match v {
+                    Value::Null => "NULL".to_string(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            cells
+                .iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .chain([n.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |values: &[String]| {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", line(&names));
+    let _ = writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+    );
+    for row in &cells {
+        let _ = writeln!(out, "{}", line(row));
+    }
+    let _ = writeln!(
+        out,
+        "({} rows{})",
+        cells.len(),
+        if answer.get("truncated") == Some(&Value::Bool(true)) {
+            ", truncated"
+        } else {
+            ""
+        }
+    );
+    out
+}
+
 /// Runs `tributary catalog`.
 pub async fn catalog(
     server: &ServerArgs,

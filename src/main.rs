@@ -29,6 +29,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Sources { server, command } => client::sources(&server, command)
             .await
             .map_err(|e| e.to_string()),
+        Command::Sql {
+            server,
+            query,
+            explain,
+            format,
+        } => client::sql(&server, &query, explain, &format)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Catalog {
             server,
             source,

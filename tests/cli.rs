@@ -159,3 +159,61 @@ async fn sources_and_catalog_commands_drive_the_admin_api() {
     assert_eq!(list, serde_json::json!([]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sql_command_prints_rows_and_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::sqlite_file(
+        dir.path(),
+        "crm.db",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers VALUES (1, 'Ann'), (2, NULL);",
+    );
+    let server = TestServer::start(&dir.path().join("data")).await;
+    let args = ServerArgs {
+        server: server.base.clone(),
+        token: Some(common::TOKEN.into()),
+    };
+    let add = SourcesCommand::Add {
+        name: "crm".into(),
+        url: format!("sqlite://{}", file.display()),
+        include: vec![],
+        exclude: vec![],
+        password_env: None,
+    };
+    client::sources(&args, add).await.unwrap();
+    for format in ["table", "json", "csv"] {
+        client::sql(
+            &args,
+            "SELECT id, name FROM crm.customers ORDER BY id",
+            false,
+            format,
+        )
+        .await
+        .unwrap();
+    }
+    client::sql(
+        &args,
+        "SELECT name FROM customers WHERE id = 1",
+        true,
+        "table",
+    )
+    .await
+    .unwrap();
+    let err = client::sql(&args, "DROP TABLE crm.main.customers", false, "csv")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("400"), "{err}");
+
+    let (_, answer) = server
+        .admin(
+            reqwest::Method::POST,
+            "/api/sql",
+            Some(serde_json::json!({"sql": "SELECT id, name FROM crm.customers ORDER BY id"})),
+        )
+        .await;
+    assert_eq!(
+        client::rows_table(&answer),
+        "id | name\n---+-----\n1  | Ann\n2  | NULL\n(2 rows)\n"
+    );
+    server.stop().await;
+}
