@@ -418,3 +418,54 @@ async fn results_stream_as_ndjson_csv_and_arrow() {
     assert_eq!(status, 406, "{}", String::from_utf8_lossy(&body));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE big (k int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
+         ANALYZE big;",
+    )
+    .await;
+    let database = common::mariadb_database(
+        "CREATE TABLE small (k INT PRIMARY KEY); INSERT INTO small VALUES (1), (2), (3); ANALYZE TABLE small;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(pg))
+            .await
+            .0,
+        201
+    );
+    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(my))
+            .await
+            .0,
+        201
+    );
+
+    // The big table is named first; the estimates make the small one the build side.
+    let query =
+        format!("SELECT count(*) FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k");
+    assert_eq!(rows(&server, &query).await, json!([[3]]));
+    let (_, body) = sql(&server, json!({"sql": query, "explain": true})).await;
+    let plan = body["plan"].as_str().unwrap();
+    let join = plan.find("HashJoinExec").expect("a hash join");
+    let small = plan[join..]
+        .find("name=my")
+        .expect("small side in the plan");
+    let big = plan[join..].find("name=pg").expect("big side in the plan");
+    assert!(
+        small < big,
+        "the small table builds the hash table:\n{plan}"
+    );
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}

@@ -56,7 +56,7 @@ pub fn build(
         let (Some(model), Some(connector)) = (entry.schema.as_ref(), connectors.get(name)) else {
             continue;
         };
-        let executor = Arc::new(SourceExecutor::new(name, model.kind, connector.clone()));
+        let executor = Arc::new(SourceExecutor::new(model, connector.clone()));
         let provider = Arc::new(SQLFederationProvider::new(executor));
         let catalog = MemoryCatalogProvider::new();
         for (schema_name, schema) in &model.schemas {

@@ -7,8 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::TimeUnit;
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{PhysicalExpr, SendableRecordBatchStream};
 use datafusion::sql::sqlparser::ast;
@@ -20,7 +24,7 @@ use datafusion::sql::unparser::dialect::{
 use datafusion_federation::sql::{AstAnalyzer, SQLExecutor};
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
-use tributary_schema_cache::{CatalogSnapshot, SourceKind};
+use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
 
 /// One source as the federation planner sees it.
 pub struct SourceExecutor {
@@ -31,15 +35,25 @@ pub struct SourceExecutor {
     compute_context: String,
     connector: Arc<dyn Connector>,
     dialect: Arc<dyn Dialect>,
+    /// The catalog's row estimate of each table, by `(schema, table)`.
+    row_estimates: HashMap<(String, String), u64>,
 }
 
 impl SourceExecutor {
-    pub fn new(name: &str, kind: SourceKind, connector: Arc<dyn Connector>) -> Self {
+    pub fn new(model: &SourceSchema, connector: Arc<dyn Connector>) -> Self {
+        let row_estimates = model
+            .tables()
+            .filter_map(|(schema, t)| {
+                t.row_estimate
+                    .map(|n| ((schema.to_string(), t.name.clone()), n))
+            })
+            .collect();
         Self {
-            name: name.to_string(),
-            compute_context: compute_context(name),
+            name: model.source.clone(),
+            compute_context: compute_context(&model.source),
             connector,
-            dialect: unparser_dialect(kind),
+            dialect: unparser_dialect(model.kind),
+            row_estimates,
         }
     }
 }
@@ -163,6 +177,41 @@ impl SQLExecutor for SourceExecutor {
             schema,
             rows.boxed(),
         )))
+    }
+
+    /// Row estimates for join ordering: a sub-plan over one table is
+    /// estimated from the catalog (a third of it when filtered, the usual
+    /// guess); anything else is unknown.
+    async fn statistics(&self, plan: &LogicalPlan) -> Result<Statistics> {
+        let mut statistics = Statistics::new_unknown(plan.schema().as_arrow());
+        let mut tables = Vec::new();
+        let mut filtered = false;
+        let mut shaped = false;
+        plan.apply(|node| {
+            match node {
+                LogicalPlan::TableScan(scan) => tables.push(scan.table_name.clone()),
+                LogicalPlan::Filter(_) => filtered = true,
+                LogicalPlan::Aggregate(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Distinct(_) => {
+                    shaped = true;
+                }
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        if let ([table], false) = (tables.as_slice(), shaped) {
+            let key = (
+                table.schema().unwrap_or_default().to_string(),
+                table.table().to_string(),
+            );
+            if let Some(rows) = self.row_estimates.get(&key) {
+                let rows = usize::try_from(*rows).unwrap_or(usize::MAX);
+                statistics.num_rows = Precision::Inexact(if filtered { rows / 3 } else { rows });
+            }
+        }
+        Ok(statistics)
     }
 
     async fn table_names(&self) -> Result<Vec<String>> {
