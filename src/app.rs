@@ -70,7 +70,11 @@ impl Application {
             metrics.clone(),
         ));
         sources.load().await?;
-        let engine = Arc::new(Engine::new(cache.clone(), sources.clone())?);
+        let engine = Arc::new(Engine::new(
+            cache.clone(),
+            sources.clone(),
+            metrics.clone(),
+        )?);
         let listener =
             TcpListener::bind(config.listen)
                 .await

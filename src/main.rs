@@ -10,10 +10,23 @@ use tributary::app::{Application, shutdown_signal};
 use tributary::cli::{Cli, Command, DemoArgs, ServeArgs};
 use tributary::{client, demo};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack size of the runtime's threads: DataFusion plans deep queries recursively.
+const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

@@ -53,6 +53,7 @@ pub struct Metrics {
     pool_waiting: Family<SourceLabels, Gauge>,
     pool_max: Family<SourceLabels, Gauge>,
     refreshes: Family<RefreshLabels, Counter>,
+    source_rows: Family<SourceLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +88,7 @@ impl Metrics {
         let pool_waiting = Family::<SourceLabels, Gauge>::default();
         let pool_max = Family::<SourceLabels, Gauge>::default();
         let refreshes = Family::<RefreshLabels, Counter>::default();
+        let source_rows = Family::<SourceLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -131,7 +133,26 @@ impl Metrics {
             pool_waiting,
             pool_max,
             refreshes,
+            source_rows,
         }
+    }
+
+    /// Counts rows a query read from `source`.
+    pub fn source_rows(&self, source: &str, rows: usize) {
+        self.source_rows
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
+    }
+
+    /// Rows read from `source` so far (for tests and the admin view).
+    pub fn source_rows_total(&self, source: &str) -> u64 {
+        self.source_rows
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .get()
     }
 
     /// Counts one refresh of `source`.

@@ -24,6 +24,7 @@ use tributary_schema_cache::{CatalogSnapshot, TableDef};
 
 use super::executor::SourceExecutor;
 use super::rules;
+use crate::metrics::Metrics;
 
 /// DataFusion's default catalog and schema, where `source.table` and bare
 /// table names are resolved.
@@ -48,6 +49,7 @@ pub fn table_schema(table: &TableDef) -> SchemaRef {
 pub fn build(
     snapshot: &CatalogSnapshot,
     connectors: &BTreeMap<String, Arc<dyn Connector>>,
+    metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn CatalogProviderList>> {
     let list = MemoryCatalogProviderList::new();
     let defaults = MemoryCatalogProvider::new();
@@ -56,7 +58,11 @@ pub fn build(
         let (Some(model), Some(connector)) = (entry.schema.as_ref(), connectors.get(name)) else {
             continue;
         };
-        let executor = Arc::new(SourceExecutor::new(model, connector.clone()));
+        let executor = Arc::new(SourceExecutor::new(
+            model,
+            connector.clone(),
+            metrics.clone(),
+        ));
         let provider = Arc::new(SQLFederationProvider::new(executor));
         let catalog = MemoryCatalogProvider::new();
         for (schema_name, schema) in &model.schemas {

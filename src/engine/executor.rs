@@ -24,6 +24,9 @@ use datafusion::sql::unparser::dialect::{
 use datafusion_federation::sql::{AstAnalyzer, SQLExecutor};
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
+
+use super::runtime_filter;
+use crate::metrics::Metrics;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
 
 /// One source as the federation planner sees it.
@@ -37,10 +40,12 @@ pub struct SourceExecutor {
     dialect: Arc<dyn Dialect>,
     /// The catalog's row estimate of each table, by `(schema, table)`.
     row_estimates: HashMap<(String, String), u64>,
+    kind: SourceKind,
+    metrics: Arc<Metrics>,
 }
 
 impl SourceExecutor {
-    pub fn new(model: &SourceSchema, connector: Arc<dyn Connector>) -> Self {
+    pub fn new(model: &SourceSchema, connector: Arc<dyn Connector>, metrics: Arc<Metrics>) -> Self {
         let row_estimates = model
             .tables()
             .filter_map(|(schema, t)| {
@@ -54,6 +59,8 @@ impl SourceExecutor {
             connector,
             dialect: unparser_dialect(model.kind),
             row_estimates,
+            kind: model.kind,
+            metrics,
         }
     }
 }
@@ -151,26 +158,38 @@ impl SQLExecutor for SourceExecutor {
     }
 
     fn ast_analyzer(&self) -> Option<AstAnalyzer> {
-        Some(Box::new(super::rules::unqualify_single_table))
+        Some(Box::new(super::rules::resolve_references))
     }
 
     fn execute(
         &self,
         query: &str,
         schema: SchemaRef,
-        _filters: &[Arc<dyn PhysicalExpr>],
+        filters: &[Arc<dyn PhysicalExpr>],
     ) -> Result<SendableRecordBatchStream> {
-        tracing::debug!(source = %self.name, sql = %query, "federated query");
         let connector = self.connector.clone();
-        let statement = Statement::new(query);
-        let expected = schema.clone();
-        // The connection is checked out when the stream is first polled.
+        let dialect = self.dialect.clone();
+        let (query, expected, filters, kind) = (
+            query.to_string(),
+            schema.clone(),
+            filters.to_vec(),
+            self.kind,
+        );
+        let (source, metrics) = (self.name.clone(), self.metrics.clone());
+        // The connection is checked out when the stream is first polled; by
+        // then a join's build side has finished, so its runtime filter is
+        // ready to narrow this query.
         let rows = futures::stream::once(async move {
+            let sql =
+                runtime_filter::narrow(&query, &expected, &filters, kind, dialect.as_ref()).await;
+            tracing::debug!(source = %source, sql = %sql, "federated query");
             let stream = connector
-                .query(&statement, Some(expected))
+                .query(&Statement::new(sql), Some(expected))
                 .await
                 .map_err(to_datafusion)?;
-            Ok::<_, DataFusionError>(stream.map_err(to_datafusion))
+            Ok::<_, DataFusionError>(stream.map_err(to_datafusion).inspect_ok(move |batch| {
+                metrics.source_rows(&source, batch.num_rows());
+            }))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(

@@ -8,8 +8,10 @@ mod catalog;
 mod executor;
 mod explain;
 mod federate;
+mod names;
 mod pushdown;
 mod rules;
+mod runtime_filter;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,15 +20,18 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
+use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion_federation::FederatedQueryPlanner;
 use tributary_connector::ConnectorError;
 use tributary_schema_cache::SchemaCache;
 
+use crate::metrics::Metrics;
 use crate::sources::SourceManager;
 
 pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
@@ -85,6 +90,7 @@ pub struct QueryOutput {
 pub struct Engine {
     cache: Arc<SchemaCache>,
     sources: Arc<SourceManager>,
+    metrics: Arc<Metrics>,
     context: ArcSwap<SessionContext>,
     built_version: AtomicU64,
     rebuild: std::sync::Mutex<()>,
@@ -102,10 +108,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub fn new(cache: Arc<SchemaCache>, sources: Arc<SourceManager>) -> Result<Self, EngineError> {
+    pub fn new(
+        cache: Arc<SchemaCache>,
+        sources: Arc<SourceManager>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, EngineError> {
         let engine = Self {
             cache,
             sources,
+            metrics,
             context: ArcSwap::from_pointee(SessionContext::new()),
             built_version: AtomicU64::new(0),
             rebuild: std::sync::Mutex::new(()),
@@ -132,7 +143,7 @@ impl Engine {
             return Ok(());
         }
         let connectors = self.sources.connectors().into_iter().collect();
-        let catalogs = catalog::build(&snapshot, &connectors)?;
+        let catalogs = catalog::build(&snapshot, &connectors, &self.metrics)?;
         // Our catalog list already holds the default catalog (with the
         // `source.table` schemas and bare names); DataFusion must not
         // replace it with an empty one.
@@ -163,22 +174,7 @@ impl Engine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput, EngineError> {
-        let context = self.context()?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = context
-            .sql_with_options(sql, options)
-            .await
-            .map_err(not_allowed)?;
-        let frame = if params.is_empty() {
-            frame
-        } else {
-            frame.with_param_values(ParamValues::List(
-                params.into_iter().map(Into::into).collect(),
-            ))?
-        };
+        let frame = self.plan(sql, params).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let stream = frame.execute_stream().await?;
         Ok(QueryOutput { schema, stream })
@@ -191,27 +187,51 @@ impl Engine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<(String, Vec<SourceQuery>), EngineError> {
-        let context = self.context()?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = context
-            .sql_with_options(sql, options)
-            .await
-            .map_err(not_allowed)?;
-        let frame = if params.is_empty() {
-            frame
-        } else {
-            frame.with_param_values(ParamValues::List(
-                params.into_iter().map(Into::into).collect(),
-            ))?
-        };
+        let frame = self.plan(sql, params).await?;
         let physical = frame.create_physical_plan().await?;
         Ok((
             explain::plan_text(physical.as_ref()),
             explain::source_queries(physical.as_ref()),
         ))
+    }
+
+    /// Parses, names the tables explicitly ([`names`]), plans and checks a
+    /// query.
+    async fn plan(&self, sql: &str, params: Vec<ScalarValue>) -> Result<DataFrame, EngineError> {
+        let context = self.context()?;
+        let state = context.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        let snapshot = self.cache.snapshot();
+        qualify_statement(&mut statement, &snapshot)?;
+        let plan = state.statement_to_plan(statement).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(not_allowed)?;
+        let frame = DataFrame::new(state, plan);
+        Ok(if params.is_empty() {
+            frame
+        } else {
+            frame.with_param_values(ParamValues::List(
+                params.into_iter().map(Into::into).collect(),
+            ))?
+        })
+    }
+}
+
+/// Applies [`names::qualify_tables`] to a statement (and to the one an
+/// EXPLAIN wraps).
+fn qualify_statement(
+    statement: &mut DFStatement,
+    snapshot: &tributary_schema_cache::CatalogSnapshot,
+) -> Result<(), DataFusionError> {
+    match statement {
+        DFStatement::Statement(inner) => names::qualify_tables(inner, snapshot),
+        DFStatement::Explain(explain) => qualify_statement(&mut explain.statement, snapshot),
+        _ => Ok(()),
     }
 }
 

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::logical_expr::{LogicalPlan, SubqueryAlias};
+use datafusion::logical_expr::{Expr, LogicalPlan, Projection, SubqueryAlias};
 use datafusion::optimizer::optimizer::{Optimizer, OptimizerRule};
-use datafusion::sql::sqlparser::ast::{self, visit_expressions_mut, visit_relations};
+use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut, visit_expressions_mut};
 use tributary_schema_cache::SourceKind;
 
-use super::federate::{FederateSources, project_all};
+use super::federate::FederateSources;
 
 /// DataFusion's optimizer rules with federation placed last: filter and
 /// projection pushdown (and the other rules) shape the plan first, so the
@@ -29,55 +29,194 @@ pub fn optimizer_rules(
     rules
 }
 
-/// Before a federated plan is unparsed: an alias over anything but a
-/// projection gets a projection in between, so the unparser writes a derived
-/// table. Otherwise a filter that pushdown moved below the alias is written
-/// with the table's own name (`FROM orders AS o WHERE orders.id > 2`), which
-/// PostgreSQL and MySQL reject.
+/// Before a federated plan is unparsed, derived tables get the names the
+/// rest of the statement uses for them:
+///
+/// - an alias over anything but a projection gets a projection in between,
+///   so the unparser writes a derived table (otherwise a filter that
+///   pushdown moved below the alias is written with the table's own name:
+///   `FROM orders AS o WHERE orders.id > 2`, which PostgreSQL and MySQL
+///   reject);
+/// - a join input over one table that is more than a plain scan (a filtered
+///   scan) becomes a derived table named after that table, so the join's
+///   `ON part.p_partkey = …` still resolves (the unparser would otherwise
+///   call it `derived_projection`).
 pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
-        LogicalPlan::SubqueryAlias(alias) if needs_projection(&alias.input) => {
-            let input = project_all(Arc::unwrap_or_clone(alias.input))?;
-            Ok(Transformed::yes(LogicalPlan::SubqueryAlias(
-                SubqueryAlias::try_new(Arc::new(input), alias.alias)?,
-            )))
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (input, changed) = named_projection(Arc::unwrap_or_clone(alias.input))?;
+            let rebuilt =
+                LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(Arc::new(input), alias.alias)?);
+            Ok(if changed {
+                Transformed::yes(rebuilt)
+            } else {
+                Transformed::no(rebuilt)
+            })
+        }
+        LogicalPlan::Join(mut join) => {
+            let mut changed = false;
+            for side in [&mut join.left, &mut join.right] {
+                if let Some(named) = name_after_its_table(side)? {
+                    *side = Arc::new(named);
+                    changed = true;
+                }
+            }
+            Ok(if changed {
+                Transformed::yes(LogicalPlan::Join(join))
+            } else {
+                Transformed::no(LogicalPlan::Join(join))
+            })
         }
         other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
 }
 
-fn needs_projection(input: &LogicalPlan) -> bool {
-    !matches!(
+/// `input` as a derived table named after the one table all its columns
+/// come from, when it is more than a scan or an alias.
+fn name_after_its_table(input: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    if matches!(
         input,
-        LogicalPlan::Projection(_) | LogicalPlan::TableScan(_)
-    )
+        LogicalPlan::TableScan(_) | LogicalPlan::SubqueryAlias(_)
+    ) {
+        return Ok(None);
+    }
+    let mut qualifiers = input.schema().iter().map(|(q, _)| q);
+    let Some(Some(first)) = qualifiers.next() else {
+        return Ok(None);
+    };
+    if !qualifiers.all(|q| q == Some(first)) {
+        return Ok(None);
+    }
+    let (projected, _) = named_projection(input.clone())?;
+    Ok(Some(LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+        Arc::new(projected),
+        first.clone(),
+    )?)))
 }
 
-/// After unparsing: in a statement over one table (no join), column
-/// references need no qualifier, and the unparser's qualifiers can point at
-/// a name a derived table hid (`SELECT customers.id FROM (SELECT … FROM
-/// customers …) AS derived_limit`). Dropping them makes every such
-/// reference resolve.
-pub fn unqualify_single_table(mut statement: ast::Statement) -> Result<ast::Statement> {
+/// The input of a derived table as a projection whose every column has a
+/// name in the SQL: a column named by its expression (`min(ps.supplycost)`)
+/// gets that name as an alias, so the statement around the derived table can
+/// refer to it. Returns whether anything changed.
+fn named_projection(input: LogicalPlan) -> Result<(LogicalPlan, bool)> {
+    let plain = |name: &str| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match input {
+        LogicalPlan::Projection(projection) => {
+            // Each output needs a name the SQL states: a plain column keeps its
+            // own; anything else is aliased to the name DataFusion gave it.
+            let needs_alias = |e: &Expr| match e {
+                Expr::Column(c) => !plain(&c.name),
+                Expr::Alias(_) => false,
+                _ => true,
+            };
+            if !projection.expr.iter().any(needs_alias) {
+                return Ok((LogicalPlan::Projection(projection), false));
+            }
+            let exprs: Vec<Expr> = projection
+                .expr
+                .iter()
+                .zip(projection.schema.fields())
+                .map(|(e, field)| {
+                    if needs_alias(e) {
+                        e.clone().alias(field.name())
+                    } else {
+                        e.clone()
+                    }
+                })
+                .collect();
+            Ok((
+                LogicalPlan::Projection(Projection::try_new(exprs, projection.input)?),
+                true,
+            ))
+        }
+        LogicalPlan::TableScan(_) => Ok((input, false)),
+        other => {
+            let exprs: Vec<Expr> = other
+                .schema()
+                .columns()
+                .into_iter()
+                .map(|c| {
+                    if plain(&c.name) {
+                        Expr::Column(c)
+                    } else {
+                        let name = c.name.clone();
+                        Expr::Column(c).alias(name)
+                    }
+                })
+                .collect();
+            Ok((
+                LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(other))?),
+                true,
+            ))
+        }
+    }
+}
+
+/// After unparsing: in a query block that reads one relation (no join),
+/// column references need no qualifier — and the unparser's qualifiers can
+/// name a table that a derived table hid (`SELECT customers.id FROM (SELECT
+/// … FROM customers …) AS derived_limit`). Dropping them in such blocks makes
+/// every reference resolve. Then an ORDER BY inside a lone derived table is
+/// repeated outside, where it binds.
+pub fn resolve_references(mut statement: ast::Statement) -> Result<ast::Statement> {
+    let _ = statement.visit(&mut UnqualifySingleRelationBlocks);
     hoist_derived_order(&mut statement);
-    let mut tables = 0;
-    let _ = visit_relations(&statement, |_| {
-        tables += 1;
+    Ok(statement)
+}
+
+struct UnqualifySingleRelationBlocks;
+
+impl VisitorMut for UnqualifySingleRelationBlocks {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let ast::SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let [from] = select.from.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        if !from.joins.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        for item in &mut select.projection {
+            if let ast::SelectItem::UnnamedExpr(expr)
+            | ast::SelectItem::ExprWithAlias { expr, .. } = item
+            {
+                unqualify(expr);
+            }
+        }
+        if let Some(selection) = &mut select.selection {
+            unqualify(selection);
+        }
+        if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+            exprs.iter_mut().for_each(unqualify);
+        }
+        if let Some(having) = &mut select.having {
+            unqualify(having);
+        }
+        if let Some(ast::OrderBy {
+            kind: ast::OrderByKind::Expressions(exprs),
+            ..
+        }) = &mut query.order_by
+        {
+            exprs.iter_mut().for_each(|e| unqualify(&mut e.expr));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn unqualify(expr: &mut ast::Expr) {
+    let _ = visit_expressions_mut(expr, |e| {
+        if let Some(column) = match e {
+            ast::Expr::CompoundIdentifier(parts) => parts.last().cloned(),
+            _ => None,
+        } {
+            *e = ast::Expr::Identifier(column);
+        }
         ControlFlow::<()>::Continue(())
     });
-    if tables == 1 {
-        let _ = visit_expressions_mut(&mut statement, |expr| {
-            if let Some(column) = match expr {
-                ast::Expr::CompoundIdentifier(parts) => parts.last().cloned(),
-                _ => None,
-            } {
-                *expr = ast::Expr::Identifier(column);
-            }
-            ControlFlow::<()>::Continue(())
-        });
-    }
-    Ok(statement)
 }
 
 /// `SELECT a FROM (SELECT a, b FROM t ORDER BY b) AS d` promises no order:

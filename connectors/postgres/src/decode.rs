@@ -110,6 +110,9 @@ pub(crate) fn decode(scalar: &Scalar, raw: &[u8]) -> DecodeResult<Value> {
         Scalar::Numeric => return decode_numeric(raw),
         Scalar::Money => Value::Decimal(money_text(r.i64()?)),
         Scalar::Text => return text(raw).map(Value::Text),
+        Scalar::PaddedText => {
+            return text(raw).map(|t| Value::Text(t.trim_end_matches(' ').to_string()));
+        }
         Scalar::Char => return Ok(Value::Text(char_text(raw))),
         Scalar::Bytea | Scalar::Ewkb => return Ok(Value::Bytes(raw.to_vec())),
         Scalar::Date => date_value(r.i32()?),

@@ -194,7 +194,10 @@ fn base_of(ty: &PgType) -> &PgType {
 fn write_binary(value: &Value, ty: &PgType, out: &mut Vec<u8>) -> Result<(), Fail> {
     let ty = base_of(ty);
     let scalar = classify(ty).ok_or(Fail::NeedsText)?;
-    let textual_target = matches!(scalar, Scalar::Text | Scalar::Json | Scalar::Jsonb);
+    let textual_target = matches!(
+        scalar,
+        Scalar::Text | Scalar::PaddedText | Scalar::Json | Scalar::Jsonb
+    );
     if matches!(value, Value::Text(_)) && !textual_target {
         return Err(Fail::NeedsText);
     }
@@ -260,7 +263,7 @@ fn write_binary(value: &Value, ty: &PgType, out: &mut Vec<u8>) -> Result<(), Fai
             };
             out.extend_from_slice(&money_cents(&text)?.to_be_bytes());
         }
-        Scalar::Text => match value {
+        Scalar::Text | Scalar::PaddedText => match value {
             Value::Bytes(b) => {
                 let s = std::str::from_utf8(b)
                     .map_err(|_| "the bytes are not UTF-8 text".to_string())?;

@@ -201,9 +201,14 @@ pub(crate) enum Scalar {
     Float8,
     Numeric,
     Money,
-    /// Any type whose binary format is its UTF-8 text (text, varchar, bpchar,
+    /// Any type whose binary format is its UTF-8 text (text, varchar,
     /// name, citext, xml, enum labels, unknown).
     Text,
+    /// `char(n)`: text whose trailing blanks are padding. PostgreSQL ignores
+    /// them in comparisons and drops them when casting to text; we deliver
+    /// the value without them, so equality outside PostgreSQL (a join or
+    /// filter in the engine) answers as PostgreSQL would.
+    PaddedText,
     /// The one-byte `"char"`.
     Char,
     Bytea,
@@ -246,6 +251,7 @@ impl Scalar {
             Self::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC"))),
             Self::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
             Self::Text
+            | Self::PaddedText
             | Self::Char
             | Self::TimeTz
             | Self::Uuid
@@ -319,9 +325,8 @@ fn classify_base(ty: &PgType) -> Option<Scalar> {
         oid::FLOAT8 => Scalar::Float8,
         oid::NUMERIC => Scalar::Numeric,
         oid::MONEY => Scalar::Money,
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::UNKNOWN => {
-            Scalar::Text
-        }
+        oid::TEXT | oid::VARCHAR | oid::NAME | oid::XML | oid::UNKNOWN => Scalar::Text,
+        oid::BPCHAR => Scalar::PaddedText,
         oid::CHAR => Scalar::Char,
         oid::BYTEA => Scalar::Bytea,
         oid::DATE => Scalar::Date,
