@@ -124,6 +124,11 @@ impl Metrics {
             "Catalog refreshes by source and outcome",
             refreshes.clone(),
         );
+        registry.register(
+            "source_rows",
+            "Rows queries read from each source",
+            source_rows.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -144,15 +149,6 @@ impl Metrics {
                 source: source.to_string(),
             })
             .inc_by(u64::try_from(rows).unwrap_or(u64::MAX));
-    }
-
-    /// Rows read from `source` so far (for tests and the admin view).
-    pub fn source_rows_total(&self, source: &str) -> u64 {
-        self.source_rows
-            .get_or_create(&SourceLabels {
-                source: source.to_string(),
-            })
-            .get()
     }
 
     /// Counts one refresh of `source`.
