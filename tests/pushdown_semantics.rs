@@ -145,6 +145,15 @@ async fn mariadb_answers_like_postgresql() {
         json!([[6], [5]])
     );
 
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} ORDER BY id LIMIT 2 OFFSET 1")
+        )
+        .await,
+        json!([[2], [3]])
+    );
+
     // Integer division and character length.
     assert_eq!(
         rows(

@@ -8,11 +8,14 @@ mod catalog;
 mod executor;
 mod explain;
 mod federate;
+#[cfg(test)]
+mod golden_tests;
 mod names;
 mod pushdown;
 mod rules;
 mod runtime_filter;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,13 +26,13 @@ use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion_federation::FederatedQueryPlanner;
 use tributary_connector::ConnectorError;
-use tributary_schema_cache::SchemaCache;
+use tributary_schema_cache::{CatalogSnapshot, SchemaCache};
 
 use crate::metrics::Metrics;
 use crate::sources::SourceManager;
@@ -84,6 +87,13 @@ pub struct QueryOutput {
     pub stream: SendableRecordBatchStream,
 }
 
+/// A session and the catalog it was built from (names are resolved against
+/// the same catalog the session plans with).
+struct Session {
+    context: SessionContext,
+    snapshot: Arc<CatalogSnapshot>,
+}
+
 /// The engine. Its session is rebuilt from the catalog whenever the catalog
 /// changes (checked per query, so a new source is usable at once); queries
 /// in flight keep the session they started with.
@@ -91,7 +101,7 @@ pub struct Engine {
     cache: Arc<SchemaCache>,
     sources: Arc<SourceManager>,
     metrics: Arc<Metrics>,
-    context: ArcSwap<SessionContext>,
+    session: ArcSwap<Session>,
     built_version: AtomicU64,
     rebuild: std::sync::Mutex<()>,
 }
@@ -117,7 +127,10 @@ impl Engine {
             cache,
             sources,
             metrics,
-            context: ArcSwap::from_pointee(SessionContext::new()),
+            session: ArcSwap::from_pointee(Session {
+                context: SessionContext::new(),
+                snapshot: Arc::default(),
+            }),
             built_version: AtomicU64::new(0),
             rebuild: std::sync::Mutex::new(()),
         };
@@ -126,11 +139,11 @@ impl Engine {
     }
 
     /// The session for the current catalog, rebuilt if the catalog moved on.
-    fn context(&self) -> Result<Arc<SessionContext>, EngineError> {
+    fn session(&self) -> Result<Arc<Session>, EngineError> {
         if self.cache.snapshot().version != self.built_version.load(Ordering::Acquire) {
             self.refresh_context()?;
         }
-        Ok(self.context.load_full())
+        Ok(self.session.load_full())
     }
 
     fn refresh_context(&self) -> Result<(), EngineError> {
@@ -143,25 +156,12 @@ impl Engine {
             return Ok(());
         }
         let connectors = self.sources.connectors().into_iter().collect();
-        let catalogs = catalog::build(&snapshot, &connectors, &self.metrics)?;
-        // Our catalog list already holds the default catalog (with the
-        // `source.table` schemas and bare names); DataFusion must not
-        // replace it with an empty one.
-        let config = SessionConfig::new()
-            .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
-            .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA);
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
-            .with_catalog_list(catalogs)
-            .with_optimizer_rules(rules::optimizer_rules(executor::compute_contexts(
-                &snapshot,
-            )))
-            .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
-            .build();
-        self.context
-            .store(Arc::new(SessionContext::new_with_state(state)));
+        let state = session_state(&snapshot, &connectors, &self.metrics)?;
+        let context = SessionContext::new_with_state(state);
+        self.session.store(Arc::new(Session {
+            context,
+            snapshot: snapshot.clone(),
+        }));
         self.built_version
             .store(snapshot.version, Ordering::Release);
         Ok(())
@@ -195,38 +195,69 @@ impl Engine {
         ))
     }
 
-    /// Parses, names the tables explicitly ([`names`]), plans and checks a
-    /// query.
+    /// Parses, names the tables explicitly, plans and checks a query.
     async fn plan(&self, sql: &str, params: Vec<ScalarValue>) -> Result<DataFrame, EngineError> {
-        let context = self.context()?;
-        let state = context.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect)?;
-        let snapshot = self.cache.snapshot();
-        qualify_statement(&mut statement, &snapshot)?;
-        let plan = state.statement_to_plan(statement).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(not_allowed)?;
-        let frame = DataFrame::new(state, plan);
-        Ok(if params.is_empty() {
-            frame
-        } else {
-            frame.with_param_values(ParamValues::List(
-                params.into_iter().map(Into::into).collect(),
-            ))?
-        })
+        let session = self.session()?;
+        plan_query(session.context.state(), &session.snapshot, sql, params).await
     }
+}
+
+/// A DataFusion session over the sources of `snapshot`: one catalog per
+/// source, our optimizer rules (federation last) and the federation planner.
+fn session_state(
+    snapshot: &CatalogSnapshot,
+    connectors: &BTreeMap<String, Arc<dyn tributary_connector::Connector>>,
+    metrics: &Arc<Metrics>,
+) -> Result<SessionState, DataFusionError> {
+    let catalogs = catalog::build(snapshot, connectors, metrics)?;
+    // Our catalog list already holds the default catalog (with the
+    // `source.table` schemas and bare names); DataFusion must not replace it
+    // with an empty one.
+    let config = SessionConfig::new()
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA);
+    Ok(SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_catalog_list(catalogs)
+        .with_optimizer_rules(rules::optimizer_rules(executor::compute_contexts(snapshot)))
+        .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
+        .build())
+}
+
+/// Parses, names the tables explicitly ([`names`]), plans and checks a query.
+async fn plan_query(
+    state: SessionState,
+    snapshot: &CatalogSnapshot,
+    sql: &str,
+    params: Vec<ScalarValue>,
+) -> Result<DataFrame, EngineError> {
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    qualify_statement(&mut statement, snapshot)?;
+    let plan = state.statement_to_plan(statement).await?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(not_allowed)?;
+    let frame = DataFrame::new(state, plan);
+    Ok(if params.is_empty() {
+        frame
+    } else {
+        frame.with_param_values(ParamValues::List(
+            params.into_iter().map(Into::into).collect(),
+        ))?
+    })
 }
 
 /// Applies [`names::qualify_tables`] to a statement (and to the one an
 /// EXPLAIN wraps).
 fn qualify_statement(
     statement: &mut DFStatement,
-    snapshot: &tributary_schema_cache::CatalogSnapshot,
+    snapshot: &CatalogSnapshot,
 ) -> Result<(), DataFusionError> {
     match statement {
         DFStatement::Statement(inner) => names::qualify_tables(inner, snapshot),

@@ -14,6 +14,7 @@
 //! | FULL OUTER JOIN | yes | no (none) | yes |
 //! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr |
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max |
+//! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) |
 //! | casts | between numeric types | between numeric types | between numeric types |
 //! | window functions, subquery expressions | no (run in DataFusion) | no | no |
 
@@ -97,6 +98,10 @@ fn is_string(expr: &Expr, schema: &DFSchema) -> bool {
     expr.get_type(schema).is_ok_and(|t| is_string_type(&t))
 }
 
+fn is_temporal(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| t.is_temporal())
+}
+
 fn is_numeric(data_type: &DataType) -> bool {
     data_type.is_numeric()
 }
@@ -160,13 +165,15 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
         | Expr::Negative(e) => pushable(e),
         Expr::BinaryExpr(binary) => binary_is_pushable(binary, schema, kind),
         Expr::Between(between) => {
-            pushable(&between.expr)
+            !(kind == SourceKind::Sqlite && is_temporal(&between.expr, schema))
+                && pushable(&between.expr)
                 && pushable(&between.low)
                 && pushable(&between.high)
                 && !(is_mysql(kind) && is_string(&between.expr, schema))
         }
         Expr::InList(list) => {
-            pushable(&list.expr)
+            !(kind == SourceKind::Sqlite && is_temporal(&list.expr, schema))
+                && pushable(&list.expr)
                 && list.list.iter().all(pushable)
                 && !(is_mysql(kind) && is_string(&list.expr, schema))
         }
@@ -203,6 +210,13 @@ fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) 
         return false;
     }
     let strings = is_string(&binary.left, schema) || is_string(&binary.right, schema);
+    // SQLite keeps dates and times as text, numbers or Julian days, and
+    // writes a DATE literal as a number: no temporal comparison goes there.
+    let temporal = kind == SourceKind::Sqlite
+        && (is_temporal(&binary.left, schema) || is_temporal(&binary.right, schema));
+    if temporal {
+        return false;
+    }
     match binary.op {
         Operator::And | Operator::Or | Operator::Plus | Operator::Minus | Operator::Multiply => {
             true
@@ -272,6 +286,7 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("n", DataType::Int32, true),
             Field::new("name", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
         ]))
         .unwrap()
     }
@@ -302,6 +317,12 @@ mod tests {
             ),
             (upper(col("name")), true, true, false),
             (character_length(col("name")), true, true, true),
+            (
+                col("day").gt_eq(lit(datafusion::scalar::ScalarValue::Date32(Some(19_000)))),
+                true,
+                true,
+                false,
+            ),
             (
                 datafusion::functions::expr_fn::md5(col("name")),
                 false,

@@ -30,7 +30,8 @@ pub fn optimizer_rules(
 }
 
 /// Before a federated plan is unparsed, derived tables get the names the
-/// rest of the statement uses for them:
+/// rest of the statement uses for them (and a limit over a top-N sort is
+/// made unambiguous for the unparser):
 ///
 /// - an alias over anything but a projection gets a projection in between,
 ///   so the unparser writes a derived table (otherwise a filter that
@@ -52,6 +53,19 @@ pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
             } else {
                 Transformed::no(rebuilt)
             })
+        }
+        // `LIMIT f OFFSET s` over a top-N sort that pushdown gave `fetch =
+        // s + f`: the unparser folds both into `LIMIT s + f OFFSET s`, which
+        // returns too many rows. The limit above says all; the sort needs no fetch.
+        LogicalPlan::Limit(mut limit)
+            if matches!(limit.input.as_ref(), LogicalPlan::Sort(sort) if sort.fetch.is_some()) =>
+        {
+            if let LogicalPlan::Sort(sort) = limit.input.as_ref() {
+                let mut sort = sort.clone();
+                sort.fetch = None;
+                limit.input = Arc::new(LogicalPlan::Sort(sort));
+            }
+            Ok(Transformed::yes(LogicalPlan::Limit(limit)))
         }
         LogicalPlan::Join(mut join) => {
             let mut changed = false;
