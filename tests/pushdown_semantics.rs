@@ -227,3 +227,52 @@ async fn sqlite_like_is_case_sensitive_here() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn literals_with_quotes_and_backslashes_stay_values_in_mariadb() {
+    let database = common::mariadb_database(
+        "CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL); INSERT INTO t VALUES (1, 10), (2, 20);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let body = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    assert_eq!(
+        server
+            .admin(Method::POST, "/admin/sources", Some(body))
+            .await
+            .0,
+        201
+    );
+    // The string literal is pushed as part of the projection; a trailing
+    // backslash must not end it early (MySQL's default would).
+    let query = format!(
+        "SELECT id, CASE WHEN n > 15 THEN 'x\\\\' ELSE ' OR 1=1 -- ' END AS label FROM my.{database}.t ORDER BY id"
+    );
+    assert!(
+        pushed(&server, &query).await.contains("CASE"),
+        "the CASE is pushed"
+    );
+    // The value has two backslashes; MySQL's default escapes would read one.
+    assert_eq!(
+        rows(&server, &query).await,
+        json!([[1, " OR 1=1 -- "], [2, "x\\\\"]])
+    );
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/sql",
+            Some(json!({"sql": format!("SELECT id FROM my.{database}.t WHERE n = $1 OR n = $2"), "params": [10, "20\\' OR 1=1 --"]})),
+        )
+        .await;
+    assert!(status == 200 || status == 400, "{body}");
+    if status == 200 {
+        assert_eq!(
+            body["rows"],
+            json!([[1]]),
+            "a parameter stays a value: {body}"
+        );
+    }
+    server.stop().await;
+    common::drop_mariadb_database(&database).await;
+}

@@ -3,8 +3,9 @@
 //! per-connection session setup, and acquire / connect timeouts.
 //!
 //! - Sessions: every new connection runs `SELECT VERSION()` (recording the
-//!   flavor) and one `SET NAMES utf8mb4, time_zone = '+00:00', <statement
-//!   timeout>`: MariaDB `max_statement_time`, MySQL `max_execution_time`
+//!   flavor) and one `SET NAMES utf8mb4, time_zone = '+00:00', sql_mode =
+//!   … NO_BACKSLASH_ESCAPES, <statement timeout>` (standard string literals:
+//!   quotes doubled, backslashes plain): MariaDB `max_statement_time`, MySQL `max_execution_time`
 //!   (which MySQL applies to `SELECT` only). Connections are not reset when
 //!   they return to the pool (a reset would drop these settings and the
 //!   statement cache); a connection returned inside a transaction or with an
@@ -259,7 +260,14 @@ async fn prepare_session(
 ) -> mysql_async::Result<()> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
     let flavor = server.record(version.as_deref().unwrap_or_default());
-    let mut set = String::from("SET NAMES utf8mb4, SESSION time_zone = '+00:00'");
+    // NO_BACKSLASH_ESCAPES: a backslash in a string literal is a character,
+    // as in standard SQL. Literals the engine writes into federated SQL only
+    // double their quotes; with MySQL's default escapes a value ending in a
+    // backslash would end the literal early.
+    let mut set = String::from(
+        "SET NAMES utf8mb4, SESSION time_zone = '+00:00', \
+         SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')",
+    );
     if statement_timeout_ms > 0 {
         set.push_str(", ");
         set.push_str(&flavor.statement_timeout_assignment(statement_timeout_ms));
