@@ -12,13 +12,6 @@ use common::{TestServer, assert_error};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-async fn register(server: &TestServer, body: Value) {
-    let (status, response) = server
-        .admin(Method::POST, "/admin/sources", Some(body))
-        .await;
-    assert_eq!(status, 201, "{response}");
-}
-
 async fn columns(server: &TestServer, source: &str, schema: &str, table: &str) -> Vec<String> {
     let (_, catalog) = server
         .admin(
@@ -68,7 +61,7 @@ async fn postgres_alter_table_is_detected_and_diffed() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    register(&server, json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}})).await;
+    server.register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}})).await;
     let (_, unchanged) = server
         .admin(Method::POST, "/admin/sources/pg/refresh?mode=drift", None)
         .await;
@@ -120,11 +113,9 @@ async fn mariadb_alter_table_is_detected_and_diffed() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    register(
-        &server,
-        json!({"name": "my", "url": common::mariadb_url_with_database(&database)}),
-    )
-    .await;
+    server
+        .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+        .await;
     common::mariadb_exec(&format!(
         "ALTER TABLE {database}.a ADD COLUMN z INT UNSIGNED NULL, DROP COLUMN x; CREATE INDEX b_id ON {database}.b (id);"
     ))
@@ -162,11 +153,9 @@ async fn the_refresh_interval_picks_up_external_changes() {
         "CREATE TABLE t (id INTEGER PRIMARY KEY);",
     );
     let server = TestServer::start_full(&dir.path().join("data"), Some(common::TOKEN), 1).await;
-    register(
-        &server,
-        json!({"name": "s", "url": format!("sqlite://{}", file.display())}),
-    )
-    .await;
+    server
+        .register(json!({"name": "s", "url": format!("sqlite://{}", file.display())}))
+        .await;
     common::sqlite_file(
         dir.path(),
         "s.db",
@@ -191,9 +180,7 @@ async fn a_source_that_is_down_is_served_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let proxy = common::TcpProxy::start(common::postgres_addr()).await;
     let server = TestServer::start(dir.path()).await;
-    register(
-        &server,
-        json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None),
+    server.register(json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None),
                "schemas": {"include": [schema]}, "pool": {"connect_timeout_ms": 1000, "acquire_timeout_ms": 1000}}),
     )
     .await;
@@ -202,11 +189,9 @@ async fn a_source_that_is_down_is_served_from_the_cache() {
         "near.db",
         "CREATE TABLE here (id INTEGER PRIMARY KEY);",
     );
-    register(
-        &server,
-        json!({"name": "near", "url": format!("sqlite://{}", sqlite.display())}),
-    )
-    .await;
+    server
+        .register(json!({"name": "near", "url": format!("sqlite://{}", sqlite.display())}))
+        .await;
     server.stop().await;
 
     // The database goes away; the server starts anyway and serves the cached model.

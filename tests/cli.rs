@@ -12,6 +12,17 @@ use common::TestServer;
 use tributary::cli::{ServerArgs, SourcesCommand};
 use tributary::client;
 
+/// `tributary sources add NAME sqlite://FILE`.
+fn add_sqlite(name: &str, file: &std::path::Path) -> SourcesCommand {
+    SourcesCommand::Add {
+        name: name.into(),
+        url: format!("sqlite://{}", file.display()),
+        include: vec![],
+        exclude: vec![],
+        password_env: None,
+    }
+}
+
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tributary"))
 }
@@ -96,14 +107,9 @@ async fn sources_and_catalog_commands_drive_the_admin_api() {
         server: server.base.clone(),
         token: Some(common::TOKEN.into()),
     };
-    let add = SourcesCommand::Add {
-        name: "crm".into(),
-        url: format!("sqlite://{}", file.display()),
-        include: vec![],
-        exclude: vec![],
-        password_env: None,
-    };
-    client::sources(&args, add).await.unwrap();
+    client::sources(&args, add_sqlite("crm", &file))
+        .await
+        .unwrap();
     client::sources(&args, SourcesCommand::List { json: false })
         .await
         .unwrap();
@@ -173,14 +179,9 @@ async fn sql_command_prints_rows_and_plans() {
         server: server.base.clone(),
         token: Some(common::TOKEN.into()),
     };
-    let add = SourcesCommand::Add {
-        name: "crm".into(),
-        url: format!("sqlite://{}", file.display()),
-        include: vec![],
-        exclude: vec![],
-        password_env: None,
-    };
-    client::sources(&args, add).await.unwrap();
+    client::sources(&args, add_sqlite("crm", &file))
+        .await
+        .unwrap();
     for format in ["table", "json", "csv"] {
         client::sql(
             &args,

@@ -48,13 +48,7 @@ async fn mariadb_answers_like_postgresql() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let body = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(body))
-            .await
-            .0,
-        201
-    );
+    server.register(body).await;
     let t = format!("my.{database}.words");
 
     // String equality and LIKE are exact.
@@ -196,13 +190,7 @@ async fn sqlite_like_is_case_sensitive_here() {
     );
     let server = TestServer::start(&dir.path().join("data")).await;
     let body = json!({"name": "s", "url": format!("sqlite://{}", file.display())});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(body))
-            .await
-            .0,
-        201
-    );
+    server.register(body).await;
     assert_eq!(
         rows(&server, "SELECT id FROM s.t WHERE name LIKE 'ac%'").await,
         json!([[2]])
@@ -237,13 +225,7 @@ async fn literals_with_quotes_and_backslashes_stay_values_in_mariadb() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let body = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(body))
-            .await
-            .0,
-        201
-    );
+    server.register(body).await;
     // The string literal is pushed as part of the projection; a trailing
     // backslash must not end it early (MySQL's default would).
     let query = format!(

@@ -269,21 +269,9 @@ async fn postgres_joined_with_mariadb() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let pg = json!({"name": "crm", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(pg))
-            .await
-            .0,
-        201
-    );
+    server.register(pg).await;
     let my = json!({"name": "shop", "url": common::mariadb_url_with_database(&database)});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(my))
-            .await
-            .0,
-        201
-    );
+    server.register(my).await;
 
     let query = format!(
         "SELECT c.region, count(*) AS orders, sum(o.amount) AS total
@@ -330,13 +318,7 @@ async fn a_source_that_is_down_is_named() {
     let server = TestServer::start(dir.path()).await;
     let far = json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None), "schemas": {"include": [schema]},
                      "pool": {"connect_timeout_ms": 1000, "acquire_timeout_ms": 1000}});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(far))
-            .await
-            .0,
-        201
-    );
+    server.register(far).await;
     assert_eq!(
         rows(&server, &format!("SELECT id FROM far.{schema}.t")).await,
         json!([[1]])
@@ -434,21 +416,9 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(pg))
-            .await
-            .0,
-        201
-    );
+    server.register(pg).await;
     let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    assert_eq!(
-        server
-            .admin(Method::POST, "/admin/sources", Some(my))
-            .await
-            .0,
-        201
-    );
+    server.register(my).await;
 
     // The big table is named first; the estimates make the small one the build side.
     let query =

@@ -111,6 +111,12 @@ impl TestServer {
         (status, value)
     }
 
+    /// Registers a source; it must succeed (201).
+    pub async fn register(&self, body: Value) {
+        let (status, response) = self.admin(Method::POST, "/admin/sources", Some(body)).await;
+        assert_eq!(status, 201, "{response}");
+    }
+
     /// A raw request body (for malformed JSON).
     pub async fn admin_raw(&self, method: Method, path: &str, body: &str) -> (u16, Value) {
         let response = self
