@@ -104,6 +104,7 @@ const QUERIES: &[&str] = &[
     "SELECT name FROM S.customers WHERE name = 'O''Brien; DROP TABLE x' OR name LIKE 'Zoë%'",
     "SELECT id, total / 2 AS half FROM S.orders WHERE id % 2 = 0",
     "SELECT count(*), min(placed), max(total), avg(total) FROM S.orders WHERE placed >= DATE '2024-01-01'",
+    "SELECT country, sum(credit) FROM S.customers GROUP BY country ORDER BY country",
 ];
 
 async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> String {

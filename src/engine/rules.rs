@@ -43,6 +43,17 @@ pub fn optimizer_rules(
 ///   `ON part.p_partkey = …` still resolves (the unparser would otherwise
 ///   call it `derived_projection`).
 pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let plan = name_derived_tables(plan)?;
+    // The root too: its select list must be in the plan's column order.
+    match plan {
+        LogicalPlan::Aggregate(_) | LogicalPlan::Sort(_) | LogicalPlan::Projection(_) => {
+            Ok(named_projection(plan)?.0)
+        }
+        other => Ok(other),
+    }
+}
+
+fn name_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
         LogicalPlan::SubqueryAlias(alias) => {
             let (input, changed) = named_projection(Arc::unwrap_or_clone(alias.input))?;
@@ -109,16 +120,17 @@ fn name_after_its_table(input: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     )?)))
 }
 
-/// The input of a derived table as a projection whose every column has a
-/// name in the SQL: a column named by its expression (`min(ps.supplycost)`)
-/// gets that name as an alias, so the statement around the derived table can
-/// refer to it. Returns whether anything changed.
+/// The input of a derived table (or a federated plan's root) as a
+/// projection whose every column has a name in the SQL: a column named by
+/// its expression (`min(ps.supplycost)`) gets that name as an alias, so the
+/// statement around can refer to it, and the select list follows the
+/// plan's column order (the unparser otherwise writes an aggregate's
+/// functions before its keys). Qualifiers are kept, so the schema is the
+/// same. Returns whether anything changed.
 fn named_projection(input: LogicalPlan) -> Result<(LogicalPlan, bool)> {
     let plain = |name: &str| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     match input {
         LogicalPlan::Projection(projection) => {
-            // Each output needs a name the SQL states: a plain column keeps its
-            // own; anything else is aliased to the name DataFusion gave it.
             let needs_alias = |e: &Expr| match e {
                 Expr::Column(c) => !plain(&c.name),
                 Expr::Alias(_) => false,
@@ -130,32 +142,33 @@ fn named_projection(input: LogicalPlan) -> Result<(LogicalPlan, bool)> {
             let exprs: Vec<Expr> = projection
                 .expr
                 .iter()
-                .zip(projection.schema.fields())
-                .map(|(e, field)| {
+                .zip(projection.schema.iter())
+                .map(|(e, (qualifier, field))| {
                     if needs_alias(e) {
-                        e.clone().alias(field.name())
+                        e.clone().alias_qualified(qualifier.cloned(), field.name())
                     } else {
                         e.clone()
                     }
                 })
                 .collect();
-            Ok((
-                LogicalPlan::Projection(Projection::try_new(exprs, projection.input)?),
-                true,
-            ))
+            let projection =
+                Projection::try_new_with_schema(exprs, projection.input, projection.schema)?;
+            Ok((LogicalPlan::Projection(projection), true))
         }
         LogicalPlan::TableScan(_) => Ok((input, false)),
         other => {
             let exprs: Vec<Expr> = other
                 .schema()
-                .columns()
-                .into_iter()
-                .map(|c| {
-                    if plain(&c.name) {
-                        Expr::Column(c)
+                .iter()
+                .map(|(qualifier, field)| {
+                    let column = Expr::Column(datafusion::common::Column::new(
+                        qualifier.cloned(),
+                        field.name(),
+                    ));
+                    if plain(field.name()) {
+                        column
                     } else {
-                        let name = c.name.clone();
-                        Expr::Column(c).alias(name)
+                        column.alias_qualified(qualifier.cloned(), field.name())
                     }
                 })
                 .collect();

@@ -151,6 +151,19 @@ fn indexes_sql() -> String {
     )
 }
 
+/// The schema `source.table` means: `public` when selected, else the only
+/// selected schema, else none.
+fn default_schema<T>(schemas: &BTreeMap<String, T>) -> Option<String> {
+    if schemas.contains_key("public") {
+        return Some("public".to_string());
+    }
+    let mut names = schemas.keys();
+    match (names.next(), names.next()) {
+        (Some(only), None) => Some(only.clone()),
+        _ => None,
+    }
+}
+
 /// The drift descriptors: one line per relation (kind, comment), column
 /// (name, type, nullability, default, identity, generation, comment),
 /// constraint and index, in a stable order. Row estimates are left out:
@@ -348,7 +361,7 @@ pub(crate) async fn introspect(
         source: source.to_string(),
         kind: SourceKind::Postgres,
         server_version,
-        default_schema: model.contains_key("public").then(|| "public".to_string()),
+        default_schema: default_schema(&model),
         schemas: model,
         introspected_at: Utc::now(),
     })

@@ -74,9 +74,9 @@ async fn every_kind_of_column_and_relation() {
         "{}",
         model.server_version
     );
-    // Only the selected schema, so no default "public".
+    // Only the selected schema, which is then the default one (`source.table`).
     assert_eq!(model.schemas.keys().collect::<Vec<_>>(), vec![&schema.name]);
-    assert_eq!(model.default_schema, None);
+    assert_eq!(model.default_schema.as_deref(), Some(schema.name.as_str()));
 
     let tables = &model.schemas[&schema.name].tables;
     let kinds: Vec<(&str, TableKind)> =
