@@ -109,7 +109,7 @@ class DuckFederated:
         packages = [f"duckdb=={DUCKDB_VERSION}", f"duckdb-extension-postgres=={DUCKDB_VERSION}",
                     f"duckdb-extension-mysql=={DUCKDB_VERSION}"]
         subprocess.run([python, "-m", "pip", "install", "-q", *packages], check=True)
-        if os.path.realpath(sys.executable) != os.path.realpath(python):
+        if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
             # Re-run this script inside the venv that has DuckDB.
             os.execv(python, [python, *sys.argv])
         import duckdb
