@@ -453,3 +453,49 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;
 }
+
+#[tokio::test]
+async fn a_query_past_the_time_limit_is_cancelled_at_the_source() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE big (k int PRIMARY KEY); INSERT INTO big SELECT generate_series(1, 30000); ANALYZE big;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let limit = tributary::config::FileConfig {
+        query_timeout_secs: Some(1),
+        ..Default::default()
+    };
+    let server = TestServer::start_config(dir.path(), Some(common::TOKEN), 0, limit).await;
+    server.register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}})).await;
+    // Counting 450 million pairs takes PostgreSQL far longer than a second.
+    let query =
+        format!("SELECT count(*) FROM pg.{schema}.big a JOIN pg.{schema}.big b ON a.k < b.k");
+    let statements = source_sql(&server, &query).await;
+    assert_eq!(
+        statements.len(),
+        1,
+        "the join runs in PostgreSQL: {statements:?}"
+    );
+    let response = sql(&server, json!({"sql": query})).await;
+    assert_error(&response, 504, "query_timeout", &["1s"]);
+    // The statement does not go on running in PostgreSQL.
+    let client = common::postgres().await;
+    let mut running = -1;
+    for _ in 0..40 {
+        running = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1",
+                &[&format!("%{schema}%big%")],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 0, "the source's query was cancelled");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}

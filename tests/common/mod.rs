@@ -41,8 +41,18 @@ impl TestServer {
 
     /// A server that drift-checks its sources every `interval_secs` (0: never).
     pub async fn start_full(data_dir: &Path, token: Option<&str>, interval_secs: u64) -> Self {
+        Self::start_config(data_dir, token, interval_secs, FileConfig::default()).await
+    }
+
+    /// A server with settings from a config file's model.
+    pub async fn start_config(
+        data_dir: &Path,
+        token: Option<&str>,
+        interval_secs: u64,
+        file: FileConfig,
+    ) -> Self {
         let config = ServerConfig::resolve(
-            FileConfig::default(),
+            file,
             Overrides {
                 listen: Some("127.0.0.1:0".into()),
                 data_dir: Some(data_dir.to_path_buf()),

@@ -36,7 +36,7 @@ use tributary_schema_cache::{SourceKind, SourceSchema};
 pub use encode::PgParam;
 
 use crate::error::{from_pg, from_pool};
-use crate::query::{check_params, output_schema, prepare, stream_batches};
+use crate::query::{ConnGuard, check_params, output_schema, prepare, stream_batches};
 
 /// A registered PostgreSQL database.
 pub struct PostgresConnector {
@@ -79,28 +79,45 @@ impl PostgresConnector {
         statement: &Statement,
         schema: Option<SchemaRef>,
     ) -> Result<RowStream> {
-        let conn = self.conn().await?;
+        // Guarded from the start: if the caller gives up while the statement
+        // runs (a time limit, a client that left), it is cancelled on the
+        // server and the connection is not reused mid-statement.
+        let mut guard = ConnGuard::new(self.conn().await?);
         let params = PgParam::all(&statement.params);
         let mut retried = false;
-        let (prepared, rows) = loop {
-            let prepared = prepare(&conn, &statement.sql, true)
-                .await
-                .map_err(from_pg)?;
-            check_params(&prepared.statement, &params)?;
+        let started = loop {
+            let Some(conn) = guard.conn() else {
+                return Err(ConnectorError::internal("the connection went away"));
+            };
+            let prepared = match prepare(conn, &statement.sql, true).await {
+                Ok(prepared) => prepared,
+                Err(e) => break Err(from_pg(e)),
+            };
+            if let Err(e) = check_params(&prepared.statement, &params) {
+                break Err(e);
+            }
             match conn.query_raw(&prepared.statement, params.iter()).await {
-                Ok(rows) => break (prepared, rows),
+                Ok(rows) => break Ok((prepared, rows)),
                 // The table changed under a cached statement: forget the
                 // cached plans of this connection and prepare afresh, once.
                 Err(e) if !retried && is_stale_plan(&e) => {
                     conn.statement_cache.clear();
                     retried = true;
                 }
-                Err(e) => return Err(from_pg(e)),
+                Err(e) => break Err(from_pg(e)),
+            }
+        };
+        let (prepared, rows) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                // The statement failed on the server: the connection is idle.
+                guard.complete();
+                return Err(error);
             }
         };
         let schema = output_schema(&prepared, schema)?;
         let batches = stream_batches(
-            conn,
+            guard,
             rows,
             prepared.columns,
             schema.clone(),

@@ -185,8 +185,12 @@ pub(crate) async fn collect(
 }
 
 /// A pooled connection serving a stream. Dropped before the stream ended
-/// (the reader stopped early), the connection is closed rather than returned
-/// to the pool: the server is still sending rows nobody will read.
+/// (the reader stopped early, the client went away, a time limit hit), the
+/// statement is cancelled on the server and the connection is closed rather
+/// than returned to the pool: the server would otherwise go on computing
+/// and sending rows nobody will read. (The cancel request goes without TLS,
+/// best effort: a server that takes cancels only over TLS still sees the
+/// connection close.)
 pub(crate) struct ConnGuard {
     conn: Option<Object>,
     complete: bool,
@@ -216,6 +220,12 @@ impl Drop for ConnGuard {
         if !self.complete
             && let Some(conn) = self.conn.take()
         {
+            let cancel = conn.cancel_token();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = cancel.cancel_query(tokio_postgres::NoTls).await;
+                });
+            }
             drop(Object::take(conn));
         }
     }
@@ -238,14 +248,14 @@ impl StreamState {
 
 /// Streams the rows of a started statement as batches of `BATCH_ROWS` rows.
 pub(crate) fn stream_batches(
-    conn: Object,
+    conn: ConnGuard,
     rows: tokio_postgres::RowStream,
     columns: Vec<OutColumn>,
     schema: SchemaRef,
     source: String,
 ) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static> {
     let state = StreamState {
-        conn: ConnGuard::new(conn),
+        conn,
         rows: Box::pin(rows),
         builder: BatchBuilder::new(schema, BATCH_ROWS)?,
         columns: columns.into(),
