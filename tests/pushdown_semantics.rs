@@ -166,6 +166,16 @@ async fn mariadb_answers_like_postgresql() {
         json!([[3, 3]])
     );
 
+    // count(*) over a join inside MariaDB (no column needed below the count).
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT count(*) FROM {t} a JOIN {t} b ON a.id < b.id")
+        )
+        .await,
+        json!([[15]])
+    );
+
     // Numeric aggregates are still pushed, and right.
     let query = format!("SELECT count(*), sum(n), min(n), max(n) FROM {t}");
     assert_eq!(rows(&server, &query).await, json!([[6, 18, 1, 7]]));

@@ -55,6 +55,12 @@ pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
 
 fn name_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
+        // A projection of no columns (what `count(*)` over a join needs) would
+        // be written `SELECT FROM …`, which only PostgreSQL accepts.
+        LogicalPlan::Projection(projection) if projection.expr.is_empty() => {
+            let one = datafusion::prelude::lit(1_i64).alias("tributary_one");
+            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(vec![one], projection.input)?)))
+        }
         LogicalPlan::SubqueryAlias(alias) => {
             let (input, changed) = named_projection(Arc::unwrap_or_clone(alias.input))?;
             let rebuilt =
