@@ -91,34 +91,26 @@ pub fn column_values(array: &ArrayRef) -> Vec<Value> {
         DataType::Binary => bytes(array.as_binary::<i32>().iter()),
         DataType::LargeBinary => bytes(array.as_binary::<i64>().iter()),
         DataType::BinaryView => bytes(array.as_binary_view().iter()),
-        DataType::List(_) => {
-            let lists = array.as_list::<i32>();
-            (0..array.len())
-                .map(|i| {
-                    if lists.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::Array(column_values(&lists.value(i)))
-                    }
-                })
-                .collect()
-        }
-        DataType::LargeList(_) => {
-            let lists = array.as_list::<i64>();
-            (0..array.len())
-                .map(|i| {
-                    if lists.is_null(i) {
-                        Value::Null
-                    } else {
-                        Value::Array(column_values(&lists.value(i)))
-                    }
-                })
-                .collect()
-        }
+        DataType::List(_) => lists(array.as_list::<i32>()),
+        DataType::LargeList(_) => lists(array.as_list::<i64>()),
         // Decimals, dates, times, timestamps, intervals, anything else: the
         // exact text form.
         _ => formatted(array),
     }
+}
+
+fn lists<O: datafusion::arrow::array::OffsetSizeTrait>(
+    lists: &datafusion::arrow::array::GenericListArray<O>,
+) -> Vec<Value> {
+    (0..lists.len())
+        .map(|i| {
+            if lists.is_null(i) {
+                Value::Null
+            } else {
+                Value::Array(column_values(&lists.value(i)))
+            }
+        })
+        .collect()
 }
 
 fn float(value: f64) -> Value {

@@ -315,7 +315,8 @@ impl Default for PoolOptions {
 }
 
 impl PoolOptions {
-    fn validate(&self) -> Result<()> {
+    /// Checks the bounds (size 1–1000, timeouts above zero).
+    pub fn validate(&self) -> Result<()> {
         if self.max_size == 0 || self.max_size > 1_000 {
             return Err(ConnectorError::config(
                 "pool.max_size must be between 1 and 1000",

@@ -63,14 +63,7 @@ impl SqliteConnector {
             tracing::info!(source = %name, "TLS options do not apply to a SQLite file and are ignored");
         }
         let options = config.pool.clone();
-        if options.max_size == 0
-            || options.acquire_timeout_ms == 0
-            || options.connect_timeout_ms == 0
-        {
-            return Err(fail(
-                "pool.max_size and pool timeouts must be greater than 0".into(),
-            ));
-        }
+        options.validate().map_err(|e| e.for_source(&name))?;
         Ok(Self {
             name,
             config: config.clone(),
