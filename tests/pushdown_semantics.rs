@@ -90,18 +90,44 @@ async fn mariadb_answers_like_postgresql() {
     )
     .await;
     assert!(
-        !sql.contains("'apple'"),
-        "the string comparison stays in DataFusion: {sql}"
+        sql.contains("`w` = 'apple'")
+            && sql.contains("CAST(CONVERT(`w` USING utf8mb4) AS BINARY) = CAST(CONVERT('apple' USING utf8mb4) AS BINARY)"),
+        "the string comparison is pushed, bytes compared too: {sql}"
     );
     assert!(sql.contains("> 0"), "the numeric one is pushed: {sql}");
-
-    // Grouping and ordering of strings by bytes, NULLs last ascending.
     assert_eq!(
         rows(
             &server,
-            &format!("SELECT w, count(*) FROM {t} GROUP BY w ORDER BY w")
+            &format!(
+                "SELECT id FROM {t} WHERE w <> 'apple' AND w BETWEEN 'B' AND 'apple ' ORDER BY id"
+            )
         )
         .await,
+        json!([[3], [6]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w NOT IN ('apple', 'banana') ORDER BY id")
+        )
+        .await,
+        json!([[2], [3], [6]])
+    );
+    // Same-source joins on string keys run in MariaDB, and stay exact.
+    let join = format!(
+        "SELECT a.id, b.id FROM {t} a JOIN {t} b ON a.w = b.w WHERE a.id < 5 ORDER BY a.id, b.id"
+    );
+    assert_eq!(
+        rows(&server, &join).await,
+        json!([[1, 1], [2, 2], [3, 3], [4, 4]])
+    );
+    let sql = pushed(&server, &join).await;
+    assert!(sql.contains("JOIN") && sql.contains("BINARY"), "{sql}");
+
+    // Grouping and ordering of strings by bytes, NULLs last ascending.
+    let grouped = format!("SELECT w, count(*) FROM {t} GROUP BY w ORDER BY w");
+    assert_eq!(
+        rows(&server, &grouped).await,
         json!([
             ["Apple", 1],
             ["Zoë", 1],
@@ -110,6 +136,26 @@ async fn mariadb_answers_like_postgresql() {
             ["banana", 1],
             [null, 1]
         ])
+    );
+    let sql = pushed(&server, &grouped).await;
+    assert!(
+        sql.contains("GROUP BY `w`, CAST(CONVERT(`w` USING utf8mb4) AS BINARY)"),
+        "grouped in MariaDB by the bytes too: {sql}"
+    );
+    // A top-N on a string key goes to MariaDB (NOT NULL-safe order: DESC
+    // puts NULLs last there as here), sorted by bytes.
+    let top = format!("SELECT w FROM {t} ORDER BY w DESC LIMIT 3");
+    assert_eq!(
+        rows(&server, &top).await,
+        json!([[null], ["banana"], ["apple "]])
+    );
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT DISTINCT w FROM {t} WHERE w < 'b' ORDER BY w")
+        )
+        .await,
+        json!([["Apple"], ["Zoë"], ["apple"], ["apple "]])
     );
     assert_eq!(
         rows(&server, &format!("SELECT id FROM {t} ORDER BY n LIMIT 3")).await,

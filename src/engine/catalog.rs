@@ -20,10 +20,10 @@ use datafusion_federation::sql::{
     LogicalOptimizer, SQLFederationProvider, SQLTable, SQLTableSource,
 };
 use tributary_connector::Connector;
-use tributary_schema_cache::{CatalogSnapshot, TableDef};
+use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef};
 
 use super::executor::SourceExecutor;
-use super::rules;
+use super::{mysql_strings, rules};
 use crate::metrics::Metrics;
 
 /// DataFusion's default catalog and schema, where `source.table` and bare
@@ -71,6 +71,7 @@ pub fn build(
                 let remote = SourceTable {
                     reference: TableReference::partial(schema_name.as_str(), table.name.as_str()),
                     schema: table_schema(table),
+                    kind: model.kind,
                 };
                 let source = SQLTableSource::new_with_table(provider.clone(), Arc::new(remote));
                 let table_provider: Arc<dyn TableProvider> =
@@ -102,6 +103,7 @@ type Candidate = (String, Arc<dyn TableProvider>);
 struct SourceTable {
     reference: TableReference,
     schema: SchemaRef,
+    kind: SourceKind,
 }
 
 impl SQLTable for SourceTable {
@@ -118,7 +120,14 @@ impl SQLTable for SourceTable {
     }
 
     fn logical_optimizer(&self) -> Option<LogicalOptimizer> {
-        Some(Box::new(rules::alias_derived_tables))
+        match self.kind {
+            SourceKind::Mysql | SourceKind::Mariadb => Some(Box::new(|plan| {
+                rules::alias_derived_tables(mysql_strings::exact_strings(plan)?)
+            })),
+            SourceKind::Postgres | SourceKind::Sqlite => {
+                Some(Box::new(rules::alias_derived_tables))
+            }
+        }
     }
 }
 

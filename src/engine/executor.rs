@@ -25,6 +25,7 @@ use datafusion_federation::sql::{AstAnalyzer, SQLExecutor};
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
 
+use super::mysql_strings::MySqlUnparser;
 use super::runtime_filter;
 use crate::metrics::Metrics;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
@@ -88,7 +89,7 @@ pub fn compute_contexts(snapshot: &CatalogSnapshot) -> HashMap<String, SourceKin
 pub fn unparser_dialect(kind: SourceKind) -> Arc<dyn Dialect> {
     match kind {
         SourceKind::Postgres => Arc::new(PostgreSqlDialect {}),
-        SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlDialect {}),
+        SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlUnparser(MySqlDialect {})),
         SourceKind::Sqlite => Arc::new(SqliteUnparser(SqliteDialect {})),
     }
 }

@@ -105,6 +105,7 @@ const QUERIES: &[&str] = &[
     "SELECT id, total / 2 AS half FROM S.orders WHERE id % 2 = 0",
     "SELECT count(*), min(placed), max(total), avg(total) FROM S.orders WHERE placed >= DATE '2024-01-01'",
     "SELECT country, sum(credit) FROM S.customers GROUP BY country ORDER BY country",
+    "SELECT name FROM S.customers WHERE country IN ('DE', 'FR', 'IT', 'NL') ORDER BY name NULLS FIRST LIMIT 5",
 ];
 
 async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> String {

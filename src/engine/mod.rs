@@ -10,6 +10,7 @@ mod explain;
 mod federate;
 #[cfg(test)]
 mod golden_tests;
+mod mysql_strings;
 mod names;
 mod pushdown;
 mod rules;

@@ -5,12 +5,13 @@
 //!
 //! | | PostgreSQL | MySQL / MariaDB | SQLite |
 //! |---|---|---|---|
-//! | string `=`, `<`, `IN`, `BETWEEN` | yes | no: default collations ignore case and trailing spaces | yes (BINARY collation) |
+//! | string `=`, `<`, `IN`, `BETWEEN` | yes | yes, with the UTF-8 bytes compared too (collations ignore case and trailing spaces; see `mysql_strings`) | yes (BINARY collation) |
 //! | `LIKE` / `ILIKE` | yes | no (case-insensitive) | no (case-insensitive for ASCII) |
 //! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes |
 //! | `\|\|` | yes | no (it is OR) | yes |
-//! | GROUP BY / DISTINCT / MIN / MAX on strings | yes | no (collation) | yes |
-//! | ORDER BY | yes | top-N only (with LIMIT), non-string keys, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) |
+//! | GROUP BY on strings | yes | yes, by the bytes too | yes |
+//! | DISTINCT / MIN / MAX on strings | yes | no (collation) | yes |
+//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) |
 //! | FULL OUTER JOIN | yes | no (none) | yes |
 //! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr |
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max |
@@ -39,8 +40,6 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         LogicalPlan::Aggregate(a) => {
             let schema = a.input.schema();
             all(&a.group_expr, schema)
-                && (kind != SourceKind::Mysql && kind != SourceKind::Mariadb
-                    || a.group_expr.iter().all(|e| !is_string(e, schema)))
                 && a.aggr_expr
                     .iter()
                     .all(|e| aggregate_is_pushable(e, schema, kind))
@@ -63,7 +62,6 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
             let keys_ok = j.on.iter().all(|(l, r)| {
                 expr_is_pushable(l, j.left.schema(), kind)
                     && expr_is_pushable(r, j.right.schema(), kind)
-                    && !(mysql && is_string(l, j.left.schema()))
             });
             let filter_ok = j
                 .filter
@@ -117,7 +115,7 @@ fn sort_is_pushable(sort: &Sort, schema: &DFSchema, kind: SourceKind) -> bool {
     // ascending and last descending.
     let nullable = sort.expr.nullable(schema).unwrap_or(true);
     let mysql_order = sort.nulls_first == sort.asc;
-    !is_string(&sort.expr, schema) && (!nullable || mysql_order)
+    !nullable || mysql_order
 }
 
 fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
@@ -169,13 +167,11 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                 && pushable(&between.expr)
                 && pushable(&between.low)
                 && pushable(&between.high)
-                && !(is_mysql(kind) && is_string(&between.expr, schema))
         }
         Expr::InList(list) => {
             !(kind == SourceKind::Sqlite && is_temporal(&list.expr, schema))
                 && pushable(&list.expr)
                 && list.list.iter().all(pushable)
-                && !(is_mysql(kind) && is_string(&list.expr, schema))
         }
         Expr::Like(like) => {
             kind == SourceKind::Postgres
@@ -209,7 +205,6 @@ fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) 
     {
         return false;
     }
-    let strings = is_string(&binary.left, schema) || is_string(&binary.right, schema);
     // SQLite keeps dates and times as text, numbers or Julian days, and
     // writes a DATE literal as a number: no temporal comparison goes there.
     let temporal = kind == SourceKind::Sqlite
@@ -229,7 +224,7 @@ fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) 
         | Operator::Gt
         | Operator::GtEq
         | Operator::IsDistinctFrom
-        | Operator::IsNotDistinctFrom => !(is_mysql(kind) && strings),
+        | Operator::IsNotDistinctFrom => true,
         Operator::StringConcat => !is_mysql(kind),
         _ => false,
     }

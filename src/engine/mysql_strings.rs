@@ -1,0 +1,400 @@
+//! Exact string semantics inside MySQL and MariaDB. Their collations ignore
+//! case and trailing spaces (the default ones accents too); ours compare the
+//! UTF-8 bytes. Before a plan goes to such a source, every string
+//! comparison, grouping and sort key is made exact by also comparing the
+//! bytes, written `CAST(CONVERT(x USING utf8mb4) AS BINARY)` — whatever the
+//! column's character set:
+//!
+//! - `a = b` becomes `a = b AND bytes(a) = bytes(b)` (the collation's
+//!   equality, a superset of the exact one, keeps indexes usable), `a IN
+//!   (…)` likewise; `<>`, `<`, `BETWEEN`, `NOT IN` compare the bytes only;
+//! - a join on string keys adds the bytes equality to its condition;
+//! - `GROUP BY s` becomes `GROUP BY s, bytes(s)`, so groups are exact;
+//! - `ORDER BY s` becomes `ORDER BY bytes(s)`: code point order, as ours.
+//!
+//! CHAR columns come out of MySQL without their padding, as PostgreSQL
+//! compares them, so the bytes of `'R'` in a CHAR(1) equal those of `'R'`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, plan_err};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::{InList, ScalarFunction, Sort};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    Aggregate, Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, Join, LogicalPlan,
+    Operator, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect::{
+    DateFieldExtractStyle, Dialect, DistinctFromStyle, IntervalStyle, MySqlDialect,
+};
+
+/// The function standing for "the UTF-8 bytes of a string" in a plan bound
+/// for MySQL; [`MySqlUnparser`] writes it out.
+const BYTES: &str = "tributary_utf8_bytes";
+
+/// `bytes(string)`: the string's UTF-8 bytes. Only ever unparsed; it also
+/// evaluates (a cast) should a plan holding it run in DataFusion.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Utf8Bytes {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Utf8Bytes {
+    fn name(&self) -> &str {
+        BYTES
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        match args {
+            [DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View] => Ok(DataType::Binary),
+            other => plan_err!("{BYTES} takes one string, not {other:?}"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match args.args.as_slice() {
+            [ColumnarValue::Array(array)] => {
+                Ok(ColumnarValue::Array(cast(array, &DataType::Binary)?))
+            }
+            [ColumnarValue::Scalar(scalar)] => {
+                Ok(ColumnarValue::Scalar(scalar.cast_to(&DataType::Binary)?))
+            }
+            _ => plan_err!("{BYTES} takes one argument"),
+        }
+    }
+}
+
+fn bytes(expr: Expr) -> Expr {
+    let udf = ScalarUDF::from(Utf8Bytes {
+        signature: Signature::any(1, Volatility::Immutable),
+    });
+    Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), vec![expr]))
+}
+
+fn is_string_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+fn is_string(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| is_string_type(&t))
+}
+
+/// The plan with every string comparison, grouping and sort made exact for
+/// MySQL (see the module documentation). Applied once per plan: a plan that
+/// already holds the bytes function is returned as it is.
+pub fn exact_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if holds_bytes(&plan)? {
+        return Ok(plan);
+    }
+    plan.transform_up(|node| {
+        let node = match node {
+            LogicalPlan::Join(join) => exact_join(join)?,
+            other => other,
+        };
+        let node = rewrite_expressions(node)?;
+        match node {
+            LogicalPlan::Aggregate(aggregate) => exact_groups(aggregate),
+            LogicalPlan::Sort(mut sort) => {
+                let schema = sort.input.schema().clone();
+                let mut changed = false;
+                for key in &mut sort.expr {
+                    if is_string(&key.expr, &schema) {
+                        *key = Sort::new(bytes(key.expr.clone()), key.asc, key.nulls_first);
+                        changed = true;
+                    }
+                }
+                Ok(Transformed::new_transformed(
+                    LogicalPlan::Sort(sort),
+                    changed,
+                ))
+            }
+            other => Ok(Transformed::yes(other)),
+        }
+    })?
+    .data
+    .transform_up(lift_group_projection)
+    .map(|t| t.data)
+}
+
+/// Moves the projection `exact_groups` put over an aggregate up through
+/// the HAVING filter, sort and limit above it, and merges it into the
+/// projection above those: the unparser writes one query block for
+/// `projection → filter → aggregate`, but a second projection would make
+/// it a derived table whose aggregates have no names.
+fn lift_group_projection(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let Some(LogicalPlan::Projection(inner)) = node.inputs().first().copied() else {
+        return Ok(Transformed::no(node));
+    };
+    if !(inner.expr.iter().all(|e| matches!(e, Expr::Column(_))) && groups_by_bytes(&inner.input)) {
+        return Ok(Transformed::no(node));
+    }
+    let inner = inner.clone();
+    match node {
+        LogicalPlan::Projection(outer) => Ok(Transformed::yes(LogicalPlan::Projection(
+            Projection::try_new_with_schema(outer.expr, inner.input, outer.schema)?,
+        ))),
+        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
+            let below =
+                node.with_new_exprs(node.expressions(), vec![Arc::unwrap_or_clone(inner.input)])?;
+            Ok(Transformed::yes(LogicalPlan::Projection(
+                Projection::try_new(inner.expr, Arc::new(below))?,
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// True for an aggregate that `exact_groups` made, possibly under the
+/// filter, sort and limit already lifted above it.
+fn groups_by_bytes(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(aggregate) => aggregate
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::ScalarFunction(f) if f.name() == BYTES)),
+        LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
+            plan.inputs().into_iter().all(groups_by_bytes)
+        }
+        _ => false,
+    }
+}
+
+fn holds_bytes(plan: &LogicalPlan) -> Result<bool> {
+    let mut found = false;
+    plan.apply(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if matches!(e, Expr::ScalarFunction(f) if f.name() == BYTES) {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(found)
+}
+
+/// A join on string keys also compares their bytes.
+fn exact_join(mut join: Join) -> Result<LogicalPlan> {
+    let checks: Vec<Expr> = join
+        .on
+        .iter()
+        .filter(|(left, _)| is_string(left, join.left.schema()))
+        .map(|(left, right)| bytes(left.clone()).eq(bytes(right.clone())))
+        .collect();
+    if !checks.is_empty() {
+        join.filter = conjunction(join.filter.take().into_iter().chain(checks));
+    }
+    Ok(LogicalPlan::Join(join))
+}
+
+/// Rewrites the comparisons in a node's expressions, typed against the
+/// schema its expressions see (its input's; a join's own).
+fn rewrite_expressions(node: LogicalPlan) -> Result<LogicalPlan> {
+    let schema = match &node {
+        LogicalPlan::Join(join) => join.schema.clone(),
+        other => match other.inputs().as_slice() {
+            [input] => input.schema().clone(),
+            _ => return Ok(node),
+        },
+    };
+    // Output names stay as they were (a projected `s = 'x'` keeps its name).
+    let names = NamePreserver::new(&node);
+    node.map_expressions(|expr| {
+        let saved = names.save(&expr);
+        Ok(expr
+            .transform_up(|e| exact_comparison(e, &schema))?
+            .update_data(|e| saved.restore(e)))
+    })
+    .map(|t| t.data)
+}
+
+fn exact_comparison(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if is_string(&left, schema) || is_string(&right, schema) =>
+        {
+            let exact = |op| {
+                Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(bytes(*left.clone())),
+                    op,
+                    Box::new(bytes(*right.clone())),
+                ))
+            };
+            Ok(Transformed::yes(match op {
+                // Equality keeps the collation's own (index-friendly) test too.
+                Operator::Eq => Expr::BinaryExpr(BinaryExpr::new(left.clone(), op, right.clone()))
+                    .and(exact(op)),
+                Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+                | Operator::IsDistinctFrom
+                | Operator::IsNotDistinctFrom => exact(op),
+                _ => {
+                    return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right,
+                    })));
+                }
+            }))
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) if is_string(&expr, schema) => {
+            let exact = Expr::InList(InList::new(
+                Box::new(bytes(*expr.clone())),
+                list.iter().cloned().map(bytes).collect(),
+                negated,
+            ));
+            Ok(Transformed::yes(if negated {
+                exact
+            } else {
+                Expr::InList(InList::new(expr, list, false)).and(exact)
+            }))
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) if is_string(&expr, schema) => Ok(Transformed::yes(Expr::Between(Between::new(
+            Box::new(bytes(*expr)),
+            negated,
+            Box::new(bytes(*low)),
+            Box::new(bytes(*high)),
+        )))),
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// `GROUP BY s` → `GROUP BY s, bytes(s)` under a projection that drops the
+/// extra keys again (same output as before).
+fn exact_groups(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
+    let schema = aggregate.input.schema().clone();
+    let extra: Vec<Expr> = aggregate
+        .group_expr
+        .iter()
+        .filter(|e| is_string(e, &schema))
+        .map(|e| bytes(e.clone().unalias()))
+        .collect();
+    if extra.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
+    let output: Vec<Expr> = aggregate
+        .schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let group_expr = aggregate.group_expr.iter().cloned().chain(extra).collect();
+    let grouped = Aggregate::try_new(aggregate.input, group_expr, aggregate.aggr_expr)?;
+    // The aggregate's own schema, functional dependencies included: the
+    // federation planner insists the plan's schema stays exactly the same.
+    Ok(Transformed::yes(LogicalPlan::Projection(
+        Projection::try_new_with_schema(
+            output,
+            Arc::new(LogicalPlan::Aggregate(grouped)),
+            aggregate.schema,
+        )?,
+    )))
+}
+
+/// DataFusion's MySQL dialect, plus the bytes function written as
+/// `CAST(CONVERT(x USING utf8mb4) AS BINARY)`.
+pub struct MySqlUnparser(pub MySqlDialect);
+
+impl Dialect for MySqlUnparser {
+    fn supports_qualify(&self) -> bool {
+        self.0.supports_qualify()
+    }
+    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
+        self.0.identifier_quote_style(identifier)
+    }
+    fn supports_nulls_first_in_sort(&self) -> bool {
+        self.0.supports_nulls_first_in_sort()
+    }
+    fn interval_style(&self) -> IntervalStyle {
+        self.0.interval_style()
+    }
+    fn utf8_cast_dtype(&self) -> ast::DataType {
+        self.0.utf8_cast_dtype()
+    }
+    fn large_utf8_cast_dtype(&self) -> ast::DataType {
+        self.0.large_utf8_cast_dtype()
+    }
+    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
+        self.0.date_field_extract_style()
+    }
+    fn distinct_from_style(&self) -> DistinctFromStyle {
+        self.0.distinct_from_style()
+    }
+    fn int64_cast_dtype(&self) -> ast::DataType {
+        self.0.int64_cast_dtype()
+    }
+    fn int32_cast_dtype(&self) -> ast::DataType {
+        self.0.int32_cast_dtype()
+    }
+    fn timestamp_cast_dtype(&self, time_unit: &TimeUnit, tz: &Option<Arc<str>>) -> ast::DataType {
+        self.0.timestamp_cast_dtype(time_unit, tz)
+    }
+    fn requires_derived_table_alias(&self) -> bool {
+        self.0.requires_derived_table_alias()
+    }
+    fn scalar_function_to_sql_overrides(
+        &self,
+        unparser: &Unparser,
+        func_name: &str,
+        args: &[Expr],
+    ) -> Result<Option<ast::Expr>> {
+        let [arg] = args else {
+            return self
+                .0
+                .scalar_function_to_sql_overrides(unparser, func_name, args);
+        };
+        if func_name != BYTES {
+            return self
+                .0
+                .scalar_function_to_sql_overrides(unparser, func_name, args);
+        }
+        let converted = ast::Expr::Convert {
+            is_try: false,
+            expr: Box::new(unparser.expr_to_sql(arg)?),
+            data_type: None,
+            charset: Some(ObjectName::from(vec![Ident::new("utf8mb4")])),
+            target_before_value: false,
+            styles: vec![],
+        };
+        Ok(Some(ast::Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(converted),
+            data_type: ast::DataType::Binary(None),
+            array: false,
+            format: None,
+        }))
+    }
+}
