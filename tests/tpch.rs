@@ -262,3 +262,57 @@ fn answers_parse_and_cells_compare() {
     assert!(!cell_matches(&json!("0.06"), "0.05"));
     assert!(!cell_matches(&json!(" x"), "x"));
 }
+
+/// The per-source statements of a query's plan.
+async fn statements(server: &TestServer, sql: &str) -> Vec<(String, String)> {
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/sql",
+            Some(json!({"sql": sql, "explain": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_string(),
+                s["sql"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// q10 joins customer, orders, lineitem and nation as written: (customer ⋈
+/// orders) ⋈ lineitem ⋈ nation. Regrouped by source, MariaDB joins orders
+/// with lineitem (its filters included, the string one made exact) and
+/// PostgreSQL customer with nation: two statements, not four whole tables.
+#[tokio::test]
+async fn q10_joins_the_tables_of_each_source_inside_it() {
+    load_data();
+    let sql = std::fs::read_to_string(tpch_dir().join("queries/q10.sql")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tpch_server(dir.path()).await;
+    let statements = statements(&server, &sql).await;
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    let mariadb = &statements.iter().find(|(s, _)| s == "my").unwrap().1;
+    assert!(
+        mariadb.contains("`orders`")
+            && mariadb.contains("JOIN")
+            && mariadb.contains("`lineitem`")
+            && mariadb.contains("`l_returnflag` = 'R'")
+            && mariadb.contains("`o_orderdate` >="),
+        "{mariadb}"
+    );
+    let postgres = &statements.iter().find(|(s, _)| s == "pg").unwrap().1;
+    assert!(
+        postgres.contains("\"customer\"")
+            && postgres.contains("JOIN")
+            && postgres.contains("\"nation\""),
+        "{postgres}"
+    );
+    server.stop().await;
+}

@@ -19,7 +19,7 @@ use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
 
-use super::pushdown;
+use super::{join_groups, pushdown};
 
 /// The rule, with the kind of each source by its federation compute context.
 #[derive(Debug)]
@@ -63,6 +63,7 @@ impl OptimizerRule for FederateSources {
             LogicalPlan::TableScan(_) => project_all(plan)?,
             other => other,
         };
+        let plan = join_groups::group_by_source(plan, &|p| self.source_of(p))?;
         let plan = self.split_filters(plan)?;
         match self.optimize(&plan, true, config)? {
             (Some(optimized), _) => Ok(Transformed::yes(optimized)),
@@ -101,6 +102,14 @@ impl Scan {
 }
 
 impl FederateSources {
+    /// The compute context of the one source `plan` reads, if it reads one.
+    fn source_of(&self, plan: &LogicalPlan) -> Result<Option<String>> {
+        Ok(match self.scan_plan(plan)? {
+            Scan::One(provider) => provider.compute_context(),
+            Scan::None | Scan::Several => None,
+        })
+    }
+
     /// Splits each filter over one source into the conjuncts the source
     /// evaluates exactly (pushed) and the rest (kept in DataFusion, above):
     /// `w = 'apple' AND id > 0` on MySQL pushes `id > 0` only.

@@ -10,6 +10,7 @@ mod explain;
 mod federate;
 #[cfg(test)]
 mod golden_tests;
+mod join_groups;
 mod mysql_strings;
 mod names;
 mod pushdown;

@@ -1,0 +1,249 @@
+//! Join regrouping: in a tree of inner joins, the tables of one source are
+//! joined with each other first, so that source gets one statement for its
+//! whole part of the join. `customer ⋈ orders ⋈ lineitem` with customer in
+//! PostgreSQL and orders and lineitem in MariaDB is written, as SQL writes
+//! it, `(customer ⋈ orders) ⋈ lineitem`: every table would be fetched on
+//! its own (all of lineitem) and joined here. Regrouped, it becomes
+//! `customer ⋈ (orders ⋈ lineitem)` and MariaDB runs orders ⋈ lineitem.
+//!
+//! Only inner equi-joins are reordered (where order never changes the
+//! answer); tables of one source are grouped only when join conditions
+//! connect them, never into a cross join. The regrouped tree ends in a
+//! projection, so its output is what it was.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, NullEquality};
+use datafusion::error::Result;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan, Projection};
+
+/// Which source a plan reads (`None`: several, or none to federate).
+pub type SourceOf<'a> = &'a dyn Fn(&LogicalPlan) -> Result<Option<String>>;
+
+/// Every inner-join tree of `plan`, regrouped by source where that puts
+/// tables of one source together.
+pub fn group_by_source(plan: LogicalPlan, source_of: SourceOf<'_>) -> Result<LogicalPlan> {
+    plan.transform_up(|node| regroup(node, source_of))
+        .map(|t| t.data)
+}
+
+/// A join condition of the flattened tree.
+#[derive(Clone)]
+enum Condition {
+    /// `left = right`, a hash-join key.
+    Equal(Expr, Expr),
+    /// Any other condition.
+    Other(Expr),
+}
+
+/// An inner-join tree as its inputs (leaves), its conditions, and the
+/// leaf ranges its joins cover.
+#[derive(Default)]
+struct Flat {
+    leaves: Vec<LogicalPlan>,
+    conditions: Vec<Condition>,
+    subtrees: Vec<(usize, usize)>,
+}
+
+fn reorderable(join: &Join) -> bool {
+    join.join_type == JoinType::Inner
+        && join.null_equality == NullEquality::NullEqualsNothing
+        && !join.null_aware
+}
+
+fn flatten(plan: &LogicalPlan, flat: &mut Flat) {
+    match below_pruning(plan) {
+        LogicalPlan::Join(join) if reorderable(join) => {
+            let start = flat.leaves.len();
+            flatten(&join.left, flat);
+            flatten(&join.right, flat);
+            flat.subtrees.push((start, flat.leaves.len()));
+            flat.conditions.extend(
+                join.on
+                    .iter()
+                    .map(|(l, r)| Condition::Equal(l.clone(), r.clone())),
+            );
+            if let Some(filter) = &join.filter {
+                flat.conditions.extend(
+                    split_conjunction(filter)
+                        .into_iter()
+                        .map(|e| Condition::Other(e.clone())),
+                );
+            }
+        }
+        _ => flat.leaves.push(plan.clone()),
+    }
+}
+
+/// What is below the column pruning (projections of plain columns) that
+/// sits between joins: those columns are still there below.
+fn below_pruning(plan: &LogicalPlan) -> &LogicalPlan {
+    match plan {
+        LogicalPlan::Projection(projection)
+            if projection.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+        {
+            below_pruning(&projection.input)
+        }
+        other => other,
+    }
+}
+
+fn within(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.column_refs().iter().all(|c| schema.has_column(c))
+}
+
+/// The one leaf all of `expr`'s columns come from.
+fn leaf_of(expr: &Expr, leaves: &[LogicalPlan]) -> Option<usize> {
+    if expr.column_refs().is_empty() {
+        return None;
+    }
+    leaves.iter().position(|leaf| within(expr, leaf.schema()))
+}
+
+fn regroup(node: LogicalPlan, source_of: SourceOf<'_>) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Join(join) = &node else {
+        return Ok(Transformed::no(node));
+    };
+    if !reorderable(join) {
+        return Ok(Transformed::no(node));
+    }
+    let mut flat = Flat::default();
+    flatten(&node, &mut flat);
+    if flat.leaves.len() < 3 {
+        return Ok(Transformed::no(node));
+    }
+    let sources = flat
+        .leaves
+        .iter()
+        .map(source_of)
+        .collect::<Result<Vec<_>>>()?;
+
+    // Leaves of one source that join conditions connect: one group.
+    let mut group: Vec<usize> = (0..flat.leaves.len()).collect();
+    fn root(group: &mut [usize], mut i: usize) -> usize {
+        while group[i] != i {
+            i = group[i];
+        }
+        i
+    }
+    for condition in &flat.conditions {
+        let Condition::Equal(l, r) = condition else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (leaf_of(l, &flat.leaves), leaf_of(r, &flat.leaves)) else {
+            continue;
+        };
+        if a != b && sources[a].is_some() && sources[a] == sources[b] {
+            let (ra, rb) = (root(&mut group, a), root(&mut group, b));
+            group[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for leaf in 0..flat.leaves.len() {
+        let r = root(&mut group, leaf);
+        match groups.iter_mut().find(|g| g[0] == r) {
+            Some(g) => g.push(leaf),
+            None => groups.push(vec![leaf]),
+        }
+    }
+    // Nothing to gain when every group already is a subtree of the join.
+    let already = |g: &Vec<usize>| {
+        g.len() == 1
+            || (flat.subtrees.contains(&(g[0], g[g.len() - 1] + 1))
+                && g.windows(2).all(|w| w[1] == w[0] + 1))
+    };
+    if groups.iter().all(already) {
+        return Ok(Transformed::no(node));
+    }
+
+    let mut conditions = flat.conditions;
+    let parts = groups
+        .iter()
+        .map(|g| {
+            join_all(
+                g.iter().map(|&i| flat.leaves[i].clone()).collect(),
+                &mut conditions,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let joined = join_all(parts, &mut conditions)?;
+    if !conditions.is_empty() {
+        // A condition found no place (cannot happen for a valid join tree):
+        // keep the tree as written.
+        return Ok(Transformed::no(node));
+    }
+    let output: Vec<Expr> = join
+        .schema
+        .iter()
+        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
+        .collect();
+    let schema = join.schema.clone();
+    Ok(Transformed::yes(LogicalPlan::Projection(
+        Projection::try_new_with_schema(output, Arc::new(joined), schema)?,
+    )))
+}
+
+/// Joins `items` left to right, each next one chosen among those a
+/// condition connects to what is joined so far; every condition is placed
+/// at the first join that has its columns (and removed from `conditions`).
+fn join_all(mut items: Vec<LogicalPlan>, conditions: &mut Vec<Condition>) -> Result<LogicalPlan> {
+    let mut joined = items.remove(0);
+    while !items.is_empty() {
+        let connected = |item: &LogicalPlan| {
+            conditions.iter().any(|c| match c {
+                Condition::Equal(l, r) => {
+                    within(l, joined.schema()) && within(r, item.schema())
+                        || within(r, joined.schema()) && within(l, item.schema())
+                }
+                Condition::Other(_) => false,
+            })
+        };
+        let next = items.iter().position(connected).unwrap_or(0);
+        let item = items.remove(next);
+        let mut on = Vec::new();
+        let mut filters = Vec::new();
+        let mut rest = Vec::new();
+        for condition in conditions.drain(..) {
+            match condition {
+                Condition::Equal(l, r)
+                    if within(&l, joined.schema()) && within(&r, item.schema()) =>
+                {
+                    on.push((l, r));
+                }
+                Condition::Equal(l, r)
+                    if within(&r, joined.schema()) && within(&l, item.schema()) =>
+                {
+                    on.push((r, l));
+                }
+                Condition::Equal(l, r) if placeable(&[&l, &r], &joined, &item) => {
+                    filters.push(l.eq(r));
+                }
+                Condition::Other(e) if placeable(&[&e], &joined, &item) => filters.push(e),
+                other => rest.push(other),
+            }
+        }
+        *conditions = rest;
+        joined = LogicalPlan::Join(Join::try_new(
+            Arc::new(joined),
+            Arc::new(item),
+            on,
+            conjunction(filters),
+            JoinType::Inner,
+            JoinConstraint::On,
+            NullEquality::NullEqualsNothing,
+            false,
+        )?);
+    }
+    Ok(joined)
+}
+
+/// True when every column of `exprs` is in one of the two join inputs.
+fn placeable(exprs: &[&Expr], left: &LogicalPlan, right: &LogicalPlan) -> bool {
+    exprs.iter().all(|e| {
+        e.column_refs()
+            .iter()
+            .all(|c| left.schema().has_column(c) || right.schema().has_column(c))
+    })
+}
