@@ -499,3 +499,58 @@ async fn a_query_past_the_time_limit_is_cancelled_at_the_source() {
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }
+
+#[tokio::test]
+async fn a_mariadb_query_past_the_time_limit_is_killed_at_the_source() {
+    let database = common::mariadb_database(
+        "CREATE TABLE d (k INT); INSERT INTO d VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9);
+         CREATE TABLE big (k INT PRIMARY KEY);
+         INSERT INTO big SELECT a.k + 10 * b.k + 100 * c.k + 1000 * e.k FROM d a, d b, d c, d e WHERE e.k < 2;
+         ANALYZE TABLE big;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let limit = tributary::config::FileConfig {
+        query_timeout_secs: Some(1),
+        ..Default::default()
+    };
+    let server = TestServer::start_config(dir.path(), Some(common::TOKEN), 0, limit).await;
+    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    server.register(my).await;
+    // Counting 1.3 billion triples takes MariaDB far longer than a second
+    // (and longer than the test waits below: the source's own statement
+    // limit of 30 s is not what ends it).
+    let big = format!("my.{database}.big");
+    let query =
+        format!("SELECT count(*) FROM {big} a JOIN {big} b ON a.k < b.k JOIN {big} c ON b.k < c.k");
+    let statements = source_sql(&server, &query).await;
+    assert_eq!(
+        statements.len(),
+        1,
+        "the joins run in MariaDB: {statements:?}"
+    );
+    let response = sql(&server, json!({"sql": query})).await;
+    assert_error(&response, 504, "query_timeout", &["1s"]);
+    // The statement does not go on running in MariaDB.
+    let mut client = common::mariadb().await;
+    let mut running = -1;
+    for _ in 0..100 {
+        use mysql_async::prelude::Queryable;
+        running = client
+            .exec_first(
+                "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND COMMAND <> 'Sleep'",
+                (database.as_str(),),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(running, 0, "the source's statement was killed");
+    client.disconnect().await.unwrap();
+    server.stop().await;
+    common::drop_mariadb_database(&database).await;
+}

@@ -1,6 +1,7 @@
 //! Reads: every type round-trips exactly (with and without the catalog's
 //! schema), zero dates and out-of-day TIME values behave as documented,
-//! parameters of every kind bind, and large results stream in batches.
+//! parameters of every kind bind, large results stream in batches, and a
+//! read given up before its end stops at the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
@@ -343,5 +344,65 @@ async fn large_results_stream_in_batches() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    db.drop_db().await;
+}
+
+/// `SELECT 41 + 1` through the connector answers 42.
+async fn assert_serves(connector: &MySqlConnector) {
+    let batch = connector
+        .query(&Statement::new("SELECT 41 + 1 AS n"), None)
+        .await
+        .unwrap()
+        .collect_one()
+        .await
+        .unwrap();
+    assert_eq!(batch_to_strings(&batch), [[Some("42".to_string())]]);
+}
+
+#[tokio::test]
+async fn a_read_given_up_stops_the_statement_at_the_server() {
+    let mut db = TestDb::create(
+        "query_abandon",
+        &[
+            "CREATE TABLE digits (d INT)",
+            "INSERT INTO digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)",
+            "CREATE TABLE seq (n INT PRIMARY KEY)",
+            "INSERT INTO seq SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d + 10000 * f.d \
+             FROM digits a, digits b, digits c, digits e, digits f",
+        ],
+    )
+    .await;
+    let mut config = db.config("abandon");
+    // One connection: the next query proves the pool got a usable one back.
+    config.pool.max_size = 1;
+    let connector = MySqlConnector::new(&config).unwrap();
+
+    // Before the first row: the reader leaves while the server counts ten
+    // billion pairs (busy computing, it would not notice a closed socket).
+    let counting = Statement::new("SELECT count(*) FROM seq a, seq b WHERE a.n < b.n");
+    let first_row = async {
+        let mut stream = connector.query(&counting, None).await.unwrap();
+        stream.next().await.map(|batch| batch.map(|b| b.num_rows()))
+    };
+    tokio::select! {
+        row = first_row => panic!("the count answered early: {row:?}"),
+        running = db.await_running(1) => assert_eq!(running, 1, "the count runs"),
+    }
+    assert_eq!(db.await_running(0).await, 0, "the count was killed");
+    assert_serves(&connector).await;
+
+    // After the first batch: rows stream until the scan reaches a row whose
+    // condition sleeps; the reader leaves while the server is in there.
+    let stalling = Statement::new(format!(
+        "SELECT n FROM seq WHERE n < {} OR SLEEP(60) = 1",
+        3 * BATCH_ROWS
+    ));
+    let mut stream = connector.query(&stalling, None).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), BATCH_ROWS);
+    assert!(db.running_statements().await >= 1, "the scan runs");
+    drop(stream);
+    assert_eq!(db.await_running(0).await, 0, "the scan was killed");
+    assert_serves(&connector).await;
     db.drop_db().await;
 }

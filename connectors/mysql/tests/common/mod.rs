@@ -70,6 +70,34 @@ impl TestDb {
         }
     }
 
+    /// How many statements run in this database now, on connections other
+    /// than the admin's (idle connections do not count).
+    pub async fn running_statements(&mut self) -> i64 {
+        let admin = self.admin.as_mut().expect("database already dropped");
+        admin
+            .exec_first(
+                "SELECT count(*) FROM information_schema.PROCESSLIST \
+                 WHERE DB = ? AND COMMAND <> 'Sleep' AND ID <> CONNECTION_ID()",
+                (self.name.as_str(),),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Polls until `count` statements run in this database, for at most
+    /// 20 seconds; returns the last count seen.
+    pub async fn await_running(&mut self, count: i64) -> i64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let running = self.running_statements().await;
+            if running == count || tokio::time::Instant::now() >= deadline {
+                return running;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// A source config for this database (kind from the URL: mysql).
     pub fn config(&self, source: &str) -> SourceConfig {
         let mut config = SourceConfig::from_url(source, &testkit::mysql_url()).unwrap();
