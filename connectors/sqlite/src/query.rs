@@ -9,13 +9,18 @@
 //! (INTEGER → Int64, REAL → Float64, BLOB → Binary, TEXT or NULL → Utf8).
 //! Derived fields are all nullable. `query()` only runs statements that
 //! return rows and change nothing.
+//!
+//! A reader that gives up (the stream or the `query()` future dropped: a
+//! time limit, a client gone, a LIMIT satisfied) interrupts the statement
+//! (`sqlite3_interrupt`), so the worker thread stops at once instead of
+//! computing on to the next batch or the end; the connection stays usable.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, InterruptHandle, Row};
 use tokio::sync::{mpsc, oneshot};
 use tributary_connector::{
     BATCH_ROWS, BatchBuilder, ConnectorError, Result, RowStream, Statement, Value,
@@ -129,14 +134,71 @@ pub(crate) async fn query(
     let (ready_tx, ready_rx) = oneshot::channel();
     let (batch_tx, mut batch_rx) = mpsc::channel(CHANNEL_BATCHES);
     let statement = statement.clone();
+    let running = Running::new(conn);
+    // From here on, dropping this future or the stream stops the statement.
+    let interrupter = running.interrupter();
     tokio::task::spawn_blocking(move || {
-        stream_rows(&conn, &statement, schema, ready_tx, &batch_tx)
+        stream_rows(&running.conn, &statement, schema, ready_tx, &batch_tx)
     });
     let schema = ready_rx.await.map_err(|_| {
         ConnectorError::internal("the SQLite worker thread stopped before the query started")
     })??;
-    let batches = futures::stream::poll_fn(move |cx| batch_rx.poll_recv(cx));
+    let batches = futures::stream::poll_fn(move |cx| {
+        let _held_until_the_stream_is_dropped = &interrupter;
+        batch_rx.poll_recv(cx)
+    });
     Ok(RowStream::new(schema, batches))
+}
+
+/// The interrupt handle of a connection while a worker runs a stream's
+/// statement on it; `None` once the worker is done with the connection.
+type Slot = Arc<Mutex<Option<InterruptHandle>>>;
+
+/// A pooled connection running a stream's statement on the worker thread.
+/// Dropped (also when the worker panics), it withdraws its interrupt handle
+/// before the connection goes back to the pool, so a reader that gives up
+/// late cannot interrupt the next statement run on that connection.
+struct Running {
+    conn: PooledConn,
+    slot: Slot,
+}
+
+impl Running {
+    fn new(conn: PooledConn) -> Self {
+        let slot = Arc::new(Mutex::new(Some(conn.db.get_interrupt_handle())));
+        Self { conn, slot }
+    }
+
+    fn interrupter(&self) -> Interrupter {
+        Interrupter(self.slot.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // `conn` drops after this, back into the pool.
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The reader's end of a [`Running`] statement: dropped while the worker
+/// still has the connection, it interrupts the statement. A statement that
+/// already ended is not affected: SQLite clears an interrupt that arrives
+/// when no statement runs before it starts the next one.
+struct Interrupter(Slot);
+
+impl Drop for Interrupter {
+    fn drop(&mut self) {
+        // The interrupt is sent under the lock, so the worker cannot hand
+        // the connection back to the pool in between.
+        let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = slot.as_ref() {
+            handle.interrupt();
+        }
+    }
 }
 
 /// The blocking side of [`query`]: steps the statement, sends the schema

@@ -1,12 +1,16 @@
-//! Health and limits: ping, a missing file, the statement timeout, the pool
-//! acquire timeout, a second writer, and TLS options (ignored).
+//! Health and limits: ping, a missing file, the statement timeout, a read
+//! given up (interrupted), the pool acquire timeout, a second writer, and TLS
+//! options (ignored).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use tributary_connector::{Connector, ErrorKind, SourceConfig, Statement, TlsMode};
+use futures::StreamExt;
+use tributary_connector::{BATCH_ROWS, Connector, ErrorKind, SourceConfig, Statement, TlsMode};
 use tributary_connector_sqlite::SqliteConnector;
 
 const TABLE: &str = "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT);";
@@ -87,6 +91,58 @@ async fn statement_timeout_interrupts_a_slow_query() {
         .await
         .unwrap();
     assert_eq!(batch.num_rows(), 1);
+}
+
+/// `SELECT 41 + 1` answers 42 — on the pool's only connection, which a
+/// statement still running would hold past the acquire timeout.
+async fn assert_serves(connector: &SqliteConnector) {
+    let batch = connector
+        .query(&Statement::new("SELECT 41 + 1"), None)
+        .await
+        .expect("the connection is free and usable")
+        .collect_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        tributary_connector::testkit::batch_to_strings(&batch),
+        [[Some("42".to_string())]]
+    );
+}
+
+#[tokio::test]
+async fn a_read_given_up_interrupts_the_statement() {
+    let db = TestDb::new(TABLE);
+    let mut config = db.config();
+    config.pool.max_size = 1;
+    config.pool.acquire_timeout_ms = 10_000;
+    // Only a fallback, so a regression fails this test instead of hanging it.
+    config.pool.statement_timeout_ms = 60_000;
+    let connector = SqliteConnector::new(&config).unwrap();
+
+    // Before the first row: `count(*)` of an endless series answers nothing
+    // until its end; the reader stops waiting for it.
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        connector.query(&Statement::new(ENDLESS), None),
+    )
+    .await;
+    assert!(waited.is_err(), "the endless count answered");
+    assert_serves(&connector).await;
+
+    // After the first batch: two batches of rows, then the series goes on
+    // without a row passing the filter.
+    let stalling = Statement::new(format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+         SELECT x FROM c WHERE x <= {}",
+        2 * BATCH_ROWS
+    ));
+    let mut stream = connector.query(&stalling, None).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), BATCH_ROWS);
+    drop(stream);
+    assert_serves(&connector).await;
+    // The interrupted connection was reused, not replaced.
+    assert_eq!(connector.pool_status().size, 1);
 }
 
 #[tokio::test]
