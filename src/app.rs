@@ -1,5 +1,7 @@
 //! `Application`: builds the state from the configuration, binds the
 //! listener, starts the background refresh loop and serves until shutdown.
+//! [`open_state`] is the part without the listener, shared with the CLI's
+//! local `tributary sql`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +12,9 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tributary_schema_cache::{FileCatalogStore, SchemaCache};
+use tributary_schema_cache::{
+    CacheError, CatalogStore, FileCatalogStore, PersistedCatalog, SchemaCache,
+};
 
 use crate::config::ServerConfig;
 use crate::engine::Engine;
@@ -28,10 +32,16 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is not a Tributary data directory (it has no {file}): \
+         point at the data directory of a server that has sources registered",
+        file = SqliteMetadataStore::FILE_NAME
+    )]
+    NoData { path: std::path::PathBuf },
     #[error(transparent)]
     Metadata(#[from] crate::metadata::MetadataError),
     #[error(transparent)]
-    Cache(#[from] tributary_schema_cache::CacheError),
+    Cache(#[from] CacheError),
     #[error(transparent)]
     Sources(#[from] crate::sources::SourceError),
     #[error("cannot start the SQL engine: {0}")]
@@ -50,46 +60,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the data directory (metadata store and cached catalog), loads
-    /// the sources without contacting them, and binds the listen address
-    /// (port 0 picks a free one — tests do that).
+    /// Opens the data directory ([`open_state`] as its owner) and binds the
+    /// listen address (port 0 picks a free one — tests do that).
     pub async fn build(config: ServerConfig) -> Result<Self, StartError> {
-        tributary_connector::tls::install_crypto_provider();
-        create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&config.data_dir)?);
-        let cache = Arc::new(SchemaCache::open(Box::new(FileCatalogStore::in_dir(
-            &config.data_dir,
-        )))?);
-        let metrics = Arc::new(Metrics::new());
-        let sources = Arc::new(SourceManager::new(
-            cache.clone(),
-            store.clone(),
-            metrics.clone(),
-        ));
-        sources.load().await?;
-        let engine = Arc::new(Engine::new(
-            cache.clone(),
-            sources.clone(),
-            metrics.clone(),
-        )?);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let state = AppState {
-            config: Arc::new(config),
-            cache,
-            store,
-            sources,
-            metrics,
-            engine,
-        };
+        let listen = config.listen;
+        let state = open_state(config, DataAccess::Owner).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
         Ok(Self { listener, state })
     }
 
@@ -118,6 +99,86 @@ impl Application {
             .await;
         refresher.abort();
         served
+    }
+}
+
+/// How a process uses the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataAccess {
+    /// The server: creates the directory when missing and keeps the cached
+    /// catalog file up to date.
+    Owner,
+    /// A one-off reader (`tributary sql --config`): the directory must
+    /// already hold a metadata store, and the cached catalog file is never
+    /// rewritten, so a server running on the same directory stays its only
+    /// writer (loading the catalog would otherwise save it again, and could
+    /// put back an older copy over one the server just wrote).
+    Reader,
+}
+
+/// Everything a request needs, without listening anywhere: opens the data
+/// directory (metadata store and cached catalog), loads the sources without
+/// contacting them, and builds the SQL engine.
+pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppState, StartError> {
+    tributary_connector::tls::install_crypto_provider();
+    let catalog_file = FileCatalogStore::in_dir(&config.data_dir);
+    let catalog: Box<dyn CatalogStore> = match access {
+        DataAccess::Owner => {
+            create_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+            Box::new(catalog_file)
+        }
+        DataAccess::Reader => {
+            // Opening the store would create an empty one: a mistyped path
+            // must say so instead of answering "unknown table".
+            if !config
+                .data_dir
+                .join(SqliteMetadataStore::FILE_NAME)
+                .is_file()
+            {
+                return Err(StartError::NoData {
+                    path: config.data_dir.clone(),
+                });
+            }
+            Box::new(ReadOnlyCatalog(catalog_file))
+        }
+    };
+    let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&config.data_dir)?);
+    let cache = Arc::new(SchemaCache::open(catalog)?);
+    let metrics = Arc::new(Metrics::new());
+    let sources = Arc::new(SourceManager::new(
+        cache.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    sources.load().await?;
+    let engine = Arc::new(Engine::new(
+        cache.clone(),
+        sources.clone(),
+        metrics.clone(),
+    )?);
+    Ok(AppState {
+        config: Arc::new(config),
+        cache,
+        store,
+        sources,
+        metrics,
+        engine,
+    })
+}
+
+/// The cached catalog file, read but never written ([`DataAccess::Reader`]).
+struct ReadOnlyCatalog(FileCatalogStore);
+
+impl CatalogStore for ReadOnlyCatalog {
+    fn load(&self) -> Result<Option<PersistedCatalog>, CacheError> {
+        self.0.load()
+    }
+
+    fn save(&self, _catalog: &PersistedCatalog) -> Result<(), CacheError> {
+        Ok(())
     }
 }
 

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `demo`, and admin commands (`sources`,
-//! `catalog`) that talk to a running server's admin API.
+//! The command line: `serve`, `demo`, admin commands (`sources`,
+//! `catalog`) that talk to a running server's admin API, and `sql`, which
+//! asks a running server or runs the query itself over a data directory.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{ConfigError, FileConfig, Overrides, ServerConfig};
 
@@ -28,18 +29,19 @@ pub enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
-    /// Run a read-only SQL query on a running server and print the result.
+    /// Run a read-only SQL query and print the result.
+    #[command(long_about = SQL_MODES)]
     Sql {
         #[command(flatten)]
-        server: ServerArgs,
+        target: SqlTarget,
         /// The query, e.g. "SELECT * FROM crm.customers LIMIT 5".
         query: String,
         /// Print the plan and the SQL each source receives instead of rows.
         #[arg(long)]
         explain: bool,
-        /// Output: table, json or csv.
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// How to print the rows.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
     /// Print the catalog of a running server.
     Catalog {
@@ -53,6 +55,100 @@ pub enum Command {
         json: bool,
     },
 }
+
+/// `tributary sql --help`: which mode runs (kept in step with README.md).
+const SQL_MODES: &str = "Run a read-only SQL query and print the result.
+
+Where the query runs:
+  --server URL (or TRIBUTARY_SERVER)
+      on that running server (POST /api/sql), with --token (or TRIBUTARY_ADMIN_TOKEN)
+  --config FILE (or TRIBUTARY_CONFIG), --data-dir DIR (or TRIBUTARY_DATA_DIR)
+      here, without a server: the data directory (--data-dir, else the file's
+      data_dir) is opened read-only and the query runs as POST /api/sql runs it,
+      with the file's query_timeout_secs and max_rows
+  neither
+      on the server at http://127.0.0.1:8080
+A server together with a config or data directory is an error.";
+
+/// Output of `tributary sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table with a row count.
+    Table,
+    /// The SQL endpoint's JSON answer: columns, rows, truncated.
+    Json,
+    /// A header line, then one line per row.
+    Csv,
+}
+
+/// Where `tributary sql` runs its query (the rule: [`SqlTarget::mode`]).
+#[derive(Debug, Args)]
+pub struct SqlTarget {
+    /// Ask this running server [default without --config/--data-dir: http://127.0.0.1:8080].
+    #[arg(long, env = "TRIBUTARY_SERVER")]
+    pub server: Option<String>,
+    /// The admin token (HTTP mode).
+    #[arg(long, env = "TRIBUTARY_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Run the query here, over the data directory of this `serve` config file.
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Run the query here, over this data directory (overrides the config's).
+    #[arg(long, env = "TRIBUTARY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Which way `tributary sql` goes.
+#[derive(Debug)]
+pub enum SqlMode {
+    /// Over HTTP; `defaulted` when no server was named (an unreachable
+    /// default deserves a hint about the local mode).
+    Server { args: ServerArgs, defaulted: bool },
+    /// In this process, over the data directory this configuration names.
+    Local(ServeArgs),
+}
+
+/// `tributary sql` was told to go two ways at once.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "both a server (--server or TRIBUTARY_SERVER) and a config or data directory \
+     (--config, --data-dir, TRIBUTARY_CONFIG or TRIBUTARY_DATA_DIR) are set: \
+     give only the server to ask it, or only the config/data directory to run the query here"
+)]
+pub struct AmbiguousSqlTarget;
+
+impl SqlTarget {
+    /// The rule: a server URL means HTTP; a config file or data directory
+    /// means here; both is an error; neither asks the default server.
+    pub fn mode(self) -> Result<SqlMode, AmbiguousSqlTarget> {
+        let local = self.config.is_some() || self.data_dir.is_some();
+        match (self.server, local) {
+            (Some(_), true) => Err(AmbiguousSqlTarget),
+            (Some(server), false) => Ok(SqlMode::Server {
+                args: ServerArgs {
+                    server,
+                    token: self.token,
+                },
+                defaulted: false,
+            }),
+            (None, false) => Ok(SqlMode::Server {
+                args: ServerArgs {
+                    server: DEFAULT_SERVER.to_string(),
+                    token: self.token,
+                },
+                defaulted: true,
+            }),
+            (None, true) => Ok(SqlMode::Local(ServeArgs {
+                config: self.config,
+                data_dir: self.data_dir,
+                ..ServeArgs::default()
+            })),
+        }
+    }
+}
+
+/// The server the admin commands ask when none is named.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 /// Flags of `serve` (each also read from a `TRIBUTARY_*` variable).
 #[derive(Debug, Args, Clone, Default)]
@@ -115,7 +211,7 @@ pub struct ServerArgs {
         long,
         global = true,
         env = "TRIBUTARY_SERVER",
-        default_value = "http://127.0.0.1:8080"
+        default_value = DEFAULT_SERVER
     )]
     pub server: String,
     /// The admin token.

@@ -3,17 +3,43 @@
 
 #![allow(clippy::print_stdout)] // printing results is what these commands are for
 
+use std::io::Write;
+
 use serde_json::{Value, json};
 
-use crate::cli::{ServerArgs, SourcesCommand};
+use crate::cli::{OutputFormat, ServerArgs, SourcesCommand};
 
-/// A failed admin command, with the server's error message when it sent one.
+/// A failed admin command, with the server's error code and message when it sent them.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
-    #[error("{status}: {message}")]
-    Server { status: u16, message: String },
+    #[error("{status} {code}: {message}")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot print the result: {0}")]
+    Output(std::io::Error),
+}
+
+impl ClientError {
+    /// The server's `{"error": {"code", "message"}}` body, or the raw text
+    /// when something else (a proxy) answered.
+    fn from_body(status: reqwest::StatusCode, text: String) -> Self {
+        let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+        let field = |name: &str| {
+            body.pointer(&format!("/error/{name}"))
+                .and_then(Value::as_str)
+                .map(ToString::to_string)
+        };
+        Self::Server {
+            status: status.as_u16(),
+            code: field("code").unwrap_or_else(|| "error".to_string()),
+            message: field("message").unwrap_or(text),
+        }
+    }
 }
 
 struct Client {
@@ -57,23 +83,14 @@ impl Client {
             .text()
             .await
             .map_err(|source| ClientError::Unreachable { url, source })?;
-        let value: Value = if text.is_empty() {
+        if !status.is_success() {
+            return Err(ClientError::from_body(status, text));
+        }
+        Ok(if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if status.is_success() {
-            Ok(value)
-        } else {
-            let message = value
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .map_or_else(|| value.to_string(), ToString::to_string);
-            Err(ClientError::Server {
-                status: status.as_u16(),
-                message,
-            })
-        }
+        })
     }
 }
 
@@ -180,15 +197,15 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
     Ok(())
 }
 
-/// Runs `tributary sql`: the rows as a table, JSON or CSV, or the plan.
+/// Runs `tributary sql` on a server: the rows as a table, JSON or CSV, or the plan.
 pub async fn sql(
     server: &ServerArgs,
     query: &str,
     explain: bool,
-    format: &str,
+    format: OutputFormat,
 ) -> Result<(), ClientError> {
     let client = Client::new(server);
-    if format == "csv" && !explain {
+    if format == OutputFormat::Csv && !explain {
         let url = format!("{}/api/sql", client.base);
         let mut request = client
             .http
@@ -206,25 +223,29 @@ pub async fn sql(
                 source,
             })?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| ClientError::Unreachable { url, source })?;
         if !status.is_success() {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .map(ToString::to_string)
-                })
-                .unwrap_or(text);
-            return Err(ClientError::Server {
-                status: status.as_u16(),
-                message,
-            });
+            let text = response
+                .text()
+                .await
+                .map_err(|source| ClientError::Unreachable { url, source })?;
+            return Err(ClientError::from_body(status, text));
         }
-        print!("{text}");
+        // Printed as it arrives: an export is never held here.
+        let mut response = response;
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) =
+            response
+                .chunk()
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?
+        {
+            if !print_bytes(&mut out, &chunk).map_err(ClientError::Output)? {
+                return Ok(());
+            }
+        }
         return Ok(());
     }
     let out = client
@@ -234,26 +255,51 @@ pub async fn sql(
             Some(json!({ "sql": query, "explain": explain })),
         )
         .await?;
+    print!("{}", sql_answer(&out, explain, format));
+    Ok(())
+}
+
+/// Writes and flushes; `Ok(false)` when the reader has gone away (a closed
+/// pipe is how `| head` says it has seen enough, not an error).
+pub(crate) fn print_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<bool> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A JSON answer of the SQL endpoint as `tributary sql` prints it: with
+/// `explain`, the SQL each source receives and then the plan; otherwise the
+/// rows as JSON or as a table (CSV answers are printed as they come).
+pub fn sql_answer(answer: &Value, explain: bool, format: OutputFormat) -> String {
+    use std::fmt::Write;
     if explain {
-        for source in out
+        let mut out = String::new();
+        for source in answer
             .get("sources")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            println!(
+            let _ = writeln!(
+                out,
                 "-- {}\n{}\n",
                 source.get("source").and_then(Value::as_str).unwrap_or("?"),
                 source.get("sql").and_then(Value::as_str).unwrap_or("")
             );
         }
-        println!("{}", out.get("plan").and_then(Value::as_str).unwrap_or(""));
-    } else if format == "json" {
-        println!("{}", pretty(&out));
+        let _ = writeln!(
+            out,
+            "{}",
+            answer.get("plan").and_then(Value::as_str).unwrap_or("")
+        );
+        out
+    } else if format == OutputFormat::Json {
+        format!("{}\n", pretty(answer))
     } else {
-        print!("{}", rows_table(&out));
+        rows_table(answer)
     }
-    Ok(())
 }
 
 /// A SQL endpoint answer as an aligned text table.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod local_sql;
 pub mod metadata;
 pub mod metrics;
 pub mod results;

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tributary::app::{Application, shutdown_signal};
-use tributary::cli::{Cli, Command, DemoArgs, ServeArgs};
-use tributary::{client, demo};
+use tributary::cli::{Cli, Command, DemoArgs, OutputFormat, ServeArgs, SqlMode, SqlTarget};
+use tributary::client::{self, ClientError};
+use tributary::{demo, local_sql};
 
 /// Stack size of the runtime's threads: DataFusion plans deep queries recursively.
 const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
@@ -43,13 +44,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string()),
         Command::Sql {
-            server,
+            target,
             query,
             explain,
             format,
-        } => client::sql(&server, &query, explain, &format)
-            .await
-            .map_err(|e| e.to_string()),
+        } => sql(target, &query, explain, format).await,
         Command::Catalog {
             server,
             source,
@@ -57,6 +56,34 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => client::catalog(&server, source.as_deref(), json)
             .await
             .map_err(|e| e.to_string()),
+    }
+}
+
+/// `tributary sql`: on a server or here, by [`SqlTarget::mode`].
+async fn sql(
+    target: SqlTarget,
+    query: &str,
+    explain: bool,
+    format: OutputFormat,
+) -> Result<(), String> {
+    match target.mode().map_err(|e| e.to_string())? {
+        SqlMode::Server { args, defaulted } => client::sql(&args, query, explain, format)
+            .await
+            .map_err(|e| match e {
+                ClientError::Unreachable { .. } if defaulted => format!(
+                    "{e}\n(no --server, --config or --data-dir given: start a server there, \
+                     name one with --server, or run the query without one with --config FILE \
+                     or --data-dir DIR)"
+                ),
+                other => other.to_string(),
+            }),
+        SqlMode::Local(config) => {
+            // Quiet unless asked: the output is the result, warnings aside.
+            init_logging(&std::env::var("TRIBUTARY_LOG").unwrap_or_else(|_| "warn".into()));
+            local_sql::run(&config, query, explain, format)
+                .await
+                .map_err(|e| e.to_string())
+        }
     }
 }
 

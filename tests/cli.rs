@@ -1,5 +1,6 @@
 //! The command line as operators use it: the real binary (`serve` with no
-//! config file, config errors), and the admin commands against a server.
+//! config file, config errors, `sql` over a config without a server), and
+//! the admin commands against a server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
@@ -8,8 +9,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::TestServer;
-use tributary::cli::{ServerArgs, SourcesCommand};
+use common::{TcpProxy, TestServer};
+use serde_json::{Value, json};
+use tributary::cli::{OutputFormat, ServerArgs, SourcesCommand};
 use tributary::client;
 
 /// `tributary sources add NAME sqlite://FILE`.
@@ -25,6 +27,101 @@ fn add_sqlite(name: &str, file: &std::path::Path) -> SourcesCommand {
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tributary"))
+}
+
+/// What a run of the binary printed.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// `tributary sql ARGS…` with no `TRIBUTARY_*` variable from the
+/// environment; awaited without blocking, so an in-process server answers.
+async fn sql(args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::from(binary());
+    command.arg("sql").args(args);
+    for var in [
+        "TRIBUTARY_SERVER",
+        "TRIBUTARY_CONFIG",
+        "TRIBUTARY_DATA_DIR",
+        "TRIBUTARY_ADMIN_TOKEN",
+        "TRIBUTARY_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    let output = command.output().await.unwrap();
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+impl Run {
+    /// Asserts a failure whose message holds every word, with nothing on stdout.
+    fn fails_with(&self, words: &[&str]) {
+        assert!(!self.ok, "succeeded: {}", self.stdout);
+        assert!(self.stdout.is_empty(), "{}", self.stdout);
+        for word in words {
+            assert!(
+                self.stderr.contains(word),
+                "`{word}` not in {}",
+                self.stderr
+            );
+        }
+    }
+
+    fn stdout(&self) -> &str {
+        assert!(self.ok, "failed: {}", self.stderr);
+        &self.stdout
+    }
+}
+
+/// A data directory as a stopped server left it: `crm` (SQLite customers),
+/// `pg` (a PostgreSQL schema with orders) and `down` (the same schema
+/// reached through a proxy that is cut once the server has stopped). Returns
+/// the data directory, a config file naming it, and the PostgreSQL schema.
+async fn stopped_server_data(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let crm = common::sqlite_file(
+        dir,
+        "crm.db",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO customers VALUES (1, 'Ann'), (2, NULL), (3, 'Zoë');",
+    );
+    let schema = common::postgres_schema(
+        "CREATE TABLE orders (id int PRIMARY KEY, customer_id int, total numeric(10,2));
+         INSERT INTO orders VALUES (10, 1, 5.50), (11, 1, 7.25), (12, 3, 1.00);",
+    )
+    .await;
+    let data = dir.join("data");
+    let server = TestServer::start(&data).await;
+    let proxy = TcpProxy::start(common::postgres_addr()).await;
+    server
+        .register(json!({"name": "crm", "url": format!("sqlite://{}", crm.display())}))
+        .await;
+    for (name, url) in [
+        ("pg", common::postgres_url_with(None, None)),
+        ("down", common::postgres_url_with(Some(proxy.addr), None)),
+    ] {
+        server
+            .register(json!({"name": name, "url": url, "schemas": {"include": [schema]}}))
+            .await;
+    }
+    server.stop().await;
+    proxy.cut().await;
+    let config = dir.join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nquery_timeout_secs = 30\nmax_rows = 1000\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    (data, config, schema)
 }
 
 #[tokio::test]
@@ -147,7 +244,7 @@ async fn sources_and_catalog_commands_drive_the_admin_api() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.to_string(), "404: unknown source `nope`");
+    assert_eq!(err.to_string(), "404 not_found: unknown source `nope`");
     let unauthorized = ServerArgs {
         server: server.base.clone(),
         token: None,
@@ -182,7 +279,7 @@ async fn sql_command_prints_rows_and_plans() {
     client::sources(&args, add_sqlite("crm", &file))
         .await
         .unwrap();
-    for format in ["table", "json", "csv"] {
+    for format in [OutputFormat::Table, OutputFormat::Json, OutputFormat::Csv] {
         client::sql(
             &args,
             "SELECT id, name FROM crm.customers ORDER BY id",
@@ -196,13 +293,18 @@ async fn sql_command_prints_rows_and_plans() {
         &args,
         "SELECT name FROM customers WHERE id = 1",
         true,
-        "table",
+        OutputFormat::Table,
     )
     .await
     .unwrap();
-    let err = client::sql(&args, "DROP TABLE crm.main.customers", false, "csv")
-        .await
-        .unwrap_err();
+    let err = client::sql(
+        &args,
+        "DROP TABLE crm.main.customers",
+        false,
+        OutputFormat::Csv,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().starts_with("400"), "{err}");
 
     let (_, answer) = server
@@ -217,4 +319,206 @@ async fn sql_command_prints_rows_and_plans() {
         "id | name\n---+-----\n1  | Ann\n2  | NULL\n(2 rows)\n"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn sql_runs_over_a_config_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config, schema) = stopped_server_data(dir.path()).await;
+    let config = config.to_str().unwrap();
+    let catalog_file = data.join("catalog.json");
+    let catalog_before = std::fs::read(&catalog_file).unwrap();
+    let modified_before = std::fs::metadata(&catalog_file)
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    // A join across SQLite and PostgreSQL, federated as a server would.
+    let join = "SELECT c.name, sum(o.total) AS total FROM crm.customers c \
+                JOIN pg.orders o ON o.customer_id = c.id GROUP BY c.name ORDER BY c.name";
+    assert_eq!(
+        sql(&["--config", config, join]).await.stdout(),
+        "name | total\n-----+------\nAnn  | 12.75\nZoë  | 1.00\n(2 rows)\n"
+    );
+    let customers = "SELECT id, name FROM crm.customers ORDER BY id";
+    assert_eq!(
+        sql(&["--config", config, "--format", "csv", customers])
+            .await
+            .stdout(),
+        "id,name\n1,Ann\n2,\n3,Zoë\n"
+    );
+    let answer: Value = serde_json::from_str(
+        sql(&["--config", config, "--format", "json", customers])
+            .await
+            .stdout(),
+    )
+    .unwrap();
+    assert_eq!(answer["rows"], json!([[1, "Ann"], [2, null], [3, "Zoë"]]));
+    assert_eq!(answer["truncated"], json!(false));
+    // --data-dir alone is enough, and wins over the config's data_dir.
+    let elsewhere = dir.path().join("elsewhere.toml");
+    std::fs::write(&elsewhere, "data_dir = \"/nonexistent\"\n").unwrap();
+    assert_eq!(
+        sql(&[
+            "--config",
+            elsewhere.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+            customers
+        ])
+        .await
+        .stdout(),
+        "id,name\n1,Ann\n2,\n3,Zoë\n"
+    );
+
+    let explain = sql(&["--config", config, "--explain", join]).await;
+    let plan = explain.stdout();
+    assert!(plan.contains("-- crm\nSELECT"), "{plan}");
+    assert!(
+        plan.contains("-- pg\nSELECT") && plan.contains(&format!("\"{schema}\".\"orders\"")),
+        "{plan}"
+    );
+    assert!(plan.contains("HashJoinExec"), "{plan}");
+
+    // The config's row cap applies as it does on the endpoint.
+    let capped = dir.path().join("capped.toml");
+    std::fs::write(
+        &capped,
+        format!(
+            "data_dir = {:?}\nmax_rows = 2\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    assert!(
+        sql(&["--config", capped.to_str().unwrap(), customers])
+            .await
+            .stdout()
+            .ends_with("2  | NULL\n(2 rows, truncated)\n")
+    );
+
+    // Read-only: the cached catalog a server owns is left as it was.
+    assert_eq!(std::fs::read(&catalog_file).unwrap(), catalog_before);
+    assert_eq!(
+        std::fs::metadata(&catalog_file)
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified_before
+    );
+    common::drop_postgres_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn sql_over_a_config_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config, schema) = stopped_server_data(dir.path()).await;
+    let config = config.to_str().unwrap();
+
+    sql(&["--config", config, "SELEC 1"]).await.fails_with(&[
+        "error: syntax_error:",
+        "SELEC",
+        "Line: 1, Column: 1",
+    ]);
+    sql(&["--config", config, "SELECT * FROM crm.nope"])
+        .await
+        .fails_with(&["error: invalid_query:", "crm.nope", "not found"]);
+    for statement in [
+        "DELETE FROM crm.customers",
+        "INSERT INTO pg.orders VALUES (13, 2, 9.99)",
+        "CREATE TABLE crm.main.t (x int)",
+    ] {
+        sql(&["--config", config, statement])
+            .await
+            .fails_with(&["error: read_only:", "only queries"]);
+    }
+    let count =
+        "SELECT (SELECT count(*) FROM crm.customers) + (SELECT count(*) FROM pg.orders) AS n";
+    assert!(
+        sql(&["--config", config, count])
+            .await
+            .stdout()
+            .contains("\n6\n")
+    );
+    // A source that is down is named; the others still answer.
+    sql(&["--config", config, "SELECT * FROM down.orders"])
+        .await
+        .fails_with(&["error: source_unavailable:", "down"]);
+
+    // The mode rule's errors.
+    sql(&[
+        "--config",
+        config,
+        "--server",
+        "http://127.0.0.1:9",
+        "SELECT 1",
+    ])
+    .await
+    .fails_with(&["both a server", "--config"]);
+    let empty = dir.path().join("empty");
+    sql(&["--data-dir", empty.to_str().unwrap(), "SELECT 1"])
+        .await
+        .fails_with(&["is not a Tributary data directory", "empty"]);
+    assert!(!empty.exists(), "a mistyped data directory is not created");
+    sql(&[
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+        "SELECT 1",
+    ])
+    .await
+    .fails_with(&["cannot read config file", "missing.toml"]);
+    assert!(data.join("tributary.db").exists());
+    common::drop_postgres_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn sql_prints_the_same_from_a_server_and_from_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::sqlite_file(
+        dir.path(),
+        "crm.db",
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO customers VALUES (1, 'Ann'), (2, NULL);",
+    );
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data).await;
+    server
+        .register(json!({"name": "crm", "url": format!("sqlite://{}", file.display())}))
+        .await;
+    let query = "SELECT id, name FROM crm.customers ORDER BY id";
+    let mut over_http = Vec::new();
+    for format in ["table", "json", "csv"] {
+        let run = sql(&[
+            "--server",
+            &server.base,
+            "--token",
+            common::TOKEN,
+            "--format",
+            format,
+            query,
+        ])
+        .await;
+        over_http.push(run.stdout().to_string());
+    }
+    sql(&["--server", &server.base, query])
+        .await
+        .fails_with(&["401"]);
+    server.stop().await;
+    for (format, expected) in ["table", "json", "csv"].into_iter().zip(&over_http) {
+        let run = sql(&[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            format,
+            query,
+        ])
+        .await;
+        assert_eq!(run.stdout(), expected, "{format}");
+    }
+    assert_eq!(
+        over_http[0],
+        "id | name\n---+-----\n1  | Ann\n2  | NULL\n(2 rows)\n"
+    );
 }
