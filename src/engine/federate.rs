@@ -19,7 +19,7 @@ use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
 
-use super::{join_groups, pushdown};
+use super::{join_groups, partial_aggregates, pushdown};
 
 /// The rule, with the kind of each source by its federation compute context.
 #[derive(Debug)]
@@ -64,6 +64,17 @@ impl OptimizerRule for FederateSources {
             other => other,
         };
         let plan = join_groups::group_by_source(plan, &|p| self.source_of(p))?;
+        let plan = partial_aggregates::push_partials(plan, &|side, other, partial| {
+            Ok(match (self.scan_plan(side)?, self.scan_plan(other)?) {
+                (Scan::One(_), Scan::One(o)) if o.compute_context() == self.source_of(side)? => {
+                    false
+                }
+                (Scan::One(provider), _) if provider.compute_context().is_some() => {
+                    self.pushable(partial, &provider)
+                }
+                _ => false,
+            })
+        })?;
         let plan = self.split_filters(plan)?;
         match self.optimize(&plan, true, config)? {
             (Some(optimized), _) => Ok(Transformed::yes(optimized)),

@@ -13,6 +13,7 @@ mod golden_tests;
 mod join_groups;
 mod mysql_strings;
 mod names;
+mod partial_aggregates;
 mod pushdown;
 mod rules;
 mod runtime_filter;
