@@ -200,8 +200,8 @@ impl SQLExecutor for SourceExecutor {
     }
 
     /// Row estimates for join ordering: a sub-plan over one table is
-    /// estimated from the catalog (a third of it when filtered, the usual
-    /// guess); anything else is unknown.
+    /// estimated from the catalog (a third of it when filtered or grouped,
+    /// the usual guess); anything else is unknown.
     async fn statistics(&self, plan: &LogicalPlan) -> Result<Statistics> {
         let mut statistics = Statistics::new_unknown(plan.schema().as_arrow());
         let mut tables = Vec::new();
@@ -210,9 +210,10 @@ impl SQLExecutor for SourceExecutor {
         plan.apply(|node| {
             match node {
                 LogicalPlan::TableScan(scan) => tables.push(scan.table_name.clone()),
-                LogicalPlan::Filter(_) => filtered = true,
-                LogicalPlan::Aggregate(_)
-                | LogicalPlan::Join(_)
+                // A grouped table has at most as many rows as the table: the
+                // estimate stays an upper bound (partial aggregates are that).
+                LogicalPlan::Filter(_) | LogicalPlan::Aggregate(_) => filtered = true,
+                LogicalPlan::Join(_)
                 | LogicalPlan::Limit(_)
                 | LogicalPlan::Distinct(_) => {
                     shaped = true;
