@@ -454,6 +454,51 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// Semi-join reduction beyond DataFusion's 150-key default: a build side of
+/// 1,250 keys goes to the other source as IN lists of at most 1,000 keys,
+/// so it reads 1,250 rows of 5,000 — key bounds alone (1..2,499) would read
+/// 2,499.
+#[tokio::test]
+async fn a_thousand_join_keys_reach_the_other_source_as_lists() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE big (k int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
+         ANALYZE big;",
+    )
+    .await;
+    let odd: Vec<String> = (0..1250).map(|i| format!("({})", 2 * i + 1)).collect();
+    let database = common::mariadb_database(&format!(
+        "CREATE TABLE keys_ (k INT PRIMARY KEY); INSERT INTO keys_ VALUES {}; ANALYZE TABLE keys_;",
+        odd.join(", ")
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    server.register(pg).await;
+    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    server.register(my).await;
+
+    let query = format!(
+        "SELECT b.k, b.v FROM pg.{schema}.big b JOIN my.{database}.keys_ s ON b.k = s.k ORDER BY b.k"
+    );
+    let rows = rows(&server, &query).await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1250);
+    assert_eq!(rows[0], json!([1, "v1"]));
+    assert_eq!(rows[1249], json!([2499, "v2499"]));
+    let (_, metrics) = server.get_text("/metrics").await;
+    let read = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tributary_source_rows_total{source=\"pg\"} "))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .expect("rows read from pg are counted");
+    assert_eq!(read, 1250, "{metrics}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 #[tokio::test]
 async fn a_query_past_the_time_limit_is_cancelled_at_the_source() {
     let schema = common::postgres_schema(

@@ -216,10 +216,16 @@ fn session_state(
     // Our catalog list already holds the default catalog (with the
     // `source.table` schemas and bare names); DataFusion must not replace it
     // with an empty one.
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA);
+    // Semi-join reduction: a hash join's build side of up to this many keys
+    // becomes an IN list for the other source's SQL (DataFusion's default,
+    // 150, would leave most cross-source joins with key bounds only).
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_inlist_pushdown_max_distinct_values = runtime_filter::MAX_KEYS;
+    optimizer.hash_join_inlist_pushdown_max_size = runtime_filter::MAX_KEYS * 64;
     Ok(SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

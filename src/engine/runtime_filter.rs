@@ -25,6 +25,15 @@ use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::Dialect;
 use tributary_schema_cache::SourceKind;
 
+/// The most join keys sent to a source as a list; larger build sides send
+/// their key bounds only.
+pub const MAX_KEYS: usize = 10_000;
+
+/// Keys per `IN (…)` list; longer lists are several lists joined by OR
+/// (some databases cap a list at 1,000 items, and parsers handle short
+/// lists better).
+const KEYS_PER_LIST: usize = 1_000;
+
 /// How long a probe side waits for its join's build side to finish the
 /// filter (normally it already has: the build side runs first).
 const WAIT_FOR_BUILD: Duration = Duration::from_millis(500);
@@ -107,7 +116,10 @@ fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -
             .iter()
             .map(literal)
             .collect::<Option<Vec<_>>>()?;
-        return Some(column.in_list(values, false));
+        return values
+            .chunks(KEYS_PER_LIST)
+            .map(|chunk| column.clone().in_list(chunk.to_vec(), false))
+            .reduce(Expr::or);
     }
     None
 }
