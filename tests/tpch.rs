@@ -330,7 +330,8 @@ async fn cross_source_aggregates_push_partial_aggregates() {
     let select = "SELECT n_name, count(*) AS n, sum(o_totalprice) AS total, min(o_orderdate) AS first, \
                   max(o_totalprice) AS biggest, avg(o_shippriority) AS priority, count(o_clerk) AS clerks";
     let joined = "pg.customer JOIN my.orders ON c_custkey = o_custkey JOIN pg.nation ON c_nationkey = n_nationkey";
-    let split = format!("{select} FROM {joined} WHERE o_orderstatus = 'F' GROUP BY n_name ORDER BY n_name");
+    let split =
+        format!("{select} FROM {joined} WHERE o_orderstatus = 'F' GROUP BY n_name ORDER BY n_name");
     let whole = format!(
         "{select} FROM (SELECT * FROM {joined} WHERE o_orderstatus = 'F' LIMIT 100000000) AS j \
          GROUP BY n_name ORDER BY n_name"

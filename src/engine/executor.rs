@@ -213,9 +213,7 @@ impl SQLExecutor for SourceExecutor {
                 // A grouped table has at most as many rows as the table: the
                 // estimate stays an upper bound (partial aggregates are that).
                 LogicalPlan::Filter(_) | LogicalPlan::Aggregate(_) => filtered = true,
-                LogicalPlan::Join(_)
-                | LogicalPlan::Limit(_)
-                | LogicalPlan::Distinct(_) => {
+                LogicalPlan::Join(_) | LogicalPlan::Limit(_) | LogicalPlan::Distinct(_) => {
                     shaped = true;
                 }
                 _ => {}

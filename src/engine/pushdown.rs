@@ -295,12 +295,7 @@ mod tests {
             (col("id").gt(lit(2_i64)), true, true, true),
             // Strings compare exactly in MySQL once mysql_strings adds the bytes.
             (col("name").eq(lit("x")), true, true, true),
-            (
-                col("name").in_list(vec![lit("a")], false),
-                true,
-                true,
-                true,
-            ),
+            (col("name").in_list(vec![lit("a")], false), true, true, true),
             (col("name").like(lit("a%")), true, false, false),
             (col("id") / lit(2_i64), true, false, true),
             (col("id") % lit(2_i64), true, false, true),
