@@ -599,3 +599,76 @@ async fn a_mariadb_query_past_the_time_limit_is_killed_at_the_source() {
     server.stop().await;
     common::drop_mariadb_database(&database).await;
 }
+
+/// The fast path: a by-key query on one PostgreSQL source is planned once
+/// and then sent as a prepared statement with `$1` bound by PostgreSQL (its
+/// backend's last statement shows the parameter, where the planner would
+/// have written the value). Every answer is the planner's: other keys,
+/// no match, a key out of the column's range (PostgreSQL refuses it as
+/// `int4`; the planner answers no rows), a value of another type, and a
+/// cross-source query with a parameter.
+#[tokio::test]
+async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE fast (k int PRIMARY KEY, name text, price numeric(10,2));
+         INSERT INTO fast SELECT g, 'n' || g, g * 1.5 FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo_server(dir.path()).await;
+    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    server.register(pg).await;
+
+    let by_key = format!("SELECT k, name, price FROM pg.{schema}.fast WHERE k = $1");
+    let ask = |params: Value| {
+        let body = json!({"sql": by_key, "params": params});
+        let server = &server;
+        async move {
+            let (status, body) = sql(server, body).await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let first = ask(json!([7])).await;
+    assert_eq!(first["rows"], json!([[7, "n7", "10.50"]]));
+    let second = ask(json!([42])).await;
+    assert_eq!(second["rows"], json!([[42, "n42", "63.00"]]));
+    assert_eq!(first["columns"], second["columns"], "same schema both ways");
+    // PostgreSQL ran the statement with its parameter open.
+    let client = common::postgres().await;
+    let prepared = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1",
+            &[&format!("%{schema}%fast%$1%")],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(prepared >= 1, "no backend ran the statement with $1");
+
+    assert_eq!(ask(json!([1000])).await["rows"], json!([]));
+    assert_eq!(ask(json!([5_000_000_000_i64])).await["rows"], json!([]));
+    assert_eq!(ask(json!(["8"])).await["rows"], json!([[8, "n8", "12.00"]]));
+
+    // By name and by a numeric comparison, and across sources: the same answers.
+    let by_name = format!("SELECT k FROM pg.{schema}.fast WHERE name = $1");
+    for _ in 0..2 {
+        let (_, body) = sql(&server, json!({"sql": by_name, "params": ["n9"]})).await;
+        assert_eq!(body["rows"], json!([[9]]));
+    }
+    let cheap = format!("SELECT count(*) FROM pg.{schema}.fast WHERE price < $1");
+    for _ in 0..2 {
+        let (_, body) = sql(&server, json!({"sql": cheap, "params": [3.1]})).await;
+        assert_eq!(body["rows"], json!([[2]]));
+    }
+    let across = format!(
+        "SELECT f.name, c.name FROM pg.{schema}.fast f JOIN crm.customers c ON c.id = f.k WHERE f.k = $1"
+    );
+    for _ in 0..2 {
+        let (status, body) = sql(&server, json!({"sql": across, "params": [1]})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["rows"].as_array().unwrap().len(), 1, "{body}");
+    }
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}

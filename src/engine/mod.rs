@@ -7,6 +7,7 @@
 mod catalog;
 mod executor;
 mod explain;
+mod fast_path;
 mod federate;
 #[cfg(test)]
 mod golden_tests;
@@ -30,12 +31,13 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion_federation::FederatedQueryPlanner;
 use tributary_connector::ConnectorError;
-use tributary_schema_cache::{CatalogSnapshot, SchemaCache};
+use tributary_schema_cache::{CatalogSnapshot, SchemaCache, SourceKind};
 
 use crate::metrics::Metrics;
 use crate::sources::SourceManager;
@@ -95,6 +97,8 @@ pub struct QueryOutput {
 struct Session {
     context: SessionContext,
     snapshot: Arc<CatalogSnapshot>,
+    /// What is known of each query text planned with this session.
+    shapes: fast_path::Shapes,
 }
 
 /// The engine. Its session is rebuilt from the catalog whenever the catalog
@@ -133,6 +137,7 @@ impl Engine {
             session: ArcSwap::from_pointee(Session {
                 context: SessionContext::new(),
                 snapshot: Arc::default(),
+                shapes: fast_path::Shapes::default(),
             }),
             built_version: AtomicU64::new(0),
             rebuild: std::sync::Mutex::new(()),
@@ -164,6 +169,7 @@ impl Engine {
         self.session.store(Arc::new(Session {
             context,
             snapshot: snapshot.clone(),
+            shapes: fast_path::Shapes::default(),
         }));
         self.built_version
             .store(snapshot.version, Ordering::Release);
@@ -177,10 +183,59 @@ impl Engine {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<QueryOutput, EngineError> {
-        let frame = self.plan(sql, params).await?;
+        let session = self.session()?;
+        let shape = session.shapes.get(sql);
+        if let Some(fast_path::Shape::Direct(direct)) = &shape
+            && let Some(values) = direct.bind(&params)
+        {
+            match direct.start(values, &self.metrics).await {
+                Ok(output) => return Ok(output),
+                Err(e) if fast_path::refused_value(&e) => {}
+                Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e))),
+            }
+        }
+        let frame = plan_query(session.context.state(), &session.snapshot, sql, params).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let stream = frame.execute_stream().await?;
+        let task = Arc::new(frame.task_ctx());
+        let physical = frame.create_physical_plan().await?;
+        if shape.is_none() {
+            let learned = self.learn(&session, sql, physical.as_ref(), &schema).await;
+            session.shapes.insert(sql, learned);
+        }
+        let stream = execute_stream(physical, task)?;
         Ok(QueryOutput { schema, stream })
+    }
+
+    /// The shape of a query text, from its plan with open parameters and
+    /// the plan just made with the request's values (see [`fast_path`]).
+    async fn learn(
+        &self,
+        session: &Session,
+        sql: &str,
+        bound: &dyn ExecutionPlan,
+        schema: &SchemaRef,
+    ) -> fast_path::Shape {
+        let planned = fast_path::Shape::Planned;
+        let Ok(open) = plan_query(session.context.state(), &session.snapshot, sql, vec![]).await
+        else {
+            return planned;
+        };
+        let Ok(types) = open.logical_plan().get_parameter_types() else {
+            return planned;
+        };
+        let Ok(open) = open.create_physical_plan().await else {
+            return planned;
+        };
+        if open.schema() != *schema {
+            return planned;
+        }
+        let postgres = |name: &str| {
+            let entry = session.snapshot.sources.get(name)?;
+            (entry.schema.as_ref()?.kind == SourceKind::Postgres)
+                .then(|| self.sources.connector(name).ok())
+                .flatten()
+        };
+        fast_path::learn(open.as_ref(), types, bound, postgres)
     }
 
     /// The optimized plan of a query as text, and the exact SQL each source

@@ -154,6 +154,9 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
     match expr {
         Expr::Column(_) => true,
         Expr::Literal(..) => true,
+        // An open parameter (the fast path plans with them): PostgreSQL
+        // binds `$n` itself.
+        Expr::Placeholder(_) => kind == SourceKind::Postgres,
         Expr::Alias(alias) => pushable(&alias.expr),
         Expr::Not(e)
         | Expr::IsNull(e)

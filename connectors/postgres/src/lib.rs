@@ -89,7 +89,11 @@ impl PostgresConnector {
             let Some(conn) = guard.conn() else {
                 return Err(ConnectorError::internal("the connection went away"));
             };
-            let prepared = match prepare(conn, &statement.sql, true).await {
+            // Only statements with parameters are kept prepared: their text
+            // repeats (the engine's fast path), whereas federated SQL inlines
+            // its values and would grow the per-connection cache without end.
+            let cached = !statement.params.is_empty();
+            let prepared = match prepare(conn, &statement.sql, cached).await {
                 Ok(prepared) => prepared,
                 Err(e) => break Err(from_pg(e)),
             };
