@@ -84,6 +84,20 @@ async fn mariadb_answers_like_postgresql() {
         .await,
         json!([[4]])
     );
+    // LIKE goes to MariaDB compared as bytes: case, accents and trailing
+    // spaces count, as here.
+    let like = format!("SELECT id FROM {t} WHERE w LIKE '%pple%' OR w LIKE 'Zo%' ORDER BY id");
+    assert_eq!(rows(&server, &like).await, json!([[1], [2], [3], [6]]));
+    let sql = pushed(&server, &like).await;
+    assert!(sql.contains("LIKE CAST(CONVERT('%pple%'"), "{sql}");
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id FROM {t} WHERE w NOT LIKE '%e' ORDER BY id")
+        )
+        .await,
+        json!([[3], [4], [6]])
+    );
     let sql = pushed(
         &server,
         &format!("SELECT id FROM {t} WHERE w = 'apple' AND id > 0"),

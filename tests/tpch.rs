@@ -357,3 +357,22 @@ async fn cross_source_aggregates_push_partial_aggregates() {
     assert_eq!(split_rows, whole_rows);
     server.stop().await;
 }
+
+/// q04's EXISTS is a semi join of orders with lineitem, both in MariaDB:
+/// one statement with `EXISTS (…)` (its answer is checked by `q04`).
+#[tokio::test]
+async fn q04_semi_join_runs_inside_mariadb() {
+    load_data();
+    let sql = std::fs::read_to_string(tpch_dir().join("queries/q04.sql")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tpch_server(dir.path()).await;
+    let statements = statements(&server, &sql).await;
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    let (source, mariadb) = &statements[0];
+    assert_eq!(source, "my");
+    assert!(
+        mariadb.contains("EXISTS") && mariadb.contains("GROUP BY"),
+        "{mariadb}"
+    );
+    server.stop().await;
+}

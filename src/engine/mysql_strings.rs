@@ -10,7 +10,9 @@
 //!   (…)` likewise; `<>`, `<`, `BETWEEN`, `NOT IN` compare the bytes only;
 //! - a join on string keys adds the bytes equality to its condition;
 //! - `GROUP BY s` becomes `GROUP BY s, bytes(s)`, so groups are exact;
-//! - `ORDER BY s` becomes `ORDER BY bytes(s)`: code point order, as ours.
+//! - `ORDER BY s` becomes `ORDER BY bytes(s)`: code point order, as ours;
+//! - `s LIKE 'p%'` compares the bytes (only for patterns without `_` and
+//!   backslashes, see [`byte_like_pattern`]).
 //!
 //! CHAR columns come out of MySQL without their padding, as PostgreSQL
 //! compares them, so the bytes of `'R'` in a CHAR(1) equal those of `'R'`.
@@ -20,9 +22,9 @@ use std::sync::Arc;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, plan_err};
+use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::{InList, ScalarFunction, Sort};
+use datafusion::logical_expr::expr::{InList, Like, ScalarFunction, Sort};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -288,7 +290,35 @@ fn exact_comparison(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> 
             Box::new(bytes(*low)),
             Box::new(bytes(*high)),
         )))),
+        Expr::Like(Like {
+            negated,
+            expr,
+            pattern,
+            escape_char: None,
+            case_insensitive: false,
+        }) if byte_like_pattern(&pattern) => Ok(Transformed::yes(Expr::Like(Like::new(
+            negated,
+            Box::new(bytes(*expr)),
+            Box::new(bytes(*pattern)),
+            None,
+            false,
+        )))),
         other => Ok(Transformed::no(other)),
+    }
+}
+
+/// True for a LIKE pattern that matches the same compared as bytes: a
+/// string literal without `_` (one byte there, one character here) and
+/// without backslashes (escapes).
+pub fn byte_like_pattern(pattern: &Expr) -> bool {
+    match pattern {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(p))
+            | ScalarValue::LargeUtf8(Some(p))
+            | ScalarValue::Utf8View(Some(p)),
+            _,
+        ) => !p.contains('_') && !p.contains('\\'),
+        _ => false,
     }
 }
 

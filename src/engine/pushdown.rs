@@ -6,7 +6,7 @@
 //! | | PostgreSQL | MySQL / MariaDB | SQLite |
 //! |---|---|---|---|
 //! | string `=`, `<`, `IN`, `BETWEEN` | yes | yes, with the UTF-8 bytes compared too (collations ignore case and trailing spaces; see `mysql_strings`) | yes (BINARY collation) |
-//! | `LIKE` / `ILIKE` | yes | no (case-insensitive) | no (case-insensitive for ASCII) |
+//! | `LIKE` / `ILIKE` | yes | LIKE with a literal pattern without `_` or `\\`, as bytes; no ILIKE | no (case-insensitive for ASCII) |
 //! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes |
 //! | `\|\|` | yes | no (it is OR) | yes |
 //! | GROUP BY on strings | yes | yes, by the bytes too | yes |
@@ -54,11 +54,18 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         }
         LogicalPlan::Join(j) => {
             let mysql = is_mysql(kind);
+            // Semi and anti joins are written `WHERE [NOT] EXISTS (…)`; a
+            // null-aware anti join (`NOT IN`) is not `NOT EXISTS` when NULLs
+            // come along, so it stays here.
             let join_type_ok = !(mysql && j.join_type == JoinType::Full)
-                && matches!(
+                && (matches!(
                     j.join_type,
-                    JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
-                );
+                    JoinType::Inner
+                        | JoinType::Left
+                        | JoinType::Right
+                        | JoinType::Full
+                        | JoinType::LeftSemi
+                ) || j.join_type == JoinType::LeftAnti && !j.null_aware);
             let keys_ok = j.on.iter().all(|(l, r)| {
                 expr_is_pushable(l, j.left.schema(), kind)
                     && expr_is_pushable(r, j.right.schema(), kind)
@@ -177,10 +184,19 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                 && list.list.iter().all(pushable)
         }
         Expr::Like(like) => {
-            kind == SourceKind::Postgres
-                && like.escape_char.is_none()
+            like.escape_char.is_none()
                 && pushable(&like.expr)
                 && pushable(&like.pattern)
+                && match kind {
+                    SourceKind::Postgres => true,
+                    // Compared as bytes there (mysql_strings): exact while `_`
+                    // (one byte there, one character here) and escapes are absent.
+                    SourceKind::Mysql | SourceKind::Mariadb => {
+                        !like.case_insensitive
+                            && crate::engine::mysql_strings::byte_like_pattern(&like.pattern)
+                    }
+                    SourceKind::Sqlite => false,
+                }
         }
         Expr::Case(case) => {
             case.expr.as_deref().is_none_or(pushable)
@@ -299,7 +315,10 @@ mod tests {
             // Strings compare exactly in MySQL once mysql_strings adds the bytes.
             (col("name").eq(lit("x")), true, true, true),
             (col("name").in_list(vec![lit("a")], false), true, true, true),
-            (col("name").like(lit("a%")), true, false, false),
+            (col("name").like(lit("a%")), true, true, false),
+            // `_` is a byte there, a character here.
+            (col("name").like(lit("a_")), true, false, false),
+            (col("name").ilike(lit("a%")), true, false, false),
             (col("id") / lit(2_i64), true, false, true),
             (col("id") % lit(2_i64), true, false, true),
             (col("id") + col("n"), true, true, true),
