@@ -376,3 +376,28 @@ async fn q04_semi_join_runs_inside_mariadb() {
     );
     server.stop().await;
 }
+
+/// q21's EXISTS and NOT EXISTS over lineitem filter l1 only: they are moved
+/// from the cross-source join onto l1 and run in MariaDB with it, their
+/// correlated references (`l1.l_suppkey` inside the subqueries) keeping
+/// their qualifier (its answer is checked by `q21`).
+#[tokio::test]
+async fn q21_semi_and_anti_joins_run_inside_mariadb() {
+    load_data();
+    let sql = std::fs::read_to_string(tpch_dir().join("queries/q21.sql")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tpch_server(dir.path()).await;
+    let statements = statements(&server, &sql).await;
+    let mariadb: Vec<&String> = statements
+        .iter()
+        .filter(|(s, _)| s == "my")
+        .map(|(_, sql)| sql)
+        .collect();
+    assert!(
+        mariadb.iter().any(|sql| sql.contains("WHERE EXISTS")
+            && sql.contains("NOT EXISTS")
+            && sql.contains("`l1`.`l_suppkey`")),
+        "{mariadb:#?}"
+    );
+    server.stop().await;
+}

@@ -6,6 +6,9 @@
 //! its own (all of lineitem) and joined here. Regrouped, it becomes
 //! `customer ⋈ (orders ⋈ lineitem)` and MariaDB runs orders ⋈ lineitem.
 //!
+//! Semi and anti joins (`IN`, `EXISTS`) over such a tree are first moved
+//! onto the one table they filter.
+//!
 //! Only inner equi-joins are reordered (where order never changes the
 //! answer); tables of one source are grouped only when join conditions
 //! connect them, never into a cross join. The regrouped tree ends in a
@@ -25,8 +28,114 @@ pub type SourceOf<'a> = &'a dyn Fn(&LogicalPlan) -> Result<Option<String>>;
 /// Every inner-join tree of `plan`, regrouped by source where that puts
 /// tables of one source together.
 pub fn group_by_source(plan: LogicalPlan, source_of: SourceOf<'_>) -> Result<LogicalPlan> {
-    plan.transform_up(|node| regroup(node, source_of))
-        .map(|t| t.data)
+    plan.transform_up(|node| {
+        let node = semi_join_to_leaf(node)?;
+        regroup(node.data, source_of).map(|t| {
+            let changed = node.transformed || t.transformed;
+            Transformed::new_transformed(t.data, changed)
+        })
+    })
+    .map(|t| t.data)
+}
+
+/// A semi or anti join over an inner-join tree whose left-side columns all
+/// come from one table of the tree is moved onto that table: `(customer ⋈
+/// orders) ⋉ big_orders` becomes `customer ⋈ (orders ⋉ big_orders)`. It
+/// filters that table's rows only, so the answer is the same, and the
+/// table with its semi join can then go to its source in one statement.
+fn semi_join_to_leaf(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Join(join) = &node else {
+        return Ok(Transformed::no(node));
+    };
+    let semi = join.join_type == JoinType::LeftSemi
+        || join.join_type == JoinType::LeftAnti && !join.null_aware;
+    if !semi || join.null_equality != NullEquality::NullEqualsNothing {
+        return Ok(Transformed::no(node));
+    }
+    let mut flat = Flat::default();
+    flatten(&join.left, &mut flat);
+    if flat.leaves.len() < 2 {
+        return Ok(Transformed::no(node));
+    }
+    // The columns of the left side the semi join reads.
+    let right = join.right.schema();
+    let mut used: Vec<&Column> = Vec::new();
+    for (left, _) in &join.on {
+        used.extend(left.column_refs());
+    }
+    if let Some(filter) = &join.filter {
+        used.extend(
+            filter
+                .column_refs()
+                .into_iter()
+                .filter(|c| !right.has_column(c)),
+        );
+    }
+    let Some(target) = flat
+        .leaves
+        .iter()
+        .position(|leaf| used.iter().all(|c| leaf.schema().has_column(c)))
+    else {
+        return Ok(Transformed::no(node));
+    };
+    let moved = LogicalPlan::Join(Join::try_new(
+        Arc::new(flat.leaves[target].clone()),
+        join.right.clone(),
+        join.on.clone(),
+        join.filter.clone(),
+        join.join_type,
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )?);
+    let mut next = 0;
+    let rebuilt = replace_leaf(&join.left, &mut next, target, &moved)?;
+    Ok(Transformed::yes(rebuilt))
+}
+
+/// `plan` (an inner-join tree, as [`flatten`] walks it) with its leaf number
+/// `target` replaced by `new`.
+fn replace_leaf(
+    plan: &LogicalPlan,
+    next: &mut usize,
+    target: usize,
+    new: &LogicalPlan,
+) -> Result<LogicalPlan> {
+    match plan {
+        LogicalPlan::Projection(projection)
+            if projection.expr.iter().all(|e| matches!(e, Expr::Column(_)))
+                && matches!(below_pruning(plan), LogicalPlan::Join(j) if reorderable(j)) =>
+        {
+            let input = replace_leaf(&projection.input, next, target, new)?;
+            Ok(LogicalPlan::Projection(Projection::try_new(
+                projection.expr.clone(),
+                Arc::new(input),
+            )?))
+        }
+        LogicalPlan::Join(join) if reorderable(join) => {
+            let left = replace_leaf(&join.left, next, target, new)?;
+            let right = replace_leaf(&join.right, next, target, new)?;
+            Ok(LogicalPlan::Join(Join::try_new(
+                Arc::new(left),
+                Arc::new(right),
+                join.on.clone(),
+                join.filter.clone(),
+                join.join_type,
+                join.join_constraint,
+                join.null_equality,
+                join.null_aware,
+            )?))
+        }
+        leaf => {
+            let index = *next;
+            *next += 1;
+            Ok(if index == target {
+                new.clone()
+            } else {
+                leaf.clone()
+            })
+        }
+    }
 }
 
 /// A join condition of the flattened tree.

@@ -9,7 +9,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, Projection, SubqueryAlias};
 use datafusion::optimizer::optimizer::{Optimizer, OptimizerRule};
-use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut, visit_expressions_mut};
+use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut};
 use tributary_schema_cache::SourceKind;
 
 use super::federate::FederateSources;
@@ -190,66 +190,117 @@ fn named_projection(input: LogicalPlan) -> Result<(LogicalPlan, bool)> {
 /// column references need no qualifier — and the unparser's qualifiers can
 /// name a table that a derived table hid (`SELECT customers.id FROM (SELECT
 /// … FROM customers …) AS derived_limit`). Dropping them in such blocks makes
-/// every reference resolve. Then an ORDER BY inside a lone derived table is
-/// repeated outside, where it binds.
+/// every reference resolve — except, inside an `EXISTS` / `IN` / scalar
+/// subquery, a reference to a relation of an enclosing block (a correlated
+/// one: `l1.l_suppkey` in `EXISTS (SELECT 1 FROM lineitem l2 WHERE
+/// l2.l_suppkey <> l1.l_suppkey)` would otherwise bind to `l2`). Then an
+/// ORDER BY inside a lone derived table is repeated outside, where it binds.
 pub fn resolve_references(mut statement: ast::Statement) -> Result<ast::Statement> {
-    let _ = statement.visit(&mut UnqualifySingleRelationBlocks);
+    let _ = statement.visit(&mut UnqualifySingleRelationBlocks::default());
     hoist_derived_order(&mut statement);
     Ok(statement)
 }
 
-struct UnqualifySingleRelationBlocks;
+/// One query block while its expressions are visited.
+struct Block {
+    /// The name its one relation goes by, when it reads exactly one.
+    single: Option<String>,
+    /// Every relation name it reads (for correlated references below it).
+    names: Vec<String>,
+    /// Entered through an expression (`EXISTS`, `IN`, scalar subquery).
+    in_expression: bool,
+}
+
+#[derive(Default)]
+struct UnqualifySingleRelationBlocks {
+    blocks: Vec<Block>,
+    /// The next query block is an expression's subquery.
+    entering_expression: bool,
+}
+
+fn relation_name(factor: &ast::TableFactor) -> Option<String> {
+    match factor {
+        ast::TableFactor::Table { alias: Some(a), .. }
+        | ast::TableFactor::Derived { alias: Some(a), .. } => Some(a.name.value.clone()),
+        ast::TableFactor::Table { name, .. } => name
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(|ident| ident.value.clone()),
+        _ => None,
+    }
+}
 
 impl VisitorMut for UnqualifySingleRelationBlocks {
     type Break = ();
 
-    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-        let ast::SetExpr::Select(select) = query.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
-        let [from] = select.from.as_slice() else {
-            return ControlFlow::Continue(());
-        };
-        if !from.joins.is_empty() {
-            return ControlFlow::Continue(());
-        }
-        for item in &mut select.projection {
-            if let ast::SelectItem::UnnamedExpr(expr)
-            | ast::SelectItem::ExprWithAlias { expr, .. } = item
-            {
-                unqualify(expr);
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let (single, names) = match query.body.as_ref() {
+            ast::SetExpr::Select(select) => {
+                let names = select
+                    .from
+                    .iter()
+                    .flat_map(|from| {
+                        std::iter::once(&from.relation)
+                            .chain(from.joins.iter().map(|j| &j.relation))
+                    })
+                    .filter_map(relation_name)
+                    .collect::<Vec<_>>();
+                let single = match select.from.as_slice() {
+                    [from] if from.joins.is_empty() => {
+                        Some(relation_name(&from.relation).unwrap_or_default())
+                    }
+                    _ => None,
+                };
+                (single, names)
             }
-        }
-        if let Some(selection) = &mut select.selection {
-            unqualify(selection);
-        }
-        if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
-            exprs.iter_mut().for_each(unqualify);
-        }
-        if let Some(having) = &mut select.having {
-            unqualify(having);
-        }
-        if let Some(ast::OrderBy {
-            kind: ast::OrderByKind::Expressions(exprs),
-            ..
-        }) = &mut query.order_by
-        {
-            exprs.iter_mut().for_each(|e| unqualify(&mut e.expr));
+            _ => (None, Vec::new()),
+        };
+        self.blocks.push(Block {
+            single,
+            names,
+            in_expression: std::mem::take(&mut self.entering_expression),
+        });
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut ast::Query) -> ControlFlow<()> {
+        self.blocks.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<()> {
+        if matches!(
+            expr,
+            ast::Expr::Exists { .. } | ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. }
+        ) {
+            self.entering_expression = true;
         }
         ControlFlow::Continue(())
     }
-}
 
-fn unqualify(expr: &mut ast::Expr) {
-    let _ = visit_expressions_mut(expr, |e| {
-        if let Some(column) = match e {
-            ast::Expr::CompoundIdentifier(parts) => parts.last().cloned(),
-            _ => None,
-        } {
-            *e = ast::Expr::Identifier(column);
+    fn post_visit_expr(&mut self, expr: &mut ast::Expr) -> ControlFlow<()> {
+        let Some((block, outer)) = self.blocks.split_last() else {
+            return ControlFlow::Continue(());
+        };
+        let Some(own) = &block.single else {
+            return ControlFlow::Continue(());
+        };
+        let ast::Expr::CompoundIdentifier(parts) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let Some((column, qualifier)) = parts.split_last() else {
+            return ControlFlow::Continue(());
+        };
+        let correlated = block.in_expression
+            && qualifier.last().is_some_and(|q| {
+                q.value != *own && outer.iter().any(|b| b.names.contains(&q.value))
+            });
+        if !correlated {
+            *expr = ast::Expr::Identifier(column.clone());
         }
-        ControlFlow::<()>::Continue(())
-    });
+        ControlFlow::Continue(())
+    }
 }
 
 /// `SELECT a FROM (SELECT a, b FROM t ORDER BY b) AS d` promises no order:
