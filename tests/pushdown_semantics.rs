@@ -21,21 +21,9 @@ async fn rows(server: &TestServer, query: &str) -> Value {
 }
 
 async fn pushed(server: &TestServer, query: &str) -> String {
-    let (status, body) = server
-        .admin(
-            Method::POST,
-            "/api/sql",
-            Some(json!({"sql": query, "explain": true})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["sql"].as_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    let statements = server.source_statements(query).await;
+    let sql: Vec<String> = statements.into_iter().map(|(_, sql)| sql).collect();
+    sql.join("\n")
 }
 
 #[tokio::test]

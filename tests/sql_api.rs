@@ -38,23 +38,6 @@ async fn rows(server: &TestServer, query: &str) -> Value {
     body["rows"].clone()
 }
 
-/// The SQL each source receives for a query.
-async fn source_sql(server: &TestServer, query: &str) -> Vec<(String, String)> {
-    let (status, body) = sql(server, json!({"sql": query, "explain": true})).await;
-    assert_eq!(status, 200, "{body}");
-    body["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["source"].as_str().unwrap().to_string(),
-                s["sql"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn names_resolve_three_ways() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +118,7 @@ async fn a_cross_source_aggregate_is_right_and_pushes_work_down() {
     let filtered = "SELECT c.name, o.id FROM shop.main.orders o JOIN crm.main.customers c ON o.customer_id = c.id
                     WHERE o.status = 'open' AND c.country = 'DE'";
     assert_eq!(rows(&server, filtered).await, json!([["Acme Tools", 2]]));
-    let statements = source_sql(&server, filtered).await;
+    let statements = server.source_statements(filtered).await;
     let shop = statements
         .iter()
         .find(|(s, _)| s == "shop")
@@ -162,11 +145,9 @@ async fn a_cross_source_aggregate_is_right_and_pushes_work_down() {
     );
 
     // A single-source query becomes one statement with the aggregate inside.
-    let one = source_sql(
-        &server,
-        "SELECT status, count(*) FROM shop.orders GROUP BY status",
-    )
-    .await;
+    let one = server
+        .source_statements("SELECT status, count(*) FROM shop.orders GROUP BY status")
+        .await;
     assert_eq!(one.len(), 1, "{one:?}");
     assert!(one[0].1.to_lowercase().contains("group by"), "{one:?}");
     server.stop().await;
@@ -282,7 +263,7 @@ async fn postgres_joined_with_mariadb() {
         rows(&server, &query).await,
         json!([["EU", 2, "10.00"], ["US", 1, "100.00"]])
     );
-    let statements = source_sql(&server, &query).await;
+    let statements = server.source_statements(&query).await;
     let shop = statements
         .iter()
         .find(|(s, _)| s == "shop")
@@ -515,7 +496,7 @@ async fn a_query_past_the_time_limit_is_cancelled_at_the_source() {
     // Counting 450 million pairs takes PostgreSQL far longer than a second.
     let query =
         format!("SELECT count(*) FROM pg.{schema}.big a JOIN pg.{schema}.big b ON a.k < b.k");
-    let statements = source_sql(&server, &query).await;
+    let statements = server.source_statements(&query).await;
     assert_eq!(
         statements.len(),
         1,
@@ -568,7 +549,7 @@ async fn a_mariadb_query_past_the_time_limit_is_killed_at_the_source() {
     let big = format!("my.{database}.big");
     let query =
         format!("SELECT count(*) FROM {big} a JOIN {big} b ON a.k < b.k JOIN {big} c ON b.k < c.k");
-    let statements = source_sql(&server, &query).await;
+    let statements = server.source_statements(&query).await;
     assert_eq!(
         statements.len(),
         1,

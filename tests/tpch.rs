@@ -263,29 +263,6 @@ fn answers_parse_and_cells_compare() {
     assert!(!cell_matches(&json!(" x"), "x"));
 }
 
-/// The per-source statements of a query's plan.
-async fn statements(server: &TestServer, sql: &str) -> Vec<(String, String)> {
-    let (status, body) = server
-        .admin(
-            Method::POST,
-            "/api/sql",
-            Some(json!({"sql": sql, "explain": true})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["source"].as_str().unwrap().to_string(),
-                s["sql"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// q10 joins customer, orders, lineitem and nation as written: (customer ⋈
 /// orders) ⋈ lineitem ⋈ nation. Regrouped by source, MariaDB joins orders
 /// with lineitem (its filters included, the string one made exact) and
@@ -296,7 +273,7 @@ async fn q10_joins_the_tables_of_each_source_inside_it() {
     let sql = std::fs::read_to_string(tpch_dir().join("queries/q10.sql")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = tpch_server(dir.path()).await;
-    let statements = statements(&server, &sql).await;
+    let statements = server.source_statements(&sql).await;
     assert_eq!(statements.len(), 2, "{statements:#?}");
     let mariadb = &statements.iter().find(|(s, _)| s == "my").unwrap().1;
     assert!(
@@ -336,7 +313,7 @@ async fn cross_source_aggregates_push_partial_aggregates() {
         "{select} FROM (SELECT * FROM {joined} WHERE o_orderstatus = 'F' LIMIT 100000000) AS j \
          GROUP BY n_name ORDER BY n_name"
     );
-    let sources = statements(&server, &split).await;
+    let sources = server.source_statements(&split).await;
     let mariadb = &sources.iter().find(|(s, _)| s == "my").unwrap().1;
     assert!(
         mariadb.contains("GROUP BY `o_custkey`") && mariadb.contains("sum(`o_totalprice`)"),
@@ -366,7 +343,7 @@ async fn q04_semi_join_runs_inside_mariadb() {
     let sql = std::fs::read_to_string(tpch_dir().join("queries/q04.sql")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = tpch_server(dir.path()).await;
-    let statements = statements(&server, &sql).await;
+    let statements = server.source_statements(&sql).await;
     assert_eq!(statements.len(), 1, "{statements:#?}");
     let (source, mariadb) = &statements[0];
     assert_eq!(source, "my");
@@ -387,7 +364,7 @@ async fn q21_semi_and_anti_joins_run_inside_mariadb() {
     let sql = std::fs::read_to_string(tpch_dir().join("queries/q21.sql")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = tpch_server(dir.path()).await;
-    let statements = statements(&server, &sql).await;
+    let statements = server.source_statements(&sql).await;
     let mariadb: Vec<&String> = statements
         .iter()
         .filter(|(s, _)| s == "my")

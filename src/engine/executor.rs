@@ -6,27 +6,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{PhysicalExpr, SendableRecordBatchStream};
-use datafusion::sql::sqlparser::ast;
-use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::{
-    CharacterLengthStyle, DateFieldExtractStyle, Dialect, DistinctFromStyle, MySqlDialect,
-    PostgreSqlDialect, SqliteDialect,
-};
+use datafusion::sql::unparser::dialect::Dialect;
 use datafusion_federation::sql::{AstAnalyzer, SQLExecutor};
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
 
-use super::mysql_strings::MySqlUnparser;
-use super::runtime_filter;
+use super::{dialect, runtime_filter};
 use crate::metrics::Metrics;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
 
@@ -58,7 +50,7 @@ impl SourceExecutor {
             name: model.source.clone(),
             compute_context: compute_context(&model.source),
             connector,
-            dialect: unparser_dialect(model.kind),
+            dialect: dialect::for_kind(model.kind),
             row_estimates,
             kind: model.kind,
             metrics,
@@ -83,59 +75,6 @@ pub fn compute_contexts(snapshot: &CatalogSnapshot) -> HashMap<String, SourceKin
                 .map(|m| (compute_context(name), m.kind))
         })
         .collect()
-}
-
-/// The SQL dialect DataFusion's unparser writes for a source kind.
-pub fn unparser_dialect(kind: SourceKind) -> Arc<dyn Dialect> {
-    match kind {
-        SourceKind::Postgres => Arc::new(PostgreSqlDialect {}),
-        SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlUnparser(MySqlDialect {})),
-        SourceKind::Sqlite => Arc::new(SqliteUnparser(SqliteDialect {})),
-    }
-}
-
-/// DataFusion's SQLite dialect, but naming every derived table (as its
-/// PostgreSQL and MySQL dialects do): without a name, the unparser's
-/// qualified references to a derived table's columns do not resolve.
-struct SqliteUnparser(SqliteDialect);
-
-impl Dialect for SqliteUnparser {
-    fn requires_derived_table_alias(&self) -> bool {
-        true
-    }
-    fn supports_qualify(&self) -> bool {
-        self.0.supports_qualify()
-    }
-    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
-        self.0.identifier_quote_style(identifier)
-    }
-    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
-        self.0.date_field_extract_style()
-    }
-    fn date32_cast_dtype(&self) -> ast::DataType {
-        self.0.date32_cast_dtype()
-    }
-    fn character_length_style(&self) -> CharacterLengthStyle {
-        self.0.character_length_style()
-    }
-    fn distinct_from_style(&self) -> DistinctFromStyle {
-        self.0.distinct_from_style()
-    }
-    fn supports_column_alias_in_table_alias(&self) -> bool {
-        self.0.supports_column_alias_in_table_alias()
-    }
-    fn timestamp_cast_dtype(&self, time_unit: &TimeUnit, tz: &Option<Arc<str>>) -> ast::DataType {
-        self.0.timestamp_cast_dtype(time_unit, tz)
-    }
-    fn scalar_function_to_sql_overrides(
-        &self,
-        unparser: &Unparser,
-        func_name: &str,
-        args: &[Expr],
-    ) -> Result<Option<ast::Expr>> {
-        self.0
-            .scalar_function_to_sql_overrides(unparser, func_name, args)
-    }
 }
 
 /// Wraps a connector error so the HTTP layer can recover it (and name the

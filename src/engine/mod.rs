@@ -5,6 +5,7 @@
 //! [`Engine::query`].
 
 mod catalog;
+mod dialect;
 mod executor;
 mod explain;
 mod fast_path;

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::error::Result;
@@ -33,12 +33,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
 use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::{
-    DateFieldExtractStyle, Dialect, DistinctFromStyle, IntervalStyle, MySqlDialect,
-};
 
 /// The function standing for "the UTF-8 bytes of a string" in a plan bound
-/// for MySQL; [`MySqlUnparser`] writes it out.
+/// for MySQL; [`bytes_to_sql`] writes it out.
 const BYTES: &str = "tributary_utf8_bytes";
 
 /// `bytes(string)`: the string's UTF-8 bytes. Only ever unparsed; it also
@@ -354,77 +351,30 @@ fn exact_groups(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
     )))
 }
 
-/// DataFusion's MySQL dialect, plus the bytes function written as
-/// `CAST(CONVERT(x USING utf8mb4) AS BINARY)`.
-pub struct MySqlUnparser(pub MySqlDialect);
-
-impl Dialect for MySqlUnparser {
-    fn supports_qualify(&self) -> bool {
-        self.0.supports_qualify()
-    }
-    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
-        self.0.identifier_quote_style(identifier)
-    }
-    fn supports_nulls_first_in_sort(&self) -> bool {
-        self.0.supports_nulls_first_in_sort()
-    }
-    fn interval_style(&self) -> IntervalStyle {
-        self.0.interval_style()
-    }
-    fn utf8_cast_dtype(&self) -> ast::DataType {
-        self.0.utf8_cast_dtype()
-    }
-    fn large_utf8_cast_dtype(&self) -> ast::DataType {
-        self.0.large_utf8_cast_dtype()
-    }
-    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
-        self.0.date_field_extract_style()
-    }
-    fn distinct_from_style(&self) -> DistinctFromStyle {
-        self.0.distinct_from_style()
-    }
-    fn int64_cast_dtype(&self) -> ast::DataType {
-        self.0.int64_cast_dtype()
-    }
-    fn int32_cast_dtype(&self) -> ast::DataType {
-        self.0.int32_cast_dtype()
-    }
-    fn timestamp_cast_dtype(&self, time_unit: &TimeUnit, tz: &Option<Arc<str>>) -> ast::DataType {
-        self.0.timestamp_cast_dtype(time_unit, tz)
-    }
-    fn requires_derived_table_alias(&self) -> bool {
-        self.0.requires_derived_table_alias()
-    }
-    fn scalar_function_to_sql_overrides(
-        &self,
-        unparser: &Unparser,
-        func_name: &str,
-        args: &[Expr],
-    ) -> Result<Option<ast::Expr>> {
-        let [arg] = args else {
-            return self
-                .0
-                .scalar_function_to_sql_overrides(unparser, func_name, args);
-        };
-        if func_name != BYTES {
-            return self
-                .0
-                .scalar_function_to_sql_overrides(unparser, func_name, args);
-        }
-        let converted = ast::Expr::Convert {
-            is_try: false,
-            expr: Box::new(unparser.expr_to_sql(arg)?),
-            data_type: None,
-            charset: Some(ObjectName::from(vec![Ident::new("utf8mb4")])),
-            target_before_value: false,
-            styles: vec![],
-        };
-        Ok(Some(ast::Expr::Cast {
-            kind: CastKind::Cast,
-            expr: Box::new(converted),
-            data_type: ast::DataType::Binary(None),
-            array: false,
-            format: None,
-        }))
-    }
+/// The bytes function written for MySQL, `CAST(CONVERT(x USING utf8mb4)
+/// AS BINARY)`; `None` for any other function (the unparser's dialect asks
+/// for every function it writes).
+pub fn bytes_to_sql(
+    unparser: &Unparser,
+    func_name: &str,
+    args: &[Expr],
+) -> Result<Option<ast::Expr>> {
+    let (BYTES, [arg]) = (func_name, args) else {
+        return Ok(None);
+    };
+    let converted = ast::Expr::Convert {
+        is_try: false,
+        expr: Box::new(unparser.expr_to_sql(arg)?),
+        data_type: None,
+        charset: Some(ObjectName::from(vec![Ident::new("utf8mb4")])),
+        target_before_value: false,
+        styles: vec![],
+    };
+    Ok(Some(ast::Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(converted),
+        data_type: ast::DataType::Binary(None),
+        array: false,
+        format: None,
+    }))
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -125,6 +125,25 @@ impl TestServer {
     pub async fn register(&self, body: Value) {
         let (status, response) = self.admin(Method::POST, "/admin/sources", Some(body)).await;
         assert_eq!(status, 201, "{response}");
+    }
+
+    /// The statement each source receives for a query (`explain: true`),
+    /// as `(source, sql)` in plan order.
+    pub async fn source_statements(&self, sql: &str) -> Vec<(String, String)> {
+        let body = json!({"sql": sql, "explain": true});
+        let (status, body) = self.admin(Method::POST, "/api/sql", Some(body)).await;
+        assert_eq!(status, 200, "{body}");
+        body["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["source"].as_str().unwrap().to_string(),
+                    s["sql"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
     }
 
     /// A raw request body (for malformed JSON).
