@@ -180,6 +180,21 @@ impl From<crate::sources::SourceError> for ApiError {
     }
 }
 
+/// A planner error as users should read it: the parser's own message (not
+/// its debug form), and table names without the engine's internal default
+/// catalog (`datafusion.crm.x` is `crm.x` to them).
+fn engine_message(error: &datafusion::error::DataFusionError) -> String {
+    use datafusion::error::DataFusionError;
+    let message = match error {
+        DataFusionError::SQL(parser, _) => parser.to_string(),
+        other => other.to_string(),
+    };
+    message.replace(
+        &format!("table '{}.", crate::engine::DEFAULT_CATALOG),
+        "table '",
+    )
+}
+
 impl From<crate::engine::EngineError> for ApiError {
     fn from(error: crate::engine::EngineError) -> Self {
         use crate::engine::EngineError;
@@ -214,7 +229,7 @@ impl From<crate::engine::EngineError> for ApiError {
                         (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                     }
                 };
-                Self::new(status, code, inner.find_root().to_string())
+                Self::new(status, code, engine_message(inner.find_root()))
             }
         }
     }

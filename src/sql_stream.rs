@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use serde_json::{Map, Value};
 
 use crate::engine::QueryOutput;
 use crate::results;
@@ -41,10 +40,37 @@ impl Encoding {
     }
 }
 
+/// The NDJSON object keys: the column names in column order, a repeated
+/// name numbered (`id`, `id_2`) so no column is lost to another of the
+/// same name (`SELECT c.id, o.id …`).
+fn object_keys(schema: &SchemaRef) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut taken = std::collections::HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut name = field.name().clone();
+            let mut n = 2;
+            while !taken.insert(name.clone()) {
+                name = format!("{}_{n}", field.name());
+                n += 1;
+            }
+            let mut key = serde_json::to_vec(&name).map_err(std::io::Error::other)?;
+            key.push(b':');
+            Ok(key)
+        })
+        .collect()
+}
+
 /// Turns batches into body chunks, keeping what a format needs between them.
 enum Encoder {
-    NdJson { names: Vec<String> },
-    Csv { header: bool },
+    /// Each column's key, JSON-encoded with its `:`, in column order.
+    NdJson {
+        keys: Vec<Vec<u8>>,
+    },
+    Csv {
+        header: bool,
+    },
     Arrow(Box<StreamWriter<Vec<u8>>>),
 }
 
@@ -52,7 +78,7 @@ impl Encoder {
     fn new(encoding: Encoding, schema: &SchemaRef) -> std::io::Result<Self> {
         Ok(match encoding {
             Encoding::NdJson => Self::NdJson {
-                names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+                keys: object_keys(schema)?,
             },
             Encoding::Csv => Self::Csv { header: true },
             Encoding::Arrow => Self::Arrow(Box::new(
@@ -64,13 +90,18 @@ impl Encoder {
     /// The bytes for one batch (the CSV header and the IPC schema come first).
     fn encode(&mut self, batch: &RecordBatch) -> std::io::Result<Bytes> {
         match self {
-            Self::NdJson { names } => {
+            Self::NdJson { keys } => {
                 let mut out = Vec::new();
                 for row in results::rows(batch) {
-                    let object: Map<String, Value> = names.iter().cloned().zip(row).collect();
-                    serde_json::to_writer(&mut out, &Value::Object(object))
-                        .map_err(std::io::Error::other)?;
-                    out.push(b'\n');
+                    out.push(b'{');
+                    for (i, (key, value)) in keys.iter().zip(&row).enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(key);
+                        serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
+                    }
+                    out.extend_from_slice(b"}\n");
                 }
                 Ok(out.into())
             }

@@ -203,13 +203,19 @@ async fn only_queries_run_and_errors_name_the_problem() {
         &sql(&server, json!({"sql": "SELEC 1"})).await,
         400,
         "syntax_error",
-        &["SELEC"],
+        &["sql parser error", "SELEC", "Line: 1, Column: 1"],
     );
     assert_error(
         &sql(&server, json!({"sql": "SELECT * FROM crm.main.nope"})).await,
         400,
         "invalid_query",
-        &["nope"],
+        &["table 'crm.main.nope' not found"],
+    );
+    assert_error(
+        &sql(&server, json!({"sql": "SELECT * FROM crm.nope"})).await,
+        400,
+        "invalid_query",
+        &["table 'crm.nope' not found"],
     );
     assert_error(
         &sql(&server, json!({"sql": "SELECT colour FROM crm.customers"})).await,
@@ -337,6 +343,13 @@ async fn results_stream_as_ndjson_csv_and_arrow() {
             json!({"id": 1, "name": "Acme Tools", "credit_limit": "5000.00"}),
             json!({"id": 2, "name": "Borealis Energy", "credit_limit": "250000.00"}),
         ]
+    );
+    // Keys in column order; a repeated name is numbered, not lost.
+    let twice = json!({"sql": "SELECT c.name, c.id, o.id FROM crm.customers c JOIN crm.customers o ON o.id = c.id WHERE c.id = 1"});
+    let (_, _, body) = server.sql_as("application/x-ndjson", twice).await;
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "{\"name\":\"Acme Tools\",\"id\":1,\"id_2\":1}\n"
     );
 
     let (status, content_type, body) = server.sql_as("text/csv", query.clone()).await;
