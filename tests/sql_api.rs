@@ -644,6 +644,19 @@ async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
     assert_eq!(ask(json!([5_000_000_000_i64])).await["rows"], json!([]));
     assert_eq!(ask(json!(["8"])).await["rows"], json!([[8, "n8", "12.00"]]));
 
+    // Unnamed aggregates under ORDER BY (the shape of a dashboard query).
+    let grouped = format!(
+        "SELECT name, count(*), sum(price) FROM pg.{schema}.fast GROUP BY name ORDER BY 1 LIMIT 2"
+    );
+    for _ in 0..2 {
+        let (status, body) = sql(&server, json!({"sql": grouped})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["rows"],
+            json!([["n1", 1, "1.50"], ["n10", 1, "15.00"]])
+        );
+    }
+
     // By name and by a numeric comparison, and across sources: the same answers.
     let by_name = format!("SELECT k FROM pg.{schema}.fast WHERE name = $1");
     for _ in 0..2 {

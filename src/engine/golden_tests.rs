@@ -106,6 +106,7 @@ const QUERIES: &[&str] = &[
     "SELECT count(*), min(placed), max(total), avg(total) FROM S.orders WHERE placed >= DATE '2024-01-01'",
     "SELECT country, sum(credit) FROM S.customers GROUP BY country ORDER BY country",
     "SELECT name FROM S.customers WHERE country IN ('DE', 'FR', 'IT', 'NL') ORDER BY name NULLS FIRST LIMIT 5",
+    "SELECT country, count(*), sum(credit) FROM S.customers GROUP BY country ORDER BY 1 LIMIT 3",
 ];
 
 async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> String {

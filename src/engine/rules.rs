@@ -44,13 +44,43 @@ pub fn optimizer_rules(
 ///   call it `derived_projection`).
 pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
     let plan = name_derived_tables(plan)?;
-    // The root too: its select list must be in the plan's column order.
+    name_root(plan)
+}
+
+/// The root too: its select list must be in the plan's column order, with
+/// every computed column named. Under a sort or limit, the projection (or
+/// aggregate) below is named in place: a projection put over the sort
+/// would make the unparser write the sorted part as a derived table whose
+/// unnamed aggregates the outer select could not refer to.
+fn name_root(plan: LogicalPlan) -> Result<LogicalPlan> {
     match plan {
-        LogicalPlan::Aggregate(_) | LogicalPlan::Sort(_) | LogicalPlan::Projection(_) => {
-            Ok(named_projection(plan)?.0)
-        }
+        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) => Ok(named_projection(plan)?.0),
+        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => match name_below(&plan)? {
+            Some(named) => Ok(named),
+            None if matches!(plan, LogicalPlan::Sort(_)) => Ok(named_projection(plan)?.0),
+            None => Ok(plan),
+        },
         other => Ok(other),
     }
+}
+
+/// A chain of sorts and limits with the projection or aggregate under it
+/// named in place; `None` when the chain ends in anything else.
+fn name_below(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    let Some(below) = plan.inputs().first().copied() else {
+        return Ok(None);
+    };
+    let named = match below {
+        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) => {
+            named_projection(below.clone())?.0
+        }
+        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => match name_below(below)? {
+            Some(named) => named,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(plan.with_new_exprs(plan.expressions(), vec![named])?))
 }
 
 fn name_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
