@@ -378,3 +378,30 @@ async fn q21_semi_and_anti_joins_run_inside_mariadb() {
     );
     server.stop().await;
 }
+
+/// q05 joins customer and supplier on their nation keys: regrouped into
+/// one PostgreSQL statement that join would return customers × suppliers
+/// per nation. Tables of a source are only grouped on a key, so customer
+/// stays apart; supplier ⋈ nation ⋈ region (keys) go together.
+#[tokio::test]
+async fn q05_never_joins_two_tables_of_a_source_on_a_non_key() {
+    load_data();
+    let sql = std::fs::read_to_string(tpch_dir().join("queries/q05.sql")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tpch_server(dir.path()).await;
+    let statements = server.source_statements(&sql).await;
+    for (_, sql) in &statements {
+        assert!(
+            !(sql.contains("\"customer\"") && sql.contains("\"supplier\"")),
+            "{sql}"
+        );
+    }
+    assert!(
+        statements.iter().any(|(source, sql)| source == "pg"
+            && sql.contains("\"supplier\"")
+            && sql.contains("JOIN")
+            && sql.contains("\"region\"")),
+        "{statements:#?}"
+    );
+    server.stop().await;
+}

@@ -95,6 +95,26 @@ pub fn build(
     Ok(Arc::new(list))
 }
 
+/// `source.schema.table.column` for every one-column primary key and
+/// unique constraint of the catalog (join regrouping only joins tables of a
+/// source on keys).
+pub fn one_column_keys(snapshot: &CatalogSnapshot) -> std::collections::HashSet<String> {
+    let mut keys = std::collections::HashSet::new();
+    for (source, entry) in &snapshot.sources {
+        let Some(model) = &entry.schema else {
+            continue;
+        };
+        for (schema, table) in model.tables() {
+            for key in table.primary_key.iter().chain(&table.unique_constraints) {
+                if let [column] = key.columns.as_slice() {
+                    keys.insert(format!("{source}.{schema}.{}.{column}", table.name));
+                }
+            }
+        }
+    }
+    keys
+}
+
 /// A table a bare name may mean: its full `source.schema.table` name and provider.
 type Candidate = (String, Arc<dyn TableProvider>);
 

@@ -7,11 +7,11 @@
 //! merged into the source's sub-plan; its inputs are federated separately
 //! and the node runs in DataFusion.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::common::not_impl_err;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, not_impl_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Extension, Filter, LogicalPlan, Projection, TableScan};
@@ -25,11 +25,45 @@ use super::{join_groups, partial_aggregates, pushdown};
 #[derive(Debug)]
 pub struct FederateSources {
     kinds: HashMap<String, SourceKind>,
+    /// `source.schema.table.column` of every one-column key in the catalog.
+    keys: HashSet<String>,
 }
 
 impl FederateSources {
-    pub fn new(kinds: HashMap<String, SourceKind>) -> Self {
-        Self { kinds }
+    pub fn new(kinds: HashMap<String, SourceKind>, keys: HashSet<String>) -> Self {
+        Self { kinds, keys }
+    }
+
+    /// True when `column` of `plan` (one table, scanned, filtered or
+    /// projected) is a one-column key of that table.
+    fn is_key(&self, plan: &LogicalPlan, column: &Column) -> bool {
+        let mut tables = Vec::new();
+        let mut shaped = false;
+        let _ = plan.apply(|node| {
+            match node {
+                LogicalPlan::TableScan(scan) => tables.push(scan.table_name.clone()),
+                LogicalPlan::Join(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Unnest(_) => shaped = true,
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        match (tables.as_slice(), shaped) {
+            ([table], false) => {
+                let key = format!(
+                    "{}.{}.{}.{}",
+                    table.catalog().unwrap_or_default(),
+                    table.schema().unwrap_or_default(),
+                    table.table(),
+                    column.name
+                );
+                self.keys.contains(&key)
+            }
+            _ => false,
+        }
     }
 
     fn pushable(&self, plan: &LogicalPlan, provider: &FederationProviderRef) -> bool {
@@ -63,7 +97,8 @@ impl OptimizerRule for FederateSources {
             LogicalPlan::TableScan(_) => project_all(plan)?,
             other => other,
         };
-        let plan = join_groups::group_by_source(plan, &|p| self.source_of(p))?;
+        let plan =
+            join_groups::group_by_source(plan, &|p| self.source_of(p), &|p, c| self.is_key(p, c))?;
         let plan = partial_aggregates::push_partials(plan, &|side, other, partial| {
             Ok(match (self.scan_plan(side)?, self.scan_plan(other)?) {
                 (Scan::One(_), Scan::One(o)) if o.compute_context() == self.source_of(side)? => {

@@ -10,8 +10,9 @@
 //! onto the one table they filter.
 //!
 //! Only inner equi-joins are reordered (where order never changes the
-//! answer); tables of one source are grouped only when join conditions
-//! connect them, never into a cross join. The regrouped tree ends in a
+//! answer); tables of one source are grouped only when they join on a key
+//! (so a group's statement never returns more rows than its tables), never
+//! into a cross join. The regrouped tree ends in a
 //! projection, so its output is what it was.
 
 use std::sync::Arc;
@@ -25,12 +26,20 @@ use datafusion::logical_expr::{Expr, Join, JoinConstraint, JoinType, LogicalPlan
 /// Which source a plan reads (`None`: several, or none to federate).
 pub type SourceOf<'a> = &'a dyn Fn(&LogicalPlan) -> Result<Option<String>>;
 
+/// True when a column of a join input is a key of it (no two rows share a
+/// value): its table's one-column primary key or unique constraint.
+pub type IsKey<'a> = &'a dyn Fn(&LogicalPlan, &Column) -> bool;
+
 /// Every inner-join tree of `plan`, regrouped by source where that puts
 /// tables of one source together.
-pub fn group_by_source(plan: LogicalPlan, source_of: SourceOf<'_>) -> Result<LogicalPlan> {
+pub fn group_by_source(
+    plan: LogicalPlan,
+    source_of: SourceOf<'_>,
+    is_key: IsKey<'_>,
+) -> Result<LogicalPlan> {
     plan.transform_up(|node| {
         let node = semi_join_to_leaf(node)?;
-        regroup(node.data, source_of).map(|t| {
+        regroup(node.data, source_of, is_key).map(|t| {
             let changed = node.transformed || t.transformed;
             Transformed::new_transformed(t.data, changed)
         })
@@ -211,7 +220,11 @@ fn leaf_of(expr: &Expr, leaves: &[LogicalPlan]) -> Option<usize> {
     leaves.iter().position(|leaf| within(expr, leaf.schema()))
 }
 
-fn regroup(node: LogicalPlan, source_of: SourceOf<'_>) -> Result<Transformed<LogicalPlan>> {
+fn regroup(
+    node: LogicalPlan,
+    source_of: SourceOf<'_>,
+    is_key: IsKey<'_>,
+) -> Result<Transformed<LogicalPlan>> {
     let LogicalPlan::Join(join) = &node else {
         return Ok(Transformed::no(node));
     };
@@ -229,33 +242,53 @@ fn regroup(node: LogicalPlan, source_of: SourceOf<'_>) -> Result<Transformed<Log
         .map(source_of)
         .collect::<Result<Vec<_>>>()?;
 
-    // Leaves of one source that join conditions connect: one group.
-    let mut group: Vec<usize> = (0..flat.leaves.len()).collect();
-    fn root(group: &mut [usize], mut i: usize) -> usize {
-        while group[i] != i {
-            i = group[i];
-        }
-        i
-    }
-    for condition in &flat.conditions {
-        let Condition::Equal(l, r) = condition else {
-            continue;
-        };
-        let (Some(a), Some(b)) = (leaf_of(l, &flat.leaves), leaf_of(r, &flat.leaves)) else {
-            continue;
-        };
-        if a != b && sources[a].is_some() && sources[a] == sources[b] {
-            let (ra, rb) = (root(&mut group, a), root(&mut group, b));
-            group[ra.max(rb)] = ra.min(rb);
-        }
-    }
+    // Leaves of one source joined on a key: one group. A group only takes
+    // a table that matches at most one row per row of the group (its join
+    // column is a key of it, or the group is one table joined on its own
+    // key), so a group's statement never returns more rows than its
+    // tables: customer and supplier joined on their nation keys (TPC-H q05)
+    // would multiply, and stay apart.
+    let n = flat.leaves.len();
+    let key =
+        |leaf: usize, expr: &Expr| matches!(expr, Expr::Column(c) if is_key(&flat.leaves[leaf], c));
+    let mut assigned = vec![false; n];
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for leaf in 0..flat.leaves.len() {
-        let r = root(&mut group, leaf);
-        match groups.iter_mut().find(|g| g[0] == r) {
-            Some(g) => g.push(leaf),
-            None => groups.push(vec![leaf]),
+    for start in 0..n {
+        if assigned[start] {
+            continue;
         }
+        assigned[start] = true;
+        let mut group = vec![start];
+        while sources[start].is_some() {
+            let joins_on_a_key = |x: usize| {
+                flat.conditions.iter().any(|condition| {
+                    let Condition::Equal(l, r) = condition else {
+                        return false;
+                    };
+                    let (Some(a), Some(b)) = (leaf_of(l, &flat.leaves), leaf_of(r, &flat.leaves))
+                    else {
+                        return false;
+                    };
+                    let (inside, inside_expr, outside_expr) = if group.contains(&a) && b == x {
+                        (a, l, r)
+                    } else if group.contains(&b) && a == x {
+                        (b, r, l)
+                    } else {
+                        return false;
+                    };
+                    key(x, outside_expr) || (group.len() == 1 && key(inside, inside_expr))
+                })
+            };
+            let next =
+                (0..n).find(|&x| !assigned[x] && sources[x] == sources[start] && joins_on_a_key(x));
+            let Some(x) = next else {
+                break;
+            };
+            assigned[x] = true;
+            group.push(x);
+        }
+        group.sort_unstable();
+        groups.push(group);
     }
     // Nothing to gain when every group already is a subtree of the join.
     let already = |g: &Vec<usize>| {

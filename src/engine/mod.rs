@@ -286,7 +286,10 @@ fn session_state(
         .with_config(config)
         .with_default_features()
         .with_catalog_list(catalogs)
-        .with_optimizer_rules(rules::optimizer_rules(executor::compute_contexts(snapshot)))
+        .with_optimizer_rules(rules::optimizer_rules(
+            executor::compute_contexts(snapshot),
+            catalog::one_column_keys(snapshot),
+        ))
         .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
         .build())
 }

@@ -1,7 +1,7 @@
 //! The optimizer rules of the engine: DataFusion's own, then federation —
 //! and the plan rewrites that make the federated SQL correct.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -20,12 +20,14 @@ use super::federate::FederateSources;
 /// table scan and go into that source's SQL. (datafusion-federation inserts
 /// its rule before them, which leaves those filters in DataFusion and
 /// fetches whole tables.) `kinds` maps each source's federation compute
-/// context to its kind, for the pushdown rules.
+/// context to its kind, for the pushdown rules; `keys` lists every
+/// one-column key (`source.schema.table.column`), for join regrouping.
 pub fn optimizer_rules(
     kinds: HashMap<String, SourceKind>,
+    keys: HashSet<String>,
 ) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
-    rules.push(Arc::new(FederateSources::new(kinds)));
+    rules.push(Arc::new(FederateSources::new(kinds, keys)));
     rules
 }
 
