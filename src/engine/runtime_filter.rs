@@ -27,7 +27,7 @@ use tributary_schema_cache::SourceKind;
 
 /// The most join keys sent to a source as a list; larger build sides send
 /// their key bounds only.
-pub const MAX_KEYS: usize = 10_000;
+pub const MAX_KEYS: usize = 50_000;
 
 /// Keys per `IN (…)` list; longer lists are several lists joined by OR
 /// (some databases cap a list at 1,000 items, and parsers handle short
