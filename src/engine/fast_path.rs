@@ -1,9 +1,10 @@
 //! The fast path for single-source queries (a plan-shape cache). A query
-//! whose whole plan is one statement for one PostgreSQL source is planned
-//! once per query text, with its `$n` parameters left open; later requests
-//! with the same text skip parsing, planning and optimizing and send that
-//! statement straight to the source with the values bound there (a
-//! prepared statement PostgreSQL keeps per connection).
+//! text sent a second time whose whole plan is one statement for one
+//! PostgreSQL source is planned once more, with its `$n` parameters left
+//! open; later requests with the same text skip parsing, planning and
+//! optimizing and send that statement straight to the source with the
+//! values bound there (a prepared statement PostgreSQL keeps per
+//! connection).
 //!
 //! The answer is the slow path's: a shape is only kept when the plan with
 //! open parameters sends one statement to the same source with the same
@@ -34,6 +35,10 @@ const MAX_SHAPES: usize = 1_024;
 /// What is known about a query text.
 #[derive(Clone)]
 pub enum Shape {
+    /// Sent once: learning its shape (a second planning) waits for the
+    /// text to come again, so clients that inline their values (a new text
+    /// each time) never pay for it.
+    Seen,
     /// One statement for one source, parameters open.
     Direct(Arc<Direct>),
     /// Anything else: the full planner every time.

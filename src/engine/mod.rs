@@ -199,9 +199,13 @@ impl Engine {
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let task = Arc::new(frame.task_ctx());
         let physical = frame.create_physical_plan().await?;
-        if shape.is_none() {
-            let learned = self.learn(&session, sql, physical.as_ref(), &schema).await;
-            session.shapes.insert(sql, learned);
+        match shape {
+            None => session.shapes.insert(sql, fast_path::Shape::Seen),
+            Some(fast_path::Shape::Seen) => {
+                let learned = self.learn(&session, sql, physical.as_ref(), &schema).await;
+                session.shapes.insert(sql, learned);
+            }
+            Some(_) => {}
         }
         let stream = execute_stream(physical, task)?;
         Ok(QueryOutput { schema, stream })
