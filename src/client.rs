@@ -57,16 +57,22 @@ impl Client {
         }
     }
 
-    async fn call(
+    /// Sends a request (with the token, and `accept` when given); a
+    /// response that is not a success becomes the server's error.
+    async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> Result<Value, ClientError> {
+        accept: Option<&str>,
+    ) -> Result<(String, reqwest::Response), ClientError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -79,13 +85,27 @@ impl Client {
                 source,
             })?;
         let status = response.status();
+        if !status.is_success() {
+            let text = response
+                .text()
+                .await
+                .map_err(|source| ClientError::Unreachable { url, source })?;
+            return Err(ClientError::from_body(status, text));
+        }
+        Ok((url, response))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        let (url, response) = self.send(method, path, body, None).await?;
         let text = response
             .text()
             .await
             .map_err(|source| ClientError::Unreachable { url, source })?;
-        if !status.is_success() {
-            return Err(ClientError::from_body(status, text));
-        }
         Ok(if text.is_empty() {
             Value::Null
         } else {
@@ -206,32 +226,16 @@ pub async fn sql(
 ) -> Result<(), ClientError> {
     let client = Client::new(server);
     if format == OutputFormat::Csv && !explain {
-        let url = format!("{}/api/sql", client.base);
-        let mut request = client
-            .http
-            .post(&url)
-            .header("accept", "text/csv")
-            .json(&json!({ "sql": query }));
-        if let Some(token) = &client.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response
-                .text()
-                .await
-                .map_err(|source| ClientError::Unreachable { url, source })?;
-            return Err(ClientError::from_body(status, text));
-        }
+        let body = json!({ "sql": query });
+        let (url, mut response) = client
+            .send(
+                reqwest::Method::POST,
+                "/api/sql",
+                Some(body),
+                Some("text/csv"),
+            )
+            .await?;
         // Printed as it arrives: an export is never held here.
-        let mut response = response;
         let mut out = std::io::stdout().lock();
         while let Some(chunk) =
             response

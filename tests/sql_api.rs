@@ -395,17 +395,20 @@ async fn results_stream_as_ndjson_csv_and_arrow() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
+/// A server over a 5,000-row PostgreSQL table `big` (k = 1..5000) and a
+/// MariaDB table `small` holding `keys`: (server, its data dir, schema, database).
+async fn big_and_small(keys: &[i64]) -> (TestServer, tempfile::TempDir, String, String) {
     let schema = common::postgres_schema(
         "CREATE TABLE big (k int PRIMARY KEY, v text);
          INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
          ANALYZE big;",
     )
     .await;
-    let database = common::mariadb_database(
-        "CREATE TABLE small (k INT PRIMARY KEY); INSERT INTO small VALUES (1), (2), (3); ANALYZE TABLE small;",
-    )
+    let values: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+    let database = common::mariadb_database(&format!(
+        "CREATE TABLE small (k INT PRIMARY KEY); INSERT INTO small VALUES {}; ANALYZE TABLE small;",
+        values.join(", ")
+    ))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
@@ -413,6 +416,22 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
     server.register(pg).await;
     let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
     server.register(my).await;
+    (server, dir, schema, database)
+}
+
+/// Rows a source has delivered so far (`tributary_source_rows_total`).
+async fn rows_read(server: &TestServer, source: &str) -> Option<u64> {
+    let (_, metrics) = server.get_text("/metrics").await;
+    let prefix = format!("tributary_source_rows_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
+    let (server, _dir, schema, database) = big_and_small(&[1, 2, 3]).await;
 
     // The big table is named first; the estimates make the small one the build side.
     let query =
@@ -432,16 +451,10 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
 
     // Semi-join reduction: the big side's SQL is narrowed to the small side's
     // keys at run time, so it reads a handful of rows, not 5,000.
-    let (_, metrics) = server.get_text("/metrics").await;
-    let read = |source: &str| -> Option<u64> {
-        let prefix = format!("tributary_source_rows_total{{source=\"{source}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map(|n| n.trim().parse().unwrap())
-    };
-    assert_eq!(read("my"), Some(3), "{metrics}");
-    let big = read("pg").expect("rows read from pg are counted");
+    assert_eq!(rows_read(&server, "my").await, Some(3));
+    let big = rows_read(&server, "pg")
+        .await
+        .expect("rows read from pg are counted");
     assert!(big <= 3, "the join read {big} rows of the big table");
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
@@ -454,40 +467,18 @@ async fn the_catalog_row_estimates_pick_the_hash_join_build_side() {
 /// 2,499.
 #[tokio::test]
 async fn a_thousand_join_keys_reach_the_other_source_as_lists() {
-    let schema = common::postgres_schema(
-        "CREATE TABLE big (k int PRIMARY KEY, v text);
-         INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
-         ANALYZE big;",
-    )
-    .await;
-    let odd: Vec<String> = (0..1250).map(|i| format!("({})", 2 * i + 1)).collect();
-    let database = common::mariadb_database(&format!(
-        "CREATE TABLE keys_ (k INT PRIMARY KEY); INSERT INTO keys_ VALUES {}; ANALYZE TABLE keys_;",
-        odd.join(", ")
-    ))
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    server.register(pg).await;
-    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    server.register(my).await;
+    let odd: Vec<i64> = (0..1250).map(|i| 2 * i + 1).collect();
+    let (server, _dir, schema, database) = big_and_small(&odd).await;
 
     let query = format!(
-        "SELECT b.k, b.v FROM pg.{schema}.big b JOIN my.{database}.keys_ s ON b.k = s.k ORDER BY b.k"
+        "SELECT b.k, b.v FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k ORDER BY b.k"
     );
     let rows = rows(&server, &query).await;
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 1250);
     assert_eq!(rows[0], json!([1, "v1"]));
     assert_eq!(rows[1249], json!([2499, "v2499"]));
-    let (_, metrics) = server.get_text("/metrics").await;
-    let read = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tributary_source_rows_total{source=\"pg\"} "))
-        .map(|n| n.trim().parse::<u64>().unwrap())
-        .expect("rows read from pg are counted");
-    assert_eq!(read, 1250, "{metrics}");
+    assert_eq!(rows_read(&server, "pg").await, Some(1250));
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;
@@ -623,8 +614,10 @@ async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
             body
         }
     };
+    // Planned the first two times (the second learns the shape), then direct.
     let first = ask(json!([7])).await;
     assert_eq!(first["rows"], json!([[7, "n7", "10.50"]]));
+    assert_eq!(ask(json!([3])).await["rows"], json!([[3, "n3", "4.50"]]));
     let second = ask(json!([42])).await;
     assert_eq!(second["rows"], json!([[42, "n42", "63.00"]]));
     assert_eq!(first["columns"], second["columns"], "same schema both ways");
@@ -648,7 +641,7 @@ async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
     let grouped = format!(
         "SELECT name, count(*), sum(price) FROM pg.{schema}.fast GROUP BY name ORDER BY 1 LIMIT 2"
     );
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (status, body) = sql(&server, json!({"sql": grouped})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
@@ -659,19 +652,19 @@ async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
 
     // By name and by a numeric comparison, and across sources: the same answers.
     let by_name = format!("SELECT k FROM pg.{schema}.fast WHERE name = $1");
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (_, body) = sql(&server, json!({"sql": by_name, "params": ["n9"]})).await;
         assert_eq!(body["rows"], json!([[9]]));
     }
     let cheap = format!("SELECT count(*) FROM pg.{schema}.fast WHERE price < $1");
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (_, body) = sql(&server, json!({"sql": cheap, "params": [3.1]})).await;
         assert_eq!(body["rows"], json!([[2]]));
     }
     let across = format!(
         "SELECT f.name, c.name FROM pg.{schema}.fast f JOIN crm.customers c ON c.id = f.k WHERE f.k = $1"
     );
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (status, body) = sql(&server, json!({"sql": across, "params": [1]})).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["rows"].as_array().unwrap().len(), 1, "{body}");

@@ -144,14 +144,14 @@ impl SQLExecutor for SourceExecutor {
     async fn statistics(&self, plan: &LogicalPlan) -> Result<Statistics> {
         let mut statistics = Statistics::new_unknown(plan.schema().as_arrow());
         let mut tables = Vec::new();
-        let mut filtered = false;
+        let mut narrowed = false;
         let mut shaped = false;
         plan.apply(|node| {
             match node {
                 LogicalPlan::TableScan(scan) => tables.push(scan.table_name.clone()),
                 // A grouped table has at most as many rows as the table: the
                 // estimate stays an upper bound (partial aggregates are that).
-                LogicalPlan::Filter(_) | LogicalPlan::Aggregate(_) => filtered = true,
+                LogicalPlan::Filter(_) | LogicalPlan::Aggregate(_) => narrowed = true,
                 LogicalPlan::Join(_) | LogicalPlan::Limit(_) | LogicalPlan::Distinct(_) => {
                     shaped = true;
                 }
@@ -166,7 +166,7 @@ impl SQLExecutor for SourceExecutor {
             );
             if let Some(rows) = self.row_estimates.get(&key) {
                 let rows = usize::try_from(*rows).unwrap_or(usize::MAX);
-                statistics.num_rows = Precision::Inexact(if filtered { rows / 3 } else { rows });
+                statistics.num_rows = Precision::Inexact(if narrowed { rows / 3 } else { rows });
             }
         }
         Ok(statistics)

@@ -17,7 +17,7 @@
 //! CHAR columns come out of MySQL without their padding, as PostgreSQL
 //! compares them, so the bytes of `'R'` in a CHAR(1) equal those of `'R'`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -74,11 +74,15 @@ impl ScalarUDFImpl for Utf8Bytes {
     }
 }
 
-fn bytes(expr: Expr) -> Expr {
-    let udf = ScalarUDF::from(Utf8Bytes {
+/// The one instance of the bytes function.
+static BYTES_UDF: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| {
+    Arc::new(ScalarUDF::from(Utf8Bytes {
         signature: Signature::any(1, Volatility::Immutable),
-    });
-    Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), vec![expr]))
+    }))
+});
+
+fn bytes(expr: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(BYTES_UDF.clone(), vec![expr]))
 }
 
 fn is_string_type(data_type: &DataType) -> bool {

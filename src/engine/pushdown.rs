@@ -193,7 +193,7 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                     // (one byte there, one character here) and escapes are absent.
                     SourceKind::Mysql | SourceKind::Mariadb => {
                         !like.case_insensitive
-                            && crate::engine::mysql_strings::byte_like_pattern(&like.pattern)
+                            && super::mysql_strings::byte_like_pattern(&like.pattern)
                     }
                     SourceKind::Sqlite => false,
                 }
