@@ -16,13 +16,17 @@ use tributary_schema_cache::{
     CacheError, CatalogStore, FileCatalogStore, PersistedCatalog, SchemaCache,
 };
 
+use crate::auth::jwt::{JwtError, JwtVerifier};
+use crate::auth::keys;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::metadata::{MetadataStore, SqliteMetadataStore};
 use crate::metrics::Metrics;
+use crate::permissions::Permissions;
+use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
 use crate::state::AppState;
-use crate::{admin, health, sql_api};
+use crate::{admin, auth, health, sql_api, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,10 @@ pub enum StartError {
     Sources(#[from] crate::sources::SourceError),
     #[error("cannot start the SQL engine: {0}")]
     Engine(#[from] crate::engine::EngineError),
+    #[error("invalid [jwt] configuration: {0}")]
+    Jwt(#[from] JwtError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,6 +64,8 @@ pub enum StartError {
 /// A built server, listening but not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// `None`: plain HTTP.
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
 }
 
@@ -64,6 +74,8 @@ impl Application {
     /// listen address (port 0 picks a free one — tests do that).
     pub async fn build(config: ServerConfig) -> Result<Self, StartError> {
         let listen = config.listen;
+        // First: a refused transport or a bad certificate must not leave a data directory behind.
+        let tls = tls::server_acceptor(listen, config.tls.as_ref(), config.allow_http)?;
         let state = open_state(config, DataAccess::Owner).await?;
         let listener = TcpListener::bind(listen)
             .await
@@ -71,7 +83,11 @@ impl Application {
                 addr: listen,
                 source,
             })?;
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            tls,
+            state,
+        })
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -94,9 +110,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let refresher = spawn_refresh_loop(self.state.clone());
         let router = router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = tls::serve(self.listener, router, self.tls, shutdown).await;
         refresher.abort();
         served
     }
@@ -154,11 +168,26 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         metrics.clone(),
     ));
     sources.load().await?;
+    if access == DataAccess::Owner
+        && let Some(token) = &config.admin_token
+    {
+        store.set_bootstrap_key(&keys::hash(token)).await?;
+    }
+    let permissions = Arc::new(Permissions::load(store.as_ref()).await?);
     let engine = Arc::new(Engine::new(
         cache.clone(),
         sources.clone(),
+        permissions.clone(),
         metrics.clone(),
     )?);
+    let jwt = match &config.jwt {
+        Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt.clone())?)),
+        None => None,
+    };
+    let rate_limiter = config
+        .rate_limit
+        .clone()
+        .map(|limits| Arc::new(RateLimiter::new(limits)));
     Ok(AppState {
         config: Arc::new(config),
         cache,
@@ -166,6 +195,9 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         sources,
         metrics,
         engine,
+        permissions,
+        jwt,
+        rate_limiter,
     })
 }
 
@@ -199,12 +231,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The data routes. Until roles and API keys exist they need the admin token,
-/// like the admin routes: no data leaves without credentials.
+/// The data routes: any authenticated role (or the anonymous one); what
+/// each may read is decided by its permissions, in the plan.
 fn data_router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/sql", post(sql_api::run))
-        .route_layer(middleware::from_fn_with_state(state, admin::require_admin))
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
 }
 
 fn spawn_refresh_loop(state: AppState) -> JoinHandle<()> {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{ConfigError, FileConfig, Overrides, ServerConfig};
@@ -171,6 +172,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `tributary=debug` [default: info].
     #[arg(long, env = "TRIBUTARY_LOG")]
     pub log: Option<String>,
+    /// PEM certificate chain to serve HTTPS with (with --tls-key).
+    #[arg(long, env = "TRIBUTARY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TRIBUTARY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback (e.g. behind a proxy that terminates TLS).
+    #[arg(long, env = "TRIBUTARY_ALLOW_HTTP", value_parser = BoolishValueParser::new())]
+    pub allow_http: bool,
 }
 
 impl ServeArgs {
@@ -188,6 +198,10 @@ impl ServeArgs {
                 admin_token: self.admin_token.clone(),
                 refresh_interval_secs: self.refresh_interval_secs,
                 log: self.log.clone(),
+                tls_cert: self.tls_cert.clone(),
+                tls_key: self.tls_key.clone(),
+                // A flag cannot tell "false" from "not given": only `true` overrides the file.
+                allow_http: self.allow_http.then_some(true),
             },
         )
     }
@@ -201,6 +215,9 @@ pub struct DemoArgs {
     /// Directory for the demo's databases and data; emptied on every start.
     #[arg(long, default_value = "./tributary-demo")]
     pub data_dir: PathBuf,
+    /// Serve plain HTTP on an address other than loopback.
+    #[arg(long, env = "TRIBUTARY_ALLOW_HTTP", value_parser = BoolishValueParser::new())]
+    pub allow_http: bool,
 }
 
 /// Where the admin commands find the server.

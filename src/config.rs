@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::jwt::JwtConfig;
+use crate::rate_limit::RateLimitConfig;
+use crate::tls::TlsFiles;
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +46,18 @@ pub struct FileConfig {
     pub query_timeout_secs: Option<u64>,
     /// Most rows one SQL endpoint response carries.
     pub max_rows: Option<usize>,
+    /// PEM certificate chain to serve HTTPS with (together with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback.
+    pub allow_http: Option<bool>,
+    /// JWT bearer tokens (`[jwt]`).
+    pub jwt: Option<JwtConfig>,
+    /// Request rate limits (`[rate_limit]`).
+    pub rate_limit: Option<RateLimitConfig>,
+    /// The role of requests without credentials; without it they get 401.
+    pub anonymous_role: Option<String>,
 }
 
 impl FileConfig {
@@ -78,6 +94,9 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     pub refresh_interval_secs: Option<u64>,
     pub log: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub allow_http: Option<bool>,
 }
 
 /// The resolved configuration the server runs with.
@@ -93,6 +112,15 @@ pub struct ServerConfig {
     pub log: String,
     pub query_timeout: Duration,
     pub max_rows: usize,
+    /// HTTPS certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP was asked for: without TLS, an address other than
+    /// loopback is served only then ([`crate::tls::server_acceptor`]).
+    pub allow_http: bool,
+    pub jwt: Option<JwtConfig>,
+    pub rate_limit: Option<RateLimitConfig>,
+    /// The role of requests without credentials (`None`: they get 401).
+    pub anonymous_role: Option<String>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -109,6 +137,11 @@ impl fmt::Debug for ServerConfig {
             .field("log", &self.log)
             .field("query_timeout", &self.query_timeout)
             .field("max_rows", &self.max_rows)
+            .field("tls", &self.tls)
+            .field("allow_http", &self.allow_http)
+            .field("jwt", &self.jwt)
+            .field("rate_limit", &self.rate_limit)
+            .field("anonymous_role", &self.anonymous_role)
             .finish()
     }
 }
@@ -142,6 +175,37 @@ impl ServerConfig {
                 message: "use at least 16 characters".into(),
             });
         }
+        let tls = match (
+            overrides.tls_cert.or(file.tls_cert),
+            overrides.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(tls_pair_error("tls_key", "tls_cert")),
+            (None, Some(_)) => return Err(tls_pair_error("tls_cert", "tls_key")),
+        };
+        if let Some(jwt) = &file.jwt {
+            jwt.validate().map_err(|e| ConfigError::Invalid {
+                name: "jwt",
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(rate_limit) = &file.rate_limit {
+            rate_limit
+                .validate()
+                .map_err(|message| ConfigError::Invalid {
+                    name: "rate_limit",
+                    message,
+                })?;
+        }
+        if let Some(role) = &file.anonymous_role
+            && (!crate::auth::is_role_name(role) || role == crate::permissions::ADMIN_ROLE)
+        {
+            return Err(ConfigError::Invalid {
+                name: "anonymous_role",
+                message: format!("`{role}` cannot be the anonymous role"),
+            });
+        }
         let interval = overrides
             .refresh_interval_secs
             .or(file.refresh_interval_secs)
@@ -165,7 +229,25 @@ impl ServerConfig {
                     .max(1),
             ),
             max_rows: file.max_rows.unwrap_or(Self::DEFAULT_MAX_ROWS).max(1),
+            tls,
+            allow_http: overrides.allow_http.or(file.allow_http).unwrap_or(false),
+            jwt: file.jwt,
+            rate_limit: file.rate_limit,
+            anonymous_role: file.anonymous_role,
         })
+    }
+}
+
+/// One of the certificate and key without the other (`tls_cert` / `tls_key`).
+fn tls_pair_error(missing: &'static str, given: &str) -> ConfigError {
+    let flag = |key: &str| format!("--{}", key.replace('_', "-"));
+    ConfigError::Invalid {
+        name: missing,
+        message: format!(
+            "{} ({given}) is given without {} ({missing}): HTTPS needs both",
+            flag(given),
+            flag(missing)
+        ),
     }
 }
 
@@ -220,5 +302,103 @@ mod tests {
             ..Overrides::default()
         };
         assert!(ServerConfig::resolve(FileConfig::default(), short).is_err());
+    }
+
+    #[test]
+    fn tls_files_and_allow_http_come_from_the_file_or_the_overrides() {
+        let file =
+            FileConfig::parse("tls_cert = \"/etc/t/cert.pem\"\ntls_key = \"/etc/t/key.pem\"")
+                .unwrap();
+        let config = ServerConfig::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/etc/t/cert.pem"),
+                key: PathBuf::from("/etc/t/key.pem"),
+            })
+        );
+        assert!(!config.allow_http);
+        let file = FileConfig::parse("allow_http = true").unwrap();
+        assert!(
+            ServerConfig::resolve(file, Overrides::default())
+                .unwrap()
+                .allow_http
+        );
+        let flag = Overrides {
+            allow_http: Some(true),
+            ..Overrides::default()
+        };
+        assert!(
+            ServerConfig::resolve(FileConfig::default(), flag)
+                .unwrap()
+                .allow_http
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_an_error() {
+        let only_cert = Overrides {
+            tls_cert: Some("cert.pem".into()),
+            ..Overrides::default()
+        };
+        let err = ServerConfig::resolve(FileConfig::default(), only_cert)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tls-key"), "{err}");
+        let only_key = FileConfig::parse("tls_key = \"key.pem\"").unwrap();
+        let err = ServerConfig::resolve(only_key, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--tls-cert"), "{err}");
+        // A flag completes the file's half.
+        let only_key = FileConfig::parse("tls_key = \"key.pem\"").unwrap();
+        let flag_cert = Overrides {
+            tls_cert: Some("cert.pem".into()),
+            ..Overrides::default()
+        };
+        assert!(
+            ServerConfig::resolve(only_key, flag_cert)
+                .unwrap()
+                .tls
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn jwt_and_rate_limit_tables_are_read_and_checked() {
+        let file = FileConfig::parse(
+            r#"
+            [jwt]
+            secret = "a-shared-secret-of-at-least-32-bytes!"
+            audience = "tributary"
+
+            [rate_limit]
+            requests_per_second = 10.0
+            burst = 20
+            per = "ip"
+            "#,
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(
+            config.jwt.as_ref().and_then(|j| j.audience.as_deref()),
+            Some("tributary")
+        );
+        assert_eq!(config.rate_limit.as_ref().map(|r| r.burst), Some(20));
+        assert!(!format!("{config:?}").contains("shared-secret"));
+
+        let short = FileConfig::parse("[jwt]\nsecret = \"short\"").unwrap();
+        let err = ServerConfig::resolve(short, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jwt") && err.contains("`secret`"), "{err}");
+        let unknown = FileConfig::parse("[jwt]\nsecret = \"x\"\naudiences = \"y\"").unwrap_err();
+        assert!(unknown.contains("audiences"), "{unknown}");
+        let no_burst =
+            FileConfig::parse("[rate_limit]\nrequests_per_second = 1.0\nburst = 0").unwrap();
+        let err = ServerConfig::resolve(no_burst, Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate_limit") && err.contains("burst"), "{err}");
     }
 }

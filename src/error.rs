@@ -69,6 +69,10 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_denied", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -206,6 +210,7 @@ impl From<crate::engine::EngineError> for ApiError {
             EngineError::NotAllowed(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "read_only", message.clone())
             }
+            EngineError::Denied(message) => Self::forbidden(message.clone()),
             EngineError::Timeout(_) => Self::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "query_timeout",

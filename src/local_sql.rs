@@ -70,7 +70,13 @@ pub async fn run(
         params: Vec::new(),
         explain,
     };
-    let response = sql_api::run(State(state), headers, Ok(Json(request))).await?;
+    let response = sql_api::run(
+        State(state),
+        axum::Extension(crate::auth::Principal::local_admin()),
+        headers,
+        Ok(Json(request)),
+    )
+    .await?;
     let status = response.status();
     let body = response.into_body();
     if !status.is_success() {

@@ -16,6 +16,9 @@ const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest (the admin commands, JWKS fetches) uses this process-wide
+    // rustls provider and has none of its own.
+    tributary_connector::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
@@ -106,7 +109,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let app = Application::build(config)
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(addr = %app.local_addr(), "listening");
+    tracing::info!(
+        addr = %app.local_addr(),
+        https = app.state().config.tls.is_some(),
+        "listening"
+    );
     app.run(shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
@@ -125,6 +132,7 @@ async fn run_demo(args: DemoArgs) -> Result<(), String> {
         listen: Some(args.listen.clone()),
         data_dir: Some(args.data_dir.join("data")),
         admin_token: Some(token.clone()),
+        allow_http: args.allow_http,
         ..ServeArgs::default()
     };
     let config = serve.resolve().map_err(|e| e.to_string())?;

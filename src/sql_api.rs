@@ -6,16 +6,17 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::Principal;
 use crate::engine::EngineError;
 use crate::error::{ApiError, json_rejection};
 use crate::results;
@@ -103,10 +104,12 @@ impl Format {
 /// `POST /api/sql`
 pub async fn run(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Json<SqlRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(request) = body.map_err(|e| json_rejection(&e))?;
+    let caller = principal.caller();
     let format = Format::from_headers(&headers)?;
     let params = request
         .params
@@ -116,16 +119,20 @@ pub async fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let limit = state.config.query_timeout;
     if request.explain {
-        let (plan, sources) = within(limit, state.engine.explain(&request.sql, params)).await?;
+        let (plan, sources) =
+            within(limit, state.engine.explain(&request.sql, params, &caller)).await?;
         return Ok(Json(json!({ "plan": plan, "sources": sources })).into_response());
     }
     let max_rows = state.config.max_rows;
     if let Format::Streamed(encoding) = format {
-        let output = within(limit, state.engine.query(&request.sql, params)).await?;
+        let output = within(limit, state.engine.query(&request.sql, params, &caller)).await?;
+        let max_rows = capped(max_rows, output.row_limit);
         return Ok(stream::response(encoding, output, max_rows, limit));
     }
     let collected = within(limit, async {
-        let mut output = state.engine.query(&request.sql, params).await?;
+        let mut output = state.engine.query(&request.sql, params, &caller).await?;
+        // A role's select rules may cap the rows it gets.
+        let max_rows = capped(max_rows, output.row_limit);
         let mut rows = Vec::new();
         let mut truncated = false;
         while let Some(batch) = output.stream.next().await {
@@ -152,6 +159,12 @@ pub async fn run(
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable() }))
         .collect();
     Ok(Json(json!({ "columns": columns, "rows": rows, "truncated": truncated })).into_response())
+}
+
+fn capped(max_rows: usize, role_limit: Option<u64>) -> usize {
+    role_limit
+        .and_then(|l| usize::try_from(l).ok())
+        .map_or(max_rows, |l| l.min(max_rows))
 }
 
 async fn within<T>(

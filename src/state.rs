@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use tributary_schema_cache::SchemaCache;
 
+use crate::auth::jwt::JwtVerifier;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::metadata::MetadataStore;
 use crate::metrics::Metrics;
+use crate::permissions::Permissions;
+use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
 
 /// Cheap to clone: everything is behind an `Arc`.
@@ -19,4 +22,8 @@ pub struct AppState {
     pub sources: Arc<SourceManager>,
     pub metrics: Arc<Metrics>,
     pub engine: Arc<Engine>,
+    pub permissions: Arc<Permissions>,
+    /// Verifies JWT bearer tokens when `[jwt]` is configured.
+    pub jwt: Option<Arc<JwtVerifier>>,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }

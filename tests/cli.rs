@@ -145,7 +145,7 @@ async fn serve_runs_without_a_config_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     let mut healthy = false;
     for _ in 0..100 {
         if let Ok(response) = client

@@ -18,7 +18,7 @@ async fn demo_sources_and_cross_source_relation() {
             data_dir: Some(dir.path().join("data")),
             admin_token: Some(common::TOKEN.into()),
             refresh_interval_secs: Some(0),
-            log: None,
+            ..Overrides::default()
         },
     )
     .unwrap();

@@ -154,7 +154,7 @@ async fn a_six_million_row_export_streams_in_bounded_memory() {
         base: format!("http://127.0.0.1:{port}"),
     };
     let pid = server.child.id();
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let mut up = false;
     for _ in 0..200 {
         if http

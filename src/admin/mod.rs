@@ -1,16 +1,19 @@
 //! The admin API under `/admin`: sources, the catalog, relations and
-//! aliases. Every route needs the admin token.
+//! aliases, API keys, permissions and the audit log. Every route needs the
+//! admin role; every change is audited.
 
-mod auth;
+mod audit;
 mod catalog;
+mod keys;
+mod permissions;
 mod relations;
 mod sources;
 
-pub use auth::require_admin;
-
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
+
+use crate::auth;
 
 use crate::state::AppState;
 
@@ -40,5 +43,21 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(relations::list_aliases).put(relations::set_alias),
         )
         .route("/admin/aliases/{alias}", delete(relations::remove_alias))
-        .route_layer(middleware::from_fn_with_state(state, require_admin))
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route("/admin/keys/{id}", get(keys::show).delete(keys::revoke))
+        .route("/admin/keys/{id}/rotate", post(keys::rotate))
+        .route("/admin/permissions", get(permissions::list))
+        .route(
+            "/admin/permissions/{role}/{collection}/{action}",
+            put(permissions::set).delete(permissions::remove),
+        )
+        .route("/admin/roles", get(permissions::roles))
+        .route("/admin/audit", get(audit::list))
+        // Outermost first: authenticate, audit (denied attempts too), admin only.
+        .route_layer(middleware::from_fn(auth::require_admin))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::admin_actions,
+        ))
+        .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
 }

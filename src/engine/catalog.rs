@@ -20,9 +20,10 @@ use datafusion_federation::sql::{
     LogicalOptimizer, SQLFederationProvider, SQLTable, SQLTableSource,
 };
 use tributary_connector::Connector;
-use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef};
+use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef, TableRef};
 
 use super::executor::SourceExecutor;
+use super::permission_rewrite::TableProviders;
 use super::{mysql_strings, rules};
 use crate::metrics::Metrics;
 
@@ -42,7 +43,8 @@ pub fn table_schema(table: &TableDef) -> SchemaRef {
     ))
 }
 
-/// Builds every catalog: one per source with a model and a connector.
+/// Builds every catalog: one per source with a model and a connector, and
+/// the table providers by table (for permission filters' subqueries).
 /// Sources without a model yet (never introspected) are left out; sources
 /// that are down keep their cached model and fail at execution, naming
 /// themselves.
@@ -50,8 +52,9 @@ pub fn build(
     snapshot: &CatalogSnapshot,
     connectors: &BTreeMap<String, Arc<dyn Connector>>,
     metrics: &Arc<Metrics>,
-) -> Result<Arc<dyn CatalogProviderList>> {
+) -> Result<(Arc<dyn CatalogProviderList>, TableProviders)> {
     let list = MemoryCatalogProviderList::new();
+    let mut providers = TableProviders::new();
     let defaults = MemoryCatalogProvider::new();
     let mut bare: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for (name, entry) in &snapshot.sources {
@@ -77,6 +80,10 @@ pub fn build(
                 let table_provider: Arc<dyn TableProvider> =
                     Arc::new(FederatedTableProviderAdaptor::new(Arc::new(source)));
                 schema_provider.register_table(table.name.clone(), table_provider.clone())?;
+                providers.insert(
+                    TableRef::new(name, schema_name, &table.name),
+                    table_provider.clone(),
+                );
                 bare.entry(table.name.clone()).or_default().push((
                     format!("{name}.{schema_name}.{}", table.name),
                     table_provider,
@@ -92,7 +99,7 @@ pub fn build(
     }
     defaults.register_schema(DEFAULT_SCHEMA, Arc::new(BareNames { tables: bare }))?;
     list.register_catalog(DEFAULT_CATALOG.to_string(), Arc::new(defaults));
-    Ok(Arc::new(list))
+    Ok((Arc::new(list), providers))
 }
 
 /// `source.schema.table.column` for every one-column primary key and

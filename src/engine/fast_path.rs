@@ -190,6 +190,7 @@ impl Direct {
                 self.schema.clone(),
                 stream.boxed(),
             )),
+            row_limit: None,
         })
     }
 }

@@ -17,7 +17,7 @@ use tributary_schema_cache::{
     TableDef, TableKind,
 };
 
-use super::{explain, plan_query, session_state};
+use super::{Planning, explain, plan_query, session_state};
 use crate::metrics::Metrics;
 
 fn column(name: &str, data_type: DataType, nullable: bool) -> ColumnDef {
@@ -120,13 +120,17 @@ async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> 
     };
     let connectors = BTreeMap::from([(source.to_string(), connector)]);
     let snapshot = cache.snapshot();
-    let state = session_state(&snapshot, &connectors, &Arc::new(Metrics::new())).unwrap();
+    let (state, _) = session_state(&snapshot, &connectors, &Arc::new(Metrics::new())).unwrap();
+    let context = datafusion::prelude::SessionContext::new_with_state(state);
+    let planning = Planning {
+        context: &context,
+        snapshot: &snapshot,
+        enforcement: None,
+    };
     let mut out = String::new();
     for query in QUERIES {
         let sql = query.replace("S.", &format!("{source}."));
-        let frame = plan_query(state.clone(), &snapshot, &sql, vec![])
-            .await
-            .unwrap();
+        let (frame, _) = plan_query(&planning, &sql, vec![]).await.unwrap();
         let physical = frame.create_physical_plan().await.unwrap();
         out.push_str(&format!("-- {sql}\n"));
         for statement in explain::source_queries(physical.as_ref()) {

@@ -16,6 +16,7 @@ mod join_groups;
 mod mysql_strings;
 mod names;
 mod partial_aggregates;
+mod permission_rewrite;
 mod pushdown;
 mod rules;
 mod runtime_filter;
@@ -40,7 +41,9 @@ use datafusion_federation::FederatedQueryPlanner;
 use tributary_connector::ConnectorError;
 use tributary_schema_cache::{CatalogSnapshot, SchemaCache, SourceKind};
 
+use crate::filter::Variables;
 use crate::metrics::Metrics;
+use crate::permissions::{Permissions, RolePolicy};
 use crate::sources::SourceManager;
 
 pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
@@ -57,6 +60,18 @@ pub enum EngineError {
     DataFusion(#[from] DataFusionError),
     #[error("the query took longer than {0:?}")]
     Timeout(Duration),
+    /// The caller's role may not read what the query reads.
+    #[error("{0}")]
+    Denied(String),
+}
+
+/// Who a query runs for.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Every table, every row.
+    Admin,
+    /// A role's permissions, with the request's variables for its filters.
+    Role { role: String, variables: Variables },
 }
 
 impl EngineError {
@@ -91,6 +106,8 @@ fn find_connector_error(error: &DataFusionError) -> Option<&ConnectorError> {
 pub struct QueryOutput {
     pub schema: SchemaRef,
     pub stream: SendableRecordBatchStream,
+    /// The smallest row limit of the role's select rules for the tables read.
+    pub row_limit: Option<u64>,
 }
 
 /// A session and the catalog it was built from (names are resolved against
@@ -100,6 +117,68 @@ struct Session {
     snapshot: Arc<CatalogSnapshot>,
     /// What is known of each query text planned with this session.
     shapes: fast_path::Shapes,
+    /// Every source table's provider, by table (relation filters scan them).
+    providers: Box<crate::filter::Providers<'static>>,
+    /// Per role: its policy and a context planning against its catalogs.
+    roles: std::sync::Mutex<std::collections::HashMap<String, Arc<RoleSession>>>,
+}
+
+/// One role's planning context within a [`Session`].
+struct RoleSession {
+    policy: Arc<RolePolicy>,
+    context: SessionContext,
+    shapes: fast_path::Shapes,
+}
+
+impl Session {
+    fn new(
+        context: SessionContext,
+        snapshot: Arc<CatalogSnapshot>,
+        providers: permission_rewrite::TableProviders,
+    ) -> Self {
+        Self {
+            context,
+            snapshot,
+            shapes: fast_path::Shapes::default(),
+            providers: Box::new(move |table| providers.get(table).cloned()),
+            roles: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The role's context, built on first use and again when the rules change.
+    fn role(&self, role: &str, permissions: &Permissions) -> Result<Arc<RoleSession>, EngineError> {
+        let mut roles = self
+            .roles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = roles.get(role)
+            && found.policy.version == permissions.version()
+        {
+            return Ok(found.clone());
+        }
+        let policy = Arc::new(permissions.for_role(role, &self.snapshot));
+        let base = self.context.state();
+        let catalogs =
+            permission_rewrite::role_catalogs(base.catalog_list().clone(), policy.clone())?;
+        let state = SessionStateBuilder::new_from_existing(base)
+            .with_catalog_list(catalogs)
+            .build();
+        let session = Arc::new(RoleSession {
+            policy,
+            context: SessionContext::new_with_state(state),
+            shapes: fast_path::Shapes::default(),
+        });
+        roles.insert(role.to_string(), session.clone());
+        Ok(session)
+    }
+}
+
+/// What one query plans with: the admin's or a role's context, and for a
+/// role the rewrite that applies its permissions.
+struct Planning<'a> {
+    context: &'a SessionContext,
+    snapshot: &'a CatalogSnapshot,
+    enforcement: Option<permission_rewrite::Enforcement<'a>>,
 }
 
 /// The engine. Its session is rebuilt from the catalog whenever the catalog
@@ -108,6 +187,7 @@ struct Session {
 pub struct Engine {
     cache: Arc<SchemaCache>,
     sources: Arc<SourceManager>,
+    permissions: Arc<Permissions>,
     metrics: Arc<Metrics>,
     session: ArcSwap<Session>,
     built_version: AtomicU64,
@@ -129,17 +209,19 @@ impl Engine {
     pub fn new(
         cache: Arc<SchemaCache>,
         sources: Arc<SourceManager>,
+        permissions: Arc<Permissions>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, EngineError> {
         let engine = Self {
             cache,
             sources,
+            permissions,
             metrics,
-            session: ArcSwap::from_pointee(Session {
-                context: SessionContext::new(),
-                snapshot: Arc::default(),
-                shapes: fast_path::Shapes::default(),
-            }),
+            session: ArcSwap::from_pointee(Session::new(
+                SessionContext::new(),
+                Arc::default(),
+                permission_rewrite::TableProviders::new(),
+            )),
             built_version: AtomicU64::new(0),
             rebuild: std::sync::Mutex::new(()),
         };
@@ -165,27 +247,40 @@ impl Engine {
             return Ok(());
         }
         let connectors = self.sources.connectors().into_iter().collect();
-        let state = session_state(&snapshot, &connectors, &self.metrics)?;
+        let (state, providers) = session_state(&snapshot, &connectors, &self.metrics)?;
         let context = SessionContext::new_with_state(state);
-        self.session.store(Arc::new(Session {
-            context,
-            snapshot: snapshot.clone(),
-            shapes: fast_path::Shapes::default(),
-        }));
+        self.session
+            .store(Arc::new(Session::new(context, snapshot.clone(), providers)));
         self.built_version
             .store(snapshot.version, Ordering::Release);
         Ok(())
     }
 
-    /// Plans and starts one read-only query (`$1`, `$2`… bound to `params`).
-    /// DDL, DML and session statements are refused.
+    /// Plans and starts one read-only query (`$1`, `$2`… bound to `params`)
+    /// for `caller`. DDL, DML and session statements are refused.
     pub async fn query(
         &self,
         sql: &str,
         params: Vec<ScalarValue>,
+        caller: &Caller,
     ) -> Result<QueryOutput, EngineError> {
         let session = self.session()?;
-        let shape = session.shapes.get(sql);
+        let role = self.role_session(&session, caller)?;
+        let planning = planning(&session, role.as_ref(), caller);
+        // A role's answers depend on the request's variables: learned
+        // statements are kept per user, and not at all when a filter reads
+        // the clock.
+        let (shapes, key) = match (&role, caller) {
+            (Some(role), Caller::Role { variables, .. }) => {
+                if role.policy.uses_now {
+                    (None, String::new())
+                } else {
+                    (Some(&role.shapes), user_key(variables, sql))
+                }
+            }
+            _ => (Some(&session.shapes), sql.to_string()),
+        };
+        let shape = shapes.and_then(|s| s.get(&key));
         if let Some(fast_path::Shape::Direct(direct)) = &shape
             && let Some(values) = direct.bind(&params)
         {
@@ -195,34 +290,55 @@ impl Engine {
                 Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e))),
             }
         }
-        let frame = plan_query(session.context.state(), &session.snapshot, sql, params).await?;
+        let (frame, row_limit) = plan_query(&planning, sql, params).await?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let task = Arc::new(frame.task_ctx());
         let physical = frame.create_physical_plan().await?;
-        match shape {
-            None => session.shapes.insert(sql, fast_path::Shape::Seen),
-            Some(fast_path::Shape::Seen) => {
-                let learned = self.learn(&session, sql, physical.as_ref(), &schema).await;
-                session.shapes.insert(sql, learned);
+        if let Some(shapes) = shapes {
+            match shape {
+                None => shapes.insert(&key, fast_path::Shape::Seen),
+                // A capped answer is not one statement's whole answer.
+                Some(fast_path::Shape::Seen) if row_limit.is_some() => {
+                    shapes.insert(&key, fast_path::Shape::Planned);
+                }
+                Some(fast_path::Shape::Seen) => {
+                    let learned = self.learn(&planning, sql, physical.as_ref(), &schema).await;
+                    shapes.insert(&key, learned);
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
         }
         let stream = execute_stream(physical, task)?;
-        Ok(QueryOutput { schema, stream })
+        Ok(QueryOutput {
+            schema,
+            stream,
+            row_limit,
+        })
+    }
+
+    /// The role's planning context (none for the admin).
+    fn role_session(
+        &self,
+        session: &Session,
+        caller: &Caller,
+    ) -> Result<Option<Arc<RoleSession>>, EngineError> {
+        match caller {
+            Caller::Admin => Ok(None),
+            Caller::Role { role, .. } => session.role(role, &self.permissions).map(Some),
+        }
     }
 
     /// The shape of a query text, from its plan with open parameters and
     /// the plan just made with the request's values (see [`fast_path`]).
     async fn learn(
         &self,
-        session: &Session,
+        planning: &Planning<'_>,
         sql: &str,
         bound: &dyn ExecutionPlan,
         schema: &SchemaRef,
     ) -> fast_path::Shape {
         let planned = fast_path::Shape::Planned;
-        let Ok(open) = plan_query(session.context.state(), &session.snapshot, sql, vec![]).await
-        else {
+        let Ok((open, _)) = plan_query(planning, sql, vec![]).await else {
             return planned;
         };
         let Ok(types) = open.logical_plan().get_parameter_types() else {
@@ -235,7 +351,7 @@ impl Engine {
             return planned;
         }
         let postgres = |name: &str| {
-            let entry = session.snapshot.sources.get(name)?;
+            let entry = planning.snapshot.sources.get(name)?;
             (entry.schema.as_ref()?.kind == SourceKind::Postgres)
                 .then(|| self.sources.connector(name).ok())
                 .flatten()
@@ -249,20 +365,54 @@ impl Engine {
         &self,
         sql: &str,
         params: Vec<ScalarValue>,
+        caller: &Caller,
     ) -> Result<(String, Vec<SourceQuery>), EngineError> {
-        let frame = self.plan(sql, params).await?;
+        let session = self.session()?;
+        let role = self.role_session(&session, caller)?;
+        let (frame, _) =
+            plan_query(&planning(&session, role.as_ref(), caller), sql, params).await?;
         let physical = frame.create_physical_plan().await?;
         Ok((
             explain::plan_text(physical.as_ref()),
             explain::source_queries(physical.as_ref()),
         ))
     }
+}
 
-    /// Parses, names the tables explicitly, plans and checks a query.
-    async fn plan(&self, sql: &str, params: Vec<ScalarValue>) -> Result<DataFrame, EngineError> {
-        let session = self.session()?;
-        plan_query(session.context.state(), &session.snapshot, sql, params).await
+/// The planning context for a caller: a role plans against its own
+/// catalogs and has its permissions applied.
+fn planning<'a>(
+    session: &'a Session,
+    role: Option<&'a Arc<RoleSession>>,
+    caller: &'a Caller,
+) -> Planning<'a> {
+    match (role, caller) {
+        (Some(role), Caller::Role { variables, .. }) => Planning {
+            context: &role.context,
+            snapshot: &session.snapshot,
+            enforcement: Some(permission_rewrite::Enforcement {
+                policy: &role.policy,
+                variables,
+                snapshot: &session.snapshot,
+                providers: session.providers.as_ref(),
+            }),
+        },
+        _ => Planning {
+            context: &session.context,
+            snapshot: &session.snapshot,
+            enforcement: None,
+        },
     }
+}
+
+/// A query text's key among a role's learned shapes: the user's variables
+/// are part of the statement a filter produces.
+fn user_key(variables: &Variables, sql: &str) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{sql}",
+        variables.user_id.as_deref().unwrap_or(""),
+        variables.claims
+    )
 }
 
 /// A DataFusion session over the sources of `snapshot`: one catalog per
@@ -271,8 +421,8 @@ fn session_state(
     snapshot: &CatalogSnapshot,
     connectors: &BTreeMap<String, Arc<dyn tributary_connector::Connector>>,
     metrics: &Arc<Metrics>,
-) -> Result<SessionState, DataFusionError> {
-    let catalogs = catalog::build(snapshot, connectors, metrics)?;
+) -> Result<(SessionState, permission_rewrite::TableProviders), DataFusionError> {
+    let (catalogs, providers) = catalog::build(snapshot, connectors, metrics)?;
     // Our catalog list already holds the default catalog (with the
     // `source.table` schemas and bare names); DataFusion must not replace it
     // with an empty one.
@@ -286,7 +436,7 @@ fn session_state(
     let optimizer = &mut config.options_mut().optimizer;
     optimizer.hash_join_inlist_pushdown_max_distinct_values = runtime_filter::MAX_KEYS;
     optimizer.hash_join_inlist_pushdown_max_size = runtime_filter::MAX_KEYS * 64;
-    Ok(SessionStateBuilder::new()
+    let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_catalog_list(catalogs)
@@ -295,20 +445,30 @@ fn session_state(
             catalog::one_column_keys(snapshot),
         ))
         .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
-        .build())
+        .build();
+    Ok((state, providers))
 }
 
-/// Parses, names the tables explicitly ([`names`]), plans and checks a query.
+/// Parses, names the tables explicitly ([`names`]), plans, applies a
+/// role's permissions and checks a query. Also returns the role's row cap.
 async fn plan_query(
-    state: SessionState,
-    snapshot: &CatalogSnapshot,
+    planning: &Planning<'_>,
     sql: &str,
     params: Vec<ScalarValue>,
-) -> Result<DataFrame, EngineError> {
+) -> Result<(DataFrame, Option<u64>), EngineError> {
+    let state = planning.context.state();
     let dialect = state.config().options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect)?;
-    qualify_statement(&mut statement, snapshot)?;
-    let plan = state.statement_to_plan(statement).await?;
+    qualify_statement(&mut statement, planning.snapshot)?;
+    let mut plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| denied(e, planning))?;
+    let mut row_limit = None;
+    if let Some(enforcement) = &planning.enforcement {
+        (plan, row_limit) =
+            permission_rewrite::enforce(plan, enforcement).map_err(|e| denied(e, planning))?;
+    }
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -316,13 +476,27 @@ async fn plan_query(
         .verify_plan(&plan)
         .map_err(not_allowed)?;
     let frame = DataFrame::new(state, plan);
-    Ok(if params.is_empty() {
+    let frame = if params.is_empty() {
         frame
     } else {
         frame.with_param_values(ParamValues::List(
             params.into_iter().map(Into::into).collect(),
         ))?
-    })
+    };
+    Ok((frame, row_limit))
+}
+
+/// A role's planning error that is about its permissions, said as such.
+fn denied(error: DataFusionError, planning: &Planning<'_>) -> EngineError {
+    if let Some(denied) = permission_rewrite::find_denied(&error) {
+        return EngineError::Denied(denied.to_string());
+    }
+    if let Some(enforcement) = &planning.enforcement
+        && let Some(message) = permission_rewrite::hidden_column_message(&error, enforcement.policy)
+    {
+        return EngineError::Denied(message);
+    }
+    EngineError::DataFusion(error)
 }
 
 /// Applies [`names::qualify_tables`] to a statement (and to the one an

@@ -58,7 +58,7 @@ impl TestServer {
                 data_dir: Some(data_dir.to_path_buf()),
                 admin_token: token.map(ToString::to_string),
                 refresh_interval_secs: Some(interval_secs),
-                log: None,
+                ..Overrides::default()
             },
         )
         .unwrap();
@@ -195,6 +195,13 @@ impl TestServer {
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
+}
+
+/// An HTTP client for a test with no server in this process: reqwest uses
+/// the process's rustls provider, which starting a server installs.
+pub fn http_client() -> reqwest::Client {
+    tributary_connector::tls::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// Asserts an error response: status, `error.code`, and words in `error.message`.

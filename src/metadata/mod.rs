@@ -1,5 +1,6 @@
 //! The metadata store: registered sources (with their secrets), declared
-//! relations and aliases — later roles, keys and the audit log. Embedded
+//! relations and aliases; API keys, permissions and the audit log
+//! (`security.rs`). Embedded
 //! SQLite in the data directory (file mode 0600) with numbered migrations;
 //! behind a trait so several replicas can later share a PostgreSQL store.
 
@@ -26,9 +27,14 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
-/// Where sources, relations and aliases are kept.
+mod security;
+
+pub use security::{AuditQuery, SecurityStore};
+
+/// Where sources, relations and aliases are kept (and, through
+/// [`SecurityStore`], keys, permissions and the audit log).
 #[async_trait]
-pub trait MetadataStore: Send + Sync {
+pub trait MetadataStore: SecurityStore + Send + Sync {
     async fn sources(&self) -> Result<Vec<SourceConfig>, MetadataError>;
     /// Adds a source; `Ok(false)` when the name is taken.
     async fn insert_source(&self, config: &SourceConfig) -> Result<bool, MetadataError>;
@@ -48,7 +54,8 @@ pub trait MetadataStore: Send + Sync {
 }
 
 /// Schema migrations, applied in order; the index + 1 is the version.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE sources (
     name        TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,
@@ -75,7 +82,9 @@ CREATE TABLE aliases (
     alias       TEXT NOT NULL UNIQUE,
     PRIMARY KEY (source, schema_name, table_name)
 );
-"];
+",
+    security::MIGRATION,
+];
 
 /// The embedded SQLite metadata store.
 pub struct SqliteMetadataStore {
@@ -139,7 +148,7 @@ impl SqliteMetadataStore {
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, MetadataError>,
     ) -> Result<T, MetadataError> {
@@ -160,7 +169,7 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     options.open(path).map(drop)
 }
 
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
         error,
         rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -168,11 +177,11 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
     )
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MetadataError> {
     serde_json::to_string(value).map_err(|e| MetadataError::Corrupt(e.to_string()))
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, MetadataError> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, MetadataError> {
     serde_json::from_str(text).map_err(|e| MetadataError::Corrupt(e.to_string()))
 }
 

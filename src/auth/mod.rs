@@ -1,0 +1,357 @@
+//! Who is calling: every request to `/api` and `/admin` is authenticated
+//! here into a [`Principal`] (role, user id, claims, key id) by an API key
+//! (`Authorization: Bearer <key>` or `X-API-Key`), a JWT from an identity
+//! provider, or the configured anonymous role; otherwise 401. `X-Role` picks
+//! one of a JWT's allowed roles; an admin may act as any role (`X-Role`,
+//! `X-User-Id`), which is how admins check what a role sees. Requests are
+//! rate limited after authentication.
+
+pub mod jwt;
+pub mod keys;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::filter::Variables;
+use crate::permissions::ADMIN_ROLE;
+use crate::state::AppState;
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    ApiKey,
+    Jwt,
+    Anonymous,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub role: String,
+    pub user_id: Option<String>,
+    pub claims: Value,
+    /// The API key's id (audit log, rate limits).
+    pub key_id: Option<String>,
+    pub method: Method,
+}
+
+impl Principal {
+    /// The admin, for callers inside the process with the data directory
+    /// in hand (`tributary sql --config`).
+    pub fn local_admin() -> Self {
+        Self {
+            role: ADMIN_ROLE.to_string(),
+            user_id: None,
+            claims: Value::Null,
+            key_id: None,
+            method: Method::ApiKey,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == ADMIN_ROLE
+    }
+
+    /// Who the SQL engine plans for.
+    pub fn caller(&self) -> Caller {
+        if self.is_admin() {
+            return Caller::Admin;
+        }
+        Caller::Role {
+            role: self.role.clone(),
+            variables: Variables {
+                user_id: self.user_id.clone(),
+                role: self.role.clone(),
+                claims: self.claims.clone(),
+                now: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            },
+        }
+    }
+}
+
+/// Role names: letters, digits, `_` and `-`, at most 64 characters.
+pub fn is_role_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Middleware: authenticates, rate limits, and hands the [`Principal`] on
+/// as a request extension.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match identify(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
+    };
+    if let Some(limiter) = &state.rate_limiter {
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let key = match (limiter.per(), &principal) {
+            (crate::rate_limit::RateLimitBy::Key, p) if p.method != Method::Anonymous => p
+                .key_id
+                .clone()
+                .or_else(|| p.user_id.as_ref().map(|u| format!("user:{u}")))
+                .unwrap_or_else(|| format!("role:{}", p.role)),
+            _ => format!("ip:{}", client.unwrap_or_default()),
+        };
+        if let Err(retry_after) = limiter.check(&key) {
+            return too_many_requests(retry_after);
+        }
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Middleware for `/admin`: the admin role only.
+pub async fn require_admin(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Principal>() {
+        Some(p) if p.is_admin() => next.run(request).await,
+        Some(p) => ApiError::forbidden(format!(
+            "admin routes need the admin role (this request has role `{}`)",
+            p.role
+        ))
+        .into_response(),
+        None => ApiError::unauthorized("admin routes need credentials").into_response(),
+    }
+}
+
+fn too_many_requests(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests: retry in {seconds} s"),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The principal of a request, from its credentials and role headers.
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(token) = presented_token(headers) else {
+        return match &state.config.anonymous_role {
+            Some(role) => Ok(Principal {
+                role: role.clone(),
+                user_id: None,
+                claims: Value::Null,
+                key_id: None,
+                method: Method::Anonymous,
+            }),
+            None => Err(ApiError::unauthorized(
+                "credentials needed: `Authorization: Bearer <API key or token>` or `X-API-Key`",
+            )),
+        };
+    };
+    let principal = if let Some(key) = state.store.key_by_hash(&keys::hash(token)).await? {
+        let now = Utc::now();
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("this API key was revoked"));
+        }
+        if !key.is_active(now) {
+            return Err(ApiError::unauthorized("this API key has expired"));
+        }
+        Principal {
+            role: key.role,
+            user_id: key.user_id,
+            claims: key.claims,
+            key_id: Some(key.id),
+            method: Method::ApiKey,
+        }
+    } else if let (Some(verifier), true) = (&state.jwt, looks_like_jwt(token)) {
+        let identity = verifier
+            .verify(token)
+            .await
+            .map_err(|e| ApiError::unauthorized(format!("the token is not accepted: {e}")))?;
+        return jwt_principal(identity, requested_role(headers)?);
+    } else {
+        return Err(ApiError::unauthorized("the API key is not valid"));
+    };
+    act_as(principal, headers)
+}
+
+/// `X-Role` / `X-User-Id` on an API key: an admin may act as any role and
+/// user; another key only as its own role.
+fn act_as(mut principal: Principal, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let role = requested_role(headers)?;
+    if principal.is_admin() {
+        if let Some(role) = role {
+            principal.role = role;
+            if let Some(user) = header_text(headers, "x-user-id") {
+                principal.user_id = Some(user.to_string());
+            }
+        }
+        return Ok(principal);
+    }
+    match role {
+        Some(role) if role != principal.role => Err(ApiError::forbidden(format!(
+            "this API key has role `{}` and cannot act as `{role}`",
+            principal.role
+        ))),
+        _ => Ok(principal),
+    }
+}
+
+/// A JWT's role: `X-Role` if it is one of the allowed roles, else the
+/// token's role claim.
+fn jwt_principal(
+    identity: jwt::JwtIdentity,
+    requested: Option<String>,
+) -> Result<Principal, ApiError> {
+    let role = match requested {
+        Some(role) => {
+            if identity.role.as_deref() != Some(role.as_str())
+                && !identity.allowed_roles.contains(&role)
+            {
+                return Err(ApiError::forbidden(format!(
+                    "role `{role}` is not among the token's allowed roles"
+                )));
+            }
+            role
+        }
+        None => identity
+            .role
+            .clone()
+            .or_else(|| identity.allowed_roles.first().cloned())
+            .ok_or_else(|| ApiError::unauthorized("the token names no role"))?,
+    };
+    Ok(Principal {
+        role,
+        user_id: identity.user_id,
+        claims: identity.claims,
+        key_id: None,
+        method: Method::Jwt,
+    })
+}
+
+fn requested_role(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match header_text(headers, "x-role") {
+        None => Ok(None),
+        Some(role) if is_role_name(role) => Ok(Some(role.to_string())),
+        Some(role) => {
+            Err(ApiError::bad_request(format!("`{role}` is not a role name")).at("X-Role"))
+        }
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Three base64url parts separated by dots.
+fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// `Authorization: Bearer <token>`, else `X-API-Key`, else the older
+/// `X-Admin-Token`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = header_text(headers, header::AUTHORIZATION.as_str()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty());
+    }
+    header_text(headers, "x-api-key").or_else(|| header_text(headers, "x-admin-token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn tokens_come_from_bearer_or_api_key_headers() {
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(
+            presented_token(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
+        assert_eq!(presented_token(&headers(&[("x-api-key", "k")])), Some("k"));
+        assert_eq!(presented_token(&headers(&[])), None);
+    }
+
+    fn key_principal(role: &str) -> Principal {
+        Principal {
+            role: role.into(),
+            user_id: None,
+            claims: Value::Null,
+            key_id: Some("k".into()),
+            method: Method::ApiKey,
+        }
+    }
+
+    #[test]
+    fn only_admins_act_as_other_roles() {
+        let admin = act_as(
+            key_principal("admin"),
+            &headers(&[("x-role", "customer"), ("x-user-id", "7")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (admin.role.as_str(), admin.user_id.as_deref()),
+            ("customer", Some("7"))
+        );
+        let err = act_as(key_principal("reader"), &headers(&[("x-role", "writer")])).unwrap_err();
+        assert_eq!(err.status, StatusCode::FORBIDDEN);
+        assert!(act_as(key_principal("reader"), &headers(&[("x-role", "reader")])).is_ok());
+        let err = act_as(key_principal("admin"), &headers(&[("x-role", "a b")])).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_jwt_role_must_be_allowed() {
+        let identity = jwt::JwtIdentity {
+            role: Some("user".into()),
+            allowed_roles: vec!["user".into(), "editor".into()],
+            user_id: Some("u1".into()),
+            claims: Value::Null,
+        };
+        assert_eq!(jwt_principal(identity.clone(), None).unwrap().role, "user");
+        assert_eq!(
+            jwt_principal(identity.clone(), Some("editor".into()))
+                .unwrap()
+                .role,
+            "editor"
+        );
+        let err = jwt_principal(identity, Some("admin".into())).unwrap_err();
+        assert_eq!(err.status, StatusCode::FORBIDDEN);
+    }
+}

@@ -1,0 +1,604 @@
+//! Filter JSON, spelled with NocoBase's operators (`{"o_totalprice": {"$gt":
+//! 100}, "customer": {"c_name": {"$eq": "x"}}}`), compiled to a DataFusion
+//! expression over one table: permission row filters use it now, the REST
+//! API's `filter` parameter will. Values become literals of the column's
+//! type (a value that is not one is an error naming its path), variables
+//! (`{{$user.id}}`, `{{$user.claims.<path>}}`, `{{$now}}`) are bound from
+//! the request, and filters through relations become `EXISTS` subqueries.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::{TableProvider, provider_as_source};
+use datafusion::logical_expr::expr_fn::{exists, out_ref_col};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
+use datafusion::scalar::ScalarValue;
+use serde_json::Value;
+use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
+
+/// What is wrong with a filter, and where (`$and[1].o_status.$eq`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("filter at `{path}`: {message}")]
+pub struct FilterError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The values `{{$…}}` placeholders take for one request.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    pub user_id: Option<String>,
+    pub role: String,
+    pub claims: Value,
+    /// `{{$now}}`, as RFC 3339 text in UTC.
+    pub now: String,
+}
+
+/// Table providers by table, for the subqueries of relation filters.
+pub type Providers<'a> = dyn Fn(&TableRef) -> Option<Arc<dyn TableProvider>> + Send + Sync + 'a;
+
+/// Everything a filter is compiled against.
+pub struct Context<'a> {
+    pub snapshot: &'a CatalogSnapshot,
+    pub providers: &'a Providers<'a>,
+    /// `None` checks a filter without a request: variables become NULL.
+    pub variables: Option<&'a Variables>,
+}
+
+/// Compiles `filter` for rows of `table`, whose columns are read under
+/// `qualifier` in the plan the expression goes into.
+pub fn compile(
+    filter: &Value,
+    table: &TableRef,
+    qualifier: &TableReference,
+    cx: &Context<'_>,
+) -> Result<Expr, FilterError> {
+    let scope = Scope::new(table, qualifier.clone(), cx, 0).map_err(|m| FilterError {
+        path: String::new(),
+        message: m,
+    })?;
+    scope.object(filter, "")
+}
+
+/// True when the filter (or preset) text mentions `{{$now}}`: an answer
+/// that depends on the clock must not be cached.
+pub fn uses_now(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("$now"),
+        Value::Array(items) => items.iter().any(uses_now),
+        Value::Object(map) => map.values().any(uses_now),
+        _ => false,
+    }
+}
+
+/// One table a filter (or a nested relation filter) talks about.
+struct Scope<'a> {
+    table: TableRef,
+    def: &'a TableDef,
+    qualifier: TableReference,
+    cx: &'a Context<'a>,
+    /// Nesting depth of relation subqueries (names their aliases).
+    depth: usize,
+}
+
+impl<'a> Scope<'a> {
+    fn new(
+        table: &TableRef,
+        qualifier: TableReference,
+        cx: &'a Context<'a>,
+        depth: usize,
+    ) -> Result<Self, String> {
+        let def = cx
+            .snapshot
+            .sources
+            .get(&table.source)
+            .and_then(|entry| entry.schema.as_deref())
+            .and_then(|model| model.schemas.get(&table.schema))
+            .and_then(|schema| schema.tables.get(&table.table))
+            .ok_or_else(|| format!("table {table} is not in the catalog"))?;
+        Ok(Self {
+            table: table.clone(),
+            def,
+            qualifier,
+            cx,
+            depth,
+        })
+    }
+
+    fn error(path: &str, message: impl Into<String>) -> FilterError {
+        FilterError {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `{ key: condition, ... }`: every entry must hold.
+    fn object(&self, filter: &Value, path: &str) -> Result<Expr, FilterError> {
+        let Value::Object(entries) = filter else {
+            return Err(Self::error(path, "expected an object"));
+        };
+        let mut parts = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let here = join(path, key);
+            parts.push(match key.as_str() {
+                "$and" | "$or" => {
+                    let Value::Array(items) = value else {
+                        return Err(Self::error(&here, "expected an array of filters"));
+                    };
+                    let exprs = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| self.object(item, &format!("{here}[{i}]")))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let empty = lit(key == "$and");
+                    if key == "$and" {
+                        exprs.into_iter().reduce(Expr::and).unwrap_or(empty)
+                    } else {
+                        exprs.into_iter().reduce(Expr::or).unwrap_or(empty)
+                    }
+                }
+                _ => self.entry(key, value, &here)?,
+            });
+        }
+        Ok(parts.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
+    }
+
+    /// A column condition, a relation filter, or a dotted path through relations.
+    fn entry(&self, key: &str, value: &Value, path: &str) -> Result<Expr, FilterError> {
+        if self.column_type(key).is_some() {
+            return self.condition(key, value, path);
+        }
+        if let Some((head, rest)) = key.split_once('.') {
+            let mut nested = serde_json::Map::new();
+            nested.insert(rest.to_string(), value.clone());
+            return self.related(head, &Value::Object(nested), path);
+        }
+        self.related(key, value, path)
+    }
+
+    fn column_type(&self, name: &str) -> Option<&DataType> {
+        self.def
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.data_type)
+    }
+
+    fn column(&self, name: &str) -> Expr {
+        Expr::Column(Column::new(Some(self.qualifier.clone()), name))
+    }
+
+    /// `value` is a plain value (equality) or an object of operators.
+    fn condition(&self, name: &str, value: &Value, path: &str) -> Result<Expr, FilterError> {
+        let Value::Object(ops) = value else {
+            return self.operator(name, "$eq", value, path);
+        };
+        if ops.is_empty() {
+            return Err(Self::error(path, "expected at least one operator"));
+        }
+        let parts = ops
+            .iter()
+            .map(|(op, operand)| self.operator(name, op, operand, &join(path, op)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(parts.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
+    }
+
+    fn operator(
+        &self,
+        name: &str,
+        op: &str,
+        operand: &Value,
+        path: &str,
+    ) -> Result<Expr, FilterError> {
+        let column = self.column(name);
+        let data_type = self.column_type(name).cloned().unwrap_or(DataType::Utf8);
+        let value = || self.value(operand, &data_type, path);
+        let text = || self.text(operand, path);
+        Ok(match op {
+            "$eq" => match self.bind(operand) {
+                Value::Null => column.is_null(),
+                _ => column.eq(value()?),
+            },
+            // NocoBase's $ne keeps rows where the column is NULL.
+            "$ne" => match self.bind(operand) {
+                Value::Null => column.is_not_null(),
+                _ => column.clone().not_eq(value()?).or(column.is_null()),
+            },
+            "$gt" => column.gt(value()?),
+            "$gte" => column.gt_eq(value()?),
+            "$lt" => column.lt(value()?),
+            "$lte" => column.lt_eq(value()?),
+            "$in" | "$notIn" => {
+                let Value::Array(items) = self.bind(operand) else {
+                    return Err(Self::error(path, "expected an array of values"));
+                };
+                let list = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.value(item, &data_type, &format!("{path}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if op == "$in" {
+                    column.in_list(list, false)
+                } else {
+                    column.clone().in_list(list, true).or(column.is_null())
+                }
+            }
+            "$is" => match self.bind(operand) {
+                Value::Null => column.is_null(),
+                Value::Bool(true) => column.is_true(),
+                Value::Bool(false) => column.is_false(),
+                _ => return Err(Self::error(path, "expected null, true or false")),
+            },
+            "$exists" | "$notExists" => match (op == "$exists", self.bind(operand)) {
+                (exists, Value::Bool(b)) if exists == b => column.is_not_null(),
+                (_, Value::Bool(_)) => column.is_null(),
+                _ => return Err(Self::error(path, "expected true or false")),
+            },
+            "$like" => column.like(lit(text()?)),
+            "$notLike" => column.not_like(lit(text()?)),
+            "$iLike" => column.ilike(lit(text()?)),
+            "$notILike" => column.not_ilike(lit(text()?)),
+            // NocoBase's string operators ignore case on every database.
+            "$includes" => column.ilike(lit(format!("%{}%", escape_like(&text()?)))),
+            "$notIncludes" => column
+                .clone()
+                .not_ilike(lit(format!("%{}%", escape_like(&text()?))))
+                .or(column.is_null()),
+            "$startsWith" => column.ilike(lit(format!("{}%", escape_like(&text()?)))),
+            "$notStartsWith" => column
+                .clone()
+                .not_ilike(lit(format!("{}%", escape_like(&text()?))))
+                .or(column.is_null()),
+            "$endWith" => column.ilike(lit(format!("%{}", escape_like(&text()?)))),
+            "$notEndWith" => column
+                .clone()
+                .not_ilike(lit(format!("%{}", escape_like(&text()?))))
+                .or(column.is_null()),
+            "$empty" | "$notEmpty" => {
+                let empty = if matches!(data_type, DataType::Utf8 | DataType::LargeUtf8) {
+                    column.clone().is_null().or(column.eq(lit("")))
+                } else {
+                    column.is_null()
+                };
+                if op == "$empty" { empty } else { !empty }
+            }
+            "$isTruly" | "$isFalsy" => {
+                let truthy = if data_type == DataType::Boolean {
+                    column.is_true()
+                } else {
+                    column.clone().is_not_null().and(column.not_eq(lit(0)))
+                };
+                if op == "$isTruly" { truthy } else { !truthy }
+            }
+            other => {
+                return Err(Self::error(
+                    path,
+                    format!("unknown operator `{other}` for column `{name}`"),
+                ));
+            }
+        })
+    }
+
+    /// The operand with `{{$…}}` placeholders replaced (validation without
+    /// a request binds NULL).
+    fn bind(&self, value: &Value) -> Value {
+        substitute(value, self.cx.variables)
+    }
+
+    /// A literal of the column's type.
+    fn value(
+        &self,
+        operand: &Value,
+        data_type: &DataType,
+        path: &str,
+    ) -> Result<Expr, FilterError> {
+        let raw = match self.bind(operand) {
+            Value::Null => {
+                return ScalarValue::try_from(data_type)
+                    .map(lit)
+                    .map_err(|e| Self::error(path, e.to_string()));
+            }
+            Value::Bool(b) => ScalarValue::Boolean(Some(b)),
+            Value::Number(n) => ScalarValue::Utf8(Some(n.to_string())),
+            Value::String(s) => ScalarValue::Utf8(Some(s)),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(Self::error(path, "expected a single value"));
+            }
+        };
+        raw.cast_to(data_type).map(lit).map_err(|_| {
+            Self::error(
+                path,
+                format!(
+                    "`{}` is not a value of type {data_type}",
+                    value_text(operand)
+                ),
+            )
+        })
+    }
+
+    fn text(&self, operand: &Value, path: &str) -> Result<String, FilterError> {
+        match self.bind(operand) {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Null => Ok(String::new()),
+            _ => Err(Self::error(path, "expected a string")),
+        }
+    }
+
+    /// A filter on a related table: `EXISTS (SELECT 1 FROM related AS
+    /// __relN WHERE __relN.key = outer.key AND <filter>)`, for object and
+    /// array relations alike (an array relation matches when any row does).
+    fn related(&self, name: &str, filter: &Value, path: &str) -> Result<Expr, FilterError> {
+        let Some(link) = find_relation(self.cx.snapshot, &self.table, name) else {
+            return Err(Self::error(
+                path,
+                format!(
+                    "`{name}` is neither a column nor a relation of {}",
+                    self.table
+                ),
+            ));
+        };
+        let alias = format!("__rel{}", self.depth + 1);
+        let inner = Scope::new(
+            &link.target,
+            TableReference::bare(alias.as_str()),
+            self.cx,
+            self.depth + 1,
+        )
+        .map_err(|m| Self::error(path, m))?;
+        let provider = (self.cx.providers)(&link.target)
+            .ok_or_else(|| Self::error(path, format!("{} cannot be read", link.target)))?;
+        let mut condition = inner.object(filter, path)?;
+        for (outer, target) in &link.pairs {
+            let data_type = self
+                .column_type(outer)
+                .cloned()
+                .ok_or_else(|| Self::error(path, format!("no column `{outer}`")))?;
+            let outer_ref = out_ref_col(
+                data_type,
+                Column::new(Some(self.qualifier.clone()), outer.as_str()),
+            );
+            condition = inner.column(target).eq(outer_ref).and(condition);
+        }
+        let reference = TableReference::full(
+            link.target.source.as_str(),
+            link.target.schema.as_str(),
+            link.target.table.as_str(),
+        );
+        let plan = LogicalPlanBuilder::scan(reference, provider_as_source(provider), None)
+            .and_then(|b| b.alias(alias.as_str()))
+            .and_then(|b| b.filter(condition))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(|e| Self::error(path, e.to_string()))?;
+        Ok(exists(Arc::new(plan)))
+    }
+}
+
+/// A relation seen from one of its ends.
+struct Link {
+    target: TableRef,
+    /// (column of this table, column of the target) pairs.
+    pairs: Vec<(String, String)>,
+}
+
+/// Finds a relation of `table` by the relation's name or the related
+/// table's name (when only one relation leads to a table of that name),
+/// in either direction.
+fn find_relation(snapshot: &CatalogSnapshot, table: &TableRef, name: &str) -> Option<Link> {
+    let links = snapshot.relations.iter().flat_map(|r| {
+        let mut ends = Vec::new();
+        if &r.from == table {
+            ends.push((r, r.to.clone(), zip(&r.from_columns, &r.to_columns)));
+        }
+        if &r.to == table {
+            ends.push((r, r.from.clone(), zip(&r.to_columns, &r.from_columns)));
+        }
+        ends
+    });
+    let mut by_table = Vec::new();
+    for (relation, target, pairs) in links {
+        if relation.name == name {
+            return Some(Link { target, pairs });
+        }
+        let collection = snapshot
+            .collections
+            .iter()
+            .find(|c| c.table == target)
+            .map(|c| c.api_name.as_str());
+        if target.table == name || collection == Some(name) {
+            by_table.push(Link { target, pairs });
+        }
+    }
+    (by_table.len() == 1).then(|| by_table.pop()).flatten()
+}
+
+fn zip(a: &[String], b: &[String]) -> Vec<(String, String)> {
+    a.iter().cloned().zip(b.iter().cloned()).collect()
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else if key.starts_with('[') {
+        format!("{path}{key}")
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Escapes LIKE's wildcards (and its escape character) in user text.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Replaces `{{$user.id}}`, `{{$user.role}}`, `{{$user.claims.<path>}}`
+/// and `{{$now}}`: a string that is exactly one placeholder becomes the
+/// variable's value (keeping its JSON type); placeholders inside longer
+/// text are written into it. Unknown or missing variables are NULL.
+pub fn substitute(value: &Value, variables: Option<&Variables>) -> Value {
+    match value {
+        Value::String(text) => {
+            let trimmed = text.trim();
+            if let Some(name) = placeholder(trimmed)
+                && trimmed.len() == text.len()
+                && text.matches("{{").count() == 1
+            {
+                return variable(name, variables);
+            }
+            if !text.contains("{{") {
+                return value.clone();
+            }
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("{{") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find("}}") else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let inner = rest[start + 2..start + end].trim();
+                match variable(inner, variables) {
+                    Value::Null => {}
+                    Value::String(s) => out.push_str(&s),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &rest[start + end + 2..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn placeholder(text: &str) -> Option<&str> {
+    Some(text.strip_prefix("{{")?.strip_suffix("}}")?.trim())
+}
+
+fn variable(name: &str, variables: Option<&Variables>) -> Value {
+    let Some(vars) = variables else {
+        return Value::Null;
+    };
+    match name {
+        "$user.id" => vars.user_id.clone().map_or(Value::Null, Value::String),
+        "$user.role" => Value::String(vars.role.clone()),
+        "$now" => Value::String(vars.now.clone()),
+        _ => name
+            .strip_prefix("$user.claims.")
+            .and_then(|path| {
+                path.split('.')
+                    .try_fold(&vars.claims, |value, key| value.get(key))
+            })
+            .cloned()
+            .unwrap_or(Value::Null),
+    }
+}
+
+/// Every placeholder a filter or preset uses must be one we know.
+pub fn check_variables(value: &Value, path: &str) -> Result<(), FilterError> {
+    match value {
+        Value::String(text) => {
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("{{") {
+                let Some(end) = rest[start..].find("}}") else {
+                    return Err(FilterError {
+                        path: path.to_string(),
+                        message: format!("`{text}` opens `{{{{` without closing it"),
+                    });
+                };
+                let name = rest[start + 2..start + end].trim();
+                let known = matches!(name, "$user.id" | "$user.role" | "$now")
+                    || name
+                        .strip_prefix("$user.claims.")
+                        .is_some_and(|p| !p.is_empty());
+                if !known {
+                    return Err(FilterError {
+                        path: path.to_string(),
+                        message: format!(
+                            "unknown variable `{name}` (use $user.id, $user.role, \
+                             $user.claims.<path> or $now)"
+                        ),
+                    });
+                }
+                rest = &rest[start + end + 2..];
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_variables(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| check_variables(v, &join(path, k))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars() -> Variables {
+        Variables {
+            user_id: Some("42".into()),
+            role: "customer".into(),
+            claims: json!({"org": {"id": 7}, "tier": "gold"}),
+            now: "2026-11-30T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn placeholders_keep_their_type_or_are_written_into_text() {
+        let v = vars();
+        assert_eq!(substitute(&json!("{{$user.id}}"), Some(&v)), json!("42"));
+        assert_eq!(
+            substitute(&json!("{{ $user.claims.org.id }}"), Some(&v)),
+            json!(7)
+        );
+        assert_eq!(
+            substitute(
+                &json!("tier-{{$user.claims.tier}}-{{$user.role}}"),
+                Some(&v)
+            ),
+            json!("tier-gold-customer")
+        );
+        assert_eq!(
+            substitute(&json!("{{$user.claims.missing}}"), Some(&v)),
+            Value::Null
+        );
+        assert_eq!(substitute(&json!("{{$user.id}}"), None), Value::Null);
+        assert_eq!(substitute(&json!(5), Some(&v)), json!(5));
+    }
+
+    #[test]
+    fn unknown_variables_are_named() {
+        assert!(check_variables(&json!({"a": {"$eq": "{{$user.id}}"}}), "").is_ok());
+        let err = check_variables(&json!({"a": {"$eq": "{{$user.name}}"}}), "").unwrap_err();
+        assert_eq!(err.path, "a.$eq");
+        assert!(err.message.contains("$user.name"), "{err}");
+        assert!(check_variables(&json!(["{{$now"]), "x").is_err());
+    }
+
+    #[test]
+    fn like_wildcards_in_values_are_escaped() {
+        assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
+    }
+}
