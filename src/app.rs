@@ -50,7 +50,7 @@ pub enum StartError {
     Sources(#[from] crate::sources::SourceError),
     #[error("cannot start the SQL engine: {0}")]
     Engine(#[from] crate::engine::EngineError),
-    #[error("invalid [jwt] configuration: {0}")]
+    #[error(transparent)]
     Jwt(#[from] JwtError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),

@@ -45,6 +45,13 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Print the catalog of a running server.
+    /// Manage API keys on a running server (create, list, revoke, rotate).
+    Keys {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     Catalog {
         #[command(flatten)]
         server: ServerArgs,
@@ -239,6 +246,37 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed this once.
+    Create {
+        /// What the key is for (shown in lists).
+        name: String,
+        /// The role its requests run with.
+        #[arg(long)]
+        role: String,
+        /// The user id permission filters see as {{$user.id}}.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// Seconds until the key stops working.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+    },
+    /// List keys (ids, names, roles, prefixes; never secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: its next request gets 401.
+    Revoke { id: String },
+    /// Replace a key by a new one; the old one works `--grace-secs` more.
+    Rotate {
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        grace_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::cli::{OutputFormat, ServerArgs, SourcesCommand};
+use crate::cli::{KeysCommand, OutputFormat, ServerArgs, SourcesCommand};
 
 /// A failed admin command, with the server's error code and message when it sent them.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,80 @@ impl Client {
 
 fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// Runs a `tributary keys …` command.
+pub async fn keys(server: &ServerArgs, command: KeysCommand) -> Result<(), ClientError> {
+    let client = Client::new(server);
+    match command {
+        KeysCommand::Create {
+            name,
+            role,
+            user_id,
+            expires_in_secs,
+        } => {
+            let body = json!({
+                "name": name, "role": role, "user_id": user_id, "expires_in_secs": expires_in_secs
+            });
+            let out = client
+                .call(reqwest::Method::POST, "/admin/keys", Some(body))
+                .await?;
+            print_new_key(&out);
+        }
+        KeysCommand::List { json } => {
+            let out = client
+                .call(reqwest::Method::GET, "/admin/keys", None)
+                .await?;
+            if json {
+                println!("{}", pretty(&out));
+            } else {
+                for key in out["keys"].as_array().into_iter().flatten() {
+                    let state = if key.get("revoked_at").is_some() {
+                        "revoked"
+                    } else if key.get("expires_at").is_some() {
+                        "expires"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<14} {:<10} {:<16} {:<8} {}",
+                        key["id"].as_str().unwrap_or(""),
+                        key["prefix"].as_str().unwrap_or(""),
+                        key["role"].as_str().unwrap_or(""),
+                        state,
+                        key["name"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            client
+                .call(reqwest::Method::DELETE, &format!("/admin/keys/{id}"), None)
+                .await?;
+            println!("revoked `{id}`");
+        }
+        KeysCommand::Rotate { id, grace_secs } => {
+            let out = client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/admin/keys/{id}/rotate"),
+                    Some(json!({ "grace_secs": grace_secs })),
+                )
+                .await?;
+            print_new_key(&out);
+            println!("`{id}` keeps working for {grace_secs} s");
+        }
+    }
+    Ok(())
+}
+
+fn print_new_key(key: &Value) {
+    println!(
+        "key `{}` (role `{}`): {}\nstore it now: it is not shown again",
+        key["id"].as_str().unwrap_or(""),
+        key["role"].as_str().unwrap_or(""),
+        key["key"].as_str().unwrap_or("")
+    );
 }
 
 /// Runs a `tributary sources …` command.

@@ -52,6 +52,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             explain,
             format,
         } => sql(target, &query, explain, format).await,
+        Command::Keys { server, command } => client::keys(&server, command)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Catalog {
             server,
             source,

@@ -522,3 +522,63 @@ async fn sql_prints_the_same_from_a_server_and_from_its_data() {
         "id | name\n---+-----\n1  | Ann\n2  | NULL\n(2 rows)\n"
     );
 }
+
+#[tokio::test]
+async fn keys_commands_create_list_rotate_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data")).await;
+    let run = |args: Vec<String>| {
+        let mut command = tokio::process::Command::from(binary());
+        command
+            .arg("keys")
+            .args(["--server", server.base.as_str(), "--token", common::TOKEN])
+            .args(args)
+            .env_remove("TRIBUTARY_SERVER")
+            .env_remove("TRIBUTARY_ADMIN_TOKEN");
+        async move {
+            let output = command.output().await.unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        }
+    };
+    let created = run(vec![
+        "create".into(),
+        "ci".into(),
+        "--role".into(),
+        "reader".into(),
+    ])
+    .await;
+    let secret = created
+        .split_whitespace()
+        .find(|w| w.starts_with("trb_"))
+        .expect("the secret is printed")
+        .to_string();
+    let id = created.split('`').nth(1).unwrap().to_string();
+    let listed = run(vec!["list".into()]).await;
+    assert!(
+        listed.contains(&id) && listed.contains("reader"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "{listed}");
+    let rotated = run(vec!["rotate".into(), id.clone()]).await;
+    assert!(rotated.contains("trb_"), "{rotated}");
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/sql",
+            Some(serde_json::json!({"sql": "SELECT 1"})),
+            Some(&secret),
+        )
+        .await;
+    assert_eq!(status, 401, "rotated without grace");
+    let new_id = rotated.split('`').nth(1).unwrap().to_string();
+    let revoked = run(vec!["revoke".into(), new_id.clone()]).await;
+    assert!(revoked.contains(&new_id), "{revoked}");
+    let listed = run(vec!["list".into()]).await;
+    assert!(listed.contains("revoked"), "{listed}");
+    server.stop().await;
+}

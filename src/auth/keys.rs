@@ -4,7 +4,7 @@
 //! the store); rotating makes a new key and lets the old one work until a
 //! grace period ends.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -74,7 +74,8 @@ pub fn create(
         user_id,
         claims,
         prefix: prefix(&secret),
-        created_at: Utc::now(),
+        // Stored with microseconds: keep no more, so a stored key equals this one.
+        created_at: Utc::now().trunc_subsecs(6),
         expires_at,
         revoked_at: None,
         rotated_from: None,

@@ -132,16 +132,16 @@ pub async fn require_admin(request: Request, next: Next) -> Response {
 }
 
 fn too_many_requests(retry_after: std::time::Duration) -> Response {
-    let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+    let seconds = crate::rate_limit::retry_after_secs(retry_after);
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!("too many requests: retry in {seconds} s"),
     )
     .into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 
@@ -177,13 +177,26 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
             method: Method::ApiKey,
         }
     } else if let (Some(verifier), true) = (&state.jwt, looks_like_jwt(token)) {
-        let identity = verifier
-            .verify(token)
-            .await
-            .map_err(|e| ApiError::unauthorized(format!("the token is not accepted: {e}")))?;
+        let identity = verifier.verify(token).await.map_err(|e| match e {
+            // The identity provider is down: not the caller's fault.
+            jwt::JwtError::KeysUnavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                format!("cannot check the token: {e}"),
+            ),
+            other => ApiError::unauthorized(format!("the token is not accepted: {other}")),
+        })?;
         return jwt_principal(identity, requested_role(headers)?);
     } else {
-        return Err(ApiError::unauthorized("the API key is not valid"));
+        let hint = if state.config.admin_token.is_none() {
+            " (this server has no admin token: start it with TRIBUTARY_ADMIN_TOKEN \
+             to get a first admin key)"
+        } else {
+            ""
+        };
+        return Err(ApiError::unauthorized(format!(
+            "the API key is not valid{hint}"
+        )));
     };
     act_as(principal, headers)
 }
