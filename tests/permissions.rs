@@ -178,7 +178,7 @@ const QUERIES: &[&str] = &[
     "SELECT count(*) FROM {customer}",
     "SELECT r_name, customer.c_name FROM region JOIN nation ON nation.n_regionkey = region.r_regionkey JOIN {customer} ON customer.c_nationkey = nation.n_nationkey",
     "SELECT customer.c_name, sum(lineitem.l_extendedprice) FROM {customer} JOIN {orders} ON orders.o_custkey = customer.c_custkey JOIN {lineitem} ON lineitem.l_orderkey = orders.o_orderkey GROUP BY customer.c_name",
-    "SELECT orders.o_orderkey, orders.o_totalprice, lineitem.l_quantity FROM {orders} LEFT JOIN {lineitem} ON lineitem.l_orderkey = orders.o_orderkey AND lineitem.l_linenumber = 1",
+    "SELECT * FROM {orders} LEFT JOIN {lineitem} ON lineitem.l_orderkey = orders.o_orderkey AND lineitem.l_linenumber = 1",
     "SELECT o_orderkey FROM {orders} WHERE o_custkey IN (SELECT c_custkey FROM {customer} WHERE c_mktsegment <> 'NONE')",
 ];
 

@@ -53,10 +53,16 @@ pub fn alias_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// every computed column named. Under a sort or limit, the projection (or
 /// aggregate) below is named in place: a projection put over the sort
 /// would make the unparser write the sorted part as a derived table whose
-/// unnamed aggregates the outer select could not refer to.
+/// unnamed aggregates the outer select could not refer to. A join at the
+/// root (its projection of every column was optimized away) gets its
+/// columns listed: left to the unparser, a side that is a derived table
+/// becomes `*`, and `SELECT *, t2.a, …` repeats columns (`*, *` is not
+/// even MySQL syntax).
 fn name_root(plan: LogicalPlan) -> Result<LogicalPlan> {
     match plan {
-        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) => Ok(named_projection(plan)?.0),
+        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) | LogicalPlan::Join(_) => {
+            Ok(named_projection(plan)?.0)
+        }
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => match name_below(&plan)? {
             Some(named) => Ok(named),
             None if matches!(plan, LogicalPlan::Sort(_)) => Ok(named_projection(plan)?.0),
@@ -73,7 +79,7 @@ fn name_below(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
         return Ok(None);
     };
     let named = match below {
-        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) => {
+        LogicalPlan::Aggregate(_) | LogicalPlan::Projection(_) | LogicalPlan::Join(_) => {
             named_projection(below.clone())?.0
         }
         LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => match name_below(below)? {
