@@ -193,15 +193,16 @@ impl<'a> Scope<'a> {
     ) -> Result<Expr, FilterError> {
         let column = self.column(name);
         let data_type = self.column_type(name).cloned().unwrap_or(DataType::Utf8);
-        let value = || self.value(operand, &data_type, path);
-        let text = || self.text(operand, path);
-        Ok(match op {
-            "$eq" => match self.bind(operand) {
+        let bound = substitute(operand, self.cx.variables);
+        let value = || self.value(&bound, &data_type, path);
+        let text = || self.text(&bound, path);
+        let expr = match op {
+            "$eq" => match &bound {
                 Value::Null => column.is_null(),
                 _ => column.eq(value()?),
             },
             // NocoBase's $ne keeps rows where the column is NULL.
-            "$ne" => match self.bind(operand) {
+            "$ne" => match &bound {
                 Value::Null => column.is_not_null(),
                 _ => column.clone().not_eq(value()?).or(column.is_null()),
             },
@@ -210,7 +211,7 @@ impl<'a> Scope<'a> {
             "$lt" => column.lt(value()?),
             "$lte" => column.lt_eq(value()?),
             "$in" | "$notIn" => {
-                let Value::Array(items) = self.bind(operand) else {
+                let Value::Array(items) = &bound else {
                     return Err(Self::error(path, "expected an array of values"));
                 };
                 let list = items
@@ -224,14 +225,14 @@ impl<'a> Scope<'a> {
                     column.clone().in_list(list, true).or(column.is_null())
                 }
             }
-            "$is" => match self.bind(operand) {
+            "$is" => match &bound {
                 Value::Null => column.is_null(),
                 Value::Bool(true) => column.is_true(),
                 Value::Bool(false) => column.is_false(),
                 _ => return Err(Self::error(path, "expected null, true or false")),
             },
-            "$exists" | "$notExists" => match (op == "$exists", self.bind(operand)) {
-                (exists, Value::Bool(b)) if exists == b => column.is_not_null(),
+            "$exists" | "$notExists" => match (op == "$exists", &bound) {
+                (exists, Value::Bool(b)) if exists == *b => column.is_not_null(),
                 (_, Value::Bool(_)) => column.is_null(),
                 _ => return Err(Self::error(path, "expected true or false")),
             },
@@ -266,8 +267,13 @@ impl<'a> Scope<'a> {
             "$isTruly" | "$isFalsy" => {
                 let truthy = if data_type == DataType::Boolean {
                     column.is_true()
-                } else {
+                } else if data_type.is_numeric() {
                     column.clone().is_not_null().and(column.not_eq(lit(0)))
+                } else {
+                    return Err(Self::error(
+                        path,
+                        format!("`{op}` needs a boolean or number column; `{name}` is {data_type}"),
+                    ));
                 };
                 if op == "$isTruly" { truthy } else { !truthy }
             }
@@ -277,23 +283,24 @@ impl<'a> Scope<'a> {
                     format!("unknown operator `{other}` for column `{name}`"),
                 ));
             }
-        })
+        };
+        // A variable the request does not have (no user id, a missing
+        // claim) matches nothing: `owner = {{$user.id}}` must not become
+        // `owner IS NULL` for a caller without a user id.
+        if self.cx.variables.is_some() && bound.is_null() && !operand.is_null() {
+            return Ok(lit(false));
+        }
+        Ok(expr)
     }
 
-    /// The operand with `{{$…}}` placeholders replaced (validation without
-    /// a request binds NULL).
-    fn bind(&self, value: &Value) -> Value {
-        substitute(value, self.cx.variables)
-    }
-
-    /// A literal of the column's type.
+    /// A literal of the column's type, from a bound operand.
     fn value(
         &self,
         operand: &Value,
         data_type: &DataType,
         path: &str,
     ) -> Result<Expr, FilterError> {
-        let raw = match self.bind(operand) {
+        let raw = match operand.clone() {
             Value::Null => {
                 return ScalarValue::try_from(data_type)
                     .map(lit)
@@ -318,7 +325,7 @@ impl<'a> Scope<'a> {
     }
 
     fn text(&self, operand: &Value, path: &str) -> Result<String, FilterError> {
-        match self.bind(operand) {
+        match operand.clone() {
             Value::String(s) => Ok(s),
             Value::Number(n) => Ok(n.to_string()),
             Value::Null => Ok(String::new()),
@@ -449,9 +456,13 @@ fn escape_like(text: &str) -> String {
 /// Replaces `{{$user.id}}`, `{{$user.role}}`, `{{$user.claims.<path>}}`
 /// and `{{$now}}`: a string that is exactly one placeholder becomes the
 /// variable's value (keeping its JSON type); placeholders inside longer
-/// text are written into it. Unknown or missing variables are NULL.
+/// text are written into it; arrays are substituted item by item. Unknown
+/// or missing variables are NULL.
 pub fn substitute(value: &Value, variables: Option<&Variables>) -> Value {
     match value {
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| substitute(v, variables)).collect())
+        }
         Value::String(text) => {
             let trimmed = text.trim();
             if let Some(name) = placeholder(trimmed)

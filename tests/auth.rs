@@ -23,7 +23,7 @@ async fn server(dir: &std::path::Path, config: &str) -> TestServer {
     connection
         .execute_batch(
             "CREATE TABLE items (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, name TEXT, secret TEXT);
-             INSERT INTO items VALUES (1, 'ann', 'pen', 's1'), (2, 'bob', 'ink', 's2'), (3, 'ann', 'cup', 's3');",
+             INSERT INTO items VALUES (1, 'ann', 'pen', 's1'), (2, 'bob', 'ink', 's2'), (3, 'ann', 'cup', 's3'), (4, 'cat', NULL, 's4');",
         )
         .unwrap();
     drop(connection);
@@ -33,6 +33,14 @@ async fn server(dir: &std::path::Path, config: &str) -> TestServer {
         .register(json!({"name": "shop", "url": format!("sqlite://{}", database.display())}))
         .await;
     server
+}
+
+/// Creates a key (`POST /admin/keys` must answer 201): its record and secret.
+async fn new_key(server: &TestServer, body: Value) -> (Value, String) {
+    let (status, created) = server.admin(Method::POST, "/admin/keys", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["key"].as_str().unwrap().to_string();
+    (created, secret)
 }
 
 async fn sql(server: &TestServer, token: Option<&str>, query: &str) -> (u16, Value) {
@@ -167,14 +175,8 @@ async fn requests_without_good_credentials_get_401_and_non_admins_403() {
         "no JWT configured"
     );
 
-    let (_, created) = server
-        .admin(
-            Method::POST,
-            "/admin/keys",
-            Some(json!({"name": "r", "role": "reader"})),
-        )
-        .await;
-    let secret = created["key"].as_str().unwrap();
+    let (_, secret) = new_key(&server, json!({"name": "r", "role": "reader"})).await;
+    let secret = secret.as_str();
     let (status, body) = server
         .call(Method::GET, "/admin/keys", None, Some(secret))
         .await;
@@ -203,7 +205,10 @@ async fn the_anonymous_role_serves_requests_without_credentials() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = sql(&server, None, "SELECT * FROM items ORDER BY id").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["rows"], json!([[1, "pen"], [2, "ink"], [3, "cup"]]));
+    assert_eq!(
+        body["rows"],
+        json!([[1, "pen"], [2, "ink"], [3, "cup"], [4, null]])
+    );
     let (status, body) = sql(&server, None, "SELECT secret FROM items").await;
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -215,6 +220,49 @@ async fn the_anonymous_role_serves_requests_without_credentials() {
     );
     let (status, _) = server.call(Method::GET, "/admin/keys", None, None).await;
     assert_eq!(status, 403, "the anonymous role is not an admin");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_variable_the_caller_lacks_matches_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "").await;
+    // `name` is NULL in row 4: a caller without a user id must not get it
+    // through `name = {{$user.id}}` (that is not `name IS NULL`).
+    for (filter, label) in [
+        (json!({"name": "{{$user.id}}"}), "$eq"),
+        (json!({"name": {"$in": ["{{$user.id}}"]}}), "$in"),
+        (json!({"name": {"$ne": "{{$user.claims.team}}"}}), "$ne"),
+    ] {
+        let (status, body) = server
+            .admin(
+                Method::PUT,
+                "/admin/permissions/mine/shop_items/select",
+                Some(json!({ "filter": filter })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, secret) = new_key(&server, json!({"name": label, "role": "mine"})).await;
+        let (status, body) = sql(&server, Some(&secret), "SELECT id FROM items").await;
+        assert_eq!(status, 200, "{label}: {body}");
+        assert_eq!(body["rows"], json!([]), "{label}");
+    }
+    // With the user id, the same rule finds the user's rows.
+    let (status, body) = server
+        .admin(
+            Method::PUT,
+            "/admin/permissions/mine/shop_items/select",
+            Some(json!({"filter": {"owner": "{{$user.id}}"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, secret) = new_key(
+        &server,
+        json!({"name": "bob", "role": "mine", "user_id": "bob"}),
+    )
+    .await;
+    let (_, body) = sql(&server, Some(&secret), "SELECT id FROM items").await;
+    assert_eq!(body["rows"], json!([[2]]));
     server.stop().await;
 }
 
@@ -356,14 +404,8 @@ async fn rules_are_checked_against_the_catalog_before_they_are_stored() {
 async fn admin_actions_are_audited_with_who_and_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), "").await;
-    let (_, created) = server
-        .admin(
-            Method::POST,
-            "/admin/keys",
-            Some(json!({"name": "r", "role": "reader"})),
-        )
-        .await;
-    let reader = created["key"].as_str().unwrap();
+    let (created, reader) = new_key(&server, json!({"name": "r", "role": "reader"})).await;
+    let reader = reader.as_str();
     // A denied attempt by a non-admin is audited too.
     let (status, _) = server
         .call(Method::DELETE, "/admin/sources/shop", None, Some(reader))

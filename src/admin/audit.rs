@@ -18,12 +18,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let entries = state.store.audit(&query).await?;
-    let next = entries.last().map(|e| e.id).filter(|_| {
-        entries.len()
-            == query
-                .limit
-                .unwrap_or(AuditQuery::DEFAULT_LIMIT)
-                .clamp(1, AuditQuery::MAX_LIMIT) as usize
-    });
+    // A full page may have more after it.
+    let full = u32::try_from(entries.len()).is_ok_and(|n| n == query.page_size());
+    let next = entries.last().map(|e| e.id).filter(|_| full);
     Ok(Json(json!({ "entries": entries, "next_before": next })))
 }

@@ -95,10 +95,8 @@ pub async fn show(
 ) -> Result<Json<keys::ApiKey>, ApiError> {
     state
         .store
-        .keys()
+        .key(&id)
         .await?
-        .into_iter()
-        .find(|k| k.id == id)
         .map(Json)
         .ok_or_else(|| ApiError::not_found("key", &id))
 }
@@ -125,10 +123,8 @@ pub async fn rotate(
     let grace = body.map(|Json(b)| b.grace_secs).unwrap_or_default();
     let old = state
         .store
-        .keys()
+        .key(&id)
         .await?
-        .into_iter()
-        .find(|k| k.id == id)
         .ok_or_else(|| ApiError::not_found("key", &id))?;
     if id == keys::BOOTSTRAP_ID {
         return Err(ApiError::bad_request(

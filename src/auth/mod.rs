@@ -147,7 +147,7 @@ fn too_many_requests(retry_after: std::time::Duration) -> Response {
 
 /// The principal of a request, from its credentials and role headers.
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let Some(token) = presented_token(headers) else {
+    let Some(token) = presented_token(headers)? else {
         return match &state.config.anonymous_role {
             Some(role) => Ok(Principal {
                 role: role.clone(),
@@ -161,22 +161,25 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
             )),
         };
     };
-    let principal = if let Some(key) = state.store.key_by_hash(&keys::hash(token)).await? {
-        let now = Utc::now();
+    if let Some(key) = state.store.key_by_hash(&keys::hash(token)).await? {
         if key.revoked_at.is_some() {
             return Err(ApiError::unauthorized("this API key was revoked"));
         }
-        if !key.is_active(now) {
+        if !key.is_active(Utc::now()) {
             return Err(ApiError::unauthorized("this API key has expired"));
         }
-        Principal {
+        let principal = Principal {
             role: key.role,
             user_id: key.user_id,
             claims: key.claims,
             key_id: Some(key.id),
             method: Method::ApiKey,
-        }
-    } else if let (Some(verifier), true) = (&state.jwt, looks_like_jwt(token)) {
+        };
+        return act_as(principal, headers);
+    }
+    if let Some(verifier) = &state.jwt
+        && looks_like_jwt(token)
+    {
         let identity = verifier.verify(token).await.map_err(|e| match e {
             // The identity provider is down: not the caller's fault.
             jwt::JwtError::KeysUnavailable { .. } => ApiError::new(
@@ -187,18 +190,16 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
             other => ApiError::unauthorized(format!("the token is not accepted: {other}")),
         })?;
         return jwt_principal(identity, requested_role(headers)?);
+    }
+    let hint = if state.config.admin_token.is_none() {
+        " (this server has no admin token: start it with TRIBUTARY_ADMIN_TOKEN \
+         to get a first admin key)"
     } else {
-        let hint = if state.config.admin_token.is_none() {
-            " (this server has no admin token: start it with TRIBUTARY_ADMIN_TOKEN \
-             to get a first admin key)"
-        } else {
-            ""
-        };
-        return Err(ApiError::unauthorized(format!(
-            "the API key is not valid{hint}"
-        )));
+        ""
     };
-    act_as(principal, headers)
+    Err(ApiError::unauthorized(format!(
+        "the API key is not valid{hint}"
+    )))
 }
 
 /// `X-Role` / `X-User-Id` on an API key: an admin may act as any role and
@@ -279,16 +280,22 @@ fn looks_like_jwt(token: &str) -> bool {
 }
 
 /// `Authorization: Bearer <token>`, else `X-API-Key`, else the older
-/// `X-Admin-Token`.
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
+/// `X-Admin-Token`. An `Authorization` header of another form is refused
+/// (not taken for no credentials, which could mean the anonymous role).
+fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     if let Some(value) = header_text(headers, header::AUTHORIZATION.as_str()) {
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim())
-            .filter(|t| !t.is_empty());
+        return match value.split_once(' ') {
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                Ok(Some(token.trim()))
+            }
+            _ => Err(ApiError::unauthorized(
+                "the Authorization header must be `Bearer <API key or token>`",
+            )),
+        };
     }
-    header_text(headers, "x-api-key").or_else(|| header_text(headers, "x-admin-token"))
+    Ok(header_text(headers, "x-api-key").or_else(|| header_text(headers, "x-admin-token")))
 }
 
 #[cfg(test)]
@@ -305,20 +312,24 @@ mod tests {
 
     #[test]
     fn tokens_come_from_bearer_or_api_key_headers() {
+        let token = |pairs: &[(&'static str, &str)]| {
+            presented_token(&headers(pairs))
+                .unwrap()
+                .map(str::to_string)
+        };
         assert_eq!(
-            presented_token(&headers(&[("authorization", "Bearer abc")])),
+            token(&[("authorization", "Bearer abc")]).as_deref(),
             Some("abc")
         );
         assert_eq!(
-            presented_token(&headers(&[("authorization", "bearer  abc ")])),
+            token(&[("authorization", "bearer  abc ")]).as_deref(),
             Some("abc")
         );
-        assert_eq!(
-            presented_token(&headers(&[("authorization", "Basic abc")])),
-            None
-        );
-        assert_eq!(presented_token(&headers(&[("x-api-key", "k")])), Some("k"));
-        assert_eq!(presented_token(&headers(&[])), None);
+        assert_eq!(token(&[("x-api-key", "k")]).as_deref(), Some("k"));
+        assert_eq!(token(&[]), None);
+        // Another scheme is an error, not "no credentials" (the anonymous role).
+        let basic = presented_token(&headers(&[("authorization", "Basic abc")])).unwrap_err();
+        assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
     }
 
     fn key_principal(role: &str) -> Principal {

@@ -74,6 +74,13 @@ pub struct AuditQuery {
 impl AuditQuery {
     pub const DEFAULT_LIMIT: u32 = 100;
     pub const MAX_LIMIT: u32 = 1000;
+
+    /// The page size: `limit`, else the default, at most the maximum.
+    pub fn page_size(&self) -> u32 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
 }
 
 /// Keys, permissions and the audit log.
@@ -83,6 +90,8 @@ pub trait SecurityStore: Send + Sync {
     async fn insert_key(&self, key: &ApiKey, hash: &str) -> Result<(), MetadataError>;
     /// The key whose secret hashes to `hash` (active or not).
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, MetadataError>;
+    /// The key with this id (active or not).
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError>;
     async fn keys(&self) -> Result<Vec<ApiKey>, MetadataError>;
     /// Marks a key revoked; `Ok(false)` when there is no such key.
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, MetadataError>;
@@ -130,49 +139,40 @@ fn text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-type KeyRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
+/// A key from a row of `SELECT {KEY_COLUMNS}`.
+fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let invalid = |index: usize, e: MetadataError| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let at = |index: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        time(r.get(index)?).map_err(|e| invalid(index, e))
+    };
+    Ok(ApiKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role: r.get(2)?,
+        user_id: r.get(3)?,
+        claims: from_json(&r.get::<_, String>(4)?).map_err(|e| invalid(4, e))?,
+        prefix: r.get(5)?,
+        created_at: at(6)?.unwrap_or_default(),
+        expires_at: at(7)?,
+        revoked_at: at(8)?,
+        rotated_from: r.get(9)?,
+    })
 }
 
-fn key_from(row: KeyRow) -> Result<ApiKey, MetadataError> {
-    let (id, name, role, user_id, claims, prefix, created_at, expires_at, revoked_at, rotated_from) =
-        row;
-    Ok(ApiKey {
-        id,
-        name,
-        role,
-        user_id,
-        claims: from_json(&claims)?,
-        prefix,
-        created_at: time(Some(created_at))?.unwrap_or_default(),
-        expires_at: time(expires_at)?,
-        revoked_at: time(revoked_at)?,
-        rotated_from,
-    })
+/// The key whose `column` (`id` or `hash`) is `value`.
+fn find_key(
+    c: &rusqlite::Connection,
+    column: &str,
+    value: &str,
+) -> Result<Option<ApiKey>, MetadataError> {
+    Ok(c.query_row(
+        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"),
+        [value],
+        key_row,
+    )
+    .optional()?)
 }
 
 fn insert_key(c: &rusqlite::Connection, key: &ApiKey, hash: &str) -> Result<(), MetadataError> {
@@ -209,16 +209,11 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, MetadataError> {
-        self.with(|c| {
-            let row = c
-                .query_row(
-                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = ?1"),
-                    [hash],
-                    key_row,
-                )
-                .optional()?;
-            row.map(key_from).transpose()
-        })
+        self.with(|c| find_key(c, "hash", hash))
+    }
+
+    async fn key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError> {
+        self.with(|c| find_key(c, "id", id))
     }
 
     async fn keys(&self) -> Result<Vec<ApiKey>, MetadataError> {
@@ -227,7 +222,7 @@ impl SecurityStore for SqliteMetadataStore {
                 "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
             ))?;
             let rows = stmt.query_map([], key_row)?;
-            rows.map(|r| key_from(r?)).collect()
+            Ok(rows.collect::<Result<_, _>>()?)
         })
     }
 
@@ -261,15 +256,7 @@ impl SecurityStore for SqliteMetadataStore {
     ) -> Result<bool, MetadataError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let old = tx
-                .query_row(
-                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
-                    [old_id],
-                    key_row,
-                )
-                .optional()?
-                .map(key_from)
-                .transpose()?;
+            let old = find_key(&tx, "id", old_id)?;
             let Some(old) = old.filter(|k| k.is_active(Utc::now())) else {
                 return Ok(false);
             };
@@ -409,10 +396,7 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, MetadataError> {
-        let limit = query
-            .limit
-            .unwrap_or(AuditQuery::DEFAULT_LIMIT)
-            .clamp(1, AuditQuery::MAX_LIMIT);
+        let limit = query.page_size();
         self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, at, role, key_id, user_id, action, collection, target, detail, \

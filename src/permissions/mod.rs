@@ -170,10 +170,12 @@ pub fn validate(permission: &Permission, snapshot: &CatalogSnapshot) -> Result<(
     if rule.filter.is_some() && action == Action::Insert {
         return refuse("filter", "inserts are limited by `check`");
     }
-    if (rule.check.is_some() || !rule.presets.is_empty())
-        && !matches!(action, Action::Insert | Action::Update)
-    {
-        return refuse("check` / `presets", "only insert and update take them");
+    let writes = matches!(action, Action::Insert | Action::Update);
+    if rule.check.is_some() && !writes {
+        return refuse("check", "only insert and update take it");
+    }
+    if !rule.presets.is_empty() && !writes {
+        return refuse("presets", "only insert and update take them");
     }
     if rule.limit.is_some() && action != Action::Select {
         return refuse("limit", "only select takes it");
