@@ -87,19 +87,32 @@ fn semi_join_to_leaf(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     else {
         return Ok(Transformed::no(node));
     };
-    let moved = LogicalPlan::Join(Join::try_new(
+    let moved = with_inputs(
+        join,
         Arc::new(flat.leaves[target].clone()),
         join.right.clone(),
+    )?;
+    let mut next = 0;
+    let rebuilt = replace_leaf(&join.left, &mut next, target, &moved)?;
+    Ok(Transformed::yes(rebuilt))
+}
+
+/// `join` over other inputs, its conditions and kind kept.
+fn with_inputs(
+    join: &Join,
+    left: Arc<LogicalPlan>,
+    right: Arc<LogicalPlan>,
+) -> Result<LogicalPlan> {
+    Ok(LogicalPlan::Join(Join::try_new(
+        left,
+        right,
         join.on.clone(),
         join.filter.clone(),
         join.join_type,
         join.join_constraint,
         join.null_equality,
         join.null_aware,
-    )?);
-    let mut next = 0;
-    let rebuilt = replace_leaf(&join.left, &mut next, target, &moved)?;
-    Ok(Transformed::yes(rebuilt))
+    )?))
 }
 
 /// `plan` (an inner-join tree, as [`flatten`] walks it) with its leaf number
@@ -124,16 +137,7 @@ fn replace_leaf(
         LogicalPlan::Join(join) if reorderable(join) => {
             let left = replace_leaf(&join.left, next, target, new)?;
             let right = replace_leaf(&join.right, next, target, new)?;
-            Ok(LogicalPlan::Join(Join::try_new(
-                Arc::new(left),
-                Arc::new(right),
-                join.on.clone(),
-                join.filter.clone(),
-                join.join_type,
-                join.join_constraint,
-                join.null_equality,
-                join.null_aware,
-            )?))
+            with_inputs(join, Arc::new(left), Arc::new(right))
         }
         leaf => {
             let index = *next;
