@@ -80,19 +80,20 @@ impl EngineError {
         let Self::DataFusion(error) = self else {
             return None;
         };
-        find_connector_error(error)
+        find_error::<ConnectorError>(error)
     }
 }
 
-/// Walks a DataFusion error (and what it wraps) for a connector error.
-fn find_connector_error(error: &DataFusionError) -> Option<&ConnectorError> {
+/// Walks a DataFusion error (and what it wraps, shared errors included)
+/// for an error of type `T`: a connector's, or a permission refusal.
+fn find_error<T: std::error::Error + 'static>(error: &DataFusionError) -> Option<&T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<ConnectorError>() {
+        if let Some(found) = e.downcast_ref::<T>() {
             return Some(found);
         }
         if let Some(found) = e.downcast_ref::<DataFusionError>().and_then(|d| match d {
-            DataFusionError::Shared(inner) => find_connector_error(inner),
+            DataFusionError::Shared(inner) => find_error::<T>(inner),
             _ => None,
         }) {
             return Some(found);
@@ -488,7 +489,7 @@ async fn plan_query(
 
 /// A role's planning error that is about its permissions, said as such.
 fn denied(error: DataFusionError, planning: &Planning<'_>) -> EngineError {
-    if let Some(denied) = permission_rewrite::find_denied(&error) {
+    if let Some(denied) = find_error::<permission_rewrite::Denied>(&error) {
         return EngineError::Denied(denied.to_string());
     }
     if let Some(enforcement) = &planning.enforcement

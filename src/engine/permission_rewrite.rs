@@ -373,18 +373,6 @@ fn table_ref(name: &TableReference) -> Option<TableRef> {
     }
 }
 
-/// The permission error inside a DataFusion error, if any.
-pub fn find_denied(error: &DataFusionError) -> Option<&Denied> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<Denied>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
 /// When a role's query names a column it may not read, DataFusion says the
 /// field is unknown; say which rule hides it instead.
 pub fn hidden_column_message(error: &DataFusionError, policy: &RolePolicy) -> Option<String> {
