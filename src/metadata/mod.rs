@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 use tributary_connector::SourceConfig;
 use tributary_schema_cache::{Relation, RelationOrigin, TableRef};
 
@@ -89,6 +90,11 @@ CREATE TABLE aliases (
 /// The embedded SQLite metadata store.
 pub struct SqliteMetadataStore {
     connection: Mutex<Connection>,
+    /// Read-only connections for the lookup every request makes (its API
+    /// key), so requests wait neither for each other nor for a write
+    /// (the file is in WAL mode). None for an in-memory store.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 impl std::fmt::Debug for SqliteMetadataStore {
@@ -111,16 +117,41 @@ impl SqliteMetadataStore {
         if !path.exists() {
             create_private_file(&path).map_err(io_err)?;
         }
-        let connection = Connection::open(&path)?;
-        Self::migrate(connection)
+        let connection = Self::migrate(Connection::open(&path)?)?;
+        // WAL: readers see every committed write and never block on one.
+        connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        let readers = (0..Self::READERS)
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<_, MetadataError>>()?;
+        Ok(Self::new(connection, readers))
     }
 
     /// An in-memory store (tests).
     pub fn in_memory() -> Result<Self, MetadataError> {
-        Self::migrate(Connection::open_in_memory()?)
+        Ok(Self::new(
+            Self::migrate(Connection::open_in_memory()?)?,
+            Vec::new(),
+        ))
     }
 
-    fn migrate(mut connection: Connection) -> Result<Self, MetadataError> {
+    const READERS: usize = 4;
+
+    fn new(connection: Connection, readers: Vec<Mutex<Connection>>) -> Self {
+        Self {
+            connection: Mutex::new(connection),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        }
+    }
+
+    fn migrate(mut connection: Connection) -> Result<Connection, MetadataError> {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         let tx = connection.transaction()?;
@@ -143,9 +174,7 @@ impl SqliteMetadataStore {
             }
         }
         tx.commit()?;
-        Ok(Self {
-            connection: Mutex::new(connection),
-        })
+        Ok(connection)
     }
 
     pub(crate) fn with<T>(
@@ -157,6 +186,27 @@ impl SqliteMetadataStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
+    }
+
+    /// Runs a read on a reader connection (a free one if any), or on the
+    /// main connection for an in-memory store.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MetadataError>,
+    ) -> Result<T, MetadataError> {
+        if self.readers.is_empty() {
+            return self.with(|c| f(c));
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let count = self.readers.len();
+        let free = (0..count).find_map(|i| self.readers[(start + i) % count].try_lock().ok());
+        let guard = match free {
+            Some(guard) => guard,
+            None => self.readers[start % count]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        };
+        f(&guard)
     }
 }
 

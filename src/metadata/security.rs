@@ -167,12 +167,11 @@ fn find_key(
     column: &str,
     value: &str,
 ) -> Result<Option<ApiKey>, MetadataError> {
-    Ok(c.query_row(
-        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"),
-        [value],
-        key_row,
-    )
-    .optional()?)
+    // Cached: the lookup by hash runs on every authenticated request.
+    let mut statement = c.prepare_cached(&format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1"
+    ))?;
+    Ok(statement.query_row([value], key_row).optional()?)
 }
 
 fn insert_key(c: &rusqlite::Connection, key: &ApiKey, hash: &str) -> Result<(), MetadataError> {
@@ -209,7 +208,7 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, MetadataError> {
-        self.with(|c| find_key(c, "hash", hash))
+        self.read(|c| find_key(c, "hash", hash))
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError> {
@@ -523,6 +522,24 @@ mod tests {
                 .unwrap(),
             "a revoked key cannot be rotated"
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_store_reads_keys_from_its_readers_as_soon_as_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(dir.path()).unwrap();
+        let (key, secret) = keys::create("ci".into(), "reader".into(), None, Value::Null, None);
+        let hash = keys::hash(&secret);
+        store.insert_key(&key, &hash).await.unwrap();
+        // Every reader (lookups go round the pool) sees the new key, then its revocation.
+        for _ in 0..SqliteMetadataStore::READERS {
+            assert_eq!(store.key_by_hash(&hash).await.unwrap(), Some(key.clone()));
+        }
+        store.revoke_key(&key.id, Utc::now()).await.unwrap();
+        for _ in 0..SqliteMetadataStore::READERS {
+            let found = store.key_by_hash(&hash).await.unwrap().unwrap();
+            assert!(found.revoked_at.is_some());
+        }
     }
 
     #[tokio::test]
