@@ -26,7 +26,7 @@ use crate::permissions::Permissions;
 use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
 use crate::state::AppState;
-use crate::{admin, auth, health, sql_api, tls};
+use crate::{admin, auth, health, rest, sql_api, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +236,7 @@ pub fn router(state: AppState) -> Router {
 fn data_router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/sql", post(sql_api::run))
+        .merge(rest::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
 }
 

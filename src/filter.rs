@@ -383,30 +383,37 @@ impl<'a> Scope<'a> {
 }
 
 /// A relation seen from one of its ends.
-struct Link {
-    target: TableRef,
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub target: TableRef,
     /// (column of this table, column of the target) pairs.
-    pairs: Vec<(String, String)>,
+    pub pairs: Vec<(String, String)>,
+    /// Several target rows per row (this end is the referenced one).
+    pub many: bool,
 }
 
 /// Finds a relation of `table` by the relation's name or the related
 /// table's name (when only one relation leads to a table of that name),
 /// in either direction.
-fn find_relation(snapshot: &CatalogSnapshot, table: &TableRef, name: &str) -> Option<Link> {
+pub fn find_relation(snapshot: &CatalogSnapshot, table: &TableRef, name: &str) -> Option<Link> {
     let links = snapshot.relations.iter().flat_map(|r| {
         let mut ends = Vec::new();
         if &r.from == table {
-            ends.push((r, r.to.clone(), zip(&r.from_columns, &r.to_columns)));
+            ends.push((r, r.to.clone(), zip(&r.from_columns, &r.to_columns), false));
         }
         if &r.to == table {
-            ends.push((r, r.from.clone(), zip(&r.to_columns, &r.from_columns)));
+            ends.push((r, r.from.clone(), zip(&r.to_columns, &r.from_columns), true));
         }
         ends
     });
     let mut by_table = Vec::new();
-    for (relation, target, pairs) in links {
+    for (relation, target, pairs, many) in links {
         if relation.name == name {
-            return Some(Link { target, pairs });
+            return Some(Link {
+                target,
+                pairs,
+                many,
+            });
         }
         let collection = snapshot
             .collections
@@ -414,7 +421,11 @@ fn find_relation(snapshot: &CatalogSnapshot, table: &TableRef, name: &str) -> Op
             .find(|c| c.table == target)
             .map(|c| c.api_name.as_str());
         if target.table == name || collection == Some(name) {
-            by_table.push(Link { target, pairs });
+            by_table.push(Link {
+                target,
+                pairs,
+                many,
+            });
         }
     }
     (by_table.len() == 1).then(|| by_table.pop()).flatten()

@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod permissions;
 pub mod rate_limit;
+pub mod rest;
 pub mod results;
 pub mod sources;
 pub mod sql_api;

@@ -63,13 +63,13 @@ fn scalar(value: &Value, index: usize) -> Result<ScalarValue, ApiError> {
 
 /// The response formats, by `Accept` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Json,
     Streamed(stream::Encoding),
 }
 
 impl Format {
-    fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
         let accept = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())

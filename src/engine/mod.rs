@@ -17,6 +17,7 @@ mod mysql_strings;
 mod names;
 mod partial_aggregates;
 mod permission_rewrite;
+mod plan_reads;
 mod pushdown;
 mod rules;
 mod runtime_filter;
@@ -33,6 +34,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
@@ -48,6 +50,7 @@ use crate::sources::SourceManager;
 
 pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
 pub use explain::SourceQuery;
+pub use plan_reads::{PlanScope, ReadShape};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +468,25 @@ async fn plan_query(
         .statement_to_plan(statement)
         .await
         .map_err(|e| denied(e, planning))?;
+    let row_limit;
+    (plan, row_limit) = checked_plan(planning, plan)?;
+    let frame = DataFrame::new(state, plan);
+    let frame = if params.is_empty() {
+        frame
+    } else {
+        frame.with_param_values(ParamValues::List(
+            params.into_iter().map(Into::into).collect(),
+        ))?
+    };
+    Ok((frame, row_limit))
+}
+
+/// Applies a role's permissions to a plan (returning its row cap) and
+/// checks that the plan only reads.
+fn checked_plan(
+    planning: &Planning<'_>,
+    mut plan: LogicalPlan,
+) -> Result<(LogicalPlan, Option<u64>), EngineError> {
     let mut row_limit = None;
     if let Some(enforcement) = &planning.enforcement {
         (plan, row_limit) =
@@ -476,15 +498,7 @@ async fn plan_query(
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(not_allowed)?;
-    let frame = DataFrame::new(state, plan);
-    let frame = if params.is_empty() {
-        frame
-    } else {
-        frame.with_param_values(ParamValues::List(
-            params.into_iter().map(Into::into).collect(),
-        ))?
-    };
-    Ok((frame, row_limit))
+    Ok((plan, row_limit))
 }
 
 /// A role's planning error that is about its permissions, said as such.

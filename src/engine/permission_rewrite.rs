@@ -128,28 +128,41 @@ impl SchemaProvider for RoleSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(rules) = self.rules(name) else {
+        if self.rules(name).is_none() {
             return Ok(None);
-        };
+        }
         let Some(inner) = self.inner.table(name).await? else {
             return Ok(None);
         };
-        let full = inner.schema();
-        let fields = rules
-            .readable
-            .iter()
-            .filter_map(|c| full.field_with_name(c).ok().cloned())
-            .collect::<Vec<_>>();
-        Ok(Some(Arc::new(RoleTable {
-            inner,
-            schema: Arc::new(Schema::new(fields)),
-            rules: rules.clone(),
-        })))
+        let table = TableRef::new(&self.source, &self.schema, name);
+        Ok(role_table(&self.policy, &table, inner))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         self.rules(name).is_some() && self.inner.table_exist(name)
     }
+}
+
+/// `inner` (the table whole) as the role sees it: only its readable
+/// columns, and its row filter added by [`enforce`]. `None` when the role
+/// may not read the table.
+pub fn role_table(
+    policy: &RolePolicy,
+    table: &TableRef,
+    inner: Arc<dyn TableProvider>,
+) -> Option<Arc<dyn TableProvider>> {
+    let rules = policy.tables.get(table)?;
+    let full = inner.schema();
+    let fields = rules
+        .readable
+        .iter()
+        .filter_map(|c| full.field_with_name(c).ok().cloned())
+        .collect::<Vec<_>>();
+    Some(Arc::new(RoleTable {
+        inner,
+        schema: Arc::new(Schema::new(fields)),
+        rules: rules.clone(),
+    }))
 }
 
 /// A table as a role sees it. Only planned against: [`enforce`] puts the

@@ -1,0 +1,433 @@
+//! `GET /api/{c}:aggregate`, the endpoint dashboards use: `measures`
+//! (count, count distinct, sum, avg, min, max), `dimensions` (group by,
+//! dates truncated to day / week / month / quarter / year), `filter`,
+//! `having` (over the measures' and dimensions' aliases), `sort` and
+//! `limit`. Shapes follow NocoBase's chart queries:
+//! `measures=[{"field":"o_totalprice","aggregation":"sum","alias":"total"}]`,
+//! `dimensions=[{"field":"o_orderdate","granularity":"month"}]`. A role
+//! needs its aggregate rule; only rows its filter admits are counted.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use datafusion::common::Column;
+use datafusion::functions::expr_fn::date_trunc;
+use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::params::Params;
+use super::read::{Cell, Record, filter_error, full_name, internal};
+use super::{Target, json_response};
+use crate::auth::Principal;
+use crate::engine::ReadShape;
+use crate::error::ApiError;
+use crate::filter;
+use crate::results;
+use crate::state::AppState;
+
+/// One measure: an aggregate of a column (or of rows, for count).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Measure {
+    #[serde(default)]
+    field: Option<FieldName>,
+    aggregation: Aggregation,
+    #[serde(default)]
+    distinct: bool,
+    #[serde(default)]
+    alias: Option<String>,
+}
+
+/// One dimension: a column to group by, a date one possibly truncated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dimension {
+    field: FieldName,
+    #[serde(default)]
+    alias: Option<String>,
+    #[serde(default)]
+    granularity: Option<Granularity>,
+}
+
+/// NocoBase writes a field as `"col"` or `["col"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum FieldName {
+    One(String),
+    Path(Vec<String>),
+}
+
+impl FieldName {
+    fn column(&self) -> Result<&str, String> {
+        match self {
+            Self::One(name) => Ok(name),
+            Self::Path(path) if path.len() == 1 => Ok(&path[0]),
+            Self::Path(path) => Err(format!(
+                "`{}`: fields of related collections cannot be aggregated here",
+                path.join(".")
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Aggregation {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl Aggregation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::Sum => "sum",
+            Self::Avg => "avg",
+            Self::Min => "min",
+            Self::Max => "max",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Granularity {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl Granularity {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Quarter => "quarter",
+            Self::Year => "year",
+        }
+    }
+}
+
+/// A JSON list parameter.
+fn list<T: for<'de> Deserialize<'de>>(params: &mut Params, name: &str) -> Result<Vec<T>, ApiError> {
+    match params.json(name)? {
+        None => Ok(Vec::new()),
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request(format!("`{name}` is not a list of {name}: {e}")).at(name)
+        }),
+    }
+}
+
+/// `GET /api/{c}:aggregate`.
+pub async fn run(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    params: &mut Params,
+) -> Result<Response, ApiError> {
+    let mut measures: Vec<Measure> = list(params, "measures")?;
+    let dimensions: Vec<Dimension> = list(params, "dimensions")?;
+    let filter = params.filter()?;
+    let having = params.json("having")?;
+    let sort = params.sort();
+    let limit = params.number("limit", 1)?;
+    std::mem::take(params).finish()?;
+    if measures.is_empty() {
+        measures.push(Measure {
+            field: None,
+            aggregation: Aggregation::Count,
+            distinct: false,
+            alias: Some("count".into()),
+        });
+    }
+    let caller = principal.caller();
+    let mut aliases: Vec<String> = Vec::new();
+    let work = async {
+        let mut output = state
+            .engine
+            .query_plan(&caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
+                let table = &target.collection.table;
+                let name = full_name(table);
+                let provider = (scope.tables)(table).ok_or_else(|| {
+                    ApiError::forbidden(format!("`{}` cannot be aggregated here", target.name()))
+                })?;
+                let visible: Vec<String> =
+                    provider.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let column = |field: &str, at: &str| -> Result<Expr, ApiError> {
+                    if visible.iter().any(|c| c == field) {
+                        Ok(Expr::Column(Column::new(Some(name.clone()), field)))
+                    } else if target.def.column(field).is_some() {
+                        Err(ApiError::forbidden(format!(
+                            "column `{field}` of `{}` is not readable here",
+                            target.name()
+                        ))
+                        .at(at.to_string()))
+                    } else {
+                        Err(ApiError::bad_request(format!(
+                            "`{}` has no column `{field}`",
+                            target.name()
+                        ))
+                        .at(at.to_string()))
+                    }
+                };
+                let mut builder = LogicalPlanBuilder::scan(
+                    name.clone(),
+                    datafusion::datasource::provider_as_source(provider.clone()),
+                    None,
+                )
+                .map_err(internal)?;
+                if let Some(filter) = &filter {
+                    let cx = filter::Context {
+                        snapshot: scope.snapshot,
+                        providers: scope.tables,
+                        variables: scope.variables,
+                    };
+                    let predicate =
+                        filter::compile(filter, table, &name, &cx).map_err(filter_error)?;
+                    for used in predicate.column_refs() {
+                        if used.relation.as_ref() == Some(&name) {
+                            column(&used.name, "filter")?;
+                        }
+                    }
+                    builder = builder.filter(predicate).map_err(internal)?;
+                }
+                let mut groups = Vec::new();
+                for (i, dimension) in dimensions.iter().enumerate() {
+                    let at = format!("dimensions[{i}]");
+                    let field = dimension
+                        .field
+                        .column()
+                        .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
+                    let mut expr = column(field, &at)?;
+                    let mut alias = field.to_string();
+                    if let Some(granularity) = dimension.granularity {
+                        let data_type = provider
+                            .schema()
+                            .field_with_name(field)
+                            .map(|f| f.data_type().clone())
+                            .map_err(|e| ApiError::bad_request(e.to_string()).at(at.clone()))?;
+                        if !(data_type.is_temporal()) {
+                            return Err(ApiError::bad_request(format!(
+                                "`granularity` needs a date or timestamp column; `{field}` is \
+                                 {data_type}"
+                            ))
+                            .at(at));
+                        }
+                        expr = date_trunc(lit(granularity.name()), expr);
+                        alias = format!("{field}_{}", granularity.name());
+                    }
+                    let alias = dimension.alias.clone().unwrap_or(alias);
+                    groups.push(expr.alias(alias.as_str()));
+                    aliases.push(alias);
+                }
+                let mut aggregates = Vec::new();
+                for (i, measure) in measures.iter().enumerate() {
+                    let at = format!("measures[{i}]");
+                    let argument = match &measure.field {
+                        Some(field) => {
+                            let field = field
+                                .column()
+                                .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
+                            Some((field.to_string(), column(field, &at)?))
+                        }
+                        None => None,
+                    };
+                    let (expr, default_alias) = match (measure.aggregation, argument) {
+                        (Aggregation::Count, None) => (count(lit(1)), "count".to_string()),
+                        (Aggregation::Count, Some((field, expr))) if measure.distinct => {
+                            (count_distinct(expr), format!("count_distinct_{field}"))
+                        }
+                        (aggregation, Some((field, expr))) => {
+                            let expr = match aggregation {
+                                Aggregation::Count => count(expr),
+                                Aggregation::Sum => sum(expr),
+                                Aggregation::Avg => avg(expr),
+                                Aggregation::Min => min(expr),
+                                Aggregation::Max => max(expr),
+                            };
+                            (expr, format!("{}_{field}", aggregation.name()))
+                        }
+                        (aggregation, None) => {
+                            return Err(ApiError::bad_request(format!(
+                                "`{}` needs a `field`",
+                                aggregation.name()
+                            ))
+                            .at(at));
+                        }
+                    };
+                    let alias = measure.alias.clone().unwrap_or(default_alias);
+                    if aliases.contains(&alias) {
+                        return Err(ApiError::bad_request(format!(
+                            "two outputs are named `{alias}`: give one an `alias`"
+                        ))
+                        .at(at));
+                    }
+                    aggregates.push(expr.alias(alias.as_str()));
+                    aliases.push(alias);
+                }
+                builder = builder.aggregate(groups, aggregates).map_err(internal)?;
+                let output = |alias: &str| Expr::Column(Column::from_name(alias));
+                if let Some(having) = &having {
+                    builder = builder
+                        .filter(having_expr(having, &aliases, "having")?)
+                        .map_err(internal)?;
+                }
+                if !sort.is_empty() {
+                    let mut order: Vec<SortExpr> = Vec::new();
+                    for key in &sort {
+                        if !aliases.contains(&key.column) {
+                            return Err(ApiError::bad_request(format!(
+                                "cannot sort by `{}`: sort by a measure's or dimension's alias ({})",
+                                key.column,
+                                aliases.join(", ")
+                            ))
+                            .at("sort"));
+                        }
+                        order.push(output(&key.column).sort(!key.descending, key.descending));
+                    }
+                    builder = builder.sort(order).map_err(internal)?;
+                }
+                if let Some(limit) = limit {
+                    builder = builder
+                        .limit(0, usize::try_from(limit).ok())
+                        .map_err(internal)?;
+                }
+                builder.build().map_err(internal)
+            })
+            .await?;
+        let mut records = Vec::new();
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(internal)?;
+            let names: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            let columns: Vec<Vec<Value>> =
+                batch.columns().iter().map(results::column_values).collect();
+            for row in 0..batch.num_rows() {
+                if records.len() == state.config.max_rows {
+                    break;
+                }
+                records.push(Record(
+                    names
+                        .iter()
+                        .zip(&columns)
+                        .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
+                        .collect(),
+                ));
+            }
+        }
+        Ok::<_, ApiError>(records)
+    };
+    let records = match tokio::time::timeout(state.config.query_timeout, work).await {
+        Ok(records) => records?,
+        Err(_) => {
+            return Err(ApiError::from(crate::engine::EngineError::Timeout(
+                state.config.query_timeout,
+            )));
+        }
+    };
+    #[derive(Serialize)]
+    struct Answer {
+        data: Vec<Record>,
+    }
+    Ok(json_response(StatusCode::OK, &Answer { data: records }))
+}
+
+/// `having`: `{alias: value | {op: value}}` with `$and` / `$or`, comparing
+/// the aggregated outputs.
+fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, ApiError> {
+    let Value::Object(entries) = value else {
+        return Err(ApiError::bad_request("expected an object").at(path.to_string()));
+    };
+    let mut parts = Vec::new();
+    for (key, condition) in entries {
+        let here = format!("{path}.{key}");
+        if key == "$and" || key == "$or" {
+            let Value::Array(items) = condition else {
+                return Err(ApiError::bad_request("expected an array").at(here));
+            };
+            let inner = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| having_expr(item, aliases, &format!("{here}[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let joined = if key == "$and" {
+                inner.into_iter().reduce(Expr::and).unwrap_or(lit(true))
+            } else {
+                inner.into_iter().reduce(Expr::or).unwrap_or(lit(false))
+            };
+            parts.push(joined);
+            continue;
+        }
+        if !aliases.contains(key) {
+            return Err(ApiError::bad_request(format!(
+                "`{key}` is not an output of this aggregate ({})",
+                aliases.join(", ")
+            ))
+            .at(here));
+        }
+        let column = Expr::Column(Column::from_name(key.as_str()));
+        let ops = match condition {
+            Value::Object(ops) => ops.iter().map(|(o, v)| (o.as_str(), v)).collect(),
+            other => vec![("$eq", other)],
+        };
+        for (op, operand) in ops {
+            let at = format!("{here}.{op}");
+            let value = || scalar(operand, &at);
+            parts.push(match op {
+                "$eq" => column.clone().eq(value()?),
+                "$ne" => column.clone().not_eq(value()?),
+                "$gt" => column.clone().gt(value()?),
+                "$gte" => column.clone().gt_eq(value()?),
+                "$lt" => column.clone().lt(value()?),
+                "$lte" => column.clone().lt_eq(value()?),
+                "$in" | "$notIn" => {
+                    let Value::Array(items) = operand else {
+                        return Err(ApiError::bad_request("expected an array").at(at));
+                    };
+                    let list = items
+                        .iter()
+                        .map(|v| scalar(v, &at))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    column.clone().in_list(list, op == "$notIn")
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown operator `{other}` in having (use $eq $ne $gt $gte $lt $lte $in \
+                         $notIn)"
+                    ))
+                    .at(at));
+                }
+            });
+        }
+    }
+    Ok(parts.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
+}
+
+fn scalar(value: &Value, path: &str) -> Result<Expr, ApiError> {
+    match value {
+        Value::Number(n) => Ok(match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => lit(i),
+            (None, Some(f)) => lit(f),
+            (None, None) => {
+                return Err(ApiError::bad_request("number out of range").at(path.to_string()));
+            }
+        }),
+        Value::String(s) => Ok(lit(s.clone())),
+        Value::Bool(b) => Ok(lit(*b)),
+        _ => Err(
+            ApiError::bad_request("expected a number, a string or a boolean").at(path.to_string()),
+        ),
+    }
+}

@@ -1,0 +1,230 @@
+//! The REST API over every collection (the catalog's API names): list, get
+//! by key, create, update and delete, in our own routes (`GET /api/orders`,
+//! `PATCH /api/orders/7`) and in NocoBase's (`GET /api/orders:list`,
+//! `POST /api/orders:update?filterByTk=7`), plus `:aggregate` for
+//! dashboards. Reads lower to DataFusion plans on the engine's one path
+//! (permissions applied in the plan); writes go through the source's
+//! connector in one transaction per request.
+
+mod aggregate;
+mod params;
+mod read;
+mod values;
+mod write;
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use tributary_schema_cache::{CatalogSnapshot, Collection, TableDef};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+use params::Params;
+
+/// The collection routes (authentication is layered on by the caller).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/{target}",
+            get(collection_route)
+                .post(collection_route)
+                .patch(collection_route)
+                .delete(collection_route),
+        )
+        .route(
+            "/api/{target}/{key}",
+            get(key_route).patch(key_route).delete(key_route),
+        )
+}
+
+/// One collection of the catalog snapshot a request runs against.
+pub(crate) struct Target {
+    pub snapshot: Arc<CatalogSnapshot>,
+    pub collection: Collection,
+    pub def: TableDef,
+}
+
+impl Target {
+    fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
+        let snapshot = state.cache.snapshot();
+        let collection = snapshot
+            .collection(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("collection", name))?;
+        let def = snapshot
+            .sources
+            .get(&collection.table.source)
+            .and_then(|entry| entry.schema.as_deref())
+            .and_then(|schema| schema.table(&collection.table.schema, &collection.table.table))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("collection", name))?;
+        Ok(Self {
+            snapshot,
+            collection,
+            def,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.collection.api_name
+    }
+
+    /// The primary key's columns, or a 400 saying why by-key routes and
+    /// writes need one.
+    pub fn primary_key(&self) -> Result<&[String], ApiError> {
+        match &self.def.primary_key {
+            Some(key) if !key.columns.is_empty() => Ok(&key.columns),
+            _ => Err(ApiError::bad_request(format!(
+                "`{}` has no primary key: it can be listed and aggregated, but rows cannot be \
+                 addressed by key or written",
+                self.name()
+            ))),
+        }
+    }
+}
+
+/// What a request asks of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    List { nocobase: bool },
+    Get,
+    Aggregate,
+    Create,
+    Update,
+    Destroy,
+}
+
+/// `GET|POST|PATCH|DELETE /api/{collection}` and NocoBase's
+/// `/api/{collection}:{action}`.
+async fn collection_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(target): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (name, action) = match target.split_once(':') {
+        Some((name, action)) => (name, Some(action)),
+        None => (target.as_str(), None),
+    };
+    let operation = match (&method, action) {
+        (&Method::GET, None) => Operation::List { nocobase: false },
+        (&Method::GET, Some("list")) => Operation::List { nocobase: true },
+        (&Method::GET, Some("get")) => Operation::Get,
+        (&Method::GET, Some("aggregate")) => Operation::Aggregate,
+        (&Method::POST, None | Some("create")) => Operation::Create,
+        (&Method::POST, Some("update")) | (&Method::PATCH, None) => Operation::Update,
+        (&Method::POST, Some("destroy")) | (&Method::DELETE, None) => Operation::Destroy,
+        (_, Some(other)) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "unknown action `{other}` for {method}: use list, get or aggregate (GET), \
+                     create, update or destroy (POST)"
+                ),
+            ));
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here"),
+            ));
+        }
+    };
+    let target = Target::resolve(&state, name)?;
+    let mut params = Params::parse(query.as_deref())?;
+    match operation {
+        Operation::List { nocobase } => {
+            read::list(&state, &principal, &target, &mut params, &headers, nocobase).await
+        }
+        Operation::Get => {
+            let key = params.filter_by_tk(&target)?;
+            read::get(&state, &principal, &target, key, &mut params).await
+        }
+        Operation::Aggregate => aggregate::run(&state, &principal, &target, &mut params).await,
+        Operation::Create => {
+            params.finish()?;
+            write::create(&state, &principal, &target, &body).await
+        }
+        Operation::Update => {
+            let selection = params.selection(&target)?;
+            write::update(&state, &principal, &target, selection, &body).await
+        }
+        Operation::Destroy => {
+            let selection = params.selection(&target)?;
+            write::destroy(&state, &principal, &target, selection, &body).await
+        }
+    }
+}
+
+/// `GET|PATCH|DELETE /api/{collection}/{key}`: one row by primary key
+/// (composite keys as `a,b`).
+async fn key_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((name, key)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = Target::resolve(&state, &name)?;
+    let key = params::Key::from_path(&target, &key)?;
+    let mut params = Params::parse(query.as_deref())?;
+    match method {
+        Method::GET => read::get(&state, &principal, &target, key, &mut params).await,
+        Method::PATCH => {
+            params.finish()?;
+            write::update(
+                &state,
+                &principal,
+                &target,
+                params::Selection::Key(key),
+                &body,
+            )
+            .await
+        }
+        Method::DELETE => {
+            params.finish()?;
+            write::destroy(
+                &state,
+                &principal,
+                &target,
+                params::Selection::Key(key),
+                &body,
+            )
+            .await
+        }
+        other => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{other} is not allowed here"),
+        )),
+    }
+}
+
+/// A JSON response from a value already serialized (rows keep their
+/// column order, which `serde_json::Value` objects would not).
+pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot write the response: {e}")).into_response(),
+    }
+}

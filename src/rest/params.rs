@@ -1,0 +1,243 @@
+//! Query parameters of the REST routes: `filter` (JSON), `sort=-a,b`,
+//! `fields`, `except`, `appends`, `page`/`pageSize`, `count`, `cursor`,
+//! NocoBase's `filterByTk`, and primary keys written in a path (`1,2`).
+//! NocoBase's clients send lists as `sort[]=a&sort[]=b`; both spellings
+//! are read. A parameter a route does not know is a 400 (a typo must not
+//! silently widen a result or a write).
+
+use serde_json::Value;
+
+use super::Target;
+use crate::error::ApiError;
+
+/// The query string's parameters, consumed by name.
+#[derive(Debug, Default)]
+pub struct Params {
+    entries: Vec<(String, String)>,
+}
+
+/// One sort column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub column: String,
+    pub descending: bool,
+}
+
+/// A primary key: each key column with its value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub values: Vec<(String, String)>,
+}
+
+/// The rows a write addresses.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    Key(Key),
+    /// A non-empty filter (bulk writes).
+    Filter(Value),
+}
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let entries = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(name, value)| {
+                let name = name.strip_suffix("[]").unwrap_or(&name).to_string();
+                (name, value.into_owned())
+            })
+            .collect();
+        Ok(Self { entries })
+    }
+
+    /// Every value of a parameter (repeated or `name[]`), removed.
+    pub fn take_all(&mut self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.entries.retain(|(n, v)| {
+            if n == name {
+                out.push(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// A parameter given at most once.
+    pub fn take(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        let mut values = self.take_all(name);
+        match values.len() {
+            0 => Ok(None),
+            1 => Ok(values.pop()),
+            _ => Err(ApiError::bad_request(format!("`{name}` is given more than once")).at(name)),
+        }
+    }
+
+    /// Fails on any parameter left unread.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.entries.first() {
+            None => Ok(()),
+            Some((name, _)) => Err(ApiError::bad_request(format!(
+                "unknown query parameter `{name}`"
+            ))
+            .at(name.clone())),
+        }
+    }
+
+    /// Comma-separated names, repeated or not (`fields=a,b&fields=c`).
+    pub fn names(&mut self, name: &str) -> Vec<String> {
+        self.take_all(name)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A JSON parameter (`filter`, `having`, `measures`).
+    pub fn json(&mut self, name: &str) -> Result<Option<Value>, ApiError> {
+        let Some(text) = self.take(name)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("`{name}` is not valid JSON: {e}")).at(name))
+    }
+
+    /// A filter object (`{}` and absent are the same: no filter).
+    pub fn filter(&mut self) -> Result<Option<Value>, ApiError> {
+        match self.json("filter")? {
+            None => Ok(None),
+            Some(Value::Object(map)) if map.is_empty() => Ok(None),
+            Some(value @ Value::Object(_)) => Ok(Some(value)),
+            Some(_) => Err(ApiError::bad_request("`filter` must be a JSON object").at("filter")),
+        }
+    }
+
+    pub fn sort(&mut self) -> Vec<SortKey> {
+        self.names("sort")
+            .into_iter()
+            .map(|name| match name.strip_prefix('-') {
+                Some(column) => SortKey {
+                    column: column.to_string(),
+                    descending: true,
+                },
+                None => SortKey {
+                    column: name.trim_start_matches('+').to_string(),
+                    descending: false,
+                },
+            })
+            .collect()
+    }
+
+    /// An unsigned number, at least `min`.
+    pub fn number(&mut self, name: &str, min: u64) -> Result<Option<u64>, ApiError> {
+        let Some(text) = self.take(name)? else {
+            return Ok(None);
+        };
+        match text.parse::<u64>() {
+            Ok(n) if n >= min => Ok(Some(n)),
+            _ => Err(ApiError::bad_request(format!(
+                "`{name}` must be a whole number of at least {min}, not `{text}`"
+            ))
+            .at(name)),
+        }
+    }
+
+    pub fn boolean(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.take(name)?.as_deref() {
+            None => Ok(None),
+            Some("true" | "1" | "") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "`{name}` must be true or false, not `{other}`"
+            ))
+            .at(name)),
+        }
+    }
+
+    /// NocoBase's `filterByTk`: the primary key (`a,b` when composite).
+    pub fn filter_by_tk(&mut self, target: &Target) -> Result<Key, ApiError> {
+        match self.take("filterByTk")? {
+            Some(text) => Key::from_path(target, &text),
+            None => Err(ApiError::bad_request("`filterByTk` is required").at("filterByTk")),
+        }
+    }
+
+    /// The rows of a bulk write: `filterByTk` or a non-empty `filter`.
+    /// Nothing else may follow.
+    pub fn selection(mut self, target: &Target) -> Result<Selection, ApiError> {
+        let key = self.take("filterByTk")?;
+        let filter = self.filter()?;
+        self.finish()?;
+        match (key, filter) {
+            (Some(key), None) => Ok(Selection::Key(Key::from_path(target, &key)?)),
+            (None, Some(filter)) => Ok(Selection::Filter(filter)),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(
+                "give either `filterByTk` or `filter`, not both",
+            )),
+            (None, None) => Err(ApiError::bad_request(
+                "a write to several rows needs a non-empty `filter` (or `filterByTk`); \
+                 an empty filter would touch every row",
+            )
+            .at("filter")),
+        }
+    }
+}
+
+impl Key {
+    /// `7`, or `1,2` for a composite key in the primary key's order.
+    pub fn from_path(target: &Target, text: &str) -> Result<Self, ApiError> {
+        let columns = target.primary_key()?;
+        let parts: Vec<&str> = if columns.len() == 1 {
+            vec![text]
+        } else {
+            text.split(',').collect()
+        };
+        if parts.len() != columns.len() {
+            return Err(ApiError::bad_request(format!(
+                "the key of `{}` has {} columns ({}): write them as `{}`",
+                target.name(),
+                columns.len(),
+                columns.join(", "),
+                columns.join(",")
+            )));
+        }
+        Ok(Self {
+            values: columns
+                .iter()
+                .cloned()
+                .zip(parts.into_iter().map(str::to_string))
+                .collect(),
+        })
+    }
+
+    /// The key as a filter (`{"id": "7"}`): values are read as the
+    /// columns' types by the filter compiler.
+    pub fn filter(&self) -> Value {
+        Value::Object(
+            self.values
+                .iter()
+                .map(|(column, value)| (column.clone(), Value::String(value.clone())))
+                .collect(),
+        )
+    }
+
+    /// `1,2`, for messages and the audit log.
+    pub fn text(&self) -> String {
+        self.values
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Selection {
+    pub fn filter(&self) -> Value {
+        match self {
+            Self::Key(key) => key.filter(),
+            Self::Filter(filter) => filter.clone(),
+        }
+    }
+}

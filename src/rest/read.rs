@@ -1,0 +1,697 @@
+//! Reads: `list` (filter, sort, fields / except, pages, an optional total
+//! count, related records by `appends`) and `get` by primary key. Each
+//! becomes a DataFusion plan over the collection as the caller sees it;
+//! the engine adds the caller's row filters to every scan, related
+//! collections' included. Appended relations cost one query per relation
+//! and level, whatever the number of rows.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr};
+use futures::StreamExt;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Value, json};
+use tributary_schema_cache::{CatalogSnapshot, TableRef};
+
+use super::params::{Key, Params, SortKey};
+use super::{Target, json_response};
+use crate::auth::Principal;
+use crate::engine::{Caller, PlanScope, QueryOutput, ReadShape};
+use crate::error::ApiError;
+use crate::filter;
+use crate::results;
+use crate::sql_api::Format;
+use crate::sql_stream;
+use crate::state::AppState;
+
+/// Rows per page unless `pageSize` says otherwise.
+pub const DEFAULT_PAGE_SIZE: u64 = 20;
+
+/// One record: columns in order, then appended relations.
+#[derive(Debug, Clone, Default)]
+pub struct Record(pub Vec<(String, Cell)>);
+
+/// A record's value: a column's, or an appended relation's records.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    Value(Value),
+    One(Option<Record>),
+    Many(Vec<Record>),
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, cell) in &self.0 {
+            match cell {
+                Cell::Value(value) => map.serialize_entry(name, value)?,
+                Cell::One(record) => map.serialize_entry(name, record)?,
+                Cell::Many(records) => map.serialize_entry(name, records)?,
+            }
+        }
+        map.end()
+    }
+}
+
+impl Record {
+    /// A column's value.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find_map(|(n, cell)| match cell {
+            Cell::Value(value) if n == name => Some(value),
+            _ => None,
+        })
+    }
+
+    fn retain(&mut self, keep: &HashSet<String>) {
+        self.0.retain(|(n, _)| keep.contains(n));
+    }
+}
+
+/// What one read asks for, once parsed.
+#[derive(Debug, Default)]
+pub struct ReadRequest {
+    pub filter: Option<Value>,
+    pub sort: Vec<SortKey>,
+    /// Columns to answer (empty: every readable one).
+    pub fields: Vec<String>,
+    pub except: Vec<String>,
+    pub appends: Vec<String>,
+    /// Rows to skip and most rows to answer.
+    pub offset: u64,
+    pub limit: Option<u64>,
+}
+
+impl ReadRequest {
+    /// `fields`, `except` and `appends`.
+    fn shape(params: &mut Params) -> Self {
+        Self {
+            fields: params.names("fields"),
+            except: params.names("except"),
+            appends: params.names("appends"),
+            ..Self::default()
+        }
+    }
+}
+
+/// `GET /api/{c}` and `GET /api/{c}:list`.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    params: &mut Params,
+    headers: &HeaderMap,
+    nocobase: bool,
+) -> Result<Response, ApiError> {
+    let format = Format::from_headers(headers)?;
+    let mut request = ReadRequest::shape(params);
+    request.filter = params.filter()?;
+    request.sort = params.sort();
+    let page = params.number("page", 1)?.unwrap_or(1);
+    let max_page = state.config.max_rows as u64;
+    let page_size = params
+        .number("pageSize", 1)?
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .min(max_page);
+    let count = params.boolean("count")?.unwrap_or(nocobase);
+    std::mem::take(params).finish()?;
+    request.offset = (page - 1).saturating_mul(page_size);
+    request.limit = Some(page_size);
+    let caller = principal.caller();
+
+    if let Format::Streamed(encoding) = format {
+        if !request.appends.is_empty() {
+            return Err(ApiError::bad_request(
+                "`appends` needs a JSON answer (nested records have no CSV or NDJSON form)",
+            )
+            .at("appends"));
+        }
+        let output = start(state, &caller, target, &request).await?;
+        let max_rows = output
+            .row_limit
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(usize::MAX)
+            .min(page_size as usize);
+        return Ok(sql_stream::response(
+            encoding,
+            output,
+            max_rows,
+            state.config.query_timeout,
+        ));
+    }
+    let records = fetch(state, &caller, target, &request).await?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("page".into(), json!(page));
+    meta.insert("pageSize".into(), json!(page_size));
+    if count {
+        let total = count_rows(state, &caller, target, request.filter.as_ref()).await?;
+        meta.insert("count".into(), json!(total));
+        meta.insert("totalPage".into(), json!(total.div_ceil(page_size)));
+    }
+    #[derive(Serialize)]
+    struct Page {
+        data: Vec<Record>,
+        meta: serde_json::Map<String, Value>,
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &Page {
+            data: records,
+            meta,
+        },
+    ))
+}
+
+/// `GET /api/{c}/{key}` and `GET /api/{c}:get?filterByTk=`.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    key: Key,
+    params: &mut Params,
+) -> Result<Response, ApiError> {
+    let mut request = ReadRequest::shape(params);
+    std::mem::take(params).finish()?;
+    request.filter = Some(key.filter());
+    request.limit = Some(1);
+    let caller = principal.caller();
+    let record = fetch(state, &caller, target, &request)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no row of `{}` has the key `{}`", target.name(), key.text()),
+            )
+        })?;
+    #[derive(Serialize)]
+    struct One {
+        data: Record,
+    }
+    Ok(json_response(StatusCode::OK, &One { data: record }))
+}
+
+/// The rows of a read, with their appended relations.
+pub async fn fetch(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    request: &ReadRequest,
+) -> Result<Vec<Record>, ApiError> {
+    let relations = Appends::parse(&target.snapshot, &target.collection.table, &request.appends)?;
+    // Columns the relations join on are read even when not asked for.
+    let mut inner = ReadRequest {
+        filter: request.filter.clone(),
+        sort: request.sort.clone(),
+        fields: request.fields.clone(),
+        except: request.except.clone(),
+        appends: Vec::new(),
+        offset: request.offset,
+        limit: request.limit,
+    };
+    let extra: Vec<String> = relations.join_columns();
+    let answered = answered_columns(state, caller, target, &inner).await?;
+    if !inner.fields.is_empty() || !inner.except.is_empty() {
+        inner.fields = answered.clone();
+        inner.except.clear();
+        for column in &extra {
+            if !inner.fields.contains(column) {
+                inner.fields.push(column.clone());
+            }
+        }
+    }
+    let output = start(state, caller, target, &inner).await?;
+    let mut records = collect(state, output).await?;
+    relations.attach(state, caller, &mut records).await?;
+    if !extra.is_empty() {
+        let mut keep: HashSet<String> = answered.into_iter().collect();
+        keep.extend(relations.names());
+        for record in &mut records {
+            record.retain(&keep);
+        }
+    }
+    Ok(records)
+}
+
+/// The columns a read answers (before appends): `fields` minus `except`,
+/// or every readable column.
+async fn answered_columns(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    request: &ReadRequest,
+) -> Result<Vec<String>, ApiError> {
+    let visible = visible_columns(state, caller, target)?;
+    for (param, names) in [("fields", &request.fields), ("except", &request.except)] {
+        for name in names {
+            check_column(target, &visible, name, caller).map_err(|e| e.at(param))?;
+        }
+    }
+    let base: Vec<String> = if request.fields.is_empty() {
+        visible
+    } else {
+        request.fields.clone()
+    };
+    Ok(base
+        .into_iter()
+        .filter(|c| !request.except.contains(c))
+        .collect())
+}
+
+/// The columns of the collection the caller may read.
+fn visible_columns(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+) -> Result<Vec<String>, ApiError> {
+    match caller {
+        Caller::Admin => Ok(target.def.columns.iter().map(|c| c.name.clone()).collect()),
+        Caller::Role { role, .. } => {
+            let policy = state.permissions.for_role(role, &target.snapshot);
+            policy
+                .tables
+                .get(&target.collection.table)
+                .filter(|rules| rules.select.is_some())
+                .map(|rules| rules.readable.clone())
+                .ok_or_else(|| {
+                    ApiError::forbidden(format!("role `{role}` may not select `{}`", target.name()))
+                })
+        }
+    }
+}
+
+/// A column the caller names must exist (400) and be readable (403).
+fn check_column(
+    target: &Target,
+    visible: &[String],
+    name: &str,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    if visible.iter().any(|c| c == name) {
+        return Ok(());
+    }
+    if target.def.column(name).is_some()
+        && let Caller::Role { role, .. } = caller
+    {
+        return Err(ApiError::forbidden(format!(
+            "column `{name}` of `{}` is not readable by role `{role}`",
+            target.name()
+        )));
+    }
+    Err(ApiError::bad_request(format!(
+        "`{}` has no column `{name}`",
+        target.name()
+    )))
+}
+
+/// The scan of the collection under its full name, with the request's
+/// filter: the base of a read and of its count.
+fn filtered_scan(
+    scope: &PlanScope<'_>,
+    target: &Target,
+    filter: Option<&Value>,
+) -> Result<(LogicalPlanBuilder, TableReference, Vec<String>), ApiError> {
+    let table = &target.collection.table;
+    let provider = (scope.tables)(table)
+        .ok_or_else(|| ApiError::forbidden(format!("`{}` cannot be read here", target.name())))?;
+    let name = full_name(table);
+    let visible: Vec<String> = provider
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut builder = LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
+        .map_err(internal)?;
+    if let Some(filter) = filter {
+        let cx = filter::Context {
+            snapshot: scope.snapshot,
+            providers: scope.tables,
+            variables: scope.variables,
+        };
+        let predicate = filter::compile(filter, table, &name, &cx).map_err(filter_error)?;
+        for column in predicate.column_refs() {
+            if column.relation.as_ref() == Some(&name) && !visible.contains(&column.name) {
+                return Err(ApiError::forbidden(format!(
+                    "column `{}` of `{}` is not readable here",
+                    column.name,
+                    target.name()
+                ))
+                .at("filter"));
+            }
+        }
+        builder = builder.filter(predicate).map_err(internal)?;
+    }
+    Ok((builder, name, visible))
+}
+
+/// Starts a read's plan.
+async fn start(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    request: &ReadRequest,
+) -> Result<QueryOutput, ApiError> {
+    let answered = answered_columns(state, caller, target, request).await?;
+    let work = state
+        .engine
+        .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
+            let (builder, name, visible) = filtered_scan(scope, target, request.filter.as_ref())?;
+            let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
+            let mut order: Vec<SortExpr> = Vec::new();
+            for key in &request.sort {
+                check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
+                // PostgreSQL's order: NULLs last ascending, first descending.
+                order.push(col(&key.column).sort(!key.descending, key.descending));
+            }
+            // Pages need a total order: the primary key breaks ties.
+            if let Some(pk) = &target.def.primary_key {
+                for column in &pk.columns {
+                    if visible.contains(column) && !request.sort.iter().any(|k| &k.column == column)
+                    {
+                        order.push(col(column).sort(true, false));
+                    }
+                }
+            }
+            let mut builder = builder;
+            if !order.is_empty() {
+                builder = builder.sort(order).map_err(internal)?;
+            }
+            if request.offset > 0 || request.limit.is_some() {
+                builder = builder
+                    .limit(
+                        usize::try_from(request.offset).unwrap_or(usize::MAX),
+                        request.limit.and_then(|l| usize::try_from(l).ok()),
+                    )
+                    .map_err(internal)?;
+            }
+            builder
+                .project(answered.iter().map(|c| col(c)))
+                .and_then(LogicalPlanBuilder::build)
+                .map_err(internal)
+        });
+    within(state, work).await
+}
+
+/// How many rows the caller may read match `filter`.
+async fn count_rows(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    filter: Option<&Value>,
+) -> Result<u64, ApiError> {
+    let work = async {
+        let mut output = state
+            .engine
+            .query_plan(caller, ReadShape::Count, |scope| -> Result<_, ApiError> {
+                let (builder, _, _) = filtered_scan(scope, target, filter)?;
+                builder.build().map_err(internal)
+            })
+            .await?;
+        let mut total = 0;
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(|e| ApiError::from(crate::engine::EngineError::from(e)))?;
+            if let Some(counts) = batch.column(0).as_primitive_opt::<Int64Type>()
+                && !counts.is_empty()
+            {
+                total = u64::try_from(counts.value(0)).unwrap_or(0);
+            }
+        }
+        Ok::<_, ApiError>(total)
+    };
+    match tokio::time::timeout(state.config.query_timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::from(crate::engine::EngineError::Timeout(
+            state.config.query_timeout,
+        ))),
+    }
+}
+
+/// Runs planning within the query time limit.
+async fn within<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(state.config.query_timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::from(crate::engine::EngineError::Timeout(
+            state.config.query_timeout,
+        ))),
+    }
+}
+
+/// Reads a started plan into records (capped by the role's row limit).
+async fn collect(state: &AppState, mut output: QueryOutput) -> Result<Vec<Record>, ApiError> {
+    let cap = output
+        .row_limit
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(usize::MAX)
+        .min(state.config.max_rows);
+    let names: Vec<String> = output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let work = async {
+        let mut records = Vec::new();
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(|e| ApiError::from(crate::engine::EngineError::from(e)))?;
+            let columns: Vec<Vec<Value>> =
+                batch.columns().iter().map(results::column_values).collect();
+            for row in 0..batch.num_rows() {
+                if records.len() == cap {
+                    return Ok(records);
+                }
+                records.push(Record(
+                    names
+                        .iter()
+                        .zip(&columns)
+                        .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
+                        .collect(),
+                ));
+            }
+        }
+        Ok(records)
+    };
+    within(state, work).await
+}
+
+pub fn full_name(table: &TableRef) -> TableReference {
+    TableReference::full(
+        table.source.as_str(),
+        table.schema.as_str(),
+        table.table.as_str(),
+    )
+}
+
+pub fn filter_error(error: filter::FilterError) -> ApiError {
+    let path = if error.path.is_empty() {
+        "filter".to_string()
+    } else {
+        format!("filter.{}", error.path)
+    };
+    ApiError::bad_request(error.to_string()).at(path)
+}
+
+pub fn internal(error: datafusion::error::DataFusionError) -> ApiError {
+    ApiError::from(crate::engine::EngineError::from(error))
+}
+
+/// `appends=customer,customer.nation,lineitems`: a tree of relations to
+/// fetch for the rows read.
+#[derive(Debug, Default)]
+struct Appends {
+    relations: Vec<Append>,
+}
+
+#[derive(Debug)]
+struct Append {
+    name: String,
+    link: filter::Link,
+    /// The target's collection.
+    target: String,
+    nested: Vec<String>,
+}
+
+impl Appends {
+    fn parse(
+        snapshot: &CatalogSnapshot,
+        table: &TableRef,
+        appends: &[String],
+    ) -> Result<Self, ApiError> {
+        let mut grouped: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for path in appends {
+            let (head, rest) = match path.split_once('.') {
+                Some((head, rest)) => (head, Some(rest.to_string())),
+                None => (path.as_str(), None),
+            };
+            grouped.entry(head).or_default().extend(rest);
+        }
+        let mut relations = Vec::new();
+        for (name, nested) in grouped {
+            let link = filter::find_relation(snapshot, table, name).ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` is not a relation of {table}"))
+                    .at("appends")
+            })?;
+            let target = snapshot
+                .collections
+                .iter()
+                .find(|c| c.table == link.target)
+                .map(|c| c.api_name.clone())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{} has no collection", link.target))
+                })?;
+            relations.push(Append {
+                name: name.to_string(),
+                link,
+                target,
+                nested,
+            });
+        }
+        Ok(Self { relations })
+    }
+
+    fn join_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for relation in &self.relations {
+            for (outer, _) in &relation.link.pairs {
+                if !out.contains(outer) {
+                    out.push(outer.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.relations.iter().map(|r| r.name.clone())
+    }
+
+    /// Fetches each relation's rows for all `records` at once and attaches
+    /// them: an object (or null) for a to-one relation, an array for a
+    /// to-many one.
+    async fn attach(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        records: &mut [Record],
+    ) -> Result<(), ApiError> {
+        for relation in &self.relations {
+            let related = relation.fetch(state, caller, records).await?;
+            for record in records.iter_mut() {
+                let key = relation.outer_key(record);
+                let matches: Vec<&Record> = match &key {
+                    Some(key) => related
+                        .iter()
+                        .filter(|r| relation.inner_key(r).as_ref() == Some(key))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let value = if relation.link.many {
+                    Cell::Many(matches.into_iter().cloned().collect())
+                } else {
+                    Cell::One(matches.first().map(|r| (*r).clone()))
+                };
+                record.0.push((relation.name.clone(), value));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Append {
+    fn outer_key(&self, record: &Record) -> Option<Vec<String>> {
+        key_of(
+            record,
+            self.link.pairs.iter().map(|(outer, _)| outer.as_str()),
+        )
+    }
+
+    fn inner_key(&self, record: &Record) -> Option<Vec<String>> {
+        key_of(
+            record,
+            self.link.pairs.iter().map(|(_, inner)| inner.as_str()),
+        )
+    }
+
+    /// The related rows of every record, in one read (`$in` on a one-column
+    /// key, `$or` of keys otherwise), itself with the nested appends.
+    async fn fetch(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        records: &[Record],
+    ) -> Result<Vec<Record>, ApiError> {
+        let mut keys: Vec<Vec<Value>> = Vec::new();
+        let mut seen = HashSet::new();
+        for record in records {
+            let Some(text) = self.outer_key(record) else {
+                continue;
+            };
+            if seen.insert(text) {
+                keys.push(
+                    self.link
+                        .pairs
+                        .iter()
+                        .map(|(outer, _)| record.get(outer).cloned().unwrap_or(Value::Null))
+                        .collect(),
+                );
+            }
+        }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = if self.link.pairs.len() == 1 {
+            let values: Vec<Value> = keys.into_iter().flatten().collect();
+            json!({ self.link.pairs[0].1.clone(): { "$in": values } })
+        } else {
+            let alternatives: Vec<Value> = keys
+                .into_iter()
+                .map(|key| {
+                    Value::Object(
+                        self.link
+                            .pairs
+                            .iter()
+                            .zip(key)
+                            .map(|((_, inner), value)| (inner.clone(), value))
+                            .collect(),
+                    )
+                })
+                .collect();
+            json!({ "$or": alternatives })
+        };
+        let target = Target::resolve(state, &self.target)?;
+        let request = ReadRequest {
+            filter: Some(filter),
+            appends: self.nested.clone(),
+            ..ReadRequest::default()
+        };
+        Box::pin(fetch(state, caller, &target, &request))
+            .await
+            .map_err(|e| {
+                let message = format!("appending `{}`: {}", self.name, e.message);
+                ApiError { message, ..e }
+            })
+    }
+}
+
+/// A record's values of some columns as comparable text (`None` when one
+/// is NULL: NULL keys relate to nothing).
+fn key_of<'a>(record: &Record, columns: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
+    columns
+        .map(|c| match record.get(c) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        })
+        .collect()
+}

@@ -1,0 +1,801 @@
+//! The REST API against real PostgreSQL and MariaDB: lists with filters,
+//! sorting, fields and pages, rows by key (composite too), NocoBase's
+//! routes and envelope, related records by `appends` within a source and
+//! across sources, every write form in one transaction, a role's write
+//! rules (columns, presets, row filters, checks that roll back), the
+//! audit log, the aggregate endpoint and CSV / NDJSON answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TOKEN, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PG_DDL: &str = "
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text, secret text);
+CREATE TABLE orders (
+    id serial PRIMARY KEY,
+    customer_id int REFERENCES customers(id),
+    status text NOT NULL,
+    total numeric(10,2) NOT NULL,
+    placed_at date NOT NULL,
+    note text,
+    owner text
+);
+CREATE TABLE line_items (order_id int REFERENCES orders(id), line int, qty int NOT NULL, PRIMARY KEY (order_id, line));
+CREATE TABLE events (kind text, at timestamptz);
+INSERT INTO customers VALUES (1, 'Ann', 'gold', 's1'), (2, 'Bob', NULL, 's2'), (3, 'Cid', 'silver', 's3');
+INSERT INTO orders (customer_id, status, total, placed_at, note, owner) VALUES
+    (1, 'open', 10.50, '2024-01-05', 'n1', 'ann'),
+    (1, 'shipped', 99.00, '2024-01-20', 'n2', 'ann'),
+    (2, 'open', 5.25, '2024-02-01', NULL, 'bob'),
+    (3, 'open', 300.00, '2024-02-14', 'n4', 'cid'),
+    (2, 'cancelled', 42.00, '2024-03-03', 'n5', 'bob');
+INSERT INTO line_items VALUES (1, 1, 2), (1, 2, 5), (2, 1, 1), (4, 1, 7);
+INSERT INTO events VALUES ('a', '2024-01-01T00:00:00Z'), ('b', NULL);
+SELECT setval('orders_id_seq', 100);
+";
+
+const MY_DDL: &str = "
+CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, stars int NOT NULL, body varchar(200));
+INSERT INTO reviews (customer_id, stars, body) VALUES (1, 5, 'great'), (1, 3, 'ok'), (3, 1, 'bad');
+";
+
+struct Fixture {
+    server: TestServer,
+    schema: String,
+    database: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = common::postgres_schema(PG_DDL).await;
+        let database = common::mariadb_database(MY_DDL).await;
+        let server = TestServer::start(dir.path()).await;
+        server
+            .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+            .await;
+        server
+            .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+            .await;
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                "/admin/relations",
+                Some(json!({
+                    "name": "customer",
+                    "from": format!("my.{database}.reviews"),
+                    "from_columns": ["customer_id"],
+                    "to": format!("pg.{schema}.customers"),
+                    "to_columns": ["id"],
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Self {
+            server,
+            schema,
+            database,
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.server.admin(method, path, body).await
+    }
+
+    /// A call as the admin acting as `role` with user id `user`.
+    async fn call_as(
+        &self,
+        role: &str,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.server.base))
+            .bearer_auth(TOKEN)
+            .header("x-role", role)
+            .header("x-user-id", user);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    async fn rule(&self, role: &str, collection: &str, action: &str, rule: Value) {
+        let (status, body) = self
+            .call(
+                Method::PUT,
+                &format!("/admin/permissions/{role}/{collection}/{action}"),
+                Some(rule),
+            )
+            .await;
+        assert_eq!(status, 200, "{collection} {action}: {body}");
+    }
+
+    async fn pg_count(&self, sql: &str) -> i64 {
+        let client = common::postgres().await;
+        let sql = sql.replace("{schema}", &self.schema);
+        client.query_one(&sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        common::drop_postgres_schema(&self.schema).await;
+        common::drop_mariadb_database(&self.database).await;
+    }
+}
+
+fn enc(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn ids(body: &Value) -> Vec<i64> {
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn assert_error(response: &(u16, Value), status: u16, words: &[&str]) {
+    assert_eq!(response.0, status, "{}", response.1);
+    let message = response.1["error"]["message"].as_str().unwrap_or_default();
+    for word in words {
+        assert!(message.contains(word), "`{word}` not in `{message}`");
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_sort_pick_fields_and_page() {
+    let f = Fixture::new().await;
+    // Filter, sort descending, fields in the order asked, a page of two and the total.
+    let filter = enc(r#"{"status":"open"}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_orders?filter={filter}&sort=-total&fields=total,id&pageSize=2&count=true"
+        ))
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": [{"total": "300.00", "id": 4}, {"total": "10.50", "id": 1}],
+               "meta": {"page": 1, "pageSize": 2, "count": 3, "totalPage": 2}})
+    );
+    let page2 = f
+        .get(&format!(
+            "/api/pg_orders?filter={filter}&sort=-total&pageSize=2&page=2"
+        ))
+        .await;
+    assert_eq!(ids(&page2), vec![3]);
+    assert_eq!(page2["meta"], json!({"page": 2, "pageSize": 2}));
+    // Without a sort the key orders the rows; `except` drops columns.
+    let body = f.get("/api/pg_customers?except=secret,tier").await;
+    assert_eq!(
+        body["data"],
+        json!([{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}, {"id": 3, "name": "Cid"}])
+    );
+    // NULLs sort last ascending, first descending (PostgreSQL's order).
+    let asc = f.get("/api/pg_customers?sort=tier&fields=id").await;
+    assert_eq!(ids(&asc), vec![1, 3, 2]);
+    let desc = f.get("/api/pg_customers?sort=-tier&fields=id").await;
+    assert_eq!(ids(&desc), vec![2, 3, 1]);
+    // NocoBase's route and envelope (count always), with sort[] and a relation filter.
+    let filter = enc(r#"{"customers.name":{"$includes":"an"}}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_orders:list?filter={filter}&sort[]=-placed_at&fields[]=id&fields[]=placed_at"
+        ))
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": [{"id": 2, "placed_at": "2024-01-20"}, {"id": 1, "placed_at": "2024-01-05"}],
+               "meta": {"page": 1, "pageSize": 20, "count": 2, "totalPage": 1}})
+    );
+    // The other direction: customers with an open order over 100.
+    let filter = enc(r#"{"orders":{"status":"open","total":{"$gt":100}}}"#);
+    let body = f
+        .get(&format!("/api/pg_customers?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![3]);
+    // MariaDB: `$eq` on text is exact there too (its collation ignores case).
+    let filter = enc(r#"{"body":"GREAT"}"#);
+    let body = f.get(&format!("/api/my_reviews?filter={filter}")).await;
+    assert_eq!(body["data"], json!([]));
+    let filter = enc(r#"{"body":{"$iLike":"GREAT"}}"#);
+    let body = f
+        .get(&format!("/api/my_reviews?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![1]);
+    // A table without a primary key lists.
+    let body = f.get("/api/pg_events?sort=kind").await;
+    assert_eq!(body["data"][0]["kind"], "a");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn bad_list_requests_are_400_naming_the_problem() {
+    let f = Fixture::new().await;
+    let cases: Vec<(String, u16, Vec<&str>)> = vec![
+        ("/api/nope".into(), 404, vec!["nope"]),
+        ("/api/pg_orders?pagesize=2".into(), 400, vec!["pagesize"]),
+        ("/api/pg_orders?fields=id,nope".into(), 400, vec!["nope"]),
+        ("/api/pg_orders?sort=-nope".into(), 400, vec!["nope"]),
+        (
+            format!("/api/pg_orders?filter={}", enc("{bad")),
+            400,
+            vec!["JSON"],
+        ),
+        (
+            format!("/api/pg_orders?filter={}", enc(r#"{"total":{"$gt":"x"}}"#)),
+            400,
+            vec!["x"],
+        ),
+        (
+            format!("/api/pg_orders?filter={}", enc(r#"{"total":{"$near":1}}"#)),
+            400,
+            vec!["$near"],
+        ),
+        (
+            format!("/api/pg_orders?filter={}", enc(r#"{"nope":1}"#)),
+            400,
+            vec!["nope"],
+        ),
+        ("/api/pg_orders?page=0".into(), 400, vec!["page"]),
+        ("/api/pg_orders:frobnicate".into(), 404, vec!["frobnicate"]),
+        ("/api/pg_events/1".into(), 400, vec!["primary key"]),
+        ("/api/pg_line_items/1".into(), 400, vec!["order_id,line"]),
+        ("/api/pg_orders/abc".into(), 400, vec!["abc"]),
+    ];
+    for (path, status, words) in cases {
+        let response = f.call(Method::GET, &path, None).await;
+        assert_error(&response, status, &words);
+    }
+    // The bad filter's path is named.
+    let response = f
+        .call(
+            Method::GET,
+            &format!(
+                "/api/pg_orders?filter={}",
+                enc(r#"{"$and":[{"total":{"$gt":"x"}}]}"#)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        response.1["error"]["path"], "filter.$and[0].total.$gt",
+        "{}",
+        response.1
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn rows_by_key_composite_keys_and_appends() {
+    let f = Fixture::new().await;
+    let body = f.get("/api/pg_orders/2?fields=id,status").await;
+    assert_eq!(body, json!({"data": {"id": 2, "status": "shipped"}}));
+    let body = f.get("/api/pg_line_items/1,2").await;
+    assert_eq!(body, json!({"data": {"order_id": 1, "line": 2, "qty": 5}}));
+    let body = f.get("/api/pg_orders:get?filterByTk=3&fields=id").await;
+    assert_eq!(body, json!({"data": {"id": 3}}));
+    let missing = f.call(Method::GET, "/api/pg_orders/999", None).await;
+    assert_error(&missing, 404, &["999"]);
+    // To-one and to-many relations in one source, the join columns
+    // fetched but not answered when `fields` leaves them out.
+    let body = f
+        .get("/api/pg_orders?fields=id&appends=customers&pageSize=2")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"id": 1, "customers": {"id": 1, "name": "Ann", "tier": "gold", "secret": "s1"}},
+            {"id": 2, "customers": {"id": 1, "name": "Ann", "tier": "gold", "secret": "s1"}},
+        ])
+    );
+    let body = f
+        .get("/api/pg_customers?fields=name&appends=orders.line_items&filter=%7B%22id%22%3A1%7D")
+        .await;
+    let orders = body["data"][0]["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2, "{body}");
+    assert_eq!(
+        orders[0]["line_items"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
+    assert_eq!(orders[1]["line_items"][0]["qty"], 1, "{body}");
+    // Across sources: MariaDB reviews with their PostgreSQL customer, and back.
+    let body = f
+        .get("/api/my_reviews?fields=id&appends=customer&sort=id")
+        .await;
+    assert_eq!(body["data"][0]["customer"]["name"], "Ann", "{body}");
+    assert_eq!(body["data"][2]["customer"]["name"], "Cid", "{body}");
+    let body = f.get("/api/pg_customers?fields=id&appends=customer").await;
+    let stars: Vec<usize> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["customer"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(stars, vec![2, 0, 1], "{body}");
+    let bad = f
+        .call(Method::GET, "/api/pg_orders?appends=nope", None)
+        .await;
+    assert_error(&bad, 400, &["nope"]);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn lists_answer_csv_and_ndjson() {
+    let f = Fixture::new().await;
+    let client = reqwest::Client::new();
+    for (accept, expected) in [
+        ("text/csv", "id,name\n1,Ann\n2,Bob\n"),
+        (
+            "application/x-ndjson",
+            "{\"id\":1,\"name\":\"Ann\"}\n{\"id\":2,\"name\":\"Bob\"}\n",
+        ),
+    ] {
+        let response = client
+            .get(format!(
+                "{}/api/pg_customers?fields=id,name&pageSize=2",
+                f.server.base
+            ))
+            .bearer_auth(TOKEN)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.text().await.unwrap(), expected, "{accept}");
+    }
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn every_write_form_in_one_transaction() {
+    let f = Fixture::new().await;
+    // Create one, then many (PostgreSQL, serial key).
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders",
+            Some(json!({"customer_id": 2, "status": "open", "total": "12.30", "placed_at": "2024-04-01"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["id"], 101);
+    assert_eq!(body["data"]["total"], "12.30");
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders:create",
+            Some(json!([
+                {"customer_id": 3, "status": "open", "total": 1, "placed_at": "2024-04-02"},
+                {"customer_id": 3, "status": "open", "total": 2, "placed_at": "2024-04-03", "note": "x"},
+            ])),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(ids(&body), vec![102, 103]);
+    // All or nothing: the second row breaks NOT NULL, the first is not kept.
+    let before = f.pg_count("SELECT count(*) FROM {schema}.orders").await;
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_orders",
+            Some(json!([
+                {"customer_id": 3, "status": "open", "total": 1, "placed_at": "2024-04-02"},
+                {"customer_id": 3, "status": null, "total": 1, "placed_at": "2024-04-02"},
+            ])),
+        )
+        .await;
+    assert_eq!(response.0, 409, "{}", response.1);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders").await,
+        before
+    );
+    // Update by key, by NocoBase's filterByTk, and in bulk by filter.
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            "/api/pg_orders/101",
+            Some(json!({"status": "paid"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "paid");
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders:update?filterByTk=102",
+            Some(json!({"note": "nocobase"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["note"], "nocobase");
+    let filter = enc(r#"{"customer_id":3,"placed_at":{"$gte":"2024-04-01"}}"#);
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            &format!("/api/pg_orders?filter={filter}"),
+            Some(json!({"status": "bulk"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 2);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'bulk'")
+            .await,
+        2
+    );
+    // A bulk write without a filter, or with an empty one, touches nothing.
+    for path in ["/api/pg_orders", "/api/pg_orders?filter=%7B%7D"] {
+        let response = f
+            .call(Method::PATCH, path, Some(json!({"status": "all"})))
+            .await;
+        assert_error(&response, 400, &["filter"]);
+        let response = f.call(Method::DELETE, path, None).await;
+        assert_error(&response, 400, &["filter"]);
+    }
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'all'")
+            .await,
+        0
+    );
+    // Bad bodies.
+    let cases = [
+        (json!({"nope": 1}), "nope", 400),
+        (json!({"total": "lots"}), "total", 400),
+        (json!({"placed_at": "2024-02-30"}), "placed_at", 400),
+    ];
+    for (body, path, status) in cases {
+        let response = f
+            .call(Method::PATCH, "/api/pg_orders/101", Some(body))
+            .await;
+        assert_eq!(response.0, status, "{}", response.1);
+        assert_eq!(response.1["error"]["path"], path, "{}", response.1);
+    }
+    // Delete by key (answers the deleted row), then in bulk.
+    let (status, body) = f.call(Method::DELETE, "/api/pg_orders/101", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["status"], "paid");
+    let missing = f.call(Method::DELETE, "/api/pg_orders/101", None).await;
+    assert_error(&missing, 404, &["101"]);
+    let filter = enc(r#"{"status":"bulk"}"#);
+    let (status, body) = f
+        .call(
+            Method::POST,
+            &format!("/api/pg_orders:destroy?filter={filter}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 2);
+    // MariaDB: auto-increment key, update and delete.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/my_reviews",
+            Some(json!({"customer_id": 2, "stars": 4})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": 4, "customer_id": 2, "stars": 4, "body": null})
+    );
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            "/api/my_reviews/4",
+            Some(json!({"body": "fine"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["body"].clone()),
+        (200, json!("fine")),
+        "{body}"
+    );
+    let (status, _) = f.call(Method::DELETE, "/api/my_reviews/4", None).await;
+    assert_eq!(status, 200);
+    let body = f.get("/api/my_reviews?fields=id").await;
+    assert_eq!(ids(&body), vec![1, 2, 3]);
+    // Writes need a primary key.
+    let response = f
+        .call(Method::POST, "/api/pg_events", Some(json!({"kind": "c"})))
+        .await;
+    assert_error(&response, 400, &["primary key"]);
+    // Every write is in the audit log.
+    let body = f.get("/admin/audit?action=write.update").await;
+    let entries = body["entries"].as_array().unwrap();
+    assert!(entries.len() >= 3, "{body}");
+    assert!(
+        entries.iter().any(|e| e["detail"]["affected"] == 2),
+        "{body}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_roles_write_rules_hold() {
+    let f = Fixture::new().await;
+    let own = json!({"owner": "{{$user.id}}"});
+    f.rule("clerk", "pg_orders", "select", json!({"filter": own, "columns": ["id", "customer_id", "status", "total", "placed_at", "owner"]})).await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "insert",
+        json!({
+            "columns": ["customer_id", "status", "total", "placed_at"],
+            "presets": {"owner": "{{$user.id}}"},
+            "check": {"total": {"$lt": 1000}},
+        }),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "update",
+        json!({
+            "filter": own,
+            "columns": ["status", "total"],
+            "check": {"total": {"$lt": 1000}},
+        }),
+    )
+    .await;
+    f.rule("clerk", "pg_orders", "delete", json!({"filter": own}))
+        .await;
+    macro_rules! ann {
+        ($method:expr, $path:expr, $body:expr $(,)?) => {
+            f.call_as("clerk", "ann", $method, $path, $body)
+        };
+    }
+
+    // Reads: own rows only, the hidden column refused by name.
+    let (status, body) = ann!(Method::GET, "/api/pg_orders?count=true", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), vec![1, 2]);
+    assert_eq!(body["meta"]["count"], 2);
+    assert!(body["data"][0].get("note").is_none(), "{body}");
+    let response = ann!(Method::GET, "/api/pg_orders?fields=note", None).await;
+    assert_error(&response, 403, &["note"]);
+    let filter = enc(r#"{"note":"n4"}"#);
+    let response = ann!(
+        Method::GET,
+        &format!("/api/pg_orders?filter={filter}"),
+        None
+    )
+    .await;
+    assert_error(&response, 403, &["note"]);
+    let response = ann!(Method::GET, "/api/pg_orders/4", None).await;
+    assert_error(&response, 404, &["4"]);
+    let response = ann!(Method::GET, "/api/pg_customers", None).await;
+    assert_error(&response, 403, &["pg_customers"]);
+    let response = ann!(Method::GET, "/api/pg_orders:aggregate", None).await;
+    assert_error(&response, 403, &["aggregate"]);
+
+    // Insert: a column outside the list is a 403; the preset sets the owner.
+    let new = json!({"customer_id": 1, "status": "open", "total": 20, "placed_at": "2024-05-01"});
+    let mut with_note = new.clone();
+    with_note["note"] = json!("mine");
+    let response = ann!(Method::POST, "/api/pg_orders", Some(with_note)).await;
+    assert_error(&response, 403, &["note"]);
+    let (status, body) = ann!(Method::POST, "/api/pg_orders", Some(new.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["owner"], "ann");
+    assert!(body["data"].get("note").is_none(), "{body}");
+    let created = body["data"]["id"].as_i64().unwrap();
+    // The check rolls the whole request back.
+    let before = f.pg_count("SELECT count(*) FROM {schema}.orders").await;
+    let mut dear = new.clone();
+    dear["total"] = json!(5000);
+    let response = ann!(Method::POST, "/api/pg_orders", Some(json!([new, dear]))).await;
+    assert_error(&response, 403, &["check", "insert", "nothing was written"]);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders").await,
+        before
+    );
+
+    // Update: another user's row is not there for this role; own rows are.
+    let response = ann!(
+        Method::PATCH,
+        "/api/pg_orders/4",
+        Some(json!({"status": "x"}))
+    )
+    .await;
+    assert_error(&response, 404, &["4"]);
+    let filter = enc(r#"{"status":"open"}"#);
+    let (status, body) = ann!(
+        Method::PATCH,
+        &format!("/api/pg_orders?filter={filter}"),
+        Some(json!({"status": "seen"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 2, "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'seen' AND owner = 'ann'")
+            .await,
+        2
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'open'")
+            .await,
+        2
+    );
+    let response = ann!(
+        Method::PATCH,
+        &format!("/api/pg_orders/{created}"),
+        Some(json!({"total": 1000})),
+    )
+    .await;
+    assert_error(&response, 403, &["check", "update"]);
+    assert_eq!(
+        f.pg_count(&format!(
+            "SELECT count(*) FROM {{schema}}.orders WHERE id = {created} AND total = 20"
+        ))
+        .await,
+        1
+    );
+    let response = ann!(
+        Method::PATCH,
+        &format!("/api/pg_orders/{created}"),
+        Some(json!({"owner": "bob"})),
+    )
+    .await;
+    assert_error(&response, 403, &["owner"]);
+
+    // Delete: only own rows.
+    let response = ann!(Method::DELETE, "/api/pg_orders/3", None).await;
+    assert_error(&response, 404, &["3"]);
+    let (status, _) = ann!(Method::DELETE, &format!("/api/pg_orders/{created}"), None).await;
+    assert_eq!(status, 200);
+    // A role without a rule for the action is refused.
+    let response = f
+        .call_as(
+            "clerk",
+            "ann",
+            Method::POST,
+            "/api/my_reviews",
+            Some(json!({"customer_id": 1, "stars": 1})),
+        )
+        .await;
+    assert_error(&response, 403, &["insert", "my_reviews"]);
+
+    // The audit log has each write, refused ones included, with who did it.
+    let body = f.get("/admin/audit?role=clerk").await;
+    let entries = body["entries"].as_array().unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("write.insert", "ok"),
+        ("write.insert", "denied"),
+        ("write.update", "ok"),
+        ("write.update", "denied"),
+        ("write.delete", "ok"),
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+    assert!(entries.iter().all(|e| e["user_id"] == "ann"), "{body}");
+    assert!(
+        entries.iter().any(|e| e["detail"]["sql_fingerprint"]
+            .as_str()
+            .is_some_and(|s| s.len() == 16)),
+        "{body}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_aggregate_endpoint_groups_truncates_and_filters() {
+    let f = Fixture::new().await;
+    let measures = enc(
+        r#"[{"aggregation":"count","alias":"n"},{"field":"total","aggregation":"sum","alias":"sum"}]"#,
+    );
+    let dimensions = enc(r#"[{"field":"status"}]"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_orders:aggregate?measures={measures}&dimensions={dimensions}&sort=-n,status"
+        ))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"status": "open", "n": 3, "sum": "315.75"},
+            {"status": "cancelled", "n": 1, "sum": "42.00"},
+            {"status": "shipped", "n": 1, "sum": "99.00"},
+        ])
+    );
+    // Months, a having over an alias, a limit.
+    let dimensions = enc(r#"[{"field":"placed_at","granularity":"month","alias":"month"}]"#);
+    let measures = enc(
+        r#"[{"field":"customer_id","aggregation":"count","distinct":true,"alias":"customers"}]"#,
+    );
+    let having = enc(r#"{"customers":{"$gte":2}}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_orders:aggregate?measures={measures}&dimensions={dimensions}&having={having}&sort=month"
+        ))
+        .await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["data"][0]["customers"], 2, "{body}");
+    assert!(
+        body["data"][0]["month"]
+            .as_str()
+            .unwrap()
+            .starts_with("2024-02-01"),
+        "{body}"
+    );
+    // Filter and MariaDB.
+    let filter = enc(r#"{"stars":{"$gte":3}}"#);
+    let measures = enc(r#"[{"field":"stars","aggregation":"avg","alias":"avg"}]"#);
+    let body = f
+        .get(&format!(
+            "/api/my_reviews:aggregate?measures={measures}&filter={filter}"
+        ))
+        .await;
+    assert_eq!(body["data"], json!([{"avg": 4.0}]));
+    // Bad requests.
+    let cases = [
+        (
+            format!(
+                "measures={}",
+                enc(r#"[{"aggregation":"median","field":"total"}]"#)
+            ),
+            "measures",
+        ),
+        (
+            format!("measures={}", enc(r#"[{"aggregation":"sum"}]"#)),
+            "field",
+        ),
+        (
+            format!(
+                "dimensions={}",
+                enc(r#"[{"field":"status","granularity":"month"}]"#)
+            ),
+            "granularity",
+        ),
+        ("sort=total".to_string(), "total"),
+        (format!("having={}", enc(r#"{"total":{"$gt":1}}"#)), "total"),
+    ];
+    for (query, word) in cases {
+        let response = f
+            .call(
+                Method::GET,
+                &format!("/api/pg_orders:aggregate?{query}"),
+                None,
+            )
+            .await;
+        assert_error(&response, 400, &[word]);
+    }
+    f.stop().await;
+}
