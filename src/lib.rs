@@ -18,6 +18,7 @@ pub mod health;
 pub mod local_sql;
 pub mod metadata;
 pub mod metrics;
+pub mod openapi;
 pub mod permissions;
 pub mod rate_limit;
 pub mod rest;

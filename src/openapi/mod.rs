@@ -1,0 +1,566 @@
+//! The OpenAPI 3.1 document of the HTTP API, built per caller from the
+//! collections it may see and what it may do with them (so each role's
+//! document shows only its own routes), and the docs page that renders it.
+
+mod collection;
+mod fixed;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+
+use arrow_schema::DataType;
+use axum::response::Html;
+use serde_json::{Map, Value, json};
+
+/// One collection as the caller sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionDoc {
+    /// The REST name, `[A-Za-z_][A-Za-z0-9_]*`.
+    pub api_name: String,
+    /// `source.schema.table`.
+    pub sql_name: String,
+    pub comment: Option<String>,
+    /// The columns the caller may read, in table order.
+    pub columns: Vec<ColumnDoc>,
+    /// Empty when the table has none: then there are no by-key routes.
+    pub primary_key: Vec<String>,
+    /// What the caller may do.
+    pub operations: Operations,
+    /// For `appends` and filters through relations; relations to
+    /// collections missing from the document are left out of it.
+    pub relations: Vec<RelationDoc>,
+}
+
+/// One readable column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnDoc {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub comment: Option<String>,
+    /// The caller may set it (create and update bodies).
+    pub writable: bool,
+    /// The database fills it when a create leaves it out.
+    pub has_default: bool,
+}
+
+/// What the caller may do with a collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Operations {
+    pub list: bool,
+    pub get: bool,
+    pub aggregate: bool,
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+/// A relation of a collection, by the name `appends` and filters use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationDoc {
+    pub name: String,
+    /// The API name of the related collection.
+    pub target: String,
+    /// To-many (an array of rows) rather than to-one (a row or null).
+    pub many: bool,
+}
+
+/// Why no document could be built: collection names that would make
+/// routes, operation ids or component names ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenApiError {
+    #[error("`{0}` is not a valid REST collection name (`[A-Za-z_][A-Za-z0-9_]*`)")]
+    InvalidName(String),
+    #[error("`sql` cannot be a collection's REST name: `/api/sql` is the SQL endpoint")]
+    ReservedName,
+    #[error("two collections have the REST name `{0}`")]
+    DuplicateName(String),
+}
+
+/// Tags of the routes that do not belong to a collection. They contain a
+/// space, so no collection name can be one of them.
+const SQL_TAG: &str = "SQL API";
+const DOCUMENT_TAG: &str = "API document";
+const ADMIN_TAG: &str = "Admin API";
+
+/// Shared component names. They contain a dot, which collection names
+/// cannot, so they never clash with a collection's schemas.
+const ERROR: &str = "tributary.Error";
+const FILTER: &str = "tributary.Filter";
+const LIST_META: &str = "tributary.ListMeta";
+const MEASURE: &str = "tributary.Measure";
+const DIMENSION: &str = "tributary.Dimension";
+const SQL_REQUEST: &str = "tributary.SqlRequest";
+const SQL_RESULT: &str = "tributary.SqlResult";
+const SQL_EXPLAIN: &str = "tributary.SqlExplain";
+
+/// The document for `collections`; `include_admin` adds the admin API.
+pub fn document(
+    collections: &[CollectionDoc],
+    server_version: &str,
+    include_admin: bool,
+) -> Result<Value, OpenApiError> {
+    let mut names = HashSet::new();
+    for c in collections {
+        if !is_identifier(&c.api_name) {
+            return Err(OpenApiError::InvalidName(c.api_name.clone()));
+        }
+        if c.api_name == "sql" {
+            return Err(OpenApiError::ReservedName);
+        }
+        if !names.insert(c.api_name.as_str()) {
+            return Err(OpenApiError::DuplicateName(c.api_name.clone()));
+        }
+    }
+
+    let mut paths = Map::new();
+    let mut schemas = shared_schemas();
+    let mut tags = Vec::new();
+    for c in collections {
+        collection::add(c, &names, &mut paths, &mut schemas);
+        let mut description = format!("`{}`", c.sql_name);
+        if let Some(comment) = &c.comment {
+            description = format!("{comment}\n\n{description}");
+        }
+        tags.push(json!({ "name": c.api_name, "description": description }));
+    }
+    fixed::add_sql(&mut paths);
+    fixed::add_document(&mut paths);
+    tags.push(json!({ "name": SQL_TAG, "description": "Read-only SQL over every source." }));
+    tags.push(json!({ "name": DOCUMENT_TAG, "description": "This document." }));
+    if include_admin {
+        fixed::add_admin(&mut paths);
+        tags.push(json!({
+            "name": ADMIN_TAG,
+            "description": "Sources, catalog, relations, aliases, API keys, permissions and the audit log (admin role only).",
+        }));
+    }
+
+    Ok(json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tributary",
+            "version": server_version,
+            "description": INFO_DESCRIPTION,
+        },
+        "security": [{ "bearer": [] }, { "apiKey": [] }],
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": parameters(),
+            "responses": responses(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key, or a JWT from the configured identity provider.",
+                },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
+            },
+        },
+    }))
+}
+
+/// The docs page: fetches `/api/openapi.json` with the API key the user
+/// pastes and renders it, with a "Try it" form per operation. Self-contained
+/// (no CDN, no build step).
+pub fn docs_page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+const INFO_DESCRIPTION: &str = "REST, NocoBase-compatible and SQL access to every source \
+registered with this Tributary server. This document lists only what the calling role may \
+do. Authenticate with `Authorization: Bearer <API key or JWT>` or `X-API-Key: <key>`; \
+without credentials the configured anonymous role applies, if any. `X-Role` picks one of a \
+JWT's allowed roles. GraphQL is served at `/graphql`.";
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `#/components/schemas/<name>`.
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// Adds `operation` under `method` to the path item of `path`.
+fn add_operation(paths: &mut Map<String, Value>, path: &str, method: &str, operation: Value) {
+    if let Value::Object(item) = paths
+        .entry(path.to_string())
+        .or_insert_with(|| Value::Object(Map::new()))
+    {
+        item.insert(method.to_string(), operation);
+    }
+}
+
+fn parameter_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/parameters/{name}") })
+}
+
+/// A JSON response (or request body) content map.
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+/// The error responses every operation may give, plus `extra` (409 for
+/// writes), by reference.
+fn error_responses(responses: &mut Map<String, Value>, extra: &[&str]) {
+    let common = ["400", "401", "403", "404", "429", "503", "504"];
+    for status in common.iter().chain(extra) {
+        responses.insert(
+            (*status).to_string(),
+            json!({ "$ref": format!("#/components/responses/{status}") }),
+        );
+    }
+}
+
+fn shared_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert(
+        ERROR.into(),
+        json!({
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": false,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "description": "Stable, machine-readable: `invalid_input`, `unauthorized`, `permission_denied`, `not_found`, `conflict`, `constraint_violation`, `rate_limited`, `source_unavailable`, `source_timeout`, `query_timeout`, …",
+                        },
+                        "message": { "type": "string", "description": "For people; names the source when one is down." },
+                        "path": { "type": "string", "description": "Where in the request the problem is (a field, a filter path such as `$and[1].status.$eq`)." },
+                    },
+                },
+            },
+        }),
+    );
+    schemas.insert(
+        FILTER.into(),
+        json!({
+            "type": "object",
+            "description": FILTER_DESCRIPTION,
+            "examples": [
+                { "status": { "$eq": "open" }, "total": { "$gt": 100 } },
+                { "$or": [{ "name": { "$includes": "acme" } }, { "customer": { "country": { "$in": ["FR", "DE"] } } }] },
+            ],
+        }),
+    );
+    schemas.insert(
+        LIST_META.into(),
+        json!({
+            "type": "object",
+            "required": ["page", "pageSize"],
+            "properties": {
+                "page": { "type": "integer", "minimum": 1 },
+                "pageSize": { "type": "integer", "minimum": 1, "maximum": 1000 },
+                "count": { "type": "integer", "minimum": 0, "description": "Rows matching the filter (with `count=true`)." },
+                "totalPage": { "type": "integer", "minimum": 0, "description": "Pages of `pageSize` rows (with `count=true`)." },
+                "nextCursor": { "type": "string", "description": "Opaque; pass it as `cursor` for the next page. Absent on the last page." },
+            },
+        }),
+    );
+    schemas.insert(
+        MEASURE.into(),
+        json!({
+            "type": "object",
+            "required": ["aggregation"],
+            "additionalProperties": false,
+            "properties": {
+                "field": {
+                    "description": "The column, or a path through relations as an array. Without it, `count` counts rows.",
+                    "oneOf": [
+                        { "type": "string" },
+                        { "type": "array", "items": { "type": "string" }, "minItems": 1 },
+                    ],
+                },
+                "aggregation": { "enum": ["count", "sum", "avg", "min", "max"] },
+                "distinct": { "type": "boolean", "default": false },
+                "alias": { "type": "string", "description": "The key of the value in each result row." },
+            },
+        }),
+    );
+    schemas.insert(
+        DIMENSION.into(),
+        json!({
+            "type": "object",
+            "required": ["field"],
+            "additionalProperties": false,
+            "properties": {
+                "field": {
+                    "oneOf": [
+                        { "type": "string" },
+                        { "type": "array", "items": { "type": "string" }, "minItems": 1 },
+                    ],
+                },
+                "alias": { "type": "string" },
+                "granularity": {
+                    "enum": ["day", "week", "month", "quarter", "year"],
+                    "description": "Only for date and timestamp columns.",
+                },
+            },
+        }),
+    );
+    schemas.insert(
+        SQL_REQUEST.into(),
+        json!({
+            "type": "object",
+            "required": ["sql"],
+            "additionalProperties": false,
+            "properties": {
+                "sql": { "type": "string", "description": "One read-only statement; tables are `source.schema.table`." },
+                "params": {
+                    "type": "array",
+                    "description": "Values for `$1`, `$2`, …",
+                    "items": { "type": ["null", "boolean", "number", "string"] },
+                },
+                "explain": { "type": "boolean", "default": false, "description": "Return the plan and the SQL each source receives instead of rows." },
+            },
+        }),
+    );
+    schemas.insert(
+        SQL_RESULT.into(),
+        json!({
+            "type": "object",
+            "required": ["columns", "rows", "truncated"],
+            "properties": {
+                "columns": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "type", "nullable"],
+                        "properties": {
+                            "name": { "type": "string" },
+                            "type": { "type": "string", "description": "The Arrow type (`Int64`, `Utf8`, `Decimal128(15, 2)`, …)." },
+                            "nullable": { "type": "boolean" },
+                        },
+                    },
+                },
+                "rows": { "type": "array", "items": { "type": "array", "description": "Cells in column order." } },
+                "truncated": { "type": "boolean", "description": "More rows than the row cap matched." },
+            },
+        }),
+    );
+    schemas.insert(
+        SQL_EXPLAIN.into(),
+        json!({
+            "type": "object",
+            "required": ["plan", "sources"],
+            "properties": {
+                "plan": { "type": "string", "description": "The indented physical plan." },
+                "sources": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["source", "sql"],
+                        "properties": { "source": { "type": "string" }, "sql": { "type": "string" } },
+                    },
+                },
+            },
+        }),
+    );
+    schemas
+}
+
+const FILTER_DESCRIPTION: &str = "Filter JSON with NocoBase's operators: `{\"column\": \
+{\"$op\": value}}`; a bare value means `$eq`; a relation name nests a filter on the related \
+rows (`{\"customer\": {\"country\": {\"$eq\": \"FR\"}}}`); `$and` and `$or` take arrays of \
+filters. Comparison: `$eq $ne $gt $gte $lt $lte $in $notIn $is $exists $notExists`. Text: \
+`$like $notLike $iLike $notILike $includes $notIncludes $startsWith $notStartsWith $endWith \
+$notEndWith $empty $notEmpty $match $notMatch`. Booleans and numbers: `$isTruly $isFalsy`. \
+Dates: `$dateOn $dateNotOn $dateBefore $dateAfter $dateNotBefore $dateNotAfter \
+$dateBetween`. Arrays: `$anyOf $noneOf`. Logic: `$and $or`. Values may use `{{$user.id}}`, \
+`{{$user.role}}`, `{{$user.claims.<path>}}` and `{{$now}}`.";
+
+/// A query parameter whose value is JSON text.
+fn json_query(name: &str, required: bool, description: &str, schema: Value) -> Value {
+    json!({
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "content": { "application/json": { "schema": schema } },
+    })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "description": description, "schema": schema })
+}
+
+fn parameters() -> Map<String, Value> {
+    let filter = "Which rows: filter JSON (see `tributary.Filter`).";
+    let csv = json!({ "type": "string" });
+    let pairs = [
+        (
+            "filter",
+            json_query("filter", false, filter, schema_ref(FILTER)),
+        ),
+        (
+            "requiredFilter",
+            json_query(
+                "filter",
+                true,
+                "Which rows: filter JSON (see `tributary.Filter`); required, and an empty filter is refused.",
+                schema_ref(FILTER),
+            ),
+        ),
+        (
+            "sort",
+            query(
+                "sort",
+                "Comma-separated columns; `-` sorts descending (`-created_at,id`).",
+                csv.clone(),
+            ),
+        ),
+        (
+            "fields",
+            query(
+                "fields",
+                "Only these columns, comma-separated (`id,name`).",
+                csv.clone(),
+            ),
+        ),
+        (
+            "except",
+            query(
+                "except",
+                "All columns but these, comma-separated.",
+                csv.clone(),
+            ),
+        ),
+        (
+            "appends",
+            query(
+                "appends",
+                "Related rows to include, comma-separated relation names; dots go further (`customer,customer.country`).",
+                csv.clone(),
+            ),
+        ),
+        (
+            "page",
+            query(
+                "page",
+                "1-based page number.",
+                json!({ "type": "integer", "minimum": 1, "default": 1 }),
+            ),
+        ),
+        (
+            "pageSize",
+            query(
+                "pageSize",
+                "Rows per page.",
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000, "default": 20 }),
+            ),
+        ),
+        (
+            "count",
+            query(
+                "count",
+                "Also count the matching rows (`meta.count`, `meta.totalPage`).",
+                json!({ "type": "boolean", "default": false }),
+            ),
+        ),
+        (
+            "cursor",
+            query(
+                "cursor",
+                "Keyset pagination: `meta.nextCursor` of the previous page.",
+                csv.clone(),
+            ),
+        ),
+        (
+            "measures",
+            json_query(
+                "measures",
+                false,
+                "What to compute, a JSON array.",
+                json!({ "type": "array", "items": schema_ref(MEASURE) }),
+            ),
+        ),
+        (
+            "dimensions",
+            json_query(
+                "dimensions",
+                false,
+                "What to group by, a JSON array.",
+                json!({ "type": "array", "items": schema_ref(DIMENSION) }),
+            ),
+        ),
+        (
+            "having",
+            json_query(
+                "having",
+                false,
+                "Filter JSON over the measures' and dimensions' aliases, applied after grouping.",
+                schema_ref(FILTER),
+            ),
+        ),
+        (
+            "aggregateSort",
+            query(
+                "sort",
+                "Comma-separated aliases; `-` sorts descending.",
+                csv,
+            ),
+        ),
+        (
+            "limit",
+            query(
+                "limit",
+                "At most this many result rows.",
+                json!({ "type": "integer", "minimum": 1 }),
+            ),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+}
+
+fn responses() -> Map<String, Value> {
+    let error = |description: &str| json!({ "description": description, "content": json_content(schema_ref(ERROR)) });
+    let mut responses = Map::new();
+    for (status, description) in [
+        (
+            "400",
+            "Bad input: a malformed filter, an unknown column, a value of the wrong type.",
+        ),
+        ("401", "No valid credentials (and no anonymous role)."),
+        ("403", "The role may not do this (`permission_denied`)."),
+        ("404", "Unknown collection or row."),
+        ("406", "None of the `Accept` media types can be produced."),
+        (
+            "409",
+            "A constraint of the source refused the change, or the name is taken.",
+        ),
+        (
+            "422",
+            "The source could not be reached with this configuration, or refused its credentials.",
+        ),
+        ("503", "A source is down; the message names it."),
+        ("504", "The query or a source took too long."),
+    ] {
+        responses.insert(status.to_string(), error(description));
+    }
+    let mut limited = error("Too many requests for this key or address.");
+    limited["headers"] = json!({
+        "Retry-After": {
+            "description": "Seconds to wait.",
+            "schema": { "type": "integer", "minimum": 1 },
+        },
+    });
+    responses.insert("429".to_string(), limited);
+    responses
+}
