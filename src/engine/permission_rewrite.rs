@@ -294,6 +294,7 @@ fn replace_scan(
                 snapshot: with.snapshot,
                 providers: with.providers,
                 variables: Some(with.variables),
+                time_zone: None,
             };
             Some(
                 filter::compile(filter, &table_ref, &scan.table_name, &cx).map_err(|e| {

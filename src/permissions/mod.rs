@@ -207,6 +207,7 @@ pub fn validate(permission: &Permission, snapshot: &CatalogSnapshot) -> Result<(
         snapshot,
         providers: &providers,
         variables: None,
+        time_zone: None,
     };
     let qualifier = datafusion::common::TableReference::bare("t");
     for (field, value) in [("filter", &rule.filter), ("check", &rule.check)] {

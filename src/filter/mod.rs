@@ -5,12 +5,23 @@
 //! type (a value that is not one is an error naming its path), variables
 //! (`{{$user.id}}`, `{{$user.claims.<path>}}`, `{{$now}}`) are bound from
 //! the request, and filters through relations become `EXISTS` subqueries.
+//! The date operators (`$dateOn`, `$dateBefore`, …) turn a partial date into
+//! the period it names in the context's time zone and compare with its
+//! boundaries (`date.rs`); the array operators (`$match`, `$anyOf`, …) work
+//! on list columns (PostgreSQL arrays) through DataFusion's array functions.
+
+mod date;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
+use chrono::Utc;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source};
+use datafusion::functions_nested::expr_fn::{array_has_all, array_has_any};
 use datafusion::logical_expr::expr_fn::{exists, out_ref_col};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
 use datafusion::scalar::ScalarValue;
@@ -44,6 +55,10 @@ pub struct Context<'a> {
     pub providers: &'a Providers<'a>,
     /// `None` checks a filter without a request: variables become NULL.
     pub variables: Option<&'a Variables>,
+    /// The zone partial dates (`2024-05-01`) are read in by the date
+    /// operators, and plain timestamp columns' wall-clock times are taken
+    /// in; `None` is UTC.
+    pub time_zone: Option<Tz>,
 }
 
 /// Compiles `filter` for rows of `table`, whose columns are read under
@@ -277,6 +292,19 @@ impl<'a> Scope<'a> {
                 };
                 if op == "$isTruly" { truthy } else { !truthy }
             }
+            "$dateOn" | "$dateNotOn" | "$dateBefore" | "$dateAfter" | "$dateNotBefore"
+            | "$dateNotAfter" | "$dateBetween" => {
+                // Without the variable there is no date to read; the
+                // condition matches nothing (below).
+                if lost_variable(operand, &bound) {
+                    lit(false)
+                } else {
+                    self.date(op, name, &data_type, &bound, path)?
+                }
+            }
+            "$match" | "$notMatch" | "$anyOf" | "$noneOf" => {
+                self.array(op, name, &data_type, &bound, path)?
+            }
             other => {
                 return Err(Self::error(
                     path,
@@ -285,12 +313,134 @@ impl<'a> Scope<'a> {
             }
         };
         // A variable the request does not have (no user id, a missing
-        // claim) matches nothing: `owner = {{$user.id}}` must not become
-        // `owner IS NULL` for a caller without a user id.
-        if self.cx.variables.is_some() && bound.is_null() && !operand.is_null() {
+        // claim, even as one item of an array) matches nothing: `owner =
+        // {{$user.id}}` must not become `owner IS NULL` for a caller without
+        // a user id.
+        if self.cx.variables.is_some() && lost_variable(operand, &bound) {
             return Ok(lit(false));
         }
         Ok(expr)
+    }
+
+    /// A date operator: NocoBase's, over the period (or instant) the
+    /// operand names. A period is `[start, end)`, an instant the closed
+    /// range from itself to itself, so `$dateOn` an instant is equality and
+    /// `$dateAfter` it is `>`. `$dateNotOn` is `< start OR >= end`: like
+    /// NocoBase's, it does not keep rows where the column is NULL.
+    fn date(
+        &self,
+        op: &str,
+        name: &str,
+        data_type: &DataType,
+        operand: &Value,
+        path: &str,
+    ) -> Result<Expr, FilterError> {
+        if !matches!(
+            data_type,
+            DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+        ) {
+            return Err(Self::error(
+                path,
+                format!("`{op}` needs a date or timestamp column; `{name}` is {data_type}"),
+            ));
+        }
+        match self.cx.time_zone {
+            Some(zone) => self.date_in(op, name, data_type, operand, path, &zone),
+            None => self.date_in(op, name, data_type, operand, path, &Utc),
+        }
+    }
+
+    fn date_in(
+        &self,
+        op: &str,
+        name: &str,
+        data_type: &DataType,
+        operand: &Value,
+        path: &str,
+        zone: &impl chrono::TimeZone,
+    ) -> Result<Expr, FilterError> {
+        if op == "$dateBetween" && !operand.is_array() {
+            return Err(Self::error(path, "expected an array of two dates"));
+        }
+        let range = date::range(operand, zone).map_err(|m| Self::error(path, m))?;
+        let compare = |cmp, at| {
+            date::compare(self.column(name), cmp, at, data_type, zone)
+                .map_err(|m| Self::error(path, m))
+        };
+        let (to_end, past_end) = if range.closed {
+            (date::Cmp::Le, date::Cmp::Gt)
+        } else {
+            (date::Cmp::Lt, date::Cmp::Ge)
+        };
+        Ok(match op {
+            "$dateOn" | "$dateBetween" => {
+                compare(date::Cmp::Ge, range.start)?.and(compare(to_end, range.end)?)
+            }
+            "$dateNotOn" => compare(date::Cmp::Lt, range.start)?.or(compare(past_end, range.end)?),
+            "$dateBefore" => compare(date::Cmp::Lt, range.start)?,
+            "$dateNotBefore" => compare(date::Cmp::Ge, range.start)?,
+            "$dateAfter" => compare(past_end, range.end)?,
+            // `$dateNotAfter`
+            _ => compare(to_end, range.end)?,
+        })
+    }
+
+    /// An array operator on a list column, against a list literal of the
+    /// operand's values (a single value is a list of one, as NocoBase's
+    /// `castArray`): `$match` is the same set of elements in any order,
+    /// `$anyOf` sharing one at least. A NULL column matches neither nor
+    /// `$notMatch`; `$noneOf` keeps it, as NocoBase does.
+    fn array(
+        &self,
+        op: &str,
+        name: &str,
+        data_type: &DataType,
+        operand: &Value,
+        path: &str,
+    ) -> Result<Expr, FilterError> {
+        let (field, large) = match data_type {
+            DataType::List(field) => (field, false),
+            DataType::LargeList(field) => (field, true),
+            _ => {
+                return Err(Self::error(
+                    path,
+                    format!(
+                        "`{op}` needs an array column (List or LargeList, such as a \
+                         PostgreSQL array); `{name}` is {data_type} (arrays stored as JSON \
+                         or text are not supported)"
+                    ),
+                ));
+            }
+        };
+        let items = match operand {
+            Value::Array(items) => items.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        let values = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.scalar(item, field.data_type(), &format!("{path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let list = lit(if large {
+            ScalarValue::LargeList(ScalarValue::new_large_list(&values, field.data_type()))
+        } else {
+            ScalarValue::List(ScalarValue::new_list(
+                &values,
+                field.data_type(),
+                field.is_nullable(),
+            ))
+        });
+        let column = self.column(name);
+        let same = || {
+            array_has_all(column.clone(), list.clone())
+                .and(array_has_all(list.clone(), column.clone()))
+        };
+        Ok(match op {
+            "$match" => same(),
+            "$notMatch" => !same(),
+            "$anyOf" => array_has_any(column, list),
+            _ => (!array_has_any(column.clone(), list)).or(column.is_null()),
+        })
     }
 
     /// A literal of the column's type, from a bound operand.
@@ -300,10 +450,18 @@ impl<'a> Scope<'a> {
         data_type: &DataType,
         path: &str,
     ) -> Result<Expr, FilterError> {
+        self.scalar(operand, data_type, path).map(lit)
+    }
+
+    fn scalar(
+        &self,
+        operand: &Value,
+        data_type: &DataType,
+        path: &str,
+    ) -> Result<ScalarValue, FilterError> {
         let raw = match operand.clone() {
             Value::Null => {
                 return ScalarValue::try_from(data_type)
-                    .map(lit)
                     .map_err(|e| Self::error(path, e.to_string()));
             }
             Value::Bool(b) => ScalarValue::Boolean(Some(b)),
@@ -313,7 +471,7 @@ impl<'a> Scope<'a> {
                 return Err(Self::error(path, "expected a single value"));
             }
         };
-        raw.cast_to(data_type).map(lit).map_err(|_| {
+        raw.cast_to(data_type).map_err(|_| {
             Self::error(
                 path,
                 format!(
@@ -452,6 +610,19 @@ fn value_text(value: &Value) -> String {
     }
 }
 
+/// True when substitution turned a variable in `operand` (the whole of it
+/// or an item of an array) into NULL: the request does not have it.
+fn lost_variable(operand: &Value, bound: &Value) -> bool {
+    match (operand, bound) {
+        (Value::Array(written), Value::Array(items)) => written
+            .iter()
+            .zip(items)
+            .any(|(w, item)| lost_variable(w, item)),
+        (written, Value::Null) => !written.is_null(),
+        _ => false,
+    }
+}
+
 /// Escapes LIKE's wildcards (and its escape character) in user text.
 fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -570,57 +741,5 @@ pub fn check_variables(value: &Value, path: &str) -> Result<(), FilterError> {
             .iter()
             .try_for_each(|(k, v)| check_variables(v, &join(path, k))),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn vars() -> Variables {
-        Variables {
-            user_id: Some("42".into()),
-            role: "customer".into(),
-            claims: json!({"org": {"id": 7}, "tier": "gold"}),
-            now: "2026-11-30T12:00:00Z".into(),
-        }
-    }
-
-    #[test]
-    fn placeholders_keep_their_type_or_are_written_into_text() {
-        let v = vars();
-        assert_eq!(substitute(&json!("{{$user.id}}"), Some(&v)), json!("42"));
-        assert_eq!(
-            substitute(&json!("{{ $user.claims.org.id }}"), Some(&v)),
-            json!(7)
-        );
-        assert_eq!(
-            substitute(
-                &json!("tier-{{$user.claims.tier}}-{{$user.role}}"),
-                Some(&v)
-            ),
-            json!("tier-gold-customer")
-        );
-        assert_eq!(
-            substitute(&json!("{{$user.claims.missing}}"), Some(&v)),
-            Value::Null
-        );
-        assert_eq!(substitute(&json!("{{$user.id}}"), None), Value::Null);
-        assert_eq!(substitute(&json!(5), Some(&v)), json!(5));
-    }
-
-    #[test]
-    fn unknown_variables_are_named() {
-        assert!(check_variables(&json!({"a": {"$eq": "{{$user.id}}"}}), "").is_ok());
-        let err = check_variables(&json!({"a": {"$eq": "{{$user.name}}"}}), "").unwrap_err();
-        assert_eq!(err.path, "a.$eq");
-        assert!(err.message.contains("$user.name"), "{err}");
-        assert!(check_variables(&json!(["{{$now"]), "x").is_err());
-    }
-
-    #[test]
-    fn like_wildcards_in_values_are_escaped() {
-        assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
     }
 }
