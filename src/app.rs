@@ -26,7 +26,7 @@ use crate::permissions::Permissions;
 use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
 use crate::state::AppState;
-use crate::{admin, auth, health, rest, sql_api, tls};
+use crate::{admin, auth, health, openapi, rest, sql_api, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +179,7 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         sources.clone(),
         permissions.clone(),
         metrics.clone(),
+        config.time_zone,
     )?);
     let jwt = match &config.jwt {
         Some(jwt) => Some(Arc::new(JwtVerifier::new(jwt.clone())?)),
@@ -220,6 +221,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        // The docs page holds no data: it fetches the caller's document.
+        .route("/api/docs", get(|| async { openapi::docs_page() }))
         .merge(admin::router(state.clone()))
         .merge(data_router(state.clone()))
         .layer(middleware::from_fn_with_state(

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use datafusion::arrow::array::timezone::Tz;
 use serde::Deserialize;
 
 use crate::auth::jwt::JwtConfig;
@@ -58,6 +59,9 @@ pub struct FileConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// The role of requests without credentials; without it they get 401.
     pub anonymous_role: Option<String>,
+    /// The zone date filters (`$dateOn: "2024-05-01"`) read days, months
+    /// and years in: an IANA name (`Europe/Paris`) or an offset (`+02:00`).
+    pub time_zone: Option<String>,
 }
 
 impl FileConfig {
@@ -121,6 +125,8 @@ pub struct ServerConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// The role of requests without credentials (`None`: they get 401).
     pub anonymous_role: Option<String>,
+    /// The zone of date filters' days and months (`None`: UTC).
+    pub time_zone: Option<Tz>,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -142,6 +148,7 @@ impl fmt::Debug for ServerConfig {
             .field("jwt", &self.jwt)
             .field("rate_limit", &self.rate_limit)
             .field("anonymous_role", &self.anonymous_role)
+            .field("time_zone", &self.time_zone)
             .finish()
     }
 }
@@ -206,6 +213,16 @@ impl ServerConfig {
                 message: format!("`{role}` cannot be the anonymous role"),
             });
         }
+        let time_zone = file
+            .time_zone
+            .as_deref()
+            .map(|name| {
+                name.parse::<Tz>().map_err(|e| ConfigError::Invalid {
+                    name: "time_zone",
+                    message: format!("`{name}` is not a time zone: {e}"),
+                })
+            })
+            .transpose()?;
         let interval = overrides
             .refresh_interval_secs
             .or(file.refresh_interval_secs)
@@ -234,6 +251,7 @@ impl ServerConfig {
             jwt: file.jwt,
             rate_limit: file.rate_limit,
             anonymous_role: file.anonymous_role,
+            time_zone,
         })
     }
 }

@@ -225,6 +225,17 @@ async fn lists_filter_sort_pick_fields_and_page() {
         .get(&format!("/api/my_reviews?filter={filter}&fields=id"))
         .await;
     assert_eq!(ids(&body), vec![1]);
+    // NocoBase's date operators: a month, a range of days.
+    let filter = enc(r#"{"placed_at":{"$dateOn":"2024-01"}}"#);
+    let body = f
+        .get(&format!("/api/pg_orders?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![1, 2]);
+    let filter = enc(r#"{"placed_at":{"$dateBetween":["2024-01-20","2024-02-01"]}}"#);
+    let body = f
+        .get(&format!("/api/pg_orders?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![2, 3]);
     // A table without a primary key lists.
     let body = f.get("/api/pg_events?sort=kind").await;
     assert_eq!(body["data"][0]["kind"], "a");
@@ -797,5 +808,98 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
             .await;
         assert_error(&response, 400, &[word]);
     }
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn each_caller_gets_its_own_openapi_document() {
+    let f = Fixture::new().await;
+    f.rule(
+        "viewer",
+        "pg_orders",
+        "select",
+        json!({"columns": ["id", "status", "total"]}),
+    )
+    .await;
+    f.rule(
+        "viewer",
+        "pg_orders",
+        "update",
+        json!({"columns": ["status"]}),
+    )
+    .await;
+    let admin = f.get("/api/openapi.json").await;
+    assert_eq!(
+        admin["openapi"].as_str().unwrap().get(..3),
+        Some("3.1"),
+        "{admin}"
+    );
+    let paths = admin["paths"].as_object().unwrap();
+    for path in [
+        "/api/pg_orders",
+        "/api/pg_orders/{pk}",
+        "/api/my_reviews:aggregate",
+        "/api/sql",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    assert!(
+        paths.keys().any(|p| p.starts_with("/admin/")),
+        "no admin API"
+    );
+    // No by-key routes for a table without a primary key.
+    assert!(paths.contains_key("/api/pg_events"));
+    assert!(!paths.contains_key("/api/pg_events/{pk}"));
+    // A role's document: its collection, its operations, its columns.
+    let (status, viewer) = f
+        .call_as("viewer", "u1", Method::GET, "/api/openapi.json", None)
+        .await;
+    assert_eq!(status, 200, "{viewer}");
+    let paths = viewer["paths"].as_object().unwrap();
+    assert!(
+        !paths
+            .keys()
+            .any(|p| p.contains("customers") || p.starts_with("/admin/")),
+        "{paths:?}"
+    );
+    let orders = &paths["/api/pg_orders"];
+    assert!(
+        orders.get("get").is_some() && orders.get("post").is_none(),
+        "{orders}"
+    );
+    assert!(paths["/api/pg_orders/{pk}"].get("patch").is_some());
+    assert!(paths["/api/pg_orders/{pk}"].get("delete").is_none());
+    assert!(!paths.contains_key("/api/pg_orders:aggregate"));
+    let row = viewer["components"]["schemas"]["pg_orders"]["properties"]
+        .as_object()
+        .unwrap();
+    let mut columns: Vec<&str> = row.keys().map(String::as_str).collect();
+    columns.sort_unstable();
+    assert_eq!(columns, vec!["id", "status", "total"]);
+    // The served document is valid OpenAPI 3.1.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("openapi.json");
+    std::fs::write(&path, serde_json::to_vec(&admin).unwrap()).unwrap();
+    let output = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/openapi_validate.py"
+        ))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The docs page needs no credentials and loads nothing from elsewhere.
+    let (status, page) = f.server.get_text("/api/docs").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("/api/openapi.json") && !page.contains("https://"),
+        "{page}"
+    );
     f.stop().await;
 }

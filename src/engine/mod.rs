@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
@@ -193,6 +194,8 @@ pub struct Engine {
     sources: Arc<SourceManager>,
     permissions: Arc<Permissions>,
     metrics: Arc<Metrics>,
+    /// The zone date filters read days and months in (`None`: UTC).
+    time_zone: Option<Tz>,
     session: ArcSwap<Session>,
     built_version: AtomicU64,
     rebuild: std::sync::Mutex<()>,
@@ -215,12 +218,14 @@ impl Engine {
         sources: Arc<SourceManager>,
         permissions: Arc<Permissions>,
         metrics: Arc<Metrics>,
+        time_zone: Option<Tz>,
     ) -> Result<Self, EngineError> {
         let engine = Self {
             cache,
             sources,
             permissions,
             metrics,
+            time_zone,
             session: ArcSwap::from_pointee(Session::new(
                 SessionContext::new(),
                 Arc::default(),
@@ -270,7 +275,7 @@ impl Engine {
     ) -> Result<QueryOutput, EngineError> {
         let session = self.session()?;
         let role = self.role_session(&session, caller)?;
-        let planning = planning(&session, role.as_ref(), caller);
+        let planning = planning(&session, role.as_ref(), caller, self.time_zone);
         // A role's answers depend on the request's variables: learned
         // statements are kept per user, and not at all when a filter reads
         // the clock.
@@ -373,8 +378,12 @@ impl Engine {
     ) -> Result<(String, Vec<SourceQuery>), EngineError> {
         let session = self.session()?;
         let role = self.role_session(&session, caller)?;
-        let (frame, _) =
-            plan_query(&planning(&session, role.as_ref(), caller), sql, params).await?;
+        let (frame, _) = plan_query(
+            &planning(&session, role.as_ref(), caller, self.time_zone),
+            sql,
+            params,
+        )
+        .await?;
         let physical = frame.create_physical_plan().await?;
         Ok((
             explain::plan_text(physical.as_ref()),
@@ -389,6 +398,7 @@ fn planning<'a>(
     session: &'a Session,
     role: Option<&'a Arc<RoleSession>>,
     caller: &'a Caller,
+    time_zone: Option<Tz>,
 ) -> Planning<'a> {
     match (role, caller) {
         (Some(role), Caller::Role { variables, .. }) => Planning {
@@ -399,6 +409,7 @@ fn planning<'a>(
                 variables,
                 snapshot: &session.snapshot,
                 providers: session.providers.as_ref(),
+                time_zone,
             }),
         },
         _ => Planning {

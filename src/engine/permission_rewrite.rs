@@ -216,6 +216,8 @@ pub struct Enforcement<'a> {
     pub variables: &'a Variables,
     pub snapshot: &'a CatalogSnapshot,
     pub providers: &'a filter::Providers<'a>,
+    /// The zone of date filters' days and months.
+    pub time_zone: Option<datafusion::arrow::array::timezone::Tz>,
 }
 
 /// The rewritten plan, and the smallest select `limit` of the tables it
@@ -294,7 +296,7 @@ fn replace_scan(
                 snapshot: with.snapshot,
                 providers: with.providers,
                 variables: Some(with.variables),
-                time_zone: None,
+                time_zone: with.time_zone,
             };
             Some(
                 filter::compile(filter, &table_ref, &scan.table_name, &cx).map_err(|e| {

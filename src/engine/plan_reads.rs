@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::TableReference;
@@ -32,6 +33,8 @@ pub struct PlanScope<'a> {
     pub raw_tables: &'a Providers<'a>,
     /// The request's variables (a role's; `None` for the admin).
     pub variables: Option<&'a Variables>,
+    /// The zone date filters read days and months in.
+    pub time_zone: Option<Tz>,
 }
 
 /// What to do with the rows of a built plan.
@@ -58,7 +61,7 @@ impl Engine {
     {
         let session = self.session()?;
         let role = self.role_session(&session, caller)?;
-        let planning = super::planning(&session, role.as_ref(), caller);
+        let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
         let plan = {
             let raw = |table: &TableRef| (session.providers)(table);
             let visible = |table: &TableRef| -> Option<Arc<dyn TableProvider>> {
@@ -77,6 +80,7 @@ impl Engine {
                 tables: &visible,
                 raw_tables: &raw,
                 variables,
+                time_zone: self.time_zone,
             })?
         };
         let (mut plan, row_limit) = checked_plan(&planning, plan)?;
@@ -129,6 +133,7 @@ impl Engine {
             snapshot: &session.snapshot,
             providers: session.providers.as_ref(),
             variables,
+            time_zone: self.time_zone,
         };
         let predicate = filter::compile(check, table, &name, &cx)
             .map_err(|e| EngineError::Denied(format!("the check rule cannot be applied: {e}")))?;

@@ -558,11 +558,9 @@ fn docs_page_is_self_contained_and_escapes() {
 }
 
 /// The document against the OpenAPI 3.1 schema, by `openapi-spec-validator`
-/// (`pip install openapi-spec-validator`). Ignored by default as it needs
-/// Python; run with `cargo test --lib openapi -- --ignored`. Fails, never
-/// skips, when the validator is missing.
+/// (`.ci/test-all` installs it from PyPI). Fails, never skips, when the
+/// validator is missing.
 #[test]
-#[ignore = "needs python3 with openapi-spec-validator"]
 fn valid_openapi_by_python_validator() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("openapi.json");
@@ -583,9 +581,8 @@ fn valid_openapi_by_python_validator() {
 
 /// What `results` sends for each Arrow type validates against that type's
 /// schema (patterns and formats checked by Python's `jsonschema`, which
-/// `openapi-spec-validator` depends on). Ignored like the test above.
+/// `openapi-spec-validator` depends on).
 #[test]
-#[ignore = "needs python3 with openapi-spec-validator"]
 fn results_output_matches_value_schemas() {
     use datafusion::arrow::array::{
         ArrayRef, BinaryArray, BooleanArray, Date32Array, Date64Array, Decimal128Array,

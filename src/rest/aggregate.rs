@@ -189,6 +189,7 @@ pub async fn run(
                         snapshot: scope.snapshot,
                         providers: scope.tables,
                         variables: scope.variables,
+                        time_zone: scope.time_zone,
                     };
                     let predicate =
                         filter::compile(filter, table, &name, &cx).map_err(filter_error)?;

@@ -7,6 +7,7 @@
 //! connector in one transaction per request.
 
 mod aggregate;
+mod document;
 mod params;
 mod read;
 mod values;
@@ -33,6 +34,7 @@ use params::Params;
 /// The collection routes (authentication is layered on by the caller).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/openapi.json", get(document::openapi_json))
         .route(
             "/api/{target}",
             get(collection_route)

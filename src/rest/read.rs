@@ -33,6 +33,8 @@ use crate::state::AppState;
 
 /// Rows per page unless `pageSize` says otherwise.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
+/// The largest `pageSize` (and never more than the configured `max_rows`).
+pub const MAX_PAGE_SIZE: u64 = 1000;
 
 /// One record: columns in order, then appended relations.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +116,7 @@ pub async fn list(
     request.filter = params.filter()?;
     request.sort = params.sort();
     let page = params.number("page", 1)?.unwrap_or(1);
-    let max_page = state.config.max_rows as u64;
+    let max_page = MAX_PAGE_SIZE.min(state.config.max_rows as u64);
     let page_size = params
         .number("pageSize", 1)?
         .unwrap_or(DEFAULT_PAGE_SIZE)
@@ -336,6 +338,7 @@ fn filtered_scan(
             snapshot: scope.snapshot,
             providers: scope.tables,
             variables: scope.variables,
+            time_zone: scope.time_zone,
         };
         let predicate = filter::compile(filter, table, &name, &cx).map_err(filter_error)?;
         for column in predicate.column_refs() {

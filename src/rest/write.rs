@@ -680,6 +680,7 @@ async fn select_keys(
                     snapshot: scope.snapshot,
                     providers: scope.tables,
                     variables: scope.variables,
+                    time_zone: scope.time_zone,
                 };
                 let mut predicate =
                     filter::compile(&requested, table, &name, &cx).map_err(filter_error)?;
@@ -703,6 +704,7 @@ async fn select_keys(
                         snapshot: scope.snapshot,
                         providers: scope.raw_tables,
                         variables: scope.variables,
+                        time_zone: scope.time_zone,
                     };
                     let admitted = filter::compile(own, table, &name, &raw).map_err(|e| {
                         ApiError::forbidden(format!("the rule's filter cannot be applied: {e}"))
