@@ -7,6 +7,7 @@
 //! connector in one transaction per request.
 
 mod aggregate;
+mod cursor;
 mod document;
 mod params;
 mod read;

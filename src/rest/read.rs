@@ -20,6 +20,7 @@ use serde::ser::SerializeMap;
 use serde_json::{Value, json};
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
+use super::cursor;
 use super::params::{Key, Params, SortKey};
 use super::{Target, json_response};
 use crate::auth::Principal;
@@ -88,6 +89,8 @@ pub struct ReadRequest {
     /// Rows to skip and most rows to answer.
     pub offset: u64,
     pub limit: Option<u64>,
+    /// Only rows after this position in the order (a keyset cursor's values).
+    pub after: Option<Vec<Value>>,
 }
 
 impl ReadRequest {
@@ -122,7 +125,19 @@ pub async fn list(
         .unwrap_or(DEFAULT_PAGE_SIZE)
         .min(max_page);
     let count = params.boolean("count")?.unwrap_or(nocobase);
+    let cursor = params.take("cursor")?;
     std::mem::take(params).finish()?;
+    if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
+        if page > 1 {
+            return Err(ApiError::bad_request(
+                "give either `page` or `cursor`, not both: a cursor is a position",
+            )
+            .at("cursor"));
+        }
+        let visible = visible_columns(state, &principal.caller(), target)?;
+        let keys = cursor::order_keys(target, &request.sort, &visible);
+        request.after = Some(cursor::decode(&cursor, &keys)?);
+    }
     request.offset = (page - 1).saturating_mul(page_size);
     request.limit = Some(page_size);
     let caller = principal.caller();
@@ -147,10 +162,13 @@ pub async fn list(
             state.config.query_timeout,
         ));
     }
-    let records = fetch(state, &caller, target, &request).await?;
+    let (records, next) = fetch(state, &caller, target, &request).await?;
     let mut meta = serde_json::Map::new();
     meta.insert("page".into(), json!(page));
     meta.insert("pageSize".into(), json!(page_size));
+    if let Some(next) = next {
+        meta.insert("nextCursor".into(), json!(next));
+    }
     if count {
         let total = count_rows(state, &caller, target, request.filter.as_ref()).await?;
         meta.insert("count".into(), json!(total));
@@ -185,6 +203,7 @@ pub async fn get(
     let caller = principal.caller();
     let record = fetch(state, &caller, target, &request)
         .await?
+        .0
         .into_iter()
         .next()
         .ok_or_else(|| {
@@ -201,15 +220,17 @@ pub async fn get(
     Ok(json_response(StatusCode::OK, &One { data: record }))
 }
 
-/// The rows of a read, with their appended relations.
+/// The rows of a read, with their appended relations, and the cursor
+/// after the last one when the page is full.
 pub async fn fetch(
     state: &AppState,
     caller: &Caller,
     target: &Target,
     request: &ReadRequest,
-) -> Result<Vec<Record>, ApiError> {
+) -> Result<(Vec<Record>, Option<String>), ApiError> {
     let relations = Appends::parse(&target.snapshot, &target.collection.table, &request.appends)?;
-    // Columns the relations join on are read even when not asked for.
+    // Columns the relations join on, and the order's (for the cursor),
+    // are read even when not asked for.
     let mut inner = ReadRequest {
         filter: request.filter.clone(),
         sort: request.sort.clone(),
@@ -218,8 +239,18 @@ pub async fn fetch(
         appends: Vec::new(),
         offset: request.offset,
         limit: request.limit,
+        after: request.after.clone(),
     };
-    let extra: Vec<String> = relations.join_columns();
+    let visible = visible_columns(state, caller, target)?;
+    for key in &request.sort {
+        check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
+    }
+    let keys = cursor::order_keys(target, &request.sort, &visible);
+    let paged = request.limit.is_some_and(|l| l > 1) && cursor::is_total(target, &keys);
+    let mut extra: Vec<String> = relations.join_columns();
+    if paged {
+        extra.extend(keys.iter().map(|k| k.column.clone()));
+    }
     let answered = answered_columns(state, caller, target, &inner).await?;
     if !inner.fields.is_empty() || !inner.except.is_empty() {
         inner.fields = answered.clone();
@@ -232,15 +263,21 @@ pub async fn fetch(
     }
     let output = start(state, caller, target, &inner).await?;
     let mut records = collect(state, output).await?;
+    let full = request
+        .limit
+        .is_some_and(|l| usize::try_from(l).is_ok_and(|l| records.len() == l));
+    let next = if paged && full {
+        records.last().and_then(|last| cursor::encode(&keys, last))
+    } else {
+        None
+    };
     relations.attach(state, caller, &mut records).await?;
-    if !extra.is_empty() {
-        let mut keep: HashSet<String> = answered.into_iter().collect();
-        keep.extend(relations.names());
-        for record in &mut records {
-            record.retain(&keep);
-        }
+    let mut keep: HashSet<String> = answered.into_iter().collect();
+    keep.extend(relations.names());
+    for record in &mut records {
+        record.retain(&keep);
     }
-    Ok(records)
+    Ok((records, next))
 }
 
 /// The columns a read answers (before appends): `fields` minus `except`,
@@ -369,22 +406,23 @@ async fn start(
         .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
             let (builder, name, visible) = filtered_scan(scope, target, request.filter.as_ref())?;
             let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
-            let mut order: Vec<SortExpr> = Vec::new();
             for key in &request.sort {
                 check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
-                // PostgreSQL's order: NULLs last ascending, first descending.
-                order.push(col(&key.column).sort(!key.descending, key.descending));
             }
             // Pages need a total order: the primary key breaks ties.
-            if let Some(pk) = &target.def.primary_key {
-                for column in &pk.columns {
-                    if visible.contains(column) && !request.sort.iter().any(|k| &k.column == column)
-                    {
-                        order.push(col(column).sort(true, false));
-                    }
-                }
-            }
+            let keys = cursor::order_keys(target, &request.sort, &visible);
+            // PostgreSQL's order: NULLs last ascending, first descending.
+            let order: Vec<SortExpr> = keys
+                .iter()
+                .map(|k| col(&k.column).sort(!k.descending, k.descending))
+                .collect();
             let mut builder = builder;
+            if let Some(values) = &request.after {
+                let schema = builder.schema().as_arrow().clone();
+                builder = builder
+                    .filter(cursor::after(&keys, values, col, &schema)?)
+                    .map_err(internal)?;
+            }
             if !order.is_empty() {
                 builder = builder.sort(order).map_err(internal)?;
             }
@@ -680,6 +718,7 @@ impl Append {
         };
         Box::pin(fetch(state, caller, &target, &request))
             .await
+            .map(|(records, _)| records)
             .map_err(|e| {
                 let message = format!("appending `{}`: {}", self.name, e.message);
                 ApiError { message, ..e }
