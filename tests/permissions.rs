@@ -405,3 +405,188 @@ async fn a_select_limit_caps_the_answer_and_repeated_queries_stay_per_user() {
     }
     server.stop().await;
 }
+
+/// REST requests as `(collection[:action], query, filter)`: run as the
+/// role with `filter`, and as the admin with `filter` AND the role's own
+/// row filter spelled out (`own_rows`).
+const REST_REQUESTS: &[(&str, &str, Option<&str>)] = &[
+    ("my_orders", "sort=o_orderkey&pageSize=1000", None),
+    (
+        "my_orders",
+        "sort=-o_totalprice&pageSize=5",
+        Some(r#"{"o_orderstatus":"F"}"#),
+    ),
+    (
+        "my_orders",
+        "sort=o_orderkey&fields=o_orderkey,o_totalprice&count=true",
+        Some(r#"{"o_totalprice":{"$gt":100000}}"#),
+    ),
+    (
+        "my_orders",
+        "sort=o_orderkey&appends=lineitem&fields=o_orderkey",
+        None,
+    ),
+    (
+        "my_orders",
+        "sort=o_orderkey",
+        Some(r#"{"lineitem":{"l_shipmode":"AIR"}}"#),
+    ),
+    ("my_orders:list", "sort=o_orderdate&pageSize=3&page=2", None),
+    (
+        "my_lineitem",
+        "sort=l_orderkey,l_linenumber&pageSize=1000",
+        Some(r#"{"l_quantity":{"$lt":10}}"#),
+    ),
+    (
+        "my_lineitem",
+        "sort=l_orderkey,l_linenumber&appends=orders&fields=l_orderkey,l_linenumber",
+        None,
+    ),
+    (
+        "my_lineitem",
+        "sort=l_orderkey,l_linenumber",
+        Some(r#"{"orders.o_orderstatus":"O"}"#),
+    ),
+    ("pg_customer", "", None),
+    ("pg_customer", "appends=nation", None),
+    (
+        "my_orders:aggregate",
+        r#"measures=[{"aggregation":"count","alias":"n"},{"field":"o_totalprice","aggregation":"sum"}]&dimensions=[{"field":"o_orderstatus"}]&sort=o_orderstatus"#,
+        None,
+    ),
+    (
+        "my_orders:aggregate",
+        r#"measures=[{"field":"o_totalprice","aggregation":"max"}]&dimensions=[{"field":"o_orderdate","granularity":"year","alias":"y"}]&sort=y"#,
+        Some(r#"{"o_orderpriority":{"$startsWith":"1"}}"#),
+    ),
+    (
+        "my_lineitem:aggregate",
+        r#"measures=[{"field":"l_quantity","aggregation":"sum"},{"field":"l_partkey","aggregation":"count","distinct":true}]"#,
+        None,
+    ),
+    (
+        "my_orders:aggregate",
+        r#"measures=[{"aggregation":"count","alias":"n"}]&dimensions=[{"field":"o_orderpriority"}]&having={"n":{"$gte":2}}&sort=o_orderpriority"#,
+        None,
+    ),
+];
+
+/// The role's row filter of a collection, for `user`, as filter JSON.
+fn own_rows(collection: &str, user: &str) -> Option<Value> {
+    match collection.split(':').next() {
+        Some("my_orders") => Some(json!({"o_custkey": user})),
+        Some("my_lineitem") => Some(json!({"orders": {"o_custkey": user}})),
+        Some("pg_customer") => Some(json!({"c_custkey": user})),
+        _ => None,
+    }
+}
+
+/// Drops the column the role may not read, at any depth (appended orders).
+fn without_hidden(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("o_comment");
+            map.values_mut().for_each(without_hidden);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_hidden),
+        _ => {}
+    }
+}
+
+fn contains_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key(key) || map.values().any(|v| contains_key(v, key)),
+        Value::Array(items) => items.iter().any(|v| contains_key(v, key)),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn a_role_sees_exactly_its_rows_through_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let http = reqwest::Client::new();
+    let get = |path: String, role: Option<&'static str>, user: String| {
+        let mut request = http
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(TOKEN);
+        if let Some(role) = role {
+            request = request.header("x-role", role).header("x-user-id", user);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let encode =
+        |text: &str| -> String { url::form_urlencoded::byte_serialize(text.as_bytes()).collect() };
+    let query = |q: &str| -> String {
+        q.split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => format!("{k}={}", encode(v)),
+                None => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let mut compared = 0;
+    let mut non_empty = 0;
+    for user in ["370", "1", "3"] {
+        for (collection, params, filter) in REST_REQUESTS {
+            let filter: Option<Value> = filter.map(|f| serde_json::from_str(f).unwrap());
+            let with = |f: Option<Value>| match f {
+                Some(f) => format!(
+                    "/api/{collection}?{}&filter={}",
+                    query(params),
+                    encode(&f.to_string())
+                ),
+                None => format!("/api/{collection}?{}", query(params)),
+            };
+            let admin_filter = match (filter.clone(), own_rows(collection, user)) {
+                (Some(f), Some(own)) => Some(json!({"$and": [f, own]})),
+                (f, own) => f.or(own),
+            };
+            let (status, role_body) = get(with(filter), Some("customer"), user.to_string()).await;
+            assert_eq!(
+                status, 200,
+                "user {user}: {collection}?{params}\n{role_body}"
+            );
+            let (status, mut admin_body) = get(with(admin_filter), None, String::new()).await;
+            assert_eq!(status, 200, "{collection}?{params}\n{admin_body}");
+            assert!(
+                !contains_key(&role_body, "o_comment"),
+                "hidden column served: {role_body}"
+            );
+            without_hidden(&mut admin_body);
+            assert_eq!(role_body, admin_body, "user {user}: {collection}?{params}");
+            compared += 1;
+            non_empty += usize::from(role_body["data"].as_array().is_some_and(|d| !d.is_empty()));
+        }
+    }
+    assert!(compared >= 45, "{compared} requests compared");
+    assert!(
+        non_empty > compared / 2,
+        "{non_empty} of {compared} answers had rows"
+    );
+    // What the role may not read is refused by name, not silently emptied.
+    for (path, word) in [
+        ("/api/my_orders?sort=o_comment", "o_comment"),
+        ("/api/my_orders?fields=o_comment", "o_comment"),
+        (
+            "/api/my_orders?filter=%7B%22o_comment%22%3A%22x%22%7D",
+            "o_comment",
+        ),
+        ("/api/pg_partsupp", "pg_partsupp"),
+        ("/api/pg_region:aggregate", "aggregate"),
+    ] {
+        let (status, body) = get(path.to_string(), Some("customer"), "370".into()).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(word),
+            "{path}: {body}"
+        );
+    }
+    server.stop().await;
+}
