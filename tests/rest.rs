@@ -533,6 +533,13 @@ async fn every_write_form_in_one_transaction() {
     assert_eq!(status, 200);
     let body = f.get("/api/my_reviews?fields=id").await;
     assert_eq!(ids(&body), vec![1, 2, 3]);
+    // A body over max_body_bytes (2 MiB) is refused with our error body.
+    let huge = json!({"note": "x".repeat(3 << 20)});
+    let response = f
+        .call(Method::PATCH, "/api/pg_orders/102", Some(huge))
+        .await;
+    assert_eq!(response.0, 413, "{}", response.1);
+    assert_eq!(response.1["error"]["code"], "payload_too_large");
     // Writes need a primary key.
     let response = f
         .call(Method::POST, "/api/pg_events", Some(json!({"kind": "c"})))
@@ -969,5 +976,41 @@ async fn keyset_cursors_walk_every_row_once_in_order() {
         )
         .await;
     assert_error(&response, 400, &["page"]);
+    f.stop().await;
+}
+
+/// Schemathesis (PyPI; `.ci/test-all` installs it) generates requests from
+/// the served OpenAPI document for every collection route: no answer may
+/// be a 5xx, and every answer must match the document (status, content
+/// type, body schema).
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_answers_match_the_document() {
+    let f = Fixture::new().await;
+    let output = tokio::process::Command::new("schemathesis")
+        .args([
+            "run",
+            &format!("{}/api/openapi.json", f.server.base),
+            "--header",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "--include-path-regex",
+            "^/api/",
+            "--max-examples",
+            "15",
+            "--seed",
+            "20261130",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--no-color",
+        ])
+        .output()
+        .await
+        .expect("schemathesis runs (pip install schemathesis; .ci/test-all does)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
     f.stop().await;
 }

@@ -166,7 +166,7 @@ struct Routes<'a> {
 
 /// What may go wrong beyond the common errors: writes may break a
 /// constraint of the source.
-const WRITE_ERRORS: &[&str] = &["409"];
+const WRITE_ERRORS: &[&str] = &["409", "413"];
 
 /// One operation of a collection.
 #[derive(Default)]

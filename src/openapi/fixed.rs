@@ -25,7 +25,7 @@ pub(super) fn add_sql(paths: &mut Map<String, Value>) {
             },
         }),
     );
-    error_responses(&mut responses, &["406"]);
+    error_responses(&mut responses, &["406", "413", "415", "422"]);
     paths.insert(
         "/api/sql".into(),
         json!({

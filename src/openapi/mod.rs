@@ -542,12 +542,18 @@ fn responses() -> Map<String, Value> {
         ("404", "Unknown collection or row."),
         ("406", "None of the `Accept` media types can be produced."),
         (
+            "413",
+            "The body is larger than the server's `max_body_bytes`.",
+        ),
+        ("415", "The body is not `application/json`."),
+        (
             "409",
             "A constraint of the source refused the change, or the name is taken.",
         ),
         (
             "422",
-            "The source could not be reached with this configuration, or refused its credentials.",
+            "The body's JSON has the wrong shape (an unknown or missing field), or the source \
+             could not be reached with this configuration, or refused its credentials.",
         ),
         ("503", "A source is down; the message names it."),
         ("504", "The query or a source took too long."),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -115,8 +116,9 @@ async fn collection_route(
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(&e))?;
     let (name, action) = match target.split_once(':') {
         Some((name, action)) => (name, Some(action)),
         None => (target.as_str(), None),
@@ -181,8 +183,9 @@ async fn key_route(
     Path((name, key)): Path<(String, String)>,
     method: Method,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(&e))?;
     let target = Target::resolve(&state, &name)?;
     let key = params::Key::from_path(&target, &key)?;
     let mut params = Params::parse(query.as_deref())?;
@@ -216,6 +219,16 @@ async fn key_route(
             format!("{other} is not allowed here"),
         )),
     }
+}
+
+/// A body that could not be read (too large: 413) as our error body.
+fn body_rejection(rejection: &BytesRejection) -> ApiError {
+    let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "invalid_input"
+    };
+    ApiError::new(rejection.status(), code, rejection.body_text())
 }
 
 /// A JSON response from a value already serialized (rows keep their

@@ -89,10 +89,10 @@ fn typed(
             Json::String(s) => Value::Float(s.trim().parse().map_err(|_| wrong())?),
             _ => return Err(wrong()),
         },
-        DataType::Decimal32(..)
-        | DataType::Decimal64(..)
-        | DataType::Decimal128(..)
-        | DataType::Decimal256(..) => {
+        DataType::Decimal32(precision, scale)
+        | DataType::Decimal64(precision, scale)
+        | DataType::Decimal128(precision, scale)
+        | DataType::Decimal256(precision, scale) => {
             let text = match json {
                 Json::Number(n) => n.to_string(),
                 Json::String(s) => s.trim().to_string(),
@@ -101,7 +101,25 @@ fn typed(
             if !is_decimal(&text) {
                 return Err(wrong());
             }
-            Value::Decimal(text)
+            // As PostgreSQL stores numeric(p, s) — rounded to s places, an
+            // error past p digits — on every source (SQLite would keep any
+            // number, which the column's type then cannot hold).
+            let scale = usize::try_from(*scale).unwrap_or(0);
+            let rounded = round_decimal(&text, scale);
+            let whole_digits = rounded
+                .trim_start_matches('-')
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('0')
+                .len();
+            if whole_digits > usize::from(*precision).saturating_sub(scale) {
+                return Err(ApiError::bad_request(format!(
+                    "`{text}` is out of range for numeric({precision}, {scale})"
+                ))
+                .at(path.to_string()));
+            }
+            Value::Decimal(rounded)
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             Value::Text(json.as_str().ok_or_else(wrong)?.to_string())
@@ -169,6 +187,48 @@ fn naive_timestamp(text: &str) -> Option<NaiveDateTime> {
     })
 }
 
+/// `text` (plain decimal notation) rounded half away from zero to `scale`
+/// fraction digits, as PostgreSQL rounds numeric values.
+fn round_decimal(text: &str, scale: usize) -> String {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let padded = fraction.bytes().chain(std::iter::repeat(b'0')).take(scale);
+    let mut kept: Vec<u8> = whole.bytes().chain(padded).collect();
+    if fraction.as_bytes().get(scale).is_some_and(|d| *d >= b'5') {
+        // Carry the rounding up through the kept digits.
+        let mut carry = true;
+        for digit in kept.iter_mut().rev() {
+            if *digit == b'9' {
+                *digit = b'0';
+            } else {
+                *digit += 1;
+                carry = false;
+                break;
+            }
+        }
+        if carry {
+            kept.insert(0, b'1');
+        }
+    }
+    let split = kept.len() - scale;
+    let whole = String::from_utf8_lossy(&kept[..split]);
+    let whole = match whole.trim_start_matches('0') {
+        "" => "0",
+        trimmed => trimmed,
+    };
+    let fraction = String::from_utf8_lossy(&kept[split..]);
+    let is_zero = whole == "0" && fraction.bytes().all(|b| b == b'0');
+    let sign = if negative && !is_zero { "-" } else { "" };
+    if scale == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
+}
+
 /// Plain decimal notation: `-12`, `3.50`, `.5`.
 fn is_decimal(text: &str) -> bool {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
@@ -220,7 +280,7 @@ mod tests {
                 DataType::Decimal128(12, 2),
                 "numeric",
                 Json::from(3),
-                Value::Decimal("3".into()),
+                Value::Decimal("3.00".into()),
             ),
             (
                 DataType::Utf8,
@@ -262,6 +322,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(instant.to_text().unwrap(), "2024-05-01 08:00:00+00");
+    }
+
+    #[test]
+    fn decimals_are_rounded_to_their_scale_and_checked_against_their_precision() {
+        let numeric = column(DataType::Decimal128(6, 2), "numeric");
+        for (given, stored) in [
+            ("1.234", "1.23"),
+            ("1.235", "1.24"),
+            ("-1.235", "-1.24"),
+            ("9.999", "10.00"),
+            ("-0.001", "0.00"),
+            (".5", "0.50"),
+            ("0012", "12.00"),
+            ("9999.994", "9999.99"),
+        ] {
+            let got = to_value(&Json::from(given), &numeric, "c").unwrap();
+            assert_eq!(got, Value::Decimal(stored.into()), "{given}");
+        }
+        for too_big in ["10000", "9999.995", "-12345.6"] {
+            let error = to_value(&Json::from(too_big), &numeric, "c").unwrap_err();
+            assert!(
+                error.message.contains("out of range"),
+                "{too_big}: {error:?}"
+            );
+        }
+        let whole = column(DataType::Decimal128(5, 0), "numeric");
+        let got = to_value(&Json::from("2.5"), &whole, "c").unwrap();
+        assert_eq!(got, Value::Decimal("3".into()));
     }
 
     #[test]
