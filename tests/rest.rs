@@ -1014,3 +1014,87 @@ async fn schemathesis_finds_no_server_error_and_answers_match_the_document() {
     assert!(stdout.contains("passed"), "{stdout}");
     f.stop().await;
 }
+
+/// Reads repeated with other values take the fast path (the plan learned
+/// once, then one prepared statement with `$1` bound by PostgreSQL), with
+/// the planner's answers — per user for a role.
+#[tokio::test]
+async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
+    let f = Fixture::new().await;
+    for (key, status) in [
+        (1, "open"),
+        (2, "shipped"),
+        (3, "open"),
+        (5, "cancelled"),
+        (4, "open"),
+    ] {
+        let body = f
+            .get(&format!("/api/pg_orders/{key}?fields=id,status"))
+            .await;
+        assert_eq!(body["data"], json!({"id": key, "status": status}));
+    }
+    let client = common::postgres().await;
+    let prepared: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1",
+            &[&format!("%{}%orders%$1%", f.schema)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(prepared >= 1, "no backend ran the statement with $1");
+    let missing = f
+        .call(Method::GET, "/api/pg_orders/77?fields=id,status", None)
+        .await;
+    assert_error(&missing, 404, &["77"]);
+    // Lists with a filter and a sort, several values.
+    for (status, expected) in [
+        ("open", vec![4, 1, 3]),
+        ("shipped", vec![2]),
+        ("open", vec![4, 1, 3]),
+        ("x", vec![]),
+    ] {
+        let filter = enc(&format!(r#"{{"status":"{status}"}}"#));
+        let body = f
+            .get(&format!(
+                "/api/pg_orders?filter={filter}&sort=-total&fields=id"
+            ))
+            .await;
+        assert_eq!(ids(&body), expected, "{status}");
+    }
+    // A role: each user keeps getting their own rows.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}}),
+    )
+    .await;
+    for _ in 0..3 {
+        for (user, expected) in [("ann", vec![1, 2]), ("bob", vec![3, 5])] {
+            let filter = enc(r#"{"total":{"$gt":1}}"#);
+            let (status, body) = f
+                .call_as(
+                    "clerk",
+                    user,
+                    Method::GET,
+                    &format!("/api/pg_orders?filter={filter}&fields=id"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(ids(&body), expected, "{user}");
+            let (_, one) = f
+                .call_as(
+                    "clerk",
+                    user,
+                    Method::GET,
+                    "/api/pg_orders/1?fields=id",
+                    None,
+                )
+                .await;
+            assert_eq!(one["data"].is_object(), user == "ann", "{user}: {one}");
+        }
+    }
+    f.stop().await;
+}

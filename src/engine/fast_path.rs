@@ -150,6 +150,12 @@ impl Direct {
             .zip(&self.parameters)
             .map(|(value, parameter)| match value {
                 ScalarValue::Int64(Some(i)) if parameter.is_integer() => Some(Value::Int(*i)),
+                ScalarValue::Int32(Some(i)) if parameter.is_integer() => {
+                    Some(Value::Int(i64::from(*i)))
+                }
+                ScalarValue::Int16(Some(i)) if parameter.is_integer() => {
+                    Some(Value::Int(i64::from(*i)))
+                }
                 ScalarValue::Float64(Some(f)) if parameter.is_floating() => Some(Value::Float(*f)),
                 ScalarValue::Utf8(Some(s))
                     if matches!(
@@ -193,6 +199,19 @@ impl Direct {
             row_limit: None,
         })
     }
+}
+
+/// True for a value [`Direct::bind`] can bind to a parameter of its own type.
+pub fn bindable(value: &ScalarValue) -> bool {
+    matches!(
+        value,
+        ScalarValue::Int64(Some(_))
+            | ScalarValue::Int32(Some(_))
+            | ScalarValue::Int16(Some(_))
+            | ScalarValue::Float64(Some(_))
+            | ScalarValue::Utf8(Some(_))
+            | ScalarValue::Boolean(Some(_))
+    )
 }
 
 /// True for the refusal of a bound value (the slow path decides those).

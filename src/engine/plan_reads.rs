@@ -8,17 +8,27 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::{Field, Int64Type, SchemaRef};
 use datafusion::common::TableReference;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{MemTable, TableProvider, provider_as_source};
 use datafusion::error::DataFusionError;
+use datafusion::execution::session_state::SessionState;
 use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{Expr, Filter};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execute_stream;
+use datafusion::scalar::ScalarValue;
+use tributary_schema_cache::SourceKind;
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
-use super::{Caller, Engine, EngineError, QueryOutput, checked_plan, denied, permission_rewrite};
+use super::{
+    Caller, Engine, EngineError, QueryOutput, checked_plan, denied, executor, fast_path,
+    permission_rewrite,
+};
 use crate::filter::{self, Providers, Variables};
 
 /// What a plan builder sees.
@@ -83,33 +93,101 @@ impl Engine {
                 time_zone: self.time_zone,
             })?
         };
-        let (mut plan, row_limit) = checked_plan(&planning, plan)?;
+        let (mut plan, mut row_limit) = checked_plan(&planning, plan)?;
         if shape == ReadShape::Count {
+            row_limit = None;
             plan = LogicalPlanBuilder::from(plan)
-                .aggregate(
-                    Vec::<datafusion::logical_expr::Expr>::new(),
-                    vec![count(lit(1)).alias("count")],
-                )
+                .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(|e| denied(e, &planning))?;
         }
-        let frame = DataFrame::new(planning.context.state(), plan);
+        // The fast path, as for SQL texts (see `fast_path`): the plan with
+        // its filter values as parameters is the key; a role's answers are
+        // learned per user, and not when they depend on the clock or are
+        // capped.
+        let learnable = match (&role, caller) {
+            (Some(role), Caller::Role { variables, .. }) => {
+                (!role.policy.uses_now).then(|| (&role.shapes, Some(variables)))
+            }
+            _ => Some((&session.shapes, None)),
+        }
+        .filter(|_| row_limit.is_none());
+        let open = learnable.and_then(|(shapes, variables)| {
+            let (open, values) = parametrize(&plan)?;
+            let text = open.display_indent().to_string();
+            let key = match variables {
+                Some(variables) => super::user_key(variables, &text),
+                None => text,
+            };
+            Some((shapes, key, open, values))
+        });
+        if let Some((shapes, key, _, values)) = &open
+            && let Some(fast_path::Shape::Direct(direct)) = shapes.get(key)
+            && let Some(bound) = direct.bind(values)
+        {
+            match direct.start(bound, &self.metrics).await {
+                Ok(output) => return Ok(output),
+                Err(e) if fast_path::refused_value(&e) => {}
+                Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e)).into()),
+            }
+        }
+        let state = planning.context.state();
+        let frame = DataFrame::new(state.clone(), plan);
         let schema = Arc::new(frame.schema().as_arrow().clone());
         let task = Arc::new(frame.task_ctx());
         let physical = frame
             .create_physical_plan()
             .await
             .map_err(EngineError::from)?;
+        if let Some((shapes, key, open, _)) = open {
+            match shapes.get(&key) {
+                None => shapes.insert(&key, fast_path::Shape::Seen),
+                Some(fast_path::Shape::Seen) => {
+                    let learned = self
+                        .learn_plan(&state, &planning, open, physical.as_ref(), &schema)
+                        .await;
+                    shapes.insert(&key, learned);
+                }
+                Some(_) => {}
+            }
+        }
         let stream = execute_stream(physical, task).map_err(EngineError::from)?;
         Ok(QueryOutput {
             schema,
             stream,
-            row_limit: if shape == ReadShape::Count {
-                None
-            } else {
-                row_limit
-            },
+            row_limit,
         })
+    }
+
+    /// The shape of a plan from its form with open parameters.
+    async fn learn_plan(
+        &self,
+        state: &SessionState,
+        planning: &super::Planning<'_>,
+        open: LogicalPlan,
+        bound: &dyn ExecutionPlan,
+        schema: &SchemaRef,
+    ) -> fast_path::Shape {
+        let planned = fast_path::Shape::Planned;
+        let Ok(types) = open.get_parameter_types() else {
+            return planned;
+        };
+        let Ok(open) = DataFrame::new(state.clone(), open)
+            .create_physical_plan()
+            .await
+        else {
+            return planned;
+        };
+        if open.schema() != *schema {
+            return planned;
+        }
+        let postgres = |name: &str| {
+            let entry = planning.snapshot.sources.get(name)?;
+            (entry.schema.as_ref()?.kind == SourceKind::Postgres)
+                .then(|| self.sources.connector(name).ok())
+                .flatten()
+        };
+        fast_path::learn(open.as_ref(), types, bound, postgres)
     }
 
     /// How many of `rows` (rows of `table` just written) fail the filter
@@ -139,10 +217,7 @@ impl Engine {
             .map_err(|e| EngineError::Denied(format!("the check rule cannot be applied: {e}")))?;
         let plan = LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(written)), None)?
             .filter(predicate.is_not_true())?
-            .aggregate(
-                Vec::<datafusion::logical_expr::Expr>::new(),
-                vec![count(lit(1))],
-            )?
+            .aggregate(Vec::<Expr>::new(), vec![count(lit(1))])?
             .build()?;
         let batches = DataFrame::new(session.context.state(), plan)
             .collect()
@@ -154,4 +229,45 @@ impl Engine {
             .ok_or_else(|| DataFusionError::Internal("count(*) answered no row".into()))?;
         Ok(u64::try_from(failing).unwrap_or(0))
     }
+}
+
+/// The plan with the values its filters compare with as parameters (`$1`…,
+/// typed), and those values; `None` when a filter holds a subquery (its
+/// text would not show it whole, so it cannot be a key) or a value the
+/// fast path cannot bind.
+fn parametrize(plan: &LogicalPlan) -> Option<(LogicalPlan, Vec<ScalarValue>)> {
+    let mut values = Vec::new();
+    let mut bindable = true;
+    let open = plan
+        .clone()
+        .transform_up(|node| {
+            let LogicalPlan::Filter(filter) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let predicate = filter.predicate.clone().transform_up(|e| match e {
+                Expr::Exists(_) | Expr::InSubquery(_) | Expr::ScalarSubquery(_) => {
+                    bindable = false;
+                    Ok(Transformed::no(e))
+                }
+                Expr::Literal(value, _) if fast_path::bindable(&value) => {
+                    values.push(value.clone());
+                    let field = Arc::new(Field::new("", value.data_type(), true));
+                    Ok(Transformed::yes(Expr::Placeholder(
+                        Placeholder::new_with_field(format!("${}", values.len()), Some(field)),
+                    )))
+                }
+                Expr::Literal(..) => {
+                    bindable = false;
+                    Ok(Transformed::no(e))
+                }
+                other => Ok(Transformed::no(other)),
+            })?;
+            if !predicate.transformed {
+                return Ok(Transformed::no(node));
+            }
+            Filter::try_new(predicate.data, filter.input.clone())
+                .map(|f| Transformed::yes(LogicalPlan::Filter(f)))
+        })
+        .ok()?;
+    (bindable && !values.is_empty()).then_some((open.data, values))
 }
