@@ -346,10 +346,22 @@ impl Engine {
         bound: &dyn ExecutionPlan,
         schema: &SchemaRef,
     ) -> fast_path::Shape {
+        match plan_query(planning, sql, vec![]).await {
+            Ok((open, _)) => self.learn_frame(planning, open, bound, schema).await,
+            Err(_) => fast_path::Shape::Planned,
+        }
+    }
+
+    /// The shape of a plan with open parameters (`open`), given the plan
+    /// made with the request's values (`bound`) and its result schema.
+    async fn learn_frame(
+        &self,
+        planning: &Planning<'_>,
+        open: DataFrame,
+        bound: &dyn ExecutionPlan,
+        schema: &SchemaRef,
+    ) -> fast_path::Shape {
         let planned = fast_path::Shape::Planned;
-        let Ok((open, _)) = plan_query(planning, sql, vec![]).await else {
-            return planned;
-        };
         let Ok(types) = open.logical_plan().get_parameter_types() else {
             return planned;
         };

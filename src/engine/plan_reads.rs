@@ -8,21 +8,18 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Field, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Int64Type};
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::{MemTable, TableProvider, provider_as_source};
 use datafusion::error::DataFusionError;
-use datafusion::execution::session_state::SessionState;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Expr, Filter};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit};
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execute_stream;
 use datafusion::scalar::ScalarValue;
-use tributary_schema_cache::SourceKind;
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
 use super::{
@@ -143,8 +140,9 @@ impl Engine {
             match shapes.get(&key) {
                 None => shapes.insert(&key, fast_path::Shape::Seen),
                 Some(fast_path::Shape::Seen) => {
+                    let open = DataFrame::new(state.clone(), open);
                     let learned = self
-                        .learn_plan(&state, &planning, open, physical.as_ref(), &schema)
+                        .learn_frame(&planning, open, physical.as_ref(), &schema)
                         .await;
                     shapes.insert(&key, learned);
                 }
@@ -157,37 +155,6 @@ impl Engine {
             stream,
             row_limit,
         })
-    }
-
-    /// The shape of a plan from its form with open parameters.
-    async fn learn_plan(
-        &self,
-        state: &SessionState,
-        planning: &super::Planning<'_>,
-        open: LogicalPlan,
-        bound: &dyn ExecutionPlan,
-        schema: &SchemaRef,
-    ) -> fast_path::Shape {
-        let planned = fast_path::Shape::Planned;
-        let Ok(types) = open.get_parameter_types() else {
-            return planned;
-        };
-        let Ok(open) = DataFrame::new(state.clone(), open)
-            .create_physical_plan()
-            .await
-        else {
-            return planned;
-        };
-        if open.schema() != *schema {
-            return planned;
-        }
-        let postgres = |name: &str| {
-            let entry = planning.snapshot.sources.get(name)?;
-            (entry.schema.as_ref()?.kind == SourceKind::Postgres)
-                .then(|| self.sources.connector(name).ok())
-                .flatten()
-        };
-        fast_path::learn(open.as_ref(), types, bound, postgres)
     }
 
     /// How many of `rows` (rows of `table` just written) fail the filter

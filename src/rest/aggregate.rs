@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::params::Params;
-use super::read::{Cell, Record, filter_error, full_name, internal};
+use super::read::{Cell, Record, filter_error, full_name, internal, within};
 use super::{Target, json_response};
 use crate::auth::Principal;
 use crate::engine::ReadShape;
@@ -330,14 +330,7 @@ pub async fn run(
         }
         Ok::<_, ApiError>(records)
     };
-    let records = match tokio::time::timeout(state.config.query_timeout, work).await {
-        Ok(records) => records?,
-        Err(_) => {
-            return Err(ApiError::from(crate::engine::EngineError::Timeout(
-                state.config.query_timeout,
-            )));
-        }
-    };
+    let records = within(state, work).await?;
     #[derive(Serialize)]
     struct Answer {
         data: Vec<Record>,

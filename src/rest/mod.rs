@@ -141,13 +141,7 @@ async fn collection_route(
                 ),
             ));
         }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed here"),
-            ));
-        }
+        _ => return Err(method_not_allowed(&method)),
     };
     let target = Target::resolve(&state, name)?;
     let mut params = Params::parse(query.as_deref())?;
@@ -213,12 +207,16 @@ async fn key_route(
             )
             .await
         }
-        other => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{other} is not allowed here"),
-        )),
+        other => Err(method_not_allowed(&other)),
     }
+}
+
+fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here"),
+    )
 }
 
 /// A body that could not be read (too large: 413) as our error body.

@@ -468,16 +468,11 @@ async fn count_rows(
         }
         Ok::<_, ApiError>(total)
     };
-    match tokio::time::timeout(state.config.query_timeout, work).await {
-        Ok(result) => result,
-        Err(_) => Err(ApiError::from(crate::engine::EngineError::Timeout(
-            state.config.query_timeout,
-        ))),
-    }
+    within(state, work).await
 }
 
-/// Runs planning within the query time limit.
-async fn within<T>(
+/// Runs `work` (planning, reading) within the query time limit.
+pub(super) async fn within<T>(
     state: &AppState,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {

@@ -30,7 +30,7 @@ use tributary_connector::{
 };
 
 use super::params::Selection;
-use super::read::{Cell, Record, filter_error, full_name, internal};
+use super::read::{Cell, Record, filter_error, full_name, internal, within};
 use super::values::to_value;
 use super::{Target, json_response};
 use crate::audit::{self, AuditEntry, Outcome};
@@ -54,9 +54,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "insert");
     let result = insert(state, principal, target, body, &mut audit).await;
-    let status = audit.outcome(&result);
-    audit.record(state, status).await;
-    result
+    audit.finish(state, result).await
 }
 
 /// `PATCH /api/{c}/{key}`, `PATCH /api/{c}?filter=` and `:update`.
@@ -69,9 +67,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "update");
     let result = change(state, principal, target, selection, body, &mut audit).await;
-    let status = audit.outcome(&result);
-    audit.record(state, status).await;
-    result
+    audit.finish(state, result).await
 }
 
 /// `DELETE /api/{c}/{key}`, `DELETE /api/{c}?filter=` and `:destroy`.
@@ -84,9 +80,7 @@ pub async fn destroy(
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "delete");
     let result = remove(state, principal, target, selection, body, &mut audit).await;
-    let status = audit.outcome(&result);
-    audit.record(state, status).await;
-    result
+    audit.finish(state, result).await
 }
 
 /// What the audit row of one write says.
@@ -137,23 +131,24 @@ impl Audit {
         self.note("sql_fingerprint", Json::String(digest[..16].to_string()));
     }
 
-    /// Notes the outcome (synchronously: a response is not `Sync`, so no
-    /// reference to it may live across an await).
-    fn outcome(&mut self, result: &Result<Response, ApiError>) -> u16 {
-        match result {
+    /// Writes the audit row for the request's outcome and passes it on.
+    async fn finish(
+        mut self,
+        state: &AppState,
+        result: Result<Response, ApiError>,
+    ) -> Result<Response, ApiError> {
+        let status = match &result {
             Ok(response) => response.status().as_u16(),
             Err(error) => {
                 self.note("error", Json::String(error.message.clone()));
                 error.status.as_u16()
             }
-        }
-    }
-
-    async fn record(mut self, state: &AppState, status: u16) {
+        };
         self.entry.status = status;
         self.entry.outcome = Outcome::from_status(status);
         self.entry.detail = Json::Object(self.detail);
         audit::record(state, self.entry).await;
+        result
     }
 }
 
@@ -746,14 +741,7 @@ async fn select_keys(
         }
         Ok::<_, ApiError>(keys)
     };
-    let keys = match tokio::time::timeout(state.config.query_timeout, work).await {
-        Ok(keys) => keys?,
-        Err(_) => {
-            return Err(ApiError::from(crate::engine::EngineError::Timeout(
-                state.config.query_timeout,
-            )));
-        }
-    };
+    let keys = within(state, work).await?;
     if keys.len() > max_rows {
         return Err(ApiError::bad_request(format!(
             "the filter matches more than {max_rows} rows of `{}`: narrow it (one request writes \
