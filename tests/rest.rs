@@ -213,6 +213,17 @@ async fn lists_filter_sort_pick_fields_and_page() {
         json!({"data": [{"id": 2, "placed_at": "2024-01-20"}, {"id": 1, "placed_at": "2024-01-05"}],
                "meta": {"page": 1, "pageSize": 20, "count": 2, "totalPage": 1}})
     );
+    // Relations by presence: orders without line items, customers with orders.
+    let filter = enc(r#"{"line_items":{"$notExists":true}}"#);
+    let body = f
+        .get(&format!("/api/pg_orders?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![3, 5]);
+    let filter = enc(r#"{"line_items":{"$exists":true},"status":"open"}"#);
+    let body = f
+        .get(&format!("/api/pg_orders?filter={filter}&fields=id"))
+        .await;
+    assert_eq!(ids(&body), vec![1, 4]);
     // The other direction: customers with an open order over 100.
     let filter = enc(r#"{"orders":{"status":"open","total":{"$gt":100}}}"#);
     let body = f
@@ -381,6 +392,24 @@ async fn lists_answer_csv_and_ndjson() {
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(response.text().await.unwrap(), expected, "{accept}");
     }
+    // Aggregates too.
+    let measures = enc(r#"[{"aggregation":"count","alias":"n"}]"#);
+    let dimensions = enc(r#"[{"field":"status"}]"#);
+    let response = client
+        .get(format!(
+            "{}/api/pg_orders:aggregate?measures={measures}&dimensions={dimensions}&sort=status",
+            f.server.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "status,n\ncancelled,1\nopen,3\nshipped,1\n"
+    );
     f.stop().await;
 }
 

@@ -22,7 +22,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::functions_nested::expr_fn::{array_has_all, array_has_any};
-use datafusion::logical_expr::expr_fn::{exists, out_ref_col};
+use datafusion::logical_expr::expr_fn::{exists, not_exists, out_ref_col};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
 use datafusion::scalar::ScalarValue;
 use serde_json::Value;
@@ -514,7 +514,19 @@ impl<'a> Scope<'a> {
         .map_err(|m| Self::error(path, m))?;
         let provider = (self.cx.providers)(&link.target)
             .ok_or_else(|| Self::error(path, format!("{} cannot be read", link.target)))?;
-        let mut condition = inner.object(filter, path)?;
+        // `{"orders": {"$exists": true}}`: whether any related row exists.
+        let presence = match filter {
+            Value::Object(entries) if entries.len() == 1 => match entries.iter().next() {
+                Some((op, Value::Bool(b))) if op == "$exists" => Some(*b),
+                Some((op, Value::Bool(b))) if op == "$notExists" => Some(!*b),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut condition = match presence {
+            Some(_) => lit(true),
+            None => inner.object(filter, path)?,
+        };
         for (outer, target) in &link.pairs {
             let data_type = self
                 .column_type(outer)
@@ -536,7 +548,10 @@ impl<'a> Scope<'a> {
             .and_then(|b| b.filter(condition))
             .and_then(LogicalPlanBuilder::build)
             .map_err(|e| Self::error(path, e.to_string()))?;
-        Ok(exists(Arc::new(plan)))
+        Ok(match presence {
+            Some(false) => not_exists(Arc::new(plan)),
+            _ => exists(Arc::new(plan)),
+        })
     }
 }
 

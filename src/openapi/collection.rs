@@ -432,7 +432,14 @@ impl Routes<'_> {
                 .map(parameter_ref)
                 .collect(),
             status: "200",
-            response: json!({ "description": "One row per group.", "content": json_content(result) }),
+            response: json!({
+                "description": "One row per group. `Accept` picks the format: JSON (default), NDJSON (one row object per line) or CSV (a header line, then one line per row).",
+                "content": {
+                    "application/json": { "schema": result },
+                    "application/x-ndjson": { "schema": { "type": "object" } },
+                    "text/csv": { "schema": { "type": "string" } },
+                },
+            }),
             ..Op::default()
         })
     }

@@ -7,24 +7,24 @@
 //! `dimensions=[{"field":"o_orderdate","granularity":"month"}]`. A role
 //! needs its aggregate rule; only rows its filter admits are counted.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use datafusion::common::Column;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::params::Params;
-use super::read::{Cell, Record, filter_error, full_name, internal, within};
+use super::read::{Record, collect, filter_error, full_name, internal, within};
 use super::{Target, json_response};
 use crate::auth::Principal;
 use crate::engine::ReadShape;
 use crate::error::ApiError;
 use crate::filter;
-use crate::results;
+use crate::sql_api::Format;
+use crate::sql_stream;
 use crate::state::AppState;
 
 /// One measure: an aggregate of a column (or of rows, for count).
@@ -132,7 +132,9 @@ pub async fn run(
     principal: &Principal,
     target: &Target,
     params: &mut Params,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let format = Format::from_headers(headers)?;
     let mut measures: Vec<Measure> = list(params, "measures")?;
     let dimensions: Vec<Dimension> = list(params, "dimensions")?;
     let filter = params.filter()?;
@@ -151,7 +153,7 @@ pub async fn run(
     let caller = principal.caller();
     let mut aliases: Vec<String> = Vec::new();
     let work = async {
-        let mut output = state
+        state
             .engine
             .query_plan(&caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
                 let table = &target.collection.table;
@@ -303,34 +305,18 @@ pub async fn run(
                 }
                 builder.build().map_err(internal)
             })
-            .await?;
-        let mut records = Vec::new();
-        while let Some(batch) = output.stream.next().await {
-            let batch = batch.map_err(internal)?;
-            let names: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-            let columns: Vec<Vec<Value>> =
-                batch.columns().iter().map(results::column_values).collect();
-            for row in 0..batch.num_rows() {
-                if records.len() == state.config.max_rows {
-                    break;
-                }
-                records.push(Record(
-                    names
-                        .iter()
-                        .zip(&columns)
-                        .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
-                        .collect(),
-                ));
-            }
-        }
-        Ok::<_, ApiError>(records)
+            .await
     };
-    let records = within(state, work).await?;
+    let output = within(state, work).await?;
+    if let Format::Streamed(encoding) = format {
+        return Ok(sql_stream::response(
+            encoding,
+            output,
+            state.config.max_rows,
+            state.config.query_timeout,
+        ));
+    }
+    let records = collect(state, output).await?;
     #[derive(Serialize)]
     struct Answer {
         data: Vec<Record>,

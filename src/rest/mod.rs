@@ -153,7 +153,9 @@ async fn collection_route(
             let key = params.filter_by_tk(&target)?;
             read::get(&state, &principal, &target, key, &mut params).await
         }
-        Operation::Aggregate => aggregate::run(&state, &principal, &target, &mut params).await,
+        Operation::Aggregate => {
+            aggregate::run(&state, &principal, &target, &mut params, &headers).await
+        }
         Operation::Create => {
             params.finish()?;
             write::create(&state, &principal, &target, &body).await

@@ -485,7 +485,10 @@ pub(super) async fn within<T>(
 }
 
 /// Reads a started plan into records (capped by the role's row limit).
-async fn collect(state: &AppState, mut output: QueryOutput) -> Result<Vec<Record>, ApiError> {
+pub(super) async fn collect(
+    state: &AppState,
+    mut output: QueryOutput,
+) -> Result<Vec<Record>, ApiError> {
     let cap = output
         .row_limit
         .and_then(|l| usize::try_from(l).ok())
