@@ -54,6 +54,7 @@ pub struct Metrics {
     pool_max: Family<SourceLabels, Gauge>,
     refreshes: Family<RefreshLabels, Counter>,
     source_rows: Family<SourceLabels, Counter>,
+    source_statements: Family<SourceLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +90,7 @@ impl Metrics {
         let pool_max = Family::<SourceLabels, Gauge>::default();
         let refreshes = Family::<RefreshLabels, Counter>::default();
         let source_rows = Family::<SourceLabels, Counter>::default();
+        let source_statements = Family::<SourceLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -125,6 +127,11 @@ impl Metrics {
             refreshes.clone(),
         );
         registry.register(
+            "source_statements",
+            "Statements queries sent to each source",
+            source_statements.clone(),
+        );
+        registry.register(
             "source_rows",
             "Rows queries read from each source",
             source_rows.clone(),
@@ -139,7 +146,17 @@ impl Metrics {
             pool_max,
             refreshes,
             source_rows,
+            source_statements,
         }
+    }
+
+    /// Counts one statement a query sent to `source`.
+    pub fn source_statement(&self, source: &str) {
+        self.source_statements
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc();
     }
 
     /// Counts rows a query read from `source`.

@@ -1127,3 +1127,49 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
     }
     f.stop().await;
 }
+
+/// Statements a source has received (`tributary_source_statements_total`).
+async fn statements(f: &Fixture, source: &str) -> u64 {
+    let (_, metrics) = f.server.get_text("/metrics").await;
+    let prefix = format!("tributary_source_statements_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// `appends` cost one statement per relation and level, however many rows
+/// there are (no N+1), in one source and across two.
+#[tokio::test]
+async fn appends_send_one_statement_per_relation_and_level() {
+    let f = Fixture::new().await;
+    let path = "/api/pg_customers?appends=orders.line_items&pageSize=100";
+    let before = statements(&f, "pg").await;
+    let body = f.get(path).await;
+    assert_eq!(body["data"].as_array().unwrap().len(), 3);
+    assert_eq!(statements(&f, "pg").await - before, 3);
+    // Forty more orders with a line each: still three statements.
+    common::postgres_exec(&format!(
+        "INSERT INTO {schema}.orders (customer_id, status, total, placed_at)
+             SELECT 1 + g % 3, 'open', g, '2024-06-01' FROM generate_series(1, 40) g;
+         INSERT INTO {schema}.line_items SELECT id, 1, 1 FROM {schema}.orders WHERE id > 100;",
+        schema = f.schema
+    ))
+    .await;
+    let before = statements(&f, "pg").await;
+    let body = f.get(path).await;
+    let orders: usize = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["orders"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(orders, 45, "{body}");
+    assert_eq!(statements(&f, "pg").await - before, 3);
+    // Across sources: one statement to each.
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    f.get("/api/my_reviews?appends=customer").await;
+    assert_eq!(statements(&f, "pg").await - pg, 1);
+    assert_eq!(statements(&f, "my").await - my, 1);
+    f.stop().await;
+}

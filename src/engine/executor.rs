@@ -123,6 +123,7 @@ impl SQLExecutor for SourceExecutor {
             let sql =
                 runtime_filter::narrow(&query, &expected, &filters, kind, dialect.as_ref()).await;
             tracing::debug!(source = %source, sql = %sql, "federated query");
+            metrics.source_statement(&source);
             let stream = connector
                 .query(&Statement::new(sql), Some(expected))
                 .await

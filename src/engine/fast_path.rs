@@ -182,6 +182,7 @@ impl Direct {
         metrics: &Arc<Metrics>,
     ) -> Result<QueryOutput, ConnectorError> {
         let statement = Statement::with_params(self.sql.clone(), values);
+        metrics.source_statement(&self.source);
         let rows = self
             .connector
             .query(&statement, Some(self.schema.clone()))
