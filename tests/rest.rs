@@ -13,7 +13,7 @@ use common::{TOKEN, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const PG_DDL: &str = "
+const PG_DDL: &str = r#"
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text, secret text);
 CREATE TABLE orders (
     id serial PRIMARY KEY,
@@ -26,6 +26,8 @@ CREATE TABLE orders (
 );
 CREATE TABLE line_items (order_id int REFERENCES orders(id), line int, qty int NOT NULL, PRIMARY KEY (order_id, line));
 CREATE TABLE events (kind text, at timestamptz);
+CREATE TABLE posts (id int PRIMARY KEY, tags jsonb, labels text[]);
+INSERT INTO posts VALUES (1, '["a", "b"]', '{a,b}'), (2, '["b", 3]', '{b}'), (3, NULL, NULL), (4, '{"x": 1}', '{}');
 INSERT INTO customers VALUES (1, 'Ann', 'gold', 's1'), (2, 'Bob', NULL, 's2'), (3, 'Cid', 'silver', 's3');
 INSERT INTO orders (customer_id, status, total, placed_at, note, owner) VALUES
     (1, 'open', 10.50, '2024-01-05', 'n1', 'ann'),
@@ -36,12 +38,14 @@ INSERT INTO orders (customer_id, status, total, placed_at, note, owner) VALUES
 INSERT INTO line_items VALUES (1, 1, 2), (1, 2, 5), (2, 1, 1), (4, 1, 7);
 INSERT INTO events VALUES ('a', '2024-01-01T00:00:00Z'), ('b', NULL);
 SELECT setval('orders_id_seq', 100);
-";
+"#;
 
-const MY_DDL: &str = "
+const MY_DDL: &str = r#"
 CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, stars int NOT NULL, body varchar(200));
 INSERT INTO reviews (customer_id, stars, body) VALUES (1, 5, 'great'), (1, 3, 'ok'), (3, 1, 'bad');
-";
+CREATE TABLE notes (id int PRIMARY KEY, tags JSON);
+INSERT INTO notes VALUES (1, '["a", "b"]'), (2, '["c"]'), (3, NULL);
+"#;
 
 struct Fixture {
     server: TestServer,
@@ -250,6 +254,26 @@ async fn lists_filter_sort_pick_fields_and_page() {
         .get(&format!("/api/pg_orders?filter={filter}&fields=id"))
         .await;
     assert_eq!(ids(&body), vec![2, 3]);
+    // Array operators on JSON arrays (jsonb, MariaDB's JSON) and PostgreSQL arrays.
+    for (collection, filter, expected) in [
+        ("pg_posts", r#"{"tags":{"$anyOf":["a"]}}"#, vec![1]),
+        ("pg_posts", r#"{"tags":{"$anyOf":"b"}}"#, vec![1, 2]),
+        ("pg_posts", r#"{"tags":{"$anyOf":[3]}}"#, vec![2]),
+        ("pg_posts", r#"{"tags":{"$match":["b","a"]}}"#, vec![1]),
+        ("pg_posts", r#"{"tags":{"$noneOf":["a"]}}"#, vec![2, 3, 4]),
+        ("pg_posts", r#"{"labels":{"$anyOf":["a"]}}"#, vec![1]),
+        ("pg_posts", r#"{"labels":{"$match":["b"]}}"#, vec![2]),
+        ("my_notes", r#"{"tags":{"$anyOf":["c","x"]}}"#, vec![2]),
+        ("my_notes", r#"{"tags":{"$notMatch":["a","b"]}}"#, vec![2]),
+    ] {
+        let body = f
+            .get(&format!(
+                "/api/{collection}?filter={}&fields=id",
+                enc(filter)
+            ))
+            .await;
+        assert_eq!(ids(&body), expected, "{collection} {filter}");
+    }
     // A table without a primary key lists.
     let body = f.get("/api/pg_events?sort=kind").await;
     assert_eq!(body["data"][0]["kind"], "a");

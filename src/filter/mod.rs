@@ -1,16 +1,18 @@
 //! Filter JSON, spelled with NocoBase's operators (`{"o_totalprice": {"$gt":
 //! 100}, "customer": {"c_name": {"$eq": "x"}}}`), compiled to a DataFusion
-//! expression over one table: permission row filters use it now, the REST
-//! API's `filter` parameter will. Values become literals of the column's
+//! expression over one table: permission row filters and the REST API's
+//! `filter` parameter. Values become literals of the column's
 //! type (a value that is not one is an error naming its path), variables
 //! (`{{$user.id}}`, `{{$user.claims.<path>}}`, `{{$now}}`) are bound from
 //! the request, and filters through relations become `EXISTS` subqueries.
 //! The date operators (`$dateOn`, `$dateBefore`, …) turn a partial date into
 //! the period it names in the context's time zone and compare with its
 //! boundaries (`date.rs`); the array operators (`$match`, `$anyOf`, …) work
-//! on list columns (PostgreSQL arrays) through DataFusion's array functions.
+//! on list columns (PostgreSQL arrays) through DataFusion's array functions,
+//! and on JSON columns holding arrays through `json_array.rs`.
 
 mod date;
+mod json_array;
 #[cfg(test)]
 mod tests;
 
@@ -178,6 +180,21 @@ impl<'a> Scope<'a> {
             .iter()
             .find(|c| c.name == name)
             .map(|c| &c.data_type)
+    }
+
+    /// A text column holding JSON (`json`, `jsonb`, MySQL's `JSON`).
+    fn is_json(&self, name: &str) -> bool {
+        self.def.columns.iter().any(|c| {
+            c.name == name
+                && matches!(
+                    c.data_type,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+                && matches!(
+                    c.native_type.to_ascii_lowercase().as_str(),
+                    "json" | "jsonb"
+                )
+        })
     }
 
     fn column(&self, name: &str) -> Expr {
@@ -398,16 +415,18 @@ impl<'a> Scope<'a> {
         operand: &Value,
         path: &str,
     ) -> Result<Expr, FilterError> {
-        let (field, large) = match data_type {
-            DataType::List(field) => (field, false),
-            DataType::LargeList(field) => (field, true),
+        let json_items = json_array::item_field();
+        let (field, large, column) = match data_type {
+            DataType::List(field) => (field, false, self.column(name)),
+            DataType::LargeList(field) => (field, true, self.column(name)),
+            // NocoBase keeps array fields as JSON: their items, as text.
+            _ if self.is_json(name) => (&json_items, false, json_array::items(self.column(name))),
             _ => {
                 return Err(Self::error(
                     path,
                     format!(
-                        "`{op}` needs an array column (List or LargeList, such as a \
-                         PostgreSQL array); `{name}` is {data_type} (arrays stored as JSON \
-                         or text are not supported)"
+                        "`{op}` needs an array column (a PostgreSQL array, or JSON holding an \
+                         array); `{name}` is {data_type}"
                     ),
                 ));
             }
@@ -419,7 +438,13 @@ impl<'a> Scope<'a> {
         let values = items
             .iter()
             .enumerate()
-            .map(|(i, item)| self.scalar(item, field.data_type(), &format!("{path}[{i}]")))
+            .map(|(i, item)| match item {
+                // JSON items compare as their text (see `json_array`).
+                Value::Number(_) | Value::Bool(_) if self.is_json(name) => {
+                    Ok(ScalarValue::Utf8(Some(item.to_string())))
+                }
+                _ => self.scalar(item, field.data_type(), &format!("{path}[{i}]")),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let list = lit(if large {
             ScalarValue::LargeList(ScalarValue::new_large_list(&values, field.data_type()))
@@ -430,7 +455,6 @@ impl<'a> Scope<'a> {
                 field.is_nullable(),
             ))
         });
-        let column = self.column(name);
         let same = || {
             array_has_all(column.clone(), list.clone())
                 .and(array_has_all(list.clone(), column.clone()))
