@@ -743,6 +743,26 @@ async fn a_roles_write_rules_hold() {
     assert_error(&response, 404, &["3"]);
     let (status, _) = ann!(Method::DELETE, &format!("/api/pg_orders/{created}"), None).await;
     assert_eq!(status, 200);
+    // A preset from a variable the request lacks writes nothing.
+    let (status, body) = f
+        .server
+        .call(
+            Method::POST,
+            "/api/pg_orders",
+            Some(new.clone()),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "the admin is not bound by presets: {body}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/pg_orders", f.server.base))
+        .bearer_auth(TOKEN)
+        .header("x-role", "clerk")
+        .json(&new)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403, "no user id, no owner");
     // A role without a rule for the action is refused.
     let response = f
         .call_as(
@@ -779,7 +799,24 @@ async fn a_roles_write_rules_hold() {
             "{expected:?} not in {actions:?}"
         );
     }
-    assert!(entries.iter().all(|e| e["user_id"] == "ann"), "{body}");
+    // All Ann's but the one made without a user id.
+    let anonymous: Vec<&Value> = entries.iter().filter(|e| e["user_id"] != "ann").collect();
+    assert_eq!(anonymous.len(), 1, "{body}");
+    assert!(
+        anonymous[0]["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("preset"),
+        "{body}"
+    );
+    // A refused write says so, and claims no affected rows.
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["outcome"] == "denied")
+            .all(|e| e["detail"].get("affected").is_none()),
+        "{body}"
+    );
     assert!(
         entries.iter().any(|e| e["detail"]["sql_fingerprint"]
             .as_str()

@@ -233,6 +233,13 @@ fn row_values(
             continue;
         };
         let bound = filter::substitute(preset, variables(caller));
+        // A preset from a variable the request lacks (no user id) must not
+        // write NULL in its place: an owner column would be left empty.
+        if bound.is_null() && !preset.is_null() {
+            return Err(ApiError::forbidden(format!(
+                "the preset of `{name}` ({preset}) has no value for this request"
+            )));
+        }
         let value = to_value(&bound, column, &format!("preset {name}"))?;
         values.retain(|(n, _)| n != name);
         values.push((name.clone(), value));
@@ -317,12 +324,12 @@ async fn insert(
     let (connector, mut tx) = open(state, target).await?;
     audit.statements(connector.as_ref(), &ops);
     let (affected, written) = run(&mut tx, &ops).await?;
-    audit.note("affected", json!(affected));
     if let Err(refused) = check(state, target, &caller, rule.as_ref(), "insert", &written).await {
         tx.rollback().await?;
         return Err(refused);
     }
     tx.commit().await?;
+    audit.note("affected", json!(affected));
     let records = answer(state, &caller, target, &written)?;
     audit.note("keys", keys_of(target, &records));
     if many {
@@ -388,12 +395,12 @@ async fn change(
     let (connector, mut tx) = open(state, target).await?;
     audit.statements(connector.as_ref(), &ops);
     let (affected, written) = run(&mut tx, &ops).await?;
-    audit.note("affected", json!(affected));
     if let Err(refused) = check(state, target, &caller, rule.as_ref(), "update", &written).await {
         tx.rollback().await?;
         return Err(refused);
     }
     tx.commit().await?;
+    audit.note("affected", json!(affected));
     let records = answer(state, &caller, target, &written)?;
     audit.note("keys", keys_of(target, &records));
     respond(selection, records, affected)
@@ -410,7 +417,9 @@ async fn remove(
     let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Delete)?;
     target.primary_key()?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    // NocoBase's client may send `{}`.
+    let empty = String::from_utf8_lossy(body);
+    if !matches!(empty.trim(), "" | "{}") {
         return Err(ApiError::bad_request("a delete takes no body"));
     }
     let keys = select_keys(state, &caller, target, &selection, rule.as_ref()).await?;
@@ -439,8 +448,8 @@ async fn remove(
     let (connector, mut tx) = open(state, target).await?;
     audit.statements(connector.as_ref(), &ops);
     let (affected, written) = run(&mut tx, &ops).await?;
-    audit.note("affected", json!(affected));
     tx.commit().await?;
+    audit.note("affected", json!(affected));
     let records = answer(state, &caller, target, &written)?;
     audit.note("keys", keys_of(target, &records));
     respond(selection, records, affected)
