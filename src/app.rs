@@ -16,6 +16,7 @@ use tributary_schema_cache::{
     CacheError, CatalogStore, FileCatalogStore, PersistedCatalog, SchemaCache,
 };
 
+use crate::audit::AuditWriter;
 use crate::auth::jwt::{JwtError, JwtVerifier};
 use crate::auth::keys;
 use crate::config::ServerConfig;
@@ -52,6 +53,8 @@ pub enum StartError {
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Jwt(#[from] JwtError),
+    #[error("cannot start the audit log writer: {0}")]
+    AuditWriter(std::io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -189,10 +192,12 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         .rate_limit
         .clone()
         .map(|limits| Arc::new(RateLimiter::new(limits)));
+    let audit = Arc::new(AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?);
     Ok(AppState {
         config: Arc::new(config),
         cache,
         store,
+        audit,
         sources,
         metrics,
         engine,

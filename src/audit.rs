@@ -4,6 +4,8 @@
 //! as affected counts or the source's SQL fingerprint) and the outcome —
 //! and as a structured log line (`target: "audit"`).
 
+use std::sync::Arc;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Principal;
+use crate::metadata::MetadataStore;
 use crate::state::AppState;
 
 /// One audit row.
@@ -73,8 +76,62 @@ impl Outcome {
     }
 }
 
-/// Writes an entry to the store and the log. A store failure is logged,
-/// never answered to the caller whose action already happened.
+/// Writes audit entries to the store on a thread of its own, in batches:
+/// the entries of concurrent requests share one transaction, so one disk
+/// sync, and no request's runtime thread waits on the disk.
+pub struct AuditWriter {
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<Pending>>,
+}
+
+type Pending = (AuditEntry, tokio::sync::oneshot::Sender<()>);
+
+/// Most entries one transaction takes.
+const BATCH: usize = 512;
+
+impl AuditWriter {
+    /// Starts the writer; it stops when the writer is dropped.
+    pub fn start(store: Arc<dyn MetadataStore>) -> std::io::Result<Self> {
+        let (queue, pending) = std::sync::mpsc::channel::<Pending>();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                while let Ok(first) = pending.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(pending.try_iter().take(BATCH - 1));
+                    let (entries, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                    // The store's calls finish without awaiting anything.
+                    if let Err(error) = futures::executor::block_on(store.append_audit(&entries)) {
+                        tracing::error!(%error, entries = entries.len(), "cannot write the audit log");
+                    }
+                    for ack in acks {
+                        let _ = ack.send(());
+                    }
+                }
+            })?;
+        Ok(Self {
+            queue: std::sync::Mutex::new(queue),
+        })
+    }
+
+    /// Queues an entry and waits until it is in the store.
+    async fn append(&self, entry: AuditEntry) {
+        let (ack, written) = tokio::sync::oneshot::channel();
+        let queued = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send((entry, ack));
+        if queued.is_ok() {
+            let _ = written.await;
+        } else {
+            tracing::error!("the audit writer has stopped");
+        }
+    }
+}
+
+/// Writes an entry to the store and the log, and returns once it is
+/// stored. A store failure is logged, never answered to the caller whose
+/// action already happened.
 pub async fn record(state: &AppState, entry: AuditEntry) {
     tracing::info!(
         target: "audit",
@@ -88,9 +145,7 @@ pub async fn record(state: &AppState, entry: AuditEntry) {
         outcome = entry.outcome.as_str(),
         detail = %entry.detail,
     );
-    if let Err(error) = state.store.append_audit(&entry).await {
-        tracing::error!(%error, action = %entry.action, "cannot write the audit log");
-    }
+    state.audit.append(entry).await;
 }
 
 /// Middleware on the admin routes: every call that changes something
@@ -133,4 +188,61 @@ pub async fn admin_actions(
     )
     .await;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{AuditQuery, SqliteMetadataStore};
+
+    fn entry(i: usize) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            at: Utc::now(),
+            role: "r".into(),
+            key_id: None,
+            user_id: Some(format!("u{i}")),
+            action: "write.insert".into(),
+            collection: Some("c".into()),
+            target: None,
+            detail: Value::Null,
+            status: 201,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    /// Concurrent entries are all stored (in batches), each before its
+    /// `append` returns, in a file store as the server uses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_entries_are_all_stored_before_append_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> =
+            Arc::new(SqliteMetadataStore::open(dir.path()).unwrap());
+        let writer = Arc::new(AuditWriter::start(store.clone()).unwrap());
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let (writer, store) = (writer.clone(), store.clone());
+                tokio::spawn(async move {
+                    writer.append(entry(i)).await;
+                    let query = AuditQuery {
+                        user_id: Some(format!("u{i}")),
+                        ..AuditQuery::default()
+                    };
+                    store.audit(&query).await.unwrap().len()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(
+                task.await.unwrap(),
+                1,
+                "an entry was not stored when append returned"
+            );
+        }
+        let query = AuditQuery {
+            limit: Some(1000),
+            ..AuditQuery::default()
+        };
+        assert_eq!(store.audit(&query).await.unwrap().len(), 300);
+    }
 }

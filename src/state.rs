@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tributary_schema_cache::SchemaCache;
 
+use crate::audit::AuditWriter;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
@@ -26,4 +27,6 @@ pub struct AppState {
     /// Verifies JWT bearer tokens when `[jwt]` is configured.
     pub jwt: Option<Arc<JwtVerifier>>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Writes the audit log in batches.
+    pub audit: Arc<AuditWriter>,
 }

@@ -119,7 +119,8 @@ pub trait SecurityStore: Send + Sync {
         action: Action,
     ) -> Result<bool, MetadataError>;
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), MetadataError>;
+    /// Appends entries in one transaction (one disk sync for all).
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), MetadataError>;
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, MetadataError>;
 }
 
@@ -371,25 +372,35 @@ impl SecurityStore for SqliteMetadataStore {
         })
     }
 
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), MetadataError> {
-        let detail = to_json(&entry.detail)?;
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), MetadataError> {
+        let details = entries
+            .iter()
+            .map(|e| to_json(&e.detail))
+            .collect::<Result<Vec<_>, _>>()?;
         self.with(|c| {
-            c.execute(
-                "INSERT INTO audit_log (at, role, key_id, user_id, action, collection, target, \
-                 detail, status, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    text(entry.at),
-                    entry.role,
-                    entry.key_id,
-                    entry.user_id,
-                    entry.action,
-                    entry.collection,
-                    entry.target,
-                    detail,
-                    entry.status,
-                    entry.outcome.as_str(),
-                ],
-            )?;
+            let tx = c.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO audit_log (at, role, key_id, user_id, action, collection, \
+                     target, detail, status, outcome) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for (entry, detail) in entries.iter().zip(details) {
+                    insert.execute(params![
+                        text(entry.at),
+                        entry.role,
+                        entry.key_id,
+                        entry.user_id,
+                        entry.action,
+                        entry.collection,
+                        entry.target,
+                        detail,
+                        entry.status,
+                        entry.outcome.as_str(),
+                    ])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
     }
@@ -569,7 +580,7 @@ mod tests {
             .enumerate()
         {
             store
-                .append_audit(&AuditEntry {
+                .append_audit(&[AuditEntry {
                     id: 0,
                     at: Utc::now(),
                     role: "admin".into(),
@@ -581,7 +592,7 @@ mod tests {
                     detail: Value::Null,
                     status: 200,
                     outcome: Outcome::Ok,
-                })
+                }])
                 .await
                 .unwrap();
         }
