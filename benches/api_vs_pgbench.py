@@ -128,7 +128,7 @@ TARGETS = {"agg": ("pgbench", 0.9), "agg_named": ("pgbench", 0.9), "point": ("po
 
 
 def fail(message):
-    sys.exit(f"api_vs_pgbench: {message}")
+    sys.exit(f"{os.path.splitext(os.path.basename(sys.argv[0]))[0]}: {message}")
 
 
 def say(message):
@@ -278,18 +278,24 @@ class Tributary:
 class PostGraphile:
     name = "postgraphile"
 
-    def __init__(self, pool_size):
-        install_postgraphile()
+    def __init__(self, pool_size, plugins=(), disable_plugins=()):
+        """`plugins`: extra presets, each (npm package@version, module, exported preset name);
+        `disable_plugins`: names of PostGraphile plugins to turn off."""
+        install_postgraphile([package for package, _, _ in plugins])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
-        config = os.path.join(PGL_DIR, "graphile.config.mjs")
-        with open(config, "w") as f:
-            f.write(f"""// Written by benches/api_vs_pgbench.py: schema {SCHEMA} of {PG['database']}.
+        script = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        config_name = f"{script}.config.mjs"
+        imports = "".join(f'import {{ {preset} }} from "{module}";\n' for _, module, preset in plugins)
+        presets = "".join(f", {preset}" for _, _, preset in plugins)
+        with open(os.path.join(PGL_DIR, config_name), "w") as f:
+            f.write(f"""// Written by benches/{script}.py: schema {SCHEMA} of {PG['database']}.
 import {{ PostGraphileAmberPreset }} from "postgraphile/presets/amber";
 import {{ makePgService }} from "postgraphile/adaptors/pg";
 import {{ PgSimplifyInflectionPreset }} from "@graphile/simplify-inflection";
-export default {{
-  extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
+{imports}export default {{
+  extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset{presets}],
+  disablePlugins: {json.dumps(list(disable_plugins))},
   pgServices: [makePgService({{
     connectionString: "postgres://{PG['user']}:{PG['password']}@{PG['host']}:{PG['port']}/{PG['database']}",
     schemas: ["{SCHEMA}"],
@@ -302,7 +308,7 @@ export default {{
         self.log = os.path.join(PGL_DIR, "postgraphile.log")
         env = dict(os.environ, NODE_ENV="production", PGL_PORT=str(self.port), PG_POOL=str(pool_size))
         self.process = subprocess.Popen(
-            [node22(), "node_modules/postgraphile/dist/cli-run.js", "-C", "graphile.config.mjs"],
+            [node22(), "node_modules/postgraphile/dist/cli-run.js", "-C", config_name],
             cwd=PGL_DIR, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 90
         while True:
@@ -332,19 +338,23 @@ def node22():
     return os.path.join(PGL_DIR, "node_modules", "node", "bin", "node")
 
 
-def install_postgraphile():
-    """PostGraphile 5.1 needs node >= 22 (Debian's is older): both come from npm."""
+def install_postgraphile(extra=()):
+    """PostGraphile 5.1 needs node >= 22 (Debian's is older): both come from npm. `extra`:
+    more npm packages (plugins); the marker file lists everything installed so far."""
     marker = os.path.join(PGL_DIR, "installed")
-    wanted = " ".join(PGL_PACKAGES + ["node@22"])
-    if os.path.isfile(marker) and open(marker).read() == wanted and os.access(node22(), os.X_OK):
+    have = set(open(marker).read().split()) if os.path.isfile(marker) else set()
+    packages = PGL_PACKAGES + [p for p in extra if p not in PGL_PACKAGES]
+    if set(packages + ["node@22"]) <= have and os.access(node22(), os.X_OK):
         return
+    packages += sorted(p for p in have if p not in packages and p != "node@22")  # keep the others
+    wanted = " ".join(packages + ["node@22"])
     npm = require("npm", "PostGraphile needs npm (Debian package `npm`), or leave it out with --systems")
     os.makedirs(PGL_DIR, exist_ok=True)
     if not os.path.isfile(os.path.join(PGL_DIR, "package.json")):
         with open(os.path.join(PGL_DIR, "package.json"), "w") as f:
             json.dump({"name": "tributary-bench-postgraphile", "private": True}, f)
     say(f"installing {wanted} into {PGL_DIR} (npm)")
-    subprocess.run([npm, "install", "--no-fund", "--no-audit", "--loglevel=error", *PGL_PACKAGES, "node@22"],
+    subprocess.run([npm, "install", "--no-fund", "--no-audit", "--loglevel=error", *packages, "node@22"],
                    cwd=PGL_DIR, check=True)
     if not os.access(node22(), os.X_OK):
         fail(f"npm installed no node binary at {node22()}")
@@ -451,9 +461,11 @@ end
 """
 
 
-def run_wrk(url, body, auth, conc, duration, lua):
+def run_wrk(url, body, auth, conc, duration, lua, extra_env=None):
+    """wrk -t2 with the Lua script `lua`; env BODY, WRK_PATH, AUTH (and `extra_env`).
+    Returns (req/s, p50 ms, p99 ms, notes, wrk's whole output)."""
     scheme_host, path = re.match(r"(https?://[^/]+)(/.*)", url).groups()
-    env = dict(os.environ, BODY=body, WRK_PATH=path, AUTH=auth or "")
+    env = dict(os.environ, BODY=body, WRK_PATH=path, AUTH=auth or "", **(extra_env or {}))
     out = subprocess.run(["wrk", "-t2", f"-c{conc}", f"-d{duration}s", "--timeout", "10s", "--latency",
                           "-s", lua, scheme_host], capture_output=True, text=True, env=env)
     text = out.stdout + out.stderr
@@ -468,7 +480,7 @@ def run_wrk(url, body, auth, conc, duration, lua):
     if sock:
         notes.append(f"socket errors {sock.group(1)}")
     return (float(m.group(1)), to_ms(re.search(r"\s50%\s+(\S+)", text).group(1)),
-            to_ms(re.search(r"\s99%\s+(\S+)", text).group(1)), ", ".join(notes))
+            to_ms(re.search(r"\s99%\s+(\S+)", text).group(1)), ", ".join(notes), text)
 
 
 def run_pgbench(script, conc, duration):
@@ -594,7 +606,7 @@ def main():
                             r = run_pgbench(PGBENCH[op], conc, args.duration)
                         else:
                             url, body, auth = http[name][op]
-                            r = run_wrk(url, body, auth, conc, args.duration, lua)
+                            r = run_wrk(url, body, auth, conc, args.duration, lua)[:4]
                         results.setdefault((op, conc, name), []).append(r)
                         say(f"  {op:<5} c={conc:<3} {name:<12} {r[0]:10.1f} req/s  p50 {r[1]:.2f} ms  "
                             f"p99 {r[2]:.2f} ms  {r[3]}")
