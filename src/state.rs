@@ -7,6 +7,7 @@ use tributary_schema_cache::SchemaCache;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
+use crate::graphql::Schemas;
 use crate::metadata::MetadataStore;
 use crate::metrics::Metrics;
 use crate::permissions::Permissions;
@@ -26,4 +27,6 @@ pub struct AppState {
     /// Verifies JWT bearer tokens when `[jwt]` is configured.
     pub jwt: Option<Arc<JwtVerifier>>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// GraphQL schemas built per role.
+    pub graphql: Arc<Schemas>,
 }

@@ -6,11 +6,11 @@
 //! (permissions applied in the plan); writes go through the source's
 //! connector in one transaction per request.
 
-mod aggregate;
+pub(crate) mod aggregate;
 mod cursor;
 mod document;
-mod params;
-mod read;
+pub(crate) mod params;
+pub(crate) mod read;
 mod values;
 mod write;
 
@@ -58,7 +58,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
+    pub(crate) fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
         let snapshot = state.cache.snapshot();
         let collection = snapshot
             .collection(name)
