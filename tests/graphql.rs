@@ -37,6 +37,10 @@ INSERT INTO orders (customer_id, status, total, placed_at, note, owner, big, met
     (3, 'open', 300.00, '2024-02-14', 'n4', 'cid', NULL, NULL),
     (2, 'cancelled', 42.00, '2024-03-03', 'n5', 'bob', NULL, NULL);
 INSERT INTO line_items VALUES (1, 1, 2), (1, 2, 5), (2, 1, 1), (4, 1, 7);
+CREATE TABLE kinds (id int PRIMARY KEY, at timestamptz, wall timestamp, day date, t time, u uuid,
+                    b bytea, n numeric(30,10), f double precision, ok boolean, tags text[]);
+INSERT INTO kinds VALUES (1, '2024-05-01T12:00:00Z', '2024-05-01 12:00:00', '2024-05-01', '12:34:56',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x0a1b', 12345678901234567890.0123456789, 1.5, true, '{a,b}');
 "#;
 
 const MY_DDL: &str = r#"
@@ -221,6 +225,51 @@ async fn rows_by_key_and_aggregates() {
             }},
             "all": {"aggregate": {"statuses": 3}},
             "my_reviews_aggregate": {"aggregate": {"count": 3, "avg": {"stars": 3.0}, "sum": {"stars": 9}}},
+        }})
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn scalars_keep_precision_and_filter_by_their_text() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              pg_kinds { id at wall day t u b n f ok tags }
+              hit: pg_kinds(where: {
+                at: {_gte: "2024-05-01T11:00:00Z"}, wall: {_lt: "2024-05-02T00:00:00"}, day: {_eq: "2024-05-01"},
+                u: {_eq: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, n: {_gt: "12345678901234567890.0123456788"},
+                ok: {_eq: true}, tags: {_is_null: false}
+              }) { id }
+              miss: pg_kinds(where: {n: {_gt: "12345678901234567890.0123456789"}}) { id }
+              __type(name: "pg_kinds") { fields { name type { name } } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_kinds": [{
+                "id": 1, "at": "2024-05-01T12:00:00Z", "wall": "2024-05-01T12:00:00", "day": "2024-05-01",
+                "t": "12:34:56", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": "\\x0a1b",
+                "n": "12345678901234567890.0123456789", "f": 1.5, "ok": true, "tags": ["a", "b"],
+            }],
+            "hit": [{"id": 1}],
+            "miss": [],
+            "__type": {"fields": [
+                {"name": "id", "type": {"name": null}},
+                {"name": "at", "type": {"name": "timestamptz"}},
+                {"name": "wall", "type": {"name": "timestamp"}},
+                {"name": "day", "type": {"name": "date"}},
+                {"name": "t", "type": {"name": "time"}},
+                {"name": "u", "type": {"name": "uuid"}},
+                {"name": "b", "type": {"name": "bytea"}},
+                {"name": "n", "type": {"name": "numeric"}},
+                {"name": "f", "type": {"name": "Float"}},
+                {"name": "ok", "type": {"name": "Boolean"}},
+                {"name": "tags", "type": {"name": "json"}},
+            ]},
         }})
     );
     f.stop().await;

@@ -27,7 +27,7 @@ use axum::routing::post;
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
-use crate::rest::json_response;
+use crate::rest::{body_rejection, json_response};
 use crate::state::AppState;
 
 /// Built schemas, by role (`None`: the admin), each with the catalog and
@@ -104,18 +104,17 @@ async fn execute(
     Extension(principal): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: async_graphql::Request = match body
-        .map_err(|e| ApiError::new(e.status(), "invalid_input", e.body_text()))
-        .and_then(|body| {
+    let request: async_graphql::Request =
+        match body.map_err(|e| body_rejection(&e)).and_then(|body| {
             serde_json::from_slice(&body).map_err(|e| {
                 ApiError::bad_request(format!(
                     "the body is not a GraphQL request (`{{\"query\": …, \"variables\": …}}`): {e}"
                 ))
             })
         }) {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
-    };
+            Ok(request) => request,
+            Err(error) => return error.into_response(),
+        };
     let caller = principal.caller();
     let mut response = match state.graphql.get(&state, &caller) {
         Ok(schema) => {

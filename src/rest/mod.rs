@@ -222,7 +222,7 @@ fn method_not_allowed(method: &Method) -> ApiError {
 }
 
 /// A body that could not be read (too large: 413) as our error body.
-fn body_rejection(rejection: &BytesRejection) -> ApiError {
+pub(crate) fn body_rejection(rejection: &BytesRejection) -> ApiError {
     let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         "payload_too_large"
     } else {
