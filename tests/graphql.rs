@@ -393,6 +393,38 @@ async fn a_role_sees_its_collections_columns_and_rows_only() {
         body,
         json!({"data": {"pg_customers": [{"id": 1, "name": "Ann"}]}})
     );
+    // Aggregates count the role's rows only; a collection the role may
+    // only aggregate has `x_aggregate` and no list.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "aggregate",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "status", "total", "owner"]}),
+    )
+    .await;
+    f.rule("clerk", "pg_line_items", "aggregate", json!({}))
+        .await;
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ pg_orders_aggregate { aggregate { count sum { total } } } pg_line_items_aggregate { aggregate { sum { qty } } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders_aggregate": {"aggregate": {"count": 2, "sum": {"total": "47.25"}}},
+            "pg_line_items_aggregate": {"aggregate": {"sum": {"qty": 15}}},
+        }})
+    );
+    let body = f
+        .request(clerk, json!({"query": "{ pg_line_items { qty } }"}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown field \"pg_line_items\" on type \"Query\". Did you mean \"pg_line_items_aggregate\"?",
+        "{body}"
+    );
     // A role with no rule at all has no schema: a GraphQL error says so.
     let body = f
         .request(Some(("nobody", "x")), json!({"query": "{ __typename }"}))

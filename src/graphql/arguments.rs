@@ -202,6 +202,7 @@ mod tests {
             columns: vec![column("id", Scalar::Int), column("status", Scalar::String)],
             primary_key: None,
             relations: vec![("customers".into(), "customers".into())],
+            select: true,
             aggregate: true,
         };
         let customers = Shape {
@@ -209,6 +210,7 @@ mod tests {
             columns: vec![column("name", Scalar::String)],
             primary_key: None,
             relations: vec![],
+            select: true,
             aggregate: true,
         };
         Shapes::from([

@@ -102,12 +102,10 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
 /// Every type and root field name a collection takes.
 fn generated_names(shape: &Shape) -> Vec<String> {
     let x = &shape.name;
-    let mut names = vec![
-        x.clone(),
-        format!("{x}_bool_exp"),
-        format!("{x}_order_by"),
-        format!("{x}_by_pk"),
-    ];
+    let mut names = vec![format!("{x}_bool_exp")];
+    if shape.select {
+        names.extend([x.clone(), format!("{x}_order_by"), format!("{x}_by_pk")]);
+    }
     if shape.aggregate {
         for suffix in [
             "aggregate",
@@ -232,8 +230,10 @@ fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             TypeRef::named(format!("{target}_bool_exp")),
         ));
     }
-    let mut types: Vec<async_graphql::dynamic::Type> =
-        vec![object.into(), bool_exp.into(), order_by.into()];
+    let mut types: Vec<async_graphql::dynamic::Type> = vec![bool_exp.into()];
+    if shape.select {
+        types.extend([object.into(), order_by.into()]);
+    }
     if shape.aggregate {
         types.extend(aggregate_types(shape));
     }
@@ -316,8 +316,22 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     types
 }
 
-/// `x`, `x_by_pk` and `x_aggregate`.
+/// `x`, `x_by_pk` and `x_aggregate`, as far as the caller may read rows
+/// and aggregate them.
 fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig) -> Vec<Field> {
+    let mut fields = if shape.select {
+        select_fields(shape, shapes, limits)
+    } else {
+        Vec::new()
+    };
+    if shape.aggregate {
+        fields.push(aggregate_field(shape, shapes));
+    }
+    fields
+}
+
+/// `x(where, order_by, limit, offset)` and `x_by_pk`.
+fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig) -> Vec<Field> {
     let x = &shape.name;
     let limits = Arc::new(limits.clone());
     let mut fields = Vec::new();
@@ -364,26 +378,27 @@ fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig)
         }
         fields.push(field);
     }
-    if shape.aggregate {
-        let (aggregate_shape, aggregate_shapes) = (shape.clone(), shapes.clone());
-        fields.push(
-            Field::new(
-                format!("{x}_aggregate"),
-                TypeRef::named(format!("{x}_aggregate")),
-                move |ctx| {
-                    let (shape, shapes) = (aggregate_shape.clone(), aggregate_shapes.clone());
-                    FieldFuture::new(async move {
-                        let result = resolve::aggregate(&ctx, &shape, &shapes).await;
-                        resolve::answer(&ctx, result.map(|value| Some(FieldValue::value(value))))
-                    })
-                },
-            )
-            .description(format!("Aggregates over rows of `{x}`"))
-            .argument(InputValue::new(
-                "where",
-                TypeRef::named(format!("{x}_bool_exp")),
-            )),
-        );
-    }
     fields
+}
+
+/// `x_aggregate(where)`.
+fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
+    let x = &shape.name;
+    let (shape, shapes) = (shape.clone(), shapes.clone());
+    Field::new(
+        format!("{x}_aggregate"),
+        TypeRef::named(format!("{x}_aggregate")),
+        move |ctx| {
+            let (shape, shapes) = (shape.clone(), shapes.clone());
+            FieldFuture::new(async move {
+                let result = resolve::aggregate(&ctx, &shape, &shapes).await;
+                resolve::answer(&ctx, result.map(|value| Some(FieldValue::value(value))))
+            })
+        },
+    )
+    .description(format!("Aggregates over rows of `{x}`"))
+    .argument(InputValue::new(
+        "where",
+        TypeRef::named(format!("{x}_bool_exp")),
+    ))
 }

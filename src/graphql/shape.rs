@@ -2,7 +2,8 @@
 //! built: the collections it may read, each with its readable columns
 //! (and their scalar), its primary key when every key column is readable,
 //! its relations to other collections it may read, and whether it may
-//! aggregate. Names that are not GraphQL names are left out.
+//! select rows, aggregate them, or both. Names that are not GraphQL names
+//! are left out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -164,6 +165,8 @@ pub struct Shape {
     pub primary_key: Option<Vec<ColumnShape>>,
     /// Relation filters: (field name, related collection's API name).
     pub relations: Vec<(String, String)>,
+    /// The caller may read its rows (`x`, `x_by_pk`).
+    pub select: bool,
     /// The caller may aggregate it (`x_aggregate`).
     pub aggregate: bool,
 }
@@ -195,19 +198,13 @@ pub fn is_graphql_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
-/// The collections `caller` may read in `snapshot`.
+/// The collections `caller` may read or aggregate in `snapshot`.
 pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Caller) -> Shapes {
     let policy = match caller {
         Caller::Admin => None,
         Caller::Role { role, .. } => Some(permissions.for_role(role, snapshot)),
     };
-    // (collection, table definition, readable columns, may aggregate)
-    let mut readable: Vec<(
-        &tributary_schema_cache::Collection,
-        &TableDef,
-        Vec<&ColumnDef>,
-        bool,
-    )> = Vec::new();
+    let mut readable: Vec<Readable<'_>> = Vec::new();
     for collection in &snapshot.collections {
         if !is_graphql_name(&collection.api_name) {
             continue;
@@ -220,14 +217,10 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
         else {
             continue;
         };
-        let (columns, aggregate): (Vec<&ColumnDef>, bool) = match &policy {
-            None => (def.columns.iter().collect(), true),
+        let (columns, select, aggregate): (Vec<&ColumnDef>, bool, bool) = match &policy {
+            None => (def.columns.iter().collect(), true, true),
             Some(policy) => {
-                let Some(rules) = policy
-                    .tables
-                    .get(&collection.table)
-                    .filter(|rules| rules.select.is_some())
-                else {
+                let Some(rules) = policy.tables.get(&collection.table) else {
                     continue;
                 };
                 (
@@ -235,6 +228,7 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
                         .iter()
                         .filter(|c| rules.readable.contains(&c.name))
                         .collect(),
+                    rules.select.is_some(),
                     rules.aggregate.is_some(),
                 )
             }
@@ -243,14 +237,26 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
             .into_iter()
             .filter(|c| is_graphql_name(&c.name))
             .collect();
-        if !columns.is_empty() {
-            readable.push((collection, def, columns, aggregate));
+        if !columns.is_empty() && (select || aggregate) {
+            readable.push(Readable {
+                collection,
+                def,
+                columns,
+                select,
+                aggregate,
+            });
         }
     }
-    let names: HashSet<&str> = readable.iter().map(|(c, ..)| c.api_name.as_str()).collect();
+    // Relation filters lead to collections whose rows the caller may read.
+    let selectable: HashSet<&str> = readable
+        .iter()
+        .filter(|r| r.select)
+        .map(|r| r.collection.api_name.as_str())
+        .collect();
     let mut shapes = Shapes::new();
-    for (collection, def, columns, aggregate) in &readable {
-        let columns: Vec<ColumnShape> = columns
+    for readable in &readable {
+        let columns: Vec<ColumnShape> = readable
+            .columns
             .iter()
             .map(|c| ColumnShape {
                 name: c.name.clone(),
@@ -258,7 +264,8 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
                 nullable: c.nullable,
             })
             .collect();
-        let primary_key = def
+        let primary_key = readable
+            .def
             .primary_key
             .as_ref()
             .filter(|key| !key.columns.is_empty())
@@ -268,19 +275,30 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
                     .map(|name| columns.iter().find(|c| &c.name == name).cloned())
                     .collect::<Option<Vec<_>>>()
             });
-        let relations = relations(snapshot, collection, &columns, &names);
+        let relations = relations(snapshot, readable.collection, &columns, &selectable);
+        let name = readable.collection.api_name.clone();
         shapes.insert(
-            collection.api_name.clone(),
+            name.clone(),
             Arc::new(Shape {
-                name: collection.api_name.clone(),
+                name,
                 columns,
                 primary_key,
                 relations,
-                aggregate: *aggregate,
+                select: readable.select,
+                aggregate: readable.aggregate,
             }),
         );
     }
     shapes
+}
+
+/// A collection the caller may read or aggregate, before its shape.
+struct Readable<'a> {
+    collection: &'a tributary_schema_cache::Collection,
+    def: &'a TableDef,
+    columns: Vec<&'a ColumnDef>,
+    select: bool,
+    aggregate: bool,
 }
 
 /// The relations of a collection to collections in the schema, each under
