@@ -484,6 +484,18 @@ async fn errors_follow_the_graphql_spec() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
+    // Past `max_body_bytes`: 413, as on every route.
+    let big = json!({"query": format!("{{ __typename }} #{}", "x".repeat(3 << 20))});
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", f.server.base))
+        .bearer_auth(TOKEN)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
     // Without credentials: 401, as every data route.
     let (status, _) = f
         .server
