@@ -27,7 +27,7 @@ use crate::permissions::Permissions;
 use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
 use crate::state::AppState;
-use crate::{admin, auth, health, openapi, rest, sql_api, tls};
+use crate::{admin, auth, graphql, health, openapi, rest, sql_api, tls};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +204,7 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         permissions,
         jwt,
         rate_limiter,
+        graphql: Arc::default(),
     })
 }
 
@@ -228,6 +229,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         // The docs page holds no data: it fetches the caller's document.
         .route("/api/docs", get(|| async { openapi::docs_page() }))
+        // GraphiQL holds no data either: it posts to /graphql with the
+        // credentials its user gives it.
+        .route("/graphql", get(graphql::graphiql))
         .merge(admin::router(state.clone()))
         .merge(data_router(state.clone()))
         .layer(middleware::from_fn_with_state(
@@ -245,6 +249,7 @@ fn data_router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/api/sql", post(sql_api::run))
         .merge(rest::routes())
+        .merge(graphql::routes())
         .route_layer(middleware::from_fn_with_state(state, auth::authenticate))
 }
 

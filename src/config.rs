@@ -62,6 +62,55 @@ pub struct FileConfig {
     /// The zone date filters (`$dateOn: "2024-05-01"`) read days, months
     /// and years in: an IANA name (`Europe/Paris`) or an offset (`+02:00`).
     pub time_zone: Option<String>,
+    /// The GraphQL API's limits (`[graphql]`).
+    pub graphql: Option<GraphqlFileConfig>,
+}
+
+/// `[graphql]` as written; every key is optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlFileConfig {
+    /// Deepest selection a query may nest.
+    pub max_depth: Option<usize>,
+    /// Most fields a query may select, counted over the whole document.
+    pub max_complexity: Option<usize>,
+    /// Answer `__schema` / `__type` queries (GraphiQL needs them).
+    pub introspection: Option<bool>,
+    /// Rows a list field answers without `limit`.
+    pub default_limit: Option<u64>,
+}
+
+/// The GraphQL API's limits, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+    /// Rows a list answers without `limit`; never above `max_limit`.
+    pub default_limit: u64,
+    /// Most rows a list answers whatever its `limit`: the REST API's
+    /// largest page, and never more than `max_rows`.
+    pub max_limit: u64,
+}
+
+impl GraphqlConfig {
+    pub const DEFAULT_MAX_DEPTH: usize = 10;
+    pub const DEFAULT_MAX_COMPLEXITY: usize = 1000;
+
+    fn resolve(file: Option<GraphqlFileConfig>, max_rows: usize) -> Self {
+        let file = file.unwrap_or_default();
+        let max_limit = crate::rest::read::MAX_PAGE_SIZE.min(max_rows as u64);
+        Self {
+            max_depth: file.max_depth.unwrap_or(Self::DEFAULT_MAX_DEPTH).max(1),
+            max_complexity: file
+                .max_complexity
+                .unwrap_or(Self::DEFAULT_MAX_COMPLEXITY)
+                .max(1),
+            introspection: file.introspection.unwrap_or(true),
+            default_limit: file.default_limit.unwrap_or(max_limit).clamp(1, max_limit),
+            max_limit,
+        }
+    }
 }
 
 impl FileConfig {
@@ -127,6 +176,7 @@ pub struct ServerConfig {
     pub anonymous_role: Option<String>,
     /// The zone of date filters' days and months (`None`: UTC).
     pub time_zone: Option<Tz>,
+    pub graphql: GraphqlConfig,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -149,6 +199,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit", &self.rate_limit)
             .field("anonymous_role", &self.anonymous_role)
             .field("time_zone", &self.time_zone)
+            .field("graphql", &self.graphql)
             .finish()
     }
 }
@@ -223,6 +274,7 @@ impl ServerConfig {
                 })
             })
             .transpose()?;
+        let max_rows = file.max_rows.unwrap_or(Self::DEFAULT_MAX_ROWS).max(1);
         let interval = overrides
             .refresh_interval_secs
             .or(file.refresh_interval_secs)
@@ -245,13 +297,14 @@ impl ServerConfig {
                     .unwrap_or(Self::DEFAULT_QUERY_TIMEOUT_SECS)
                     .max(1),
             ),
-            max_rows: file.max_rows.unwrap_or(Self::DEFAULT_MAX_ROWS).max(1),
+            max_rows,
             tls,
             allow_http: overrides.allow_http.or(file.allow_http).unwrap_or(false),
             jwt: file.jwt,
             rate_limit: file.rate_limit,
             anonymous_role: file.anonymous_role,
             time_zone,
+            graphql: GraphqlConfig::resolve(file.graphql, max_rows),
         })
     }
 }
@@ -301,6 +354,36 @@ mod tests {
         assert_eq!(defaults.listen.to_string(), ServerConfig::DEFAULT_LISTEN);
         assert_eq!(defaults.admin_token, None);
         assert_eq!(defaults.refresh_interval, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn graphql_limits_default_and_stay_within_the_largest_page() {
+        let defaults = ServerConfig::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(
+            defaults.graphql,
+            GraphqlConfig {
+                max_depth: 10,
+                max_complexity: 1000,
+                introspection: true,
+                default_limit: 1000,
+                max_limit: 1000,
+            }
+        );
+        let file = FileConfig::parse(
+            "max_rows = 50\n[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 500\n",
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(
+            (
+                config.graphql.max_depth,
+                config.graphql.introspection,
+                config.graphql.default_limit,
+                config.graphql.max_limit
+            ),
+            (3, false, 50, 50)
+        );
+        assert!(FileConfig::parse("[graphql]\nmax_dept = 3\n").is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Tributary, the server: configuration, the metadata store, the live
-//! sources and their catalog, the federated SQL engine and its endpoint,
+//! sources and their catalog, the federated SQL engine and its endpoint, the REST and GraphQL APIs,
 //! the admin API, authentication, permissions and the audit log, health and metrics, the demo and the command line. Connectors live in `connectors/`, the catalog model
 //! and its cache in `schema-cache/`.
 
@@ -14,6 +14,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod graphql;
 pub mod health;
 pub mod local_sql;
 pub mod metadata;

@@ -8,6 +8,7 @@ use crate::audit::AuditWriter;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
+use crate::graphql::Schemas;
 use crate::metadata::MetadataStore;
 use crate::metrics::Metrics;
 use crate::permissions::Permissions;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Writes the audit log in batches.
     pub audit: Arc<AuditWriter>,
+    /// GraphQL schemas built per role.
+    pub graphql: Arc<Schemas>,
 }

@@ -1,5 +1,6 @@
 //! Filter JSON, spelled with NocoBase's operators (`{"o_totalprice": {"$gt":
-//! 100}, "customer": {"c_name": {"$eq": "x"}}}`), compiled to a DataFusion
+//! 100}, "customer": {"c_name": {"$eq": "x"}}}`, plus `$not` over a filter
+//! for GraphQL's `_not`), compiled to a DataFusion
 //! expression over one table: permission row filters and the REST API's
 //! `filter` parameter. Values become literals of the column's
 //! type (a value that is not one is an error naming its path), variables
@@ -155,6 +156,9 @@ impl<'a> Scope<'a> {
                         exprs.into_iter().reduce(Expr::or).unwrap_or(empty)
                     }
                 }
+                // SQL's NOT: a row where the inner filter is unknown (a
+                // NULL compared) is kept by neither the filter nor its `$not`.
+                "$not" => !self.object(value, &here)?,
                 _ => self.entry(key, value, &here)?,
             });
         }

@@ -275,6 +275,24 @@ fn error(filter: Value) -> FilterError {
 }
 
 #[tokio::test]
+async fn not_negates_a_filter_as_sql_does() {
+    assert_eq!(
+        ids(json!({"$not": {"day": {"$gte": "2024-05-31"}}})).await,
+        [1, 2]
+    );
+    // Row 5's NULL day is unknown to the inner filter and to its negation.
+    assert_eq!(
+        ids(json!({"$not": {"day": {"$lt": "2024-05-01"}}})).await,
+        [2, 3, 4]
+    );
+    assert_eq!(
+        ids(json!({"$not": {"$or": [{"id": 1}, {"id": 2}]}, "id": {"$lt": 4}})).await,
+        [3]
+    );
+    assert_eq!(error(json!({"$not": [1]})).path, "$not");
+}
+
+#[tokio::test]
 async fn date_on_a_month_covers_the_whole_month_on_every_date_type() {
     for column in ["day", "at", "wall"] {
         assert_eq!(

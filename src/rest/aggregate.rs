@@ -16,11 +16,11 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::params::Params;
+use super::params::{Params, SortKey};
 use super::read::{Record, collect, filter_error, full_name, internal, within};
 use super::{Target, json_response};
 use crate::auth::Principal;
-use crate::engine::ReadShape;
+use crate::engine::{Caller, QueryOutput, ReadShape};
 use crate::error::ApiError;
 use crate::filter;
 use crate::sql_api::Format;
@@ -30,7 +30,7 @@ use crate::state::AppState;
 /// One measure: an aggregate of a column (or of rows, for count).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Measure {
+pub(crate) struct Measure {
     #[serde(default)]
     field: Option<FieldName>,
     aggregation: Aggregation,
@@ -43,7 +43,7 @@ struct Measure {
 /// One dimension: a column to group by, a date one possibly truncated.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Dimension {
+pub(crate) struct Dimension {
     field: FieldName,
     #[serde(default)]
     alias: Option<String>,
@@ -74,12 +74,29 @@ impl FieldName {
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-enum Aggregation {
+pub(crate) enum Aggregation {
     Count,
     Sum,
     Avg,
     Min,
     Max,
+}
+
+impl Measure {
+    /// `aggregation` of `field` (of rows when `None`), answered as `alias`.
+    pub(crate) fn new(
+        aggregation: Aggregation,
+        field: Option<String>,
+        distinct: bool,
+        alias: String,
+    ) -> Self {
+        Self {
+            field: field.map(FieldName::One),
+            aggregation,
+            distinct,
+            alias: Some(alias),
+        }
+    }
 }
 
 impl Aggregation {
@@ -126,6 +143,18 @@ fn list<T: for<'de> Deserialize<'de>>(params: &mut Params, name: &str) -> Result
     }
 }
 
+/// What one aggregate asks for, once parsed.
+#[derive(Debug, Default)]
+pub(crate) struct AggregateRequest {
+    /// None: the count of rows, as `count`.
+    pub measures: Vec<Measure>,
+    pub dimensions: Vec<Dimension>,
+    pub filter: Option<Value>,
+    pub having: Option<Value>,
+    pub sort: Vec<SortKey>,
+    pub limit: Option<u64>,
+}
+
 /// `GET /api/{c}:aggregate`.
 pub async fn run(
     state: &AppState,
@@ -135,27 +164,61 @@ pub async fn run(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let format = Format::from_headers(headers)?;
-    let mut measures: Vec<Measure> = list(params, "measures")?;
-    let dimensions: Vec<Dimension> = list(params, "dimensions")?;
-    let filter = params.filter()?;
-    let having = params.json("having")?;
-    let sort = params.sort();
-    let limit = params.number("limit", 1)?;
+    let request = AggregateRequest {
+        measures: list(params, "measures")?,
+        dimensions: list(params, "dimensions")?,
+        filter: params.filter()?,
+        having: params.json("having")?,
+        sort: params.sort(),
+        limit: params.number("limit", 1)?,
+    };
     std::mem::take(params).finish()?;
-    if measures.is_empty() {
-        measures.push(Measure {
-            field: None,
-            aggregation: Aggregation::Count,
-            distinct: false,
-            alias: Some("count".into()),
-        });
+    let output = start(state, &principal.caller(), target, request).await?;
+    if let Format::Streamed(encoding) = format {
+        return Ok(sql_stream::response(
+            encoding,
+            output,
+            state.config.max_rows,
+            state.config.query_timeout,
+        ));
     }
-    let caller = principal.caller();
+    let records = collect(state, output).await?;
+    #[derive(Serialize)]
+    struct Answer {
+        data: Vec<Record>,
+    }
+    Ok(json_response(StatusCode::OK, &Answer { data: records }))
+}
+
+/// Plans and starts an aggregate: one `Aggregate` plan over the collection
+/// as `caller` sees it, one row per group.
+pub(crate) async fn start(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    request: AggregateRequest,
+) -> Result<QueryOutput, ApiError> {
+    let AggregateRequest {
+        mut measures,
+        dimensions,
+        filter,
+        having,
+        sort,
+        limit,
+    } = request;
+    if measures.is_empty() {
+        measures.push(Measure::new(
+            Aggregation::Count,
+            None,
+            false,
+            "count".into(),
+        ));
+    }
     let mut aliases: Vec<String> = Vec::new();
     let work = async {
         state
             .engine
-            .query_plan(&caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
+            .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
                 let table = &target.collection.table;
                 let name = full_name(table);
                 let provider = (scope.tables)(table).ok_or_else(|| {
@@ -307,21 +370,7 @@ pub async fn run(
             })
             .await
     };
-    let output = within(state, work).await?;
-    if let Format::Streamed(encoding) = format {
-        return Ok(sql_stream::response(
-            encoding,
-            output,
-            state.config.max_rows,
-            state.config.query_timeout,
-        ));
-    }
-    let records = collect(state, output).await?;
-    #[derive(Serialize)]
-    struct Answer {
-        data: Vec<Record>,
-    }
-    Ok(json_response(StatusCode::OK, &Answer { data: records }))
+    within(state, work).await
 }
 
 /// `having`: `{alias: value | {op: value}}` with `$and` / `$or`, comparing

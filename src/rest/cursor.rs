@@ -24,10 +24,7 @@ pub fn order_keys(target: &Target, sort: &[SortKey], visible: &[String]) -> Vec<
     if let Some(pk) = &target.def.primary_key {
         for column in &pk.columns {
             if visible.contains(column) && !keys.iter().any(|k| &k.column == column) {
-                keys.push(SortKey {
-                    column: column.clone(),
-                    descending: false,
-                });
+                keys.push(SortKey::new(column.clone(), false));
             }
         }
     }

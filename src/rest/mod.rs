@@ -6,11 +6,11 @@
 //! (permissions applied in the plan); writes go through the source's
 //! connector in one transaction per request.
 
-mod aggregate;
+pub(crate) mod aggregate;
 mod cursor;
 mod document;
-mod params;
-mod read;
+pub(crate) mod params;
+pub(crate) mod read;
 mod values;
 mod write;
 
@@ -58,7 +58,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
+    pub(crate) fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
         let snapshot = state.cache.snapshot();
         let collection = snapshot
             .collection(name)
@@ -222,7 +222,7 @@ fn method_not_allowed(method: &Method) -> ApiError {
 }
 
 /// A body that could not be read (too large: 413) as our error body.
-fn body_rejection(rejection: &BytesRejection) -> ApiError {
+pub(crate) fn body_rejection(rejection: &BytesRejection) -> ApiError {
     let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         "payload_too_large"
     } else {

@@ -21,6 +21,23 @@ pub struct Params {
 pub struct SortKey {
     pub column: String,
     pub descending: bool,
+    /// Where NULLs go; `None` is PostgreSQL's order (last ascending, first
+    /// descending), the only one REST's `sort` and cursors use.
+    pub nulls_first: Option<bool>,
+}
+
+impl SortKey {
+    pub fn new(column: impl Into<String>, descending: bool) -> Self {
+        Self {
+            column: column.into(),
+            descending,
+            nulls_first: None,
+        }
+    }
+
+    pub fn nulls_first(&self) -> bool {
+        self.nulls_first.unwrap_or(self.descending)
+    }
 }
 
 /// A primary key: each key column with its value as written.
@@ -118,14 +135,8 @@ impl Params {
         self.names("sort")
             .into_iter()
             .map(|name| match name.strip_prefix('-') {
-                Some(column) => SortKey {
-                    column: column.to_string(),
-                    descending: true,
-                },
-                None => SortKey {
-                    column: name.trim_start_matches('+').to_string(),
-                    descending: false,
-                },
+                Some(column) => SortKey::new(column, true),
+                None => SortKey::new(name.trim_start_matches('+'), false),
             })
             .collect()
     }

@@ -411,10 +411,10 @@ async fn start(
             }
             // Pages need a total order: the primary key breaks ties.
             let keys = cursor::order_keys(target, &request.sort, &visible);
-            // PostgreSQL's order: NULLs last ascending, first descending.
+            // PostgreSQL's order unless asked: NULLs last ascending, first descending.
             let order: Vec<SortExpr> = keys
                 .iter()
-                .map(|k| col(&k.column).sort(!k.descending, k.descending))
+                .map(|k| col(&k.column).sort(!k.descending, k.nulls_first()))
                 .collect();
             let mut builder = builder;
             if let Some(values) = &request.after {
@@ -485,7 +485,7 @@ pub(super) async fn within<T>(
 }
 
 /// Reads a started plan into records (capped by the role's row limit).
-pub(super) async fn collect(
+pub(crate) async fn collect(
     state: &AppState,
     mut output: QueryOutput,
 ) -> Result<Vec<Record>, ApiError> {

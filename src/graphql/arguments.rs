@@ -1,0 +1,293 @@
+//! Hasura's arguments turned into the REST read path's: a `where` boolean
+//! expression becomes the filter JSON `src/filter/` compiles (`_eq` →
+//! `$eq`, relations nest as they do there), `order_by` becomes sort keys.
+//! Comparisons keep SQL's meaning: `_neq` and `_nin` do not match NULL
+//! (NocoBase's `$ne` / `$notIn` do, so a `$exists` is added), and a null
+//! operand is refused rather than silently matching nothing.
+
+use async_graphql::{Name, Value as GqlValue};
+use serde_json::{Map, Value, json};
+
+use super::shape::{Shape, Shapes};
+use crate::error::ApiError;
+use crate::rest::params::SortKey;
+
+/// The filter JSON of a `where` argument of collection `shape`.
+pub fn filter(
+    exp: &GqlValue,
+    shape: &Shape,
+    shapes: &Shapes,
+    path: &str,
+) -> Result<Value, ApiError> {
+    let GqlValue::Object(entries) = exp else {
+        return Err(invalid(path, "expected an object"));
+    };
+    let mut parts: Vec<Value> = Vec::new();
+    for (key, value) in entries {
+        let here = format!("{path}.{key}");
+        match key.as_str() {
+            "_and" | "_or" => {
+                let items = list(value)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| filter(item, shape, shapes, &format!("{here}[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let op = if key.as_str() == "_and" {
+                    "$and"
+                } else {
+                    "$or"
+                };
+                parts.push(json!({ op: items }));
+            }
+            "_not" => parts.push(json!({ "$not": filter(value, shape, shapes, &here)? })),
+            name if shape.column(name).is_some() => {
+                let GqlValue::Object(ops) = value else {
+                    return Err(invalid(&here, "expected an object of comparisons"));
+                };
+                for (op, operand) in ops {
+                    parts.extend(comparison(name, op, operand, &format!("{here}.{op}"))?);
+                }
+            }
+            name => {
+                let target = shape
+                    .relation(name)
+                    .and_then(|target| shapes.get(target))
+                    .ok_or_else(|| {
+                        invalid(
+                            &here,
+                            format!(
+                                "`{name}` is neither a column nor a relation of `{}`",
+                                shape.name
+                            ),
+                        )
+                    })?;
+                parts.push(json!({ name: filter(value, target, shapes, &here)? }));
+            }
+        }
+    }
+    Ok(match parts.len() {
+        0 => json!({}),
+        1 => parts.pop().unwrap_or_default(),
+        _ => json!({ "$and": parts }),
+    })
+}
+
+/// One comparison of a column, as filter conditions (all must hold).
+fn comparison(
+    column: &str,
+    op: &Name,
+    operand: &GqlValue,
+    path: &str,
+) -> Result<Vec<Value>, ApiError> {
+    if operand == &GqlValue::Null {
+        return Err(invalid(
+            path,
+            "null is not a value to compare with: use `_is_null` to match NULLs",
+        ));
+    }
+    let value = operand
+        .clone()
+        .into_json()
+        .map_err(|e| invalid(path, e.to_string()))?;
+    let condition = |op: &str, value: Value| json!({ column: { op: value } });
+    let not_null = || json!({ column: { "$exists": true } });
+    Ok(match op.as_str() {
+        "_eq" => vec![condition("$eq", value)],
+        "_neq" => vec![condition("$ne", value), not_null()],
+        "_gt" => vec![condition("$gt", value)],
+        "_gte" => vec![condition("$gte", value)],
+        "_lt" => vec![condition("$lt", value)],
+        "_lte" => vec![condition("$lte", value)],
+        "_in" => vec![condition("$in", array(value))],
+        "_nin" => vec![condition("$notIn", array(value)), not_null()],
+        "_is_null" => match value {
+            Value::Bool(null) => vec![condition("$exists", Value::Bool(!null))],
+            _ => return Err(invalid(path, "expected true or false")),
+        },
+        "_like" => vec![condition("$like", value)],
+        "_nlike" => vec![condition("$notLike", value)],
+        "_ilike" => vec![condition("$iLike", value)],
+        "_nilike" => vec![condition("$notILike", value)],
+        other => return Err(invalid(path, format!("unknown comparison `{other}`"))),
+    })
+}
+
+/// `order_by`: a list of `{column: direction}` objects (or one), keys in
+/// the order written.
+pub fn order_by(value: &GqlValue, shape: &Shape, path: &str) -> Result<Vec<SortKey>, ApiError> {
+    let mut keys = Vec::new();
+    for (i, item) in list(value).iter().enumerate() {
+        let GqlValue::Object(entries) = item else {
+            return Err(invalid(&format!("{path}[{i}]"), "expected an object"));
+        };
+        for (column, direction) in entries {
+            let here = format!("{path}[{i}].{column}");
+            if shape.column(column).is_none() {
+                return Err(invalid(
+                    &here,
+                    format!("`{}` has no column `{column}`", shape.name),
+                ));
+            }
+            let direction = match direction {
+                GqlValue::Enum(name) => name.as_str(),
+                GqlValue::String(name) => name.as_str(),
+                // A null direction: no ordering by this column.
+                GqlValue::Null => continue,
+                _ => return Err(invalid(&here, "expected a direction")),
+            };
+            // Hasura's (PostgreSQL's) defaults: NULLs last ascending, first descending.
+            let (descending, nulls_first) = match direction {
+                "asc" | "asc_nulls_last" => (false, false),
+                "asc_nulls_first" => (false, true),
+                "desc" | "desc_nulls_first" => (true, true),
+                "desc_nulls_last" => (true, false),
+                other => return Err(invalid(&here, format!("unknown direction `{other}`"))),
+            };
+            keys.push(SortKey {
+                column: column.to_string(),
+                descending,
+                nulls_first: Some(nulls_first),
+            });
+        }
+    }
+    Ok(keys)
+}
+
+/// A list argument, a single value standing for a list of one (GraphQL's
+/// input coercion).
+fn list(value: &GqlValue) -> &[GqlValue] {
+    match value {
+        GqlValue::List(items) => items,
+        GqlValue::Null => &[],
+        single => std::slice::from_ref(single),
+    }
+}
+
+fn array(value: Value) -> Value {
+    match value {
+        Value::Array(_) => value,
+        single => Value::Array(vec![single]),
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message).at(path.to_string())
+}
+
+/// The filter of a row by its key columns' values.
+pub fn key_filter(values: Vec<(String, Value)>) -> Value {
+    Value::Object(
+        values
+            .into_iter()
+            .map(|(column, value)| (column, json!({ "$eq": value })))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::graphql::shape::{ColumnShape, Scalar};
+
+    fn shapes() -> Shapes {
+        let column = |name: &str, scalar| ColumnShape {
+            name: name.into(),
+            scalar,
+            nullable: true,
+        };
+        let orders = Shape {
+            name: "orders".into(),
+            columns: vec![column("id", Scalar::Int), column("status", Scalar::String)],
+            primary_key: None,
+            relations: vec![("customers".into(), "customers".into())],
+            select: true,
+            aggregate: true,
+        };
+        let customers = Shape {
+            name: "customers".into(),
+            columns: vec![column("name", Scalar::String)],
+            primary_key: None,
+            relations: vec![],
+            select: true,
+            aggregate: true,
+        };
+        Shapes::from([
+            ("orders".to_string(), Arc::new(orders)),
+            ("customers".to_string(), Arc::new(customers)),
+        ])
+    }
+
+    fn translate(exp: Value) -> Result<Value, ApiError> {
+        let shapes = shapes();
+        let exp = GqlValue::from_json(exp).unwrap();
+        filter(&exp, &shapes["orders"], &shapes, "where")
+    }
+
+    #[test]
+    fn where_becomes_filter_json_with_sql_semantics() {
+        assert_eq!(
+            translate(json!({"id": {"_gt": 1, "_neq": 3}, "status": {"_is_null": false}})).unwrap(),
+            json!({"$and": [
+                {"id": {"$gt": 1}},
+                {"id": {"$ne": 3}}, {"id": {"$exists": true}},
+                {"status": {"$exists": true}},
+            ]})
+        );
+        assert_eq!(
+            translate(
+                json!({"_or": [{"id": {"_in": [1, 2]}}, {"_not": {"status": {"_ilike": "a%"}}}]})
+            )
+            .unwrap(),
+            json!({"$or": [{"id": {"$in": [1, 2]}}, {"$not": {"status": {"$iLike": "a%"}}}]})
+        );
+        assert_eq!(
+            translate(json!({"customers": {"name": {"_eq": "Ann"}}, "id": {"_nin": 4}})).unwrap(),
+            json!({"$and": [
+                {"customers": {"name": {"$eq": "Ann"}}},
+                {"id": {"$notIn": [4]}}, {"id": {"$exists": true}},
+            ]})
+        );
+        assert_eq!(translate(json!({})).unwrap(), json!({}));
+    }
+
+    #[test]
+    fn null_operands_and_unknown_names_are_refused_with_their_path() {
+        let error = translate(json!({"id": {"_eq": null}})).unwrap_err();
+        assert_eq!(error.path.as_deref(), Some("where.id._eq"));
+        assert_eq!(error.code, "invalid_input");
+        let error = translate(json!({"_and": [{"nope": {}}]})).unwrap_err();
+        assert_eq!(error.path.as_deref(), Some("where._and[0].nope"));
+    }
+
+    #[test]
+    fn order_by_keeps_the_written_order_and_nulls() {
+        let shapes = shapes();
+        let value = GqlValue::List(vec![
+            GqlValue::Object(
+                [(
+                    Name::new("status"),
+                    GqlValue::Enum(Name::new("desc_nulls_last")),
+                )]
+                .into(),
+            ),
+            GqlValue::Object([(Name::new("id"), GqlValue::Enum(Name::new("asc")))].into()),
+        ]);
+        assert_eq!(
+            order_by(&value, &shapes["orders"], "order_by").unwrap(),
+            vec![
+                SortKey {
+                    column: "status".into(),
+                    descending: true,
+                    nulls_first: Some(false)
+                },
+                SortKey {
+                    column: "id".into(),
+                    descending: false,
+                    nulls_first: Some(false)
+                },
+            ]
+        );
+    }
+}

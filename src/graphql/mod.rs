@@ -1,0 +1,149 @@
+//! The GraphQL API, in Hasura's shape: `POST /graphql` (`{"query",
+//! "operationName", "variables"}`) and GraphiQL at `GET /graphql`. The
+//! schema is generated from the catalog per caller — a role's schema holds
+//! only the collections and columns it may read — and cached per role
+//! until the catalog or the permissions change. Every root field lowers to
+//! one plan on the REST API's read path (`resolve.rs`).
+
+mod arguments;
+mod resolve;
+mod schema;
+mod shape;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_graphql::dynamic::Schema;
+use async_graphql::{ErrorExtensionValues, ServerError};
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::post;
+
+use crate::auth::Principal;
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::rest::{body_rejection, json_response};
+use crate::state::AppState;
+
+/// Built schemas, by role (`None`: the admin), each with the catalog and
+/// permissions versions it was built from.
+#[derive(Default)]
+pub struct Schemas {
+    built: Mutex<HashMap<Option<String>, Built>>,
+}
+
+struct Built {
+    catalog: u64,
+    permissions: u64,
+    schema: Schema,
+}
+
+impl Schemas {
+    /// The caller's schema, built again when the catalog or the
+    /// permissions changed since.
+    fn get(&self, state: &AppState, caller: &Caller) -> Result<Schema, ApiError> {
+        let role = match caller {
+            Caller::Admin => None,
+            Caller::Role { role, .. } => Some(role.clone()),
+        };
+        let snapshot = state.cache.snapshot();
+        let permissions = state.permissions.version();
+        {
+            let built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = built.get(&role)
+                && entry.catalog == snapshot.version
+                && entry.permissions == permissions
+            {
+                return Ok(entry.schema.clone());
+            }
+        }
+        let shapes = shape::shapes(&snapshot, &state.permissions, caller);
+        let schema = schema::build(shapes, &state.config.graphql)?;
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                role,
+                Built {
+                    catalog: snapshot.version,
+                    permissions,
+                    schema: schema.clone(),
+                },
+            );
+        Ok(schema)
+    }
+}
+
+/// `POST /graphql` (authentication is layered on by the caller).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/graphql", post(execute))
+}
+
+/// `GET /graphql`: GraphiQL. The page holds no data; GraphiQL's scripts
+/// and styles load from unpkg.com in the browser.
+pub async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("Tributary GraphQL")
+            .finish(),
+    )
+}
+
+/// Runs one GraphQL request as the caller. The answer is always a GraphQL
+/// response (HTTP 200) once the body is a GraphQL request; errors that are
+/// not a field's (parsing, validation, limits) carry the code
+/// `validation_failed`.
+async fn execute(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: async_graphql::Request =
+        match body.map_err(|e| body_rejection(&e)).and_then(|body| {
+            serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body is not a GraphQL request (`{{\"query\": …, \"variables\": …}}`): {e}"
+                ))
+            })
+        }) {
+            Ok(request) => request,
+            Err(error) => return error.into_response(),
+        };
+    let caller = principal.caller();
+    let mut response = match state.graphql.get(&state, &caller) {
+        Ok(schema) => {
+            schema
+                .execute(request.data(state.clone()).data(caller))
+                .await
+        }
+        Err(error) => async_graphql::Response::from_errors(vec![
+            resolve::field_error(error).into_server_error(Default::default()),
+        ]),
+    };
+    for error in &mut response.errors {
+        if error.extensions.is_none() {
+            mark(error);
+        }
+    }
+    json_response(StatusCode::OK, &response)
+}
+
+/// Gives an error of async-graphql's own a code: one outside any field
+/// (the query does not parse, fails validation or a limit) is Hasura's
+/// `validation-failed`, in our spelling; one in a field is `internal`.
+fn mark(error: &mut ServerError) {
+    let code = if error.path.is_empty() {
+        "validation_failed"
+    } else {
+        "internal"
+    };
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", code);
+    error.extensions = Some(extensions);
+}

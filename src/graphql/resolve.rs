@@ -1,0 +1,360 @@
+//! The resolvers. Each root field is one read on the REST API's path: a
+//! list or a row by key is `rest::read::fetch` (one plan, the caller's
+//! permissions applied by the engine), an aggregate is one
+//! `rest::aggregate` plan holding every function the query selects, its
+//! answer then handed out to the nested fields by response key. Failures
+//! become GraphQL field errors with `extensions.code`.
+
+use async_graphql::dynamic::{FieldValue, ResolverContext};
+use async_graphql::indexmap::IndexMap;
+use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
+use serde_json::Value;
+
+use super::arguments;
+use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use crate::config::GraphqlConfig;
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::rest::Target;
+use crate::rest::aggregate::{self, AggregateRequest, Aggregation, Measure};
+use crate::rest::read::{self, ReadRequest, Record};
+use crate::state::AppState;
+
+/// A failure as a GraphQL field error: the message, and the code clients
+/// branch on (`permission_denied`, `source_unavailable`, `invalid_input`,
+/// …) and, when known, where in the request the fault is (`at`).
+pub fn field_error(error: ApiError) -> async_graphql::Error {
+    let ApiError {
+        code,
+        message,
+        path,
+        ..
+    } = error;
+    async_graphql::Error::new(message).extend_with(|_, extensions| {
+        extensions.set("code", code);
+        if let Some(path) = path {
+            extensions.set("at", path);
+        }
+    })
+}
+
+/// A root field's answer: on failure the field is null and the error is
+/// reported with the field's path (async-graphql's dynamic schema would
+/// leave both the field and the path out).
+pub fn answer<'a>(
+    ctx: &ResolverContext<'a>,
+    result: Result<Option<FieldValue<'a>>, ApiError>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    Ok(result.unwrap_or_else(|error| {
+        let error = field_error(error).into_server_error(ctx.ctx.item.pos);
+        ctx.ctx.add_error(ctx.ctx.set_error_path(error));
+        None
+    }))
+}
+
+/// The request's state and caller, put in by the HTTP handler.
+fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a Caller), ApiError> {
+    let missing = |e: async_graphql::Error| ApiError::internal(e.message);
+    Ok((
+        ctx.ctx.data::<AppState>().map_err(missing)?,
+        ctx.ctx.data::<Caller>().map_err(missing)?,
+    ))
+}
+
+/// The `where` argument as filter JSON (`None`: no filter).
+fn where_filter(
+    ctx: &ResolverContext<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Result<Option<Value>, ApiError> {
+    let Some(exp) = ctx.args.get("where").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let filter = arguments::filter(exp.as_value(), shape, shapes, "where")?;
+    Ok(filter
+        .as_object()
+        .is_some_and(|o| !o.is_empty())
+        .then_some(filter))
+}
+
+/// A non-negative `Int` argument.
+fn count_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(value) = ctx.args.get(name).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    value
+        .i64()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("`{name}` must be 0 or more")).at(name.to_string())
+        })
+}
+
+/// The columns the query selects of the current field's objects (empty:
+/// none named, so every readable one).
+fn selected_columns(ctx: &ResolverContext<'_>, shape: &Shape) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for field in ctx.ctx.field().selection_set() {
+        if shape.column(field.name()).is_some() && !columns.iter().any(|c| c == field.name()) {
+            columns.push(field.name().to_string());
+        }
+    }
+    columns
+}
+
+fn response_key(field: &SelectionField<'_>) -> String {
+    field.alias().unwrap_or(field.name()).to_string()
+}
+
+/// `x(where, order_by, limit, offset)`.
+pub async fn list<'a>(
+    ctx: &ResolverContext<'a>,
+    shape: &Shape,
+    shapes: &Shapes,
+    limits: &GraphqlConfig,
+) -> Result<FieldValue<'a>, ApiError> {
+    let (state, caller) = request_data(ctx)?;
+    let sort = match ctx.args.get("order_by") {
+        Some(value) => arguments::order_by(value.as_value(), shape, "order_by")?,
+        None => Vec::new(),
+    };
+    let request = ReadRequest {
+        filter: where_filter(ctx, shape, shapes)?,
+        sort,
+        fields: selected_columns(ctx, shape),
+        offset: count_argument(ctx, "offset")?.unwrap_or(0),
+        limit: Some(
+            count_argument(ctx, "limit")?
+                .map_or(limits.default_limit, |limit| limit.min(limits.max_limit)),
+        ),
+        ..ReadRequest::default()
+    };
+    let target = Target::resolve(state, &shape.name)?;
+    let (records, _) = read::fetch(state, caller, &target, &request).await?;
+    Ok(FieldValue::list(
+        records.into_iter().map(FieldValue::owned_any),
+    ))
+}
+
+/// `x_by_pk(<key columns>)`: the row, or null.
+pub async fn by_pk<'a>(
+    ctx: &ResolverContext<'a>,
+    shape: &Shape,
+) -> Result<Option<FieldValue<'a>>, ApiError> {
+    let (state, caller) = request_data(ctx)?;
+    let key = shape.primary_key.as_deref().unwrap_or_default();
+    let mut values = Vec::with_capacity(key.len());
+    for column in key {
+        let value = ctx
+            .args
+            .get(&column.name)
+            .map(|v| v.as_value().clone())
+            .unwrap_or(GqlValue::Null)
+            .into_json()
+            .map_err(|e| ApiError::bad_request(e.to_string()).at(column.name.clone()))?;
+        values.push((column.name.clone(), value));
+    }
+    let request = ReadRequest {
+        filter: Some(arguments::key_filter(values)),
+        fields: selected_columns(ctx, shape),
+        limit: Some(1),
+        ..ReadRequest::default()
+    };
+    let target = Target::resolve(state, &shape.name)?;
+    let (records, _) = read::fetch(state, caller, &target, &request).await?;
+    Ok(records.into_iter().next().map(FieldValue::owned_any))
+}
+
+/// Where one measure's value goes in the answer.
+struct Placement {
+    /// Response keys from `x_aggregate`'s value down.
+    path: Vec<String>,
+    alias: String,
+    /// `avg`: answered as a Float whatever the column's type.
+    float: bool,
+}
+
+/// `x_aggregate(where) { aggregate { count sum {…} avg {…} min {…} max {…} } }`:
+/// every selected function in one plan, the answer as a value tree keyed
+/// by response keys.
+pub async fn aggregate(
+    ctx: &ResolverContext<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Result<GqlValue, ApiError> {
+    let (state, caller) = request_data(ctx)?;
+    let filter = where_filter(ctx, shape, shapes)?;
+    let mut measures: Vec<Measure> = Vec::new();
+    let mut placements: Vec<Placement> = Vec::new();
+    let mut tree: IndexMap<Name, GqlValue> = IndexMap::new();
+    for selected in ctx.ctx.field().selection_set() {
+        if selected.name() != "aggregate" {
+            continue;
+        }
+        let at = response_key(&selected);
+        insert(
+            &mut tree,
+            std::slice::from_ref(&at),
+            GqlValue::Object(IndexMap::new()),
+        );
+        for function in selected.selection_set() {
+            let here = vec![at.clone(), response_key(&function)];
+            let aggregation = match function.name() {
+                "count" => {
+                    let (column, distinct) = count_arguments(&function)?;
+                    let alias = format!("m{}", measures.len());
+                    measures.push(Measure::new(
+                        Aggregation::Count,
+                        column.clone(),
+                        distinct && column.is_some(),
+                        alias.clone(),
+                    ));
+                    placements.push(Placement {
+                        path: here,
+                        alias,
+                        float: false,
+                    });
+                    continue;
+                }
+                "sum" => Aggregation::Sum,
+                "avg" => Aggregation::Avg,
+                "min" => Aggregation::Min,
+                "max" => Aggregation::Max,
+                _ => continue,
+            };
+            insert(&mut tree, &here, GqlValue::Object(IndexMap::new()));
+            for column in function.selection_set() {
+                if shape.column(column.name()).is_none() {
+                    continue;
+                }
+                let alias = format!("m{}", measures.len());
+                measures.push(Measure::new(
+                    aggregation,
+                    Some(column.name().to_string()),
+                    false,
+                    alias.clone(),
+                ));
+                let mut path = here.clone();
+                path.push(response_key(&column));
+                placements.push(Placement {
+                    path,
+                    alias,
+                    float: aggregation == Aggregation::Avg,
+                });
+            }
+        }
+    }
+    let target = Target::resolve(state, &shape.name)?;
+    let request = AggregateRequest {
+        measures,
+        filter,
+        ..AggregateRequest::default()
+    };
+    let output = aggregate::start(state, caller, &target, request).await?;
+    let record = read::collect(state, output)
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    for placement in placements {
+        let value = record.get(&placement.alias).cloned().unwrap_or(Value::Null);
+        let value = match value {
+            // Decimal averages come as their text.
+            Value::String(text) if placement.float => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::String(text), Value::Number),
+            other => other,
+        };
+        insert(&mut tree, &placement.path, to_graphql(value));
+    }
+    Ok(GqlValue::Object(tree))
+}
+
+/// `count(columns: [..], distinct)`: the column (one at most) and whether
+/// distinct values are counted.
+fn count_arguments(field: &SelectionField<'_>) -> Result<(Option<String>, bool), ApiError> {
+    let arguments = field
+        .arguments()
+        .map_err(|e| ApiError::bad_request(e.message).at("count"))?;
+    let mut columns: Vec<String> = Vec::new();
+    let mut distinct = false;
+    for (name, value) in arguments {
+        match (name.as_str(), value) {
+            ("columns", GqlValue::List(items)) => {
+                columns.extend(items.into_iter().filter_map(|item| match item {
+                    GqlValue::Enum(name) => Some(name.to_string()),
+                    _ => None,
+                }));
+            }
+            ("columns", GqlValue::Enum(name)) => columns.push(name.to_string()),
+            ("distinct", GqlValue::Boolean(b)) => distinct = b,
+            _ => {}
+        }
+    }
+    if columns.len() > 1 {
+        return Err(ApiError::bad_request(
+            "`count` of several columns is not supported yet: count one column",
+        )
+        .at("count.columns"));
+    }
+    Ok((columns.pop(), distinct))
+}
+
+/// Puts `value` at `path` in `tree`, making the objects on the way.
+fn insert(tree: &mut IndexMap<Name, GqlValue>, path: &[String], value: GqlValue) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = tree;
+    for parent in parents {
+        let entry = node
+            .entry(Name::new(parent))
+            .or_insert_with(|| GqlValue::Object(IndexMap::new()));
+        let GqlValue::Object(inner) = entry else {
+            return;
+        };
+        node = inner;
+    }
+    match (node.get_mut(last.as_str()), value) {
+        // An object already there (one selected twice): keep what it holds.
+        (Some(GqlValue::Object(_)), GqlValue::Object(_)) => {}
+        (_, value) => {
+            node.insert(Name::new(last), value);
+        }
+    }
+}
+
+/// A field of a value computed whole by its root field, by response key.
+pub fn by_response_key<'a>(ctx: &ResolverContext<'a>) -> Option<FieldValue<'a>> {
+    let field = ctx.ctx.field();
+    let key = field.alias().unwrap_or(field.name());
+    match ctx.parent_value.as_value() {
+        Some(GqlValue::Object(entries)) => entries.get(key).cloned().map(FieldValue::value),
+        _ => None,
+    }
+}
+
+/// A column of a row.
+pub fn column<'a>(
+    ctx: &ResolverContext<'a>,
+    column: &ColumnShape,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+    let value = match (record.get(&column.name), column.scalar) {
+        (None | Some(Value::Null), _) => return Ok(None),
+        // JSON columns arrive as their text: answered as the JSON value.
+        (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        }
+        (Some(value), _) => value.clone(),
+    };
+    Ok(Some(FieldValue::value(to_graphql(value))))
+}
+
+fn to_graphql(value: Value) -> GqlValue {
+    GqlValue::from_json(value).unwrap_or(GqlValue::Null)
+}

@@ -1,0 +1,404 @@
+//! The dynamic schema of one caller, in Hasura's shape: per collection `x`
+//! the object type `x`, the inputs `x_bool_exp` and `x_order_by`, the enum
+//! `x_select_column`, the aggregate types, and the root fields `x`,
+//! `x_by_pk` and `x_aggregate`. Root fields are nullable (Hasura's are
+//! not) so that one failing root field leaves the others' answers in
+//! `data`. A collection whose generated names would clash with names
+//! already taken is left out, with a warning.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use async_graphql::Value as GqlValue;
+use async_graphql::dynamic::{
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, Scalar as GqlScalar,
+    Schema, SchemaBuilder, TypeRef,
+};
+
+use super::resolve;
+use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use crate::config::GraphqlConfig;
+use crate::error::ApiError;
+
+/// Directions of `order_by` (Hasura's enum).
+const DIRECTIONS: [&str; 6] = [
+    "asc",
+    "asc_nulls_first",
+    "asc_nulls_last",
+    "desc",
+    "desc_nulls_first",
+    "desc_nulls_last",
+];
+
+/// Builds the schema of `shapes`.
+pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
+    let shapes = Arc::new(shapes);
+    let mut taken: HashSet<String> = ["Query", "order_by"].map(String::from).into();
+    for scalar in Scalar::ALL {
+        taken.insert(scalar.name().to_string());
+        taken.insert(comparison_name(scalar));
+    }
+    let mut query = Object::new("Query");
+    let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
+    let mut scalars: BTreeSet<Scalar> = BTreeSet::new();
+    let mut included = 0;
+    for shape in shapes.values() {
+        let names = generated_names(shape);
+        if let Some(clash) = names.iter().find(|n| taken.contains(n.as_str())) {
+            tracing::warn!(collection = %shape.name, name = %clash, "left out of the GraphQL schema: the name is taken");
+            continue;
+        }
+        taken.extend(names);
+        included += 1;
+        scalars.extend(shape.columns.iter().map(|c| c.scalar));
+        if let Some(key) = &shape.primary_key {
+            scalars.extend(key.iter().map(|c| c.scalar));
+        }
+        if shape.aggregate {
+            scalars.extend(
+                shape
+                    .columns
+                    .iter()
+                    .filter(|c| c.scalar.is_summable())
+                    .map(|c| c.scalar.sum()),
+            );
+            if shape.columns.iter().any(|c| c.scalar.is_summable()) {
+                scalars.insert(Scalar::Float);
+            }
+        }
+        types.extend(collection_types(shape));
+        for field in root_fields(shape, &shapes, limits) {
+            query = query.field(field);
+        }
+    }
+    if included == 0 {
+        return Err(ApiError::forbidden(
+            "this role may read no collection: its GraphQL schema is empty",
+        ));
+    }
+    let mut builder: SchemaBuilder = Schema::build("Query", None, None)
+        .register(query)
+        .register(Enum::new("order_by").items(DIRECTIONS))
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    // Every scalar a column or an aggregate has, with its comparisons.
+    for scalar in scalars {
+        if !scalar.is_builtin() {
+            builder = builder.register(custom_scalar(scalar));
+        }
+        builder = builder.register(comparison(scalar));
+    }
+    for ty in types {
+        builder = builder.register(ty);
+    }
+    builder
+        .finish()
+        .map_err(|e| ApiError::internal(format!("cannot build the GraphQL schema: {e}")))
+}
+
+/// Every type and root field name a collection takes.
+fn generated_names(shape: &Shape) -> Vec<String> {
+    let x = &shape.name;
+    let mut names = vec![format!("{x}_bool_exp")];
+    if shape.select {
+        names.extend([x.clone(), format!("{x}_order_by"), format!("{x}_by_pk")]);
+    }
+    if shape.aggregate {
+        for suffix in [
+            "aggregate",
+            "aggregate_fields",
+            "select_column",
+            "sum_fields",
+            "avg_fields",
+            "min_fields",
+            "max_fields",
+        ] {
+            names.push(format!("{x}_{suffix}"));
+        }
+    }
+    names
+}
+
+fn comparison_name(scalar: Scalar) -> String {
+    format!("{}_comparison_exp", scalar.name())
+}
+
+/// A scalar of ours: what it accepts as input.
+fn custom_scalar(scalar: Scalar) -> GqlScalar {
+    let description = match scalar {
+        Scalar::Bigint => "A 64-bit integer, as a JSON number (a string is accepted as input)",
+        Scalar::Numeric => "A decimal number, as a string holding every digit",
+        Scalar::Uuid => "A UUID, as a string",
+        Scalar::Date => "A date, `YYYY-MM-DD`",
+        Scalar::Timestamp => "A date and time without a zone, `YYYY-MM-DDTHH:MM:SS[.ffffff]`",
+        Scalar::Timestamptz => "An instant, RFC 3339 (`2024-05-01T12:00:00Z`)",
+        Scalar::Time => "A time of day, `HH:MM:SS[.ffffff]`",
+        Scalar::Json | Scalar::Jsonb => "Any JSON value",
+        Scalar::Bytea => "Bytes, as PostgreSQL writes them: `\\x` and hexadecimal digits",
+        Scalar::Boolean | Scalar::Int | Scalar::Float | Scalar::String => "",
+    };
+    let accepts: fn(&GqlValue) -> bool = match scalar {
+        Scalar::Bigint | Scalar::Numeric => {
+            |v| matches!(v, GqlValue::Number(_) | GqlValue::String(_))
+        }
+        Scalar::Json | Scalar::Jsonb => |_| true,
+        _ => |v| matches!(v, GqlValue::String(_)),
+    };
+    GqlScalar::new(scalar.name())
+        .description(description)
+        .validator(accepts)
+}
+
+/// `<scalar>_comparison_exp`: Hasura's operators for the scalar.
+fn comparison(scalar: Scalar) -> InputObject {
+    let name = scalar.name();
+    let mut input = InputObject::new(comparison_name(scalar)).field(InputValue::new(
+        "_is_null",
+        TypeRef::named(TypeRef::BOOLEAN),
+    ));
+    if scalar.is_ordered() {
+        for op in ["_eq", "_neq", "_gt", "_gte", "_lt", "_lte"] {
+            input = input.field(InputValue::new(op, TypeRef::named(name)));
+        }
+        for op in ["_in", "_nin"] {
+            input = input.field(InputValue::new(op, TypeRef::named_nn_list(name)));
+        }
+    }
+    if scalar.is_text() {
+        for op in ["_like", "_nlike", "_ilike", "_nilike"] {
+            input = input.field(InputValue::new(op, TypeRef::named(name)));
+        }
+    }
+    input
+}
+
+fn column_type(column: &ColumnShape) -> TypeRef {
+    if column.nullable {
+        TypeRef::named(column.scalar.name())
+    } else {
+        TypeRef::named_nn(column.scalar.name())
+    }
+}
+
+/// The types of one collection.
+fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
+    let x = &shape.name;
+    let mut object = Object::new(x.as_str());
+    for column in &shape.columns {
+        let answered = column.clone();
+        object = object.field(Field::new(
+            column.name.as_str(),
+            column_type(column),
+            move |ctx| {
+                let column = answered.clone();
+                FieldFuture::new(async move { resolve::column(&ctx, &column) })
+            },
+        ));
+    }
+    let mut bool_exp = InputObject::new(format!("{x}_bool_exp"))
+        .field(InputValue::new(
+            "_and",
+            TypeRef::named_nn_list(format!("{x}_bool_exp")),
+        ))
+        .field(InputValue::new(
+            "_or",
+            TypeRef::named_nn_list(format!("{x}_bool_exp")),
+        ))
+        .field(InputValue::new(
+            "_not",
+            TypeRef::named(format!("{x}_bool_exp")),
+        ));
+    let mut order_by = InputObject::new(format!("{x}_order_by"));
+    for column in &shape.columns {
+        if !matches!(column.name.as_str(), "_and" | "_or" | "_not") {
+            bool_exp = bool_exp.field(InputValue::new(
+                column.name.as_str(),
+                TypeRef::named(comparison_name(column.scalar)),
+            ));
+        }
+        order_by = order_by.field(InputValue::new(
+            column.name.as_str(),
+            TypeRef::named("order_by"),
+        ));
+    }
+    for (field, target) in &shape.relations {
+        bool_exp = bool_exp.field(InputValue::new(
+            field.as_str(),
+            TypeRef::named(format!("{target}_bool_exp")),
+        ));
+    }
+    let mut types: Vec<async_graphql::dynamic::Type> = vec![bool_exp.into()];
+    if shape.select {
+        types.extend([object.into(), order_by.into()]);
+    }
+    if shape.aggregate {
+        types.extend(aggregate_types(shape));
+    }
+    types
+}
+
+/// A field read from the parent's value by its response key (the
+/// aggregate answer is computed whole by the root field).
+fn keyed(name: &str, ty: TypeRef) -> Field {
+    Field::new(name, ty, |ctx| {
+        FieldFuture::new(async move { Ok(resolve::by_response_key(&ctx)) })
+    })
+}
+
+/// `x_aggregate { aggregate: x_aggregate_fields }` and the fields of each
+/// aggregate function.
+fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
+    let x = &shape.name;
+    let summable: Vec<&ColumnShape> = shape
+        .columns
+        .iter()
+        .filter(|c| c.scalar.is_summable())
+        .collect();
+    let extremes: Vec<&ColumnShape> = shape
+        .columns
+        .iter()
+        .filter(|c| c.scalar.has_extremes())
+        .collect();
+    let columns = Enum::new(format!("{x}_select_column")).items(
+        shape
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !matches!(*n, "true" | "false" | "null")),
+    );
+    let mut fields = Object::new(format!("{x}_aggregate_fields")).field(
+        keyed("count", TypeRef::named_nn(TypeRef::INT))
+            .argument(InputValue::new(
+                "columns",
+                TypeRef::named_nn_list(format!("{x}_select_column")),
+            ))
+            .argument(InputValue::new(
+                "distinct",
+                TypeRef::named(TypeRef::BOOLEAN),
+            )),
+    );
+    let mut types: Vec<async_graphql::dynamic::Type> = vec![columns.into()];
+    // Each function, the columns it takes, and its output's scalar.
+    type Output = fn(Scalar) -> Scalar;
+    let functions: [(&str, &[&ColumnShape], Output); 4] = [
+        ("sum", &summable, Scalar::sum),
+        ("avg", &summable, |_| Scalar::Float),
+        ("min", &extremes, |s| s),
+        ("max", &extremes, |s| s),
+    ];
+    for (function, columns, output) in functions {
+        if columns.is_empty() {
+            continue;
+        }
+        let type_name = format!("{x}_{function}_fields");
+        let mut object = Object::new(type_name.as_str());
+        for column in columns {
+            object = object.field(keyed(
+                column.name.as_str(),
+                TypeRef::named(output(column.scalar).name()),
+            ));
+        }
+        types.push(object.into());
+        fields = fields.field(keyed(function, TypeRef::named(type_name)));
+    }
+    types.push(fields.into());
+    types.push(
+        Object::new(format!("{x}_aggregate"))
+            .field(keyed(
+                "aggregate",
+                TypeRef::named(format!("{x}_aggregate_fields")),
+            ))
+            .into(),
+    );
+    types
+}
+
+/// `x`, `x_by_pk` and `x_aggregate`, as far as the caller may read rows
+/// and aggregate them.
+fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig) -> Vec<Field> {
+    let mut fields = if shape.select {
+        select_fields(shape, shapes, limits)
+    } else {
+        Vec::new()
+    };
+    if shape.aggregate {
+        fields.push(aggregate_field(shape, shapes));
+    }
+    fields
+}
+
+/// `x(where, order_by, limit, offset)` and `x_by_pk`.
+fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig) -> Vec<Field> {
+    let x = &shape.name;
+    let limits = Arc::new(limits.clone());
+    let mut fields = Vec::new();
+    let (list_shape, list_shapes) = (shape.clone(), shapes.clone());
+    fields.push(
+        Field::new(x.as_str(), TypeRef::named_nn_list(x.as_str()), move |ctx| {
+            let (shape, shapes, limits) = (list_shape.clone(), list_shapes.clone(), limits.clone());
+            FieldFuture::new(async move {
+                let result = resolve::list(&ctx, &shape, &shapes, &limits).await;
+                resolve::answer(&ctx, result.map(Some))
+            })
+        })
+        .description(format!("Rows of `{x}`"))
+        .argument(InputValue::new(
+            "where",
+            TypeRef::named(format!("{x}_bool_exp")),
+        ))
+        .argument(InputValue::new(
+            "order_by",
+            TypeRef::named_nn_list(format!("{x}_order_by")),
+        ))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
+    );
+    if let Some(key) = &shape.primary_key {
+        let by_pk_shape = shape.clone();
+        let mut field = Field::new(
+            format!("{x}_by_pk"),
+            TypeRef::named(x.as_str()),
+            move |ctx| {
+                let shape = by_pk_shape.clone();
+                FieldFuture::new(async move {
+                    let result = resolve::by_pk(&ctx, &shape).await;
+                    resolve::answer(&ctx, result)
+                })
+            },
+        )
+        .description(format!("One row of `{x}` by its primary key"));
+        for column in key {
+            field = field.argument(InputValue::new(
+                column.name.as_str(),
+                TypeRef::named_nn(column.scalar.name()),
+            ));
+        }
+        fields.push(field);
+    }
+    fields
+}
+
+/// `x_aggregate(where)`.
+fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
+    let x = &shape.name;
+    let (shape, shapes) = (shape.clone(), shapes.clone());
+    Field::new(
+        format!("{x}_aggregate"),
+        TypeRef::named(format!("{x}_aggregate")),
+        move |ctx| {
+            let (shape, shapes) = (shape.clone(), shapes.clone());
+            FieldFuture::new(async move {
+                let result = resolve::aggregate(&ctx, &shape, &shapes).await;
+                resolve::answer(&ctx, result.map(|value| Some(FieldValue::value(value))))
+            })
+        },
+    )
+    .description(format!("Aggregates over rows of `{x}`"))
+    .argument(InputValue::new(
+        "where",
+        TypeRef::named(format!("{x}_bool_exp")),
+    ))
+}

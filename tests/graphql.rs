@@ -1,0 +1,599 @@
+//! The GraphQL API against real PostgreSQL and MariaDB: lists with
+//! `where` / `order_by` / `limit` / `offset`, rows by key, aggregates,
+//! relation filters within a source and across sources, a role's schema
+//! (hidden columns are validation errors, hidden collections are absent)
+//! and rows, the error shapes (validation, a source down while another
+//! root field answers), the configured limits and GraphiQL. Answers are
+//! compared whole.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TOKEN, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tributary::config::FileConfig;
+
+const PG_DDL: &str = r#"
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text, born date);
+CREATE TABLE orders (
+    id serial PRIMARY KEY,
+    customer_id int REFERENCES customers(id),
+    status text NOT NULL,
+    total numeric(10,2) NOT NULL,
+    placed_at date NOT NULL,
+    note text,
+    owner text,
+    big bigint,
+    meta jsonb
+);
+CREATE TABLE line_items (order_id int REFERENCES orders(id), line int, qty int NOT NULL, PRIMARY KEY (order_id, line));
+INSERT INTO customers VALUES (1, 'Ann', 'gold', '1990-01-02'), (2, 'Bob', NULL, NULL), (3, 'Cid', 'silver', NULL);
+INSERT INTO orders (customer_id, status, total, placed_at, note, owner, big, meta) VALUES
+    (1, 'open', 10.50, '2024-01-05', 'n1', 'ann', 9007199254740993, '{"rush": true}'),
+    (1, 'shipped', 99.00, '2024-01-20', 'n2', 'ann', NULL, NULL),
+    (2, 'open', 5.25, '2024-02-01', NULL, 'bob', NULL, NULL),
+    (3, 'open', 300.00, '2024-02-14', 'n4', 'cid', NULL, NULL),
+    (2, 'cancelled', 42.00, '2024-03-03', 'n5', 'bob', NULL, NULL);
+INSERT INTO line_items VALUES (1, 1, 2), (1, 2, 5), (2, 1, 1), (4, 1, 7);
+CREATE TABLE kinds (id int PRIMARY KEY, at timestamptz, wall timestamp, day date, t time, u uuid,
+                    b bytea, n numeric(30,10), f double precision, ok boolean, tags text[]);
+INSERT INTO kinds VALUES (1, '2024-05-01T12:00:00Z', '2024-05-01 12:00:00', '2024-05-01', '12:34:56',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x0a1b', 12345678901234567890.0123456789, 1.5, true, '{a,b}');
+"#;
+
+const MY_DDL: &str = r#"
+CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, stars int NOT NULL, body varchar(200));
+INSERT INTO reviews (customer_id, stars, body) VALUES (1, 5, 'great'), (1, 3, 'ok'), (3, 1, 'bad');
+"#;
+
+struct Fixture {
+    server: TestServer,
+    schema: String,
+    database: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with(FileConfig::default()).await
+    }
+
+    async fn with(file: FileConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = common::postgres_schema(PG_DDL).await;
+        let database = common::mariadb_database(MY_DDL).await;
+        let server = TestServer::start_config(dir.path(), Some(TOKEN), 0, file).await;
+        server
+            .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+            .await;
+        server
+            .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+            .await;
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                "/admin/relations",
+                Some(json!({
+                    "name": "customer",
+                    "from": format!("my.{database}.reviews"),
+                    "from_columns": ["customer_id"],
+                    "to": format!("pg.{schema}.customers"),
+                    "to_columns": ["id"],
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Self {
+            server,
+            schema,
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// A GraphQL request as the admin; the whole response.
+    async fn query(&self, query: &str) -> Value {
+        self.request(None, json!({ "query": query })).await
+    }
+
+    /// A GraphQL request (`None`: as the admin, else as the role with user id).
+    async fn request(&self, role: Option<(&str, &str)>, body: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/graphql", self.server.base))
+            .bearer_auth(TOKEN)
+            .json(&body);
+        if let Some((role, user)) = role {
+            request = request.header("x-role", role).header("x-user-id", user);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn rule(&self, role: &str, collection: &str, action: &str, rule: Value) {
+        let (status, body) = self
+            .server
+            .admin(
+                Method::PUT,
+                &format!("/admin/permissions/{role}/{collection}/{action}"),
+                Some(rule),
+            )
+            .await;
+        assert_eq!(status, 200, "{collection} {action}: {body}");
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        common::drop_postgres_schema(&self.schema).await;
+        common::drop_mariadb_database(&self.database).await;
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_sort_and_page_with_hasuras_operators() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              big: pg_orders(where: {status: {_eq: "open"}, total: {_gt: "5.25"}}, order_by: [{total: desc}], limit: 2) {
+                id total placed_at big meta
+              }
+              second: pg_orders(order_by: {id: asc}, limit: 2, offset: 1) { id }
+              neq: pg_orders(where: {note: {_neq: "n1"}}, order_by: {id: asc}) { id }
+              nin: pg_orders(where: {note: {_nin: ["n2", "n4"]}}, order_by: {id: asc}) { id }
+              not: pg_customers(where: {_not: {tier: {_eq: "gold"}}}) { id }
+              or: pg_customers(where: {_or: [{name: {_ilike: "a%"}}, {tier: {_is_null: true}}]}, order_by: {id: desc}) { name }
+              like: pg_customers(where: {name: {_nlike: "%o%"}, born: {_is_null: true}}) { name born }
+              nulls: pg_customers(order_by: [{tier: asc_nulls_first}]) { id tier }
+              in: my_reviews(where: {stars: {_in: [1, 5]}}, order_by: {stars: desc}) { id stars body }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "big": [
+                {"id": 4, "total": "300.00", "placed_at": "2024-02-14", "big": null, "meta": null},
+                {"id": 1, "total": "10.50", "placed_at": "2024-01-05", "big": 9007199254740993_i64, "meta": {"rush": true}},
+            ],
+            "second": [{"id": 2}, {"id": 3}],
+            // SQL's <>: the NULL note of order 3 matches neither _eq nor _neq.
+            "neq": [{"id": 2}, {"id": 4}, {"id": 5}],
+            "nin": [{"id": 1}, {"id": 5}],
+            // NOT (tier = 'gold') is unknown for Bob's NULL tier.
+            "not": [{"id": 3}],
+            "or": [{"name": "Bob"}, {"name": "Ann"}],
+            "like": [{"name": "Cid", "born": null}],
+            "nulls": [{"id": 2, "tier": null}, {"id": 1, "tier": "gold"}, {"id": 3, "tier": "silver"}],
+            "in": [{"id": 1, "stars": 5, "body": "great"}, {"id": 3, "stars": 1, "body": "bad"}],
+        }})
+    );
+    // Variables and operationName, as GraphQL clients send them.
+    let body = f
+        .request(
+            None,
+            json!({
+                "query": "query A($s: String!) { pg_orders(where: {status: {_eq: $s}}) { id } } query B { pg_customers(limit: 1) { id } }",
+                "operationName": "A",
+                "variables": {"s": "shipped"},
+            }),
+        )
+        .await;
+    assert_eq!(body, json!({"data": {"pg_orders": [{"id": 2}]}}));
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn rows_by_key_and_aggregates() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              pg_orders_by_pk(id: 2) { id status }
+              missing: pg_orders_by_pk(id: 999) { id }
+              pg_line_items_by_pk(order_id: 1, line: 2) { qty }
+              open: pg_orders_aggregate(where: {status: {_eq: "open"}}) {
+                aggregate {
+                  count
+                  notes: count(columns: note)
+                  sum { total }
+                  avg { total }
+                  min { placed_at total }
+                  max { total }
+                }
+              }
+              all: pg_orders_aggregate { aggregate { statuses: count(columns: [status], distinct: true) } }
+              my_reviews_aggregate { aggregate { count avg { stars } sum { stars } } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders_by_pk": {"id": 2, "status": "shipped"},
+            "missing": null,
+            "pg_line_items_by_pk": {"qty": 5},
+            "open": {"aggregate": {
+                "count": 3,
+                "notes": 2,
+                "sum": {"total": "315.75"},
+                "avg": {"total": 105.25},
+                "min": {"placed_at": "2024-01-05", "total": "5.25"},
+                "max": {"total": "300.00"},
+            }},
+            "all": {"aggregate": {"statuses": 3}},
+            "my_reviews_aggregate": {"aggregate": {"count": 3, "avg": {"stars": 3.0}, "sum": {"stars": 9}}},
+        }})
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn scalars_keep_precision_and_filter_by_their_text() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              pg_kinds { id at wall day t u b n f ok tags }
+              hit: pg_kinds(where: {
+                at: {_gte: "2024-05-01T11:00:00Z"}, wall: {_lt: "2024-05-02T00:00:00"}, day: {_eq: "2024-05-01"},
+                u: {_eq: "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, n: {_gt: "12345678901234567890.0123456788"},
+                ok: {_eq: true}, tags: {_is_null: false}
+              }) { id }
+              miss: pg_kinds(where: {n: {_gt: "12345678901234567890.0123456789"}}) { id }
+              __type(name: "pg_kinds") { fields { name type { name } } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_kinds": [{
+                "id": 1, "at": "2024-05-01T12:00:00Z", "wall": "2024-05-01T12:00:00", "day": "2024-05-01",
+                "t": "12:34:56", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": "\\x0a1b",
+                "n": "12345678901234567890.0123456789", "f": 1.5, "ok": true, "tags": ["a", "b"],
+            }],
+            "hit": [{"id": 1}],
+            "miss": [],
+            "__type": {"fields": [
+                {"name": "id", "type": {"name": null}},
+                {"name": "at", "type": {"name": "timestamptz"}},
+                {"name": "wall", "type": {"name": "timestamp"}},
+                {"name": "day", "type": {"name": "date"}},
+                {"name": "t", "type": {"name": "time"}},
+                {"name": "u", "type": {"name": "uuid"}},
+                {"name": "b", "type": {"name": "bytea"}},
+                {"name": "n", "type": {"name": "numeric"}},
+                {"name": "f", "type": {"name": "Float"}},
+                {"name": "ok", "type": {"name": "Boolean"}},
+                {"name": "tags", "type": {"name": "json"}},
+            ]},
+        }})
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn where_filters_through_relations_within_and_across_sources() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              pg_orders(where: {customers: {name: {_eq: "Bob"}}}, order_by: {id: asc}) { id }
+              pg_customers(where: {orders: {status: {_eq: "cancelled"}}}) { name }
+              nested: pg_line_items(where: {orders: {customers: {tier: {_eq: "gold"}}}}, order_by: [{order_id: asc}, {line: asc}]) { order_id line }
+              my_reviews(where: {customers: {tier: {_eq: "gold"}}}, order_by: {id: asc}) { id }
+              reviewed: pg_customers(where: {reviews: {stars: {_lt: 2}}}) { name }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders": [{"id": 3}, {"id": 5}],
+            "pg_customers": [{"name": "Bob"}],
+            "nested": [{"order_id": 1, "line": 1}, {"order_id": 1, "line": 2}, {"order_id": 2, "line": 1}],
+            "my_reviews": [{"id": 1}, {"id": 2}],
+            "reviewed": [{"name": "Cid"}],
+        }})
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_role_sees_its_collections_columns_and_rows_only() {
+    let f = Fixture::new().await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "status", "total", "owner"]}),
+    )
+    .await;
+    let clerk = Some(("clerk", "bob"));
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ pg_orders(order_by: {id: desc}) { id status total } pg_orders_by_pk(id: 1) { id } }"}),
+        )
+        .await;
+    // Order 1 is Ann's: not a row bob's clerk can read.
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders": [{"id": 5, "status": "cancelled", "total": "42.00"}, {"id": 3, "status": "open", "total": "5.25"}],
+            "pg_orders_by_pk": null,
+        }})
+    );
+    // The role's schema: its readable columns only, no aggregate (no rule
+    // for it), no other collection.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ __type(name: \"pg_orders\") { fields { name type { name kind ofType { name } } } } query: __type(name: \"Query\") { fields { name } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "__type": {"fields": [
+                {"name": "id", "type": {"name": null, "kind": "NON_NULL", "ofType": {"name": "Int"}}},
+                {"name": "status", "type": {"name": null, "kind": "NON_NULL", "ofType": {"name": "String"}}},
+                {"name": "total", "type": {"name": null, "kind": "NON_NULL", "ofType": {"name": "numeric"}}},
+                {"name": "owner", "type": {"name": "String", "kind": "SCALAR", "ofType": null}},
+            ]},
+            "query": {"fields": [{"name": "pg_orders"}, {"name": "pg_orders_by_pk"}]},
+        }})
+    );
+    // A hidden column and a hidden collection fail validation; nothing runs.
+    let body = f
+        .request(clerk, json!({"query": "{ pg_orders { id note } }"}))
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": null, "errors": [{
+            "message": "Unknown field \"note\" on type \"pg_orders\".",
+            "locations": [{"line": 1, "column": 18}],
+            "extensions": {"code": "validation_failed"},
+        }]})
+    );
+    let body = f
+        .request(clerk, json!({"query": "{ pg_customers { id } }"}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown field \"pg_customers\" on type \"Query\"."
+    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "validation_failed");
+    // A filter on a hidden column is not in the role's `where` either.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ pg_orders(where: {note: {_eq: \"n5\"}}) { id } }"}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "validation_failed");
+    // A new rule changes the role's schema at once.
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ pg_customers(order_by: {id: asc}, limit: 1) { id name } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [{"id": 1, "name": "Ann"}]}})
+    );
+    // Aggregates count the role's rows only; a collection the role may
+    // only aggregate has `x_aggregate` and no list.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "aggregate",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "status", "total", "owner"]}),
+    )
+    .await;
+    f.rule("clerk", "pg_line_items", "aggregate", json!({}))
+        .await;
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ pg_orders_aggregate { aggregate { count sum { total } } } pg_line_items_aggregate { aggregate { sum { qty } } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders_aggregate": {"aggregate": {"count": 2, "sum": {"total": "47.25"}}},
+            "pg_line_items_aggregate": {"aggregate": {"sum": {"qty": 15}}},
+        }})
+    );
+    let body = f
+        .request(clerk, json!({"query": "{ pg_line_items { qty } }"}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown field \"pg_line_items\" on type \"Query\". Did you mean \"pg_line_items_aggregate\"?",
+        "{body}"
+    );
+    // A role with no rule at all has no schema: a GraphQL error says so.
+    let body = f
+        .request(Some(("nobody", "x")), json!({"query": "{ __typename }"}))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "permission_denied",
+        "{body}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn errors_follow_the_graphql_spec() {
+    let f = Fixture::new().await;
+    // A wrong type: a validation error, no data.
+    let body = f.query("{ pg_orders(limit: \"x\") { id } }").await;
+    assert_eq!(
+        body,
+        json!({"data": null, "errors": [{
+            "message": "Invalid value for argument \"limit\", expected type \"Int\"",
+            "locations": [{"line": 1, "column": 13}],
+            "extensions": {"code": "validation_failed"},
+        }]})
+    );
+    // A value the column's type cannot hold: a field error with its path
+    // and code; the other root field answers.
+    let body = f
+        .query(r#"{ pg_orders(where: {placed_at: {_eq: "someday"}}) { id } pg_orders_by_pk(id: 1) { id } }"#)
+        .await;
+    assert_eq!(
+        body["data"],
+        json!({"pg_orders": null, "pg_orders_by_pk": {"id": 1}})
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["pg_orders"]));
+    assert_eq!(body["errors"][0]["extensions"]["code"], "invalid_input");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("someday"),
+        "{body}"
+    );
+    // A null operand is refused (SQL would match nothing).
+    let body = f
+        .query("{ pg_orders(where: {note: {_eq: null}}) { id } }")
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "invalid_input", "at": "where.note._eq"})
+    );
+    // Not JSON at all: an HTTP 400 with our error body.
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", f.server.base))
+        .bearer_auth(TOKEN)
+        .body("query { x }")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // Past `max_body_bytes`: 413, as on every route.
+    let big = json!({"query": format!("{{ __typename }} #{}", "x".repeat(3 << 20))});
+    let response = reqwest::Client::new()
+        .post(format!("{}/graphql", f.server.base))
+        .bearer_auth(TOKEN)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Without credentials: 401, as every data route.
+    let (status, _) = f
+        .server
+        .call(
+            Method::POST,
+            "/graphql",
+            Some(json!({"query": "{ __typename }"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    // GraphiQL needs none: it holds no data.
+    let (status, page) = f.server.get_text("/graphql").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("graphiql"), "{page}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_down_is_named_while_the_other_root_field_answers() {
+    let schema =
+        common::postgres_schema("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .await;
+    let database = common::mariadb_database(MY_DDL).await;
+    let proxy = common::TcpProxy::start(common::postgres_addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let post = |query: &'static str| {
+        let base = server.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/graphql"))
+                .bearer_auth(TOKEN)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    server
+        .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+        .await;
+    let query = "{ far_t { id } my_reviews(order_by: {id: asc}, limit: 1) { id } }";
+    // Before `far` is registered its collection is not in the schema.
+    let body = post(query).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "Unknown field \"far_t\" on type \"Query\"."
+    );
+    let far = json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None), "schemas": {"include": [schema]},
+                     "pool": {"connect_timeout_ms": 1000, "acquire_timeout_ms": 1000}});
+    server.register(far).await;
+    assert_eq!(
+        post(query).await,
+        json!({"data": {"far_t": [{"id": 1}], "my_reviews": [{"id": 1}]}})
+    );
+    proxy.cut().await;
+    let body = post(query).await;
+    assert_eq!(
+        body["data"],
+        json!({"far_t": null, "my_reviews": [{"id": 1}]}),
+        "{body}"
+    );
+    let error = &body["errors"][0];
+    assert_eq!(error["path"], json!(["far_t"]), "{body}");
+    assert_eq!(error["extensions"]["code"], "source_unavailable", "{body}");
+    assert!(error["message"].as_str().unwrap().contains("far"), "{body}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
+#[tokio::test]
+async fn configured_limits_hold() {
+    let file =
+        FileConfig::parse("[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 2\n")
+            .unwrap();
+    let f = Fixture::with(file).await;
+    let body = f
+        .query("{ pg_orders(order_by: {id: asc}) { id } asked: pg_orders(limit: 5000, order_by: {id: asc}) { id } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders": [{"id": 1}, {"id": 2}],
+            "asked": [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}, {"id": 5}],
+        }})
+    );
+    let body = f
+        .query("{ pg_orders_aggregate { aggregate { sum { total } } } }")
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "validation_failed");
+    let body = f.query("{ __schema { types { name } } }").await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "validation_failed");
+    f.stop().await;
+}
