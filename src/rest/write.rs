@@ -26,7 +26,7 @@ use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use tributary_connector::render::{self, keys_predicate};
 use tributary_connector::{
-    Connector, Delete, Insert, Update, Value, WriteOp, WriteTarget, WriteTx,
+    Connector, Delete, Insert, Predicate, Update, Value, WriteOp, WriteTarget, WriteTx,
 };
 
 use super::params::Selection;
@@ -321,17 +321,7 @@ async fn insert(
             returning: all_columns(target),
         }));
     }
-    let (connector, mut tx) = open(state, target).await?;
-    audit.statements(connector.as_ref(), &ops);
-    let (affected, written) = run(&mut tx, &ops).await?;
-    if let Err(refused) = check(state, target, &caller, rule.as_ref(), "insert", &written).await {
-        tx.rollback().await?;
-        return Err(refused);
-    }
-    tx.commit().await?;
-    audit.note("affected", json!(affected));
-    let records = answer(state, &caller, target, &written)?;
-    audit.note("keys", keys_of(target, &records));
+    let (_, records) = commit(state, &caller, target, rule.as_ref(), "insert", &ops, audit).await?;
     if many {
         Ok(json_response(
             StatusCode::CREATED,
@@ -360,7 +350,7 @@ async fn change(
 ) -> Result<Response, ApiError> {
     let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Update)?;
-    target.primary_key()?;
+    let key_columns = target.primary_key()?;
     let body: Json = parse_body(body)?;
     let set = row_values(target, &body, rule.as_ref(), &caller, "")?;
     if set.is_empty() {
@@ -373,36 +363,16 @@ async fn change(
     if keys.is_empty() {
         return no_rows(target, &selection);
     }
-    let ops: Vec<WriteOp> = keys
-        .chunks(KEYS_PER_STATEMENT)
-        .map(|chunk| {
-            WriteOp::Update(Update {
-                target: write_target(target),
-                set: set.clone(),
-                filter: keys_predicate(
-                    target
-                        .def
-                        .primary_key
-                        .as_ref()
-                        .map(|k| k.columns.as_slice())
-                        .unwrap_or_default(),
-                    chunk,
-                ),
-                returning: all_columns(target),
-            })
+    let ops = by_keys(key_columns, &keys, |filter| {
+        WriteOp::Update(Update {
+            target: write_target(target),
+            set: set.clone(),
+            filter,
+            returning: all_columns(target),
         })
-        .collect();
-    let (connector, mut tx) = open(state, target).await?;
-    audit.statements(connector.as_ref(), &ops);
-    let (affected, written) = run(&mut tx, &ops).await?;
-    if let Err(refused) = check(state, target, &caller, rule.as_ref(), "update", &written).await {
-        tx.rollback().await?;
-        return Err(refused);
-    }
-    tx.commit().await?;
-    audit.note("affected", json!(affected));
-    let records = answer(state, &caller, target, &written)?;
-    audit.note("keys", keys_of(target, &records));
+    });
+    let (affected, records) =
+        commit(state, &caller, target, rule.as_ref(), "update", &ops, audit).await?;
     respond(selection, records, affected)
 }
 
@@ -416,7 +386,7 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Delete)?;
-    target.primary_key()?;
+    let key_columns = target.primary_key()?;
     // NocoBase's client may send `{}`.
     let empty = String::from_utf8_lossy(body);
     if !matches!(empty.trim(), "" | "{}") {
@@ -427,32 +397,53 @@ async fn remove(
     if keys.is_empty() {
         return no_rows(target, &selection);
     }
-    let ops: Vec<WriteOp> = keys
-        .chunks(KEYS_PER_STATEMENT)
-        .map(|chunk| {
-            WriteOp::Delete(Delete {
-                target: write_target(target),
-                filter: keys_predicate(
-                    target
-                        .def
-                        .primary_key
-                        .as_ref()
-                        .map(|k| k.columns.as_slice())
-                        .unwrap_or_default(),
-                    chunk,
-                ),
-                returning: all_columns(target),
-            })
+    let ops = by_keys(key_columns, &keys, |filter| {
+        WriteOp::Delete(Delete {
+            target: write_target(target),
+            filter,
+            returning: all_columns(target),
         })
-        .collect();
+    });
+    let (affected, records) =
+        commit(state, &caller, target, rule.as_ref(), "delete", &ops, audit).await?;
+    respond(selection, records, affected)
+}
+
+/// One statement per chunk of keys (each matching exactly its keys).
+fn by_keys(
+    key_columns: &[String],
+    keys: &[Vec<Value>],
+    op: impl Fn(Predicate) -> WriteOp,
+) -> Vec<WriteOp> {
+    keys.chunks(KEYS_PER_STATEMENT)
+        .map(|chunk| op(keys_predicate(key_columns, chunk)))
+        .collect()
+}
+
+/// Runs `ops` in one transaction on the collection's source; rows they
+/// leave behind must pass the rule's check, else all rolls back. Answers
+/// the rows affected and the written rows as the caller may read them.
+async fn commit(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    rule: Option<&Rule>,
+    action: &str,
+    ops: &[WriteOp],
+    audit: &mut Audit,
+) -> Result<(u64, Vec<Record>), ApiError> {
     let (connector, mut tx) = open(state, target).await?;
-    audit.statements(connector.as_ref(), &ops);
-    let (affected, written) = run(&mut tx, &ops).await?;
+    audit.statements(connector.as_ref(), ops);
+    let (affected, written) = run(&mut tx, ops).await?;
+    if let Err(refused) = check(state, target, caller, rule, action, &written).await {
+        tx.rollback().await?;
+        return Err(refused);
+    }
     tx.commit().await?;
     audit.note("affected", json!(affected));
-    let records = answer(state, &caller, target, &written)?;
+    let records = answer(state, caller, target, &written)?;
     audit.note("keys", keys_of(target, &records));
-    respond(selection, records, affected)
+    Ok((affected, records))
 }
 
 #[derive(Serialize)]
