@@ -48,11 +48,15 @@ CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NUL
 INSERT INTO reviews (customer_id, stars, body) VALUES (1, 5, 'great'), (1, 3, 'ok'), (3, 1, 'bad');
 "#;
 
-struct Fixture {
-    server: TestServer,
-    schema: String,
-    database: String,
-    _dir: tempfile::TempDir,
+/// The two test sources, with this file's request helpers.
+struct Fixture(common::TwoSources);
+
+impl std::ops::Deref for Fixture {
+    type Target = common::TwoSources;
+
+    fn deref(&self) -> &common::TwoSources {
+        &self.0
+    }
 }
 
 impl Fixture {
@@ -61,36 +65,7 @@ impl Fixture {
     }
 
     async fn with(file: FileConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = common::postgres_schema(PG_DDL).await;
-        let database = common::mariadb_database(MY_DDL).await;
-        let server = TestServer::start_config(dir.path(), Some(TOKEN), 0, file).await;
-        server
-            .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
-            .await;
-        server
-            .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
-            .await;
-        let (status, body) = server
-            .admin(
-                Method::POST,
-                "/admin/relations",
-                Some(json!({
-                    "name": "customer",
-                    "from": format!("my.{database}.reviews"),
-                    "from_columns": ["customer_id"],
-                    "to": format!("pg.{schema}.customers"),
-                    "to_columns": ["id"],
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        Self {
-            server,
-            schema,
-            database,
-            _dir: dir,
-        }
+        Self(common::TwoSources::start(PG_DDL, MY_DDL, file).await)
     }
 
     /// A GraphQL request as the admin; the whole response.
@@ -125,9 +100,7 @@ impl Fixture {
     }
 
     async fn stop(self) {
-        self.server.stop().await;
-        common::drop_postgres_schema(&self.schema).await;
-        common::drop_mariadb_database(&self.database).await;
+        self.0.stop().await;
     }
 }
 

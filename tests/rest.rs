@@ -9,9 +9,10 @@
 
 mod common;
 
-use common::{TOKEN, TestServer};
+use common::TOKEN;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tributary::config::FileConfig;
 
 const PG_DDL: &str = r#"
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, tier text, secret text);
@@ -47,45 +48,20 @@ CREATE TABLE notes (id int PRIMARY KEY, tags JSON);
 INSERT INTO notes VALUES (1, '["a", "b"]'), (2, '["c"]'), (3, NULL);
 "#;
 
-struct Fixture {
-    server: TestServer,
-    schema: String,
-    database: String,
-    _dir: tempfile::TempDir,
+/// The two test sources, with this file's request helpers.
+struct Fixture(common::TwoSources);
+
+impl std::ops::Deref for Fixture {
+    type Target = common::TwoSources;
+
+    fn deref(&self) -> &common::TwoSources {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = common::postgres_schema(PG_DDL).await;
-        let database = common::mariadb_database(MY_DDL).await;
-        let server = TestServer::start(dir.path()).await;
-        server
-            .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
-            .await;
-        server
-            .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
-            .await;
-        let (status, body) = server
-            .admin(
-                Method::POST,
-                "/admin/relations",
-                Some(json!({
-                    "name": "customer",
-                    "from": format!("my.{database}.reviews"),
-                    "from_columns": ["customer_id"],
-                    "to": format!("pg.{schema}.customers"),
-                    "to_columns": ["id"],
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        Self {
-            server,
-            schema,
-            database,
-            _dir: dir,
-        }
+        Self(common::TwoSources::start(PG_DDL, MY_DDL, FileConfig::default()).await)
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -142,9 +118,7 @@ impl Fixture {
     }
 
     async fn stop(self) {
-        self.server.stop().await;
-        common::drop_postgres_schema(&self.schema).await;
-        common::drop_mariadb_database(&self.database).await;
+        self.0.stop().await;
     }
 }
 

@@ -365,3 +365,56 @@ pub fn postgres_addr() -> SocketAddr {
         .parse()
         .unwrap()
 }
+
+/// A server with a PostgreSQL schema (source `pg`) and a MariaDB database
+/// (source `my`) made for one test, and the cross-source relation
+/// `customer` from `my.reviews.customer_id` to `pg.customers.id` (both DDLs
+/// must create those tables).
+pub struct TwoSources {
+    pub server: TestServer,
+    pub schema: String,
+    pub database: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TwoSources {
+    pub async fn start(pg_ddl: &str, my_ddl: &str, file: FileConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = postgres_schema(pg_ddl).await;
+        let database = mariadb_database(my_ddl).await;
+        let server = TestServer::start_config(dir.path(), Some(TOKEN), 0, file).await;
+        server
+            .register(json!({"name": "pg", "url": postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+            .await;
+        server
+            .register(json!({"name": "my", "url": mariadb_url_with_database(&database)}))
+            .await;
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                "/admin/relations",
+                Some(json!({
+                    "name": "customer",
+                    "from": format!("my.{database}.reviews"),
+                    "from_columns": ["customer_id"],
+                    "to": format!("pg.{schema}.customers"),
+                    "to_columns": ["id"],
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Self {
+            server,
+            schema,
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and drops the schema and the database.
+    pub async fn stop(self) {
+        self.server.stop().await;
+        drop_postgres_schema(&self.schema).await;
+        drop_mariadb_database(&self.database).await;
+    }
+}
