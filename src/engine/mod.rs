@@ -325,6 +325,13 @@ impl Engine {
         })
     }
 
+    /// A role's read rules for the current catalog, as its queries use
+    /// them (built once per rules and catalog version, not per request).
+    pub fn role_policy(&self, role: &str) -> Result<Arc<RolePolicy>, EngineError> {
+        let session = self.session()?;
+        Ok(session.role(role, &self.permissions)?.policy.clone())
+    }
+
     /// The role's planning context (none for the admin).
     fn role_session(
         &self,

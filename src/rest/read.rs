@@ -305,26 +305,41 @@ async fn answered_columns(
         .collect())
 }
 
-/// The columns of the collection the caller may read.
+/// The columns of the collection the caller may select; `None` for a
+/// role without a select rule for it.
+pub(super) fn selectable_columns(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+) -> Result<Option<Vec<String>>, ApiError> {
+    match caller {
+        Caller::Admin => Ok(Some(
+            target.def.columns.iter().map(|c| c.name.clone()).collect(),
+        )),
+        Caller::Role { role, .. } => {
+            let policy = state.engine.role_policy(role)?;
+            Ok(policy
+                .tables
+                .get(&target.collection.table)
+                .filter(|rules| rules.select.is_some())
+                .map(|rules| rules.readable.clone()))
+        }
+    }
+}
+
+/// The columns of the collection the caller may read, or a 403.
 fn visible_columns(
     state: &AppState,
     caller: &Caller,
     target: &Target,
 ) -> Result<Vec<String>, ApiError> {
-    match caller {
-        Caller::Admin => Ok(target.def.columns.iter().map(|c| c.name.clone()).collect()),
-        Caller::Role { role, .. } => {
-            let policy = state.permissions.for_role(role, &target.snapshot);
-            policy
-                .tables
-                .get(&target.collection.table)
-                .filter(|rules| rules.select.is_some())
-                .map(|rules| rules.readable.clone())
-                .ok_or_else(|| {
-                    ApiError::forbidden(format!("role `{role}` may not select `{}`", target.name()))
-                })
-        }
-    }
+    selectable_columns(state, caller, target)?.ok_or_else(|| {
+        let role = match caller {
+            Caller::Role { role, .. } => role.as_str(),
+            Caller::Admin => "admin",
+        };
+        ApiError::forbidden(format!("role `{role}` may not select `{}`", target.name()))
+    })
 }
 
 /// A column the caller names must exist (400) and be readable (403).

@@ -30,7 +30,7 @@ use tributary_connector::{
 };
 
 use super::params::Selection;
-use super::read::{Cell, Record, filter_error, full_name, internal, within};
+use super::read::{Cell, Record, filter_error, full_name, internal, selectable_columns, within};
 use super::values::to_value;
 use super::{Target, json_response};
 use crate::audit::{self, AuditEntry, Outcome};
@@ -577,19 +577,9 @@ fn answer(
     let Some(batch) = written else {
         return Ok(Vec::new());
     };
-    let readable: Vec<String> = match caller {
-        Caller::Admin => all_columns(target),
-        Caller::Role { role, .. } => {
-            let policy = state.permissions.for_role(role, &target.snapshot);
-            match policy
-                .tables
-                .get(&target.collection.table)
-                .filter(|r| r.select.is_some())
-            {
-                Some(rules) => rules.readable.clone(),
-                None => target.primary_key()?.to_vec(),
-            }
-        }
+    let readable = match selectable_columns(state, caller, target)? {
+        Some(columns) => columns,
+        None => target.primary_key()?.to_vec(),
     };
     let schema = batch.schema();
     let columns: Vec<(String, Vec<Json>)> = readable
