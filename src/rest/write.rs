@@ -434,7 +434,19 @@ async fn commit(
 ) -> Result<(u64, Vec<Record>), ApiError> {
     let (connector, mut tx) = open(state, target).await?;
     audit.statements(connector.as_ref(), ops);
-    let (affected, written) = run(&mut tx, ops).await?;
+    // A failed statement undoes the ones before it (rolled back here, not
+    // left to the transaction's drop).
+    let (affected, written) = match run(&mut tx, ops).await {
+        Ok(done) => done,
+        Err(failed) => {
+            // The statement's error is the one to answer; a rollback that
+            // fails too means the connection is gone, which rolls back.
+            if let Err(error) = tx.rollback().await {
+                tracing::warn!(%error, "rollback after a failed write");
+            }
+            return Err(failed);
+        }
+    };
     if let Err(refused) = check(state, target, caller, rule, action, &written).await {
         tx.rollback().await?;
         return Err(refused);
