@@ -570,3 +570,312 @@ async fn configured_limits_hold() {
     assert_eq!(body["errors"][0]["extensions"]["code"], "validation_failed");
     f.stop().await;
 }
+
+/// `returning` rows sorted by their `id` (RETURNING's order is the
+/// source's), so answers compare whole.
+fn sorted_returning(mut body: Value) -> Value {
+    if let Some(data) = body["data"].as_object_mut() {
+        for field in data.values_mut() {
+            if let Some(rows) = field.get_mut("returning").and_then(Value::as_array_mut) {
+                rows.sort_by_key(|row| row["id"].as_i64().or(row["order_id"].as_i64()));
+            }
+        }
+    }
+    body
+}
+
+#[tokio::test]
+async fn mutations_insert_update_and_delete_with_returning() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"mutation {
+              insert_pg_customers(objects: [{id: 10, name: "Dee", tier: "gold"}, {id: 11, name: "O'Brien; DROP TABLE customers"}]) {
+                affected_rows returning { id name tier }
+              }
+              insert_pg_customers_one(object: {id: 12, name: "Fay", born: "2000-02-29"}) { id born tier }
+              update_pg_orders(where: {status: {_eq: "open"}}, _set: {note: "x"}, _inc: {total: "1.5"}) {
+                affected_rows returning { id total note }
+              }
+              update_pg_customers_by_pk(pk_columns: {id: 2}, _set: {tier: "bronze"}) { id tier }
+              delete_pg_line_items(where: {qty: {_lt: 2}}) { affected_rows returning { order_id line } }
+              delete_pg_line_items_by_pk(order_id: 1, line: 2) { qty }
+              missing: delete_pg_customers_by_pk(id: 999) { id }
+              nothing: update_pg_orders(where: {status: {_eq: "lost"}}, _set: {note: "y"}) { affected_rows returning { id } }
+              insert_my_reviews(objects: [{customer_id: 2, stars: 4, body: "fine"}]) { affected_rows returning { id stars } }
+            }"#,
+        )
+        .await;
+    // The last field writes to MariaDB after PostgreSQL: refused, and the
+    // whole request rolled back (checked below, after the MariaDB-only run).
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["path"], json!(["insert_my_reviews"]), "{body}");
+    assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("one mutation request writes to one source"),
+        "{body}"
+    );
+    let check = "{ pg_customers(where: {id: {_gte: 10}}) { id } pg_line_items_aggregate { aggregate { count } } pg_orders(where: {note: {_eq: \"x\"}}) { id } }";
+    assert_eq!(
+        f.query(check).await,
+        json!({"data": {"pg_customers": [], "pg_line_items_aggregate": {"aggregate": {"count": 4}}, "pg_orders": []}})
+    );
+
+    // The same PostgreSQL fields alone commit.
+    let body = f
+        .query(
+            r#"mutation {
+              insert_pg_customers(objects: [{id: 10, name: "Dee", tier: "gold"}, {id: 11, name: "O'Brien; DROP TABLE customers"}]) {
+                affected_rows returning { id name tier }
+              }
+              insert_pg_customers_one(object: {id: 12, name: "Fay", born: "2000-02-29"}) { id born tier }
+              update_pg_orders(where: {status: {_eq: "open"}}, _set: {note: "x"}, _inc: {total: "1.5"}) {
+                affected_rows returning { id total note }
+              }
+              update_pg_customers_by_pk(pk_columns: {id: 2}, _set: {tier: "bronze"}) { id tier }
+              delete_pg_line_items(where: {qty: {_lt: 2}}) { affected_rows returning { order_id line } }
+              delete_pg_line_items_by_pk(order_id: 1, line: 2) { qty }
+              missing: delete_pg_customers_by_pk(id: 999) { id }
+              nothing: update_pg_orders(where: {status: {_eq: "lost"}}, _set: {note: "y"}) { affected_rows returning { id } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            "insert_pg_customers": {"affected_rows": 2, "returning": [
+                {"id": 10, "name": "Dee", "tier": "gold"},
+                {"id": 11, "name": "O'Brien; DROP TABLE customers", "tier": null},
+            ]},
+            "insert_pg_customers_one": {"id": 12, "born": "2000-02-29", "tier": null},
+            "update_pg_orders": {"affected_rows": 3, "returning": [
+                {"id": 1, "total": "12.00", "note": "x"},
+                {"id": 3, "total": "6.75", "note": "x"},
+                {"id": 4, "total": "301.50", "note": "x"},
+            ]},
+            "update_pg_customers_by_pk": {"id": 2, "tier": "bronze"},
+            "delete_pg_line_items": {"affected_rows": 1, "returning": [{"order_id": 2, "line": 1}]},
+            "delete_pg_line_items_by_pk": {"qty": 5},
+            "missing": null,
+            "nothing": {"affected_rows": 0, "returning": []},
+        }})
+    );
+    assert_eq!(
+        f.query("{ pg_customers(where: {id: {_gte: 10}}, order_by: {id: asc}) { id name } pg_line_items(order_by: [{order_id: asc}, {line: asc}]) { order_id line } }").await,
+        json!({"data": {
+            "pg_customers": [{"id": 10, "name": "Dee"}, {"id": 11, "name": "O'Brien; DROP TABLE customers"}, {"id": 12, "name": "Fay"}],
+            "pg_line_items": [{"order_id": 1, "line": 1}, {"order_id": 4, "line": 1}],
+        }})
+    );
+
+    // MariaDB: generated keys come back; `_inc` adds in the database.
+    let body = f
+        .query(
+            r#"mutation {
+              insert_my_reviews(objects: [{customer_id: 2, stars: 4, body: "fine"}]) { affected_rows returning { id stars } }
+              update_my_reviews(where: {customer_id: {_eq: 1}}, _inc: {stars: -1}) { affected_rows returning { id stars } }
+              delete_my_reviews_by_pk(id: 3) { id body }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            "insert_my_reviews": {"affected_rows": 1, "returning": [{"id": 4, "stars": 4}]},
+            "update_my_reviews": {"affected_rows": 2, "returning": [{"id": 1, "stars": 4}, {"id": 2, "stars": 2}]},
+            "delete_my_reviews_by_pk": {"id": 3, "body": "bad"},
+        }})
+    );
+    // Every write is in the audit log, the refused ones too.
+    let (status, audit) = f
+        .server
+        .admin(Method::GET, "/admin/audit?action=write.insert", None)
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().unwrap();
+    // PostgreSQL's two and MariaDB's one in the refused request, then two and one.
+    assert_eq!(entries.len(), 6, "{audit}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["detail"]["rolled_back"] == true && e["outcome"] != "ok"),
+        "{audit}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_mutation_leaves_nothing_behind() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"mutation {
+              first: insert_pg_customers_one(object: {id: 20, name: "Gus"}) { id }
+              dup: insert_pg_customers_one(object: {id: 1, name: "again"}) { id }
+              after: delete_pg_line_items_by_pk(order_id: 4, line: 1) { qty }
+            }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["dup"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "constraint_violation",
+        "{body}"
+    );
+    assert_eq!(
+        f.query("{ gus: pg_customers_by_pk(id: 20) { id } line: pg_line_items_by_pk(order_id: 4, line: 1) { qty } ann: pg_customers_by_pk(id: 1) { name } }").await,
+        json!({"data": {"gus": null, "line": {"qty": 7}, "ann": {"name": "Ann"}}})
+    );
+    // A value the column cannot hold fails before anything runs.
+    let body = f
+        .query(r#"mutation { insert_pg_orders_one(object: {customer_id: 1, status: "open", total: "123456789.001", placed_at: "2024-01-01"}) { id } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "invalid_input",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "object.total",
+        "{body}"
+    );
+    // Input types hold only writable columns: `id` is generated.
+    let body = f
+        .query(r#"mutation { insert_pg_orders_one(object: {id: 9, status: "open"}) { id } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_roles_mutations_follow_its_rules() {
+    let f = Fixture::new().await;
+    let clerk = Some(("clerk", "bob"));
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "status", "total", "owner"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "insert",
+        json!({"columns": ["customer_id", "status", "total", "placed_at", "owner"],
+               "presets": {"owner": "{{$user.id}}"}, "check": {"total": {"$lt": 1000}}}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "update",
+        json!({"columns": ["status", "total"], "filter": {"owner": "{{$user.id}}"}, "check": {"total": {"$lt": 1000}}}),
+    )
+    .await;
+    // The role's mutations: insert and update, no delete; a preset column
+    // is not in the input, nor is a column the rule does not list.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "{ m: __type(name: \"Mutation\") { fields { name } } i: __type(name: \"pg_orders_insert_input\") { inputFields { name } } s: __type(name: \"pg_orders_set_input\") { inputFields { name } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "m": {"fields": [{"name": "insert_pg_orders"}, {"name": "insert_pg_orders_one"}, {"name": "update_pg_orders"}, {"name": "update_pg_orders_by_pk"}]},
+            "i": {"inputFields": [{"name": "customer_id"}, {"name": "status"}, {"name": "total"}, {"name": "placed_at"}]},
+            "s": {"inputFields": [{"name": "status"}, {"name": "total"}]},
+        }})
+    );
+    // The preset owns the row; the answer holds the readable columns.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { insert_pg_orders_one(object: {customer_id: 2, status: \"new\", total: 7, placed_at: \"2024-04-01\"}) { id status total owner } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_orders_one": {"id": 6, "status": "new", "total": "7.00", "owner": "bob"}}})
+    );
+    // The check refuses a row; nothing is written.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { insert_pg_orders(objects: [{customer_id: 2, status: \"ok\", total: 1, placed_at: \"2024-04-02\"}, {customer_id: 2, status: \"big\", total: 5000, placed_at: \"2024-04-02\"}]) { affected_rows } }"}),
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "permission_denied",
+        "{body}"
+    );
+    // `where: {}` updates the role's own rows only (bob's: 3, 5 and 6).
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { update_pg_orders(where: {}, _inc: {total: 1}) { affected_rows returning { id total } } }"}),
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {"update_pg_orders": {"affected_rows": 3, "returning": [
+            {"id": 3, "total": "6.25"}, {"id": 5, "total": "43.00"}, {"id": 6, "total": "8.00"},
+        ]}}})
+    );
+    // Ann's order 1 is not bob's to update: null, nothing written.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { update_pg_orders_by_pk(pk_columns: {id: 1}, _set: {status: \"mine\"}) { id } }"}),
+        )
+        .await;
+    assert_eq!(body, json!({"data": {"update_pg_orders_by_pk": null}}));
+    // An update the check refuses rolls back.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { update_pg_orders_by_pk(pk_columns: {id: 3}, _set: {total: 2000}) { id } }"}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "permission_denied",
+        "{body}"
+    );
+    let rows = f
+        .query("{ pg_orders(order_by: {id: asc}) { id status total owner } }")
+        .await;
+    assert_eq!(
+        rows,
+        json!({"data": {"pg_orders": [
+            {"id": 1, "status": "open", "total": "10.50", "owner": "ann"},
+            {"id": 2, "status": "shipped", "total": "99.00", "owner": "ann"},
+            {"id": 3, "status": "open", "total": "6.25", "owner": "bob"},
+            {"id": 4, "status": "open", "total": "300.00", "owner": "cid"},
+            {"id": 5, "status": "cancelled", "total": "43.00", "owner": "bob"},
+            {"id": 6, "status": "new", "total": "8.00", "owner": "bob"},
+        ]}})
+    );
+    // No delete rule: no delete field.
+    let body = f
+        .request(
+            clerk,
+            json!({"query": "mutation { delete_pg_orders(where: {}) { affected_rows } }"}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}

@@ -189,7 +189,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::graphql::shape::{ColumnShape, Scalar};
+    use crate::graphql::shape::{ColumnShape, Scalar, Writes};
 
     fn shapes() -> Shapes {
         let column = |name: &str, scalar| ColumnShape {
@@ -204,6 +204,7 @@ mod tests {
             relations: vec![("customers".into(), "customers".into())],
             select: true,
             aggregate: true,
+            writes: Writes::default(),
         };
         let customers = Shape {
             name: "customers".into(),
@@ -212,6 +213,7 @@ mod tests {
             relations: vec![],
             select: true,
             aggregate: true,
+            writes: Writes::default(),
         };
         Shapes::from([
             ("orders".to_string(), Arc::new(orders)),

@@ -2,16 +2,19 @@
 //! "operationName", "variables"}`) and GraphiQL at `GET /graphql`. The
 //! schema is generated from the catalog per caller — a role's schema holds
 //! only the collections and columns it may read — and cached per role
-//! until the catalog or the permissions change. Every root field lowers to
-//! one plan on the REST API's read path (`resolve.rs`).
+//! until the catalog or the permissions change. Every query root field
+//! lowers to one plan on the REST API's read path (`resolve.rs`); the
+//! mutations of one request share one transaction on the REST API's write
+//! path (`mutation.rs`).
 
 mod arguments;
+mod mutation;
 mod resolve;
 mod schema;
 mod shape;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
 use async_graphql::{ErrorExtensionValues, ServerError};
@@ -116,11 +119,17 @@ async fn execute(
             Err(error) => return error.into_response(),
         };
     let caller = principal.caller();
+    let session = Arc::new(mutation::Session::default());
     let mut response = match state.graphql.get(&state, &caller) {
         Ok(schema) => {
-            schema
-                .execute(request.data(state.clone()).data(caller))
-                .await
+            let request = request
+                .data(state.clone())
+                .data(caller)
+                .data(principal)
+                .data(session.clone());
+            let mut response = schema.execute(request).await;
+            session.finish(&state, &mut response).await;
+            response
         }
         Err(error) => async_graphql::Response::from_errors(vec![
             resolve::field_error(error).into_server_error(Default::default()),

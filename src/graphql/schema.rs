@@ -1,9 +1,9 @@
 //! The dynamic schema of one caller, in Hasura's shape: per collection `x`
 //! the object type `x`, the inputs `x_bool_exp` and `x_order_by`, the enum
-//! `x_select_column`, the aggregate types, and the root fields `x`,
-//! `x_by_pk` and `x_aggregate`. Root fields are nullable (Hasura's are
-//! not) so that one failing root field leaves the others' answers in
-//! `data`. A collection whose generated names would clash with names
+//! `x_select_column`, the aggregate types, the root fields `x`, `x_by_pk`
+//! and `x_aggregate`, and the mutations (`mutation.rs`). Query root fields
+//! are nullable (Hasura's are not) so that one failing root field leaves
+//! the others' answers in `data`. A collection whose generated names would clash with names
 //! already taken is left out, with a warning.
 
 use std::collections::{BTreeSet, HashSet};
@@ -15,8 +15,8 @@ use async_graphql::dynamic::{
     Schema, SchemaBuilder, TypeRef,
 };
 
-use super::resolve;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use super::{mutation, resolve};
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 
@@ -33,15 +33,17 @@ const DIRECTIONS: [&str; 6] = [
 /// Builds the schema of `shapes`.
 pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
     let shapes = Arc::new(shapes);
-    let mut taken: HashSet<String> = ["Query", "order_by"].map(String::from).into();
+    let mut taken: HashSet<String> = ["Query", "Mutation", "order_by"].map(String::from).into();
     for scalar in Scalar::ALL {
         taken.insert(scalar.name().to_string());
         taken.insert(comparison_name(scalar));
     }
     let mut query = Object::new("Query");
+    let mut mutation = Object::new("Mutation");
+    let mut mutations = 0;
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
     let mut scalars: BTreeSet<Scalar> = BTreeSet::new();
-    let mut included = 0;
+    let mut queries = 0;
     for shape in shapes.values() {
         let names = generated_names(shape);
         if let Some(clash) = names.iter().find(|n| taken.contains(n.as_str())) {
@@ -49,7 +51,6 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
             continue;
         }
         taken.extend(names);
-        included += 1;
         scalars.extend(shape.columns.iter().map(|c| c.scalar));
         if let Some(key) = &shape.primary_key {
             scalars.extend(key.iter().map(|c| c.scalar));
@@ -66,18 +67,38 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
                 scalars.insert(Scalar::Float);
             }
         }
+        if shape.writes.any() {
+            scalars.extend(
+                [&shape.writes.insert, &shape.writes.update]
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|c| c.scalar),
+            );
+            scalars.insert(Scalar::Int);
+            types.extend(mutation::types(shape));
+            for field in mutation::root_fields(shape, &shapes) {
+                mutation = mutation.field(field);
+                mutations += 1;
+            }
+        }
         types.extend(collection_types(shape));
         for field in root_fields(shape, &shapes, limits) {
             query = query.field(field);
+            queries += 1;
         }
     }
-    if included == 0 {
+    if queries == 0 {
         return Err(ApiError::forbidden(
             "this role may read no collection: its GraphQL schema is empty",
         ));
     }
-    let mut builder: SchemaBuilder = Schema::build("Query", None, None)
-        .register(query)
+    let mut builder: SchemaBuilder =
+        Schema::build("Query", (mutations > 0).then_some("Mutation"), None).register(query);
+    if mutations > 0 {
+        builder = builder.register(mutation);
+    }
+    builder = builder
         .register(Enum::new("order_by").items(DIRECTIONS))
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
@@ -103,6 +124,7 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
 fn generated_names(shape: &Shape) -> Vec<String> {
     let x = &shape.name;
     let mut names = vec![format!("{x}_bool_exp")];
+    names.extend(mutation::type_names(shape));
     if shape.select {
         names.extend([x.clone(), format!("{x}_order_by"), format!("{x}_by_pk")]);
     }

@@ -13,6 +13,7 @@ pub(crate) mod params;
 pub(crate) mod read;
 mod values;
 mod write;
+pub(crate) mod writer;
 
 use std::sync::Arc;
 

@@ -243,12 +243,3 @@ impl Key {
             .join(",")
     }
 }
-
-impl Selection {
-    pub fn filter(&self) -> Value {
-        match self {
-            Self::Key(key) => key.filter(),
-            Self::Filter(filter) => filter.clone(),
-        }
-    }
-}

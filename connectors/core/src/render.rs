@@ -165,12 +165,22 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
 
 /// `UPDATE … SET … WHERE … [RETURNING …]`.
 pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
-    if op.set.is_empty() {
+    if op.set.is_empty() && op.increment.is_empty() {
         return Err(ConnectorError::invalid_input(
             "an update needs at least one column to set",
         ));
     }
     check_columns(&op.target, op.set.iter().map(|(c, _)| c.as_str()))?;
+    check_columns(&op.target, op.increment.iter().map(|(c, _)| c.as_str()))?;
+    if let Some((column, _)) = op
+        .increment
+        .iter()
+        .find(|(c, _)| op.set.iter().any(|(s, _)| s == c))
+    {
+        return Err(ConnectorError::invalid_input(format!(
+            "column `{column}` is both set and incremented"
+        )));
+    }
     check_columns(&op.target, op.filter.columns())?;
     check_columns(&op.target, op.returning.iter().map(String::as_str))?;
     let mut b = SqlBuilder::new(dialect);
@@ -181,6 +191,16 @@ pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
         }
         b.push_identifier(column)
             .push(" = ")
+            .push_param(value.clone());
+    }
+    for (i, (column, value)) in op.increment.iter().enumerate() {
+        if i > 0 || !op.set.is_empty() {
+            b.push(", ");
+        }
+        b.push_identifier(column)
+            .push(" = ")
+            .push_identifier(column)
+            .push(" + ")
             .push_param(value.clone());
     }
     b.push(" WHERE ");

@@ -155,6 +155,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     let mut tx = connector.begin().await.expect("begin");
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: target.clone(),
             set: vec![("qty".into(), Value::Int(42))],
             filter: Predicate::eq("name", Value::Text(evil.into())),
@@ -169,9 +170,28 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
         vec![vec![Some(evil.to_string()), Some("42".to_string())]]
     );
 
+    // An increment adds in the database, next to a set column.
+    let outcome = tx
+        .execute(&WriteOp::Update(Update {
+            target: target.clone(),
+            set: vec![("price".into(), Value::Decimal("1.25".into()))],
+            increment: vec![("qty".into(), Value::Int(8))],
+            filter: Predicate::eq("name", Value::Text(evil.into())),
+            returning: cols(&["qty", "price"]),
+        }))
+        .await
+        .expect("increment");
+    assert_eq!(outcome.affected_rows, 1);
+    let returned = batch_to_strings(outcome.returning.as_ref().expect("returning rows"));
+    assert_eq!(
+        returned,
+        vec![vec![Some("50".to_string()), Some("1.25".to_string())]]
+    );
+
     // Update of several rows; a predicate matching none updates none.
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: target.clone(),
             set: vec![("price".into(), Value::Decimal("0.50".into()))],
             filter: Predicate::Or(vec![
@@ -190,6 +210,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     assert!(outcome.returning.is_none());
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: target.clone(),
             set: vec![("qty".into(), Value::Int(1))],
             filter: Predicate::eq("name", Value::Text("nobody".into())),

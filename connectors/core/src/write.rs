@@ -29,11 +29,15 @@ pub struct Insert {
     pub returning: Vec<String>,
 }
 
-/// `UPDATE target SET set… WHERE filter RETURNING returning`.
+/// `UPDATE target SET set…, increment… WHERE filter RETURNING returning`.
 #[derive(Debug, Clone)]
 pub struct Update {
     pub target: WriteTarget,
+    /// `column = value`.
     pub set: Vec<(String, Value)>,
+    /// `column = column + value` (GraphQL's `_inc`): computed by the
+    /// database, so concurrent increments do not lose each other.
+    pub increment: Vec<(String, Value)>,
     pub filter: Predicate,
     pub returning: Vec<String>,
 }

@@ -112,6 +112,7 @@ fn writes_render_the_same_plan_in_every_dialect() {
         returning: vec!["id".into()],
     };
     let update = Update {
+        increment: Vec::new(),
         target: target(),
         set: vec![("qty".into(), Value::Int(5))],
         filter: Predicate::And(vec![
@@ -233,9 +234,68 @@ fn edge_cases() {
 }
 
 #[test]
+fn increments_add_in_the_database() {
+    let update = Update {
+        target: target(),
+        set: vec![("name".into(), Value::Text(EVIL.into()))],
+        increment: vec![("qty".into(), Value::Int(2))],
+        filter: Predicate::eq("id", Value::Int(7)),
+        returning: vec![],
+    };
+    let expected = [
+        (
+            "postgres",
+            r#"UPDATE "sales"."order items" SET "name" = $1, "qty" = "qty" + $2 WHERE "id" = $3"#,
+        ),
+        (
+            "mysql",
+            "UPDATE `sales`.`order items` SET `name` = ?, `qty` = `qty` + ? WHERE `id` = ?",
+        ),
+        (
+            "mariadb",
+            "UPDATE `sales`.`order items` SET `name` = ?, `qty` = `qty` + ? WHERE `id` = ?",
+        ),
+        (
+            "sqlite",
+            r#"UPDATE "sales"."order items" SET "name" = ?1, "qty" = "qty" + ?2 WHERE "id" = ?3"#,
+        ),
+    ];
+    for ((name, dialect), (expected_name, sql)) in dialects().into_iter().zip(expected) {
+        assert_eq!(name, expected_name);
+        let statement = render_update(dialect.as_ref(), &update).unwrap();
+        assert_eq!(statement.sql, sql, "dialect {name}");
+        assert_eq!(
+            statement.params,
+            vec![Value::Text(EVIL.into()), Value::Int(2), Value::Int(7)]
+        );
+    }
+    let only_increment = Update {
+        set: vec![],
+        ..update.clone()
+    };
+    assert_eq!(
+        render_update(&PostgresDialect, &only_increment)
+            .unwrap()
+            .sql,
+        r#"UPDATE "sales"."order items" SET "qty" = "qty" + $1 WHERE "id" = $2"#
+    );
+    let both = Update {
+        set: vec![("qty".into(), Value::Int(1))],
+        ..update
+    };
+    assert!(
+        render_update(&PostgresDialect, &both)
+            .unwrap_err()
+            .to_string()
+            .contains("both set and incremented")
+    );
+}
+
+#[test]
 fn identifiers_must_come_from_the_catalog() {
     let pg = PostgresDialect;
     let bad_set = Update {
+        increment: Vec::new(),
         target: target(),
         set: vec![("qty = 0; --".into(), Value::Int(1))],
         filter: Predicate::Always,
@@ -266,6 +326,7 @@ fn identifiers_must_come_from_the_catalog() {
             .contains("row 0 has 1 values for 2 columns")
     );
     let nothing = Update {
+        increment: Vec::new(),
         target: target(),
         set: vec![],
         filter: Predicate::Always,

@@ -156,6 +156,13 @@ impl MySqlTx {
             });
         }
         let key = row_key(&op.target, "update")?;
+        // The rows are found again by their new keys, known only for set keys.
+        if let Some((column, _)) = op.increment.iter().find(|(c, _)| key.contains(c)) {
+            return Err(ConnectorError::unsupported(format!(
+                "cannot return the updated rows of {}: key column `{column}` is incremented",
+                op.target.table.name
+            )));
+        }
         let select = render_select(&self.dialect, &op.target, &key, &op.filter, true)?;
         let keys = self.fetch(&select).await?.into_values(&op.target, &key)?;
         if keys.is_empty() {

@@ -54,6 +54,7 @@ async fn updating_a_key_returns_the_row_under_its_new_key() {
     let mut tx = connector.begin().await.unwrap();
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: codes.clone(),
             set: vec![
                 ("code".into(), Value::Int(10)),
@@ -79,6 +80,7 @@ async fn updating_a_key_returns_the_row_under_its_new_key() {
     // Setting a value a row already has still counts the row (found rows).
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: codes.clone(),
             set: vec![("label".into(), Value::Text("two".into()))],
             filter: Predicate::eq("code", Value::Int(2)),
@@ -109,6 +111,7 @@ async fn tables_without_a_key_write_but_cannot_return_from_emulated_paths() {
     let mut tx = connector.begin().await.unwrap();
     let update = |returning: Vec<String>| {
         WriteOp::Update(Update {
+            increment: Vec::new(),
             target: events.clone(),
             set: vec![("payload".into(), Value::Text("z".into()))],
             filter: Predicate::eq("kind", Value::Text("a".into())),
@@ -123,6 +126,7 @@ async fn tables_without_a_key_write_but_cannot_return_from_emulated_paths() {
     // A NOT NULL unique key identifies rows instead.
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: tags.clone(),
             set: vec![("hits".into(), Value::Int(2))],
             filter: Predicate::eq("tag", Value::Text("red".into())),
@@ -182,6 +186,7 @@ async fn emulated_returning_covers_many_rows() {
     let mut tx = connector.begin().await.unwrap();
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: counters.clone(),
             set: vec![("n".into(), Value::Int(7))],
             filter: Predicate::Always,

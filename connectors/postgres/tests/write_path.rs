@@ -119,6 +119,7 @@ async fn returning_typed_and_fallback_columns() {
     let mut tx = connector.begin().await.unwrap();
     let outcome = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: target.clone(),
             set: vec![("body".into(), Value::Text("bye".into()))],
             filter: Predicate::And(vec![
@@ -202,6 +203,7 @@ async fn failed_statement_poisons_the_transaction_and_commit_says_so() {
     let mut tx = connector.begin().await.unwrap();
     let err = tx
         .execute(&WriteOp::Update(Update {
+            increment: Vec::new(),
             target: target.clone(),
             set: vec![("name".into(), Value::Text("x".into()))],
             filter: Predicate::eq("id", Value::Int(i64::MAX)),

@@ -1,0 +1,559 @@
+//! Mutations, in Hasura's shape: `insert_x(objects)`, `insert_x_one(object)`,
+//! `update_x(where, _set, _inc)`, `update_x_by_pk(pk_columns, _set, _inc)`,
+//! `delete_x(where)` and `delete_x_by_pk(<key columns>)`, answering
+//! `{ affected_rows returning {…} }` or the row. Each lowers to the REST
+//! API's write path (`rest::writer`: the role's rules, presets, checks, the
+//! audit log). The root fields of one request run one after another in ONE
+//! transaction ([`Session`]), committed only when every field succeeded:
+//! a failing field rolls back what the fields before it wrote, and the
+//! answer is the error with `data: null`. A request writes to one source.
+
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
+};
+use async_graphql::{Pos, Value as GqlValue};
+use serde_json::Value as Json;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+use super::arguments;
+use super::resolve::{self, field_error};
+use super::shape::{ColumnShape, Shape, Shapes};
+use crate::auth::Principal;
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::rest::Target;
+use crate::rest::read::Record;
+use crate::rest::writer::{self, Audit, Changes, Planned, Rows, Transaction};
+use crate::state::AppState;
+
+/// The type names a collection's mutations take.
+pub fn type_names(shape: &Shape) -> Vec<String> {
+    let x = &shape.name;
+    if !shape.writes.any() {
+        return Vec::new();
+    }
+    [
+        "insert_input",
+        "set_input",
+        "inc_input",
+        "pk_columns_input",
+        "mutation_response",
+    ]
+    .iter()
+    .map(|suffix| format!("{x}_{suffix}"))
+    .collect()
+}
+
+/// The input and answer types of a collection's mutations.
+pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
+    let x = &shape.name;
+    let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
+    if let Some(columns) = shape.writes.insert.as_ref().filter(|c| !c.is_empty()) {
+        types.push(input_object(format!("{x}_insert_input"), columns).into());
+    }
+    if let Some(columns) = &shape.writes.update {
+        if !columns.is_empty() {
+            types.push(input_object(format!("{x}_set_input"), columns).into());
+        }
+        let increments = increments(shape);
+        if !increments.is_empty() {
+            types.push(input_object(format!("{x}_inc_input"), &increments).into());
+        }
+        if let Some(key) = &shape.primary_key {
+            let mut input = InputObject::new(format!("{x}_pk_columns_input"));
+            for column in key {
+                input = input.field(InputValue::new(
+                    column.name.as_str(),
+                    TypeRef::named_nn(column.scalar.name()),
+                ));
+            }
+            types.push(input.into());
+        }
+    }
+    let mut response = Object::new(format!("{x}_mutation_response")).field(Field::new(
+        "affected_rows",
+        TypeRef::named_nn(TypeRef::INT),
+        |ctx| {
+            FieldFuture::new(async move {
+                let answer = ctx.parent_value.try_downcast_ref::<Answer>()?;
+                Ok(Some(FieldValue::value(GqlValue::from(answer.affected))))
+            })
+        },
+    ));
+    if shape.select {
+        response = response.field(Field::new(
+            "returning",
+            TypeRef::named_nn_list_nn(x.as_str()),
+            |ctx| {
+                FieldFuture::new(async move {
+                    let answer = ctx.parent_value.try_downcast_ref::<Answer>()?;
+                    Ok(Some(FieldValue::list(
+                        answer
+                            .records
+                            .iter()
+                            .map(|record| FieldValue::borrowed_any(record)),
+                    )))
+                })
+            },
+        ));
+    }
+    types.push(response.into());
+    types
+}
+
+/// Every column optional: what an insert leaves out gets its default.
+fn input_object(name: String, columns: &[ColumnShape]) -> InputObject {
+    columns
+        .iter()
+        .fold(InputObject::new(name), |input, column| {
+            input.field(InputValue::new(
+                column.name.as_str(),
+                TypeRef::named(column.scalar.name()),
+            ))
+        })
+}
+
+/// `_inc`'s columns: the numeric ones an update may set, outside the key.
+fn increments(shape: &Shape) -> Vec<ColumnShape> {
+    let key: Vec<&str> = shape
+        .primary_key
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    shape
+        .writes
+        .update
+        .iter()
+        .flatten()
+        .filter(|c| c.scalar.is_summable() && !key.contains(&c.name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The mutation root fields of a collection.
+pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
+    let x = shape.name.clone();
+    let writes = &shape.writes;
+    let mut fields = Vec::new();
+    let by_pk = shape.select && shape.primary_key.is_some();
+    let response = TypeRef::named(format!("{x}_mutation_response"));
+    if writes.insert.as_ref().is_some_and(|c| !c.is_empty()) {
+        let input = format!("{x}_insert_input");
+        fields.push(
+            field(
+                format!("insert_{x}"),
+                response.clone(),
+                shape,
+                shapes,
+                Kind::Insert { one: false },
+            )
+            .description(format!("Inserts rows into `{x}`"))
+            .argument(InputValue::new(
+                "objects",
+                TypeRef::named_nn_list_nn(input.as_str()),
+            )),
+        );
+        if by_pk {
+            fields.push(
+                field(
+                    format!("insert_{x}_one"),
+                    TypeRef::named(x.as_str()),
+                    shape,
+                    shapes,
+                    Kind::Insert { one: true },
+                )
+                .description(format!("Inserts one row into `{x}`"))
+                .argument(InputValue::new("object", TypeRef::named_nn(input))),
+            );
+        }
+    }
+    if let Some(columns) = &writes.update {
+        let set = !columns.is_empty();
+        let inc = !increments(shape).is_empty();
+        if set || inc {
+            let changes = |field: Field| {
+                let field = if set {
+                    field.argument(InputValue::new(
+                        "_set",
+                        TypeRef::named(format!("{x}_set_input")),
+                    ))
+                } else {
+                    field
+                };
+                if inc {
+                    field.argument(InputValue::new(
+                        "_inc",
+                        TypeRef::named(format!("{x}_inc_input")),
+                    ))
+                } else {
+                    field
+                }
+            };
+            fields.push(changes(
+                field(
+                    format!("update_{x}"),
+                    response.clone(),
+                    shape,
+                    shapes,
+                    Kind::Update { by_pk: false },
+                )
+                .description(format!("Updates the rows of `{x}` that `where` matches"))
+                .argument(InputValue::new(
+                    "where",
+                    TypeRef::named_nn(format!("{x}_bool_exp")),
+                )),
+            ));
+            if by_pk {
+                fields.push(changes(
+                    field(
+                        format!("update_{x}_by_pk"),
+                        TypeRef::named(x.as_str()),
+                        shape,
+                        shapes,
+                        Kind::Update { by_pk: true },
+                    )
+                    .description(format!("Updates one row of `{x}` by its primary key"))
+                    .argument(InputValue::new(
+                        "pk_columns",
+                        TypeRef::named_nn(format!("{x}_pk_columns_input")),
+                    )),
+                ));
+            }
+        }
+    }
+    if writes.delete {
+        fields.push(
+            field(
+                format!("delete_{x}"),
+                response,
+                shape,
+                shapes,
+                Kind::Delete { by_pk: false },
+            )
+            .description(format!("Deletes the rows of `{x}` that `where` matches"))
+            .argument(InputValue::new(
+                "where",
+                TypeRef::named_nn(format!("{x}_bool_exp")),
+            )),
+        );
+        if let (true, Some(key)) = (by_pk, &shape.primary_key) {
+            let mut by_key = field(
+                format!("delete_{x}_by_pk"),
+                TypeRef::named(x.as_str()),
+                shape,
+                shapes,
+                Kind::Delete { by_pk: true },
+            )
+            .description(format!("Deletes one row of `{x}` by its primary key"));
+            for column in key {
+                by_key = by_key.argument(InputValue::new(
+                    column.name.as_str(),
+                    TypeRef::named_nn(column.scalar.name()),
+                ));
+            }
+            fields.push(by_key);
+        }
+    }
+    fields
+}
+
+/// Which mutation a root field is.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Insert { one: bool },
+    Update { by_pk: bool },
+    Delete { by_pk: bool },
+}
+
+impl Kind {
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Insert { .. } => "insert",
+            Self::Update { .. } => "update",
+            Self::Delete { .. } => "delete",
+        }
+    }
+
+    /// Answers the row (or null) rather than `{ affected_rows returning }`.
+    fn answers_row(self) -> bool {
+        matches!(
+            self,
+            Self::Insert { one: true }
+                | Self::Update { by_pk: true }
+                | Self::Delete { by_pk: true }
+        )
+    }
+}
+
+fn field(name: String, ty: TypeRef, shape: &Arc<Shape>, shapes: &Arc<Shapes>, kind: Kind) -> Field {
+    let (shape, shapes) = (shape.clone(), shapes.clone());
+    Field::new(name, ty, move |ctx| {
+        let (shape, shapes) = (shape.clone(), shapes.clone());
+        FieldFuture::new(async move {
+            let result = mutate(&ctx, &shape, &shapes, kind).await;
+            resolve::answer(&ctx, result)
+        })
+    })
+}
+
+/// The answer of a mutation over rows.
+struct Answer {
+    affected: u64,
+    records: Vec<Record>,
+}
+
+/// Runs one mutation root field in the request's transaction.
+async fn mutate<'a>(
+    ctx: &ResolverContext<'a>,
+    shape: &Shape,
+    shapes: &Shapes,
+    kind: Kind,
+) -> Result<Option<FieldValue<'a>>, ApiError> {
+    let data = |e: async_graphql::Error| ApiError::internal(e.message);
+    let state = ctx.ctx.data::<AppState>().map_err(data)?;
+    let principal = ctx.ctx.data::<Principal>().map_err(data)?;
+    let session = ctx.ctx.data::<Arc<Session>>().map_err(data)?;
+    let mut inner = session.inner.lock().await;
+    // After a failed field the transaction is rolled back: the fields
+    // after it do not run (their answer is the request's error).
+    if inner.failed {
+        return Ok(None);
+    }
+    let target = Target::resolve(state, &shape.name)?;
+    let mut audit = Audit::new(principal, &target, kind.operation());
+    let planned = plan(
+        ctx, state, principal, &target, shape, shapes, kind, &mut audit,
+    )
+    .await;
+    let caller = principal.caller();
+    let result = match planned {
+        Ok(planned) => {
+            inner
+                .apply(state, &caller, &target, &planned, &mut audit)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    let (affected, records) = match result {
+        Ok(done) => {
+            inner.audits.push((audit, None));
+            done
+        }
+        Err(error) => {
+            inner.failed = true;
+            inner.audits.push((audit, Some(error.clone())));
+            return Err(error);
+        }
+    };
+    Ok(if kind.answers_row() {
+        records.into_iter().next().map(FieldValue::owned_any)
+    } else {
+        Some(FieldValue::owned_any(Answer { affected, records }))
+    })
+}
+
+/// Reads the field's arguments into a planned write.
+#[allow(clippy::too_many_arguments)]
+async fn plan(
+    ctx: &ResolverContext<'_>,
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    shape: &Shape,
+    shapes: &Shapes,
+    kind: Kind,
+    audit: &mut Audit,
+) -> Result<Planned, ApiError> {
+    match kind {
+        Kind::Insert { one } => {
+            let objects: Vec<(String, Json)> = if one {
+                vec![("object".to_string(), argument(ctx, "object")?)]
+            } else {
+                match argument(ctx, "objects")? {
+                    Json::Array(items) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| (format!("objects[{i}]"), item))
+                        .collect(),
+                    other => vec![("objects".to_string(), other)],
+                }
+            };
+            let objects: Vec<(String, &Json)> =
+                objects.iter().map(|(p, o)| (p.clone(), o)).collect();
+            writer::plan_insert(state, principal, target, &objects)
+        }
+        Kind::Update { by_pk } => {
+            let rows = if by_pk {
+                let Json::Object(key) = argument(ctx, "pk_columns")? else {
+                    return Err(
+                        ApiError::bad_request("`pk_columns` must be an object").at("pk_columns")
+                    );
+                };
+                Rows::Key(key.into_iter().collect())
+            } else {
+                rows_where(ctx, shape, shapes)?
+            };
+            audit.note("target", rows_text(&rows));
+            let set = optional_argument(ctx, "_set")?;
+            let increment = optional_argument(ctx, "_inc")?;
+            let changes = Changes {
+                set: set.as_ref().map(|s| (s, "_set")),
+                increment: increment.as_ref().map(|i| (i, "_inc")),
+            };
+            writer::plan_update(state, principal, target, &rows, changes).await
+        }
+        Kind::Delete { by_pk } => {
+            let rows = if by_pk {
+                let key = shape.primary_key.as_deref().unwrap_or_default();
+                let mut values = Vec::with_capacity(key.len());
+                for column in key {
+                    values.push((column.name.clone(), argument(ctx, &column.name)?));
+                }
+                Rows::Key(values)
+            } else {
+                rows_where(ctx, shape, shapes)?
+            };
+            audit.note("target", rows_text(&rows));
+            writer::plan_delete(state, principal, target, &rows).await
+        }
+    }
+}
+
+/// `where` (required; `{}` matches every row the role may write).
+fn rows_where(ctx: &ResolverContext<'_>, shape: &Shape, shapes: &Shapes) -> Result<Rows, ApiError> {
+    let exp = ctx
+        .args
+        .get("where")
+        .ok_or_else(|| ApiError::bad_request("`where` is required").at("where"))?;
+    Ok(Rows::Filter(arguments::filter(
+        exp.as_value(),
+        shape,
+        shapes,
+        "where",
+    )?))
+}
+
+fn rows_text(rows: &Rows) -> Json {
+    match rows {
+        Rows::Key(values) => Json::Object(values.iter().cloned().collect()),
+        Rows::Filter(filter) => filter.clone(),
+    }
+}
+
+fn optional_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<Json>, ApiError> {
+    match ctx.args.get(name).filter(|v| !v.is_null()) {
+        Some(value) => value
+            .as_value()
+            .clone()
+            .into_json()
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(e.to_string()).at(name.to_string())),
+        None => Ok(None),
+    }
+}
+
+fn argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Json, ApiError> {
+    optional_argument(ctx, name)?
+        .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required")).at(name.to_string()))
+}
+
+/// The writes of one GraphQL request: the transaction its mutation fields
+/// share, and their audit rows, written once the outcome is known.
+#[derive(Default)]
+pub struct Session {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    tx: Option<Transaction>,
+    /// A field failed: the transaction is to be rolled back.
+    failed: bool,
+    /// Each field's audit row, with its own error.
+    audits: Vec<(Audit, Option<ApiError>)>,
+}
+
+impl Inner {
+    /// Runs a planned write in the request's transaction, begun on the
+    /// first write. A second source is refused: one request is one
+    /// transaction, and a transaction cannot span two databases.
+    async fn apply(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        planned: &Planned,
+        audit: &mut Audit,
+    ) -> Result<(u64, Vec<Record>), ApiError> {
+        if planned.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let source = &target.collection.table.source;
+        let tx = match &mut self.tx {
+            Some(tx) if tx.source() == source => tx,
+            Some(tx) => {
+                return Err(ApiError::bad_request(format!(
+                    "one mutation request writes to one source, in one transaction: `{}` is on \
+                     `{source}`, while this request already wrote to `{}`; send it as a request \
+                     of its own",
+                    target.name(),
+                    tx.source()
+                )));
+            }
+            None => self.tx.insert(Transaction::begin(state, target).await?),
+        };
+        tx.apply(state, caller, target, planned, audit).await
+    }
+}
+
+impl Session {
+    /// Ends the request: commits when every field succeeded and the
+    /// response has no error, else rolls back and answers `data: null`;
+    /// then writes the audit rows with the outcome.
+    pub async fn finish(&self, state: &AppState, response: &mut async_graphql::Response) {
+        let inner = std::mem::take(&mut *self.inner.lock().await);
+        if inner.audits.is_empty() {
+            return;
+        }
+        let mut failure: Option<ApiError> = inner.audits.iter().find_map(|(_, e)| e.clone());
+        if failure.is_none()
+            && let Some(error) = response.errors.first()
+        {
+            failure = Some(ApiError::bad_request(error.message.clone()));
+        }
+        match (inner.tx, &failure) {
+            (Some(tx), None) => {
+                if let Err(error) = tx.commit().await {
+                    response
+                        .errors
+                        .push(field_error(error.clone()).into_server_error(Pos::default()));
+                    failure = Some(error);
+                }
+            }
+            (Some(tx), Some(_)) => tx.rollback().await,
+            (None, _) => {}
+        }
+        if failure.is_some() {
+            response.data = GqlValue::Null;
+        }
+        for (mut audit, own) in inner.audits {
+            match (own, &failure) {
+                (Some(error), _) => {
+                    audit
+                        .finish(state, error.status.as_u16(), Some(&error.message))
+                        .await;
+                }
+                (None, None) => audit.finish(state, 200, None).await,
+                (None, Some(cause)) => {
+                    audit.note("rolled_back", Json::Bool(true));
+                    let message = format!("rolled back: {}", cause.message);
+                    audit
+                        .finish(state, cause.status.as_u16(), Some(&message))
+                        .await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,790 @@
+//! The write path REST and GraphQL share. A write is planned first
+//! (`plan_insert`, `plan_update`, `plan_delete`): the caller's insert /
+//! update / delete rule decides — columns outside its writable list are a
+//! 403, presets overwrite the body, update and delete touch only rows its
+//! rule's filter admits (and, by key or filter, rows the request names).
+//! A [`Transaction`] on the collection's source then runs it: rows an
+//! insert or update leaves behind must pass the rule's `check` filter,
+//! else the caller rolls the transaction back (a 403 naming the rule). A
+//! REST request is one transaction; a GraphQL mutation request is one for
+//! all its root fields. Every write, refused or not, is in the audit log.
+//!
+//! Update and delete address rows by key: a row named by its key is
+//! written by that key; rows named by a filter (or under a rule's filter)
+//! have their keys read through the engine first, so filters mean what
+//! they mean on reads, on every source, relations included.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Column;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+use futures::StreamExt;
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+use tributary_connector::render::{self, keys_predicate};
+use tributary_connector::{
+    Connector, Delete, Insert, Predicate, Update, Value, WriteOp, WriteTarget, WriteTx,
+};
+
+use super::Target;
+use super::read::{Cell, Record, filter_error, full_name, internal, selectable_columns, within};
+use super::values::to_value;
+use crate::audit::{self, AuditEntry, Outcome};
+use crate::auth::Principal;
+use crate::engine::{Caller, ReadShape};
+use crate::error::ApiError;
+use crate::filter::{self, Variables};
+use crate::permissions::{Action, Rule};
+use crate::results;
+use crate::state::AppState;
+
+/// Keys per UPDATE / DELETE statement.
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// The rows an update or delete addresses.
+#[derive(Debug, Clone)]
+pub(crate) enum Rows {
+    /// One row by its primary key: each key column with its value.
+    Key(Vec<(String, Json)>),
+    /// The rows a filter (JSON, as the REST API's) matches.
+    Filter(Json),
+}
+
+impl Rows {
+    /// As a filter: key values are read as the columns' types.
+    fn filter(&self) -> Json {
+        match self {
+            Self::Key(values) => Json::Object(values.iter().cloned().collect()),
+            Self::Filter(filter) => filter.clone(),
+        }
+    }
+}
+
+/// A write ready to run in a [`Transaction`]: its statements, and the
+/// rule (none for the admin) whose check the written rows must pass.
+pub(crate) struct Planned {
+    action: Action,
+    rule: Option<Rule>,
+    ops: Vec<WriteOp>,
+}
+
+impl Planned {
+    /// No row to write (an update or delete that matched none).
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Refuses views and other tables the source cannot write.
+fn writable(target: &Target) -> Result<(), ApiError> {
+    if target.def.kind.is_writable() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "`{}` is a {:?} and cannot be written",
+            target.name(),
+            target.def.kind
+        )))
+    }
+}
+
+/// Inserts of `objects` (each with its place in the request, for errors),
+/// consecutive rows with the same columns in one statement.
+pub(crate) fn plan_insert(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    objects: &[(String, &Json)],
+) -> Result<Planned, ApiError> {
+    let caller = principal.caller();
+    let rule = write_rule(state, principal, target, Action::Insert)?;
+    writable(target)?;
+    target.primary_key()?;
+    if objects.is_empty() {
+        return Err(ApiError::bad_request("nothing to insert: no row is given"));
+    }
+    let mut ops: Vec<WriteOp> = Vec::new();
+    for (path, object) in objects {
+        let values = row_values(target, object, rule.as_ref(), &caller, path)?;
+        let columns: Vec<String> = values.iter().map(|(n, _)| n.clone()).collect();
+        let row: Vec<Value> = values.into_iter().map(|(_, v)| v).collect();
+        if let Some(WriteOp::Insert(last)) = ops.last_mut()
+            && last.columns == columns
+            && !columns.is_empty()
+        {
+            last.rows.push(row);
+            continue;
+        }
+        ops.push(WriteOp::Insert(Insert {
+            target: write_target(target),
+            columns,
+            rows: vec![row],
+            returning: all_columns(target),
+        }));
+    }
+    Ok(Planned {
+        action: Action::Insert,
+        rule,
+        ops,
+    })
+}
+
+/// What an update changes: columns set (the rule's presets added) and
+/// columns incremented, each an object of column values with its place in
+/// the request.
+pub(crate) struct Changes<'a> {
+    pub set: Option<(&'a Json, &'a str)>,
+    pub increment: Option<(&'a Json, &'a str)>,
+}
+
+/// An update of `rows` (no statement when none matches).
+pub(crate) async fn plan_update(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    rows: &Rows,
+    changes: Changes<'_>,
+) -> Result<Planned, ApiError> {
+    let caller = principal.caller();
+    let rule = write_rule(state, principal, target, Action::Update)?;
+    writable(target)?;
+    let key_columns = target.primary_key()?;
+    let no_object = Json::Object(serde_json::Map::new());
+    let (set_object, set_path) = changes.set.unwrap_or((&no_object, ""));
+    let set = row_values(target, set_object, rule.as_ref(), &caller, set_path)?;
+    let mut increment = Vec::new();
+    if let Some((object, path)) = changes.increment {
+        increment = column_values(target, object, rule.as_ref(), path)?;
+        for (name, _) in &increment {
+            let numeric = target
+                .def
+                .column(name)
+                .is_some_and(|c| c.data_type.is_numeric());
+            let at = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            if !numeric {
+                return Err(ApiError::bad_request(format!(
+                    "column `{name}` is not a number and cannot be incremented"
+                ))
+                .at(at));
+            }
+            if set.iter().any(|(n, _)| n == name) {
+                return Err(ApiError::bad_request(format!(
+                    "column `{name}` is both set and incremented"
+                ))
+                .at(at));
+            }
+        }
+    }
+    if set.is_empty() && increment.is_empty() {
+        return Err(ApiError::bad_request("nothing to update: no column is set"));
+    }
+    let keys = row_keys(state, &caller, target, rows, rule.as_ref()).await?;
+    let ops = by_keys(key_columns, &keys, |filter| {
+        WriteOp::Update(Update {
+            target: write_target(target),
+            set: set.clone(),
+            increment: increment.clone(),
+            filter,
+            returning: all_columns(target),
+        })
+    });
+    Ok(Planned {
+        action: Action::Update,
+        rule,
+        ops,
+    })
+}
+
+/// A delete of `rows` (no statement when none matches).
+pub(crate) async fn plan_delete(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    rows: &Rows,
+) -> Result<Planned, ApiError> {
+    let caller = principal.caller();
+    let rule = write_rule(state, principal, target, Action::Delete)?;
+    writable(target)?;
+    let key_columns = target.primary_key()?;
+    let keys = row_keys(state, &caller, target, rows, rule.as_ref()).await?;
+    let ops = by_keys(key_columns, &keys, |filter| {
+        WriteOp::Delete(Delete {
+            target: write_target(target),
+            filter,
+            returning: all_columns(target),
+        })
+    });
+    Ok(Planned {
+        action: Action::Delete,
+        rule,
+        ops,
+    })
+}
+
+/// The keys of the rows an update or delete touches. A row named by its
+/// key needs no read when the rule has no filter and every key column
+/// compares the same on the source as in PostgreSQL (not text: MySQL's
+/// collations would match `'A'` for `'a'`); the statement then matches
+/// the key itself. Otherwise the keys are read through the engine.
+async fn row_keys(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    rows: &Rows,
+    rule: Option<&Rule>,
+) -> Result<Vec<Vec<Value>>, ApiError> {
+    if let Rows::Key(values) = rows
+        && rule.is_none_or(|r| r.filter.is_none())
+    {
+        let key_columns = target.primary_key()?;
+        let mut key = Vec::with_capacity(key_columns.len());
+        for name in key_columns {
+            let column = target.def.column(name).ok_or_else(|| {
+                ApiError::internal(format!("key column `{name}` is not in the catalog"))
+            })?;
+            let Some((_, json)) = values.iter().find(|(n, _)| n == name) else {
+                return Err(ApiError::bad_request(format!(
+                    "the key misses column `{name}`"
+                )));
+            };
+            if !exact_key_type(&column.data_type) {
+                return select_keys(state, caller, target, &rows.filter(), rule).await;
+            }
+            key.push(to_value(json, column, name)?);
+        }
+        return Ok(vec![key]);
+    }
+    select_keys(state, caller, target, &rows.filter(), rule).await
+}
+
+/// Key types every source compares as PostgreSQL does.
+fn exact_key_type(data_type: &DataType) -> bool {
+    data_type.is_integer() || matches!(data_type, DataType::Date32 | DataType::Date64)
+}
+
+/// The writes of one request: one transaction on one source. Dropping it
+/// without [`Transaction::commit`] rolls back.
+pub(crate) struct Transaction {
+    source: String,
+    connector: Arc<dyn Connector>,
+    tx: Box<dyn WriteTx>,
+}
+
+impl Transaction {
+    pub async fn begin(state: &AppState, target: &Target) -> Result<Self, ApiError> {
+        let source = target.collection.table.source.clone();
+        let connector = state.sources.connector(&source)?;
+        let tx = connector.begin().await?;
+        Ok(Self {
+            source,
+            connector,
+            tx,
+        })
+    }
+
+    /// The source the transaction writes to.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Runs a planned write; the rows it leaves behind must pass the rule's
+    /// check. Answers the rows affected and the written rows as the caller
+    /// may read them. After an error the transaction must be rolled back.
+    pub async fn apply(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        planned: &Planned,
+        audit: &mut Audit,
+    ) -> Result<(u64, Vec<Record>), ApiError> {
+        audit.statements(self.connector.as_ref(), &planned.ops);
+        let (affected, written) = run(&mut self.tx, &planned.ops).await?;
+        check(
+            state,
+            target,
+            caller,
+            planned.rule.as_ref(),
+            planned.action.as_str(),
+            &written,
+        )
+        .await?;
+        audit.note("affected", json!(affected));
+        let records = answer(state, caller, target, &written)?;
+        audit.note("keys", keys_of(target, &records));
+        Ok((affected, records))
+    }
+
+    pub async fn commit(self) -> Result<(), ApiError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Undoes the writes. A rollback that fails means the connection is
+    /// gone, which rolls back too: logged, not answered (the error that
+    /// led here is the one to answer).
+    pub async fn rollback(self) {
+        if let Err(error) = self.tx.rollback().await {
+            tracing::warn!(%error, source = %self.source, "rollback after a failed write");
+        }
+    }
+}
+
+/// Runs one planned write in its own transaction (a REST request).
+pub(crate) async fn apply_alone(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    planned: &Planned,
+    audit: &mut Audit,
+) -> Result<(u64, Vec<Record>), ApiError> {
+    if planned.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let mut tx = Transaction::begin(state, target).await?;
+    match tx.apply(state, caller, target, planned, audit).await {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(done)
+        }
+        Err(error) => {
+            tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// What the audit row of one write says.
+pub(crate) struct Audit {
+    entry: AuditEntry,
+    detail: serde_json::Map<String, Json>,
+}
+
+impl Audit {
+    pub fn new(principal: &Principal, target: &Target, operation: &str) -> Self {
+        Self {
+            entry: AuditEntry {
+                id: 0,
+                at: Utc::now(),
+                role: principal.role.clone(),
+                key_id: principal.key_id.clone(),
+                user_id: principal.user_id.clone(),
+                action: format!("write.{operation}"),
+                collection: Some(target.name().to_string()),
+                target: None,
+                detail: Json::Null,
+                status: 0,
+                outcome: Outcome::Ok,
+            },
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    pub fn note(&mut self, key: &str, value: Json) {
+        self.detail.insert(key.to_string(), value);
+    }
+
+    /// The statements' fingerprint: a hash of their SQL text (values are
+    /// bound parameters, so one shape of write has one fingerprint).
+    fn statements(&mut self, connector: &dyn Connector, ops: &[WriteOp]) {
+        let mut hasher = Sha256::new();
+        for op in ops {
+            let statement = match op {
+                WriteOp::Insert(op) => render::render_insert(connector.dialect(), op),
+                WriteOp::Update(op) => render::render_update(connector.dialect(), op),
+                WriteOp::Delete(op) => render::render_delete(connector.dialect(), op),
+            };
+            if let Ok(statement) = statement {
+                hasher.update(statement.sql.as_bytes());
+            }
+        }
+        let digest = hex::encode(hasher.finalize());
+        self.note("sql_fingerprint", Json::String(digest[..16].to_string()));
+    }
+
+    /// Writes the audit row: the answer's HTTP status, and the error when
+    /// the write failed or was rolled back.
+    pub async fn finish(mut self, state: &AppState, status: u16, error: Option<&str>) {
+        if let Some(error) = error {
+            self.note("error", Json::String(error.to_string()));
+        }
+        self.entry.status = status;
+        self.entry.outcome = Outcome::from_status(status);
+        self.entry.detail = Json::Object(self.detail);
+        audit::record(state, self.entry).await;
+    }
+}
+
+/// The caller's rule for a write (`None` for the admin: no limits), or a 403.
+fn write_rule(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    action: Action,
+) -> Result<Option<Rule>, ApiError> {
+    if principal.is_admin() {
+        return Ok(None);
+    }
+    state
+        .permissions
+        .all()
+        .iter()
+        .find(|p| p.role == principal.role && p.collection == target.name() && p.action == action)
+        .map(|p| Some(p.rule.clone()))
+        .ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "role `{}` may not {} `{}`",
+                principal.role,
+                action.as_str(),
+                target.name()
+            ))
+        })
+}
+
+fn variables(caller: &Caller) -> Option<&Variables> {
+    match caller {
+        Caller::Role { variables, .. } => Some(variables),
+        Caller::Admin => None,
+    }
+}
+
+/// A body's object as column values: unknown and generated columns are a
+/// 400, columns the rule does not let the role write a 403; the rule's
+/// presets then overwrite.
+fn row_values(
+    target: &Target,
+    object: &Json,
+    rule: Option<&Rule>,
+    caller: &Caller,
+    path: &str,
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let mut values = column_values(target, object, rule, path)?;
+    for (name, preset) in rule.map(|r| &r.presets).into_iter().flatten() {
+        let Some(column) = target.def.column(name) else {
+            continue;
+        };
+        let bound = filter::substitute(preset, variables(caller));
+        // A preset from a variable the request lacks (no user id) must not
+        // write NULL in its place: an owner column would be left empty.
+        if bound.is_null() && !preset.is_null() {
+            return Err(ApiError::forbidden(format!(
+                "the preset of `{name}` ({preset}) has no value for this request"
+            )));
+        }
+        let value = to_value(&bound, column, &format!("preset {name}"))?;
+        values.retain(|(n, _)| n != name);
+        values.push((name.clone(), value));
+    }
+    // Columns in the table's order: rows with the same columns share a statement.
+    values.sort_by_key(|(name, _)| target.def.column(name).map_or(u32::MAX, |c| c.ordinal));
+    Ok(values)
+}
+
+/// An object's entries as values of the target's columns, each writable
+/// by the rule.
+fn column_values(
+    target: &Target,
+    object: &Json,
+    rule: Option<&Rule>,
+    path: &str,
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let Json::Object(entries) = object else {
+        return Err(ApiError::bad_request("expected an object of column values").at(path));
+    };
+    let at = |name: &str| {
+        if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let mut values = Vec::new();
+    for (name, json) in entries {
+        let column = target.def.column(name).ok_or_else(|| {
+            ApiError::bad_request(format!("`{}` has no column `{name}`", target.name()))
+                .at(at(name))
+        })?;
+        if column.generated.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "column `{name}` is generated by the database and cannot be written"
+            ))
+            .at(at(name)));
+        }
+        if let Some(rule) = rule
+            && !rule.columns.allows(name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "column `{name}` of `{}` is not writable by this role",
+                target.name()
+            ))
+            .at(at(name)));
+        }
+        values.push((name.clone(), to_value(json, column, &at(name))?));
+    }
+    Ok(values)
+}
+
+fn write_target(target: &Target) -> WriteTarget {
+    WriteTarget {
+        schema: target.collection.table.schema.clone(),
+        table: target.def.clone(),
+    }
+}
+
+fn all_columns(target: &Target) -> Vec<String> {
+    target.def.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// One statement per chunk of keys (each matching exactly its keys).
+fn by_keys(
+    key_columns: &[String],
+    keys: &[Vec<Value>],
+    op: impl Fn(Predicate) -> WriteOp,
+) -> Vec<WriteOp> {
+    keys.chunks(KEYS_PER_STATEMENT)
+        .map(|chunk| op(keys_predicate(key_columns, chunk)))
+        .collect()
+}
+
+/// Runs every statement in the transaction: rows affected and rows written.
+async fn run(
+    tx: &mut Box<dyn WriteTx>,
+    ops: &[WriteOp],
+) -> Result<(u64, Option<RecordBatch>), ApiError> {
+    let mut affected = 0;
+    let mut batches = Vec::new();
+    for op in ops {
+        let outcome = tx.execute(op).await?;
+        affected += outcome.affected_rows;
+        batches.extend(outcome.returning);
+    }
+    let Some(first) = batches.first() else {
+        return Ok((affected, None));
+    };
+    let schema = first.schema();
+    let all = concat_batches(&schema, &batches)
+        .map_err(|e| ApiError::internal(format!("returned rows: {e}")))?;
+    Ok((affected, Some(all)))
+}
+
+/// Fails when a written row does not pass the rule's check.
+async fn check(
+    state: &AppState,
+    target: &Target,
+    caller: &Caller,
+    rule: Option<&Rule>,
+    action: &str,
+    written: &Option<RecordBatch>,
+) -> Result<(), ApiError> {
+    let (Some(rule), Some(rows)) = (rule, written) else {
+        return Ok(());
+    };
+    let Some(check) = &rule.check else {
+        return Ok(());
+    };
+    let failing = state
+        .engine
+        .failing_rows(
+            &target.collection.table,
+            rows.clone(),
+            check,
+            variables(caller),
+        )
+        .await?;
+    if failing > 0 {
+        let role = match caller {
+            Caller::Role { role, .. } => role.as_str(),
+            Caller::Admin => "admin",
+        };
+        return Err(ApiError::forbidden(format!(
+            "{failing} row(s) would fail the check of role `{role}`'s {action} rule on `{}` \
+             ({check}); nothing was written",
+            target.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Written rows as the caller may read them: its select rule's columns, or
+/// only the primary key without one.
+fn answer(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    written: &Option<RecordBatch>,
+) -> Result<Vec<Record>, ApiError> {
+    let Some(batch) = written else {
+        return Ok(Vec::new());
+    };
+    let readable = match selectable_columns(state, caller, target)? {
+        Some(columns) => columns,
+        None => target.primary_key()?.to_vec(),
+    };
+    let schema = batch.schema();
+    let columns: Vec<(String, Vec<Json>)> = readable
+        .iter()
+        .filter_map(|name| {
+            let index = schema.index_of(name).ok()?;
+            Some((name.clone(), results::column_values(batch.column(index))))
+        })
+        .collect();
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            Record(
+                columns
+                    .iter()
+                    .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+fn keys_of(target: &Target, records: &[Record]) -> Json {
+    let Some(key) = &target.def.primary_key else {
+        return Json::Null;
+    };
+    Json::Array(
+        records
+            .iter()
+            .take(100)
+            .map(|r| {
+                let parts: Vec<Json> = key
+                    .columns
+                    .iter()
+                    .map(|c| r.get(c).cloned().unwrap_or(Json::Null))
+                    .collect();
+                if parts.len() == 1 {
+                    parts[0].clone()
+                } else {
+                    Json::Array(parts)
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The primary keys of the rows a write will touch: those the request
+/// names (key or filter) that the rule's filter admits, read through the
+/// engine. The filter may read only columns the caller may read (and the
+/// key); related collections in it are read as the caller sees them.
+async fn select_keys(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    requested: &Json,
+    rule: Option<&Rule>,
+) -> Result<Vec<Vec<Value>>, ApiError> {
+    let key_columns = target.primary_key()?.to_vec();
+    let max_rows = state.config.max_rows;
+    let work = async {
+        let mut output = state
+            .engine
+            .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
+                let table = &target.collection.table;
+                let name = full_name(table);
+                let provider = (scope.raw_tables)(table)
+                    .ok_or_else(|| ApiError::not_found("collection", target.name()))?;
+                let readable: Option<Vec<String>> = match caller {
+                    Caller::Admin => None,
+                    Caller::Role { .. } => Some(
+                        (scope.tables)(table)
+                            .map(|t| {
+                                t.schema()
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name().clone())
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    ),
+                };
+                let cx = filter::Context {
+                    snapshot: scope.snapshot,
+                    providers: scope.tables,
+                    variables: scope.variables,
+                    time_zone: scope.time_zone,
+                };
+                let mut predicate =
+                    filter::compile(requested, table, &name, &cx).map_err(filter_error)?;
+                if let Some(readable) = &readable {
+                    for column in predicate.column_refs() {
+                        if column.relation.as_ref() == Some(&name)
+                            && !readable.contains(&column.name)
+                            && !key_columns.contains(&column.name)
+                        {
+                            return Err(ApiError::forbidden(format!(
+                                "column `{}` of `{}` is not readable here",
+                                column.name,
+                                target.name()
+                            ))
+                            .at("filter"));
+                        }
+                    }
+                }
+                if let Some(own) = rule.and_then(|r| r.filter.as_ref()) {
+                    let raw = filter::Context {
+                        snapshot: scope.snapshot,
+                        providers: scope.raw_tables,
+                        variables: scope.variables,
+                        time_zone: scope.time_zone,
+                    };
+                    let admitted = filter::compile(own, table, &name, &raw).map_err(|e| {
+                        ApiError::forbidden(format!("the rule's filter cannot be applied: {e}"))
+                    })?;
+                    predicate = predicate.and(admitted);
+                }
+                LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
+                    .and_then(|b| b.filter(predicate))
+                    .and_then(|b| {
+                        b.project(
+                            key_columns
+                                .iter()
+                                .map(|c| Expr::Column(Column::new(Some(name.clone()), c))),
+                        )
+                    })
+                    .and_then(|b| b.limit(0, Some(max_rows + 1)))
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(internal)
+            })
+            .await?;
+        let mut keys = Vec::new();
+        while let Some(batch) = output.stream.next().await {
+            let batch = batch.map_err(internal)?;
+            let columns: Vec<Vec<Json>> =
+                batch.columns().iter().map(results::column_values).collect();
+            for row in 0..batch.num_rows() {
+                let key = key_columns
+                    .iter()
+                    .zip(&columns)
+                    .map(|(name, values)| {
+                        let column = target.def.column(name).ok_or_else(|| {
+                            ApiError::internal(format!("key column `{name}` is not in the catalog"))
+                        })?;
+                        to_value(&values[row], column, name)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                keys.push(key);
+            }
+        }
+        Ok::<_, ApiError>(keys)
+    };
+    let keys = within(state, work).await?;
+    if keys.len() > max_rows {
+        return Err(ApiError::bad_request(format!(
+            "the filter matches more than {max_rows} rows of `{}`: narrow it (one request writes \
+             at most max_rows rows)",
+            target.name()
+        ))
+        .at("filter"));
+    }
+    Ok(keys)
+}
