@@ -879,3 +879,145 @@ async fn a_roles_mutations_follow_its_rules() {
     );
     f.stop().await;
 }
+
+/// Statements a source has received (`tributary_source_statements_total`).
+async fn statements(f: &Fixture, source: &str) -> u64 {
+    let (_, metrics) = f.server.get_text("/metrics").await;
+    let prefix = format!("tributary_source_statements_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+const NESTED: &str = r#"{
+  pg_customers(order_by: {id: asc}, limit: 3) {
+    name
+    latest: orders(order_by: {id: desc}, limit: 1) { id line_items(order_by: {line: asc}) { line qty } }
+    orders_aggregate { aggregate { count sum { total } } }
+    open: orders(where: {status: {_eq: "open"}}, order_by: {id: asc}) { id }
+    reviews(order_by: {id: asc}) { stars }
+  }
+}"#;
+
+#[tokio::test]
+async fn relationships_nest_objects_arrays_and_aggregates_across_sources() {
+    let f = Fixture::new().await;
+    let body = f.query(NESTED).await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann",
+             "latest": [{"id": 2, "line_items": [{"line": 1, "qty": 1}]}],
+             "orders_aggregate": {"aggregate": {"count": 2, "sum": {"total": "109.50"}}},
+             "open": [{"id": 1}],
+             "reviews": [{"stars": 5}, {"stars": 3}]},
+            {"name": "Bob",
+             "latest": [{"id": 5, "line_items": []}],
+             "orders_aggregate": {"aggregate": {"count": 2, "sum": {"total": "47.25"}}},
+             "open": [{"id": 3}],
+             "reviews": []},
+            {"name": "Cid",
+             "latest": [{"id": 4, "line_items": [{"line": 1, "qty": 7}]}],
+             "orders_aggregate": {"aggregate": {"count": 1, "sum": {"total": "300.00"}}},
+             "open": [{"id": 4}],
+             "reviews": [{"stars": 1}]},
+        ]}}),
+    );
+    // Object relationships, within a source and across sources, by key too.
+    let body = f
+        .query("{ pg_orders_by_pk(id: 3) { id customers { name } } my_reviews(order_by: {id: asc}) { id customers { name } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "pg_orders_by_pk": {"id": 3, "customers": {"name": "Bob"}},
+            "my_reviews": [
+                {"id": 1, "customers": {"name": "Ann"}},
+                {"id": 2, "customers": {"name": "Ann"}},
+                {"id": 3, "customers": {"name": "Cid"}},
+            ],
+        }})
+    );
+    // A mutation's returning rows have their relations too.
+    let body = f
+        .query(r#"mutation { insert_pg_orders_one(object: {customer_id: 3, status: "new", total: 1, placed_at: "2024-05-01"}) { id customers { name } } }"#)
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_orders_one": {"id": 6, "customers": {"name": "Cid"}}}})
+    );
+    // A role's nested rows are its rows.
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "customer_id", "status"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "{ pg_customers(order_by: {id: asc}) { name orders(order_by: {id: asc}) { id } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann", "orders": []},
+            {"name": "Bob", "orders": [{"id": 3}, {"id": 5}]},
+            {"name": "Cid", "orders": []},
+        ]}})
+    );
+    f.stop().await;
+}
+
+/// Nested fields cost one statement per relation field and level, however
+/// many rows there are (no N+1), in one source and across two.
+#[tokio::test]
+async fn nested_fields_send_one_statement_per_relation_and_level() {
+    let f = Fixture::new().await;
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f.query(NESTED).await;
+    assert_eq!(body["data"]["pg_customers"].as_array().unwrap().len(), 3);
+    // customers, orders (latest), line_items, orders_aggregate, orders (open).
+    assert_eq!(statements(&f, "pg").await - pg, 5);
+    assert_eq!(statements(&f, "my").await - my, 1);
+    // Thirty more customers with orders, lines and reviews: the same.
+    common::postgres_exec(&format!(
+        "INSERT INTO {schema}.customers SELECT g, 'c' || g FROM generate_series(10, 39) g;
+         INSERT INTO {schema}.orders (customer_id, status, total, placed_at)
+             SELECT 10 + g % 30, 'open', g, '2024-06-01' FROM generate_series(1, 90) g;
+         INSERT INTO {schema}.line_items SELECT id, 1, 1 FROM {schema}.orders WHERE id > 5;",
+        schema = f.schema
+    ))
+    .await;
+    common::mariadb_exec(&format!(
+        "INSERT INTO {database}.reviews (customer_id, stars) SELECT seq, 2 FROM seq_10_to_39",
+        database = f.database
+    ))
+    .await;
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f.query(&NESTED.replace("limit: 3", "limit: 40")).await;
+    let customers = body["data"]["pg_customers"].as_array().unwrap();
+    assert_eq!(customers.len(), 33, "{body}");
+    let last = &customers[32];
+    assert_eq!(last["orders_aggregate"]["aggregate"]["count"], 3, "{body}");
+    assert_eq!(last["latest"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(
+        last["latest"][0]["line_items"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(last["reviews"], json!([{"stars": 2}]), "{body}");
+    assert_eq!(statements(&f, "pg").await - pg, 5);
+    assert_eq!(statements(&f, "my").await - my, 1);
+    f.stop().await;
+}

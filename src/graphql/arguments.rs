@@ -189,7 +189,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::graphql::shape::{ColumnShape, Scalar, Writes};
+    use crate::graphql::shape::{ColumnShape, RelationShape, Scalar, Writes};
 
     fn shapes() -> Shapes {
         let column = |name: &str, scalar| ColumnShape {
@@ -201,7 +201,13 @@ mod tests {
             name: "orders".into(),
             columns: vec![column("id", Scalar::Int), column("status", Scalar::String)],
             primary_key: None,
-            relations: vec![("customers".into(), "customers".into())],
+            relations: vec![RelationShape {
+                field: "customers".into(),
+                target: "customers".into(),
+                many: false,
+                pairs: vec![("customer_id".into(), "id".into())],
+                fetchable: true,
+            }],
             select: true,
             aggregate: true,
             writes: Writes::default(),

@@ -9,6 +9,7 @@
 
 mod arguments;
 mod mutation;
+mod nested;
 mod resolve;
 mod schema;
 mod shape;

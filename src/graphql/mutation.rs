@@ -16,9 +16,9 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
-use super::arguments;
 use super::resolve::{self, field_error};
 use super::shape::{ColumnShape, Shape, Shapes};
+use super::{arguments, nested};
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -336,7 +336,7 @@ async fn mutate<'a>(
         }
         Err(error) => Err(error),
     };
-    let (affected, records) = match result {
+    let (affected, mut records) = match result {
         Ok(done) => {
             inner.audits.push((audit, None));
             done
@@ -347,6 +347,25 @@ async fn mutate<'a>(
             return Err(error);
         }
     };
+    // Relations of the written rows are read as committed before the
+    // request (the engine reads outside its transaction).
+    let field = ctx.ctx.field();
+    let attached = if kind.answers_row() {
+        nested::attach(state, &caller, &field, shape, shapes, &mut records).await
+    } else {
+        let mut result = Ok(());
+        for returning in field.selection_set().filter(|f| f.name() == "returning") {
+            result = nested::attach(state, &caller, &returning, shape, shapes, &mut records).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        result
+    };
+    if let Err(error) = attached {
+        inner.failed = true;
+        return Err(error);
+    }
     Ok(if kind.answers_row() {
         records.into_iter().next().map(FieldValue::owned_any)
     } else {

@@ -10,8 +10,8 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
 use serde_json::Value;
 
-use super::arguments;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use super::{arguments, nested};
 use crate::config::GraphqlConfig;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -92,19 +92,7 @@ fn count_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<u64>, 
         })
 }
 
-/// The columns the query selects of the current field's objects (empty:
-/// none named, so every readable one).
-fn selected_columns(ctx: &ResolverContext<'_>, shape: &Shape) -> Vec<String> {
-    let mut columns: Vec<String> = Vec::new();
-    for field in ctx.ctx.field().selection_set() {
-        if shape.column(field.name()).is_some() && !columns.iter().any(|c| c == field.name()) {
-            columns.push(field.name().to_string());
-        }
-    }
-    columns
-}
-
-fn response_key(field: &SelectionField<'_>) -> String {
+pub fn response_key(field: &SelectionField<'_>) -> String {
     field.alias().unwrap_or(field.name()).to_string()
 }
 
@@ -123,7 +111,7 @@ pub async fn list<'a>(
     let request = ReadRequest {
         filter: where_filter(ctx, shape, shapes)?,
         sort,
-        fields: selected_columns(ctx, shape),
+        fields: nested::columns(&ctx.ctx.field(), shape),
         offset: count_argument(ctx, "offset")?.unwrap_or(0),
         limit: Some(
             count_argument(ctx, "limit")?
@@ -132,7 +120,8 @@ pub async fn list<'a>(
         ..ReadRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
-    let (records, _) = read::fetch(state, caller, &target, &request).await?;
+    let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
+    nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
     Ok(FieldValue::list(
         records.into_iter().map(FieldValue::owned_any),
     ))
@@ -142,6 +131,7 @@ pub async fn list<'a>(
 pub async fn by_pk<'a>(
     ctx: &ResolverContext<'a>,
     shape: &Shape,
+    shapes: &Shapes,
 ) -> Result<Option<FieldValue<'a>>, ApiError> {
     let (state, caller) = request_data(ctx)?;
     let key = shape.primary_key.as_deref().unwrap_or_default();
@@ -158,12 +148,13 @@ pub async fn by_pk<'a>(
     }
     let request = ReadRequest {
         filter: Some(arguments::key_filter(values)),
-        fields: selected_columns(ctx, shape),
+        fields: nested::columns(&ctx.ctx.field(), shape),
         limit: Some(1),
         ..ReadRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
-    let (records, _) = read::fetch(state, caller, &target, &request).await?;
+    let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
+    nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
     Ok(records.into_iter().next().map(FieldValue::owned_any))
 }
 
@@ -174,6 +165,113 @@ struct Placement {
     alias: String,
     /// `avg`: answered as a Float whatever the column's type.
     float: bool,
+    /// `count`: 0, not null, where no row was counted.
+    count: bool,
+}
+
+/// The measures an `x_aggregate` field selects (each answered as `m<i>`),
+/// and where each one's value goes in the answer.
+pub struct AggregateSelection {
+    pub measures: Vec<Measure>,
+    placements: Vec<Placement>,
+    /// The answer's objects, before the values are placed.
+    skeleton: IndexMap<Name, GqlValue>,
+}
+
+impl AggregateSelection {
+    /// Reads `field`'s selection (`aggregate { count sum {…} … }`).
+    pub fn of(field: &SelectionField<'_>, shape: &Shape) -> Result<Self, ApiError> {
+        let mut measures: Vec<Measure> = Vec::new();
+        let mut placements: Vec<Placement> = Vec::new();
+        let mut skeleton: IndexMap<Name, GqlValue> = IndexMap::new();
+        for selected in field.selection_set() {
+            if selected.name() != "aggregate" {
+                continue;
+            }
+            let at = response_key(&selected);
+            insert(
+                &mut skeleton,
+                std::slice::from_ref(&at),
+                GqlValue::Object(IndexMap::new()),
+            );
+            for function in selected.selection_set() {
+                let here = vec![at.clone(), response_key(&function)];
+                let aggregation = match function.name() {
+                    "count" => {
+                        let (column, distinct) = count_arguments(&function)?;
+                        let alias = format!("m{}", measures.len());
+                        measures.push(Measure::new(
+                            Aggregation::Count,
+                            column.clone(),
+                            distinct && column.is_some(),
+                            alias.clone(),
+                        ));
+                        placements.push(Placement {
+                            path: here,
+                            alias,
+                            float: false,
+                            count: true,
+                        });
+                        continue;
+                    }
+                    "sum" => Aggregation::Sum,
+                    "avg" => Aggregation::Avg,
+                    "min" => Aggregation::Min,
+                    "max" => Aggregation::Max,
+                    _ => continue,
+                };
+                insert(&mut skeleton, &here, GqlValue::Object(IndexMap::new()));
+                for column in function.selection_set() {
+                    if shape.column(column.name()).is_none() {
+                        continue;
+                    }
+                    let alias = format!("m{}", measures.len());
+                    measures.push(Measure::new(
+                        aggregation,
+                        Some(column.name().to_string()),
+                        false,
+                        alias.clone(),
+                    ));
+                    let mut path = here.clone();
+                    path.push(response_key(&column));
+                    placements.push(Placement {
+                        path,
+                        alias,
+                        float: aggregation == Aggregation::Avg,
+                        count: false,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            measures,
+            placements,
+            skeleton,
+        })
+    }
+
+    /// The answer from one row of the aggregate (`None`: no row counted).
+    pub fn answer(&self, record: Option<&Record>) -> GqlValue {
+        let mut tree = self.skeleton.clone();
+        for placement in &self.placements {
+            let value = record
+                .and_then(|r| r.get(&placement.alias))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let value = match value {
+                Value::Null if placement.count => Value::from(0),
+                // Decimal averages come as their text.
+                Value::String(text) if placement.float => text
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or(Value::String(text), Value::Number),
+                other => other,
+            };
+            insert(&mut tree, &placement.path, to_graphql(value));
+        }
+        GqlValue::Object(tree)
+    }
 }
 
 /// `x_aggregate(where) { aggregate { count sum {…} avg {…} min {…} max {…} } }`:
@@ -186,92 +284,16 @@ pub async fn aggregate(
 ) -> Result<GqlValue, ApiError> {
     let (state, caller) = request_data(ctx)?;
     let filter = where_filter(ctx, shape, shapes)?;
-    let mut measures: Vec<Measure> = Vec::new();
-    let mut placements: Vec<Placement> = Vec::new();
-    let mut tree: IndexMap<Name, GqlValue> = IndexMap::new();
-    for selected in ctx.ctx.field().selection_set() {
-        if selected.name() != "aggregate" {
-            continue;
-        }
-        let at = response_key(&selected);
-        insert(
-            &mut tree,
-            std::slice::from_ref(&at),
-            GqlValue::Object(IndexMap::new()),
-        );
-        for function in selected.selection_set() {
-            let here = vec![at.clone(), response_key(&function)];
-            let aggregation = match function.name() {
-                "count" => {
-                    let (column, distinct) = count_arguments(&function)?;
-                    let alias = format!("m{}", measures.len());
-                    measures.push(Measure::new(
-                        Aggregation::Count,
-                        column.clone(),
-                        distinct && column.is_some(),
-                        alias.clone(),
-                    ));
-                    placements.push(Placement {
-                        path: here,
-                        alias,
-                        float: false,
-                    });
-                    continue;
-                }
-                "sum" => Aggregation::Sum,
-                "avg" => Aggregation::Avg,
-                "min" => Aggregation::Min,
-                "max" => Aggregation::Max,
-                _ => continue,
-            };
-            insert(&mut tree, &here, GqlValue::Object(IndexMap::new()));
-            for column in function.selection_set() {
-                if shape.column(column.name()).is_none() {
-                    continue;
-                }
-                let alias = format!("m{}", measures.len());
-                measures.push(Measure::new(
-                    aggregation,
-                    Some(column.name().to_string()),
-                    false,
-                    alias.clone(),
-                ));
-                let mut path = here.clone();
-                path.push(response_key(&column));
-                placements.push(Placement {
-                    path,
-                    alias,
-                    float: aggregation == Aggregation::Avg,
-                });
-            }
-        }
-    }
+    let selection = AggregateSelection::of(&ctx.ctx.field(), shape)?;
     let target = Target::resolve(state, &shape.name)?;
     let request = AggregateRequest {
-        measures,
+        measures: selection.measures.clone(),
         filter,
         ..AggregateRequest::default()
     };
     let output = aggregate::start(state, caller, &target, request).await?;
-    let record = read::collect(state, output)
-        .await?
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    for placement in placements {
-        let value = record.get(&placement.alias).cloned().unwrap_or(Value::Null);
-        let value = match value {
-            // Decimal averages come as their text.
-            Value::String(text) if placement.float => text
-                .parse::<f64>()
-                .ok()
-                .and_then(serde_json::Number::from_f64)
-                .map_or(Value::String(text), Value::Number),
-            other => other,
-        };
-        insert(&mut tree, &placement.path, to_graphql(value));
-    }
-    Ok(GqlValue::Object(tree))
+    let record = read::collect(state, output).await?.into_iter().next();
+    Ok(selection.answer(record.as_ref()))
 }
 
 /// `count(columns: [..], distinct)`: the column (one at most) and whether
@@ -355,6 +377,6 @@ pub fn column<'a>(
     Ok(Some(FieldValue::value(to_graphql(value))))
 }
 
-fn to_graphql(value: Value) -> GqlValue {
+pub fn to_graphql(value: Value) -> GqlValue {
     GqlValue::from_json(value).unwrap_or(GqlValue::Null)
 }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{
-    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, Scalar as GqlScalar,
-    Schema, SchemaBuilder, TypeRef,
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext,
+    Scalar as GqlScalar, Schema, SchemaBuilder, TypeRef,
 };
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{mutation, resolve};
+use super::{mutation, nested, resolve};
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 
@@ -82,7 +82,7 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
                 mutations += 1;
             }
         }
-        types.extend(collection_types(shape));
+        types.extend(collection_types(shape, &shapes));
         for field in root_fields(shape, &shapes, limits) {
             query = query.field(field);
             queries += 1;
@@ -206,7 +206,7 @@ fn column_type(column: &ColumnShape) -> TypeRef {
 }
 
 /// The types of one collection.
-fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
+fn collection_types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynamic::Type> {
     let x = &shape.name;
     let mut object = Object::new(x.as_str());
     for column in &shape.columns {
@@ -220,6 +220,7 @@ fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             },
         ));
     }
+    object = relation_fields(object, shape, shapes);
     let mut bool_exp = InputObject::new(format!("{x}_bool_exp"))
         .field(InputValue::new(
             "_and",
@@ -246,10 +247,10 @@ fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             TypeRef::named("order_by"),
         ));
     }
-    for (field, target) in &shape.relations {
+    for relation in &shape.relations {
         bool_exp = bool_exp.field(InputValue::new(
-            field.as_str(),
-            TypeRef::named(format!("{target}_bool_exp")),
+            relation.field.as_str(),
+            TypeRef::named(format!("{}_bool_exp", relation.target)),
         ));
     }
     let mut types: Vec<async_graphql::dynamic::Type> = vec![bool_exp.into()];
@@ -260,6 +261,59 @@ fn collection_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         types.extend(aggregate_types(shape));
     }
     types
+}
+
+/// The relation fields of a collection's object type: `rel: target` for an
+/// object relationship; `rel(where, order_by, limit, offset): [target!]!`
+/// and, when the target may be aggregated, `rel_aggregate(where)` for an
+/// array relationship. Their answers are read with the parent rows
+/// (`nested.rs`).
+fn relation_fields(mut object: Object, shape: &Shape, shapes: &Shapes) -> Object {
+    let taken = |name: &str| {
+        shape.column(name).is_some() || shape.relations.iter().any(|r| r.field == name)
+    };
+    for relation in shape.relations.iter().filter(|r| r.fetchable) {
+        let Some(target) = shapes.get(&relation.target).filter(|t| t.select) else {
+            continue;
+        };
+        let (field, t) = (relation.field.as_str(), target.name.as_str());
+        if !relation.many {
+            object = object.field(Field::new(field, TypeRef::named(t), relation_resolver));
+            continue;
+        }
+        object = object.field(
+            Field::new(field, TypeRef::named_nn_list_nn(t), relation_resolver)
+                .argument(InputValue::new(
+                    "where",
+                    TypeRef::named(format!("{t}_bool_exp")),
+                ))
+                .argument(InputValue::new(
+                    "order_by",
+                    TypeRef::named_nn_list(format!("{t}_order_by")),
+                ))
+                .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+                .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
+        );
+        let aggregate = format!("{field}_aggregate");
+        if target.aggregate && !taken(&aggregate) {
+            object = object.field(
+                Field::new(
+                    aggregate,
+                    TypeRef::named_nn(format!("{t}_aggregate")),
+                    relation_resolver,
+                )
+                .argument(InputValue::new(
+                    "where",
+                    TypeRef::named(format!("{t}_bool_exp")),
+                )),
+            );
+        }
+    }
+    object
+}
+
+fn relation_resolver(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
+    FieldFuture::new(async move { nested::resolve(&ctx) })
 }
 
 /// A field read from the parent's value by its response key (the
@@ -379,14 +433,14 @@ fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfi
         .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
     );
     if let Some(key) = &shape.primary_key {
-        let by_pk_shape = shape.clone();
+        let (by_pk_shape, by_pk_shapes) = (shape.clone(), shapes.clone());
         let mut field = Field::new(
             format!("{x}_by_pk"),
             TypeRef::named(x.as_str()),
             move |ctx| {
-                let shape = by_pk_shape.clone();
+                let (shape, shapes) = (by_pk_shape.clone(), by_pk_shapes.clone());
                 FieldFuture::new(async move {
-                    let result = resolve::by_pk(&ctx, &shape).await;
+                    let result = resolve::by_pk(&ctx, &shape, &shapes).await;
                     resolve::answer(&ctx, result)
                 })
             },

@@ -99,6 +99,17 @@ impl Measure {
     }
 }
 
+impl Dimension {
+    /// Group by `field`, answered as `alias`.
+    pub(crate) fn new(field: String, alias: String) -> Self {
+        Self {
+            field: FieldName::One(field),
+            alias: Some(alias),
+            granularity: None,
+        }
+    }
+}
+
 impl Aggregation {
     fn name(self) -> &'static str {
         match self {

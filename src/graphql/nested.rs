@@ -1,0 +1,404 @@
+//! Relationship fields without N+1. A root field reads its rows, then looks
+//! ahead at the selection: each relation field it selects (at any depth)
+//! is ONE read for all the rows of its level — the related rows whose key
+//! is among the parents' (`$in`, or `$or` of composite keys) and that pass
+//! the field's `where`, in its `order_by` — then spread over the parents:
+//! an object relationship answers its row or null, an array relationship
+//! its rows (`offset` / `limit` per parent), `<relation>_aggregate` one
+//! grouped aggregate for all parents. The answers are attached to each
+//! parent record under the field's response key; the relation fields'
+//! resolvers only read them. Statements sent grow with the depth of the
+//! query, never with the number of rows.
+
+use std::collections::HashMap;
+
+use async_graphql::SelectionField;
+use async_graphql::Value as GqlValue;
+use async_graphql::dynamic::{FieldValue, ResolverContext};
+use serde_json::{Value, json};
+
+use super::arguments;
+use super::resolve::{AggregateSelection, response_key, to_graphql};
+use super::shape::{RelationShape, Shape, Shapes};
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::rest::Target;
+use crate::rest::aggregate::{self, AggregateRequest, Dimension};
+use crate::rest::read::{self, Cell, ReadRequest, Record};
+use crate::state::AppState;
+
+/// Where a relation field's answer is attached in a parent record: its
+/// response key after `@`, which begins no GraphQL name (so no column's),
+/// and one relation selected twice with other arguments keeps both.
+fn slot(response_key: &str) -> String {
+    format!("@{response_key}")
+}
+
+/// What `field` selects of `shape`'s rows that relation fields need:
+/// the selected columns, and the columns the selected relations join on.
+pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !columns.iter().any(|c| c == name) {
+            columns.push(name.to_string());
+        }
+    };
+    for selected in field.selection_set() {
+        if shape.column(selected.name()).is_some() {
+            add(selected.name());
+        } else if let Some((relation, _)) = relation_field(shape, selected.name()) {
+            for (own, _) in &relation.pairs {
+                add(own);
+            }
+        }
+    }
+    columns
+}
+
+/// The relation a field reads (`orders` or `orders_aggregate`), and
+/// whether it is the aggregate.
+pub fn relation_field<'s>(shape: &'s Shape, name: &str) -> Option<(&'s RelationShape, bool)> {
+    let fetchable = |field: &str| {
+        shape
+            .relations
+            .iter()
+            .find(|r| r.fetchable && r.field == field)
+    };
+    if let Some(relation) = fetchable(name) {
+        return Some((relation, false));
+    }
+    name.strip_suffix("_aggregate")
+        .and_then(fetchable)
+        .filter(|r| r.many)
+        .map(|r| (r, true))
+}
+
+/// Attaches to `records` the answers of the relation fields `field`
+/// selects, at every depth.
+pub async fn attach(
+    state: &AppState,
+    caller: &Caller,
+    field: &SelectionField<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+    records: &mut [Record],
+) -> Result<(), ApiError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    for selected in field.selection_set() {
+        let Some((relation, aggregate)) = relation_field(shape, selected.name()) else {
+            continue;
+        };
+        let target_shape = shapes.get(&relation.target).ok_or_else(|| {
+            ApiError::internal(format!("`{}` is not in the schema", relation.target))
+        })?;
+        let at = response_key(&selected);
+        let result = if aggregate {
+            attach_aggregate(
+                state,
+                caller,
+                &selected,
+                relation,
+                target_shape,
+                shapes,
+                records,
+            )
+            .await
+        } else {
+            attach_rows(
+                state,
+                caller,
+                &selected,
+                relation,
+                target_shape,
+                shapes,
+                records,
+            )
+            .await
+        };
+        result.map_err(|e| {
+            let message = format!("reading `{at}`: {}", e.message);
+            ApiError { message, ..e }
+        })?;
+    }
+    Ok(())
+}
+
+/// A record's values of some columns, as a comparable key (`None` when
+/// one is NULL: a NULL key relates to nothing).
+fn key_of<'a>(record: &Record, columns: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
+    columns
+        .map(|c| match record.get(c) {
+            None | Some(Value::Null) => None,
+            // A text key matches the number it spells (a relation across
+            // sources may join an integer to a text column).
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => Some(other.to_string()),
+        })
+        .collect()
+}
+
+fn outer_key(relation: &RelationShape, record: &Record) -> Option<Vec<String>> {
+    key_of(record, relation.pairs.iter().map(|(own, _)| own.as_str()))
+}
+
+/// The filter matching the related rows of `records` (`None`: no parent
+/// has a key).
+fn keys_filter(relation: &RelationShape, records: &[Record]) -> Option<(Value, usize)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut keys: Vec<Vec<Value>> = Vec::new();
+    for record in records {
+        if let Some(key) = outer_key(relation, record)
+            && seen.insert(key)
+        {
+            keys.push(
+                relation
+                    .pairs
+                    .iter()
+                    .map(|(own, _)| record.get(own).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            );
+        }
+    }
+    let count = keys.len();
+    if count == 0 {
+        return None;
+    }
+    let filter = if relation.pairs.len() == 1 {
+        let values: Vec<Value> = keys.into_iter().flatten().collect();
+        json!({ relation.pairs[0].1.clone(): { "$in": values } })
+    } else {
+        let alternatives: Vec<Value> = keys
+            .into_iter()
+            .map(|key| {
+                Value::Object(
+                    relation
+                        .pairs
+                        .iter()
+                        .zip(key)
+                        .map(|((_, theirs), value)| (theirs.clone(), value))
+                        .collect(),
+                )
+            })
+            .collect();
+        json!({ "$or": alternatives })
+    };
+    Some((filter, count))
+}
+
+/// The field's arguments by name.
+fn arguments_of(selected: &SelectionField<'_>) -> Result<HashMap<String, GqlValue>, ApiError> {
+    Ok(selected
+        .arguments()
+        .map_err(|e| ApiError::bad_request(e.message))?
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .filter(|(_, value)| *value != GqlValue::Null)
+        .collect())
+}
+
+/// The keys filter AND the field's `where`.
+fn related_filter(
+    keys: Value,
+    arguments: &HashMap<String, GqlValue>,
+    target: &Shape,
+    shapes: &Shapes,
+    at: &str,
+) -> Result<Value, ApiError> {
+    match arguments.get("where") {
+        Some(exp) => {
+            let own = arguments::filter(exp, target, shapes, &format!("{at}.where"))?;
+            Ok(json!({ "$and": [keys, own] }))
+        }
+        None => Ok(keys),
+    }
+}
+
+fn count_argument(
+    arguments: &HashMap<String, GqlValue>,
+    name: &str,
+    at: &str,
+) -> Result<Option<usize>, ApiError> {
+    arguments
+        .get(name)
+        .map(|value| match value {
+            GqlValue::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            _ => None,
+        })
+        .map(|n| {
+            n.ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be 0 or more"))
+                    .at(format!("{at}.{name}"))
+            })
+        })
+        .transpose()
+}
+
+/// An object or array relationship: one read for every parent.
+async fn attach_rows(
+    state: &AppState,
+    caller: &Caller,
+    selected: &SelectionField<'_>,
+    relation: &RelationShape,
+    target_shape: &Shape,
+    shapes: &Shapes,
+    records: &mut [Record],
+) -> Result<(), ApiError> {
+    let at = response_key(selected);
+    let key = slot(&at);
+    let Some((keys, parents)) = keys_filter(relation, records) else {
+        for record in records.iter_mut() {
+            let empty = if relation.many {
+                Cell::Many(Vec::new())
+            } else {
+                Cell::One(None)
+            };
+            record.0.push((key.clone(), empty));
+        }
+        return Ok(());
+    };
+    let arguments = arguments_of(selected)?;
+    let mut fields = columns(selected, target_shape);
+    for (_, theirs) in &relation.pairs {
+        if !fields.contains(theirs) {
+            fields.push(theirs.clone());
+        }
+    }
+    let offset = count_argument(&arguments, "offset", &at)?.unwrap_or(0);
+    let limit = count_argument(&arguments, "limit", &at)?;
+    let mut request = ReadRequest {
+        filter: Some(related_filter(keys, &arguments, target_shape, shapes, &at)?),
+        sort: match arguments.get("order_by") {
+            Some(value) => arguments::order_by(value, target_shape, &format!("{at}.order_by"))?,
+            None => Vec::new(),
+        },
+        fields,
+        ..ReadRequest::default()
+    };
+    // One parent: its page is the read's page. Several: each parent's page
+    // is cut from the ordered rows of all.
+    let per_parent = parents > 1;
+    if !per_parent {
+        request.offset = offset as u64;
+        request.limit = limit.map(|l| l as u64);
+    }
+    let target = Target::resolve(state, &target_shape.name)?;
+    let (mut related, _) = read::fetch(state, caller, &target, &request).await?;
+    if per_parent && related.len() >= state.config.max_rows {
+        return Err(ApiError::bad_request(format!(
+            "more than max_rows ({}) related rows: narrow `{at}` with `where`, or read fewer parents",
+            state.config.max_rows
+        ))
+        .at(at.clone()));
+    }
+    Box::pin(attach(
+        state,
+        caller,
+        selected,
+        target_shape,
+        shapes,
+        &mut related,
+    ))
+    .await?;
+    let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
+    for row in related {
+        if let Some(inner) = key_of(
+            &row,
+            relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
+        ) {
+            by_key.entry(inner).or_default().push(row);
+        }
+    }
+    for record in records.iter_mut() {
+        let rows: Vec<Record> = outer_key(relation, record)
+            .and_then(|k| by_key.get(&k))
+            .cloned()
+            .unwrap_or_default();
+        let cell = if relation.many {
+            let rows = if per_parent {
+                rows.into_iter()
+                    .skip(offset)
+                    .take(limit.unwrap_or(usize::MAX))
+                    .collect()
+            } else {
+                rows
+            };
+            Cell::Many(rows)
+        } else {
+            Cell::One(rows.into_iter().next())
+        };
+        record.0.push((key.clone(), cell));
+    }
+    Ok(())
+}
+
+/// `<relation>_aggregate(where) { aggregate {…} }`: one aggregate grouped
+/// by the related key for every parent.
+async fn attach_aggregate(
+    state: &AppState,
+    caller: &Caller,
+    selected: &SelectionField<'_>,
+    relation: &RelationShape,
+    target_shape: &Shape,
+    shapes: &Shapes,
+    records: &mut [Record],
+) -> Result<(), ApiError> {
+    let at = response_key(selected);
+    let key = slot(&at);
+    let selection = AggregateSelection::of(selected, target_shape)?;
+    let mut groups: HashMap<Vec<String>, Record> = HashMap::new();
+    if let Some((keys, _)) = keys_filter(relation, records) {
+        let arguments = arguments_of(selected)?;
+        let aliases: Vec<String> = (0..relation.pairs.len()).map(|i| format!("k{i}")).collect();
+        let request = AggregateRequest {
+            measures: selection.measures.clone(),
+            dimensions: relation
+                .pairs
+                .iter()
+                .zip(&aliases)
+                .map(|((_, theirs), alias)| Dimension::new(theirs.clone(), alias.clone()))
+                .collect(),
+            filter: Some(related_filter(keys, &arguments, target_shape, shapes, &at)?),
+            ..AggregateRequest::default()
+        };
+        let target = Target::resolve(state, &target_shape.name)?;
+        let output = aggregate::start(state, caller, &target, request).await?;
+        for row in read::collect(state, output).await? {
+            if let Some(inner) = key_of(&row, aliases.iter().map(String::as_str)) {
+                groups.insert(inner, row);
+            }
+        }
+    }
+    for record in records.iter_mut() {
+        let group = outer_key(relation, record).and_then(|k| groups.get(&k));
+        let answer = selection.answer(group).into_json().unwrap_or(Value::Null);
+        record.0.push((key.clone(), Cell::Value(answer)));
+    }
+    Ok(())
+}
+
+/// A relation field's answer, attached to its parent record.
+pub fn resolve<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+    let field = ctx.ctx.field();
+    let key = slot(field.alias().unwrap_or(field.name()));
+    let cell = record
+        .0
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, c)| c);
+    Ok(match cell {
+        Some(Cell::One(row)) => row.as_ref().map(|row| FieldValue::borrowed_any(row)),
+        Some(Cell::Many(rows)) => Some(FieldValue::list(
+            rows.iter().map(|row| FieldValue::borrowed_any(row)),
+        )),
+        Some(Cell::Value(value)) => Some(FieldValue::value(to_graphql(value.clone()))),
+        None => {
+            return Err(async_graphql::Error::new(format!(
+                "`{}` was not read with its parent",
+                field.name()
+            )));
+        }
+    })
+}
