@@ -395,7 +395,7 @@ async fn a_role_sees_its_collections_columns_and_rows_only() {
         .await;
     assert_eq!(
         body["errors"][0]["message"],
-        "Unknown field \"pg_line_items\" on type \"Query\". Did you mean \"pg_line_items_aggregate\"?",
+        "Unknown field \"pg_line_items\" on type \"Query\". Did you mean \"pg_line_items_group_by\", \"pg_line_items_aggregate\"?",
         "{body}"
     );
     // A role with no rule at all has no schema: a GraphQL error says so.
@@ -1019,5 +1019,85 @@ async fn nested_fields_send_one_statement_per_relation_and_level() {
     assert_eq!(last["reviews"], json!([{"stars": 2}]), "{body}");
     assert_eq!(statements(&f, "pg").await - pg, 5);
     assert_eq!(statements(&f, "my").await - my, 1);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn group_by_with_having_order_and_pages() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              g: pg_orders_group_by(by: [status], order_by: [{aggregate: {sum: {total: desc}}}]) {
+                keys { status } aggregate { count sum { total } }
+              }
+              h: pg_orders_group_by(
+                by: [customer_id, status], where: {status: {_neq: "cancelled"}},
+                having: {_and: [{count: {_gte: 1}}, {sum: {total: {_gt: "50"}}}]},
+                order_by: {keys: {customer_id: asc}}
+              ) { keys { customer_id status } aggregate { count max { placed_at } } }
+              p: pg_orders_group_by(by: [status], order_by: [{keys: {status: asc}}], limit: 1, offset: 1) {
+                keys { s: status note }
+              }
+              r: my_reviews_group_by(by: [customer_id], having: {avg: {stars: {_gte: 3}}}) {
+                keys { customer_id } aggregate { avg { stars } }
+              }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "g": [
+                {"keys": {"status": "open"}, "aggregate": {"count": 3, "sum": {"total": "315.75"}}},
+                {"keys": {"status": "shipped"}, "aggregate": {"count": 1, "sum": {"total": "99.00"}}},
+                {"keys": {"status": "cancelled"}, "aggregate": {"count": 1, "sum": {"total": "42.00"}}},
+            ],
+            "h": [
+                {"keys": {"customer_id": 1, "status": "shipped"}, "aggregate": {"count": 1, "max": {"placed_at": "2024-01-20"}}},
+                {"keys": {"customer_id": 3, "status": "open"}, "aggregate": {"count": 1, "max": {"placed_at": "2024-02-14"}}},
+            ],
+            // A column outside `by` has no value in the keys.
+            "p": [{"keys": {"s": "open", "note": null}}],
+            "r": [{"keys": {"customer_id": 1}, "aggregate": {"avg": {"stars": 4.0}}}],
+        }})
+    );
+    // Keys outside `by` cannot order; an empty `by` is refused.
+    let body = f
+        .query("{ pg_orders_group_by(by: [status], order_by: {keys: {note: asc}}) { keys { status } } }")
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "invalid_input",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "order_by[0].keys.note",
+        "{body}"
+    );
+    let body = f
+        .query("{ pg_orders_group_by(by: []) { keys { status } } }")
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["at"], "by", "{body}");
+    // A role groups its own rows only.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "aggregate",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["status", "total"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "{ pg_orders_group_by(by: [status], order_by: {keys: {status: asc}}) { keys { status } aggregate { sum { total } } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_group_by": [
+            {"keys": {"status": "cancelled"}, "aggregate": {"sum": {"total": "42.00"}}},
+            {"keys": {"status": "open"}, "aggregate": {"sum": {"total": "5.25"}}},
+        ]}})
+    );
     f.stop().await;
 }

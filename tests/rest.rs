@@ -849,6 +849,24 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
         ))
         .await;
     assert_eq!(body["data"], json!([{"avg": 4.0}]));
+    // Groups and a having on MariaDB, one measure twice: the outputs keep
+    // their order in the source's SQL (the unparser wrote the average
+    // first, and MariaDB's average was read as the group key).
+    let measures = enc(
+        r#"[{"field":"stars","aggregation":"avg","alias":"avg"},{"field":"stars","aggregation":"avg","alias":"again"}]"#,
+    );
+    let dimensions = enc(r#"[{"field":"customer_id","alias":"customer"}]"#);
+    let having = enc(r#"{"avg":{"$gte":2}}"#);
+    let body = f
+        .get(&format!(
+            "/api/my_reviews:aggregate?measures={measures}&dimensions={dimensions}&having={having}&sort=customer"
+        ))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"customer": 1, "avg": 4.0, "again": 4.0}]),
+        "{body}"
+    );
     // Bad requests.
     let cases = [
         (

@@ -120,7 +120,7 @@ pub fn order_by(value: &GqlValue, shape: &Shape, path: &str) -> Result<Vec<SortK
         let GqlValue::Object(entries) = item else {
             return Err(invalid(&format!("{path}[{i}]"), "expected an object"));
         };
-        for (column, direction) in entries {
+        for (column, given) in entries {
             let here = format!("{path}[{i}].{column}");
             if shape.column(column).is_none() {
                 return Err(invalid(
@@ -128,21 +128,15 @@ pub fn order_by(value: &GqlValue, shape: &Shape, path: &str) -> Result<Vec<SortK
                     format!("`{}` has no column `{column}`", shape.name),
                 ));
             }
-            let direction = match direction {
+            let direction_name = match given {
                 GqlValue::Enum(name) => name.as_str(),
                 GqlValue::String(name) => name.as_str(),
                 // A null direction: no ordering by this column.
                 GqlValue::Null => continue,
                 _ => return Err(invalid(&here, "expected a direction")),
             };
-            // Hasura's (PostgreSQL's) defaults: NULLs last ascending, first descending.
-            let (descending, nulls_first) = match direction {
-                "asc" | "asc_nulls_last" => (false, false),
-                "asc_nulls_first" => (false, true),
-                "desc" | "desc_nulls_first" => (true, true),
-                "desc_nulls_last" => (true, false),
-                other => return Err(invalid(&here, format!("unknown direction `{other}`"))),
-            };
+            let (descending, nulls_first) = direction(direction_name)
+                .ok_or_else(|| invalid(&here, format!("unknown direction `{direction_name}`")))?;
             keys.push(SortKey {
                 column: column.to_string(),
                 descending,
@@ -155,7 +149,19 @@ pub fn order_by(value: &GqlValue, shape: &Shape, path: &str) -> Result<Vec<SortK
 
 /// A list argument, a single value standing for a list of one (GraphQL's
 /// input coercion).
-fn list(value: &GqlValue) -> &[GqlValue] {
+/// An `order_by` direction as (descending, NULLs first), with Hasura's
+/// (PostgreSQL's) defaults: NULLs last ascending, first descending.
+pub fn direction(name: &str) -> Option<(bool, bool)> {
+    match name {
+        "asc" | "asc_nulls_last" => Some((false, false)),
+        "asc_nulls_first" => Some((false, true)),
+        "desc" | "desc_nulls_first" => Some((true, true)),
+        "desc_nulls_last" => Some((true, false)),
+        _ => None,
+    }
+}
+
+pub fn list(value: &GqlValue) -> &[GqlValue] {
     match value {
         GqlValue::List(items) => items,
         GqlValue::Null => &[],
@@ -170,7 +176,7 @@ fn array(value: Value) -> Value {
     }
 }
 
-fn invalid(path: &str, message: impl Into<String>) -> ApiError {
+pub fn invalid(path: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).at(path.to_string())
 }
 

@@ -53,7 +53,7 @@ pub fn answer<'a>(
 }
 
 /// The request's state and caller, put in by the HTTP handler.
-fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a Caller), ApiError> {
+pub fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a Caller), ApiError> {
     let missing = |e: async_graphql::Error| ApiError::internal(e.message);
     Ok((
         ctx.ctx.data::<AppState>().map_err(missing)?,
@@ -62,7 +62,7 @@ fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a Call
 }
 
 /// The `where` argument as filter JSON (`None`: no filter).
-fn where_filter(
+pub fn where_filter(
     ctx: &ResolverContext<'_>,
     shape: &Shape,
     shapes: &Shapes,

@@ -16,7 +16,7 @@ use async_graphql::dynamic::{
 };
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{mutation, nested, resolve};
+use super::{group_by, mutation, nested, resolve};
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 
@@ -66,6 +66,7 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
             if shape.columns.iter().any(|c| c.scalar.is_summable()) {
                 scalars.insert(Scalar::Float);
             }
+            scalars.extend(group_by::scalars(shape));
         }
         if shape.writes.any() {
             scalars.extend(
@@ -126,9 +127,13 @@ fn generated_names(shape: &Shape) -> Vec<String> {
     let mut names = vec![format!("{x}_bool_exp")];
     names.extend(mutation::type_names(shape));
     if shape.select {
-        names.extend([x.clone(), format!("{x}_order_by"), format!("{x}_by_pk")]);
+        names.extend([x.clone(), format!("{x}_by_pk")]);
+    }
+    if shape.select || shape.aggregate {
+        names.push(format!("{x}_order_by"));
     }
     if shape.aggregate {
+        names.extend(group_by::type_names(shape));
         for suffix in [
             "aggregate",
             "aggregate_fields",
@@ -255,10 +260,14 @@ fn collection_types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynami
     }
     let mut types: Vec<async_graphql::dynamic::Type> = vec![bool_exp.into()];
     if shape.select {
-        types.extend([object.into(), order_by.into()]);
+        types.push(object.into());
+    }
+    if shape.select || shape.aggregate {
+        types.push(order_by.into());
     }
     if shape.aggregate {
         types.extend(aggregate_types(shape));
+        types.extend(group_by::types(shape));
     }
     types
 }
@@ -318,7 +327,7 @@ fn relation_resolver(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
 
 /// A field read from the parent's value by its response key (the
 /// aggregate answer is computed whole by the root field).
-fn keyed(name: &str, ty: TypeRef) -> Field {
+pub(super) fn keyed(name: &str, ty: TypeRef) -> Field {
     Field::new(name, ty, |ctx| {
         FieldFuture::new(async move { Ok(resolve::by_response_key(&ctx)) })
     })
@@ -402,6 +411,7 @@ fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig)
     };
     if shape.aggregate {
         fields.push(aggregate_field(shape, shapes));
+        fields.push(group_by::root_field(shape, shapes));
     }
     fields
 }

@@ -99,6 +99,17 @@ impl Measure {
     }
 }
 
+impl Measure {
+    /// This measure's alias when it is `aggregation` of `field` (of rows
+    /// for `None`), not distinct.
+    pub(crate) fn alias_if(&self, aggregation: Aggregation, field: Option<&str>) -> Option<&str> {
+        let column = self.field.as_ref().and_then(|f| f.column().ok());
+        (self.aggregation == aggregation && !self.distinct && column == field)
+            .then_some(self.alias.as_deref())
+            .flatten()
+    }
+}
+
 impl Dimension {
     /// Group by `field`, answered as `alias`.
     pub(crate) fn new(field: String, alias: String) -> Self {
@@ -163,6 +174,8 @@ pub(crate) struct AggregateRequest {
     pub filter: Option<Value>,
     pub having: Option<Value>,
     pub sort: Vec<SortKey>,
+    /// Groups to skip (GraphQL's `offset`) and most groups to answer.
+    pub offset: u64,
     pub limit: Option<u64>,
 }
 
@@ -181,6 +194,7 @@ pub async fn run(
         filter: params.filter()?,
         having: params.json("having")?,
         sort: params.sort(),
+        offset: 0,
         limit: params.number("limit", 1)?,
     };
     std::mem::take(params).finish()?;
@@ -215,6 +229,7 @@ pub(crate) async fn start(
         filter,
         having,
         sort,
+        offset,
         limit,
     } = request;
     if measures.is_empty() {
@@ -276,7 +291,11 @@ pub(crate) async fn start(
                     }
                     builder = builder.filter(predicate).map_err(internal)?;
                 }
+                // Unaliased, one of each: the projection after the
+                // aggregate names the outputs (`positions`: each output's
+                // place among the groups, then among the aggregates).
                 let mut groups = Vec::new();
+                let mut positions: Vec<Position> = Vec::new();
                 for (i, dimension) in dimensions.iter().enumerate() {
                     let at = format!("dimensions[{i}]");
                     let field = dimension
@@ -302,7 +321,7 @@ pub(crate) async fn start(
                         alias = format!("{field}_{}", granularity.name());
                     }
                     let alias = dimension.alias.clone().unwrap_or(alias);
-                    groups.push(expr.alias(alias.as_str()));
+                    positions.push(Position::Group(position_of(&mut groups, expr)));
                     aliases.push(alias);
                 }
                 let mut aggregates = Vec::new();
@@ -347,16 +366,32 @@ pub(crate) async fn start(
                         ))
                         .at(at));
                     }
-                    aggregates.push(expr.alias(alias.as_str()));
+                    let index = position_of(&mut aggregates, expr);
+                    positions.push(Position::Aggregate(index));
                     aliases.push(alias);
                 }
+                let group_count = groups.len();
                 builder = builder.aggregate(groups, aggregates).map_err(internal)?;
+                // The outputs, in order, named: SQL's SELECT list. Without a
+                // projection of its own the SQL unparser writes an
+                // aggregate's columns in another order than the plan's
+                // (MariaDB then answered an average as the group key).
+                let columns = builder.schema().columns();
+                let named = positions.iter().zip(&aliases).map(|(position, alias)| {
+                    let index = match position {
+                        Position::Group(i) => *i,
+                        Position::Aggregate(i) => group_count + i,
+                    };
+                    Expr::Column(columns[index].clone()).alias(alias.as_str())
+                });
+                builder = builder.project(named).map_err(internal)?;
                 let output = |alias: &str| Expr::Column(Column::from_name(alias));
                 if let Some(having) = &having {
                     builder = builder
                         .filter(having_expr(having, &aliases, "having")?)
                         .map_err(internal)?;
                 }
+
                 if !sort.is_empty() {
                     let mut order: Vec<SortExpr> = Vec::new();
                     for key in &sort {
@@ -368,13 +403,16 @@ pub(crate) async fn start(
                             ))
                             .at("sort"));
                         }
-                        order.push(output(&key.column).sort(!key.descending, key.descending));
+                        order.push(output(&key.column).sort(!key.descending, key.nulls_first()));
                     }
                     builder = builder.sort(order).map_err(internal)?;
                 }
-                if let Some(limit) = limit {
+                if offset > 0 || limit.is_some() {
                     builder = builder
-                        .limit(0, usize::try_from(limit).ok())
+                        .limit(
+                            usize::try_from(offset).unwrap_or(usize::MAX),
+                            limit.and_then(|l| usize::try_from(l).ok()),
+                        )
                         .map_err(internal)?;
                 }
                 builder.build().map_err(internal)
@@ -382,6 +420,23 @@ pub(crate) async fn start(
             .await
     };
     within(state, work).await
+}
+
+/// Where an output of the aggregate comes from.
+enum Position {
+    Group(usize),
+    Aggregate(usize),
+}
+
+/// The index of `expr` in `exprs`, added unless an equal one is there.
+fn position_of(exprs: &mut Vec<Expr>, expr: Expr) -> usize {
+    match exprs.iter().position(|e| *e == expr) {
+        Some(index) => index,
+        None => {
+            exprs.push(expr);
+            exprs.len() - 1
+        }
+    }
 }
 
 /// `having`: `{alias: value | {op: value}}` with `$and` / `$or`, comparing
