@@ -424,26 +424,32 @@ def check_postgraphile(pgl, ops):
 
 
 # --- load ---------------------------------------------------------------------------------
-def run_http(system, op, conc, duration, lua):
+def run_tributary(system, op, conc, duration, lua):
+    """(ops/s, p50 ms, p99 ms, notes) for Tributary's REST API and op."""
+    auth = f"Bearer {base.TOKEN}"
+    if op == "e":
+        rate, p50, p99, notes, text = base.run_wrk(system.base + REST_PATHS["e"], REST_INSERT, auth, conc,
+                                                   duration, lua, {"WRK_METHOD": "POST", "PAIR": "1"})
+        clean_region()
+        m = re.search(r"PAIRS posts=(\d+) deletes=(\d+) bad=(\d+)", text)
+        notes = ", ".join(filter(None, [notes, m.group(0)[6:] if m else "wrk printed no PAIRS line"]))
+        return rate / 2, p50, p99, notes  # one op = POST + DELETE
+    return base.run_wrk(system.base + REST_PATHS[op], "", auth, conc, duration, lua, {"WRK_METHOD": "GET"})[:4]
+
+
+def run_http(system, op, conc, duration, lua, tributary=run_tributary):
     """(ops/s, p50 ms, p99 ms, notes) for one HTTP system and op."""
     if system.name == "tributary":
-        auth = f"Bearer {base.TOKEN}"
-        if op == "e":
-            rate, p50, p99, notes, text = base.run_wrk(system.base + REST_PATHS["e"], REST_INSERT, auth, conc,
-                                                       duration, lua, {"WRK_METHOD": "POST", "PAIR": "1"})
-            clean_region()
-            m = re.search(r"PAIRS posts=(\d+) deletes=(\d+) bad=(\d+)", text)
-            notes = ", ".join(filter(None, [notes, m.group(0)[6:] if m else "wrk printed no PAIRS line"]))
-            return rate / 2, p50, p99, notes  # one op = POST + DELETE
-        return base.run_wrk(system.base + REST_PATHS[op], "", auth, conc, duration, lua, {"WRK_METHOD": "GET"})[:4]
+        return tributary(system, op, conc, duration, lua)
     result = base.run_wrk(system.url, pgl_body(op), "", conc, duration, lua, {"WRK_METHOD": "POST"})[:4]
     if op == "e":
         clean_region()
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=True):
+    """The benchmark; benches/graphql_vs_pgbench.py passes its own checks and runner for Tributary."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.environ.get("TRIBUTARY_BIN"),
                         help="a built tributary binary (default: cargo build --release)")
     parser.add_argument("--conc", default="16,64")
@@ -496,7 +502,7 @@ def main():
     try:
         if "tributary" in wanted:
             systems["tributary"] = base.Tributary(args.binary, args.pool_size)
-            for op, why in check_tributary(systems["tributary"], ops).items():
+            for op, why in check(systems["tributary"], ops).items():
                 problems[("tributary", op)] = why
         if "postgraphile" in wanted:
             systems["postgraphile"] = base.PostGraphile(args.pool_size, PGL_PLUGINS, ["PgIndexBehaviorsPlugin"])
@@ -517,7 +523,7 @@ def main():
                          if s in wanted and (s, op) not in problems]
                 for name in order:
                     if name != "pgbench" and args.warmup > 0:
-                        run_http(systems[name], op, conc, args.warmup, lua)
+                        run_http(systems[name], op, conc, args.warmup, lua, tributary)
                 for _ in range(args.reps):  # interleaved, so drift hits every system alike
                     for name in order:
                         if name == "pgbench":
@@ -525,7 +531,7 @@ def main():
                             if op == "e":
                                 clean_region()
                         else:
-                            r = run_http(systems[name], op, conc, args.duration, lua)
+                            r = run_http(systems[name], op, conc, args.duration, lua, tributary)
                         results.setdefault((op, conc, name), []).append(r)
                         say(f"  {op} c={conc:<3} {name:<12} {r[0]:10.1f} op/s  p50 {r[1]:.2f} ms  "
                             f"p99 {r[2]:.2f} ms  {r[3]}")
@@ -573,8 +579,9 @@ def main():
                 goal = f"- (>= {floor}x {against})"
             say(f"| {LABEL[op]} | {conc} | {' | '.join(cells)} | {ratio('pgbench')} | {ratio('postgraphile')} "
                 f"| {goal} |")
-    say(f"(operations/s, p50/p99 latency in ms; median of {args.reps} run(s); tributary's e: HTTP requests/s / 2, "
-        f"latency per request; load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
+    e_note = "; tributary's e: HTTP requests/s / 2, latency per request" if note_e else ""
+    say(f"(operations/s, p50/p99 latency in ms; median of {args.reps} run(s){e_note}; "
+        f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
     if problems:
         fail("wrong answers or errors (not timed):\n  " + "\n  ".join(
             f"{name} {op}: {why}" for (name, op), why in sorted(problems.items())))

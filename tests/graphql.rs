@@ -1062,6 +1062,54 @@ async fn group_by_with_having_order_and_pages() {
             "r": [{"keys": {"customer_id": 1}, "aggregate": {"avg": {"stars": 4.0}}}],
         }})
     );
+    // Spread: sample and population deviation and variance, by group too.
+    let body = f
+        .query(
+            r#"{
+              all: pg_orders_aggregate { aggregate {
+                stddev { total } stddev_samp { total } stddev_pop { total }
+                variance { total } var_samp { total } var_pop { total }
+              } }
+              per: my_reviews_group_by(by: [customer_id], order_by: {keys: {customer_id: asc}}) {
+                aggregate { stddev { stars } variance { stars } }
+              }
+            }"#,
+        )
+        .await;
+    let close = |value: &Value, expected: f64| {
+        value
+            .as_f64()
+            .is_some_and(|v| (v - expected).abs() < 1e-6 * expected.abs().max(1.0))
+    };
+    let all = &body["data"]["all"]["aggregate"];
+    for (function, expected) in [
+        ("stddev", 122.452_745_987_993_27),
+        ("stddev_samp", 122.452_745_987_993_27),
+        ("stddev_pop", 109.525_065_624_267_03),
+        ("variance", 14_994.675),
+        ("var_samp", 14_994.675),
+        ("var_pop", 11_995.74),
+    ] {
+        assert!(
+            close(&all[function]["total"], expected),
+            "{function}: {body}"
+        );
+    }
+    let per = &body["data"]["per"];
+    assert!(
+        close(&per[0]["aggregate"]["stddev"]["stars"], 2f64.sqrt()),
+        "{body}"
+    );
+    assert!(
+        close(&per[0]["aggregate"]["variance"]["stars"], 2.0),
+        "{body}"
+    );
+    // One row: no sample deviation (NULL, as in PostgreSQL).
+    assert_eq!(
+        per[1]["aggregate"]["stddev"]["stars"],
+        Value::Null,
+        "{body}"
+    );
     // Keys outside `by` cannot order; an empty `by` is refused.
     let body = f
         .query("{ pg_orders_group_by(by: [status], order_by: {keys: {note: asc}}) { keys { status } } }")

@@ -163,7 +163,8 @@ struct Placement {
     /// Response keys from `x_aggregate`'s value down.
     path: Vec<String>,
     alias: String,
-    /// `avg`: answered as a Float whatever the column's type.
+    /// `avg`, `stddev`, `variance`…: answered as a Float whatever the
+    /// column's type.
     float: bool,
     /// `count`: 0, not null, where no row was counted.
     count: bool,
@@ -218,6 +219,10 @@ impl AggregateSelection {
                     "avg" => Aggregation::Avg,
                     "min" => Aggregation::Min,
                     "max" => Aggregation::Max,
+                    "stddev" | "stddev_samp" => Aggregation::Stddev,
+                    "stddev_pop" => Aggregation::StddevPop,
+                    "variance" | "var_samp" => Aggregation::Variance,
+                    "var_pop" => Aggregation::VarPop,
                     _ => continue,
                 };
                 insert(&mut skeleton, &here, GqlValue::Object(IndexMap::new()));
@@ -237,7 +242,10 @@ impl AggregateSelection {
                     placements.push(Placement {
                         path,
                         alias,
-                        float: aggregation == Aggregation::Avg,
+                        float: !matches!(
+                            aggregation,
+                            Aggregation::Sum | Aggregation::Min | Aggregation::Max
+                        ),
                         count: false,
                     });
                 }

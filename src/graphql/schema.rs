@@ -142,6 +142,12 @@ fn generated_names(shape: &Shape) -> Vec<String> {
             "avg_fields",
             "min_fields",
             "max_fields",
+            "stddev_fields",
+            "stddev_pop_fields",
+            "stddev_samp_fields",
+            "variance_fields",
+            "var_pop_fields",
+            "var_samp_fields",
         ] {
             names.push(format!("{x}_{suffix}"));
         }
@@ -368,11 +374,18 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     let mut types: Vec<async_graphql::dynamic::Type> = vec![columns.into()];
     // Each function, the columns it takes, and its output's scalar.
     type Output = fn(Scalar) -> Scalar;
-    let functions: [(&str, &[&ColumnShape], Output); 4] = [
+    let float: Output = |_| Scalar::Float;
+    let functions: [(&str, &[&ColumnShape], Output); 10] = [
         ("sum", &summable, Scalar::sum),
-        ("avg", &summable, |_| Scalar::Float),
+        ("avg", &summable, float),
         ("min", &extremes, |s| s),
         ("max", &extremes, |s| s),
+        ("stddev", &summable, float),
+        ("stddev_pop", &summable, float),
+        ("stddev_samp", &summable, float),
+        ("variance", &summable, float),
+        ("var_pop", &summable, float),
+        ("var_samp", &summable, float),
     ];
     for (function, columns, output) in functions {
         if columns.is_empty() {

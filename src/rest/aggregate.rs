@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use datafusion::common::Column;
 use datafusion::functions::expr_fn::date_trunc;
-use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::{
+    avg, count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
+};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -80,6 +82,12 @@ pub(crate) enum Aggregation {
     Avg,
     Min,
     Max,
+    /// The sample standard deviation (PostgreSQL's `stddev`, `stddev_samp`).
+    Stddev,
+    StddevPop,
+    /// The sample variance (PostgreSQL's `variance`, `var_samp`).
+    Variance,
+    VarPop,
 }
 
 impl Measure {
@@ -129,6 +137,10 @@ impl Aggregation {
             Self::Avg => "avg",
             Self::Min => "min",
             Self::Max => "max",
+            Self::Stddev => "stddev",
+            Self::StddevPop => "stddev_pop",
+            Self::Variance => "variance",
+            Self::VarPop => "var_pop",
         }
     }
 }
@@ -348,6 +360,10 @@ pub(crate) async fn start(
                                 Aggregation::Avg => avg(expr),
                                 Aggregation::Min => min(expr),
                                 Aggregation::Max => max(expr),
+                                Aggregation::Stddev => stddev(expr),
+                                Aggregation::StddevPop => stddev_pop(expr),
+                                Aggregation::Variance => var_sample(expr),
+                                Aggregation::VarPop => var_pop(expr),
                             };
                             (expr, format!("{}_{field}", aggregation.name()))
                         }
