@@ -1149,3 +1149,94 @@ async fn group_by_with_having_order_and_pages() {
     );
     f.stop().await;
 }
+
+#[tokio::test]
+async fn upserts_update_existing_keys_under_the_update_rule() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"mutation {
+              up: insert_pg_customers(
+                objects: [{id: 1, name: "Ann B", tier: "platinum"}, {id: 30, name: "New"}],
+                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}
+              ) { affected_rows returning { id name tier } }
+              nothing: insert_pg_customers(
+                objects: [{id: 2, name: "not Bob"}],
+                on_conflict: {constraint: pg_customers_pkey, update_columns: []}
+              ) { affected_rows returning { id } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            // Ann's tier is not among update_columns: it stays.
+            "up": {"affected_rows": 2, "returning": [
+                {"id": 1, "name": "Ann B", "tier": "gold"},
+                {"id": 30, "name": "New", "tier": null},
+            ]},
+            "nothing": {"affected_rows": 0, "returning": []},
+        }})
+    );
+    assert_eq!(
+        f.query(
+            "{ pg_customers(where: {id: {_in: [1, 2, 30]}}, order_by: {id: asc}) { id name } }"
+        )
+        .await,
+        json!({"data": {"pg_customers": [
+            {"id": 1, "name": "Ann B"}, {"id": 2, "name": "Bob"}, {"id": 30, "name": "New"},
+        ]}})
+    );
+    // Every object must give the key.
+    let body = f
+        .query(r#"mutation { insert_pg_customers(objects: [{name: "keyless"}], on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { affected_rows } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "invalid_input",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "objects[0]",
+        "{body}"
+    );
+    // A role updates only the existing rows its update rule admits (gold
+    // customers here); the others are left as they are.
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "insert",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "update",
+        json!({"columns": ["name"], "filter": {"tier": "gold"}}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": r#"mutation { insert_pg_customers(objects: [{id: 1, name: "A2"}, {id: 2, name: "B2"}, {id: 40, name: "D"}], on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { affected_rows returning { id name } } }"#}),
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {"insert_pg_customers": {"affected_rows": 2, "returning": [
+            {"id": 1, "name": "A2"}, {"id": 40, "name": "D"},
+        ]}}})
+    );
+    assert_eq!(
+        f.query("{ pg_customers_by_pk(id: 2) { name } }").await,
+        json!({"data": {"pg_customers_by_pk": {"name": "Bob"}}})
+    );
+    f.stop().await;
+}

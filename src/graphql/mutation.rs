@@ -1,4 +1,5 @@
-//! Mutations, in Hasura's shape: `insert_x(objects)`, `insert_x_one(object)`,
+//! Mutations, in Hasura's shape: `insert_x(objects, on_conflict)`,
+//! `insert_x_one(object, on_conflict)` (an upsert on the primary key),
 //! `update_x(where, _set, _inc)`, `update_x_by_pk(pk_columns, _set, _inc)`,
 //! `delete_x(where)` and `delete_x_by_pk(<key columns>)`, answering
 //! `{ affected_rows returning {…} }` or the row. Each lowers to the REST
@@ -9,7 +10,7 @@
 //! answer is the error with `data: null`. A request writes to one source.
 
 use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
+    Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
 };
 use async_graphql::{Pos, Value as GqlValue};
 use serde_json::Value as Json;
@@ -39,6 +40,9 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
         "inc_input",
         "pk_columns_input",
         "mutation_response",
+        "on_conflict",
+        "constraint",
+        "update_column",
     ]
     .iter()
     .map(|suffix| format!("{x}_{suffix}"))
@@ -59,6 +63,38 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         let increments = increments(shape);
         if !increments.is_empty() {
             types.push(input_object(format!("{x}_inc_input"), &increments).into());
+        }
+        if upserts(shape) {
+            types.push(
+                Enum::new(format!("{x}_constraint"))
+                    .item(format!("{x}_pkey"))
+                    .into(),
+            );
+            types.push(
+                Enum::new(format!("{x}_update_column"))
+                    .items(
+                        columns
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .filter(|n| !matches!(*n, "true" | "false" | "null")),
+                    )
+                    .into(),
+            );
+            types.push(
+                InputObject::new(format!("{x}_on_conflict"))
+                    .field(InputValue::new(
+                        "constraint",
+                        TypeRef::named_nn(format!("{x}_constraint")),
+                    ))
+                    .field(
+                        InputValue::new(
+                            "update_columns",
+                            TypeRef::named_nn_list_nn(format!("{x}_update_column")),
+                        )
+                        .default_value(GqlValue::List(Vec::new())),
+                    )
+                    .into(),
+            );
         }
         if let Some(key) = &shape.primary_key {
             let mut input = InputObject::new(format!("{x}_pk_columns_input"));
@@ -100,6 +136,16 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     }
     types.push(response.into());
     types
+}
+
+/// Inserts take `on_conflict` (an upsert on the primary key): the caller
+/// may insert and update, and the update enum has a column.
+fn upserts(shape: &Shape) -> bool {
+    shape.writes.insert.as_ref().is_some_and(|c| !c.is_empty())
+        && shape.writes.update.as_ref().is_some_and(|c| {
+            c.iter()
+                .any(|c| !matches!(c.name.as_str(), "true" | "false" | "null"))
+        })
 }
 
 /// Every column optional: what an insert leaves out gets its default.
@@ -155,6 +201,14 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
                 TypeRef::named_nn_list_nn(input.as_str()),
             )),
         );
+        if upserts(shape)
+            && let Some(field) = fields.pop()
+        {
+            fields.push(field.argument(InputValue::new(
+                "on_conflict",
+                TypeRef::named(format!("{x}_on_conflict")),
+            )));
+        }
         if by_pk {
             fields.push(
                 field(
@@ -167,6 +221,14 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
                 .description(format!("Inserts one row into `{x}`"))
                 .argument(InputValue::new("object", TypeRef::named_nn(input))),
             );
+            if upserts(shape)
+                && let Some(field) = fields.pop()
+            {
+                fields.push(field.argument(InputValue::new(
+                    "on_conflict",
+                    TypeRef::named(format!("{x}_on_conflict")),
+                )));
+            }
         }
     }
     if let Some(columns) = &writes.update {
@@ -401,7 +463,20 @@ async fn plan(
             };
             let objects: Vec<(String, &Json)> =
                 objects.iter().map(|(p, o)| (p.clone(), o)).collect();
-            writer::plan_insert(state, principal, target, &objects)
+            match optional_argument(ctx, "on_conflict")? {
+                Some(conflict) => {
+                    let update: Vec<String> = conflict
+                        .get("update_columns")
+                        .and_then(Json::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect();
+                    audit.note("on_conflict", conflict);
+                    writer::plan_upsert(state, principal, target, &objects, &update).await
+                }
+                None => writer::plan_insert(state, principal, target, &objects),
+            }
         }
         Kind::Update { by_pk } => {
             let rows = if by_pk {

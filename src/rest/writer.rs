@@ -65,18 +65,29 @@ impl Rows {
     }
 }
 
-/// A write ready to run in a [`Transaction`]: its statements, and the
-/// rule (none for the admin) whose check the written rows must pass.
+/// A write ready to run in a [`Transaction`]: statements, each part with
+/// the rule (none for the admin) whose check its written rows must pass
+/// (an upsert has an insert part and an update part).
 pub(crate) struct Planned {
+    parts: Vec<Part>,
+}
+
+struct Part {
     action: Action,
     rule: Option<Rule>,
     ops: Vec<WriteOp>,
 }
 
 impl Planned {
+    fn one(action: Action, rule: Option<Rule>, ops: Vec<WriteOp>) -> Self {
+        Self {
+            parts: vec![Part { action, rule, ops }],
+        }
+    }
+
     /// No row to write (an update or delete that matched none).
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.parts.iter().all(|p| p.ops.is_empty())
     }
 }
 
@@ -101,16 +112,26 @@ pub(crate) fn plan_insert(
     target: &Target,
     objects: &[(String, &Json)],
 ) -> Result<Planned, ApiError> {
-    let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Insert)?;
     writable(target)?;
     target.primary_key()?;
     if objects.is_empty() {
         return Err(ApiError::bad_request("nothing to insert: no row is given"));
     }
+    let ops = inserts(target, objects, rule.as_ref(), &principal.caller())?;
+    Ok(Planned::one(Action::Insert, rule, ops))
+}
+
+/// The INSERT statements of `objects` under the insert rule.
+fn inserts(
+    target: &Target,
+    objects: &[(String, &Json)],
+    rule: Option<&Rule>,
+    caller: &Caller,
+) -> Result<Vec<WriteOp>, ApiError> {
     let mut ops: Vec<WriteOp> = Vec::new();
     for (path, object) in objects {
-        let values = row_values(target, object, rule.as_ref(), &caller, path)?;
+        let values = row_values(target, object, rule, caller, path)?;
         let columns: Vec<String> = values.iter().map(|(n, _)| n.clone()).collect();
         let row: Vec<Value> = values.into_iter().map(|(_, v)| v).collect();
         if let Some(WriteOp::Insert(last)) = ops.last_mut()
@@ -127,10 +148,120 @@ pub(crate) fn plan_insert(
             returning: all_columns(target),
         }));
     }
+    Ok(ops)
+}
+
+/// An insert that updates the rows whose primary key is already there
+/// (GraphQL's `on_conflict`): each object must give the whole key. Rows
+/// that exist get the object's `update` columns (the update rule decides:
+/// a row its filter does not admit is left as it is, as is every existing
+/// row when `update` is empty); the others are inserted under the insert
+/// rule. The existing keys are read through the engine first; a row
+/// inserted by someone else in between makes the insert fail on its key,
+/// and the request roll back.
+pub(crate) async fn plan_upsert(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    objects: &[(String, &Json)],
+    update: &[String],
+) -> Result<Planned, ApiError> {
+    let caller = principal.caller();
+    let insert_rule = write_rule(state, principal, target, Action::Insert)?;
+    let update_rule = if update.is_empty() {
+        None
+    } else {
+        write_rule(state, principal, target, Action::Update)?
+    };
+    writable(target)?;
+    let key_columns = target.primary_key()?;
+    if objects.is_empty() {
+        return Err(ApiError::bad_request("nothing to insert: no row is given"));
+    }
+    // Each object's key, typed as the column.
+    let mut keys: Vec<Vec<Value>> = Vec::with_capacity(objects.len());
+    for (path, object) in objects {
+        let mut key = Vec::with_capacity(key_columns.len());
+        for name in key_columns {
+            let column = target.def.column(name).ok_or_else(|| {
+                ApiError::internal(format!("key column `{name}` is not in the catalog"))
+            })?;
+            let value = object.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`on_conflict` needs the primary key in every object: `{name}` is missing"
+                ))
+                .at(path.clone())
+            })?;
+            key.push(to_value(value, column, &format!("{path}.{name}"))?);
+        }
+        keys.push(key);
+    }
+    let alternatives: Vec<Json> = objects
+        .iter()
+        .map(|(_, object)| {
+            Json::Object(
+                key_columns
+                    .iter()
+                    .map(|c| (c.clone(), object.get(c).cloned().unwrap_or(Json::Null)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let any_of = json!({ "$or": alternatives });
+    let existing = select_keys(state, &caller, target, &any_of, None).await?;
+    let admitted = match (update.is_empty(), &update_rule) {
+        (true, _) => Vec::new(),
+        (false, Some(rule)) if rule.filter.is_some() => {
+            select_keys(state, &caller, target, &any_of, Some(rule)).await?
+        }
+        (false, _) => existing.clone(),
+    };
+    let mut new_rows: Vec<(String, &Json)> = Vec::new();
+    let mut updates: Vec<WriteOp> = Vec::new();
+    for ((path, object), key) in objects.iter().zip(keys) {
+        if !existing.contains(&key) {
+            new_rows.push((path.clone(), object));
+            continue;
+        }
+        if !admitted.contains(&key) {
+            continue;
+        }
+        let changed: serde_json::Map<String, Json> = update
+            .iter()
+            .filter_map(|c| object.get(c).map(|v| (c.clone(), v.clone())))
+            .collect();
+        let set = row_values(
+            target,
+            &Json::Object(changed),
+            update_rule.as_ref(),
+            &caller,
+            path,
+        )?;
+        if set.is_empty() {
+            continue;
+        }
+        updates.push(WriteOp::Update(Update {
+            target: write_target(target),
+            set,
+            increment: Vec::new(),
+            filter: keys_predicate(key_columns, std::slice::from_ref(&key)),
+            returning: all_columns(target),
+        }));
+    }
+    let insert_ops = inserts(target, &new_rows, insert_rule.as_ref(), &caller)?;
     Ok(Planned {
-        action: Action::Insert,
-        rule,
-        ops,
+        parts: vec![
+            Part {
+                action: Action::Insert,
+                rule: insert_rule,
+                ops: insert_ops,
+            },
+            Part {
+                action: Action::Update,
+                rule: update_rule,
+                ops: updates,
+            },
+        ],
     })
 }
 
@@ -197,11 +328,7 @@ pub(crate) async fn plan_update(
             returning: all_columns(target),
         })
     });
-    Ok(Planned {
-        action: Action::Update,
-        rule,
-        ops,
-    })
+    Ok(Planned::one(Action::Update, rule, ops))
 }
 
 /// A delete of `rows` (no statement when none matches).
@@ -223,11 +350,7 @@ pub(crate) async fn plan_delete(
             returning: all_columns(target),
         })
     });
-    Ok(Planned {
-        action: Action::Delete,
-        rule,
-        ops,
-    })
+    Ok(Planned::one(Action::Delete, rule, ops))
 }
 
 /// The keys of the rows an update or delete touches. A row named by its
@@ -307,19 +430,31 @@ impl Transaction {
         planned: &Planned,
         audit: &mut Audit,
     ) -> Result<(u64, Vec<Record>), ApiError> {
-        audit.statements(self.connector.as_ref(), &planned.ops);
-        let (affected, written) = run(&mut self.tx, &planned.ops).await?;
-        check(
-            state,
-            target,
-            caller,
-            planned.rule.as_ref(),
-            planned.action.as_str(),
-            &written,
-        )
-        .await?;
+        let ops: Vec<WriteOp> = planned
+            .parts
+            .iter()
+            .flat_map(|p| p.ops.iter().cloned())
+            .collect();
+        audit.statements(self.connector.as_ref(), &ops);
+        let (mut affected, mut records) = (0, Vec::new());
+        for part in &planned.parts {
+            if part.ops.is_empty() {
+                continue;
+            }
+            let (count, written) = run(&mut self.tx, &part.ops).await?;
+            check(
+                state,
+                target,
+                caller,
+                part.rule.as_ref(),
+                part.action.as_str(),
+                &written,
+            )
+            .await?;
+            affected += count;
+            records.extend(answer(state, caller, target, &written)?);
+        }
         audit.note("affected", json!(affected));
-        let records = answer(state, caller, target, &written)?;
         audit.note("keys", keys_of(target, &records));
         Ok((affected, records))
     }
