@@ -1062,6 +1062,14 @@ async fn group_by_with_having_order_and_pages() {
             "r": [{"keys": {"customer_id": 1}, "aggregate": {"avg": {"stars": 4.0}}}],
         }})
     );
+    // Over no rows: a count of 0 and null sums and extremes (custom scalars).
+    let body = f
+        .query("{ pg_orders_aggregate(where: {id: {_eq: -1}}) { aggregate { count sum { total } max { placed_at } } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 0, "sum": {"total": null}, "max": {"placed_at": null}}}}})
+    );
     // Spread: sample and population deviation and variance, by group too.
     let body = f
         .query(

@@ -590,3 +590,127 @@ async fn a_role_sees_exactly_its_rows_through_rest() {
     }
     server.stop().await;
 }
+
+/// GraphQL queries run as the role with `{}` for each `OWN(collection)`,
+/// and as the admin with the role's row filter of that collection spelled
+/// out there, at every level (root fields, relation filters, nested rows
+/// and nested aggregates).
+const GRAPHQL_QUERIES: &[&str] = &[
+    "{ my_orders(where: OWN(my_orders), order_by: {o_orderkey: asc}) { o_orderkey o_custkey o_totalprice o_orderdate } }",
+    r#"{ my_orders(where: {_and: [{o_orderstatus: {_eq: "F"}}, OWN(my_orders)]}, order_by: [{o_totalprice: desc}], limit: 5) { o_orderkey o_totalprice } }"#,
+    r#"{ my_orders(where: {_and: [{lineitem: {_and: [{l_shipmode: {_eq: "AIR"}}, OWN(my_lineitem)]}}, OWN(my_orders)]}, order_by: {o_orderkey: asc}) { o_orderkey } }"#,
+    "{ my_orders_aggregate(where: OWN(my_orders)) { aggregate { count sum { o_totalprice } max { o_orderdate } min { o_orderpriority } } } }",
+    "{ my_orders_group_by(by: [o_orderstatus], where: OWN(my_orders), order_by: {keys: {o_orderstatus: asc}}) { keys { o_orderstatus } aggregate { count sum { o_totalprice } } } }",
+    "{ my_orders_group_by(by: [o_orderpriority], where: OWN(my_orders), having: {count: {_gte: 2}}, order_by: {aggregate: {count: desc}}) { keys { o_orderpriority } aggregate { count } } }",
+    "{ my_orders(where: OWN(my_orders), order_by: {o_orderkey: asc}, limit: 3) { o_orderkey lineitem(where: OWN(my_lineitem), order_by: {l_linenumber: asc}) { l_linenumber l_quantity } } }",
+    "{ my_orders(where: OWN(my_orders), order_by: {o_orderkey: asc}) { o_orderkey lineitem_aggregate(where: OWN(my_lineitem)) { aggregate { count sum { l_quantity } } } } }",
+    "{ my_lineitem(where: {_and: [{l_quantity: {_lt: 10}}, OWN(my_lineitem)]}, order_by: [{l_orderkey: asc}, {l_linenumber: asc}]) { l_orderkey l_linenumber orders { o_orderkey o_totalprice } } }",
+    r#"{ my_lineitem(where: {_and: [{orders: {o_orderstatus: {_eq: "O"}}}, OWN(my_lineitem)]}, order_by: [{l_orderkey: asc}, {l_linenumber: asc}]) { l_orderkey l_linenumber } }"#,
+    "{ my_lineitem_aggregate(where: OWN(my_lineitem)) { aggregate { count sum { l_quantity } avg { l_discount } } } }",
+    "{ my_lineitem_group_by(by: [l_returnflag, l_linestatus], where: OWN(my_lineitem), order_by: [{keys: {l_returnflag: asc}}, {keys: {l_linestatus: asc}}]) { keys { l_returnflag l_linestatus } aggregate { count max { l_shipdate } } } }",
+    "{ pg_customer(where: OWN(pg_customer)) { c_custkey c_name nation { n_name } } }",
+    "{ pg_customer_aggregate(where: OWN(pg_customer)) { aggregate { count sum { c_acctbal } } } }",
+    "{ pg_nation(order_by: {n_nationkey: asc}, limit: 5) { n_name region { r_name } } }",
+];
+
+/// The role's row filter of a collection as a `where` expression.
+fn own_where(collection: &str, user: &str) -> String {
+    match collection {
+        "my_orders" => format!("{{o_custkey: {{_eq: {user}}}}}"),
+        "my_lineitem" => format!("{{orders: {{o_custkey: {{_eq: {user}}}}}}}"),
+        "pg_customer" => format!("{{c_custkey: {{_eq: {user}}}}}"),
+        other => panic!("no row filter for {other}"),
+    }
+}
+
+/// `query` with each `OWN(c)` replaced by `{}` (as the role) or by the
+/// role's filter of `c` (as the admin).
+fn expand(query: &str, user: Option<&str>) -> String {
+    let mut out = String::new();
+    let mut rest = query;
+    while let Some(start) = rest.find("OWN(") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find(')').unwrap();
+        let collection = &rest[start + 4..end];
+        out.push_str(&user.map_or_else(|| "{}".to_string(), |u| own_where(collection, u)));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn a_role_sees_exactly_its_rows_through_graphql() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path()).await;
+    let http = reqwest::Client::new();
+    let ask = |query: String, user: Option<&str>| {
+        let mut request = http
+            .post(format!("{}/graphql", server.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "query": query }));
+        if let Some(user) = user {
+            request = request
+                .header("x-role", "customer")
+                .header("x-user-id", user);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let (mut compared, mut non_empty) = (0, 0);
+    for user in ["370", "1", "3"] {
+        for query in GRAPHQL_QUERIES {
+            let role_body = ask(expand(query, None), Some(user)).await;
+            let admin_body = ask(expand(query, Some(user)), None).await;
+            assert!(
+                role_body.get("errors").is_none(),
+                "user {user}: {query}\n{role_body}"
+            );
+            assert_eq!(role_body, admin_body, "user {user}: {query}");
+            compared += 1;
+            let text = role_body["data"].to_string();
+            non_empty += usize::from(text.contains(':') && !text.contains("[]}"));
+        }
+    }
+    assert!(compared >= 45, "{compared} queries compared");
+    assert!(
+        non_empty > compared / 2,
+        "{non_empty} of {compared} answers had rows"
+    );
+    // The hidden column and the hidden collection are not in the role's
+    // schema; the role's mutations are none.
+    for (query, word) in [
+        ("{ my_orders { o_comment } }", "o_comment"),
+        (
+            "{ my_orders(where: {o_comment: {_eq: \"x\"}}) { o_orderkey } }",
+            "o_comment",
+        ),
+        (
+            "{ my_orders(order_by: {o_comment: asc}) { o_orderkey } }",
+            "o_comment",
+        ),
+        ("{ pg_partsupp { ps_partkey } }", "pg_partsupp"),
+        (
+            "mutation { delete_my_orders(where: {}) { affected_rows } }",
+            "mutations",
+        ),
+    ] {
+        let body = ask(query.to_string(), Some("370")).await;
+        assert_eq!(body["data"], Value::Null, "{query}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "validation_failed",
+            "{query}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(word),
+            "{query}: {body}"
+        );
+    }
+    server.stop().await;
+}

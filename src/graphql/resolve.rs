@@ -363,7 +363,13 @@ pub fn by_response_key<'a>(ctx: &ResolverContext<'a>) -> Option<FieldValue<'a>> 
     let field = ctx.ctx.field();
     let key = field.alias().unwrap_or(field.name());
     match ctx.parent_value.as_value() {
-        Some(GqlValue::Object(entries)) => entries.get(key).cloned().map(FieldValue::value),
+        // A null is answered as no value: async-graphql refuses a null
+        // value for a custom scalar (a sum or a date over no rows).
+        Some(GqlValue::Object(entries)) => entries
+            .get(key)
+            .filter(|value| **value != GqlValue::Null)
+            .cloned()
+            .map(FieldValue::value),
         _ => None,
     }
 }
