@@ -1248,3 +1248,148 @@ async fn upserts_update_existing_keys_under_the_update_rule() {
     );
     f.stop().await;
 }
+
+/// `order_by` a related object's column (within a source and across
+/// sources) and an aggregate of an array relationship's rows (a role's
+/// counts are of its rows), `distinct_on`, and `x_aggregate` over the rows
+/// `order_by` / `limit` pick, with their `nodes`.
+#[tokio::test]
+async fn orders_through_relations_distinct_on_and_aggregate_nodes() {
+    let f = Fixture::new().await;
+    let ids = |body: &Value, field: &str, key: &str| -> Vec<Value> {
+        body["data"][field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|row| row[key].clone())
+            .collect()
+    };
+    let body = f
+        .query("{ pg_orders(order_by: [{customers: {name: desc}}, {id: asc}]) { id } }")
+        .await;
+    assert_eq!(ids(&body, "pg_orders", "id"), [4, 3, 5, 1, 2], "{body}");
+    let body = f
+        .query("{ my_reviews(order_by: [{customers: {name: desc}}, {id: desc}]) { id } }")
+        .await;
+    assert_eq!(ids(&body, "my_reviews", "id"), [3, 2, 1], "{body}");
+    for (order, names) in [
+        (
+            "[{orders_aggregate: {count: desc}}, {id: asc}]",
+            ["Ann", "Bob", "Cid"],
+        ),
+        (
+            "{orders_aggregate: {sum: {total: asc}}}",
+            ["Bob", "Ann", "Cid"],
+        ),
+        // Across sources; Bob has no review: a count of 0, a NULL maximum.
+        ("{reviews_aggregate: {count: asc}}", ["Bob", "Cid", "Ann"]),
+        (
+            "{reviews_aggregate: {max: {stars: desc_nulls_last}}}",
+            ["Ann", "Cid", "Bob"],
+        ),
+    ] {
+        let body = f
+            .query(&format!("{{ pg_customers(order_by: {order}) {{ name }} }}"))
+            .await;
+        assert_eq!(ids(&body, "pg_customers", "name"), names, "{order}: {body}");
+    }
+    // distinct_on: the first row of each value in the order.
+    let body = f
+        .query("{ pg_orders(distinct_on: [customer_id], order_by: [{customer_id: asc}, {total: desc}]) { id } }")
+        .await;
+    assert_eq!(ids(&body, "pg_orders", "id"), [2, 5, 4], "{body}");
+    let body = f
+        .query("{ pg_orders(distinct_on: status) { status } }")
+        .await;
+    assert_eq!(
+        ids(&body, "pg_orders", "status"),
+        ["cancelled", "open", "shipped"],
+        "{body}"
+    );
+    let body = f
+        .query("{ my_reviews(distinct_on: customer_id, order_by: [{customer_id: asc}, {stars: asc}]) { id } }")
+        .await;
+    assert_eq!(ids(&body, "my_reviews", "id"), [2, 3], "{body}");
+    let body = f
+        .query("{ pg_orders(distinct_on: status, order_by: {id: asc}) { id } }")
+        .await;
+    assert_eq!(body["data"], json!({"pg_orders": null}), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "invalid_input",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("distinct_on"),
+        "{body}"
+    );
+    // x_aggregate over the two largest orders, with those rows.
+    let body = f
+        .query("{ pg_orders_aggregate(order_by: {total: desc}, limit: 2) { aggregate { count sum { total } } nodes { id customers { name } } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_aggregate": {
+            "aggregate": {"count": 2, "sum": {"total": "399.00"}},
+            "nodes": [{"id": 4, "customers": {"name": "Cid"}}, {"id": 2, "customers": {"name": "Ann"}}],
+        }}})
+    );
+    let body = f
+        .query(r#"{ pg_orders_aggregate(where: {status: {_eq: "open"}}) { nodes { id } } }"#)
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_aggregate": {"nodes": [{"id": 1}, {"id": 3}, {"id": 4}]}}})
+    );
+    let body = f
+        .query("{ pg_customers { orders_aggregate { nodes { id } } } }")
+        .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nodes"),
+        "{body}"
+    );
+    // A role orders by the related rows it may read, and only by those.
+    for action in ["select", "aggregate"] {
+        f.rule(
+            "clerk",
+            "pg_orders",
+            action,
+            json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "customer_id", "status", "total"]}),
+        )
+        .await;
+    }
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "{ pg_customers(order_by: [{orders_aggregate: {count: desc}}, {id: asc}]) { name } }"}),
+        )
+        .await;
+    assert_eq!(
+        ids(&body, "pg_customers", "name"),
+        ["Bob", "Ann", "Cid"],
+        "{body}"
+    );
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "{ pg_customers(order_by: {orders_aggregate: {max: {note: asc}}}) { name } }"}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}

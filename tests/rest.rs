@@ -363,6 +363,26 @@ async fn rows_by_key_composite_keys_and_appends() {
         .call(Method::GET, "/api/pg_orders?appends=nope", None)
         .await;
     assert_error(&bad, 400, &["nope"]);
+    // Sorted by a related row's column, in one source and across two.
+    let body = f
+        .get("/api/pg_orders?fields=id&sort=-customers.name,id")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"id": 4}, {"id": 3}, {"id": 5}, {"id": 1}, {"id": 2}])
+    );
+    let body = f
+        .get("/api/my_reviews?fields=id&sort=-customer.name,-id")
+        .await;
+    assert_eq!(body["data"], json!([{"id": 3}, {"id": 2}, {"id": 1}]));
+    let bad = f
+        .call(Method::GET, "/api/pg_customers?sort=orders.total", None)
+        .await;
+    assert_error(&bad, 400, &["orders", "many"]);
+    let bad = f
+        .call(Method::GET, "/api/pg_orders?sort=customers.nope", None)
+        .await;
+    assert_error(&bad, 400, &["nope"]);
     f.stop().await;
 }
 

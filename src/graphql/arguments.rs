@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::shape::{Shape, Shapes};
 use crate::error::ApiError;
-use crate::rest::params::SortKey;
+use crate::rest::aggregate::Aggregation;
+use crate::rest::params::{SortKey, SortVia};
 
 /// The filter JSON of a `where` argument of collection `shape`.
 pub fn filter(
@@ -113,42 +114,163 @@ fn comparison(
 }
 
 /// `order_by`: a list of `{column: direction}` objects (or one), keys in
-/// the order written.
-pub fn order_by(value: &GqlValue, shape: &Shape, path: &str) -> Result<Vec<SortKey>, ApiError> {
+/// the order written. An object relation orders by its row's columns
+/// (`{customer: {c_name: asc}}`), an array relation by an aggregate of
+/// its rows (`{orders_aggregate: {count: desc}}`, `{orders_aggregate:
+/// {sum: {o_totalprice: asc}}}`).
+pub fn order_by(
+    value: &GqlValue,
+    shape: &Shape,
+    shapes: &Shapes,
+    path: &str,
+) -> Result<Vec<SortKey>, ApiError> {
     let mut keys = Vec::new();
     for (i, item) in list(value).iter().enumerate() {
-        let GqlValue::Object(entries) = item else {
-            return Err(invalid(&format!("{path}[{i}]"), "expected an object"));
-        };
-        for (column, given) in entries {
-            let here = format!("{path}[{i}].{column}");
-            if shape.column(column).is_none() {
-                return Err(invalid(
-                    &here,
-                    format!("`{}` has no column `{column}`", shape.name),
-                ));
-            }
-            let direction_name = match given {
-                GqlValue::Enum(name) => name.as_str(),
-                GqlValue::String(name) => name.as_str(),
-                // A null direction: no ordering by this column.
-                GqlValue::Null => continue,
-                _ => return Err(invalid(&here, "expected a direction")),
-            };
-            let (descending, nulls_first) = direction(direction_name)
-                .ok_or_else(|| invalid(&here, format!("unknown direction `{direction_name}`")))?;
-            keys.push(SortKey {
-                column: column.to_string(),
-                descending,
-                nulls_first: Some(nulls_first),
-            });
-        }
+        order_object(item, shape, shapes, &[], &format!("{path}[{i}]"), &mut keys)?;
     }
     Ok(keys)
 }
 
-/// A list argument, a single value standing for a list of one (GraphQL's
-/// input coercion).
+/// The keys of one `x_order_by` object of `shape`, reached through the
+/// object relations `via`.
+fn order_object(
+    item: &GqlValue,
+    shape: &Shape,
+    shapes: &Shapes,
+    via: &[String],
+    path: &str,
+    keys: &mut Vec<SortKey>,
+) -> Result<(), ApiError> {
+    let GqlValue::Object(entries) = item else {
+        return Err(invalid(path, "expected an object"));
+    };
+    for (name, given) in entries {
+        let here = format!("{path}.{name}");
+        if *given == GqlValue::Null {
+            // A null: no ordering by this entry.
+            continue;
+        }
+        if shape.column(name).is_some() {
+            let related = (!via.is_empty()).then(|| SortVia::Related(via.to_vec()));
+            keys.push(sort_key(name.to_string(), related, given, &here)?);
+            continue;
+        }
+        let relation = |field: &str| {
+            shape
+                .relations
+                .iter()
+                .find(|r| r.fetchable && r.field == field)
+        };
+        if let Some(relation) = relation(name).filter(|r| !r.many) {
+            let target = related_shape(shapes, &relation.target, &here)?;
+            let mut path = via.to_vec();
+            path.push(relation.field.clone());
+            order_object(given, target, shapes, &path, &here, keys)?;
+            continue;
+        }
+        let aggregated = name
+            .strip_suffix("_aggregate")
+            .and_then(relation)
+            .filter(|r| r.many && via.is_empty());
+        let Some(relation) = aggregated else {
+            return Err(invalid(
+                &here,
+                format!("`{}` has no column or relation `{name}`", shape.name),
+            ));
+        };
+        let target = related_shape(shapes, &relation.target, &here)?;
+        aggregate_order(given, relation.field.as_str(), target, &here, keys)?;
+    }
+    Ok(())
+}
+
+fn related_shape<'s>(shapes: &'s Shapes, name: &str, path: &str) -> Result<&'s Shape, ApiError> {
+    shapes
+        .get(name)
+        .map(|s| s.as_ref())
+        .ok_or_else(|| invalid(path, format!("`{name}` cannot be read")))
+}
+
+/// `{count: desc}` or `{sum: {column: asc}}`: orders by an aggregate of
+/// the related rows of array relation `relation`.
+fn aggregate_order(
+    given: &GqlValue,
+    relation: &str,
+    target: &Shape,
+    path: &str,
+    keys: &mut Vec<SortKey>,
+) -> Result<(), ApiError> {
+    let GqlValue::Object(functions) = given else {
+        return Err(invalid(path, "expected an object"));
+    };
+    for (function, value) in functions {
+        let here = format!("{path}.{function}");
+        if *value == GqlValue::Null {
+            continue;
+        }
+        let aggregation = match function.as_str() {
+            "count" => Aggregation::Count,
+            "sum" => Aggregation::Sum,
+            "avg" => Aggregation::Avg,
+            "min" => Aggregation::Min,
+            "max" => Aggregation::Max,
+            "stddev" | "stddev_samp" => Aggregation::Stddev,
+            "stddev_pop" => Aggregation::StddevPop,
+            "variance" | "var_samp" => Aggregation::Variance,
+            "var_pop" => Aggregation::VarPop,
+            other => return Err(invalid(&here, format!("unknown aggregate `{other}`"))),
+        };
+        let via = || {
+            Some(SortVia::Aggregate {
+                relation: relation.to_string(),
+                aggregation,
+            })
+        };
+        if aggregation == Aggregation::Count {
+            keys.push(sort_key(String::new(), via(), value, &here)?);
+            continue;
+        }
+        let GqlValue::Object(columns) = value else {
+            return Err(invalid(&here, "expected an object of columns"));
+        };
+        for (column, direction) in columns {
+            let at = format!("{here}.{column}");
+            if target.column(column).is_none() {
+                return Err(invalid(
+                    &at,
+                    format!("`{}` has no column `{column}`", target.name),
+                ));
+            }
+            if *direction != GqlValue::Null {
+                keys.push(sort_key(column.to_string(), via(), direction, &at)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A key of `column` in the direction `given` names.
+fn sort_key(
+    column: String,
+    via: Option<SortVia>,
+    given: &GqlValue,
+    path: &str,
+) -> Result<SortKey, ApiError> {
+    let name = match given {
+        GqlValue::Enum(name) => name.as_str(),
+        GqlValue::String(name) => name.as_str(),
+        _ => return Err(invalid(path, "expected a direction")),
+    };
+    let (descending, nulls_first) =
+        direction(name).ok_or_else(|| invalid(path, format!("unknown direction `{name}`")))?;
+    Ok(SortKey {
+        column,
+        descending,
+        nulls_first: Some(nulls_first),
+        via,
+    })
+}
+
 /// An `order_by` direction as (descending, NULLs first), with Hasura's
 /// (PostgreSQL's) defaults: NULLs last ascending, first descending.
 pub fn direction(name: &str) -> Option<(bool, bool)> {
@@ -161,6 +283,8 @@ pub fn direction(name: &str) -> Option<(bool, bool)> {
     }
 }
 
+/// A list argument, a single value standing for a list of one (GraphQL's
+/// input coercion).
 pub fn list(value: &GqlValue) -> &[GqlValue] {
     match value {
         GqlValue::List(items) => items,
@@ -289,17 +413,19 @@ mod tests {
             GqlValue::Object([(Name::new("id"), GqlValue::Enum(Name::new("asc")))].into()),
         ]);
         assert_eq!(
-            order_by(&value, &shapes["orders"], "order_by").unwrap(),
+            order_by(&value, &shapes["orders"], &shapes, "order_by").unwrap(),
             vec![
                 SortKey {
                     column: "status".into(),
                     descending: true,
-                    nulls_first: Some(false)
+                    nulls_first: Some(false),
+                    via: None,
                 },
                 SortKey {
                     column: "id".into(),
                     descending: false,
-                    nulls_first: Some(false)
+                    nulls_first: Some(false),
+                    via: None,
                 },
             ]
         );

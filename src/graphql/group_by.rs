@@ -421,6 +421,7 @@ fn sort_key(column: String, direction: &GqlValue, path: &str) -> Result<Option<S
         column,
         descending,
         nulls_first: Some(nulls_first),
+        via: None,
     }))
 }
 
@@ -485,6 +486,7 @@ async fn group_by(
         sort,
         offset: count("offset")?.unwrap_or(0),
         limit: count("limit")?,
+        ..AggregateRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
     let output = aggregate::start(state, caller, &target, request).await?;

@@ -270,7 +270,9 @@ async fn attach_rows(
     let mut request = ReadRequest {
         filter: Some(related_filter(keys, &arguments, target_shape, shapes, &at)?),
         sort: match arguments.get("order_by") {
-            Some(value) => arguments::order_by(value, target_shape, &format!("{at}.order_by"))?,
+            Some(value) => {
+                arguments::order_by(value, target_shape, shapes, &format!("{at}.order_by"))?
+            }
             None => Vec::new(),
         },
         fields,

@@ -17,6 +17,8 @@ use crate::engine::Caller;
 use crate::error::ApiError;
 use crate::rest::Target;
 use crate::rest::aggregate::{self, AggregateRequest, Aggregation, Measure};
+use crate::rest::order::RowWindow;
+use crate::rest::params::SortKey;
 use crate::rest::read::{self, ReadRequest, Record};
 use crate::state::AppState;
 
@@ -96,7 +98,51 @@ pub fn response_key(field: &SelectionField<'_>) -> String {
     field.alias().unwrap_or(field.name()).to_string()
 }
 
-/// `x(where, order_by, limit, offset)`.
+/// `distinct_on` and `order_by`: the columns (each the caller may read)
+/// and the order; without an order, the distinct columns ascending
+/// (PostgreSQL's `DISTINCT ON` needs them first in the order).
+fn distinct_and_order(
+    ctx: &ResolverContext<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Result<(Vec<String>, Vec<SortKey>), ApiError> {
+    let mut distinct_on: Vec<String> = Vec::new();
+    if let Some(value) = ctx.args.get("distinct_on") {
+        for item in arguments::list(value.as_value()) {
+            match item {
+                GqlValue::Enum(name) if shape.column(name).is_some() => {
+                    distinct_on.push(name.to_string());
+                }
+                other => {
+                    return Err(arguments::invalid(
+                        "distinct_on",
+                        format!("`{}` has no column {other}", shape.name),
+                    ));
+                }
+            }
+        }
+    }
+    let mut sort = match ctx.args.get("order_by") {
+        Some(value) => arguments::order_by(value.as_value(), shape, shapes, "order_by")?,
+        None => Vec::new(),
+    };
+    if sort.is_empty() {
+        sort = distinct_on
+            .iter()
+            .map(|c| SortKey::new(c.clone(), false))
+            .collect();
+    }
+    Ok((distinct_on, sort))
+}
+
+/// At most `limit` rows (the configured default without one, never more
+/// than the configured most).
+fn row_limit(ctx: &ResolverContext<'_>, limits: &GraphqlConfig) -> Result<u64, ApiError> {
+    Ok(count_argument(ctx, "limit")?
+        .map_or(limits.default_limit, |limit| limit.min(limits.max_limit)))
+}
+
+/// `x(where, order_by, limit, offset, distinct_on)`.
 pub async fn list<'a>(
     ctx: &ResolverContext<'a>,
     shape: &Shape,
@@ -104,19 +150,14 @@ pub async fn list<'a>(
     limits: &GraphqlConfig,
 ) -> Result<FieldValue<'a>, ApiError> {
     let (state, caller) = request_data(ctx)?;
-    let sort = match ctx.args.get("order_by") {
-        Some(value) => arguments::order_by(value.as_value(), shape, "order_by")?,
-        None => Vec::new(),
-    };
+    let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
     let request = ReadRequest {
         filter: where_filter(ctx, shape, shapes)?,
         sort,
+        distinct_on,
         fields: nested::columns(&ctx.ctx.field(), shape),
         offset: count_argument(ctx, "offset")?.unwrap_or(0),
-        limit: Some(
-            count_argument(ctx, "limit")?
-                .map_or(limits.default_limit, |limit| limit.min(limits.max_limit)),
-        ),
+        limit: Some(row_limit(ctx, limits)?),
         ..ReadRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
@@ -282,26 +323,112 @@ impl AggregateSelection {
     }
 }
 
-/// `x_aggregate(where) { aggregate { count sum {…} avg {…} min {…} max {…} } }`:
-/// every selected function in one plan, the answer as a value tree keyed
-/// by response keys.
+/// A root `x_aggregate`'s answer: the `aggregate` values (a value tree
+/// keyed by response keys) and the rows `nodes` answers.
+pub struct AggregateAnswer {
+    tree: GqlValue,
+    nodes: Vec<Record>,
+}
+
+/// `x_aggregate(where, order_by, limit, offset, distinct_on) { aggregate {
+/// count sum {…} … } nodes {…} }`: every selected function in one plan
+/// over the rows the arguments pick; the rows themselves, when `nodes` is
+/// selected, in one read of the same rows.
 pub async fn aggregate(
     ctx: &ResolverContext<'_>,
     shape: &Shape,
     shapes: &Shapes,
-) -> Result<GqlValue, ApiError> {
+    limits: &GraphqlConfig,
+) -> Result<AggregateAnswer, ApiError> {
     let (state, caller) = request_data(ctx)?;
     let filter = where_filter(ctx, shape, shapes)?;
-    let selection = AggregateSelection::of(&ctx.ctx.field(), shape)?;
+    let field = ctx.ctx.field();
+    let selection = AggregateSelection::of(&field, shape)?;
+    let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
+    let offset = count_argument(ctx, "offset")?.unwrap_or(0);
     let target = Target::resolve(state, &shape.name)?;
-    let request = AggregateRequest {
-        measures: selection.measures.clone(),
-        filter,
-        ..AggregateRequest::default()
+    let rows = RowWindow {
+        distinct_on,
+        sort,
+        offset,
+        limit: count_argument(ctx, "limit")?,
     };
-    let output = aggregate::start(state, caller, &target, request).await?;
-    let record = read::collect(state, output).await?.into_iter().next();
-    Ok(selection.answer(record.as_ref()))
+    let tree = if selection.measures.is_empty() {
+        selection.answer(None)
+    } else {
+        let request = AggregateRequest {
+            measures: selection.measures.clone(),
+            filter: filter.clone(),
+            rows: rows.clone(),
+            ..AggregateRequest::default()
+        };
+        let output = aggregate::start(state, caller, &target, request).await?;
+        let record = read::collect(state, output).await?.into_iter().next();
+        selection.answer(record.as_ref())
+    };
+    let selected_nodes: Vec<SelectionField<'_>> = field
+        .selection_set()
+        .filter(|f| f.name() == "nodes")
+        .collect();
+    let mut nodes = Vec::new();
+    if !selected_nodes.is_empty() {
+        let mut fields: Vec<String> = Vec::new();
+        for selected in &selected_nodes {
+            for column in nested::columns(selected, shape) {
+                if !fields.contains(&column) {
+                    fields.push(column);
+                }
+            }
+        }
+        let request = ReadRequest {
+            filter,
+            sort: rows.sort,
+            distinct_on: rows.distinct_on,
+            fields,
+            offset,
+            limit: Some(row_limit(ctx, limits)?),
+            ..ReadRequest::default()
+        };
+        nodes = read::fetch(state, caller, &target, &request).await?.0;
+        for selected in &selected_nodes {
+            nested::attach(state, caller, selected, shape, shapes, &mut nodes).await?;
+        }
+    }
+    Ok(AggregateAnswer { tree, nodes })
+}
+
+/// `x_aggregate { aggregate }`: from a root field's answer, or from a
+/// parent row's `<relation>_aggregate` value.
+pub fn aggregate_part<'a>(ctx: &ResolverContext<'a>) -> Option<FieldValue<'a>> {
+    let tree = match ctx.parent_value.try_downcast_ref::<AggregateAnswer>() {
+        Ok(answer) => &answer.tree,
+        Err(_) => ctx.parent_value.as_value()?,
+    };
+    let GqlValue::Object(entries) = tree else {
+        return None;
+    };
+    entries
+        .get(response_key(&ctx.ctx.field()).as_str())
+        .cloned()
+        .map(FieldValue::value)
+}
+
+/// `x_aggregate { nodes }`: the rows a root `x_aggregate` read.
+pub fn aggregate_nodes<'a>(
+    ctx: &ResolverContext<'a>,
+) -> async_graphql::Result<Option<FieldValue<'a>>> {
+    let answer = ctx
+        .parent_value
+        .try_downcast_ref::<AggregateAnswer>()
+        .map_err(|_| {
+            field_error(ApiError::bad_request(
+                "`nodes` is answered by a root `x_aggregate` only: read a relation's rows with \
+                 its own field",
+            ))
+        })?;
+    Ok(Some(FieldValue::list(
+        answer.nodes.iter().map(|row| FieldValue::borrowed_any(row)),
+    )))
 }
 
 /// `count(columns: [..], distinct)`: the column (one at most) and whether

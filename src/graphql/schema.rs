@@ -121,6 +121,21 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
         .map_err(|e| ApiError::internal(format!("cannot build the GraphQL schema: {e}")))
 }
 
+/// The aggregate functions of `x_aggregate_fields`, each with a type of
+/// its own (`x_sum_fields`, `x_sum_order_by`).
+const AGGREGATE_FUNCTIONS: [&str; 10] = [
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+];
+
 /// Every type and root field name a collection takes.
 fn generated_names(shape: &Shape) -> Vec<String> {
     let x = &shape.name;
@@ -130,14 +145,17 @@ fn generated_names(shape: &Shape) -> Vec<String> {
         names.extend([x.clone(), format!("{x}_by_pk")]);
     }
     if shape.select || shape.aggregate {
-        names.push(format!("{x}_order_by"));
+        names.extend([format!("{x}_order_by"), format!("{x}_select_column")]);
     }
     if shape.aggregate {
         names.extend(group_by::type_names(shape));
+        for function in AGGREGATE_FUNCTIONS {
+            names.push(format!("{x}_{function}_order_by"));
+        }
         for suffix in [
             "aggregate",
             "aggregate_fields",
-            "select_column",
+            "aggregate_order_by",
             "sum_fields",
             "avg_fields",
             "min_fields",
@@ -264,18 +282,60 @@ fn collection_types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynami
             TypeRef::named(format!("{}_bool_exp", relation.target)),
         ));
     }
+    order_by = relation_orders(order_by, shape, shapes);
     let mut types: Vec<async_graphql::dynamic::Type> = vec![bool_exp.into()];
     if shape.select {
         types.push(object.into());
     }
     if shape.select || shape.aggregate {
         types.push(order_by.into());
+        types.push(
+            Enum::new(format!("{x}_select_column"))
+                .items(
+                    shape
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .filter(|n| !matches!(*n, "true" | "false" | "null")),
+                )
+                .into(),
+        );
     }
     if shape.aggregate {
         types.extend(aggregate_types(shape));
         types.extend(group_by::types(shape));
     }
     types
+}
+
+/// `order_by` through relations: an object relationship by the related
+/// row's columns (`customer: customer_order_by`), an array relationship by
+/// an aggregate of its rows (`orders_aggregate: orders_aggregate_order_by`).
+fn relation_orders(mut order_by: InputObject, shape: &Shape, shapes: &Shapes) -> InputObject {
+    let taken = |name: &str| {
+        shape.column(name).is_some() || shape.relations.iter().any(|r| r.field == name)
+    };
+    for relation in shape.relations.iter().filter(|r| r.fetchable) {
+        let Some(target) = shapes.get(&relation.target).filter(|t| t.select) else {
+            continue;
+        };
+        let t = &target.name;
+        if !relation.many {
+            order_by = order_by.field(InputValue::new(
+                relation.field.as_str(),
+                TypeRef::named(format!("{t}_order_by")),
+            ));
+            continue;
+        }
+        let aggregate = format!("{}_aggregate", relation.field);
+        if target.aggregate && !taken(&aggregate) {
+            order_by = order_by.field(InputValue::new(
+                aggregate,
+                TypeRef::named(format!("{t}_aggregate_order_by")),
+            ));
+        }
+    }
+    order_by
 }
 
 /// The relation fields of a collection's object type: `rel: target` for an
@@ -353,13 +413,6 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         .iter()
         .filter(|c| c.scalar.has_extremes())
         .collect();
-    let columns = Enum::new(format!("{x}_select_column")).items(
-        shape
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .filter(|n| !matches!(*n, "true" | "false" | "null")),
-    );
     let mut fields = Object::new(format!("{x}_aggregate_fields")).field(
         keyed("count", TypeRef::named_nn(TypeRef::INT))
             .argument(InputValue::new(
@@ -371,23 +424,25 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
                 TypeRef::named(TypeRef::BOOLEAN),
             )),
     );
-    let mut types: Vec<async_graphql::dynamic::Type> = vec![columns.into()];
+    let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
+    let mut order = InputObject::new(format!("{x}_aggregate_order_by"))
+        .field(InputValue::new("count", TypeRef::named("order_by")));
     // Each function, the columns it takes, and its output's scalar.
     type Output = fn(Scalar) -> Scalar;
     let float: Output = |_| Scalar::Float;
-    let functions: [(&str, &[&ColumnShape], Output); 10] = [
-        ("sum", &summable, Scalar::sum),
-        ("avg", &summable, float),
-        ("min", &extremes, |s| s),
-        ("max", &extremes, |s| s),
-        ("stddev", &summable, float),
-        ("stddev_pop", &summable, float),
-        ("stddev_samp", &summable, float),
-        ("variance", &summable, float),
-        ("var_pop", &summable, float),
-        ("var_samp", &summable, float),
+    let shapes: [(&[&ColumnShape], Output); 10] = [
+        (&summable, Scalar::sum),
+        (&summable, float),
+        (&extremes, |s| s),
+        (&extremes, |s| s),
+        (&summable, float),
+        (&summable, float),
+        (&summable, float),
+        (&summable, float),
+        (&summable, float),
+        (&summable, float),
     ];
-    for (function, columns, output) in functions {
+    for (function, (columns, output)) in AGGREGATE_FUNCTIONS.into_iter().zip(shapes) {
         if columns.is_empty() {
             continue;
         }
@@ -401,16 +456,32 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         }
         types.push(object.into());
         fields = fields.field(keyed(function, TypeRef::named(type_name)));
+        let order_name = format!("{x}_{function}_order_by");
+        let mut function_order = InputObject::new(order_name.as_str());
+        for column in columns {
+            function_order = function_order.field(InputValue::new(
+                column.name.as_str(),
+                TypeRef::named("order_by"),
+            ));
+        }
+        types.push(function_order.into());
+        order = order.field(InputValue::new(function, TypeRef::named(order_name)));
     }
     types.push(fields.into());
-    types.push(
-        Object::new(format!("{x}_aggregate"))
-            .field(keyed(
-                "aggregate",
-                TypeRef::named(format!("{x}_aggregate_fields")),
-            ))
-            .into(),
-    );
+    types.push(order.into());
+    let mut answer = Object::new(format!("{x}_aggregate")).field(Field::new(
+        "aggregate",
+        TypeRef::named(format!("{x}_aggregate_fields")),
+        |ctx| FieldFuture::new(async move { Ok(resolve::aggregate_part(&ctx)) }),
+    ));
+    if shape.select {
+        answer = answer.field(Field::new(
+            "nodes",
+            TypeRef::named_nn_list_nn(x.as_str()),
+            |ctx| FieldFuture::new(async move { resolve::aggregate_nodes(&ctx) }),
+        ));
+    }
+    types.push(answer.into());
     types
 }
 
@@ -423,7 +494,7 @@ fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig)
         Vec::new()
     };
     if shape.aggregate {
-        fields.push(aggregate_field(shape, shapes));
+        fields.push(aggregate_field(shape, shapes, limits));
         fields.push(group_by::root_field(shape, shapes));
     }
     fields
@@ -443,18 +514,11 @@ fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfi
                 resolve::answer(&ctx, result.map(Some))
             })
         })
-        .description(format!("Rows of `{x}`"))
-        .argument(InputValue::new(
-            "where",
-            TypeRef::named(format!("{x}_bool_exp")),
-        ))
-        .argument(InputValue::new(
-            "order_by",
-            TypeRef::named_nn_list(format!("{x}_order_by")),
-        ))
-        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
+        .description(format!("Rows of `{x}`")),
     );
+    if let Some(list) = fields.pop() {
+        fields.push(rows_arguments(list, x));
+    }
     if let Some(key) = &shape.primary_key {
         let (by_pk_shape, by_pk_shapes) = (shape.clone(), shapes.clone());
         let mut field = Field::new(
@@ -480,24 +544,44 @@ fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfi
     fields
 }
 
-/// `x_aggregate(where)`.
-fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
+/// `x_aggregate(where, order_by, limit, offset, distinct_on)`.
+fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfig) -> Field {
     let x = &shape.name;
-    let (shape, shapes) = (shape.clone(), shapes.clone());
-    Field::new(
+    let (resolved, shapes, limits) = (shape.clone(), shapes.clone(), Arc::new(limits.clone()));
+    let field = Field::new(
         format!("{x}_aggregate"),
         TypeRef::named(format!("{x}_aggregate")),
         move |ctx| {
-            let (shape, shapes) = (shape.clone(), shapes.clone());
+            let (shape, shapes, limits) = (resolved.clone(), shapes.clone(), limits.clone());
             FieldFuture::new(async move {
-                let result = resolve::aggregate(&ctx, &shape, &shapes).await;
-                resolve::answer(&ctx, result.map(|value| Some(FieldValue::value(value))))
+                let result = resolve::aggregate(&ctx, &shape, &shapes, &limits).await;
+                resolve::answer(
+                    &ctx,
+                    result.map(|answer| Some(FieldValue::owned_any(answer))),
+                )
             })
         },
     )
-    .description(format!("Aggregates over rows of `{x}`"))
-    .argument(InputValue::new(
-        "where",
-        TypeRef::named(format!("{x}_bool_exp")),
-    ))
+    .description(format!("Aggregates over rows of `{x}`"));
+    rows_arguments(field, x)
+}
+
+/// `where`, `order_by`, `limit`, `offset` and `distinct_on`: the rows a
+/// list or an aggregate of `x` reads.
+fn rows_arguments(field: Field, x: &str) -> Field {
+    field
+        .argument(InputValue::new(
+            "where",
+            TypeRef::named(format!("{x}_bool_exp")),
+        ))
+        .argument(InputValue::new(
+            "order_by",
+            TypeRef::named_nn_list(format!("{x}_order_by")),
+        ))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new(
+            "distinct_on",
+            TypeRef::named_nn_list(format!("{x}_select_column")),
+        ))
 }

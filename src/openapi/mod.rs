@@ -419,7 +419,7 @@ fn parameters() -> Map<String, Value> {
             "sort",
             query(
                 "sort",
-                "Comma-separated columns; `-` sorts descending (`-created_at,id`).",
+                "Comma-separated columns; `-` sorts descending (`-created_at,id`); `relation.column` sorts by a related row's column (`customer.name`).",
                 csv.clone(),
             ),
         ),

@@ -9,7 +9,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use datafusion::common::Column;
+use datafusion::common::{Column, TableReference};
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
@@ -18,6 +18,7 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::order::{self, RowWindow};
 use super::params::{Params, SortKey};
 use super::read::{Record, collect, filter_error, full_name, internal, within};
 use super::{Target, json_response};
@@ -130,6 +131,21 @@ impl Dimension {
 }
 
 impl Aggregation {
+    /// The aggregate of `expr`.
+    pub(crate) fn of(self, expr: Expr) -> Expr {
+        match self {
+            Self::Count => count(expr),
+            Self::Sum => sum(expr),
+            Self::Avg => avg(expr),
+            Self::Min => min(expr),
+            Self::Max => max(expr),
+            Self::Stddev => stddev(expr),
+            Self::StddevPop => stddev_pop(expr),
+            Self::Variance => var_sample(expr),
+            Self::VarPop => var_pop(expr),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Count => "count",
@@ -189,6 +205,9 @@ pub(crate) struct AggregateRequest {
     /// Groups to skip (GraphQL's `offset`) and most groups to answer.
     pub offset: u64,
     pub limit: Option<u64>,
+    /// The rows aggregated: those of the filter, or only some of them in
+    /// an order (GraphQL's `x_aggregate(order_by, limit, distinct_on)`).
+    pub rows: RowWindow,
 }
 
 /// `GET /api/{c}:aggregate`.
@@ -206,8 +225,8 @@ pub async fn run(
         filter: params.filter()?,
         having: params.json("having")?,
         sort: params.sort(),
-        offset: 0,
         limit: params.number("limit", 1)?,
+        ..AggregateRequest::default()
     };
     std::mem::take(params).finish()?;
     let output = start(state, &principal.caller(), target, request).await?;
@@ -243,6 +262,7 @@ pub(crate) async fn start(
         sort,
         offset,
         limit,
+        rows,
     } = request;
     if measures.is_empty() {
         measures.push(Measure::new(
@@ -264,9 +284,16 @@ pub(crate) async fn start(
                 })?;
                 let visible: Vec<String> =
                     provider.schema().fields().iter().map(|f| f.name().clone()).collect();
+                // The rows aggregated: the collection's, or a derived table
+                // of the rows `rows` picks.
+                let qualifier = if rows.is_whole() {
+                    name.clone()
+                } else {
+                    TableReference::bare("picked")
+                };
                 let column = |field: &str, at: &str| -> Result<Expr, ApiError> {
                     if visible.iter().any(|c| c == field) {
-                        Ok(Expr::Column(Column::new(Some(name.clone()), field)))
+                        Ok(Expr::Column(Column::new(Some(qualifier.clone()), field)))
                     } else if target.def.column(field).is_some() {
                         Err(ApiError::forbidden(format!(
                             "column `{field}` of `{}` is not readable here",
@@ -302,6 +329,24 @@ pub(crate) async fn start(
                         }
                     }
                     builder = builder.filter(predicate).map_err(internal)?;
+                }
+                if !rows.is_whole() {
+                    for name in &rows.distinct_on {
+                        column(name, "distinct_on")?;
+                    }
+                    for key in rows.sort.iter().filter(|k| k.via.is_none()) {
+                        column(&key.column, "order_by")?;
+                    }
+                    // A derived table of their own: the SQL unparser would
+                    // otherwise write their order beside the aggregate too.
+                    let own: Vec<Expr> = visible
+                        .iter()
+                        .map(|c| Expr::Column(Column::new(Some(name.clone()), c.as_str())))
+                        .collect();
+                    builder = order::apply(scope, target, &name, builder, &rows)?
+                        .project(own)
+                        .and_then(|b| b.alias(qualifier.clone()))
+                        .map_err(internal)?;
                 }
                 // Unaliased, one of each: the projection after the
                 // aggregate names the outputs (`positions`: each output's
@@ -354,18 +399,7 @@ pub(crate) async fn start(
                             (count_distinct(expr), format!("count_distinct_{field}"))
                         }
                         (aggregation, Some((field, expr))) => {
-                            let expr = match aggregation {
-                                Aggregation::Count => count(expr),
-                                Aggregation::Sum => sum(expr),
-                                Aggregation::Avg => avg(expr),
-                                Aggregation::Min => min(expr),
-                                Aggregation::Max => max(expr),
-                                Aggregation::Stddev => stddev(expr),
-                                Aggregation::StddevPop => stddev_pop(expr),
-                                Aggregation::Variance => var_sample(expr),
-                                Aggregation::VarPop => var_pop(expr),
-                            };
-                            (expr, format!("{}_{field}", aggregation.name()))
+                            (aggregation.of(expr), format!("{}_{field}", aggregation.name()))
                         }
                         (aggregation, None) => {
                             return Err(ApiError::bad_request(format!(

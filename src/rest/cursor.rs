@@ -23,7 +23,9 @@ pub fn order_keys(target: &Target, sort: &[SortKey], visible: &[String]) -> Vec<
     let mut keys = sort.to_vec();
     if let Some(pk) = &target.def.primary_key {
         for column in &pk.columns {
-            if visible.contains(column) && !keys.iter().any(|k| &k.column == column) {
+            if visible.contains(column)
+                && !keys.iter().any(|k| k.via.is_none() && &k.column == column)
+            {
                 keys.push(SortKey::new(column.clone(), false));
             }
         }
@@ -39,7 +41,7 @@ pub fn is_total(target: &Target, keys: &[SortKey]) -> bool {
             && pk
                 .columns
                 .iter()
-                .all(|c| keys.iter().any(|k| &k.column == c))
+                .all(|c| keys.iter().any(|k| k.via.is_none() && &k.column == c))
     })
 }
 

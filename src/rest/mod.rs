@@ -9,6 +9,7 @@
 pub(crate) mod aggregate;
 mod cursor;
 mod document;
+pub(crate) mod order;
 pub(crate) mod params;
 pub(crate) mod read;
 mod values;

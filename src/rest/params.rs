@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::Target;
+use super::aggregate::Aggregation;
 use crate::error::ApiError;
 
 /// The query string's parameters, consumed by name.
@@ -24,6 +25,21 @@ pub struct SortKey {
     /// Where NULLs go; `None` is PostgreSQL's order (last ascending, first
     /// descending), the only one REST's `sort` and cursors use.
     pub nulls_first: Option<bool>,
+    /// What `column` belongs to when it is not the collection's own.
+    pub via: Option<SortVia>,
+}
+
+/// A sort key on something related to the row (see `order.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortVia {
+    /// A column of the row reached through these object relations.
+    Related(Vec<String>),
+    /// An aggregate of an array relation's rows: of `column`, or of the
+    /// rows for a count.
+    Aggregate {
+        relation: String,
+        aggregation: Aggregation,
+    },
 }
 
 impl SortKey {
@@ -32,6 +48,7 @@ impl SortKey {
             column: column.into(),
             descending,
             nulls_first: None,
+            via: None,
         }
     }
 
@@ -131,12 +148,24 @@ impl Params {
         }
     }
 
+    /// `sort=-a,b`; `sort=customer.name` orders by a related row's column
+    /// (through object relations).
     pub fn sort(&mut self) -> Vec<SortKey> {
         self.names("sort")
             .into_iter()
-            .map(|name| match name.strip_prefix('-') {
-                Some(column) => SortKey::new(column, true),
-                None => SortKey::new(name.trim_start_matches('+'), false),
+            .map(|name| {
+                let (descending, name) = match name.strip_prefix('-') {
+                    Some(rest) => (true, rest),
+                    None => (false, name.trim_start_matches('+')),
+                };
+                let mut key = SortKey::new(name, descending);
+                if let Some((path, column)) = name.rsplit_once('.') {
+                    key.column = column.to_string();
+                    key.via = Some(SortVia::Related(
+                        path.split('.').map(String::from).collect(),
+                    ));
+                }
+                key
             })
             .collect()
     }

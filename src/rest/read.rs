@@ -13,7 +13,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use futures::StreamExt;
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
 use super::cursor;
+use super::order::{self, RowWindow};
 use super::params::{Key, Params, SortKey};
 use super::{Target, json_response};
 use crate::auth::Principal;
@@ -91,6 +92,8 @@ pub struct ReadRequest {
     pub limit: Option<u64>,
     /// Only rows after this position in the order (a keyset cursor's values).
     pub after: Option<Vec<Value>>,
+    /// Only the first row (in the order) of each value of these columns.
+    pub distinct_on: Vec<String>,
 }
 
 impl ReadRequest {
@@ -131,6 +134,12 @@ pub async fn list(
         if page > 1 {
             return Err(ApiError::bad_request(
                 "give either `page` or `cursor`, not both: a cursor is a position",
+            )
+            .at("cursor"));
+        }
+        if request.sort.iter().any(|k| k.via.is_some()) {
+            return Err(ApiError::bad_request(
+                "a cursor walks the collection's own columns: sort by those, not a related one",
             )
             .at("cursor"));
         }
@@ -240,13 +249,20 @@ pub async fn fetch(
         offset: request.offset,
         limit: request.limit,
         after: request.after.clone(),
+        distinct_on: request.distinct_on.clone(),
     };
     let visible = visible_columns(state, caller, target)?;
-    for key in &request.sort {
+    for key in request.sort.iter().filter(|k| k.via.is_none()) {
         check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
     }
+    for column in &request.distinct_on {
+        check_column(target, &visible, column, caller).map_err(|e| e.at("distinct_on"))?;
+    }
     let keys = cursor::order_keys(target, &request.sort, &visible);
-    let paged = request.limit.is_some_and(|l| l > 1) && cursor::is_total(target, &keys);
+    // A cursor holds the row's own values: not made for related orders.
+    let paged = request.limit.is_some_and(|l| l > 1)
+        && keys.iter().all(|k| k.via.is_none())
+        && cursor::is_total(target, &keys);
     let mut extra: Vec<String> = relations.join_columns();
     if paged {
         extra.extend(keys.iter().map(|k| k.column.clone()));
@@ -421,16 +437,11 @@ async fn start(
         .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
             let (builder, name, visible) = filtered_scan(scope, target, request.filter.as_ref())?;
             let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
-            for key in &request.sort {
+            for key in request.sort.iter().filter(|k| k.via.is_none()) {
                 check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
             }
             // Pages need a total order: the primary key breaks ties.
             let keys = cursor::order_keys(target, &request.sort, &visible);
-            // PostgreSQL's order unless asked: NULLs last ascending, first descending.
-            let order: Vec<SortExpr> = keys
-                .iter()
-                .map(|k| col(&k.column).sort(!k.descending, k.nulls_first()))
-                .collect();
             let mut builder = builder;
             if let Some(values) = &request.after {
                 let schema = builder.schema().as_arrow().clone();
@@ -438,17 +449,13 @@ async fn start(
                     .filter(cursor::after(&keys, values, col, &schema)?)
                     .map_err(internal)?;
             }
-            if !order.is_empty() {
-                builder = builder.sort(order).map_err(internal)?;
-            }
-            if request.offset > 0 || request.limit.is_some() {
-                builder = builder
-                    .limit(
-                        usize::try_from(request.offset).unwrap_or(usize::MAX),
-                        request.limit.and_then(|l| usize::try_from(l).ok()),
-                    )
-                    .map_err(internal)?;
-            }
+            let window = RowWindow {
+                distinct_on: request.distinct_on.clone(),
+                sort: keys,
+                offset: request.offset,
+                limit: request.limit,
+            };
+            let builder = order::apply(scope, target, &name, builder, &window)?;
             builder
                 .project(answered.iter().map(|c| col(c)))
                 .and_then(LogicalPlanBuilder::build)
