@@ -1393,3 +1393,52 @@ async fn orders_through_relations_distinct_on_and_aggregate_nodes() {
     );
     f.stop().await;
 }
+
+/// Golden cases: each folder of `tests/graphql_golden` holds a request
+/// (`query.graphql`; `request.json` may add `variables` and
+/// `operationName`) and the whole response expected (`response.json`).
+/// They run in name order against one fixture (a mutation's case may be
+/// followed by one reading what it left). `TRIBUTARY_BLESS=1` writes the
+/// responses instead: review their diff before committing.
+#[tokio::test]
+async fn golden_requests_answer_their_recorded_responses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/graphql_golden");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "{} golden cases", cases.len());
+    let bless = std::env::var_os("TRIBUTARY_BLESS").is_some();
+    let f = Fixture::new().await;
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        let query = std::fs::read_to_string(case.join("query.graphql")).unwrap();
+        let mut body = match std::fs::read_to_string(case.join("request.json")) {
+            Ok(text) => serde_json::from_str::<Value>(&text).unwrap(),
+            Err(_) => json!({}),
+        };
+        body["query"] = Value::String(query);
+        let answer = f.request(None, body).await;
+        let expected_path = case.join("response.json");
+        if bless {
+            let text = serde_json::to_string_pretty(&answer).unwrap();
+            std::fs::write(&expected_path, text + "\n").unwrap();
+            continue;
+        }
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(&expected_path)
+                .unwrap_or_else(|e| panic!("{name}: {e} (TRIBUTARY_BLESS=1 writes it)")),
+        )
+        .unwrap();
+        if answer != expected {
+            failures.push(format!(
+                "{name}:\n  expected {expected}\n  answered {answer}"
+            ));
+        }
+    }
+    f.stop().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

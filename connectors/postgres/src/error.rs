@@ -33,7 +33,7 @@ pub(crate) fn kind_of_sqlstate(code: &str) -> ErrorKind {
 /// (which names the parameter when a bound value did not parse).
 fn db_message(db: &DbError) -> String {
     let mut message = db.message().to_string();
-    if let Some(detail) = db.detail() {
+    if let Some(detail) = db.detail().filter(|d| shown(d)) {
         message.push_str(" (");
         message.push_str(detail);
         message.push(')');
@@ -47,6 +47,13 @@ fn db_message(db: &DbError) -> String {
         message.push_str(context.lines().next().unwrap_or(context));
     }
     format!("{message} [SQLSTATE {}]", db.code().code())
+}
+
+/// Whether a server error's detail may reach the caller. Not PostgreSQL's
+/// "Failing row contains (…)" of a NOT NULL or CHECK violation: it lists
+/// every column of the row, those the caller's role may not read too.
+fn shown(detail: &str) -> bool {
+    !detail.starts_with("Failing row contains")
 }
 
 /// Classifies a tokio-postgres error.
@@ -155,5 +162,11 @@ mod tests {
         ] {
             assert_eq!(kind_of_sqlstate(code), kind, "{code}");
         }
+    }
+
+    #[test]
+    fn details_listing_a_whole_row_are_not_shown() {
+        assert!(!shown("Failing row contains (1, null, secret)."));
+        assert!(shown("Key (id)=(5) already exists."));
     }
 }
