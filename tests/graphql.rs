@@ -225,7 +225,7 @@ async fn scalars_keep_precision_and_filter_by_their_text() {
         json!({"data": {
             "pg_kinds": [{
                 "id": 1, "at": "2024-05-01T12:00:00Z", "wall": "2024-05-01T12:00:00", "day": "2024-05-01",
-                "t": "12:34:56", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": "\\x0a1b",
+                "t": "12:34:56", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "b": "Chs=",
                 "n": "12345678901234567890.0123456789", "f": 1.5, "ok": true, "tags": ["a", "b"],
             }],
             "hit": [{"id": 1}],
@@ -245,6 +245,35 @@ async fn scalars_keep_precision_and_filter_by_their_text() {
             ]},
         }})
     );
+    // Bytes go in as base64 too, and what is not base64 is refused.
+    let body = f
+        .query(r#"mutation { insert_pg_kinds_one(object: {id: 2, b: "AP8="}) { b } update_pg_kinds_by_pk(pk_columns: {id: 1}, _set: {b: "/w=="}) { b } }"#)
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_kinds_one": {"b": "AP8="}, "update_pg_kinds_by_pk": {"b": "/w=="}}})
+    );
+    let stored: String = common::postgres()
+        .await
+        .query_one(
+            &format!(
+                "SELECT encode(b, 'hex') FROM {}.kinds WHERE id = 2",
+                f.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "00ff");
+    let body = f
+        .query(r#"mutation { insert_pg_kinds_one(object: {id: 3, b: "\\x00"}) { id } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "invalid_input",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["at"], "object.b", "{body}");
     f.stop().await;
 }
 

@@ -8,6 +8,7 @@
 //! path (`mutation.rs`).
 
 mod arguments;
+mod bytea;
 mod group_by;
 mod mutation;
 mod nested;

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use super::resolve::{self, field_error};
 use super::shape::{ColumnShape, Shape, Shapes};
-use super::{arguments, nested};
+use super::{arguments, bytea, nested};
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -449,7 +449,7 @@ async fn plan(
 ) -> Result<Planned, ApiError> {
     match kind {
         Kind::Insert { one } => {
-            let objects: Vec<(String, Json)> = if one {
+            let mut objects: Vec<(String, Json)> = if one {
                 vec![("object".to_string(), argument(ctx, "object")?)]
             } else {
                 match argument(ctx, "objects")? {
@@ -461,6 +461,9 @@ async fn plan(
                     other => vec![("objects".to_string(), other)],
                 }
             };
+            for (path, object) in &mut objects {
+                bytea::decode_input(object, shape, path)?;
+            }
             let objects: Vec<(String, &Json)> =
                 objects.iter().map(|(p, o)| (p.clone(), o)).collect();
             match optional_argument(ctx, "on_conflict")? {
@@ -490,7 +493,10 @@ async fn plan(
                 rows_where(ctx, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
-            let set = optional_argument(ctx, "_set")?;
+            let mut set = optional_argument(ctx, "_set")?;
+            if let Some(set) = &mut set {
+                bytea::decode_input(set, shape, "_set")?;
+            }
             let increment = optional_argument(ctx, "_inc")?;
             let changes = Changes {
                 set: set.as_ref().map(|s| (s, "_set")),

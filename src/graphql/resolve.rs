@@ -11,7 +11,7 @@ use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
 use serde_json::Value;
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{arguments, nested};
+use super::{arguments, bytea, nested};
 use crate::config::GraphqlConfig;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -512,6 +512,9 @@ pub fn column<'a>(
         // JSON columns arrive as their text: answered as the JSON value.
         (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => {
             serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        }
+        (Some(Value::String(text)), Scalar::Bytea) => {
+            Value::String(bytea::to_base64(text).unwrap_or_else(|| text.clone()))
         }
         (Some(value), _) => value.clone(),
     };

@@ -188,7 +188,7 @@ fn custom_scalar(scalar: Scalar) -> GqlScalar {
         Scalar::Timestamptz => "An instant, RFC 3339 (`2024-05-01T12:00:00Z`)",
         Scalar::Time => "A time of day, `HH:MM:SS[.ffffff]`",
         Scalar::Json | Scalar::Jsonb => "Any JSON value",
-        Scalar::Bytea => "Bytes, as PostgreSQL writes them: `\\x` and hexadecimal digits",
+        Scalar::Bytea => "Bytes, in base64",
         Scalar::Boolean | Scalar::Int | Scalar::Float | Scalar::String => "",
     };
     let accepts: fn(&GqlValue) -> bool = match scalar {
