@@ -44,8 +44,8 @@ INSERT INTO kinds VALUES (1, '2024-05-01T12:00:00Z', '2024-05-01 12:00:00', '202
 "#;
 
 const MY_DDL: &str = r#"
-CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, stars int NOT NULL, body varchar(200));
-INSERT INTO reviews (customer_id, stars, body) VALUES (1, 5, 'great'), (1, 3, 'ok'), (3, 1, 'bad');
+CREATE TABLE reviews (id int AUTO_INCREMENT PRIMARY KEY, customer_id int NOT NULL, stars int NOT NULL, body varchar(200), tags JSON);
+INSERT INTO reviews (customer_id, stars, body, tags) VALUES (1, 5, 'great', '["a", "b"]'), (1, 3, 'ok', '{"x": {"y": 1}}'), (3, 1, 'bad', NULL);
 "#;
 
 /// The two test sources, with this file's request helpers.
@@ -1470,4 +1470,41 @@ async fn golden_requests_answer_their_recorded_responses() {
     }
     f.stop().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// jsonb's operators on JSON columns of both sources, with jsonb's meaning.
+#[tokio::test]
+async fn json_columns_filter_by_containment_and_keys() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              rush: pg_orders(where: {meta: {_contains: {rush: true}}}) { id }
+              keyed: pg_orders(where: {meta: {_has_key: "rush"}}) { id }
+              a: my_reviews(where: {tags: {_contains: ["a"]}}) { id }
+              deep: my_reviews(where: {tags: {_contains: {x: {y: 1.0}}}}) { id }
+              any: my_reviews(where: {tags: {_has_keys_any: ["x", "zz"]}}) { id }
+              all: my_reviews(where: {tags: {_has_keys_all: ["a", "b"]}}) { id }
+              within: my_reviews(where: {tags: {_contained_in: ["a", "b", "c"]}}) { id }
+              not_a: my_reviews(where: {_not: {tags: {_has_key: "a"}}}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "rush": [{"id": 1}], "keyed": [{"id": 1}], "a": [{"id": 1}], "deep": [{"id": 2}],
+            "any": [{"id": 2}], "all": [{"id": 1}], "within": [{"id": 1}],
+            // A NULL document is unknown: neither a match nor a `_not` one.
+            "not_a": [{"id": 2}],
+        }})
+    );
+    let body = f
+        .query(r#"{ pg_orders(where: {status: {_has_key: "x"}}) { id } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
 }

@@ -239,6 +239,26 @@ async fn lists_filter_sort_pick_fields_and_page() {
         ("pg_posts", r#"{"labels":{"$match":["b"]}}"#, vec![2]),
         ("my_notes", r#"{"tags":{"$anyOf":["c","x"]}}"#, vec![2]),
         ("my_notes", r#"{"tags":{"$notMatch":["a","b"]}}"#, vec![2]),
+        // JSON documents, with jsonb's meaning on both sources.
+        (
+            "pg_posts",
+            r#"{"tags":{"$jsonContains":["b"]}}"#,
+            vec![1, 2],
+        ),
+        (
+            "pg_posts",
+            r#"{"tags":{"$jsonContains":{"x":1.0}}}"#,
+            vec![4],
+        ),
+        (
+            "pg_posts",
+            r#"{"tags":{"$jsonContainedIn":["a","b",3]}}"#,
+            vec![1, 2],
+        ),
+        ("pg_posts", r#"{"tags":{"$hasKey":"x"}}"#, vec![4]),
+        ("pg_posts", r#"{"tags":{"$hasKeysAll":["a","b"]}}"#, vec![1]),
+        ("my_notes", r#"{"tags":{"$jsonContains":"c"}}"#, vec![2]),
+        ("my_notes", r#"{"tags":{"$hasKeysAny":["b","z"]}}"#, vec![1]),
     ] {
         let body = f
             .get(&format!(
@@ -287,6 +307,22 @@ async fn bad_list_requests_are_400_naming_the_problem() {
         ("/api/pg_events/1".into(), 400, vec!["primary key"]),
         ("/api/pg_line_items/1".into(), 400, vec!["order_id,line"]),
         ("/api/pg_orders/abc".into(), 400, vec!["abc"]),
+        (
+            format!(
+                "/api/pg_posts?filter={}",
+                enc(r#"{"labels":{"$hasKey":"a"}}"#)
+            ),
+            400,
+            vec!["JSON", "labels"],
+        ),
+        (
+            format!(
+                "/api/pg_posts?filter={}",
+                enc(r#"{"tags":{"$hasKeysAny":"a"}}"#)
+            ),
+            400,
+            vec!["array"],
+        ),
     ];
     for (path, status, words) in cases {
         let response = f.call(Method::GET, &path, None).await;

@@ -10,10 +10,13 @@
 //! the period it names in the context's time zone and compare with its
 //! boundaries (`date.rs`); the array operators (`$match`, `$anyOf`, …) work
 //! on list columns (PostgreSQL arrays) through DataFusion's array functions,
-//! and on JSON columns holding arrays through `json_array.rs`.
+//! and on JSON columns holding arrays through `json_array.rs`; JSON
+//! documents are tested as jsonb (`$jsonContains`, `$hasKey`, …) through
+//! `json_document.rs`.
 
 mod date;
 mod json_array;
+mod json_document;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +33,8 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
 use datafusion::scalar::ScalarValue;
 use serde_json::Value;
 use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
+
+use json_document::Test;
 
 /// What is wrong with a filter, and where (`$and[1].o_status.$eq`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -326,6 +331,9 @@ impl<'a> Scope<'a> {
             "$match" | "$notMatch" | "$anyOf" | "$noneOf" => {
                 self.array(op, name, &data_type, &bound, path)?
             }
+            "$jsonContains" | "$jsonContainedIn" | "$hasKey" | "$hasKeysAny" | "$hasKeysAll" => {
+                self.document(op, name, &bound, path)?
+            }
             other => {
                 return Err(Self::error(
                     path,
@@ -403,6 +411,42 @@ impl<'a> Scope<'a> {
             "$dateAfter" => compare(past_end, range.end)?,
             // `$dateNotAfter`
             _ => compare(to_end, range.end)?,
+        })
+    }
+
+    /// A test of a JSON column's documents, with jsonb's meaning
+    /// (`json_document.rs`): `$jsonContains` (`@>`), `$jsonContainedIn`
+    /// (`<@`), `$hasKey` (`?`), `$hasKeysAny` (`?|`), `$hasKeysAll` (`?&`).
+    fn document(
+        &self,
+        op: &str,
+        name: &str,
+        operand: &Value,
+        path: &str,
+    ) -> Result<Expr, FilterError> {
+        if !self.is_json(name) {
+            return Err(Self::error(
+                path,
+                format!("`{op}` needs a JSON column; `{name}` is not one"),
+            ));
+        }
+        let column = self.column(name);
+        let keys = |operand: &Value| -> Result<Value, FilterError> {
+            let keys = match operand {
+                Value::String(_) if op == "$hasKey" => Value::Array(vec![operand.clone()]),
+                Value::Array(items) if op != "$hasKey" && items.iter().all(Value::is_string) => {
+                    operand.clone()
+                }
+                _ if op == "$hasKey" => return Err(Self::error(path, "expected a key (a string)")),
+                _ => return Err(Self::error(path, "expected an array of keys (strings)")),
+            };
+            Ok(keys)
+        };
+        Ok(match op {
+            "$jsonContains" => json_document::call(Test::Contains, column, operand),
+            "$jsonContainedIn" => json_document::call(Test::ContainedIn, column, operand),
+            "$hasKeysAll" => json_document::call(Test::HasAllKeys, column, &keys(operand)?),
+            _ => json_document::call(Test::HasAnyKey, column, &keys(operand)?),
         })
     }
 

@@ -109,6 +109,11 @@ fn comparison(
         "_nlike" => vec![condition("$notLike", value)],
         "_ilike" => vec![condition("$iLike", value)],
         "_nilike" => vec![condition("$notILike", value)],
+        "_contains" => vec![condition("$jsonContains", value)],
+        "_contained_in" => vec![condition("$jsonContainedIn", value)],
+        "_has_key" => vec![condition("$hasKey", value)],
+        "_has_keys_any" => vec![condition("$hasKeysAny", array(value))],
+        "_has_keys_all" => vec![condition("$hasKeysAll", array(value))],
         other => return Err(invalid(path, format!("unknown comparison `{other}`"))),
     })
 }

@@ -223,6 +223,21 @@ fn comparison(scalar: Scalar) -> InputObject {
             input = input.field(InputValue::new(op, TypeRef::named(name)));
         }
     }
+    // jsonb's operators, on every JSON column (evaluated as jsonb's).
+    if matches!(scalar, Scalar::Json | Scalar::Jsonb) {
+        input = input
+            .field(InputValue::new("_contains", TypeRef::named(name)))
+            .field(InputValue::new("_contained_in", TypeRef::named(name)))
+            .field(InputValue::new("_has_key", TypeRef::named(TypeRef::STRING)))
+            .field(InputValue::new(
+                "_has_keys_any",
+                TypeRef::named_nn_list(TypeRef::STRING),
+            ))
+            .field(InputValue::new(
+                "_has_keys_all",
+                TypeRef::named_nn_list(TypeRef::STRING),
+            ));
+    }
     input
 }
 

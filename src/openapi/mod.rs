@@ -380,7 +380,8 @@ filters. Comparison: `$eq $ne $gt $gte $lt $lte $in $notIn $is $exists $notExist
 `$like $notLike $iLike $notILike $includes $notIncludes $startsWith $notStartsWith $endWith \
 $notEndWith $empty $notEmpty $match $notMatch`. Booleans and numbers: `$isTruly $isFalsy`. \
 Dates: `$dateOn $dateNotOn $dateBefore $dateAfter $dateNotBefore $dateNotAfter \
-$dateBetween`. Arrays: `$anyOf $noneOf`. Logic: `$and $or`. Values may use `{{$user.id}}`, \
+$dateBetween`. Arrays: `$anyOf $noneOf`. JSON documents (as jsonb): `$jsonContains \
+$jsonContainedIn $hasKey $hasKeysAny $hasKeysAll`. Logic: `$and $or`. Values may use `{{$user.id}}`, \
 `{{$user.role}}`, `{{$user.claims.<path>}}` and `{{$now}}`.";
 
 /// A query parameter whose value is JSON text.

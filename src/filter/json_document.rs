@@ -1,0 +1,238 @@
+//! Tests on JSON documents held as text (PostgreSQL `json`/`jsonb`, MySQL
+//! `JSON`), with PostgreSQL's `jsonb` meaning on every source:
+//! `json_contains(doc, pattern)` is `doc @> pattern`,
+//! `json_contained_in(doc, pattern)` is `doc <@ pattern`, and
+//! `json_has_any_key` / `json_has_all_keys(doc, keys)` are `?|` / `?&`
+//! (a key is a top-level object key, or a string element of a top-level
+//! array, or the document's own string). The second argument is a literal:
+//! the pattern's JSON, or a JSON array of keys. A NULL or unreadable
+//! document answers NULL. No source knows these functions, so filters
+//! using them run in DataFusion.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+};
+use serde_json::Value;
+
+/// What a function tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Test {
+    Contains,
+    ContainedIn,
+    HasAnyKey,
+    HasAllKeys,
+}
+
+impl Test {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Contains => "json_contains",
+            Self::ContainedIn => "json_contained_in",
+            Self::HasAnyKey => "json_has_any_key",
+            Self::HasAllKeys => "json_has_all_keys",
+        }
+    }
+
+    /// Whether `doc` passes, against the operand.
+    fn holds(self, doc: &Value, operand: &Value) -> bool {
+        match self {
+            Self::Contains => contains(doc, operand, true),
+            Self::ContainedIn => contains(operand, doc, true),
+            Self::HasAnyKey => keys(operand).any(|key| has_key(doc, key)),
+            Self::HasAllKeys => keys(operand).all(|key| has_key(doc, key)),
+        }
+    }
+}
+
+/// `test(expr, operand)`; `operand` is the pattern, or the array of keys.
+pub fn call(test: Test, expr: Expr, operand: &Value) -> Expr {
+    static UDFS: LazyLock<[Arc<ScalarUDF>; 4]> = LazyLock::new(|| {
+        [
+            Test::Contains,
+            Test::ContainedIn,
+            Test::HasAnyKey,
+            Test::HasAllKeys,
+        ]
+        .map(|test| Arc::new(ScalarUDF::new_from_impl(JsonDocument::new(test))))
+    });
+    let index = match test {
+        Test::Contains => 0,
+        Test::ContainedIn => 1,
+        Test::HasAnyKey => 2,
+        Test::HasAllKeys => 3,
+    };
+    UDFS[index].call(vec![expr, lit(operand.to_string())])
+}
+
+/// PostgreSQL's `a @> b` for jsonb: objects contain the pairs of the
+/// pattern (recursively), arrays contain each of the pattern's elements
+/// in some element, and at the top level an array contains a scalar it
+/// holds.
+fn contains(a: &Value, b: &Value, top: bool) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => b.iter().all(|(key, inner)| {
+            a.get(key)
+                .is_some_and(|value| contains(value, inner, false))
+        }),
+        (Value::Array(a), Value::Array(b)) => b
+            .iter()
+            .all(|inner| a.iter().any(|value| contains(value, inner, false))),
+        (Value::Array(a), scalar) if top && !scalar.is_object() => {
+            a.iter().any(|value| same_scalar(value, scalar))
+        }
+        (a, b) => same_scalar(a, b),
+    }
+}
+
+/// Equal scalars; numbers by value (`1` is `1.0`, as in jsonb).
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
+        (a, b) => a == b,
+    }
+}
+
+fn keys(operand: &Value) -> impl Iterator<Item = &str> {
+    operand
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+/// PostgreSQL's `doc ? key` for jsonb.
+fn has_key(doc: &Value, key: &str) -> bool {
+    match doc {
+        Value::Object(entries) => entries.contains_key(key),
+        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(key)),
+        Value::String(text) => text == key,
+        _ => false,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonDocument {
+    test: Test,
+    signature: Signature,
+}
+
+impl JsonDocument {
+    fn new(test: Test) -> Self {
+        let text = [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View];
+        let signatures = text
+            .iter()
+            .map(|doc| {
+                datafusion::logical_expr::TypeSignature::Exact(vec![doc.clone(), DataType::Utf8])
+            })
+            .collect();
+        Self {
+            test,
+            signature: Signature::one_of(signatures, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonDocument {
+    fn name(&self) -> &'static str {
+        self.test.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [doc, operand] = args.args.as_slice() else {
+            return exec_err!("{} takes two arguments", self.name());
+        };
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(operand))) = operand else {
+            return exec_err!("{} takes a literal as its second argument", self.name());
+        };
+        let Ok(operand) = serde_json::from_str::<Value>(operand) else {
+            return exec_err!("{}: the operand is not JSON", self.name());
+        };
+        let docs = doc.to_array(args.number_rows)?;
+        let texts: Vec<Option<&str>> = match docs.data_type() {
+            DataType::Utf8 => docs.as_string::<i32>().iter().collect(),
+            DataType::LargeUtf8 => docs.as_string::<i64>().iter().collect(),
+            DataType::Utf8View => docs.as_string_view().iter().collect(),
+            other => return exec_err!("{} reads text, not {other}", self.name()),
+        };
+        let answers: BooleanArray = texts
+            .into_iter()
+            .map(|text| {
+                let doc = serde_json::from_str::<Value>(text?).ok()?;
+                Some(self.test.holds(&doc, &operand))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(answers)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn containment_is_jsonbs() {
+        let cases = [
+            (
+                json!({"a": 1, "b": {"c": [1, 2]}}),
+                json!({"b": {"c": [2]}}),
+                true,
+            ),
+            (json!({"a": 1}), json!({"a": 1.0}), true),
+            (json!({"a": 1}), json!({"a": "1"}), false),
+            (json!({"a": 1}), json!({}), true),
+            (json!([1, 2, [3, 4]]), json!([[3]]), true),
+            (json!([1, 2]), json!([2, 2, 1]), true),
+            (json!([1, 2]), json!([3]), false),
+            // A scalar in a top-level array only.
+            (json!(["foo", "bar"]), json!("foo"), true),
+            (json!({"x": ["foo"]}), json!({"x": "foo"}), false),
+            (json!("foo"), json!("foo"), true),
+            (json!([{"a": 1, "b": 2}]), json!([{"a": 1}]), true),
+            (json!({"a": null}), json!({"a": null}), true),
+            (json!({"a": null}), json!({"b": null}), false),
+        ];
+        for (doc, pattern, expected) in cases {
+            assert_eq!(
+                Test::Contains.holds(&doc, &pattern),
+                expected,
+                "{doc} @> {pattern}"
+            );
+            assert_eq!(
+                Test::ContainedIn.holds(&pattern, &doc),
+                expected,
+                "{pattern} <@ {doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_are_top_level_keys_or_strings() {
+        let doc = json!({"a": 1, "b": {"c": 2}});
+        assert!(Test::HasAnyKey.holds(&doc, &json!(["x", "b"])));
+        assert!(!Test::HasAnyKey.holds(&doc, &json!(["c"])));
+        assert!(Test::HasAllKeys.holds(&doc, &json!(["a", "b"])));
+        assert!(!Test::HasAllKeys.holds(&doc, &json!(["a", "c"])));
+        assert!(Test::HasAllKeys.holds(&json!(["a", 1, "b"]), &json!(["a", "b"])));
+        assert!(!Test::HasAnyKey.holds(&json!([1]), &json!(["1"])));
+        assert!(Test::HasAnyKey.holds(&json!("a"), &json!(["a"])));
+    }
+}
