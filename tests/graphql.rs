@@ -37,6 +37,8 @@ INSERT INTO orders (customer_id, status, total, placed_at, note, owner, big, met
     (3, 'open', 300.00, '2024-02-14', 'n4', 'cid', NULL, NULL),
     (2, 'cancelled', 42.00, '2024-03-03', 'n5', 'bob', NULL, NULL);
 INSERT INTO line_items VALUES (1, 1, 2), (1, 2, 5), (2, 1, 1), (4, 1, 7);
+CREATE TABLE tags (id serial PRIMARY KEY, slug text CONSTRAINT tags_slug_key UNIQUE, label text, hits int NOT NULL DEFAULT 0);
+INSERT INTO tags (slug, label, hits) VALUES ('red', 'Red', 1), ('blue', 'Blue', 5);
 CREATE TABLE kinds (id int PRIMARY KEY, at timestamptz, wall timestamp, day date, t time, u uuid,
                     b bytea, n numeric(30,10), f double precision, ok boolean, tags text[]);
 INSERT INTO kinds VALUES (1, '2024-05-01T12:00:00Z', '2024-05-01 12:00:00', '2024-05-01', '12:34:56',
@@ -1222,6 +1224,33 @@ async fn upserts_update_existing_keys_under_the_update_rule() {
         .await,
         json!({"data": {"pg_customers": [
             {"id": 1, "name": "Ann B"}, {"id": 2, "name": "Bob"}, {"id": 30, "name": "New"},
+        ]}})
+    );
+    // On a unique constraint, updating only the existing rows `where`
+    // admits; a NULL in the key conflicts with nothing.
+    let body = f
+        .query(
+            r#"mutation { insert_pg_tags(
+                objects: [{slug: "red", label: "RED"}, {slug: "green", label: "Green"},
+                          {slug: "blue", label: "BLUE"}, {slug: null, label: "none"}],
+                on_conflict: {constraint: tags_slug_key, update_columns: [label], where: {hits: {_lt: 3}}}
+              ) { affected_rows returning { id slug label } } }"#,
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {"insert_pg_tags": {"affected_rows": 3, "returning": [
+            {"id": 1, "slug": "red", "label": "RED"},
+            {"id": 3, "slug": "green", "label": "Green"},
+            {"id": 4, "slug": null, "label": "none"},
+        ]}}})
+    );
+    assert_eq!(
+        f.query("{ pg_tags(order_by: {id: asc}) { slug label } }")
+            .await,
+        json!({"data": {"pg_tags": [
+            {"slug": "red", "label": "RED"}, {"slug": "blue", "label": "Blue"},
+            {"slug": "green", "label": "Green"}, {"slug": null, "label": "none"},
         ]}})
     );
     // Every object must give the key.

@@ -336,6 +336,7 @@ mod tests {
             name: "orders".into(),
             columns: vec![column("id", Scalar::Int), column("status", Scalar::String)],
             primary_key: None,
+            unique_keys: Vec::new(),
             relations: vec![RelationShape {
                 field: "customers".into(),
                 target: "customers".into(),
@@ -351,6 +352,7 @@ mod tests {
             name: "customers".into(),
             columns: vec![column("name", Scalar::String)],
             primary_key: None,
+            unique_keys: Vec::new(),
             relations: vec![],
             select: true,
             aggregate: true,

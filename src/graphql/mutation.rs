@@ -25,7 +25,7 @@ use crate::engine::Caller;
 use crate::error::ApiError;
 use crate::rest::Target;
 use crate::rest::read::Record;
-use crate::rest::writer::{self, Audit, Changes, Planned, Rows, Transaction};
+use crate::rest::writer::{self, Audit, Changes, Conflict, Planned, Rows, Transaction};
 use crate::state::AppState;
 
 /// The type names a collection's mutations take.
@@ -67,7 +67,7 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         if upserts(shape) {
             types.push(
                 Enum::new(format!("{x}_constraint"))
-                    .item(format!("{x}_pkey"))
+                    .items(constraints(shape).into_iter().map(|(name, _)| name))
                     .into(),
             );
             types.push(
@@ -93,6 +93,10 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
                         )
                         .default_value(GqlValue::List(Vec::new())),
                     )
+                    .field(InputValue::new(
+                        "where",
+                        TypeRef::named(format!("{x}_bool_exp")),
+                    ))
                     .into(),
             );
         }
@@ -138,7 +142,23 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     types
 }
 
-/// Inserts take `on_conflict` (an upsert on the primary key): the caller
+/// The constraints `on_conflict` may name, with their columns: the
+/// primary key (`x_pkey`, Hasura's name for it) and the unique constraints.
+fn constraints(shape: &Shape) -> Vec<(String, Vec<String>)> {
+    let mut constraints: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(key) = &shape.primary_key {
+        let columns = key.iter().map(|c| c.name.clone()).collect();
+        constraints.push((format!("{}_pkey", shape.name), columns));
+    }
+    for (name, columns) in &shape.unique_keys {
+        if !constraints.iter().any(|(taken, _)| taken == name) {
+            constraints.push((name.clone(), columns.clone()));
+        }
+    }
+    constraints
+}
+
+/// Inserts take `on_conflict` (an upsert on a key): the caller
 /// may insert and update, and the update enum has a column.
 fn upserts(shape: &Shape) -> bool {
     shape.writes.insert.as_ref().is_some_and(|c| !c.is_empty())
@@ -475,8 +495,27 @@ async fn plan(
                         .flatten()
                         .filter_map(|c| c.as_str().map(str::to_string))
                         .collect();
+                    let named = conflict.get("constraint").and_then(Json::as_str);
+                    let columns = constraints(shape)
+                        .into_iter()
+                        .find(|(name, _)| Some(name.as_str()) == named)
+                        .map(|(_, columns)| columns)
+                        .ok_or_else(|| {
+                            ApiError::bad_request("unknown constraint").at("on_conflict.constraint")
+                        })?;
+                    let only = match conflict.get("where").filter(|w| !w.is_null()) {
+                        Some(exp) => {
+                            let exp = GqlValue::from_json(exp.clone()).map_err(|e| {
+                                ApiError::bad_request(e.to_string()).at("on_conflict.where")
+                            })?;
+                            Some(arguments::filter(&exp, shape, shapes, "on_conflict.where")?)
+                        }
+                        None => None,
+                    };
                     audit.note("on_conflict", conflict);
-                    writer::plan_upsert(state, principal, target, &objects, &update).await
+                    let conflict = Conflict { columns, only };
+                    writer::plan_upsert(state, principal, target, &objects, &conflict, &update)
+                        .await
                 }
                 None => writer::plan_insert(state, principal, target, &objects),
             }

@@ -164,6 +164,9 @@ pub struct Shape {
     pub columns: Vec<ColumnShape>,
     /// Key columns, when the collection has a key and all of it is readable.
     pub primary_key: Option<Vec<ColumnShape>>,
+    /// Unique constraints other than the primary key, by name (a GraphQL
+    /// name): `on_conflict` may name them.
+    pub unique_keys: Vec<(String, Vec<String>)>,
     /// Relations to collections the caller may read.
     pub relations: Vec<RelationShape>,
     /// The caller may read its rows (`x`, `x_by_pk`).
@@ -330,6 +333,15 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
                     .map(|name| columns.iter().find(|c| &c.name == name).cloned())
                     .collect::<Option<Vec<_>>>()
             });
+        let unique_keys = readable
+            .def
+            .unique_constraints
+            .iter()
+            .filter_map(|key| {
+                let name = key.name.as_deref().filter(|n| is_graphql_name(n))?;
+                (!key.columns.is_empty()).then(|| (name.to_string(), key.columns.clone()))
+            })
+            .collect();
         let relations = relations(snapshot, readable.collection, &columns, &selectable);
         let name = readable.collection.api_name.clone();
         shapes.insert(
@@ -338,6 +350,7 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
                 name,
                 columns,
                 primary_key,
+                unique_keys,
                 relations,
                 select: readable.select,
                 aggregate: readable.aggregate,

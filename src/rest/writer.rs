@@ -159,11 +159,22 @@ fn inserts(
 /// rule. The existing keys are read through the engine first; a row
 /// inserted by someone else in between makes the insert fail on its key,
 /// and the request roll back.
+/// The key an upsert's rows conflict on, and which existing rows it may
+/// update.
+pub(crate) struct Conflict {
+    /// The primary key's columns, or a unique constraint's.
+    pub columns: Vec<String>,
+    /// Only existing rows matching this filter are updated (the others are
+    /// left as they are); `None`: every one the update rule admits.
+    pub only: Option<Json>,
+}
+
 pub(crate) async fn plan_upsert(
     state: &AppState,
     principal: &Principal,
     target: &Target,
     objects: &[(String, &Json)],
+    conflict: &Conflict,
     update: &[String],
 ) -> Result<Planned, ApiError> {
     let caller = principal.caller();
@@ -174,31 +185,43 @@ pub(crate) async fn plan_upsert(
         write_rule(state, principal, target, Action::Update)?
     };
     writable(target)?;
-    let key_columns = target.primary_key()?;
+    target.primary_key()?;
+    let key_columns = conflict.columns.as_slice();
     if objects.is_empty() {
         return Err(ApiError::bad_request("nothing to insert: no row is given"));
     }
-    // Each object's key, typed as the column.
-    let mut keys: Vec<Vec<Value>> = Vec::with_capacity(objects.len());
+    // Each object's key, typed as the column; `None` where a value is NULL
+    // (a NULL conflicts with nothing, as in SQL: the row is inserted).
+    let mut keys: Vec<Option<Vec<Value>>> = Vec::with_capacity(objects.len());
     for (path, object) in objects {
-        let mut key = Vec::with_capacity(key_columns.len());
+        let mut key = Some(Vec::with_capacity(key_columns.len()));
         for name in key_columns {
             let column = target.def.column(name).ok_or_else(|| {
                 ApiError::internal(format!("key column `{name}` is not in the catalog"))
             })?;
-            let value = object.get(name).filter(|v| !v.is_null()).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "`on_conflict` needs the primary key in every object: `{name}` is missing"
-                ))
-                .at(path.clone())
-            })?;
-            key.push(to_value(value, column, &format!("{path}.{name}"))?);
+            match object.get(name).filter(|v| !v.is_null()) {
+                Some(value) => {
+                    let value = to_value(value, column, &format!("{path}.{name}"))?;
+                    if let Some(key) = &mut key {
+                        key.push(value);
+                    }
+                }
+                None if column.nullable => key = None,
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "`on_conflict` needs the conflict key in every object: `{name}` is missing"
+                    ))
+                    .at(path.clone()));
+                }
+            }
         }
         keys.push(key);
     }
     let alternatives: Vec<Json> = objects
         .iter()
-        .map(|(_, object)| {
+        .zip(&keys)
+        .filter(|(_, key)| key.is_some())
+        .map(|((_, object), _)| {
             Json::Object(
                 key_columns
                     .iter()
@@ -207,22 +230,34 @@ pub(crate) async fn plan_upsert(
             )
         })
         .collect();
-    let any_of = json!({ "$or": alternatives });
-    let existing = select_keys(state, &caller, target, &any_of, None).await?;
-    let admitted = match (update.is_empty(), &update_rule) {
-        (true, _) => Vec::new(),
-        (false, Some(rule)) if rule.filter.is_some() => {
-            select_keys(state, &caller, target, &any_of, Some(rule)).await?
-        }
-        (false, _) => existing.clone(),
+    let (existing, admitted) = if alternatives.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let any_of = json!({ "$or": alternatives });
+        let existing = select_keys(state, &caller, target, key_columns, &any_of, None).await?;
+        let updated = match &conflict.only {
+            Some(only) => json!({ "$and": [any_of, only] }),
+            None => any_of,
+        };
+        let admitted = match (update.is_empty(), &update_rule) {
+            (true, _) => Vec::new(),
+            (false, Some(rule)) if rule.filter.is_some() || conflict.only.is_some() => {
+                select_keys(state, &caller, target, key_columns, &updated, Some(rule)).await?
+            }
+            (false, None) if conflict.only.is_some() => {
+                select_keys(state, &caller, target, key_columns, &updated, None).await?
+            }
+            (false, _) => existing.clone(),
+        };
+        (existing, admitted)
     };
     let mut new_rows: Vec<(String, &Json)> = Vec::new();
     let mut updates: Vec<WriteOp> = Vec::new();
     for ((path, object), key) in objects.iter().zip(keys) {
-        if !existing.contains(&key) {
+        let Some(key) = key.filter(|key| existing.contains(key)) else {
             new_rows.push((path.clone(), object));
             continue;
-        }
+        };
         if !admitted.contains(&key) {
             continue;
         }
@@ -380,13 +415,14 @@ async fn row_keys(
                 )));
             };
             if !exact_key_type(&column.data_type) {
-                return select_keys(state, caller, target, &rows.filter(), rule).await;
+                return select_keys(state, caller, target, key_columns, &rows.filter(), rule).await;
             }
             key.push(to_value(json, column, name)?);
         }
         return Ok(vec![key]);
     }
-    select_keys(state, caller, target, &rows.filter(), rule).await
+    let key_columns = target.primary_key()?;
+    select_keys(state, caller, target, key_columns, &rows.filter(), rule).await
 }
 
 /// Key types every source compares as PostgreSQL does.
@@ -807,18 +843,19 @@ fn keys_of(target: &Target, records: &[Record]) -> Json {
     )
 }
 
-/// The primary keys of the rows a write will touch: those the request
-/// names (key or filter) that the rule's filter admits, read through the
-/// engine. The filter may read only columns the caller may read (and the
-/// key); related collections in it are read as the caller sees them.
+/// The keys (`key_columns`: the primary key's, or a unique constraint's)
+/// of the rows a write will touch: those the request names (key or
+/// filter) that the rule's filter admits, read through the engine. The
+/// filter may read only columns the caller may read (and the key);
+/// related collections in it are read as the caller sees them.
 async fn select_keys(
     state: &AppState,
     caller: &Caller,
     target: &Target,
+    key_columns: &[String],
     requested: &Json,
     rule: Option<&Rule>,
 ) -> Result<Vec<Vec<Value>>, ApiError> {
-    let key_columns = target.primary_key()?.to_vec();
     let max_rows = state.config.max_rows;
     let work = async {
         let mut output = state
