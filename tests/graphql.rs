@@ -1537,3 +1537,43 @@ async fn json_columns_filter_by_containment_and_keys() {
     );
     f.stop().await;
 }
+
+/// A nested array relationship's `limit` / `offset` hold per parent and
+/// are applied in the plan (a window per key): a page of each parent's
+/// rows is read, not all of them, so `max_rows` bounds only what is
+/// answered.
+#[tokio::test]
+async fn nested_pages_are_cut_per_parent_in_the_plan() {
+    let f = Fixture::with(FileConfig::parse("max_rows = 4\n").unwrap()).await;
+    let body = f
+        .query("{ pg_customers(order_by: {id: asc}) { name orders(order_by: {id: desc}, limit: 1, offset: 1) { id } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann", "orders": [{"id": 1}]},
+            {"name": "Bob", "orders": [{"id": 3}]},
+            {"name": "Cid", "orders": []},
+        ]}})
+    );
+    // Across sources, ordered by a text column.
+    let body = f
+        .query("{ pg_customers(order_by: {id: asc}) { reviews(order_by: {body: asc}, limit: 1) { body } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"reviews": [{"body": "great"}]}, {"reviews": []}, {"reviews": [{"body": "bad"}]},
+        ]}})
+    );
+    // Without a limit every related row is read: more than max_rows is refused.
+    let body = f.query("{ pg_customers { orders { id } } }").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_rows"),
+        "{body}"
+    );
+    f.stop().await;
+}

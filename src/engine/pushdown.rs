@@ -17,7 +17,8 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) |
 //! | casts | between numeric types | between numeric types | between numeric types |
-//! | window functions, subquery expressions | no (run in DataFusion) | no | no |
+//! | window functions | `row_number()` over pushable keys | no (run in DataFusion) | no |
+//! | subquery expressions | no (run in DataFusion) | no | no |
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
@@ -76,6 +77,14 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
                 .is_none_or(|f| expr_is_pushable(f, &j.schema, kind));
             join_type_ok && keys_ok && filter_ok
         }
+        // `row_number()` numbering rows per key (a nested relation's page
+        // per parent, `distinct_on`): PostgreSQL numbers them as we do.
+        LogicalPlan::Window(w) => {
+            kind == SourceKind::Postgres
+                && w.window_expr
+                    .iter()
+                    .all(|e| row_number_is_pushable(e, w.input.schema(), kind))
+        }
         LogicalPlan::Distinct(d) => {
             !is_mysql(kind)
                 || d.input()
@@ -86,6 +95,32 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         }
         _ => false,
     }
+}
+
+/// `row_number() OVER (PARTITION BY … ORDER BY …) AS name` over pushable
+/// keys (a frame is ignored by row_number). Only under a name: the SQL
+/// unparser refers to an unnamed window's output by its display name,
+/// which no database knows.
+fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
+    let Expr::Alias(alias) = expr else {
+        return false;
+    };
+    let Expr::WindowFunction(window) = alias.expr.as_ref() else {
+        return false;
+    };
+    window.fun.name() == "row_number"
+        && window.params.args.is_empty()
+        && window.params.filter.is_none()
+        && window
+            .params
+            .partition_by
+            .iter()
+            .all(|e| expr_is_pushable(e, schema, kind))
+        && window
+            .params
+            .order_by
+            .iter()
+            .all(|sort| sort_is_pushable(sort, schema, kind))
 }
 
 fn is_mysql(kind: SourceKind) -> bool {
@@ -415,5 +450,40 @@ mod tests {
             &schema,
             SourceKind::Sqlite
         ));
+    }
+
+    #[test]
+    fn named_row_numbers_go_to_postgresql_only() {
+        use datafusion::functions_window::expr_fn::{rank, row_number};
+        use datafusion::logical_expr::ExprFunctionExt;
+        let schema = schema();
+        let numbered = |f: Expr| {
+            f.partition_by(vec![col("n")])
+                .order_by(vec![col("name").sort(true, false)])
+                .build()
+                .unwrap()
+        };
+        let named = numbered(row_number()).alias("place");
+        assert!(row_number_is_pushable(
+            &named,
+            &schema,
+            SourceKind::Postgres
+        ));
+        // Unnamed, the unparser would refer to it by its display name.
+        assert!(!row_number_is_pushable(
+            &numbered(row_number()),
+            &schema,
+            SourceKind::Postgres
+        ));
+        assert!(!row_number_is_pushable(
+            &numbered(rank()).alias("place"),
+            &schema,
+            SourceKind::Postgres
+        ));
+        let scan =
+            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None).unwrap();
+        let window = scan.window(vec![named]).unwrap().build().unwrap();
+        assert!(node_is_pushable(&window, SourceKind::Postgres));
+        assert!(!node_is_pushable(&window, SourceKind::Mariadb));
     }
 }

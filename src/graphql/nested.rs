@@ -278,16 +278,20 @@ async fn attach_rows(
         fields,
         ..ReadRequest::default()
     };
-    // One parent: its page is the read's page. Several: each parent's page
-    // is cut from the ordered rows of all.
-    let per_parent = parents > 1;
-    if !per_parent {
-        request.offset = offset as u64;
-        request.limit = limit.map(|l| l as u64);
+    // One parent: its page is the read's page. Several: each parent's
+    // page (a window over the rows of each key).
+    request.offset = offset as u64;
+    request.limit = limit.map(|l| l as u64);
+    if parents > 1 && relation.many {
+        request.per = relation
+            .pairs
+            .iter()
+            .map(|(_, theirs)| theirs.clone())
+            .collect();
     }
     let target = Target::resolve(state, &target_shape.name)?;
     let (mut related, _) = read::fetch(state, caller, &target, &request).await?;
-    if per_parent && related.len() >= state.config.max_rows {
+    if parents > 1 && related.len() >= state.config.max_rows {
         return Err(ApiError::bad_request(format!(
             "more than max_rows ({}) related rows: narrow `{at}` with `where`, or read fewer parents",
             state.config.max_rows
@@ -318,14 +322,6 @@ async fn attach_rows(
             .cloned()
             .unwrap_or_default();
         let cell = if relation.many {
-            let rows = if per_parent {
-                rows.into_iter()
-                    .skip(offset)
-                    .take(limit.unwrap_or(usize::MAX))
-                    .collect()
-            } else {
-                rows
-            };
             Cell::Many(rows)
         } else {
             Cell::One(rows.into_iter().next())

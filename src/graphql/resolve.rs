@@ -352,6 +352,7 @@ pub async fn aggregate(
         sort,
         offset,
         limit: count_argument(ctx, "limit")?,
+        per: Vec::new(),
     };
     let tree = if selection.measures.is_empty() {
         selection.answer(None)

@@ -4,7 +4,9 @@
 //! an array relation's rows (a grouped read of the related table,
 //! left-joined on the relation's keys, e.g. customers by their number of
 //! orders); then `distinct_on` (the first row of each distinct value in
-//! that order, as PostgreSQL's `DISTINCT ON`), offset and limit. Related
+//! that order, as PostgreSQL's `DISTINCT ON`), offset and limit — over all
+//! rows, or within each group of rows of the same key (a nested
+//! relation's page per parent, a window `row_number()`). Related
 //! tables are scanned as the caller sees them, so the engine adds the
 //! caller's row filters to them too: a role orders only by what it may read.
 
@@ -33,6 +35,10 @@ pub struct RowWindow {
     pub sort: Vec<SortKey>,
     pub offset: u64,
     pub limit: Option<u64>,
+    /// When set, `offset` and `limit` count within each group of rows
+    /// with the same values of these columns (a nested relation's page
+    /// per parent), not over all rows.
+    pub per: Vec<String>,
 }
 
 impl RowWindow {
@@ -45,8 +51,9 @@ impl RowWindow {
     }
 }
 
-/// The name the window's row number is given (begins with no column's).
+/// The names the window's row numbers are given (they begin with no column's).
 const FIRST: &str = "__first_of_distinct";
+const PLACE: &str = "__place_in_group";
 
 /// Applies `window` to `builder`, the collection scanned as `name` (and
 /// filtered). The answer still holds every column of the collection under
@@ -87,10 +94,29 @@ pub fn apply(
             .and_then(|b| b.filter(Expr::Column(Column::from_name(FIRST)).eq(lit(1u64))))
             .map_err(internal)?;
     }
+    let paged = window.offset > 0 || window.limit.is_some();
+    if paged && !window.per.is_empty() {
+        // Each group's rows numbered in the order; its page kept.
+        let place = row_number()
+            .partition_by(window.per.iter().map(|c| own(c)).collect())
+            .order_by(order.clone())
+            .build()
+            .map_err(internal)?
+            .alias(PLACE);
+        let number = Expr::Column(Column::from_name(PLACE));
+        let mut keep = number.clone().gt(lit(window.offset));
+        if let Some(limit) = window.limit {
+            keep = keep.and(number.lt_eq(lit(window.offset.saturating_add(limit))));
+        }
+        builder = builder
+            .window(vec![place])
+            .and_then(|b| b.filter(keep))
+            .map_err(internal)?;
+    }
     if !order.is_empty() {
         builder = builder.sort(order).map_err(internal)?;
     }
-    if window.offset > 0 || window.limit.is_some() {
+    if paged && window.per.is_empty() {
         builder = builder
             .limit(
                 usize::try_from(window.offset).unwrap_or(usize::MAX),

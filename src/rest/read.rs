@@ -94,6 +94,9 @@ pub struct ReadRequest {
     pub after: Option<Vec<Value>>,
     /// Only the first row (in the order) of each value of these columns.
     pub distinct_on: Vec<String>,
+    /// `offset` and `limit` count within each group of rows with the same
+    /// values of these columns (see `order::RowWindow`).
+    pub per: Vec<String>,
 }
 
 impl ReadRequest {
@@ -250,6 +253,7 @@ pub async fn fetch(
         limit: request.limit,
         after: request.after.clone(),
         distinct_on: request.distinct_on.clone(),
+        per: request.per.clone(),
     };
     let visible = visible_columns(state, caller, target)?;
     for key in request.sort.iter().filter(|k| k.via.is_none()) {
@@ -261,6 +265,7 @@ pub async fn fetch(
     let keys = cursor::order_keys(target, &request.sort, &visible);
     // A cursor holds the row's own values: not made for related orders.
     let paged = request.limit.is_some_and(|l| l > 1)
+        && request.per.is_empty()
         && keys.iter().all(|k| k.via.is_none())
         && cursor::is_total(target, &keys);
     let mut extra: Vec<String> = relations.join_columns();
@@ -454,6 +459,7 @@ async fn start(
                 sort: keys,
                 offset: request.offset,
                 limit: request.limit,
+                per: request.per.clone(),
             };
             let builder = order::apply(scope, target, &name, builder, &window)?;
             builder
