@@ -112,9 +112,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let refresher = spawn_refresh_loop(self.state.clone());
+        let rules = spawn_rules_loop(self.state.clone());
         let router = router(self.state);
         let served = tls::serve(self.listener, router, self.tls, shutdown).await;
         refresher.abort();
+        rules.abort();
         served
     }
 }
@@ -265,6 +267,28 @@ fn spawn_refresh_loop(state: AppState) -> JoinHandle<()> {
         loop {
             ticker.tick().await;
             state.sources.check_all().await;
+        }
+    })
+}
+
+/// How often the permission rules are compared with the store's.
+const RULES_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps the permission rules equal to the store's: a change made through
+/// another replica sharing the store holds here within [`RULES_POLL`]
+/// (through this one, at once). API keys need no such loop: each request
+/// looks its key up in the store.
+fn spawn_rules_loop(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(RULES_POLL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match state.permissions.refresh(state.store.as_ref()).await {
+                Ok(true) => tracing::info!("permission rules changed in the store: reloaded"),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot read the permission rules"),
+            }
         }
     })
 }

@@ -477,3 +477,72 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
     server.stop().await;
 }
+
+/// Two servers on one data directory (replicas sharing the store): a key
+/// made on one works on the other and its revocation holds there on the
+/// very next request; a rule changed on one holds on the other within the
+/// rules loop's second.
+#[tokio::test]
+async fn replicas_sharing_a_store_share_keys_and_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = server(dir.path(), "").await;
+    let second = TestServer::start_config(
+        &dir.path().join("data"),
+        Some(TOKEN),
+        0,
+        FileConfig::default(),
+    )
+    .await;
+    let rule = |filter: Value| json!({"filter": filter, "columns": ["id", "owner"]});
+    let (status, body) = first
+        .admin(
+            Method::PUT,
+            "/admin/permissions/owner/shop_items/select",
+            Some(rule(json!({"owner": "ann"}))),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (created, secret) = new_key(&first, json!({"name": "app", "role": "owner"})).await;
+    let ids = |body: &Value| body["rows"].clone();
+    let query = "SELECT id FROM items ORDER BY id";
+    let (status, body) = sql(&first, Some(&secret), query).await;
+    assert_eq!((status, ids(&body)), (200, json!([[1], [3]])), "{body}");
+    // The second replica learns the rule from the store (within a second).
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = sql(&second, Some(&secret), query).await;
+        answer = body;
+        if status == 200 && ids(&answer) == json!([[1], [3]]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids(&answer), json!([[1], [3]]), "{answer}");
+    let (status, body) = first
+        .admin(
+            Method::PUT,
+            "/admin/permissions/owner/shop_items/select",
+            Some(rule(json!({"owner": "bob"}))),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..50 {
+        let (_, body) = sql(&second, Some(&secret), query).await;
+        answer = body;
+        if ids(&answer) == json!([[2]]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids(&answer), json!([[2]]), "{answer}");
+    // Revoked on the first: refused by the second at once.
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = first
+        .admin(Method::DELETE, &format!("/admin/keys/{id}"), None)
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let (status, body) = sql(&second, Some(&secret), query).await;
+    assert_eq!(status, 401, "{body}");
+    second.stop().await;
+    first.stop().await;
+}

@@ -313,7 +313,8 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn permissions(&self) -> Result<Vec<Permission>, MetadataError> {
-        self.with(|c| {
+        // On a reader: read every second by the rules loop (app.rs).
+        self.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT role, collection, action, rule FROM permissions \
                  ORDER BY role, collection, action",

@@ -270,6 +270,18 @@ impl Permissions {
         Ok(())
     }
 
+    /// Reloads the rules when the store holds others than these (another
+    /// replica sharing the store changed them); true when it did.
+    pub async fn refresh(&self, store: &dyn MetadataStore) -> Result<bool, MetadataError> {
+        let stored = store.permissions().await?;
+        if *self.rules.load_full() == stored {
+            return Ok(false);
+        }
+        self.rules.store(Arc::new(stored));
+        self.version.fetch_add(1, Ordering::AcqRel);
+        Ok(true)
+    }
+
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
