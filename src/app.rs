@@ -173,10 +173,16 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         metrics.clone(),
     ));
     sources.load().await?;
-    if access == DataAccess::Owner
-        && let Some(token) = &config.admin_token
-    {
-        store.set_bootstrap_key(&keys::hash(token)).await?;
+    if access == DataAccess::Owner {
+        match &config.admin_token {
+            Some(token) => store.set_bootstrap_key(&keys::hash(token)).await?,
+            // A token taken out of the configuration stops working.
+            None => {
+                store
+                    .revoke_key(keys::BOOTSTRAP_ID, chrono::Utc::now())
+                    .await?;
+            }
+        }
     }
     let permissions = Arc::new(Permissions::load(store.as_ref()).await?);
     let engine = Arc::new(Engine::new(

@@ -546,3 +546,39 @@ async fn replicas_sharing_a_store_share_keys_and_rules() {
     second.stop().await;
     first.stop().await;
 }
+
+/// The admin token taken out of the configuration stops working: a server
+/// started without one revokes the stored `bootstrap` key; an admin key
+/// made meanwhile still works.
+#[tokio::test]
+async fn a_removed_admin_token_stops_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = TestServer::start_with(&data, Some(TOKEN)).await;
+    let (_, admin_key) = new_key(&first, json!({"name": "ops", "role": "admin"})).await;
+    first.stop().await;
+    let second = TestServer::start_with(&data, None).await;
+    let (status, body) = second
+        .call(Method::GET, "/admin/keys", None, Some(TOKEN))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = second
+        .call(Method::GET, "/admin/keys", None, Some(&admin_key))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    second.stop().await;
+    // A revoked token stays revoked, configured again or not; a new one works.
+    let third = TestServer::start_with(&data, Some(TOKEN)).await;
+    let (status, body) = third
+        .call(Method::GET, "/admin/keys", None, Some(TOKEN))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    third.stop().await;
+    let fresh = "a-new-admin-token-of-enough-length";
+    let fourth = TestServer::start_with(&data, Some(fresh)).await;
+    let (status, body) = fourth
+        .call(Method::GET, "/admin/keys", None, Some(fresh))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    fourth.stop().await;
+}
