@@ -1050,6 +1050,27 @@ async fn nested_fields_send_one_statement_per_relation_and_level() {
     assert_eq!(last["reviews"], json!([{"stars": 2}]), "{body}");
     assert_eq!(statements(&f, "pg").await - pg, 5);
     assert_eq!(statements(&f, "my").await - my, 1);
+    // What @skip / @include leave out is not read.
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f
+        .request(
+            None,
+            json!({
+                "query": "query($no: Boolean!) { pg_customers(where: {id: {_eq: 1}}) { name orders @skip(if: true) { id } reviews @include(if: $no) { stars } orders_aggregate { aggregate { count } } } }",
+                "variables": {"no": false},
+            }),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [{"name": "Ann", "orders_aggregate": {"aggregate": {"count": 2}}}]}})
+    );
+    assert_eq!(
+        statements(&f, "pg").await - pg,
+        2,
+        "customers and the aggregate"
+    );
+    assert_eq!(statements(&f, "my").await - my, 0, "no review read");
     f.stop().await;
 }
 

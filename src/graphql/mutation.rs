@@ -436,7 +436,10 @@ async fn mutate<'a>(
         nested::attach(state, &caller, &field, shape, shapes, &mut records).await
     } else {
         let mut result = Ok(());
-        for returning in field.selection_set().filter(|f| f.name() == "returning") {
+        for returning in resolve::included(&field)
+            .into_iter()
+            .filter(|f| f.name() == "returning")
+        {
             result = nested::attach(state, &caller, &returning, shape, shapes, &mut records).await;
             if result.is_err() {
                 break;

@@ -18,7 +18,7 @@ use async_graphql::dynamic::{FieldValue, ResolverContext};
 use serde_json::{Value, json};
 
 use super::arguments;
-use super::resolve::{AggregateSelection, response_key, to_graphql};
+use super::resolve::{AggregateSelection, included, response_key, to_graphql};
 use super::shape::{RelationShape, Shape, Shapes};
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -43,7 +43,7 @@ pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
             columns.push(name.to_string());
         }
     };
-    for selected in field.selection_set() {
+    for selected in included(field) {
         if shape.column(selected.name()).is_some() {
             add(selected.name());
         } else if let Some((relation, _)) = relation_field(shape, selected.name()) {
@@ -86,7 +86,7 @@ pub async fn attach(
     if records.is_empty() {
         return Ok(());
     }
-    for selected in field.selection_set() {
+    for selected in included(field) {
         let Some((relation, aggregate)) = relation_field(shape, selected.name()) else {
             continue;
         };

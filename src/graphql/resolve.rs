@@ -94,6 +94,32 @@ fn count_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<u64>, 
         })
 }
 
+/// The fields `field` selects that the answer holds: those without
+/// `@skip(if: true)` or `@include(if: false)`, so what is skipped is not
+/// read either. (Directives on fragments are obeyed in the answer only.)
+pub fn included<'a>(field: &SelectionField<'a>) -> Vec<SelectionField<'a>> {
+    field
+        .selection_set()
+        .filter(|selected| {
+            let Ok(directives) = selected.directives() else {
+                return true;
+            };
+            directives.iter().all(|directive| {
+                let condition = directive
+                    .arguments
+                    .iter()
+                    .find(|(name, _)| name.node == "if")
+                    .map(|(_, value)| &value.node);
+                match (directive.name.node.as_str(), condition) {
+                    ("skip", Some(GqlValue::Boolean(true))) => false,
+                    ("include", Some(GqlValue::Boolean(false))) => false,
+                    _ => true,
+                }
+            })
+        })
+        .collect()
+}
+
 pub fn response_key(field: &SelectionField<'_>) -> String {
     field.alias().unwrap_or(field.name()).to_string()
 }
@@ -226,7 +252,7 @@ impl AggregateSelection {
         let mut measures: Vec<Measure> = Vec::new();
         let mut placements: Vec<Placement> = Vec::new();
         let mut skeleton: IndexMap<Name, GqlValue> = IndexMap::new();
-        for selected in field.selection_set() {
+        for selected in included(field) {
             if selected.name() != "aggregate" {
                 continue;
             }
@@ -236,7 +262,7 @@ impl AggregateSelection {
                 std::slice::from_ref(&at),
                 GqlValue::Object(IndexMap::new()),
             );
-            for function in selected.selection_set() {
+            for function in included(&selected) {
                 let here = vec![at.clone(), response_key(&function)];
                 let aggregation = match function.name() {
                     "count" => {
@@ -267,7 +293,7 @@ impl AggregateSelection {
                     _ => continue,
                 };
                 insert(&mut skeleton, &here, GqlValue::Object(IndexMap::new()));
-                for column in function.selection_set() {
+                for column in included(&function) {
                     if shape.column(column.name()).is_none() {
                         continue;
                     }
@@ -367,8 +393,8 @@ pub async fn aggregate(
         let record = read::collect(state, output).await?.into_iter().next();
         selection.answer(record.as_ref())
     };
-    let selected_nodes: Vec<SelectionField<'_>> = field
-        .selection_set()
+    let selected_nodes: Vec<SelectionField<'_>> = included(&field)
+        .into_iter()
         .filter(|f| f.name() == "nodes")
         .collect();
     let mut nodes = Vec::new();
