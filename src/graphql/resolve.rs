@@ -110,11 +110,11 @@ pub fn included<'a>(field: &SelectionField<'a>) -> Vec<SelectionField<'a>> {
                     .iter()
                     .find(|(name, _)| name.node == "if")
                     .map(|(_, value)| &value.node);
-                match (directive.name.node.as_str(), condition) {
-                    ("skip", Some(GqlValue::Boolean(true))) => false,
-                    ("include", Some(GqlValue::Boolean(false))) => false,
-                    _ => true,
-                }
+                !matches!(
+                    (directive.name.node.as_str(), condition),
+                    ("skip", Some(GqlValue::Boolean(true)))
+                        | ("include", Some(GqlValue::Boolean(false)))
+                )
             })
         })
         .collect()
