@@ -213,18 +213,8 @@ fn aggregate_order(
         if *value == GqlValue::Null {
             continue;
         }
-        let aggregation = match function.as_str() {
-            "count" => Aggregation::Count,
-            "sum" => Aggregation::Sum,
-            "avg" => Aggregation::Avg,
-            "min" => Aggregation::Min,
-            "max" => Aggregation::Max,
-            "stddev" | "stddev_samp" => Aggregation::Stddev,
-            "stddev_pop" => Aggregation::StddevPop,
-            "variance" | "var_samp" => Aggregation::Variance,
-            "var_pop" => Aggregation::VarPop,
-            other => return Err(invalid(&here, format!("unknown aggregate `{other}`"))),
-        };
+        let aggregation = aggregation_named(function)
+            .ok_or_else(|| invalid(&here, format!("unknown aggregate `{function}`")))?;
         let via = || {
             Some(SortVia::Aggregate {
                 relation: relation.to_string(),
@@ -252,6 +242,23 @@ fn aggregate_order(
         }
     }
     Ok(())
+}
+
+/// The aggregate a function of `x_aggregate_fields` (or of an
+/// `_aggregate_order_by`) names: Hasura's names, PostgreSQL's meanings.
+pub fn aggregation_named(function: &str) -> Option<Aggregation> {
+    Some(match function {
+        "count" => Aggregation::Count,
+        "sum" => Aggregation::Sum,
+        "avg" => Aggregation::Avg,
+        "min" => Aggregation::Min,
+        "max" => Aggregation::Max,
+        "stddev" | "stddev_samp" => Aggregation::Stddev,
+        "stddev_pop" => Aggregation::StddevPop,
+        "variance" | "var_samp" => Aggregation::Variance,
+        "var_pop" => Aggregation::VarPop,
+        _ => return None,
+    })
 }
 
 /// A key of `column` in the direction `given` names.

@@ -282,15 +282,10 @@ impl AggregateSelection {
                         });
                         continue;
                     }
-                    "sum" => Aggregation::Sum,
-                    "avg" => Aggregation::Avg,
-                    "min" => Aggregation::Min,
-                    "max" => Aggregation::Max,
-                    "stddev" | "stddev_samp" => Aggregation::Stddev,
-                    "stddev_pop" => Aggregation::StddevPop,
-                    "variance" | "var_samp" => Aggregation::Variance,
-                    "var_pop" => Aggregation::VarPop,
-                    _ => continue,
+                    name => match arguments::aggregation_named(name) {
+                        Some(aggregation) => aggregation,
+                        None => continue,
+                    },
                 };
                 insert(&mut skeleton, &here, GqlValue::Object(IndexMap::new()));
                 for column in included(&function) {

@@ -239,15 +239,17 @@ pub(crate) async fn plan_upsert(
             Some(only) => json!({ "$and": [any_of, only] }),
             None => any_of,
         };
-        let admitted = match (update.is_empty(), &update_rule) {
-            (true, _) => Vec::new(),
-            (false, Some(rule)) if rule.filter.is_some() || conflict.only.is_some() => {
-                select_keys(state, &caller, target, key_columns, &updated, Some(rule)).await?
-            }
-            (false, None) if conflict.only.is_some() => {
-                select_keys(state, &caller, target, key_columns, &updated, None).await?
-            }
-            (false, _) => existing.clone(),
+        // Existing rows to update: all of them, unless the rule's filter or
+        // `where` leaves some out (then read which).
+        let narrowed =
+            conflict.only.is_some() || update_rule.as_ref().is_some_and(|r| r.filter.is_some());
+        let admitted = if update.is_empty() {
+            Vec::new()
+        } else if narrowed {
+            let rule = update_rule.as_ref();
+            select_keys(state, &caller, target, key_columns, &updated, rule).await?
+        } else {
+            existing.clone()
         };
         (existing, admitted)
     };
