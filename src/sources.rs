@@ -44,6 +44,12 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
         SourceKind::Postgres => Arc::new(PostgresConnector::new(config)?),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(config)?),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(config)?),
+        SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => {
+            return Err(ConnectorError::config(format!(
+                "this build has no {} connector yet",
+                config.kind
+            )));
+        }
     })
 }
 

@@ -19,11 +19,25 @@ pub enum SourceKind {
     Mysql,
     Mariadb,
     Sqlite,
+    /// Microsoft SQL Server (and Azure SQL), over TDS.
+    Sqlserver,
+    /// Oracle Database (needs Oracle Instant Client at run time).
+    Oracle,
+    /// KingbaseES: the PostgreSQL protocol with its own catalog flavor.
+    Kingbase,
 }
 
 impl SourceKind {
     /// Every kind this build knows, for error messages.
-    pub const ALL: [SourceKind; 4] = [Self::Postgres, Self::Mysql, Self::Mariadb, Self::Sqlite];
+    pub const ALL: [SourceKind; 7] = [
+        Self::Postgres,
+        Self::Mysql,
+        Self::Mariadb,
+        Self::Sqlite,
+        Self::Sqlserver,
+        Self::Oracle,
+        Self::Kingbase,
+    ];
 
     /// The lowercase name used in URLs, config and the admin API.
     pub fn as_str(self) -> &'static str {
@@ -32,16 +46,23 @@ impl SourceKind {
             Self::Mysql => "mysql",
             Self::Mariadb => "mariadb",
             Self::Sqlite => "sqlite",
+            Self::Sqlserver => "sqlserver",
+            Self::Oracle => "oracle",
+            Self::Kingbase => "kingbase",
         }
     }
 
-    /// Parses a kind or URL scheme (`postgresql` and `postgres` are the same kind).
+    /// Parses a kind or URL scheme (`postgresql` and `postgres` are the same
+    /// kind, as are `mssql` and `sqlserver`).
     pub fn parse(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Some(Self::Postgres),
             "mysql" => Some(Self::Mysql),
             "mariadb" => Some(Self::Mariadb),
             "sqlite" | "sqlite3" => Some(Self::Sqlite),
+            "sqlserver" | "mssql" => Some(Self::Sqlserver),
+            "oracle" => Some(Self::Oracle),
+            "kingbase" | "kingbasees" | "kingbase8" => Some(Self::Kingbase),
             _ => None,
         }
     }

@@ -151,9 +151,7 @@ impl SQLTable for SourceTable {
             SourceKind::Mysql | SourceKind::Mariadb => Some(Box::new(|plan| {
                 rules::alias_derived_tables(mysql_strings::exact_strings(plan)?)
             })),
-            SourceKind::Postgres | SourceKind::Sqlite => {
-                Some(Box::new(rules::alias_derived_tables))
-            }
+            _ => Some(Box::new(rules::alias_derived_tables)),
         }
     }
 }

@@ -23,7 +23,8 @@ use super::mysql_strings;
 /// The unparser dialect for a source kind.
 pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
     let base: Box<dyn Dialect> = match kind {
-        SourceKind::Postgres => Box::new(PostgreSqlDialect {}),
+        SourceKind::Postgres | SourceKind::Kingbase => Box::new(PostgreSqlDialect {}),
+        SourceKind::Sqlserver | SourceKind::Oracle => Box::new(PostgreSqlDialect {}),
         SourceKind::Mysql | SourceKind::Mariadb => Box::new(MySqlDialect {}),
         SourceKind::Sqlite => Box::new(SqliteDialect {}),
     };

@@ -117,6 +117,7 @@ async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> 
         SourceKind::Postgres => Arc::new(PostgresConnector::new(&config).unwrap()),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(&config).unwrap()),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(&config).unwrap()),
+        other => panic!("no golden connector for {other}"),
     };
     let connectors = BTreeMap::from([(source.to_string(), connector)]);
     let snapshot = cache.snapshot();

@@ -230,7 +230,10 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                         !like.case_insensitive
                             && super::mysql_strings::byte_like_pattern(&like.pattern)
                     }
-                    SourceKind::Sqlite => false,
+                    SourceKind::Sqlite
+                    | SourceKind::Sqlserver
+                    | SourceKind::Oracle
+                    | SourceKind::Kingbase => false,
                 }
         }
         Expr::Case(case) => {
@@ -319,6 +322,7 @@ fn function_is_pushable(name: &str, kind: SourceKind) -> bool {
             SourceKind::Postgres => POSTGRES.contains(&name),
             SourceKind::Mysql | SourceKind::Mariadb => MYSQL.contains(&name),
             SourceKind::Sqlite => SQLITE.contains(&name),
+            SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => false,
         }
 }
 

@@ -107,12 +107,12 @@ impl SourceConfig {
 fn kind_of_url(url: &str) -> Result<SourceKind> {
     let scheme = url.split_once("://").map(|(s, _)| s).ok_or_else(|| {
         ConnectorError::config(
-            "the URL has no scheme (expected postgres://, mysql://, mariadb:// or sqlite://)",
+            "the URL has no scheme (expected postgres://, mysql://, mariadb://, sqlserver://, oracle://, kingbase:// or sqlite://)",
         )
     })?;
     SourceKind::parse(scheme).ok_or_else(|| {
         ConnectorError::config(format!(
-            "unsupported URL scheme `{scheme}` (expected postgres://, mysql://, mariadb:// or sqlite://)"
+            "unsupported URL scheme `{scheme}` (expected postgres://, mysql://, mariadb://, sqlserver://, oracle://, kingbase:// or sqlite://)"
         ))
     })
 }
