@@ -1,0 +1,260 @@
+//! Streaming reads: one pooled session runs the statement on a blocking
+//! thread and hands Arrow batches of `BATCH_ROWS` rows to the caller through
+//! a bounded channel while it is still fetching.
+//!
+//! A reader that gives up (the stream or the `query()` future dropped) must
+//! not leave the statement running: a watcher task sees the channel close
+//! and calls `break_execution` on the session (Oracle's out-of-band cancel,
+//! which ends a running execute or fetch with ORA-01013), and the session is
+//! then discarded rather than pooled, since its state is unknown.
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Field, Schema, SchemaRef};
+use oracle::ColumnInfo;
+use oracle::Connection;
+use oracle::sql_type::ToSql;
+use tokio::sync::{mpsc, oneshot};
+use tributary_connector::{
+    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, RowStream, Statement, Value,
+};
+
+use crate::client::driver::{self, Param};
+use crate::client::pool::SessionPool;
+use crate::types::Decode;
+
+/// Batches buffered ahead of the consumer.
+const AHEAD: usize = 2;
+
+/// Rows the driver fetches per round trip.
+const FETCH_ROWS: u32 = 1_000;
+
+/// Runs `statement` and streams its rows, typed by `schema` when given (the
+/// catalog's types), else by the result's column types. Errors name `source`.
+pub async fn stream(
+    pool: &SessionPool,
+    source: String,
+    statement: &Statement,
+    schema: Option<SchemaRef>,
+) -> Result<RowStream> {
+    let params = Param::binds(&statement.params)?;
+    let session = pool.acquire().await?;
+    let conn = session.connection()?;
+    let host = pool.settings().address();
+    let (head_tx, head_rx) = oneshot::channel();
+    let (batch_tx, batch_rx) = mpsc::channel(AHEAD);
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    let finished = Arc::new(Mutex::new(false));
+    tokio::spawn(watch(
+        batch_tx.clone(),
+        Arc::downgrade(&conn),
+        Arc::clone(&finished),
+        done_rx,
+    ));
+    let sql = statement.sql.clone();
+    let task_source = source.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut session = session;
+        let ended = read(
+            &conn,
+            &sql,
+            &params,
+            schema,
+            &Context {
+                source: &task_source,
+                host: &host,
+            },
+            head_tx,
+            &batch_tx,
+        );
+        *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        if ended == Ended::Unfinished {
+            session.mark_broken();
+        }
+        drop(conn);
+        drop(batch_tx);
+        let _watcher_gone = done_tx.send(());
+        drop(session);
+    });
+    let schema = head_rx.await.map_err(|_| {
+        ConnectorError::internal("the query task ended before the result").for_source(&source)
+    })??;
+    let batches = futures::stream::unfold(batch_rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    });
+    Ok(RowStream::new(schema, batches))
+}
+
+/// Breaks the running statement when the reader goes away before the
+/// reading thread is done. Holds the session weakly, so a finished session
+/// goes back to the pool.
+async fn watch(
+    batches: mpsc::Sender<Result<RecordBatch>>,
+    conn: Weak<Connection>,
+    finished: Arc<Mutex<bool>>,
+    done: oneshot::Receiver<()>,
+) {
+    tokio::select! {
+        biased;
+        _ = done => {}
+        () = batches.closed() => {
+            let _joined = tokio::task::spawn_blocking(move || {
+                // Under the lock, so the reading thread cannot hand the
+                // session back to the pool in between.
+                let finished = finished.lock().unwrap_or_else(PoisonError::into_inner);
+                if !*finished
+                    && let Some(conn) = conn.upgrade()
+                    && let Err(err) = conn.break_execution()
+                {
+                    tracing::warn!(error = %err, "could not break an abandoned Oracle statement");
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Where errors come from.
+struct Context<'a> {
+    source: &'a str,
+    host: &'a str,
+}
+
+impl Context<'_> {
+    fn driver(&self, err: oracle::Error) -> ConnectorError {
+        driver::error(err, self.host).for_source(self.source)
+    }
+}
+
+/// How reading a statement's result ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The statement is over and the session idle again.
+    Complete,
+    /// Reading stopped early or the session failed: not to be reused.
+    Unfinished,
+}
+
+/// An error that leaves the session in an unknown state.
+fn ended_by(err: &ConnectorError) -> Ended {
+    match err.kind() {
+        ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Internal => Ended::Unfinished,
+        _ => Ended::Complete,
+    }
+}
+
+/// Runs the statement, sends its schema to `head`, then its rows to `batches`.
+fn read(
+    conn: &Connection,
+    sql: &str,
+    params: &[Param],
+    schema: Option<SchemaRef>,
+    cx: &Context<'_>,
+    head: oneshot::Sender<Result<SchemaRef>>,
+    batches: &mpsc::Sender<Result<RecordBatch>>,
+) -> Ended {
+    let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+    let mut stmt = match conn.statement(sql).fetch_array_size(FETCH_ROWS).build() {
+        Ok(stmt) => stmt,
+        Err(err) => {
+            let err = cx.driver(err);
+            let ended = ended_by(&err);
+            let _receiver_gone = head.send(Err(err));
+            return ended;
+        }
+    };
+    let rows = match stmt.query(&refs) {
+        Ok(rows) => rows,
+        Err(err) => {
+            let err = cx.driver(err);
+            let ended = ended_by(&err);
+            let _receiver_gone = head.send(Err(err));
+            return ended;
+        }
+    };
+    let columns = rows.column_info().to_vec();
+    let decodes: Vec<Decode> = columns
+        .iter()
+        .map(|c| driver::native_of(c.oracle_type()).decode())
+        .collect();
+    let prepared = result_schema(&columns, schema).and_then(|schema| {
+        let builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
+        Ok((schema, builder))
+    });
+    let (schema, mut builder) = match prepared {
+        Ok(ready) => ready,
+        Err(err) => {
+            let _receiver_gone = head.send(Err(err.for_source(cx.source)));
+            return Ended::Unfinished;
+        }
+    };
+    if head.send(Ok(schema.clone())).is_err() {
+        return Ended::Unfinished;
+    }
+    for row in rows {
+        let values = row.map_err(|e| cx.driver(e)).and_then(|row| {
+            row.sql_values()
+                .iter()
+                .zip(&decodes)
+                .zip(schema.fields())
+                .map(|((value, decode), field)| {
+                    driver::decode(value, *decode)
+                        .map(|mut v| v.pop().unwrap_or(Value::Null))
+                        .map_err(|e| {
+                            ConnectorError::new(
+                                e.kind(),
+                                format!("column `{}`: {}", field.name(), e.message()),
+                            )
+                            .for_source(cx.source)
+                        })
+                })
+                .collect::<Result<Vec<_>>>()
+        });
+        if let Err(err) = values.and_then(|values| {
+            builder
+                .push_row(values)
+                .map_err(|e| e.for_source(cx.source))
+        }) {
+            let _receiver_gone = batches.blocking_send(Err(err));
+            return Ended::Unfinished;
+        }
+        if builder.len() >= BATCH_ROWS {
+            let batch = builder.finish().map_err(|e| e.for_source(cx.source));
+            if batches.blocking_send(batch).is_err() {
+                return Ended::Unfinished;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        let batch = builder.finish().map_err(|e| e.for_source(cx.source));
+        let _receiver_gone = batches.blocking_send(batch);
+    }
+    Ended::Complete
+}
+
+/// The result schema: the caller's, or one field per result column typed by
+/// the mapping of its driver type.
+fn result_schema(columns: &[ColumnInfo], schema: Option<SchemaRef>) -> Result<SchemaRef> {
+    if let Some(schema) = schema {
+        if schema.fields().len() != columns.len() {
+            return Err(ConnectorError::invalid_input(format!(
+                "the statement returns {} columns but the expected schema has {}",
+                columns.len(),
+                schema.fields().len()
+            )));
+        }
+        return Ok(schema);
+    }
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|c| {
+            Field::new(
+                c.name(),
+                driver::native_of(c.oracle_type()).data_type(),
+                true,
+            )
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
