@@ -44,7 +44,10 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
         SourceKind::Postgres => Arc::new(PostgresConnector::new(config)?),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(config)?),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(config)?),
-        SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => {
+        // Without the `oracle` feature this answers a config error saying how
+        // to build with Oracle support.
+        SourceKind::Oracle => tributary_connector_oracle::create_connector(config)?,
+        SourceKind::Sqlserver | SourceKind::Kingbase => {
             return Err(ConnectorError::config(format!(
                 "this build has no {} connector yet",
                 config.kind

@@ -348,3 +348,484 @@ fn add_indexes(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::DataType;
+
+    use super::*;
+
+    fn row(cells: &[Option<&str>]) -> TextRow {
+        cells.iter().map(|c| c.map(str::to_string)).collect()
+    }
+
+    fn owners() -> Vec<String> {
+        vec!["APP".into()]
+    }
+
+    /// The rows an `APP` schema with `ORDERS` (identity key, unique code,
+    /// a virtual column, comments) and `LINES` (composite FK to ORDERS,
+    /// function-based index) and a view returns.
+    fn rows() -> CatalogRows {
+        CatalogRows {
+            relations: vec![
+                row(&[Some("APP"), Some("LINES"), Some("TABLE"), None, None]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("TABLE"),
+                    Some("1200"),
+                    Some("Customer orders"),
+                ]),
+                row(&[Some("APP"), Some("Open Orders"), Some("VIEW"), None, None]),
+            ],
+            columns: vec![
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ID"),
+                    Some("1"),
+                    Some("NUMBER"),
+                    None,
+                    Some("0"),
+                    Some("0"),
+                    Some("22"),
+                    Some("N"),
+                    Some("\"APP\".\"ISEQ$$_7301\".nextval "),
+                    Some("YES"),
+                    Some("NO"),
+                    Some("ALWAYS"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("CODE"),
+                    Some("2"),
+                    Some("CHAR"),
+                    None,
+                    None,
+                    Some("8"),
+                    Some("8"),
+                    Some("N"),
+                    None,
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    Some("Order code"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("TOTAL"),
+                    Some("3"),
+                    Some("NUMBER"),
+                    Some("12"),
+                    Some("2"),
+                    Some("0"),
+                    Some("22"),
+                    Some("Y"),
+                    Some("0\n"),
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("TOTAL_X2"),
+                    Some("4"),
+                    Some("NUMBER"),
+                    None,
+                    None,
+                    Some("0"),
+                    Some("22"),
+                    Some("Y"),
+                    Some("\"TOTAL\"*2"),
+                    Some("NO"),
+                    Some("YES"),
+                    None,
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("ORDER_ID"),
+                    Some("1"),
+                    Some("NUMBER"),
+                    None,
+                    Some("0"),
+                    Some("0"),
+                    Some("22"),
+                    Some("N"),
+                    None,
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("ORDER_CODE"),
+                    Some("2"),
+                    Some("CHAR"),
+                    None,
+                    None,
+                    Some("8"),
+                    Some("8"),
+                    Some("N"),
+                    None,
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("NOTE"),
+                    Some("3"),
+                    Some("VARCHAR2"),
+                    None,
+                    None,
+                    Some("200"),
+                    Some("800"),
+                    Some("Y"),
+                    None,
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("Open Orders"),
+                    Some("ID"),
+                    Some("1"),
+                    Some("NUMBER"),
+                    None,
+                    Some("0"),
+                    Some("0"),
+                    Some("22"),
+                    Some("N"),
+                    None,
+                    Some("NO"),
+                    Some("NO"),
+                    None,
+                    None,
+                ]),
+            ],
+            constraints: vec![
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_PK"),
+                    Some("P"),
+                    None,
+                    Some("ORDERS_PK"),
+                    Some("ID"),
+                    Some("1"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_UK"),
+                    Some("U"),
+                    None,
+                    Some("ORDERS_UK"),
+                    Some("ID"),
+                    Some("1"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_UK"),
+                    Some("U"),
+                    None,
+                    Some("ORDERS_UK"),
+                    Some("CODE"),
+                    Some("2"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("SYS_C008"),
+                    Some("C"),
+                    Some("\"CODE\" IS NOT NULL"),
+                    None,
+                    Some("CODE"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("TOTAL_CK"),
+                    Some("C"),
+                    Some("TOTAL >= 0 "),
+                    None,
+                    Some("TOTAL"),
+                    None,
+                ]),
+            ],
+            foreign_keys: vec![
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("LINES_FK"),
+                    Some("CASCADE"),
+                    Some("ORDER_ID"),
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ID"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("LINES_FK"),
+                    Some("CASCADE"),
+                    Some("ORDER_CODE"),
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("CODE"),
+                ]),
+            ],
+            indexes: vec![
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_PK"),
+                    Some("UNIQUE"),
+                    Some("NORMAL"),
+                    Some("ID"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_UK"),
+                    Some("UNIQUE"),
+                    Some("NORMAL"),
+                    Some("ID"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("ORDERS_UK"),
+                    Some("UNIQUE"),
+                    Some("NORMAL"),
+                    Some("CODE"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("LINES_NOTE_IX"),
+                    Some("NONUNIQUE"),
+                    Some("FUNCTION-BASED NORMAL"),
+                    Some("SYS_NC00004$"),
+                    Some("UPPER(\"NOTE\")"),
+                ]),
+            ],
+            drift: vec![
+                row(&[
+                    Some("APP"),
+                    Some("LINES"),
+                    Some("TABLE"),
+                    Some("2024-05-01 10:00:00"),
+                    None,
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("ORDERS"),
+                    Some("TABLE"),
+                    Some("2024-05-01 10:00:01"),
+                    Some("Customer orders"),
+                ]),
+                row(&[
+                    Some("APP"),
+                    Some("Open Orders"),
+                    Some("VIEW"),
+                    Some("2024-05-01 10:00:02"),
+                    None,
+                ]),
+            ],
+        }
+    }
+
+    #[test]
+    fn tables_views_columns_keys_and_comments() {
+        let schemas = assemble(&owners(), &rows());
+        let app = &schemas["APP"];
+        assert_eq!(
+            app.tables.keys().collect::<Vec<_>>(),
+            vec!["LINES", "ORDERS", "Open Orders"]
+        );
+        let orders = &app.tables["ORDERS"];
+        assert_eq!(orders.kind, TableKind::Table);
+        assert_eq!(orders.comment.as_deref(), Some("Customer orders"));
+        assert_eq!(orders.row_estimate, Some(1200));
+        assert_eq!(app.tables["LINES"].row_estimate, None);
+        assert_eq!(app.tables["Open Orders"].kind, TableKind::View);
+
+        let id = orders.column("ID").unwrap();
+        assert_eq!(id.native_type, "NUMBER(*,0)");
+        assert_eq!(id.data_type, DataType::Decimal128(38, 0));
+        assert_eq!(id.generated, Some(Generated::Identity { always: true }));
+        assert_eq!(id.default, None);
+        assert!(!id.nullable);
+        let code = orders.column("CODE").unwrap();
+        assert_eq!(code.native_type, "CHAR(8)");
+        assert_eq!(code.comment.as_deref(), Some("Order code"));
+        let total = orders.column("TOTAL").unwrap();
+        assert_eq!(total.data_type, DataType::Decimal128(12, 2));
+        assert_eq!(total.default.as_deref(), Some("0"));
+        assert!(total.nullable);
+        let doubled = orders.column("TOTAL_X2").unwrap();
+        assert_eq!(doubled.data_type, DataType::Utf8);
+        assert_eq!(
+            doubled.generated,
+            Some(Generated::Computed {
+                expression: "\"TOTAL\"*2".into(),
+                stored: false
+            })
+        );
+        assert_eq!(
+            orders.columns.iter().map(|c| c.ordinal).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+
+        assert_eq!(
+            orders.primary_key,
+            Some(KeyDef {
+                name: Some("ORDERS_PK".into()),
+                columns: vec!["ID".into()]
+            })
+        );
+        assert_eq!(
+            orders.unique_constraints,
+            vec![KeyDef {
+                name: Some("ORDERS_UK".into()),
+                columns: vec!["ID".into(), "CODE".into()]
+            }]
+        );
+        // The NOT NULL check is the column's nullability, not a check.
+        assert_eq!(
+            orders.check_constraints,
+            vec![CheckDef {
+                name: Some("TOTAL_CK".into()),
+                expression: "TOTAL >= 0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn foreign_keys_and_indexes() {
+        let schemas = assemble(&owners(), &rows());
+        let lines = &schemas["APP"].tables["LINES"];
+        assert_eq!(
+            lines.foreign_keys,
+            vec![ForeignKeyDef {
+                name: Some("LINES_FK".into()),
+                columns: vec!["ORDER_ID".into(), "ORDER_CODE".into()],
+                referenced_schema: "APP".into(),
+                referenced_table: "ORDERS".into(),
+                referenced_columns: vec!["ID".into(), "CODE".into()],
+                on_update: ReferentialAction::NoAction,
+                on_delete: ReferentialAction::Cascade,
+            }]
+        );
+        assert_eq!(
+            lines.indexes,
+            vec![IndexDef {
+                name: "LINES_NOTE_IX".into(),
+                columns: vec!["UPPER(\"NOTE\")".into()],
+                unique: false,
+                primary: false,
+                method: Some("btree".into()),
+            }]
+        );
+        let orders = &schemas["APP"].tables["ORDERS"];
+        let flags: Vec<_> = orders
+            .indexes
+            .iter()
+            .map(|i| (i.name.as_str(), i.unique, i.primary, i.columns.len()))
+            .collect();
+        assert_eq!(
+            flags,
+            vec![("ORDERS_PK", true, true, 1), ("ORDERS_UK", true, false, 2)]
+        );
+    }
+
+    #[test]
+    fn stored_fingerprints_equal_the_drift_query() {
+        let rows = rows();
+        let schemas = assemble(&owners(), &rows);
+        let current = fingerprints(&rows.drift);
+        assert_eq!(current.len(), 3);
+        for (schema, table) in schemas
+            .iter()
+            .flat_map(|(s, d)| d.tables.values().map(move |t| (s, t)))
+        {
+            assert_eq!(
+                current.get(&(schema.clone(), table.name.clone())),
+                Some(&table.drift_fingerprint),
+                "{}",
+                table.name
+            );
+            assert!(!table.drift_fingerprint.is_empty());
+        }
+        // A DDL moves LAST_DDL_TIME: the fingerprint changes.
+        let mut later = rows.drift.clone();
+        later[0][3] = Some("2024-06-01 00:00:00".into());
+        let moved = fingerprints(&later);
+        assert_ne!(
+            moved[&("APP".to_string(), "LINES".to_string())],
+            current[&("APP".to_string(), "LINES".to_string())]
+        );
+        assert_eq!(
+            moved[&("APP".to_string(), "ORDERS".to_string())],
+            current[&("APP".to_string(), "ORDERS".to_string())]
+        );
+    }
+
+    #[test]
+    fn owners_default_to_the_session_schema() {
+        let users = vec![
+            ("APP".to_string(), false),
+            ("APP_ARCHIVE".to_string(), false),
+            ("MDSYS".to_string(), true),
+            ("SYS".to_string(), true),
+        ];
+        let none = SchemaFilter::default();
+        assert_eq!(select_owners(&none, "APP", &users), vec!["APP"]);
+        let all = SchemaFilter {
+            include: vec!["*".into()],
+            exclude: vec![],
+        };
+        assert_eq!(
+            select_owners(&all, "APP", &users),
+            vec!["APP", "APP_ARCHIVE"]
+        );
+        let named = SchemaFilter {
+            include: vec!["APP*".into(), "MDSYS".into()],
+            exclude: vec!["*_ARCHIVE".into()],
+        };
+        assert_eq!(select_owners(&named, "APP", &users), vec!["APP", "MDSYS"]);
+        let excluded = SchemaFilter {
+            include: vec![],
+            exclude: vec!["APP".into()],
+        };
+        assert!(select_owners(&excluded, "APP", &users).is_empty());
+    }
+
+    #[test]
+    fn not_null_checks_are_recognised() {
+        assert!(is_not_null_check("\"CODE\" IS NOT NULL"));
+        assert!(is_not_null_check(" \"Mixed Name\" is not null "));
+        assert!(!is_not_null_check("\"CODE\" IS NOT NULL AND \"X\" > 0"));
+        assert!(!is_not_null_check("TOTAL >= 0"));
+    }
+}

@@ -44,6 +44,10 @@ use tributary_connector::{Connector, Result, SourceConfig};
 pub use classify::INSTALL_MESSAGE;
 pub use dialect::OracleDialect;
 
+/// The driver, for tests and tools that set up fixtures next to a connector.
+#[cfg(feature = "client")]
+pub use oracle as driver;
+
 /// What registering an Oracle source answers in a build without the
 /// `client` feature.
 pub const NO_SUPPORT_MESSAGE: &str = "this build has no Oracle support: build tributary with \

@@ -178,3 +178,225 @@ fn first_writable_column(target: &WriteTarget) -> Result<String> {
             ))
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow_schema::TimeUnit;
+    use tributary_connector::{CompareOp, Predicate, Value};
+    use tributary_schema_cache::{ColumnDef, KeyDef, TableDef, TableKind};
+
+    use super::*;
+
+    fn column(name: &str, native_type: &str, data_type: DataType) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            ordinal: 0,
+            native_type: native_type.into(),
+            data_type,
+            nullable: true,
+            default: None,
+            generated: None,
+            comment: None,
+            unsupported_type: None,
+        }
+    }
+
+    /// `"App"."Order ""Lines"""`-style names: mixed case and a quote.
+    fn target() -> WriteTarget {
+        let mut id = column("ID", "NUMBER(*,0)", DataType::Decimal128(38, 0));
+        id.generated = Some(Generated::Identity { always: false });
+        WriteTarget {
+            schema: "App".into(),
+            table: TableDef {
+                name: "Order Lines".into(),
+                kind: TableKind::Table,
+                comment: None,
+                columns: vec![
+                    id,
+                    column("Name", "VARCHAR2(80)", DataType::Utf8),
+                    column("QTY", "NUMBER(10)", DataType::Decimal128(10, 0)),
+                    column("CODE", "CHAR(3)", DataType::Utf8),
+                    column(
+                        "CREATED",
+                        "TIMESTAMP(6) WITH TIME ZONE",
+                        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    ),
+                    column(r#"we"ird"#, "NUMBER", DataType::Utf8),
+                    column("NOTES", "LONG", DataType::Utf8),
+                ],
+                primary_key: Some(KeyDef {
+                    name: Some("PK".into()),
+                    columns: vec!["ID".into()],
+                }),
+                unique_constraints: vec![],
+                foreign_keys: vec![],
+                indexes: vec![],
+                check_constraints: vec![],
+                row_estimate: None,
+                drift_fingerprint: String::new(),
+            },
+        }
+    }
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(ToString::to_string).collect()
+    }
+
+    const EVIL: &str = "x'); DROP TABLE \"App\".\"Order Lines\"; --";
+
+    /// SQL and binds of each statement, for the snapshots.
+    fn show(statements: &[WriteStatement]) -> String {
+        statements
+            .iter()
+            .map(|s| {
+                let outs: Vec<String> = s
+                    .returning
+                    .iter()
+                    .map(|c| format!("{} {:?} as {}", c.name, c.bind, c.data_type))
+                    .collect();
+                format!(
+                    "{}\n  in:  {:?}\n  out: {:?}",
+                    s.statement.sql, s.statement.params, outs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// No user value ever appears in the SQL text.
+    fn assert_values_only_bound(statements: &[WriteStatement]) {
+        for s in statements {
+            assert!(!s.statement.sql.contains("DROP"), "{}", s.statement.sql);
+            assert!(!s.statement.sql.contains('\''), "{}", s.statement.sql);
+        }
+    }
+
+    #[test]
+    fn insert_one_statement_per_row_with_returning_into() {
+        let op = Insert {
+            target: target(),
+            columns: cols(&["Name", "QTY", "CODE"]),
+            rows: vec![
+                vec![
+                    Value::Text("apple".into()),
+                    Value::Int(3),
+                    Value::Text("A1".into()),
+                ],
+                vec![Value::Text(EVIL.into()), Value::Null, Value::Null],
+            ],
+            returning: cols(&["ID", "Name", "CODE", "CREATED"]),
+        };
+        let statements = render_insert(&op).unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_values_only_bound(&statements);
+        assert_eq!(statements[1].statement.params[0], Value::Text(EVIL.into()));
+        insta::assert_snapshot!(show(&statements));
+    }
+
+    #[test]
+    fn insert_without_returning_and_with_only_defaults() {
+        let op = Insert {
+            target: target(),
+            columns: cols(&[r#"we"ird"#]),
+            rows: vec![vec![Value::Decimal(
+                "123456789012345678901234567890.5".into(),
+            )]],
+            returning: vec![],
+        };
+        let plain = render_insert(&op).unwrap();
+        let defaults = render_insert(&Insert {
+            target: target(),
+            columns: vec![],
+            rows: vec![vec![], vec![]],
+            returning: cols(&["ID"]),
+        })
+        .unwrap();
+        insta::assert_snapshot!(format!("{}\n{}", show(&plain), show(&defaults)));
+    }
+
+    #[test]
+    fn update_with_increment_filter_and_returning_arrays() {
+        let op = Update {
+            target: target(),
+            set: vec![("Name".into(), Value::Text(EVIL.into()))],
+            increment: vec![("QTY".into(), Value::Int(8))],
+            filter: Predicate::Or(vec![
+                Predicate::eq("Name", Value::Text(EVIL.into())),
+                Predicate::Compare {
+                    column: "QTY".into(),
+                    op: CompareOp::Lt,
+                    value: Value::Int(0),
+                },
+                Predicate::InList {
+                    column: "CODE".into(),
+                    values: vec![Value::Text("A".into()), Value::Text("B".into())],
+                    negated: true,
+                },
+            ]),
+            returning: cols(&["ID", "QTY"]),
+        };
+        let statement = render_update_statement(&op).unwrap();
+        assert_values_only_bound(std::slice::from_ref(&statement));
+        // Out binds are numbered after the six in binds.
+        assert!(
+            statement
+                .statement
+                .sql
+                .ends_with(r#"RETURNING "ID", "QTY" INTO :7, :8"#)
+        );
+        insta::assert_snapshot!(show(&[statement]));
+    }
+
+    #[test]
+    fn delete_with_and_without_returning() {
+        let returning = render_delete_statement(&Delete {
+            target: target(),
+            filter: Predicate::And(vec![
+                Predicate::IsNull {
+                    column: "CODE".into(),
+                    negated: false,
+                },
+                Predicate::Not(Box::new(Predicate::eq("Name", Value::Text(EVIL.into())))),
+            ]),
+            returning: cols(&["Name", r#"we"ird"#]),
+        })
+        .unwrap();
+        let plain = render_delete_statement(&Delete {
+            target: target(),
+            filter: Predicate::Always,
+            returning: vec![],
+        })
+        .unwrap();
+        assert_values_only_bound(&[returning.clone(), plain.clone()]);
+        insta::assert_snapshot!(show(&[returning, plain]));
+    }
+
+    #[test]
+    fn unknown_and_unreturnable_columns_are_refused() {
+        let err = render_delete_statement(&Delete {
+            target: target(),
+            filter: Predicate::eq(r#"Name" = 1 OR "x"#, Value::Int(1)),
+            returning: vec![],
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), tributary_connector::ErrorKind::InvalidInput);
+        let err = render_update_statement(&Update {
+            target: target(),
+            set: vec![("QTY".into(), Value::Int(1))],
+            increment: vec![],
+            filter: Predicate::Always,
+            returning: cols(&["NOTES"]),
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), tributary_connector::ErrorKind::Unsupported);
+        assert!(err.message().contains("LONG"), "{err}");
+        let err = render_insert(&Insert {
+            target: target(),
+            columns: cols(&["Name", "QTY"]),
+            rows: vec![vec![Value::Int(1)]],
+            returning: vec![],
+        })
+        .unwrap_err();
+        assert!(err.message().contains("row 0"), "{err}");
+    }
+}
