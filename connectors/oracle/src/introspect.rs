@@ -778,7 +778,7 @@ mod tests {
             assert!(!table.drift_fingerprint.is_empty());
         }
         // A DDL moves LAST_DDL_TIME: the fingerprint changes.
-        let mut later = rows.drift.clone();
+        let mut later = rows.drift;
         later[0][3] = Some("2024-06-01 00:00:00".into());
         let moved = fingerprints(&later);
         assert_ne!(

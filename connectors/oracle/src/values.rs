@@ -21,20 +21,20 @@ pub struct TimestampParts {
 }
 
 impl TimestampParts {
-    fn naive(&self) -> Result<NaiveDateTime> {
+    fn naive(self) -> Result<NaiveDateTime> {
         NaiveDate::from_ymd_opt(self.year, self.month, self.day)
             .and_then(|d| d.and_hms_nano_opt(self.hour, self.minute, self.second, self.nanosecond))
             .ok_or_else(|| ConnectorError::internal(format!("invalid date or time {self:?}")))
     }
 
     /// A wall-clock value (DATE, TIMESTAMP): the offset is ignored.
-    pub fn to_timestamp(&self) -> Result<Value> {
+    pub fn to_timestamp(self) -> Result<Value> {
         Ok(Value::Timestamp(self.naive()?))
     }
 
     /// An instant (WITH TIME ZONE, WITH LOCAL TIME ZONE): the local time
     /// minus its offset.
-    pub fn to_instant(&self) -> Result<Value> {
+    pub fn to_instant(self) -> Result<Value> {
         let utc = self.naive()? - Duration::minutes(i64::from(self.offset_minutes));
         Ok(Value::TimestampTz(DateTime::from_naive_utc_and_offset(
             utc, Utc,

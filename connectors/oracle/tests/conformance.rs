@@ -9,6 +9,8 @@
 //! drift fingerprints), a round trip of every mapped type through binds and
 //! reads, and that a reader giving up stops its statement.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
 use std::sync::Arc;
 use std::time::Duration;
 
