@@ -4,7 +4,7 @@
 
 use oracle::sql_type::{FromSql, IntervalDS, IntervalYM, OracleType, Timestamp, ToSql};
 use oracle::{Connection, SqlValue, Statement};
-use tributary_connector::{ConnectorError, Result, Value};
+use tributary_connector::{ConnectorError, ErrorKind, Result, Value};
 
 use crate::classify::classify;
 use crate::types::{Decode, NativeType, OutBind};
@@ -261,13 +261,24 @@ fn json_unsupported() -> ConnectorError {
 /// Classifies a driver error; `host` is the `host:port` named when the
 /// database cannot be reached.
 pub fn error(err: oracle::Error, host: &str) -> ConnectorError {
-    let (code, message) = match err.db_error() {
-        Some(db) => (db.code(), db.message().to_string()),
-        None => (0, err.to_string()),
+    let Some(db) = err.db_error() else {
+        let message = err.to_string();
+        // The driver defines no fetch buffer for the JSON type.
+        if message.contains("unsupported Oracle type JSON") {
+            return json_unsupported().with_cause(err);
+        }
+        // Raised by the driver before anything reached the database: a
+        // bound value it cannot convert is the caller's input.
+        let kind = match err.kind() {
+            oracle::ErrorKind::ParseError
+            | oracle::ErrorKind::OutOfRange
+            | oracle::ErrorKind::InvalidTypeConversion
+            | oracle::ErrorKind::InvalidBindIndex
+            | oracle::ErrorKind::InvalidBindName => ErrorKind::InvalidInput,
+            _ => ErrorKind::Internal,
+        };
+        return ConnectorError::new(kind, message).with_cause(err);
     };
-    // The driver defines no fetch buffer for the JSON type.
-    if message.contains("unsupported Oracle type JSON") {
-        return json_unsupported().with_cause(err);
-    }
-    classify(code, &message, host).with_cause(err)
+    let classified = classify(db.code(), db.message(), host);
+    classified.with_cause(err)
 }

@@ -45,11 +45,11 @@ pub async fn stream(
     let (head_tx, head_rx) = oneshot::channel();
     let (batch_tx, batch_rx) = mpsc::channel(AHEAD);
     let (done_tx, done_rx) = oneshot::channel::<()>();
-    let finished = Arc::new(Mutex::new(false));
+    let state = Arc::new(Mutex::new(State::default()));
     tokio::spawn(watch(
         batch_tx.clone(),
         Arc::downgrade(&conn),
-        Arc::clone(&finished),
+        Arc::clone(&state),
         done_rx,
     ));
     let sql = statement.sql.clone();
@@ -68,8 +68,14 @@ pub async fn stream(
             head_tx,
             &batch_tx,
         );
-        *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        if ended == Ended::Unfinished {
+        let broken = {
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.finished = true;
+            state.broken
+        };
+        // A break that arrived after the last call would surface as
+        // ORA-01013 in the next statement of whoever gets the session.
+        if ended == Ended::Unfinished || broken {
             session.mark_broken();
         }
         drop(conn);
@@ -86,13 +92,22 @@ pub async fn stream(
     Ok(RowStream::new(schema, batches))
 }
 
+/// What the reading thread and the watcher share.
+#[derive(Debug, Default)]
+struct State {
+    /// The reading thread is done with the session.
+    finished: bool,
+    /// The watcher broke the session's execution.
+    broken: bool,
+}
+
 /// Breaks the running statement when the reader goes away before the
 /// reading thread is done. Holds the session weakly, so a finished session
 /// goes back to the pool.
 async fn watch(
     batches: mpsc::Sender<Result<RecordBatch>>,
     conn: Weak<Connection>,
-    finished: Arc<Mutex<bool>>,
+    state: Arc<Mutex<State>>,
     done: oneshot::Receiver<()>,
 ) {
     tokio::select! {
@@ -102,12 +117,14 @@ async fn watch(
             let _joined = tokio::task::spawn_blocking(move || {
                 // Under the lock, so the reading thread cannot hand the
                 // session back to the pool in between.
-                let finished = finished.lock().unwrap_or_else(PoisonError::into_inner);
-                if !*finished
+                let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                if !state.finished
                     && let Some(conn) = conn.upgrade()
-                    && let Err(err) = conn.break_execution()
                 {
-                    tracing::warn!(error = %err, "could not break an abandoned Oracle statement");
+                    state.broken = true;
+                    if let Err(err) = conn.break_execution() {
+                        tracing::warn!(error = %err, "could not break an abandoned Oracle statement");
+                    }
                 }
             })
             .await;
