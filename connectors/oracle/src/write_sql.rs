@@ -10,6 +10,9 @@
 //!   one value per affected row (the driver's DML-returning arrays).
 //! - Out binds follow the in binds: `INSERT … VALUES (:1, :2) RETURNING "ID"
 //!   INTO :3`.
+//! - Oracle stores the empty string as NULL: writing `''` stores NULL, and a
+//!   filter `= ''` matches no row. Booleans are bound as 1 / 0 (`NUMBER(1)`
+//!   before 23ai).
 
 use arrow_schema::DataType;
 use tributary_connector::render::{check_columns, render_delete, render_update};
