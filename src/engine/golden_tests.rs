@@ -122,7 +122,30 @@ const QUERIES: &[&str] = &[
     "SELECT DISTINCT customer_id FROM S.orders ORDER BY customer_id",
 ];
 
+/// The golden text of every statement the suite sends a source of `kind`.
 async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> String {
+    source_statements(source, kind, schema, url)
+        .await
+        .into_iter()
+        .map(|(query, statements)| {
+            let mut block = format!("-- {query}\n");
+            for statement in statements {
+                block.push_str(&statement);
+                block.push('\n');
+            }
+            block.push('\n');
+            block
+        })
+        .collect()
+}
+
+/// Each query of the suite with the statements its source receives.
+async fn source_statements(
+    source: &str,
+    kind: SourceKind,
+    schema: &str,
+    url: &str,
+) -> Vec<(String, Vec<String>)> {
     let cache = SchemaCache::open(Box::<MemoryCatalogStore>::default()).unwrap();
     cache.install(model(source, kind, schema)).unwrap();
     let config = SourceConfig::from_url(source, url).unwrap();
@@ -148,19 +171,92 @@ async fn statements(source: &str, kind: SourceKind, schema: &str, url: &str) -> 
         snapshot: &snapshot,
         enforcement: None,
     };
-    let mut out = String::new();
+    let mut out = Vec::new();
     for query in QUERIES {
         let sql = query.replace("S.", &format!("{source}."));
         let (frame, _) = plan_query(&planning, &sql, vec![]).await.unwrap();
         let physical = frame.create_physical_plan().await.unwrap();
-        out.push_str(&format!("-- {sql}\n"));
-        for statement in explain::source_queries(physical.as_ref()) {
-            out.push_str(&statement.sql);
-            out.push('\n');
-        }
-        out.push('\n');
+        let statements = explain::source_queries(physical.as_ref())
+            .into_iter()
+            .map(|statement| statement.sql)
+            .collect();
+        out.push((sql, statements));
     }
     out
+}
+
+/// Counts table aliases written with `AS`.
+#[derive(Default)]
+struct TableAliases {
+    with_as: usize,
+}
+
+impl datafusion::sql::sqlparser::ast::Visitor for TableAliases {
+    type Break = ();
+
+    fn pre_visit_table_factor(
+        &mut self,
+        factor: &datafusion::sql::sqlparser::ast::TableFactor,
+    ) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::TableFactor;
+        if let TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | TableFactor::Derived {
+            alias: Some(alias), ..
+        } = factor
+            && alias.explicit
+        {
+            self.with_as += 1;
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Every statement parses in its database's own grammar (sqlparser's
+/// parsers for T-SQL and Oracle), and reads back to the same text.
+#[tokio::test]
+async fn sqlserver_and_oracle_statements_parse_in_their_dialects() {
+    use datafusion::sql::sqlparser::ast::Visit;
+    use datafusion::sql::sqlparser::dialect::{Dialect, MsSqlDialect, OracleDialect};
+    use datafusion::sql::sqlparser::parser::Parser;
+    let cases: [(SourceKind, &str, &str, Box<dyn Dialect>); 2] = [
+        (
+            SourceKind::Sqlserver,
+            "dbo",
+            "sqlserver://u@127.0.0.1:1/app",
+            Box::new(MsSqlDialect {}),
+        ),
+        (
+            SourceKind::Oracle,
+            "APP",
+            "oracle://u@127.0.0.1:1/FREE",
+            Box::new(OracleDialect {}),
+        ),
+    ];
+    for (kind, schema, url, dialect) in cases {
+        let mut checked = 0;
+        for (query, statements) in source_statements("s", kind, schema, url).await {
+            for sql in statements {
+                let parsed = Parser::parse_sql(dialect.as_ref(), &sql)
+                    .unwrap_or_else(|e| panic!("{kind}: {e}\n{query}\n{sql}"));
+                assert_eq!(parsed.len(), 1, "{kind}: {sql}");
+                assert_eq!(parsed[0].to_string(), sql, "{kind}: {query}");
+                // sqlparser reads LIMIT and `AS t` in any dialect; these two don't.
+                assert!(!sql.contains(" LIMIT "), "{kind}: {sql}");
+                let mut aliases = TableAliases::default();
+                let _ = parsed[0].visit(&mut aliases);
+                if kind == SourceKind::Oracle {
+                    assert_eq!(aliases.with_as, 0, "{kind}: {sql}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= QUERIES.len(),
+            "{kind}: only {checked} statements"
+        );
+    }
 }
 
 #[tokio::test]
