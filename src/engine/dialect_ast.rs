@@ -54,11 +54,30 @@ impl Respell {
         }
     }
 
+    /// SQL Server refuses an ORDER BY in a derived table without `TOP` or
+    /// `OFFSET`; `OFFSET 0 ROWS` keeps the order and makes a statement valid
+    /// where it is nested (a runtime filter wraps statements in one).
+    fn order_without_limit(&self, query: &mut Query) {
+        let top = matches!(query.body.as_ref(), SetExpr::Select(select) if select.top.is_some());
+        if !self.oracle && query.order_by.is_some() && query.fetch.is_none() && !top {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: None,
+                offset: Some(Offset {
+                    value: Expr::value(ast::Value::Number("0".into(), false)),
+                    rows: OffsetRows::Rows,
+                }),
+                limit_by: vec![],
+            });
+        }
+    }
+
     fn limits(&self, query: &mut Query) {
         let Some(LimitClause::LimitOffset { limit, offset, .. }) = query.limit_clause.take() else {
+            self.order_without_limit(query);
             return;
         };
         if limit.is_none() && offset.is_none() {
+            self.order_without_limit(query);
             return;
         }
         if !self.oracle
@@ -316,6 +335,11 @@ mod tests {
                 "SELECT a FROM t UNION ALL SELECT a FROM u FETCH FIRST 1 ROWS ONLY",
             ),
             ("SELECT a FROM t", "SELECT a FROM t", "SELECT a FROM t"),
+            (
+                "SELECT a FROM (SELECT a FROM t ORDER BY a) AS d ORDER BY a",
+                "SELECT a FROM (SELECT a FROM t ORDER BY a OFFSET 0 ROWS) AS d ORDER BY a OFFSET 0 ROWS",
+                "SELECT a FROM (SELECT a FROM t ORDER BY a) d ORDER BY a",
+            ),
         ];
         for (sql, sqlserver, oracle) in cases {
             assert_eq!(respelled(sql, SourceKind::Sqlserver), sqlserver, "{sql}");
