@@ -16,7 +16,7 @@
 //! | booleans (literals, bare boolean columns, `IS TRUE`) | yes | yes | yes | no (`bit` is no boolean) | no (none before 23ai) |
 //! | `IS [NOT] DISTINCT FROM` | yes | yes | yes | no | no |
 //! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr | abs coalesce nullif floor upper lower | abs coalesce nullif ceil floor upper lower |
-//! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count sum, min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
+//! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
 //! | window functions | `row_number()` over pushable keys (PostgreSQL only) | no (run in DataFusion) | no | no | no |
@@ -169,6 +169,12 @@ fn compared_differently(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
         || (folds_strings(kind) && is_string(expr, schema))
 }
 
+/// An integer narrower than 64 bits.
+fn is_narrow_integer(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema)
+        .is_ok_and(|t| t.is_integer() && !matches!(t, DataType::Int64 | DataType::UInt64))
+}
+
 fn is_integer(expr: &Expr, schema: &DFSchema) -> bool {
     expr.get_type(schema).is_ok_and(|t| t.is_integer())
 }
@@ -231,6 +237,11 @@ fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bo
         ("count", SourceKind::Mysql | SourceKind::Mariadb) => !params.distinct,
         ("count", SourceKind::Sqlserver) => !(params.distinct && strings),
         ("count", _) => true,
+        // SQL Server sums an int column as int: past 2^31 it fails where we
+        // answer.
+        ("sum", SourceKind::Sqlserver) => {
+            !params.distinct && params.args.iter().all(|a| !is_narrow_integer(a, schema))
+        }
         ("sum", _) => !params.distinct,
         // SQL Server's avg of integers is an integer; SQLite's is a double.
         (
@@ -659,6 +670,23 @@ mod tests {
             "GROUP BY a string folds case there"
         );
         assert!(node_is_pushable(&grouped, SourceKind::Oracle));
+        let summed = |column: &str| {
+            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None)
+                .unwrap()
+                .aggregate(
+                    vec![col("id")],
+                    vec![datafusion::functions_aggregate::expr_fn::sum(col(column))],
+                )
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        assert!(
+            !node_is_pushable(&summed("n"), sqlserver),
+            "int sums overflow there"
+        );
+        assert!(node_is_pushable(&summed("id"), sqlserver));
+        assert!(node_is_pushable(&summed("price"), sqlserver));
     }
 
     #[test]
