@@ -71,7 +71,7 @@ SELECT c.table_schema::text, c.table_name::text, c.column_name::text, c.ordinal_
        c.character_maximum_length::int4, c.numeric_precision::int4, c.numeric_scale::int4,
        c.datetime_precision::int4, c.is_nullable::text, c.column_default::text,
        c.is_identity::text, c.identity_generation::text, c.is_generated::text,
-       c.generation_expression::text
+       c.generation_expression::text, c.udt_schema::text, c.domain_schema::text
 FROM information_schema.columns c
 WHERE c.table_schema::text = ANY($1::text[])
 ORDER BY 1, 2, 4";
@@ -405,6 +405,8 @@ fn column_def(row: &Row, ordinal: u32, attribute: Option<&(i32, Option<String>)>
         numeric_scale: row.get(9),
         datetime_precision: row.get(10),
         atttypmod: attribute.map_or(-1, |a| a.0),
+        udt_schema: row.get(17),
+        domain_schema: row.get(18),
     };
     let nullable = row.get::<_, String>(11) == "YES";
     let default_expr: Option<String> = row.get(12);
@@ -459,6 +461,36 @@ struct TypeInfo {
     datetime_precision: Option<i32>,
     /// `sys_attribute.atttypmod`, -1 when unknown.
     atttypmod: i32,
+    udt_schema: Option<String>,
+    domain_schema: Option<String>,
+}
+
+/// A type name as `format_type` prints it from a session with the default
+/// search path: qualified unless it lives in `public` or a system catalog,
+/// quoted where it has to be.
+fn type_name(schema: Option<&str>, name: &str) -> String {
+    let quote = |ident: &str| {
+        let plain = ident.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && ident
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if plain {
+            ident.to_string()
+        } else {
+            format!("\"{}\"", ident.replace('"', "\"\""))
+        }
+    };
+    match schema {
+        Some(s)
+            if !matches!(
+                s,
+                "public" | "pg_catalog" | "sys_catalog" | "information_schema"
+            ) =>
+        {
+            format!("{}.{}", quote(s), quote(name))
+        }
+        _ => quote(name),
+    }
 }
 
 impl TypeInfo {
@@ -480,13 +512,16 @@ impl TypeInfo {
     /// domain's or user-defined type's name).
     fn native_type(&self) -> String {
         if let Some(domain) = &self.domain_name {
-            return domain.clone();
+            return type_name(self.domain_schema.as_deref(), domain);
         }
         match self.data_type.as_str() {
-            "USER-DEFINED" => self.udt_name.clone(),
+            "USER-DEFINED" => type_name(self.udt_schema.as_deref(), &self.udt_name),
             "ARRAY" => {
                 let elem = self.udt_name.strip_prefix('_').unwrap_or(&self.udt_name);
-                let sql = builtin_by_name(elem).map_or(elem, |(_, sql)| sql);
+                let sql = builtin_by_name(elem).map_or_else(
+                    || type_name(self.udt_schema.as_deref(), elem),
+                    |(_, sql)| sql.to_string(),
+                );
                 let modifier = match elem {
                     "numeric" => {
                         numeric_precision_scale(self.atttypmod).map(|(p, s)| format!("({p},{s})"))
@@ -817,7 +852,29 @@ mod tests {
             (info("USER-DEFINED", "mood"), "mood"),
             (
                 TypeInfo {
+                    udt_schema: Some("shop".into()),
+                    ..info("USER-DEFINED", "mood")
+                },
+                "shop.mood",
+            ),
+            (
+                TypeInfo {
+                    udt_schema: Some("SHOP".into()),
+                    ..info("ARRAY", "_Mood")
+                },
+                "\"SHOP\".\"Mood\"[]",
+            ),
+            (
+                TypeInfo {
+                    udt_schema: Some("pg_catalog".into()),
+                    ..info("ARRAY", "_int8")
+                },
+                "bigint[]",
+            ),
+            (
+                TypeInfo {
                     domain_name: Some("price".into()),
+                    domain_schema: Some("public".into()),
                     numeric_precision: Some(10),
                     numeric_scale: Some(2),
                     ..info("numeric", "numeric")

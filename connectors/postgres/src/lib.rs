@@ -45,7 +45,9 @@ pub use encode::PgParam;
 pub use flavor::Flavor;
 
 use crate::error::{from_pg, from_pool};
-use crate::query::{ConnGuard, check_params, output_schema, prepare_read, stream_batches};
+use crate::query::{
+    ConnGuard, DegradedStatements, check_params, output_schema, prepare_read, stream_batches,
+};
 
 /// A registered PostgreSQL (or KingbaseES) database.
 pub struct PostgresConnector {
@@ -54,6 +56,8 @@ pub struct PostgresConnector {
     schemas: SchemaFilter,
     dialect: PostgresDialect,
     flavor: Flavor,
+    /// KingbaseES reads that needed their text columns cast.
+    degraded: DegradedStatements,
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -81,6 +85,7 @@ impl PostgresConnector {
             schemas: config.schemas.clone(),
             dialect: PostgresDialect,
             flavor,
+            degraded: DegradedStatements::default(),
         })
     }
 
@@ -104,36 +109,41 @@ impl PostgresConnector {
         let mut guard = ConnGuard::new(self.conn().await?);
         let params = PgParam::all(&statement.params);
         let mut retried = false;
-        let started =
-            loop {
-                let Some(conn) = guard.conn() else {
-                    return Err(ConnectorError::internal("the connection went away"));
-                };
-                // Only statements with parameters are kept prepared: their text
-                // repeats (the engine's fast path), whereas federated SQL inlines
-                // its values and would grow the per-connection cache without end.
-                let cached = !statement.params.is_empty();
-                let prepared =
-                    match prepare_read(self.flavor, conn, &statement.sql, cached, schema.as_ref())
-                        .await
-                    {
-                        Ok(prepared) => prepared,
-                        Err(e) => break Err(e),
-                    };
-                if let Err(e) = check_params(&prepared.statement, &params) {
-                    break Err(e);
-                }
-                match conn.query_raw(&prepared.statement, params.iter()).await {
-                    Ok(rows) => break Ok((prepared, rows)),
-                    // The table changed under a cached statement: forget the
-                    // cached plans of this connection and prepare afresh, once.
-                    Err(e) if !retried && is_stale_plan(&e) => {
-                        conn.statement_cache.clear();
-                        retried = true;
-                    }
-                    Err(e) => break Err(from_pg(e)),
-                }
+        let started = loop {
+            let Some(conn) = guard.conn() else {
+                return Err(ConnectorError::internal("the connection went away"));
             };
+            // Only statements with parameters are kept prepared: their text
+            // repeats (the engine's fast path), whereas federated SQL inlines
+            // its values and would grow the per-connection cache without end.
+            let cached = !statement.params.is_empty();
+            let prepared = match prepare_read(
+                self.flavor,
+                conn,
+                &statement.sql,
+                cached,
+                schema.as_ref(),
+                &self.degraded,
+            )
+            .await
+            {
+                Ok(prepared) => prepared,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = check_params(&prepared.statement, &params) {
+                break Err(e);
+            }
+            match conn.query_raw(&prepared.statement, params.iter()).await {
+                Ok(rows) => break Ok((prepared, rows)),
+                // The table changed under a cached statement: forget the
+                // cached plans of this connection and prepare afresh, once.
+                Err(e) if !retried && is_stale_plan(&e) => {
+                    conn.statement_cache.clear();
+                    retried = true;
+                }
+                Err(e) => break Err(from_pg(e)),
+            }
+        };
         let (prepared, rows) = match started {
             Ok(started) => started,
             Err(error) => {

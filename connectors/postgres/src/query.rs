@@ -175,45 +175,75 @@ pub(crate) async fn prepare_checked(
     }
 }
 
+/// The statements a KingbaseES read had to prepare with their text columns
+/// cast (see [`prepare_read`]), so later runs skip the failing attempt: the
+/// server keeps each statement the driver failed to describe until the
+/// connection closes, and the driver has no handle to close it by.
+#[derive(Debug, Default)]
+pub(crate) struct DegradedStatements {
+    sql: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl DegradedStatements {
+    /// At most this many statements are remembered (then forgotten at once).
+    const LIMIT: usize = 1024;
+
+    fn contains(&self, sql: &str) -> bool {
+        self.sql.lock().is_ok_and(|set| set.contains(sql))
+    }
+
+    fn insert(&self, sql: &str) {
+        if let Ok(mut set) = self.sql.lock() {
+            if set.len() >= Self::LIMIT {
+                set.clear();
+            }
+            set.insert(sql.to_string());
+        }
+    }
+}
+
 /// [`prepare_checked`] for a read. On KingbaseES, when the driver cannot
 /// look up a result type and the caller knows the schema of the result
 /// (the catalog's: text for every type the driver cannot decode), the
 /// statement is prepared once more with the text columns cast to `text`, so
-/// that no result column has a type the driver would look up.
+/// that no result column has a type the driver would look up; `degraded`
+/// remembers it for the next run.
 pub(crate) async fn prepare_read(
     flavor: Flavor,
     client: &ClientWrapper,
     sql: &str,
     cached: bool,
     expected: Option<&SchemaRef>,
+    degraded: &DegradedStatements,
 ) -> Result<Prepared> {
-    let failure = match prepare(flavor, client, sql, cached).await {
-        Ok(prepared) => return Ok(prepared),
-        Err(e) if flavor == Flavor::Kingbase && is_type_lookup_failure(&e) => e,
-        Err(e) => return Err(from_pg(e)),
-    };
-    // The server kept the statement the driver failed to describe, and the
-    // driver has no handle to close it: free every prepared statement of
-    // the session (and forget the cached handles) so repeated reads do not
-    // pile them up.
-    client.statement_cache.clear();
-    client
-        .batch_execute("DEALLOCATE ALL")
-        .await
-        .map_err(from_pg)?;
-    let Some(expected) = expected else {
-        return Err(type_lookup_error(failure));
-    };
-    let as_text: Vec<bool> = expected
-        .fields()
-        .iter()
-        .map(|f| f.data_type() == &DataType::Utf8)
-        .collect();
-    if !as_text.iter().any(|t| *t) {
-        return Err(type_lookup_error(failure));
+    let as_text: Option<Vec<bool>> = expected.map(|schema| {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type() == &DataType::Utf8)
+            .collect()
+    });
+    let can_degrade =
+        flavor == Flavor::Kingbase && as_text.as_ref().is_some_and(|t| t.contains(&true));
+    if !(can_degrade && degraded.contains(sql)) {
+        match prepare(flavor, client, sql, cached).await {
+            Ok(prepared) => return Ok(prepared),
+            Err(e) if flavor == Flavor::Kingbase && is_type_lookup_failure(&e) => {
+                if !can_degrade {
+                    return Err(type_lookup_error(e));
+                }
+            }
+            Err(e) => return Err(from_pg(e)),
+        }
     }
+    let (Some(expected), Some(as_text)) = (expected, as_text) else {
+        return Err(ConnectorError::internal(
+            "no expected schema to read text columns by",
+        ));
+    };
     let wrapped = text_fallback_sql(sql, &as_text);
     let mut prepared = prepare_checked(flavor, client, &wrapped, cached).await?;
+    degraded.insert(sql);
     // The wrapper's columns are `c1`, `c2`, ...: name them as expected.
     for (column, field) in prepared.columns.iter_mut().zip(expected.fields()) {
         column.name.clone_from(field.name());
