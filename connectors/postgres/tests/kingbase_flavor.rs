@@ -107,10 +107,18 @@ CREATE TABLE \"SYS_SOMETHING\".hidden (x int);
 /// A fresh database dressed as a KingbaseES, and its restricted role;
 /// both dropped with the value.
 struct KingbaseDb {
-    database: String,
-    role: String,
     /// A superuser connection to the database, for changes made "outside".
     admin: Client,
+    database: String,
+    role: String,
+    /// Last, so the connection above is gone first.
+    _cleanup: Cleanup,
+}
+
+/// Drops the database and the role, also when the fixture failed half-way.
+struct Cleanup {
+    database: String,
+    role: String,
 }
 
 const ROLE_PASSWORD: &str = "tributary_kb";
@@ -142,6 +150,10 @@ impl KingbaseDb {
     async fn new() -> Self {
         let database = unique_name("kb");
         let role = unique_name("kbrole");
+        let cleanup = Cleanup {
+            database: database.clone(),
+            role: role.clone(),
+        };
         let server = connect(&postgres_url()).await;
         // One statement per call: CREATE DATABASE refuses to run in the
         // implicit transaction of a multi-statement query.
@@ -177,9 +189,10 @@ impl KingbaseDb {
             .await
             .expect("revoke pg_catalog");
         Self {
+            admin,
             database,
             role,
-            admin,
+            _cleanup: cleanup,
         }
     }
 
@@ -214,7 +227,7 @@ impl KingbaseDb {
     }
 }
 
-impl Drop for KingbaseDb {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         let statements = [
             format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database),
