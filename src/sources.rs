@@ -41,10 +41,12 @@ pub enum SourceError {
 /// Creates the connector for a config. No I/O: pools connect lazily.
 pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
     Ok(match config.kind {
-        SourceKind::Postgres => Arc::new(PostgresConnector::new(config)?),
+        // KingbaseES speaks the PostgreSQL protocol: the same connector, in
+        // its Kingbase flavor (chosen from the kind).
+        SourceKind::Postgres | SourceKind::Kingbase => Arc::new(PostgresConnector::new(config)?),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(config)?),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(config)?),
-        SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => {
+        SourceKind::Sqlserver | SourceKind::Oracle => {
             return Err(ConnectorError::config(format!(
                 "this build has no {} connector yet",
                 config.kind
