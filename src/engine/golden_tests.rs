@@ -150,12 +150,14 @@ async fn source_statements(
     cache.install(model(source, kind, schema)).unwrap();
     let config = SourceConfig::from_url(source, url).unwrap();
     let connector: Arc<dyn Connector> = match kind {
-        SourceKind::Postgres => Arc::new(PostgresConnector::new(&config).unwrap()),
+        SourceKind::Postgres | SourceKind::Kingbase => {
+            Arc::new(PostgresConnector::new(&config).unwrap())
+        }
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(&config).unwrap()),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(&config).unwrap()),
         // The statements come from the model's kind (the executor's dialect
         // and pushdown rules); the connector is never contacted.
-        SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => Arc::new(
+        SourceKind::Sqlserver | SourceKind::Oracle => Arc::new(
             PostgresConnector::new(
                 &SourceConfig::from_url(source, "postgres://u@127.0.0.1:1/db").unwrap(),
             )
