@@ -41,13 +41,15 @@ pub enum SourceError {
 /// Creates the connector for a config. No I/O: pools connect lazily.
 pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
     Ok(match config.kind {
-        SourceKind::Postgres => Arc::new(PostgresConnector::new(config)?),
+        // KingbaseES speaks the PostgreSQL protocol: the same connector, in
+        // its Kingbase flavor (chosen from the kind).
+        SourceKind::Postgres | SourceKind::Kingbase => Arc::new(PostgresConnector::new(config)?),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(config)?),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(config)?),
         // Without the `oracle` feature this answers a config error saying how
         // to build with Oracle support.
         SourceKind::Oracle => tributary_connector_oracle::create_connector(config)?,
-        SourceKind::Sqlserver | SourceKind::Kingbase => {
+        SourceKind::Sqlserver => {
             return Err(ConnectorError::config(format!(
                 "this build has no {} connector yet",
                 config.kind

@@ -672,3 +672,83 @@ async fn single_source_queries_take_the_fast_path_with_the_same_answers() {
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }
+
+/// A KingbaseES source end to end: registered as `kingbase://`, introspected
+/// without `pg_catalog` (a PostgreSQL database dressed with the
+/// `sys_catalog` views KingbaseES has), joined with MariaDB and filtered,
+/// sorted and limited inside the source in PostgreSQL's SQL — but an empty
+/// string stays here (in KingbaseES' Oracle mode `''` is NULL).
+#[tokio::test]
+async fn a_kingbase_source_is_introspected_and_queried() {
+    let database = tributary_connector::testkit::unique_name("kb");
+    common::postgres_exec(&format!("CREATE DATABASE {database}")).await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, None)).unwrap();
+    url.set_path(&format!("/{database}"));
+    let (client, connection) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE SCHEMA sys_catalog;
+             CREATE VIEW sys_catalog.sys_namespace AS SELECT * FROM pg_catalog.pg_namespace;
+             CREATE VIEW sys_catalog.sys_class AS SELECT tableoid, * FROM pg_catalog.pg_class;
+             CREATE VIEW sys_catalog.sys_attribute AS
+               SELECT attrelid, attname, atttypid, attnum, atttypmod, attnotnull, attisdropped
+               FROM pg_catalog.pg_attribute;
+             CREATE VIEW sys_catalog.sys_description AS SELECT * FROM pg_catalog.pg_description;
+             CREATE VIEW sys_catalog.sys_index AS SELECT * FROM pg_catalog.pg_index;
+             CREATE VIEW sys_catalog.sys_am AS SELECT * FROM pg_catalog.pg_am;
+             CREATE TABLE public.\"CUSTOMERS\" (\"ID\" int PRIMARY KEY, name text, region text NOT NULL);
+             COMMENT ON TABLE public.\"CUSTOMERS\" IS 'who buys';
+             INSERT INTO public.\"CUSTOMERS\" VALUES (1, 'Ann', 'EU'), (2, '', 'US'), (3, 'Cé', 'EU'), (4, NULL, 'APAC');
+             ANALYZE;",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    connection.abort();
+    let shop = common::mariadb_database(
+        "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT NOT NULL, amount DECIMAL(12,2) NOT NULL);
+         INSERT INTO orders VALUES (10, 1, 5.50), (11, 3, 4.50), (12, 2, 100.00);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let kingbase_url = url.as_str().replacen("postgres://", "kingbase://", 1);
+    server
+        .register(json!({"name": "kb", "url": kingbase_url, "schemas": {"include": ["public"]}}))
+        .await;
+    server
+        .register(json!({"name": "shop", "url": common::mariadb_url_with_database(&shop)}))
+        .await;
+
+    let (status, source) = server.admin(Method::GET, "/admin/sources/kb", None).await;
+    assert_eq!(status, 200, "{source}");
+    assert_eq!(source["kind"], "kingbase", "{source}");
+
+    let query = r#"SELECT c."ID", c.name FROM kb.public."CUSTOMERS" c WHERE c.region = 'EU' ORDER BY c."ID" DESC LIMIT 1"#;
+    assert_eq!(rows(&server, query).await, json!([[3, "Cé"]]));
+    let statements = server.source_statements(query).await;
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert!(
+        statements[0].1.contains(r#""region" = 'EU'"#) && statements[0].1.contains("LIMIT 1"),
+        "filter, order and limit in the source: {statements:?}"
+    );
+
+    // `''` is compared here, not in the source.
+    let empty = r#"SELECT "ID" FROM kb."CUSTOMERS" WHERE name = '' ORDER BY 1"#;
+    assert_eq!(rows(&server, empty).await, json!([[2]]));
+    let statements = server.source_statements(empty).await;
+    assert!(!statements[0].1.contains("''"), "{statements:?}");
+
+    let joined = r#"SELECT c.region, sum(o.amount) AS total FROM shop.orders o
+        JOIN kb."CUSTOMERS" c ON c."ID" = o.customer_id GROUP BY c.region ORDER BY c.region"#;
+    assert_eq!(
+        rows(&server, joined).await,
+        json!([["EU", "10.00"], ["US", "100.00"]])
+    );
+    server.stop().await;
+    common::drop_mariadb_database(&shop).await;
+    common::postgres_exec(&format!("DROP DATABASE {database} WITH (FORCE)")).await;
+}

@@ -1,8 +1,11 @@
 //! The SQL dialect DataFusion's unparser writes for each source: DataFusion's
-//! own dialect of the source's kind, with our two additions — every derived
-//! table named (SQLite: without a name, the unparser's qualified references
-//! to a derived table's columns do not resolve) and the UTF-8 bytes function
-//! of [`mysql_strings`](super::mysql_strings) written out.
+//! own dialect of the source's kind (ours for SQL Server and Oracle, which
+//! DataFusion lacks), with our two additions — every derived table named
+//! (SQLite: without a name, the unparser's qualified references to a derived
+//! table's columns do not resolve) and the UTF-8 bytes function of
+//! [`mysql_strings`](super::mysql_strings) written out. What the unparser
+//! has no hook for (row limits, Oracle's table aliases, typed date literals)
+//! is respelled afterwards by [`dialect_ast`](super::dialect_ast).
 
 use std::sync::Arc;
 
@@ -24,14 +27,104 @@ use super::mysql_strings;
 pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
     let base: Box<dyn Dialect> = match kind {
         SourceKind::Postgres | SourceKind::Kingbase => Box::new(PostgreSqlDialect {}),
-        SourceKind::Sqlserver | SourceKind::Oracle => Box::new(PostgreSqlDialect {}),
+        SourceKind::Sqlserver => Box::new(SqlServerDialect),
+        SourceKind::Oracle => Box::new(OracleDialect),
         SourceKind::Mysql | SourceKind::Mariadb => Box::new(MySqlDialect {}),
         SourceKind::Sqlite => Box::new(SqliteDialect {}),
     };
     Arc::new(SourceDialect {
         base,
-        name_derived_tables: kind == SourceKind::Sqlite,
+        name_derived_tables: matches!(kind, SourceKind::Sqlite | SourceKind::Sqlserver),
     })
+}
+
+/// SQL Server (T-SQL): `[bracket]` identifiers, `N'…'` strings (the column
+/// may be `nvarchar`), no `NULLS FIRST`/`LAST`, and its own type names in
+/// casts (`TIMESTAMP` is a row version there, `DOUBLE` does not exist).
+#[derive(Debug)]
+struct SqlServerDialect;
+
+impl Dialect for SqlServerDialect {
+    fn identifier_quote_style(&self, _identifier: &str) -> Option<char> {
+        Some('[')
+    }
+    fn supports_nulls_first_in_sort(&self) -> bool {
+        false
+    }
+    fn requires_derived_table_alias(&self) -> bool {
+        true
+    }
+    fn float64_ast_dtype(&self) -> ast::DataType {
+        ast::DataType::Float(ast::ExactNumberInfo::None)
+    }
+    fn utf8_cast_dtype(&self) -> ast::DataType {
+        ast::DataType::Nvarchar(Some(ast::CharacterLength::Max))
+    }
+    fn large_utf8_cast_dtype(&self) -> ast::DataType {
+        ast::DataType::Nvarchar(Some(ast::CharacterLength::Max))
+    }
+    fn int8_cast_dtype(&self) -> ast::DataType {
+        // TINYINT is unsigned there.
+        ast::DataType::SmallInt(None)
+    }
+    fn timestamp_cast_dtype(&self, _unit: &TimeUnit, _tz: &Option<Arc<str>>) -> ast::DataType {
+        custom_type("DATETIME2")
+    }
+    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
+        DateFieldExtractStyle::DatePart
+    }
+    fn string_literal_to_sql(&self, s: &str) -> Option<ast::Expr> {
+        // sqlparser writes a national literal verbatim: the quotes are doubled here.
+        Some(ast::Expr::value(ast::Value::NationalStringLiteral(
+            s.replace('\'', "''"),
+        )))
+    }
+}
+
+/// Oracle: `"QUOTED"` identifiers (exact case), its own type names in casts,
+/// `EXTRACT`, no column list after a table alias.
+#[derive(Debug)]
+struct OracleDialect;
+
+impl Dialect for OracleDialect {
+    fn identifier_quote_style(&self, _identifier: &str) -> Option<char> {
+        Some('"')
+    }
+    fn requires_derived_table_alias(&self) -> bool {
+        true
+    }
+    fn float64_ast_dtype(&self) -> ast::DataType {
+        custom_type("BINARY_DOUBLE")
+    }
+    fn utf8_cast_dtype(&self) -> ast::DataType {
+        custom_type("VARCHAR2(4000)")
+    }
+    fn large_utf8_cast_dtype(&self) -> ast::DataType {
+        custom_type("CLOB")
+    }
+    fn int64_cast_dtype(&self) -> ast::DataType {
+        custom_type("NUMBER(19)")
+    }
+    fn int32_cast_dtype(&self) -> ast::DataType {
+        custom_type("NUMBER(10)")
+    }
+    fn int8_cast_dtype(&self) -> ast::DataType {
+        custom_type("NUMBER(3)")
+    }
+    fn timestamp_cast_dtype(&self, _unit: &TimeUnit, _tz: &Option<Arc<str>>) -> ast::DataType {
+        ast::DataType::Timestamp(None, ast::TimezoneInfo::None)
+    }
+    fn date_field_extract_style(&self) -> DateFieldExtractStyle {
+        DateFieldExtractStyle::Extract
+    }
+    fn supports_column_alias_in_table_alias(&self) -> bool {
+        false
+    }
+}
+
+/// A type name the sqlparser AST has no variant for, written as given.
+fn custom_type(name: &str) -> ast::DataType {
+    ast::DataType::Custom(ast::ObjectName::from(vec![ast::Ident::new(name)]), vec![])
 }
 
 /// A DataFusion dialect with our additions; everything else is the base's.

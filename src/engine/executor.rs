@@ -98,7 +98,11 @@ impl SQLExecutor for SourceExecutor {
     }
 
     fn ast_analyzer(&self) -> Option<AstAnalyzer> {
-        Some(Box::new(super::rules::resolve_references))
+        let kind = self.kind;
+        Some(Box::new(move |statement| {
+            let statement = super::rules::resolve_references(statement)?;
+            Ok(super::dialect_ast::respell(statement, kind))
+        }))
     }
 
     fn execute(

@@ -71,10 +71,32 @@ impl FederateSources {
             .compute_context()
             .and_then(|c| self.kinds.get(&c).copied())
         {
-            Some(kind) => pushdown::node_is_pushable(plan, kind),
+            Some(kind) => pushdown::node_is_pushable(plan, kind) && !over_repeated_names(plan),
             None => true,
         }
     }
+}
+
+/// True when `plan` reads a projection that repeats a column name (`a.id,
+/// b.id` of a self-join) and the unparser would write that projection as a
+/// derived table, where the names clash (MySQL refuses the statement,
+/// PostgreSQL refuses the reference). The projection itself is pushed (a
+/// query's own select list may repeat names); what reads it runs here.
+fn over_repeated_names(plan: &LogicalPlan) -> bool {
+    if matches!(plan, LogicalPlan::Sort(_) | LogicalPlan::Limit(_)) {
+        return false;
+    }
+    plan.inputs().iter().any(|input| {
+        let LogicalPlan::Projection(projection) = input else {
+            return false;
+        };
+        let mut names = HashSet::new();
+        !projection
+            .schema
+            .fields()
+            .iter()
+            .all(|field| names.insert(field.name()))
+    })
 }
 
 impl OptimizerRule for FederateSources {

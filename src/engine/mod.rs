@@ -6,6 +6,7 @@
 
 mod catalog;
 mod dialect;
+mod dialect_ast;
 mod executor;
 mod explain;
 mod fast_path;

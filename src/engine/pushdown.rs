@@ -3,25 +3,30 @@
 //! evaluate differently stays in DataFusion. Unknown functions and
 //! expressions are not pushed (an allow-list, per source kind).
 //!
-//! | | PostgreSQL | MySQL / MariaDB | SQLite |
-//! |---|---|---|---|
-//! | string `=`, `<`, `IN`, `BETWEEN` | yes | yes, with the UTF-8 bytes compared too (collations ignore case and trailing spaces; see `mysql_strings`) | yes (BINARY collation) |
-//! | `LIKE` / `ILIKE` | yes | LIKE with a literal pattern without `_` or `\\`, as bytes; no ILIKE | no (case-insensitive for ASCII) |
-//! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes |
-//! | `\|\|` | yes | no (it is OR) | yes |
-//! | GROUP BY on strings | yes | yes, by the bytes too | yes |
-//! | DISTINCT / MIN / MAX on strings | yes | no (collation) | yes |
-//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) |
-//! | FULL OUTER JOIN | yes | no (none) | yes |
-//! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr |
-//! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max |
-//! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) |
-//! | casts | between numeric types | between numeric types | between numeric types |
-//! | window functions | `row_number()` over pushable keys | no (run in DataFusion) | no |
-//! | subquery expressions | no (run in DataFusion) | no | no |
+//! | | PostgreSQL (KingbaseES) | MySQL / MariaDB | SQLite | SQL Server | Oracle |
+//! |---|---|---|---|---|---|
+//! | string `=`, `<`, `IN`, `BETWEEN` | yes | yes, with the UTF-8 bytes compared too (collations ignore case and trailing spaces; see `mysql_strings`) | yes (BINARY collation) | no (default collations ignore case and trailing spaces) | yes (the connector's sessions compare BINARY); not with `''`, which is NULL there |
+//! | `LIKE` / `ILIKE` | yes | LIKE with a literal pattern without `_` or `\\`, as bytes; no ILIKE | no (case-insensitive for ASCII) | no | LIKE with a non-empty literal pattern; no ILIKE |
+//! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes | of integers only (decimal scales differ) | no (`/` is exact, no `%`) |
+//! | `\|\|` | yes | no (it is OR) | yes | no (none) | no (NULL is `''` there) |
+//! | GROUP BY on strings | yes | yes, by the bytes too | yes | no | yes |
+//! | DISTINCT / MIN / MAX on strings | yes | no (collation) | yes | no | yes |
+//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) | top-N only, no strings, own NULL order only (as MySQL) | yes |
+//! | FULL OUTER JOIN | yes | no (none) | yes | yes (not on string keys) | yes |
+//! | booleans (literals, bare boolean columns, `IS TRUE`) | yes | yes | yes | no (`bit` is no boolean) | no (none before 23ai) |
+//! | `IS [NOT] DISTINCT FROM` | yes | yes | yes | no | no |
+//! | functions | abs ceil floor coalesce nullif upper lower length character_length substr trim replace concat date_trunc | abs ceil floor coalesce nullif upper lower character_length | abs coalesce nullif length substr | abs coalesce nullif floor upper lower | abs coalesce nullif ceil floor upper lower |
+//! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
+//! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
+//! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
+//! | window functions | `row_number()` over pushable keys (PostgreSQL only) | no (run in DataFusion) | no | no | no |
+//! | subquery expressions | no (run in DataFusion) | no | no | no | no |
+//!
+//! KingbaseES follows PostgreSQL, except that `''` is not pushed (in its
+//! Oracle compatibility mode it is NULL).
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::{AggregateFunction, Sort};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, JoinType, LogicalPlan, Operator};
 use tributary_schema_cache::SourceKind;
@@ -41,6 +46,7 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         LogicalPlan::Aggregate(a) => {
             let schema = a.input.schema();
             all(&a.group_expr, schema)
+                && !(folds_strings(kind) && a.group_expr.iter().any(|e| is_string(e, schema)))
                 && a.aggr_expr
                     .iter()
                     .all(|e| aggregate_is_pushable(e, schema, kind))
@@ -48,7 +54,7 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         // MySQL and MariaDB may ignore ORDER BY inside a derived table unless
         // a LIMIT goes with it: only top-N sorts go there.
         LogicalPlan::Sort(s) => {
-            (s.fetch.is_some() || !is_mysql(kind))
+            (s.fetch.is_some() || !sorts_need_limit(kind))
                 && s.expr
                     .iter()
                     .all(|sort| sort_is_pushable(sort, s.input.schema(), kind))
@@ -70,6 +76,7 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
             let keys_ok = j.on.iter().all(|(l, r)| {
                 expr_is_pushable(l, j.left.schema(), kind)
                     && expr_is_pushable(r, j.right.schema(), kind)
+                    && !(folds_strings(kind) && is_string(l, j.left.schema()))
             });
             let filter_ok = j
                 .filter
@@ -86,7 +93,7 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
                     .all(|e| row_number_is_pushable(e, w.input.schema(), kind))
         }
         LogicalPlan::Distinct(d) => {
-            !is_mysql(kind)
+            !(is_mysql(kind) || folds_strings(kind))
                 || d.input()
                     .schema()
                     .fields()
@@ -127,6 +134,51 @@ fn is_mysql(kind: SourceKind) -> bool {
     matches!(kind, SourceKind::Mysql | SourceKind::Mariadb)
 }
 
+/// NULLs sort first ascending and `NULLS FIRST`/`LAST` cannot be written.
+fn own_null_order_only(kind: SourceKind) -> bool {
+    is_mysql(kind) || kind == SourceKind::Sqlserver
+}
+
+/// An ORDER BY inside a derived table is ignored (MySQL) or refused (SQL
+/// Server) unless a row limit goes with it.
+fn sorts_need_limit(kind: SourceKind) -> bool {
+    own_null_order_only(kind)
+}
+
+/// Strings compare by a collation that ignores case and trailing spaces
+/// (SQL Server's defaults), and nothing here makes them exact.
+fn folds_strings(kind: SourceKind) -> bool {
+    kind == SourceKind::Sqlserver
+}
+
+/// No boolean values in SQL: SQL Server's `bit` and Oracle's `NUMBER(1)`
+/// cannot stand as a condition or be compared with `TRUE`.
+fn lacks_booleans(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::Sqlserver | SourceKind::Oracle)
+}
+
+/// `''` is NULL (Oracle; KingbaseES in its Oracle mode).
+fn empty_string_is_null(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::Oracle | SourceKind::Kingbase)
+}
+
+/// Values a source of `kind` orders or matches otherwise than we do: dates
+/// in SQLite (text, numbers or Julian days), strings in SQL Server.
+fn compared_differently(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
+    (kind == SourceKind::Sqlite && is_temporal(expr, schema))
+        || (folds_strings(kind) && is_string(expr, schema))
+}
+
+/// An integer narrower than 64 bits.
+fn is_narrow_integer(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema)
+        .is_ok_and(|t| t.is_integer() && !matches!(t, DataType::Int64 | DataType::UInt64))
+}
+
+fn is_integer(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| t.is_integer())
+}
+
 fn is_string_type(data_type: &DataType) -> bool {
     matches!(
         data_type,
@@ -147,10 +199,12 @@ fn is_numeric(data_type: &DataType) -> bool {
 }
 
 fn sort_is_pushable(sort: &Sort, schema: &DFSchema, kind: SourceKind) -> bool {
-    if !expr_is_pushable(&sort.expr, schema, kind) {
+    if !expr_is_pushable(&sort.expr, schema, kind)
+        || (folds_strings(kind) && is_string(&sort.expr, schema))
+    {
         return false;
     }
-    if !is_mysql(kind) {
+    if !own_null_order_only(kind) {
         return true;
     }
     // MySQL cannot write NULLS FIRST/LAST; its own order puts NULLs first
@@ -181,10 +235,26 @@ fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bo
     let strings = params.args.iter().any(|a| is_string(a, schema));
     match (func.name(), kind) {
         ("count", SourceKind::Mysql | SourceKind::Mariadb) => !params.distinct,
+        ("count", SourceKind::Sqlserver) => !(params.distinct && strings),
         ("count", _) => true,
+        // SQL Server sums an int column as int: past 2^31 it fails where we
+        // answer.
+        ("sum", SourceKind::Sqlserver) => {
+            !params.distinct && params.args.iter().all(|a| !is_narrow_integer(a, schema))
+        }
         ("sum", _) => !params.distinct,
-        ("avg", SourceKind::Postgres | SourceKind::Mysql | SourceKind::Mariadb) => !params.distinct,
-        ("min" | "max", SourceKind::Mysql | SourceKind::Mariadb) => !strings,
+        // SQL Server's avg of integers is an integer; SQLite's is a double.
+        (
+            "avg",
+            SourceKind::Postgres
+            | SourceKind::Kingbase
+            | SourceKind::Mysql
+            | SourceKind::Mariadb
+            | SourceKind::Oracle,
+        ) => !params.distinct,
+        ("min" | "max", SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Sqlserver) => {
+            !strings
+        }
         ("min" | "max", _) => true,
         _ => false,
     }
@@ -194,27 +264,25 @@ fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bo
 pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let pushable = |e: &Expr| expr_is_pushable(e, schema, kind);
     match expr {
-        Expr::Column(_) => true,
-        Expr::Literal(..) => true,
+        Expr::Column(_) => {
+            !(lacks_booleans(kind) && expr.get_type(schema).is_ok_and(|t| t == DataType::Boolean))
+        }
+        Expr::Literal(value, _) => literal_is_pushable(value, kind),
         // An open parameter (the fast path plans with them): PostgreSQL
         // binds `$n` itself.
         Expr::Placeholder(_) => kind == SourceKind::Postgres,
         Expr::Alias(alias) => pushable(&alias.expr),
-        Expr::Not(e)
-        | Expr::IsNull(e)
-        | Expr::IsNotNull(e)
-        | Expr::IsTrue(e)
-        | Expr::IsFalse(e)
-        | Expr::Negative(e) => pushable(e),
+        Expr::Not(e) | Expr::IsNull(e) | Expr::IsNotNull(e) | Expr::Negative(e) => pushable(e),
+        Expr::IsTrue(e) | Expr::IsFalse(e) => !lacks_booleans(kind) && pushable(e),
         Expr::BinaryExpr(binary) => binary_is_pushable(binary, schema, kind),
         Expr::Between(between) => {
-            !(kind == SourceKind::Sqlite && is_temporal(&between.expr, schema))
+            !compared_differently(&between.expr, schema, kind)
                 && pushable(&between.expr)
                 && pushable(&between.low)
                 && pushable(&between.high)
         }
         Expr::InList(list) => {
-            !(kind == SourceKind::Sqlite && is_temporal(&list.expr, schema))
+            !compared_differently(&list.expr, schema, kind)
                 && pushable(&list.expr)
                 && list.list.iter().all(pushable)
         }
@@ -223,17 +291,20 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                 && pushable(&like.expr)
                 && pushable(&like.pattern)
                 && match kind {
-                    SourceKind::Postgres => true,
+                    SourceKind::Postgres | SourceKind::Kingbase => true,
                     // Compared as bytes there (mysql_strings): exact while `_`
                     // (one byte there, one character here) and escapes are absent.
                     SourceKind::Mysql | SourceKind::Mariadb => {
                         !like.case_insensitive
                             && super::mysql_strings::byte_like_pattern(&like.pattern)
                     }
-                    SourceKind::Sqlite
-                    | SourceKind::Sqlserver
-                    | SourceKind::Oracle
-                    | SourceKind::Kingbase => false,
+                    // Case-sensitive under the connector's BINARY sessions;
+                    // a pattern of `''` would be NULL.
+                    SourceKind::Oracle => {
+                        !like.case_insensitive
+                            && matches!(like.pattern.as_ref(), Expr::Literal(v, _) if !v.is_null())
+                    }
+                    SourceKind::Sqlite | SourceKind::Sqlserver => false,
                 }
         }
         Expr::Case(case) => {
@@ -244,15 +315,29 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                     .all(|(w, t)| pushable(w) && pushable(t))
                 && case.else_expr.as_deref().is_none_or(pushable)
         }
+        // SQL Server truncates a decimal cast to an integer; casts there and
+        // to Oracle start from integers.
         Expr::Cast(cast) => {
             pushable(&cast.expr)
                 && is_numeric(cast.field.data_type())
                 && cast.expr.get_type(schema).is_ok_and(|t| is_numeric(&t))
+                && (!lacks_booleans(kind) || is_integer(&cast.expr, schema))
         }
         Expr::ScalarFunction(function) => {
             function_is_pushable(function.name(), kind) && function.args.iter().all(pushable)
         }
         _ => false,
+    }
+}
+
+/// Boolean literals need a boolean type; `''` is NULL where empty strings are.
+fn literal_is_pushable(value: &ScalarValue, kind: SourceKind) -> bool {
+    match value {
+        ScalarValue::Boolean(_) => !lacks_booleans(kind),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => !(s.is_empty() && empty_string_is_null(kind)),
+        _ => true,
     }
 }
 
@@ -269,20 +354,32 @@ fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) 
     if temporal {
         return false;
     }
+    let strings = is_string(&binary.left, schema) || is_string(&binary.right, schema);
     match binary.op {
         Operator::And | Operator::Or | Operator::Plus | Operator::Minus | Operator::Multiply => {
             true
         }
-        Operator::Divide | Operator::Modulo => !is_mysql(kind),
+        Operator::Divide | Operator::Modulo => match kind {
+            SourceKind::Postgres | SourceKind::Kingbase | SourceKind::Sqlite => true,
+            SourceKind::Sqlserver => {
+                is_integer(&binary.left, schema) && is_integer(&binary.right, schema)
+            }
+            SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Oracle => false,
+        },
         Operator::Eq
         | Operator::NotEq
         | Operator::Lt
         | Operator::LtEq
         | Operator::Gt
-        | Operator::GtEq
-        | Operator::IsDistinctFrom
-        | Operator::IsNotDistinctFrom => true,
-        Operator::StringConcat => !is_mysql(kind),
+        | Operator::GtEq => !(folds_strings(kind) && strings),
+        // Neither SQL Server (before 2022) nor Oracle writes it.
+        Operator::IsDistinctFrom | Operator::IsNotDistinctFrom => !lacks_booleans(kind),
+        Operator::StringConcat => {
+            matches!(
+                kind,
+                SourceKind::Postgres | SourceKind::Kingbase | SourceKind::Sqlite
+            )
+        }
         _ => false,
     }
 }
@@ -317,12 +414,17 @@ fn function_is_pushable(name: &str, kind: SourceKind) -> bool {
     ];
     // SQLite's dialect writes character_length as length(), which counts characters.
     const SQLITE: &[&str] = &["character_length", "length", "substr", "substring"];
+    // SQL Server spells ceil CEILING, and its LEN ignores trailing spaces.
+    const SQLSERVER: &[&str] = &["floor", "upper", "lower"];
+    // Oracle's LENGTH('') and SUBSTR of an empty result are NULL.
+    const ORACLE: &[&str] = &["ceil", "floor", "upper", "lower"];
     EVERYWHERE.contains(&name)
         || match kind {
-            SourceKind::Postgres => POSTGRES.contains(&name),
+            SourceKind::Postgres | SourceKind::Kingbase => POSTGRES.contains(&name),
             SourceKind::Mysql | SourceKind::Mariadb => MYSQL.contains(&name),
             SourceKind::Sqlite => SQLITE.contains(&name),
-            SourceKind::Sqlserver | SourceKind::Oracle | SourceKind::Kingbase => false,
+            SourceKind::Sqlserver => SQLSERVER.contains(&name),
+            SourceKind::Oracle => ORACLE.contains(&name),
         }
 }
 
@@ -330,6 +432,7 @@ fn function_is_pushable(name: &str, kind: SourceKind) -> bool {
 mod tests {
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::functions::expr_fn::{character_length, upper};
+    use datafusion::logical_expr::binary_expr;
     use datafusion::prelude::{col, lit};
 
     use super::*;
@@ -340,6 +443,8 @@ mod tests {
             Field::new("n", DataType::Int32, true),
             Field::new("name", DataType::Utf8, true),
             Field::new("day", DataType::Date32, true),
+            Field::new("flag", DataType::Boolean, true),
+            Field::new("price", DataType::Decimal128(10, 2), true),
         ]))
         .unwrap()
     }
@@ -370,7 +475,7 @@ mod tests {
             (upper(col("name")), true, true, false),
             (character_length(col("name")), true, true, true),
             (
-                col("day").gt_eq(lit(datafusion::scalar::ScalarValue::Date32(Some(19_000)))),
+                col("day").gt_eq(lit(ScalarValue::Date32(Some(19_000)))),
                 true,
                 true,
                 false,
@@ -417,6 +522,171 @@ mod tests {
                 "sqlite: {expr}"
             );
         }
+    }
+
+    #[test]
+    fn expressions_for_sqlserver_oracle_and_kingbase() {
+        use SourceKind::{Kingbase, Oracle, Sqlserver};
+        let schema = schema();
+        // (expression, SQL Server, Oracle, KingbaseES)
+        let cases: Vec<(Expr, bool, bool, bool)> = vec![
+            (col("id").gt(lit(2_i64)), true, true, true),
+            // SQL Server's default collations ignore case and trailing spaces.
+            (col("name").eq(lit("x")), false, true, true),
+            (
+                col("name").in_list(vec![lit("a")], false),
+                false,
+                true,
+                true,
+            ),
+            (col("name").between(lit("a"), lit("b")), false, true, true),
+            // `''` is NULL in Oracle (and KingbaseES' Oracle mode).
+            (col("name").not_eq(lit("")), false, false, false),
+            (col("name").like(lit("a%")), false, true, true),
+            (col("name").like(lit("")), false, false, false),
+            (col("name").ilike(lit("a%")), false, false, true),
+            // No boolean type: neither a bare column nor TRUE.
+            (col("flag"), false, false, true),
+            (col("flag").eq(lit(true)), false, false, true),
+            (col("flag").is_true(), false, false, true),
+            (col("flag").is_null(), false, false, true),
+            (col("id") / lit(2_i64), true, false, true),
+            (col("price") / lit(2_i64), false, false, true),
+            (col("id") % lit(2_i64), true, false, true),
+            (
+                binary_expr(col("name"), Operator::StringConcat, lit("x")),
+                false,
+                false,
+                true,
+            ),
+            (
+                binary_expr(col("n"), Operator::IsDistinctFrom, lit(1_i32)),
+                false,
+                false,
+                true,
+            ),
+            (upper(col("name")), true, true, true),
+            (character_length(col("name")), false, false, true),
+            (
+                datafusion::functions::expr_fn::ceil(col("price")),
+                false,
+                true,
+                true,
+            ),
+            (
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col("n")),
+                    DataType::Int64,
+                )),
+                true,
+                true,
+                true,
+            ),
+            (
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(col("price")),
+                    DataType::Int64,
+                )),
+                false,
+                false,
+                true,
+            ),
+            (
+                col("day").gt_eq(lit(ScalarValue::Date32(Some(19_000)))),
+                true,
+                true,
+                true,
+            ),
+        ];
+        for (expr, sqlserver, oracle, kingbase) in cases {
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Sqlserver),
+                sqlserver,
+                "sqlserver: {expr}"
+            );
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Oracle),
+                oracle,
+                "oracle: {expr}"
+            );
+            assert_eq!(
+                expr_is_pushable(&expr, &schema, Kingbase),
+                kingbase,
+                "kingbase: {expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn sqlserver_sorts_like_mysql_and_never_on_strings() {
+        let schema = schema();
+        let sort =
+            |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
+        let sqlserver = SourceKind::Sqlserver;
+        assert!(sort_is_pushable(
+            &sort("id", true, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(sort_is_pushable(&sort("n", true, true), &schema, sqlserver));
+        assert!(!sort_is_pushable(
+            &sort("n", true, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(!sort_is_pushable(
+            &sort("name", true, true),
+            &schema,
+            sqlserver
+        ));
+        assert!(sort_is_pushable(
+            &sort("name", true, false),
+            &schema,
+            SourceKind::Oracle
+        ));
+        let scan =
+            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None).unwrap();
+        let unlimited = scan
+            .clone()
+            .sort(vec![col("id").sort(true, false)])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(
+            !node_is_pushable(&unlimited, sqlserver),
+            "ORDER BY in a derived table needs TOP"
+        );
+        assert!(node_is_pushable(&unlimited, SourceKind::Oracle));
+        let grouped = scan
+            .aggregate(
+                vec![col("name")],
+                vec![datafusion::functions_aggregate::expr_fn::count(col("id"))],
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(
+            !node_is_pushable(&grouped, sqlserver),
+            "GROUP BY a string folds case there"
+        );
+        assert!(node_is_pushable(&grouped, SourceKind::Oracle));
+        let summed = |column: &str| {
+            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None)
+                .unwrap()
+                .aggregate(
+                    vec![col("id")],
+                    vec![datafusion::functions_aggregate::expr_fn::sum(col(column))],
+                )
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        assert!(
+            !node_is_pushable(&summed("n"), sqlserver),
+            "int sums overflow there"
+        );
+        assert!(node_is_pushable(&summed("id"), sqlserver));
+        assert!(node_is_pushable(&summed("price"), sqlserver));
     }
 
     #[test]

@@ -91,13 +91,16 @@ fn name_below(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     Ok(Some(plan.with_new_exprs(plan.expressions(), vec![named])?))
 }
 
+/// What a projection of no columns (what `count(*)` needs) selects: written
+/// `SELECT FROM …`, it would be PostgreSQL syntax only.
+fn one_column() -> Expr {
+    datafusion::prelude::lit(1_i64).alias("tributary_one")
+}
+
 fn name_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
-        // A projection of no columns (what `count(*)` over a join needs) would
-        // be written `SELECT FROM …`, which only PostgreSQL accepts.
         LogicalPlan::Projection(projection) if projection.expr.is_empty() => {
-            let one = datafusion::prelude::lit(1_i64).alias("tributary_one");
-            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(vec![one], projection.input)?)))
+            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(vec![one_column()], projection.input)?)))
         }
         LogicalPlan::SubqueryAlias(alias) => {
             let (input, changed) = named_projection(Arc::unwrap_or_clone(alias.input))?;
@@ -119,6 +122,20 @@ fn name_derived_tables(plan: LogicalPlan) -> Result<LogicalPlan> {
                 let mut sort = sort.clone();
                 sort.fetch = None;
                 limit.input = Arc::new(LogicalPlan::Sort(sort));
+            }
+            Ok(Transformed::yes(LogicalPlan::Limit(limit)))
+        }
+        // `LIMIT f OFFSET s` over a scan that pushdown gave `fetch = s + f`:
+        // the unparser writes both into one query block, the scan's fetch
+        // over the limit's (`LIMIT s + f OFFSET s`), and returns too many
+        // rows. The limit above says all.
+        LogicalPlan::Limit(mut limit)
+            if matches!(limit.input.as_ref(), LogicalPlan::TableScan(scan) if scan.fetch.is_some()) =>
+        {
+            if let LogicalPlan::TableScan(scan) = limit.input.as_ref() {
+                let mut scan = scan.clone();
+                scan.fetch = None;
+                limit.input = Arc::new(LogicalPlan::TableScan(scan));
             }
             Ok(Transformed::yes(LogicalPlan::Limit(limit)))
         }
@@ -216,6 +233,11 @@ fn named_projection(input: LogicalPlan) -> Result<(LogicalPlan, bool)> {
                     }
                 })
                 .collect();
+            let exprs = if exprs.is_empty() {
+                vec![one_column()]
+            } else {
+                exprs
+            };
             Ok((
                 LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(other))?),
                 true,

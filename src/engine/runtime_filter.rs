@@ -21,9 +21,12 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::Ident;
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::Dialect;
 use tributary_schema_cache::SourceKind;
+
+use super::dialect_ast;
 
 /// The most join keys sent to a source as a list; larger build sides send
 /// their key bounds only.
@@ -66,10 +69,15 @@ pub async fn narrow(
     let Ok(rendered) = Unparser::new(dialect).expr_to_sql(&condition) else {
         return sql.to_string();
     };
-    let quote = dialect
-        .identifier_quote_style("tributary_runtime")
-        .unwrap_or('"');
-    format!("SELECT * FROM ({sql}) AS {quote}tributary_runtime{quote} WHERE {rendered}")
+    let rendered = dialect_ast::respell_expr(rendered, kind);
+    let alias = Ident::with_quote(
+        dialect
+            .identifier_quote_style("tributary_runtime")
+            .unwrap_or('"'),
+        "tributary_runtime",
+    );
+    let as_ = dialect_ast::derived_table_alias(kind);
+    format!("SELECT * FROM ({sql}){as_}{alias} WHERE {rendered}")
 }
 
 /// The logical condition for a physical one, or `None` when (a needed part

@@ -153,7 +153,7 @@ fn indexes_sql() -> String {
 
 /// The schema `source.table` means: `public` when selected, else the only
 /// selected schema, else none.
-fn default_schema<T>(schemas: &BTreeMap<String, T>) -> Option<String> {
+pub(crate) fn default_schema<T>(schemas: &BTreeMap<String, T>) -> Option<String> {
     if schemas.contains_key("public") {
         return Some("public".to_string());
     }
@@ -244,7 +244,7 @@ pub(crate) async fn drift_fingerprints(
 /// A read-only transaction in which every query sees the same snapshot. If
 /// it is dropped unfinished, tokio-postgres queues its rollback ahead of the
 /// connection's next use.
-async fn read_only(conn: &mut Object) -> Result<Transaction<'_>> {
+pub(crate) async fn read_only(conn: &mut Object) -> Result<Transaction<'_>> {
     conn.build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
@@ -368,7 +368,7 @@ pub(crate) async fn introspect(
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a non-negative statistic, rounded
-fn float_to_count(value: f64) -> u64 {
+pub(crate) fn float_to_count(value: f64) -> u64 {
     value.max(0.0).round() as u64
 }
 

@@ -2,6 +2,12 @@
 //! (rustls TLS), introspection from `pg_catalog`, streaming reads decoded
 //! from the binary wire format, and transactional writes with `RETURNING`.
 //!
+//! It also serves KingbaseES (`kingbase://user:pw@host:54321/db`), which
+//! speaks the same protocol: a source of kind `kingbase` gets the
+//! [`Flavor::Kingbase`], which introspects from `information_schema` and
+//! `sys_catalog` instead of `pg_catalog`; see [`flavor`] for what differs
+//! (compatibility modes, upper-case names, user-defined types).
+//!
 //! * Sessions are opened with `-c TimeZone=UTC -c DateStyle=ISO` and, when
 //!   the pool sets one, `-c statement_timeout=N` (a statement over the limit
 //!   fails with a `Timeout` error).
@@ -15,7 +21,9 @@
 mod decode;
 mod encode;
 mod error;
+pub mod flavor;
 mod introspect;
+mod introspect_kingbase;
 mod pool;
 mod query;
 pub mod types;
@@ -34,22 +42,29 @@ use tributary_connector::{
 use tributary_schema_cache::{SourceKind, SourceSchema};
 
 pub use encode::PgParam;
+pub use flavor::Flavor;
 
 use crate::error::{from_pg, from_pool};
-use crate::query::{ConnGuard, check_params, output_schema, prepare, stream_batches};
+use crate::query::{
+    ConnGuard, DegradedStatements, check_params, output_schema, prepare_read, stream_batches,
+};
 
-/// A registered PostgreSQL database.
+/// A registered PostgreSQL (or KingbaseES) database.
 pub struct PostgresConnector {
     name: String,
     pool: Pool,
     schemas: SchemaFilter,
     dialect: PostgresDialect,
+    flavor: Flavor,
+    /// KingbaseES reads that needed their text columns cast.
+    degraded: DegradedStatements,
 }
 
 impl std::fmt::Debug for PostgresConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresConnector")
             .field("name", &self.name)
+            .field("flavor", &self.flavor)
             .field("schemas", &self.schemas)
             .field("pool", &self.pool.status())
             .finish_non_exhaustive()
@@ -58,16 +73,25 @@ impl std::fmt::Debug for PostgresConnector {
 
 impl PostgresConnector {
     /// Builds the connector and its (lazy) pool from a normalized source
-    /// config. Nothing connects until the first use; call
+    /// config of kind `postgres` or `kingbase` (which chooses the
+    /// [`Flavor`]). Nothing connects until the first use; call
     /// [`Connector::ping`] to check the database answers.
     pub fn new(config: &SourceConfig) -> Result<Self, ConnectorError> {
+        let flavor = Flavor::from_kind(config.kind).map_err(|e| e.for_source(&config.name))?;
         let pool = pool::build_pool(config).map_err(|e| e.for_source(&config.name))?;
         Ok(Self {
             name: config.name.clone(),
             pool,
             schemas: config.schemas.clone(),
             dialect: PostgresDialect,
+            flavor,
+            degraded: DegradedStatements::default(),
         })
+    }
+
+    /// The server flavor this connector was configured for.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     async fn conn(&self) -> Result<Object> {
@@ -93,9 +117,18 @@ impl PostgresConnector {
             // repeats (the engine's fast path), whereas federated SQL inlines
             // its values and would grow the per-connection cache without end.
             let cached = !statement.params.is_empty();
-            let prepared = match prepare(conn, &statement.sql, cached).await {
+            let prepared = match prepare_read(
+                self.flavor,
+                conn,
+                &statement.sql,
+                cached,
+                schema.as_ref(),
+                &self.degraded,
+            )
+            .await
+            {
                 Ok(prepared) => prepared,
-                Err(e) => break Err(from_pg(e)),
+                Err(e) => break Err(e),
             };
             if let Err(e) = check_params(&prepared.statement, &params) {
                 break Err(e);
@@ -159,7 +192,7 @@ impl Connector for PostgresConnector {
     }
 
     fn kind(&self) -> SourceKind {
-        SourceKind::Postgres
+        self.flavor.kind()
     }
 
     fn dialect(&self) -> &dyn Dialect {
@@ -171,7 +204,7 @@ impl Connector for PostgresConnector {
             let conn = self.conn().await?;
             let started = Instant::now();
             let row = conn
-                .query_one("SELECT pg_catalog.current_setting('server_version')", &[])
+                .query_one(self.flavor.version_sql(), &[])
                 .await
                 .map_err(from_pg)?;
             let latency = started.elapsed();
@@ -186,7 +219,13 @@ impl Connector for PostgresConnector {
         loop {
             attempt += 1;
             let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
-            match introspect::introspect(conn, &self.name, &self.schemas).await {
+            let result = match self.flavor {
+                Flavor::Postgres => introspect::introspect(conn, &self.name, &self.schemas).await,
+                Flavor::Kingbase => {
+                    introspect_kingbase::introspect(conn, &self.name, &self.schemas).await
+                }
+            };
+            match result {
                 Err(e) if attempt < CATALOG_ATTEMPTS && is_concurrent_ddl(&e) => continue,
                 result => return result.map_err(|e| e.for_source(&self.name)),
             }
@@ -198,7 +237,13 @@ impl Connector for PostgresConnector {
         loop {
             attempt += 1;
             let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
-            match introspect::drift_fingerprints(conn, &self.schemas).await {
+            let result = match self.flavor {
+                Flavor::Postgres => introspect::drift_fingerprints(conn, &self.schemas).await,
+                Flavor::Kingbase => {
+                    introspect_kingbase::drift_fingerprints(conn, &self.schemas).await
+                }
+            };
+            match result {
                 Err(e) if attempt < CATALOG_ATTEMPTS && is_concurrent_ddl(&e) => continue,
                 result => return result.map_err(|e| e.for_source(&self.name)),
             }
@@ -213,7 +258,9 @@ impl Connector for PostgresConnector {
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
-        Ok(Box::new(write::PgWriteTx::begin(conn, &self.name).await?))
+        Ok(Box::new(
+            write::PgWriteTx::begin(conn, &self.name, self.flavor).await?,
+        ))
     }
 
     fn pool_status(&self) -> PoolStatus {

@@ -13,10 +13,8 @@ use tokio_postgres::{Client, Config, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tributary_connector::tls::client_config;
 use tributary_connector::{ConnectorError, Result, Secret, SourceConfig, TlsMode};
-use tributary_schema_cache::SourceKind;
 
-/// PostgreSQL's default port.
-const DEFAULT_PORT: u16 = 5432;
+use crate::flavor::Flavor;
 
 /// The `options` startup parameter: per-session settings. Statements are
 /// cancelled by the server after `statement_timeout`; times are rendered in
@@ -32,14 +30,11 @@ pub(crate) fn session_options(statement_timeout: Option<Duration>) -> String {
     options
 }
 
-/// The tokio-postgres config (without the password, resolved per connect).
+/// The tokio-postgres config (without the password, resolved per connect);
+/// the port defaults to the flavor's (5432 for PostgreSQL, 54321 for
+/// KingbaseES).
 pub(crate) fn pg_config(config: &SourceConfig) -> Result<Config> {
-    if config.kind != SourceKind::Postgres {
-        return Err(ConnectorError::config(format!(
-            "the PostgreSQL connector cannot serve a {} source",
-            config.kind
-        )));
-    }
+    let flavor = Flavor::from_kind(config.kind)?;
     let connection = &config.connection;
     if connection.url.is_some() {
         return Err(ConnectorError::config(
@@ -49,11 +44,11 @@ pub(crate) fn pg_config(config: &SourceConfig) -> Result<Config> {
     let host = connection
         .host
         .as_deref()
-        .ok_or_else(|| ConnectorError::config("a postgres source needs `host`"))?;
+        .ok_or_else(|| ConnectorError::config(format!("a {} source needs `host`", config.kind)))?;
     let user = connection.user.as_deref().unwrap_or("postgres");
     let mut pg = Config::new();
     pg.host(host)
-        .port(connection.port.unwrap_or(DEFAULT_PORT))
+        .port(connection.port.unwrap_or(flavor.default_port()))
         .user(user)
         .dbname(connection.database.as_deref().unwrap_or(user))
         .application_name("tributary")
@@ -179,5 +174,33 @@ mod tests {
         assert_eq!(pg_config(&config).unwrap().get_ssl_mode(), SslMode::Prefer);
         let mysql = SourceConfig::from_url("m", "mysql://u@h/db").unwrap();
         assert!(pg_config(&mysql).is_err());
+    }
+
+    #[test]
+    fn default_ports_by_flavor() {
+        let cases = [
+            ("postgres://u:p@db/app", 5432),
+            ("postgresql://u@db:6000/app", 6000),
+            ("kingbase://system:pw@kb/test", 54321),
+            ("kingbase://system:pw@kb:54321/test", 54321),
+            ("kingbase://system:pw@kb:5433/test", 5433),
+        ];
+        for (url, port) in cases {
+            let config = SourceConfig::from_url("s", url).unwrap();
+            let pg = pg_config(&config).unwrap();
+            assert_eq!(pg.get_ports(), &[port], "{url}");
+            assert_eq!(pg.get_hosts().len(), 1, "{url}");
+        }
+        let kb = SourceConfig::from_url("kb", "kingbase://system:secret@kb:54321/test").unwrap();
+        let pg = pg_config(&kb).unwrap();
+        assert_eq!(pg.get_user(), Some("system"));
+        assert_eq!(pg.get_dbname(), Some("test"));
+        // The password is resolved at connect time, never stored in the config.
+        assert!(pg.get_password().is_none());
+        for url in ["mssql://sa@h/db", "oracle://u@h/db", "sqlite:///tmp/x.db"] {
+            let config = SourceConfig::from_url("s", url).unwrap();
+            let err = pg_config(&config).unwrap_err();
+            assert_eq!(err.kind(), tributary_connector::ErrorKind::Config, "{url}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Reads: prepare a statement (rewriting it to fetch undecodable columns as
 //! text, see `types.rs`), bind parameters, and stream the rows as Arrow
-//! batches of `BATCH_ROWS` rows.
+//! batches of `BATCH_ROWS` rows. For KingbaseES, also what to do when the
+//! driver cannot look a type up because the server has no `pg_catalog`
+//! (see `flavor.rs`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,12 +12,13 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use deadpool_postgres::{ClientWrapper, Object};
 use futures::StreamExt;
 use tokio_postgres::{Row, Statement};
-use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, Result, Value};
+use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, Value};
 
 use crate::decode::{Raw, decode};
 use crate::encode::PgParam;
 use crate::error::from_pg;
-use crate::types::{PgType, Scalar, classify, data_type};
+use crate::flavor::Flavor;
+use crate::types::{PgType, Scalar, classify, data_type, driver_knows};
 
 /// One output column: its name, how to decode it and its driver-derived type.
 #[derive(Debug, Clone)]
@@ -70,8 +73,12 @@ pub(crate) fn text_fallback_sql(sql: &str, as_text: &[bool]) -> String {
 }
 
 /// Prepares `sql`; when some column has no binary decoder, prepares the text
-/// fallback instead. `cached` uses the connection's statement cache.
+/// fallback instead. `cached` uses the connection's statement cache. The
+/// KingbaseES flavor decodes only the types the driver knows without asking
+/// the server and reads every other one as text, as its introspection
+/// reports them.
 pub(crate) async fn prepare(
+    flavor: Flavor,
     client: &ClientWrapper,
     sql: &str,
     cached: bool,
@@ -85,14 +92,18 @@ pub(crate) async fn prepare(
     let mut columns = Vec::with_capacity(statement.columns().len());
     for column in statement.columns() {
         let ty = PgType::from_driver(column.type_());
-        let (scalar, data_type) = match classify(&ty) {
+        let decodable = match flavor {
+            Flavor::Postgres => classify(&ty),
+            Flavor::Kingbase => classify(&ty).filter(|_| driver_knows(ty.oid)),
+        };
+        let (scalar, data_type) = match decodable.clone() {
             Some(scalar) => {
                 let dt = data_type(&ty, column.type_modifier()).unwrap_or(DataType::Utf8);
                 (scalar, dt)
             }
             None => (Scalar::Text, DataType::Utf8),
         };
-        as_text.push(classify(&ty).is_none());
+        as_text.push(decodable.is_none());
         columns.push(OutColumn {
             name: column.name().to_string(),
             scalar,
@@ -109,6 +120,135 @@ pub(crate) async fn prepare(
         client.prepare(&wrapped).await?
     };
     Ok(Prepared { statement, columns })
+}
+
+/// Whether a failed preparation is the driver's own lookup of a type it does
+/// not know (it reads `pg_catalog.pg_type`, `pg_range`, `pg_enum`,
+/// `pg_attribute` and `pg_namespace`), which fails on a KingbaseES server
+/// without `pg_catalog` (or where the role may not read it).
+pub(crate) fn is_type_lookup_failure(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        let message = db.message();
+        [
+            "pg_catalog",
+            "pg_type",
+            "pg_range",
+            "pg_enum",
+            "pg_attribute",
+            "pg_namespace",
+        ]
+        .iter()
+        .any(|name| message.contains(name))
+    })
+}
+
+/// The error for a statement whose types the driver could not look up.
+fn type_lookup_error(err: tokio_postgres::Error) -> ConnectorError {
+    let cause = from_pg(err);
+    ConnectorError::new(
+        ErrorKind::Unsupported,
+        format!(
+            "the statement returns or takes a value of a type that is not built into PostgreSQL \
+             (an enum, composite, extension or KingbaseES-specific type); the driver looks such \
+             types up in pg_catalog, which this KingbaseES server does not let it read ({}); \
+             cast such columns to text in SQL (`column::text`)",
+            cause.message()
+        ),
+    )
+    .with_cause(cause)
+}
+
+/// [`prepare`] with its error classified; on KingbaseES a failed type lookup
+/// says so.
+pub(crate) async fn prepare_checked(
+    flavor: Flavor,
+    client: &ClientWrapper,
+    sql: &str,
+    cached: bool,
+) -> Result<Prepared> {
+    match prepare(flavor, client, sql, cached).await {
+        Ok(prepared) => Ok(prepared),
+        Err(e) if flavor == Flavor::Kingbase && is_type_lookup_failure(&e) => {
+            Err(type_lookup_error(e))
+        }
+        Err(e) => Err(from_pg(e)),
+    }
+}
+
+/// The statements a KingbaseES read had to prepare with their text columns
+/// cast (see [`prepare_read`]), so later runs skip the failing attempt: the
+/// server keeps each statement the driver failed to describe until the
+/// connection closes, and the driver has no handle to close it by.
+#[derive(Debug, Default)]
+pub(crate) struct DegradedStatements {
+    sql: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl DegradedStatements {
+    /// At most this many statements are remembered (then forgotten at once).
+    const LIMIT: usize = 1024;
+
+    fn contains(&self, sql: &str) -> bool {
+        self.sql.lock().is_ok_and(|set| set.contains(sql))
+    }
+
+    fn insert(&self, sql: &str) {
+        if let Ok(mut set) = self.sql.lock() {
+            if set.len() >= Self::LIMIT {
+                set.clear();
+            }
+            set.insert(sql.to_string());
+        }
+    }
+}
+
+/// [`prepare_checked`] for a read. On KingbaseES, when the driver cannot
+/// look up a result type and the caller knows the schema of the result
+/// (the catalog's: text for every type the driver cannot decode), the
+/// statement is prepared once more with the text columns cast to `text`, so
+/// that no result column has a type the driver would look up; `degraded`
+/// remembers it for the next run.
+pub(crate) async fn prepare_read(
+    flavor: Flavor,
+    client: &ClientWrapper,
+    sql: &str,
+    cached: bool,
+    expected: Option<&SchemaRef>,
+    degraded: &DegradedStatements,
+) -> Result<Prepared> {
+    let as_text: Option<Vec<bool>> = expected.map(|schema| {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type() == &DataType::Utf8)
+            .collect()
+    });
+    let can_degrade =
+        flavor == Flavor::Kingbase && as_text.as_ref().is_some_and(|t| t.contains(&true));
+    if !(can_degrade && degraded.contains(sql)) {
+        match prepare(flavor, client, sql, cached).await {
+            Ok(prepared) => return Ok(prepared),
+            Err(e) if flavor == Flavor::Kingbase && is_type_lookup_failure(&e) => {
+                if !can_degrade {
+                    return Err(type_lookup_error(e));
+                }
+            }
+            Err(e) => return Err(from_pg(e)),
+        }
+    }
+    let (Some(expected), Some(as_text)) = (expected, as_text) else {
+        return Err(ConnectorError::internal(
+            "no expected schema to read text columns by",
+        ));
+    };
+    let wrapped = text_fallback_sql(sql, &as_text);
+    let mut prepared = prepare_checked(flavor, client, &wrapped, cached).await?;
+    degraded.insert(sql);
+    // The wrapper's columns are `c1`, `c2`, ...: name them as expected.
+    for (column, field) in prepared.columns.iter_mut().zip(expected.fields()) {
+        column.name.clone_from(field.name());
+    }
+    Ok(prepared)
 }
 
 /// Fails unless the statement takes exactly `count` parameters.

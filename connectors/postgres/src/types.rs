@@ -131,6 +131,65 @@ pub(crate) mod oid {
     pub const JSONB: u32 = 3802;
 }
 
+/// PostgreSQL's built-in mapped types by internal name (`pg_type.typname`,
+/// `information_schema`'s `udt_name`), with the SQL name `format_type`
+/// prints: for catalogs that name types rather than give their OIDs.
+const BUILTIN_NAMES: [(&str, u32, &str); 32] = [
+    ("bool", oid::BOOL, "boolean"),
+    ("bytea", oid::BYTEA, "bytea"),
+    ("char", oid::CHAR, "\"char\""),
+    ("name", oid::NAME, "name"),
+    ("int8", oid::INT8, "bigint"),
+    ("int2", oid::INT2, "smallint"),
+    ("int4", oid::INT4, "integer"),
+    ("text", oid::TEXT, "text"),
+    ("oid", oid::OID, "oid"),
+    ("json", oid::JSON, "json"),
+    ("xml", oid::XML, "xml"),
+    ("cidr", oid::CIDR, "cidr"),
+    ("float4", oid::FLOAT4, "real"),
+    ("float8", oid::FLOAT8, "double precision"),
+    ("unknown", oid::UNKNOWN, "unknown"),
+    ("macaddr8", oid::MACADDR8, "macaddr8"),
+    ("money", oid::MONEY, "money"),
+    ("macaddr", oid::MACADDR, "macaddr"),
+    ("inet", oid::INET, "inet"),
+    ("bpchar", oid::BPCHAR, "character"),
+    ("varchar", oid::VARCHAR, "character varying"),
+    ("date", oid::DATE, "date"),
+    ("time", oid::TIME, "time without time zone"),
+    ("timestamp", oid::TIMESTAMP, "timestamp without time zone"),
+    ("timestamptz", oid::TIMESTAMPTZ, "timestamp with time zone"),
+    ("interval", oid::INTERVAL, "interval"),
+    ("timetz", oid::TIMETZ, "time with time zone"),
+    ("bit", oid::BIT, "bit"),
+    ("varbit", oid::VARBIT, "bit varying"),
+    ("numeric", oid::NUMERIC, "numeric"),
+    ("uuid", oid::UUID, "uuid"),
+    ("jsonb", oid::JSONB, "jsonb"),
+];
+
+/// The OID and SQL name of a built-in mapped type, by internal name.
+pub(crate) fn builtin_by_name(name: &str) -> Option<(u32, &'static str)> {
+    BUILTIN_NAMES
+        .iter()
+        .find(|(udt, _, _)| *udt == name)
+        .map(|(_, oid, sql)| (*oid, *sql))
+}
+
+/// Whether the driver knows `oid` without asking the server (it looks any
+/// other type up in `pg_catalog.pg_type`).
+pub(crate) fn driver_knows(oid: u32) -> bool {
+    Type::from_oid(oid).is_some()
+}
+
+/// `numeric(p,s)`'s type modifier (the inverse of [`numeric_precision_scale`]);
+/// the scale keeps its 11-bit two's complement form, so negative scales
+/// round-trip.
+pub(crate) fn numeric_typmod(precision: i32, scale: i32) -> i32 {
+    ((precision << 16) | (scale & 0x7ff)) + 4
+}
+
 /// A PostgreSQL type as far as the mapping needs it, built either from the
 /// catalog (introspection) or from the driver's type (queries, parameters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +224,41 @@ impl PgType {
             oid,
             name: name.to_string(),
             kind: PgKind::Base,
+        }
+    }
+
+    /// A type as `information_schema` describes it: `data_type` is the SQL
+    /// name, `ARRAY` or `USER-DEFINED`, and `udt_name` the internal name
+    /// (`_elem` for arrays; a domain's base type for domains). Types that
+    /// are not built in are [`PgKind::Other`]: served as text.
+    pub fn from_information_schema(data_type: &str, udt_name: &str) -> Self {
+        let named = |name: &str| match builtin_by_name(name) {
+            Some((oid, _)) => Self {
+                oid,
+                name: name.to_string(),
+                kind: PgKind::Base,
+            },
+            None => Self {
+                oid: 0,
+                name: name.to_string(),
+                kind: PgKind::Other,
+            },
+        };
+        match data_type {
+            "ARRAY" => {
+                let elem = udt_name.strip_prefix('_').unwrap_or(udt_name);
+                Self {
+                    oid: 0,
+                    name: udt_name.to_string(),
+                    kind: PgKind::Array(Box::new(named(elem))),
+                }
+            }
+            "USER-DEFINED" => Self {
+                oid: 0,
+                name: udt_name.to_string(),
+                kind: PgKind::Other,
+            },
+            _ => named(udt_name),
         }
     }
 
@@ -402,10 +496,6 @@ pub(crate) fn column_type(ty: &PgType, typmod: i32, native_type: &str) -> Column
 mod tests {
     use super::*;
 
-    fn numeric_typmod(p: i32, s: i32) -> i32 {
-        ((p << 16) | (s & 0x7ff)) + 4
-    }
-
     #[test]
     fn numeric_modifiers() {
         assert_eq!(numeric_type(-1), DataType::Utf8);
@@ -484,6 +574,76 @@ mod tests {
             kind: PgKind::Array(Box::new(range)),
         };
         assert_eq!(classify(&ranges), None);
+    }
+
+    #[test]
+    fn information_schema_types_map_like_catalog_types() {
+        // (data_type, udt_name, typmod) against the OID-built type.
+        let cases: [(&str, &str, i32, PgType); 6] = [
+            ("integer", "int4", -1, PgType::base(oid::INT4, "int4")),
+            (
+                "numeric",
+                "numeric",
+                numeric_typmod(12, 2),
+                PgType::base(oid::NUMERIC, "numeric"),
+            ),
+            (
+                "timestamp with time zone",
+                "timestamptz",
+                -1,
+                PgType::base(oid::TIMESTAMPTZ, "timestamptz"),
+            ),
+            (
+                "character",
+                "bpchar",
+                -1,
+                PgType::base(oid::BPCHAR, "bpchar"),
+            ),
+            ("jsonb", "jsonb", -1, PgType::base(oid::JSONB, "jsonb")),
+            (
+                "ARRAY",
+                "_numeric",
+                numeric_typmod(8, 3),
+                PgType {
+                    oid: 1231,
+                    name: "_numeric".into(),
+                    kind: PgKind::Array(Box::new(PgType::base(oid::NUMERIC, "numeric"))),
+                },
+            ),
+        ];
+        for (data_type_name, udt, typmod, catalog) in cases {
+            let named = PgType::from_information_schema(data_type_name, udt);
+            assert_eq!(
+                data_type(&named, typmod),
+                data_type(&catalog, typmod),
+                "{udt}"
+            );
+            assert!(data_type(&named, typmod).is_some(), "{udt}");
+        }
+        for (data_type_name, udt) in [
+            ("USER-DEFINED", "mood"),
+            ("USER-DEFINED", "citext"),
+            ("ARRAY", "_mood"),
+            ("tsvector", "tsvector"),
+        ] {
+            let named = PgType::from_information_schema(data_type_name, udt);
+            let mapped = column_type(&named, -1, udt);
+            assert_eq!(mapped.data_type, DataType::Utf8, "{udt}");
+            assert!(mapped.unsupported.is_some(), "{udt}");
+        }
+        // A negative scale survives information_schema's unsigned rendering.
+        assert_eq!(
+            numeric_type(numeric_typmod(3, 2046)),
+            DataType::Decimal128(5, 0)
+        );
+        assert!(driver_knows(oid::JSONB) && !driver_knows(90_000));
+        for (udt, oid, _) in BUILTIN_NAMES {
+            assert!(driver_knows(oid), "{udt}");
+            assert_eq!(
+                Type::from_oid(oid).map(|t| t.name().to_string()),
+                Some(udt.to_string())
+            );
+        }
     }
 
     #[test]

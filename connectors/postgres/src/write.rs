@@ -15,7 +15,8 @@ use tributary_connector::{
 
 use crate::encode::PgParam;
 use crate::error::from_pg;
-use crate::query::{ConnGuard, check_params, collect, prepare};
+use crate::flavor::Flavor;
+use crate::query::{ConnGuard, check_params, collect, prepare_checked, text_fallback_sql};
 
 /// An open transaction.
 pub(crate) struct PgWriteTx {
@@ -25,16 +26,18 @@ pub(crate) struct PgWriteTx {
     /// A statement failed: PostgreSQL has aborted the transaction, and a
     /// `COMMIT` would silently roll back.
     failed: bool,
+    flavor: Flavor,
 }
 
 impl PgWriteTx {
     /// Starts a transaction on `conn`.
-    pub(crate) async fn begin(conn: Object, source: &str) -> Result<Self> {
+    pub(crate) async fn begin(conn: Object, source: &str, flavor: Flavor) -> Result<Self> {
         match conn.batch_execute("BEGIN").await {
             Ok(()) => Ok(Self {
                 conn: Some(conn),
                 source: source.to_string(),
                 failed: false,
+                flavor,
             }),
             Err(e) => {
                 // Whatever state the connection is in, it is not reused.
@@ -59,9 +62,8 @@ impl PgWriteTx {
         };
         // No statement cache inside a transaction: a stale cached plan fails
         // the statement, which aborts the whole transaction.
-        let prepared = prepare(conn, &statement.sql, false)
-            .await
-            .map_err(from_pg)?;
+        let sql = self.returning_as_text(op, &statement.sql);
+        let prepared = prepare_checked(self.flavor, conn, &sql, false).await?;
         let params = PgParam::all(&statement.params);
         check_params(&prepared.statement, &params)?;
         if op.returning().is_empty() {
@@ -100,6 +102,31 @@ impl PgWriteTx {
             affected_rows: affected,
             returning: Some(batch),
         })
+    }
+
+    /// On KingbaseES, the statement with the returned columns the catalog
+    /// serves as text cast to `text` up front: the driver would otherwise
+    /// look their types up in `pg_catalog`, and a failed lookup aborts the
+    /// transaction.
+    fn returning_as_text(&self, op: &WriteOp, sql: &str) -> String {
+        if self.flavor != Flavor::Kingbase {
+            return sql.to_string();
+        }
+        let table = &op.target().table;
+        let as_text: Vec<bool> = op
+            .returning()
+            .iter()
+            .map(|name| {
+                table
+                    .column(name)
+                    .is_some_and(|c| c.unsupported_type.is_some())
+            })
+            .collect();
+        if as_text.iter().any(|t| *t) {
+            text_fallback_sql(sql, &as_text)
+        } else {
+            sql.to_string()
+        }
     }
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). The
