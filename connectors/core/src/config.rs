@@ -477,7 +477,7 @@ mod tests {
     }
 
     #[rstest]
-    #[case("oracle://x/y", "unsupported URL scheme `oracle`")]
+    #[case("db2://x/y", "unsupported URL scheme `db2`")]
     #[case("no-scheme", "no scheme")]
     #[case("postgres://", "no host")]
     #[case("postgres://h/db?foo=1", "unknown URL parameter `foo`")]
