@@ -87,7 +87,9 @@ pub fn referential(schemas: usize) -> String {
 
 /// CHECK constraints: schema, table, name, clause. MariaDB's
 /// `CHECK_CONSTRAINTS` names the table; MySQL's does not, so it is joined
-/// through `TABLE_CONSTRAINTS` (check names are unique per schema there).
+/// through `TABLE_CONSTRAINTS` (check names are unique per schema there),
+/// which also says whether MySQL enforces it: a `NOT ENFORCED` check is left
+/// out, as the data need not satisfy it (MariaDB has no such checks).
 pub fn checks(flavor: Flavor, schemas: usize) -> String {
     match flavor {
         Flavor::MariaDb => format!(
@@ -103,7 +105,7 @@ pub fn checks(flavor: Flavor, schemas: usize) -> String {
              JOIN information_schema.TABLE_CONSTRAINTS tc \
                ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA \
               AND tc.CONSTRAINT_NAME = cc.CONSTRAINT_NAME AND tc.CONSTRAINT_TYPE = 'CHECK' \
-             WHERE cc.CONSTRAINT_SCHEMA IN ({})",
+             WHERE cc.CONSTRAINT_SCHEMA IN ({}) AND tc.ENFORCED = 'YES'",
             placeholders(schemas)
         ),
     }
@@ -126,7 +128,7 @@ pub fn fingerprint(flavor: Flavor, schemas: usize) -> String {
         ),
         Flavor::MySql => format!(
             "SELECT tc.TABLE_SCHEMA, tc.TABLE_NAME, \
-             CONCAT_WS('|', 'x', cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE) \
+             CONCAT_WS('|', 'x', cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE, tc.ENFORCED) \
              FROM information_schema.CHECK_CONSTRAINTS cc \
              JOIN information_schema.TABLE_CONSTRAINTS tc \
                ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA \
@@ -156,17 +158,146 @@ pub fn fingerprint(flavor: Flavor, schemas: usize) -> String {
     )
 }
 
-/// An expression as MariaDB writes it: MySQL wraps generation expressions
-/// and CHECK clauses in one pair of parentheses (`(a > 0)`), MariaDB does
-/// not (`a > 0`).
+/// An expression as MariaDB writes it. MySQL reports generation
+/// expressions, CHECK clauses, expression defaults and functional index parts
+/// differently: escaped once more as if inside a string literal
+/// (`_utf8mb4\'it\\\'s\'` for the literal `'it\'s'`), with a character set
+/// introducer before every string literal, and generation expressions and
+/// CHECK clauses wrapped in one pair of parentheses (`(a > 0)`); MariaDB writes
+/// `a > 0` and `'it\'s'`.
 pub fn normalize_expression(flavor: Flavor, expression: String) -> String {
     match flavor {
         Flavor::MariaDb => expression,
-        Flavor::MySql => match enclosed(&expression) {
-            Some(inner) => inner.to_string(),
-            None => expression,
-        },
+        Flavor::MySql => {
+            let text = mysql_expression(&expression, QuoteStyle::Backslash);
+            match enclosed(&text) {
+                Some(inner) => inner.to_string(),
+                None => text,
+            }
+        }
     }
+}
+
+/// A functional index part (`STATISTICS.EXPRESSION`, MySQL only) without
+/// MySQL's extra escaping and introducers; it has no enclosing parentheses.
+pub fn normalize_index_expression(flavor: Flavor, expression: String) -> String {
+    match flavor {
+        Flavor::MariaDb => expression,
+        Flavor::MySql => mysql_expression(&expression, QuoteStyle::Backslash),
+    }
+}
+
+/// How a quote inside a string literal is written in the normalized text:
+/// MariaDB writes `\'` in expressions and CHECK clauses but `''` in column
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuoteStyle {
+    Backslash,
+    Doubled,
+}
+
+/// MySQL's `information_schema` spelling of an expression, in MariaDB's:
+/// the outer escaping undone, character set introducers before string
+/// literals dropped (`_binary` stays: it changes the value's type), quotes
+/// inside literals written in `style`.
+fn mysql_expression(text: &str, style: QuoteStyle) -> String {
+    let text = unescape_once(text);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            '\'' => i = copy_literal(&chars, i, style, &mut out),
+            '`' | '"' => {
+                // A quoted identifier (or a double-quoted string): copied as is.
+                let end = chars[i + 1..]
+                    .iter()
+                    .position(|&d| d == c)
+                    .map_or(chars.len(), |p| i + 2 + p);
+                out.extend(&chars[i..end]);
+                i = end;
+            }
+            '_' if starts_word(&chars, i) => {
+                let name_end = chars[i + 1..]
+                    .iter()
+                    .position(|d| !d.is_ascii_alphanumeric())
+                    .map_or(chars.len(), |p| i + 1 + p);
+                let name: String = chars[i + 1..name_end].iter().collect();
+                let introducer = name_end > i + 1
+                    && chars.get(name_end) == Some(&'\'')
+                    && !name.eq_ignore_ascii_case("binary");
+                if !introducer {
+                    out.extend(&chars[i..name_end]);
+                }
+                i = name_end;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// True when `chars[i]` begins a word (nothing identifier-like before it).
+fn starts_word(chars: &[char], i: usize) -> bool {
+    i == 0
+        || chars
+            .get(i - 1)
+            .is_some_and(|p| !(p.is_alphanumeric() || matches!(p, '_' | '$')))
+}
+
+/// Copies the string literal starting at `chars[start]` (a `'`), writing an
+/// escaped quote inside it in `style`; returns the index after it.
+fn copy_literal(chars: &[char], start: usize, style: QuoteStyle, out: &mut String) -> usize {
+    out.push('\'');
+    let mut i = start + 1;
+    while let Some(&c) = chars.get(i) {
+        match (c, chars.get(i + 1)) {
+            ('\\', Some('\'')) if style == QuoteStyle::Doubled => {
+                out.push_str("''");
+                i += 2;
+            }
+            ('\\', Some(&next)) | ('\'', Some(&next @ '\'')) => {
+                out.push(c);
+                out.push(next);
+                i += 2;
+            }
+            ('\'', _) => {
+                out.push('\'');
+                return i + 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    i
+}
+
+/// Undoes one level of MySQL string escaping (`\'` → `'`, `\\` → `\`,
+/// `\n` → a line break, …).
+fn unescape_once(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('Z') => out.push('\u{1a}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// The text inside parentheses that enclose all of `text`, if they do.
@@ -199,8 +330,10 @@ fn enclosed(text: &str) -> Option<&str> {
 ///
 /// MariaDB 10.2.7+ already reports expressions (and the text `NULL` for a
 /// NULL default). MySQL reports literals unquoted (`abc`) and marks
-/// expression defaults with `DEFAULT_GENERATED` in `EXTRA`; its
-/// `CURRENT_TIMESTAMP` is written MariaDB's way, `current_timestamp()`.
+/// expression defaults with `DEFAULT_GENERATED` in `EXTRA`, spelt as its
+/// other expressions (see [`normalize_expression`]: `('abc')` reads
+/// `_utf8mb4\'abc\'`); its `CURRENT_TIMESTAMP` is written MariaDB's way,
+/// `current_timestamp()`.
 pub fn normalize_default(
     flavor: Flavor,
     default: Option<&str>,
@@ -213,7 +346,8 @@ pub fn normalize_default(
         Flavor::MySql => {
             let data_type = data_type.to_ascii_lowercase();
             if extra.to_ascii_uppercase().contains("DEFAULT_GENERATED") {
-                Some(current_timestamp_spelling(default))
+                let expression = mysql_expression(default, QuoteStyle::Doubled);
+                Some(current_timestamp_spelling(&expression))
             } else if is_numeric(&data_type)
                 || (data_type == "bit" && default.starts_with("b'"))
                 || (is_binary(&data_type) && default.starts_with("0x"))
@@ -378,7 +512,7 @@ mod tests {
     #[case(Flavor::MySql, "(`quantity` > 0)", "`quantity` > 0")]
     #[case(Flavor::MySql, "(`a` + 1) * (`b` + 1)", "(`a` + 1) * (`b` + 1)")]
     #[case(Flavor::MySql, "((`a` > 0) and (`b` > 0))", "(`a` > 0) and (`b` > 0)")]
-    #[case(Flavor::MySql, "(`s` <> _utf8mb4')')", "`s` <> _utf8mb4')'")]
+    #[case(Flavor::MySql, "(`s` <> _utf8mb4')')", "`s` <> ')'")]
     #[case(Flavor::MySql, "concat(`a`, ')')", "concat(`a`, ')')")]
     #[case(Flavor::MariaDb, "(`a` > 0)", "(`a` > 0)")]
     fn expressions_lose_mysql_outer_parentheses(
@@ -387,6 +521,69 @@ mod tests {
         #[case] expected: &str,
     ) {
         assert_eq!(normalize_expression(flavor, reported.to_string()), expected);
+    }
+
+    /// MySQL 9.7's `information_schema` text (read with `mysql -r`) next to
+    /// what MariaDB 10.11 reports for the same definition.
+    #[rstest]
+    // CHECK (st <> 'bad')
+    #[case(r"(`st` <> _utf8mb4\'bad\')", r"`st` <> 'bad'")]
+    // CHECK (s <> 'a''b\\c')
+    #[case(r"(`s` <> _utf8mb4\'a\\\'b\\\\c\')", r"`s` <> 'a\'b\\c'")]
+    // AS (CONCAT(email, 'it''s', '\n', 'a\\b'))
+    #[case(
+        r"concat(`email`,_utf8mb4\'it\\\'s\',_utf8mb4\'\\n\',_utf8mb4\'a\\\\b\')",
+        r"concat(`email`,'it\'s','\n','a\\b')"
+    )]
+    // Identifiers that look like introducers or hold quotes stay as they are.
+    #[case(r"(`_utf8mb4` > 0)", r"`_utf8mb4` > 0")]
+    #[case(r"(`it's` <> _latin1\'x\')", r"`it's` <> 'x'")]
+    #[case(r"(`a_b` + my_fn(_c))", r"`a_b` + my_fn(_c)")]
+    // _binary changes the value's type: kept.
+    #[case(r"(`b` <> _binary\'x\')", r"`b` <> _binary'x'")]
+    fn mysql_expressions_read_as_mariadb_writes_them(
+        #[case] reported: &str,
+        #[case] expected: &str,
+    ) {
+        assert_eq!(
+            normalize_expression(Flavor::MySql, reported.to_string()),
+            expected
+        );
+    }
+
+    #[rstest]
+    // DEFAULT ('[]') on a JSON column; MariaDB: '[]'
+    #[case(r"_utf8mb4\'[]\'", "'[]'")]
+    // DEFAULT ('it''s'); MariaDB: 'it''s'
+    #[case(r"_utf8mb4\'it\\\'s\'", "'it''s'")]
+    // DEFAULT ('x\\y'); MariaDB: 'x\\y'
+    #[case(r"_utf8mb4\'x\\\\y\'", r"'x\\y'")]
+    #[case("rand()", "rand()")]
+    #[case("uuid()", "uuid()")]
+    fn mysql_expression_defaults_read_as_mariadb_writes_them(
+        #[case] reported: &str,
+        #[case] expected: &str,
+    ) {
+        assert_eq!(
+            normalize_default(Flavor::MySql, Some(reported), "text", "DEFAULT_GENERATED")
+                .as_deref(),
+            Some(expected)
+        );
+    }
+
+    #[test]
+    fn mysql_index_expressions_lose_the_escaping_only() {
+        assert_eq!(
+            normalize_index_expression(
+                Flavor::MySql,
+                r"lower(concat(`email`,_utf8mb4\'q\\\'r\'))".to_string()
+            ),
+            r"lower(concat(`email`,'q\'r'))"
+        );
+        assert_eq!(
+            normalize_index_expression(Flavor::MariaDb, r"a\'b".to_string()),
+            r"a\'b"
+        );
     }
 
     #[test]
@@ -398,6 +595,8 @@ mod tests {
             assert!(statistics(flavor, 1).contains(" AS expression"));
         }
         assert!(checks(Flavor::MySql, 1).contains("TABLE_CONSTRAINTS"));
+        assert!(checks(Flavor::MySql, 1).contains("ENFORCED = 'YES'"));
+        assert!(fingerprint(Flavor::MySql, 1).contains("tc.ENFORCED"));
         assert!(!checks(Flavor::MariaDb, 1).contains("TABLE_CONSTRAINTS"));
     }
 

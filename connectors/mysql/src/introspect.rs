@@ -14,7 +14,9 @@ use tributary_schema_cache::{
     TableDef, TableKind,
 };
 
-use crate::catalog::{self, CatalogRow, normalize_default, normalize_expression};
+use crate::catalog::{
+    self, CatalogRow, normalize_default, normalize_expression, normalize_index_expression,
+};
 use crate::classify::classify;
 use crate::flavor::Flavor;
 use crate::types::NativeType;
@@ -133,7 +135,7 @@ pub async fn schemas(
     let mut by_table: BTreeMap<TableKey, TableDef> = tables.iter().map(table_def).collect();
     add_checks(&mut by_table, &checks, flavor);
     add_columns(&mut by_table, &columns, flavor);
-    add_indexes(&mut by_table, &statistics);
+    add_indexes(&mut by_table, &statistics, flavor);
     add_keys(&mut by_table, &keys, &rules);
     for ((schema, name), mut table) in by_table {
         table.drift_fingerprint = fingerprints
@@ -267,7 +269,7 @@ struct IndexParts {
     columns: Vec<(u64, String)>,
 }
 
-fn add_indexes(tables: &mut BTreeMap<TableKey, TableDef>, rows: &[CatalogRow]) {
+fn add_indexes(tables: &mut BTreeMap<TableKey, TableDef>, rows: &[CatalogRow], flavor: Flavor) {
     let mut indexes: BTreeMap<(TableKey, String), IndexParts> = BTreeMap::new();
     for row in rows {
         let parts = indexes
@@ -277,7 +279,10 @@ fn add_indexes(tables: &mut BTreeMap<TableKey, TableDef>, rows: &[CatalogRow]) {
                 method: row.text(6),
                 columns: Vec::new(),
             });
-        let column = row.opt(5).or_else(|| row.opt(7)).unwrap_or_default();
+        let column = row
+            .opt(5)
+            .or_else(|| row.opt(7).map(|e| normalize_index_expression(flavor, e)))
+            .unwrap_or_default();
         parts
             .columns
             .push((row.number(4).unwrap_or_default(), column));

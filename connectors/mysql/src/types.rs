@@ -25,8 +25,9 @@
 //! - `json` (MariaDB: `longtext` with a `json_valid` check), `enum`, `set`,
 //!   MariaDB `uuid`, `inet4`, `inet6` are Utf8.
 //! - The geometry family is Binary in MySQL's internal format: a 4-byte
-//!   little-endian SRID followed by WKB. `vector` is Binary (little-endian
-//!   float32 values).
+//!   little-endian SRID followed by WKB.
+//! - MySQL 9's `vector` is Binary (its little-endian float32 values) and
+//!   flagged as unsupported: served, but not as the list of numbers it is.
 //! - Anything else is served as Utf8 and flagged as unsupported.
 
 use arrow_schema::DataType;
@@ -238,12 +239,16 @@ impl NativeType {
     }
 
     /// The unsupported-type flag for the catalog: set for types without a
-    /// specific mapping.
+    /// specific mapping, and for vectors (served as their bytes).
     pub fn unsupported(&self) -> Option<UnsupportedType> {
         match self {
             Self::Unknown { name } => Some(UnsupportedType {
                 native_type: name.clone(),
                 served_as: ServedAs::Text,
+            }),
+            Self::Vector => Some(UnsupportedType {
+                native_type: "vector".to_string(),
+                served_as: ServedAs::Binary,
             }),
             _ => None,
         }
@@ -505,11 +510,6 @@ mod tests {
     #[case("geometry", meta(ColumnType::MYSQL_TYPE_GEOMETRY, ColumnFlags::BLOB_FLAG | ColumnFlags::BINARY_FLAG, u32::MAX, 0, 63), DataType::Binary)]
     #[case("point", meta(ColumnType::MYSQL_TYPE_GEOMETRY, ColumnFlags::BLOB_FLAG | ColumnFlags::BINARY_FLAG, u32::MAX, 0, 63), DataType::Binary)]
     #[case("multipolygon", meta(ColumnType::MYSQL_TYPE_GEOMETRY, ColumnFlags::BLOB_FLAG | ColumnFlags::BINARY_FLAG, u32::MAX, 0, 63), DataType::Binary)]
-    #[case(
-        "vector(3)",
-        meta(ColumnType::MYSQL_TYPE_VECTOR, ColumnFlags::BINARY_FLAG, 12, 0, 63),
-        DataType::Binary
-    )]
     fn introspection_and_metadata_agree(
         #[case] column_type: &str,
         #[case] column: Column,
@@ -565,6 +565,27 @@ mod tests {
             NativeType::from_column(&column).arrow_type(),
             DataType::Utf8
         );
+    }
+
+    #[test]
+    fn vectors_are_bytes_and_flagged() {
+        let expected = Some(UnsupportedType {
+            native_type: "vector".into(),
+            served_as: ServedAs::Binary,
+        });
+        let from_catalog = NativeType::from_column_type("vector(3)");
+        let column = meta(
+            ColumnType::MYSQL_TYPE_VECTOR,
+            ColumnFlags::BINARY_FLAG,
+            12,
+            0,
+            63,
+        );
+        let from_result = NativeType::from_column(&column);
+        for native in [from_catalog, from_result] {
+            assert_eq!(native.arrow_type(), DataType::Binary, "{native:?}");
+            assert_eq!(native.unsupported(), expected, "{native:?}");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct TestDb {
     pub name: String,
     /// True when the server is MariaDB.
     pub mariadb: bool,
+    /// The server's `VERSION()`.
+    pub version: String,
     admin: Option<Conn>,
 }
 
@@ -53,6 +55,7 @@ impl TestDb {
         let mut db = Self {
             name,
             mariadb: version.contains("MariaDB"),
+            version,
             admin: Some(admin),
         };
         db.exec(statements).await;
@@ -96,6 +99,15 @@ impl TestDb {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's major version (8 or 9 for MySQL, 10 or 11 for MariaDB).
+    pub fn major_version(&self) -> u32 {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse().ok())
+            .unwrap_or_default()
     }
 
     /// A source config for this database (kind from the URL: mysql).
