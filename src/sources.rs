@@ -11,6 +11,7 @@ use tributary_connector::{Connector, ConnectorError, Drift, PingInfo, Secret, So
 use tributary_connector_mysql::MySqlConnector;
 use tributary_connector_postgres::PostgresConnector;
 use tributary_connector_sqlite::SqliteConnector;
+use tributary_connector_sqlserver::SqlServerConnector;
 use tributary_schema_cache::{CacheError, CatalogDiff, SchemaCache, SourceKind, SourceStatus};
 
 use crate::metadata::{MetadataError, MetadataStore};
@@ -46,7 +47,8 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
         SourceKind::Postgres | SourceKind::Kingbase => Arc::new(PostgresConnector::new(config)?),
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(config)?),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(config)?),
-        SourceKind::Sqlserver | SourceKind::Oracle => {
+        SourceKind::Sqlserver => Arc::new(SqlServerConnector::new(config)?),
+        SourceKind::Oracle => {
             return Err(ConnectorError::config(format!(
                 "this build has no {} connector yet",
                 config.kind
