@@ -167,7 +167,8 @@ mod tests {
                 Time::new(secs * 10u64.pow(u32::from(scale)), scale),
             )))
         };
-        let cases: Vec<(NativeType, Vec<ColumnData<'static>>, Vec<Option<&str>>)> = vec![
+        type Case<'a> = (NativeType, Vec<ColumnData<'static>>, Vec<Option<&'a str>>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 NativeType::new("bit", 1, 1, 0),
                 vec![ColumnData::Bit(Some(true)), ColumnData::Bit(None)],
@@ -212,7 +213,7 @@ mod tests {
             (
                 NativeType::new("money", 8, 19, 4),
                 vec![
-                    ColumnData::F64(Some(-922_337_203.5808)),
+                    ColumnData::F64(Some(-922_337_203.580_8)),
                     ColumnData::F64(Some(0.0001)),
                     ColumnData::F64(None),
                 ],
@@ -220,7 +221,7 @@ mod tests {
             ),
             (
                 NativeType::new("smallmoney", 4, 10, 4),
-                vec![ColumnData::F64(Some(214_748.3647)), ColumnData::F64(None)],
+                vec![ColumnData::F64(Some(214_748.364_7)), ColumnData::F64(None)],
                 vec![Some("214748.3647"), None],
             ),
             (
@@ -427,7 +428,7 @@ mod tests {
             12_345_678
         );
         let err = to_value(
-            ColumnData::F64(Some(922_337_203_685_477.580_7)),
+            ColumnData::F64(Some(922_337_203_685_477.6)),
             &column_type(&money).data_type,
         )
         .unwrap_err();

@@ -2,10 +2,11 @@
 //! the bound parameters. User values never appear in the SQL text; every
 //! identifier is bracket-quoted with `]` doubled.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use arrow_schema::DataType;
 use tributary_connector::{
-    CompareOp, Delete, ErrorKind, Insert, Predicate, Statement, Update, Value, WriteOp,
-    WriteTarget,
+    CompareOp, Delete, ErrorKind, Insert, Predicate, Statement, Update, Value, WriteOp, WriteTarget,
 };
 use tributary_connector_sqlserver::render::render_write;
 use tributary_schema_cache::{ColumnDef, KeyDef, TableDef, TableKind};
@@ -149,7 +150,11 @@ fn large_inserts_are_split_within_the_parameter_limit() {
     let rows: Vec<usize> = statements.iter().map(|s| s.params.len() / 2).collect();
     assert_eq!(rows, [1000, 1000, 500]);
     assert!(statements.iter().all(|s| s.params.len() <= 2000));
-    assert!(statements[1].sql.ends_with("(@P1999, @P2000)"), "{}", &statements[1].sql[statements[1].sql.len() - 40..]);
+    assert!(
+        statements[1].sql.ends_with("(@P1999, @P2000)"),
+        "{}",
+        &statements[1].sql[statements[1].sql.len() - 40..]
+    );
     // Wide rows: fewer rows per statement.
     let wide = WriteOp::Insert(Insert {
         target: target(),
