@@ -23,7 +23,7 @@ fi
 [ -n "${KEEP:-}" ] || trap '"${compose[@]}" down' EXIT
 
 export TRIBUTARY_TEST_PG_URL=postgres://tributary:tributary@127.0.0.1:5432/tributary_test
-export TRIBUTARY_TEST_MSSQL_URL='sqlserver://sa:Tributary-Passw0rd@127.0.0.1:1433/tributary_test?trust_server_certificate=true'
+export TRIBUTARY_TEST_MSSQL_URL='sqlserver://sa:Tributary-Passw0rd@127.0.0.1:1433/tributary_test?sslmode=require'
 export TRIBUTARY_TEST_ORACLE_URL=oracle://system:tributary@127.0.0.1:1521/FREEPDB1
 if [ -n "${KINGBASE_IMAGE:-}" ]; then
   export TRIBUTARY_TEST_KINGBASE_URL=kingbase://system:tributary@127.0.0.1:54321/test

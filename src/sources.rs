@@ -11,6 +11,7 @@ use tributary_connector::{Connector, ConnectorError, Drift, PingInfo, Secret, So
 use tributary_connector_mysql::MySqlConnector;
 use tributary_connector_postgres::PostgresConnector;
 use tributary_connector_sqlite::SqliteConnector;
+use tributary_connector_sqlserver::SqlServerConnector;
 use tributary_schema_cache::{CacheError, CatalogDiff, SchemaCache, SourceKind, SourceStatus};
 
 use crate::metadata::{MetadataError, MetadataStore};
@@ -49,12 +50,7 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
         // Without the `oracle` feature this answers a config error saying how
         // to build with Oracle support.
         SourceKind::Oracle => tributary_connector_oracle::create_connector(config)?,
-        SourceKind::Sqlserver => {
-            return Err(ConnectorError::config(format!(
-                "this build has no {} connector yet",
-                config.kind
-            )));
-        }
+        SourceKind::Sqlserver => Arc::new(SqlServerConnector::new(config)?),
     })
 }
 
