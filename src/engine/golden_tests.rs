@@ -12,6 +12,7 @@ use tributary_connector::{Connector, SourceConfig};
 use tributary_connector_mysql::MySqlConnector;
 use tributary_connector_postgres::PostgresConnector;
 use tributary_connector_sqlite::SqliteConnector;
+use tributary_connector_sqlserver::SqlServerConnector;
 use tributary_schema_cache::{
     ColumnDef, KeyDef, MemoryCatalogStore, SchemaCache, SchemaDef, SourceKind, SourceSchema,
     TableDef, TableKind,
@@ -155,9 +156,11 @@ async fn source_statements(
         }
         SourceKind::Mysql | SourceKind::Mariadb => Arc::new(MySqlConnector::new(&config).unwrap()),
         SourceKind::Sqlite => Arc::new(SqliteConnector::new(&config).unwrap()),
-        // The statements come from the model's kind (the executor's dialect
-        // and pushdown rules); the connector is never contacted.
-        SourceKind::Sqlserver | SourceKind::Oracle => Arc::new(
+        SourceKind::Sqlserver => Arc::new(SqlServerConnector::new(&config).unwrap()),
+        // Without the `oracle` feature there is no Oracle connector; the
+        // statements come from the model's kind (the executor's dialect and
+        // pushdown rules) and no connector is ever contacted here.
+        SourceKind::Oracle => Arc::new(
             PostgresConnector::new(
                 &SourceConfig::from_url(source, "postgres://u@127.0.0.1:1/db").unwrap(),
             )
