@@ -4,7 +4,8 @@
 //! (`"QUOTED"` identifiers, `:1` binds), the type mapping (`types.rs`, with
 //! its table), value conversion, the introspection queries and their
 //! assembly into the catalog model, write rendering with `RETURNING … INTO`
-//! out binds, connection settings and error classification by `ORA-` code.
+//! out binds, reading JSON columns as text (`json_text.rs`), connection
+//! settings and error classification by `ORA-` code.
 //!
 //! The client layer (feature `client`) runs them through the `oracle` crate,
 //! which compiles ODPI-C in and loads Oracle Instant Client (`libclntsh`) at
@@ -25,6 +26,8 @@ mod classify;
 mod dialect;
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 mod introspect;
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+mod json_text;
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 mod settings;
 #[cfg_attr(not(feature = "client"), allow(dead_code))]

@@ -247,13 +247,22 @@ pub fn decode<C: Cells>(cells: &C, decode: Decode) -> Result<Vec<Value>> {
             ))
         }),
         Decode::Bool => each(cells.cells::<bool>().map_err(read)?, |b| Ok(Value::Bool(b))),
+        // Reads wrap JSON columns in JSON_SERIALIZE (`json_text.rs`), so
+        // the driver never hands over a JSON value.
         Decode::Json => Err(json_unsupported()),
     }
 }
 
-fn json_unsupported() -> ConnectorError {
+/// The driver's refusal to fetch a JSON column: it defines no fetch buffer
+/// for the type (nor does it show the column metadata first).
+pub fn is_json_fetch_failure(err: &oracle::Error) -> bool {
+    err.db_error().is_none() && err.to_string().contains("unsupported Oracle type JSON")
+}
+
+/// What a JSON value the driver cannot read answers.
+pub fn json_unsupported() -> ConnectorError {
     ConnectorError::unsupported(
-        "a JSON column cannot be fetched by this build's Oracle driver; select \
+        "a JSON value cannot be fetched by this build's Oracle driver; select \
          JSON_SERIALIZE(<column> RETURNING CLOB) instead",
     )
 }
@@ -263,8 +272,8 @@ fn json_unsupported() -> ConnectorError {
 pub fn error(err: oracle::Error, host: &str) -> ConnectorError {
     let Some(db) = err.db_error() else {
         let message = err.to_string();
-        // The driver defines no fetch buffer for the JSON type.
-        if message.contains("unsupported Oracle type JSON") {
+        // Left over where no JSON wrapping applies (reads wrap JSON columns).
+        if is_json_fetch_failure(&err) {
             return json_unsupported().with_cause(err);
         }
         // Raised by the driver before anything reached the database: a

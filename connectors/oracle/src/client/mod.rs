@@ -9,6 +9,7 @@ mod query;
 mod write;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_schema::SchemaRef;
@@ -25,6 +26,7 @@ use tributary_schema_cache::{SourceKind, SourceSchema};
 use crate::catalog_sql::{self, CatalogQuery, OWNERS_PER_QUERY};
 use crate::dialect::OracleDialect;
 use crate::introspect::{self, CatalogRows, TextRow};
+use crate::json_text::JsonPlans;
 use crate::settings::ConnectSettings;
 use driver::Param;
 use pool::SessionPool;
@@ -36,6 +38,8 @@ pub struct OracleConnector {
     name: String,
     filter: SchemaFilter,
     pool: SessionPool,
+    /// Statements with JSON columns, and how they are read (see `json_text.rs`).
+    json_plans: Arc<JsonPlans>,
 }
 
 impl OracleConnector {
@@ -47,6 +51,7 @@ impl OracleConnector {
             name: config.name.clone(),
             filter: config.schemas.clone(),
             pool: SessionPool::new(settings),
+            json_plans: Arc::default(),
         })
     }
 
@@ -198,7 +203,8 @@ impl Connector for OracleConnector {
     }
 
     async fn query(&self, statement: &Statement, schema: Option<SchemaRef>) -> Result<RowStream> {
-        query::stream(&self.pool, self.name.clone(), statement, schema)
+        let plans = Arc::clone(&self.json_plans);
+        query::stream(&self.pool, self.name.clone(), statement, schema, plans)
             .await
             .map_err(|e| self.named(e))
     }

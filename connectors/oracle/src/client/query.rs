@@ -7,14 +7,18 @@
 //! and calls `break_execution` on the session (Oracle's out-of-band cancel,
 //! which ends a running execute or fetch with ORA-01013), and the session is
 //! then discarded rather than pooled, since its state is unknown.
+//!
+//! A statement whose result has a JSON column runs wrapped so that column
+//! comes back as text (`json_text.rs`): the first read learns so from the
+//! driver's refusal, describes the statement and remembers the wrapped form
+//! for its SQL text, so later reads run that directly.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
-use oracle::ColumnInfo;
-use oracle::Connection;
-use oracle::sql_type::ToSql;
+use oracle::sql_type::{OracleType, ToSql};
+use oracle::{ColumnInfo, Connection, ResultSet, Row};
 use tokio::sync::{mpsc, oneshot};
 use tributary_connector::{
     BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, RowStream, Statement, Value,
@@ -22,7 +26,9 @@ use tributary_connector::{
 
 use crate::client::driver::{self, Param};
 use crate::client::pool::SessionPool;
+use crate::json_text::{self, JsonPlan, JsonPlans};
 use crate::types::Decode;
+use crate::values::Bind;
 
 /// Batches buffered ahead of the consumer.
 const AHEAD: usize = 2;
@@ -32,11 +38,13 @@ const FETCH_ROWS: u32 = 1_000;
 
 /// Runs `statement` and streams its rows, typed by `schema` when given (the
 /// catalog's types), else by the result's column types. Errors name `source`.
+/// `plans` holds the wrapped forms of statements with JSON columns.
 pub async fn stream(
     pool: &SessionPool,
     source: String,
     statement: &Statement,
     schema: Option<SchemaRef>,
+    plans: Arc<JsonPlans>,
 ) -> Result<RowStream> {
     let params = Param::binds(&statement.params)?;
     let session = pool.acquire().await?;
@@ -64,6 +72,7 @@ pub async fn stream(
             &Context {
                 source: &task_source,
                 host: &host,
+                plans: &plans,
             },
             head_tx,
             &batch_tx,
@@ -132,10 +141,12 @@ async fn watch(
     }
 }
 
-/// Where errors come from.
+/// What a read runs with: where errors come from, and the remembered
+/// wrapped forms of statements with JSON columns.
 struct Context<'a> {
     source: &'a str,
     host: &'a str,
+    plans: &'a JsonPlans,
 }
 
 impl Context<'_> {
@@ -161,6 +172,84 @@ fn ended_by(err: &ConnectorError) -> Ended {
     }
 }
 
+/// Executes `sql` for reading.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> oracle::Result<ResultSet<'static, Row>> {
+    conn.statement(sql)
+        .fetch_array_size(FETCH_ROWS)
+        .build()?
+        .into_result_set(params)
+}
+
+/// Executes the statement: as remembered when it has JSON columns, else as
+/// it is, and wrapped when the driver refuses a JSON column. Answers the
+/// rows and, for a wrapped statement, its plan (the original column names).
+fn open(
+    conn: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+    cx: &Context<'_>,
+) -> Result<(ResultSet<'static, Row>, Option<Arc<JsonPlan>>)> {
+    let plans = cx.plans;
+    if let Some(plan) = plans.get(sql) {
+        match execute(conn, &plan.sql, params) {
+            Ok(rows) => return Ok((rows, Some(plan))),
+            // The tables changed under the remembered plan: plan again.
+            Err(err) if outdated(&err) => plans.forget(sql),
+            Err(err) => return Err(cx.driver(err)),
+        }
+    }
+    let refused = match execute(conn, sql, params) {
+        Ok(rows) => return Ok((rows, None)),
+        Err(err) if driver::is_json_fetch_failure(&err) => err,
+        Err(err) => return Err(cx.driver(err)),
+    };
+    let columns = describe(conn, sql, cx).map_err(|err| match ended_by(&err) {
+        Ended::Unfinished => err,
+        // DBMS_SQL not granted, say: the JSON column stays unreadable.
+        Ended::Complete => driver::json_unsupported().with_cause(err),
+    })?;
+    let Some(plan) = json_text::plan(sql, &columns) else {
+        return Err(cx.driver(refused));
+    };
+    let plan = plans.remember(sql, plan);
+    let rows = execute(conn, &plan.sql, params).map_err(|e| cx.driver(e))?;
+    Ok((rows, Some(plan)))
+}
+
+/// Whether running a remembered plan failed because it no longer fits the
+/// statement: its result has a different number of columns (ORA-32038), a
+/// serialized column is no longer JSON (ORA-00932) or another one now is.
+fn outdated(err: &oracle::Error) -> bool {
+    driver::is_json_fetch_failure(err)
+        || err
+            .db_error()
+            .is_some_and(|db| matches!(db.code(), 932 | 32_038))
+}
+
+/// The result columns of `sql`, described through `DBMS_SQL` (the driver
+/// fails on a JSON column before it shows its metadata).
+fn describe(
+    conn: &Connection,
+    sql: &str,
+    cx: &Context<'_>,
+) -> Result<Vec<json_text::DescribedColumn>> {
+    let text = Param::In(Bind::Text(sql.to_string()));
+    let answer = Param::Out(OracleType::CLOB);
+    let described = conn
+        .statement(json_text::DESCRIBE_BLOCK)
+        .build()
+        .and_then(|mut stmt| {
+            stmt.execute(&[&text, &answer])?;
+            stmt.bind_value::<usize, Option<String>>(2)
+        })
+        .map_err(|e| cx.driver(e))?;
+    json_text::parse_description(described.as_deref()).map_err(|e| e.for_source(cx.source))
+}
+
 /// Runs the statement, sends its schema to `head`, then its rows to `batches`.
 fn read(
     conn: &Connection,
@@ -172,19 +261,9 @@ fn read(
     batches: &mpsc::Sender<Result<RecordBatch>>,
 ) -> Ended {
     let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
-    let mut stmt = match conn.statement(sql).fetch_array_size(FETCH_ROWS).build() {
-        Ok(stmt) => stmt,
+    let (rows, plan) = match open(conn, sql, &refs, cx) {
+        Ok(opened) => opened,
         Err(err) => {
-            let err = cx.driver(err);
-            let ended = ended_by(&err);
-            let _receiver_gone = head.send(Err(err));
-            return ended;
-        }
-    };
-    let rows = match stmt.query(&refs) {
-        Ok(rows) => rows,
-        Err(err) => {
-            let err = cx.driver(err);
             let ended = ended_by(&err);
             let _receiver_gone = head.send(Err(err));
             return ended;
@@ -195,7 +274,8 @@ fn read(
         .iter()
         .map(|c| driver::native_of(c.oracle_type()).decode())
         .collect();
-    let prepared = result_schema(&columns, schema).and_then(|schema| {
+    let names = plan.as_ref().map(|plan| plan.names.as_slice());
+    let prepared = result_schema(&columns, names, schema).and_then(|schema| {
         let builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
         Ok((schema, builder))
     });
@@ -251,8 +331,13 @@ fn read(
 }
 
 /// The result schema: the caller's, or one field per result column typed by
-/// the mapping of its driver type.
-fn result_schema(columns: &[ColumnInfo], schema: Option<SchemaRef>) -> Result<SchemaRef> {
+/// the mapping of its driver type and named `names` (a wrapped statement's
+/// original column names) or as the driver names it.
+fn result_schema(
+    columns: &[ColumnInfo],
+    names: Option<&[String]>,
+    schema: Option<SchemaRef>,
+) -> Result<SchemaRef> {
     if let Some(schema) = schema {
         if schema.fields().len() != columns.len() {
             return Err(ConnectorError::invalid_input(format!(
@@ -265,12 +350,12 @@ fn result_schema(columns: &[ColumnInfo], schema: Option<SchemaRef>) -> Result<Sc
     }
     let fields: Vec<Field> = columns
         .iter()
-        .map(|c| {
-            Field::new(
-                c.name(),
-                driver::native_of(c.oracle_type()).data_type(),
-                true,
-            )
+        .enumerate()
+        .map(|(i, c)| {
+            let name = names
+                .and_then(|names| names.get(i))
+                .map_or(c.name(), String::as_str);
+            Field::new(name, driver::native_of(c.oracle_type()).data_type(), true)
         })
         .collect();
     Ok(Arc::new(Schema::new(fields)))
