@@ -26,7 +26,7 @@
 //! | `INTERVAL YEAR TO MONTH`                      | `Interval(MonthDayNano)`       | months                                            |
 //! | `INTERVAL DAY TO SECOND`                      | `Interval(MonthDayNano)`       | days and nanoseconds                              |
 //! | `BOOLEAN` (23ai)                              | `Boolean`                      |                                                   |
-//! | `JSON` (21c+)                                 | `Utf8`, `native_type` `JSON`   | marked JSON the way the other connectors mark it  |
+//! | `JSON` (21c+)                                 | `Utf8`, `native_type` `JSON`   | the document as JSON text (`JSON_SERIALIZE`)      |
 //! | `ROWID` / `UROWID`                            | `Utf8`                         | the row id text                                   |
 //! | anything else (`XMLTYPE`, `BFILE`, object types such as `SDO_GEOMETRY`, …) | `Utf8` (`Binary` for `BFILE`), flagged `unsupported_type` | the driver's text rendering |
 //!
@@ -42,9 +42,13 @@
 //! * Intervals are Arrow intervals, not text: `YEAR TO MONTH` fills months,
 //!   `DAY TO SECOND` days and nanoseconds, as PostgreSQL intervals do.
 //! * `JSON` is described with `native_type` `JSON` (the API layer gives
-//!   `json` columns a JSON scalar). The `oracle` crate 0.6 cannot fetch the
-//!   JSON type itself, so a query selecting a JSON column fails with a clear
-//!   `unsupported` error until it is wrapped in `JSON_SERIALIZE(… RETURNING CLOB)`.
+//!   `json` columns a JSON scalar, as for the other connectors' JSON types).
+//!   The `oracle` crate 0.6 cannot fetch the JSON type itself, so a query
+//!   whose result has a JSON column runs wrapped, each JSON column read as
+//!   `JSON_SERIALIZE(… RETURNING CLOB)` text (`json_text.rs`); the first read
+//!   of a statement describes it through `DBMS_SQL`, later reads run the
+//!   remembered wrapped form directly. Writing a JSON column takes JSON text;
+//!   `RETURNING … INTO` cannot return one.
 //! * Before 23ai Oracle has no SQL `BOOLEAN`; the convention is `NUMBER(1)`,
 //!   which maps like any `NUMBER(1)` (a decimal). Boolean values bound as
 //!   parameters are sent as 1 / 0, which both `NUMBER(1)` and 23ai's
@@ -112,7 +116,8 @@ pub enum Decode {
     IntervalYm,
     IntervalDs,
     Bool,
-    /// The JSON type: not fetchable through the driver (see the module docs).
+    /// The JSON type: the driver cannot fetch it, so reads serialize it to
+    /// text in SQL (see the module docs) and never decode one.
     Json,
     /// An unmapped type: the driver's text rendering.
     Fallback,
