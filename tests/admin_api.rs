@@ -250,10 +250,24 @@ async fn bad_registrations_name_the_problem_and_leave_nothing_behind() {
     let post = |body: Value| server.admin(Method::POST, "/admin/sources", Some(body));
 
     assert_error(
-        &post(json!({"name": "x", "kind": "oracle", "connection": {"host": "h"}})).await,
+        &post(json!({"name": "x", "kind": "db2", "connection": {"host": "h"}})).await,
         422,
         "invalid_input",
-        &["oracle"],
+        &["db2"],
+    );
+    // Oracle is a kind; this build (without the `oracle` feature) says how
+    // to get it, after checking the config.
+    assert_error(
+        &post(json!({"name": "x", "kind": "oracle", "connection": {"host": "h"}})).await,
+        400,
+        "invalid_source_config",
+        &["service name"],
+    );
+    assert_error(
+        &post(json!({"name": "x", "url": "oracle://u:p@h:1521/FREEPDB1"})).await,
+        400,
+        "invalid_source_config",
+        &["no Oracle support", "--features oracle", "Instant Client"],
     );
     assert_error(
         &post(json!({"name": "x", "url": "mongodb://h/db"})).await,
