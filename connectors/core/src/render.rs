@@ -163,8 +163,9 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
     Ok(b.finish())
 }
 
-/// `UPDATE … SET … WHERE … [RETURNING …]`.
-pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
+/// Fails unless an update sets something, names only the target's columns
+/// and does not both set and increment one column.
+pub fn check_update(op: &Update) -> Result<()> {
     if op.set.is_empty() && op.increment.is_empty() {
         return Err(ConnectorError::invalid_input(
             "an update needs at least one column to set",
@@ -182,7 +183,12 @@ pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
         )));
     }
     check_columns(&op.target, op.filter.columns())?;
-    check_columns(&op.target, op.returning.iter().map(String::as_str))?;
+    check_columns(&op.target, op.returning.iter().map(String::as_str))
+}
+
+/// `UPDATE … SET … WHERE … [RETURNING …]`.
+pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
+    check_update(op)?;
     let mut b = SqlBuilder::new(dialect);
     b.push("UPDATE ").push_table(&op.target).push(" SET ");
     for (i, (column, value)) in op.set.iter().enumerate() {

@@ -20,7 +20,7 @@
 //!   (T-SQL's limit for a `VALUES` list) and 2000 parameters (a request
 //!   takes at most 2100).
 
-use tributary_connector::render::{check_columns, push_predicate};
+use tributary_connector::render::{check_columns, check_update, push_predicate};
 use tributary_connector::{
     ConnectorError, Delete, Insert, Result, SqlBuilder, Statement, Update, Value, WriteOp,
 };
@@ -124,24 +124,7 @@ fn render_insert(op: &Insert) -> Result<Vec<Statement>> {
 }
 
 fn render_update(op: &Update) -> Result<Statement> {
-    if op.set.is_empty() && op.increment.is_empty() {
-        return Err(ConnectorError::invalid_input(
-            "an update needs at least one column to set",
-        ));
-    }
-    check_columns(&op.target, op.set.iter().map(|(c, _)| c.as_str()))?;
-    check_columns(&op.target, op.increment.iter().map(|(c, _)| c.as_str()))?;
-    if let Some((column, _)) = op
-        .increment
-        .iter()
-        .find(|(c, _)| op.set.iter().any(|(s, _)| s == c))
-    {
-        return Err(ConnectorError::invalid_input(format!(
-            "column `{column}` is both set and incremented"
-        )));
-    }
-    check_columns(&op.target, op.filter.columns())?;
-    check_columns(&op.target, op.returning.iter().map(String::as_str))?;
+    check_update(op)?;
     let mut b = SqlBuilder::new(&SqlServerDialect);
     b.push("UPDATE ").push_table(&op.target).push(" SET ");
     let mut first = true;
