@@ -615,6 +615,85 @@ fn sorted_returning(mut body: Value) -> Value {
     body
 }
 
+/// The rows of each `returning` of a list of mutation responses, by `id`.
+fn returning_ids(responses: &Value) -> Vec<Vec<(i64, Value)>> {
+    responses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|response| {
+            let mut rows: Vec<(i64, Value)> = response["returning"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| (row["id"].as_i64().unwrap(), row["note"].clone()))
+                .collect();
+            rows.sort_by_key(|(id, _)| *id);
+            rows
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn update_many_runs_its_updates_in_turn_in_one_transaction() {
+    let f = Fixture::new().await;
+    // The second update sees the first's rows (notes set to "first").
+    let body = f
+        .query(
+            r#"mutation {
+              update_pg_orders_many(updates: [
+                {where: {status: {_eq: "open"}}, _set: {note: "first"}},
+                {where: {note: {_eq: "first"}}, _set: {note: "second"}, _inc: {total: "1"}},
+                {where: {status: {_eq: "lost"}}, _set: {note: "none"}}
+              ]) { affected_rows returning { id note } }
+            }"#,
+        )
+        .await;
+    let responses = &body["data"]["update_pg_orders_many"];
+    let affected: Vec<&Value> = responses
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|r| &r["affected_rows"])
+        .collect();
+    assert_eq!(affected, [&json!(3), &json!(3), &json!(0)], "{body}");
+    assert_eq!(
+        returning_ids(responses),
+        vec![
+            vec![(1, json!("first")), (3, json!("first")), (4, json!("first"))],
+            vec![(1, json!("second")), (3, json!("second")), (4, json!("second"))],
+            vec![],
+        ]
+    );
+    assert_eq!(
+        f.query("{ pg_orders(where: {note: {_eq: \"second\"}}, order_by: {id: asc}) { id total } }")
+            .await,
+        json!({"data": {"pg_orders": [
+            {"id": 1, "total": "11.50"}, {"id": 3, "total": "6.25"}, {"id": 4, "total": "301.00"}
+        ]}})
+    );
+
+    // A failing update rolls back the ones before it.
+    let body = f
+        .query(
+            r#"mutation {
+              update_pg_orders_many(updates: [
+                {where: {status: {_eq: "open"}}, _set: {note: "lost"}},
+                {where: {id: {_eq: 1}}, _set: {customer_id: 99}}
+              ]) { affected_rows }
+            }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["update_pg_orders_many"]), "{body}");
+    assert_eq!(
+        f.query("{ pg_orders_aggregate(where: {note: {_eq: \"lost\"}}) { aggregate { count } } }")
+            .await,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 0}}}})
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn mutations_insert_update_and_delete_with_returning() {
     let f = Fixture::new().await;

@@ -1,6 +1,7 @@
 //! Mutations, in Hasura's shape: `insert_x(objects, on_conflict)`,
 //! `insert_x_one(object, on_conflict)` (an upsert on the primary key),
 //! `update_x(where, _set, _inc)`, `update_x_by_pk(pk_columns, _set, _inc)`,
+//! `update_x_many(updates: [{where, _set, _inc}])` (each in turn),
 //! `delete_x(where)` and `delete_x_by_pk(<key columns>)`, answering
 //! `{ affected_rows returning {…} }` or the row. Each lowers to the REST
 //! API's write path (`rest::writer`: the role's rules, presets, checks, the
@@ -40,6 +41,7 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
         "inc_input",
         "pk_columns_input",
         "mutation_response",
+        "updates",
         "on_conflict",
         "constraint",
         "update_column",
@@ -63,6 +65,18 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         let increments = increments(shape);
         if !increments.is_empty() {
             types.push(input_object(format!("{x}_inc_input"), &increments).into());
+        }
+        if !columns.is_empty() || !increments.is_empty() {
+            types.push(
+                changes_input(
+                    InputObject::new(format!("{x}_updates")).field(InputValue::new(
+                        "where",
+                        TypeRef::named_nn(format!("{x}_bool_exp")),
+                    )),
+                    shape,
+                )
+                .into(),
+            );
         }
         if upserts(shape) {
             types.push(
@@ -168,6 +182,46 @@ fn upserts(shape: &Shape) -> bool {
         })
 }
 
+/// `_set` and `_inc` where the caller may set or increment a column.
+fn changes_input<T: ChangesArguments>(target: T, shape: &Shape) -> T {
+    let x = &shape.name;
+    let set = shape.writes.update.as_ref().is_some_and(|c| !c.is_empty());
+    let target = if set {
+        target.with_argument(InputValue::new(
+            "_set",
+            TypeRef::named(format!("{x}_set_input")),
+        ))
+    } else {
+        target
+    };
+    if increments(shape).is_empty() {
+        target
+    } else {
+        target.with_argument(InputValue::new(
+            "_inc",
+            TypeRef::named(format!("{x}_inc_input")),
+        ))
+    }
+}
+
+/// What takes `_set` and `_inc`: an update field's arguments, or the
+/// fields of `x_updates`.
+trait ChangesArguments {
+    fn with_argument(self, value: InputValue) -> Self;
+}
+
+impl ChangesArguments for Field {
+    fn with_argument(self, value: InputValue) -> Self {
+        self.argument(value)
+    }
+}
+
+impl ChangesArguments for InputObject {
+    fn with_argument(self, value: InputValue) -> Self {
+        self.field(value)
+    }
+}
+
 /// Every column optional: what an insert leaves out gets its default.
 fn input_object(name: String, columns: &[ColumnShape]) -> InputObject {
     columns
@@ -251,58 +305,56 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
             }
         }
     }
-    if let Some(columns) = &writes.update {
-        let set = !columns.is_empty();
-        let inc = !increments(shape).is_empty();
-        if set || inc {
-            let changes = |field: Field| {
-                let field = if set {
-                    field.argument(InputValue::new(
-                        "_set",
-                        TypeRef::named(format!("{x}_set_input")),
-                    ))
-                } else {
-                    field
-                };
-                if inc {
-                    field.argument(InputValue::new(
-                        "_inc",
-                        TypeRef::named(format!("{x}_inc_input")),
-                    ))
-                } else {
-                    field
-                }
-            };
-            fields.push(changes(
+    if let Some(columns) = &writes.update
+        && (!columns.is_empty() || !increments(shape).is_empty())
+    {
+        fields.push(changes_input(
+            field(
+                format!("update_{x}"),
+                response.clone(),
+                shape,
+                shapes,
+                Kind::Update { by_pk: false },
+            )
+            .description(format!("Updates the rows of `{x}` that `where` matches"))
+            .argument(InputValue::new(
+                "where",
+                TypeRef::named_nn(format!("{x}_bool_exp")),
+            )),
+            shape,
+        ));
+        fields.push(
+            field(
+                format!("update_{x}_many"),
+                TypeRef::named_list(format!("{x}_mutation_response")),
+                shape,
+                shapes,
+                Kind::UpdateMany,
+            )
+            .description(format!(
+                "Runs several updates of `{x}` in turn, each answering as `update_{x}`"
+            ))
+            .argument(InputValue::new(
+                "updates",
+                TypeRef::named_nn_list_nn(format!("{x}_updates")),
+            )),
+        );
+        if by_pk {
+            fields.push(changes_input(
                 field(
-                    format!("update_{x}"),
-                    response.clone(),
+                    format!("update_{x}_by_pk"),
+                    TypeRef::named(x.as_str()),
                     shape,
                     shapes,
-                    Kind::Update { by_pk: false },
+                    Kind::Update { by_pk: true },
                 )
-                .description(format!("Updates the rows of `{x}` that `where` matches"))
+                .description(format!("Updates one row of `{x}` by its primary key"))
                 .argument(InputValue::new(
-                    "where",
-                    TypeRef::named_nn(format!("{x}_bool_exp")),
+                    "pk_columns",
+                    TypeRef::named_nn(format!("{x}_pk_columns_input")),
                 )),
+                shape,
             ));
-            if by_pk {
-                fields.push(changes(
-                    field(
-                        format!("update_{x}_by_pk"),
-                        TypeRef::named(x.as_str()),
-                        shape,
-                        shapes,
-                        Kind::Update { by_pk: true },
-                    )
-                    .description(format!("Updates one row of `{x}` by its primary key"))
-                    .argument(InputValue::new(
-                        "pk_columns",
-                        TypeRef::named_nn(format!("{x}_pk_columns_input")),
-                    )),
-                ));
-            }
         }
     }
     if writes.delete {
@@ -346,6 +398,8 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
 enum Kind {
     Insert { one: bool },
     Update { by_pk: bool },
+    /// `update_x_many`: several updates in turn, one answer each.
+    UpdateMany,
     Delete { by_pk: bool },
 }
 
@@ -353,7 +407,7 @@ impl Kind {
     fn operation(self) -> &'static str {
         match self {
             Self::Insert { .. } => "insert",
-            Self::Update { .. } => "update",
+            Self::Update { .. } | Self::UpdateMany => "update",
             Self::Delete { .. } => "delete",
         }
     }
@@ -404,48 +458,41 @@ async fn mutate<'a>(
         return Ok(None);
     }
     let target = Target::resolve(state, &shape.name)?;
+    let caller = principal.caller();
+    let field = ctx.ctx.field();
+    if let Kind::UpdateMany = kind {
+        let mut answers = Vec::new();
+        for (i, update) in update_items(ctx)?.iter().enumerate() {
+            let mut audit = Audit::new(principal, &target, kind.operation());
+            let planned =
+                plan_update_item(state, principal, &target, shape, shapes, update, i, &mut audit)
+                    .await;
+            let (affected, mut records) = inner
+                .write(state, &caller, &target, planned, audit)
+                .await?;
+            attach_returning(state, &caller, &field, shape, shapes, &mut records)
+                .await
+                .inspect_err(|_| inner.failed = true)?;
+            answers.push(Answer { affected, records });
+        }
+        return Ok(Some(FieldValue::list(
+            answers.into_iter().map(FieldValue::owned_any),
+        )));
+    }
     let mut audit = Audit::new(principal, &target, kind.operation());
     let planned = plan(
         ctx, state, principal, &target, shape, shapes, kind, &mut audit,
     )
     .await;
-    let caller = principal.caller();
-    let result = match planned {
-        Ok(planned) => {
-            inner
-                .apply(state, &caller, &target, &planned, &mut audit)
-                .await
-        }
-        Err(error) => Err(error),
-    };
-    let (affected, mut records) = match result {
-        Ok(done) => {
-            inner.audits.push((audit, None));
-            done
-        }
-        Err(error) => {
-            inner.failed = true;
-            inner.audits.push((audit, Some(error.clone())));
-            return Err(error);
-        }
-    };
+    let (affected, mut records) = inner
+        .write(state, &caller, &target, planned, audit)
+        .await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
-    let field = ctx.ctx.field();
     let attached = if kind.answers_row() {
         nested::attach(state, &caller, &field, shape, shapes, &mut records).await
     } else {
-        let mut result = Ok(());
-        for returning in resolve::included(&field)
-            .into_iter()
-            .filter(|f| f.name() == "returning")
-        {
-            result = nested::attach(state, &caller, &returning, shape, shapes, &mut records).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        result
+        attach_returning(state, &caller, &field, shape, shapes, &mut records).await
     };
     if let Err(error) = attached {
         inner.failed = true;
@@ -456,6 +503,82 @@ async fn mutate<'a>(
     } else {
         Some(FieldValue::owned_any(Answer { affected, records }))
     })
+}
+
+/// The relations `returning { … }` asks for, attached to the written rows.
+async fn attach_returning(
+    state: &AppState,
+    caller: &Caller,
+    field: &async_graphql::SelectionField<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+    records: &mut [Record],
+) -> Result<(), ApiError> {
+    for returning in resolve::included(field)
+        .into_iter()
+        .filter(|f| f.name() == "returning")
+    {
+        nested::attach(state, caller, &returning, shape, shapes, records).await?;
+    }
+    Ok(())
+}
+
+/// `update_x_many`'s `updates`, in order.
+fn update_items(ctx: &ResolverContext<'_>) -> Result<Vec<GqlValue>, ApiError> {
+    match ctx.args.get("updates").map(|v| v.as_value().clone()) {
+        Some(GqlValue::List(items)) => Ok(items),
+        _ => Err(ApiError::bad_request("`updates` must be a list").at("updates")),
+    }
+}
+
+/// One of `update_x_many`'s updates as a planned write.
+#[allow(clippy::too_many_arguments)]
+async fn plan_update_item(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    shape: &Shape,
+    shapes: &Shapes,
+    update: &GqlValue,
+    index: usize,
+    audit: &mut Audit,
+) -> Result<Planned, ApiError> {
+    let path = format!("updates[{index}]");
+    let GqlValue::Object(update) = update else {
+        return Err(ApiError::bad_request("an update must be an object").at(path));
+    };
+    let exp = update
+        .get("where")
+        .ok_or_else(|| ApiError::bad_request("`where` is required").at(format!("{path}.where")))?;
+    let rows = Rows::Filter(arguments::filter(
+        exp,
+        shape,
+        shapes,
+        &format!("{path}.where"),
+    )?);
+    audit.note("target", rows_text(&rows));
+    let change = |name: &str| -> Result<Option<Json>, ApiError> {
+        match update.get(name).filter(|v| !matches!(v, GqlValue::Null)) {
+            Some(value) => value
+                .clone()
+                .into_json()
+                .map(Some)
+                .map_err(|e| ApiError::bad_request(e.to_string()).at(format!("{path}.{name}"))),
+            None => Ok(None),
+        }
+    };
+    let set_path = format!("{path}._set");
+    let inc_path = format!("{path}._inc");
+    let mut set = change("_set")?;
+    if let Some(set) = &mut set {
+        bytea::decode_input(set, shape, &set_path)?;
+    }
+    let increment = change("_inc")?;
+    let changes = Changes {
+        set: set.as_ref().map(|s| (s, set_path.as_str())),
+        increment: increment.as_ref().map(|i| (i, inc_path.as_str())),
+    };
+    writer::plan_update(state, principal, target, &rows, changes).await
 }
 
 /// Reads the field's arguments into a planned write.
@@ -546,6 +669,10 @@ async fn plan(
             };
             writer::plan_update(state, principal, target, &rows, changes).await
         }
+        // Each of its updates is planned on its own (`plan_update_item`).
+        Kind::UpdateMany => Err(ApiError::internal(
+            "update_x_many is planned update by update",
+        )),
         Kind::Delete { by_pk } => {
             let rows = if by_pk {
                 let key = shape.primary_key.as_deref().unwrap_or_default();
@@ -618,6 +745,33 @@ struct Inner {
 }
 
 impl Inner {
+    /// Runs a field's planned write and keeps its audit row; a failure
+    /// (planning or writing) marks the transaction for rollback.
+    async fn write(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        planned: Result<Planned, ApiError>,
+        mut audit: Audit,
+    ) -> Result<(u64, Vec<Record>), ApiError> {
+        let result = match planned {
+            Ok(planned) => self.apply(state, caller, target, &planned, &mut audit).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(done) => {
+                self.audits.push((audit, None));
+                Ok(done)
+            }
+            Err(error) => {
+                self.failed = true;
+                self.audits.push((audit, Some(error.clone())));
+                Err(error)
+            }
+        }
+    }
+
     /// Runs a planned write in the request's transaction, begun on the
     /// first write. A second source is refused: one request is one
     /// transaction, and a transaction cannot span two databases.
