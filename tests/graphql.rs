@@ -637,14 +637,15 @@ fn returning_ids(responses: &Value) -> Vec<Vec<(i64, Value)>> {
 #[tokio::test]
 async fn update_many_runs_its_updates_in_turn_in_one_transaction() {
     let f = Fixture::new().await;
-    // The second update sees the first's rows (notes set to "first").
+    // Each update writes over the one before it; every `where` selects
+    // rows as they were before the request (no row had note "first").
     let body = f
         .query(
             r#"mutation {
               update_pg_orders_many(updates: [
                 {where: {status: {_eq: "open"}}, _set: {note: "first"}},
-                {where: {note: {_eq: "first"}}, _set: {note: "second"}, _inc: {total: "1"}},
-                {where: {status: {_eq: "lost"}}, _set: {note: "none"}}
+                {where: {status: {_eq: "open"}}, _set: {note: "second"}, _inc: {total: "1"}},
+                {where: {note: {_eq: "first"}}, _set: {note: "none"}}
               ]) { affected_rows returning { id note } }
             }"#,
         )
@@ -660,14 +661,24 @@ async fn update_many_runs_its_updates_in_turn_in_one_transaction() {
     assert_eq!(
         returning_ids(responses),
         vec![
-            vec![(1, json!("first")), (3, json!("first")), (4, json!("first"))],
-            vec![(1, json!("second")), (3, json!("second")), (4, json!("second"))],
+            vec![
+                (1, json!("first")),
+                (3, json!("first")),
+                (4, json!("first"))
+            ],
+            vec![
+                (1, json!("second")),
+                (3, json!("second")),
+                (4, json!("second"))
+            ],
             vec![],
         ]
     );
     assert_eq!(
-        f.query("{ pg_orders(where: {note: {_eq: \"second\"}}, order_by: {id: asc}) { id total } }")
-            .await,
+        f.query(
+            "{ pg_orders(where: {note: {_eq: \"second\"}}, order_by: {id: asc}) { id total } }"
+        )
+        .await,
         json!({"data": {"pg_orders": [
             {"id": 1, "total": "11.50"}, {"id": 3, "total": "6.25"}, {"id": 4, "total": "301.00"}
         ]}})
@@ -685,7 +696,11 @@ async fn update_many_runs_its_updates_in_turn_in_one_transaction() {
         )
         .await;
     assert_eq!(body["data"], Value::Null, "{body}");
-    assert_eq!(body["errors"][0]["path"], json!(["update_pg_orders_many"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["update_pg_orders_many"]),
+        "{body}"
+    );
     assert_eq!(
         f.query("{ pg_orders_aggregate(where: {note: {_eq: \"lost\"}}) { aggregate { count } } }")
             .await,
@@ -902,7 +917,7 @@ async fn a_roles_mutations_follow_its_rules() {
     assert_eq!(
         body,
         json!({"data": {
-            "m": {"fields": [{"name": "insert_pg_orders"}, {"name": "insert_pg_orders_one"}, {"name": "update_pg_orders"}, {"name": "update_pg_orders_by_pk"}]},
+            "m": {"fields": [{"name": "insert_pg_orders"}, {"name": "insert_pg_orders_one"}, {"name": "update_pg_orders"}, {"name": "update_pg_orders_many"}, {"name": "update_pg_orders_by_pk"}]},
             "i": {"inputFields": [{"name": "customer_id"}, {"name": "status"}, {"name": "total"}, {"name": "placed_at"}]},
             "s": {"inputFields": [{"name": "status"}, {"name": "total"}]},
         }})

@@ -396,11 +396,17 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
 /// Which mutation a root field is.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Insert { one: bool },
-    Update { by_pk: bool },
+    Insert {
+        one: bool,
+    },
+    Update {
+        by_pk: bool,
+    },
     /// `update_x_many`: several updates in turn, one answer each.
     UpdateMany,
-    Delete { by_pk: bool },
+    Delete {
+        by_pk: bool,
+    },
 }
 
 impl Kind {
@@ -464,12 +470,12 @@ async fn mutate<'a>(
         let mut answers = Vec::new();
         for (i, update) in update_items(ctx)?.iter().enumerate() {
             let mut audit = Audit::new(principal, &target, kind.operation());
-            let planned =
-                plan_update_item(state, principal, &target, shape, shapes, update, i, &mut audit)
-                    .await;
-            let (affected, mut records) = inner
-                .write(state, &caller, &target, planned, audit)
-                .await?;
+            let planned = plan_update_item(
+                state, principal, &target, shape, shapes, update, i, &mut audit,
+            )
+            .await;
+            let (affected, mut records) =
+                inner.write(state, &caller, &target, planned, audit).await?;
             attach_returning(state, &caller, &field, shape, shapes, &mut records)
                 .await
                 .inspect_err(|_| inner.failed = true)?;
@@ -484,9 +490,7 @@ async fn mutate<'a>(
         ctx, state, principal, &target, shape, shapes, kind, &mut audit,
     )
     .await;
-    let (affected, mut records) = inner
-        .write(state, &caller, &target, planned, audit)
-        .await?;
+    let (affected, mut records) = inner.write(state, &caller, &target, planned, audit).await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
     let attached = if kind.answers_row() {
@@ -756,7 +760,10 @@ impl Inner {
         mut audit: Audit,
     ) -> Result<(u64, Vec<Record>), ApiError> {
         let result = match planned {
-            Ok(planned) => self.apply(state, caller, target, &planned, &mut audit).await,
+            Ok(planned) => {
+                self.apply(state, caller, target, &planned, &mut audit)
+                    .await
+            }
             Err(error) => Err(error),
         };
         match result {
