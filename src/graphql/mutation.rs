@@ -571,18 +571,42 @@ async fn plan_update_item(
             None => Ok(None),
         }
     };
-    let set_path = format!("{path}._set");
-    let inc_path = format!("{path}._inc");
-    let mut set = change("_set")?;
+    let (set, increment) = (change("_set")?, change("_inc")?);
+    plan_changes(
+        state, principal, target, shape, &rows, set, increment, &path,
+    )
+    .await
+}
+
+/// An update of `rows` with `_set` and `_inc` (as JSON; `path` places them
+/// in the request, empty for a field's own arguments).
+#[allow(clippy::too_many_arguments)]
+async fn plan_changes(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    shape: &Shape,
+    rows: &Rows,
+    mut set: Option<Json>,
+    increment: Option<Json>,
+    path: &str,
+) -> Result<Planned, ApiError> {
+    let at = |name: &str| {
+        if path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let (set_path, inc_path) = (at("_set"), at("_inc"));
     if let Some(set) = &mut set {
         bytea::decode_input(set, shape, &set_path)?;
     }
-    let increment = change("_inc")?;
     let changes = Changes {
         set: set.as_ref().map(|s| (s, set_path.as_str())),
         increment: increment.as_ref().map(|i| (i, inc_path.as_str())),
     };
-    writer::plan_update(state, principal, target, &rows, changes).await
+    writer::plan_update(state, principal, target, rows, changes).await
 }
 
 /// Reads the field's arguments into a planned write.
@@ -662,16 +686,9 @@ async fn plan(
                 rows_where(ctx, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
-            let mut set = optional_argument(ctx, "_set")?;
-            if let Some(set) = &mut set {
-                bytea::decode_input(set, shape, "_set")?;
-            }
+            let set = optional_argument(ctx, "_set")?;
             let increment = optional_argument(ctx, "_inc")?;
-            let changes = Changes {
-                set: set.as_ref().map(|s| (s, "_set")),
-                increment: increment.as_ref().map(|i| (i, "_inc")),
-            };
-            writer::plan_update(state, principal, target, &rows, changes).await
+            plan_changes(state, principal, target, shape, &rows, set, increment, "").await
         }
         // Each of its updates is planned on its own (`plan_update_item`).
         Kind::UpdateMany => Err(ApiError::internal(
