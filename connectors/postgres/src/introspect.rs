@@ -340,6 +340,24 @@ pub(crate) async fn introspect(
         }
     }
 
+    Ok(source_schema(
+        source,
+        SourceKind::Postgres,
+        server_version,
+        &schemas,
+        tables.into_values(),
+    ))
+}
+
+/// The source model from its selected schemas and their tables (a table
+/// of a schema not selected is left out); the same for both flavors.
+pub(crate) fn source_schema(
+    source: &str,
+    kind: SourceKind,
+    server_version: String,
+    schemas: &[String],
+    tables: impl IntoIterator<Item = (String, TableDef)>,
+) -> SourceSchema {
     let mut model: BTreeMap<String, SchemaDef> = schemas
         .iter()
         .map(|s| {
@@ -352,19 +370,19 @@ pub(crate) async fn introspect(
             )
         })
         .collect();
-    for (_, (schema, table)) in tables {
+    for (schema, table) in tables {
         if let Some(def) = model.get_mut(&schema) {
             def.tables.insert(table.name.clone(), table);
         }
     }
-    Ok(SourceSchema {
+    SourceSchema {
         source: source.to_string(),
-        kind: SourceKind::Postgres,
+        kind,
         server_version,
         default_schema: default_schema(&model),
         schemas: model,
         introspected_at: Utc::now(),
-    })
+    }
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a non-negative statistic, rounded

@@ -21,20 +21,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Utc;
 use deadpool_postgres::{Object, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use tributary_connector::drift::fingerprints_from_rows;
 use tributary_connector::{Result, SchemaFilter, TableKey};
 use tributary_schema_cache::{
-    CheckDef, ColumnDef, ForeignKeyDef, Generated, IndexDef, KeyDef, ReferentialAction, SchemaDef,
-    SourceKind, SourceSchema, TableDef, TableKind,
+    CheckDef, ColumnDef, ForeignKeyDef, Generated, IndexDef, KeyDef, ReferentialAction, SourceKind,
+    SourceSchema, TableDef, TableKind,
 };
 
 use crate::error::from_pg;
 use crate::flavor::Flavor;
-use crate::introspect::{default_schema, float_to_count, read_only};
+use crate::introspect::{float_to_count, read_only, source_schema};
 use crate::types::{PgType, builtin_by_name, column_type, numeric_precision_scale, numeric_typmod};
 
 /// Which schemas are selected: by the filter, and the system ones — `SYS*`
@@ -365,31 +364,15 @@ pub(crate) async fn introspect(
         }
     }
 
-    let mut schema_defs: BTreeMap<String, SchemaDef> = schemas
-        .iter()
-        .map(|s| {
-            (
-                s.clone(),
-                SchemaDef {
-                    name: s.clone(),
-                    tables: BTreeMap::new(),
-                },
-            )
-        })
-        .collect();
-    for ((schema, name), table) in model {
-        if let Some(def) = schema_defs.get_mut(&schema) {
-            def.tables.insert(name, table);
-        }
-    }
-    Ok(SourceSchema {
-        source: source.to_string(),
-        kind: SourceKind::Kingbase,
+    Ok(source_schema(
+        source,
+        SourceKind::Kingbase,
         server_version,
-        default_schema: default_schema(&schema_defs),
-        schemas: schema_defs,
-        introspected_at: Utc::now(),
-    })
+        &schemas,
+        model
+            .into_iter()
+            .map(|((schema, _), table)| (schema, table)),
+    ))
 }
 
 /// One column from `information_schema.columns` (see [`COLUMNS_SQL`]), with
