@@ -229,16 +229,43 @@ impl ConnectionOptions {
         let password = url.password().map(|p| Secret::Plain(decode(p)));
         let database =
             Some(url.path().trim_start_matches('/').to_string()).filter(|d| !d.is_empty());
+        let sqlserver = SourceKind::parse(url.scheme()) == Some(SourceKind::Sqlserver);
+        // SQL Server's own spellings: `encrypt=false` is sslmode=off,
+        // `trust_server_certificate=true` sslmode=require, `encrypt=true`
+        // alone sslmode=verify-full.
+        let (mut encrypt, mut trust) = (None, false);
         for (key, value) in url.query_pairs() {
+            let flag = || match value.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "1" => Ok(true),
+                "false" | "no" | "0" => Ok(false),
+                other => Err(ConnectorError::config(format!(
+                    "URL parameter `{key}` must be true or false, not `{other}`"
+                ))),
+            };
+            // SQL Server's spellings in any case, with or without `_`.
+            let spelled = key.to_ascii_lowercase().replace('_', "");
             match key.as_ref() {
                 "sslmode" | "ssl-mode" | "ssl_mode" | "tls" => tls.mode = TlsMode::parse(&value)?,
                 "sslrootcert" | "ssl-ca" => tls.ca_file = Some(PathBuf::from(value.as_ref())),
+                _ if sqlserver && spelled == "encrypt" => encrypt = Some(flag()?),
+                _ if sqlserver && spelled == "trustservercertificate" => trust = flag()?,
                 other => {
+                    let supported = if sqlserver {
+                        "sslmode, sslrootcert, encrypt, trust_server_certificate"
+                    } else {
+                        "sslmode, sslrootcert"
+                    };
                     return Err(ConnectorError::config(format!(
-                        "unknown URL parameter `{other}` (supported: sslmode, sslrootcert)"
+                        "unknown URL parameter `{other}` (supported: {supported})"
                     )));
                 }
             }
+        }
+        match (encrypt, trust) {
+            (Some(false), _) => tls.mode = TlsMode::Off,
+            (_, true) => tls.mode = TlsMode::Require,
+            (Some(true), false) => tls.mode = TlsMode::VerifyFull,
+            (None, false) => {}
         }
         Ok(Self {
             url: None,
@@ -477,7 +504,27 @@ mod tests {
     }
 
     #[rstest]
+    #[case("mssql://u:p@h/db?trust_server_certificate=true", TlsMode::Require)]
+    #[case(
+        "sqlserver://u:p@h/db?Encrypt=true&TrustServerCertificate=true",
+        TlsMode::Require
+    )]
+    #[case("sqlserver://u:p@h/db?encrypt=false", TlsMode::Off)]
+    #[case("sqlserver://u:p@h/db?encrypt=true", TlsMode::VerifyFull)]
+    #[case("sqlserver://u:p@h/db?sslmode=require", TlsMode::Require)]
+    #[case("sqlserver://u:p@h/db", TlsMode::Prefer)]
+    fn sqlserver_urls_take_its_tls_spellings(#[case] url: &str, #[case] mode: TlsMode) {
+        assert_eq!(
+            SourceConfig::from_url("s", url).unwrap().tls.mode,
+            mode,
+            "{url}"
+        );
+    }
+
+    #[rstest]
     #[case("db2://x/y", "unsupported URL scheme `db2`")]
+    #[case("postgres://h/db?encrypt=true", "unknown URL parameter `encrypt`")]
+    #[case("mssql://h/db?encrypt=maybe", "must be true or false")]
     #[case("no-scheme", "no scheme")]
     #[case("postgres://", "no host")]
     #[case("postgres://h/db?foo=1", "unknown URL parameter `foo`")]

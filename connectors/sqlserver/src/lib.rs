@@ -3,8 +3,8 @@
 //! streaming reads with `@Pn` parameters decoded into Arrow batches, and a
 //! transactional write path that returns rows with `OUTPUT`.
 //!
-//! * Connection settings, TLS modes and timeouts: [`settings`] (also the
-//!   `sqlserver://` URL spellings, [`config_from_url`]).
+//! * Connection settings, TLS modes and timeouts: [`settings`] (core's URL
+//!   parser takes SQL Server's `encrypt` and `trust_server_certificate`).
 //! * The type mapping: [`types`]; bound values: `params.rs`.
 //! * Write SQL (`OUTPUT`, identity columns, tables with triggers):
 //!   [`render`].
@@ -32,4 +32,4 @@ mod write;
 
 pub use connector::SqlServerConnector;
 pub use dialect::SqlServerDialect;
-pub use settings::{DEFAULT_PORT, config_from_url};
+pub use settings::DEFAULT_PORT;

@@ -1,6 +1,6 @@
 //! From a source's config to a tiberius `Config`: address, database, SQL
-//! authentication, TLS and timeouts; plus the SQL Server spellings a
-//! connection URL may carry.
+//! authentication, TLS and timeouts (the SQL Server TLS spellings of a
+//! URL, `encrypt` and `trust_server_certificate`, are read by core).
 //!
 //! * Port 1433 unless given; the database is the login's default when none
 //!   is configured; the application name is `tributary`.
@@ -131,49 +131,6 @@ pub(crate) fn settings(source: &SourceConfig) -> Result<Settings> {
     })
 }
 
-/// A source config from a `sqlserver://` (or `mssql://`) URL. Besides what
-/// core accepts (`sslmode`, `sslrootcert`), the SQL Server spellings
-/// `encrypt=false|true` and `trust_server_certificate=true` (also
-/// `TrustServerCertificate`) are understood: `encrypt=false` is `sslmode=off`,
-/// `trust_server_certificate=true` is `sslmode=require`, `encrypt=true` alone
-/// is `sslmode=verify-full`.
-pub fn config_from_url(name: &str, url: &str) -> Result<SourceConfig> {
-    let mut parsed =
-        url::Url::parse(url).map_err(|e| ConnectorError::config(format!("invalid URL: {e}")))?;
-    let mut encrypt: Option<bool> = None;
-    let mut trust = false;
-    let mut rest: Vec<(String, String)> = Vec::new();
-    for (key, value) in parsed.query_pairs() {
-        let flag = || match value.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(true),
-            "false" | "no" | "0" => Ok(false),
-            other => Err(ConnectorError::config(format!(
-                "URL parameter `{key}` must be true or false, not `{other}`"
-            ))),
-        };
-        match key.to_ascii_lowercase().replace('_', "").as_str() {
-            "encrypt" => encrypt = Some(flag()?),
-            "trustservercertificate" => trust = flag()?,
-            _ => rest.push((key.into_owned(), value.into_owned())),
-        }
-    }
-    let mode = match (encrypt, trust) {
-        (Some(false), _) => Some("off"),
-        (_, true) => Some("require"),
-        (Some(true), false) => Some("verify-full"),
-        (None, false) => None,
-    };
-    if let Some(mode) = mode {
-        rest.push(("sslmode".into(), mode.into()));
-    }
-    if rest.is_empty() {
-        parsed.set_query(None);
-    } else {
-        parsed.query_pairs_mut().clear().extend_pairs(rest);
-    }
-    SourceConfig::from_url(name, parsed.as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +138,7 @@ mod tests {
 
     #[test]
     fn urls_and_tls_modes() {
-        let config = config_from_url(
+        let config = SourceConfig::from_url(
             "mssql",
             "sqlserver://sa:Passw0rd!@127.0.0.1/tributary_test?trust_server_certificate=true",
         )
@@ -202,27 +159,28 @@ mod tests {
             ("mssql://u:p@h/db?sslmode=verify-full", TlsMode::VerifyFull),
             ("mssql://u:p@h/db", TlsMode::Prefer),
         ] {
-            let config = config_from_url("s", url).unwrap();
+            let config = SourceConfig::from_url("s", url).unwrap();
             assert_eq!(config.tls.mode, mode, "{url}");
             settings(&config).unwrap();
         }
-        let config = config_from_url("s", "mssql://u:p@h:1500/db").unwrap();
+        let config = SourceConfig::from_url("s", "mssql://u:p@h:1500/db").unwrap();
         assert_eq!(settings(&config).unwrap().endpoint(), "h:1500");
     }
 
     #[test]
     fn bad_configs_say_what_is_wrong() {
-        let err = config_from_url("s", "mssql://u:p@h/db?encrypt=maybe").unwrap_err();
+        let err = SourceConfig::from_url("s", "mssql://u:p@h/db?encrypt=maybe").unwrap_err();
         assert!(err.message().contains("encrypt"), "{err}");
-        let err = config_from_url("s", "mssql://u:p@h/db?packet_size=4096").unwrap_err();
+        let err = SourceConfig::from_url("s", "mssql://u:p@h/db?packet_size=4096").unwrap_err();
         assert!(err.message().contains("packet_size"), "{err}");
-        let no_user = config_from_url("s", "mssql://h/db").unwrap();
+        let no_user = SourceConfig::from_url("s", "mssql://h/db").unwrap();
         let err = settings(&no_user).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.message().contains("user"), "{err}");
         let pg = SourceConfig::from_url("s", "postgres://u@h/db").unwrap();
         assert_eq!(settings(&pg).unwrap_err().kind(), ErrorKind::Config);
-        let mut bad_ca = config_from_url("s", "mssql://u:p@h/db?sslmode=verify-full").unwrap();
+        let mut bad_ca =
+            SourceConfig::from_url("s", "mssql://u:p@h/db?sslmode=verify-full").unwrap();
         bad_ca.tls.ca_file = Some("/nonexistent/ca.pem".into());
         let err = settings(&bad_ca).unwrap_err();
         assert!(err.message().contains("/nonexistent/ca.pem"), "{err}");

@@ -1,7 +1,7 @@
 //! The connector against SQL Server. Tests that need a server read
 //! `TRIBUTARY_TEST_MSSQL_URL`, e.g.
 //! `sqlserver://sa:Passw0rd!@127.0.0.1:1433/tributary_test?trust_server_certificate=true`
-//! (`config_from_url` also takes `encrypt=false|true` and core's `sslmode`);
+//! (URLs also take `encrypt=false|true` and core's `sslmode`);
 //! without it they print one line saying what they skipped. Failures that
 //! need no server (a closed port, bad configs) always run.
 
@@ -14,7 +14,7 @@ use tributary_connector::testkit::{batch_to_strings, unique_name, write_path_con
 use tributary_connector::{
     Connector, ErrorKind, Insert, SourceConfig, Statement, Value, WriteOp, WriteTarget,
 };
-use tributary_connector_sqlserver::{SqlServerConnector, config_from_url};
+use tributary_connector_sqlserver::SqlServerConnector;
 use tributary_schema_cache::Generated;
 
 #[allow(clippy::disallowed_methods)] // test configuration comes from the environment
@@ -40,7 +40,7 @@ fn closed_port() -> u16 {
 #[tokio::test]
 async fn a_closed_port_is_unavailable_naming_the_endpoint() {
     let port = closed_port();
-    let mut config = config_from_url(
+    let mut config = SourceConfig::from_url(
         "down",
         &format!("sqlserver://sa:secret@127.0.0.1:{port}/db?trust_server_certificate=true"),
     )
@@ -71,7 +71,7 @@ async fn a_closed_port_is_unavailable_naming_the_endpoint() {
 
 #[test]
 fn bad_configs_are_config_errors() {
-    let no_user = config_from_url("s", "sqlserver://db.local/app").unwrap();
+    let no_user = SourceConfig::from_url("s", "sqlserver://db.local/app").unwrap();
     let err = SqlServerConnector::new(&no_user).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     assert_eq!(err.source_name(), Some("s"));
@@ -80,7 +80,7 @@ fn bad_configs_are_config_errors() {
     let err = SqlServerConnector::new(&postgres).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 
-    let mut tiny = config_from_url("s", "mssql://u:p@h/db").unwrap();
+    let mut tiny = SourceConfig::from_url("s", "mssql://u:p@h/db").unwrap();
     tiny.pool.max_size = 0;
     assert_eq!(
         SqlServerConnector::new(&tiny).unwrap_err().kind(),
@@ -99,8 +99,8 @@ fn bad_configs_are_config_errors() {
         "{err}"
     );
 
-    let err =
-        config_from_url("s", "sqlserver://u:p@h/db?trust_server_certificate=perhaps").unwrap_err();
+    let err = SourceConfig::from_url("s", "sqlserver://u:p@h/db?trust_server_certificate=perhaps")
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
 
@@ -115,7 +115,7 @@ async fn run(connector: &SqlServerConnector, sql: &str) {
 }
 
 fn live_connector(url: &str, max_size: u32) -> SqlServerConnector {
-    let mut config = config_from_url("mssql", url).unwrap();
+    let mut config = SourceConfig::from_url("mssql", url).unwrap();
     config.pool.max_size = max_size;
     SqlServerConnector::new(&config).unwrap()
 }
@@ -403,7 +403,7 @@ async fn errors_are_classified(connector: &SqlServerConnector, url: &str, schema
     assert!(!err.message().contains("a@example.com"), "{err}");
     tx.rollback().await.unwrap();
 
-    let mut wrong = config_from_url("mssql", url).unwrap();
+    let mut wrong = SourceConfig::from_url("mssql", url).unwrap();
     wrong.connection.password = Some(tributary_connector::Secret::Plain(
         "not the password".into(),
     ));
