@@ -34,7 +34,7 @@ pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
     };
     Arc::new(SourceDialect {
         base,
-        name_derived_tables: matches!(kind, SourceKind::Sqlite | SourceKind::Sqlserver),
+        name_derived_tables: kind == SourceKind::Sqlite,
     })
 }
 
