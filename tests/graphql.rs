@@ -1516,15 +1516,17 @@ async fn orders_through_relations_distinct_on_and_aggregate_nodes() {
         body,
         json!({"data": {"pg_orders_aggregate": {"nodes": [{"id": 1}, {"id": 3}, {"id": 4}]}}})
     );
+    // Nested, each parent's rows.
     let body = f
-        .query("{ pg_customers { orders_aggregate { nodes { id } } } }")
+        .query("{ pg_customers(order_by: {id: asc}) { orders_aggregate(order_by: {id: asc}) { nodes { id } } } }")
         .await;
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("nodes"),
-        "{body}"
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"orders_aggregate": {"nodes": [{"id": 1}, {"id": 2}]}},
+            {"orders_aggregate": {"nodes": [{"id": 3}, {"id": 5}]}},
+            {"orders_aggregate": {"nodes": [{"id": 4}]}},
+        ]}})
     );
     // A role orders by the related rows it may read, and only by those.
     for action in ["select", "aggregate"] {
@@ -1690,5 +1692,273 @@ async fn nested_pages_are_cut_per_parent_in_the_plan() {
             .contains("max_rows"),
         "{body}"
     );
+    f.stop().await;
+}
+
+/// More orders and reviews per customer, so that each customer has several
+/// rows of one status and of one number of stars: orders 6 and 7 (Ann's
+/// open and shipped), 8 (Bob's open); reviews 4 (Ann's, 5 stars) and 5
+/// (Cid's, 1 star).
+async fn more_rows_per_parent(f: &Fixture) {
+    common::postgres_exec(&format!(
+        "INSERT INTO {schema}.orders (customer_id, status, total, placed_at, owner) VALUES
+             (1, 'open', 20.00, '2024-04-01', 'ann'),
+             (1, 'shipped', 15.00, '2024-04-02', 'ann'),
+             (2, 'open', 7.00, '2024-04-03', 'bob');",
+        schema = f.schema
+    ))
+    .await;
+    common::mariadb_exec(&format!(
+        "INSERT INTO {database}.reviews (customer_id, stars, body) VALUES (1, 5, 'again'), (3, 1, 'worse')",
+        database = f.database
+    ))
+    .await;
+}
+
+/// `distinct_on` on a nested array relationship holds per parent (the
+/// first row of each value among each parent's rows, in the field's
+/// order), before the parent's page; within PostgreSQL and across sources
+/// (MariaDB's rows).
+#[tokio::test]
+async fn nested_distinct_on_keeps_the_first_row_of_each_value_per_parent() {
+    let f = Fixture::new().await;
+    more_rows_per_parent(&f).await;
+    let body = f
+        .query(
+            "{ pg_customers(order_by: {id: asc}) {
+                 name
+                 latest: orders(distinct_on: [status], order_by: [{status: asc}, {placed_at: desc}]) { id status }
+                 cheapest: orders(distinct_on: status, order_by: [{status: desc}, {total: asc}], limit: 1, offset: 1) { id }
+                 first: orders(distinct_on: status) { id }
+                 reviews(distinct_on: stars, order_by: [{stars: desc}, {id: desc}]) { id stars }
+               } }",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann",
+             "latest": [{"id": 6, "status": "open"}, {"id": 7, "status": "shipped"}],
+             "cheapest": [{"id": 1}],
+             "first": [{"id": 1}, {"id": 2}],
+             "reviews": [{"id": 4, "stars": 5}, {"id": 2, "stars": 3}]},
+            {"name": "Bob",
+             "latest": [{"id": 5, "status": "cancelled"}, {"id": 8, "status": "open"}],
+             "cheapest": [{"id": 5}],
+             "first": [{"id": 5}, {"id": 3}],
+             "reviews": []},
+            {"name": "Cid",
+             "latest": [{"id": 4, "status": "open"}],
+             "cheapest": [],
+             "first": [{"id": 4}],
+             "reviews": [{"id": 5, "stars": 1}]},
+        ]}}),
+    );
+    // One parent: its rows are the read's.
+    let body = f
+        .query("{ pg_customers_by_pk(id: 1) { orders(distinct_on: status, order_by: [{status: asc}, {total: desc}]) { id } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers_by_pk": {"orders": [{"id": 6}, {"id": 2}]}}})
+    );
+    // The order must begin with the distinct columns, as at the root.
+    let body = f
+        .query("{ pg_customers { name orders(distinct_on: status, order_by: {id: asc}) { id } } }")
+        .await;
+    assert_eq!(body["data"], json!({"pg_customers": null}), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "invalid_input", "at": "orders.distinct_on"}),
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["path"], json!(["pg_customers"]), "{body}");
+    let body = f
+        .query("{ pg_customers { orders(distinct_on: nope) { id } } }")
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}
+
+/// `nodes` in a nested `<relation>_aggregate`: each parent's rows that the
+/// aggregate counts (`where`, `order_by`, `limit`, `offset`, `distinct_on`
+/// as for the root `x_aggregate`), with their own relations; a role's rows
+/// only.
+#[tokio::test]
+async fn nested_aggregates_answer_their_nodes_per_parent() {
+    let f = Fixture::new().await;
+    more_rows_per_parent(&f).await;
+    let body = f
+        .query(
+            r#"{ pg_customers(order_by: {id: asc}) {
+                 name
+                 top_open: orders_aggregate(where: {status: {_eq: "open"}}, order_by: {total: desc}, limit: 2) {
+                   aggregate { count sum { total } }
+                   nodes { id total line_items { qty } }
+                 }
+                 per_status: orders_aggregate(distinct_on: status, order_by: [{status: asc}, {total: desc}]) {
+                   aggregate { count sum { total } }
+                   nodes { id }
+                 }
+                 second: orders_aggregate(order_by: {id: asc}, offset: 1, limit: 1) { nodes { id } }
+                 reviews_aggregate(order_by: {stars: asc}, limit: 1) { aggregate { max { stars } } nodes { body } }
+               } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann",
+             "top_open": {"aggregate": {"count": 2, "sum": {"total": "30.50"}},
+                          "nodes": [{"id": 6, "total": "20.00", "line_items": []},
+                                    {"id": 1, "total": "10.50", "line_items": [{"qty": 2}, {"qty": 5}]}]},
+             "per_status": {"aggregate": {"count": 2, "sum": {"total": "119.00"}},
+                            "nodes": [{"id": 6}, {"id": 2}]},
+             "second": {"nodes": [{"id": 2}]},
+             "reviews_aggregate": {"aggregate": {"max": {"stars": 3}}, "nodes": [{"body": "ok"}]}},
+            {"name": "Bob",
+             "top_open": {"aggregate": {"count": 2, "sum": {"total": "12.25"}},
+                          "nodes": [{"id": 8, "total": "7.00", "line_items": []},
+                                    {"id": 3, "total": "5.25", "line_items": []}]},
+             "per_status": {"aggregate": {"count": 2, "sum": {"total": "49.00"}},
+                            "nodes": [{"id": 5}, {"id": 8}]},
+             "second": {"nodes": [{"id": 5}]},
+             "reviews_aggregate": {"aggregate": {"max": {"stars": null}}, "nodes": []}},
+            {"name": "Cid",
+             "top_open": {"aggregate": {"count": 1, "sum": {"total": "300.00"}},
+                          "nodes": [{"id": 4, "total": "300.00", "line_items": [{"qty": 7}]}]},
+             "per_status": {"aggregate": {"count": 1, "sum": {"total": "300.00"}},
+                            "nodes": [{"id": 4}]},
+             "second": {"nodes": []},
+             // Two reviews of 1 star: the key breaks the tie, for the
+             // aggregate and its nodes alike.
+             "reviews_aggregate": {"aggregate": {"max": {"stars": 1}}, "nodes": [{"body": "bad"}]}},
+        ]}}),
+    );
+    // One parent (the read's own order and limit), and a parent without rows.
+    let body = f
+        .query("{ pg_customers_by_pk(id: 1) { orders_aggregate(order_by: {total: desc}, limit: 1) { aggregate { sum { total } } nodes { id } } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers_by_pk": {"orders_aggregate": {
+            "aggregate": {"sum": {"total": "99.00"}}, "nodes": [{"id": 2}],
+        }}}})
+    );
+    let body = f
+        .query("{ pg_orders_by_pk(id: 3) { line_items_aggregate { aggregate { count } nodes { qty } } customers { orders_aggregate(where: {id: {_gt: 3}}) { nodes { id } } } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_by_pk": {
+            "line_items_aggregate": {"aggregate": {"count": 0}, "nodes": []},
+            "customers": {"orders_aggregate": {"nodes": [{"id": 5}, {"id": 8}]}},
+        }}})
+    );
+    // At the root, an aggregate of the distinct rows (no order needed).
+    let body = f
+        .query("{ pg_orders_aggregate(distinct_on: status) { aggregate { count } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 3}}}})
+    );
+    // A role's nodes are the rows it may read.
+    for action in ["select", "aggregate"] {
+        f.rule(
+            "clerk",
+            "pg_orders",
+            action,
+            json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "customer_id", "status", "total"]}),
+        )
+        .await;
+    }
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "{ pg_customers(order_by: {id: asc}) { name orders_aggregate(order_by: {id: desc}) { aggregate { count } nodes { id } } } }"}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann", "orders_aggregate": {"aggregate": {"count": 0}, "nodes": []}},
+            {"name": "Bob", "orders_aggregate": {"aggregate": {"count": 3}, "nodes": [{"id": 8}, {"id": 5}, {"id": 3}]}},
+            {"name": "Cid", "orders_aggregate": {"aggregate": {"count": 0}, "nodes": []}},
+        ]}})
+    );
+    f.stop().await;
+}
+
+/// Nested `distinct_on` and nested aggregates' `nodes` cost the same
+/// statements for three parents and for thirty-three: one per relation
+/// field and level (an aggregate with `nodes`: its aggregate and its read).
+#[tokio::test]
+async fn nested_distinct_on_and_nodes_send_statements_per_level_not_per_row() {
+    let f = Fixture::new().await;
+    more_rows_per_parent(&f).await;
+    const QUERY: &str = r#"{ pg_customers(order_by: {id: asc}, limit: 3) {
+        id
+        orders(distinct_on: status, order_by: [{status: asc}, {id: desc}], limit: 1) { id }
+        orders_aggregate(distinct_on: status, order_by: [{status: asc}, {total: desc}], limit: 2) {
+          aggregate { count }
+          nodes { id line_items(order_by: {line: asc}) { qty } }
+        }
+        reviews(distinct_on: stars, order_by: [{stars: asc}, {id: asc}]) { stars }
+      } }"#;
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f.query(QUERY).await;
+    assert_eq!(
+        body["data"]["pg_customers"][0],
+        json!({"id": 1, "orders": [{"id": 6}],
+               "orders_aggregate": {"aggregate": {"count": 2},
+                                    "nodes": [{"id": 6, "line_items": []}, {"id": 2, "line_items": [{"qty": 1}]}]},
+               "reviews": [{"stars": 3}, {"stars": 5}]}),
+        "{body}"
+    );
+    // customers, orders, the aggregate, its nodes, their line items.
+    assert_eq!(statements(&f, "pg").await - pg, 5);
+    assert_eq!(statements(&f, "my").await - my, 1);
+    common::postgres_exec(&format!(
+        "INSERT INTO {schema}.customers SELECT g, 'c' || g FROM generate_series(10, 39) g;
+         INSERT INTO {schema}.orders (customer_id, status, total, placed_at)
+             SELECT 10 + g % 30, CASE WHEN g <= 60 THEN 'open' ELSE 'shipped' END, g, '2024-06-01'
+             FROM generate_series(1, 120) g;
+         INSERT INTO {schema}.line_items SELECT id, 1, 1 FROM {schema}.orders WHERE id > 8;",
+        schema = f.schema
+    ))
+    .await;
+    common::mariadb_exec(&format!(
+        "INSERT INTO {database}.reviews (customer_id, stars) SELECT seq DIV 2, 2 FROM seq_20_to_79",
+        database = f.database
+    ))
+    .await;
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f.query(&QUERY.replace("limit: 3", "limit: 40")).await;
+    let customers = body["data"]["pg_customers"].as_array().unwrap();
+    assert_eq!(customers.len(), 33, "{body}");
+    // Customer 39: orders 37 and 67 (open, totals 29 and 59), 97 and 127
+    // (shipped, totals 89 and 119); two reviews of 2 stars.
+    assert_eq!(
+        customers[32],
+        json!({"id": 39, "orders": [{"id": 67}],
+               "orders_aggregate": {"aggregate": {"count": 2},
+                                    "nodes": [{"id": 67, "line_items": [{"qty": 1}]},
+                                              {"id": 127, "line_items": [{"qty": 1}]}]},
+               "reviews": [{"stars": 2}]}),
+        "{body}"
+    );
+    assert_eq!(statements(&f, "pg").await - pg, 5);
+    assert_eq!(statements(&f, "my").await - my, 1);
     f.stop().await;
 }

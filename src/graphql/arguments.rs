@@ -1,6 +1,7 @@
 //! Hasura's arguments turned into the REST read path's: a `where` boolean
 //! expression becomes the filter JSON `src/filter/` compiles (`_eq` →
-//! `$eq`, relations nest as they do there), `order_by` becomes sort keys.
+//! `$eq`, relations nest as they do there), `order_by` becomes sort keys,
+//! `distinct_on` the columns whose first row in the order is kept.
 //! Comparisons keep SQL's meaning: `_neq` and `_nin` do not match NULL
 //! (NocoBase's `$ne` / `$notIn` do, so a `$exists` is added), and a null
 //! operand is refused rather than silently matching nothing.
@@ -11,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::shape::{Shape, Shapes};
 use crate::error::ApiError;
 use crate::rest::aggregate::Aggregation;
+use crate::rest::order;
 use crate::rest::params::{SortKey, SortVia};
 
 /// The filter JSON of a `where` argument of collection `shape`.
@@ -244,6 +246,57 @@ fn aggregate_order(
     Ok(())
 }
 
+/// `distinct_on` and `order_by` of a list, an aggregate or a nested array
+/// relationship of `shape` (`at`: the field's path, empty for a root
+/// field): the columns (each one `shape` has) and the order. An order must
+/// begin with the distinct columns, as PostgreSQL's `DISTINCT ON` wants;
+/// without one, the rows are ordered by them ascending.
+pub fn distinct_and_order(
+    distinct_value: Option<&GqlValue>,
+    order_value: Option<&GqlValue>,
+    shape: &Shape,
+    shapes: &Shapes,
+    at: &str,
+) -> Result<(Vec<String>, Vec<SortKey>), ApiError> {
+    let path = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for item in distinct_value.map(list).unwrap_or_default() {
+        match item {
+            GqlValue::Enum(name) if shape.column(name).is_some() => {
+                if !columns.iter().any(|c| c == name.as_str()) {
+                    columns.push(name.to_string());
+                }
+            }
+            other => {
+                return Err(invalid(
+                    &path("distinct_on"),
+                    format!("`{}` has no column {other}", shape.name),
+                ));
+            }
+        }
+    }
+    let mut sort = match order_value {
+        Some(value) => order_by(value, shape, shapes, &path("order_by"))?,
+        None => Vec::new(),
+    };
+    if sort.is_empty() {
+        sort = columns
+            .iter()
+            .map(|c| SortKey::new(c.clone(), false))
+            .collect();
+    }
+    if !columns.is_empty() {
+        order::check_distinct_order(&columns, &sort).map_err(|e| e.at(path("distinct_on")))?;
+    }
+    Ok((columns, sort))
+}
+
 /// The aggregate a function of `x_aggregate_fields` (or of an
 /// `_aggregate_order_by`) names: Hasura's names, PostgreSQL's meanings.
 pub fn aggregation_named(function: &str) -> Option<Aggregation> {
@@ -443,5 +496,48 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn distinct_on_leads_the_order_with_its_path() {
+        let shapes = shapes();
+        let orders = &shapes["orders"];
+        let status = GqlValue::Enum(Name::new("status"));
+        let by = |column: &str, direction: &str| {
+            GqlValue::Object([(Name::new(column), GqlValue::Enum(Name::new(direction)))].into())
+        };
+        // Without an order: by the distinct columns, ascending.
+        let (columns, sort) =
+            distinct_and_order(Some(&status), None, orders, &shapes, "orders").unwrap();
+        assert_eq!(columns, ["status"]);
+        assert_eq!(sort, vec![SortKey::new("status", false)]);
+        let order = GqlValue::List(vec![by("status", "asc"), by("id", "desc")]);
+        let (columns, sort) =
+            distinct_and_order(Some(&status), Some(&order), orders, &shapes, "orders").unwrap();
+        assert_eq!(columns, ["status"]);
+        assert_eq!(sort.len(), 2);
+        // An order not beginning with them is refused, where it is written.
+        let error = distinct_and_order(
+            Some(&status),
+            Some(&by("id", "asc")),
+            orders,
+            &shapes,
+            "orders",
+        )
+        .unwrap_err();
+        assert_eq!(error.code, "invalid_input");
+        assert_eq!(error.path.as_deref(), Some("orders.distinct_on"));
+        let error = distinct_and_order(Some(&status), Some(&by("id", "asc")), orders, &shapes, "")
+            .unwrap_err();
+        assert_eq!(error.path.as_deref(), Some("distinct_on"));
+        let error = distinct_and_order(
+            Some(&GqlValue::Enum(Name::new("nope"))),
+            None,
+            orders,
+            &shapes,
+            "orders",
+        )
+        .unwrap_err();
+        assert_eq!(error.path.as_deref(), Some("orders.distinct_on"));
     }
 }

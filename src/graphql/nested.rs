@@ -4,11 +4,12 @@
 //! is among the parents' (`$in`, or `$or` of composite keys) and that pass
 //! the field's `where`, in its `order_by` — then spread over the parents:
 //! an object relationship answers its row or null, an array relationship
-//! its rows (`offset` / `limit` per parent), `<relation>_aggregate` one
-//! grouped aggregate for all parents. The answers are attached to each
-//! parent record under the field's response key; the relation fields'
-//! resolvers only read them. Statements sent grow with the depth of the
-//! query, never with the number of rows.
+//! its rows (`distinct_on`, `offset` / `limit` per parent),
+//! `<relation>_aggregate` one grouped aggregate of those rows for all
+//! parents and, for its `nodes`, one read of them. The answers are
+//! attached to each parent record under the field's response key; the
+//! relation fields' resolvers only read them. Statements sent grow with
+//! the depth of the query, never with the number of rows.
 
 use std::collections::HashMap;
 
@@ -18,12 +19,13 @@ use async_graphql::dynamic::{FieldValue, ResolverContext};
 use serde_json::{Value, json};
 
 use super::arguments;
-use super::resolve::{AggregateSelection, included, response_key, to_graphql};
+use super::resolve::{AggregateSelection, included, response_key};
 use super::shape::{RelationShape, Shape, Shapes};
 use crate::engine::Caller;
 use crate::error::ApiError;
 use crate::rest::Target;
 use crate::rest::aggregate::{self, AggregateRequest, Dimension};
+use crate::rest::order::RowWindow;
 use crate::rest::read::{self, Cell, ReadRequest, Record};
 use crate::state::AppState;
 
@@ -219,11 +221,11 @@ fn count_argument(
     arguments: &HashMap<String, GqlValue>,
     name: &str,
     at: &str,
-) -> Result<Option<usize>, ApiError> {
+) -> Result<Option<u64>, ApiError> {
     arguments
         .get(name)
         .map(|value| match value {
-            GqlValue::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            GqlValue::Number(n) => n.as_u64(),
             _ => None,
         })
         .map(|n| {
@@ -233,6 +235,132 @@ fn count_argument(
             })
         })
         .transpose()
+}
+
+/// The related rows a relation field picks for all its parents: those of
+/// the parents' keys that pass the field's `where`, in its `order_by`,
+/// the first of each `distinct_on` value and the page (`offset`, `limit`)
+/// of each parent (`window.per`: the related key, with several parents).
+/// An array relationship reads them; `<relation>_aggregate` aggregates
+/// them and its `nodes` reads them.
+struct Picked {
+    filter: Value,
+    window: RowWindow,
+    /// How many distinct parent keys (with one, the window is the read's).
+    parents: usize,
+    /// The field's response key.
+    at: String,
+}
+
+impl Picked {
+    /// `None`: no parent has a key (no related row).
+    fn of(
+        selected: &SelectionField<'_>,
+        relation: &RelationShape,
+        target: &Shape,
+        shapes: &Shapes,
+        records: &[Record],
+    ) -> Result<Option<Self>, ApiError> {
+        let Some((keys, parents)) = keys_filter(relation, records) else {
+            return Ok(None);
+        };
+        let at = response_key(selected);
+        let arguments = arguments_of(selected)?;
+        let (distinct_on, sort) = arguments::distinct_and_order(
+            arguments.get("distinct_on"),
+            arguments.get("order_by"),
+            target,
+            shapes,
+            &at,
+        )?;
+        let window = RowWindow {
+            distinct_on,
+            sort,
+            offset: count_argument(&arguments, "offset", &at)?.unwrap_or(0),
+            limit: count_argument(&arguments, "limit", &at)?,
+            per: if parents > 1 && relation.many {
+                relation
+                    .pairs
+                    .iter()
+                    .map(|(_, theirs)| theirs.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        Ok(Some(Self {
+            filter: related_filter(keys, &arguments, target, shapes, &at)?,
+            window,
+            parents,
+            at,
+        }))
+    }
+
+    /// Reads the picked rows' `fields` (and the related key), with the
+    /// relation fields `selections` select in them.
+    async fn read(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        relation: &RelationShape,
+        target_shape: &Shape,
+        shapes: &Shapes,
+        selections: &[SelectionField<'_>],
+    ) -> Result<HashMap<Vec<String>, Vec<Record>>, ApiError> {
+        let mut fields: Vec<String> = Vec::new();
+        let theirs = relation.pairs.iter().map(|(_, theirs)| theirs.clone());
+        for column in selections
+            .iter()
+            .flat_map(|selected| columns(selected, target_shape))
+            .chain(theirs)
+        {
+            if !fields.contains(&column) {
+                fields.push(column);
+            }
+        }
+        let request = ReadRequest {
+            filter: Some(self.filter.clone()),
+            sort: self.window.sort.clone(),
+            distinct_on: self.window.distinct_on.clone(),
+            fields,
+            offset: self.window.offset,
+            limit: self.window.limit,
+            per: self.window.per.clone(),
+            ..ReadRequest::default()
+        };
+        let target = Target::resolve(state, &target_shape.name)?;
+        let (mut related, _) = read::fetch(state, caller, &target, &request).await?;
+        if self.parents > 1 && related.len() >= state.config.max_rows {
+            return Err(ApiError::bad_request(format!(
+                "more than max_rows ({}) related rows: narrow `{}` with `where`, or read fewer parents",
+                state.config.max_rows,
+                self.at
+            ))
+            .at(self.at.clone()));
+        }
+        for selected in selections {
+            Box::pin(attach(
+                state,
+                caller,
+                selected,
+                target_shape,
+                shapes,
+                &mut related,
+            ))
+            .await?;
+        }
+        // Spread over the parents by key, in the order read.
+        let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
+        for row in related {
+            if let Some(inner) = key_of(
+                &row,
+                relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
+            ) {
+                by_key.entry(inner).or_default().push(row);
+            }
+        }
+        Ok(by_key)
+    }
 }
 
 /// An object or array relationship: one read for every parent.
@@ -247,75 +375,21 @@ async fn attach_rows(
 ) -> Result<(), ApiError> {
     let at = response_key(selected);
     let key = slot(&at);
-    let Some((keys, parents)) = keys_filter(relation, records) else {
-        for record in records.iter_mut() {
-            let empty = if relation.many {
-                Cell::Many(Vec::new())
-            } else {
-                Cell::One(None)
-            };
-            record.0.push((key.clone(), empty));
+    let by_key = match Picked::of(selected, relation, target_shape, shapes, records)? {
+        Some(picked) => {
+            picked
+                .read(
+                    state,
+                    caller,
+                    relation,
+                    target_shape,
+                    shapes,
+                    std::slice::from_ref(selected),
+                )
+                .await?
         }
-        return Ok(());
+        None => HashMap::new(),
     };
-    let arguments = arguments_of(selected)?;
-    let mut fields = columns(selected, target_shape);
-    for (_, theirs) in &relation.pairs {
-        if !fields.contains(theirs) {
-            fields.push(theirs.clone());
-        }
-    }
-    let offset = count_argument(&arguments, "offset", &at)?.unwrap_or(0);
-    let limit = count_argument(&arguments, "limit", &at)?;
-    let mut request = ReadRequest {
-        filter: Some(related_filter(keys, &arguments, target_shape, shapes, &at)?),
-        sort: match arguments.get("order_by") {
-            Some(value) => {
-                arguments::order_by(value, target_shape, shapes, &format!("{at}.order_by"))?
-            }
-            None => Vec::new(),
-        },
-        fields,
-        ..ReadRequest::default()
-    };
-    // One parent: its page is the read's page. Several: each parent's
-    // page (a window over the rows of each key).
-    request.offset = offset as u64;
-    request.limit = limit.map(|l| l as u64);
-    if parents > 1 && relation.many {
-        request.per = relation
-            .pairs
-            .iter()
-            .map(|(_, theirs)| theirs.clone())
-            .collect();
-    }
-    let target = Target::resolve(state, &target_shape.name)?;
-    let (mut related, _) = read::fetch(state, caller, &target, &request).await?;
-    if parents > 1 && related.len() >= state.config.max_rows {
-        return Err(ApiError::bad_request(format!(
-            "more than max_rows ({}) related rows: narrow `{at}` with `where`, or read fewer parents",
-            state.config.max_rows
-        ))
-        .at(at.clone()));
-    }
-    Box::pin(attach(
-        state,
-        caller,
-        selected,
-        target_shape,
-        shapes,
-        &mut related,
-    ))
-    .await?;
-    let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
-    for row in related {
-        if let Some(inner) = key_of(
-            &row,
-            relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
-        ) {
-            by_key.entry(inner).or_default().push(row);
-        }
-    }
     for record in records.iter_mut() {
         let rows: Vec<Record> = outer_key(relation, record)
             .and_then(|k| by_key.get(&k))
@@ -331,8 +405,17 @@ async fn attach_rows(
     Ok(())
 }
 
-/// `<relation>_aggregate(where) { aggregate {…} }`: one aggregate grouped
-/// by the related key for every parent.
+/// Where a nested `<relation>_aggregate`'s parts are in the record it
+/// answers for each parent: the `aggregate` values (a JSON tree by
+/// response key) and the `nodes`.
+pub const AGGREGATE_PART: &str = "aggregate";
+pub const NODES_PART: &str = "nodes";
+
+/// `<relation>_aggregate(where, order_by, limit, offset, distinct_on) {
+/// aggregate {…} nodes {…} }`: for every parent at once, one aggregate of
+/// the picked rows grouped by the related key (when a function is
+/// selected) and one read of them (when `nodes` is). Each parent gets a
+/// record of the two parts.
 async fn attach_aggregate(
     state: &AppState,
     caller: &Caller,
@@ -345,38 +428,61 @@ async fn attach_aggregate(
     let at = response_key(selected);
     let key = slot(&at);
     let selection = AggregateSelection::of(selected, target_shape)?;
+    let nodes: Vec<SelectionField<'_>> = included(selected)
+        .into_iter()
+        .filter(|f| f.name() == NODES_PART)
+        .collect();
     let mut groups: HashMap<Vec<String>, Record> = HashMap::new();
-    if let Some((keys, _)) = keys_filter(relation, records) {
-        let arguments = arguments_of(selected)?;
-        let aliases: Vec<String> = (0..relation.pairs.len()).map(|i| format!("k{i}")).collect();
-        let request = AggregateRequest {
-            measures: selection.measures.clone(),
-            dimensions: relation
-                .pairs
-                .iter()
-                .zip(&aliases)
-                .map(|((_, theirs), alias)| Dimension::new(theirs.clone(), alias.clone()))
-                .collect(),
-            filter: Some(related_filter(keys, &arguments, target_shape, shapes, &at)?),
-            ..AggregateRequest::default()
-        };
-        let target = Target::resolve(state, &target_shape.name)?;
-        let output = aggregate::start(state, caller, &target, request).await?;
-        for row in read::collect(state, output).await? {
-            if let Some(inner) = key_of(&row, aliases.iter().map(String::as_str)) {
-                groups.insert(inner, row);
+    let mut rows: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
+    if let Some(picked) = Picked::of(selected, relation, target_shape, shapes, records)? {
+        if !selection.measures.is_empty() {
+            let aliases: Vec<String> = (0..relation.pairs.len()).map(|i| format!("k{i}")).collect();
+            let request = AggregateRequest {
+                measures: selection.measures.clone(),
+                dimensions: relation
+                    .pairs
+                    .iter()
+                    .zip(&aliases)
+                    .map(|((_, theirs), alias)| Dimension::new(theirs.clone(), alias.clone()))
+                    .collect(),
+                filter: Some(picked.filter.clone()),
+                rows: picked.window.clone(),
+                ..AggregateRequest::default()
+            };
+            let target = Target::resolve(state, &target_shape.name)?;
+            let output = aggregate::start(state, caller, &target, request).await?;
+            for row in read::collect(state, output).await? {
+                if let Some(inner) = key_of(&row, aliases.iter().map(String::as_str)) {
+                    groups.insert(inner, row);
+                }
             }
+        }
+        if !nodes.is_empty() {
+            rows = picked
+                .read(state, caller, relation, target_shape, shapes, &nodes)
+                .await?;
         }
     }
     for record in records.iter_mut() {
-        let group = outer_key(relation, record).and_then(|k| groups.get(&k));
+        let parent = outer_key(relation, record);
+        let group = parent.as_ref().and_then(|k| groups.get(k));
         let answer = selection.answer(group).into_json().unwrap_or(Value::Null);
-        record.0.push((key.clone(), Cell::Value(answer)));
+        let mut parts = vec![(AGGREGATE_PART.to_string(), Cell::Value(answer))];
+        if !nodes.is_empty() {
+            let mine = parent
+                .as_ref()
+                .and_then(|k| rows.get(k))
+                .cloned()
+                .unwrap_or_default();
+            parts.push((NODES_PART.to_string(), Cell::Many(mine)));
+        }
+        record.0.push((key.clone(), Cell::One(Some(Record(parts)))));
     }
     Ok(())
 }
 
-/// A relation field's answer, attached to its parent record.
+/// A relation field's answer, attached to its parent record: a row (or
+/// null), rows, or a nested aggregate's record of parts.
 pub fn resolve<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<Option<FieldValue<'a>>> {
     let record = ctx.parent_value.try_downcast_ref::<Record>()?;
     let field = ctx.ctx.field();
@@ -391,8 +497,7 @@ pub fn resolve<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<Option<Fi
         Some(Cell::Many(rows)) => Some(FieldValue::list(
             rows.iter().map(|row| FieldValue::borrowed_any(row)),
         )),
-        Some(Cell::Value(value)) => Some(FieldValue::value(to_graphql(value.clone()))),
-        None => {
+        Some(Cell::Value(_)) | None => {
             return Err(async_graphql::Error::new(format!(
                 "`{}` was not read with its parent",
                 field.name()

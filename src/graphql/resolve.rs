@@ -19,7 +19,7 @@ use crate::rest::Target;
 use crate::rest::aggregate::{self, AggregateRequest, Aggregation, Measure};
 use crate::rest::order::RowWindow;
 use crate::rest::params::SortKey;
-use crate::rest::read::{self, ReadRequest, Record};
+use crate::rest::read::{self, Cell, ReadRequest, Record};
 use crate::state::AppState;
 
 /// A failure as a GraphQL field error: the message, and the code clients
@@ -124,41 +124,20 @@ pub fn response_key(field: &SelectionField<'_>) -> String {
     field.alias().unwrap_or(field.name()).to_string()
 }
 
-/// `distinct_on` and `order_by`: the columns (each the caller may read)
-/// and the order; without an order, the distinct columns ascending
-/// (PostgreSQL's `DISTINCT ON` needs them first in the order).
+/// `distinct_on` and `order_by` of a root field (see
+/// `arguments::distinct_and_order`).
 fn distinct_and_order(
     ctx: &ResolverContext<'_>,
     shape: &Shape,
     shapes: &Shapes,
 ) -> Result<(Vec<String>, Vec<SortKey>), ApiError> {
-    let mut distinct_on: Vec<String> = Vec::new();
-    if let Some(value) = ctx.args.get("distinct_on") {
-        for item in arguments::list(value.as_value()) {
-            match item {
-                GqlValue::Enum(name) if shape.column(name).is_some() => {
-                    distinct_on.push(name.to_string());
-                }
-                other => {
-                    return Err(arguments::invalid(
-                        "distinct_on",
-                        format!("`{}` has no column {other}", shape.name),
-                    ));
-                }
-            }
-        }
-    }
-    let mut sort = match ctx.args.get("order_by") {
-        Some(value) => arguments::order_by(value.as_value(), shape, shapes, "order_by")?,
-        None => Vec::new(),
-    };
-    if sort.is_empty() {
-        sort = distinct_on
-            .iter()
-            .map(|c| SortKey::new(c.clone(), false))
-            .collect();
-    }
-    Ok((distinct_on, sort))
+    arguments::distinct_and_order(
+        ctx.args.get("distinct_on").map(|v| v.as_value()),
+        ctx.args.get("order_by").map(|v| v.as_value()),
+        shape,
+        shapes,
+        "",
+    )
 }
 
 /// At most `limit` rows (the configured default without one, never more
@@ -419,37 +398,45 @@ pub async fn aggregate(
     Ok(AggregateAnswer { tree, nodes })
 }
 
-/// `x_aggregate { aggregate }`: from a root field's answer, or from a
-/// parent row's `<relation>_aggregate` value.
+/// `x_aggregate { aggregate }`: from a root field's answer, or from the
+/// parts a nested `<relation>_aggregate` answers for its parent row.
 pub fn aggregate_part<'a>(ctx: &ResolverContext<'a>) -> Option<FieldValue<'a>> {
-    let tree = match ctx.parent_value.try_downcast_ref::<AggregateAnswer>() {
-        Ok(answer) => &answer.tree,
-        Err(_) => ctx.parent_value.as_value()?,
-    };
-    let GqlValue::Object(entries) = tree else {
-        return None;
-    };
-    entries
-        .get(response_key(&ctx.ctx.field()).as_str())
+    let key = response_key(&ctx.ctx.field());
+    if let Ok(answer) = ctx.parent_value.try_downcast_ref::<AggregateAnswer>() {
+        let GqlValue::Object(entries) = &answer.tree else {
+            return None;
+        };
+        return entries.get(key.as_str()).cloned().map(FieldValue::value);
+    }
+    let parts = ctx.parent_value.try_downcast_ref::<Record>().ok()?;
+    parts
+        .get(nested::AGGREGATE_PART)?
+        .get(key.as_str())
         .cloned()
-        .map(FieldValue::value)
+        .map(|value| FieldValue::value(to_graphql(value)))
 }
 
-/// `x_aggregate { nodes }`: the rows a root `x_aggregate` read.
+/// `x_aggregate { nodes }`: the rows a root `x_aggregate` read, or those a
+/// nested `<relation>_aggregate` read for its parent row.
 pub fn aggregate_nodes<'a>(
     ctx: &ResolverContext<'a>,
 ) -> async_graphql::Result<Option<FieldValue<'a>>> {
-    let answer = ctx
-        .parent_value
-        .try_downcast_ref::<AggregateAnswer>()
-        .map_err(|_| {
-            field_error(ApiError::bad_request(
-                "`nodes` is answered by a root `x_aggregate` only: read a relation's rows with \
-                 its own field",
-            ))
-        })?;
+    let nodes: &'a [Record] = match ctx.parent_value.try_downcast_ref::<AggregateAnswer>() {
+        Ok(answer) => &answer.nodes,
+        Err(_) => {
+            let parts = ctx.parent_value.try_downcast_ref::<Record>()?;
+            match parts.0.iter().find(|(name, _)| name == nested::NODES_PART) {
+                Some((_, Cell::Many(rows))) => rows,
+                _ => {
+                    return Err(field_error(ApiError::internal(
+                        "`nodes` was not read with its aggregate",
+                    )));
+                }
+            }
+        }
+    };
     Ok(Some(FieldValue::list(
-        answer.nodes.iter().map(|row| FieldValue::borrowed_any(row)),
+        nodes.iter().map(|row| FieldValue::borrowed_any(row)),
     )))
 }
 

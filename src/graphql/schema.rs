@@ -354,10 +354,10 @@ fn relation_orders(mut order_by: InputObject, shape: &Shape, shapes: &Shapes) ->
 }
 
 /// The relation fields of a collection's object type: `rel: target` for an
-/// object relationship; `rel(where, order_by, limit, offset): [target!]!`
-/// and, when the target may be aggregated, `rel_aggregate(where)` for an
-/// array relationship. Their answers are read with the parent rows
-/// (`nested.rs`).
+/// object relationship; `rel(where, order_by, limit, offset, distinct_on):
+/// [target!]!` and, when the target may be aggregated, `rel_aggregate`
+/// with the same arguments for an array relationship (Hasura's). Their
+/// answers are read with the parent rows (`nested.rs`).
 fn relation_fields(mut object: Object, shape: &Shape, shapes: &Shapes) -> Object {
     let taken = |name: &str| {
         shape.column(name).is_some() || shape.relations.iter().any(|r| r.field == name)
@@ -371,32 +371,20 @@ fn relation_fields(mut object: Object, shape: &Shape, shapes: &Shapes) -> Object
             object = object.field(Field::new(field, TypeRef::named(t), relation_resolver));
             continue;
         }
-        object = object.field(
-            Field::new(field, TypeRef::named_nn_list_nn(t), relation_resolver)
-                .argument(InputValue::new(
-                    "where",
-                    TypeRef::named(format!("{t}_bool_exp")),
-                ))
-                .argument(InputValue::new(
-                    "order_by",
-                    TypeRef::named_nn_list(format!("{t}_order_by")),
-                ))
-                .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-                .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT))),
-        );
+        object = object.field(rows_arguments(
+            Field::new(field, TypeRef::named_nn_list_nn(t), relation_resolver),
+            t,
+        ));
         let aggregate = format!("{field}_aggregate");
         if target.aggregate && !taken(&aggregate) {
-            object = object.field(
+            object = object.field(rows_arguments(
                 Field::new(
                     aggregate,
                     TypeRef::named_nn(format!("{t}_aggregate")),
                     relation_resolver,
-                )
-                .argument(InputValue::new(
-                    "where",
-                    TypeRef::named(format!("{t}_bool_exp")),
-                )),
-            );
+                ),
+                t,
+            ));
         }
     }
     object
@@ -582,7 +570,8 @@ fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlCon
 }
 
 /// `where`, `order_by`, `limit`, `offset` and `distinct_on`: the rows a
-/// list or an aggregate of `x` reads.
+/// list or an aggregate of `x` reads (at the root, or a parent row's
+/// related rows).
 fn rows_arguments(field: Field, x: &str) -> Field {
     field
         .argument(InputValue::new(

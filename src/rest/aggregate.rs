@@ -18,6 +18,7 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::cursor;
 use super::order::{self, RowWindow};
 use super::params::{Params, SortKey};
 use super::read::{Record, collect, filter_error, full_name, internal, within};
@@ -337,13 +338,19 @@ pub(crate) async fn start(
                     for key in rows.sort.iter().filter(|k| k.via.is_none()) {
                         column(&key.column, "order_by")?;
                     }
+                    // The primary key breaks ties, as in a read of the
+                    // same rows (GraphQL's `nodes` beside the aggregate).
+                    let rows = RowWindow {
+                        sort: cursor::order_keys(target, &rows.sort, &visible),
+                        ..rows.clone()
+                    };
                     // A derived table of their own: the SQL unparser would
                     // otherwise write their order beside the aggregate too.
                     let own: Vec<Expr> = visible
                         .iter()
                         .map(|c| Expr::Column(Column::new(Some(name.clone()), c.as_str())))
                         .collect();
-                    builder = order::apply(scope, target, &name, builder, &rows)?
+                    builder = order::pick(scope, target, &name, builder, &rows)?
                         .project(own)
                         .and_then(|b| b.alias(qualifier.clone()))
                         .map_err(internal)?;

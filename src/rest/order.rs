@@ -6,9 +6,10 @@
 //! orders); then `distinct_on` (the first row of each distinct value in
 //! that order, as PostgreSQL's `DISTINCT ON`), offset and limit — over all
 //! rows, or within each group of rows of the same key (a nested
-//! relation's page per parent, a window `row_number()`). Related
-//! tables are scanned as the caller sees them, so the engine adds the
-//! caller's row filters to them too: a role orders only by what it may read.
+//! relation's distinct rows and page per parent; windows `row_number()`).
+//! Related tables are scanned as the caller sees them, so the engine adds
+//! the caller's row filters to them too: a role orders only by what it may
+//! read.
 
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
@@ -35,9 +36,10 @@ pub struct RowWindow {
     pub sort: Vec<SortKey>,
     pub offset: u64,
     pub limit: Option<u64>,
-    /// When set, `offset` and `limit` count within each group of rows
-    /// with the same values of these columns (a nested relation's page
-    /// per parent), not over all rows.
+    /// When set, `distinct_on`, `offset` and `limit` hold within each
+    /// group of rows with the same values of these columns (a nested
+    /// relation's rows per parent), not over all rows: the first row of
+    /// each distinct value of each group, then each group's page.
     pub per: Vec<String>,
 }
 
@@ -56,14 +58,40 @@ const FIRST: &str = "__first_of_distinct";
 const PLACE: &str = "__place_in_group";
 
 /// Applies `window` to `builder`, the collection scanned as `name` (and
-/// filtered). The answer still holds every column of the collection under
-/// `name`; joined tables' columns are under aliases no column has.
+/// filtered): the rows it picks, in its order. The answer still holds
+/// every column of the collection under `name`; joined tables' columns are
+/// under aliases no column has.
 pub fn apply(
+    scope: &PlanScope<'_>,
+    target: &Target,
+    name: &TableReference,
+    builder: LogicalPlanBuilder,
+    window: &RowWindow,
+) -> Result<LogicalPlanBuilder, ApiError> {
+    picked(scope, target, name, builder, window, true)
+}
+
+/// The rows `window` picks in no particular order (those an aggregate
+/// aggregates): sorted only where a limit over all rows needs the order.
+/// (An unneeded sort under a `GROUP BY` would also be written beside it
+/// by the SQL unparser, naming columns the grouped rows lack.)
+pub fn pick(
+    scope: &PlanScope<'_>,
+    target: &Target,
+    name: &TableReference,
+    builder: LogicalPlanBuilder,
+    window: &RowWindow,
+) -> Result<LogicalPlanBuilder, ApiError> {
+    picked(scope, target, name, builder, window, false)
+}
+
+fn picked(
     scope: &PlanScope<'_>,
     target: &Target,
     name: &TableReference,
     mut builder: LogicalPlanBuilder,
     window: &RowWindow,
+    ordered: bool,
 ) -> Result<LogicalPlanBuilder, ApiError> {
     let own = |column: &str| Expr::Column(Column::new(Some(name.clone()), column));
     let mut order: Vec<SortExpr> = Vec::with_capacity(window.sort.len());
@@ -80,11 +108,23 @@ pub fn apply(
     }
     if !window.distinct_on.is_empty() {
         check_distinct_order(&window.distinct_on, &window.sort)?;
-        // Each row's place among the rows of its distinct value: the first
-        // is kept. Window functions run in DataFusion (never pushed), so
-        // text values are told apart by their bytes on every source.
+        // Each row's place among the rows of its distinct value (within
+        // its group, with `per`): the first is kept. The window runs in
+        // DataFusion or in PostgreSQL (see `engine::pushdown`), so text
+        // values are told apart by their bytes on every source.
+        let partition: Vec<Expr> = window
+            .per
+            .iter()
+            .chain(
+                window
+                    .distinct_on
+                    .iter()
+                    .filter(|c| !window.per.contains(c)),
+            )
+            .map(|c| own(c))
+            .collect();
         let first = row_number()
-            .partition_by(window.distinct_on.iter().map(|c| own(c)).collect())
+            .partition_by(partition)
             .order_by(order.clone())
             .build()
             .map_err(internal)?
@@ -113,10 +153,11 @@ pub fn apply(
             .and_then(|b| b.filter(keep))
             .map_err(internal)?;
     }
-    if !order.is_empty() {
+    let limited = paged && window.per.is_empty();
+    if !order.is_empty() && (ordered || limited) {
         builder = builder.sort(order).map_err(internal)?;
     }
-    if paged && window.per.is_empty() {
+    if limited {
         builder = builder
             .limit(
                 usize::try_from(window.offset).unwrap_or(usize::MAX),
@@ -129,7 +170,10 @@ pub fn apply(
 
 /// PostgreSQL's rule for `DISTINCT ON`: an order, when given, begins with
 /// the distinct columns (in any order), so "the first row" is defined.
-fn check_distinct_order(distinct_on: &[String], sort: &[SortKey]) -> Result<(), ApiError> {
+pub(crate) fn check_distinct_order(
+    distinct_on: &[String],
+    sort: &[SortKey],
+) -> Result<(), ApiError> {
     let leading = sort.iter().take(distinct_on.len());
     let matches = sort.len() >= distinct_on.len()
         && leading
