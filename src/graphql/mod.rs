@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::Schema;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ErrorExtensionValues, ServerError};
 use axum::Extension;
 use axum::Router;
@@ -41,6 +42,50 @@ use crate::state::AppState;
 #[derive(Default)]
 pub struct Schemas {
     built: Mutex<HashMap<Option<String>, Built>>,
+    documents: Documents,
+}
+
+/// Parsed query documents by their text: clients send the same few
+/// documents with new variables, and parsing is a good part of a light
+/// request. Parsing does not depend on the schema, so one cache serves
+/// every role; validation still runs on every request.
+#[derive(Default)]
+struct Documents {
+    parsed: Mutex<HashMap<String, ExecutableDocument>>,
+}
+
+impl Documents {
+    /// Texts remembered; past this the cache starts over.
+    const MAX: usize = 1_024;
+    /// Longer documents are parsed each time (they are not the light ones).
+    const MAX_TEXT: usize = 16 * 1024;
+
+    /// Gives `request` its parsed document, from the cache or parsed now
+    /// (a document that does not parse is left to async-graphql, which
+    /// reports the error).
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > Self::MAX_TEXT {
+            return;
+        }
+        let cached = self
+            .parsed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&request.query)
+            .cloned();
+        if let Some(document) = cached {
+            request.set_parsed_query(document);
+            return;
+        }
+        let Ok(document) = request.parsed_query().cloned() else {
+            return;
+        };
+        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
+        if parsed.len() >= Self::MAX {
+            parsed.clear();
+        }
+        parsed.insert(request.query.clone(), document);
+    }
 }
 
 struct Built {
@@ -125,6 +170,8 @@ async fn execute(
     let session = Arc::new(mutation::Session::default());
     let mut response = match state.graphql.get(&state, &caller) {
         Ok(schema) => {
+            let mut request = request;
+            state.graphql.documents.prepare(&mut request);
             let request = request
                 .data(state.clone())
                 .data(caller)
@@ -158,4 +205,38 @@ fn mark(error: &mut ServerError) {
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", code);
     error.extensions = Some(extensions);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_parsed_once_and_failures_are_left_to_async_graphql() {
+        let documents = Documents::default();
+        let text = "query One($k: Int!) { orders_by_pk(o_orderkey: $k) { o_orderkey } }";
+        let mut first = async_graphql::Request::new(text);
+        documents.prepare(&mut first);
+        let parsed = first.parsed_query().cloned().expect("parsed");
+        assert_eq!(documents.parsed.lock().unwrap().len(), 1);
+
+        // The second request takes the cached document, not a new parse:
+        // swapped for another one here, it is the one the request gets.
+        let other = async_graphql::parser::parse_query("{ nation { n_name } }").expect("parses");
+        assert_ne!(format!("{other:?}"), format!("{parsed:?}"));
+        documents
+            .parsed
+            .lock()
+            .unwrap()
+            .insert(text.to_string(), other.clone());
+        let mut second = async_graphql::Request::new(text);
+        documents.prepare(&mut second);
+        let reused = second.parsed_query().cloned().expect("cached");
+        assert_eq!(format!("{reused:?}"), format!("{other:?}"));
+
+        let mut broken = async_graphql::Request::new("query { orders(");
+        documents.prepare(&mut broken);
+        assert!(broken.parsed_query().is_err());
+        assert_eq!(documents.parsed.lock().unwrap().len(), 1);
+    }
 }
