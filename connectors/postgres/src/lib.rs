@@ -258,9 +258,11 @@ impl Connector for PostgresConnector {
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
         let conn = self.conn().await.map_err(|e| e.for_source(&self.name))?;
-        Ok(Box::new(
-            write::PgWriteTx::begin(conn, &self.name, self.flavor).await?,
-        ))
+        Ok(Box::new(write::PgWriteTx::begin(
+            conn,
+            &self.name,
+            self.flavor,
+        )))
     }
 
     fn pool_status(&self) -> PoolStatus {

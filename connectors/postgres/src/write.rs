@@ -1,6 +1,7 @@
 //! Writes: a transaction (`BEGIN` … `COMMIT`) on one pooled connection,
 //! insert / update / delete with native `RETURNING`, and a rollback before
 //! the connection can serve anyone else when the transaction is dropped.
+//! `BEGIN` travels with the first statement (one round trip for both).
 
 use std::error::Error as _;
 use std::sync::Arc;
@@ -26,24 +27,21 @@ pub(crate) struct PgWriteTx {
     /// A statement failed: PostgreSQL has aborted the transaction, and a
     /// `COMMIT` would silently roll back.
     failed: bool,
+    /// `BEGIN` was sent (with the first statement): from then on the
+    /// connection must see `COMMIT` or `ROLLBACK` before it is reused.
+    begun: bool,
     flavor: Flavor,
 }
 
 impl PgWriteTx {
-    /// Starts a transaction on `conn`.
-    pub(crate) async fn begin(conn: Object, source: &str, flavor: Flavor) -> Result<Self> {
-        match conn.batch_execute("BEGIN").await {
-            Ok(()) => Ok(Self {
-                conn: Some(conn),
-                source: source.to_string(),
-                failed: false,
-                flavor,
-            }),
-            Err(e) => {
-                // Whatever state the connection is in, it is not reused.
-                drop(Object::take(conn));
-                Err(from_pg(e).for_source(source))
-            }
+    /// A transaction on `conn`; `BEGIN` is sent with its first statement.
+    pub(crate) fn begin(conn: Object, source: &str, flavor: Flavor) -> Self {
+        Self {
+            conn: Some(conn),
+            source: source.to_string(),
+            failed: false,
+            begun: false,
+            flavor,
         }
     }
 
@@ -53,7 +51,9 @@ impl PgWriteTx {
         })
     }
 
-    async fn run(&self, op: &WriteOp) -> Result<WriteOutcome> {
+    async fn run(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
+        let first = !self.begun;
+        self.begun = true;
         let conn = self.conn()?;
         let statement: Statement = match op {
             WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
@@ -63,7 +63,18 @@ impl PgWriteTx {
         // No statement cache inside a transaction: a stale cached plan fails
         // the statement, which aborts the whole transaction.
         let sql = self.returning_as_text(op, &statement.sql);
-        let prepared = prepare_checked(self.flavor, conn, &sql, false).await?;
+        let prepared = if first {
+            // Both go out before either answer is awaited, in this order
+            // (each is queued on the connection at its first poll).
+            let (begun, prepared) = futures::join!(
+                conn.batch_execute("BEGIN"),
+                prepare_checked(self.flavor, conn, &sql, false)
+            );
+            begun.map_err(from_pg)?;
+            prepared?
+        } else {
+            prepare_checked(self.flavor, conn, &sql, false).await?
+        };
         let params = PgParam::all(&statement.params);
         check_params(&prepared.statement, &params)?;
         if op.returning().is_empty() {
@@ -136,6 +147,10 @@ impl PgWriteTx {
         let conn = self.conn.take().ok_or_else(|| {
             ConnectorError::internal("the transaction has ended").for_source(&self.source)
         })?;
+        if !self.begun {
+            // Nothing was sent: the connection goes back as it came.
+            return Ok(());
+        }
         match conn.batch_execute(sql).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -190,6 +205,9 @@ impl WriteTx for PgWriteTx {
 impl Drop for PgWriteTx {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
+        if !self.begun {
+            return;
+        }
         // The guard closes the connection unless the rollback is confirmed,
         // so a connection inside a transaction never goes back to the pool:
         // not if the rollback fails, and not if its task is dropped unrun

@@ -263,3 +263,51 @@ async fn dropped_transaction_rolls_back_before_the_connection_is_reused() {
         .get(0);
     assert_eq!(count, 0);
 }
+
+/// `BEGIN` goes out with the first statement: a transaction that ran none
+/// sends nothing, and its connection serves the next caller as it was.
+#[tokio::test]
+async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
+    let schema = TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text);").await;
+    let mut config = schema.config();
+    config.pool.max_size = 1;
+    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    connector.begin().await.unwrap().commit().await.unwrap();
+    connector.begin().await.unwrap().rollback().await.unwrap();
+    drop(connector.begin().await.unwrap());
+    let target = target(&connector, &schema.name, "items").await;
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&WriteOp::Insert(Insert {
+        target,
+        columns: vec!["name".into()],
+        rows: vec![vec![Value::Text("kept".into())]],
+        returning: vec![],
+    }))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let batch = connector
+        .query(&Statement::new("SELECT count(*), pg_catalog.txid_current_if_assigned() IS NULL FROM pg_catalog.pg_class WHERE false"), None)
+        .await
+        .unwrap()
+        .collect_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch_to_strings(&batch),
+        vec![vec![Some("0".into()), Some("true".into())]]
+    );
+    let count: i64 = schema
+        .client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {} WHERE name = 'kept'",
+                schema.table("items")
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+}
