@@ -95,9 +95,6 @@ pub struct SqliteMetadataStore {
     /// (the file is in WAL mode). None for an in-memory store.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// API keys found by hash (see `security::KeyCache`): the lookup every
-    /// request makes answers from memory.
-    pub(crate) key_cache: security::KeyCache,
 }
 
 impl std::fmt::Debug for SqliteMetadataStore {
@@ -151,7 +148,6 @@ impl SqliteMetadataStore {
             connection: Mutex::new(connection),
             readers,
             next_reader: AtomicUsize::new(0),
-            key_cache: security::KeyCache::default(),
         }
     }
 

@@ -1,10 +1,6 @@
 //! The security half of the metadata store: API keys (hashes only),
 //! permission rules and the append-only audit log.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
@@ -166,64 +162,6 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
-/// API keys found by hash, kept for [`KeyCache::TTL`]: every
-/// authenticated request looks its key up, and this spares it the
-/// database. Every change of a key through this store empties the cache
-/// (keys change only through the server's admin API), so a revoked key is
-/// refused from its next request on; expiry is checked by the caller on
-/// each request. A lookup that raced a change does not store what it read
-/// (the generation moved on).
-#[derive(Default)]
-pub(crate) struct KeyCache {
-    inner: Mutex<KeyCacheInner>,
-}
-
-#[derive(Default)]
-struct KeyCacheInner {
-    generation: u64,
-    keys: HashMap<String, (ApiKey, Instant)>,
-}
-
-impl KeyCache {
-    const TTL: Duration = Duration::from_secs(2);
-    /// Past this many keys the cache starts over.
-    const MAX: usize = 4_096;
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, KeyCacheInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn get(&self, hash: &str) -> Option<ApiKey> {
-        let inner = self.lock();
-        let (key, at) = inner.keys.get(hash)?;
-        (at.elapsed() < Self::TTL).then(|| key.clone())
-    }
-
-    /// The generation a lookup starts in.
-    fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
-    fn insert(&self, hash: &str, key: &ApiKey, generation: u64) {
-        let mut inner = self.lock();
-        if inner.generation != generation {
-            return;
-        }
-        if inner.keys.len() >= Self::MAX {
-            inner.keys.clear();
-        }
-        inner
-            .keys
-            .insert(hash.to_string(), (key.clone(), Instant::now()));
-    }
-
-    fn clear(&self) {
-        let mut inner = self.lock();
-        inner.generation += 1;
-        inner.keys.clear();
-    }
-}
-
 /// The key whose `column` (`id` or `hash`) is `value`.
 fn find_key(
     c: &rusqlite::Connection,
@@ -267,21 +205,11 @@ fn insert_key(c: &rusqlite::Connection, key: &ApiKey, hash: &str) -> Result<(), 
 #[async_trait]
 impl SecurityStore for SqliteMetadataStore {
     async fn insert_key(&self, key: &ApiKey, hash: &str) -> Result<(), MetadataError> {
-        let inserted = self.with(|c| insert_key(c, key, hash));
-        self.key_cache.clear();
-        inserted
+        self.with(|c| insert_key(c, key, hash))
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, MetadataError> {
-        if let Some(key) = self.key_cache.get(hash) {
-            return Ok(Some(key));
-        }
-        let generation = self.key_cache.generation();
-        let key = self.read(|c| find_key(c, "hash", hash))?;
-        if let Some(key) = &key {
-            self.key_cache.insert(hash, key, generation);
-        }
-        Ok(key)
+        self.read(|c| find_key(c, "hash", hash))
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError> {
@@ -299,7 +227,7 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, MetadataError> {
-        let revoked = self.with(|c| {
+        self.with(|c| {
             let found: Option<Option<String>> = c
                 .query_row("SELECT revoked_at FROM api_keys WHERE id = ?1", [id], |r| {
                     r.get(0)
@@ -316,9 +244,7 @@ impl SecurityStore for SqliteMetadataStore {
                     Ok(true)
                 }
             }
-        });
-        self.key_cache.clear();
-        revoked
+        })
     }
 
     async fn rotate_key(
@@ -328,7 +254,7 @@ impl SecurityStore for SqliteMetadataStore {
         new: &ApiKey,
         new_hash: &str,
     ) -> Result<bool, MetadataError> {
-        let rotated = self.with(|c| {
+        self.with(|c| {
             let tx = c.transaction()?;
             let old = find_key(&tx, "id", old_id)?;
             let Some(old) = old.filter(|k| k.is_active(Utc::now())) else {
@@ -345,13 +271,11 @@ impl SecurityStore for SqliteMetadataStore {
             insert_key(&tx, new, new_hash)?;
             tx.commit()?;
             Ok(true)
-        });
-        self.key_cache.clear();
-        rotated
+        })
     }
 
     async fn set_bootstrap_key(&self, hash: &str) -> Result<(), MetadataError> {
-        let set = self.with(|c| {
+        self.with(|c| {
             let stored: Option<String> = c
                 .query_row(
                     "SELECT hash FROM api_keys WHERE id = ?1",
@@ -385,9 +309,7 @@ impl SecurityStore for SqliteMetadataStore {
                     insert_key(c, &key, hash)
                 }
             }
-        });
-        self.key_cache.clear();
-        set
+        })
     }
 
     async fn permissions(&self) -> Result<Vec<Permission>, MetadataError> {
@@ -612,22 +534,6 @@ mod tests {
                 .unwrap(),
             "a revoked key cannot be rotated"
         );
-    }
-
-    #[test]
-    fn a_lookup_that_raced_a_key_change_is_not_cached() {
-        let cache = KeyCache::default();
-        let (key, _) = keys::create("ci".into(), "reader".into(), None, Value::Null, None);
-        let before = cache.generation();
-        cache.insert("h", &key, before);
-        assert_eq!(cache.get("h"), Some(key.clone()));
-        // A lookup reads the row, the key changes, then the lookup stores.
-        let started = cache.generation();
-        cache.clear();
-        cache.insert("h", &key, started);
-        assert_eq!(cache.get("h"), None);
-        cache.insert("h", &key, cache.generation());
-        assert_eq!(cache.get("h"), Some(key));
     }
 
     #[tokio::test]
