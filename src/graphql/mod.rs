@@ -51,7 +51,7 @@ pub struct Schemas {
 /// every role; validation still runs on every request.
 #[derive(Default)]
 struct Documents {
-    parsed: Mutex<HashMap<String, ExecutableDocument>>,
+    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
 }
 
 impl Documents {
@@ -74,7 +74,8 @@ impl Documents {
             .get(&request.query)
             .cloned();
         if let Some(document) = cached {
-            request.set_parsed_query(document);
+            // Copied outside the lock: requests do not queue on it.
+            request.set_parsed_query(ExecutableDocument::clone(&document));
             return;
         }
         let Ok(document) = request.parsed_query().cloned() else {
@@ -84,7 +85,7 @@ impl Documents {
         if parsed.len() >= Self::MAX {
             parsed.clear();
         }
-        parsed.insert(request.query.clone(), document);
+        parsed.insert(request.query.clone(), Arc::new(document));
     }
 }
 
@@ -155,7 +156,7 @@ async fn execute(
     Extension(principal): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: async_graphql::Request =
+    let mut request: async_graphql::Request =
         match body.map_err(|e| body_rejection(&e)).and_then(|body| {
             serde_json::from_slice(&body).map_err(|e| {
                 ApiError::bad_request(format!(
@@ -170,7 +171,6 @@ async fn execute(
     let session = Arc::new(mutation::Session::default());
     let mut response = match state.graphql.get(&state, &caller) {
         Ok(schema) => {
-            let mut request = request;
             state.graphql.documents.prepare(&mut request);
             let request = request
                 .data(state.clone())
@@ -228,7 +228,7 @@ mod tests {
             .parsed
             .lock()
             .unwrap()
-            .insert(text.to_string(), other.clone());
+            .insert(text.to_string(), Arc::new(other.clone()));
         let mut second = async_graphql::Request::new(text);
         documents.prepare(&mut second);
         let reused = second.parsed_query().cloned().expect("cached");

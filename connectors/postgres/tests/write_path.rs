@@ -241,17 +241,7 @@ async fn dropped_transaction_rolls_back_before_the_connection_is_reused() {
         drop(tx);
     }
     // The single connection is idle and outside any transaction.
-    let batch = connector
-        .query(&Statement::new("SELECT count(*), pg_catalog.txid_current_if_assigned() IS NULL FROM pg_catalog.pg_class WHERE false"), None)
-        .await
-        .unwrap()
-        .collect_one()
-        .await
-        .unwrap();
-    assert_eq!(
-        batch_to_strings(&batch),
-        vec![vec![Some("0".into()), Some("true".into())]]
-    );
+    assert_outside_a_transaction(&connector).await;
     let count: i64 = schema
         .client
         .query_one(
@@ -286,17 +276,7 @@ async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let batch = connector
-        .query(&Statement::new("SELECT count(*), pg_catalog.txid_current_if_assigned() IS NULL FROM pg_catalog.pg_class WHERE false"), None)
-        .await
-        .unwrap()
-        .collect_one()
-        .await
-        .unwrap();
-    assert_eq!(
-        batch_to_strings(&batch),
-        vec![vec![Some("0".into()), Some("true".into())]]
-    );
+    assert_outside_a_transaction(&connector).await;
     let count: i64 = schema
         .client
         .query_one(
@@ -310,4 +290,20 @@ async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
         .unwrap()
         .get(0);
     assert_eq!(count, 1);
+}
+
+/// The connector's (single) connection answers a read outside any
+/// transaction: no transaction id is assigned to it.
+async fn assert_outside_a_transaction(connector: &dyn Connector) {
+    let batch = connector
+        .query(&Statement::new("SELECT count(*), pg_catalog.txid_current_if_assigned() IS NULL FROM pg_catalog.pg_class WHERE false"), None)
+        .await
+        .unwrap()
+        .collect_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch_to_strings(&batch),
+        vec![vec![Some("0".into()), Some("true".into())]]
+    );
 }
