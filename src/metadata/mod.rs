@@ -28,6 +28,7 @@ pub enum MetadataError {
     Corrupt(String),
 }
 
+mod key_cache;
 mod security;
 
 pub use security::{AuditQuery, SecurityStore};
@@ -95,6 +96,9 @@ pub struct SqliteMetadataStore {
     /// (the file is in WAL mode). None for an in-memory store.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// API keys found by hash: the lookup every request makes mostly
+    /// answers from memory.
+    key_cache: key_cache::KeyCache,
 }
 
 impl std::fmt::Debug for SqliteMetadataStore {
@@ -130,7 +134,12 @@ impl SqliteMetadataStore {
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<_, MetadataError>>()?;
-        Ok(Self::new(connection, readers))
+        let key_cache =
+            key_cache::KeyCache::shared(data_dir).map_err(|source| MetadataError::Io {
+                path: data_dir.join(key_cache::KeyCache::MARKER_FILE),
+                source,
+            })?;
+        Ok(Self::new(connection, readers, key_cache))
     }
 
     /// An in-memory store (tests).
@@ -138,16 +147,22 @@ impl SqliteMetadataStore {
         Ok(Self::new(
             Self::migrate(Connection::open_in_memory()?)?,
             Vec::new(),
+            key_cache::KeyCache::local(),
         ))
     }
 
     const READERS: usize = 4;
 
-    fn new(connection: Connection, readers: Vec<Mutex<Connection>>) -> Self {
+    fn new(
+        connection: Connection,
+        readers: Vec<Mutex<Connection>>,
+        key_cache: key_cache::KeyCache,
+    ) -> Self {
         Self {
             connection: Mutex::new(connection),
             readers,
             next_reader: AtomicUsize::new(0),
+            key_cache,
         }
     }
 

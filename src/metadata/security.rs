@@ -205,11 +205,21 @@ fn insert_key(c: &rusqlite::Connection, key: &ApiKey, hash: &str) -> Result<(), 
 #[async_trait]
 impl SecurityStore for SqliteMetadataStore {
     async fn insert_key(&self, key: &ApiKey, hash: &str) -> Result<(), MetadataError> {
-        self.with(|c| insert_key(c, key, hash))
+        self.with(|c| insert_key(c, key, hash))?;
+        self.key_cache.changed();
+        Ok(())
     }
 
     async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, MetadataError> {
-        self.read(|c| find_key(c, "hash", hash))
+        let stamp = match self.key_cache.get(hash) {
+            Ok(key) => return Ok(Some(key)),
+            Err(stamp) => stamp,
+        };
+        let key = self.read(|c| find_key(c, "hash", hash))?;
+        if let Some(key) = &key {
+            self.key_cache.insert(hash, key, stamp);
+        }
+        Ok(key)
     }
 
     async fn key(&self, id: &str) -> Result<Option<ApiKey>, MetadataError> {
@@ -227,7 +237,7 @@ impl SecurityStore for SqliteMetadataStore {
     }
 
     async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, MetadataError> {
-        self.with(|c| {
+        let revoked = self.with(|c| {
             let found: Option<Option<String>> = c
                 .query_row("SELECT revoked_at FROM api_keys WHERE id = ?1", [id], |r| {
                     r.get(0)
@@ -244,7 +254,9 @@ impl SecurityStore for SqliteMetadataStore {
                     Ok(true)
                 }
             }
-        })
+        })?;
+        self.key_cache.changed();
+        Ok(revoked)
     }
 
     async fn rotate_key(
@@ -254,7 +266,7 @@ impl SecurityStore for SqliteMetadataStore {
         new: &ApiKey,
         new_hash: &str,
     ) -> Result<bool, MetadataError> {
-        self.with(|c| {
+        let rotated = self.with(|c| {
             let tx = c.transaction()?;
             let old = find_key(&tx, "id", old_id)?;
             let Some(old) = old.filter(|k| k.is_active(Utc::now())) else {
@@ -271,11 +283,13 @@ impl SecurityStore for SqliteMetadataStore {
             insert_key(&tx, new, new_hash)?;
             tx.commit()?;
             Ok(true)
-        })
+        })?;
+        self.key_cache.changed();
+        Ok(rotated)
     }
 
     async fn set_bootstrap_key(&self, hash: &str) -> Result<(), MetadataError> {
-        self.with(|c| {
+        let changed = self.with(|c| {
             let stored: Option<String> = c
                 .query_row(
                     "SELECT hash FROM api_keys WHERE id = ?1",
@@ -284,14 +298,14 @@ impl SecurityStore for SqliteMetadataStore {
                 )
                 .optional()?;
             match stored {
-                Some(old) if old == hash => Ok(()),
+                Some(old) if old == hash => Ok(false),
                 Some(_) => {
                     c.execute(
                         "UPDATE api_keys SET hash = ?2, revoked_at = NULL, expires_at = NULL \
                          WHERE id = ?1",
                         params![BOOTSTRAP_ID, hash],
                     )?;
-                    Ok(())
+                    Ok(true)
                 }
                 None => {
                     let key = ApiKey {
@@ -306,10 +320,15 @@ impl SecurityStore for SqliteMetadataStore {
                         revoked_at: None,
                         rotated_from: None,
                     };
-                    insert_key(c, &key, hash)
+                    insert_key(c, &key, hash)?;
+                    Ok(true)
                 }
             }
-        })
+        })?;
+        if changed {
+            self.key_cache.changed();
+        }
+        Ok(())
     }
 
     async fn permissions(&self) -> Result<Vec<Permission>, MetadataError> {
@@ -552,6 +571,28 @@ mod tests {
             let found = store.key_by_hash(&hash).await.unwrap().unwrap();
             assert!(found.revoked_at.is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn a_key_changed_through_another_store_on_the_same_file_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (
+            SqliteMetadataStore::open(dir.path()).unwrap(),
+            SqliteMetadataStore::open(dir.path()).unwrap(),
+        );
+        let (key, secret) = keys::create("ci".into(), "reader".into(), None, Value::Null, None);
+        let hash = keys::hash(&secret);
+        first.insert_key(&key, &hash).await.unwrap();
+        // Looked up twice: the second answer may come from memory.
+        for _ in 0..2 {
+            assert_eq!(second.key_by_hash(&hash).await.unwrap(), Some(key.clone()));
+        }
+        first.revoke_key(&key.id, Utc::now()).await.unwrap();
+        let found = second.key_by_hash(&hash).await.unwrap().unwrap();
+        assert!(
+            found.revoked_at.is_some(),
+            "a revocation on another replica holds at once"
+        );
     }
 
     #[tokio::test]
