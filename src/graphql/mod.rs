@@ -168,10 +168,10 @@ async fn execute(
             Err(error) => return error.into_response(),
         };
     let caller = principal.caller();
-    let session = Arc::new(mutation::Session::default());
     let mut response = match state.graphql.get(&state, &caller) {
         Ok(schema) => {
             state.graphql.documents.prepare(&mut request);
+            let session = Arc::new(mutation::Session::for_request(&mut request));
             let request = request
                 .data(state.clone())
                 .data(caller)

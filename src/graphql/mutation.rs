@@ -474,8 +474,9 @@ async fn mutate<'a>(
                 state, principal, &target, shape, shapes, update, i, &mut audit,
             )
             .await;
-            let (affected, mut records) =
-                inner.write(state, &caller, &target, planned, audit).await?;
+            let (affected, mut records) = inner
+                .write(state, &caller, &target, planned, audit, false)
+                .await?;
             attach_returning(state, &caller, &field, shape, shapes, &mut records)
                 .await
                 .inspect_err(|_| inner.failed = true)?;
@@ -490,7 +491,12 @@ async fn mutate<'a>(
         ctx, state, principal, &target, shape, shapes, kind, &mut audit,
     )
     .await;
-    let (affected, mut records) = inner.write(state, &caller, &target, planned, audit).await?;
+    // The request's only field, reading no relation of the rows it writes:
+    // nothing can fail after its write.
+    let alone = session.single_field && !reads_relations(&field, kind.answers_row());
+    let (affected, mut records) = inner
+        .write(state, &caller, &target, planned, audit, alone)
+        .await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
     let attached = if kind.answers_row() {
@@ -506,6 +512,23 @@ async fn mutate<'a>(
         records.into_iter().next().map(FieldValue::owned_any)
     } else {
         Some(FieldValue::owned_any(Answer { affected, records }))
+    })
+}
+
+/// Whether the answer to a mutation field reads relations of the written
+/// rows (a field under a row with a selection of its own), skipped or not.
+fn reads_relations(field: &async_graphql::SelectionField<'_>, answers_row: bool) -> bool {
+    let rows: Vec<_> = if answers_row {
+        vec![*field]
+    } else {
+        field
+            .selection_set()
+            .filter(|f| f.name() == "returning")
+            .collect()
+    };
+    rows.iter().any(|row| {
+        row.selection_set()
+            .any(|f| f.selection_set().next().is_some())
     })
 }
 
@@ -754,11 +777,16 @@ fn argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Json, ApiError> {
 #[derive(Default)]
 pub struct Session {
     inner: Mutex<Inner>,
+    /// The operation is a mutation of one root field (no fragment or
+    /// directive at the root).
+    single_field: bool,
 }
 
 #[derive(Default)]
 struct Inner {
     tx: Option<Transaction>,
+    /// A write went to its source alone and is committed.
+    committed: bool,
     /// A field failed: the transaction is to be rolled back.
     failed: bool,
     /// Each field's audit row, with its own error.
@@ -775,10 +803,11 @@ impl Inner {
         target: &Target,
         planned: Result<Planned, ApiError>,
         mut audit: Audit,
+        alone: bool,
     ) -> Result<(u64, Vec<Record>), ApiError> {
         let result = match planned {
             Ok(planned) => {
-                self.apply(state, caller, target, &planned, &mut audit)
+                self.apply(state, caller, target, &planned, &mut audit, alone)
                     .await
             }
             Err(error) => Err(error),
@@ -798,7 +827,9 @@ impl Inner {
 
     /// Runs a planned write in the request's transaction, begun on the
     /// first write. A second source is refused: one request is one
-    /// transaction, and a transaction cannot span two databases.
+    /// transaction, and a transaction cannot span two databases. With
+    /// `alone` (the request's only write, nothing to fail after it) a lone
+    /// statement goes to the source as the REST API sends it.
     async fn apply(
         &mut self,
         state: &AppState,
@@ -806,9 +837,14 @@ impl Inner {
         target: &Target,
         planned: &Planned,
         audit: &mut Audit,
+        alone: bool,
     ) -> Result<(u64, Vec<Record>), ApiError> {
         if planned.is_empty() {
             return Ok((0, Vec::new()));
+        }
+        if alone && self.tx.is_none() && !self.committed && planned.is_lone_unchecked() {
+            self.committed = true;
+            return writer::apply_alone(state, caller, target, planned, audit).await;
         }
         let source = &target.collection.table.source;
         let tx = match &mut self.tx {
@@ -829,6 +865,31 @@ impl Inner {
 }
 
 impl Session {
+    /// The session of a request whose document is parsed.
+    pub fn for_request(request: &mut async_graphql::Request) -> Self {
+        use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+        let name = request.operation_name.clone();
+        let single_field = request.parsed_query().ok().is_some_and(|document| {
+            let operation = match (&document.operations, &name) {
+                (DocumentOperations::Single(operation), _) => Some(operation),
+                (DocumentOperations::Multiple(operations), Some(name)) => {
+                    operations.get(name.as_str())
+                }
+                (DocumentOperations::Multiple(_), None) => None,
+            };
+            operation.is_some_and(|operation| {
+                let items = &operation.node.selection_set.node.items;
+                operation.node.ty == OperationType::Mutation
+                    && items.len() == 1
+                    && matches!(&items[0].node, Selection::Field(f) if f.node.directives.is_empty())
+            })
+        });
+        Self {
+            inner: Mutex::default(),
+            single_field,
+        }
+    }
+
     /// Ends the request: commits when every field succeeded and the
     /// response has no error, else rolls back and answers `data: null`;
     /// then writes the audit rows with the outcome.
@@ -866,6 +927,7 @@ impl Session {
                         .await;
                 }
                 (None, None) => audit.finish(state, 200, None).await,
+                (None, Some(_)) if inner.committed => audit.finish(state, 200, None).await,
                 (None, Some(cause)) => {
                     audit.note("rolled_back", Json::Bool(true));
                     let message = format!("rolled back: {}", cause.message);

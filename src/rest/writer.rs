@@ -89,6 +89,16 @@ impl Planned {
     pub fn is_empty(&self) -> bool {
         self.parts.iter().all(|p| p.ops.is_empty())
     }
+
+    /// One statement, whose written rows no rule checks: nothing to undo
+    /// after it ran.
+    pub(crate) fn is_lone_unchecked(&self) -> bool {
+        self.parts.iter().map(|p| p.ops.len()).sum::<usize>() == 1
+            && self
+                .parts
+                .iter()
+                .all(|p| p.rule.as_ref().is_none_or(|r| r.check.is_none()))
+    }
 }
 
 /// Refuses views and other tables the source cannot write.
@@ -468,33 +478,11 @@ impl Transaction {
         planned: &Planned,
         audit: &mut Audit,
     ) -> Result<(u64, Vec<Record>), ApiError> {
-        let ops: Vec<WriteOp> = planned
-            .parts
-            .iter()
-            .flat_map(|p| p.ops.iter().cloned())
-            .collect();
-        audit.statements(self.connector.as_ref(), &ops);
-        let (mut affected, mut records) = (0, Vec::new());
-        for part in &planned.parts {
-            if part.ops.is_empty() {
-                continue;
-            }
-            let (count, written) = run(&mut self.tx, &part.ops).await?;
-            check(
-                state,
-                target,
-                caller,
-                part.rule.as_ref(),
-                part.action.as_str(),
-                &written,
-            )
-            .await?;
-            affected += count;
-            records.extend(answer(state, caller, target, &written)?);
-        }
-        audit.note("affected", json!(affected));
-        audit.note("keys", keys_of(target, &records));
-        Ok((affected, records))
+        let mut writer = Writer::Tx {
+            tx: &mut self.tx,
+            connector: self.connector.as_ref(),
+        };
+        apply_parts(&mut writer, state, caller, target, planned, audit).await
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {
@@ -511,7 +499,9 @@ impl Transaction {
     }
 }
 
-/// Runs one planned write in its own transaction (a REST request).
+/// Runs one planned write in its own transaction (a REST request). A lone
+/// statement whose rows no rule checks is all or nothing by itself: it goes
+/// to the source as such ([`Connector::write_one`]).
 pub(crate) async fn apply_alone(
     state: &AppState,
     caller: &Caller,
@@ -521,6 +511,11 @@ pub(crate) async fn apply_alone(
 ) -> Result<(u64, Vec<Record>), ApiError> {
     if planned.is_empty() {
         return Ok((0, Vec::new()));
+    }
+    if planned.is_lone_unchecked() {
+        let connector = state.sources.connector(&target.collection.table.source)?;
+        let mut writer = Writer::Alone(connector.as_ref());
+        return apply_parts(&mut writer, state, caller, target, planned, audit).await;
     }
     let mut tx = Transaction::begin(state, target).await?;
     match tx.apply(state, caller, target, planned, audit).await {
@@ -533,6 +528,59 @@ pub(crate) async fn apply_alone(
             Err(error)
         }
     }
+}
+
+/// Where a planned write's statements run.
+enum Writer<'a> {
+    /// In an open transaction.
+    Tx {
+        tx: &'a mut Box<dyn WriteTx>,
+        connector: &'a dyn Connector,
+    },
+    /// Each on its own (only for a lone statement, see
+    /// [`Planned::is_lone_unchecked`]).
+    Alone(&'a dyn Connector),
+}
+
+/// [`Transaction::apply`] on `writer`.
+async fn apply_parts(
+    writer: &mut Writer<'_>,
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    planned: &Planned,
+    audit: &mut Audit,
+) -> Result<(u64, Vec<Record>), ApiError> {
+    let ops: Vec<WriteOp> = planned
+        .parts
+        .iter()
+        .flat_map(|p| p.ops.iter().cloned())
+        .collect();
+    let connector = match writer {
+        Writer::Tx { connector, .. } | Writer::Alone(connector) => *connector,
+    };
+    audit.statements(connector, &ops);
+    let (mut affected, mut records) = (0, Vec::new());
+    for part in &planned.parts {
+        if part.ops.is_empty() {
+            continue;
+        }
+        let (count, written) = run(writer, &part.ops).await?;
+        check(
+            state,
+            target,
+            caller,
+            part.rule.as_ref(),
+            part.action.as_str(),
+            &written,
+        )
+        .await?;
+        affected += count;
+        records.extend(answer(state, caller, target, &written)?);
+    }
+    audit.note("affected", json!(affected));
+    audit.note("keys", keys_of(target, &records));
+    Ok((affected, records))
 }
 
 /// What the audit row of one write says.
@@ -729,13 +777,16 @@ fn by_keys(
 
 /// Runs every statement in the transaction: rows affected and rows written.
 async fn run(
-    tx: &mut Box<dyn WriteTx>,
+    writer: &mut Writer<'_>,
     ops: &[WriteOp],
 ) -> Result<(u64, Option<RecordBatch>), ApiError> {
     let mut affected = 0;
     let mut batches = Vec::new();
     for op in ops {
-        let outcome = tx.execute(op).await?;
+        let outcome = match writer {
+            Writer::Tx { tx, .. } => tx.execute(op).await?,
+            Writer::Alone(connector) => connector.write_one(op).await?,
+        };
         affected += outcome.affected_rows;
         batches.extend(outcome.returning);
     }

@@ -17,7 +17,7 @@ use tributary_schema_cache::{SourceKind, SourceSchema};
 use crate::dialect::Dialect;
 use crate::error::{ConnectorError, Result};
 use crate::render::Statement;
-use crate::write::WriteTx;
+use crate::write::{WriteOp, WriteOutcome, WriteTx};
 
 /// `(schema, table)`: a table inside one source.
 pub type TableKey = (String, String);
@@ -55,6 +55,25 @@ pub trait Connector: Send + Sync + Debug + 'static {
 
     /// Opens a transaction for writes. It rolls back unless committed.
     async fn begin(&self) -> Result<Box<dyn WriteTx>>;
+
+    /// Runs one write as a whole: all of it or nothing. By default in a
+    /// transaction of its own; a connector whose database makes a lone
+    /// statement atomic may send it alone (fewer round trips).
+    async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
+        let mut tx = self.begin().await?;
+        match tx.execute(op).await {
+            Ok(outcome) => {
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            Err(error) => {
+                // The statement's error is the one to answer; a failed
+                // rollback means the connection is gone, which rolls back too.
+                let _ = tx.rollback().await;
+                Err(error)
+            }
+        }
+    }
 
     /// The pool's current usage.
     fn pool_status(&self) -> PoolStatus;

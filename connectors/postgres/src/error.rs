@@ -57,6 +57,20 @@ fn shown(detail: &str) -> bool {
 }
 
 /// Classifies a tokio-postgres error.
+/// PostgreSQL refuses to run a cached plan whose result type changed (`ALTER
+/// TABLE` since the statement was prepared).
+pub(crate) fn is_stale_plan(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error()
+        .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
+}
+
+/// [`is_stale_plan`] for an error already converted by [`from_pg`].
+pub(crate) fn is_stale_plan_error(err: &ConnectorError) -> bool {
+    err.source()
+        .and_then(|cause| cause.downcast_ref::<tokio_postgres::Error>())
+        .is_some_and(is_stale_plan)
+}
+
 pub(crate) fn from_pg(err: tokio_postgres::Error) -> ConnectorError {
     if let Some(db) = err.as_db_error() {
         let kind = kind_of_sqlstate(db.code().code());

@@ -37,14 +37,14 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use tributary_connector::{
     Connector, ConnectorError, Dialect, ErrorKind, PingInfo, PoolStatus, PostgresDialect, Result,
-    RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WriteTx,
+    RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WriteOp, WriteOutcome, WriteTx,
 };
 use tributary_schema_cache::{SourceKind, SourceSchema};
 
 pub use encode::PgParam;
 pub use flavor::Flavor;
 
-use crate::error::{from_pg, from_pool};
+use crate::error::{from_pg, from_pool, is_stale_plan};
 use crate::query::{
     ConnGuard, DegradedStatements, check_params, output_schema, prepare_read, stream_batches,
 };
@@ -178,13 +178,6 @@ fn is_concurrent_ddl(err: &ConnectorError) -> bool {
             || err.message().contains("could not open relation"))
 }
 
-/// PostgreSQL refuses to run a cached plan whose result type changed (`ALTER
-/// TABLE` since the statement was prepared).
-fn is_stale_plan(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error()
-        .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
-}
-
 #[async_trait]
 impl Connector for PostgresConnector {
     fn name(&self) -> &str {
@@ -263,6 +256,15 @@ impl Connector for PostgresConnector {
             &self.name,
             self.flavor,
         )))
+    }
+
+    async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
+        async {
+            let conn = self.conn().await?;
+            write::write_one(conn, self.flavor, op).await
+        }
+        .await
+        .map_err(|e| e.for_source(&self.name))
     }
 
     fn pool_status(&self) -> PoolStatus {

@@ -15,7 +15,7 @@ use tributary_connector::{
 };
 
 use crate::encode::PgParam;
-use crate::error::from_pg;
+use crate::error::{from_pg, is_stale_plan_error};
 use crate::flavor::Flavor;
 use crate::query::{ConnGuard, check_params, collect, prepare_checked, text_fallback_sql};
 
@@ -52,92 +52,11 @@ impl PgWriteTx {
     }
 
     async fn run(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
-        let first = !self.begun;
+        let begin = !self.begun;
         self.begun = true;
-        let conn = self.conn()?;
-        let statement: Statement = match op {
-            WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
-            WriteOp::Update(update) => render_update(&PostgresDialect, update)?,
-            WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
-        };
         // No statement cache inside a transaction: a stale cached plan fails
         // the statement, which aborts the whole transaction.
-        let sql = self.returning_as_text(op, &statement.sql);
-        let prepared = if first {
-            // Both go out before either answer is awaited, in this order
-            // (each is queued on the connection at its first poll).
-            let (begun, prepared) = futures::join!(
-                conn.batch_execute("BEGIN"),
-                prepare_checked(self.flavor, conn, &sql, false)
-            );
-            begun.map_err(from_pg)?;
-            prepared?
-        } else {
-            prepare_checked(self.flavor, conn, &sql, false).await?
-        };
-        let params = PgParam::all(&statement.params);
-        check_params(&prepared.statement, &params)?;
-        if op.returning().is_empty() {
-            let affected = conn
-                .execute_raw(&prepared.statement, params.iter())
-                .await
-                .map_err(from_pg)?;
-            return Ok(WriteOutcome {
-                affected_rows: affected,
-                returning: None,
-            });
-        }
-        // Returned rows are typed by the catalog model of the target table.
-        let table = &op.target().table;
-        let fields: Vec<Field> = op
-            .returning()
-            .iter()
-            .map(|name| {
-                let data_type =
-                    table
-                        .column(name)
-                        .map(|c| c.data_type.clone())
-                        .ok_or_else(|| {
-                            ConnectorError::invalid_input(format!("unknown column `{name}`"))
-                        })?;
-                Ok(Field::new(name, data_type, true))
-            })
-            .collect::<Result<_>>()?;
-        let rows = conn
-            .query_raw(&prepared.statement, params.iter())
-            .await
-            .map_err(from_pg)?;
-        let (batch, affected) =
-            collect(rows, &prepared.columns, Arc::new(Schema::new(fields))).await?;
-        Ok(WriteOutcome {
-            affected_rows: affected,
-            returning: Some(batch),
-        })
-    }
-
-    /// On KingbaseES, the statement with the returned columns the catalog
-    /// serves as text cast to `text` up front: the driver would otherwise
-    /// look their types up in `pg_catalog`, and a failed lookup aborts the
-    /// transaction.
-    fn returning_as_text(&self, op: &WriteOp, sql: &str) -> String {
-        if self.flavor != Flavor::Kingbase {
-            return sql.to_string();
-        }
-        let table = &op.target().table;
-        let as_text: Vec<bool> = op
-            .returning()
-            .iter()
-            .map(|name| {
-                table
-                    .column(name)
-                    .is_some_and(|c| c.unsupported_type.is_some())
-            })
-            .collect();
-        if as_text.iter().any(|t| *t) {
-            text_fallback_sql(sql, &as_text)
-        } else {
-            sql.to_string()
-        }
+        execute(self.conn()?, self.flavor, op, begin, false).await
     }
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). The
@@ -230,5 +149,108 @@ impl Drop for PgWriteTx {
             // connection, and the server aborts the transaction.
             Err(_) => drop(guard),
         }
+    }
+}
+
+/// Runs `op` on `conn`, sending `BEGIN` with it when `begin`; its statement
+/// comes from the connection's cache when `cached`. Returned rows are typed
+/// by the catalog model of the target table.
+async fn execute(
+    conn: &Object,
+    flavor: Flavor,
+    op: &WriteOp,
+    begin: bool,
+    cached: bool,
+) -> Result<WriteOutcome> {
+    let statement: Statement = match op {
+        WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
+        WriteOp::Update(update) => render_update(&PostgresDialect, update)?,
+        WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
+    };
+    let sql = returning_as_text(flavor, op, &statement.sql);
+    let prepared = if begin {
+        // Both go out before either answer is awaited, in this order
+        // (each is queued on the connection at its first poll).
+        let (begun, prepared) = futures::join!(
+            conn.batch_execute("BEGIN"),
+            prepare_checked(flavor, conn, &sql, cached)
+        );
+        begun.map_err(from_pg)?;
+        prepared?
+    } else {
+        prepare_checked(flavor, conn, &sql, cached).await?
+    };
+    let params = PgParam::all(&statement.params);
+    check_params(&prepared.statement, &params)?;
+    if op.returning().is_empty() {
+        let affected = conn
+            .execute_raw(&prepared.statement, params.iter())
+            .await
+            .map_err(from_pg)?;
+        return Ok(WriteOutcome {
+            affected_rows: affected,
+            returning: None,
+        });
+    }
+    let table = &op.target().table;
+    let fields: Vec<Field> = op
+        .returning()
+        .iter()
+        .map(|name| {
+            let data_type = table
+                .column(name)
+                .map(|c| c.data_type.clone())
+                .ok_or_else(|| ConnectorError::invalid_input(format!("unknown column `{name}`")))?;
+            Ok(Field::new(name, data_type, true))
+        })
+        .collect::<Result<_>>()?;
+    let rows = conn
+        .query_raw(&prepared.statement, params.iter())
+        .await
+        .map_err(from_pg)?;
+    let (batch, affected) = collect(rows, &prepared.columns, Arc::new(Schema::new(fields))).await?;
+    Ok(WriteOutcome {
+        affected_rows: affected,
+        returning: Some(batch),
+    })
+}
+
+/// One write sent alone, without `BEGIN` and `COMMIT`: PostgreSQL runs a
+/// lone statement in a transaction of its own, so it is all or nothing.
+/// Its statement stays prepared on the connection (a statement the server
+/// refuses as a stale plan after `ALTER TABLE` is prepared afresh, once):
+/// one round trip once warm, where a transaction takes three.
+pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
+    match execute(&conn, flavor, op, false, true).await {
+        Err(e) if is_stale_plan_error(&e) => {
+            conn.statement_cache.clear();
+            execute(&conn, flavor, op, false, true).await
+        }
+        done => done,
+    }
+}
+
+/// On KingbaseES, the statement with the returned columns the catalog
+/// serves as text cast to `text` up front: the driver would otherwise
+/// look their types up in `pg_catalog`, and a failed lookup aborts the
+/// transaction.
+fn returning_as_text(flavor: Flavor, op: &WriteOp, sql: &str) -> String {
+    if flavor != Flavor::Kingbase {
+        return sql.to_string();
+    }
+    let table = &op.target().table;
+    let as_text: Vec<bool> = op
+        .returning()
+        .iter()
+        .map(|name| {
+            table
+                .column(name)
+                .is_some_and(|c| c.unsupported_type.is_some())
+        })
+        .collect();
+    if as_text.iter().any(|t| *t) {
+        text_fallback_sql(sql, &as_text)
+    } else {
+        sql.to_string()
     }
 }

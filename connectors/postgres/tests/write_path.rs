@@ -292,6 +292,74 @@ async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
     assert_eq!(count, 1);
 }
 
+/// A lone write goes without `BEGIN` and `COMMIT`: PostgreSQL still makes
+/// it all or nothing, its statement stays prepared on the connection, and a
+/// table changed under that statement has it prepared afresh.
+#[tokio::test]
+async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
+    let schema =
+        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
+    let mut config = schema.config();
+    config.pool.max_size = 1;
+    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let target = target(&connector, &schema.name, "items").await;
+    let insert = |names: &[&str]| {
+        WriteOp::Insert(Insert {
+            target: target.clone(),
+            columns: vec!["name".into()],
+            rows: names
+                .iter()
+                .map(|n| vec![Value::Text((*n).into())])
+                .collect(),
+            returning: vec!["name".into()],
+        })
+    };
+    let count = || async {
+        schema
+            .client
+            .query_one(
+                &format!("SELECT count(*) FROM {}", schema.table("items")),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    // The third row breaks the unique key: the first two are not kept.
+    let err = connector
+        .write_one(&insert(&["a", "b", "a"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
+    assert!(err.to_string().contains("source `pg`"), "{err}");
+    assert_eq!(count().await, 0);
+    assert_outside_a_transaction(&connector).await;
+    for name in ["a", "b"] {
+        let done = connector.write_one(&insert(&[name])).await.unwrap();
+        assert_eq!(done.affected_rows, 1);
+        assert_eq!(
+            batch_to_strings(&done.returning.unwrap()),
+            vec![vec![Some(name.into())]]
+        );
+    }
+    // The returned column's type changes under the prepared statement.
+    schema
+        .client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
+            schema.table("items")
+        ))
+        .await
+        .unwrap();
+    let done = connector.write_one(&insert(&["c"])).await.unwrap();
+    assert_eq!(
+        batch_to_strings(&done.returning.unwrap()),
+        vec![vec![Some("c".into())]]
+    );
+    assert_eq!(count().await, 3);
+    assert_outside_a_transaction(&connector).await;
+}
+
 /// The connector's (single) connection answers a read outside any
 /// transaction: no transaction id is assigned to it.
 async fn assert_outside_a_transaction(connector: &dyn Connector) {
