@@ -187,15 +187,7 @@ async fn failed_statement_poisons_the_transaction_and_commit_says_so() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     let err = tx.commit().await.unwrap_err();
     assert!(err.to_string().contains("rolled back"), "{err}");
-    let count = schema
-        .client
-        .query_one(
-            &format!("SELECT count(*) FROM {}", schema.table("items")),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, i64>(0);
+    let count = schema.count("items").await;
     assert_eq!(count, 0);
 
     // A value that cannot be converted is refused before reaching the server
@@ -242,15 +234,7 @@ async fn dropped_transaction_rolls_back_before_the_connection_is_reused() {
     }
     // The single connection is idle and outside any transaction.
     assert_outside_a_transaction(&connector).await;
-    let count: i64 = schema
-        .client
-        .query_one(
-            &format!("SELECT count(*) FROM {}", schema.table("items")),
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let count: i64 = schema.count("items").await;
     assert_eq!(count, 0);
 }
 
@@ -314,17 +298,6 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
             returning: vec!["name".into()],
         })
     };
-    let count = || async {
-        schema
-            .client
-            .query_one(
-                &format!("SELECT count(*) FROM {}", schema.table("items")),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
-    };
     // The third row breaks the unique key: the first two are not kept.
     let err = connector
         .write_one(&insert(&["a", "b", "a"]))
@@ -332,7 +305,7 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
     assert!(err.to_string().contains("source `pg`"), "{err}");
-    assert_eq!(count().await, 0);
+    assert_eq!(schema.count("items").await, 0);
     assert_outside_a_transaction(&connector).await;
     for name in ["a", "b"] {
         let done = connector.write_one(&insert(&[name])).await.unwrap();
@@ -356,7 +329,7 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
         batch_to_strings(&done.returning.unwrap()),
         vec![vec![Some("c".into())]]
     );
-    assert_eq!(count().await, 3);
+    assert_eq!(schema.count("items").await, 3);
     assert_outside_a_transaction(&connector).await;
 }
 

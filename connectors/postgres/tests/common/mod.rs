@@ -64,6 +64,16 @@ impl TestSchema {
     pub fn table(&self, table: &str) -> String {
         format!("\"{}\".\"{table}\"", self.name)
     }
+
+    /// How many rows `table` of the schema holds, read on the admin client.
+    #[allow(dead_code)] // not every test file counts rows
+    pub async fn count(&self, table: &str) -> i64 {
+        self.client
+            .query_one(&format!("SELECT count(*) FROM {}", self.table(table)), &[])
+            .await
+            .expect("count rows")
+            .get(0)
+    }
 }
 
 impl Drop for TestSchema {
