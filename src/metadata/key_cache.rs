@@ -169,7 +169,7 @@ mod tests {
         let key = key();
         let stamp = second.get("h").unwrap_err();
         second.insert("h", &key, stamp);
-        assert_eq!(second.get("h"), Ok(key.clone()));
+        assert_eq!(second.get("h"), Ok(key));
         first.changed();
         assert!(
             second.get("h").is_err(),
