@@ -30,6 +30,7 @@ pub mod types;
 mod write;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_schema::SchemaRef;
@@ -58,6 +59,8 @@ pub struct PostgresConnector {
     flavor: Flavor,
     /// KingbaseES reads that needed their text columns cast.
     degraded: DegradedStatements,
+    /// Write statements described so far (see `write::DescribedStatements`).
+    described: Arc<write::DescribedStatements>,
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -86,6 +89,7 @@ impl PostgresConnector {
             dialect: PostgresDialect,
             flavor,
             degraded: DegradedStatements::default(),
+            described: Arc::default(),
         })
     }
 
@@ -255,6 +259,7 @@ impl Connector for PostgresConnector {
             conn,
             &self.name,
             self.flavor,
+            self.described.clone(),
         )))
     }
 

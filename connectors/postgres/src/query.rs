@@ -32,6 +32,8 @@ pub(crate) struct OutColumn {
 pub(crate) struct Prepared {
     pub statement: Statement,
     pub columns: Vec<OutColumn>,
+    /// The statement is the text fallback of the one asked for.
+    pub wrapped: bool,
 }
 
 impl Prepared {
@@ -111,7 +113,11 @@ pub(crate) async fn prepare(
         });
     }
     if !as_text.iter().any(|t| *t) {
-        return Ok(Prepared { statement, columns });
+        return Ok(Prepared {
+            statement,
+            columns,
+            wrapped: false,
+        });
     }
     let wrapped = text_fallback_sql(sql, &as_text);
     let statement = if cached {
@@ -119,7 +125,11 @@ pub(crate) async fn prepare(
     } else {
         client.prepare(&wrapped).await?
     };
-    Ok(Prepared { statement, columns })
+    Ok(Prepared {
+        statement,
+        columns,
+        wrapped: true,
+    })
 }
 
 /// Whether a failed preparation is the driver's own lookup of a type it does

@@ -2,22 +2,31 @@
 //! insert / update / delete with native `RETURNING`, and a rollback before
 //! the connection can serve anyone else when the transaction is dropped.
 //! `BEGIN` travels with the first statement (one round trip for both).
+//! Inside a transaction a statement seen before goes unnamed with its
+//! parameter types ([`Described`]): parse, bind and execute in one round
+//! trip, and nothing cached on the server that a changed table could make
+//! stale.
 
+use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
+use tokio_postgres::types::{ToSql, Type};
 use tributary_connector::render::{render_delete, render_insert, render_update};
 use tributary_connector::{
-    ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
+    BatchBuilder, ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp,
+    WriteOutcome, WriteTx,
 };
 
 use crate::encode::PgParam;
 use crate::error::{from_pg, is_stale_plan_error};
 use crate::flavor::Flavor;
-use crate::query::{ConnGuard, check_params, collect, prepare_checked, text_fallback_sql};
+use crate::query::{
+    ConnGuard, OutColumn, check_params, collect, prepare_checked, row_values, text_fallback_sql,
+};
 
 /// An open transaction.
 pub(crate) struct PgWriteTx {
@@ -31,17 +40,24 @@ pub(crate) struct PgWriteTx {
     /// connection must see `COMMIT` or `ROLLBACK` before it is reused.
     begun: bool,
     flavor: Flavor,
+    described: Arc<DescribedStatements>,
 }
 
 impl PgWriteTx {
     /// A transaction on `conn`; `BEGIN` is sent with its first statement.
-    pub(crate) fn begin(conn: Object, source: &str, flavor: Flavor) -> Self {
+    pub(crate) fn begin(
+        conn: Object,
+        source: &str,
+        flavor: Flavor,
+        described: Arc<DescribedStatements>,
+    ) -> Self {
         Self {
             conn: Some(conn),
             source: source.to_string(),
             failed: false,
             begun: false,
             flavor,
+            described,
         }
     }
 
@@ -55,8 +71,16 @@ impl PgWriteTx {
         let begin = !self.begun;
         self.begun = true;
         // No statement cache inside a transaction: a stale cached plan fails
-        // the statement, which aborts the whole transaction.
-        execute(self.conn()?, self.flavor, op, begin, false).await
+        // the statement, which aborts the whole transaction. Statements seen
+        // before go unnamed, with their types (`Described`).
+        execute(
+            self.conn()?,
+            self.flavor,
+            op,
+            begin,
+            Preparing::Described(&self.described),
+        )
+        .await
     }
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). The
@@ -152,15 +176,64 @@ impl Drop for PgWriteTx {
     }
 }
 
-/// Runs `op` on `conn`, sending `BEGIN` with it when `begin`; its statement
-/// comes from the connection's cache when `cached`. Returned rows are typed
-/// by the catalog model of the target table.
+/// What a statement takes and returns, as PostgreSQL described it when it
+/// was first prepared.
+struct Described {
+    params: Vec<Type>,
+    columns: Vec<OutColumn>,
+    column_types: Vec<Type>,
+}
+
+/// The write statements of one source described so far, by text: later
+/// runs send them unnamed with their parameter types, one round trip.
+/// A statement whose run fails is forgotten (the table may have changed),
+/// and rows whose column types are not the described ones are refused,
+/// never decoded.
+#[derive(Default)]
+pub(crate) struct DescribedStatements {
+    known: Mutex<HashMap<String, Arc<Described>>>,
+}
+
+impl DescribedStatements {
+    /// At most this many statements are remembered (then forgotten at once).
+    const LIMIT: usize = 1024;
+
+    fn get(&self, sql: &str) -> Option<Arc<Described>> {
+        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(sql).cloned()
+    }
+
+    fn insert(&self, sql: &str, described: Described) {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= Self::LIMIT {
+            known.clear();
+        }
+        known.insert(sql.to_string(), Arc::new(described));
+    }
+
+    fn forget(&self, sql: &str) {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        known.remove(sql);
+    }
+}
+
+/// How a write's statement is prepared.
+enum Preparing<'a> {
+    /// From the connection's statement cache.
+    Cached,
+    /// Unnamed with the described types when seen before; else prepared
+    /// afresh (and then described).
+    Described(&'a DescribedStatements),
+}
+
+/// Runs `op` on `conn`, sending `BEGIN` with it when `begin`. Returned rows
+/// are typed by the catalog model of the target table.
 async fn execute(
     conn: &Object,
     flavor: Flavor,
     op: &WriteOp,
     begin: bool,
-    cached: bool,
+    preparing: Preparing<'_>,
 ) -> Result<WriteOutcome> {
     let statement: Statement = match op {
         WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
@@ -168,6 +241,19 @@ async fn execute(
         WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
     };
     let sql = returning_as_text(flavor, op, &statement.sql);
+    let (cached, described) = match preparing {
+        Preparing::Cached => (true, None),
+        Preparing::Described(described) => (false, Some(described)),
+    };
+    if let Some(statements) = described
+        && let Some(known) = statements.get(&sql)
+    {
+        let done = execute_described(conn, op, &sql, &statement, &known, begin).await;
+        if done.is_err() {
+            statements.forget(&sql);
+        }
+        return done;
+    }
     let prepared = if begin {
         // Both go out before either answer is awaited, in this order
         // (each is queued on the connection at its first poll).
@@ -182,6 +268,19 @@ async fn execute(
     };
     let params = PgParam::all(&statement.params);
     check_params(&prepared.statement, &params)?;
+    if let Some(statements) = described
+        && flavor == Flavor::Postgres
+        && !prepared.wrapped
+    {
+        statements.insert(
+            &sql,
+            Described {
+                params: prepared.statement.params().to_vec(),
+                columns: prepared.columns.clone(),
+                column_types: column_types(prepared.statement.columns()),
+            },
+        );
+    }
     if op.returning().is_empty() {
         let affected = conn
             .execute_raw(&prepared.statement, params.iter())
@@ -192,6 +291,19 @@ async fn execute(
             returning: None,
         });
     }
+    let rows = conn
+        .query_raw(&prepared.statement, params.iter())
+        .await
+        .map_err(from_pg)?;
+    let (batch, affected) = collect(rows, &prepared.columns, returned_schema(op)?).await?;
+    Ok(WriteOutcome {
+        affected_rows: affected,
+        returning: Some(batch),
+    })
+}
+
+/// The returned rows' schema, typed by the catalog model of the target table.
+fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
     let table = &op.target().table;
     let fields: Vec<Field> = op
         .returning()
@@ -204,14 +316,72 @@ async fn execute(
             Ok(Field::new(name, data_type, true))
         })
         .collect::<Result<_>>()?;
-    let rows = conn
-        .query_raw(&prepared.statement, params.iter())
-        .await
-        .map_err(from_pg)?;
-    let (batch, affected) = collect(rows, &prepared.columns, Arc::new(Schema::new(fields))).await?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn column_types(columns: &[tokio_postgres::Column]) -> Vec<Type> {
+    columns.iter().map(|c| c.type_().clone()).collect()
+}
+
+/// [`execute`] of a statement described before: sent unnamed with its
+/// parameter types (parse, bind, execute: one round trip).
+async fn execute_described(
+    conn: &Object,
+    op: &WriteOp,
+    sql: &str,
+    statement: &Statement,
+    known: &Described,
+    begin: bool,
+) -> Result<WriteOutcome> {
+    let params = PgParam::all(&statement.params);
+    if params.len() != known.params.len() {
+        return Err(ConnectorError::internal(format!(
+            "the statement takes {} parameter(s), {} given",
+            known.params.len(),
+            params.len()
+        )));
+    }
+    for (param, ty) in params.iter().zip(&known.params) {
+        param
+            .check(ty)
+            .map_err(|e| ConnectorError::invalid_input(e.to_string()))?;
+    }
+    let typed = params
+        .iter()
+        .zip(&known.params)
+        .map(|(param, ty)| (param as &(dyn ToSql + Sync), ty.clone()));
+    let rows = if begin {
+        // As in `execute`: BEGIN is queued first, both go out together.
+        let (begun, rows) = futures::join!(
+            conn.batch_execute("BEGIN"),
+            conn.query_typed_raw(sql, typed)
+        );
+        begun.map_err(from_pg)?;
+        rows
+    } else {
+        conn.query_typed_raw(sql, typed).await
+    }
+    .map_err(from_pg)?;
+    let schema = returned_schema(op)?;
+    let mut rows = Box::pin(rows);
+    let mut builder = BatchBuilder::new(schema, 16)?;
+    while let Some(row) = futures::StreamExt::next(&mut rows).await {
+        let row = row.map_err(from_pg)?;
+        if column_types(row.columns()) != known.column_types {
+            // The table changed since the statement was described.
+            return Err(ConnectorError::new(
+                ErrorKind::Conflict,
+                "the table changed since this statement was last run; send the request again",
+            ));
+        }
+        builder.push_row(row_values(&row, &known.columns)?)?;
+    }
+    let affected = rows.rows_affected().unwrap_or(builder.len() as u64);
     Ok(WriteOutcome {
         affected_rows: affected,
-        returning: Some(batch),
+        returning: (!op.returning().is_empty())
+            .then(|| builder.finish())
+            .transpose()?,
     })
 }
 
@@ -221,10 +391,10 @@ async fn execute(
 /// refuses as a stale plan after `ALTER TABLE` is prepared afresh, once):
 /// one round trip once warm, where a transaction takes three.
 pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
-    match execute(&conn, flavor, op, false, true).await {
+    match execute(&conn, flavor, op, false, Preparing::Cached).await {
         Err(e) if is_stale_plan_error(&e) => {
             conn.statement_cache.clear();
-            execute(&conn, flavor, op, false, true).await
+            execute(&conn, flavor, op, false, Preparing::Cached).await
         }
         done => done,
     }

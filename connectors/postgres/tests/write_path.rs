@@ -333,6 +333,67 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
     assert_outside_a_transaction(&connector).await;
 }
 
+/// Inside a transaction a statement seen before goes unnamed with the
+/// types it was described with; rows of a table changed since are refused
+/// (a conflict to retry), never decoded, and the statement is described
+/// afresh the next time.
+#[tokio::test]
+async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
+    let schema =
+        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
+    let connector = schema.connector();
+    let target = target(&connector, &schema.name, "items").await;
+    let insert = |name: &str| {
+        WriteOp::Insert(Insert {
+            target: target.clone(),
+            columns: vec!["name".into()],
+            rows: vec![vec![Value::Text(name.into())]],
+            returning: vec!["name".into()],
+        })
+    };
+    let write = |name: &'static str| {
+        let (connector, op) = (&connector, insert(name));
+        async move {
+            let mut tx = connector.begin().await?;
+            let done = tx.execute(&op).await;
+            match done {
+                Ok(done) => {
+                    tx.commit().await?;
+                    Ok(done)
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    Err(e)
+                }
+            }
+        }
+    };
+    // Described by the first, sent unnamed by the second.
+    for name in ["a", "b"] {
+        let done = write(name).await.unwrap();
+        assert_eq!(
+            batch_to_strings(&done.returning.unwrap()),
+            vec![vec![Some(name.into())]]
+        );
+    }
+    schema
+        .client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
+            schema.table("items")
+        ))
+        .await
+        .unwrap();
+    let err = write("c").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let done = write("c").await.unwrap();
+    assert_eq!(
+        batch_to_strings(&done.returning.unwrap()),
+        vec![vec![Some("c".into())]]
+    );
+    assert_eq!(schema.count("items").await, 3);
+}
+
 /// The connector's (single) connection answers a read outside any
 /// transaction: no transaction id is assigned to it.
 async fn assert_outside_a_transaction(connector: &dyn Connector) {
