@@ -287,17 +287,7 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
     config.pool.max_size = 1;
     let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
     let target = target(&connector, &schema.name, "items").await;
-    let insert = |names: &[&str]| {
-        WriteOp::Insert(Insert {
-            target: target.clone(),
-            columns: vec!["name".into()],
-            rows: names
-                .iter()
-                .map(|n| vec![Value::Text((*n).into())])
-                .collect(),
-            returning: vec!["name".into()],
-        })
-    };
+    let insert = |names: &[&str]| insert_names(&target, names);
     // The third row breaks the unique key: the first two are not kept.
     let err = connector
         .write_one(&insert(&["a", "b", "a"]))
@@ -316,14 +306,7 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
         );
     }
     // The returned column's type changes under the prepared statement.
-    schema
-        .client
-        .batch_execute(&format!(
-            "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
-            schema.table("items")
-        ))
-        .await
-        .unwrap();
+    retype_name_column(&schema).await;
     let done = connector.write_one(&insert(&["c"])).await.unwrap();
     assert_eq!(
         batch_to_strings(&done.returning.unwrap()),
@@ -343,16 +326,8 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
         TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
     let connector = schema.connector();
     let target = target(&connector, &schema.name, "items").await;
-    let insert = |name: &str| {
-        WriteOp::Insert(Insert {
-            target: target.clone(),
-            columns: vec!["name".into()],
-            rows: vec![vec![Value::Text(name.into())]],
-            returning: vec!["name".into()],
-        })
-    };
     let write = |name: &'static str| {
-        let (connector, op) = (&connector, insert(name));
+        let (connector, op) = (&connector, insert_names(&target, &[name]));
         async move {
             let mut tx = connector.begin().await?;
             let done = tx.execute(&op).await;
@@ -376,14 +351,7 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
             vec![vec![Some(name.into())]]
         );
     }
-    schema
-        .client
-        .batch_execute(&format!(
-            "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
-            schema.table("items")
-        ))
-        .await
-        .unwrap();
+    retype_name_column(&schema).await;
     let err = write("c").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     let done = write("c").await.unwrap();
@@ -392,6 +360,32 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
         vec![vec![Some("c".into())]]
     );
     assert_eq!(schema.count("items").await, 3);
+}
+
+/// Changes the type of `items.name` (text → varchar), so statements
+/// returning it return another type.
+async fn retype_name_column(schema: &TestSchema) {
+    schema
+        .client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
+            schema.table("items")
+        ))
+        .await
+        .unwrap();
+}
+
+/// An insert of one row per name into `items (name)`, returning the names.
+fn insert_names(target: &WriteTarget, names: &[&str]) -> WriteOp {
+    WriteOp::Insert(Insert {
+        target: target.clone(),
+        columns: vec!["name".into()],
+        rows: names
+            .iter()
+            .map(|n| vec![Value::Text((*n).into())])
+            .collect(),
+        returning: vec!["name".into()],
+    })
 }
 
 /// The connector's (single) connection answers a read outside any
