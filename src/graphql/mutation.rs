@@ -785,7 +785,8 @@ pub struct Session {
 #[derive(Default)]
 struct Inner {
     tx: Option<Transaction>,
-    /// A write went to its source alone and is committed.
+    /// A write went to its source alone and is committed: nothing of the
+    /// request is left to roll back.
     committed: bool,
     /// A field failed: the transaction is to be rolled back.
     failed: bool,
@@ -842,9 +843,10 @@ impl Inner {
         if planned.is_empty() {
             return Ok((0, Vec::new()));
         }
-        if alone && self.tx.is_none() && !self.committed && planned.is_lone_unchecked() {
-            self.committed = true;
-            return writer::apply_alone(state, caller, target, planned, audit).await;
+        if alone && self.tx.is_none() && planned.is_lone_unchecked() {
+            let done = writer::apply_alone(state, caller, target, planned, audit).await;
+            self.committed = done.is_ok();
+            return done;
         }
         let source = &target.collection.table.source;
         let tx = match &mut self.tx {

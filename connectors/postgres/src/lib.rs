@@ -134,7 +134,7 @@ impl PostgresConnector {
                 Ok(prepared) => prepared,
                 Err(e) => break Err(e),
             };
-            if let Err(e) = check_params(&prepared.statement, &params) {
+            if let Err(e) = check_params(prepared.statement.params(), &params) {
                 break Err(e);
             }
             match conn.query_raw(&prepared.statement, params.iter()).await {

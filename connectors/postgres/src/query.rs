@@ -11,6 +11,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use deadpool_postgres::{ClientWrapper, Object};
 use futures::StreamExt;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Row, Statement};
 use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, Value};
 
@@ -261,22 +262,16 @@ pub(crate) async fn prepare_read(
     Ok(prepared)
 }
 
-/// Fails unless the statement takes exactly `count` parameters.
-pub(crate) fn check_param_count(statement: &Statement, count: usize) -> Result<()> {
-    let expected = statement.params().len();
-    if expected == count {
-        Ok(())
-    } else {
-        Err(ConnectorError::invalid_input(format!(
+/// Checks every value against its parameter's type (`types`, as the
+/// statement was described) before anything is sent.
+pub(crate) fn check_params(types: &[Type], params: &[PgParam<'_>]) -> Result<()> {
+    let (expected, count) = (types.len(), params.len());
+    if expected != count {
+        return Err(ConnectorError::invalid_input(format!(
             "the statement has {expected} parameter(s) but {count} value(s) were bound"
-        )))
+        )));
     }
-}
-
-/// Checks every value against its parameter's type before anything is sent.
-pub(crate) fn check_params(statement: &Statement, params: &[PgParam<'_>]) -> Result<()> {
-    check_param_count(statement, params.len())?;
-    for (param, ty) in params.iter().zip(statement.params()) {
+    for (param, ty) in params.iter().zip(types) {
         param
             .check(ty)
             .map_err(|e| ConnectorError::invalid_input(e.to_string()))?;
@@ -318,20 +313,38 @@ pub(crate) fn row_values(row: &Row, columns: &[OutColumn]) -> Result<Vec<Value>>
         .collect()
 }
 
-/// Reads a whole (small) result into one batch, e.g. the rows a write returns.
+/// Reads a whole (small) result into one batch, e.g. the rows a write
+/// returns. With `described` (the column types `columns` were planned for),
+/// rows of other types — the table changed since — are refused as a
+/// conflict to retry, never decoded.
 pub(crate) async fn collect(
     rows: tokio_postgres::RowStream,
     columns: &[OutColumn],
     schema: SchemaRef,
+    described: Option<&[Type]>,
 ) -> Result<(RecordBatch, u64)> {
     let mut rows = Box::pin(rows);
     let mut builder = BatchBuilder::new(schema, 16)?;
     while let Some(row) = rows.next().await {
         let row = row.map_err(from_pg)?;
+        if let Some(types) = described
+            && !row.columns().iter().map(|c| c.type_()).eq(types)
+        {
+            return Err(table_changed());
+        }
         builder.push_row(row_values(&row, columns)?)?;
     }
     let affected = rows.rows_affected().unwrap_or(builder.len() as u64);
     Ok((builder.finish()?, affected))
+}
+
+/// The error for a statement that met a table changed since it was
+/// described.
+pub(crate) fn table_changed() -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::Conflict,
+        "the table changed since this statement was last run; send the request again",
+    )
 }
 
 /// A pooled connection serving a stream. Dropped before the stream ended

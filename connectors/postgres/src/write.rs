@@ -17,15 +17,14 @@ use deadpool_postgres::Object;
 use tokio_postgres::types::{ToSql, Type};
 use tributary_connector::render::{render_delete, render_insert, render_update};
 use tributary_connector::{
-    BatchBuilder, ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp,
-    WriteOutcome, WriteTx,
+    ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
 };
 
 use crate::encode::PgParam;
 use crate::error::{from_pg, is_stale_plan_error};
 use crate::flavor::Flavor;
 use crate::query::{
-    ConnGuard, OutColumn, check_params, collect, prepare_checked, row_values, text_fallback_sql,
+    ConnGuard, OutColumn, check_params, collect, prepare_checked, table_changed, text_fallback_sql,
 };
 
 /// An open transaction.
@@ -254,20 +253,9 @@ async fn execute(
         }
         return done;
     }
-    let prepared = if begin {
-        // Both go out before either answer is awaited, in this order
-        // (each is queued on the connection at its first poll).
-        let (begun, prepared) = futures::join!(
-            conn.batch_execute("BEGIN"),
-            prepare_checked(flavor, conn, &sql, cached)
-        );
-        begun.map_err(from_pg)?;
-        prepared?
-    } else {
-        prepare_checked(flavor, conn, &sql, cached).await?
-    };
+    let prepared = after_begin(conn, begin, prepare_checked(flavor, conn, &sql, cached)).await?;
     let params = PgParam::all(&statement.params);
-    check_params(&prepared.statement, &params)?;
+    check_params(prepared.statement.params(), &params)?;
     if let Some(statements) = described
         && flavor == Flavor::Postgres
         && !prepared.wrapped
@@ -277,7 +265,12 @@ async fn execute(
             Described {
                 params: prepared.statement.params().to_vec(),
                 columns: prepared.columns.clone(),
-                column_types: column_types(prepared.statement.columns()),
+                column_types: prepared
+                    .statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().clone())
+                    .collect(),
             },
         );
     }
@@ -295,7 +288,7 @@ async fn execute(
         .query_raw(&prepared.statement, params.iter())
         .await
         .map_err(from_pg)?;
-    let (batch, affected) = collect(rows, &prepared.columns, returned_schema(op)?).await?;
+    let (batch, affected) = collect(rows, &prepared.columns, returned_schema(op)?, None).await?;
     Ok(WriteOutcome {
         affected_rows: affected,
         returning: Some(batch),
@@ -319,10 +312,6 @@ fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
-fn column_types(columns: &[tokio_postgres::Column]) -> Vec<Type> {
-    columns.iter().map(|c| c.type_().clone()).collect()
-}
-
 /// [`execute`] of a statement described before: sent unnamed with its
 /// parameter types (parse, bind, execute: one round trip).
 async fn execute_described(
@@ -334,55 +323,58 @@ async fn execute_described(
     begin: bool,
 ) -> Result<WriteOutcome> {
     let params = PgParam::all(&statement.params);
-    if params.len() != known.params.len() {
-        return Err(ConnectorError::internal(format!(
-            "the statement takes {} parameter(s), {} given",
-            known.params.len(),
-            params.len()
-        )));
-    }
-    for (param, ty) in params.iter().zip(&known.params) {
-        param
-            .check(ty)
-            .map_err(|e| ConnectorError::invalid_input(e.to_string()))?;
-    }
+    check_params(&known.params, &params)?;
     let typed = params
         .iter()
         .zip(&known.params)
         .map(|(param, ty)| (param as &(dyn ToSql + Sync), ty.clone()));
-    let rows = if begin {
-        // As in `execute`: BEGIN is queued first, both go out together.
-        let (begun, rows) = futures::join!(
-            conn.batch_execute("BEGIN"),
-            conn.query_typed_raw(sql, typed)
-        );
-        begun.map_err(from_pg)?;
-        rows
-    } else {
-        conn.query_typed_raw(sql, typed).await
-    }
-    .map_err(from_pg)?;
-    let schema = returned_schema(op)?;
-    let mut rows = Box::pin(rows);
-    let mut builder = BatchBuilder::new(schema, 16)?;
-    while let Some(row) = futures::StreamExt::next(&mut rows).await {
-        let row = row.map_err(from_pg)?;
-        if column_types(row.columns()) != known.column_types {
-            // The table changed since the statement was described.
-            return Err(ConnectorError::new(
-                ErrorKind::Conflict,
-                "the table changed since this statement was last run; send the request again",
-            ));
-        }
-        builder.push_row(row_values(&row, &known.columns)?)?;
-    }
-    let affected = rows.rows_affected().unwrap_or(builder.len() as u64);
+    let rows = after_begin(conn, begin, async {
+        conn.query_typed_raw(sql, typed).await.map_err(|e| {
+            // A column's type or name changed under the described
+            // statement: retried, it is described afresh.
+            if is_changed_table(&e) {
+                table_changed()
+            } else {
+                from_pg(e)
+            }
+        })
+    })
+    .await?;
+    let (batch, affected) = collect(
+        rows,
+        &known.columns,
+        returned_schema(op)?,
+        Some(&known.column_types),
+    )
+    .await?;
     Ok(WriteOutcome {
         affected_rows: affected,
-        returning: (!op.returning().is_empty())
-            .then(|| builder.finish())
-            .transpose()?,
+        returning: (!op.returning().is_empty()).then_some(batch),
     })
+}
+
+/// PostgreSQL's answer to a statement whose table no longer has the
+/// columns or types it was described with: datatype mismatch, undefined
+/// column or table, cannot coerce.
+fn is_changed_table(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error()
+        .is_some_and(|db| matches!(db.code().code(), "42804" | "42703" | "42P01" | "42846"))
+}
+
+/// `work` (a statement's future, not yet polled), with `BEGIN` sent before
+/// it when `begin`: both go out before either answer is awaited, in this
+/// order (each is queued on the connection at its first poll).
+async fn after_begin<T>(
+    conn: &Object,
+    begin: bool,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    if !begin {
+        return work.await;
+    }
+    let (begun, done) = futures::join!(conn.batch_execute("BEGIN"), work);
+    begun.map_err(from_pg)?;
+    done
 }
 
 /// One write sent alone, without `BEGIN` and `COMMIT`: PostgreSQL runs a

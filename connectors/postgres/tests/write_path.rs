@@ -317,9 +317,10 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
 }
 
 /// Inside a transaction a statement seen before goes unnamed with the
-/// types it was described with; rows of a table changed since are refused
-/// (a conflict to retry), never decoded, and the statement is described
-/// afresh the next time.
+/// types it was described with; rows of a table changed since, or the
+/// server's refusal of a changed parameter column, are a conflict to retry
+/// (rows never decoded), and the statement is described afresh the next
+/// time.
 #[tokio::test]
 async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
     let schema =
@@ -360,6 +361,21 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
         vec![vec![Some("c".into())]]
     );
     assert_eq!(schema.count("items").await, 3);
+    // A parameter's column changes type: PostgreSQL refuses the described
+    // statement, which is a conflict to retry too; prepared afresh, the
+    // value itself is what is wrong.
+    schema
+        .client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN name TYPE integer USING NULL",
+            schema.table("items")
+        ))
+        .await
+        .unwrap();
+    let err = write("d").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let err = write("d").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
 /// Changes the type of `items.name` (text → varchar), so statements
