@@ -43,6 +43,23 @@ struct RefreshLabels {
     outcome: String,
 }
 
+/// How a read built as a plan (REST, GraphQL) was answered.
+#[derive(Clone, Copy, Debug)]
+pub enum ReadPath {
+    /// A learned request shape: no plan built.
+    RequestShape,
+    /// A learned plan shape: planned, not optimized.
+    PlanShape,
+    /// The planner, optimizer and executor.
+    Planner,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadPathLabels {
+    /// `request_shape`, `plan_shape` or `planner`.
+    path: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -55,6 +72,7 @@ pub struct Metrics {
     refreshes: Family<RefreshLabels, Counter>,
     source_rows: Family<SourceLabels, Counter>,
     source_statements: Family<SourceLabels, Counter>,
+    reads: Family<ReadPathLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -91,6 +109,7 @@ impl Metrics {
         let refreshes = Family::<RefreshLabels, Counter>::default();
         let source_rows = Family::<SourceLabels, Counter>::default();
         let source_statements = Family::<SourceLabels, Counter>::default();
+        let reads = Family::<ReadPathLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -136,6 +155,11 @@ impl Metrics {
             "Rows queries read from each source",
             source_rows.clone(),
         );
+        registry.register(
+            "reads",
+            "Reads built as plans (REST, GraphQL) by how they were answered",
+            reads.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -147,7 +171,18 @@ impl Metrics {
             refreshes,
             source_rows,
             source_statements,
+            reads,
         }
+    }
+
+    /// Counts one read built as a plan.
+    pub fn read(&self, path: ReadPath) {
+        let path = match path {
+            ReadPath::RequestShape => "request_shape",
+            ReadPath::PlanShape => "plan_shape",
+            ReadPath::Planner => "planner",
+        };
+        self.reads.get_or_create(&ReadPathLabels { path }).inc();
     }
 
     /// Counts one statement a query sent to `source`.

@@ -1240,6 +1240,110 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
     f.stop().await;
 }
 
+/// Reads answered from a learned request shape, without building a plan
+/// (`tributary_reads_total{path="request_shape"}`).
+async fn unplanned_reads(f: &Fixture) -> u64 {
+    let (_, metrics) = f.server.get_text("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tributary_reads_total{path=\"request_shape\"} "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A request whose shape came before skips planning (its values mapped to
+/// the learned statement's parameters), with the planner's answers; values
+/// the filter transforms, and values that no longer fit, keep the planner.
+#[tokio::test]
+async fn learned_request_shapes_skip_planning_with_the_same_answers() {
+    let f = Fixture::new().await;
+    let by_key = |key: i64| format!("/api/pg_orders/{key}?fields=id,status");
+    for key in [1, 2] {
+        f.get(&by_key(key)).await;
+    }
+    assert_eq!(
+        unplanned_reads(&f).await,
+        0,
+        "learned only by the second request"
+    );
+    for (key, status) in [(3, "open"), (5, "cancelled"), (4, "open"), (1, "open")] {
+        let body = f.get(&by_key(key)).await;
+        assert_eq!(body["data"], json!({"id": key, "status": status}));
+    }
+    assert_eq!(unplanned_reads(&f).await, 4);
+    assert_error(&f.call(Method::GET, &by_key(77), None).await, 404, &["77"]);
+    // Lists: an `$in` list of two, and a number given as text.
+    let list = |filter: &str| format!("/api/pg_orders?filter={}&sort=id&fields=id", enc(filter));
+    for (filter, expected) in [
+        (r#"{"id":{"$in":[1,3]},"status":"open"}"#, vec![1, 3]),
+        (r#"{"id":{"$in":[2,5]},"status":"open"}"#, vec![]),
+        (r#"{"id":{"$in":[2,5]},"status":"shipped"}"#, vec![2]),
+        (r#"{"id":{"$in":[4,4]},"status":"open"}"#, vec![4]),
+        (r#"{"customer_id":"2"}"#, vec![3, 5]),
+        (r#"{"customer_id":"1"}"#, vec![1, 2]),
+        (r#"{"customer_id":"3"}"#, vec![4]),
+        (r#"{"customer_id":2}"#, vec![3, 5]),
+    ] {
+        assert_eq!(ids(&f.get(&list(filter)).await), expected, "{filter}");
+    }
+    // The 404 above, the third and fourth `$in` lists, the third text.
+    assert_eq!(unplanned_reads(&f).await, 8);
+    // Text that is no number for an integer column: the planner's 400.
+    let (status, body) = f
+        .call(Method::GET, &list(r#"{"customer_id":"x"}"#), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(unplanned_reads(&f).await, 8);
+    // `$includes` wraps its text in `%…%`: planned every time, rightly.
+    for (text, expected) in [
+        ("N", vec![1, 3, 4, 5]),
+        ("ship", vec![2]),
+        ("o", vec![1, 3, 4]),
+    ] {
+        let filter = format!(r#"{{"status":{{"$includes":"{text}"}}}}"#);
+        assert_eq!(ids(&f.get(&list(&filter)).await), expected, "{text}");
+    }
+    assert_eq!(unplanned_reads(&f).await, 8);
+    // A role's user: its own rows, the request shape learned per user.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}}),
+    )
+    .await;
+    for round in 0..3 {
+        for (user, key, found) in [("ann", 1, true), ("bob", 1, false), ("bob", 3, true)] {
+            let (status, body) = f
+                .call_as("clerk", user, Method::GET, &by_key(key), None)
+                .await;
+            assert_eq!(status == 200, found, "{round} {user} {key}: {body}");
+        }
+    }
+    // Each user's second request of a shape learns it: bob's from round
+    // one, ann's from round two.
+    assert_eq!(unplanned_reads(&f).await, 8 + 2 + 3);
+    // GraphQL reads take the same road (learned from the second on, even
+    // when the plan's shape was known before).
+    let query =
+        |key: i64| json!({"query": format!("{{ pg_orders_by_pk(id: {key}) {{ id status }} }}")});
+    for (key, status) in [
+        (1, "open"),
+        (2, "shipped"),
+        (5, "cancelled"),
+        (2, "shipped"),
+        (5, "cancelled"),
+    ] {
+        let (code, body) = f.call(Method::POST, "/graphql", Some(query(key))).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            body["data"]["pg_orders_by_pk"],
+            json!({"id": key, "status": status})
+        );
+    }
+    assert_eq!(unplanned_reads(&f).await, 13 + 3);
+    f.stop().await;
+}
+
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
     let (_, metrics) = f.server.get_text("/metrics").await;

@@ -25,6 +25,7 @@ use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, ErrorKind, Statement, Value};
 
 use super::executor::to_datafusion;
+use super::request_key::Mapping;
 use super::{QueryOutput, explain};
 use crate::metrics::Metrics;
 
@@ -55,27 +56,65 @@ pub struct Direct {
     schema: SchemaRef,
 }
 
-/// The shapes of one session (so of one catalog version).
+/// What is known about a read's request shape (see `request_key`).
+#[derive(Clone)]
+pub enum RequestShape {
+    Seen,
+    /// The statement of its plan, and where its parameters come from.
+    Direct(Arc<Direct>, Arc<Mapping>),
+    Planned,
+}
+
+/// The shapes of one session (so of one catalog version): by query text
+/// (or plan text) and by read request.
 #[derive(Default)]
 pub struct Shapes {
-    known: Mutex<HashMap<String, Shape>>,
+    known: Bounded<Shape>,
+    requests: Bounded<RequestShape>,
+}
+
+/// A map of at most [`MAX_SHAPES`] entries.
+struct Bounded<T>(Mutex<HashMap<String, T>>);
+
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T: Clone> Bounded<T> {
+    fn get(&self, key: &str) -> Option<T> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: &str, value: T) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= MAX_SHAPES {
+            known.clear();
+        }
+        known.insert(key.to_string(), value);
+    }
 }
 
 impl Shapes {
     pub fn get(&self, sql: &str) -> Option<Shape> {
-        self.known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(sql)
-            .cloned()
+        self.known.get(sql)
     }
 
     pub fn insert(&self, sql: &str, shape: Shape) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.len() >= MAX_SHAPES {
-            known.clear();
-        }
-        known.insert(sql.to_string(), shape);
+        self.known.insert(sql, shape);
+    }
+
+    pub fn request(&self, key: &str) -> Option<RequestShape> {
+        self.requests.get(key)
+    }
+
+    pub fn insert_request(&self, key: &str, shape: RequestShape) {
+        self.requests.insert(key, shape);
     }
 }
 

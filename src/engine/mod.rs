@@ -20,6 +20,7 @@ mod partial_aggregates;
 mod permission_rewrite;
 mod plan_reads;
 mod pushdown;
+mod request_key;
 mod rules;
 mod runtime_filter;
 
@@ -52,7 +53,7 @@ use crate::sources::SourceManager;
 
 pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
 pub use explain::SourceQuery;
-pub use plan_reads::{PlanScope, ReadShape};
+pub use plan_reads::{PlanScope, ReadShape, Request};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]

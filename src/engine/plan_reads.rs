@@ -20,13 +20,16 @@ use datafusion::logical_expr::{Expr, Filter};
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::physical_plan::execute_stream;
 use datafusion::scalar::ScalarValue;
+use serde_json::Value;
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
+use super::request_key::RequestKey;
 use super::{
     Caller, Engine, EngineError, QueryOutput, checked_plan, denied, executor, fast_path,
     permission_rewrite,
 };
 use crate::filter::{self, Providers, Variables};
+use crate::metrics::ReadPath;
 
 /// What a plan builder sees.
 pub struct PlanScope<'a> {
@@ -53,6 +56,13 @@ pub enum ReadShape {
     Count,
 }
 
+/// A read as its request (see `request_key`): a text naming everything
+/// about it but its filter's values, and the filter.
+pub struct Request<'a> {
+    pub shape: String,
+    pub filter: Option<&'a Value>,
+}
+
 impl Engine {
     /// Builds a plan with `build` for `caller`, applies the caller's
     /// permissions and starts it. A `Count` plan answers one row with one
@@ -61,15 +71,70 @@ impl Engine {
         &self,
         caller: &Caller,
         shape: ReadShape,
-        build: impl FnOnce(&PlanScope<'_>) -> Result<LogicalPlan, E>,
+        mut build: impl FnMut(&PlanScope<'_>) -> Result<LogicalPlan, E>,
+    ) -> Result<QueryOutput, E>
+    where
+        E: From<EngineError>,
+    {
+        self.query_read(caller, shape, None, |scope, _| build(scope))
+            .await
+    }
+
+    /// [`Self::query_plan`] for a read whose request is known: `build`
+    /// plans with the filter it is given (the request's, or a copy with
+    /// markers for its values while the request's shape is learned), and a
+    /// request of a learned shape skips planning altogether.
+    pub async fn query_read<E>(
+        &self,
+        caller: &Caller,
+        shape: ReadShape,
+        request: Option<Request<'_>>,
+        mut build: impl FnMut(&PlanScope<'_>, Option<&Value>) -> Result<LogicalPlan, E>,
     ) -> Result<QueryOutput, E>
     where
         E: From<EngineError>,
     {
         let session = self.session()?;
         let role = self.role_session(&session, caller)?;
+        let variables = match caller {
+            Caller::Role { variables, .. } => Some(variables),
+            Caller::Admin => None,
+        };
+        // The fast path, as for SQL texts (see `fast_path`): the plan with
+        // its filter values as parameters is the key, or the request's
+        // shape once learned; a role's answers are learned per user, and
+        // not when they depend on the clock or are capped.
+        let learnable = match &role {
+            Some(role) => (!role.policy.uses_now).then_some(&role.shapes),
+            None => Some(&session.shapes),
+        };
+        let user_key = |text: String| match variables {
+            Some(variables) => super::user_key(variables, &text),
+            None => text,
+        };
+        let keyed = learnable
+            .zip(request.as_ref())
+            .and_then(|(shapes, request)| {
+                let key = RequestKey::of(&user_key(request.shape.clone()), request.filter)?;
+                Some((shapes, key, request.filter))
+            });
+        if let Some((shapes, key, _)) = &keyed
+            && let Some(fast_path::RequestShape::Direct(direct, mapping)) =
+                shapes.request(&key.text)
+            && let Some(values) = key.values(&mapping)
+            && let Some(bound) = direct.bind(&values)
+        {
+            match direct.start(bound, &self.metrics).await {
+                Ok(output) => {
+                    self.metrics.read(ReadPath::RequestShape);
+                    return Ok(output);
+                }
+                Err(e) if fast_path::refused_value(&e) => {}
+                Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e)).into()),
+            }
+        }
         let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
-        let plan = {
+        let mut plan_with = |filter: Option<&Value>| -> Result<(LogicalPlan, Option<u64>), E> {
             let raw = |table: &TableRef| (session.providers)(table);
             let visible = |table: &TableRef| -> Option<Arc<dyn TableProvider>> {
                 let whole = (session.providers)(table)?;
@@ -78,54 +143,63 @@ impl Engine {
                     Some(role) => permission_rewrite::role_table(&role.policy, table, whole),
                 }
             };
-            let variables = match caller {
-                Caller::Role { variables, .. } => Some(variables),
-                Caller::Admin => None,
-            };
-            build(&PlanScope {
-                snapshot: &session.snapshot,
-                tables: &visible,
-                raw_tables: &raw,
-                variables,
-                time_zone: self.time_zone,
-            })?
-        };
-        let (mut plan, mut row_limit) = checked_plan(&planning, plan)?;
-        if shape == ReadShape::Count {
-            row_limit = None;
-            plan = LogicalPlanBuilder::from(plan)
-                .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])
-                .and_then(LogicalPlanBuilder::build)
-                .map_err(|e| denied(e, &planning))?;
-        }
-        // The fast path, as for SQL texts (see `fast_path`): the plan with
-        // its filter values as parameters is the key; a role's answers are
-        // learned per user, and not when they depend on the clock or are
-        // capped.
-        let learnable = match (&role, caller) {
-            (Some(role), Caller::Role { variables, .. }) => {
-                (!role.policy.uses_now).then(|| (&role.shapes, Some(variables)))
+            let plan = build(
+                &PlanScope {
+                    snapshot: &session.snapshot,
+                    tables: &visible,
+                    raw_tables: &raw,
+                    variables,
+                    time_zone: self.time_zone,
+                },
+                filter,
+            )?;
+            let (mut plan, mut row_limit) = checked_plan(&planning, plan)?;
+            if shape == ReadShape::Count {
+                row_limit = None;
+                plan = LogicalPlanBuilder::from(plan)
+                    .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])
+                    .and_then(LogicalPlanBuilder::build)
+                    .map_err(|e| denied(e, &planning))?;
             }
-            _ => Some((&session.shapes, None)),
-        }
-        .filter(|_| row_limit.is_none());
-        let open = learnable.and_then(|(shapes, variables)| {
-            let (open, values) = parametrize(&plan)?;
-            let text = open.display_indent().to_string();
-            let key = match variables {
-                Some(variables) => super::user_key(variables, &text),
-                None => text,
-            };
-            Some((shapes, key, open, values))
-        });
-        if let Some((shapes, key, _, values)) = &open
-            && let Some(fast_path::Shape::Direct(direct)) = shapes.get(key)
-            && let Some(bound) = direct.bind(values)
+            Ok((plan, row_limit))
+        };
+        let (plan, row_limit) = plan_with(request.as_ref().and_then(|r| r.filter))?;
+        let open = learnable
+            .filter(|_| row_limit.is_none())
+            .and_then(|shapes| {
+                let (open, values) = parametrize(&plan)?;
+                let key = user_key(open.display_indent().to_string());
+                Some((shapes, key, open, values))
+            });
+        // The request's shape is learned from its plan's (see
+        // `note_request`): planned once more with markers for its values.
+        let mut probe = |marked: &Value, plan_key: &str| {
+            let (plan, row_limit) = plan_with(Some(marked)).ok()?;
+            let (open, values) = parametrize(&plan).filter(|_| row_limit.is_none())?;
+            (user_key(open.display_indent().to_string()) == plan_key).then_some(values)
+        };
+        let mut noted = false;
+        if let Some((shapes, plan_key, _, values)) = &open
+            && let Some(fast_path::Shape::Direct(direct)) = shapes.get(plan_key)
         {
-            match direct.start(bound, &self.metrics).await {
-                Ok(output) => return Ok(output),
-                Err(e) if fast_path::refused_value(&e) => {}
-                Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e)).into()),
+            if let Some((_, key, Some(filter))) = &keyed {
+                let plan_shape = fast_path::Shape::Direct(direct.clone());
+                note_request(shapes, key, filter, Some(plan_shape), values, |marked| {
+                    probe(marked, plan_key)
+                });
+                noted = true;
+            }
+            if let Some(bound) = direct.bind(values) {
+                match direct.start(bound, &self.metrics).await {
+                    Ok(output) => {
+                        self.metrics.read(ReadPath::PlanShape);
+                        return Ok(output);
+                    }
+                    Err(e) if fast_path::refused_value(&e) => {}
+                    Err(e) => {
+                        return Err(EngineError::DataFusion(executor::to_datafusion(e)).into());
+                    }
+                }
             }
         }
         let state = planning.context.state();
@@ -136,20 +210,31 @@ impl Engine {
             .create_physical_plan()
             .await
             .map_err(EngineError::from)?;
-        if let Some((shapes, key, open, _)) = open {
-            match shapes.get(&key) {
-                None => shapes.insert(&key, fast_path::Shape::Seen),
+        if let Some((shapes, plan_key, open, values)) = open {
+            match shapes.get(&plan_key) {
+                None => shapes.insert(&plan_key, fast_path::Shape::Seen),
                 Some(fast_path::Shape::Seen) => {
                     let open = DataFrame::new(state.clone(), open);
                     let learned = self
                         .learn_frame(&planning, open, physical.as_ref(), &schema)
                         .await;
-                    shapes.insert(&key, learned);
+                    shapes.insert(&plan_key, learned);
                 }
                 Some(_) => {}
             }
+            if !noted && let Some((_, key, Some(filter))) = &keyed {
+                note_request(
+                    shapes,
+                    key,
+                    filter,
+                    shapes.get(&plan_key),
+                    &values,
+                    |marked| probe(marked, &plan_key),
+                );
+            }
         }
         let stream = execute_stream(physical, task).map_err(EngineError::from)?;
+        self.metrics.read(ReadPath::Planner);
         Ok(QueryOutput {
             schema,
             stream,
@@ -164,7 +249,7 @@ impl Engine {
         &self,
         table: &TableRef,
         rows: RecordBatch,
-        check: &serde_json::Value,
+        check: &Value,
         variables: Option<&Variables>,
     ) -> Result<u64, EngineError> {
         let session = self.session()?;
@@ -196,6 +281,39 @@ impl Engine {
             .ok_or_else(|| DataFusionError::Internal("count(*) answered no row".into()))?;
         Ok(u64::try_from(failing).unwrap_or(0))
     }
+}
+
+/// Notes a keyed request among `shapes`: its shape is seen the first time
+/// and learned the next time its plan's shape (`plan_shape`) is known.
+/// `values` are its plan's parameter values; `marked` plans the request
+/// with the marked filter and answers that plan's parameter values when it
+/// has the same key as the request's plan. A request whose value holds its
+/// own marker leaves the shape to the next one.
+fn note_request(
+    shapes: &fast_path::Shapes,
+    key: &RequestKey,
+    filter: &Value,
+    plan_shape: Option<fast_path::Shape>,
+    values: &[ScalarValue],
+    marked: impl FnOnce(&Value) -> Option<Vec<ScalarValue>>,
+) {
+    let learned = match (shapes.request(&key.text), plan_shape) {
+        (None, _) => fast_path::RequestShape::Seen,
+        (Some(fast_path::RequestShape::Seen), Some(fast_path::Shape::Direct(direct))) => {
+            let Some((filter, markers)) = key.markers(filter) else {
+                return;
+            };
+            match marked(&filter).and_then(|probe| key.mapping(&markers, values, &probe)) {
+                Some(mapping) => fast_path::RequestShape::Direct(direct, Arc::new(mapping)),
+                None => fast_path::RequestShape::Planned,
+            }
+        }
+        (Some(fast_path::RequestShape::Seen), Some(fast_path::Shape::Planned)) => {
+            fast_path::RequestShape::Planned
+        }
+        _ => return,
+    };
+    shapes.insert_request(&key.text, learned);
 }
 
 /// The plan with the values its filters compare with as parameters (`$1`…,

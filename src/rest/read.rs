@@ -25,7 +25,7 @@ use super::order::{self, RowWindow};
 use super::params::{Key, Params, SortKey};
 use super::{Target, json_response};
 use crate::auth::Principal;
-use crate::engine::{Caller, PlanScope, QueryOutput, ReadShape};
+use crate::engine::{Caller, PlanScope, QueryOutput, ReadShape, Request};
 use crate::error::ApiError;
 use crate::filter;
 use crate::results;
@@ -437,10 +437,26 @@ async fn start(
     request: &ReadRequest,
 ) -> Result<QueryOutput, ApiError> {
     let answered = answered_columns(state, caller, target, request).await?;
-    let work = state
-        .engine
-        .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
-            let (builder, name, visible) = filtered_scan(scope, target, request.filter.as_ref())?;
+    // Everything the plan is made of but the filter's values (a cursor's
+    // values are not a filter's: such reads are planned each time).
+    let keyed = request.after.is_none().then(|| Request {
+        shape: format!(
+            "rows\u{1f}{}\u{1f}{answered:?}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
+            target.name(),
+            request.sort,
+            request.offset,
+            request.limit,
+            request.distinct_on,
+            request.per,
+        ),
+        filter: request.filter.as_ref(),
+    });
+    let work = state.engine.query_read(
+        caller,
+        ReadShape::Rows,
+        keyed,
+        |scope, filter| -> Result<_, ApiError> {
+            let (builder, name, visible) = filtered_scan(scope, target, filter)?;
             let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
             for key in request.sort.iter().filter(|k| k.via.is_none()) {
                 check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
@@ -466,7 +482,8 @@ async fn start(
                 .project(answered.iter().map(|c| col(c)))
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(internal)
-        });
+        },
+    );
     within(state, work).await
 }
 
@@ -478,12 +495,21 @@ async fn count_rows(
     filter: Option<&Value>,
 ) -> Result<u64, ApiError> {
     let work = async {
+        let keyed = Request {
+            shape: format!("count\u{1f}{}", target.name()),
+            filter,
+        };
         let mut output = state
             .engine
-            .query_plan(caller, ReadShape::Count, |scope| -> Result<_, ApiError> {
-                let (builder, _, _) = filtered_scan(scope, target, filter)?;
-                builder.build().map_err(internal)
-            })
+            .query_read(
+                caller,
+                ReadShape::Count,
+                Some(keyed),
+                |scope, filter| -> Result<_, ApiError> {
+                    let (builder, _, _) = filtered_scan(scope, target, filter)?;
+                    builder.build().map_err(internal)
+                },
+            )
             .await?;
         let mut total = 0;
         while let Some(batch) = output.stream.next().await {
