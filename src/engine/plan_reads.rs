@@ -123,15 +123,11 @@ impl Engine {
                 shapes.request(&key.text)
             && let Some(values) = key.values(&mapping)
             && let Some(bound) = direct.bind(&values)
+            && let Some(answer) = self
+                .start_direct(&direct, bound, ReadPath::RequestShape)
+                .await
         {
-            match direct.start(bound, &self.metrics).await {
-                Ok(output) => {
-                    self.metrics.read(ReadPath::RequestShape);
-                    return Ok(output);
-                }
-                Err(e) if fast_path::refused_value(&e) => {}
-                Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e)).into()),
-            }
+            return answer.map_err(E::from);
         }
         let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
         let mut plan_with = |filter: Option<&Value>| -> Result<(LogicalPlan, Option<u64>), E> {
@@ -189,17 +185,10 @@ impl Engine {
                 });
                 noted = true;
             }
-            if let Some(bound) = direct.bind(values) {
-                match direct.start(bound, &self.metrics).await {
-                    Ok(output) => {
-                        self.metrics.read(ReadPath::PlanShape);
-                        return Ok(output);
-                    }
-                    Err(e) if fast_path::refused_value(&e) => {}
-                    Err(e) => {
-                        return Err(EngineError::DataFusion(executor::to_datafusion(e)).into());
-                    }
-                }
+            if let Some(bound) = direct.bind(values)
+                && let Some(answer) = self.start_direct(&direct, bound, ReadPath::PlanShape).await
+            {
+                return answer.map_err(E::from);
             }
         }
         let state = planning.context.state();
@@ -240,6 +229,24 @@ impl Engine {
             stream,
             row_limit,
         })
+    }
+
+    /// Sends a learned statement with its values bound; `None` when the
+    /// database refused a value (the planner then decides).
+    async fn start_direct(
+        &self,
+        direct: &fast_path::Direct,
+        values: Vec<tributary_connector::Value>,
+        path: ReadPath,
+    ) -> Option<Result<QueryOutput, EngineError>> {
+        match direct.start(values, &self.metrics).await {
+            Ok(output) => {
+                self.metrics.read(path);
+                Some(Ok(output))
+            }
+            Err(e) if fast_path::refused_value(&e) => None,
+            Err(e) => Some(Err(EngineError::DataFusion(executor::to_datafusion(e)))),
+        }
     }
 
     /// How many of `rows` (rows of `table` just written) fail the filter
