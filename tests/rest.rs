@@ -1344,6 +1344,150 @@ async fn learned_request_shapes_skip_planning_with_the_same_answers() {
     f.stop().await;
 }
 
+/// Differential check of the request-shape fast path: for filters over
+/// many operators, with values that make the compiler branch or transform
+/// (months vs days, `%` in text, empty text, numbers as text, values of the
+/// wrong type), a learned shape answers what the planner answers for a
+/// shape it has never seen (a `pageSize` of its own).
+#[tokio::test]
+async fn learned_request_shapes_answer_as_the_planner_for_every_operator() {
+    let f = Fixture::new().await;
+    let templates: Vec<(&str, Vec<Value>)> = vec![
+        (
+            r#"{"status":@}"#,
+            vec![
+                json!("open"),
+                json!("shipped"),
+                json!(""),
+                json!("OPEN"),
+                json!(7001),
+            ],
+        ),
+        (
+            r#"{"id":{"$gt":@}}"#,
+            vec![
+                json!(0),
+                json!(2),
+                json!(-1),
+                json!("3"),
+                json!(2.5),
+                json!(true),
+            ],
+        ),
+        (
+            r#"{"id":{"$in":[@,3]}}"#,
+            vec![json!(1), json!(4), json!(3), json!("x")],
+        ),
+        (
+            r#"{"customer_id":{"$notIn":[@]}}"#,
+            vec![json!(1), json!(2), json!(9)],
+        ),
+        (
+            r#"{"customer_id":@}"#,
+            vec![
+                json!("1"),
+                json!("2"),
+                json!("3"),
+                json!(" 2"),
+                json!("2.0"),
+            ],
+        ),
+        (
+            r#"{"note":{"$ne":@}}"#,
+            vec![json!("n1"), json!("n2"), json!(""), json!(null)],
+        ),
+        (
+            r#"{"note":{"$like":@}}"#,
+            vec![json!("n%"), json!("%1"), json!("_2"), json!("%"), json!("")],
+        ),
+        (
+            r#"{"status":{"$includes":@}}"#,
+            vec![json!("o"), json!("%"), json!("_"), json!(""), json!("N")],
+        ),
+        (
+            r#"{"status":{"$startsWith":@}}"#,
+            vec![json!("o"), json!("s"), json!("")],
+        ),
+        (
+            r#"{"$or":[{"status":@},{"id":@}]}"#,
+            vec![json!("open"), json!(2), json!("x"), json!(5)],
+        ),
+        (
+            r#"{"placed_at":{"$dateOn":@}}"#,
+            vec![
+                json!("2024-01-05"),
+                json!("2024-01"),
+                json!("2024-02-14"),
+                json!("2024"),
+            ],
+        ),
+        (
+            r#"{"placed_at":{"$dateBefore":@}}"#,
+            vec![json!("2024-02-01"), json!("2024-03"), json!("x")],
+        ),
+        (
+            r#"{"total":{"$gt":@}}"#,
+            vec![json!(10), json!("50.5"), json!(99)],
+        ),
+        (r#"{"note":{"$empty":@}}"#, vec![json!(true), json!(false)]),
+        (r#"{"id":{"$isTruly":@}}"#, vec![json!(true), json!(false)]),
+        (r#"{"customer.name":@}"#, vec![json!("Ann"), json!("Bob")]),
+        (
+            r#"{"owner":{"$eq":@},"id":{"$lte":@}}"#,
+            vec![
+                json!("ann"),
+                json!(1),
+                json!("bob"),
+                json!(5),
+                json!("ann"),
+                json!(9),
+            ],
+        ),
+    ];
+    let mut fresh = 200;
+    let before = unplanned_reads(&f).await;
+    for (template, values) in &templates {
+        let holes = template.matches('@').count();
+        let fill = |values: &[Value]| {
+            let mut text = template.to_string();
+            for value in values {
+                text = text.replacen('@', &value.to_string(), 1);
+            }
+            text
+        };
+        let sets: Vec<&[Value]> = values.chunks(holes).collect();
+        let path = |filter: &str, page: i64| {
+            format!(
+                "/api/pg_orders?filter={}&sort=id&fields=id&pageSize={page}",
+                enc(filter)
+            )
+        };
+        // Learned from the first two value sets, then every set asked of both.
+        for set in sets.iter().take(2).chain(sets.iter().take(2)) {
+            f.call(Method::GET, &path(&fill(set), 50), None).await;
+        }
+        for set in &sets {
+            let filter = fill(set);
+            fresh += 1;
+            let planned = f.call(Method::GET, &path(&filter, fresh), None).await;
+            let learned = f.call(Method::GET, &path(&filter, 50), None).await;
+            assert_eq!(
+                planned.0, learned.0,
+                "{filter}: {} vs {}",
+                planned.1, learned.1
+            );
+            if planned.0 == 200 {
+                assert_eq!(planned.1["data"], learned.1["data"], "{filter}");
+            }
+        }
+    }
+    assert!(
+        unplanned_reads(&f).await >= before + 20,
+        "the fast path was not taken"
+    );
+    f.stop().await;
+}
+
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
     let (_, metrics) = f.server.get_text("/metrics").await;
