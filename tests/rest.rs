@@ -111,6 +111,12 @@ impl Fixture {
         assert_eq!(status, 200, "{collection} {action}: {body}");
     }
 
+    /// `role` may select the orders whose `owner` is the user's id.
+    async fn own_orders_only(&self, role: &str) {
+        let rule = json!({"filter": {"owner": "{{$user.id}}"}});
+        self.rule(role, "pg_orders", "select", rule).await;
+    }
+
     async fn pg_count(&self, sql: &str) -> i64 {
         let client = common::postgres().await;
         let sql = sql.replace("{schema}", &self.schema);
@@ -1204,13 +1210,7 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
         assert_eq!(ids(&body), expected, "{status}");
     }
     // A role: each user keeps getting their own rows.
-    f.rule(
-        "clerk",
-        "pg_orders",
-        "select",
-        json!({"filter": {"owner": "{{$user.id}}"}}),
-    )
-    .await;
+    f.own_orders_only("clerk").await;
     for _ in 0..3 {
         for (user, expected) in [("ann", vec![1, 2]), ("bob", vec![3, 5])] {
             let filter = enc(r#"{"total":{"$gt":1}}"#);
@@ -1304,13 +1304,7 @@ async fn learned_request_shapes_skip_planning_with_the_same_answers() {
     }
     assert_eq!(unplanned_reads(&f).await, 8);
     // A role's user: its own rows, the request shape learned per user.
-    f.rule(
-        "clerk",
-        "pg_orders",
-        "select",
-        json!({"filter": {"owner": "{{$user.id}}"}}),
-    )
-    .await;
+    f.own_orders_only("clerk").await;
     for round in 0..3 {
         for (user, key, found) in [("ann", 1, true), ("bob", 1, false), ("bob", 3, true)] {
             let (status, body) = f
