@@ -19,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::resolve::{self, field_error};
+use super::schema::ready;
 use super::shape::{ColumnShape, Shape, Shapes};
 use super::{arguments, bytea, nested};
 use crate::auth::Principal;
@@ -129,10 +130,11 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
         "affected_rows",
         TypeRef::named_nn(TypeRef::INT),
         |ctx| {
-            FieldFuture::new(async move {
-                let answer = ctx.parent_value.try_downcast_ref::<Answer>()?;
-                Ok(Some(FieldValue::value(GqlValue::from(answer.affected))))
-            })
+            ready(
+                ctx.parent_value
+                    .try_downcast_ref::<Answer>()
+                    .map(|answer| Some(FieldValue::value(GqlValue::from(answer.affected)))),
+            )
         },
     ));
     if shape.select {
@@ -140,15 +142,14 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             "returning",
             TypeRef::named_nn_list_nn(x.as_str()),
             |ctx| {
-                FieldFuture::new(async move {
-                    let answer = ctx.parent_value.try_downcast_ref::<Answer>()?;
-                    Ok(Some(FieldValue::list(
+                ready(ctx.parent_value.try_downcast_ref::<Answer>().map(|answer| {
+                    Some(FieldValue::list(
                         answer
                             .records
                             .iter()
                             .map(|record| FieldValue::borrowed_any(record)),
-                    )))
-                })
+                    ))
+                }))
             },
         ));
     }

@@ -258,10 +258,7 @@ fn collection_types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynami
         object = object.field(Field::new(
             column.name.as_str(),
             column_type(column),
-            move |ctx| {
-                let column = answered.clone();
-                FieldFuture::new(async move { resolve::column(&ctx, &column) })
-            },
+            move |ctx| ready(resolve::column(&ctx, &answered)),
         ));
     }
     object = relation_fields(object, shape, shapes);
@@ -391,15 +388,22 @@ fn relation_fields(mut object: Object, shape: &Shape, shapes: &Shapes) -> Object
 }
 
 fn relation_resolver(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
-    FieldFuture::new(async move { nested::resolve(&ctx) })
+    ready(nested::resolve(&ctx))
+}
+
+/// A resolver's answer computed at once: no future to box and poll (a
+/// column is resolved once per row and field).
+pub(super) fn ready(result: async_graphql::Result<Option<FieldValue<'_>>>) -> FieldFuture<'_> {
+    match result {
+        Ok(value) => FieldFuture::Value(value),
+        Err(error) => FieldFuture::new(async move { Err::<Option<FieldValue<'_>>, _>(error) }),
+    }
 }
 
 /// A field read from the parent's value by its response key (the
 /// aggregate answer is computed whole by the root field).
 pub(super) fn keyed(name: &str, ty: TypeRef) -> Field {
-    Field::new(name, ty, |ctx| {
-        FieldFuture::new(async move { Ok(resolve::by_response_key(&ctx)) })
-    })
+    Field::new(name, ty, |ctx| ready(Ok(resolve::by_response_key(&ctx))))
 }
 
 /// `x_aggregate { aggregate: x_aggregate_fields }` and the fields of each
@@ -475,13 +479,13 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     let mut answer = Object::new(format!("{x}_aggregate")).field(Field::new(
         "aggregate",
         TypeRef::named(format!("{x}_aggregate_fields")),
-        |ctx| FieldFuture::new(async move { Ok(resolve::aggregate_part(&ctx)) }),
+        |ctx| ready(Ok(resolve::aggregate_part(&ctx))),
     ));
     if shape.select {
         answer = answer.field(Field::new(
             "nodes",
             TypeRef::named_nn_list_nn(x.as_str()),
-            |ctx| FieldFuture::new(async move { resolve::aggregate_nodes(&ctx) }),
+            |ctx| ready(resolve::aggregate_nodes(&ctx)),
         ));
     }
     types.push(answer.into());
