@@ -118,16 +118,22 @@ impl Engine {
                 let key = RequestKey::of(&user_key(request.shape.clone()), request.filter)?;
                 Some((shapes, key, request.filter))
             });
+        // A value the database refused here is the plan shape's too: the
+        // planner decides.
+        let mut refused = false;
         if let Some((shapes, key, _)) = &keyed
             && let Some(fast_path::RequestShape::Direct(direct, mapping)) =
                 shapes.request(&key.text)
             && let Some(values) = key.values(&mapping)
             && let Some(bound) = direct.bind(&values)
-            && let Some(answer) = self
+        {
+            match self
                 .start_direct(&direct, bound, ReadPath::RequestShape)
                 .await
-        {
-            return answer.map_err(E::from);
+            {
+                Some(answer) => return answer.map_err(E::from),
+                None => refused = true,
+            }
         }
         let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
         let mut plan_with = |filter: Option<&Value>| -> Result<(LogicalPlan, Option<u64>), E> {
@@ -185,7 +191,8 @@ impl Engine {
                 });
                 noted = true;
             }
-            if let Some(bound) = direct.bind(values)
+            if !refused
+                && let Some(bound) = direct.bind(values)
                 && let Some(answer) = self.start_direct(&direct, bound, ReadPath::PlanShape).await
             {
                 return answer.map_err(E::from);
