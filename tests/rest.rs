@@ -1293,6 +1293,16 @@ async fn learned_request_shapes_skip_planning_with_the_same_answers() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(unplanned_reads(&f).await, 8);
+    // Text PostgreSQL's protocol cannot carry is the request's fault (400),
+    // learned shape or not.
+    let (status, body) = f
+        .call(
+            Method::GET,
+            &list(r#"{"customer_id":"1","status":"a\u0000b"}"#),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
     // `$includes` wraps its text in `%…%`: planned every time, rightly.
     for (text, expected) in [
         ("N", vec![1, 3, 4, 5]),
@@ -1355,6 +1365,7 @@ async fn learned_request_shapes_answer_as_the_planner_for_every_operator() {
                 json!(""),
                 json!("OPEN"),
                 json!(7001),
+                json!("a\u{0}b"),
             ],
         ),
         (

@@ -97,7 +97,14 @@ pub(crate) fn from_pg(err: tokio_postgres::Error) -> ConnectorError {
         Some(d) => format!("{text}: {d}"),
         None => text.clone(),
     };
-    let kind = if matches!(io_kind, Some(io::ErrorKind::TimedOut)) || text.starts_with("timeout") {
+    // A value the protocol cannot carry (text with a NUL byte) fails while
+    // the message is encoded, before anything is sent: bad input, not a
+    // source that is down.
+    let kind = if text.starts_with("error encoding message to server")
+        || text.starts_with("error serializing parameter")
+    {
+        ErrorKind::InvalidInput
+    } else if matches!(io_kind, Some(io::ErrorKind::TimedOut)) || text.starts_with("timeout") {
         ErrorKind::Timeout
     } else if text.starts_with("authentication error") {
         ErrorKind::Authentication
