@@ -13,9 +13,18 @@ use serde_json::{Number, Value};
 
 /// Every row of a batch as a JSON array of cells, in column order.
 pub fn rows(batch: &RecordBatch) -> Vec<Vec<Value>> {
-    let columns: Vec<Vec<Value>> = batch.columns().iter().map(column_values).collect();
+    let mut columns: Vec<_> = batch
+        .columns()
+        .iter()
+        .map(|c| column_values(c).into_iter())
+        .collect();
     (0..batch.num_rows())
-        .map(|row| columns.iter().map(|c| c[row].clone()).collect())
+        .map(|_| {
+            columns
+                .iter_mut()
+                .map(|c| c.next().unwrap_or(Value::Null))
+                .collect()
+        })
         .collect()
 }
 

@@ -12,6 +12,7 @@
 //! the depth of the query, never with the number of rows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::SelectionField;
 use async_graphql::Value as GqlValue;
@@ -374,7 +375,7 @@ async fn attach_rows(
     records: &mut [Record],
 ) -> Result<(), ApiError> {
     let at = response_key(selected);
-    let key = slot(&at);
+    let key: Arc<str> = slot(&at).into();
     let by_key = match Picked::of(selected, relation, target_shape, shapes, records)? {
         Some(picked) => {
             picked
@@ -426,7 +427,7 @@ async fn attach_aggregate(
     records: &mut [Record],
 ) -> Result<(), ApiError> {
     let at = response_key(selected);
-    let key = slot(&at);
+    let key: Arc<str> = slot(&at).into();
     let selection = AggregateSelection::of(selected, target_shape)?;
     let nodes: Vec<SelectionField<'_>> = included(selected)
         .into_iter()
@@ -467,14 +468,14 @@ async fn attach_aggregate(
         let parent = outer_key(relation, record);
         let group = parent.as_ref().and_then(|k| groups.get(k));
         let answer = selection.answer(group).into_json().unwrap_or(Value::Null);
-        let mut parts = vec![(AGGREGATE_PART.to_string(), Cell::Value(answer))];
+        let mut parts = vec![(Arc::from(AGGREGATE_PART), Cell::Value(answer))];
         if !nodes.is_empty() {
             let mine = parent
                 .as_ref()
                 .and_then(|k| rows.get(k))
                 .cloned()
                 .unwrap_or_default();
-            parts.push((NODES_PART.to_string(), Cell::Many(mine)));
+            parts.push((Arc::from(NODES_PART), Cell::Many(mine)));
         }
         record.0.push((key.clone(), Cell::One(Some(Record(parts)))));
     }
@@ -490,7 +491,7 @@ pub fn resolve<'a>(ctx: &ResolverContext<'a>) -> async_graphql::Result<Option<Fi
     let cell = record
         .0
         .iter()
-        .find(|(name, _)| *name == key)
+        .find(|(name, _)| **name == *key)
         .map(|(_, c)| c);
     Ok(match cell {
         Some(Cell::One(row)) => row.as_ref().map(|row| FieldValue::borrowed_any(row)),

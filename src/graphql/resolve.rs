@@ -425,7 +425,11 @@ pub fn aggregate_nodes<'a>(
         Ok(answer) => &answer.nodes,
         Err(_) => {
             let parts = ctx.parent_value.try_downcast_ref::<Record>()?;
-            match parts.0.iter().find(|(name, _)| name == nested::NODES_PART) {
+            match parts
+                .0
+                .iter()
+                .find(|(name, _)| **name == *nested::NODES_PART)
+            {
                 Some((_, Cell::Many(rows))) => rows,
                 _ => {
                     return Err(field_error(ApiError::internal(

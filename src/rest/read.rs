@@ -6,6 +6,7 @@
 //! and level, whatever the number of rows.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -38,9 +39,10 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// The largest `pageSize` (and never more than the configured `max_rows`).
 pub const MAX_PAGE_SIZE: u64 = 1000;
 
-/// One record: columns in order, then appended relations.
+/// One record: columns in order, then appended relations. Names are
+/// shared by the rows of a read (one allocation per column, not per cell).
 #[derive(Debug, Clone, Default)]
-pub struct Record(pub Vec<(String, Cell)>);
+pub struct Record(pub Vec<(Arc<str>, Cell)>);
 
 /// A record's value: a column's, or an appended relation's records.
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ impl Serialize for Record {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, cell) in &self.0 {
+            let name: &str = name;
             match cell {
                 Cell::Value(value) => map.serialize_entry(name, value)?,
                 Cell::One(record) => map.serialize_entry(name, record)?,
@@ -68,13 +71,13 @@ impl Record {
     /// A column's value.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.iter().find_map(|(n, cell)| match cell {
-            Cell::Value(value) if n == name => Some(value),
+            Cell::Value(value) if **n == *name => Some(value),
             _ => None,
         })
     }
 
     fn retain(&mut self, keep: &HashSet<String>) {
-        self.0.retain(|(n, _)| keep.contains(n));
+        self.0.retain(|(n, _)| keep.contains(&**n));
     }
 }
 
@@ -548,34 +551,54 @@ pub(crate) async fn collect(
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(usize::MAX)
         .min(state.config.max_rows);
-    let names: Vec<String> = output
+    let names: Vec<Arc<str>> = output
         .schema
         .fields()
         .iter()
-        .map(|f| f.name().clone())
+        .map(|f| Arc::from(f.name().as_str()))
         .collect();
     let work = async {
         let mut records = Vec::new();
         while let Some(batch) = output.stream.next().await {
             let batch = batch.map_err(|e| ApiError::from(crate::engine::EngineError::from(e)))?;
-            let columns: Vec<Vec<Value>> =
-                batch.columns().iter().map(results::column_values).collect();
-            for row in 0..batch.num_rows() {
-                if records.len() == cap {
-                    return Ok(records);
-                }
-                records.push(Record(
-                    names
-                        .iter()
-                        .zip(&columns)
-                        .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
-                        .collect(),
-                ));
+            let columns = names
+                .iter()
+                .cloned()
+                .zip(batch.columns().iter().map(results::column_values))
+                .collect();
+            records.extend(records_of(columns, batch.num_rows()).take(cap - records.len()));
+            if records.len() == cap {
+                return Ok(records);
             }
         }
         Ok(records)
     };
     within(state, work).await
+}
+
+/// The records `rows` long columns of values make, cells named as their
+/// column (each value moved into its cell, not copied).
+pub(crate) fn records_of(
+    columns: Vec<(Arc<str>, Vec<Value>)>,
+    rows: usize,
+) -> impl Iterator<Item = Record> {
+    let mut columns: Vec<_> = columns
+        .into_iter()
+        .map(|(name, values)| (name, values.into_iter()))
+        .collect();
+    (0..rows).map(move |_| {
+        Record(
+            columns
+                .iter_mut()
+                .map(|(name, values)| {
+                    (
+                        name.clone(),
+                        Cell::Value(values.next().unwrap_or(Value::Null)),
+                    )
+                })
+                .collect(),
+        )
+    })
 }
 
 pub fn full_name(table: &TableRef) -> TableReference {
@@ -680,6 +703,7 @@ impl Appends {
     ) -> Result<(), ApiError> {
         for relation in &self.relations {
             let related = relation.fetch(state, caller, records).await?;
+            let name: Arc<str> = relation.name.as_str().into();
             for record in records.iter_mut() {
                 let key = relation.outer_key(record);
                 let matches: Vec<&Record> = match &key {
@@ -694,7 +718,7 @@ impl Appends {
                 } else {
                     Cell::One(matches.first().map(|r| (*r).clone()))
                 };
-                record.0.push((relation.name.clone(), value));
+                record.0.push((name.clone(), value));
             }
         }
         Ok(())

@@ -32,7 +32,7 @@ use tributary_connector::{
 };
 
 use super::Target;
-use super::read::{Cell, Record, filter_error, full_name, internal, selectable_columns, within};
+use super::read::{self, Record, filter_error, full_name, internal, selectable_columns, within};
 use super::values::to_value;
 use crate::audit::{self, AuditEntry, Outcome};
 use crate::auth::Principal;
@@ -853,23 +853,17 @@ fn answer(
         None => target.primary_key()?.to_vec(),
     };
     let schema = batch.schema();
-    let columns: Vec<(String, Vec<Json>)> = readable
+    let columns = readable
         .iter()
         .filter_map(|name| {
             let index = schema.index_of(name).ok()?;
-            Some((name.clone(), results::column_values(batch.column(index))))
+            Some((
+                Arc::from(name.as_str()),
+                results::column_values(batch.column(index)),
+            ))
         })
         .collect();
-    Ok((0..batch.num_rows())
-        .map(|row| {
-            Record(
-                columns
-                    .iter()
-                    .map(|(name, values)| (name.clone(), Cell::Value(values[row].clone())))
-                    .collect(),
-            )
-        })
-        .collect())
+    Ok(read::records_of(columns, batch.num_rows()).collect())
 }
 
 fn keys_of(target: &Target, records: &[Record]) -> Json {
