@@ -56,7 +56,6 @@ fn shown(detail: &str) -> bool {
     !detail.starts_with("Failing row contains")
 }
 
-/// Classifies a tokio-postgres error.
 /// PostgreSQL refuses to run a cached plan whose result type changed (`ALTER
 /// TABLE` since the statement was prepared).
 pub(crate) fn is_stale_plan(err: &tokio_postgres::Error) -> bool {
@@ -71,6 +70,7 @@ pub(crate) fn is_stale_plan_error(err: &ConnectorError) -> bool {
         .is_some_and(is_stale_plan)
 }
 
+/// Classifies a tokio-postgres error.
 pub(crate) fn from_pg(err: tokio_postgres::Error) -> ConnectorError {
     if let Some(db) = err.as_db_error() {
         let kind = kind_of_sqlstate(db.code().code());
