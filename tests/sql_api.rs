@@ -484,6 +484,38 @@ async fn a_thousand_join_keys_reach_the_other_source_as_lists() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// A join on two columns narrows the other source by each column's keys:
+/// pairs (1, 1) and (400, 3) read the 4 rows with a in (1, 400) and b in
+/// (1, 3) — the keys' bounds alone would read 1,200.
+#[tokio::test]
+async fn keys_of_a_join_on_two_columns_reach_the_other_source() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE big (a int, b int, v text, PRIMARY KEY (a, b));
+         INSERT INTO big SELECT g / 10, g % 10, 'v' || g FROM generate_series(0, 4999) g;
+         ANALYZE big;",
+    )
+    .await;
+    let database = common::mariadb_database(
+        "CREATE TABLE small (a INT, b INT, PRIMARY KEY (a, b)); INSERT INTO small VALUES (1, 1), (400, 3); ANALYZE TABLE small;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    server.register(pg).await;
+    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
+    server.register(my).await;
+
+    let query = format!(
+        "SELECT g.v FROM pg.{schema}.big g JOIN my.{database}.small s ON g.a = s.a AND g.b = s.b ORDER BY g.v"
+    );
+    assert_eq!(rows(&server, &query).await, json!([["v11"], ["v4003"]]));
+    assert_eq!(rows_read(&server, "pg").await, Some(4));
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 #[tokio::test]
 async fn a_query_past_the_time_limit_is_cancelled_at_the_source() {
     let schema = common::postgres_schema(

@@ -11,13 +11,17 @@
 //! rendered is left out — a conjunction missing a part is a wider filter.
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, Operator, binary_expr};
+use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
+    BinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
 };
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
@@ -114,9 +118,32 @@ fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -
             _ => None,
         };
     }
+    if let Some(case) = any.downcast_ref::<CaseExpr>() {
+        // A partitioned hash join's filter routes each row to its
+        // partition's keys: `CASE hash(key) % n WHEN 0 THEN f0 … ELSE e END`.
+        // Whatever the conditions, a row the CASE keeps passes one of its
+        // results, so their disjunction is a wider filter (branches that
+        // keep nothing drop out; one that keeps everything leaves none).
+        return case
+            .when_then_expr()
+            .iter()
+            .map(|(_, then)| then)
+            .chain(case.else_expr())
+            .filter(|result| !is_false(result))
+            .map(|result| convert(result, schema, kind))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .reduce(Expr::or);
+    }
     if let Some(list) = any.downcast_ref::<InListExpr>() {
+        if list.negated() {
+            return None;
+        }
+        if let Some(columns) = struct_fields(list.expr()) {
+            return key_tuples(columns, list.list(), schema);
+        }
         let (column, data_type) = column(list.expr(), schema)?;
-        if list.negated() || !comparable(&data_type) {
+        if !comparable(&data_type) {
             return None;
         }
         let values = list
@@ -124,12 +151,73 @@ fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -
             .iter()
             .map(literal)
             .collect::<Option<Vec<_>>>()?;
-        return values
-            .chunks(KEYS_PER_LIST)
-            .map(|chunk| column.clone().in_list(chunk.to_vec(), false))
-            .reduce(Expr::or);
+        return in_lists(column, values);
     }
     None
+}
+
+/// `column IN (…)` for `values`, as several lists past [`KEYS_PER_LIST`].
+fn in_lists(column: Expr, values: Vec<Expr>) -> Option<Expr> {
+    values
+        .chunks(KEYS_PER_LIST)
+        .map(|chunk| column.clone().in_list(chunk.to_vec(), false))
+        .reduce(Expr::or)
+}
+
+/// The join keys of a join on several columns, which DataFusion tests as
+/// `struct(a, b) IN (…)`.
+fn struct_fields(expr: &Arc<dyn PhysicalExpr>) -> Option<&[Arc<dyn PhysicalExpr>]> {
+    let any: &dyn Any = expr.as_ref();
+    let function = any.downcast_ref::<ScalarFunctionExpr>()?;
+    (function.name() == "struct").then(|| function.args())
+}
+
+/// `(a, b) IN ((1, 2), (3, 4))` as `a IN (1, 3) AND b IN (2, 4)`: each
+/// column's own values (a wider filter, but one every dialect can say and
+/// an index on either column serves). A column whose values cannot be said
+/// is left out.
+fn key_tuples(
+    columns: &[Arc<dyn PhysicalExpr>],
+    tuples: &[Arc<dyn PhysicalExpr>],
+    schema: &SchemaRef,
+) -> Option<Expr> {
+    let tuples = tuples
+        .iter()
+        .map(|tuple| {
+            let any: &dyn Any = tuple.as_ref();
+            match any.downcast_ref::<Literal>()?.value() {
+                ScalarValue::Struct(array) if array.len() == 1 => Some(array.clone()),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut lists = Vec::new();
+    for (index, field) in columns.iter().enumerate() {
+        let Some((column, data_type)) = column(field, schema) else {
+            continue;
+        };
+        if !comparable(&data_type) {
+            continue;
+        }
+        let mut seen = HashSet::new();
+        let values = tuples
+            .iter()
+            .map(|tuple| {
+                let value = ScalarValue::try_from_array(tuple.columns().get(index)?, 0).ok()?;
+                (!value.is_null()).then_some(value)
+            })
+            .collect::<Option<Vec<_>>>();
+        let Some(values) = values else {
+            continue;
+        };
+        let values = values
+            .into_iter()
+            .filter(|value| seen.insert(value.clone()))
+            .map(|value| Expr::Literal(value, None))
+            .collect();
+        lists.extend(in_lists(column, values));
+    }
+    lists.into_iter().reduce(Expr::and)
 }
 
 fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<(Expr, DataType)> {
@@ -157,6 +245,13 @@ fn literal(expr: &Arc<dyn PhysicalExpr>) -> Option<Expr> {
     (!value.is_null()).then(|| Expr::Literal(value.clone(), None))
 }
 
+/// The literal `false`: a condition no row passes.
+fn is_false(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    let any: &dyn Any = expr.as_ref();
+    any.downcast_ref::<Literal>()
+        .is_some_and(|l| l.value() == &ScalarValue::Boolean(Some(false)))
+}
+
 /// Types whose equality the sources decide as we do (or more widely).
 fn comparable(data_type: &DataType) -> bool {
     data_type.is_numeric()
@@ -171,4 +266,138 @@ fn orderable(data_type: &DataType, kind: SourceKind) -> bool {
     data_type.is_numeric()
         || matches!(data_type, DataType::Date32)
         || (kind == SourceKind::Sqlite && matches!(data_type, DataType::Utf8 | DataType::LargeUtf8))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Array, StructArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::{IsNullExpr, lit};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("j", DataType::Int64, true),
+            Field::new("b", DataType::Binary, true),
+        ]))
+    }
+
+    fn key() -> Arc<dyn PhysicalExpr> {
+        Arc::new(Column::new("k", 0))
+    }
+
+    fn keys(values: &[i64]) -> Arc<dyn PhysicalExpr> {
+        let list = values.iter().map(|v| lit(*v)).collect();
+        Arc::new(InListExpr::try_new(key(), list, false, &schema()).unwrap())
+    }
+
+    /// `CASE k % n WHEN 0 THEN f0 WHEN 1 THEN f1 … ELSE otherwise END`, the shape
+    /// of a partitioned hash join's filter.
+    fn routed(
+        partitions: Vec<Arc<dyn PhysicalExpr>>,
+        otherwise: Arc<dyn PhysicalExpr>,
+    ) -> Arc<dyn PhysicalExpr> {
+        let n = partitions.len() as i64;
+        let routing = Arc::new(BinaryExpr::new(key(), Operator::Modulo, lit(n)));
+        let branches = partitions
+            .into_iter()
+            .enumerate()
+            .map(|(i, filter)| (lit(ScalarValue::UInt64(Some(i as u64))), filter))
+            .collect();
+        Arc::new(CaseExpr::try_new(Some(routing), branches, Some(otherwise)).unwrap())
+    }
+
+    /// `struct(k, j[, b]) IN (…)`, a join on several columns' key list.
+    fn tuples(columns: &[&str], rows: &[(i64, Option<i64>)]) -> Arc<dyn PhysicalExpr> {
+        let schema = schema();
+        let args: Vec<Arc<dyn PhysicalExpr>> = columns
+            .iter()
+            .map(|name| Arc::new(Column::new_with_schema(name, &schema).unwrap()) as _)
+            .collect();
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let data_type = schema.field_with_name(name).unwrap().data_type().clone();
+                Field::new(format!("c{i}"), data_type, true)
+            })
+            .collect();
+        let list = rows
+            .iter()
+            .map(|(k, j)| {
+                let values = columns.iter().map(|name| -> ArrayRef {
+                    match *name {
+                        "k" => Arc::new(Int64Array::from(vec![*k])),
+                        "j" => Arc::new(Int64Array::from(vec![*j])),
+                        _ => Arc::new(BinaryArray::from(vec![&b"x"[..]])),
+                    }
+                });
+                let parts = fields
+                    .iter()
+                    .cloned()
+                    .map(Arc::new)
+                    .zip(values)
+                    .collect::<Vec<_>>();
+                lit(ScalarValue::Struct(Arc::new(StructArray::from(parts))))
+            })
+            .collect();
+        let return_field = Arc::new(Field::new("struct", DataType::Struct(fields.into()), true));
+        let function = ScalarFunctionExpr::new(
+            "struct",
+            datafusion::functions::core::r#struct(),
+            args,
+            return_field,
+            Arc::new(Default::default()),
+        );
+        Arc::new(InListExpr::try_new(Arc::new(function), list, false, &schema).unwrap())
+    }
+
+    fn rendered(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
+        convert(expr, &schema(), SourceKind::Mysql).map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_partitioned_join_filter_becomes_the_union_of_its_partitions_keys() {
+        let filter = routed(vec![keys(&[2, 4]), keys(&[1])], lit(false));
+        assert_eq!(
+            rendered(&filter).as_deref(),
+            Some("k IN ([Int64(2), Int64(4)]) OR k IN ([Int64(1)])")
+        );
+        // A partition without rows keeps nothing and adds nothing.
+        let filter = routed(vec![lit(false), keys(&[7])], lit(false));
+        assert_eq!(rendered(&filter).as_deref(), Some("k IN ([Int64(7)])"));
+    }
+
+    #[test]
+    fn keys_of_several_columns_reach_the_source_as_one_list_per_column() {
+        let filter = tuples(&["k", "j"], &[(1, Some(10)), (2, Some(10)), (1, Some(30))]);
+        assert_eq!(
+            rendered(&filter).as_deref(),
+            Some("k IN ([Int64(1), Int64(2)]) AND j IN ([Int64(10), Int64(30)])")
+        );
+        // A column with a NULL key or of a type we do not compare at the
+        // source is left out; the others still narrow the query.
+        let filter = tuples(&["k", "j"], &[(1, Some(10)), (2, None)]);
+        assert_eq!(
+            rendered(&filter).as_deref(),
+            Some("k IN ([Int64(1), Int64(2)])")
+        );
+        let filter = tuples(&["k", "b"], &[(5, Some(1))]);
+        assert_eq!(rendered(&filter).as_deref(), Some("k IN ([Int64(5)])"));
+    }
+
+    #[test]
+    fn a_partition_that_keeps_rows_it_cannot_say_leaves_the_query_unfiltered() {
+        // A canceled partition (`ELSE true`), a partition whose filter has no
+        // SQL (a hash table lookup stands for it here), a NULL-keeping filter.
+        let everything = routed(vec![keys(&[1]), keys(&[2])], lit(true));
+        assert_eq!(rendered(&everything), None);
+        let unsaid: Arc<dyn PhysicalExpr> = Arc::new(IsNullExpr::new(key()));
+        assert_eq!(
+            rendered(&routed(vec![keys(&[1]), unsaid], lit(false))),
+            None
+        );
+    }
 }
