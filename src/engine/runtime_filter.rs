@@ -63,7 +63,7 @@ pub async fn narrow(
         let Ok(snapshot) = snapshot_physical_expr(filter.clone()) else {
             continue;
         };
-        if let Some(condition) = convert(&snapshot, schema, kind) {
+        if let Some(condition) = convert(&snapshot, schema, kind, true) {
             conditions.push(condition);
         }
     }
@@ -85,25 +85,32 @@ pub async fn narrow(
 }
 
 /// The logical condition for a physical one, or `None` when (a needed part
-/// of) it cannot be rendered safely.
-fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -> Option<Expr> {
+/// of) it cannot be rendered safely. Without `lists`, key lists are left
+/// out (bounds remain).
+fn convert(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &SchemaRef,
+    kind: SourceKind,
+    lists: bool,
+) -> Option<Expr> {
     let any: &dyn Any = expr.as_ref();
     if let Some(binary) = any.downcast_ref::<BinaryExpr>() {
         return match binary.op() {
             // Any convertible part of a conjunction is a (wider) filter.
             Operator::And => {
                 match (
-                    convert(binary.left(), schema, kind),
-                    convert(binary.right(), schema, kind),
+                    convert(binary.left(), schema, kind, lists),
+                    convert(binary.right(), schema, kind, lists),
                 ) {
                     (Some(l), Some(r)) => Some(l.and(r)),
                     (one, other) => one.or(other),
                 }
             }
-            Operator::Or => Some(convert(binary.left(), schema, kind)?.or(convert(
+            Operator::Or => Some(convert(binary.left(), schema, kind, lists)?.or(convert(
                 binary.right(),
                 schema,
                 kind,
+                lists,
             )?)),
             op @ (Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) => {
                 let (column, data_type) = column(binary.left(), schema)?;
@@ -124,19 +131,24 @@ fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -
         // Whatever the conditions, a row the CASE keeps passes one of its
         // results, so their disjunction is a wider filter (branches that
         // keep nothing drop out; one that keeps everything leaves none).
-        return case
-            .when_then_expr()
-            .iter()
-            .map(|(_, then)| then)
-            .chain(case.else_expr())
-            .filter(|result| !is_false(result))
-            .map(|result| convert(result, schema, kind))
+        // Each partition may list up to MAX_KEYS keys; past that in all,
+        // their bounds stand for them.
+        let results = || {
+            case.when_then_expr()
+                .iter()
+                .map(|(_, then)| then)
+                .chain(case.else_expr())
+                .filter(|result| !is_false(result))
+        };
+        let lists = lists && results().map(listed_keys).sum::<usize>() <= MAX_KEYS;
+        return results()
+            .map(|result| convert(result, schema, kind, lists))
             .collect::<Option<Vec<_>>>()?
             .into_iter()
             .reduce(Expr::or);
     }
     if let Some(list) = any.downcast_ref::<InListExpr>() {
-        if list.negated() {
+        if list.negated() || !lists {
             return None;
         }
         if let Some(columns) = struct_fields(list.expr()) {
@@ -150,6 +162,15 @@ fn convert(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef, kind: SourceKind) -
         return in_lists(column, values);
     }
     None
+}
+
+/// How many keys a filter lists (in its IN lists).
+fn listed_keys(expr: &Arc<dyn PhysicalExpr>) -> usize {
+    let any: &dyn Any = expr.as_ref();
+    if let Some(list) = any.downcast_ref::<InListExpr>() {
+        return list.list().len();
+    }
+    expr.children().into_iter().map(listed_keys).sum()
 }
 
 /// `column IN (…)` for `values`, each once (a build side's keys repeat),
@@ -357,7 +378,7 @@ mod tests {
     }
 
     fn rendered(expr: &Arc<dyn PhysicalExpr>) -> Option<String> {
-        convert(expr, &schema(), SourceKind::Mysql).map(|e| e.to_string())
+        convert(expr, &schema(), SourceKind::Mysql, true).map(|e| e.to_string())
     }
 
     #[test]
@@ -370,6 +391,26 @@ mod tests {
         // A partition without rows keeps nothing and adds nothing.
         let filter = routed(vec![lit(false), keys(&[7])], lit(false));
         assert_eq!(rendered(&filter).as_deref(), Some("k IN ([Int64(7)])"));
+    }
+
+    #[test]
+    fn partitions_listing_more_keys_than_a_source_takes_send_their_bounds() {
+        let bounded = |low: i64, values: Vec<i64>| -> Arc<dyn PhysicalExpr> {
+            let at_least = Arc::new(BinaryExpr::new(key(), Operator::GtEq, lit(low)));
+            Arc::new(BinaryExpr::new(at_least, Operator::And, keys(&values)))
+        };
+        let half = (MAX_KEYS / 2 + 1) as i64;
+        let filter = routed(
+            vec![
+                bounded(0, (0..half).collect()),
+                bounded(half, (half..2 * half).collect()),
+            ],
+            lit(false),
+        );
+        assert_eq!(
+            rendered(&filter).as_deref(),
+            Some(format!("k >= Int64(0) OR k >= Int64({half})").as_str())
+        );
     }
 
     #[test]
