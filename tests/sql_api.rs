@@ -241,6 +241,22 @@ async fn only_queries_run_and_errors_name_the_problem() {
     server.stop().await;
 }
 
+/// A server over a PostgreSQL schema and a MariaDB database, registered as
+/// the sources `names`: (server, its data dir).
+async fn postgres_and_mariadb(
+    schema: &str,
+    database: &str,
+    names: (&str, &str),
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let pg = json!({"name": names.0, "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
+    server.register(pg).await;
+    let my = json!({"name": names.1, "url": common::mariadb_url_with_database(database)});
+    server.register(my).await;
+    (server, dir)
+}
+
 #[tokio::test]
 async fn postgres_joined_with_mariadb() {
     let schema = common::postgres_schema(
@@ -253,12 +269,7 @@ async fn postgres_joined_with_mariadb() {
          INSERT INTO orders VALUES (10, 1, 5.50, 'a'), (11, 1, 4.50, NULL), (12, 2, 100.00, 'b'), (13, 3, 1.25, 'c'), (14, 9, 7.00, 'orphan');",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let pg = json!({"name": "crm", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    server.register(pg).await;
-    let my = json!({"name": "shop", "url": common::mariadb_url_with_database(&database)});
-    server.register(my).await;
+    let (server, _dir) = postgres_and_mariadb(&schema, &database, ("crm", "shop")).await;
 
     let query = format!(
         "SELECT c.region, count(*) AS orders, sum(o.amount) AS total
@@ -410,12 +421,7 @@ async fn big_and_small(keys: &[i64]) -> (TestServer, tempfile::TempDir, String, 
         values.join(", ")
     ))
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    server.register(pg).await;
-    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    server.register(my).await;
+    let (server, dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
     (server, dir, schema, database)
 }
 
@@ -499,12 +505,7 @@ async fn keys_of_a_join_on_two_columns_reach_the_other_source() {
         "CREATE TABLE small (a INT, b INT, PRIMARY KEY (a, b)); INSERT INTO small VALUES (1, 1), (400, 3); ANALYZE TABLE small;",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let pg = json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}});
-    server.register(pg).await;
-    let my = json!({"name": "my", "url": common::mariadb_url_with_database(&database)});
-    server.register(my).await;
+    let (server, _dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
 
     let query = format!(
         "SELECT g.v FROM pg.{schema}.big g JOIN my.{database}.small s ON g.a = s.a AND g.b = s.b ORDER BY g.v"
