@@ -223,14 +223,14 @@ fn key_tuples(
         if !comparable(&data_type) {
             continue;
         }
-        let values = tuples
+        let Some(values) = tuples
             .iter()
             .map(|tuple| {
                 let value = ScalarValue::try_from_array(tuple.columns().get(index)?, 0).ok()?;
                 (!value.is_null()).then_some(value)
             })
-            .collect::<Option<Vec<_>>>();
-        let Some(values) = values else {
+            .collect::<Option<Vec<_>>>()
+        else {
             continue;
         };
         lists.extend(in_lists(column, values));
