@@ -922,23 +922,20 @@ impl Session {
         if failure.is_some() {
             response.data = GqlValue::Null;
         }
-        for (mut audit, own) in inner.audits {
-            match (own, &failure) {
-                (Some(error), _) => {
-                    audit
-                        .finish(state, error.status.as_u16(), Some(&error.message))
-                        .await;
-                }
-                (None, None) => audit.finish(state, 200, None).await,
-                (None, Some(_)) if inner.committed => audit.finish(state, 200, None).await,
+        let entries = inner
+            .audits
+            .into_iter()
+            .map(|(mut audit, own)| match (own, &failure) {
+                (Some(error), _) => audit.into_entry(error.status.as_u16(), Some(&error.message)),
+                (None, None) => audit.into_entry(200, None),
+                (None, Some(_)) if inner.committed => audit.into_entry(200, None),
                 (None, Some(cause)) => {
                     audit.note("rolled_back", Json::Bool(true));
                     let message = format!("rolled back: {}", cause.message);
-                    audit
-                        .finish(state, cause.status.as_u16(), Some(&message))
-                        .await;
+                    audit.into_entry(cause.status.as_u16(), Some(&message))
                 }
-            }
-        }
+            })
+            .collect();
+        crate::audit::record_all(state, entries).await;
     }
 }

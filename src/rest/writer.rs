@@ -633,14 +633,19 @@ impl Audit {
 
     /// Writes the audit row: the answer's HTTP status, and the error when
     /// the write failed or was rolled back.
-    pub async fn finish(mut self, state: &AppState, status: u16, error: Option<&str>) {
+    pub async fn finish(self, state: &AppState, status: u16, error: Option<&str>) {
+        audit::record(state, self.into_entry(status, error)).await;
+    }
+
+    /// The audit row with the answer's HTTP status and the error, if any.
+    pub fn into_entry(mut self, status: u16, error: Option<&str>) -> AuditEntry {
         if let Some(error) = error {
             self.note("error", Json::String(error.to_string()));
         }
         self.entry.status = status;
         self.entry.outcome = Outcome::from_status(status);
         self.entry.detail = Json::Object(self.detail);
-        audit::record(state, self.entry).await;
+        self.entry
     }
 }
 
