@@ -179,7 +179,12 @@ async fn rows_by_key_and_aggregates() {
                   max { total }
                 }
               }
-              all: pg_orders_aggregate { aggregate { statuses: count(columns: [status], distinct: true) } }
+              all: pg_orders_aggregate { aggregate {
+                statuses: count(columns: [status], distinct: true)
+                pairs: count(columns: [customer_id, owner], distinct: true)
+                noted: count(columns: [customer_id, note])
+                noted_pairs: count(columns: [owner, note], distinct: true)
+              } }
               my_reviews_aggregate { aggregate { count avg { stars } sum { stars } } }
             }"#,
         )
@@ -198,7 +203,9 @@ async fn rows_by_key_and_aggregates() {
                 "min": {"placed_at": "2024-01-05", "total": "5.25"},
                 "max": {"total": "300.00"},
             }},
-            "all": {"aggregate": {"statuses": 3}},
+            // Of several columns: rows where none is NULL (one note is),
+            // distinct combinations (ann/1 and bob/2 come twice).
+            "all": {"aggregate": {"statuses": 3, "pairs": 3, "noted": 4, "noted_pairs": 4}},
             "my_reviews_aggregate": {"aggregate": {"count": 3, "avg": {"stars": 3.0}, "sum": {"stars": 9}}},
         }})
     );
@@ -1262,6 +1269,68 @@ async fn group_by_with_having_order_and_pages() {
     assert_eq!(
         per[1]["aggregate"]["stddev"]["stars"],
         Value::Null,
+        "{body}"
+    );
+    // Having and order by a deviation or variance (not selected), and
+    // customers ordered by the deviation of their orders' totals.
+    let body = f
+        .query(
+            r#"{
+              spread: my_reviews_group_by(by: [customer_id], having: {stddev: {stars: {_gt: 1}}}) {
+                keys { customer_id }
+              }
+              by_variance: pg_orders_group_by(by: [customer_id],
+                  order_by: [{aggregate: {variance: {total: desc_nulls_last}}}]) {
+                keys { customer_id }
+              }
+              pg_customers(order_by: {orders_aggregate: {stddev: {total: asc_nulls_first}}}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "spread": [{"keys": {"customer_id": 1}}],
+            "by_variance": [
+                {"keys": {"customer_id": 1}},
+                {"keys": {"customer_id": 2}},
+                {"keys": {"customer_id": 3}},
+            ],
+            "pg_customers": [{"id": 3}, {"id": 2}, {"id": 1}],
+        }})
+    );
+    // Dates truncated to a month or a quarter (answered as dates), and a
+    // truncated column that is not a key.
+    let body = f
+        .query(
+            r#"{
+              m: pg_orders_group_by(by: [placed_at], granularity: {placed_at: month},
+                                    order_by: {keys: {placed_at: desc}}) {
+                keys { placed_at } aggregate { count }
+              }
+              q: pg_orders_group_by(by: [status, placed_at], granularity: {placed_at: quarter},
+                                    where: {status: {_eq: "open"}}) {
+                keys { status placed_at } aggregate { sum { total } }
+              }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "m": [
+                {"keys": {"placed_at": "2024-03-01"}, "aggregate": {"count": 1}},
+                {"keys": {"placed_at": "2024-02-01"}, "aggregate": {"count": 2}},
+                {"keys": {"placed_at": "2024-01-01"}, "aggregate": {"count": 2}},
+            ],
+            "q": [{"keys": {"status": "open", "placed_at": "2024-01-01"}, "aggregate": {"sum": {"total": "315.75"}}}],
+        }})
+    );
+    let body = f
+        .query("{ pg_orders_group_by(by: [status], granularity: {placed_at: year}) { keys { status } } }")
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "granularity.placed_at",
         "{body}"
     );
     // Keys outside `by` cannot order; an empty `by` is refused.

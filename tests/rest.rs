@@ -902,6 +902,19 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
             .starts_with("2024-02-01"),
         "{body}"
     );
+    // Counts of several columns: rows where none is NULL, and distinct
+    // combinations (ann/1 twice, bob/2 twice; bob's NULL note left out).
+    let measures = enc(
+        r#"[{"fields":["customer_id","owner"],"aggregation":"count","distinct":true,"alias":"pairs"},{"fields":["owner","note"],"aggregation":"count"},{"fields":["owner","note"],"aggregation":"count","distinct":true}]"#,
+    );
+    let body = f
+        .get(&format!("/api/pg_orders:aggregate?measures={measures}"))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"pairs": 3, "count_owner_note": 4, "count_distinct_owner_note": 4}]),
+        "{body}"
+    );
     // Filter and MariaDB.
     let filter = enc(r#"{"stars":{"$gte":3}}"#);
     let measures = enc(r#"[{"field":"stars","aggregation":"avg","alias":"avg"}]"#);
@@ -941,6 +954,13 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
         (
             format!("measures={}", enc(r#"[{"aggregation":"sum"}]"#)),
             "field",
+        ),
+        (
+            format!(
+                "measures={}",
+                enc(r#"[{"aggregation":"sum","fields":["total","id"]}]"#)
+            ),
+            "fields",
         ),
         (
             format!(

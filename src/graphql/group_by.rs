@@ -3,7 +3,8 @@
 //!
 //! ```graphql
 //! pg_orders_group_by(
-//!   by: [status],                                   # x_select_column, at least one
+//!   by: [status, placed_at],                        # x_select_column, at least one
+//!   granularity: {placed_at: month},                # a date or time key truncated
 //!   where: {placed_at: {_gte: "2024-01-01"}},       # rows before grouping
 //!   having: {count: {_gt: 1}, sum: {total: {_gte: "100"}}},
 //!   order_by: [{aggregate: {sum: {total: desc}}}, {keys: {status: asc}}],
@@ -30,40 +31,11 @@ use super::schema;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use crate::error::ApiError;
 use crate::rest::Target;
-use crate::rest::aggregate::{self, AggregateRequest, Aggregation, Dimension, Measure};
+use crate::rest::aggregate::{
+    self, AggregateRequest, Aggregation, Dimension, Granularity, Measure,
+};
 use crate::rest::params::SortKey;
 use crate::rest::read;
-
-/// The aggregate functions over columns: name, the columns each takes,
-/// and the scalar of its output.
-type Output = fn(Scalar) -> Scalar;
-
-fn functions(shape: &Shape) -> Vec<(&'static str, Aggregation, Vec<&ColumnShape>, Output)> {
-    let summable: Vec<&ColumnShape> = shape
-        .columns
-        .iter()
-        .filter(|c| c.scalar.is_summable())
-        .collect();
-    let extremes: Vec<&ColumnShape> = shape
-        .columns
-        .iter()
-        .filter(|c| c.scalar.has_extremes())
-        .collect();
-    [
-        (
-            "sum",
-            Aggregation::Sum,
-            summable.clone(),
-            Scalar::sum as Output,
-        ),
-        ("avg", Aggregation::Avg, summable, |_| Scalar::Float),
-        ("min", Aggregation::Min, extremes.clone(), |s| s),
-        ("max", Aggregation::Max, extremes, |s| s),
-    ]
-    .into_iter()
-    .filter(|(_, _, columns, _)| !columns.is_empty())
-    .collect()
-}
 
 /// The type names `x_group_by` takes.
 pub fn type_names(shape: &Shape) -> Vec<String> {
@@ -73,21 +45,20 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
         "group",
         "group_keys",
         "group_by_order_by",
-        "aggregate_order_by",
+        "group_by_granularity",
         "having_exp",
     ]
     .iter()
     .map(|suffix| format!("{x}_{suffix}"))
     .collect();
-    for (function, ..) in functions(shape) {
-        names.push(format!("{x}_{function}_order_by"));
-        names.push(format!("{x}_{function}_having_exp"));
+    for function in schema::aggregate_functions(shape) {
+        names.push(format!("{x}_{}_having_exp", function.name));
     }
     names
 }
 
 /// The types of `x_group_by` (the aggregate types of `x_aggregate` are
-/// shared).
+/// shared: its groups are ordered by `x_aggregate_order_by`).
 pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     let x = &shape.name;
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
@@ -111,8 +82,6 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             ))
             .into(),
     );
-    let mut aggregate_order = InputObject::new(format!("{x}_aggregate_order_by"))
-        .field(InputValue::new("count", TypeRef::named("order_by")));
     let mut having = InputObject::new(format!("{x}_having_exp"))
         .field(InputValue::new(
             "_and",
@@ -126,32 +95,30 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
             "count",
             TypeRef::named(comparison(Scalar::Int)),
         ));
-    for (function, _, columns, output) in functions(shape) {
-        let mut order = InputObject::new(format!("{x}_{function}_order_by"));
-        let mut compare = InputObject::new(format!("{x}_{function}_having_exp"));
-        for column in columns {
-            order = order.field(InputValue::new(
-                column.name.as_str(),
-                TypeRef::named("order_by"),
-            ));
+    for function in schema::aggregate_functions(shape) {
+        let name = format!("{x}_{}_having_exp", function.name);
+        let mut compare = InputObject::new(name.as_str());
+        for column in function.columns {
             compare = compare.field(InputValue::new(
                 column.name.as_str(),
-                TypeRef::named(comparison(output(column.scalar))),
+                TypeRef::named(comparison((function.output)(column.scalar))),
             ));
         }
-        types.push(order.into());
         types.push(compare.into());
-        aggregate_order = aggregate_order.field(InputValue::new(
-            function,
-            TypeRef::named(format!("{x}_{function}_order_by")),
-        ));
-        having = having.field(InputValue::new(
-            function,
-            TypeRef::named(format!("{x}_{function}_having_exp")),
-        ));
+        having = having.field(InputValue::new(function.name, TypeRef::named(name)));
     }
-    types.push(aggregate_order.into());
     types.push(having.into());
+    let dated = truncatable(shape);
+    if !dated.is_empty() {
+        let mut granularity = InputObject::new(format!("{x}_group_by_granularity"));
+        for column in dated {
+            granularity = granularity.field(InputValue::new(
+                column.name.as_str(),
+                TypeRef::named(GRANULARITY),
+            ));
+        }
+        types.push(granularity.into());
+    }
     types.push(
         InputObject::new(format!("{x}_group_by_order_by"))
             .field(InputValue::new(
@@ -167,6 +134,23 @@ pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     types
 }
 
+/// The enum of what a date key is truncated to (`day` … `year`).
+pub const GRANULARITY: &str = "granularity";
+
+/// The columns whose keys can be truncated: dates and timestamps.
+fn truncatable(shape: &Shape) -> Vec<&ColumnShape> {
+    shape
+        .columns
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.scalar,
+                Scalar::Date | Scalar::Timestamp | Scalar::Timestamptz
+            )
+        })
+        .collect()
+}
+
 fn comparison(scalar: Scalar) -> String {
     format!("{}_comparison_exp", scalar.name())
 }
@@ -174,8 +158,8 @@ fn comparison(scalar: Scalar) -> String {
 /// The scalars whose comparisons `having` uses.
 pub fn scalars(shape: &Shape) -> Vec<Scalar> {
     let mut out = vec![Scalar::Int];
-    for (_, _, columns, output) in functions(shape) {
-        out.extend(columns.iter().map(|c| output(c.scalar)));
+    for function in schema::aggregate_functions(shape) {
+        out.extend(function.columns.iter().map(|c| (function.output)(c.scalar)));
     }
     out
 }
@@ -192,7 +176,13 @@ pub fn root_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
         format!("{x}_group_by_order_by"),
     );
     let group = format!("{x}_group");
-    Field::new(name, TypeRef::named_nn_list(group), move |ctx| {
+    let granularity = (!truncatable(&shape).is_empty()).then(|| {
+        InputValue::new(
+            "granularity",
+            TypeRef::named(format!("{x}_group_by_granularity")),
+        )
+    });
+    let field = Field::new(name, TypeRef::named_nn_list(group), move |ctx| {
         let (shape, shapes) = (shape.clone(), shapes.clone());
         FieldFuture::new(async move {
             let result = group_by(&ctx, &shape, &shapes).await;
@@ -215,7 +205,11 @@ pub fn root_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
     .argument(InputValue::new("having", TypeRef::named(having)))
     .argument(InputValue::new("order_by", TypeRef::named_nn_list(order)))
     .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-    .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)))
+    .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)));
+    match granularity {
+        Some(granularity) => field.argument(granularity),
+        None => field,
+    }
 }
 
 /// Measures the request needs beyond the answer's (for `having` and
@@ -248,14 +242,9 @@ impl Extra<'_> {
     }
 }
 
+/// The aggregate over columns `function` names (`count` is of rows).
 fn aggregation(function: &str) -> Option<Aggregation> {
-    match function {
-        "sum" => Some(Aggregation::Sum),
-        "avg" => Some(Aggregation::Avg),
-        "min" => Some(Aggregation::Min),
-        "max" => Some(Aggregation::Max),
-        _ => None,
-    }
+    arguments::aggregation_named(function).filter(|a| *a != Aggregation::Count)
 }
 
 /// `having` as the REST API's having JSON over measure aliases.
@@ -425,6 +414,34 @@ fn sort_key(column: String, direction: &GqlValue, path: &str) -> Result<Option<S
     }))
 }
 
+/// `granularity: {placed_at: month}`: each truncated column, which must be
+/// one of `by`.
+fn granularities(
+    ctx: &ResolverContext<'_>,
+    by: &[String],
+) -> Result<Vec<(String, Granularity)>, ApiError> {
+    let Some(GqlValue::Object(entries)) = ctx.args.get("granularity").map(|v| v.as_value().clone())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (column, value) in entries {
+        let at = format!("granularity.{column}");
+        let granularity = match &value {
+            GqlValue::Null => continue,
+            GqlValue::Enum(name) => Granularity::named(name),
+            GqlValue::String(name) => Granularity::named(name),
+            _ => None,
+        }
+        .ok_or_else(|| invalid(&at, "expected day, week, month, quarter or year"))?;
+        if !by.iter().any(|c| *c == *column) {
+            return Err(invalid(&at, format!("`{column}` is not one of `by`")));
+        }
+        out.push((column.to_string(), granularity));
+    }
+    Ok(out)
+}
+
 /// Runs `x_group_by`: one aggregate plan; each group as a value keyed by
 /// the response keys of `keys` and `aggregate`.
 async fn group_by(
@@ -472,6 +489,7 @@ async fn group_by(
             None => Ok(None),
         }
     };
+    let truncated = granularities(ctx, &by)?;
     let mut measures = selection.measures.clone();
     measures.extend(extra.measures);
     let request = AggregateRequest {
@@ -479,7 +497,10 @@ async fn group_by(
         dimensions: by
             .iter()
             .enumerate()
-            .map(|(i, column)| Dimension::new(column.clone(), format!("k{i}")))
+            .map(|(i, column)| {
+                let granularity = truncated.iter().find(|(c, _)| c == column).map(|(_, g)| *g);
+                Dimension::new(column.clone(), format!("k{i}"), granularity)
+            })
             .collect(),
         filter: resolve::where_filter(ctx, shape, shapes)?,
         having,
@@ -491,6 +512,17 @@ async fn group_by(
     let target = Target::resolve(state, &shape.name)?;
     let output = aggregate::start(state, caller, &target, request).await?;
     let rows = read::collect(state, output).await?;
+    // A truncated date is answered as a date (the engine truncates to a
+    // timestamp at midnight).
+    let dates: Vec<String> = truncated
+        .iter()
+        .filter(|(column, _)| {
+            shape
+                .column(column)
+                .is_some_and(|c| c.scalar == Scalar::Date)
+        })
+        .filter_map(|(column, _)| Some(format!("k{}", by.iter().position(|c| c == column)?)))
+        .collect();
     // Where the keys go: (response key of `keys`, [(response key, k<i>)]).
     let mut placements: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for selected in ctx.ctx.field().selection_set() {
@@ -515,7 +547,12 @@ async fn group_by(
             for (at, columns) in &placements {
                 let mut keys = IndexMap::new();
                 for (key, alias) in columns {
-                    let value = row.get(alias).cloned().unwrap_or(Value::Null);
+                    let mut value = row.get(alias).cloned().unwrap_or(Value::Null);
+                    if dates.contains(alias)
+                        && let Value::String(text) = &mut value
+                    {
+                        text.truncate(text.find('T').unwrap_or(text.len()));
+                    }
                     keys.insert(async_graphql::Name::new(key), to_graphql(value));
                 }
                 group.insert(async_graphql::Name::new(at), GqlValue::Object(keys));

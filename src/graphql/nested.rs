@@ -444,7 +444,7 @@ async fn attach_aggregate(
                     .pairs
                     .iter()
                     .zip(&aliases)
-                    .map(|((_, theirs), alias)| Dimension::new(theirs.clone(), alias.clone()))
+                    .map(|((_, theirs), alias)| Dimension::new(theirs.clone(), alias.clone(), None))
                     .collect(),
                 filter: Some(picked.filter.clone()),
                 rows: picked.window.clone(),

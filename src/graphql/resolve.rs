@@ -245,14 +245,10 @@ impl AggregateSelection {
                 let here = vec![at.clone(), response_key(&function)];
                 let aggregation = match function.name() {
                     "count" => {
-                        let (column, distinct) = count_arguments(&function)?;
+                        let (columns, distinct) = count_arguments(&function)?;
                         let alias = format!("m{}", measures.len());
-                        measures.push(Measure::new(
-                            Aggregation::Count,
-                            column.clone(),
-                            distinct && column.is_some(),
-                            alias.clone(),
-                        ));
+                        let distinct = distinct && !columns.is_empty();
+                        measures.push(Measure::count_of(columns, distinct, alias.clone()));
                         placements.push(Placement {
                             path: here,
                             alias,
@@ -444,9 +440,9 @@ pub fn aggregate_nodes<'a>(
     )))
 }
 
-/// `count(columns: [..], distinct)`: the column (one at most) and whether
+/// `count(columns: [..], distinct)`: the columns (each once) and whether
 /// distinct values are counted.
-fn count_arguments(field: &SelectionField<'_>) -> Result<(Option<String>, bool), ApiError> {
+fn count_arguments(field: &SelectionField<'_>) -> Result<(Vec<String>, bool), ApiError> {
     let arguments = field
         .arguments()
         .map_err(|e| ApiError::bad_request(e.message).at("count"))?;
@@ -465,13 +461,9 @@ fn count_arguments(field: &SelectionField<'_>) -> Result<(Option<String>, bool),
             _ => {}
         }
     }
-    if columns.len() > 1 {
-        return Err(ApiError::bad_request(
-            "`count` of several columns is not supported yet: count one column",
-        )
-        .at("count.columns"));
-    }
-    Ok((columns.pop(), distinct))
+    let mut seen = std::collections::HashSet::new();
+    columns.retain(|c| seen.insert(c.clone()));
+    Ok((columns, distinct))
 }
 
 /// Puts `value` at `path` in `tree`, making the objects on the way.

@@ -16,9 +16,10 @@ use async_graphql::dynamic::{
 };
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{group_by, mutation, nested, resolve};
+use super::{arguments, group_by, mutation, nested, resolve};
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
+use crate::rest::aggregate::{Aggregation, Granularity};
 
 /// Directions of `order_by` (Hasura's enum).
 const DIRECTIONS: [&str; 6] = [
@@ -33,7 +34,9 @@ const DIRECTIONS: [&str; 6] = [
 /// Builds the schema of `shapes`.
 pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
     let shapes = Arc::new(shapes);
-    let mut taken: HashSet<String> = ["Query", "Mutation", "order_by"].map(String::from).into();
+    let mut taken: HashSet<String> = ["Query", "Mutation", "order_by", group_by::GRANULARITY]
+        .map(String::from)
+        .into();
     for scalar in Scalar::ALL {
         taken.insert(scalar.name().to_string());
         taken.insert(comparison_name(scalar));
@@ -101,6 +104,7 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
     }
     builder = builder
         .register(Enum::new("order_by").items(DIRECTIONS))
+        .register(Enum::new(group_by::GRANULARITY).items(Granularity::ALL.map(Granularity::name)))
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {
@@ -406,20 +410,44 @@ pub(super) fn keyed(name: &str, ty: TypeRef) -> Field {
     Field::new(name, ty, |ctx| ready(Ok(resolve::by_response_key(&ctx))))
 }
 
-/// `x_aggregate { aggregate: x_aggregate_fields }` and the fields of each
-/// aggregate function.
+/// An aggregate function of `x_aggregate_fields` over columns (all but
+/// `count`): the columns it takes and its output's scalar.
+pub(super) struct AggregateFunction<'a> {
+    pub name: &'static str,
+    pub columns: Vec<&'a ColumnShape>,
+    pub output: fn(Scalar) -> Scalar,
+}
+
+/// The functions of `AGGREGATE_FUNCTIONS` that take a column of `shape`:
+/// `sum` keeps integers exact (`bigint`), `min` / `max` answer the
+/// column's scalar, the others a `Float`.
+pub(super) fn aggregate_functions(shape: &Shape) -> Vec<AggregateFunction<'_>> {
+    let columns = |keep: fn(Scalar) -> bool| -> Vec<&ColumnShape> {
+        shape.columns.iter().filter(|c| keep(c.scalar)).collect()
+    };
+    AGGREGATE_FUNCTIONS
+        .into_iter()
+        .filter_map(|name| {
+            let aggregation = arguments::aggregation_named(name)?;
+            let (columns, output): (_, fn(Scalar) -> Scalar) = match aggregation {
+                Aggregation::Sum => (columns(Scalar::is_summable), Scalar::sum),
+                Aggregation::Min | Aggregation::Max => (columns(Scalar::has_extremes), |s| s),
+                _ => (columns(Scalar::is_summable), |_| Scalar::Float),
+            };
+            (!columns.is_empty()).then_some(AggregateFunction {
+                name,
+                columns,
+                output,
+            })
+        })
+        .collect()
+}
+
+/// `x_aggregate { aggregate: x_aggregate_fields }`, the fields of each
+/// aggregate function and `x_aggregate_order_by` (also `x_group_by`'s
+/// order of groups).
 fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     let x = &shape.name;
-    let summable: Vec<&ColumnShape> = shape
-        .columns
-        .iter()
-        .filter(|c| c.scalar.is_summable())
-        .collect();
-    let extremes: Vec<&ColumnShape> = shape
-        .columns
-        .iter()
-        .filter(|c| c.scalar.has_extremes())
-        .collect();
     let mut fields = Object::new(format!("{x}_aggregate_fields")).field(
         keyed("count", TypeRef::named_nn(TypeRef::INT))
             .argument(InputValue::new(
@@ -434,28 +462,16 @@ fn aggregate_types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
     let mut order = InputObject::new(format!("{x}_aggregate_order_by"))
         .field(InputValue::new("count", TypeRef::named("order_by")));
-    // Each function, the columns it takes, and its output's scalar.
-    type Output = fn(Scalar) -> Scalar;
-    let float: Output = |_| Scalar::Float;
-    let shapes: [(&[&ColumnShape], Output); 10] = [
-        (&summable, Scalar::sum),
-        (&summable, float),
-        (&extremes, |s| s),
-        (&extremes, |s| s),
-        (&summable, float),
-        (&summable, float),
-        (&summable, float),
-        (&summable, float),
-        (&summable, float),
-        (&summable, float),
-    ];
-    for (function, (columns, output)) in AGGREGATE_FUNCTIONS.into_iter().zip(shapes) {
-        if columns.is_empty() {
-            continue;
-        }
+    for AggregateFunction {
+        name: function,
+        columns,
+        output,
+        ..
+    } in aggregate_functions(shape)
+    {
         let type_name = format!("{x}_{function}_fields");
         let mut object = Object::new(type_name.as_str());
-        for column in columns {
+        for column in &columns {
             object = object.field(keyed(
                 column.name.as_str(),
                 TypeRef::named(output(column.scalar).name()),

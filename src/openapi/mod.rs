@@ -285,6 +285,10 @@ fn shared_schemas() -> Map<String, Value> {
                         { "type": "array", "items": { "type": "string" }, "minItems": 1 },
                     ],
                 },
+                "fields": {
+                    "description": "Several columns, for `count` without `field`: the rows where none of them is NULL (with `distinct`, their distinct combinations).",
+                    "type": "array", "items": { "type": "string" }, "minItems": 1,
+                },
                 "aggregation": { "enum": ["count", "sum", "avg", "min", "max", "stddev", "stddev_pop", "variance", "var_pop"] },
                 "distinct": { "type": "boolean", "default": false },
                 "alias": { "type": "string", "description": "The key of the value in each result row." },

@@ -1,5 +1,6 @@
 //! `GET /api/{c}:aggregate`, the endpoint dashboards use: `measures`
-//! (count, count distinct, sum, avg, min, max), `dimensions` (group by,
+//! (count — of rows, of a column or of several —, count distinct, sum,
+//! avg, min, max, deviations and variances), `dimensions` (group by,
 //! dates truncated to day / week / month / quarter / year), `filter`,
 //! `having` (over the measures' and dimensions' aliases), `sort` and
 //! `limit`. Shapes follow NocoBase's chart queries:
@@ -10,11 +11,12 @@
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use datafusion::common::{Column, TableReference};
+use datafusion::functions::core::expr_fn::r#struct;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
 };
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit, when};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,6 +39,10 @@ use crate::state::AppState;
 pub(crate) struct Measure {
     #[serde(default)]
     field: Option<FieldName>,
+    /// Several columns, for `count`: the rows where none of them is NULL
+    /// (with `distinct`, their distinct combinations).
+    #[serde(default)]
+    fields: Vec<String>,
     aggregation: Aggregation,
     #[serde(default)]
     distinct: bool,
@@ -102,9 +108,25 @@ impl Measure {
     ) -> Self {
         Self {
             field: field.map(FieldName::One),
+            fields: Vec::new(),
             aggregation,
             distinct,
             alias: Some(alias),
+        }
+    }
+
+    /// `count` of `columns` (of rows when there are none), of their
+    /// distinct values when `distinct`, answered as `alias`.
+    pub(crate) fn count_of(mut columns: Vec<String>, distinct: bool, alias: String) -> Self {
+        match columns.len() {
+            0 | 1 => Self::new(Aggregation::Count, columns.pop(), distinct, alias),
+            _ => Self {
+                field: None,
+                fields: columns,
+                aggregation: Aggregation::Count,
+                distinct,
+                alias: Some(alias),
+            },
         }
     }
 }
@@ -121,12 +143,12 @@ impl Measure {
 }
 
 impl Dimension {
-    /// Group by `field`, answered as `alias`.
-    pub(crate) fn new(field: String, alias: String) -> Self {
+    /// Group by `field` (truncated to `granularity`), answered as `alias`.
+    pub(crate) fn new(field: String, alias: String, granularity: Option<Granularity>) -> Self {
         Self {
             field: FieldName::One(field),
             alias: Some(alias),
-            granularity: None,
+            granularity,
         }
     }
 }
@@ -162,9 +184,10 @@ impl Aggregation {
     }
 }
 
+/// What a date dimension is truncated to.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-enum Granularity {
+pub(crate) enum Granularity {
     Day,
     Week,
     Month,
@@ -173,7 +196,19 @@ enum Granularity {
 }
 
 impl Granularity {
-    fn name(self) -> &'static str {
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Day,
+        Self::Week,
+        Self::Month,
+        Self::Quarter,
+        Self::Year,
+    ];
+
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Day => "day",
             Self::Week => "week",
@@ -182,6 +217,34 @@ impl Granularity {
             Self::Year => "year",
         }
     }
+}
+
+/// `count` of several columns: the rows where none of them is NULL, or the
+/// distinct combinations among those rows; named `count_a_b` or
+/// `count_distinct_a_b`. The plain count is a `CASE` every source can run;
+/// the distinct one counts a struct of the values, which stays in DataFusion.
+fn count_of_several(
+    arguments: &[(String, Expr)],
+    distinct: bool,
+) -> Result<(Expr, String), ApiError> {
+    let all_present = arguments
+        .iter()
+        .map(|(_, expr)| expr.clone().is_not_null())
+        .reduce(Expr::and)
+        .unwrap_or_else(|| lit(true));
+    let names: Vec<&str> = arguments.iter().map(|(name, _)| name.as_str()).collect();
+    let names = names.join("_");
+    let value = if distinct {
+        r#struct(arguments.iter().map(|(_, expr)| expr.clone()).collect())
+    } else {
+        lit(1)
+    };
+    let counted = when(all_present, value).end().map_err(internal)?;
+    Ok(if distinct {
+        (count_distinct(counted), format!("count_distinct_{names}"))
+    } else {
+        (count(counted), format!("count_{names}"))
+    })
 }
 
 /// A JSON list parameter.
@@ -391,24 +454,38 @@ pub(crate) async fn start(
                 let mut aggregates = Vec::new();
                 for (i, measure) in measures.iter().enumerate() {
                     let at = format!("measures[{i}]");
-                    let argument = match &measure.field {
-                        Some(field) => {
-                            let field = field
-                                .column()
-                                .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
-                            Some((field.to_string(), column(field, &at)?))
+                    let mut arguments = Vec::new();
+                    if let Some(field) = &measure.field {
+                        let field = field
+                            .column()
+                            .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
+                        arguments.push((field.to_string(), column(field, &at)?));
+                    }
+                    for field in &measure.fields {
+                        arguments.push((field.clone(), column(field, &at)?));
+                    }
+                    if !measure.fields.is_empty()
+                        && (measure.field.is_some() || measure.aggregation != Aggregation::Count)
+                    {
+                        return Err(ApiError::bad_request(
+                            "`fields` (several columns) is for `count` alone, without `field`",
+                        )
+                        .at(at));
+                    }
+                    let (expr, default_alias) = match (measure.aggregation, arguments.as_slice()) {
+                        (Aggregation::Count, []) => (count(lit(1)), "count".to_string()),
+                        (Aggregation::Count, [(field, expr)]) if measure.distinct => (
+                            count_distinct(expr.clone()),
+                            format!("count_distinct_{field}"),
+                        ),
+                        (Aggregation::Count, [_, _, ..]) => {
+                            count_of_several(&arguments, measure.distinct)?
                         }
-                        None => None,
-                    };
-                    let (expr, default_alias) = match (measure.aggregation, argument) {
-                        (Aggregation::Count, None) => (count(lit(1)), "count".to_string()),
-                        (Aggregation::Count, Some((field, expr))) if measure.distinct => {
-                            (count_distinct(expr), format!("count_distinct_{field}"))
-                        }
-                        (aggregation, Some((field, expr))) => {
-                            (aggregation.of(expr), format!("{}_{field}", aggregation.name()))
-                        }
-                        (aggregation, None) => {
+                        (aggregation, [(field, expr)]) => (
+                            aggregation.of(expr.clone()),
+                            format!("{}_{field}", aggregation.name()),
+                        ),
+                        (aggregation, _) => {
                             return Err(ApiError::bad_request(format!(
                                 "`{}` needs a `field`",
                                 aggregation.name()
