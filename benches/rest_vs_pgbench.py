@@ -46,7 +46,8 @@ request (two mutations): Tributary's (e) rate is its HTTP requests/s / 2, its p5
 latency of one HTTP request (half an operation). Rows left by inserts in flight when a run ends
 are deleted with psql (r_regionkey >= 1000000) after each run.
 
-Systems (all reading the same PostgreSQL tables, search_path tpch_pg_all):
+Systems (all reading the same PostgreSQL tables, search_path tpch_pg_all, over plain-text TCP as
+api_vs_pgbench.py says):
   pgbench       the SQL above, `pgbench -n -M prepared -j 2 -T <duration>` (the floor);
   tributary     a release build started with a temporary data directory and one source `pg`
                 (pool --pool-size), driven by `wrk -t2` with the admin token;
