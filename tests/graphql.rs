@@ -1271,6 +1271,20 @@ async fn group_by_with_having_order_and_pages() {
         Value::Null,
         "{body}"
     );
+    // `having: {count}` counts rows, also beside a count of columns.
+    let body = f
+        .query(
+            r#"{ pg_orders_group_by(by: [status], having: {count: {_gt: 2}}) {
+                keys { status } aggregate { count(columns: [note, owner]) }
+            } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_group_by": [
+            {"keys": {"status": "open"}, "aggregate": {"count": 2}},
+        ]}})
+    );
     // Having and order by a deviation or variance (not selected), and
     // customers ordered by the deviation of their orders' totals.
     let body = f

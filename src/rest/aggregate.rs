@@ -136,7 +136,8 @@ impl Measure {
     /// for `None`), not distinct.
     pub(crate) fn alias_if(&self, aggregation: Aggregation, field: Option<&str>) -> Option<&str> {
         let column = self.field.as_ref().and_then(|f| f.column().ok());
-        (self.aggregation == aggregation && !self.distinct && column == field)
+        let one = self.fields.is_empty();
+        (self.aggregation == aggregation && !self.distinct && one && column == field)
             .then_some(self.alias.as_deref())
             .flatten()
     }
