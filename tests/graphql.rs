@@ -864,6 +864,35 @@ async fn a_failing_mutation_leaves_nothing_behind() {
         f.query("{ gus: pg_customers_by_pk(id: 20) { id } line: pg_line_items_by_pk(order_id: 4, line: 1) { qty } ann: pg_customers_by_pk(id: 1) { name } }").await,
         json!({"data": {"gus": null, "line": {"qty": 7}, "ann": {"name": "Ann"}}})
     );
+    // The last field's write goes with the transaction's COMMIT: failing,
+    // it takes the earlier writes with it; succeeding, all are kept.
+    let body = f
+        .query(
+            r#"mutation {
+              first: insert_pg_customers_one(object: {id: 21, name: "Hal"}) { id }
+              gone: delete_pg_line_items_by_pk(order_id: 4, line: 1) { qty }
+              dup: insert_pg_customers_one(object: {id: 1, name: "again"}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["dup"]), "{body}");
+    let body = f
+        .query(
+            r#"mutation {
+              first: insert_pg_customers_one(object: {id: 22, name: "Ida"}) { id }
+              last: delete_pg_line_items_by_pk(order_id: 4, line: 1) { qty }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"first": {"id": 22}, "last": {"qty": 7}}})
+    );
+    assert_eq!(
+        f.query("{ pg_customers(where: {id: {_gt: 20}}) { id } line: pg_line_items_by_pk(order_id: 4, line: 1) { qty } }").await,
+        json!({"data": {"pg_customers": [{"id": 22}], "line": null}})
+    );
     // A value the column cannot hold fails before anything runs.
     let body = f
         .query(r#"mutation { insert_pg_orders_one(object: {customer_id: 1, status: "open", total: "123456789.001", placed_at: "2024-01-01"}) { id } }"#)

@@ -464,6 +464,7 @@ async fn mutate<'a>(
     if inner.failed {
         return Ok(None);
     }
+    inner.fields_run += 1;
     let target = Target::resolve(state, &shape.name)?;
     let caller = principal.caller();
     let field = ctx.ctx.field();
@@ -492,11 +493,12 @@ async fn mutate<'a>(
         ctx, state, principal, &target, shape, shapes, kind, &mut audit,
     )
     .await;
-    // The request's only field, reading no relation of the rows it writes:
+    // The request's last field, reading no relation of the rows it writes:
     // nothing can fail after its write.
-    let alone = session.single_field && !reads_relations(&field, kind.answers_row());
+    let last =
+        inner.fields_run == session.root_fields && !reads_relations(&field, kind.answers_row());
     let (affected, mut records) = inner
-        .write(state, &caller, &target, planned, audit, alone)
+        .write(state, &caller, &target, planned, audit, last)
         .await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
@@ -778,17 +780,19 @@ fn argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Json, ApiError> {
 #[derive(Default)]
 pub struct Session {
     inner: Mutex<Inner>,
-    /// The operation is a mutation of one root field (no fragment or
-    /// directive at the root).
-    single_field: bool,
+    /// How many root fields the mutation has; 0 when not known (a fragment
+    /// or directive at the root).
+    root_fields: usize,
 }
 
 #[derive(Default)]
 struct Inner {
     tx: Option<Transaction>,
-    /// A write went to its source alone and is committed: nothing of the
-    /// request is left to roll back.
+    /// The request's last write is committed (sent alone or with the
+    /// transaction's `COMMIT`): nothing of the request is left to roll back.
     committed: bool,
+    /// Root fields begun so far.
+    fields_run: usize,
     /// A field failed: the transaction is to be rolled back.
     failed: bool,
     /// Each field's audit row, with its own error.
@@ -805,11 +809,11 @@ impl Inner {
         target: &Target,
         planned: Result<Planned, ApiError>,
         mut audit: Audit,
-        alone: bool,
+        last: bool,
     ) -> Result<(u64, Vec<Record>), ApiError> {
         let result = match planned {
             Ok(planned) => {
-                self.apply(state, caller, target, &planned, &mut audit, alone)
+                self.apply(state, caller, target, &planned, &mut audit, last)
                     .await
             }
             Err(error) => Err(error),
@@ -830,8 +834,9 @@ impl Inner {
     /// Runs a planned write in the request's transaction, begun on the
     /// first write. A second source is refused: one request is one
     /// transaction, and a transaction cannot span two databases. With
-    /// `alone` (the request's only write, nothing to fail after it) a lone
-    /// statement goes to the source as the REST API sends it.
+    /// `last` (the request's last write, nothing to fail after it) a lone
+    /// statement goes to the source as the REST API sends it, or with the
+    /// transaction's `COMMIT`.
     async fn apply(
         &mut self,
         state: &AppState,
@@ -839,32 +844,45 @@ impl Inner {
         target: &Target,
         planned: &Planned,
         audit: &mut Audit,
-        alone: bool,
+        last: bool,
     ) -> Result<(u64, Vec<Record>), ApiError> {
         if planned.is_empty() {
             return Ok((0, Vec::new()));
         }
-        if alone && self.tx.is_none() && planned.is_lone_unchecked() {
-            let done = writer::apply_alone(state, caller, target, planned, audit).await;
+        let source = &target.collection.table.source;
+        if last && planned.is_lone_unchecked() {
+            let done = match self.tx.take() {
+                None => writer::apply_alone(state, caller, target, planned, audit).await,
+                Some(tx) if tx.source() == source => {
+                    tx.apply_last(state, caller, target, planned, audit).await
+                }
+                Some(tx) => {
+                    let refused = Err(other_source(target, &tx));
+                    self.tx = Some(tx);
+                    return refused;
+                }
+            };
             self.committed = done.is_ok();
             return done;
         }
-        let source = &target.collection.table.source;
         let tx = match &mut self.tx {
             Some(tx) if tx.source() == source => tx,
-            Some(tx) => {
-                return Err(ApiError::bad_request(format!(
-                    "one mutation request writes to one source, in one transaction: `{}` is on \
-                     `{source}`, while this request already wrote to `{}`; send it as a request \
-                     of its own",
-                    target.name(),
-                    tx.source()
-                )));
-            }
+            Some(tx) => return Err(other_source(target, tx)),
             None => self.tx.insert(Transaction::begin(state, target).await?),
         };
         tx.apply(state, caller, target, planned, audit).await
     }
+}
+
+/// The refusal of a write to another source than the transaction's.
+fn other_source(target: &Target, tx: &Transaction) -> ApiError {
+    ApiError::bad_request(format!(
+        "one mutation request writes to one source, in one transaction: `{}` is on `{}`, while \
+         this request already wrote to `{}`; send it as a request of its own",
+        target.name(),
+        target.collection.table.source,
+        tx.source()
+    ))
 }
 
 impl Session {
@@ -872,7 +890,7 @@ impl Session {
     pub fn for_request(request: &mut async_graphql::Request) -> Self {
         use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
         let name = request.operation_name.clone();
-        let single_field = request.parsed_query().ok().is_some_and(|document| {
+        let root_fields = request.parsed_query().ok().map_or(0, |document| {
             let operation = match (&document.operations, &name) {
                 (DocumentOperations::Single(operation), _) => Some(operation),
                 (DocumentOperations::Multiple(operations), Some(name)) => {
@@ -880,16 +898,21 @@ impl Session {
                 }
                 (DocumentOperations::Multiple(_), None) => None,
             };
-            operation.is_some_and(|operation| {
+            operation.map_or(0, |operation| {
                 let items = &operation.node.selection_set.node.items;
-                operation.node.ty == OperationType::Mutation
-                    && items.len() == 1
-                    && matches!(&items[0].node, Selection::Field(f) if f.node.directives.is_empty())
+                let plain = items.iter().all(
+                    |item| matches!(&item.node, Selection::Field(f) if f.node.directives.is_empty()),
+                );
+                if operation.node.ty == OperationType::Mutation && plain {
+                    items.len()
+                } else {
+                    0
+                }
             })
         });
         Self {
             inner: Mutex::default(),
-            single_field,
+            root_fields,
         }
     }
 

@@ -485,6 +485,24 @@ impl Transaction {
         apply_parts(&mut writer, state, caller, target, planned, audit).await
     }
 
+    /// Runs a lone statement whose rows no rule checks
+    /// ([`Planned::is_lone_unchecked`]) as the transaction's last and
+    /// commits with it; after an error nothing of the transaction is left.
+    pub async fn apply_last(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        planned: &Planned,
+        audit: &mut Audit,
+    ) -> Result<(u64, Vec<Record>), ApiError> {
+        let mut writer = Writer::Last {
+            tx: Some(self.tx),
+            connector: self.connector.as_ref(),
+        };
+        apply_parts(&mut writer, state, caller, target, planned, audit).await
+    }
+
     pub async fn commit(self) -> Result<(), ApiError> {
         Ok(self.tx.commit().await?)
     }
@@ -540,6 +558,12 @@ enum Writer<'a> {
     /// Each on its own (only for a lone statement, see
     /// [`Planned::is_lone_unchecked`]).
     Alone(&'a dyn Connector),
+    /// As the last of an open transaction, committed with it (only for a
+    /// lone statement); `None` once run.
+    Last {
+        tx: Option<Box<dyn WriteTx>>,
+        connector: &'a dyn Connector,
+    },
 }
 
 /// [`Transaction::apply`] on `writer`.
@@ -557,7 +581,9 @@ async fn apply_parts(
         .flat_map(|p| p.ops.iter().cloned())
         .collect();
     let connector = match writer {
-        Writer::Tx { connector, .. } | Writer::Alone(connector) => *connector,
+        Writer::Tx { connector, .. }
+        | Writer::Last { connector, .. }
+        | Writer::Alone(connector) => *connector,
     };
     audit.statements(connector, &ops);
     let (mut affected, mut records) = (0, Vec::new());
@@ -791,6 +817,12 @@ async fn run(
         let outcome = match writer {
             Writer::Tx { tx, .. } => tx.execute(op).await?,
             Writer::Alone(connector) => connector.write_one(op).await?,
+            Writer::Last { tx, .. } => {
+                let tx = tx.take().ok_or_else(|| {
+                    ApiError::internal("a second statement after the transaction's last")
+                })?;
+                tx.execute_and_commit(op).await?
+            }
         };
         affected += outcome.affected_rows;
         batches.extend(outcome.returning);

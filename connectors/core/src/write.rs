@@ -180,4 +180,21 @@ pub trait WriteTx: Send {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Undoes every write of the transaction.
     async fn rollback(self: Box<Self>) -> Result<()>;
+    /// Runs the transaction's last write and commits: the write's outcome
+    /// once both succeeded; after an error nothing of the transaction is
+    /// left. A source may send both at once (one round trip).
+    async fn execute_and_commit(mut self: Box<Self>, op: &WriteOp) -> Result<WriteOutcome> {
+        match self.execute(op).await {
+            Ok(outcome) => {
+                self.commit().await?;
+                Ok(outcome)
+            }
+            Err(error) => {
+                // The write's error is the one to answer; a failed rollback
+                // means the connection is gone, which rolls back too.
+                let _ = self.rollback().await;
+                Err(error)
+            }
+        }
+    }
 }

@@ -313,29 +313,37 @@ pub(crate) fn row_values(row: &Row, columns: &[OutColumn]) -> Result<Vec<Value>>
         .collect()
 }
 
-/// Reads a whole (small) result into one batch, e.g. the rows a write
-/// returns. With `described` (the column types `columns` were planned for),
-/// rows of other types — the table changed since — are refused as a
-/// conflict to retry, never decoded.
-pub(crate) async fn collect(
-    rows: tokio_postgres::RowStream,
+/// Receives a whole (small) result, e.g. the rows a write returns, and
+/// the count of rows the statement affected.
+pub(crate) async fn receive(rows: tokio_postgres::RowStream) -> Result<(Vec<Row>, u64)> {
+    let mut rows = Box::pin(rows);
+    let mut received = Vec::new();
+    while let Some(row) = rows.next().await {
+        received.push(row.map_err(from_pg)?);
+    }
+    let affected = rows.rows_affected().unwrap_or(received.len() as u64);
+    Ok((received, affected))
+}
+
+/// Decodes received rows into one batch. With `described` (the column
+/// types `columns` were planned for), rows of other types — the table
+/// changed since — are refused as a conflict to retry, never decoded.
+pub(crate) fn decode_rows(
+    rows: &[Row],
     columns: &[OutColumn],
     schema: SchemaRef,
     described: Option<&[Type]>,
-) -> Result<(RecordBatch, u64)> {
-    let mut rows = Box::pin(rows);
-    let mut builder = BatchBuilder::new(schema, 16)?;
-    while let Some(row) = rows.next().await {
-        let row = row.map_err(from_pg)?;
+) -> Result<RecordBatch> {
+    let mut builder = BatchBuilder::new(schema, rows.len().max(1))?;
+    for row in rows {
         if let Some(types) = described
             && !row.columns().iter().map(|c| c.type_()).eq(types)
         {
             return Err(table_changed());
         }
-        builder.push_row(row_values(&row, columns)?)?;
+        builder.push_row(row_values(row, columns)?)?;
     }
-    let affected = rows.rows_affected().unwrap_or(builder.len() as u64);
-    Ok((builder.finish()?, affected))
+    builder.finish()
 }
 
 /// The error for a statement that met a table changed since it was

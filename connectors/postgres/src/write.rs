@@ -1,7 +1,8 @@
 //! Writes: a transaction (`BEGIN` … `COMMIT`) on one pooled connection,
 //! insert / update / delete with native `RETURNING`, and a rollback before
 //! the connection can serve anyone else when the transaction is dropped.
-//! `BEGIN` travels with the first statement (one round trip for both).
+//! `BEGIN` travels with the first statement (one round trip for both),
+//! and `COMMIT` with the last one when the caller knows it is the last.
 //! Inside a transaction a statement seen before goes unnamed with its
 //! parameter types ([`Described`]): parse, bind and execute in one round
 //! trip, and nothing cached on the server that a changed table could make
@@ -24,7 +25,8 @@ use crate::encode::PgParam;
 use crate::error::{from_pg, is_stale_plan_error};
 use crate::flavor::Flavor;
 use crate::query::{
-    ConnGuard, OutColumn, check_params, collect, prepare_checked, table_changed, text_fallback_sql,
+    ConnGuard, OutColumn, check_params, decode_rows, prepare_checked, receive, table_changed,
+    text_fallback_sql,
 };
 
 /// An open transaction.
@@ -66,8 +68,11 @@ impl PgWriteTx {
         })
     }
 
-    async fn run(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
-        let begin = !self.begun;
+    async fn run(&mut self, op: &WriteOp, commit: bool) -> Result<WriteOutcome> {
+        let framing = Framing {
+            begin: !self.begun,
+            commit,
+        };
         self.begun = true;
         // No statement cache inside a transaction: a stale cached plan fails
         // the statement, which aborts the whole transaction. Statements seen
@@ -76,10 +81,18 @@ impl PgWriteTx {
             self.conn()?,
             self.flavor,
             op,
-            begin,
+            framing,
             Preparing::Described(&self.described),
         )
         .await
+    }
+
+    /// The error for a statement after a failed one.
+    fn refused(&self) -> ConnectorError {
+        ConnectorError::invalid_input(
+            "an earlier statement of this transaction failed; roll it back and start again",
+        )
+        .for_source(&self.source)
     }
 
     /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`). The
@@ -112,12 +125,9 @@ impl PgWriteTx {
 impl WriteTx for PgWriteTx {
     async fn execute(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
         if self.failed {
-            return Err(ConnectorError::invalid_input(
-                "an earlier statement of this transaction failed; roll it back and start again",
-            )
-            .for_source(&self.source));
+            return Err(self.refused());
         }
-        let result = self.run(op).await;
+        let result = self.run(op, false).await;
         if let Err(err) = &result {
             // Errors found before anything reached the server (unknown
             // columns, unconvertible values) leave the transaction usable.
@@ -141,6 +151,39 @@ impl WriteTx for PgWriteTx {
 
     async fn rollback(mut self: Box<Self>) -> Result<()> {
         self.finish("ROLLBACK").await
+    }
+
+    async fn execute_and_commit(mut self: Box<Self>, op: &WriteOp) -> Result<WriteOutcome> {
+        if self.failed {
+            let refused = self.refused();
+            self.finish("ROLLBACK").await?;
+            return Err(refused);
+        }
+        if !self.begun {
+            // Nothing sent yet: a lone statement is a transaction of its own.
+            let conn = self.conn.take().ok_or_else(|| {
+                ConnectorError::internal("the transaction has ended").for_source(&self.source)
+            })?;
+            return write_one(conn, self.flavor, op)
+                .await
+                .map_err(|e| e.for_source(&self.source));
+        }
+        match self.run(op, true).await {
+            Ok(outcome) => {
+                // Committed: the connection goes back to the pool.
+                drop(self.conn.take());
+                Ok(outcome)
+            }
+            Err(error) => {
+                // Mostly the transaction has ended already (a statement
+                // failing before `COMMIT` turns it into a rollback); if not,
+                // this ends it (a rollback outside one only warns).
+                if let Err(rollback) = self.finish("ROLLBACK").await {
+                    tracing::warn!(error = %rollback, "rollback after a failed last write");
+                }
+                Err(error.for_source(&self.source))
+            }
+        }
     }
 }
 
@@ -225,13 +268,21 @@ enum Preparing<'a> {
     Described(&'a DescribedStatements),
 }
 
-/// Runs `op` on `conn`, sending `BEGIN` with it when `begin`. Returned rows
-/// are typed by the catalog model of the target table.
+/// What travels with a statement: `BEGIN` before it (the transaction's
+/// first), `COMMIT` after it (its last).
+#[derive(Debug, Clone, Copy, Default)]
+struct Framing {
+    begin: bool,
+    commit: bool,
+}
+
+/// Runs `op` on `conn` with `framing`. Returned rows are typed by the
+/// catalog model of the target table.
 async fn execute(
     conn: &Object,
     flavor: Flavor,
     op: &WriteOp,
-    begin: bool,
+    framing: Framing,
     preparing: Preparing<'_>,
 ) -> Result<WriteOutcome> {
     let statement: Statement = match op {
@@ -247,13 +298,17 @@ async fn execute(
     if let Some(statements) = described
         && let Some(known) = statements.get(&sql)
     {
-        let done = execute_described(conn, op, &sql, &statement, &known, begin).await;
+        let done = execute_described(conn, op, &sql, &statement, &known, framing).await;
         if done.is_err() {
             statements.forget(&sql);
         }
         return done;
     }
-    let prepared = after_begin(conn, begin, prepare_checked(flavor, conn, &sql, cached)).await?;
+    let before = Framing {
+        commit: false,
+        ..framing
+    };
+    let prepared = framed(conn, before, prepare_checked(flavor, conn, &sql, cached)).await?;
     let params = PgParam::all(&statement.params);
     check_params(prepared.statement.params(), &params)?;
     if let Some(statements) = described
@@ -274,25 +329,32 @@ async fn execute(
             },
         );
     }
-    if op.returning().is_empty() {
+    let outcome = if op.returning().is_empty() {
         let affected = conn
             .execute_raw(&prepared.statement, params.iter())
             .await
             .map_err(from_pg)?;
-        return Ok(WriteOutcome {
+        WriteOutcome {
             affected_rows: affected,
             returning: None,
-        });
+        }
+    } else {
+        let schema = returned_schema(op)?;
+        let rows = conn
+            .query_raw(&prepared.statement, params.iter())
+            .await
+            .map_err(from_pg)?;
+        let (rows, affected) = receive(rows).await?;
+        WriteOutcome {
+            affected_rows: affected,
+            returning: Some(decode_rows(&rows, &prepared.columns, schema, None)?),
+        }
+    };
+    // Prepared just now, the statement could not go out with `COMMIT`.
+    if framing.commit {
+        conn.batch_execute("COMMIT").await.map_err(from_pg)?;
     }
-    let rows = conn
-        .query_raw(&prepared.statement, params.iter())
-        .await
-        .map_err(from_pg)?;
-    let (batch, affected) = collect(rows, &prepared.columns, returned_schema(op)?, None).await?;
-    Ok(WriteOutcome {
-        affected_rows: affected,
-        returning: Some(batch),
-    })
+    Ok(outcome)
 }
 
 /// The returned rows' schema, typed by the catalog model of the target table.
@@ -313,23 +375,27 @@ fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
 }
 
 /// [`execute`] of a statement described before: sent unnamed with its
-/// parameter types (parse, bind, execute: one round trip).
+/// parameter types (parse, bind, execute: one round trip, with `BEGIN` and
+/// `COMMIT` as framed).
 async fn execute_described(
     conn: &Object,
     op: &WriteOp,
     sql: &str,
     statement: &Statement,
     known: &Described,
-    begin: bool,
+    framing: Framing,
 ) -> Result<WriteOutcome> {
+    let schema = returned_schema(op)?;
     let params = PgParam::all(&statement.params);
     check_params(&known.params, &params)?;
     let typed = params
         .iter()
         .zip(&known.params)
         .map(|(param, ty)| (param as &(dyn ToSql + Sync), ty.clone()));
-    let rows = after_begin(conn, begin, async {
-        conn.query_typed_raw(sql, typed).await.map_err(|e| {
+    // The rows are received whole before `COMMIT` is answered: the
+    // connection answers requests in order.
+    let (rows, affected) = framed(conn, framing, async {
+        let rows = conn.query_typed_raw(sql, typed).await.map_err(|e| {
             // A column's type or name changed under the described
             // statement: retried, it is described afresh.
             if is_changed_table(&e) {
@@ -337,16 +403,18 @@ async fn execute_described(
             } else {
                 from_pg(e)
             }
-        })
+        })?;
+        receive(rows).await
     })
     .await?;
-    let (batch, affected) = collect(
-        rows,
-        &known.columns,
-        returned_schema(op)?,
-        Some(&known.column_types),
-    )
-    .await?;
+    let batch =
+        decode_rows(&rows, &known.columns, schema, Some(&known.column_types)).map_err(|error| {
+            if framing.commit {
+                committed_unread(error)
+            } else {
+                error
+            }
+        })?;
     Ok(WriteOutcome {
         affected_rows: affected,
         returning: (!op.returning().is_empty()).then_some(batch),
@@ -361,20 +429,41 @@ fn is_changed_table(err: &tokio_postgres::Error) -> bool {
         .is_some_and(|db| matches!(db.code().code(), "42804" | "42703" | "42P01" | "42846"))
 }
 
-/// `work` (a statement's future, not yet polled), with `BEGIN` sent before
-/// it when `begin`: both go out before either answer is awaited, in this
-/// order (each is queued on the connection at its first poll).
-async fn after_begin<T>(
+/// `work` (a statement's future, not yet polled, that queues its statement
+/// at its first poll), with `BEGIN` before it and `COMMIT` after it as
+/// `framing` says: all go out before any answer is awaited, in this order.
+/// A statement that fails turns the `COMMIT` into a rollback.
+async fn framed<T>(
     conn: &Object,
-    begin: bool,
+    framing: Framing,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    if !begin {
-        return work.await;
-    }
-    let (begun, done) = futures::join!(conn.batch_execute("BEGIN"), work);
-    begun.map_err(from_pg)?;
-    done
+    let send = |sql: &'static str, wanted: bool| async move {
+        if wanted {
+            conn.batch_execute(sql).await.map_err(from_pg)
+        } else {
+            Ok(())
+        }
+    };
+    let (begun, done, committed) = futures::join!(
+        send("BEGIN", framing.begin),
+        work,
+        send("COMMIT", framing.commit)
+    );
+    begun?;
+    let done = done?;
+    committed?;
+    Ok(done)
+}
+
+/// A statement that ran and was committed with its transaction, but whose
+/// returned rows cannot be read: said as such, so that nobody sends the
+/// write again.
+fn committed_unread(error: ConnectorError) -> ConnectorError {
+    ConnectorError::internal(format!(
+        "the write was committed, but the rows it returned cannot be read ({error}); \
+         read them anew"
+    ))
 }
 
 /// One write sent alone, without `BEGIN` and `COMMIT`: PostgreSQL runs a
@@ -383,10 +472,11 @@ async fn after_begin<T>(
 /// refuses as a stale plan after `ALTER TABLE` is prepared afresh, once):
 /// one round trip once warm, where a transaction takes three.
 pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
-    match execute(&conn, flavor, op, false, Preparing::Cached).await {
+    let alone = Framing::default();
+    match execute(&conn, flavor, op, alone, Preparing::Cached).await {
         Err(e) if is_stale_plan_error(&e) => {
             conn.statement_cache.clear();
-            execute(&conn, flavor, op, false, Preparing::Cached).await
+            execute(&conn, flavor, op, alone, Preparing::Cached).await
         }
         done => done,
     }

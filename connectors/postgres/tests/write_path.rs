@@ -378,6 +378,83 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
+/// The last write of a transaction goes with its `COMMIT` (in one round
+/// trip once its statement is described): kept with the earlier writes
+/// when it succeeds, and nothing kept when it fails, whether prepared just
+/// now or described before; the connection leaves no transaction open. A
+/// row the committed statement returns but that cannot be read (the table
+/// changed) is an error saying the write was committed.
+#[tokio::test]
+async fn the_last_write_goes_with_commit() {
+    let schema =
+        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
+    let mut config = schema.config();
+    config.pool.max_size = 1;
+    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let target = target(&connector, &schema.name, "items").await;
+    let plain = |name: &str| {
+        WriteOp::Insert(Insert {
+            target: target.clone(),
+            columns: vec!["name".into()],
+            rows: vec![vec![Value::Text(name.into())]],
+            returning: vec![],
+        })
+    };
+    // Prepared afresh the first round, described the second.
+    for round in ["1", "2"] {
+        let mut tx = connector.begin().await.unwrap();
+        tx.execute(&plain(&format!("first {round}"))).await.unwrap();
+        let last = format!("last {round}");
+        let done = tx
+            .execute_and_commit(&insert_names(&target, &[&last]))
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(done.affected_rows, 1);
+        assert_eq!(
+            batch_to_strings(&done.returning.unwrap()),
+            vec![vec![Some(last)]]
+        );
+        assert_outside_a_transaction(&connector).await;
+    }
+    assert_eq!(schema.count("items").await, 4);
+    // The last write fails (a duplicate name): the first is not kept.
+    // Two rows make a statement not seen before; one row, a described one.
+    for names in [&["new", "last 1"][..], &["last 2"][..]] {
+        let mut tx = connector.begin().await.unwrap();
+        tx.execute(&plain("dropped")).await.unwrap();
+        let err = tx
+            .execute_and_commit(&insert_names(&target, names))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Constraint, "{names:?}: {err}");
+        assert!(err.to_string().contains("source `pg`"), "{err}");
+        assert_outside_a_transaction(&connector).await;
+        assert_eq!(schema.count("items").await, 4, "{names:?}");
+    }
+    // A transaction with no write before: the statement alone.
+    let tx = connector.begin().await.unwrap();
+    tx.execute_and_commit(&plain("alone")).await.unwrap();
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 5);
+    // Committed, but its rows cannot be read as described: said so. (The
+    // statement failed last: it is described afresh first.)
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&plain("before 1")).await.unwrap();
+    tx.execute_and_commit(&insert_names(&target, &["after 1"]))
+        .await
+        .unwrap();
+    retype_name_column(&schema).await;
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&plain("before 2")).await.unwrap();
+    let err = tx
+        .execute_and_commit(&insert_names(&target, &["after 2"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("was committed"), "{err}");
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 9);
+}
+
 /// Changes the type of `items.name` (text → varchar), so statements
 /// returning it return another type.
 async fn retype_name_column(schema: &TestSchema) {
