@@ -60,19 +60,7 @@ pub trait Connector: Send + Sync + Debug + 'static {
     /// transaction of its own; a connector whose database makes a lone
     /// statement atomic may send it alone (fewer round trips).
     async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
-        let mut tx = self.begin().await?;
-        match tx.execute(op).await {
-            Ok(outcome) => {
-                tx.commit().await?;
-                Ok(outcome)
-            }
-            Err(error) => {
-                // The statement's error is the one to answer; a failed
-                // rollback means the connection is gone, which rolls back too.
-                let _ = tx.rollback().await;
-                Err(error)
-            }
-        }
+        self.begin().await?.execute_and_commit(op).await
     }
 
     /// The pool's current usage.

@@ -216,9 +216,7 @@ async fn dropped_transaction_rolls_back_before_the_connection_is_reused() {
     let schema =
         TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL UNIQUE);")
             .await;
-    let mut config = schema.config();
-    config.pool.max_size = 1;
-    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let connector = single_connection(&schema);
     let target = target(&connector, &schema.name, "items").await;
     for round in 0..3 {
         let mut tx = connector.begin().await.unwrap();
@@ -243,9 +241,7 @@ async fn dropped_transaction_rolls_back_before_the_connection_is_reused() {
 #[tokio::test]
 async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
     let schema = TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text);").await;
-    let mut config = schema.config();
-    config.pool.max_size = 1;
-    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let connector = single_connection(&schema);
     connector.begin().await.unwrap().commit().await.unwrap();
     connector.begin().await.unwrap().rollback().await.unwrap();
     drop(connector.begin().await.unwrap());
@@ -283,9 +279,7 @@ async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
 async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
     let schema =
         TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let mut config = schema.config();
-    config.pool.max_size = 1;
-    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let connector = single_connection(&schema);
     let target = target(&connector, &schema.name, "items").await;
     let insert = |names: &[&str]| insert_names(&target, names);
     // The third row breaks the unique key: the first two are not kept.
@@ -388,9 +382,7 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
 async fn the_last_write_goes_with_commit() {
     let schema =
         TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let mut config = schema.config();
-    config.pool.max_size = 1;
-    let connector = tributary_connector_postgres::PostgresConnector::new(&config).unwrap();
+    let connector = single_connection(&schema);
     let target = target(&connector, &schema.name, "items").await;
     let plain = |name: &str| {
         WriteOp::Insert(Insert {
@@ -453,6 +445,14 @@ async fn the_last_write_goes_with_commit() {
     assert!(err.to_string().contains("was committed"), "{err}");
     assert_outside_a_transaction(&connector).await;
     assert_eq!(schema.count("items").await, 9);
+}
+
+/// A connector on the schema's database with a pool of one connection, so
+/// that every call meets the connection the one before left.
+fn single_connection(schema: &TestSchema) -> tributary_connector_postgres::PostgresConnector {
+    let mut config = schema.config();
+    config.pool.max_size = 1;
+    tributary_connector_postgres::PostgresConnector::new(&config).unwrap()
 }
 
 /// Changes the type of `items.name` (text → varchar), so statements
