@@ -106,6 +106,51 @@ impl Fixture {
     }
 }
 
+/// `_regex _iregex _nregex _niregex` mean PostgreSQL's `~ ~* !~ !~*` on
+/// both sources: MariaDB's REGEXP would ignore case under its collation,
+/// so there the engine matches. A pattern that is no regular expression is
+/// a 400 naming its path.
+#[tokio::test]
+async fn regular_expressions_match_as_in_postgresql_on_every_source() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              regex: pg_customers(where: {name: {_regex: "^[AB]"}}, order_by: {id: asc}) { name }
+              iregex: pg_customers(where: {name: {_iregex: "^c"}}) { name }
+              nregex: pg_orders(where: {note: {_nregex: "^n[12]$"}}, order_by: {id: asc}) { id }
+              my_regex: my_reviews(where: {body: {_regex: "^B"}}) { id }
+              my_iregex: my_reviews(where: {body: {_iregex: "^B"}}) { id }
+              my_niregex: my_reviews(where: {body: {_niregex: "A"}}) { body }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "regex": [{"name": "Ann"}, {"name": "Bob"}],
+            "iregex": [{"name": "Cid"}],
+            "nregex": [{"id": 4}, {"id": 5}],
+            "my_regex": [],
+            "my_iregex": [{"id": 3}],
+            "my_niregex": [{"body": "ok"}],
+        }})
+    );
+    let body = f
+        .query(r#"{ pg_customers(where: {name: {_regex: "(a"}}) { id } }"#)
+        .await;
+    assert_eq!(body["data"], json!({"pg_customers": null}), "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular expression")),
+        "{body}"
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn lists_filter_sort_and_page_with_hasuras_operators() {
     let f = Fixture::new().await;

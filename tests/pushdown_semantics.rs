@@ -356,3 +356,50 @@ async fn row_numbers_answer_alike_on_every_source() {
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;
 }
+
+/// Regular expressions (`~ ~* !~ !~*`) answer alike on both sources: sent
+/// to PostgreSQL, whose meaning they have; matched by the engine for
+/// MariaDB, whose REGEXP would ignore case under its collation.
+#[tokio::test]
+async fn regular_expressions_answer_alike_on_every_source() {
+    let rows_sql = "(1, 'apple'), (2, 'Apple'), (3, NULL), (4, 'banana')";
+    let schema = common::postgres_schema(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, w text); INSERT INTO t VALUES {rows_sql};"
+    ))
+    .await;
+    let database = common::mariadb_database(&format!(
+        "CREATE TABLE t (id INT PRIMARY KEY, w VARCHAR(10)); INSERT INTO t VALUES {rows_sql};"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+        .await;
+    server
+        .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+        .await;
+    for (table, pushed_there) in [
+        (format!("pg.{schema}.t"), true),
+        (format!("my.{database}.t"), false),
+    ] {
+        for (condition, expected) in [
+            // (Patterns DataFusion cannot turn into LIKE.)
+            ("w ~ 'A.p'", json!([[2]])),
+            ("w ~* '^a.p'", json!([[1], [2]])),
+            ("w !~ 'an+'", json!([[1], [2]])),
+            ("w !~* '^a.'", json!([[4]])),
+        ] {
+            let query = format!("SELECT id FROM {table} WHERE {condition} ORDER BY id");
+            assert_eq!(
+                rows(&server, &query).await,
+                expected,
+                "{table}: {condition}"
+            );
+            let sql = pushed(&server, &query).await;
+            assert_eq!(sql.contains('~'), pushed_there, "{table}: {sql}");
+        }
+    }
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}

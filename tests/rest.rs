@@ -223,6 +223,17 @@ async fn lists_filter_sort_pick_fields_and_page() {
         .get(&format!("/api/my_reviews?filter={filter}&fields=id"))
         .await;
     assert_eq!(ids(&body), vec![1]);
+    // PostgreSQL's regular expressions, case-sensitive there too.
+    for (filter, expected) in [
+        (r#"{"body":{"$regex":"^G"}}"#, vec![]),
+        (r#"{"body":{"$iRegex":"^G"}}"#, vec![1]),
+        (r#"{"body":{"$notRegex":"a"}}"#, vec![2]),
+    ] {
+        let body = f
+            .get(&format!("/api/my_reviews?filter={}&fields=id", enc(filter)))
+            .await;
+        assert_eq!(ids(&body), expected, "{filter}");
+    }
     // NocoBase's date operators: a month, a range of days.
     let filter = enc(r#"{"placed_at":{"$dateOn":"2024-01"}}"#);
     let body = f

@@ -7,6 +7,7 @@
 //! |---|---|---|---|---|---|
 //! | string `=`, `<`, `IN`, `BETWEEN` | yes | yes, with the UTF-8 bytes compared too (collations ignore case and trailing spaces; see `mysql_strings`) | yes (BINARY collation) | no (default collations ignore case and trailing spaces) | yes (the connector's sessions compare BINARY); not with `''`, which is NULL there |
 //! | `LIKE` / `ILIKE` | yes | LIKE with a literal pattern without `_` or `\\`, as bytes; no ILIKE | no (case-insensitive for ASCII) | no | LIKE with a non-empty literal pattern; no ILIKE |
+//! | `~ ~* !~ !~*` (regular expressions) | yes | no (REGEXP follows the collation's case) | no | no | no |
 //! | `/`, `%` | yes | no (`/` of integers is a decimal) | yes | of integers only (decimal scales differ) | no (`/` is exact, no `%`) |
 //! | `\|\|` | yes | no (it is OR) | yes | no (none) | no (NULL is `''` there) |
 //! | GROUP BY on strings | yes | yes, by the bytes too | yes | no | yes |
@@ -380,6 +381,14 @@ fn binary_is_pushable(binary: &BinaryExpr, schema: &DFSchema, kind: SourceKind) 
                 SourceKind::Postgres | SourceKind::Kingbase | SourceKind::Sqlite
             )
         }
+        // PostgreSQL's regular expressions are the meaning; elsewhere the
+        // engine matches (MySQL's REGEXP follows the collation's case).
+        Operator::RegexMatch
+        | Operator::RegexIMatch
+        | Operator::RegexNotMatch
+        | Operator::RegexNotIMatch => {
+            matches!(kind, SourceKind::Postgres | SourceKind::Kingbase)
+        }
         _ => false,
     }
 }
@@ -463,6 +472,13 @@ mod tests {
             // `_` is a byte there, a character here.
             (col("name").like(lit("a_")), true, false, false),
             (col("name").ilike(lit("a%")), true, false, false),
+            // PostgreSQL's regular expressions: matched by the engine elsewhere.
+            (
+                binary_expr(col("name"), Operator::RegexIMatch, lit("^a")),
+                true,
+                false,
+                false,
+            ),
             (col("id") / lit(2_i64), true, false, true),
             (col("id") % lit(2_i64), true, false, true),
             (col("id") + col("n"), true, true, true),
@@ -545,6 +561,12 @@ mod tests {
             (col("name").like(lit("a%")), false, true, true),
             (col("name").like(lit("")), false, false, false),
             (col("name").ilike(lit("a%")), false, false, true),
+            (
+                binary_expr(col("name"), Operator::RegexNotMatch, lit("^a")),
+                false,
+                false,
+                true,
+            ),
             // No boolean type: neither a bare column nor TRUE.
             (col("flag"), false, false, true),
             (col("flag").eq(lit(true)), false, false, true),

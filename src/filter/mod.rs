@@ -29,7 +29,7 @@ use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::functions_nested::expr_fn::{array_has_all, array_has_any};
 use datafusion::logical_expr::expr_fn::{exists, not_exists, out_ref_col};
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, Operator, binary_expr, lit};
 use datafusion::scalar::ScalarValue;
 use serde_json::Value;
 use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
@@ -281,6 +281,30 @@ impl<'a> Scope<'a> {
             "$notLike" => column.not_like(lit(text()?)),
             "$iLike" => column.ilike(lit(text()?)),
             "$notILike" => column.not_ilike(lit(text()?)),
+            // POSIX-style regular expressions, as PostgreSQL's `~ ~* !~ !~*`
+            // (sent there; the engine's regex syntax elsewhere).
+            "$regex" | "$iRegex" | "$notRegex" | "$notIRegex" => {
+                if !matches!(
+                    data_type,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) {
+                    return Err(Self::error(path, format!("`{op}` needs a text column")));
+                }
+                let pattern = text()?;
+                if let Err(error) = regex::Regex::new(&pattern) {
+                    return Err(Self::error(
+                        path,
+                        format!("not a regular expression: {error}"),
+                    ));
+                }
+                let op = match op {
+                    "$regex" => Operator::RegexMatch,
+                    "$iRegex" => Operator::RegexIMatch,
+                    "$notRegex" => Operator::RegexNotMatch,
+                    _ => Operator::RegexNotIMatch,
+                };
+                binary_expr(column, op, lit(pattern))
+            }
             // NocoBase's string operators ignore case on every database.
             "$includes" => column.ilike(lit(format!("%{}%", escape_like(&text()?)))),
             "$notIncludes" => column

@@ -207,7 +207,13 @@ fn rows() -> RecordBatch {
         Some(vec![Some(2), Some(2)]),
         None,
     ]);
-    let name = datafusion::arrow::array::StringArray::from(vec![Some("x"); 5]);
+    let name = datafusion::arrow::array::StringArray::from(vec![
+        Some("Ann"),
+        Some("ann lee"),
+        Some("Bob"),
+        Some("x"),
+        None,
+    ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])),
         Arc::new(day),
@@ -590,4 +596,19 @@ fn array_operators_need_a_list_column() {
     assert!(err.message.contains("JSON holding an array"), "{err}");
     let err = error(json!({"nums": {"$anyOf": ["two"]}}));
     assert_eq!(err.path, "nums.$anyOf[0]");
+}
+
+/// PostgreSQL's `~ ~* !~ !~*`: a NULL matches neither way; a pattern that
+/// is no regular expression is refused with its path.
+#[tokio::test]
+async fn regular_expressions_match_as_postgresql_does() {
+    assert_eq!(ids(json!({"name": {"$regex": "^[A-Z]"}})).await, vec![1, 3]);
+    assert_eq!(ids(json!({"name": {"$iRegex": "^an+"}})).await, vec![1, 2]);
+    assert_eq!(ids(json!({"name": {"$notRegex": "n"}})).await, vec![3, 4]);
+    assert_eq!(ids(json!({"name": {"$notIRegex": "^a"}})).await, vec![3, 4]);
+    let err = error(json!({"name": {"$regex": "(a"}}));
+    assert_eq!(err.path, "name.$regex");
+    assert!(err.message.contains("not a regular expression"), "{err}");
+    let err = error(json!({"id": {"$iRegex": "1"}}));
+    assert!(err.message.contains("needs a text column"), "{err}");
 }

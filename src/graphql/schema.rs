@@ -223,7 +223,9 @@ fn comparison(scalar: Scalar) -> InputObject {
         }
     }
     if scalar.is_text() {
-        for op in ["_like", "_nlike", "_ilike", "_nilike"] {
+        for op in [
+            "_like", "_nlike", "_ilike", "_nilike", "_regex", "_iregex", "_nregex", "_niregex",
+        ] {
             input = input.field(InputValue::new(op, TypeRef::named(name)));
         }
     }

@@ -124,7 +124,7 @@ impl Scalar {
         !matches!(self, Self::Json | Self::Jsonb | Self::Bytea)
     }
 
-    /// `_like _nlike _ilike _nilike`.
+    /// `_like _nlike _ilike _nilike _regex _iregex _nregex _niregex`.
     pub fn is_text(self) -> bool {
         self == Self::String
     }

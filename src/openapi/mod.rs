@@ -381,7 +381,7 @@ const FILTER_DESCRIPTION: &str = "Filter JSON with NocoBase's operators: `{\"col
 {\"$op\": value}}`; a bare value means `$eq`; a relation name nests a filter on the related \
 rows (`{\"customer\": {\"country\": {\"$eq\": \"FR\"}}}`); `$and` and `$or` take arrays of \
 filters. Comparison: `$eq $ne $gt $gte $lt $lte $in $notIn $is $exists $notExists`. Text: \
-`$like $notLike $iLike $notILike $includes $notIncludes $startsWith $notStartsWith $endWith \
+`$like $notLike $iLike $notILike $regex $iRegex $notRegex $notIRegex $includes $notIncludes $startsWith $notStartsWith $endWith \
 $notEndWith $empty $notEmpty $match $notMatch`. Booleans and numbers: `$isTruly $isFalsy`. \
 Dates: `$dateOn $dateNotOn $dateBefore $dateAfter $dateNotBefore $dateNotAfter \
 $dateBetween`. Arrays: `$anyOf $noneOf`. JSON documents (as jsonb): `$jsonContains \
