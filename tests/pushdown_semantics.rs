@@ -26,6 +26,57 @@ async fn pushed(server: &TestServer, query: &str) -> String {
     sql.join("\n")
 }
 
+/// A server with the same table `t` (`columns`, rows `values`) on
+/// PostgreSQL (`pg`) and MariaDB (`my`), each column given as its
+/// PostgreSQL type then its MariaDB type; `stop` drops both.
+struct TwoSources {
+    server: TestServer,
+    schema: String,
+    database: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TwoSources {
+    async fn new(columns: &[(&str, &str, &str)], values: &str) -> Self {
+        let ddl = |pick: fn(&(&str, &str, &str)) -> String| {
+            let columns: Vec<String> = columns.iter().map(pick).collect();
+            format!(
+                "CREATE TABLE t ({}); INSERT INTO t VALUES {values};",
+                columns.join(", ")
+            )
+        };
+        let schema = common::postgres_schema(&ddl(|(name, pg, _)| format!("{name} {pg}"))).await;
+        let database = common::mariadb_database(&ddl(|(name, _, my)| format!("{name} {my}"))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(dir.path()).await;
+        server
+            .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+            .await;
+        server
+            .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
+            .await;
+        Self {
+            server,
+            schema,
+            database,
+            _dir: dir,
+        }
+    }
+
+    /// The table's two names: PostgreSQL's, then MariaDB's.
+    fn tables(&self) -> [String; 2] {
+        [
+            format!("pg.{}.t", self.schema),
+            format!("my.{}.t", self.database),
+        ]
+    }
+
+    async fn stop(self) {
+        common::drop_postgres_schema(&self.schema).await;
+        common::drop_mariadb_database(&self.database).await;
+    }
+}
+
 #[tokio::test]
 async fn mariadb_answers_like_postgresql() {
     let database = common::mariadb_database(
@@ -322,39 +373,30 @@ async fn literals_with_quotes_and_backslashes_stay_values_in_mariadb() {
 /// `distinct_on` go to PostgreSQL, see tests/graphql.rs).
 #[tokio::test]
 async fn row_numbers_answer_alike_on_every_source() {
-    let rows_sql = "(1, 1, 'b'), (2, 1, 'B'), (3, 1, NULL), (4, 2, 'a '), (5, 2, 'a'), (6, 3, 'z')";
-    let schema = common::postgres_schema(&format!(
-        "CREATE TABLE t (id int PRIMARY KEY, g int, w text); INSERT INTO t VALUES {rows_sql};"
-    ))
+    let sources = TwoSources::new(
+        &[
+            ("id", "int PRIMARY KEY", "INT PRIMARY KEY"),
+            ("g", "int", "INT"),
+            ("w", "text", "VARCHAR(10)"),
+        ],
+        "(1, 1, 'b'), (2, 1, 'B'), (3, 1, NULL), (4, 2, 'a '), (5, 2, 'a'), (6, 3, 'z')",
+    )
     .await;
-    let database = common::mariadb_database(&format!(
-        "CREATE TABLE t (id INT PRIMARY KEY, g INT, w VARCHAR(10)); INSERT INTO t VALUES {rows_sql};"
-    ))
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    server
-        .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
-        .await;
-    server
-        .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
-        .await;
-    for table in [format!("pg.{schema}.t"), format!("my.{database}.t")] {
+    for table in sources.tables() {
         let query = format!(
             "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY g ORDER BY w ASC NULLS FIRST, id) AS n \
              FROM {table}) AS numbered WHERE n = 1 ORDER BY id"
         );
         // The first of each g, text in code point order, NULL first.
         assert_eq!(
-            rows(&server, &query).await,
+            rows(&sources.server, &query).await,
             json!([[3], [5], [6]]),
             "{table}"
         );
-        let sql = pushed(&server, &query).await;
+        let sql = pushed(&sources.server, &query).await;
         assert!(!sql.contains("row_number()"), "{table}: {sql}");
     }
-    common::drop_postgres_schema(&schema).await;
-    common::drop_mariadb_database(&database).await;
+    sources.stop().await;
 }
 
 /// Regular expressions (`~ ~* !~ !~*`) answer alike on both sources: sent
@@ -362,27 +404,15 @@ async fn row_numbers_answer_alike_on_every_source() {
 /// MariaDB, whose REGEXP would ignore case under its collation.
 #[tokio::test]
 async fn regular_expressions_answer_alike_on_every_source() {
-    let rows_sql = "(1, 'apple'), (2, 'Apple'), (3, NULL), (4, 'banana')";
-    let schema = common::postgres_schema(&format!(
-        "CREATE TABLE t (id int PRIMARY KEY, w text); INSERT INTO t VALUES {rows_sql};"
-    ))
+    let sources = TwoSources::new(
+        &[
+            ("id", "int PRIMARY KEY", "INT PRIMARY KEY"),
+            ("w", "text", "VARCHAR(10)"),
+        ],
+        "(1, 'apple'), (2, 'Apple'), (3, NULL), (4, 'banana')",
+    )
     .await;
-    let database = common::mariadb_database(&format!(
-        "CREATE TABLE t (id INT PRIMARY KEY, w VARCHAR(10)); INSERT INTO t VALUES {rows_sql};"
-    ))
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    server
-        .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
-        .await;
-    server
-        .register(json!({"name": "my", "url": common::mariadb_url_with_database(&database)}))
-        .await;
-    for (table, pushed_there) in [
-        (format!("pg.{schema}.t"), true),
-        (format!("my.{database}.t"), false),
-    ] {
+    for (table, pushed_there) in sources.tables().into_iter().zip([true, false]) {
         for (condition, expected) in [
             // (Patterns DataFusion cannot turn into LIKE.)
             ("w ~ 'A.p'", json!([[2]])),
@@ -392,14 +422,13 @@ async fn regular_expressions_answer_alike_on_every_source() {
         ] {
             let query = format!("SELECT id FROM {table} WHERE {condition} ORDER BY id");
             assert_eq!(
-                rows(&server, &query).await,
+                rows(&sources.server, &query).await,
                 expected,
                 "{table}: {condition}"
             );
-            let sql = pushed(&server, &query).await;
+            let sql = pushed(&sources.server, &query).await;
             assert_eq!(sql.contains('~'), pushed_there, "{table}: {sql}");
         }
     }
-    common::drop_postgres_schema(&schema).await;
-    common::drop_mariadb_database(&database).await;
+    sources.stop().await;
 }
