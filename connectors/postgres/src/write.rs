@@ -63,9 +63,16 @@ impl PgWriteTx {
     }
 
     fn conn(&self) -> Result<&Object> {
-        self.conn.as_ref().ok_or_else(|| {
-            ConnectorError::internal("the transaction has ended").for_source(&self.source)
-        })
+        self.conn.as_ref().ok_or_else(|| self.ended())
+    }
+
+    /// The connection, taken: the transaction ends with what is sent on it.
+    fn take_conn(&mut self) -> Result<Object> {
+        self.conn.take().ok_or_else(|| self.ended())
+    }
+
+    fn ended(&self) -> ConnectorError {
+        ConnectorError::internal("the transaction has ended").for_source(&self.source)
     }
 
     async fn run(&mut self, op: &WriteOp, commit: bool) -> Result<WriteOutcome> {
@@ -99,9 +106,7 @@ impl PgWriteTx {
     /// connection goes back to the pool when the server confirmed, and is
     /// closed otherwise.
     async fn finish(&mut self, sql: &str) -> Result<()> {
-        let conn = self.conn.take().ok_or_else(|| {
-            ConnectorError::internal("the transaction has ended").for_source(&self.source)
-        })?;
+        let conn = self.take_conn()?;
         if !self.begun {
             // Nothing was sent: the connection goes back as it came.
             return Ok(());
@@ -161,9 +166,7 @@ impl WriteTx for PgWriteTx {
         }
         if !self.begun {
             // Nothing sent yet: a lone statement is a transaction of its own.
-            let conn = self.conn.take().ok_or_else(|| {
-                ConnectorError::internal("the transaction has ended").for_source(&self.source)
-            })?;
+            let conn = self.take_conn()?;
             return write_one(conn, self.flavor, op)
                 .await
                 .map_err(|e| e.for_source(&self.source));
