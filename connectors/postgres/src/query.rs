@@ -6,6 +6,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -357,11 +358,10 @@ pub(crate) fn table_changed() -> ConnectorError {
 
 /// A pooled connection serving a stream. Dropped before the stream ended
 /// (the reader stopped early, the client went away, a time limit hit), the
-/// statement is cancelled on the server and the connection is closed rather
-/// than returned to the pool: the server would otherwise go on computing
-/// and sending rows nobody will read. (The cancel request goes without TLS,
-/// best effort: a server that takes cancels only over TLS still sees the
-/// connection close.)
+/// connection leaves the pool and its statement is cancelled on the server
+/// (`cancel_until_ended`) before the connection is closed: the server would
+/// otherwise go on computing rows nobody will read, noticing the closed
+/// connection only when it next writes to it.
 pub(crate) struct ConnGuard {
     conn: Option<Object>,
     complete: bool,
@@ -391,15 +391,44 @@ impl Drop for ConnGuard {
         if !self.complete
             && let Some(conn) = self.conn.take()
         {
-            let cancel = conn.cancel_token();
+            let client = Object::take(conn);
+            // Without a runtime (one shutting down) the client is dropped
+            // here: the connection closes, and the server stops at its next
+            // write.
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = cancel.cancel_query(tokio_postgres::NoTls).await;
-                });
+                runtime.spawn(cancel_until_ended(client));
             }
-            drop(Object::take(conn));
         }
     }
+}
+
+/// How long to wait for the server to confirm a cancel before sending it
+/// again; after the last wait the connection is closed anyway.
+const CANCEL_WAITS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1500),
+    Duration::from_secs(5),
+];
+
+/// Cancels the statement running on `client`, then closes the connection.
+/// PostgreSQL ignores a cancel request that reaches the backend while it is
+/// still reading the statement (one sent just before the reader gave up,
+/// on a busy machine), so the cancel is sent again until the server answers
+/// an empty query queued behind the statement: proof that it has ended.
+/// (Cancel requests go without TLS, best effort: a server that takes them
+/// only over TLS still sees the connection close.)
+async fn cancel_until_ended(client: ClientWrapper) {
+    let token = client.cancel_token();
+    let mut ended = std::pin::pin!(client.simple_query(""));
+    for wait in CANCEL_WAITS {
+        let _ = token.cancel_query(tokio_postgres::NoTls).await;
+        // Any answer, an error included, means the statement is over.
+        if tokio::time::timeout(wait, &mut ended).await.is_ok() {
+            return;
+        }
+    }
+    tracing::warn!("a cancelled statement did not end; closing its connection");
 }
 
 struct StreamState {

@@ -101,6 +101,47 @@ async fn a_stream_dropped_early_does_not_block_the_pool() {
     assert_eq!(connector.pool_status().max_size, 1);
 }
 
+/// A reader may give up at any moment: while the connection is made, while
+/// the statement is prepared, just after it was sent (when the server may
+/// not have read it yet and ignores a cancel), or while it runs. Whenever
+/// it does, the statement must not go on running on the server.
+#[tokio::test]
+async fn a_read_given_up_at_any_moment_does_not_go_on_running() {
+    let schema = TestSchema::new("").await;
+    let connector = schema.connector();
+    let tag = format!("given_up_{}", schema.name);
+    for round in 0..40u64 {
+        let sql = format!("SELECT pg_sleep(60) AS {tag}_{round}");
+        let give_up = Duration::from_micros(round * 500);
+        let statement = Statement::new(sql);
+        let read = connector.query(&statement, None);
+        assert!(
+            tokio::time::timeout(give_up, read).await.is_err(),
+            "the sleep ended within {give_up:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let running: i64 = schema
+                .client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND state <> 'idle'",
+                    &[&format!("%AS {tag}_{round}")],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if running == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the statement given up after {give_up:?} still runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn statement_timeout_is_a_timeout() {
     let schema = TestSchema::new("").await;
