@@ -873,6 +873,158 @@ async fn a_roles_write_rules_hold() {
     f.stop().await;
 }
 
+/// Rows an update or delete chose by a filter are read before its
+/// transaction; a row another transaction changes meanwhile is written
+/// only if it still matches — the role's filter and the request's — as
+/// PostgreSQL re-checks an UPDATE's WHERE. Each case holds a row's lock
+/// in a transaction of its own, sends the request, lets it wait on that
+/// lock, then commits the change.
+#[tokio::test]
+async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches() {
+    use mysql_async::prelude::Queryable;
+    let f = Fixture::new().await;
+    let own = json!({"owner": "{{$user.id}}"});
+    f.rule("clerk", "pg_orders", "select", json!({"filter": own}))
+        .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "update",
+        json!({"filter": own, "columns": ["total"]}),
+    )
+    .await;
+    f.rule("clerk", "pg_orders", "delete", json!({"filter": own}))
+        .await;
+
+    // PostgreSQL, a role's filter: order 1 passes to bob while ann's update waits.
+    let other = common::postgres().await;
+    let schema = &f.schema;
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {schema}.orders SET owner = 'bob' WHERE id = 1"
+        ))
+        .await
+        .unwrap();
+    let filter = enc(r#"{"id":{"$in":[1,2]}}"#);
+    let path = format!("/api/pg_orders?filter={filter}");
+    let update = f.call_as(
+        "clerk",
+        "ann",
+        Method::PATCH,
+        &path,
+        Some(json!({"total": 1})),
+    );
+    let ((status, body), ()) = tokio::join!(update, async {
+        wait_for_lock_wait_pg(schema).await;
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 1, "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE total = 1 AND id = 2")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.pg_count(
+            "SELECT count(*) FROM {schema}.orders WHERE id = 1 AND total = 10.50 AND owner = 'bob'"
+        )
+        .await,
+        1,
+        "bob's order is not ann's to write"
+    );
+
+    // A delete as well: order 2 passes to cid; nothing of ann's is left to delete.
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {schema}.orders SET owner = 'cid' WHERE id = 2"
+        ))
+        .await
+        .unwrap();
+    let delete = f.call_as("clerk", "ann", Method::DELETE, &path, None);
+    let ((status, body), ()) = tokio::join!(delete, async {
+        wait_for_lock_wait_pg(schema).await;
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 0, "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE id IN (1, 2)")
+            .await,
+        2
+    );
+
+    // MariaDB, the request's own filter: review 1 drops to one star while
+    // the update of reviews with three stars or more waits.
+    let mut other = common::mariadb().await;
+    let database = &f.database;
+    other.query_drop("BEGIN").await.unwrap();
+    other
+        .query_drop(format!(
+            "UPDATE {database}.reviews SET stars = 1 WHERE id = 1"
+        ))
+        .await
+        .unwrap();
+    let filter = enc(r#"{"stars":{"$gte":3}}"#);
+    let path = format!("/api/my_reviews?filter={filter}");
+    let update = f.call(Method::PATCH, &path, Some(json!({"body": "fine"})));
+    let ((status, body), ()) = tokio::join!(update, async {
+        wait_for_lock_wait_mariadb(database).await;
+        other.query_drop("COMMIT").await.unwrap();
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 1, "{body}");
+    let rows: Vec<(i64, i64, String)> = other
+        .query(format!(
+            "SELECT id, stars, body FROM {database}.reviews WHERE id IN (1, 2) ORDER BY id"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![(1, 1, "great".to_string()), (2, 3, "fine".to_string())]
+    );
+    f.stop().await;
+}
+
+/// Until a statement on `schema` waits for a row lock in PostgreSQL.
+async fn wait_for_lock_wait_pg(schema: &str) {
+    let client = common::postgres().await;
+    for _ in 0..200 {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                &[&format!("%{schema}%")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no statement waited for the row lock");
+}
+
+/// Until a statement on `database` waits for a row lock in MariaDB.
+async fn wait_for_lock_wait_mariadb(database: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut conn = common::mariadb().await;
+    let sql = format!(
+        "SELECT count(*) FROM information_schema.innodb_trx \
+         WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%{database}%'"
+    );
+    for _ in 0..200 {
+        let waiting: Option<i64> = conn.query_first(sql.as_str()).await.unwrap();
+        if waiting.unwrap_or(0) > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no transaction waited for the row lock");
+}
+
 #[tokio::test]
 async fn the_aggregate_endpoint_groups_truncates_and_filters() {
     let f = Fixture::new().await;

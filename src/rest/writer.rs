@@ -12,8 +12,13 @@
 //! Update and delete address rows by key: a row named by its key is
 //! written by that key; rows named by a filter (or under a rule's filter)
 //! have their keys read through the engine first, so filters mean what
-//! they mean on reads, on every source, relations included.
+//! they mean on reads, on every source, relations included. That read is
+//! outside the transaction, so inside it those rows are locked and the
+//! filters checked again on what the rows are now ([`Recheck`]): a row
+//! changed meanwhile is written only if it still matches.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -21,14 +26,14 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Column;
-use datafusion::datasource::provider_as_source;
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use futures::StreamExt;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use tributary_connector::render::{self, keys_predicate};
 use tributary_connector::{
-    Connector, Delete, Insert, Predicate, Update, Value, WriteOp, WriteTarget, WriteTx,
+    Connector, Delete, Insert, Lock, Predicate, Update, Value, WriteOp, WriteTarget, WriteTx,
 };
 
 use super::Target;
@@ -76,12 +81,126 @@ struct Part {
     action: Action,
     rule: Option<Rule>,
     ops: Vec<WriteOp>,
+    recheck: Option<Recheck>,
+}
+
+/// The filter an update's or delete's rows were chosen by, through the
+/// engine before the transaction began. Inside the transaction the rows are
+/// locked (`SELECT … FOR UPDATE`) and the filter, with the rule's, is
+/// checked again on what they are now: a row changed meanwhile is written
+/// only if it still matches, as PostgreSQL re-checks an UPDATE's WHERE on a
+/// row a concurrent transaction changed. So a rule's filter holds under
+/// concurrent writes too. (Related rows a filter reaches are read as
+/// committed, outside the transaction.)
+struct Recheck {
+    /// The request's filter; the part's rule adds its own.
+    requested: Json,
+    key_columns: Vec<String>,
+    /// The keys each of the part's statements writes, in their order.
+    keys: Vec<Vec<Vec<Value>>>,
+}
+
+impl Recheck {
+    /// Locks the rows of `ops` and answers the statements that write only
+    /// the rows still matching (all of `ops` when every row does).
+    async fn narrow<'o>(
+        &self,
+        writer: &mut Writer<'_>,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        rule: Option<&Rule>,
+        ops: &'o [WriteOp],
+    ) -> Result<Cow<'o, [WriteOp]>, ApiError> {
+        if !matches!(writer, Writer::Tx { .. }) {
+            return Err(ApiError::internal(
+                "rows to check again outside a transaction",
+            ));
+        }
+        let all: Vec<Vec<Value>> = self.keys.iter().flatten().cloned().collect();
+        let locks: Vec<WriteOp> = all
+            .chunks(KEYS_PER_STATEMENT)
+            .map(|chunk| {
+                WriteOp::Lock(Lock {
+                    target: write_target(target),
+                    filter: keys_predicate(&self.key_columns, chunk),
+                    columns: all_columns(target),
+                })
+            })
+            .collect();
+        let (_, now) = run(writer, &locks).await?;
+        let still = match now {
+            Some(rows) => {
+                let key_columns = &self.key_columns;
+                select_keys(
+                    state,
+                    caller,
+                    target,
+                    key_columns,
+                    &self.requested,
+                    rule,
+                    Some(rows),
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        if still.len() == all.len() {
+            return Ok(Cow::Borrowed(ops));
+        }
+        // Keys compare by their debug text: both sides were decoded alike.
+        let still: HashSet<String> = still.iter().map(|key| format!("{key:?}")).collect();
+        let narrowed = ops
+            .iter()
+            .zip(&self.keys)
+            .filter_map(|(op, keys)| {
+                let kept: Vec<Vec<Value>> = keys
+                    .iter()
+                    .filter(|key| still.contains(&format!("{key:?}")))
+                    .cloned()
+                    .collect();
+                match kept.len() {
+                    0 => None,
+                    n if n == keys.len() => Some(op.clone()),
+                    _ => Some(with_filter(op, keys_predicate(&self.key_columns, &kept))),
+                }
+            })
+            .collect();
+        Ok(Cow::Owned(narrowed))
+    }
+}
+
+/// An update or delete `op` on the rows `filter` matches instead.
+fn with_filter(op: &WriteOp, filter: Predicate) -> WriteOp {
+    let mut op = op.clone();
+    match &mut op {
+        WriteOp::Update(update) => update.filter = filter,
+        WriteOp::Delete(delete) => delete.filter = filter,
+        WriteOp::Lock(lock) => lock.filter = filter,
+        // Inserts name no rows: never narrowed.
+        WriteOp::Insert(_) => {}
+    }
+    op
 }
 
 impl Planned {
     fn one(action: Action, rule: Option<Rule>, ops: Vec<WriteOp>) -> Self {
+        Self::rechecked(action, rule, ops, None)
+    }
+
+    fn rechecked(
+        action: Action,
+        rule: Option<Rule>,
+        ops: Vec<WriteOp>,
+        recheck: Option<Recheck>,
+    ) -> Self {
         Self {
-            parts: vec![Part { action, rule, ops }],
+            parts: vec![Part {
+                action,
+                rule,
+                ops,
+                recheck,
+            }],
         }
     }
 
@@ -90,14 +209,14 @@ impl Planned {
         self.parts.iter().all(|p| p.ops.is_empty())
     }
 
-    /// One statement, whose written rows no rule checks: nothing to undo
-    /// after it ran.
+    /// One statement, whose written rows no rule checks and whose rows
+    /// need no second look: nothing to undo after it ran.
     pub(crate) fn is_lone_unchecked(&self) -> bool {
         self.parts.iter().map(|p| p.ops.len()).sum::<usize>() == 1
             && self
                 .parts
                 .iter()
-                .all(|p| p.rule.as_ref().is_none_or(|r| r.check.is_none()))
+                .all(|p| p.recheck.is_none() && p.rule.as_ref().is_none_or(|r| r.check.is_none()))
     }
 }
 
@@ -240,11 +359,14 @@ pub(crate) async fn plan_upsert(
             )
         })
         .collect();
+    // The filter the rows to update were read by, when not all are.
+    let mut chosen_by: Option<Json> = None;
     let (existing, admitted) = if alternatives.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         let any_of = json!({ "$or": alternatives });
-        let existing = select_keys(state, &caller, target, key_columns, &any_of, None).await?;
+        let existing =
+            select_keys(state, &caller, target, key_columns, &any_of, None, None).await?;
         let updated = match &conflict.only {
             Some(only) => json!({ "$and": [any_of, only] }),
             None => any_of,
@@ -257,7 +379,10 @@ pub(crate) async fn plan_upsert(
             Vec::new()
         } else if narrowed {
             let rule = update_rule.as_ref();
-            select_keys(state, &caller, target, key_columns, &updated, rule).await?
+            let admitted =
+                select_keys(state, &caller, target, key_columns, &updated, rule, None).await?;
+            chosen_by = Some(updated);
+            admitted
         } else {
             existing.clone()
         };
@@ -265,6 +390,7 @@ pub(crate) async fn plan_upsert(
     };
     let mut new_rows: Vec<(String, &Json)> = Vec::new();
     let mut updates: Vec<WriteOp> = Vec::new();
+    let mut updated_keys: Vec<Vec<Vec<Value>>> = Vec::new();
     for ((path, object), key) in objects.iter().zip(keys) {
         let Some(key) = key.filter(|key| existing.contains(key)) else {
             new_rows.push((path.clone(), object));
@@ -294,19 +420,27 @@ pub(crate) async fn plan_upsert(
             filter: keys_predicate(key_columns, std::slice::from_ref(&key)),
             returning: all_columns(target),
         }));
+        updated_keys.push(vec![key]);
     }
     let insert_ops = inserts(target, &new_rows, insert_rule.as_ref(), &caller)?;
+    let recheck = chosen_by.map(|requested| Recheck {
+        requested,
+        key_columns: key_columns.to_vec(),
+        keys: updated_keys,
+    });
     Ok(Planned {
         parts: vec![
             Part {
                 action: Action::Insert,
                 rule: insert_rule,
                 ops: insert_ops,
+                recheck: None,
             },
             Part {
                 action: Action::Update,
                 rule: update_rule,
                 ops: updates,
+                recheck,
             },
         ],
     })
@@ -375,7 +509,8 @@ pub(crate) async fn plan_update(
             returning: all_columns(target),
         })
     });
-    Ok(Planned::one(Action::Update, rule, ops))
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys);
+    Ok(Planned::rechecked(Action::Update, rule, ops, recheck))
 }
 
 /// A delete of `rows` (no statement when none matches).
@@ -397,7 +532,25 @@ pub(crate) async fn plan_delete(
             returning: all_columns(target),
         })
     });
-    Ok(Planned::one(Action::Delete, rule, ops))
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys);
+    Ok(Planned::rechecked(Action::Delete, rule, ops, recheck))
+}
+
+/// The second look an update or delete of `rows` takes inside its
+/// transaction: when a filter chose them (the request's, or the rule's).
+/// A row named by its key alone is written by that key, nothing to check.
+fn recheck(
+    rows: &Rows,
+    rule: Option<&Rule>,
+    key_columns: &[String],
+    keys: &[Vec<Value>],
+) -> Option<Recheck> {
+    let filtered = matches!(rows, Rows::Filter(_)) || rule.is_some_and(|r| r.filter.is_some());
+    (filtered && !keys.is_empty()).then(|| Recheck {
+        requested: rows.filter(),
+        key_columns: key_columns.to_vec(),
+        keys: keys.chunks(KEYS_PER_STATEMENT).map(<[_]>::to_vec).collect(),
+    })
 }
 
 /// The keys of the rows an update or delete touches. A row named by its
@@ -427,14 +580,24 @@ async fn row_keys(
                 )));
             };
             if !exact_key_type(&column.data_type) {
-                return select_keys(state, caller, target, key_columns, &rows.filter(), rule).await;
+                let filter = rows.filter();
+                return select_keys(state, caller, target, key_columns, &filter, rule, None).await;
             }
             key.push(to_value(json, column, name)?);
         }
         return Ok(vec![key]);
     }
     let key_columns = target.primary_key()?;
-    select_keys(state, caller, target, key_columns, &rows.filter(), rule).await
+    select_keys(
+        state,
+        caller,
+        target,
+        key_columns,
+        &rows.filter(),
+        rule,
+        None,
+    )
+    .await
 }
 
 /// Key types every source compares as PostgreSQL does.
@@ -591,7 +754,16 @@ async fn apply_parts(
         if part.ops.is_empty() {
             continue;
         }
-        let (count, written) = run(writer, &part.ops).await?;
+        let ops = match &part.recheck {
+            Some(recheck) => {
+                let rule = part.rule.as_ref();
+                recheck
+                    .narrow(writer, state, caller, target, rule, &part.ops)
+                    .await?
+            }
+            None => Cow::Borrowed(part.ops.as_slice()),
+        };
+        let (count, written) = run(writer, &ops).await?;
         check(
             state,
             target,
@@ -648,6 +820,13 @@ impl Audit {
                 WriteOp::Insert(op) => render::render_insert(connector.dialect(), op),
                 WriteOp::Update(op) => render::render_update(connector.dialect(), op),
                 WriteOp::Delete(op) => render::render_delete(connector.dialect(), op),
+                WriteOp::Lock(op) => render::render_select(
+                    connector.dialect(),
+                    &op.target,
+                    &op.columns,
+                    &op.filter,
+                    true,
+                ),
             };
             if let Ok(statement) = statement {
                 hasher.update(statement.sql.as_bytes());
@@ -929,9 +1108,10 @@ fn keys_of(target: &Target, records: &[Record]) -> Json {
 
 /// The keys (`key_columns`: the primary key's, or a unique constraint's)
 /// of the rows a write will touch: those the request names (key or
-/// filter) that the rule's filter admits, read through the engine. The
-/// filter may read only columns the caller may read (and the key);
-/// related collections in it are read as the caller sees them.
+/// filter) that the rule's filter admits, read through the engine — from
+/// the table, or from `rows` (the rows as locked in the transaction, see
+/// [`Recheck`]). The filter may read only columns the caller may read (and
+/// the key); related collections in it are read as the caller sees them.
 async fn select_keys(
     state: &AppState,
     caller: &Caller,
@@ -939,6 +1119,7 @@ async fn select_keys(
     key_columns: &[String],
     requested: &Json,
     rule: Option<&Rule>,
+    rows: Option<RecordBatch>,
 ) -> Result<Vec<Vec<Value>>, ApiError> {
     let max_rows = state.config.max_rows;
     let work = async {
@@ -947,8 +1128,14 @@ async fn select_keys(
             .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
                 let table = &target.collection.table;
                 let name = full_name(table);
-                let provider = (scope.raw_tables)(table)
-                    .ok_or_else(|| ApiError::not_found("collection", target.name()))?;
+                let provider = match &rows {
+                    Some(rows) => Arc::new(
+                        MemTable::try_new(rows.schema(), vec![vec![rows.clone()]])
+                            .map_err(internal)?,
+                    ),
+                    None => (scope.raw_tables)(table)
+                        .ok_or_else(|| ApiError::not_found("collection", target.name()))?,
+                };
                 let readable: Option<Vec<String>> = match caller {
                     Caller::Admin => None,
                     Caller::Role { .. } => Some(

@@ -17,7 +17,7 @@ use crate::connector::Connector;
 use crate::error::ErrorKind;
 use crate::render::{self, SqlBuilder, Statement};
 use crate::value::Value;
-use crate::write::{CompareOp, Delete, Insert, Predicate, Update, WriteOp, WriteTarget};
+use crate::write::{CompareOp, Delete, Insert, Lock, Predicate, Update, WriteOp, WriteTarget};
 
 /// The PostgreSQL test server (`TRIBUTARY_TEST_PG_URL`; `.ci/run` creates the default).
 pub fn postgres_url() -> String {
@@ -82,7 +82,7 @@ pub fn batch_to_strings(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
 ///       name <text, NOT NULL, UNIQUE>, qty <integer NULL>, price <decimal(10,2) NULL>)
 /// ```
 ///
-/// and the suite checks insert / update / delete with returning, bound values
+/// and the suite checks insert / update / delete with returning, locks, bound values
 /// that look like SQL, that a failing statement inside a transaction leaves
 /// nothing behind, and that a dropped transaction rolls back.
 pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
@@ -186,6 +186,26 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     assert_eq!(
         returned,
         vec![vec![Some("50".to_string()), Some("1.25".to_string())]]
+    );
+
+    // A lock reads the rows as they are now (the transaction's own writes
+    // included), a value that looks like SQL matched as a value.
+    let outcome = tx
+        .execute(&WriteOp::Lock(Lock {
+            target: target.clone(),
+            filter: Predicate::eq("name", Value::Text(evil.into())),
+            columns: cols(&["name", "qty", "price"]),
+        }))
+        .await
+        .expect("lock");
+    assert_eq!(outcome.affected_rows, 1);
+    assert_eq!(
+        batch_to_strings(outcome.returning.as_ref().expect("locked rows")),
+        vec![vec![
+            Some(evil.to_string()),
+            Some("50".to_string()),
+            Some("1.25".to_string())
+        ]]
     );
 
     // Update of several rows; a predicate matching none updates none.

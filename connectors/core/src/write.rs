@@ -1,5 +1,6 @@
 //! The write path's contract: insert / update / delete operations with
-//! returning, executed inside a transaction that rolls back unless committed.
+//! returning, and locking reads of the rows about to be written, executed
+//! inside a transaction that rolls back unless committed.
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
@@ -50,12 +51,24 @@ pub struct Delete {
     pub returning: Vec<String>,
 }
 
-/// One write statement.
+/// `SELECT columns FROM target WHERE filter FOR UPDATE`: the rows a
+/// transaction is about to write, as they are now, locked until it ends
+/// (a concurrent write waits). Filters read outside the transaction are
+/// checked again on them. Answers the rows as returned rows.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    pub target: WriteTarget,
+    pub filter: Predicate,
+    pub columns: Vec<String>,
+}
+
+/// One statement of the write path.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     Insert(Insert),
     Update(Update),
     Delete(Delete),
+    Lock(Lock),
 }
 
 impl WriteOp {
@@ -64,14 +77,18 @@ impl WriteOp {
             Self::Insert(op) => &op.target,
             Self::Update(op) => &op.target,
             Self::Delete(op) => &op.target,
+            Self::Lock(op) => &op.target,
         }
     }
 
+    /// The columns of the rows the statement answers (a lock's: the ones
+    /// it reads).
     pub fn returning(&self) -> &[String] {
         match self {
             Self::Insert(op) => &op.returning,
             Self::Update(op) => &op.returning,
             Self::Delete(op) => &op.returning,
+            Self::Lock(op) => &op.columns,
         }
     }
 }

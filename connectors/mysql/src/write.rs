@@ -71,6 +71,17 @@ impl MySqlTx {
             WriteOp::Insert(insert) => self.insert(insert).await,
             WriteOp::Update(update) => self.update(update).await,
             WriteOp::Delete(delete) => self.delete(delete).await,
+            WriteOp::Lock(lock) => {
+                let select = render_select(
+                    &self.dialect,
+                    &lock.target,
+                    &lock.columns,
+                    &lock.filter,
+                    true,
+                )?;
+                self.returning_statement(&select, &lock.target, &lock.columns)
+                    .await
+            }
         }
     }
 

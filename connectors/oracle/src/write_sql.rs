@@ -10,14 +10,16 @@
 //!   one value per affected row (the driver's DML-returning arrays).
 //! - Out binds follow the in binds: `INSERT … VALUES (:1, :2) RETURNING "ID"
 //!   INTO :3`.
+//! - A lock is `SELECT … FOR UPDATE`, its columns read as a query reads
+//!   them.
 //! - Oracle stores the empty string as NULL: writing `''` stores NULL, and a
 //!   filter `= ''` matches no row. Booleans are bound as 1 / 0 (`NUMBER(1)`
 //!   before 23ai).
 
 use arrow_schema::DataType;
-use tributary_connector::render::{check_columns, render_delete, render_update};
+use tributary_connector::render::{check_columns, render_delete, render_select, render_update};
 use tributary_connector::{
-    ConnectorError, Delete, Insert, Result, SqlBuilder, Statement, Update, WriteTarget,
+    ConnectorError, Delete, Insert, Lock, Result, SqlBuilder, Statement, Update, WriteTarget,
 };
 use tributary_schema_cache::Generated;
 
@@ -106,6 +108,26 @@ pub fn render_delete_statement(op: &Delete) -> Result<WriteStatement> {
     plain.returning.clear();
     let statement = render_delete(&OracleDialect, &plain)?;
     Ok(with_returning(statement, returning))
+}
+
+/// A lock's `SELECT … FOR UPDATE`, and how each column it reads is decoded
+/// and typed.
+pub fn render_lock_statement(op: &Lock) -> Result<(Statement, Vec<(Decode, DataType)>)> {
+    let statement = render_select(&OracleDialect, &op.target, &op.columns, &op.filter, true)?;
+    let columns =
+        op.columns
+            .iter()
+            .map(|name| {
+                let column = op.target.table.column(name).ok_or_else(|| {
+                    ConnectorError::invalid_input(format!("unknown column `{name}`"))
+                })?;
+                Ok((
+                    parse_native_type(&column.native_type).decode(),
+                    column.data_type.clone(),
+                ))
+            })
+            .collect::<Result<_>>()?;
+    Ok((statement, columns))
 }
 
 /// Appends `RETURNING "A", "B" INTO :n+1, :n+2`.
@@ -372,6 +394,22 @@ mod tests {
         .unwrap();
         assert_values_only_bound(&[returning.clone(), plain.clone()]);
         insta::assert_snapshot!(show(&[returning, plain]));
+    }
+
+    #[test]
+    fn lock_selects_for_update() {
+        let (statement, columns) = render_lock_statement(&Lock {
+            target: target(),
+            filter: Predicate::eq("Name", Value::Text(EVIL.into())),
+            columns: cols(&["Name", r#"we"ird"#]),
+        })
+        .unwrap();
+        assert_eq!(
+            statement.sql,
+            r#"SELECT "Name", "we""ird" FROM "App"."Order Lines" WHERE "Name" = :1 FOR UPDATE"#
+        );
+        assert_eq!(statement.params, vec![Value::Text(EVIL.into())]);
+        assert_eq!(columns.len(), 2);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
 use tokio_postgres::types::{ToSql, Type};
-use tributary_connector::render::{render_delete, render_insert, render_update};
+use tributary_connector::render::{render_delete, render_insert, render_select, render_update};
 use tributary_connector::{
     ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
 };
@@ -292,6 +292,13 @@ async fn execute(
         WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
         WriteOp::Update(update) => render_update(&PostgresDialect, update)?,
         WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
+        WriteOp::Lock(lock) => render_select(
+            &PostgresDialect,
+            &lock.target,
+            &lock.columns,
+            &lock.filter,
+            true,
+        )?,
     };
     let sql = returning_as_text(flavor, op, &statement.sql);
     let (cached, described) = match preparing {

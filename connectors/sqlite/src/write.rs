@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow_schema::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
-use tributary_connector::render::{render_delete, render_insert, render_update};
+use tributary_connector::render::{render_delete, render_insert, render_select, render_update};
 use tributary_connector::{
     BatchBuilder, ConnectorError, Result, SqliteDialect, Statement, WriteOp, WriteOutcome, WriteTx,
 };
@@ -124,6 +124,14 @@ impl WriteTx for SqliteTx {
             WriteOp::Insert(insert) => render_insert(&SqliteDialect, insert),
             WriteOp::Update(update) => render_update(&SqliteDialect, update),
             WriteOp::Delete(delete) => render_delete(&SqliteDialect, delete),
+            // The transaction holds the database's write lock already.
+            WriteOp::Lock(lock) => render_select(
+                &SqliteDialect,
+                &lock.target,
+                &lock.columns,
+                &lock.filter,
+                false,
+            ),
         };
         let statement = rendered.map_err(|e| e.for_source(&source))?;
         let returning = returning_schema(op).map_err(|e| e.for_source(&source))?;

@@ -16,13 +16,15 @@
 //!   Server (error 544, an `InvalidInput` error here): the connector does not
 //!   turn `IDENTITY_INSERT` on, so identity values stay the database's own,
 //!   as PostgreSQL's `GENERATED ALWAYS` identities do.
+//! * A lock reads the rows with `WITH (UPDLOCK, ROWLOCK, HOLDLOCK)`: update
+//!   locks kept to the transaction's end (T-SQL has no `FOR UPDATE`).
 //! * An insert of many rows is split into statements of at most 1000 rows
 //!   (T-SQL's limit for a `VALUES` list) and 2000 parameters (a request
 //!   takes at most 2100).
 
 use tributary_connector::render::{check_columns, check_update, push_predicate};
 use tributary_connector::{
-    ConnectorError, Delete, Insert, Result, SqlBuilder, Statement, Update, Value, WriteOp,
+    ConnectorError, Delete, Insert, Lock, Result, SqlBuilder, Statement, Update, Value, WriteOp,
 };
 
 use crate::dialect::SqlServerDialect;
@@ -39,6 +41,7 @@ pub fn render_write(op: &WriteOp) -> Result<Vec<Statement>> {
         WriteOp::Insert(insert) => render_insert(insert),
         WriteOp::Update(update) => render_update(update).map(|s| vec![s]),
         WriteOp::Delete(delete) => render_delete(delete).map(|s| vec![s]),
+        WriteOp::Lock(lock) => render_lock(lock).map(|s| vec![s]),
     }
 }
 
@@ -149,6 +152,19 @@ fn render_update(op: &Update) -> Result<Statement> {
     }
     push_output(&mut b, "INSERTED", &op.returning);
     b.push(" WHERE ");
+    push_predicate(&mut b, &op.filter);
+    Ok(b.finish())
+}
+
+fn render_lock(op: &Lock) -> Result<Statement> {
+    check_columns(&op.target, op.filter.columns())?;
+    check_columns(&op.target, op.columns.iter().map(String::as_str))?;
+    let mut b = SqlBuilder::new(&SqlServerDialect);
+    b.push("SELECT ")
+        .push_identifier_list(&op.columns)
+        .push(" FROM ")
+        .push_table(&op.target)
+        .push(" WITH (UPDLOCK, ROWLOCK, HOLDLOCK) WHERE ");
     push_predicate(&mut b, &op.filter);
     Ok(b.finish())
 }

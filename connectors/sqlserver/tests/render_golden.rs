@@ -6,7 +6,8 @@
 
 use arrow_schema::DataType;
 use tributary_connector::{
-    CompareOp, Delete, ErrorKind, Insert, Predicate, Statement, Update, Value, WriteOp, WriteTarget,
+    CompareOp, Delete, ErrorKind, Insert, Lock, Predicate, Statement, Update, Value, WriteOp,
+    WriteTarget,
 };
 use tributary_connector_sqlserver::render::render_write;
 use tributary_schema_cache::{ColumnDef, KeyDef, TableDef, TableKind};
@@ -213,6 +214,19 @@ fn update_increment_only_without_output() {
         increment: vec![("qty".into(), Value::Int(-1))],
         filter: Predicate::Always,
         returning: vec![],
+    });
+    insta::assert_snapshot!(render(&op));
+}
+
+#[test]
+fn lock_takes_update_locks_to_the_transactions_end() {
+    let op = WriteOp::Lock(Lock {
+        target: target(),
+        filter: Predicate::Or(vec![
+            Predicate::eq("id", Value::Int(7)),
+            Predicate::eq("a]b", Value::Text(EVIL.into())),
+        ]),
+        columns: names(&["id", "a]b", "it's"]),
     });
     insta::assert_snapshot!(render(&op));
 }

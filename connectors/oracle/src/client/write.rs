@@ -13,13 +13,14 @@ use async_trait::async_trait;
 use oracle::Connection;
 use oracle::sql_type::ToSql;
 use tributary_connector::{
-    BatchBuilder, ConnectorError, Result, Value, WriteOp, WriteOutcome, WriteTx,
+    BatchBuilder, ConnectorError, Lock, Result, Value, WriteOp, WriteOutcome, WriteTx,
 };
 
 use crate::client::driver::{self, Param, Returned};
 use crate::client::pool::Session;
 use crate::write_sql::{
-    OutColumn, WriteStatement, render_delete_statement, render_insert, render_update_statement,
+    OutColumn, WriteStatement, render_delete_statement, render_insert, render_lock_statement,
+    render_update_statement,
 };
 
 /// An open transaction on one session.
@@ -50,6 +51,7 @@ impl OracleTx {
             WriteOp::Insert(insert) => render_insert(insert)?,
             WriteOp::Update(update) => vec![render_update_statement(update)?],
             WriteOp::Delete(delete) => vec![render_delete_statement(delete)?],
+            WriteOp::Lock(lock) => return self.lock(lock).await,
         };
         let returning: Vec<OutColumn> = statements
             .first()
@@ -77,6 +79,46 @@ impl OracleTx {
         Ok(WriteOutcome {
             affected_rows: affected,
             returning,
+        })
+    }
+
+    /// Reads and locks the rows (`SELECT … FOR UPDATE`), typed by the catalog.
+    async fn lock(&mut self, op: &Lock) -> Result<WriteOutcome> {
+        let (statement, columns) = render_lock_statement(op)?;
+        let schema = Arc::new(Schema::new(
+            op.columns
+                .iter()
+                .zip(&columns)
+                .map(|(name, (_, data_type))| Field::new(name, data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let host = self.host.clone();
+        let rows = self
+            .session()?
+            .run(move |conn| {
+                let error = |e| driver::error(e, &host);
+                let params = Param::binds(&statement.params)?;
+                let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
+                let mut rows = Vec::new();
+                for row in conn.query(&statement.sql, &refs).map_err(error)? {
+                    let row = row.map_err(error)?;
+                    let mut values = Vec::with_capacity(columns.len());
+                    for (cell, (decode, _)) in row.sql_values().iter().zip(&columns) {
+                        values.extend(driver::decode(cell, *decode)?);
+                    }
+                    rows.push(values);
+                }
+                Ok(rows)
+            })
+            .await?;
+        let mut builder = BatchBuilder::new(schema, rows.len())?;
+        let affected = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+        for row in rows {
+            builder.push_row(row)?;
+        }
+        Ok(WriteOutcome {
+            affected_rows: affected,
+            returning: Some(builder.finish()?),
         })
     }
 
