@@ -1461,6 +1461,85 @@ async fn group_by_with_having_order_and_pages() {
     f.stop().await;
 }
 
+/// Rows a mutation chose by `where` (or an upsert by `on_conflict.where`)
+/// are read before the request's transaction; one that another transaction
+/// changes meanwhile is written only if it still matches. Each case holds
+/// a row's lock in a transaction of its own, sends the mutation, lets it
+/// wait on that lock, then commits the change.
+#[tokio::test]
+async fn rows_changed_while_a_mutation_waits_are_written_only_if_they_still_match() {
+    let f = Fixture::new().await;
+    let schema = &f.schema;
+    let other = common::postgres().await;
+
+    // An upsert: red's hits rise past the `where` while it waits.
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {schema}.tags SET hits = 10 WHERE slug = 'red'"
+        ))
+        .await
+        .unwrap();
+    let upsert = f.query(
+        r#"mutation { insert_pg_tags(
+            objects: [{slug: "red", label: "RED"}, {slug: "blue", label: "BLUE"}],
+            on_conflict: {constraint: tags_slug_key, update_columns: [label], where: {hits: {_lt: 3}}}
+          ) { affected_rows returning { slug label } } }"#,
+    );
+    let (body, ()) = tokio::join!(upsert, async {
+        common::wait_for_lock_wait_pg(schema).await;
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_tags": {"affected_rows": 0, "returning": []}}})
+    );
+
+    // An update by `where` after another field of the same request: order
+    // 1 ships while it waits; the open orders left are updated.
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE {schema}.orders SET status = 'shipped' WHERE id = 1"
+        ))
+        .await
+        .unwrap();
+    let update = f.query(
+        r#"mutation {
+          insert_pg_customers_one(object: {id: 40, name: "Dee"}) { id }
+          update_pg_orders(where: {status: {_eq: "open"}}, _set: {note: "seen"}) {
+            affected_rows returning { id }
+          }
+        }"#,
+    );
+    let (body, ()) = tokio::join!(update, async {
+        common::wait_for_lock_wait_pg(schema).await;
+        other.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            "insert_pg_customers_one": {"id": 40},
+            "update_pg_orders": {"affected_rows": 2, "returning": [{"id": 3}, {"id": 4}]},
+        }})
+    );
+    assert_eq!(
+        f.query(
+            "{ pg_orders(order_by: {id: asc}) { id status note } pg_tags(order_by: {id: asc}) { label } }"
+        )
+        .await,
+        json!({"data": {
+            "pg_orders": [
+                {"id": 1, "status": "shipped", "note": "n1"},
+                {"id": 2, "status": "shipped", "note": "n2"},
+                {"id": 3, "status": "open", "note": "seen"},
+                {"id": 4, "status": "open", "note": "seen"},
+                {"id": 5, "status": "cancelled", "note": "n5"},
+            ],
+            "pg_tags": [{"label": "Red"}, {"label": "Blue"}],
+        }})
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn upserts_update_existing_keys_under_the_update_rule() {
     let f = Fixture::new().await;

@@ -915,7 +915,7 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
         Some(json!({"total": 1})),
     );
     let ((status, body), ()) = tokio::join!(update, async {
-        wait_for_lock_wait_pg(schema).await;
+        common::wait_for_lock_wait_pg(schema).await;
         other.batch_execute("COMMIT").await.unwrap();
     });
     assert_eq!(status, 200, "{body}");
@@ -943,7 +943,7 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
         .unwrap();
     let delete = f.call_as("clerk", "ann", Method::DELETE, &path, None);
     let ((status, body), ()) = tokio::join!(delete, async {
-        wait_for_lock_wait_pg(schema).await;
+        common::wait_for_lock_wait_pg(schema).await;
         other.batch_execute("COMMIT").await.unwrap();
     });
     assert_eq!(status, 200, "{body}");
@@ -969,7 +969,7 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
     let path = format!("/api/my_reviews?filter={filter}");
     let update = f.call(Method::PATCH, &path, Some(json!({"body": "fine"})));
     let ((status, body), ()) = tokio::join!(update, async {
-        wait_for_lock_wait_mariadb(database).await;
+        common::wait_for_lock_wait_mariadb(database).await;
         other.query_drop("COMMIT").await.unwrap();
     });
     assert_eq!(status, 200, "{body}");
@@ -985,44 +985,6 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
         vec![(1, 1, "great".to_string()), (2, 3, "fine".to_string())]
     );
     f.stop().await;
-}
-
-/// Until a statement on `schema` waits for a row lock in PostgreSQL.
-async fn wait_for_lock_wait_pg(schema: &str) {
-    let client = common::postgres().await;
-    for _ in 0..200 {
-        let waiting: i64 = client
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
-                &[&format!("%{schema}%")],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no statement waited for the row lock");
-}
-
-/// Until a statement on `database` waits for a row lock in MariaDB.
-async fn wait_for_lock_wait_mariadb(database: &str) {
-    use mysql_async::prelude::Queryable;
-    let mut conn = common::mariadb().await;
-    let sql = format!(
-        "SELECT count(*) FROM information_schema.innodb_trx \
-         WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%{database}%'"
-    );
-    for _ in 0..200 {
-        let waiting: Option<i64> = conn.query_first(sql.as_str()).await.unwrap();
-        if waiting.unwrap_or(0) > 0 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no transaction waited for the row lock");
 }
 
 #[tokio::test]

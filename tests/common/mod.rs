@@ -418,3 +418,41 @@ impl TwoSources {
         drop_mariadb_database(&self.database).await;
     }
 }
+
+/// Until a statement on `schema` waits for a row lock in PostgreSQL.
+pub async fn wait_for_lock_wait_pg(schema: &str) {
+    let client = postgres().await;
+    for _ in 0..200 {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                &[&format!("%{schema}%")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no statement waited for the row lock");
+}
+
+/// Until a statement on `database` waits for a row lock in MariaDB.
+pub async fn wait_for_lock_wait_mariadb(database: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mariadb().await;
+    let sql = format!(
+        "SELECT count(*) FROM information_schema.innodb_trx \
+         WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%{database}%'"
+    );
+    for _ in 0..200 {
+        let waiting: Option<i64> = conn.query_first(sql.as_str()).await.unwrap();
+        if waiting.unwrap_or(0) > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no transaction waited for the row lock");
+}
