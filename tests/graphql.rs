@@ -108,8 +108,9 @@ impl Fixture {
 
 /// `_regex _iregex _nregex _niregex` mean PostgreSQL's `~ ~* !~ !~*` on
 /// both sources: MariaDB's REGEXP would ignore case under its collation,
-/// so there the engine matches. A pattern that is no regular expression is
-/// a 400 naming its path.
+/// so there the engine matches. `_similar _nsimilar` are PostgreSQL's
+/// `SIMILAR TO` (the whole value matches; case counts). A pattern that is
+/// no regular expression is a 400 naming its path.
 #[tokio::test]
 async fn regular_expressions_match_as_in_postgresql_on_every_source() {
     let f = Fixture::new().await;
@@ -122,6 +123,12 @@ async fn regular_expressions_match_as_in_postgresql_on_every_source() {
               my_regex: my_reviews(where: {body: {_regex: "^B"}}) { id }
               my_iregex: my_reviews(where: {body: {_iregex: "^B"}}) { id }
               my_niregex: my_reviews(where: {body: {_niregex: "A"}}) { body }
+              similar: pg_customers(where: {name: {_similar: "(A|B)%"}}, order_by: {id: asc}) { name }
+              whole: pg_customers(where: {name: {_similar: "A"}}) { name }
+              nsimilar: pg_orders(where: {note: {_nsimilar: "n[12]"}}, order_by: {id: asc}) { id }
+              my_similar: my_reviews(where: {body: {_similar: "%a_"}}, order_by: {id: asc}) { body }
+              my_similar_case: my_reviews(where: {body: {_similar: "OK"}}) { body }
+              my_nsimilar: my_reviews(where: {body: {_nsimilar: "(g|b)%"}}) { body }
             }"#,
         )
         .await;
@@ -134,7 +141,24 @@ async fn regular_expressions_match_as_in_postgresql_on_every_source() {
             "my_regex": [],
             "my_iregex": [{"id": 3}],
             "my_niregex": [{"body": "ok"}],
+            "similar": [{"name": "Ann"}, {"name": "Bob"}],
+            "whole": [],
+            "nsimilar": [{"id": 4}, {"id": 5}],
+            "my_similar": [{"body": "great"}, {"body": "bad"}],
+            "my_similar_case": [],
+            "my_nsimilar": [{"body": "ok"}],
         }})
+    );
+    let body = f
+        .query(r#"{ pg_customers(where: {name: {_similar: "a\\\"b\\\"c\\\"d"}}) { id } }"#)
+        .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("escape-double-quote")),
+        "{body}"
     );
     let body = f
         .query(r#"{ pg_customers(where: {name: {_regex: "(a"}}) { id } }"#)

@@ -4,12 +4,14 @@
 //! `distinct_on` the columns whose first row in the order is kept.
 //! Comparisons keep SQL's meaning: `_neq` and `_nin` do not match NULL
 //! (NocoBase's `$ne` / `$notIn` do, so a `$exists` is added), and a null
-//! operand is refused rather than silently matching nothing.
+//! operand is refused rather than silently matching nothing. `_similar` is
+//! a `$regex` of the pattern as PostgreSQL converts it (`similar.rs`).
 
 use async_graphql::{Name, Value as GqlValue};
 use serde_json::{Map, Value, json};
 
 use super::shape::{Shape, Shapes};
+use super::similar;
 use crate::error::ApiError;
 use crate::rest::aggregate::Aggregation;
 use crate::rest::order;
@@ -115,6 +117,18 @@ fn comparison(
         "_iregex" => vec![condition("$iRegex", value)],
         "_nregex" => vec![condition("$notRegex", value)],
         "_niregex" => vec![condition("$notIRegex", value)],
+        "_similar" | "_nsimilar" => {
+            let Value::String(pattern) = &value else {
+                return Err(invalid(path, "expected a SIMILAR TO pattern (a string)"));
+            };
+            let regex = similar::to_regex(pattern).map_err(|m| invalid(path, m))?;
+            let op = if op.as_str() == "_similar" {
+                "$regex"
+            } else {
+                "$notRegex"
+            };
+            vec![condition(op, Value::String(regex))]
+        }
         "_contains" => vec![condition("$jsonContains", value)],
         "_contained_in" => vec![condition("$jsonContainedIn", value)],
         "_has_key" => vec![condition("$hasKey", value)],

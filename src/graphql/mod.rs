@@ -15,6 +15,7 @@ mod nested;
 mod resolve;
 mod schema;
 mod shape;
+mod similar;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -224,7 +224,16 @@ fn comparison(scalar: Scalar) -> InputObject {
     }
     if scalar.is_text() {
         for op in [
-            "_like", "_nlike", "_ilike", "_nilike", "_regex", "_iregex", "_nregex", "_niregex",
+            "_like",
+            "_nlike",
+            "_ilike",
+            "_nilike",
+            "_regex",
+            "_iregex",
+            "_nregex",
+            "_niregex",
+            "_similar",
+            "_nsimilar",
         ] {
             input = input.field(InputValue::new(op, TypeRef::named(name)));
         }

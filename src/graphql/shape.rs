@@ -124,7 +124,8 @@ impl Scalar {
         !matches!(self, Self::Json | Self::Jsonb | Self::Bytea)
     }
 
-    /// `_like _nlike _ilike _nilike _regex _iregex _nregex _niregex`.
+    /// `_like _nlike _ilike _nilike _regex _iregex _nregex _niregex
+    /// _similar _nsimilar`.
     pub fn is_text(self) -> bool {
         self == Self::String
     }
