@@ -11,10 +11,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, not_impl_err};
+use datafusion::common::{Column, ScalarValue, not_impl_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{Expr, Extension, Filter, LogicalPlan, Projection, TableScan};
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Extension, Filter, LogicalPlan, Operator, Projection, TableScan,
+};
 use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
@@ -133,11 +135,56 @@ impl OptimizerRule for FederateSources {
             })
         })?;
         let plan = self.split_filters(plan)?;
-        match self.optimize(&plan, true, config)? {
-            (Some(optimized), _) => Ok(Transformed::yes(optimized)),
-            (None, _) => Ok(Transformed::no(plan)),
-        }
+        let federated = match self.optimize(&plan, true, config)? {
+            (Some(optimized), _) => Transformed::yes(optimized),
+            (None, _) => Transformed::no(plan),
+        };
+        federated.transform_data(dot_matches_newline)
     }
+}
+
+/// In PostgreSQL's regular expressions `.` matches a newline; in the
+/// engine's (Rust) it does not unless told. A regular-expression match the
+/// engine evaluates — what is left outside the sources' statements — gets
+/// that flag (`(?s)`, unless the pattern sets its own), so it answers as
+/// PostgreSQL does; patterns sent to PostgreSQL keep their text.
+fn dot_matches_newline(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|expr| {
+            expr.transform_up(|expr| match expr {
+                Expr::BinaryExpr(BinaryExpr { left, op, right })
+                    if matches!(
+                        op,
+                        Operator::RegexMatch
+                            | Operator::RegexIMatch
+                            | Operator::RegexNotMatch
+                            | Operator::RegexNotIMatch
+                    ) =>
+                {
+                    let flagged = match right.as_ref() {
+                        Expr::Literal(ScalarValue::Utf8(Some(pattern)), meta)
+                            if !pattern.starts_with("(?") =>
+                        {
+                            Some(Expr::Literal(
+                                ScalarValue::Utf8(Some(format!("(?s){pattern}"))),
+                                meta.clone(),
+                            ))
+                        }
+                        _ => None,
+                    };
+                    Ok(match flagged {
+                        Some(right) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                            left,
+                            op,
+                            Box::new(right),
+                        ))),
+                        None => Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })),
+                    })
+                }
+                other => Ok(Transformed::no(other)),
+            })
+        })
+    })
 }
 
 /// Which sources a sub-plan touches.
