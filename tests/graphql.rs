@@ -1509,10 +1509,10 @@ async fn rows_changed_while_a_mutation_waits_are_written_only_if_they_still_matc
             on_conflict: {constraint: tags_slug_key, update_columns: [label], where: {hits: {_lt: 3}}}
           ) { affected_rows returning { slug label } } }"#,
     );
-    let (body, ()) = tokio::join!(upsert, async {
-        common::wait_for_lock_wait_pg(schema).await;
+    let body = common::while_locked(upsert, common::wait_for_lock_wait_pg(schema), async {
         other.batch_execute("COMMIT").await.unwrap();
-    });
+    })
+    .await;
     assert_eq!(
         body,
         json!({"data": {"insert_pg_tags": {"affected_rows": 0, "returning": []}}})
@@ -1534,10 +1534,10 @@ async fn rows_changed_while_a_mutation_waits_are_written_only_if_they_still_matc
           }
         }"#,
     );
-    let (body, ()) = tokio::join!(update, async {
-        common::wait_for_lock_wait_pg(schema).await;
+    let body = common::while_locked(update, common::wait_for_lock_wait_pg(schema), async {
         other.batch_execute("COMMIT").await.unwrap();
-    });
+    })
+    .await;
     assert_eq!(
         sorted_returning(body),
         json!({"data": {

@@ -914,10 +914,11 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
         &path,
         Some(json!({"total": 1})),
     );
-    let ((status, body), ()) = tokio::join!(update, async {
-        common::wait_for_lock_wait_pg(schema).await;
-        other.batch_execute("COMMIT").await.unwrap();
-    });
+    let (status, body) =
+        common::while_locked(update, common::wait_for_lock_wait_pg(schema), async {
+            other.batch_execute("COMMIT").await.unwrap();
+        })
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["affected"], 1, "{body}");
     assert_eq!(
@@ -942,10 +943,11 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
         .await
         .unwrap();
     let delete = f.call_as("clerk", "ann", Method::DELETE, &path, None);
-    let ((status, body), ()) = tokio::join!(delete, async {
-        common::wait_for_lock_wait_pg(schema).await;
-        other.batch_execute("COMMIT").await.unwrap();
-    });
+    let (status, body) =
+        common::while_locked(delete, common::wait_for_lock_wait_pg(schema), async {
+            other.batch_execute("COMMIT").await.unwrap();
+        })
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["affected"], 0, "{body}");
     assert_eq!(
@@ -968,10 +970,14 @@ async fn a_row_changed_while_a_write_waits_is_written_only_if_it_still_matches()
     let filter = enc(r#"{"stars":{"$gte":3}}"#);
     let path = format!("/api/my_reviews?filter={filter}");
     let update = f.call(Method::PATCH, &path, Some(json!({"body": "fine"})));
-    let ((status, body), ()) = tokio::join!(update, async {
-        common::wait_for_lock_wait_mariadb(database).await;
-        other.query_drop("COMMIT").await.unwrap();
-    });
+    let (status, body) = common::while_locked(
+        update,
+        common::wait_for_lock_wait_mariadb(database),
+        async {
+            other.query_drop("COMMIT").await.unwrap();
+        },
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["meta"]["affected"], 1, "{body}");
     let rows: Vec<(i64, i64, String)> = other

@@ -419,6 +419,26 @@ impl TwoSources {
     }
 }
 
+/// Runs `request` while a row it will write is locked by another
+/// transaction: once `waiting` sees it blocked on that lock, `release`
+/// commits the change; answers the request's outcome. A request that ends
+/// without waiting fails the test with its answer.
+pub async fn while_locked<T: std::fmt::Debug>(
+    request: impl Future<Output = T>,
+    waiting: impl Future<Output = ()>,
+    release: impl Future<Output = ()>,
+) -> T {
+    let mut request = std::pin::pin!(request);
+    tokio::select! {
+        answer = &mut request => {
+            panic!("the request ended without waiting for the row lock: {answer:?}")
+        }
+        () = waiting => {}
+    }
+    release.await;
+    request.await
+}
+
 /// Until a statement on `schema` waits for a row lock in PostgreSQL.
 pub async fn wait_for_lock_wait_pg(schema: &str) {
     let client = postgres().await;
@@ -439,13 +459,16 @@ pub async fn wait_for_lock_wait_pg(schema: &str) {
     panic!("no statement waited for the row lock");
 }
 
-/// Until a statement on `database` waits for a row lock in MariaDB.
+/// Until a locking read (`… FOR UPDATE`) on `database` runs in MariaDB:
+/// sent after the request's own reads, it waits for the row lock the test
+/// holds. (MariaDB's processlist, not `innodb_trx`: that one did not always
+/// list the waiting transaction.)
 pub async fn wait_for_lock_wait_mariadb(database: &str) {
     use mysql_async::prelude::Queryable;
     let mut conn = mariadb().await;
     let sql = format!(
-        "SELECT count(*) FROM information_schema.innodb_trx \
-         WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE '%{database}%'"
+        "SELECT count(*) FROM information_schema.processlist \
+         WHERE info LIKE '%`{database}`.%FOR UPDATE%' AND id <> connection_id()"
     );
     for _ in 0..200 {
         let waiting: Option<i64> = conn.query_first(sql.as_str()).await.unwrap();
@@ -454,5 +477,5 @@ pub async fn wait_for_lock_wait_mariadb(database: &str) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("no transaction waited for the row lock");
+    panic!("no locking read on `{database}` ran");
 }
