@@ -17,7 +17,7 @@
 //!   before 23ai).
 
 use arrow_schema::DataType;
-use tributary_connector::render::{check_columns, render_delete, render_select, render_update};
+use tributary_connector::render::{check_columns, push_predicate, render_delete, render_update};
 use tributary_connector::{
     ConnectorError, Delete, Insert, Lock, Result, SqlBuilder, Statement, Update, WriteTarget,
 };
@@ -111,23 +111,42 @@ pub fn render_delete_statement(op: &Delete) -> Result<WriteStatement> {
 }
 
 /// A lock's `SELECT … FOR UPDATE`, and how each column it reads is decoded
-/// and typed.
+/// and typed. A JSON column is read as its text (`JSON_SERIALIZE`), as
+/// reads do: the driver fetches no JSON value.
 pub fn render_lock_statement(op: &Lock) -> Result<(Statement, Vec<(Decode, DataType)>)> {
-    let statement = render_select(&OracleDialect, &op.target, &op.columns, &op.filter, true)?;
-    let columns =
-        op.columns
-            .iter()
-            .map(|name| {
-                let column = op.target.table.column(name).ok_or_else(|| {
-                    ConnectorError::invalid_input(format!("unknown column `{name}`"))
-                })?;
-                Ok((
-                    parse_native_type(&column.native_type).decode(),
-                    column.data_type.clone(),
-                ))
-            })
-            .collect::<Result<_>>()?;
-    Ok((statement, columns))
+    check_columns(&op.target, op.columns.iter().map(String::as_str))?;
+    check_columns(&op.target, op.filter.columns())?;
+    let mut columns = Vec::with_capacity(op.columns.len());
+    let mut b = SqlBuilder::new(&OracleDialect);
+    b.push("SELECT ");
+    for (i, name) in op.columns.iter().enumerate() {
+        let column = op
+            .target
+            .table
+            .column(name)
+            .ok_or_else(|| ConnectorError::invalid_input(format!("unknown column `{name}`")))?;
+        if i > 0 {
+            b.push(", ");
+        }
+        let decode = match parse_native_type(&column.native_type).decode() {
+            Decode::Json => {
+                b.push("JSON_SERIALIZE(")
+                    .push_identifier(name)
+                    .push(" RETURNING CLOB) ")
+                    .push_identifier(name);
+                Decode::Text
+            }
+            decode => {
+                b.push_identifier(name);
+                decode
+            }
+        };
+        columns.push((decode, column.data_type.clone()));
+    }
+    b.push(" FROM ").push_table(&op.target).push(" WHERE ");
+    push_predicate(&mut b, &op.filter);
+    b.push(" FOR UPDATE");
+    Ok((b.finish(), columns))
 }
 
 /// Appends `RETURNING "A", "B" INTO :n+1, :n+2`.
@@ -398,18 +417,34 @@ mod tests {
 
     #[test]
     fn lock_selects_for_update() {
-        let (statement, columns) = render_lock_statement(&Lock {
-            target: target(),
+        let mut target = target();
+        target
+            .table
+            .columns
+            .push(column("DOC", "JSON", DataType::Utf8));
+        let lock = |columns: &[&str]| Lock {
+            target: target.clone(),
             filter: Predicate::eq("Name", Value::Text(EVIL.into())),
-            columns: cols(&["Name", r#"we"ird"#]),
-        })
-        .unwrap();
+            columns: cols(columns),
+        };
+        let (statement, columns) =
+            render_lock_statement(&lock(&["CODE", r#"we"ird"#, "DOC"])).unwrap();
         assert_eq!(
             statement.sql,
-            r#"SELECT "Name", "we""ird" FROM "App"."Order Lines" WHERE "Name" = :1 FOR UPDATE"#
+            r#"SELECT "CODE", "we""ird", JSON_SERIALIZE("DOC" RETURNING CLOB) "DOC" FROM "App"."Order Lines" WHERE "Name" = :1 FOR UPDATE"#
         );
         assert_eq!(statement.params, vec![Value::Text(EVIL.into())]);
-        assert_eq!(columns.len(), 2);
+        let decodes: Vec<Decode> = columns.iter().map(|(decode, _)| *decode).collect();
+        assert_eq!(
+            decodes,
+            vec![Decode::PaddedText, Decode::Number, Decode::Text]
+        );
+        let err = render_lock_statement(&lock(&["Name", "nope"])).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            tributary_connector::ErrorKind::InvalidInput,
+            "{err}"
+        );
     }
 
     #[test]
