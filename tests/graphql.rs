@@ -149,29 +149,25 @@ async fn regular_expressions_match_as_in_postgresql_on_every_source() {
             "my_nsimilar": [{"body": "ok"}],
         }})
     );
-    let body = f
-        .query(r#"{ pg_customers(where: {name: {_similar: "a\\\"b\\\"c\\\"d"}}) { id } }"#)
-        .await;
-    let error = &body["errors"][0];
-    assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
-    assert!(
-        error["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("escape-double-quote")),
-        "{body}"
-    );
-    let body = f
-        .query(r#"{ pg_customers(where: {name: {_regex: "(a"}}) { id } }"#)
-        .await;
-    assert_eq!(body["data"], json!({"pg_customers": null}), "{body}");
-    let error = &body["errors"][0];
-    assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
-    assert!(
-        error["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("not a regular expression")),
-        "{body}"
-    );
+    for (query, words) in [
+        (
+            r#"{ pg_customers(where: {name: {_similar: "a\\\"b\\\"c\\\"d"}}) { id } }"#,
+            "escape-double-quote",
+        ),
+        (
+            r#"{ pg_customers(where: {name: {_regex: "(a"}}) { id } }"#,
+            "not a regular expression",
+        ),
+    ] {
+        let body = f.query(query).await;
+        assert_eq!(body["data"], json!({"pg_customers": null}), "{body}");
+        let error = &body["errors"][0];
+        assert_eq!(error["extensions"]["code"], "invalid_input", "{body}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains(words)),
+            "{body}"
+        );
+    }
     f.stop().await;
 }
 

@@ -284,10 +284,7 @@ impl<'a> Scope<'a> {
             // POSIX-style regular expressions, as PostgreSQL's `~ ~* !~ !~*`
             // (sent there; the engine's regex syntax elsewhere).
             "$regex" | "$iRegex" | "$notRegex" | "$notIRegex" => {
-                if !matches!(
-                    data_type,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                ) {
+                if !data_type.is_string() {
                     return Err(Self::error(path, format!("`{op}` needs a text column")));
                 }
                 let pattern = text()?;

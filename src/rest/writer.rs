@@ -96,8 +96,8 @@ struct Recheck {
     /// The request's filter; the part's rule adds its own.
     requested: Json,
     key_columns: Vec<String>,
-    /// The keys each of the part's statements writes, in their order (as
-    /// [`by_keys`] splits them).
+    /// The keys each of the part's statements writes, in their order
+    /// ([`key_chunks`]).
     keys: Vec<Vec<Vec<Value>>>,
 }
 
@@ -119,16 +119,13 @@ impl Recheck {
             ));
         }
         let all: Vec<Vec<Value>> = self.keys.iter().flatten().cloned().collect();
-        let locks: Vec<WriteOp> = all
-            .chunks(KEYS_PER_STATEMENT)
-            .map(|chunk| {
-                WriteOp::Lock(Lock {
-                    target: write_target(target),
-                    filter: keys_predicate(&self.key_columns, chunk),
-                    columns: all_columns(target),
-                })
+        let locks = by_keys(&self.key_columns, &all, |filter| {
+            WriteOp::Lock(Lock {
+                target: write_target(target),
+                filter,
+                columns: all_columns(target),
             })
-            .collect();
+        });
         let (_, now) = run(writer, &locks).await?;
         let still = match now {
             Some(rows) => {
@@ -550,7 +547,7 @@ fn recheck(
     (filtered && !keys.is_empty()).then(|| Recheck {
         requested: rows.filter(),
         key_columns: key_columns.to_vec(),
-        keys: keys.chunks(KEYS_PER_STATEMENT).map(<[_]>::to_vec).collect(),
+        keys: key_chunks(keys).map(<[_]>::to_vec).collect(),
     })
 }
 
@@ -981,9 +978,14 @@ fn by_keys(
     keys: &[Vec<Value>],
     op: impl Fn(Predicate) -> WriteOp,
 ) -> Vec<WriteOp> {
-    keys.chunks(KEYS_PER_STATEMENT)
+    key_chunks(keys)
         .map(|chunk| op(keys_predicate(key_columns, chunk)))
         .collect()
+}
+
+/// The keys of each statement [`by_keys`] makes.
+fn key_chunks(keys: &[Vec<Value>]) -> std::slice::Chunks<'_, Vec<Value>> {
+    keys.chunks(KEYS_PER_STATEMENT)
 }
 
 /// Runs every statement in the transaction: rows affected and rows written.
