@@ -403,25 +403,27 @@ impl Drop for ConnGuard {
 }
 
 /// How long to wait for the server to confirm a cancel before sending it
-/// again; after the last wait the connection is closed anyway.
-const CANCEL_WAITS: [Duration; 4] = [
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1500),
-    Duration::from_secs(5),
-];
+/// again: soon at first, then every second for a minute, after which the
+/// connection is closed anyway. (A statement can start late — it may still
+/// sit in the connection's queue when the reader gives up — so the cancel
+/// is repeated until the statement is seen to end, not a few times early.)
+fn cancel_waits() -> impl Iterator<Item = Duration> {
+    [Duration::from_millis(100), Duration::from_millis(400)]
+        .into_iter()
+        .chain(std::iter::repeat_n(Duration::from_secs(1), 60))
+}
 
 /// Cancels the statement running on `client`, then closes the connection.
 /// PostgreSQL ignores a cancel request that reaches the backend while it is
-/// still reading the statement (one sent just before the reader gave up,
-/// on a busy machine), so the cancel is sent again until the server answers
-/// an empty query queued behind the statement: proof that it has ended.
-/// (Cancel requests go without TLS, best effort: a server that takes them
-/// only over TLS still sees the connection close.)
+/// not running a statement (still reading it, or the statement not yet
+/// sent), so the cancel is sent again until the server answers an empty
+/// query queued behind the statement: proof that it has ended. (Cancel
+/// requests go without TLS, best effort: a server that takes them only
+/// over TLS still sees the connection close.)
 async fn cancel_until_ended(client: ClientWrapper) {
     let token = client.cancel_token();
     let mut ended = std::pin::pin!(client.simple_query(""));
-    for wait in CANCEL_WAITS {
+    for wait in cancel_waits() {
         let _ = token.cancel_query(tokio_postgres::NoTls).await;
         // Any answer, an error included, means the statement is over.
         if tokio::time::timeout(wait, &mut ended).await.is_ok() {
