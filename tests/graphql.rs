@@ -1560,6 +1560,112 @@ async fn rows_changed_while_a_mutation_waits_are_written_only_if_they_still_matc
     f.stop().await;
 }
 
+/// A mutation's `where` (and a key under a rule's filter) sees what the
+/// request's earlier fields wrote, as in Hasura: the fields run in turn in
+/// one transaction, and the rows they inserted or changed are chosen by
+/// their values now — on PostgreSQL and MariaDB, as the admin and as a role.
+#[tokio::test]
+async fn later_fields_see_the_rows_earlier_fields_wrote() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"mutation {
+              add: insert_pg_customers_one(object: {id: 50, name: "Eve", tier: "new"}) { id }
+              ship: update_pg_orders(where: {status: {_eq: "open"}, customer_id: {_eq: 2}},
+                                     _set: {status: "shipped"}) { affected_rows }
+              promote: update_pg_customers(where: {tier: {_eq: "new"}}, _set: {tier: "bronze"}) {
+                affected_rows returning { id tier }
+              }
+              rename: update_pg_customers(where: {name: {_eq: "Bob"}}, _set: {name: "Rob"}) { affected_rows }
+              again: update_pg_customers(where: {name: {_eq: "Bob"}}, _set: {tier: "lost"}) { affected_rows }
+              drop: delete_pg_orders(where: {status: {_eq: "shipped"}, customer_id: {_eq: 2}}) {
+                affected_rows returning { id }
+              }
+              gone: delete_pg_customers(where: {tier: {_eq: "bronze"}}) { affected_rows returning { id } }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "add": {"id": 50},
+            "ship": {"affected_rows": 1},
+            // Inserted by the first field: the engine alone would not see it.
+            "promote": {"affected_rows": 1, "returning": [{"id": 50, "tier": "bronze"}]},
+            "rename": {"affected_rows": 1},
+            // Bob is Rob now.
+            "again": {"affected_rows": 0},
+            // Order 3 was open before the request; shipped by `ship`.
+            "drop": {"affected_rows": 1, "returning": [{"id": 3}]},
+            "gone": {"affected_rows": 1, "returning": [{"id": 50}]},
+        }})
+    );
+    assert_eq!(
+        f.query(
+            "{ pg_customers(order_by: {id: asc}) { id name tier } pg_orders(where: {customer_id: {_eq: 2}}) { id status } }"
+        )
+        .await,
+        json!({"data": {
+            "pg_customers": [
+                {"id": 1, "name": "Ann", "tier": "gold"},
+                {"id": 2, "name": "Rob", "tier": null},
+                {"id": 3, "name": "Cid", "tier": "silver"},
+            ],
+            "pg_orders": [{"id": 5, "status": "cancelled"}],
+        }})
+    );
+
+    let body = f
+        .query(
+            r#"mutation {
+              add: insert_my_reviews_one(object: {customer_id: 9, stars: 2, body: "meh"}) { body }
+              rate: update_my_reviews(where: {body: {_eq: "meh"}}, _set: {stars: 4}) {
+                affected_rows returning { customer_id stars }
+              }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "add": {"body": "meh"},
+            "rate": {"affected_rows": 1, "returning": [{"customer_id": 9, "stars": 4}]},
+        }})
+    );
+
+    // A role whose update rule admits new customers only: the row it just
+    // inserted is found by its key under that filter.
+    for (action, rule) in [
+        ("select", json!({"columns": ["id", "name", "tier"]})),
+        ("insert", json!({"columns": ["id", "name", "tier"]})),
+        (
+            "update",
+            json!({"columns": ["name"], "filter": {"tier": "new"}}),
+        ),
+    ] {
+        f.rule("clerk", "pg_customers", action, rule).await;
+    }
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": r#"mutation {
+              insert_pg_customers_one(object: {id: 60, name: "Fay", tier: "new"}) { id }
+              update_pg_customers_by_pk(pk_columns: {id: 60}, _set: {name: "Fay B"}) { id name }
+              old: update_pg_customers_by_pk(pk_columns: {id: 1}, _set: {name: "not Ann"}) { id }
+            }"#}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "insert_pg_customers_one": {"id": 60},
+            "update_pg_customers_by_pk": {"id": 60, "name": "Fay B"},
+            "old": null,
+        }})
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn upserts_update_existing_keys_under_the_update_rule() {
     let f = Fixture::new().await;

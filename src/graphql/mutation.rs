@@ -17,6 +17,7 @@ use async_graphql::{Pos, Value as GqlValue};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+use tributary_connector::Value;
 
 use super::resolve::{self, field_error};
 use super::schema::ready;
@@ -472,8 +473,9 @@ async fn mutate<'a>(
         let mut answers = Vec::new();
         for (i, update) in update_items(ctx)?.iter().enumerate() {
             let mut audit = Audit::new(principal, &target, kind.operation());
+            let earlier = inner.written(&target);
             let planned = plan_update_item(
-                state, principal, &target, shape, shapes, update, i, &mut audit,
+                state, principal, &target, shape, shapes, update, i, &earlier, &mut audit,
             )
             .await;
             let (affected, mut records) = inner
@@ -489,8 +491,9 @@ async fn mutate<'a>(
         )));
     }
     let mut audit = Audit::new(principal, &target, kind.operation());
+    let earlier = inner.written(&target);
     let planned = plan(
-        ctx, state, principal, &target, shape, shapes, kind, &mut audit,
+        ctx, state, principal, &target, shape, shapes, kind, &earlier, &mut audit,
     )
     .await;
     // The request's last field, reading no relation of the rows it writes:
@@ -571,6 +574,7 @@ async fn plan_update_item(
     shapes: &Shapes,
     update: &GqlValue,
     index: usize,
+    earlier: &[Vec<Value>],
     audit: &mut Audit,
 ) -> Result<Planned, ApiError> {
     let path = format!("updates[{index}]");
@@ -599,13 +603,14 @@ async fn plan_update_item(
     };
     let (set, increment) = (change("_set")?, change("_inc")?);
     plan_changes(
-        state, principal, target, shape, &rows, set, increment, &path,
+        state, principal, target, shape, &rows, set, increment, &path, earlier,
     )
     .await
 }
 
 /// An update of `rows` with `_set` and `_inc` (as JSON; `path` places them
-/// in the request, empty for a field's own arguments).
+/// in the request, empty for a field's own arguments); `earlier` as for
+/// `writer::plan_update`.
 #[allow(clippy::too_many_arguments)]
 async fn plan_changes(
     state: &AppState,
@@ -616,6 +621,7 @@ async fn plan_changes(
     mut set: Option<Json>,
     increment: Option<Json>,
     path: &str,
+    earlier: &[Vec<Value>],
 ) -> Result<Planned, ApiError> {
     let at = |name: &str| {
         if path.is_empty() {
@@ -632,10 +638,11 @@ async fn plan_changes(
         set: set.as_ref().map(|s| (s, set_path.as_str())),
         increment: increment.as_ref().map(|i| (i, inc_path.as_str())),
     };
-    writer::plan_update(state, principal, target, rows, changes).await
+    writer::plan_update(state, principal, target, rows, changes, earlier).await
 }
 
-/// Reads the field's arguments into a planned write.
+/// Reads the field's arguments into a planned write; `earlier`: the keys
+/// of the rows of the table the request's earlier fields wrote.
 #[allow(clippy::too_many_arguments)]
 async fn plan(
     ctx: &ResolverContext<'_>,
@@ -645,6 +652,7 @@ async fn plan(
     shape: &Shape,
     shapes: &Shapes,
     kind: Kind,
+    earlier: &[Vec<Value>],
     audit: &mut Audit,
 ) -> Result<Planned, ApiError> {
     match kind {
@@ -714,7 +722,10 @@ async fn plan(
             audit.note("target", rows_text(&rows));
             let set = optional_argument(ctx, "_set")?;
             let increment = optional_argument(ctx, "_inc")?;
-            plan_changes(state, principal, target, shape, &rows, set, increment, "").await
+            plan_changes(
+                state, principal, target, shape, &rows, set, increment, "", earlier,
+            )
+            .await
         }
         // Each of its updates is planned on its own (`plan_update_item`).
         Kind::UpdateMany => Err(ApiError::internal(
@@ -732,7 +743,7 @@ async fn plan(
                 rows_where(ctx, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
-            writer::plan_delete(state, principal, target, &rows).await
+            writer::plan_delete(state, principal, target, &rows, earlier).await
         }
     }
 }
@@ -800,6 +811,16 @@ struct Inner {
 }
 
 impl Inner {
+    /// The keys of the rows of `target` the request's fields so far
+    /// inserted or updated (they are candidates of a later `where`, which
+    /// the engine reads outside the transaction).
+    fn written(&self, target: &Target) -> Vec<Vec<Value>> {
+        self.tx
+            .as_ref()
+            .map(|tx| tx.written(target).to_vec())
+            .unwrap_or_default()
+    }
+
     /// Runs a field's planned write and keeps its audit row; a failure
     /// (planning or writing) marks the transaction for rollback.
     async fn write(

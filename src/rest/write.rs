@@ -131,7 +131,8 @@ async fn change(
         set: Some((&body, "")),
         increment: None,
     };
-    let planned = writer::plan_update(state, principal, target, &rows(&selection), changes).await?;
+    let planned =
+        writer::plan_update(state, principal, target, &rows(&selection), changes, &[]).await?;
     let (affected, records) =
         writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
     respond(target, selection, records, affected)
@@ -151,7 +152,7 @@ async fn remove(
         return Err(ApiError::bad_request("a delete takes no body"));
     }
     audit.note("target", selection_text(&selection));
-    let planned = writer::plan_delete(state, principal, target, &rows(&selection)).await?;
+    let planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
     let (affected, records) =
         writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
     respond(target, selection, records, affected)

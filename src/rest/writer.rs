@@ -18,7 +18,7 @@
 //! changed meanwhile is written only if it still matches.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -452,13 +452,16 @@ pub(crate) struct Changes<'a> {
     pub increment: Option<(&'a Json, &'a str)>,
 }
 
-/// An update of `rows` (no statement when none matches).
+/// An update of `rows` (no statement when none matches); `earlier`: the
+/// keys of the rows of the table the transaction wrote before
+/// ([`Transaction::written`]; empty for a request of its own).
 pub(crate) async fn plan_update(
     state: &AppState,
     principal: &Principal,
     target: &Target,
     rows: &Rows,
     changes: Changes<'_>,
+    earlier: &[Vec<Value>],
 ) -> Result<Planned, ApiError> {
     let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Update)?;
@@ -497,7 +500,7 @@ pub(crate) async fn plan_update(
     if set.is_empty() && increment.is_empty() {
         return Err(ApiError::bad_request("nothing to update: no column is set"));
     }
-    let keys = row_keys(state, &caller, target, rows, rule.as_ref()).await?;
+    let (keys, stale) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
     let ops = by_keys(key_columns, &keys, |filter| {
         WriteOp::Update(Update {
             target: write_target(target),
@@ -507,22 +510,24 @@ pub(crate) async fn plan_update(
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys);
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, stale);
     Ok(Planned::rechecked(Action::Update, rule, ops, recheck))
 }
 
-/// A delete of `rows` (no statement when none matches).
+/// A delete of `rows` (no statement when none matches); `earlier` as for
+/// [`plan_update`].
 pub(crate) async fn plan_delete(
     state: &AppState,
     principal: &Principal,
     target: &Target,
     rows: &Rows,
+    earlier: &[Vec<Value>],
 ) -> Result<Planned, ApiError> {
     let caller = principal.caller();
     let rule = write_rule(state, principal, target, Action::Delete)?;
     writable(target)?;
     let key_columns = target.primary_key()?;
-    let keys = row_keys(state, &caller, target, rows, rule.as_ref()).await?;
+    let (keys, stale) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
     let ops = by_keys(key_columns, &keys, |filter| {
         WriteOp::Delete(Delete {
             target: write_target(target),
@@ -530,20 +535,24 @@ pub(crate) async fn plan_delete(
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys);
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, stale);
     Ok(Planned::rechecked(Action::Delete, rule, ops, recheck))
 }
 
 /// The second look an update or delete of `rows` takes inside its
-/// transaction: when a filter chose them (the request's, or the rule's).
-/// A row named by its key alone is written by that key, nothing to check.
+/// transaction: when a filter chose them (the request's, or the rule's),
+/// or when the engine chose them while the transaction had written the
+/// table (`stale`). A row named by its key alone is written by that key,
+/// nothing to check.
 fn recheck(
     rows: &Rows,
     rule: Option<&Rule>,
     key_columns: &[String],
     keys: &[Vec<Value>],
+    stale: bool,
 ) -> Option<Recheck> {
-    let filtered = matches!(rows, Rows::Filter(_)) || rule.is_some_and(|r| r.filter.is_some());
+    let filtered =
+        stale || matches!(rows, Rows::Filter(_)) || rule.is_some_and(|r| r.filter.is_some());
     (filtered && !keys.is_empty()).then(|| Recheck {
         requested: rows.filter(),
         key_columns: key_columns.to_vec(),
@@ -551,51 +560,68 @@ fn recheck(
     })
 }
 
-/// The keys of the rows an update or delete touches. A row named by its
-/// key needs no read when the rule has no filter and every key column
-/// compares the same on the source as in PostgreSQL (not text: MySQL's
-/// collations would match `'A'` for `'a'`); the statement then matches
-/// the key itself. Otherwise the keys are read through the engine.
+/// The keys of the rows an update or delete touches, and whether they
+/// were read through the engine while the transaction had written the
+/// table (`earlier`: the keys of the rows it inserted or updated there).
+/// A row named by its key needs no read when the rule has no filter and
+/// every key column compares the same on the source as in PostgreSQL
+/// ([`exact_key`]); the statement then matches the key itself. Otherwise
+/// the keys are read through the engine, which sees what was committed
+/// before the transaction: the rows the transaction wrote are candidates
+/// too, and all are checked again inside it ([`Recheck`]).
 async fn row_keys(
     state: &AppState,
     caller: &Caller,
     target: &Target,
     rows: &Rows,
     rule: Option<&Rule>,
-) -> Result<Vec<Vec<Value>>, ApiError> {
+    earlier: &[Vec<Value>],
+) -> Result<(Vec<Vec<Value>>, bool), ApiError> {
+    let key_columns = target.primary_key()?;
     if let Rows::Key(values) = rows
         && rule.is_none_or(|r| r.filter.is_none())
+        && let Some(key) = exact_key(target, key_columns, values)?
     {
-        let key_columns = target.primary_key()?;
-        let mut key = Vec::with_capacity(key_columns.len());
-        for name in key_columns {
-            let column = target.def.column(name).ok_or_else(|| {
-                ApiError::internal(format!("key column `{name}` is not in the catalog"))
-            })?;
-            let Some((_, json)) = values.iter().find(|(n, _)| n == name) else {
-                return Err(ApiError::bad_request(format!(
-                    "the key misses column `{name}`"
-                )));
-            };
-            if !exact_key_type(&column.data_type) {
-                let filter = rows.filter();
-                return select_keys(state, caller, target, key_columns, &filter, rule, None).await;
-            }
-            key.push(to_value(json, column, name)?);
-        }
-        return Ok(vec![key]);
+        return Ok((vec![key], false));
     }
-    let key_columns = target.primary_key()?;
-    select_keys(
-        state,
-        caller,
-        target,
-        key_columns,
-        &rows.filter(),
-        rule,
-        None,
-    )
-    .await
+    let filter = rows.filter();
+    let mut keys = select_keys(state, caller, target, key_columns, &filter, rule, None).await?;
+    if earlier.is_empty() {
+        return Ok((keys, false));
+    }
+    let mut seen: HashSet<String> = keys.iter().map(|key| format!("{key:?}")).collect();
+    for key in earlier {
+        if seen.insert(format!("{key:?}")) {
+            keys.push(key.clone());
+        }
+    }
+    Ok((keys, true))
+}
+
+/// The key `values` name, as the statements bind it — `None` when a key
+/// column may compare otherwise on the source than in PostgreSQL (text:
+/// MySQL's collations would match `'A'` for `'a'`).
+fn exact_key(
+    target: &Target,
+    key_columns: &[String],
+    values: &[(String, Json)],
+) -> Result<Option<Vec<Value>>, ApiError> {
+    let mut key = Vec::with_capacity(key_columns.len());
+    for name in key_columns {
+        let column = target.def.column(name).ok_or_else(|| {
+            ApiError::internal(format!("key column `{name}` is not in the catalog"))
+        })?;
+        let Some((_, json)) = values.iter().find(|(n, _)| n == name) else {
+            return Err(ApiError::bad_request(format!(
+                "the key misses column `{name}`"
+            )));
+        };
+        if !exact_key_type(&column.data_type) {
+            return Ok(None);
+        }
+        key.push(to_value(json, column, name)?);
+    }
+    Ok(Some(key))
 }
 
 /// Key types every source compares as PostgreSQL does.
@@ -609,6 +635,11 @@ pub(crate) struct Transaction {
     source: String,
     connector: Arc<dyn Connector>,
     tx: Box<dyn WriteTx>,
+    /// The keys of the rows the transaction's inserts and updates wrote,
+    /// by collection: a later update or delete of the same request takes
+    /// them as candidates ([`plan_update`]'s `earlier`), since the engine
+    /// reads outside the transaction and does not see them.
+    written: HashMap<String, Vec<Vec<Value>>>,
 }
 
 impl Transaction {
@@ -620,7 +651,14 @@ impl Transaction {
             source,
             connector,
             tx,
+            written: HashMap::new(),
         })
+    }
+
+    /// The keys of the rows of `target` the transaction inserted or updated
+    /// so far.
+    pub fn written(&self, target: &Target) -> &[Vec<Value>] {
+        self.written.get(target.name()).map_or(&[], Vec::as_slice)
     }
 
     /// The source the transaction writes to.
@@ -643,7 +681,17 @@ impl Transaction {
             tx: &mut self.tx,
             connector: self.connector.as_ref(),
         };
-        apply_parts(&mut writer, state, caller, target, planned, audit).await
+        let written = self.written.entry(target.name().to_string()).or_default();
+        apply_parts(
+            &mut writer,
+            state,
+            caller,
+            target,
+            planned,
+            audit,
+            Some(written),
+        )
+        .await
     }
 
     /// Runs a lone statement whose rows no rule checks
@@ -661,7 +709,7 @@ impl Transaction {
             tx: Some(self.tx),
             connector: self.connector.as_ref(),
         };
-        apply_parts(&mut writer, state, caller, target, planned, audit).await
+        apply_parts(&mut writer, state, caller, target, planned, audit, None).await
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {
@@ -694,7 +742,7 @@ pub(crate) async fn apply_alone(
     if planned.is_lone_unchecked() {
         let connector = state.sources.connector(&target.collection.table.source)?;
         let mut writer = Writer::Alone(connector.as_ref());
-        return apply_parts(&mut writer, state, caller, target, planned, audit).await;
+        return apply_parts(&mut writer, state, caller, target, planned, audit, None).await;
     }
     let mut tx = Transaction::begin(state, target).await?;
     match tx.apply(state, caller, target, planned, audit).await {
@@ -727,7 +775,8 @@ enum Writer<'a> {
     },
 }
 
-/// [`Transaction::apply`] on `writer`.
+/// [`Transaction::apply`] on `writer`; with `written`, the keys of the
+/// rows inserted or updated are added to it.
 async fn apply_parts(
     writer: &mut Writer<'_>,
     state: &AppState,
@@ -735,6 +784,7 @@ async fn apply_parts(
     target: &Target,
     planned: &Planned,
     audit: &mut Audit,
+    mut written_keys: Option<&mut Vec<Vec<Value>>>,
 ) -> Result<(u64, Vec<Record>), ApiError> {
     let ops: Vec<WriteOp> = planned
         .parts
@@ -772,6 +822,11 @@ async fn apply_parts(
         )
         .await?;
         affected += count;
+        if let (Some(keys), Some(batch)) = (written_keys.as_deref_mut(), &written)
+            && part.action != Action::Delete
+        {
+            keys.extend(keys_in(target, target.primary_key()?, batch)?);
+        }
         records.extend(answer(state, caller, target, &written)?);
     }
     audit.note("affected", json!(affected));
@@ -1204,22 +1259,7 @@ async fn select_keys(
             .await?;
         let mut keys = Vec::new();
         while let Some(batch) = output.stream.next().await {
-            let batch = batch.map_err(internal)?;
-            let columns: Vec<Vec<Json>> =
-                batch.columns().iter().map(results::column_values).collect();
-            for row in 0..batch.num_rows() {
-                let key = key_columns
-                    .iter()
-                    .zip(&columns)
-                    .map(|(name, values)| {
-                        let column = target.def.column(name).ok_or_else(|| {
-                            ApiError::internal(format!("key column `{name}` is not in the catalog"))
-                        })?;
-                        to_value(&values[row], column, name)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                keys.push(key);
-            }
+            keys.extend(keys_in(target, key_columns, &batch.map_err(internal)?)?);
         }
         Ok::<_, ApiError>(keys)
     };
@@ -1233,4 +1273,35 @@ async fn select_keys(
         .at("filter"));
     }
     Ok(keys)
+}
+
+/// The values of `key_columns` in each row of `batch`, as the statements
+/// bind them (the same decoding for keys read by the engine, locked and
+/// written, so they compare equal).
+fn keys_in(
+    target: &Target,
+    key_columns: &[String],
+    batch: &RecordBatch,
+) -> Result<Vec<Vec<Value>>, ApiError> {
+    let schema = batch.schema();
+    let columns = key_columns
+        .iter()
+        .map(|name| {
+            let column = target.def.column(name).ok_or_else(|| {
+                ApiError::internal(format!("key column `{name}` is not in the catalog"))
+            })?;
+            let index = schema.index_of(name).map_err(|_| {
+                ApiError::internal(format!("key column `{name}` is not among the rows read"))
+            })?;
+            Ok((name, column, results::column_values(batch.column(index))))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    (0..batch.num_rows())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|(name, column, values)| to_value(&values[row], column, name))
+                .collect()
+        })
+        .collect()
 }
