@@ -15,7 +15,9 @@
 //! they mean on reads, on every source, relations included. That read is
 //! outside the transaction, so inside it those rows are locked and the
 //! filters checked again on what the rows are now ([`Recheck`]): a row
-//! changed meanwhile is written only if it still matches.
+//! changed meanwhile is written only if it still matches. The rows the
+//! transaction itself inserted or updated in the table, which that read
+//! cannot see, join the candidates ([`Transaction::written`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
