@@ -535,7 +535,10 @@ async fn errors_follow_the_graphql_spec() {
         json!({"pg_orders": null, "pg_orders_by_pk": {"id": 1}})
     );
     assert_eq!(body["errors"][0]["path"], json!(["pg_orders"]));
-    assert_eq!(body["errors"][0]["extensions"]["code"], "invalid_input");
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "invalid_input", "at": "where.placed_at._eq"})
+    );
     assert!(
         body["errors"][0]["message"]
             .as_str()
@@ -543,6 +546,44 @@ async fn errors_follow_the_graphql_spec() {
             .contains("someday"),
         "{body}"
     );
+    // Such an error names its place in the request wherever the `where`
+    // is: among other conditions, in a list, in a relation field's own
+    // (whose read puts the keys first), in an aggregate and in a mutation.
+    for (query, field, at) in [
+        (
+            r#"{ x: pg_orders(where: {status: {_eq: "open"}, _or: [{id: {_gt: 1}}, {placed_at: {_lt: "soon"}}]}) { id } }"#,
+            "x",
+            "where._or[1].placed_at._lt",
+        ),
+        (
+            r#"{ x: pg_orders(where: {placed_at: {_in: ["2024-01-05", "nope"]}}) { id } }"#,
+            "x",
+            "where.placed_at._in[1]",
+        ),
+        (
+            r#"{ x: pg_customers { open: orders(where: {placed_at: {_gt: "later"}}) { id } } }"#,
+            "x",
+            "open.where.placed_at._gt",
+        ),
+        (
+            r#"{ x: pg_orders_aggregate(where: {customers: {born: {_eq: "never"}}}) { aggregate { count } } }"#,
+            "x",
+            "where.customers.born._eq",
+        ),
+        (
+            r#"mutation { x: delete_pg_orders(where: {placed_at: {_neq: "no day"}}) { affected_rows } }"#,
+            "x",
+            "where.placed_at._neq",
+        ),
+    ] {
+        let body = f.query(query).await;
+        assert_eq!(body["errors"][0]["path"], json!([field]), "{query}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"],
+            json!({"code": "invalid_input", "at": at}),
+            "{query}: {body}"
+        );
+    }
     // A null operand is refused (SQL would match nothing).
     let body = f
         .query("{ pg_orders(where: {note: {_eq: null}}) { id } }")

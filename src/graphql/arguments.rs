@@ -17,40 +17,143 @@ use crate::rest::aggregate::Aggregation;
 use crate::rest::order;
 use crate::rest::params::{SortKey, SortVia};
 
-/// The filter JSON of a `where` argument of collection `shape`.
+/// Where each comparison of a `where`'s filter JSON came from in the
+/// request, so that an error the filter compiler reports at a path of the
+/// JSON (`filter.total.$gt`, a value not of the column's type) names the
+/// request's (`where.total._gt`).
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    /// The `where` argument's own path (`where`, `orders.where`).
+    root: String,
+    /// (path in the filter JSON, path in the request), one per condition.
+    entries: Vec<(String, String)>,
+}
+
+impl Places {
+    /// `error` placed in the request when the filter compiler placed it in
+    /// this filter, which the read compiled at `within` of its filter JSON
+    /// (empty: the whole; `$and[1]`: a nested read's, after the keys).
+    pub fn place(&self, mut error: ApiError, within: &str) -> ApiError {
+        let Some(path) = error.path.as_deref() else {
+            return error;
+        };
+        let Some(at) = path
+            .strip_prefix("filter")
+            .map(|rest| rest.strip_prefix('.').unwrap_or(rest))
+            .and_then(|rest| under(rest, within))
+        else {
+            return error;
+        };
+        let placed = self
+            .entries
+            .iter()
+            .filter_map(|(json, request)| under(at, json).map(|tail| (json.len(), request, tail)))
+            .max_by_key(|(len, ..)| *len)
+            .map_or_else(
+                || self.root.clone(),
+                |(_, request, tail)| join(request, tail),
+            );
+        error.path = Some(placed);
+        error
+    }
+}
+
+/// The rest of `path` below `prefix` (`None`: not below it). Paths join
+/// keys with `.` and indexes with `[i]`, as the filter compiler's do.
+fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let tail = path.strip_prefix(prefix)?;
+    match tail.as_bytes().first() {
+        None => Some(""),
+        Some(b'.') => Some(&tail[1..]),
+        Some(b'[') => Some(tail),
+        Some(_) => None,
+    }
+}
+
+fn join(path: &str, tail: &str) -> String {
+    if path.is_empty() || tail.is_empty() || tail.starts_with('[') {
+        format!("{path}{tail}")
+    } else {
+        format!("{path}.{tail}")
+    }
+}
+
+/// The filter JSON of a `where` argument of collection `shape` (`path`:
+/// the argument's place in the request), and where its conditions came
+/// from.
 pub fn filter(
     exp: &GqlValue,
     shape: &Shape,
     shapes: &Shapes,
     path: &str,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, Places), ApiError> {
+    let (filter, entries) = convert(exp, shape, shapes, path)?;
+    Ok((
+        filter,
+        Places {
+            root: path.to_string(),
+            entries,
+        },
+    ))
+}
+
+/// A filter JSON and its [`Places`] entries, relative to it.
+type Placed = (Value, Vec<(String, String)>);
+
+/// `places` moved below `prefix` of the filter JSON.
+fn within(prefix: &str, places: Vec<(String, String)>) -> Vec<(String, String)> {
+    places
+        .into_iter()
+        .map(|(json, request)| (join(prefix, &json), request))
+        .collect()
+}
+
+fn convert(exp: &GqlValue, shape: &Shape, shapes: &Shapes, path: &str) -> Result<Placed, ApiError> {
     let GqlValue::Object(entries) = exp else {
         return Err(invalid(path, "expected an object"));
     };
-    let mut parts: Vec<Value> = Vec::new();
+    let mut parts: Vec<Placed> = Vec::new();
     for (key, value) in entries {
         let here = format!("{path}.{key}");
         match key.as_str() {
             "_and" | "_or" => {
-                let items = list(value)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| filter(item, shape, shapes, &format!("{here}[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()?;
                 let op = if key.as_str() == "_and" {
                     "$and"
                 } else {
                     "$or"
                 };
-                parts.push(json!({ op: items }));
+                let (mut items, mut places) = (Vec::new(), Vec::new());
+                for (i, item) in list(value).iter().enumerate() {
+                    let (item, inner) = convert(item, shape, shapes, &format!("{here}[{i}]"))?;
+                    items.push(item);
+                    places.extend(within(&format!("{op}[{i}]"), inner));
+                }
+                parts.push((json!({ op: items }), places));
             }
-            "_not" => parts.push(json!({ "$not": filter(value, shape, shapes, &here)? })),
+            "_not" => {
+                let (inner, places) = convert(value, shape, shapes, &here)?;
+                parts.push((json!({ "$not": inner }), within("$not", places)));
+            }
             name if shape.column(name).is_some() => {
                 let GqlValue::Object(ops) = value else {
                     return Err(invalid(&here, "expected an object of comparisons"));
                 };
                 for (op, operand) in ops {
-                    parts.extend(comparison(name, op, operand, &format!("{here}.{op}"))?);
+                    let at = format!("{here}.{op}");
+                    for condition in comparison(name, op, operand, &at)? {
+                        // `{column: {$op: value}}`: the compiler's path is `column.$op`.
+                        let json_op = condition
+                            .get(name)
+                            .and_then(Value::as_object)
+                            .and_then(|o| o.keys().next())
+                            .cloned()
+                            .unwrap_or_default();
+                        let places = vec![(format!("{name}.{json_op}"), at.clone())];
+                        parts.push((condition, places));
+                    }
                 }
             }
             name => {
@@ -66,14 +169,22 @@ pub fn filter(
                             ),
                         )
                     })?;
-                parts.push(json!({ name: filter(value, target, shapes, &here)? }));
+                let (inner, places) = convert(value, target, shapes, &here)?;
+                parts.push((json!({ name: inner }), within(name, places)));
             }
         }
     }
     Ok(match parts.len() {
-        0 => json!({}),
+        0 => (json!({}), Vec::new()),
         1 => parts.pop().unwrap_or_default(),
-        _ => json!({ "$and": parts }),
+        _ => {
+            let (mut items, mut places) = (Vec::new(), Vec::new());
+            for (i, (item, inner)) in parts.into_iter().enumerate() {
+                items.push(item);
+                places.extend(within(&format!("$and[{i}]"), inner));
+            }
+            (json!({ "$and": items }), places)
+        }
     })
 }
 
@@ -445,7 +556,56 @@ mod tests {
     fn translate(exp: Value) -> Result<Value, ApiError> {
         let shapes = shapes();
         let exp = GqlValue::from_json(exp).unwrap();
-        filter(&exp, &shapes["orders"], &shapes, "where")
+        filter(&exp, &shapes["orders"], &shapes, "where").map(|(filter, _)| filter)
+    }
+
+    #[test]
+    fn filter_errors_are_placed_in_the_request() {
+        let shapes = shapes();
+        let exp = GqlValue::from_json(json!({
+            "id": {"_gt": 1, "_nin": [1, 2]},
+            "_not": {"customers": {"name": {"_eq": "Ann"}}},
+        }))
+        .unwrap();
+        let (filter, places) = filter(&exp, &shapes["orders"], &shapes, "open.where").unwrap();
+        // (The JSON object's keys arrive sorted.)
+        assert_eq!(
+            filter,
+            json!({"$and": [
+                {"$not": {"customers": {"name": {"$eq": "Ann"}}}},
+                {"id": {"$gt": 1}},
+                {"id": {"$notIn": [1, 2]}}, {"id": {"$exists": true}},
+            ]})
+        );
+        let at = |path: &str, within: &str| {
+            places
+                .place(ApiError::bad_request("bad").at(path), within)
+                .path
+                .unwrap()
+        };
+        assert_eq!(at("filter.$and[1].id.$gt", ""), "open.where.id._gt");
+        assert_eq!(
+            at("filter.$and[2].id.$notIn[1]", ""),
+            "open.where.id._nin[1]"
+        );
+        assert_eq!(at("filter.$and[3].id.$exists", ""), "open.where.id._nin");
+        assert_eq!(
+            at("filter.$and[1].$and[0].$not.customers.name.$eq", "$and[1]"),
+            "open.where._not.customers.name._eq"
+        );
+        // Not below a condition: the `where` itself; not the filter's: kept.
+        assert_eq!(at("filter", ""), "open.where");
+        assert_eq!(at("filter.$and[1]", "$and[1]"), "open.where");
+        assert_eq!(at("limit", ""), "limit");
+        assert_eq!(
+            at("filter.$and[0].id.$eq", "$and[1]"),
+            "filter.$and[0].id.$eq"
+        );
+        // `$and[10]` is not below `$and[1]`.
+        assert_eq!(
+            at("filter.$and[10].id.$gt", "$and[1]"),
+            "filter.$and[10].id.$gt"
+        );
     }
 
     #[test]

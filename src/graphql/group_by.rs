@@ -490,6 +490,7 @@ async fn group_by(
         }
     };
     let truncated = granularities(ctx, &by)?;
+    let (filter, places) = resolve::where_filter(ctx, shape, shapes)?;
     let mut measures = selection.measures.clone();
     measures.extend(extra.measures);
     let request = AggregateRequest {
@@ -502,7 +503,7 @@ async fn group_by(
                 Dimension::new(column.clone(), format!("k{i}"), granularity)
             })
             .collect(),
-        filter: resolve::where_filter(ctx, shape, shapes)?,
+        filter,
         having,
         sort,
         offset: count("offset")?.unwrap_or(0),
@@ -510,7 +511,9 @@ async fn group_by(
         ..AggregateRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
-    let output = aggregate::start(state, caller, &target, request).await?;
+    let output = aggregate::start(state, caller, &target, request)
+        .await
+        .map_err(|e| places.place(e, ""))?;
     let rows = read::collect(state, output).await?;
     // A truncated date is answered as a date (the engine truncates to a
     // timestamp at midnight).

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tributary_connector::Value;
 
+use super::arguments::{self, Places};
 use super::resolve::{self, field_error};
 use super::schema::ready;
 use super::shape::{ColumnShape, Shape, Shapes};
-use super::{arguments, bytea, nested};
+use super::{bytea, nested};
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -584,12 +585,8 @@ async fn plan_update_item(
     let exp = update
         .get("where")
         .ok_or_else(|| ApiError::bad_request("`where` is required").at(format!("{path}.where")))?;
-    let rows = Rows::Filter(arguments::filter(
-        exp,
-        shape,
-        shapes,
-        &format!("{path}.where"),
-    )?);
+    let (filter, places) = arguments::filter(exp, shape, shapes, &format!("{path}.where"))?;
+    let rows = Rows::Filter(filter);
     audit.note("target", rows_text(&rows));
     let change = |name: &str| -> Result<Option<Json>, ApiError> {
         match update.get(name).filter(|v| !matches!(v, GqlValue::Null)) {
@@ -606,6 +603,7 @@ async fn plan_update_item(
         state, principal, target, shape, &rows, set, increment, &path, earlier,
     )
     .await
+    .map_err(|e| places.place(e, ""))
 }
 
 /// An update of `rows` with `_set` and `_inc` (as JSON; `path` places them
@@ -691,31 +689,34 @@ async fn plan(
                         .ok_or_else(|| {
                             ApiError::bad_request("unknown constraint").at("on_conflict.constraint")
                         })?;
-                    let only = match conflict.get("where").filter(|w| !w.is_null()) {
+                    let (only, places) = match conflict.get("where").filter(|w| !w.is_null()) {
                         Some(exp) => {
                             let exp = GqlValue::from_json(exp.clone()).map_err(|e| {
                                 ApiError::bad_request(e.to_string()).at("on_conflict.where")
                             })?;
-                            Some(arguments::filter(&exp, shape, shapes, "on_conflict.where")?)
+                            let (filter, places) =
+                                arguments::filter(&exp, shape, shapes, "on_conflict.where")?;
+                            (Some(filter), places)
                         }
-                        None => None,
+                        None => (None, Places::default()),
                     };
                     audit.note("on_conflict", conflict);
                     let conflict = Conflict { columns, only };
                     writer::plan_upsert(state, principal, target, &objects, &conflict, &update)
                         .await
+                        .map_err(|e| places.place(e, ""))
                 }
                 None => writer::plan_insert(state, principal, target, &objects),
             }
         }
         Kind::Update { by_pk } => {
-            let rows = if by_pk {
+            let (rows, places) = if by_pk {
                 let Json::Object(key) = argument(ctx, "pk_columns")? else {
                     return Err(
                         ApiError::bad_request("`pk_columns` must be an object").at("pk_columns")
                     );
                 };
-                Rows::Key(key.into_iter().collect())
+                (Rows::Key(key.into_iter().collect()), Places::default())
             } else {
                 rows_where(ctx, shape, shapes)?
             };
@@ -726,40 +727,44 @@ async fn plan(
                 state, principal, target, shape, &rows, set, increment, "", earlier,
             )
             .await
+            .map_err(|e| places.place(e, ""))
         }
         // Each of its updates is planned on its own (`plan_update_item`).
         Kind::UpdateMany => Err(ApiError::internal(
             "update_x_many is planned update by update",
         )),
         Kind::Delete { by_pk } => {
-            let rows = if by_pk {
+            let (rows, places) = if by_pk {
                 let key = shape.primary_key.as_deref().unwrap_or_default();
                 let mut values = Vec::with_capacity(key.len());
                 for column in key {
                     values.push((column.name.clone(), argument(ctx, &column.name)?));
                 }
-                Rows::Key(values)
+                (Rows::Key(values), Places::default())
             } else {
                 rows_where(ctx, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
-            writer::plan_delete(state, principal, target, &rows, earlier).await
+            writer::plan_delete(state, principal, target, &rows, earlier)
+                .await
+                .map_err(|e| places.place(e, ""))
         }
     }
 }
 
-/// `where` (required; `{}` matches every row the role may write).
-fn rows_where(ctx: &ResolverContext<'_>, shape: &Shape, shapes: &Shapes) -> Result<Rows, ApiError> {
+/// `where` (required; `{}` matches every row the role may write), and
+/// where its conditions are in the request.
+fn rows_where(
+    ctx: &ResolverContext<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Result<(Rows, Places), ApiError> {
     let exp = ctx
         .args
         .get("where")
         .ok_or_else(|| ApiError::bad_request("`where` is required").at("where"))?;
-    Ok(Rows::Filter(arguments::filter(
-        exp.as_value(),
-        shape,
-        shapes,
-        "where",
-    )?))
+    let (filter, places) = arguments::filter(exp.as_value(), shape, shapes, "where")?;
+    Ok((Rows::Filter(filter), places))
 }
 
 fn rows_text(rows: &Rows) -> Json {

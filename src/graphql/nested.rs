@@ -19,7 +19,7 @@ use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use serde_json::{Value, json};
 
-use super::arguments;
+use super::arguments::{self, Places};
 use super::resolve::{AggregateSelection, included, response_key};
 use super::shape::{RelationShape, Shape, Shapes};
 use crate::engine::Caller;
@@ -201,20 +201,25 @@ fn arguments_of(selected: &SelectionField<'_>) -> Result<HashMap<String, GqlValu
         .collect())
 }
 
-/// The keys filter AND the field's `where`.
+/// Where a relation field's `where` is in its read's filter: after the
+/// keys ([`related_filter`]).
+const OWN_WHERE: &str = "$and[1]";
+
+/// The keys filter AND the field's `where` (at [`OWN_WHERE`]), and where
+/// the `where`'s conditions are in the request.
 fn related_filter(
     keys: Value,
     arguments: &HashMap<String, GqlValue>,
     target: &Shape,
     shapes: &Shapes,
     at: &str,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, Places), ApiError> {
     match arguments.get("where") {
         Some(exp) => {
-            let own = arguments::filter(exp, target, shapes, &format!("{at}.where"))?;
-            Ok(json!({ "$and": [keys, own] }))
+            let (own, places) = arguments::filter(exp, target, shapes, &format!("{at}.where"))?;
+            Ok((json!({ "$and": [keys, own] }), places))
         }
-        None => Ok(keys),
+        None => Ok((keys, Places::default())),
     }
 }
 
@@ -246,6 +251,8 @@ fn count_argument(
 /// them and its `nodes` reads them.
 struct Picked {
     filter: Value,
+    /// Where the field's `where` is in the request.
+    places: Places,
     window: RowWindow,
     /// How many distinct parent keys (with one, the window is the read's).
     parents: usize,
@@ -289,8 +296,10 @@ impl Picked {
                 Vec::new()
             },
         };
+        let (filter, places) = related_filter(keys, &arguments, target, shapes, &at)?;
         Ok(Some(Self {
-            filter: related_filter(keys, &arguments, target, shapes, &at)?,
+            filter,
+            places,
             window,
             parents,
             at,
@@ -330,7 +339,9 @@ impl Picked {
             ..ReadRequest::default()
         };
         let target = Target::resolve(state, &target_shape.name)?;
-        let (mut related, _) = read::fetch(state, caller, &target, &request).await?;
+        let (mut related, _) = read::fetch(state, caller, &target, &request)
+            .await
+            .map_err(|e| self.places.place(e, OWN_WHERE))?;
         if self.parents > 1 && related.len() >= state.config.max_rows {
             return Err(ApiError::bad_request(format!(
                 "more than max_rows ({}) related rows: narrow `{}` with `where`, or read fewer parents",
@@ -451,7 +462,9 @@ async fn attach_aggregate(
                 ..AggregateRequest::default()
             };
             let target = Target::resolve(state, &target_shape.name)?;
-            let output = aggregate::start(state, caller, &target, request).await?;
+            let output = aggregate::start(state, caller, &target, request)
+                .await
+                .map_err(|e| picked.places.place(e, OWN_WHERE))?;
             for row in read::collect(state, output).await? {
                 if let Some(inner) = key_of(&row, aliases.iter().map(String::as_str)) {
                     groups.insert(inner, row);

@@ -10,6 +10,7 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
 use serde_json::Value;
 
+use super::arguments::Places;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use super::{arguments, bytea, nested};
 use crate::config::GraphqlConfig;
@@ -63,20 +64,22 @@ pub fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a 
     ))
 }
 
-/// The `where` argument as filter JSON (`None`: no filter).
+/// The `where` argument as filter JSON (`None`: no filter), and where its
+/// conditions are in the request (for the read's errors).
 pub fn where_filter(
     ctx: &ResolverContext<'_>,
     shape: &Shape,
     shapes: &Shapes,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<(Option<Value>, Places), ApiError> {
     let Some(exp) = ctx.args.get("where").filter(|v| !v.is_null()) else {
-        return Ok(None);
+        return Ok((None, Places::default()));
     };
-    let filter = arguments::filter(exp.as_value(), shape, shapes, "where")?;
-    Ok(filter
+    let (filter, places) = arguments::filter(exp.as_value(), shape, shapes, "where")?;
+    let filter = filter
         .as_object()
         .is_some_and(|o| !o.is_empty())
-        .then_some(filter))
+        .then_some(filter);
+    Ok((filter, places))
 }
 
 /// A non-negative `Int` argument.
@@ -156,8 +159,9 @@ pub async fn list<'a>(
 ) -> Result<FieldValue<'a>, ApiError> {
     let (state, caller) = request_data(ctx)?;
     let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
+    let (filter, places) = where_filter(ctx, shape, shapes)?;
     let request = ReadRequest {
-        filter: where_filter(ctx, shape, shapes)?,
+        filter,
         sort,
         distinct_on,
         fields: nested::columns(&ctx.ctx.field(), shape),
@@ -166,7 +170,9 @@ pub async fn list<'a>(
         ..ReadRequest::default()
     };
     let target = Target::resolve(state, &shape.name)?;
-    let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
+    let (mut records, _) = read::fetch(state, caller, &target, &request)
+        .await
+        .map_err(|e| places.place(e, ""))?;
     nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
     Ok(FieldValue::list(
         records.into_iter().map(FieldValue::owned_any),
@@ -337,7 +343,7 @@ pub async fn aggregate(
     limits: &GraphqlConfig,
 ) -> Result<AggregateAnswer, ApiError> {
     let (state, caller) = request_data(ctx)?;
-    let filter = where_filter(ctx, shape, shapes)?;
+    let (filter, places) = where_filter(ctx, shape, shapes)?;
     let field = ctx.ctx.field();
     let selection = AggregateSelection::of(&field, shape)?;
     let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
@@ -359,7 +365,9 @@ pub async fn aggregate(
             rows: rows.clone(),
             ..AggregateRequest::default()
         };
-        let output = aggregate::start(state, caller, &target, request).await?;
+        let output = aggregate::start(state, caller, &target, request)
+            .await
+            .map_err(|e| places.place(e, ""))?;
         let record = read::collect(state, output).await?.into_iter().next();
         selection.answer(record.as_ref())
     };
@@ -386,7 +394,10 @@ pub async fn aggregate(
             limit: Some(row_limit(ctx, limits)?),
             ..ReadRequest::default()
         };
-        nodes = read::fetch(state, caller, &target, &request).await?.0;
+        nodes = read::fetch(state, caller, &target, &request)
+            .await
+            .map_err(|e| places.place(e, ""))?
+            .0;
         for selected in &selected_nodes {
             nested::attach(state, caller, selected, shape, shapes, &mut nodes).await?;
         }
