@@ -34,7 +34,8 @@ impl Places {
     /// this filter, which the read compiled at `within` of its filter JSON
     /// (empty: the whole; `$and[1]`: a nested read's, after the keys).
     pub fn place(&self, mut error: ApiError, within: &str) -> ApiError {
-        let Some(path) = error.path.as_deref() else {
+        // No `where` (the default): nothing of the filter is the request's.
+        let Some(path) = error.path.as_deref().filter(|_| !self.root.is_empty()) else {
             return error;
         };
         let Some(at) = path
@@ -606,6 +607,8 @@ mod tests {
             at("filter.$and[10].id.$gt", "$and[1]"),
             "filter.$and[10].id.$gt"
         );
+        let none = Places::default().place(ApiError::bad_request("bad").at("filter.id"), "");
+        assert_eq!(none.path.as_deref(), Some("filter.id"));
     }
 
     #[test]
