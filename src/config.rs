@@ -78,6 +78,9 @@ pub struct GraphqlFileConfig {
     pub introspection: Option<bool>,
     /// Rows a list field answers without `limit`.
     pub default_limit: Option<u64>,
+    /// Most operations one batched request (a JSON array) may hold; 1
+    /// refuses batches.
+    pub max_batch: Option<usize>,
 }
 
 /// The GraphQL API's limits, resolved.
@@ -91,11 +94,14 @@ pub struct GraphqlConfig {
     /// Most rows a list answers whatever its `limit`: the REST API's
     /// largest page, and never more than `max_rows`.
     pub max_limit: u64,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
 }
 
 impl GraphqlConfig {
     pub const DEFAULT_MAX_DEPTH: usize = 10;
     pub const DEFAULT_MAX_COMPLEXITY: usize = 1000;
+    pub const DEFAULT_MAX_BATCH: usize = 20;
 
     fn resolve(file: Option<GraphqlFileConfig>, max_rows: usize) -> Self {
         let file = file.unwrap_or_default();
@@ -109,6 +115,7 @@ impl GraphqlConfig {
             introspection: file.introspection.unwrap_or(true),
             default_limit: file.default_limit.unwrap_or(max_limit).clamp(1, max_limit),
             max_limit,
+            max_batch: file.max_batch.unwrap_or(Self::DEFAULT_MAX_BATCH).max(1),
         }
     }
 }
@@ -367,10 +374,11 @@ mod tests {
                 introspection: true,
                 default_limit: 1000,
                 max_limit: 1000,
+                max_batch: 20,
             }
         );
         let file = FileConfig::parse(
-            "max_rows = 50\n[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 500\n",
+            "max_rows = 50\n[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 500\nmax_batch = 0\n",
         )
         .unwrap();
         let config = ServerConfig::resolve(file, Overrides::default()).unwrap();
@@ -379,9 +387,10 @@ mod tests {
                 config.graphql.max_depth,
                 config.graphql.introspection,
                 config.graphql.default_limit,
-                config.graphql.max_limit
+                config.graphql.max_limit,
+                config.graphql.max_batch,
             ),
-            (3, false, 50, 50)
+            (3, false, 50, 50, 1)
         );
         assert!(FileConfig::parse("[graphql]\nmax_dept = 3\n").is_err());
     }

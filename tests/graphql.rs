@@ -715,6 +715,70 @@ async fn configured_limits_hold() {
     f.stop().await;
 }
 
+/// A batch (a JSON array of requests, as Apollo's batch link sends) is
+/// answered by an array of responses, each operation run in turn as a
+/// request of its own: a failing mutation rolls back only itself, and a
+/// later operation sees what an earlier one committed. More than
+/// `max_batch` operations, or none, is a 400.
+#[tokio::test]
+async fn batched_requests_run_in_turn_each_on_its_own() {
+    let file = FileConfig::parse("[graphql]\nmax_batch = 4\n").unwrap();
+    let f = Fixture::with(file).await;
+    let post = |body: String| {
+        let base = f.server.base.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/graphql"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let batch = json!([
+        {"query": "mutation { insert_pg_customers_one(object: {id: 70, name: \"Gus\"}) { id } }"},
+        // Fails on the key: only this operation rolls back.
+        {"query": "mutation { a: insert_pg_customers_one(object: {id: 71, name: \"Hal\"}) { id } b: insert_pg_customers_one(object: {id: 1, name: \"dup\"}) { id } }"},
+        {"query": "query Named($id: Int!) { pg_customers_by_pk(id: $id) { name } }", "variables": {"id": 70}, "operationName": "Named"},
+        {"query": "{ pg_customers(where: {id: {_in: [70, 71]}}) { id } }"},
+    ]);
+    let (status, body) = post(format!("  \n{batch}")).await;
+    assert_eq!(status, 200, "{body}");
+    let answers = body.as_array().expect("an array of responses");
+    assert_eq!(answers.len(), 4, "{body}");
+    assert_eq!(
+        answers[0],
+        json!({"data": {"insert_pg_customers_one": {"id": 70}}})
+    );
+    assert_eq!(answers[1]["data"], Value::Null, "{body}");
+    assert!(answers[1]["errors"][0]["message"].is_string(), "{body}");
+    assert_eq!(
+        answers[2],
+        json!({"data": {"pg_customers_by_pk": {"name": "Gus"}}})
+    );
+    assert_eq!(answers[3], json!({"data": {"pg_customers": [{"id": 70}]}}));
+
+    let five = Value::Array(vec![json!({"query": "{ __typename }"}); 5]).to_string();
+    for (body, problem) in [
+        (five.as_str(), "has 5"),
+        ("[]", "has 0"),
+        ("[{\"query\": 1}]", "list of them"),
+    ] {
+        let (status, answer) = post(body.to_string()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_input", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(problem), "{body}: {answer}");
+    }
+    f.stop().await;
+}
+
 /// `returning` rows sorted by their `id` (RETURNING's order is the
 /// source's), so answers compare whole.
 fn sorted_returning(mut body: Value) -> Value {

@@ -148,7 +148,11 @@ pub async fn graphiql() -> Html<String> {
     )
 }
 
-/// Runs one GraphQL request as the caller. The answer is always a GraphQL
+/// Runs a GraphQL request as the caller: one operation
+/// (`{"query", "operationName", "variables"}`), or a batch of them (a
+/// JSON array, as Apollo's batch link sends; at most `max_batch`), run in
+/// turn, each as a request of its own (a mutation is one transaction),
+/// answered by an array of their responses. The answer is always a GraphQL
 /// response (HTTP 200) once the body is a GraphQL request; errors that are
 /// not a field's (parsing, validation, limits) carry the code
 /// `validation_failed`.
@@ -157,19 +161,52 @@ async fn execute(
     Extension(principal): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut request: async_graphql::Request =
-        match body.map_err(|e| body_rejection(&e)).and_then(|body| {
-            serde_json::from_slice(&body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body is not a GraphQL request (`{{\"query\": …, \"variables\": …}}`): {e}"
-                ))
-            })
-        }) {
-            Ok(request) => request,
-            Err(error) => return error.into_response(),
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(&rejection).into_response(),
+    };
+    let not_a_request = |e: serde_json::Error| {
+        ApiError::bad_request(format!(
+            "the body is not a GraphQL request (`{{\"query\": …, \"variables\": …}}`, or a list \
+             of them): {e}"
+        ))
+        .into_response()
+    };
+    // The first character tells a batch from one request, so either keeps
+    // serde's own message when it is malformed.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return match serde_json::from_slice(&body) {
+            Ok(request) => json_response(StatusCode::OK, &run(&state, principal, request).await),
+            Err(e) => not_a_request(e),
         };
+    }
+    let requests: Vec<async_graphql::Request> = match serde_json::from_slice(&body) {
+        Ok(requests) => requests,
+        Err(e) => return not_a_request(e),
+    };
+    let most = state.config.graphql.max_batch;
+    if requests.is_empty() || requests.len() > most {
+        return ApiError::bad_request(format!(
+            "a batch holds 1 to {most} operations (`graphql.max_batch`); this one has {}",
+            requests.len()
+        ))
+        .into_response();
+    }
+    let mut responses = Vec::with_capacity(requests.len());
+    for request in requests {
+        responses.push(run(&state, principal.clone(), request).await);
+    }
+    json_response(StatusCode::OK, &responses)
+}
+
+/// Runs one operation as the caller.
+async fn run(
+    state: &AppState,
+    principal: Principal,
+    mut request: async_graphql::Request,
+) -> async_graphql::Response {
     let caller = principal.caller();
-    let mut response = match state.graphql.get(&state, &caller) {
+    let mut response = match state.graphql.get(state, &caller) {
         Ok(schema) => {
             state.graphql.documents.prepare(&mut request);
             let session = Arc::new(mutation::Session::for_request(&mut request));
@@ -179,7 +216,7 @@ async fn execute(
                 .data(principal)
                 .data(session.clone());
             let mut response = schema.execute(request).await;
-            session.finish(&state, &mut response).await;
+            session.finish(state, &mut response).await;
             response
         }
         Err(error) => async_graphql::Response::from_errors(vec![
@@ -191,7 +228,7 @@ async fn execute(
             mark(error);
         }
     }
-    json_response(StatusCode::OK, &response)
+    response
 }
 
 /// Gives an error of async-graphql's own a code: one outside any field
