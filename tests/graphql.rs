@@ -779,6 +779,56 @@ async fn batched_requests_run_in_turn_each_on_its_own() {
     f.stop().await;
 }
 
+/// Apollo's automatic persisted queries: a hash alone is unknown until the
+/// text is sent once with it; then the hash alone runs it (with its
+/// variables, as the caller: a role's schema still decides).
+#[tokio::test]
+async fn persisted_queries_run_by_their_hash_once_sent() {
+    use sha2::{Digest, Sha256};
+    let f = Fixture::new().await;
+    let text = "query One($id: Int!) { pg_customers_by_pk(id: $id) { name } }";
+    let hash: String = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let persisted = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
+    let by_hash = json!({"extensions": persisted, "variables": {"id": 2}});
+    let body = f.request(None, by_hash.clone()).await;
+    assert_eq!(
+        body,
+        json!({"data": null, "errors": [{"message": "PersistedQueryNotFound",
+                                           "extensions": {"code": "persisted_query_not_found"}}]})
+    );
+    let body = f
+        .request(
+            None,
+            json!({"query": text, "extensions": persisted, "variables": {"id": 1}}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers_by_pk": {"name": "Ann"}}})
+    );
+    let body = f.request(None, by_hash).await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers_by_pk": {"name": "Bob"}}})
+    );
+    // A role without pg_customers in its schema is refused by validation.
+    let body = f
+        .request(
+            Some(("nobody", "x")),
+            json!({"extensions": persisted, "variables": {"id": 2}}),
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_ne!(
+        body["errors"][0]["message"], "PersistedQueryNotFound",
+        "{body}"
+    );
+    f.stop().await;
+}
+
 /// `returning` rows sorted by their `id` (RETURNING's order is the
 /// source's), so answers compare whole.
 fn sorted_returning(mut body: Value) -> Value {

@@ -12,6 +12,7 @@ mod bytea;
 mod group_by;
 mod mutation;
 mod nested;
+mod persisted;
 mod resolve;
 mod schema;
 mod shape;
@@ -44,6 +45,7 @@ use crate::state::AppState;
 pub struct Schemas {
     built: Mutex<HashMap<Option<String>, Built>>,
     documents: Documents,
+    persisted: persisted::Persisted,
 }
 
 /// Parsed query documents by their text: clients send the same few
@@ -205,6 +207,9 @@ async fn run(
     principal: Principal,
     mut request: async_graphql::Request,
 ) -> async_graphql::Response {
+    if let Err(error) = state.graphql.persisted.resolve(&mut request) {
+        return async_graphql::Response::from_errors(vec![error]);
+    }
     let caller = principal.caller();
     let mut response = match state.graphql.get(state, &caller) {
         Ok(schema) => {
