@@ -628,6 +628,56 @@ async fn errors_follow_the_graphql_spec() {
     let (status, page) = f.server.get_text("/graphql").await;
     assert_eq!(status, 200);
     assert!(page.contains("graphiql"), "{page}");
+
+    // A query by GET (`?query=…&variables=…&operationName=…`) runs as the
+    // caller, with credentials as a POST; a mutation is POST's only.
+    let get = |url: String, token: Option<&'static str>| {
+        let base = f.server.base.clone();
+        async move {
+            let mut request = reqwest::Client::new().get(format!("{base}{url}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let query = "/graphql?operationName=One&query=query%20One(%24id%3A%20Int!)%20%7B%20pg_customers_by_pk(id%3A%20%24id)%20%7B%20name%20%7D%20%7D&variables=%7B%22id%22%3A%202%7D";
+    assert_eq!(
+        get(query.to_string(), Some(TOKEN)).await,
+        (
+            200,
+            json!({"data": {"pg_customers_by_pk": {"name": "Bob"}}})
+        )
+    );
+    let (status, body) = get(query.to_string(), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(
+        "/graphql?query=mutation%20%7B%20delete_pg_orders(where%3A%20%7B%7D)%20%7B%20affected_rows%20%7D%20%7D"
+            .to_string(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (405, &json!("method_not_allowed")),
+        "{body}"
+    );
+    let (status, body) = get(
+        "/graphql?query=%7B%20pg_orders%20%7B%20id%20%7D%20%7D&variables=%7Bnot".to_string(),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Nothing was deleted.
+    assert_eq!(
+        f.query("{ pg_orders_aggregate { aggregate { count } } }")
+            .await,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 5}}}})
+    );
     f.stop().await;
 }
 

@@ -93,9 +93,19 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = match identify(&state, request.headers()).await {
+    match admit(&state, &mut request).await {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Authenticates and rate limits `request`, handing the [`Principal`] on
+/// as its extension (the middleware's work, for a handler that decides
+/// itself whether a request needs it); `Err`: the answer refusing it.
+pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Response> {
+    let principal = match identify(state, request.headers()).await {
         Ok(principal) => principal,
-        Err(error) => return error.into_response(),
+        Err(error) => return Err(error.into_response()),
     };
     if let Some(limiter) = &state.rate_limiter {
         let client = request
@@ -111,11 +121,11 @@ pub async fn authenticate(
             _ => format!("ip:{}", client.unwrap_or_default()),
         };
         if let Err(retry_after) = limiter.check(&key) {
-            return too_many_requests(retry_after);
+            return Err(too_many_requests(retry_after));
         }
     }
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    Ok(())
 }
 
 /// Middleware for `/admin`: the admin role only.

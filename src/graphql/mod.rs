@@ -139,15 +139,53 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/graphql", post(execute))
 }
 
-/// `GET /graphql`: GraphiQL. The page holds no data; GraphiQL's scripts
-/// and styles load from unpkg.com in the browser.
-pub async fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Tributary GraphQL")
-            .finish(),
-    )
+/// `GET /graphql`. With a `query` (or a persisted query's `extensions`)
+/// in the URL — GraphQL over HTTP's GET, `?query=…&variables=<JSON>&
+/// operationName=…` — a query run as the caller, authenticated as on
+/// every data route; a mutation is refused (405: it changes data, so POST
+/// only). Without: GraphiQL's page, which holds no data and needs no
+/// credentials (its scripts and styles load from unpkg.com in the browser).
+pub async fn get(State(state): State<AppState>, mut request: axum::extract::Request) -> Response {
+    let Some(text) = request.uri().query().filter(|text| {
+        text.split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| name == "query" || name == "extensions")
+    }) else {
+        return Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("Tributary GraphQL")
+                .finish(),
+        )
+        .into_response();
+    };
+    let mut operation = match async_graphql::http::parse_query_string(text) {
+        Ok(operation) => operation,
+        Err(e) => {
+            return ApiError::bad_request(format!("the URL is not a GraphQL request: {e}"))
+                .into_response();
+        }
+    };
+    if let Err(refused) = crate::auth::admit(&state, &mut request).await {
+        return refused;
+    }
+    let Some(principal) = request.extensions_mut().remove::<Principal>() else {
+        return ApiError::internal("an admitted request without its principal").into_response();
+    };
+    // The document may be a persisted one's: its text first.
+    if let Err(error) = state.graphql.persisted.resolve(&mut operation) {
+        let response = async_graphql::Response::from_errors(vec![error]);
+        return json_response(StatusCode::OK, &response);
+    }
+    if mutation::Session::is_mutation(&mut operation) {
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a mutation is sent by POST",
+        )
+        .into_response();
+    }
+    json_response(StatusCode::OK, &run(&state, principal, operation).await)
 }
 
 /// Runs a GraphQL request as the caller: one operation

@@ -900,6 +900,23 @@ impl Inner {
     }
 }
 
+/// The operation a request runs: its document's only one, or the one
+/// `operationName` names (`None`: the document does not parse, or has no
+/// such operation).
+fn operation(
+    request: &mut async_graphql::Request,
+) -> Option<&async_graphql::parser::types::OperationDefinition> {
+    use async_graphql::parser::types::DocumentOperations;
+    let name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let operation = match (&document.operations, &name) {
+        (DocumentOperations::Single(operation), _) => operation,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    Some(&operation.node)
+}
+
 /// The refusal of a write to another source than the transaction's.
 fn other_source(target: &Target, tx: &Transaction) -> ApiError {
     ApiError::bad_request(format!(
@@ -914,32 +931,29 @@ fn other_source(target: &Target, tx: &Transaction) -> ApiError {
 impl Session {
     /// The session of a request whose document is parsed.
     pub fn for_request(request: &mut async_graphql::Request) -> Self {
-        use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
-        let name = request.operation_name.clone();
-        let root_fields = request.parsed_query().ok().map_or(0, |document| {
-            let operation = match (&document.operations, &name) {
-                (DocumentOperations::Single(operation), _) => Some(operation),
-                (DocumentOperations::Multiple(operations), Some(name)) => {
-                    operations.get(name.as_str())
-                }
-                (DocumentOperations::Multiple(_), None) => None,
-            };
-            operation.map_or(0, |operation| {
-                let items = &operation.node.selection_set.node.items;
-                let plain = items.iter().all(
-                    |item| matches!(&item.node, Selection::Field(f) if f.node.directives.is_empty()),
-                );
-                if operation.node.ty == OperationType::Mutation && plain {
-                    items.len()
-                } else {
-                    0
-                }
-            })
+        use async_graphql::parser::types::{OperationType, Selection};
+        let root_fields = operation(request).map_or(0, |operation| {
+            let items = &operation.selection_set.node.items;
+            let plain = items.iter().all(
+                |item| matches!(&item.node, Selection::Field(f) if f.node.directives.is_empty()),
+            );
+            if operation.ty == OperationType::Mutation && plain {
+                items.len()
+            } else {
+                0
+            }
         });
         Self {
             inner: Mutex::default(),
             root_fields,
         }
+    }
+
+    /// Whether the request runs a mutation (`false` also when its document
+    /// does not parse: running it reports that).
+    pub fn is_mutation(request: &mut async_graphql::Request) -> bool {
+        operation(request)
+            .is_some_and(|o| o.ty == async_graphql::parser::types::OperationType::Mutation)
     }
 
     /// Ends the request: commits when every field succeeded and the
