@@ -837,10 +837,7 @@ async fn persisted_queries_run_by_their_hash_once_sent() {
     use sha2::{Digest, Sha256};
     let f = Fixture::new().await;
     let text = "query One($id: Int!) { pg_customers_by_pk(id: $id) { name } }";
-    let hash: String = Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
     let persisted = json!({"persistedQuery": {"version": 1, "sha256Hash": hash}});
     let by_hash = json!({"extensions": persisted, "variables": {"id": 2}});
     let body = f.request(None, by_hash.clone()).await;

@@ -143,7 +143,7 @@ impl<'a> Scope<'a> {
         };
         let mut parts = Vec::with_capacity(entries.len());
         for (key, value) in entries {
-            let here = join(path, key);
+            let here = join_path(path, key);
             parts.push(match key.as_str() {
                 "$and" | "$or" => {
                     let Value::Array(items) = value else {
@@ -220,7 +220,7 @@ impl<'a> Scope<'a> {
         }
         let parts = ops
             .iter()
-            .map(|(op, operand)| self.operator(name, op, operand, &join(path, op)))
+            .map(|(op, operand)| self.operator(name, op, operand, &join_path(path, op)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(parts.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
     }
@@ -701,10 +701,9 @@ fn zip(a: &[String], b: &[String]) -> Vec<(String, String)> {
     a.iter().cloned().zip(b.iter().cloned()).collect()
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else if key.starts_with('[') {
+/// `key` (or an index, `[i]`) below `path`: the paths errors name.
+pub(crate) fn join_path(path: &str, key: &str) -> String {
+    if path.is_empty() || key.is_empty() || key.starts_with('[') {
         format!("{path}{key}")
     } else {
         format!("{path}.{key}")
@@ -847,7 +846,7 @@ pub fn check_variables(value: &Value, path: &str) -> Result<(), FilterError> {
             .try_for_each(|(i, v)| check_variables(v, &format!("{path}[{i}]"))),
         Value::Object(map) => map
             .iter()
-            .try_for_each(|(k, v)| check_variables(v, &join(path, k))),
+            .try_for_each(|(k, v)| check_variables(v, &join_path(path, k))),
         _ => Ok(()),
     }
 }

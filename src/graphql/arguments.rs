@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::shape::{Shape, Shapes};
 use super::similar;
 use crate::error::ApiError;
+use crate::filter::join_path;
 use crate::rest::aggregate::Aggregation;
 use crate::rest::order;
 use crate::rest::params::{SortKey, SortVia};
@@ -52,7 +53,7 @@ impl Places {
             .max_by_key(|(len, ..)| *len)
             .map_or_else(
                 || self.root.clone(),
-                |(_, request, tail)| join(request, tail),
+                |(_, request, tail)| join_path(request, tail),
             );
         error.path = Some(placed);
         error
@@ -71,14 +72,6 @@ fn under<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
         Some(b'.') => Some(&tail[1..]),
         Some(b'[') => Some(tail),
         Some(_) => None,
-    }
-}
-
-fn join(path: &str, tail: &str) -> String {
-    if path.is_empty() || tail.is_empty() || tail.starts_with('[') {
-        format!("{path}{tail}")
-    } else {
-        format!("{path}.{tail}")
     }
 }
 
@@ -108,7 +101,7 @@ type Placed = (Value, Vec<(String, String)>);
 fn within(prefix: &str, places: Vec<(String, String)>) -> Vec<(String, String)> {
     places
         .into_iter()
-        .map(|(json, request)| (join(prefix, &json), request))
+        .map(|(json, request)| (join_path(prefix, &json), request))
         .collect()
 }
 

@@ -159,16 +159,18 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
         )
         .into_response();
     };
-    let mut operation = match async_graphql::http::parse_query_string(text) {
+    let text = text.to_string();
+    // Credentials first: an unauthenticated caller learns nothing of the URL.
+    if let Err(refused) = crate::auth::admit(&state, &mut request).await {
+        return refused;
+    }
+    let mut operation = match async_graphql::http::parse_query_string(&text) {
         Ok(operation) => operation,
         Err(e) => {
             return ApiError::bad_request(format!("the URL is not a GraphQL request: {e}"))
                 .into_response();
         }
     };
-    if let Err(refused) = crate::auth::admit(&state, &mut request).await {
-        return refused;
-    }
     let Some(principal) = request.extensions_mut().remove::<Principal>() else {
         return ApiError::internal("an admitted request without its principal").into_response();
     };
@@ -283,6 +285,11 @@ fn mark(error: &mut ServerError) {
     } else {
         "internal"
     };
+    set_code(error, code);
+}
+
+/// Gives `error` the code clients branch on (`extensions.code`).
+fn set_code(error: &mut ServerError, code: &str) {
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", code);
     error.extensions = Some(extensions);

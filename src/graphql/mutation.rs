@@ -476,7 +476,7 @@ async fn mutate<'a>(
             let mut audit = Audit::new(principal, &target, kind.operation());
             let earlier = inner.written(&target);
             let planned = plan_update_item(
-                state, principal, &target, shape, shapes, update, i, &earlier, &mut audit,
+                state, principal, &target, shape, shapes, update, i, earlier, &mut audit,
             )
             .await;
             let (affected, mut records) = inner
@@ -494,7 +494,7 @@ async fn mutate<'a>(
     let mut audit = Audit::new(principal, &target, kind.operation());
     let earlier = inner.written(&target);
     let planned = plan(
-        ctx, state, principal, &target, shape, shapes, kind, &earlier, &mut audit,
+        ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
     )
     .await;
     // The request's last field, reading no relation of the rows it writes:
@@ -819,11 +819,8 @@ impl Inner {
     /// The keys of the rows of `target` the request's fields so far
     /// inserted or updated (they are candidates of a later `where`, which
     /// the engine reads outside the transaction).
-    fn written(&self, target: &Target) -> Vec<Vec<Value>> {
-        self.tx
-            .as_ref()
-            .map(|tx| tx.written(target).to_vec())
-            .unwrap_or_default()
+    fn written(&self, target: &Target) -> &[Vec<Value>] {
+        self.tx.as_ref().map_or(&[], |tx| tx.written(target))
     }
 
     /// Runs a field's planned write and keeps its audit row; a failure

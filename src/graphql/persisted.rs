@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::{ErrorExtensionValues, ServerError, Value as GqlValue};
+use async_graphql::{ServerError, Value as GqlValue};
 use sha2::{Digest, Sha256};
 
 /// Texts by their SHA-256 (lowercase hex).
@@ -82,10 +82,8 @@ impl Persisted {
 }
 
 fn error(message: &str, code: &str) -> ServerError {
-    let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", code);
     let mut error = ServerError::new(message, None);
-    error.extensions = Some(extensions);
+    super::set_code(&mut error, code);
     error
 }
 
