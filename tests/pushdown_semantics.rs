@@ -368,6 +368,50 @@ async fn literals_with_quotes_and_backslashes_stay_values_in_mariadb() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// The same on PostgreSQL, where a database may read a backslash in a string
+/// literal as an escape (`standard_conforming_strings = off`, set here on the
+/// database): the connector's sessions turn that off, so a pushed literal
+/// ending in a backslash cannot end early and let the next one's text in.
+#[tokio::test]
+async fn literals_with_backslashes_stay_values_where_postgresql_reads_escapes() {
+    let database = tributary_connector::testkit::unique_name("scs");
+    common::postgres_exec(&format!("CREATE DATABASE {database}")).await;
+    common::postgres_exec(&format!(
+        "ALTER DATABASE {database} SET standard_conforming_strings = off"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, None)).unwrap();
+    url.set_path(&database);
+    let (client, connection) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL); INSERT INTO t VALUES (1, 10), (2, 20);")
+        .await
+        .unwrap();
+    drop(client);
+    connection.await.unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "scs", "url": url.as_str()}))
+        .await;
+    // One backslash before each closing quote.
+    let query = "SELECT id, CASE WHEN n > 15 THEN 'x\\' ELSE ' OR 1=1 -- ' END AS label \
+                 FROM scs.public.t WHERE n < 100 OR n = length('\\') ORDER BY id";
+    assert!(
+        pushed(&server, query).await.contains("CASE"),
+        "the CASE is pushed"
+    );
+    assert_eq!(
+        rows(&server, query).await,
+        json!([[1, " OR 1=1 -- "], [2, "x\\"]])
+    );
+    server.stop().await;
+    common::postgres_exec(&format!("DROP DATABASE {database} WITH (FORCE)")).await;
+}
+
 /// `row_number()` per key answers alike on both sources (in SQL it runs in
 /// DataFusion; the named windows of GraphQL's nested pages and
 /// `distinct_on` go to PostgreSQL, see tests/graphql.rs).

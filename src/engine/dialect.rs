@@ -2,8 +2,9 @@
 //! own dialect of the source's kind (ours for SQL Server and Oracle, which
 //! DataFusion lacks), with our two additions — every derived table named
 //! (SQLite: without a name, the unparser's qualified references to a derived
-//! table's columns do not resolve) and the UTF-8 bytes function of
-//! [`mysql_strings`](super::mysql_strings) written out. What the unparser
+//! table's columns do not resolve), the UTF-8 bytes function of
+//! [`mysql_strings`](super::mysql_strings) written out, and the JSON
+//! document tests as PostgreSQL's jsonb operators. What the unparser
 //! has no hook for (row limits, Oracle's table aliases, typed date literals)
 //! is respelled afterwards by [`dialect_ast`](super::dialect_ast).
 
@@ -35,6 +36,7 @@ pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
     Arc::new(SourceDialect {
         base,
         name_derived_tables: kind == SourceKind::Sqlite,
+        json_operators: kind == SourceKind::Postgres,
     })
 }
 
@@ -131,6 +133,8 @@ fn custom_type(name: &str) -> ast::DataType {
 struct SourceDialect {
     base: Box<dyn Dialect>,
     name_derived_tables: bool,
+    /// The JSON document tests written as jsonb's operators (PostgreSQL).
+    json_operators: bool,
 }
 
 impl Dialect for SourceDialect {
@@ -144,12 +148,16 @@ impl Dialect for SourceDialect {
         func_name: &str,
         args: &[Expr],
     ) -> Result<Option<ast::Expr>> {
-        match mysql_strings::bytes_to_sql(unparser, func_name, args)? {
-            Some(sql) => Ok(Some(sql)),
-            None => self
-                .base
-                .scalar_function_to_sql_overrides(unparser, func_name, args),
+        if let Some(sql) = mysql_strings::bytes_to_sql(unparser, func_name, args)? {
+            return Ok(Some(sql));
         }
+        if self.json_operators
+            && let Some(sql) = crate::filter::json_postgres_sql(unparser, func_name, args)?
+        {
+            return Ok(Some(sql));
+        }
+        self.base
+            .scalar_function_to_sql_overrides(unparser, func_name, args)
     }
 
     fn identifier_quote_style(&self, identifier: &str) -> Option<char> {

@@ -22,9 +22,11 @@
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
 //! | window functions | `row_number()` over pushable keys (PostgreSQL only) | no (run in DataFusion) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
+//! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //!
 //! KingbaseES follows PostgreSQL, except that `''` is not pushed (in its
-//! Oracle compatibility mode it is NULL).
+//! Oracle compatibility mode it is NULL) and neither are the JSON document
+//! tests (its jsonb depends on the version and mode).
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, ScalarValue};
@@ -323,6 +325,13 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                 && is_numeric(cast.field.data_type())
                 && cast.expr.get_type(schema).is_ok_and(|t| is_numeric(&t))
                 && (!lacks_booleans(kind) || is_integer(&cast.expr, schema))
+        }
+        // Our jsonb tests (`filter::json_document`), which PostgreSQL has as operators.
+        Expr::ScalarFunction(function)
+            if kind == SourceKind::Postgres
+                && crate::filter::json_pushable_to_postgres(function.name(), &function.args) =>
+        {
+            pushable(&function.args[0])
         }
         Expr::ScalarFunction(function) => {
             function_is_pushable(function.name(), kind) && function.args.iter().all(pushable)

@@ -6,17 +6,21 @@
 //! (a key is a top-level object key, or a string element of a top-level
 //! array, or the document's own string). The second argument is a literal:
 //! the pattern's JSON, or a JSON array of keys. A NULL or unreadable
-//! document answers NULL. No source knows these functions, so filters
-//! using them run in DataFusion.
+//! document answers NULL. They run in DataFusion, except on PostgreSQL
+//! sources, which receive jsonb's own operators (`postgres_sql`): the same
+//! meaning, numbers compared exactly, and a GIN index on the column can
+//! serve them.
 
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
 };
+use datafusion::sql::sqlparser::ast::{self, ArrayElemTypeDef, BinaryOperator, CastKind};
+use datafusion::sql::unparser::Unparser;
 use serde_json::Value;
 
 /// What a function tests.
@@ -38,6 +42,17 @@ impl Test {
         }
     }
 
+    const ALL: [Self; 4] = [
+        Self::Contains,
+        Self::ContainedIn,
+        Self::HasAnyKey,
+        Self::HasAllKeys,
+    ];
+
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|test| test.name() == name)
+    }
+
     /// Whether `doc` passes, against the operand.
     fn holds(self, doc: &Value, operand: &Value) -> bool {
         match self {
@@ -52,21 +67,75 @@ impl Test {
 /// `test(expr, operand)`; `operand` is the pattern, or the array of keys.
 pub fn call(test: Test, expr: Expr, operand: &Value) -> Expr {
     static UDFS: LazyLock<[Arc<ScalarUDF>; 4]> = LazyLock::new(|| {
-        [
-            Test::Contains,
-            Test::ContainedIn,
-            Test::HasAnyKey,
-            Test::HasAllKeys,
-        ]
-        .map(|test| Arc::new(ScalarUDF::new_from_impl(JsonDocument::new(test))))
+        Test::ALL.map(|test| Arc::new(ScalarUDF::new_from_impl(JsonDocument::new(test))))
     });
-    let index = match test {
-        Test::Contains => 0,
-        Test::ContainedIn => 1,
-        Test::HasAnyKey => 2,
-        Test::HasAllKeys => 3,
+    // The variants' discriminants are their places in `ALL`.
+    UDFS[test as usize].call(vec![expr, lit(operand.to_string())])
+}
+
+/// Whether `name` is one of these functions whose operand is a literal
+/// (how the filter compiler calls them): what a PostgreSQL source may be
+/// sent.
+pub fn pushable_to_postgres(name: &str, args: &[Expr]) -> bool {
+    Test::named(name).is_some() && matches!(args, [_, operand] if literal_text(operand).is_some())
+}
+
+/// PostgreSQL's spelling of a call (None for other functions):
+/// `(CAST(doc AS JSONB) @> CAST('pattern' AS JSONB))`, `<@`, and `?|` /
+/// `?&` with `CAST(ARRAY['key', …] AS TEXT[])` (the cast types an empty
+/// array). The cast is no cast on a `jsonb` column, so its GIN index serves;
+/// a `json` column is always valid JSON, so the cast cannot fail. The
+/// pattern and keys are string literals, escaped by the unparser.
+pub fn postgres_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Option<ast::Expr>> {
+    let Some(test) = Test::named(name) else {
+        return Ok(None);
     };
-    UDFS[index].call(vec![expr, lit(operand.to_string())])
+    let [doc, operand] = args else {
+        return plan_err!("{name} takes two arguments");
+    };
+    let Some(operand) = literal_text(operand) else {
+        return plan_err!("{name} takes a literal as its second argument");
+    };
+    let string = |text: &str| ast::Expr::value(ast::Value::SingleQuotedString(text.to_string()));
+    let cast = |expr: ast::Expr, data_type: ast::DataType| ast::Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(expr),
+        data_type,
+        array: false,
+        format: None,
+    };
+    let jsonb = |expr: ast::Expr| cast(expr, ast::DataType::JSONB);
+    let key_array = || -> Result<ast::Expr> {
+        let Ok(operand) = serde_json::from_str::<Value>(operand) else {
+            return plan_err!("{name}: the operand is not JSON");
+        };
+        let elem = keys(&operand).map(string).collect();
+        Ok(cast(
+            ast::Expr::Array(ast::Array { elem, named: true }),
+            ast::DataType::Array(ArrayElemTypeDef::SquareBracket(
+                Box::new(ast::DataType::Text),
+                None,
+            )),
+        ))
+    };
+    let (op, right) = match test {
+        Test::Contains => (BinaryOperator::AtArrow, jsonb(string(operand))),
+        Test::ContainedIn => (BinaryOperator::ArrowAt, jsonb(string(operand))),
+        Test::HasAnyKey => (BinaryOperator::QuestionPipe, key_array()?),
+        Test::HasAllKeys => (BinaryOperator::QuestionAnd, key_array()?),
+    };
+    Ok(Some(ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+        left: Box::new(jsonb(unparser.expr_to_sql(doc)?)),
+        op,
+        right: Box::new(right),
+    }))))
+}
+
+fn literal_text(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Literal(ScalarValue::Utf8(Some(text)), _) => Some(text),
+        _ => None,
+    }
 }
 
 /// PostgreSQL's `a @> b` for jsonb: objects contain the pairs of the
@@ -222,6 +291,50 @@ mod tests {
                 "{pattern} <@ {doc}"
             );
         }
+    }
+
+    #[test]
+    fn postgresql_is_sent_jsonbs_operators_with_escaped_literals() {
+        use datafusion::logical_expr::col;
+        use datafusion::sql::unparser::dialect::PostgreSqlDialect;
+
+        let unparser = Unparser::new(&PostgreSqlDialect {});
+        let sql = |test: Test, operand: Value| {
+            let Expr::ScalarFunction(call) = call(test, col("tags"), &operand) else {
+                panic!("not a call");
+            };
+            assert!(pushable_to_postgres(call.name(), &call.args));
+            postgres_sql(&unparser, call.name(), &call.args)
+                .unwrap()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            sql(Test::Contains, json!({"it's": [1]})),
+            r#"(CAST("tags" AS JSONB) @> CAST('{"it''s":[1]}' AS JSONB))"#
+        );
+        assert_eq!(
+            sql(Test::ContainedIn, json!("a\\b")),
+            r#"(CAST("tags" AS JSONB) <@ CAST('"a\\b"' AS JSONB))"#
+        );
+        assert_eq!(
+            sql(Test::HasAnyKey, json!(["a", "b'c"])),
+            r#"(CAST("tags" AS JSONB) ?| CAST(ARRAY['a', 'b''c'] AS TEXT[]))"#
+        );
+        assert_eq!(
+            sql(Test::HasAllKeys, json!([])),
+            r#"(CAST("tags" AS JSONB) ?& CAST(ARRAY[] AS TEXT[]))"#
+        );
+        // Other functions are not ours; an operand that is no literal is not sent.
+        assert!(
+            postgres_sql(&unparser, "upper", &[col("a")])
+                .unwrap()
+                .is_none()
+        );
+        assert!(!pushable_to_postgres(
+            "json_contains",
+            &[col("a"), col("b")]
+        ));
     }
 
     #[test]

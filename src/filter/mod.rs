@@ -35,6 +35,9 @@ use serde_json::Value;
 use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
 
 use json_document::Test;
+pub use json_document::{
+    postgres_sql as json_postgres_sql, pushable_to_postgres as json_pushable_to_postgres,
+};
 
 /// What is wrong with a filter, and where (`$and[1].o_status.$eq`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

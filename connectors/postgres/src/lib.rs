@@ -8,7 +8,8 @@
 //! `sys_catalog` instead of `pg_catalog`; see [`flavor`] for what differs
 //! (compatibility modes, upper-case names, user-defined types).
 //!
-//! * Sessions are opened with `-c TimeZone=UTC -c DateStyle=ISO` and, when
+//! * Sessions are opened with `-c TimeZone=UTC -c DateStyle=ISO -c
+//!   standard_conforming_strings=on` and, when
 //!   the pool sets one, `-c statement_timeout=N` (a statement over the limit
 //!   fails with a `Timeout` error).
 //! * The type mapping, the binary decoding and the text fallback for types

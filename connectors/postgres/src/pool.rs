@@ -16,11 +16,16 @@ use tributary_connector::{ConnectorError, Result, Secret, SourceConfig, TlsMode}
 
 use crate::flavor::Flavor;
 
-/// The `options` startup parameter: per-session settings. Statements are
-/// cancelled by the server after `statement_timeout`; times are rendered in
-/// UTC and ISO style wherever the server renders them as text.
+/// The `options` startup parameter: per-session settings, which take
+/// precedence over a database's or role's own. Statements are cancelled by
+/// the server after `statement_timeout`; times are rendered in UTC and ISO
+/// style wherever the server renders them as text; a backslash in a string
+/// literal is a backslash (`standard_conforming_strings`: the pushed SQL
+/// escapes a quote by doubling it, which a server set to read `\'` as an
+/// escaped quote would let a value end its literal).
 pub(crate) fn session_options(statement_timeout: Option<Duration>) -> String {
-    let mut options = String::from("-c TimeZone=UTC -c DateStyle=ISO");
+    let mut options =
+        String::from("-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on");
     if let Some(timeout) = statement_timeout {
         options.push_str(&format!(
             " -c statement_timeout={}",
@@ -158,9 +163,12 @@ mod tests {
     fn options_and_modes() {
         assert_eq!(
             session_options(Some(Duration::from_millis(1500))),
-            "-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=1500"
+            "-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on -c statement_timeout=1500"
         );
-        assert_eq!(session_options(None), "-c TimeZone=UTC -c DateStyle=ISO");
+        assert_eq!(
+            session_options(None),
+            "-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on"
+        );
         let mut config =
             SourceConfig::from_url("s", "postgres://u:p@db:6543/app?sslmode=verify-full").unwrap();
         let pg = pg_config(&config).unwrap();
