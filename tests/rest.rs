@@ -1738,6 +1738,54 @@ async fn appends_send_one_statement_per_relation_and_level() {
         .sum();
     assert_eq!(orders, 45, "{body}");
     assert_eq!(statements(&f, "pg").await - before, 3);
+    // A related row by its primary key in the same source is joined into
+    // the rows' own statement: one statement.
+    let before = statements(&f, "pg").await;
+    let body = f
+        .get("/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3")
+        .await;
+    assert_eq!(statements(&f, "pg").await - before, 1);
+    let names: Vec<&Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["customers"]["name"])
+        .collect();
+    assert_eq!(
+        names,
+        [&json!("Ann"), &json!("Ann"), &json!("Bob")],
+        "{body}"
+    );
+    // As a role: the related table's rule holds in the join (a customer it
+    // may not read is null, a column it may not read is not answered).
+    f.rule("clerk", "pg_orders", "select", json!({})).await;
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"filter": {"tier": {"$notEmpty": true}}, "columns": ["id", "name", "tier"]}),
+    )
+    .await;
+    let before = statements(&f, "pg").await;
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "1",
+            Method::GET,
+            "/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(statements(&f, "pg").await - before, 1);
+    assert_eq!(
+        body["data"],
+        json!([
+            {"id": 1, "customers": {"id": 1, "name": "Ann", "tier": "gold"}},
+            {"id": 2, "customers": {"id": 1, "name": "Ann", "tier": "gold"}},
+            {"id": 3, "customers": null},
+        ])
+    );
     // Across sources: one statement to each.
     let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
     f.get("/api/my_reviews?appends=customer").await;

@@ -296,7 +296,10 @@ fn readable(
 }
 
 /// The related table as the caller may read it, under its full name.
-fn scan(scope: &PlanScope<'_>, table: &TableRef) -> Result<LogicalPlanBuilder, ApiError> {
+pub(super) fn scan(
+    scope: &PlanScope<'_>,
+    table: &TableRef,
+) -> Result<LogicalPlanBuilder, ApiError> {
     let provider = (scope.tables)(table)
         .ok_or_else(|| ApiError::forbidden(format!("{table} cannot be read here")).at("sort"))?;
     LogicalPlanBuilder::scan(full_name(table), provider_as_source(provider), None).map_err(internal)

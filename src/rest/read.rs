@@ -2,8 +2,10 @@
 //! count, related records by `appends`) and `get` by primary key. Each
 //! becomes a DataFusion plan over the collection as the caller sees it;
 //! the engine adds the caller's row filters to every scan, related
-//! collections' included. Appended relations cost one query per relation
-//! and level, whatever the number of rows.
+//! collections' included. An appended to-one relation on the related
+//! table's primary key in the same source is joined into the rows' own
+//! statement ([`Joined`]); other appended relations cost one query per
+//! relation and level, whatever the number of rows.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -14,12 +16,12 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlanBuilder};
 use futures::StreamExt;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Value, json};
-use tributary_schema_cache::{CatalogSnapshot, TableRef};
+use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableRef};
 
 use super::cursor;
 use super::order::{self, RowWindow};
@@ -164,7 +166,7 @@ pub async fn list(
             )
             .at("appends"));
         }
-        let output = start(state, &caller, target, &request).await?;
+        let output = start(state, &caller, target, &request, &[]).await?;
         let max_rows = output
             .row_limit
             .and_then(|l| usize::try_from(l).ok())
@@ -243,7 +245,9 @@ pub async fn fetch(
     target: &Target,
     request: &ReadRequest,
 ) -> Result<(Vec<Record>, Option<String>), ApiError> {
-    let relations = Appends::parse(&target.snapshot, &target.collection.table, &request.appends)?;
+    let mut relations =
+        Appends::parse(&target.snapshot, &target.collection.table, &request.appends)?;
+    let joined = relations.take_joined(state, caller, target, request)?;
     // Columns the relations join on, and the order's (for the cursor),
     // are read even when not asked for.
     let mut inner = ReadRequest {
@@ -285,8 +289,11 @@ pub async fn fetch(
             }
         }
     }
-    let output = start(state, caller, target, &inner).await?;
+    let output = start(state, caller, target, &inner, &joined).await?;
     let mut records = collect(state, output).await?;
+    for relation in &joined {
+        relation.extract(&mut records);
+    }
     let full = request
         .limit
         .is_some_and(|l| usize::try_from(l).is_ok_and(|l| records.len() == l));
@@ -298,6 +305,7 @@ pub async fn fetch(
     relations.attach(state, caller, &mut records).await?;
     let mut keep: HashSet<String> = answered.into_iter().collect();
     keep.extend(relations.names());
+    keep.extend(joined.iter().map(|j| j.name.to_string()));
     for record in &mut records {
         record.retain(&keep);
     }
@@ -432,25 +440,27 @@ fn filtered_scan(
     Ok((builder, name, visible))
 }
 
-/// Starts a read's plan.
+/// Starts a read's plan, with `joined` relations joined in.
 async fn start(
     state: &AppState,
     caller: &Caller,
     target: &Target,
     request: &ReadRequest,
+    joined: &[Joined],
 ) -> Result<QueryOutput, ApiError> {
     let answered = answered_columns(state, caller, target, request).await?;
     // Everything the plan is made of but the filter's values (a cursor's
     // values are not a filter's: such reads are planned each time).
     let keyed = request.after.is_none().then(|| Request {
         shape: format!(
-            "rows\u{1f}{}\u{1f}{answered:?}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
+            "rows\u{1f}{}\u{1f}{answered:?}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
             target.name(),
             request.sort,
             request.offset,
             request.limit,
             request.distinct_on,
             request.per,
+            joined.iter().map(Joined::shape).collect::<Vec<_>>(),
         ),
         filter: request.filter.as_ref(),
     });
@@ -459,14 +469,16 @@ async fn start(
         ReadShape::Rows,
         keyed,
         |scope, filter| -> Result<_, ApiError> {
-            let (builder, name, visible) = filtered_scan(scope, target, filter)?;
+            let (mut builder, name, visible) = filtered_scan(scope, target, filter)?;
             let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
             for key in request.sort.iter().filter(|k| k.via.is_none()) {
                 check_column(target, &visible, &key.column, caller).map_err(|e| e.at("sort"))?;
             }
             // Pages need a total order: the primary key breaks ties.
             let keys = cursor::order_keys(target, &request.sort, &visible);
-            let mut builder = builder;
+            for relation in joined {
+                builder = relation.join(scope, &name, builder)?;
+            }
             if let Some(values) = &request.after {
                 let schema = builder.schema().as_arrow().clone();
                 builder = builder
@@ -481,8 +493,9 @@ async fn start(
                 per: request.per.clone(),
             };
             let builder = order::apply(scope, target, &name, builder, &window)?;
+            let joined_cells = joined.iter().flat_map(Joined::cells);
             builder
-                .project(answered.iter().map(|c| col(c)))
+                .project(answered.iter().map(|c| col(c)).chain(joined_cells))
                 .and_then(LogicalPlanBuilder::build)
                 .map_err(internal)
         },
@@ -676,6 +689,72 @@ impl Appends {
         Ok(Self { relations })
     }
 
+    /// Takes out the relations the rows' own statement can read
+    /// ([`Joined`]): to one row, by the related table's primary key (so a
+    /// join adds no rows), in the same source, without appends of their
+    /// own, on keys the source compares as the engine does (integers; any
+    /// on PostgreSQL), for a read without `distinct_on` or per-group
+    /// pages, by a caller who may read the related key. The others are
+    /// read after the rows ([`Appends::attach`]).
+    fn take_joined(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        request: &ReadRequest,
+    ) -> Result<Vec<Joined>, ApiError> {
+        if !request.distinct_on.is_empty() || !request.per.is_empty() {
+            return Ok(Vec::new());
+        }
+        let source = &target.collection.table.source;
+        let postgres = target
+            .snapshot
+            .sources
+            .get(source)
+            .is_some_and(|s| s.kind == SourceKind::Postgres);
+        let mut joined = Vec::new();
+        let mut index = 0;
+        let mut kept = Vec::new();
+        for append in std::mem::take(&mut self.relations) {
+            let candidate = !append.link.many
+                && append.nested.is_empty()
+                && &append.link.target.source == source;
+            if !candidate {
+                kept.push(append);
+                continue;
+            }
+            let related = Target::resolve(state, &append.target)?;
+            let visible =
+                visible_columns(state, caller, &related).map_err(|e| appending(&append.name, e))?;
+            let inner: Vec<&str> = append.link.pairs.iter().map(|(_, i)| i.as_str()).collect();
+            let on_primary_key = related.def.primary_key.as_ref().is_some_and(|pk| {
+                pk.columns.len() == inner.len()
+                    && pk.columns.iter().all(|c| inner.contains(&c.as_str()))
+            });
+            let integer = |def: &tributary_schema_cache::TableDef, column: &str| {
+                def.column(column).is_some_and(|c| c.data_type.is_integer())
+            };
+            let comparable = postgres
+                || append.link.pairs.iter().all(|(outer, inner)| {
+                    integer(&target.def, outer) && integer(&related.def, inner)
+                });
+            let key_readable = inner.iter().all(|c| visible.iter().any(|v| v == c));
+            if on_primary_key && comparable && key_readable {
+                joined.push(Joined {
+                    name: append.name.as_str().into(),
+                    alias: TableReference::bare(format!("__j{index}")),
+                    columns: visible.iter().map(|c| Arc::from(c.as_str())).collect(),
+                    link: append.link,
+                });
+                index += 1;
+            } else {
+                kept.push(append);
+            }
+        }
+        self.relations = kept;
+        Ok(joined)
+    }
+
     fn join_columns(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for relation in &self.relations {
@@ -723,6 +802,124 @@ impl Appends {
         }
         Ok(())
     }
+}
+
+/// A to-one relation read by the rows' own statement: its table (as the
+/// caller may read it) LEFT JOINed as `__j<i>` on its primary key, with its
+/// columns renamed `__j<i>_<k>` and its key columns `__j<i>_key<n>` (names
+/// the rows' own columns do not clash with in the SQL written), then moved
+/// into the relation's record ([`Joined::extract`]; the first key column is
+/// NULL where no row matched). One statement instead of two, with the
+/// same answer: the join adds no rows, and the engine adds the related
+/// table's row filter to its scan as to any read of it.
+#[derive(Debug)]
+struct Joined {
+    name: Arc<str>,
+    alias: TableReference,
+    /// The related columns the caller may read, in order.
+    columns: Vec<Arc<str>>,
+    link: filter::Link,
+}
+
+impl Joined {
+    /// What it adds to a read's shape.
+    fn shape(&self) -> String {
+        format!("{}:{:?}", self.name, self.columns)
+    }
+
+    fn join(
+        &self,
+        scope: &PlanScope<'_>,
+        name: &TableReference,
+        builder: LogicalPlanBuilder,
+    ) -> Result<LogicalPlanBuilder, ApiError> {
+        let related = full_name(&self.link.target);
+        let own = |c: &str| Expr::Column(Column::new(Some(related.clone()), c));
+        let columns = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(k, c)| own(c).alias(self.cell(k)));
+        let keys = self
+            .link
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(n, (_, inner))| own(inner).alias(self.key(n)));
+        let right = order::scan(scope, &self.link.target)
+            .map_err(|e| appending(&self.name, e).at("appends"))?
+            .project(columns.chain(keys))
+            .and_then(|b| b.alias(self.alias.clone()))
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(internal)?;
+        let (left_keys, right_keys) = self
+            .link
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(n, (outer, _))| {
+                (
+                    Column::new(Some(name.clone()), outer.as_str()),
+                    Column::new(Some(self.alias.clone()), self.key(n)),
+                )
+            })
+            .unzip::<_, _, Vec<_>, Vec<_>>();
+        builder
+            .join(right, JoinType::Left, (left_keys, right_keys), None)
+            .map_err(internal)
+    }
+
+    fn cell(&self, k: usize) -> String {
+        format!("{}_{k}", self.alias.table())
+    }
+
+    fn key(&self, n: usize) -> String {
+        format!("{}_key{n}", self.alias.table())
+    }
+
+    /// The answered cells: each column, then the first key column.
+    fn cells(&self) -> impl Iterator<Item = Expr> + '_ {
+        let theirs = |c: String| Expr::Column(Column::new(Some(self.alias.clone()), c));
+        (0..self.columns.len())
+            .map(move |k| theirs(self.cell(k)))
+            .chain(std::iter::once(theirs(self.key(0))))
+    }
+
+    /// Moves each record's cells into the relation's record (or null).
+    fn extract(&self, records: &mut [Record]) {
+        let marker = self.key(0);
+        let prefix = format!("{}_", self.alias.table());
+        for record in records {
+            let mut matched = false;
+            let mut cells = Vec::with_capacity(self.columns.len());
+            record.0.retain_mut(|(name, cell)| {
+                if **name == *marker {
+                    matched = matches!(cell, Cell::Value(value) if !value.is_null());
+                    return false;
+                }
+                let column = name
+                    .strip_prefix(&prefix)
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .and_then(|k| self.columns.get(k));
+                match column {
+                    Some(column) => {
+                        let value = std::mem::replace(cell, Cell::Value(Value::Null));
+                        cells.push((column.clone(), value));
+                        false
+                    }
+                    None => true,
+                }
+            });
+            let related = matched.then(|| Record(cells));
+            record.0.push((self.name.clone(), Cell::One(related)));
+        }
+    }
+}
+
+/// An error reading the appended relation `name`.
+fn appending(name: &str, e: ApiError) -> ApiError {
+    let message = format!("appending `{name}`: {}", e.message);
+    ApiError { message, ..e }
 }
 
 impl Append {
@@ -795,10 +992,7 @@ impl Append {
         Box::pin(fetch(state, caller, &target, &request))
             .await
             .map(|(records, _)| records)
-            .map_err(|e| {
-                let message = format!("appending `{}`: {}", self.name, e.message);
-                ApiError { message, ..e }
-            })
+            .map_err(|e| appending(&self.name, e))
     }
 }
 
