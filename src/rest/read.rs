@@ -910,7 +910,7 @@ impl Joined {
                     None => true,
                 }
             });
-            let related = matched.then(|| Record(cells));
+            let related = matched.then_some(Record(cells));
             record.0.push((self.name.clone(), Cell::One(related)));
         }
     }
