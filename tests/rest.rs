@@ -296,13 +296,19 @@ async fn lists_filter_sort_pick_fields_and_page() {
     f.stop().await;
 }
 
-/// Rows PostgreSQL (source `pg`) has delivered so far (`tributary_source_rows_total`).
-async fn pg_rows_read(f: &Fixture) -> u64 {
+/// A counter of the server's metrics: the value on the line that begins
+/// with `series` (name and labels), 0 before it is first counted.
+async fn counter(f: &Fixture, series: &str) -> u64 {
     let (_, metrics) = f.server.get_text("/metrics").await;
     metrics
         .lines()
-        .find_map(|l| l.strip_prefix("tributary_source_rows_total{source=\"pg\"} "))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Rows PostgreSQL (source `pg`) has delivered so far.
+async fn pg_rows_read(f: &Fixture) -> u64 {
+    counter(f, r#"tributary_source_rows_total{source="pg"}"#).await
 }
 
 /// The JSON document operators on a PostgreSQL `jsonb` column are sent as
@@ -1450,11 +1456,7 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
 /// Reads answered from a learned request shape, without building a plan
 /// (`tributary_reads_total{path="request_shape"}`).
 async fn unplanned_reads(f: &Fixture) -> u64 {
-    let (_, metrics) = f.server.get_text("/metrics").await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tributary_reads_total{path=\"request_shape\"} "))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    counter(f, r#"tributary_reads_total{path="request_shape"}"#).await
 }
 
 /// A request whose shape came before skips planning (its values mapped to
@@ -1702,12 +1704,11 @@ async fn learned_request_shapes_answer_as_the_planner_for_every_operator() {
 
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
-    let (_, metrics) = f.server.get_text("/metrics").await;
-    let prefix = format!("tributary_source_statements_total{{source=\"{source}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    counter(
+        f,
+        &format!(r#"tributary_source_statements_total{{source="{source}"}}"#),
+    )
+    .await
 }
 
 /// `appends` cost one statement per relation and level, however many rows

@@ -694,8 +694,9 @@ impl Appends {
     /// join adds no rows), in the same source, without appends of their
     /// own, on keys the source compares as the engine does (integers; any
     /// on PostgreSQL), for a read without `distinct_on` or per-group
-    /// pages, by a caller who may read the related key. The others are
-    /// read after the rows ([`Appends::attach`]).
+    /// pages, by a caller who may read the related key and whose rule
+    /// there has no row `limit`. The others are read after the rows
+    /// ([`Appends::attach`]).
     fn take_joined(
         &mut self,
         state: &AppState,
@@ -739,7 +740,21 @@ impl Appends {
                     integer(&target.def, outer) && integer(&related.def, inner)
                 });
             let key_readable = inner.iter().all(|c| visible.iter().any(|v| v == c));
-            if on_primary_key && comparable && key_readable {
+            // A select `limit` caps a read's rows by its tables' smallest:
+            // joined, the related table's would cap the rows themselves.
+            let capped = match caller {
+                Caller::Admin => false,
+                Caller::Role { role, .. } => state
+                    .engine
+                    .role_policy(role)?
+                    .tables
+                    .get(&append.link.target)
+                    .and_then(|rules| rules.select.as_ref())
+                    .is_some_and(|rule| rule.limit.is_some()),
+            };
+            // The joined cells' names must not be the rows' own.
+            let clash = target.def.columns.iter().any(|c| c.name.starts_with("__j"));
+            if on_primary_key && comparable && key_readable && !capped && !clash {
                 joined.push(Joined {
                     name: append.name.as_str().into(),
                     alias: TableReference::bare(format!("__j{index}")),
