@@ -1787,6 +1787,24 @@ async fn appends_send_one_statement_per_relation_and_level() {
             {"id": 3, "customers": null},
         ])
     );
+    // Not where the role's rule caps the related rows: joined, the cap
+    // would apply to the orders themselves.
+    f.rule("capped", "pg_orders", "select", json!({})).await;
+    f.rule("capped", "pg_customers", "select", json!({"limit": 1}))
+        .await;
+    let before = statements(&f, "pg").await;
+    let (status, body) = f
+        .call_as(
+            "capped",
+            "1",
+            Method::GET,
+            "/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(statements(&f, "pg").await - before, 2);
     // Across sources: one statement to each.
     let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
     f.get("/api/my_reviews?appends=customer").await;
