@@ -1447,6 +1447,30 @@ async fn nested_fields_send_one_statement_per_relation_and_level() {
     assert_eq!(last["reviews"], json!([{"stars": 2}]), "{body}");
     assert_eq!(statements(&f, "pg").await - pg, 5);
     assert_eq!(statements(&f, "my").await - my, 1);
+    // An object relationship with only columns under it rides its rows'
+    // statement (joined), under each alias; one with more is read apart.
+    let pg = statements(&f, "pg").await;
+    let body = f
+        .query("{ pg_orders(order_by: {id: asc}, limit: 3) { id customers { name } who: customers { id tier } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders": [
+            {"id": 1, "customers": {"name": "Ann"}, "who": {"id": 1, "tier": "gold"}},
+            {"id": 2, "customers": {"name": "Ann"}, "who": {"id": 1, "tier": "gold"}},
+            {"id": 3, "customers": {"name": "Bob"}, "who": {"id": 2, "tier": null}},
+        ]}})
+    );
+    assert_eq!(statements(&f, "pg").await - pg, 1);
+    let pg = statements(&f, "pg").await;
+    let body = f
+        .query("{ pg_orders_by_pk(id: 4) { id customers { name orders_aggregate { aggregate { count } } } } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_orders_by_pk": {"id": 4, "customers": {"name": "Cid", "orders_aggregate": {"aggregate": {"count": 1}}}}}})
+    );
+    assert_eq!(statements(&f, "pg").await - pg, 3);
     // What @skip / @include leave out is not read.
     let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
     let body = f

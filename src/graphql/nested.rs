@@ -8,8 +8,11 @@
 //! `<relation>_aggregate` one grouped aggregate of those rows for all
 //! parents and, for its `nodes`, one read of them. The answers are
 //! attached to each parent record under the field's response key; the
-//! relation fields' resolvers only read them. Statements sent grow with
-//! the depth of the query, never with the number of rows.
+//! relation fields' resolvers only read them. An object relationship
+//! selected without arguments and with only columns is read along with
+//! its rows ([`appended`]: joined into their statement where the REST
+//! appends can be). Statements sent grow with the depth of the query,
+//! never with the number of rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +59,33 @@ pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
         }
     }
     columns
+}
+
+/// The object relationships `field` selects that its rows' own read can
+/// answer as appended records (`ReadRequest::appends`, by the relation's
+/// field name, which names the same relation there): selected without
+/// arguments, with only columns under them. `read::fetch` joins each into
+/// the rows' statement where it can, else reads it once for all rows;
+/// [`attach`] then only places the records.
+pub fn appended(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for selected in included(field) {
+        let Some((relation, false)) = relation_field(shape, selected.name()) else {
+            continue;
+        };
+        let Some(target) = shapes.get(&relation.target) else {
+            continue;
+        };
+        let plain = !relation.many
+            && selected.arguments().is_ok_and(|a| a.is_empty())
+            && included(&selected)
+                .iter()
+                .all(|f| f.name().starts_with("__") || target.column(f.name()).is_some());
+        if plain && !out.contains(&relation.field) {
+            out.push(relation.field.clone());
+        }
+    }
+    out
 }
 
 /// The relation a field reads (`orders` or `orders_aggregate`), and
@@ -328,11 +358,16 @@ impl Picked {
                 fields.push(column);
             }
         }
+        let appends = selections
+            .iter()
+            .flat_map(|selected| appended(selected, target_shape, shapes))
+            .collect();
         let request = ReadRequest {
             filter: Some(self.filter.clone()),
             sort: self.window.sort.clone(),
             distinct_on: self.window.distinct_on.clone(),
             fields,
+            appends,
             offset: self.window.offset,
             limit: self.window.limit,
             per: self.window.per.clone(),
@@ -387,6 +422,26 @@ async fn attach_rows(
 ) -> Result<(), ApiError> {
     let at = response_key(selected);
     let key: Arc<str> = slot(&at).into();
+    // Read with the rows ([`appended`]): placed under the field's slot.
+    let read_along = !relation.many
+        && records.first().is_some_and(|record| {
+            record
+                .0
+                .iter()
+                .any(|(name, cell)| **name == *relation.field && matches!(cell, Cell::One(_)))
+        });
+    if read_along {
+        for record in records.iter_mut() {
+            let cell = record
+                .0
+                .iter()
+                .find(|(name, _)| **name == *relation.field)
+                .map(|(_, cell)| cell.clone())
+                .unwrap_or(Cell::One(None));
+            record.0.push((key.clone(), cell));
+        }
+        return Ok(());
+    }
     let by_key = match Picked::of(selected, relation, target_shape, shapes, records)? {
         Some(picked) => {
             picked

@@ -165,6 +165,7 @@ pub async fn list<'a>(
         sort,
         distinct_on,
         fields: nested::columns(&ctx.ctx.field(), shape),
+        appends: nested::appended(&ctx.ctx.field(), shape, shapes),
         offset: count_argument(ctx, "offset")?.unwrap_or(0),
         limit: Some(row_limit(ctx, limits)?),
         ..ReadRequest::default()
@@ -201,6 +202,7 @@ pub async fn by_pk<'a>(
     let request = ReadRequest {
         filter: Some(arguments::key_filter(values)),
         fields: nested::columns(&ctx.ctx.field(), shape),
+        appends: nested::appended(&ctx.ctx.field(), shape, shapes),
         limit: Some(1),
         ..ReadRequest::default()
     };
