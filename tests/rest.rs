@@ -437,6 +437,19 @@ async fn rows_by_key_composite_keys_and_appends() {
     assert_eq!(body, json!({"data": {"id": 3}}));
     let missing = f.call(Method::GET, "/api/pg_orders/999", None).await;
     assert_error(&missing, 404, &["999"]);
+    // A to-one relation joined into a sorted, paged read whose columns come
+    // in another order than the table's (the SQL then wraps the page in a
+    // derived table; the joined columns must keep resolving).
+    let body = f
+        .get("/api/pg_orders?fields=status,id&appends=customers&sort=-id&pageSize=2")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"status": "cancelled", "id": 5, "customers": {"id": 2, "name": "Bob", "tier": null, "secret": "s2"}},
+            {"status": "open", "id": 4, "customers": {"id": 3, "name": "Cid", "tier": "silver", "secret": "s3"}},
+        ])
+    );
     // To-one and to-many relations in one source, the join columns
     // fetched but not answered when `fields` leaves them out.
     let body = f

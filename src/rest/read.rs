@@ -821,10 +821,10 @@ impl Appends {
 
 /// A to-one relation read by the rows' own statement: its table (as the
 /// caller may read it) LEFT JOINed as `__j<i>` on its primary key, with its
-/// columns renamed `__j<i>_<k>` and its key columns `__j<i>_key<n>` (names
-/// the rows' own columns do not clash with in the SQL written), then moved
-/// into the relation's record ([`Joined::extract`]; the first key column is
-/// NULL where no row matched). One statement instead of two, with the
+/// columns renamed `__j<i>_<k>` (names the rows' own columns do not clash
+/// with in the SQL written), then moved into the relation's record
+/// ([`Joined::extract`]; the first key column is NULL where no row
+/// matched). One statement instead of two, with the
 /// same answer: the join adds no rows, and the engine adds the related
 /// table's row filter to its scan as to any read of it.
 #[derive(Debug)]
@@ -842,45 +842,48 @@ impl Joined {
         format!("{}:{:?}", self.name, self.columns)
     }
 
+    /// Joins the related table to `builder` (the rows, under `name`) and
+    /// renames its columns right there, under the rows' own sort and page:
+    /// the unparser keeps a projection under a limit as written, while
+    /// aliases above one, or inside the joined side, it moves (and then
+    /// writes names that no longer resolve).
     fn join(
         &self,
         scope: &PlanScope<'_>,
         name: &TableReference,
         builder: LogicalPlanBuilder,
     ) -> Result<LogicalPlanBuilder, ApiError> {
-        let related = full_name(&self.link.target);
-        let own = |c: &str| Expr::Column(Column::new(Some(related.clone()), c));
-        let columns = self
+        let own: Vec<Expr> = builder
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let right = order::scan(scope, &self.link.target)
+            .map_err(|e| appending(&self.name, e).at("appends"))?
+            .alias(self.alias.clone())
+            .and_then(LogicalPlanBuilder::build)
+            .map_err(internal)?;
+        let theirs = |c: &str| Expr::Column(Column::new(Some(self.alias.clone()), c));
+        let (left_keys, right_keys): (Vec<Column>, Vec<Column>) = self
+            .link
+            .pairs
+            .iter()
+            .map(|(outer, inner)| {
+                (
+                    Column::new(Some(name.clone()), outer.as_str()),
+                    Column::new(Some(self.alias.clone()), inner.as_str()),
+                )
+            })
+            .unzip();
+        let renamed = self
             .columns
             .iter()
             .enumerate()
-            .map(|(k, c)| own(c).alias(self.cell(k)));
-        let keys = self
-            .link
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(n, (_, inner))| own(inner).alias(self.key(n)));
-        let right = order::scan(scope, &self.link.target)
-            .map_err(|e| appending(&self.name, e).at("appends"))?
-            .project(columns.chain(keys))
-            .and_then(|b| b.alias(self.alias.clone()))
-            .and_then(LogicalPlanBuilder::build)
-            .map_err(internal)?;
-        let (left_keys, right_keys) = self
-            .link
-            .pairs
-            .iter()
-            .enumerate()
-            .map(|(n, (outer, _))| {
-                (
-                    Column::new(Some(name.clone()), outer.as_str()),
-                    Column::new(Some(self.alias.clone()), self.key(n)),
-                )
-            })
-            .unzip::<_, _, Vec<_>, Vec<_>>();
+            .map(|(k, c)| theirs(c).alias(self.cell(k)));
         builder
             .join(right, JoinType::Left, (left_keys, right_keys), None)
+            .and_then(|b| b.project(own.into_iter().chain(renamed)))
             .map_err(internal)
     }
 
@@ -888,43 +891,39 @@ impl Joined {
         format!("{}_{k}", self.alias.table())
     }
 
-    fn key(&self, n: usize) -> String {
-        format!("{}_key{n}", self.alias.table())
-    }
-
-    /// The answered cells: each column, then the first key column.
+    /// The answered cells, one per column.
     fn cells(&self) -> impl Iterator<Item = Expr> + '_ {
-        let theirs = |c: String| Expr::Column(Column::new(Some(self.alias.clone()), c));
-        (0..self.columns.len())
-            .map(move |k| theirs(self.cell(k)))
-            .chain(std::iter::once(theirs(self.key(0))))
+        (0..self.columns.len()).map(move |k| Expr::Column(Column::from_name(self.cell(k))))
     }
 
-    /// Moves each record's cells into the relation's record (or null).
+    /// Moves each record's cells into the relation's record (null where
+    /// its first key column is: no row matched).
     fn extract(&self, records: &mut [Record]) {
-        let marker = self.key(0);
         let prefix = format!("{}_", self.alias.table());
+        let marker = self
+            .link
+            .pairs
+            .first()
+            .and_then(|(_, inner)| self.columns.iter().position(|c| **c == **inner));
         for record in records {
-            let mut matched = false;
             let mut cells = Vec::with_capacity(self.columns.len());
             record.0.retain_mut(|(name, cell)| {
-                if **name == *marker {
-                    matched = matches!(cell, Cell::Value(value) if !value.is_null());
-                    return false;
-                }
-                let column = name
+                let k = name
                     .strip_prefix(&prefix)
                     .and_then(|k| k.parse::<usize>().ok())
-                    .and_then(|k| self.columns.get(k));
-                match column {
-                    Some(column) => {
+                    .filter(|k| *k < self.columns.len());
+                match k {
+                    Some(k) => {
                         let value = std::mem::replace(cell, Cell::Value(Value::Null));
-                        cells.push((column.clone(), value));
+                        cells.push((self.columns[k].clone(), value));
                         false
                     }
                     None => true,
                 }
             });
+            let matched = marker
+                .and_then(|k| cells.get(k))
+                .is_some_and(|(_, cell)| matches!(cell, Cell::Value(value) if !value.is_null()));
             let related = matched.then_some(Record(cells));
             record.0.push((self.name.clone(), Cell::One(related)));
         }
