@@ -1724,6 +1724,23 @@ async fn statements(f: &Fixture, source: &str) -> u64 {
     .await
 }
 
+/// The first three orders with their customers appended, as `role` (user
+/// 1): the answer, and the statements PostgreSQL received for it.
+async fn orders_with_customers_as(f: &Fixture, role: &str) -> (Value, u64) {
+    let before = statements(f, "pg").await;
+    let (status, body) = f
+        .call_as(
+            role,
+            "1",
+            Method::GET,
+            "/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (body, statements(f, "pg").await - before)
+}
+
 /// `appends` cost one statement per relation and level, however many rows
 /// there are (no N+1), in one source and across two.
 #[tokio::test]
@@ -1780,18 +1797,8 @@ async fn appends_send_one_statement_per_relation_and_level() {
         json!({"filter": {"tier": {"$notEmpty": true}}, "columns": ["id", "name", "tier"]}),
     )
     .await;
-    let before = statements(&f, "pg").await;
-    let (status, body) = f
-        .call_as(
-            "clerk",
-            "1",
-            Method::GET,
-            "/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(statements(&f, "pg").await - before, 1);
+    let (body, sent) = orders_with_customers_as(&f, "clerk").await;
+    assert_eq!(sent, 1);
     assert_eq!(
         body["data"],
         json!([
@@ -1805,19 +1812,9 @@ async fn appends_send_one_statement_per_relation_and_level() {
     f.rule("capped", "pg_orders", "select", json!({})).await;
     f.rule("capped", "pg_customers", "select", json!({"limit": 1}))
         .await;
-    let before = statements(&f, "pg").await;
-    let (status, body) = f
-        .call_as(
-            "capped",
-            "1",
-            Method::GET,
-            "/api/pg_orders?fields=id&appends=customers&sort=id&pageSize=3",
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (body, sent) = orders_with_customers_as(&f, "capped").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 3, "{body}");
-    assert_eq!(statements(&f, "pg").await - before, 2);
+    assert_eq!(sent, 2);
     // Across sources: one statement to each.
     let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
     f.get("/api/my_reviews?appends=customer").await;
