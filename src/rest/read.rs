@@ -291,9 +291,7 @@ pub async fn fetch(
     }
     let output = start(state, caller, target, &inner, &joined).await?;
     let mut records = collect(state, output).await?;
-    for relation in &joined {
-        relation.extract(&mut records);
-    }
+    extract_joined(&joined, &mut records);
     let full = request
         .limit
         .is_some_and(|l| usize::try_from(l).is_ok_and(|l| records.len() == l));
@@ -823,7 +821,7 @@ impl Appends {
 /// caller may read it) LEFT JOINed as `__j<i>` on its primary key, with its
 /// columns renamed `__j<i>_<k>` (names the rows' own columns do not clash
 /// with in the SQL written), then moved into the relation's record
-/// ([`Joined::extract`]; the first key column is NULL where no row
+/// ([`extract_joined`]; the first key column is NULL where no row
 /// matched). One statement instead of two, with the
 /// same answer: the join adds no rows, and the engine adds the related
 /// table's row filter to its scan as to any read of it.
@@ -896,37 +894,43 @@ impl Joined {
         (0..self.columns.len()).map(move |k| Expr::Column(Column::from_name(self.cell(k))))
     }
 
-    /// Moves each record's cells into the relation's record (null where
-    /// its first key column is: no row matched).
-    fn extract(&self, records: &mut [Record]) {
-        let prefix = format!("{}_", self.alias.table());
+    /// The relation's record made of its cells, renamed to its columns
+    /// (null where its first key column is: no row matched).
+    fn record(&self, cells: Vec<(Arc<str>, Cell)>) -> (Arc<str>, Cell) {
         let marker = self
             .link
             .pairs
             .first()
             .and_then(|(_, inner)| self.columns.iter().position(|c| **c == **inner));
-        for record in records {
-            let mut cells = Vec::with_capacity(self.columns.len());
-            record.0.retain_mut(|(name, cell)| {
-                let k = name
-                    .strip_prefix(&prefix)
-                    .and_then(|k| k.parse::<usize>().ok())
-                    .filter(|k| *k < self.columns.len());
-                match k {
-                    Some(k) => {
-                        let value = std::mem::replace(cell, Cell::Value(Value::Null));
-                        cells.push((self.columns[k].clone(), value));
-                        false
-                    }
-                    None => true,
-                }
-            });
-            let matched = marker
-                .and_then(|k| cells.get(k))
-                .is_some_and(|(_, cell)| matches!(cell, Cell::Value(value) if !value.is_null()));
-            let related = matched.then_some(Record(cells));
-            record.0.push((self.name.clone(), Cell::One(related)));
+        let matched = marker
+            .and_then(|k| cells.get(k))
+            .is_some_and(|(_, cell)| matches!(cell, Cell::Value(value) if !value.is_null()));
+        let related = matched.then(|| {
+            let named = self
+                .columns
+                .iter()
+                .cloned()
+                .zip(cells.into_iter().map(|(_, cell)| cell));
+            Record(named.collect())
+        });
+        (self.name.clone(), Cell::One(related))
+    }
+}
+
+/// Moves the joined relations' cells, the last of each record (in the
+/// order of `joined`: [`Joined::cells`] ends the read's projection), into
+/// their records.
+fn extract_joined(joined: &[Joined], records: &mut [Record]) {
+    if joined.is_empty() {
+        return;
+    }
+    for record in records {
+        let mut related = Vec::with_capacity(joined.len());
+        for relation in joined.iter().rev() {
+            let at = record.0.len().saturating_sub(relation.columns.len());
+            related.push(relation.record(record.0.split_off(at)));
         }
+        record.0.extend(related.into_iter().rev());
     }
 }
 
