@@ -2,7 +2,7 @@
 //! read lock-free by every request, persisted after every change, and
 //! broadcast to subscribers (the engine and API schemas rebuild from it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::diff::CatalogDiff;
 use crate::error::CacheError;
-use crate::model::{SourceKind, SourceSchema, TableRef};
+use crate::model::{SourceKind, SourceSchema, TableDef, TableRef};
 use crate::naming::{self, Collection};
 use crate::relation::{self, Relation};
 use crate::store::{CatalogStore, PersistedCatalog};
@@ -60,12 +60,24 @@ pub struct CatalogSnapshot {
     declared_relations: Vec<Relation>,
     #[serde(skip)]
     aliases: BTreeMap<TableRef, String>,
+    /// Each collection's place in `collections` and its table, by API
+    /// name: every API request looks its collection up, and a shared
+    /// table costs no copy of its columns.
+    #[serde(skip)]
+    by_name: HashMap<String, (usize, Arc<TableDef>)>,
 }
 
 impl CatalogSnapshot {
     /// Finds a collection by its API name.
     pub fn collection(&self, api_name: &str) -> Option<&Collection> {
-        self.collections.iter().find(|c| c.api_name == api_name)
+        self.collection_table(api_name)
+            .map(|(collection, _)| collection)
+    }
+
+    /// A collection by its API name with its table's definition.
+    pub fn collection_table(&self, api_name: &str) -> Option<(&Collection, &Arc<TableDef>)> {
+        let (index, table) = self.by_name.get(api_name)?;
+        Some((self.collections.get(*index)?, table))
     }
 
     /// Recomputes the derived parts (relations, collection names).
@@ -76,6 +88,17 @@ impl CatalogSnapshot {
             .filter_map(|e| e.schema.as_deref())
             .collect();
         self.collections = naming::collections(models.iter().copied(), &self.aliases);
+        self.by_name = self
+            .collections
+            .iter()
+            .enumerate()
+            .filter_map(|(index, collection)| {
+                let t = &collection.table;
+                let table = self.sources.get(&t.source)?.schema.as_ref()?;
+                let def = table.table(&t.schema, &t.table)?;
+                Some((collection.api_name.clone(), (index, Arc::new(def.clone()))))
+            })
+            .collect();
         let mut relations: Vec<Relation> = models
             .iter()
             .flat_map(|m| relation::foreign_key_relations(m))

@@ -56,22 +56,15 @@ pub fn routes() -> Router<AppState> {
 pub(crate) struct Target {
     pub snapshot: Arc<CatalogSnapshot>,
     pub collection: Collection,
-    pub def: TableDef,
+    pub def: Arc<TableDef>,
 }
 
 impl Target {
     pub(crate) fn resolve(state: &AppState, name: &str) -> Result<Self, ApiError> {
         let snapshot = state.cache.snapshot();
-        let collection = snapshot
-            .collection(name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found("collection", name))?;
-        let def = snapshot
-            .sources
-            .get(&collection.table.source)
-            .and_then(|entry| entry.schema.as_deref())
-            .and_then(|schema| schema.table(&collection.table.schema, &collection.table.table))
-            .cloned()
+        let (collection, def) = snapshot
+            .collection_table(name)
+            .map(|(collection, def)| (collection.clone(), def.clone()))
             .ok_or_else(|| ApiError::not_found("collection", name))?;
         Ok(Self {
             snapshot,
