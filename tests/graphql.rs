@@ -1310,8 +1310,13 @@ async fn a_roles_mutations_follow_its_rules() {
 
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
+    source_counter(f, "statements", source).await
+}
+
+/// A source's counter `tributary_source_<counter>_total`.
+async fn source_counter(f: &Fixture, counter: &str, source: &str) -> u64 {
     let (_, metrics) = f.server.get_text("/metrics").await;
-    let prefix = format!("tributary_source_statements_total{{source=\"{source}\"}} ");
+    let prefix = format!("tributary_source_{counter}_total{{source=\"{source}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -2280,6 +2285,59 @@ async fn nested_pages_are_cut_per_parent_in_the_plan() {
             .contains("max_rows"),
         "{body}"
     );
+    f.stop().await;
+}
+
+/// A nested page of MariaDB's rows ordered by keys that are not text is
+/// cut per parent inside MariaDB (`row_number()` pushed down): only the
+/// page's rows leave it. Ordered by text, the window runs in the engine
+/// (MariaDB's collation would order otherwise), with the same answers.
+#[tokio::test]
+async fn nested_pages_of_mariadb_rows_are_cut_in_mariadb_unless_ordered_by_text() {
+    let f = Fixture::new().await;
+    more_rows_per_parent(&f).await;
+    let read = source_counter(&f, "rows", "my").await;
+    let body = f
+        .query(
+            "{ pg_customers(order_by: {id: asc}) { name \
+               reviews(order_by: [{stars: desc}, {id: desc}], limit: 1, offset: 1) { id stars } } }",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann", "reviews": [{"id": 1, "stars": 5}]},
+            {"name": "Bob", "reviews": []},
+            {"name": "Cid", "reviews": [{"id": 3, "stars": 1}]},
+        ]}})
+    );
+    assert_eq!(
+        source_counter(&f, "rows", "my").await - read,
+        2,
+        "only each parent's page leaves MariaDB"
+    );
+    // By text: every related row is read, the page is cut in the engine.
+    common::mariadb_exec(&format!(
+        "INSERT INTO {database}.reviews (customer_id, stars, body) VALUES (1, 2, 'Great')",
+        database = f.database
+    ))
+    .await;
+    let read = source_counter(&f, "rows", "my").await;
+    let body = f
+        .query(
+            "{ pg_customers(order_by: {id: asc}) { name \
+               reviews(order_by: [{body: asc}, {id: asc}], limit: 2) { body } } }",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [
+            {"name": "Ann", "reviews": [{"body": "Great"}, {"body": "again"}]},
+            {"name": "Bob", "reviews": []},
+            {"name": "Cid", "reviews": [{"body": "bad"}, {"body": "worse"}]},
+        ]}})
+    );
+    assert_eq!(source_counter(&f, "rows", "my").await - read, 6);
     f.stop().await;
 }
 

@@ -21,7 +21,28 @@ pub fn respell(mut statement: ast::Statement, kind: SourceKind) -> ast::Statemen
     if let Some(mut respell) = Respell::for_kind(kind) {
         let _ = statement.visit(&mut respell);
     }
+    if matches!(kind, SourceKind::Mysql | SourceKind::Mariadb) {
+        let _ = statement.visit(&mut FramelessRowNumbers);
+    }
     statement
+}
+
+/// `row_number() OVER (…)` without the frame the unparser writes: MariaDB
+/// refuses a frame there (error 4017), and row_number ignores it anyway.
+struct FramelessRowNumbers;
+
+impl VisitorMut for FramelessRowNumbers {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(function) = expr
+            && let Some(ast::WindowType::WindowSpec(spec)) = &mut function.over
+            && function.name.to_string().eq_ignore_ascii_case("row_number")
+        {
+            spec.window_frame = None;
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// An expression (a runtime filter's condition) as a source of `kind` reads it.
@@ -283,6 +304,21 @@ mod tests {
             respell_expr(sql, SourceKind::Sqlserver).to_string(),
             "[name] IN (N'O''Brien''); DROP TABLE x; --', N'Zoë')"
         );
+    }
+
+    #[test]
+    fn mysql_row_numbers_lose_their_frame() {
+        let sql = "SELECT row_number() OVER (PARTITION BY g ORDER BY id ASC ROWS BETWEEN UNBOUNDED \
+                   PRECEDING AND UNBOUNDED FOLLOWING) AS n, sum(x) OVER (ORDER BY id ROWS BETWEEN \
+                   1 PRECEDING AND CURRENT ROW) AS s FROM t";
+        for kind in [SourceKind::Mysql, SourceKind::Mariadb] {
+            assert_eq!(
+                respelled(sql, kind),
+                "SELECT row_number() OVER (PARTITION BY g ORDER BY id ASC) AS n, sum(x) OVER \
+                 (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS s FROM t"
+            );
+        }
+        assert!(respelled(sql, SourceKind::Postgres).contains("UNBOUNDED FOLLOWING"));
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
-//! | window functions | `row_number()` over pushable keys (PostgreSQL only) | no (run in DataFusion) | no | no | no |
+//! | window functions | `row_number()` over pushable keys | `row_number()` over keys that are not text (MySQL 8, MariaDB 10.2) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //!
@@ -88,12 +88,16 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
             join_type_ok && keys_ok && filter_ok
         }
         // `row_number()` numbering rows per key (a nested relation's page
-        // per parent, `distinct_on`): PostgreSQL numbers them as we do.
+        // per parent, `distinct_on`): PostgreSQL numbers them as we do;
+        // MySQL 8 and MariaDB 10.2 on keys that are not text.
         LogicalPlan::Window(w) => {
-            kind == SourceKind::Postgres
-                && w.window_expr
-                    .iter()
-                    .all(|e| row_number_is_pushable(e, w.input.schema(), kind))
+            matches!(
+                kind,
+                SourceKind::Postgres | SourceKind::Mysql | SourceKind::Mariadb
+            ) && w
+                .window_expr
+                .iter()
+                .all(|e| row_number_is_pushable(e, w.input.schema(), kind))
         }
         LogicalPlan::Distinct(d) => {
             !(is_mysql(kind) || folds_strings(kind))
@@ -110,7 +114,9 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
 /// `row_number() OVER (PARTITION BY … ORDER BY …) AS name` over pushable
 /// keys (a frame is ignored by row_number). Only under a name: the SQL
 /// unparser refers to an unnamed window's output by its display name,
-/// which no database knows.
+/// which no database knows. On MySQL and MariaDB no key may be text: their
+/// collations would put `'a'` and `'A'` in one partition, and the
+/// window's order is not rewritten to compare bytes as a statement's is.
 fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let Expr::Alias(alias) = expr else {
         return false;
@@ -118,7 +124,20 @@ fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> b
     let Expr::WindowFunction(window) = alias.expr.as_ref() else {
         return false;
     };
+    let text_keys = || {
+        window
+            .params
+            .partition_by
+            .iter()
+            .any(|e| is_string(e, schema))
+            || window
+                .params
+                .order_by
+                .iter()
+                .any(|sort| is_string(&sort.expr, schema))
+    };
     window.fun.name() == "row_number"
+        && !(is_mysql(kind) && text_keys())
         && window.params.args.is_empty()
         && window.params.filter.is_none()
         && window
@@ -758,17 +777,18 @@ mod tests {
     }
 
     #[test]
-    fn named_row_numbers_go_to_postgresql_only() {
+    fn named_row_numbers_go_where_they_number_rows_as_we_do() {
         use datafusion::functions_window::expr_fn::{rank, row_number};
         use datafusion::logical_expr::ExprFunctionExt;
         let schema = schema();
-        let numbered = |f: Expr| {
+        let numbered = |f: Expr, by: Sort| {
             f.partition_by(vec![col("n")])
-                .order_by(vec![col("name").sort(true, false)])
+                .order_by(vec![by])
                 .build()
                 .unwrap()
         };
-        let named = numbered(row_number()).alias("place");
+        let by_name = || col("name").sort(true, false);
+        let named = numbered(row_number(), by_name()).alias("place");
         assert!(row_number_is_pushable(
             &named,
             &schema,
@@ -776,19 +796,47 @@ mod tests {
         ));
         // Unnamed, the unparser would refer to it by its display name.
         assert!(!row_number_is_pushable(
-            &numbered(row_number()),
+            &numbered(row_number(), by_name()),
             &schema,
             SourceKind::Postgres
         ));
         assert!(!row_number_is_pushable(
-            &numbered(rank()).alias("place"),
+            &numbered(rank(), by_name()).alias("place"),
             &schema,
             SourceKind::Postgres
         ));
-        let scan =
-            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None).unwrap();
-        let window = scan.window(vec![named]).unwrap().build().unwrap();
-        assert!(node_is_pushable(&window, SourceKind::Postgres));
-        assert!(!node_is_pushable(&window, SourceKind::Mariadb));
+        let window = |expr: Expr| {
+            datafusion::logical_expr::table_scan(Some("t"), schema.as_arrow(), None)
+                .unwrap()
+                .window(vec![expr])
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let by_text = window(named);
+        assert!(node_is_pushable(&by_text, SourceKind::Postgres));
+        // Text keys: MySQL's collations would order and partition otherwise.
+        assert!(!node_is_pushable(&by_text, SourceKind::Mariadb));
+        assert!(!node_is_pushable(&by_text, SourceKind::Mysql));
+        let by_id = window(numbered(row_number(), col("id").sort(false, false)).alias("place"));
+        for kind in [SourceKind::Postgres, SourceKind::Mysql, SourceKind::Mariadb] {
+            assert!(node_is_pushable(&by_id, kind), "{kind}");
+        }
+        assert!(!node_is_pushable(&by_id, SourceKind::Sqlserver));
+        assert!(!node_is_pushable(&by_id, SourceKind::Sqlite));
+        // NULLs last ascending cannot be written for MySQL.
+        let nulls_last = window(numbered(row_number(), col("n").sort(true, false)).alias("place"));
+        assert!(!node_is_pushable(&nulls_last, SourceKind::Mariadb));
+        assert!(node_is_pushable(&nulls_last, SourceKind::Postgres));
+        let text_partition = window(
+            row_number()
+                .partition_by(vec![col("name")])
+                .order_by(vec![col("id").sort(true, true)])
+                .build()
+                .unwrap()
+                .alias("place"),
+        );
+        assert!(!node_is_pushable(&text_partition, SourceKind::Mysql));
+        assert!(node_is_pushable(&text_partition, SourceKind::Postgres));
     }
 }
