@@ -2211,6 +2211,41 @@ async fn golden_requests_answer_their_recorded_responses() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `_cast: {String: …}` compares a JSON column's text (as Hasura's), with
+/// our string semantics on both sources (`_like` case-sensitive on MariaDB
+/// too); only `String` is a cast there is.
+#[tokio::test]
+async fn json_columns_compare_as_text_under_cast() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"{
+              ilike: pg_orders(where: {meta: {_cast: {String: {_ilike: "%RUSH%"}}}}) { id }
+              eq: pg_orders(where: {meta: {_cast: {String: {_eq: "{\"rush\": true}"}}}}) { id }
+              null: pg_orders(where: {meta: {_cast: {String: {_is_null: false}}}, id: {_lt: 3}}) { id }
+              like: my_reviews(where: {tags: {_cast: {String: {_like: "%\"x\"%"}}}}) { id }
+              cased: my_reviews(where: {tags: {_cast: {String: {_like: "%\"A\"%"}}}}) { id }
+              both: my_reviews(where: {tags: {_cast: {String: {_ilike: "%A%", _nlike: "%x%"}}}}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "ilike": [{"id": 1}], "eq": [{"id": 1}], "null": [{"id": 1}],
+            "like": [{"id": 2}], "cased": [], "both": [{"id": 1}],
+        }})
+    );
+    let body = f
+        .query(r#"{ pg_orders(where: {meta: {_cast: {Int: {_eq: 1}}}}) { id } }"#)
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}
+
 /// jsonb's operators on JSON columns of both sources, with jsonb's meaning.
 #[tokio::test]
 async fn json_columns_filter_by_containment_and_keys() {

@@ -337,6 +337,11 @@ async fn json_document_filters_run_in_postgresql() {
             r#"{"$or":[{"tags":{"$hasKey":"a"}},{"tags":{"$jsonContains":{"x":1}}}]}"#,
             vec![1, 4],
         ),
+        // String operators compare the document's text (jsonb has none).
+        (r#"{"tags":{"$includes":"IT'S"}}"#, vec![5]),
+        (r#"{"tags":{"$like":"[%"}}"#, vec![1, 2]),
+        (r#"{"tags":{"$eq":"{\"x\": 1}"}}"#, vec![4]),
+        (r#"{"tags":{"$eq":"{\"x\":1}"}}"#, vec![]),
     ] {
         let before = pg_rows_read(&f).await;
         let body = f

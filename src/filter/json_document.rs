@@ -9,7 +9,8 @@
 //! document answers NULL. They run in DataFusion, except on PostgreSQL
 //! sources, which receive jsonb's own operators (`postgres_sql`): the same
 //! meaning, numbers compared exactly, and a GIN index on the column can
-//! serve them.
+//! serve them. `json_text(doc)` is the document's text, for the string
+//! comparisons (`CAST(doc AS TEXT)` on PostgreSQL).
 
 use std::sync::{Arc, LazyLock};
 
@@ -73,10 +74,24 @@ pub fn call(test: Test, expr: Expr, operand: &Value) -> Expr {
     UDFS[test as usize].call(vec![expr, lit(operand.to_string())])
 }
 
+/// `json_text(doc)`: a JSON column's document as its text, to compare as
+/// a string (`$like`, `$eq`, …; GraphQL's `_cast: {String: …}`). The
+/// engine holds JSON as text already, so it is that text; PostgreSQL is
+/// sent `CAST(doc AS TEXT)`, as a `jsonb` column has no string operators
+/// and would compare `=` as jsonb.
+pub fn text(doc: Expr) -> Expr {
+    static UDF: LazyLock<Arc<ScalarUDF>> =
+        LazyLock::new(|| Arc::new(ScalarUDF::new_from_impl(JsonText::default())));
+    UDF.call(vec![doc])
+}
+
 /// Whether `name` is one of these functions whose operand is a literal
 /// (how the filter compiler calls them): what a PostgreSQL source may be
 /// sent.
 pub fn pushable_to_postgres(name: &str, args: &[Expr]) -> bool {
+    if name == JsonText::NAME {
+        return args.len() == 1;
+    }
     Test::named(name).is_some() && matches!(args, [_, operand] if literal_text(operand).is_some())
 }
 
@@ -87,6 +102,15 @@ pub fn pushable_to_postgres(name: &str, args: &[Expr]) -> bool {
 /// a `json` column is always valid JSON, so the cast cannot fail. The
 /// pattern and keys are string literals, escaped by the unparser.
 pub fn postgres_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Option<ast::Expr>> {
+    if let (JsonText::NAME, [doc]) = (name, args) {
+        return Ok(Some(ast::Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(unparser.expr_to_sql(doc)?),
+            data_type: ast::DataType::Text,
+            array: false,
+            format: None,
+        }));
+    }
     let Some(test) = Test::named(name) else {
         return Ok(None);
     };
@@ -251,6 +275,49 @@ impl ScalarUDFImpl for JsonDocument {
     }
 }
 
+/// [`text`]'s function: its argument, unchanged.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonText {
+    signature: Signature,
+}
+
+impl JsonText {
+    const NAME: &str = "json_text";
+}
+
+impl Default for JsonText {
+    fn default() -> Self {
+        Self {
+            signature: Signature::uniform(
+                1,
+                vec![DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonText {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args.first().cloned().unwrap_or(DataType::Utf8))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match <[ColumnarValue; 1]>::try_from(args.args) {
+            Ok([doc]) => Ok(doc),
+            Err(_) => exec_err!("{} takes one argument", Self::NAME),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -324,6 +391,18 @@ mod tests {
         assert_eq!(
             sql(Test::HasAllKeys, json!([])),
             r#"(CAST("tags" AS JSONB) ?& CAST(ARRAY[] AS TEXT[]))"#
+        );
+        // A document as text, for string comparisons.
+        let Expr::ScalarFunction(as_text) = text(col("tags")) else {
+            panic!("not a call");
+        };
+        assert!(pushable_to_postgres(as_text.name(), &as_text.args));
+        assert_eq!(
+            postgres_sql(&unparser, as_text.name(), &as_text.args)
+                .unwrap()
+                .unwrap()
+                .to_string(),
+            r#"CAST("tags" AS TEXT)"#
         );
         // Other functions are not ours; an operand that is no literal is not sent.
         assert!(

@@ -235,7 +235,12 @@ impl<'a> Scope<'a> {
         operand: &Value,
         path: &str,
     ) -> Result<Expr, FilterError> {
-        let column = self.column(name);
+        // A JSON document compares as its text (see `json_document::text`).
+        let column = if self.is_json(name) {
+            json_document::text(self.column(name))
+        } else {
+            self.column(name)
+        };
         let data_type = self.column_type(name).cloned().unwrap_or(DataType::Utf8);
         let bound = substitute(operand, self.cx.variables);
         let value = || self.value(&bound, &data_type, path);

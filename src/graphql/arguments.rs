@@ -7,6 +7,7 @@
 //! operand is refused rather than silently matching nothing. `_similar` is
 //! a `$regex` of the pattern as PostgreSQL converts it (`similar.rs`).
 
+use async_graphql::indexmap::IndexMap;
 use async_graphql::{Name, Value as GqlValue};
 use serde_json::{Map, Value, json};
 
@@ -135,9 +136,8 @@ fn convert(exp: &GqlValue, shape: &Shape, shapes: &Shapes, path: &str) -> Result
                 let GqlValue::Object(ops) = value else {
                     return Err(invalid(&here, "expected an object of comparisons"));
                 };
-                for (op, operand) in ops {
-                    let at = format!("{here}.{op}");
-                    for condition in comparison(name, op, operand, &at)? {
+                for (op, at, operand) in comparisons(ops, &here)? {
+                    for condition in comparison(name, &op, operand, &at)? {
                         // `{column: {$op: value}}`: the compiler's path is `column.$op`.
                         let json_op = condition
                             .get(name)
@@ -180,6 +180,47 @@ fn convert(exp: &GqlValue, shape: &Shape, shapes: &Shapes, path: &str) -> Result
             (json!({ "$and": items }), places)
         }
     })
+}
+
+/// A column's comparisons with where each is in the request; those under
+/// `_cast: {String: {…}}` (a JSON column's text: the engine holds JSON
+/// documents as their text) are comparisons of the column itself.
+fn comparisons<'v>(
+    ops: &'v IndexMap<Name, GqlValue>,
+    here: &str,
+) -> Result<Vec<(Name, String, &'v GqlValue)>, ApiError> {
+    let mut out = Vec::new();
+    for (op, operand) in ops {
+        let at = format!("{here}.{op}");
+        if op.as_str() != "_cast" {
+            out.push((op.clone(), at, operand));
+            continue;
+        }
+        let GqlValue::Object(casts) = operand else {
+            return Err(invalid(
+                &at,
+                "expected an object such as `{String: {_ilike: \"%x%\"}}`",
+            ));
+        };
+        for (ty, inner) in casts {
+            let at = format!("{at}.{ty}");
+            let GqlValue::Object(inner) = inner else {
+                return Err(invalid(&at, "expected an object of comparisons"));
+            };
+            if ty.as_str() != "String" {
+                return Err(invalid(
+                    &at,
+                    format!("`_cast` compares as String, not `{ty}`"),
+                ));
+            }
+            out.extend(
+                inner
+                    .iter()
+                    .map(|(op, operand)| (op.clone(), format!("{at}.{op}"), operand)),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// One comparison of a column, as filter conditions (all must hold).

@@ -40,6 +40,7 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
     for scalar in Scalar::ALL {
         taken.insert(scalar.name().to_string());
         taken.insert(comparison_name(scalar));
+        taken.insert(cast_name(scalar));
     }
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
@@ -110,12 +111,26 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
+    // A JSON column compares as text under `_cast: {String: …}`.
+    if scalars.iter().any(|s| s.is_json()) {
+        scalars.insert(Scalar::String);
+    }
     // Every scalar a column or an aggregate has, with its comparisons.
     for scalar in scalars {
         if !scalar.is_builtin() {
             builder = builder.register(custom_scalar(scalar));
         }
         builder = builder.register(comparison(scalar));
+        if scalar.is_json() {
+            builder = builder.register(
+                InputObject::new(cast_name(scalar))
+                    .description("The value's text, compared as a String")
+                    .field(InputValue::new(
+                        "String",
+                        TypeRef::named(comparison_name(Scalar::String)),
+                    )),
+            );
+        }
     }
     for ty in types {
         builder = builder.register(ty);
@@ -181,6 +196,11 @@ fn comparison_name(scalar: Scalar) -> String {
     format!("{}_comparison_exp", scalar.name())
 }
 
+/// `<scalar>_cast_exp`: `_cast`'s argument (JSON scalars only).
+fn cast_name(scalar: Scalar) -> String {
+    format!("{}_cast_exp", scalar.name())
+}
+
 /// A scalar of ours: what it accepts as input.
 fn custom_scalar(scalar: Scalar) -> GqlScalar {
     let description = match scalar {
@@ -238,9 +258,11 @@ fn comparison(scalar: Scalar) -> InputObject {
             input = input.field(InputValue::new(op, TypeRef::named(name)));
         }
     }
-    // jsonb's operators, on every JSON column (evaluated as jsonb's).
-    if matches!(scalar, Scalar::Json | Scalar::Jsonb) {
+    // jsonb's operators, on every JSON column (evaluated as jsonb's), and
+    // its text's comparisons (`_cast: {String: {_ilike: "%x%"}}`).
+    if scalar.is_json() {
         input = input
+            .field(InputValue::new("_cast", TypeRef::named(cast_name(scalar))))
             .field(InputValue::new("_contains", TypeRef::named(name)))
             .field(InputValue::new("_contained_in", TypeRef::named(name)))
             .field(InputValue::new("_has_key", TypeRef::named(TypeRef::STRING)))

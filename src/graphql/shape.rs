@@ -130,6 +130,11 @@ impl Scalar {
         self == Self::String
     }
 
+    /// `json` or `jsonb`: jsonb's operators and `_cast`.
+    pub fn is_json(self) -> bool {
+        matches!(self, Self::Json | Self::Jsonb)
+    }
+
     /// In `sum` and `avg`.
     pub fn is_summable(self) -> bool {
         matches!(self, Self::Int | Self::Bigint | Self::Float | Self::Numeric)
