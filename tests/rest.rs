@@ -358,6 +358,28 @@ async fn json_document_filters_run_in_postgresql() {
     f.stop().await;
 }
 
+/// A JSON column sorts by its text on every source, also when the sort is
+/// sent to PostgreSQL (jsonb's own order would put the shorter array
+/// `["z"]` first).
+#[tokio::test]
+async fn json_columns_sort_by_their_text() {
+    let f = Fixture::new().await;
+    common::postgres_exec(&format!(
+        r#"INSERT INTO {}.posts VALUES (6, '["z"]', NULL)"#,
+        f.schema
+    ))
+    .await;
+    let body = f.get("/api/pg_posts?sort=tags,id&fields=id").await;
+    // `{"x": 1.000…` before `{"x": 1}` (`.` before `}`); jsonb would put
+    // the one-pair object first.
+    assert_eq!(ids(&body), vec![1, 2, 6, 5, 4, 3]);
+    let body = f
+        .get("/api/pg_posts?sort=-tags,id&fields=id&pageSize=2")
+        .await;
+    assert_eq!(ids(&body), vec![3, 4]);
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn bad_list_requests_are_400_naming_the_problem() {
     let f = Fixture::new().await;

@@ -39,6 +39,31 @@ pub use json_document::{
     postgres_sql as json_postgres_sql, pushable_to_postgres as json_pushable_to_postgres,
 };
 
+/// `column` of `table` as it compares and sorts: a JSON document as its
+/// text on every source (`json_document::text`), any other column as is.
+pub fn comparable(table: &TableDef, name: &str, column: Expr) -> Expr {
+    if is_json(table, name) {
+        json_document::text(column)
+    } else {
+        column
+    }
+}
+
+/// A text column holding JSON (`json`, `jsonb`, MySQL's `JSON`).
+fn is_json(table: &TableDef, name: &str) -> bool {
+    table.columns.iter().any(|c| {
+        c.name == name
+            && matches!(
+                c.data_type,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+            && matches!(
+                c.native_type.to_ascii_lowercase().as_str(),
+                "json" | "jsonb"
+            )
+    })
+}
+
 /// What is wrong with a filter, and where (`$and[1].o_status.$eq`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("filter at `{path}`: {message}")]
@@ -196,17 +221,7 @@ impl<'a> Scope<'a> {
 
     /// A text column holding JSON (`json`, `jsonb`, MySQL's `JSON`).
     fn is_json(&self, name: &str) -> bool {
-        self.def.columns.iter().any(|c| {
-            c.name == name
-                && matches!(
-                    c.data_type,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                )
-                && matches!(
-                    c.native_type.to_ascii_lowercase().as_str(),
-                    "json" | "jsonb"
-                )
-        })
+        is_json(self.def, name)
     }
 
     fn column(&self, name: &str) -> Expr {
@@ -235,12 +250,7 @@ impl<'a> Scope<'a> {
         operand: &Value,
         path: &str,
     ) -> Result<Expr, FilterError> {
-        // A JSON document compares as its text (see `json_document::text`).
-        let column = if self.is_json(name) {
-            json_document::text(self.column(name))
-        } else {
-            self.column(name)
-        };
+        let column = comparable(self.def, name, self.column(name));
         let data_type = self.column_type(name).cloned().unwrap_or(DataType::Utf8);
         let bound = substitute(operand, self.cx.variables);
         let value = || self.value(&bound, &data_type, path);
