@@ -358,11 +358,11 @@ async fn json_document_filters_run_in_postgresql() {
     f.stop().await;
 }
 
-/// A JSON column sorts by its text on every source, also when the sort is
+/// A JSON column sorts and groups by its text on every source, also when
 /// sent to PostgreSQL (jsonb's own order would put the shorter array
 /// `["z"]` first).
 #[tokio::test]
-async fn json_columns_sort_by_their_text() {
+async fn json_columns_sort_and_group_by_their_text() {
     let f = Fixture::new().await;
     common::postgres_exec(&format!(
         r#"INSERT INTO {}.posts VALUES (6, '["z"]', NULL)"#,
@@ -377,6 +377,44 @@ async fn json_columns_sort_by_their_text() {
         .get("/api/pg_posts?sort=-tags,id&fields=id&pageSize=2")
         .await;
     assert_eq!(ids(&body), vec![3, 4]);
+    // Grouped and compared as text too (min / max have no jsonb version).
+    common::postgres_exec(&format!(
+        r#"INSERT INTO {}.posts VALUES (7, '["z"]', NULL)"#,
+        f.schema
+    ))
+    .await;
+    let measures = enc(
+        r#"[{"aggregation":"count","alias":"n"},{"field":"tags","aggregation":"count","alias":"docs"}]"#,
+    );
+    let dimensions = enc(r#"[{"field":"tags"}]"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_posts:aggregate?measures={measures}&dimensions={dimensions}&sort=tags"
+        ))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"tags": r#"["a", "b"]"#, "n": 1, "docs": 1},
+            {"tags": r#"["b", 3]"#, "n": 1, "docs": 1},
+            {"tags": r#"["z"]"#, "n": 2, "docs": 2},
+            {"tags": r#"{"x": 1.00000000000000000001, "it's": "a \"quote\""}"#, "n": 1, "docs": 1},
+            {"tags": r#"{"x": 1}"#, "n": 1, "docs": 1},
+            {"tags": null, "n": 1, "docs": 0},
+        ]),
+        "{body}"
+    );
+    // min / max / count distinct: refused as such (PostgreSQL has no max(jsonb)).
+    let measures = enc(r#"[{"field":"tags","aggregation":"max"}]"#);
+    let (status, body) = f
+        .call(
+            Method::GET,
+            &format!("/api/pg_posts:aggregate?measures={measures}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["path"], "measures[0]", "{body}");
     f.stop().await;
 }
 

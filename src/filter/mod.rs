@@ -50,7 +50,7 @@ pub fn comparable(table: &TableDef, name: &str, column: Expr) -> Expr {
 }
 
 /// A text column holding JSON (`json`, `jsonb`, MySQL's `JSON`).
-fn is_json(table: &TableDef, name: &str) -> bool {
+pub fn is_json(table: &TableDef, name: &str) -> bool {
     table.columns.iter().any(|c| {
         c.name == name
             && matches!(
