@@ -23,6 +23,7 @@
 //! | window functions | `row_number()` over pushable keys | `row_number()` over keys that are not text (MySQL 8, MariaDB 10.2) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
+//! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | no (MySQL's `JSON` compares as JSON) | no | no | no |
 //!
 //! KingbaseES follows PostgreSQL, except that `''` is not pushed (in its
 //! Oracle compatibility mode it is NULL) and neither are the JSON document
