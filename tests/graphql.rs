@@ -2323,6 +2323,88 @@ async fn nested_pages_are_cut_per_parent_in_the_plan() {
     f.stop().await;
 }
 
+/// `x_by_pk` with one array relationship keyed by its key (a customer with
+/// its latest orders) reads the related rows first with the row joined to
+/// them: one statement, where it was the row's then its related rows'.
+/// The answers are those of the same selection through the list field: with
+/// related rows, without any (then the row is read alone), for a key that
+/// is not there, with relations under the related rows, and for a role that
+/// may see the related rows but not the row.
+#[tokio::test]
+async fn a_row_by_key_with_its_related_rows_is_one_statement() {
+    let f = Fixture::new().await;
+    f.rule(
+        "viewer",
+        "pg_customers",
+        "select",
+        json!({"filter": {"tier": {"$exists": true}}}),
+    )
+    .await;
+    f.rule("viewer", "pg_orders", "select", json!({})).await;
+    f.rule("viewer", "pg_line_items", "select", json!({})).await;
+    let plain = r#"id name orders(order_by: {id: desc}, limit: 1, where: {status: {_neq: "cancelled"}}) { id status }"#;
+    let nested = "name orders(order_by: {id: asc}, offset: 1) { id line_items(order_by: {line: asc}) { line qty } }";
+    for (role, id, selection, sent) in [
+        (None, 1, plain, 1),
+        (None, 2, plain, 1),
+        // No orders: then the customer alone.
+        (
+            None,
+            3,
+            "id orders(where: {status: {_eq: \"shipped\"}}) { id }",
+            2,
+        ),
+        (None, 99, plain, 2),
+        (None, 1, nested, 2),
+        // Across sources: MariaDB's reviews, then the customer from PostgreSQL.
+        (None, 1, "name reviews(order_by: {id: desc}) { stars }", 1),
+        (Some(("viewer", "u")), 1, plain, 1),
+        // Bob's orders are visible, Bob is not.
+        (Some(("viewer", "u")), 2, plain, 1),
+    ] {
+        let before = statements(&f, "pg").await;
+        let by_key = f
+            .request(
+                role,
+                json!({"query": format!("{{ pg_customers_by_pk(id: {id}) {{ {selection} }} }}")}),
+            )
+            .await;
+        let used = statements(&f, "pg").await - before;
+        let listed = f
+            .request(
+                role,
+                json!({"query": format!("{{ pg_customers(where: {{id: {{_eq: {id}}}}}) {{ {selection} }} }}")}),
+            )
+            .await;
+        let expected = listed["data"]["pg_customers"]
+            .get(0)
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            by_key,
+            json!({"data": {"pg_customers_by_pk": expected}}),
+            "{role:?} {id} {selection}"
+        );
+        assert_eq!(used, sent, "{role:?} {id} {selection}: statements");
+    }
+    // What the cases answered, so that the comparison above compared rows.
+    let body = f
+        .query(&format!("{{ pg_customers_by_pk(id: 1) {{ {plain} }} }}"))
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers_by_pk": {"id": 1, "name": "Ann", "orders": [{"id": 2, "status": "shipped"}]}}})
+    );
+    let body = f
+        .request(
+            Some(("viewer", "u")),
+            json!({"query": "{ pg_customers_by_pk(id: 2) { id orders { id } } }"}),
+        )
+        .await;
+    assert_eq!(body, json!({"data": {"pg_customers_by_pk": null}}));
+    f.stop().await;
+}
+
 /// A nested page of MariaDB's rows ordered by keys that are not text is
 /// cut per parent inside MariaDB (`row_number()` pushed down): only the
 /// page's rows leave it. Ordered by text, the window runs in the engine

@@ -88,6 +88,113 @@ pub fn appended(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> V
     out
 }
 
+/// `x_by_pk` selecting columns and one array relationship keyed by the
+/// primary key (a customer with its latest orders): the related rows' key
+/// is the argument, so they are read first, each with the row itself
+/// appended through the relation back (joined into their statement where
+/// REST's appends can be: one statement for both), and the row is taken
+/// from them — null when the caller may not see it. Without related rows
+/// (in the page) the row is read alone. `Ok(None)`: not that shape (the
+/// row is read, then its relations).
+pub async fn by_pk_through_related(
+    state: &AppState,
+    caller: &Caller,
+    field: &SelectionField<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+    key: &[(String, Value)],
+) -> Result<Option<Option<Record>>, ApiError> {
+    let selected = included(field);
+    let mut relations = selected
+        .iter()
+        .filter_map(|f| relation_field(shape, f.name()).map(|found| (f, found)));
+    let (Some((child, (relation, false))), None) = (relations.next(), relations.next()) else {
+        return Ok(None);
+    };
+    let others_are_columns = selected.iter().all(|f| {
+        f.name() == child.name() || f.name().starts_with("__") || shape.column(f.name()).is_some()
+    });
+    let keyed = relation.pairs.len() == key.len()
+        && relation
+            .pairs
+            .iter()
+            .all(|(own, _)| key.iter().any(|(column, _)| column == own));
+    let Some(target) = shapes.get(&relation.target) else {
+        return Ok(None);
+    };
+    let back = target.relations.iter().find(|r| {
+        !r.many
+            && r.fetchable
+            && r.target == shape.name
+            && r.pairs.len() == relation.pairs.len()
+            && relation
+                .pairs
+                .iter()
+                .all(|(own, theirs)| r.pairs.iter().any(|(o, t)| o == theirs && t == own))
+    });
+    let (true, true, true, Some(back)) = (relation.many, others_are_columns, keyed, back) else {
+        return Ok(None);
+    };
+    let parent = Record(
+        key.iter()
+            .map(|(column, value)| (Arc::from(column.as_str()), Cell::Value(value.clone())))
+            .collect(),
+    );
+    let Some(picked) = Picked::of(
+        child,
+        relation,
+        target,
+        shapes,
+        std::slice::from_ref(&parent),
+    )?
+    else {
+        return Ok(None);
+    };
+    let mut rows = picked
+        .read_rows(
+            state,
+            caller,
+            relation,
+            target,
+            shapes,
+            std::slice::from_ref(child),
+            Some(&back.field),
+        )
+        .await
+        .map_err(|e| {
+            let message = format!("reading `{}`: {}", picked.at, e.message);
+            ApiError { message, ..e }
+        })?;
+    // The row, from the first related row; the others' copies go (a
+    // selected `back` relation was already placed under its slot).
+    let mut row = None;
+    for (i, related) in rows.iter_mut().enumerate() {
+        if let Some(place) = related.0.iter().position(|(name, _)| **name == *back.field) {
+            if let (0, (_, Cell::One(record))) = (i, related.0.remove(place)) {
+                row = record;
+            }
+        }
+    }
+    if rows.is_empty() {
+        let request = ReadRequest {
+            filter: Some(arguments::key_filter(key.to_vec())),
+            fields: columns(field, shape),
+            limit: Some(1),
+            ..ReadRequest::default()
+        };
+        let target = Target::resolve(state, &shape.name)?;
+        row = read::fetch(state, caller, &target, &request)
+            .await?
+            .0
+            .into_iter()
+            .next();
+    }
+    if let Some(row) = &mut row {
+        row.0.push((slot(&picked.at).into(), Cell::Many(rows)));
+    }
+    Ok(Some(row))
+}
+
 /// The relation a field reads (`orders` or `orders_aggregate`), and
 /// whether it is the aggregate.
 pub fn relation_field<'s>(shape: &'s Shape, name: &str) -> Option<(&'s RelationShape, bool)> {
@@ -347,6 +454,43 @@ impl Picked {
         shapes: &Shapes,
         selections: &[SelectionField<'_>],
     ) -> Result<HashMap<Vec<String>, Vec<Record>>, ApiError> {
+        let related = self
+            .read_rows(
+                state,
+                caller,
+                relation,
+                target_shape,
+                shapes,
+                selections,
+                None,
+            )
+            .await?;
+        // Spread over the parents by key, in the order read.
+        let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
+        for row in related {
+            if let Some(inner) = key_of(
+                &row,
+                relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
+            ) {
+                by_key.entry(inner).or_default().push(row);
+            }
+        }
+        Ok(by_key)
+    }
+
+    /// The picked rows, in the order read, with their relations (and the
+    /// relation `back` to their parent appended, when given).
+    #[allow(clippy::too_many_arguments)]
+    async fn read_rows(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        relation: &RelationShape,
+        target_shape: &Shape,
+        shapes: &Shapes,
+        selections: &[SelectionField<'_>],
+        back: Option<&str>,
+    ) -> Result<Vec<Record>, ApiError> {
         let mut fields: Vec<String> = Vec::new();
         let theirs = relation.pairs.iter().map(|(_, theirs)| theirs.clone());
         for column in selections
@@ -358,10 +502,15 @@ impl Picked {
                 fields.push(column);
             }
         }
-        let appends = selections
+        let mut appends: Vec<String> = selections
             .iter()
             .flat_map(|selected| appended(selected, target_shape, shapes))
             .collect();
+        if let Some(back) = back
+            && !appends.iter().any(|a| a == back)
+        {
+            appends.push(back.to_string());
+        }
         let request = ReadRequest {
             filter: Some(self.filter.clone()),
             sort: self.window.sort.clone(),
@@ -396,17 +545,7 @@ impl Picked {
             ))
             .await?;
         }
-        // Spread over the parents by key, in the order read.
-        let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
-        for row in related {
-            if let Some(inner) = key_of(
-                &row,
-                relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
-            ) {
-                by_key.entry(inner).or_default().push(row);
-            }
-        }
-        Ok(by_key)
+        Ok(related)
     }
 }
 

@@ -199,6 +199,12 @@ pub async fn by_pk<'a>(
             .map_err(|e| ApiError::bad_request(e.to_string()).at(column.name.clone()))?;
         values.push((column.name.clone(), value));
     }
+    let field = ctx.ctx.field();
+    if let Some(row) =
+        nested::by_pk_through_related(state, caller, &field, shape, shapes, &values).await?
+    {
+        return Ok(row.map(FieldValue::owned_any));
+    }
     let request = ReadRequest {
         filter: Some(arguments::key_filter(values)),
         fields: nested::columns(&ctx.ctx.field(), shape),
