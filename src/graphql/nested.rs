@@ -169,10 +169,10 @@ pub async fn by_pk_through_related(
     // selected `back` relation was already placed under its slot).
     let mut row = None;
     for (i, related) in rows.iter_mut().enumerate() {
-        if let Some(place) = related.0.iter().position(|(name, _)| **name == *back.field) {
-            if let (0, (_, Cell::One(record))) = (i, related.0.remove(place)) {
-                row = record;
-            }
+        if let Some(place) = related.0.iter().position(|(name, _)| **name == *back.field)
+            && let (0, (_, Cell::One(record))) = (i, related.0.remove(place))
+        {
+            row = record;
         }
     }
     if rows.is_empty() {
