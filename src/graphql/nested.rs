@@ -140,7 +140,7 @@ pub async fn by_pk_through_related(
             .map(|(column, value)| (Arc::from(column.as_str()), Cell::Value(value.clone())))
             .collect(),
     );
-    let Some(picked) = Picked::of(
+    let Some(mut picked) = Picked::of(
         child,
         relation,
         target,
@@ -150,15 +150,15 @@ pub async fn by_pk_through_related(
     else {
         return Ok(None);
     };
+    picked.back = Some(back.field.clone());
     let mut rows = picked
-        .read_rows(
+        .read(
             state,
             caller,
             relation,
             target,
             shapes,
             std::slice::from_ref(child),
-            Some(&back.field),
         )
         .await
         .map_err(|e| {
@@ -395,6 +395,9 @@ struct Picked {
     parents: usize,
     /// The field's response key.
     at: String,
+    /// The relation from the picked rows back to their one parent, read
+    /// with them ([`by_pk_through_related`]).
+    back: Option<String>,
 }
 
 impl Picked {
@@ -440,11 +443,13 @@ impl Picked {
             window,
             parents,
             at,
+            back: None,
         }))
     }
 
-    /// Reads the picked rows' `fields` (and the related key), with the
-    /// relation fields `selections` select in them.
+    /// Reads the picked rows' `fields` (and the related key), in the order
+    /// read, with the relation fields `selections` select in them (and the
+    /// relation [`Self::back`] to their parent appended, when set).
     async fn read(
         &self,
         state: &AppState,
@@ -453,43 +458,6 @@ impl Picked {
         target_shape: &Shape,
         shapes: &Shapes,
         selections: &[SelectionField<'_>],
-    ) -> Result<HashMap<Vec<String>, Vec<Record>>, ApiError> {
-        let related = self
-            .read_rows(
-                state,
-                caller,
-                relation,
-                target_shape,
-                shapes,
-                selections,
-                None,
-            )
-            .await?;
-        // Spread over the parents by key, in the order read.
-        let mut by_key: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
-        for row in related {
-            if let Some(inner) = key_of(
-                &row,
-                relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
-            ) {
-                by_key.entry(inner).or_default().push(row);
-            }
-        }
-        Ok(by_key)
-    }
-
-    /// The picked rows, in the order read, with their relations (and the
-    /// relation `back` to their parent appended, when given).
-    #[allow(clippy::too_many_arguments)]
-    async fn read_rows(
-        &self,
-        state: &AppState,
-        caller: &Caller,
-        relation: &RelationShape,
-        target_shape: &Shape,
-        shapes: &Shapes,
-        selections: &[SelectionField<'_>],
-        back: Option<&str>,
     ) -> Result<Vec<Record>, ApiError> {
         let mut fields: Vec<String> = Vec::new();
         let theirs = relation.pairs.iter().map(|(_, theirs)| theirs.clone());
@@ -506,10 +474,10 @@ impl Picked {
             .iter()
             .flat_map(|selected| appended(selected, target_shape, shapes))
             .collect();
-        if let Some(back) = back
-            && !appends.iter().any(|a| a == back)
+        if let Some(back) = &self.back
+            && !appends.contains(back)
         {
-            appends.push(back.to_string());
+            appends.push(back.clone());
         }
         let request = ReadRequest {
             filter: Some(self.filter.clone()),
@@ -549,6 +517,21 @@ impl Picked {
     }
 }
 
+/// Related rows by their key (`relation`'s columns on their side), each
+/// key's in the order read.
+fn by_key(relation: &RelationShape, rows: Vec<Record>) -> HashMap<Vec<String>, Vec<Record>> {
+    let mut spread: HashMap<Vec<String>, Vec<Record>> = HashMap::new();
+    for row in rows {
+        if let Some(inner) = key_of(
+            &row,
+            relation.pairs.iter().map(|(_, theirs)| theirs.as_str()),
+        ) {
+            spread.entry(inner).or_default().push(row);
+        }
+    }
+    spread
+}
+
 /// An object or array relationship: one read for every parent.
 async fn attach_rows(
     state: &AppState,
@@ -581,9 +564,9 @@ async fn attach_rows(
         }
         return Ok(());
     }
-    let by_key = match Picked::of(selected, relation, target_shape, shapes, records)? {
+    let related = match Picked::of(selected, relation, target_shape, shapes, records)? {
         Some(picked) => {
-            picked
+            let rows = picked
                 .read(
                     state,
                     caller,
@@ -592,13 +575,14 @@ async fn attach_rows(
                     shapes,
                     std::slice::from_ref(selected),
                 )
-                .await?
+                .await?;
+            by_key(relation, rows)
         }
         None => HashMap::new(),
     };
     for record in records.iter_mut() {
         let rows: Vec<Record> = outer_key(relation, record)
-            .and_then(|k| by_key.get(&k))
+            .and_then(|k| related.get(&k))
             .cloned()
             .unwrap_or_default();
         let cell = if relation.many {
@@ -666,9 +650,10 @@ async fn attach_aggregate(
             }
         }
         if !nodes.is_empty() {
-            rows = picked
+            let read = picked
                 .read(state, caller, relation, target_shape, shapes, &nodes)
                 .await?;
+            rows = by_key(relation, read);
         }
     }
     for record in records.iter_mut() {
