@@ -2358,6 +2358,13 @@ async fn a_row_by_key_with_its_related_rows_is_one_statement() {
         (None, 1, nested, 2),
         // Across sources: MariaDB's reviews, then the customer from PostgreSQL.
         (None, 1, "name reviews(order_by: {id: desc}) { stars }", 1),
+        // The orders select their customer (with more under it): read as before.
+        (
+            None,
+            1,
+            "name orders(order_by: {id: asc}) { id customers { name orders_aggregate { aggregate { count } } } }",
+            4,
+        ),
         (Some(("viewer", "u")), 1, plain, 1),
         // Bob's orders are visible, Bob is not.
         (Some(("viewer", "u")), 2, plain, 1),

@@ -135,6 +135,11 @@ pub async fn by_pk_through_related(
     let (true, true, true, Some(back)) = (relation.many, others_are_columns, keyed, back) else {
         return Ok(None);
     };
+    // The related rows' own `back` field would find the appended row and
+    // take it as its answer, whatever it selects under it.
+    if included(child).iter().any(|f| f.name() == back.field) {
+        return Ok(None);
+    }
     let parent = Record(
         key.iter()
             .map(|(column, value)| (Arc::from(column.as_str()), Cell::Value(value.clone())))
@@ -165,8 +170,7 @@ pub async fn by_pk_through_related(
             let message = format!("reading `{}`: {}", picked.at, e.message);
             ApiError { message, ..e }
         })?;
-    // The row, from the first related row; the others' copies go (a
-    // selected `back` relation was already placed under its slot).
+    // The row, from the first related row; the others' copies go.
     let mut row = None;
     for (i, related) in rows.iter_mut().enumerate() {
         if let Some(place) = related.0.iter().position(|(name, _)| **name == *back.field)
