@@ -377,6 +377,22 @@ async fn json_columns_sort_and_group_by_their_text() {
         .get("/api/pg_posts?sort=-tags,id&fields=id&pageSize=2")
         .await;
     assert_eq!(ids(&body), vec![3, 4]);
+    // A keyset cursor walks the same order.
+    let (mut seen, mut path) = (
+        Vec::new(),
+        "/api/pg_posts?sort=tags&fields=id&pageSize=2".to_string(),
+    );
+    loop {
+        let body = f.get(&path).await;
+        seen.extend(ids(&body));
+        match body["meta"]["nextCursor"].as_str() {
+            Some(next) => {
+                path = format!("/api/pg_posts?sort=tags&fields=id&pageSize=2&cursor={next}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![1, 2, 6, 5, 4, 3]);
     // Grouped and compared as text too (min / max have no jsonb version).
     common::postgres_exec(&format!(
         r#"INSERT INTO {}.posts VALUES (7, '["z"]', NULL)"#,
