@@ -1021,7 +1021,7 @@ fn column_values(
 fn write_target(target: &Target) -> WriteTarget {
     WriteTarget {
         schema: target.collection.table.schema.clone(),
-        table: target.def.as_ref().clone(),
+        table: target.def.clone(),
     }
 }
 

@@ -98,7 +98,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     });
     let target = WriteTarget {
         schema: schema.to_string(),
-        table,
+        table: table.into(),
     };
     let cols = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
     let evil = "x'); DROP TABLE items; --\\";

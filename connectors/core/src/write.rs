@@ -2,6 +2,8 @@
 //! returning, and locking reads of the rows about to be written, executed
 //! inside a transaction that rolls back unless committed.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -12,11 +14,11 @@ use crate::value::Value;
 
 /// The table a write goes to, with its catalog model (column names are checked
 /// against it, returned rows are typed by it, and MySQL's emulated RETURNING
-/// uses its primary key).
+/// uses its primary key), shared with the catalog snapshot rather than copied.
 #[derive(Debug, Clone)]
 pub struct WriteTarget {
     pub schema: String,
-    pub table: TableDef,
+    pub table: Arc<TableDef>,
 }
 
 /// `INSERT INTO target (columns) VALUES rows… RETURNING returning`.

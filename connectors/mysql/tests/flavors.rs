@@ -213,7 +213,7 @@ async fn json_columns_are_marked_alike_and_round_trip() {
         .execute(&WriteOp::Insert(Insert {
             target: WriteTarget {
                 schema: db.name.clone(),
-                table,
+                table: table.into(),
             },
             columns: vec!["body".into()],
             rows: vec![vec![Value::Json(document.clone())]],

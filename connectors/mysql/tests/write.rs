@@ -30,7 +30,7 @@ async fn target(connector: &MySqlConnector, schema: &str, table: &str) -> WriteT
     let model = connector.introspect().await.unwrap();
     WriteTarget {
         schema: schema.to_string(),
-        table: model.table(schema, table).unwrap().clone(),
+        table: model.table(schema, table).unwrap().clone().into(),
     }
 }
 

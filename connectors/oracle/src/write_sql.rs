@@ -278,7 +278,8 @@ mod tests {
                 check_constraints: vec![],
                 row_estimate: None,
                 drift_fingerprint: String::new(),
-            },
+            }
+            .into(),
         }
     }
 
@@ -418,8 +419,7 @@ mod tests {
     #[test]
     fn lock_selects_for_update() {
         let mut target = target();
-        target
-            .table
+        std::sync::Arc::make_mut(&mut target.table)
             .columns
             .push(column("DOC", "JSON", DataType::Utf8));
         let lock = |columns: &[&str]| Lock {

@@ -294,7 +294,7 @@ async fn every_type_round_trips(connector: &dyn Connector, schema: &str) {
     let values: Vec<Value> = row.iter().map(|(_, v)| v.clone()).collect();
     let target = WriteTarget {
         schema: schema.to_string(),
-        table: table.clone(),
+        table: table.clone().into(),
     };
     let mut tx = connector.begin().await.expect("begin");
     let outcome = tx
@@ -345,7 +345,7 @@ async fn every_type_round_trips(connector: &dyn Connector, schema: &str) {
     tx.execute(&WriteOp::Insert(Insert {
         target: WriteTarget {
             schema: schema.to_string(),
-            table: table.clone(),
+            table: table.clone().into(),
         },
         columns: vec!["ID".into(), "VC".into()],
         rows: vec![vec![Value::Int(2), Value::Text(String::new())]],

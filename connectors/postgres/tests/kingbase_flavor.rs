@@ -335,7 +335,11 @@ async fn write_path_conformance_and_rollback() {
     let model = connector.introspect().await.expect("introspect");
     let target = WriteTarget {
         schema: "shop".into(),
-        table: model.table("shop", "ORDERS").expect("ORDERS").clone(),
+        table: model
+            .table("shop", "ORDERS")
+            .expect("ORDERS")
+            .clone()
+            .into(),
     };
     let mut tx = connector.begin().await.expect("begin");
     let outcome = tx
@@ -713,7 +717,7 @@ async fn user_defined_types_degrade_to_text() {
     // would abort the transaction).
     let target = WriteTarget {
         schema: "shop".into(),
-        table: kitchen.clone(),
+        table: kitchen.clone().into(),
     };
     let mut tx = connector.begin().await.unwrap();
     let outcome = tx

@@ -365,7 +365,7 @@ fn a_transaction_dropped_without_a_runtime_is_discarded() {
         let model = connector.introspect().await.unwrap();
         let target = WriteTarget {
             schema: schema.name.clone(),
-            table: model.table(&schema.name, "items").unwrap().clone(),
+            table: model.table(&schema.name, "items").unwrap().clone().into(),
         };
         let mut tx = connector.begin().await.unwrap();
         tx.execute(&WriteOp::Insert(Insert {

@@ -35,7 +35,7 @@ async fn target(connector: &dyn Connector, schema: &str, table: &str) -> WriteTa
     let model = connector.introspect().await.expect("introspect");
     WriteTarget {
         schema: schema.to_string(),
-        table: model.table(schema, table).expect("table").clone(),
+        table: model.table(schema, table).expect("table").clone().into(),
     }
 }
 

@@ -66,7 +66,7 @@ async fn every_type_round_trips() {
         .execute(&WriteOp::Insert(Insert {
             target: WriteTarget {
                 schema: "main".into(),
-                table: table.clone(),
+                table: table.clone().into(),
             },
             columns: COLUMNS.iter().map(ToString::to_string).collect(),
             rows: vec![typed, vec![Value::Null; COLUMNS.len()]],

@@ -387,7 +387,7 @@ async fn errors_are_classified(connector: &SqlServerConnector, url: &str, schema
     let model = connector.introspect().await.unwrap();
     let target = WriteTarget {
         schema: schema.to_string(),
-        table: model.table(schema, "owners").unwrap().clone(),
+        table: model.table(schema, "owners").unwrap().clone().into(),
     };
     let mut tx = connector.begin().await.unwrap();
     let err = tx

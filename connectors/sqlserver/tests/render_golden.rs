@@ -52,7 +52,8 @@ fn target() -> WriteTarget {
             check_constraints: vec![],
             row_estimate: None,
             drift_fingerprint: String::new(),
-        },
+        }
+        .into(),
     }
 }
 
