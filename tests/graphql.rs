@@ -2236,6 +2236,47 @@ async fn json_columns_compare_as_text_under_cast() {
             "like": [{"id": 2}], "cased": [], "both": [{"id": 1}],
         }})
     );
+    // MariaDB's JSON is text: the comparisons run there, byte-exact, so
+    // only the matching rows leave it.
+    for (pattern, expected) in [
+        (r#"%\"x\"%"#, json!([{"id": 2}])),
+        (r#"%\"A\"%"#, json!([])),
+    ] {
+        let read = source_counter(&f, "rows", "my").await;
+        let body = f
+            .query(&format!(
+                r#"{{ my_reviews(where: {{tags: {{_cast: {{String: {{_like: "{pattern}"}}}}}}}}) {{ id }} }}"#
+            ))
+            .await;
+        assert_eq!(body, json!({"data": {"my_reviews": expected}}), "{pattern}");
+        let n = expected.as_array().map_or(0, Vec::len) as u64;
+        assert_eq!(
+            source_counter(&f, "rows", "my").await - read,
+            n,
+            "{pattern}"
+        );
+    }
+    // Grouped by the text too, on both sources.
+    let body = f
+        .query(
+            "{ my: my_reviews_group_by(by: [tags], order_by: [{keys: {tags: asc}}]) { keys { tags } aggregate { count } } \
+               pg: pg_orders_group_by(by: [meta], order_by: [{keys: {meta: desc}}]) { keys { meta } aggregate { count } } }",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "my": [
+                {"keys": {"tags": ["a", "b"]}, "aggregate": {"count": 1}},
+                {"keys": {"tags": {"x": {"y": 1}}}, "aggregate": {"count": 1}},
+                {"keys": {"tags": null}, "aggregate": {"count": 1}},
+            ],
+            "pg": [
+                {"keys": {"meta": null}, "aggregate": {"count": 4}},
+                {"keys": {"meta": {"rush": true}}, "aggregate": {"count": 1}},
+            ],
+        }})
+    );
     let body = f
         .query(r#"{ pg_orders(where: {meta: {_cast: {Int: {_eq: 1}}}}) { id } }"#)
         .await;

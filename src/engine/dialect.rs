@@ -37,6 +37,7 @@ pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
         base,
         name_derived_tables: kind == SourceKind::Sqlite,
         json_operators: kind == SourceKind::Postgres,
+        json_is_text: kind == SourceKind::Mariadb,
     })
 }
 
@@ -135,6 +136,8 @@ struct SourceDialect {
     name_derived_tables: bool,
     /// The JSON document tests written as jsonb's operators (PostgreSQL).
     json_operators: bool,
+    /// A JSON document is its text (MariaDB's `JSON` is `LONGTEXT`).
+    json_is_text: bool,
 }
 
 impl Dialect for SourceDialect {
@@ -153,6 +156,11 @@ impl Dialect for SourceDialect {
         }
         if self.json_operators
             && let Some(sql) = crate::filter::json_postgres_sql(unparser, func_name, args)?
+        {
+            return Ok(Some(sql));
+        }
+        if self.json_is_text
+            && let Some(sql) = crate::filter::json_mariadb_sql(unparser, func_name, args)?
         {
             return Ok(Some(sql));
         }

@@ -85,6 +85,18 @@ pub fn text(doc: Expr) -> Expr {
     UDF.call(vec![doc])
 }
 
+/// [`text`]'s name in a plan. MariaDB (whose `JSON` is `LONGTEXT`) may be
+/// sent it as the document itself (`mariadb_sql`).
+pub const TEXT: &str = JsonText::NAME;
+
+/// [`text`]'s call for MariaDB: the document, already text there.
+pub fn mariadb_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Option<ast::Expr>> {
+    match (name, args) {
+        (JsonText::NAME, [doc]) => Ok(Some(unparser.expr_to_sql(doc)?)),
+        _ => Ok(None),
+    }
+}
+
 /// Whether `name` is one of these functions whose operand is a literal
 /// (how the filter compiler calls them): what a PostgreSQL source may be
 /// sent.

@@ -36,7 +36,8 @@ use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
 
 use json_document::Test;
 pub use json_document::{
-    postgres_sql as json_postgres_sql, pushable_to_postgres as json_pushable_to_postgres,
+    TEXT as JSON_TEXT, mariadb_sql as json_mariadb_sql, postgres_sql as json_postgres_sql,
+    pushable_to_postgres as json_pushable_to_postgres,
 };
 
 /// `column` of `table` as it compares and sorts: a JSON document as its

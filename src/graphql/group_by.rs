@@ -526,6 +526,13 @@ async fn group_by(
         })
         .filter_map(|(column, _)| Some(format!("k{}", by.iter().position(|c| c == column)?)))
         .collect();
+    // A JSON document is grouped by its text and answered as the value.
+    let documents: Vec<String> = by
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| shape.column(column).is_some_and(|c| c.scalar.is_json()))
+        .map(|(index, _)| format!("k{index}"))
+        .collect();
     // Where the keys go: (response key of `keys`, [(response key, k<i>)]).
     let mut placements: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for selected in ctx.ctx.field().selection_set() {
@@ -555,6 +562,12 @@ async fn group_by(
                         && let Value::String(text) = &mut value
                     {
                         text.truncate(text.find('T').unwrap_or(text.len()));
+                    }
+                    if documents.contains(alias)
+                        && let Value::String(text) = &value
+                        && let Ok(document) = serde_json::from_str::<Value>(text)
+                    {
+                        value = document;
                     }
                     keys.insert(async_graphql::Name::new(key), to_graphql(value));
                 }
