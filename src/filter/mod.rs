@@ -37,14 +37,14 @@ use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
 use json_document::Test;
 pub use json_document::{
     TEXT as JSON_TEXT, mariadb_sql as json_mariadb_sql, postgres_sql as json_postgres_sql,
-    pushable_to_postgres as json_pushable_to_postgres,
+    pushable_to_postgres as json_pushable_to_postgres, text as json_text,
 };
 
 /// `column` of `table` as it compares and sorts: a JSON document as its
 /// text on every source (`json_document::text`), any other column as is.
 pub fn comparable(table: &TableDef, name: &str, column: Expr) -> Expr {
     if is_json(table, name) {
-        json_document::text(column)
+        json_text(column)
     } else {
         column
     }

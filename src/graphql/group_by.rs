@@ -565,9 +565,8 @@ async fn group_by(
                     }
                     if documents.contains(alias)
                         && let Value::String(text) = &value
-                        && let Ok(document) = serde_json::from_str::<Value>(text)
                     {
-                        value = document;
+                        value = resolve::document(text);
                     }
                     keys.insert(async_graphql::Name::new(key), to_graphql(value));
                 }

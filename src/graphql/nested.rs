@@ -104,6 +104,10 @@ pub async fn by_pk_through_related(
     shapes: &Shapes,
     key: &[(String, Value)],
 ) -> Result<Option<Option<Record>>, ApiError> {
+    // Most by-key reads: no array relation to read this way.
+    if !shape.relations.iter().any(|r| r.many && r.fetchable) {
+        return Ok(None);
+    }
     let selected = included(field);
     let mut relations = selected
         .iter()

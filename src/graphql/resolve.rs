@@ -533,16 +533,19 @@ pub fn column<'a>(
     let record = ctx.parent_value.try_downcast_ref::<Record>()?;
     let value = match (record.get(&column.name), column.scalar) {
         (None | Some(Value::Null), _) => return Ok(None),
-        // JSON columns arrive as their text: answered as the JSON value.
-        (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-        }
+        (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => document(text),
         (Some(Value::String(text)), Scalar::Bytea) => {
             Value::String(bytea::to_base64(text).unwrap_or_else(|| text.clone()))
         }
         (Some(value), _) => value.clone(),
     };
     Ok(Some(FieldValue::value(to_graphql(value))))
+}
+
+/// A JSON column's value, which arrives as its text: answered as the
+/// document (the text itself if it does not parse).
+pub fn document(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 /// A JSON value as GraphQL's, converted directly (`GqlValue::from_json`

@@ -435,8 +435,7 @@ pub(crate) async fn start(
                     // the plan for its source).
                     let mut expr = column(field, &at)?;
                     if filter::is_json(&target.def, field) {
-                        expr = filter::comparable(&target.def, field, expr)
-                            .alias(format!("__group_{i}"));
+                        expr = filter::json_text(expr).alias(format!("__group_{i}"));
                     }
                     let mut alias = field.to_string();
                     if let Some(granularity) = dimension.granularity {
