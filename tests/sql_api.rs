@@ -306,6 +306,114 @@ async fn postgres_joined_with_mariadb() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// JSON columns compare, sort and group as their text, as the engine holds
+/// them — in PostgreSQL too, where `jsonb` has no string operators and
+/// sorts as jsonb, and `json` has no equality — and such filters still run
+/// in the source.
+#[tokio::test]
+async fn json_columns_compare_sort_and_group_as_their_text() {
+    let schema = common::postgres_schema(
+        r#"CREATE TABLE docs (id int PRIMARY KEY, meta jsonb, raw json);
+         INSERT INTO docs VALUES (1, '[2]', '{"b": 1}'), (2, '[1, 2, 3]', '{"a": 2}'),
+           (3, '{"x": "it''s"}', '[1]'), (4, NULL, NULL), (5, '[10]', '{"a": 2}');"#,
+    )
+    .await;
+    let database = common::mariadb_database(
+        r#"CREATE TABLE notes (id INT PRIMARY KEY, doc JSON);
+         INSERT INTO notes VALUES (1, '["B"]'), (2, '["b"]'), (3, '["a"]'), (4, '["b "]');"#,
+    )
+    .await;
+    let (server, _dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
+    let docs = format!("pg.{schema}.docs");
+    let cases = [
+        // jsonb has no LIKE; upper() takes text.
+        (
+            format!("SELECT id FROM {docs} WHERE meta LIKE '%2%' ORDER BY id"),
+            json!([[1], [2]]),
+        ),
+        (
+            format!("SELECT upper(meta) FROM {docs} WHERE id = 3"),
+            json!([[r#"{"X": "IT'S"}"#]]),
+        ),
+        // The text's order, not jsonb's (which puts `[2]` and `[10]` first).
+        (
+            format!("SELECT id FROM {docs} ORDER BY meta, id"),
+            json!([[2], [5], [1], [3], [4]]),
+        ),
+        (
+            format!("SELECT id FROM {docs} WHERE meta <> '[]' ORDER BY meta DESC"),
+            json!([[3], [1], [5], [2]]),
+        ),
+        (
+            format!("SELECT id FROM {docs} WHERE meta >= '[2]' ORDER BY id"),
+            json!([[1], [3]]),
+        ),
+        // `json` has no equality: grouping, DISTINCT, joins and windows on it.
+        (
+            format!("SELECT raw, count(*) FROM {docs} GROUP BY raw ORDER BY raw"),
+            json!([
+                ["[1]", 1],
+                [r#"{"a": 2}"#, 2],
+                [r#"{"b": 1}"#, 1],
+                [null, 1]
+            ]),
+        ),
+        (
+            format!("SELECT DISTINCT raw FROM {docs} WHERE raw IS NOT NULL ORDER BY raw"),
+            json!([["[1]"], [r#"{"a": 2}"#], [r#"{"b": 1}"#]]),
+        ),
+        (
+            format!(
+                "SELECT a.id, b.id FROM {docs} a JOIN {docs} b ON a.raw = b.raw AND a.id < b.id"
+            ),
+            json!([[2, 5]]),
+        ),
+        (
+            format!(
+                "SELECT id, row_number() OVER (PARTITION BY raw ORDER BY id DESC) FROM {docs} ORDER BY id"
+            ),
+            json!([[1, 1], [2, 2], [3, 1], [4, 1], [5, 1]]),
+        ),
+        (
+            format!("SELECT max(meta), min(raw) FROM {docs}"),
+            json!([[r#"{"x": "it's"}"#, "[1]"]]),
+        ),
+        // Documents selected as they are.
+        (
+            format!("SELECT meta, raw FROM {docs} WHERE id = 2"),
+            json!([["[1, 2, 3]", r#"{"a": 2}"#]]),
+        ),
+        // MariaDB's JSON is text: compared by its bytes there as any string.
+        (
+            format!("SELECT id FROM my.{database}.notes WHERE doc = '[\"b\"]'"),
+            json!([[2]]),
+        ),
+        (
+            format!("SELECT id FROM my.{database}.notes ORDER BY doc"),
+            json!([[1], [3], [4], [2]]),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(rows(&server, &query).await, expected, "{query}");
+    }
+    // The filters ran in the sources: PostgreSQL compared the text.
+    let query = format!("SELECT id FROM {docs} WHERE meta LIKE '%2%'");
+    let statements = server.source_statements(&query).await;
+    assert!(
+        matches!(statements.as_slice(), [(s, sql)] if s == "pg" && sql.contains("CAST(") && sql.contains("LIKE")),
+        "{statements:?}"
+    );
+    let query = format!("SELECT id FROM my.{database}.notes WHERE doc = '[\"b\"]'");
+    let statements = server.source_statements(&query).await;
+    assert!(
+        matches!(statements.as_slice(), [(s, sql)] if s == "my" && sql.contains("WHERE")),
+        "{statements:?}"
+    );
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 #[tokio::test]
 async fn a_source_that_is_down_is_named() {
     let schema =

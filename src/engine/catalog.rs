@@ -15,10 +15,11 @@ use datafusion::catalog::{
 use datafusion::common::TableReference;
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
-use datafusion_federation::FederatedTableProviderAdaptor;
+use datafusion::logical_expr::TableScan;
 use datafusion_federation::sql::{
     LogicalOptimizer, SQLFederationProvider, SQLTable, SQLTableSource,
 };
+use datafusion_federation::{FederatedTableProviderAdaptor, get_table_source};
 use tributary_connector::Connector;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef, TableRef};
 
@@ -75,6 +76,12 @@ pub fn build(
                     reference: TableReference::partial(schema_name.as_str(), table.name.as_str()),
                     schema: table_schema(table),
                     kind: model.kind,
+                    json: table
+                        .columns
+                        .iter()
+                        .filter(|c| crate::filter::is_json_column(c))
+                        .map(|c| c.name.clone())
+                        .collect(),
                 };
                 let source = SQLTableSource::new_with_table(provider.clone(), Arc::new(remote));
                 let table_provider: Arc<dyn TableProvider> =
@@ -131,6 +138,21 @@ struct SourceTable {
     reference: TableReference,
     schema: SchemaRef,
     kind: SourceKind,
+    /// Its columns holding JSON documents (delivered as their text).
+    json: Vec<String>,
+}
+
+/// The JSON columns of the source table `scan` reads (none for any other
+/// table).
+pub fn json_columns(scan: &TableScan) -> Vec<String> {
+    let Ok(Some(source)) = get_table_source(&scan.source) else {
+        return Vec::new();
+    };
+    (source.as_ref() as &dyn std::any::Any)
+        .downcast_ref::<SQLTableSource>()
+        .and_then(|sql| sql.table.as_any().downcast_ref::<SourceTable>())
+        .map(|table| table.json.clone())
+        .unwrap_or_default()
 }
 
 impl SQLTable for SourceTable {

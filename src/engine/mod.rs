@@ -14,6 +14,7 @@ mod federate;
 #[cfg(test)]
 mod golden_tests;
 mod join_groups;
+mod json_columns;
 mod mysql_strings;
 mod names;
 mod partial_aggregates;

@@ -15,6 +15,9 @@ use datafusion::logical_expr::{
 };
 use serde_json::Value;
 
+/// The function's name.
+pub const ITEMS: &str = "json_array_items";
+
 /// The list the function answers: text items.
 pub fn item_field() -> Arc<Field> {
     Arc::new(Field::new_list_field(DataType::Utf8, true))
@@ -46,7 +49,7 @@ impl JsonArrayItems {
 
 impl ScalarUDFImpl for JsonArrayItems {
     fn name(&self) -> &'static str {
-        "json_array_items"
+        ITEMS
     }
 
     fn signature(&self) -> &Signature {

@@ -15,10 +15,11 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, lit,
+    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility, lit,
 };
 use datafusion::sql::sqlparser::ast::{self, ArrayElemTypeDef, BinaryOperator, CastKind};
 use datafusion::sql::unparser::Unparser;
@@ -95,6 +96,12 @@ pub fn mariadb_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Opt
         (JsonText::NAME, [doc]) => Ok(Some(unparser.expr_to_sql(doc)?)),
         _ => Ok(None),
     }
+}
+
+/// Whether `name` is `json_text` or one of the tests: functions given a
+/// JSON document.
+pub fn reads_documents(name: &str) -> bool {
+    name == JsonText::NAME || Test::named(name).is_some()
 }
 
 /// Whether `name` is one of these functions whose operand is a literal
@@ -320,6 +327,19 @@ impl ScalarUDFImpl for JsonText {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         Ok(args.first().cloned().unwrap_or(DataType::Utf8))
+    }
+
+    /// The document's field, nullable as it is: a plan whose JSON columns
+    /// are replaced by their text keeps its schema.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        match args.arg_fields {
+            [doc] => Ok(Arc::new(Field::new(
+                self.name(),
+                doc.data_type().clone(),
+                doc.is_nullable(),
+            ))),
+            _ => plan_err!("{} takes one argument", Self::NAME),
+        }
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -32,7 +32,7 @@ use datafusion::logical_expr::expr_fn::{exists, not_exists, out_ref_col};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, Operator, binary_expr, lit};
 use datafusion::scalar::ScalarValue;
 use serde_json::Value;
-use tributary_schema_cache::{CatalogSnapshot, TableDef, TableRef};
+use tributary_schema_cache::{CatalogSnapshot, ColumnDef, TableDef, TableRef};
 
 use json_document::Test;
 pub use json_document::{
@@ -40,29 +40,30 @@ pub use json_document::{
     pushable_to_postgres as json_pushable_to_postgres, text as json_text,
 };
 
-/// `column` of `table` as it compares and sorts: a JSON document as its
-/// text on every source (`json_document::text`), any other column as is.
-pub fn comparable(table: &TableDef, name: &str, column: Expr) -> Expr {
-    if is_json(table, name) {
-        json_text(column)
-    } else {
-        column
-    }
+/// A text column of `table` holding JSON (`json`, `jsonb`, MySQL's `JSON`).
+pub fn is_json(table: &TableDef, name: &str) -> bool {
+    table
+        .columns
+        .iter()
+        .any(|c| c.name == name && is_json_column(c))
 }
 
 /// A text column holding JSON (`json`, `jsonb`, MySQL's `JSON`).
-pub fn is_json(table: &TableDef, name: &str) -> bool {
-    table.columns.iter().any(|c| {
-        c.name == name
-            && matches!(
-                c.data_type,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-            )
-            && matches!(
-                c.native_type.to_ascii_lowercase().as_str(),
-                "json" | "jsonb"
-            )
-    })
+pub fn is_json_column(column: &ColumnDef) -> bool {
+    matches!(
+        column.data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) && matches!(
+        column.native_type.to_ascii_lowercase().as_str(),
+        "json" | "jsonb"
+    )
+}
+
+/// Whether the function `name` reads a JSON column as a document (our
+/// containment and key tests, the array items, `json_text` itself): what
+/// it is given is the column, not its text.
+pub fn reads_documents(name: &str) -> bool {
+    name == json_array::ITEMS || json_document::reads_documents(name)
 }
 
 /// What is wrong with a filter, and where (`$and[1].o_status.$eq`).
@@ -251,7 +252,7 @@ impl<'a> Scope<'a> {
         operand: &Value,
         path: &str,
     ) -> Result<Expr, FilterError> {
-        let column = comparable(self.def, name, self.column(name));
+        let column = self.column(name);
         let data_type = self.column_type(name).cloned().unwrap_or(DataType::Utf8);
         let bound = substitute(operand, self.cx.variables);
         let value = || self.value(&bound, &data_type, path);

@@ -430,13 +430,7 @@ pub(crate) async fn start(
                         .field
                         .column()
                         .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
-                    // A JSON document is grouped by its text (named: the
-                    // name a call derives would not survive the rewrite of
-                    // the plan for its source).
                     let mut expr = column(field, &at)?;
-                    if filter::is_json(&target.def, field) {
-                        expr = filter::json_text(expr).alias(format!("__group_{i}"));
-                    }
                     let mut alias = field.to_string();
                     if let Some(granularity) = dimension.granularity {
                         let data_type = provider
@@ -466,17 +460,6 @@ pub(crate) async fn start(
                         let field = field
                             .column()
                             .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
-                        if filter::is_json(&target.def, field)
-                            && (measure.distinct || measure.aggregation != Aggregation::Count)
-                        {
-                            return Err(ApiError::bad_request(format!(
-                                "`{field}` holds JSON documents: it can be counted and grouped \
-                                 by, not measured with `{}`{}",
-                                measure.aggregation.name(),
-                                if measure.distinct { " distinct" } else { "" }
-                            ))
-                            .at(at));
-                        }
                         arguments.push((field.to_string(), column(field, &at)?));
                     }
                     for field in &measure.fields {

@@ -93,10 +93,7 @@ fn picked(
     window: &RowWindow,
     ordered: bool,
 ) -> Result<LogicalPlanBuilder, ApiError> {
-    let own = |column: &str| {
-        let own = Expr::Column(Column::new(Some(name.clone()), column));
-        crate::filter::comparable(&target.def, column, own)
-    };
+    let own = |column: &str| Expr::Column(Column::new(Some(name.clone()), column));
     let mut order: Vec<SortExpr> = Vec::with_capacity(window.sort.len());
     for (index, key) in window.sort.iter().enumerate() {
         let expr = match &key.via {

@@ -479,10 +479,8 @@ async fn start(
             }
             if let Some(values) = &request.after {
                 let schema = builder.schema().as_arrow().clone();
-                // Compared as the rows are sorted (a JSON document as its text).
-                let compared = |c: &str| filter::comparable(&target.def, c, col(c));
                 builder = builder
-                    .filter(cursor::after(&keys, values, compared, &schema)?)
+                    .filter(cursor::after(&keys, values, col, &schema)?)
                     .map_err(internal)?;
             }
             let window = RowWindow {

@@ -14,12 +14,12 @@ use crate::error::ApiError;
 
 /// The value `json` means for `column`.
 pub fn to_value(json: &Json, column: &ColumnDef, path: &str) -> Result<Value, ApiError> {
-    typed(json, &column.data_type, is_json_column(column), path)
-}
-
-fn is_json_column(column: &ColumnDef) -> bool {
-    let native = column.native_type.to_ascii_lowercase();
-    native == "json" || native == "jsonb"
+    typed(
+        json,
+        &column.data_type,
+        crate::filter::is_json_column(column),
+        path,
+    )
 }
 
 fn typed(
