@@ -17,6 +17,7 @@ mod resolve;
 mod schema;
 mod shape;
 mod similar;
+mod validated;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

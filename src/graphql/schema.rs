@@ -107,7 +107,8 @@ pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError>
         .register(Enum::new("order_by").items(DIRECTIONS))
         .register(Enum::new(group_by::GRANULARITY).items(Granularity::ALL.map(Granularity::name)))
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .extension(super::validated::Validated::default());
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
