@@ -414,6 +414,74 @@ async fn json_columns_compare_sort_and_group_as_their_text() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// Oracle MySQL's `JSON` compares as JSON (`doc = '["b"]'` matches
+/// `["b"]` only as a document); its text, `CAST(doc AS CHAR)`, is what is
+/// compared — in MySQL, by its bytes as any string.
+#[tokio::test]
+async fn mysql_json_columns_are_compared_as_their_text_in_mysql() {
+    use mysql_async::prelude::Queryable;
+    let url = tributary_connector::testkit::mysql9_url();
+    // Over TCP: the chroot's server names a socket path that is MariaDB's here.
+    let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&url).unwrap())
+        .prefer_socket(false);
+    let mut conn = mysql_async::Conn::new(opts)
+        .await
+        .unwrap_or_else(|e| panic!("MySQL 9 at {url} does not answer ({e}); run .ci/setup-mysql"));
+    let table = tributary_connector::testkit::unique_name("json");
+    conn.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, doc JSON)"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop(format!(
+        r#"INSERT INTO {table} VALUES (1, '["B"]'), (2, '["b"]'), (3, '{{"a": 1, "b": [1, 2]}}'), (4, NULL), (5, '["b "]')"#
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server.register(json!({"name": "my9", "url": url})).await;
+    let cases = [
+        (
+            format!("SELECT id FROM my9.tributary_test.{table} WHERE doc = '[\"b\"]'"),
+            json!([[2]]),
+        ),
+        (
+            format!(
+                r#"SELECT id FROM my9.tributary_test.{table} WHERE doc LIKE '%"a": 1%' ORDER BY id"#
+            ),
+            json!([[3]]),
+        ),
+        (
+            format!("SELECT id FROM my9.tributary_test.{table} WHERE doc > '[\"b\"]' ORDER BY id"),
+            json!([[3]]),
+        ),
+        (
+            format!("SELECT doc FROM my9.tributary_test.{table} WHERE id = 3"),
+            json!([[r#"{"a": 1, "b": [1, 2]}"#]]),
+        ),
+        (
+            format!("SELECT id FROM my9.tributary_test.{table} ORDER BY doc, id"),
+            json!([[1], [5], [2], [3], [4]]),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(rows(&server, &query).await, expected, "{query}");
+    }
+    // The comparison ran in MySQL, on the text.
+    let query = format!("SELECT id FROM my9.tributary_test.{table} WHERE doc = '[\"b\"]'");
+    let statements = server.source_statements(&query).await;
+    assert!(
+        matches!(statements.as_slice(), [(s, sql)] if s == "my9" && sql.contains("CAST(`doc` AS CHAR)")),
+        "{statements:?}"
+    );
+    server.stop().await;
+    conn.query_drop(format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    conn.disconnect().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_source_that_is_down_is_named() {
     let schema =

@@ -37,7 +37,11 @@ pub fn for_kind(kind: SourceKind) -> Arc<dyn Dialect> {
         base,
         name_derived_tables: kind == SourceKind::Sqlite,
         json_operators: kind == SourceKind::Postgres,
-        json_is_text: kind == SourceKind::Mariadb,
+        json_text: match kind {
+            SourceKind::Mariadb => Some(false),
+            SourceKind::Mysql => Some(true),
+            _ => None,
+        },
     })
 }
 
@@ -136,8 +140,9 @@ struct SourceDialect {
     name_derived_tables: bool,
     /// The JSON document tests written as jsonb's operators (PostgreSQL).
     json_operators: bool,
-    /// A JSON document is its text (MariaDB's `JSON` is `LONGTEXT`).
-    json_is_text: bool,
+    /// How a JSON document's text is written for MySQL: cast (`true`,
+    /// Oracle MySQL) or the column (`false`, MariaDB's `JSON` is `LONGTEXT`).
+    json_text: Option<bool>,
 }
 
 impl Dialect for SourceDialect {
@@ -159,8 +164,8 @@ impl Dialect for SourceDialect {
         {
             return Ok(Some(sql));
         }
-        if self.json_is_text
-            && let Some(sql) = crate::filter::json_mariadb_sql(unparser, func_name, args)?
+        if let Some(cast) = self.json_text
+            && let Some(sql) = crate::filter::json_mysql_sql(unparser, func_name, args, cast)?
         {
             return Ok(Some(sql));
         }

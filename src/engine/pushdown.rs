@@ -23,7 +23,7 @@
 //! | window functions | `row_number()` over pushable keys | `row_number()` over keys that are not text (MySQL 8, MariaDB 10.2) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
-//! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); not MySQL (its `JSON` compares as JSON) | no | no | no |
+//! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); MySQL: `CAST(doc AS CHAR)` (its `JSON` compares as JSON); both then compared by their bytes as any string | no | no | no |
 //!
 //! KingbaseES follows PostgreSQL, except that `''` is not pushed (in its
 //! Oracle compatibility mode it is NULL) and neither are the JSON document
@@ -346,10 +346,11 @@ pub fn expr_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> boo
                 && cast.expr.get_type(schema).is_ok_and(|t| is_numeric(&t))
                 && (!lacks_booleans(kind) || is_integer(&cast.expr, schema))
         }
-        // A JSON document's text: MariaDB's `JSON` is `LONGTEXT` (Oracle
-        // MySQL's is a type of its own, which compares as JSON).
+        // A JSON document's text: MariaDB's `JSON` is `LONGTEXT`; Oracle
+        // MySQL's is cast to its text (`filter::json_mysql_sql`).
         Expr::ScalarFunction(function)
-            if kind == SourceKind::Mariadb && function.name() == crate::filter::JSON_TEXT =>
+            if matches!(kind, SourceKind::Mariadb | SourceKind::Mysql)
+                && function.name() == crate::filter::JSON_TEXT =>
         {
             function.args.iter().all(pushable)
         }

@@ -86,16 +86,34 @@ pub fn text(doc: Expr) -> Expr {
     UDF.call(vec![doc])
 }
 
-/// [`text`]'s name in a plan. MariaDB (whose `JSON` is `LONGTEXT`) may be
-/// sent it as the document itself (`mariadb_sql`).
+/// [`text`]'s name in a plan (`mysql_sql` writes it for MySQL and MariaDB).
 pub const TEXT: &str = JsonText::NAME;
 
-/// [`text`]'s call for MariaDB: the document, already text there.
-pub fn mariadb_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Option<ast::Expr>> {
-    match (name, args) {
-        (JsonText::NAME, [doc]) => Ok(Some(unparser.expr_to_sql(doc)?)),
-        _ => Ok(None),
-    }
+/// [`text`]'s call for MySQL (`cast`) and MariaDB: MariaDB's `JSON` is
+/// `LONGTEXT`, so the document itself; Oracle MySQL's is a type of its own,
+/// compared as JSON, so `CAST(doc AS CHAR)` — the text it answers for the
+/// column.
+pub fn mysql_sql(
+    unparser: &Unparser,
+    name: &str,
+    args: &[Expr],
+    cast: bool,
+) -> Result<Option<ast::Expr>> {
+    let (JsonText::NAME, [doc]) = (name, args) else {
+        return Ok(None);
+    };
+    let doc = unparser.expr_to_sql(doc)?;
+    Ok(Some(if cast {
+        ast::Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(doc),
+            data_type: ast::DataType::Char(None),
+            array: false,
+            format: None,
+        }
+    } else {
+        doc
+    }))
 }
 
 /// Whether `name` is `json_text` or one of the tests: functions given a

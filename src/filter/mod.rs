@@ -36,7 +36,7 @@ use tributary_schema_cache::{CatalogSnapshot, ColumnDef, TableDef, TableRef};
 
 use json_document::Test;
 pub use json_document::{
-    TEXT as JSON_TEXT, mariadb_sql as json_mariadb_sql, postgres_sql as json_postgres_sql,
+    TEXT as JSON_TEXT, mysql_sql as json_mysql_sql, postgres_sql as json_postgres_sql,
     pushable_to_postgres as json_pushable_to_postgres, text as json_text,
 };
 

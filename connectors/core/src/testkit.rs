@@ -35,6 +35,15 @@ pub fn mysql_url() -> String {
     )
 }
 
+/// Oracle MySQL 9 (`.ci/setup-mysql`), for the tests that need MySQL
+/// itself rather than MariaDB.
+pub fn mysql9_url() -> String {
+    env_or(
+        "TRIBUTARY_TEST_MYSQL9_URL",
+        "mysql://tributary:tributary@127.0.0.1:3307/tributary_test",
+    )
+}
+
 #[allow(clippy::disallowed_methods)] // test configuration comes from the environment
 fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_string())
