@@ -364,6 +364,12 @@ async fn json_columns_compare_sort_and_group_as_their_text() {
         ),
         (
             format!(
+                "SELECT raw FROM {docs} WHERE id < 3 UNION SELECT raw FROM {docs} WHERE id > 1 ORDER BY raw"
+            ),
+            json!([["[1]"], [r#"{"a": 2}"#], [r#"{"b": 1}"#], [null]]),
+        ),
+        (
+            format!(
                 "SELECT a.id, b.id FROM {docs} a JOIN {docs} b ON a.raw = b.raw AND a.id < b.id"
             ),
             json!([[2, 5]]),

@@ -119,6 +119,23 @@ fn rewrite(plan: LogicalPlan) -> Result<(LogicalPlan, HashSet<Column>)> {
             .filter(|(inner, _)| json.contains(inner))
             .map(|(_, c)| c)
             .collect(),
+        // A union's column is a document when it is one in any input.
+        LogicalPlan::Union(union) => plan
+            .schema()
+            .columns()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                union.inputs.iter().any(|input| {
+                    input
+                        .schema()
+                        .columns()
+                        .get(*i)
+                        .is_some_and(|c| json.contains(c))
+                })
+            })
+            .map(|(_, c)| c)
+            .collect(),
         LogicalPlan::Aggregate(_) => HashSet::new(),
         _ => plan
             .schema()
