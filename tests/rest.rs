@@ -420,6 +420,17 @@ async fn json_columns_sort_and_group_by_their_text() {
         ]),
         "{body}"
     );
+    // A sum of documents is refused, naming the measure.
+    let measures = enc(r#"[{"aggregation":"count"},{"field":"tags","aggregation":"sum"}]"#);
+    let (status, body) = f
+        .call(
+            Method::GET,
+            &format!("/api/pg_posts:aggregate?measures={measures}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["path"], "measures[1]", "{body}");
     // min / max / count distinct of the text (PostgreSQL has no max(jsonb)).
     let measures = enc(
         r#"[{"field":"tags","aggregation":"max","alias":"top"},{"field":"tags","aggregation":"min","alias":"bottom"},{"field":"tags","aggregation":"count","distinct":true,"alias":"kinds"}]"#,

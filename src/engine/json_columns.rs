@@ -6,8 +6,9 @@
 //! `JSON` compares as JSON. So before federation every use of such a
 //! column but its plain selection becomes a use of its text,
 //! [`json_text`](crate::filter::json_text): `CAST(doc AS TEXT)` for
-//! PostgreSQL, the column itself for MariaDB (whose `JSON` is `LONGTEXT`),
-//! and evaluated in the engine for the other sources (see `pushdown`):
+//! PostgreSQL, `CAST(doc AS CHAR)` for Oracle MySQL, the column itself for
+//! MariaDB (whose `JSON` is `LONGTEXT`), and evaluated in the engine for the
+//! other sources (see `pushdown`):
 //!
 //! - filters (also those pushed into a table scan), sort keys and join
 //!   conditions wrap the column in place (their output is their input's);

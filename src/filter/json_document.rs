@@ -104,16 +104,21 @@ pub fn mysql_sql(
     };
     let doc = unparser.expr_to_sql(doc)?;
     Ok(Some(if cast {
-        ast::Expr::Cast {
-            kind: CastKind::Cast,
-            expr: Box::new(doc),
-            data_type: ast::DataType::Char(None),
-            array: false,
-            format: None,
-        }
+        cast_to(doc, ast::DataType::Char(None))
     } else {
         doc
     }))
+}
+
+/// `CAST(expr AS data_type)`.
+fn cast_to(expr: ast::Expr, data_type: ast::DataType) -> ast::Expr {
+    ast::Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(expr),
+        data_type,
+        array: false,
+        format: None,
+    }
 }
 
 /// Whether `name` is `json_text` or one of the tests: functions given a
@@ -140,13 +145,10 @@ pub fn pushable_to_postgres(name: &str, args: &[Expr]) -> bool {
 /// pattern and keys are string literals, escaped by the unparser.
 pub fn postgres_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Option<ast::Expr>> {
     if let (JsonText::NAME, [doc]) = (name, args) {
-        return Ok(Some(ast::Expr::Cast {
-            kind: CastKind::Cast,
-            expr: Box::new(unparser.expr_to_sql(doc)?),
-            data_type: ast::DataType::Text,
-            array: false,
-            format: None,
-        }));
+        return Ok(Some(cast_to(
+            unparser.expr_to_sql(doc)?,
+            ast::DataType::Text,
+        )));
     }
     let Some(test) = Test::named(name) else {
         return Ok(None);
@@ -158,20 +160,13 @@ pub fn postgres_sql(unparser: &Unparser, name: &str, args: &[Expr]) -> Result<Op
         return plan_err!("{name} takes a literal as its second argument");
     };
     let string = |text: &str| ast::Expr::value(ast::Value::SingleQuotedString(text.to_string()));
-    let cast = |expr: ast::Expr, data_type: ast::DataType| ast::Expr::Cast {
-        kind: CastKind::Cast,
-        expr: Box::new(expr),
-        data_type,
-        array: false,
-        format: None,
-    };
-    let jsonb = |expr: ast::Expr| cast(expr, ast::DataType::JSONB);
+    let jsonb = |expr: ast::Expr| cast_to(expr, ast::DataType::JSONB);
     let key_array = || -> Result<ast::Expr> {
         let Ok(operand) = serde_json::from_str::<Value>(operand) else {
             return plan_err!("{name}: the operand is not JSON");
         };
         let elem = keys(&operand).map(string).collect();
-        Ok(cast(
+        Ok(cast_to(
             ast::Expr::Array(ast::Array { elem, named: true }),
             ast::DataType::Array(ArrayElemTypeDef::SquareBracket(
                 Box::new(ast::DataType::Text),

@@ -460,6 +460,17 @@ pub(crate) async fn start(
                         let field = field
                             .column()
                             .map_err(|m| ApiError::bad_request(m).at(at.clone()))?;
+                        if matches!(measure.aggregation, Aggregation::Sum | Aggregation::Avg)
+                            && let Ok(found) = provider.schema().field_with_name(field)
+                            && !found.data_type().is_numeric()
+                        {
+                            return Err(ApiError::bad_request(format!(
+                                "`{}` needs a number column; `{field}` is {}",
+                                measure.aggregation.name(),
+                                found.data_type()
+                            ))
+                            .at(at));
+                        }
                         arguments.push((field.to_string(), column(field, &at)?));
                     }
                     for field in &measure.fields {
