@@ -320,7 +320,9 @@ async fn json_columns_compare_sort_and_group_as_their_text() {
     .await;
     let database = common::mariadb_database(
         r#"CREATE TABLE notes (id INT PRIMARY KEY, doc JSON);
-         INSERT INTO notes VALUES (1, '["B"]'), (2, '["b"]'), (3, '["a"]'), (4, '["b "]');"#,
+         INSERT INTO notes VALUES (1, '["B"]'), (2, '["b"]'), (3, '["a"]'), (4, '["b "]');
+         CREATE TABLE tags (id INT PRIMARY KEY, doc JSON);
+         INSERT INTO tags VALUES (7, '[1]'), (8, '[1, 2, 3]'), (9, '{"a": 2}'), (10, '[2]');"#,
     )
     .await;
     let (server, _dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
@@ -383,6 +385,21 @@ async fn json_columns_compare_sort_and_group_as_their_text() {
         (
             format!("SELECT max(meta), min(raw) FROM {docs}"),
             json!([[r#"{"x": "it's"}"#, "[1]"]]),
+        ),
+        // Across sources too, each side's build or probe: the join (and
+        // any key list the build side sends the other source) is on the
+        // text.
+        (
+            format!(
+                "SELECT d.id, t.id FROM {docs} d JOIN my.{database}.tags t ON d.raw = t.doc ORDER BY 1, 2"
+            ),
+            json!([[2, 9], [3, 7], [5, 9]]),
+        ),
+        (
+            format!(
+                "SELECT t.id, d.id FROM my.{database}.tags t JOIN {docs} d ON t.doc = d.meta ORDER BY 1, 2"
+            ),
+            json!([[8, 2], [10, 1]]),
         ),
         // Documents selected as they are.
         (
