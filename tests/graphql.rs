@@ -1497,6 +1497,33 @@ async fn nested_fields_send_one_statement_per_relation_and_level() {
         "customers and the aggregate"
     );
     assert_eq!(statements(&f, "my").await - my, 0, "no review read");
+    // On fragments too, spread or inline, by literal or variable; a
+    // fragment kept (or spread twice, once kept) is read.
+    let (pg, my) = (statements(&f, "pg").await, statements(&f, "my").await);
+    let body = f
+        .request(
+            None,
+            json!({
+                "query": "query($no: Boolean!, $yes: Boolean!) { pg_customers(where: {id: {_eq: 1}}) { name ...Bought @skip(if: true) ... @include(if: $no) { reviews { stars } } ... @include(if: $yes) { tier ...Bought @include(if: $no) } } } fragment Bought on pg_customers { orders { id } }",
+                "variables": {"no": false, "yes": true},
+            }),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [{"name": "Ann", "tier": "gold"}]}})
+    );
+    assert_eq!(statements(&f, "pg").await - pg, 1, "the customers only");
+    assert_eq!(statements(&f, "my").await - my, 0, "no review read");
+    let pg = statements(&f, "pg").await;
+    let body = f
+        .query("{ pg_customers(where: {id: {_eq: 1}}) { name ...Bought @skip(if: true) ...Bought } } fragment Bought on pg_customers { orders(order_by: {id: asc}) { id } }")
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"pg_customers": [{"name": "Ann", "orders": [{"id": 1}, {"id": 2}]}]}})
+    );
+    assert_eq!(statements(&f, "pg").await - pg, 2, "customers and orders");
     f.stop().await;
 }
 

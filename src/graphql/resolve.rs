@@ -97,30 +97,12 @@ fn count_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<u64>, 
         })
 }
 
-/// The fields `field` selects that the answer holds: those without
-/// `@skip(if: true)` or `@include(if: false)`, so what is skipped is not
-/// read either. (Directives on fragments are obeyed in the answer only.)
+/// The fields `field` selects that the answer holds. async-graphql takes
+/// what `@skip` / `@include` leave out (fields, fragment spreads and
+/// inline fragments) out of the document before it runs it, so what is
+/// skipped is not read either.
 pub fn included<'a>(field: &SelectionField<'a>) -> Vec<SelectionField<'a>> {
-    field
-        .selection_set()
-        .filter(|selected| {
-            let Ok(directives) = selected.directives() else {
-                return true;
-            };
-            directives.iter().all(|directive| {
-                let condition = directive
-                    .arguments
-                    .iter()
-                    .find(|(name, _)| name.node == "if")
-                    .map(|(_, value)| &value.node);
-                !matches!(
-                    (directive.name.node.as_str(), condition),
-                    ("skip", Some(GqlValue::Boolean(true)))
-                        | ("include", Some(GqlValue::Boolean(false)))
-                )
-            })
-        })
-        .collect()
+    field.selection_set().collect()
 }
 
 pub fn response_key(field: &SelectionField<'_>) -> String {
