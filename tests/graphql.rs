@@ -2800,3 +2800,60 @@ async fn nested_distinct_on_and_nodes_send_statements_per_level_not_per_row() {
     assert_eq!(statements(&f, "my").await - my, 1);
     f.stop().await;
 }
+
+/// An object relationship read along with its rows (joined, or the parent
+/// of a by-key read through its related rows) reads only the columns
+/// selected under it: a source user granted some of the related table's
+/// columns answers a query that selects only those.
+#[tokio::test]
+async fn appended_relations_read_only_the_columns_selected() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, secret text);
+         CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers (id), total int);
+         INSERT INTO customers VALUES (1, 'Ann', 's1'), (2, 'Bob', 's2');
+         INSERT INTO orders VALUES (10, 1, 5), (11, 1, 6), (12, 2, 7);",
+    )
+    .await;
+    let reader = format!("{schema}_reader");
+    common::postgres_exec(&format!(
+        "DROP ROLE IF EXISTS {reader}; CREATE ROLE {reader} LOGIN PASSWORD 'reader';
+         GRANT USAGE ON SCHEMA {schema} TO {reader}; GRANT SELECT ON {schema}.orders TO {reader};
+         GRANT SELECT (id, name) ON {schema}.customers TO {reader};"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("reader"))).unwrap();
+    url.set_username(&reader).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "pg", "url": url.to_string(), "schemas": {"include": [schema]}}))
+        .await;
+    let graphql = |query: &str| {
+        let body = json!({ "query": query });
+        let server = &server;
+        async move { server.admin(Method::POST, "/graphql", Some(body)).await.1 }
+    };
+    assert_eq!(
+        graphql("{ pg_orders(order_by: {id: asc}) { id customers { name } } }").await,
+        json!({"data": {"pg_orders": [
+            {"id": 10, "customers": {"name": "Ann"}},
+            {"id": 11, "customers": {"name": "Ann"}},
+            {"id": 12, "customers": {"name": "Bob"}},
+        ]}})
+    );
+    assert_eq!(
+        graphql("{ pg_customers_by_pk(id: 1) { name orders(order_by: {id: desc}, limit: 1) { id total } } }").await,
+        json!({"data": {"pg_customers_by_pk": {"name": "Ann", "orders": [{"id": 11, "total": 6}]}}})
+    );
+    // The grant holds: the column left out is refused by PostgreSQL.
+    let refused = graphql("{ pg_orders(limit: 1) { customers { secret } } }").await;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("permission denied")),
+        "{refused}"
+    );
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::postgres_exec(&format!("DROP ROLE {reader}")).await;
+}

@@ -63,12 +63,17 @@ pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
 
 /// The object relationships `field` selects that its rows' own read can
 /// answer as appended records (`ReadRequest::appends`, by the relation's
-/// field name, which names the same relation there): selected without
-/// arguments, with only columns under them. `read::fetch` joins each into
-/// the rows' statement where it can, else reads it once for all rows;
-/// [`attach`] then only places the records.
-pub fn appended(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// field name, which names the same relation there), each with the
+/// columns selected under it (`ReadRequest::append_fields`): selected
+/// without arguments, with only columns under them. `read::fetch` joins
+/// each into the rows' statement where it can, else reads it once for all
+/// rows; [`attach`] then only places the records.
+pub fn appended(
+    field: &SelectionField<'_>,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for selected in included(field) {
         let Some((relation, false)) = relation_field(shape, selected.name()) else {
             continue;
@@ -76,16 +81,40 @@ pub fn appended(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> V
         let Some(target) = shapes.get(&relation.target) else {
             continue;
         };
+        let under = included(&selected);
         let plain = !relation.many
             && selected.arguments().is_ok_and(|a| a.is_empty())
-            && included(&selected)
+            && under
                 .iter()
                 .all(|f| f.name().starts_with("__") || target.column(f.name()).is_some());
-        if plain && !out.contains(&relation.field) {
-            out.push(relation.field.clone());
+        if !plain {
+            continue;
+        }
+        let at = match out.iter().position(|(name, _)| *name == relation.field) {
+            Some(at) => at,
+            None => {
+                out.push((relation.field.clone(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        let columns = &mut out[at].1;
+        for column in under.iter().filter(|f| target.column(f.name()).is_some()) {
+            if !columns.iter().any(|c| c == column.name()) {
+                columns.push(column.name().to_string());
+            }
         }
     }
     out
+}
+
+/// A read's `appends` and `append_fields` for `appended` relations.
+pub fn appends_of(
+    appended: Vec<(String, Vec<String>)>,
+) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    (
+        appended.iter().map(|(name, _)| name.clone()).collect(),
+        appended,
+    )
 }
 
 /// `x_by_pk` selecting columns and one array relationship keyed by the
@@ -159,7 +188,7 @@ pub async fn by_pk_through_related(
     else {
         return Ok(None);
     };
-    picked.back = Some(back.field.clone());
+    picked.back = Some((back.field.clone(), columns(field, shape)));
     let mut rows = picked
         .read(
             state,
@@ -404,8 +433,9 @@ struct Picked {
     /// The field's response key.
     at: String,
     /// The relation from the picked rows back to their one parent, read
-    /// with them ([`by_pk_through_related`]).
-    back: Option<String>,
+    /// with them ([`by_pk_through_related`]), and the parent's columns the
+    /// answer needs.
+    back: Option<(String, Vec<String>)>,
 }
 
 impl Picked {
@@ -478,21 +508,35 @@ impl Picked {
                 fields.push(column);
             }
         }
-        let mut appends: Vec<String> = selections
+        let mut append_fields: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, columns) in selections
             .iter()
             .flat_map(|selected| appended(selected, target_shape, shapes))
-            .collect();
-        if let Some(back) = &self.back
-            && !appends.contains(back)
         {
-            appends.push(back.clone());
+            match append_fields.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, known)) => {
+                    for column in columns {
+                        if !known.contains(&column) {
+                            known.push(column);
+                        }
+                    }
+                }
+                None => append_fields.push((name, columns)),
+            }
         }
+        if let Some((back, columns)) = &self.back
+            && !append_fields.iter().any(|(n, _)| n == back)
+        {
+            append_fields.push((back.clone(), columns.clone()));
+        }
+        let (appends, append_fields) = appends_of(append_fields);
         let request = ReadRequest {
             filter: Some(self.filter.clone()),
             sort: self.window.sort.clone(),
             distinct_on: self.window.distinct_on.clone(),
             fields,
             appends,
+            append_fields,
             offset: self.window.offset,
             limit: self.window.limit,
             per: self.window.per.clone(),

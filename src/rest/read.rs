@@ -92,6 +92,10 @@ pub struct ReadRequest {
     pub fields: Vec<String>,
     pub except: Vec<String>,
     pub appends: Vec<String>,
+    /// The columns some appended relations answer, by relation name (a
+    /// relation not listed, or with appends of its own, answers every
+    /// column the caller may read); their key columns are read too.
+    pub append_fields: Vec<(String, Vec<String>)>,
     /// Rows to skip and most rows to answer.
     pub offset: u64,
     pub limit: Option<u64>,
@@ -245,8 +249,7 @@ pub async fn fetch(
     target: &Target,
     request: &ReadRequest,
 ) -> Result<(Vec<Record>, Option<String>), ApiError> {
-    let mut relations =
-        Appends::parse(&target.snapshot, &target.collection.table, &request.appends)?;
+    let mut relations = Appends::parse(&target.snapshot, &target.collection.table, request)?;
     let joined = relations.take_joined(state, caller, target, request)?;
     // Columns the relations join on, and the order's (for the cursor),
     // are read even when not asked for.
@@ -256,6 +259,7 @@ pub async fn fetch(
         fields: request.fields.clone(),
         except: request.except.clone(),
         appends: Vec::new(),
+        append_fields: Vec::new(),
         offset: request.offset,
         limit: request.limit,
         after: request.after.clone(),
@@ -647,16 +651,18 @@ struct Append {
     /// The target's collection.
     target: String,
     nested: Vec<String>,
+    /// The columns asked for (empty: every readable one).
+    fields: Vec<String>,
 }
 
 impl Appends {
     fn parse(
         snapshot: &CatalogSnapshot,
         table: &TableRef,
-        appends: &[String],
+        request: &ReadRequest,
     ) -> Result<Self, ApiError> {
         let mut grouped: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for path in appends {
+        for path in &request.appends {
             let (head, rest) = match path.split_once('.') {
                 Some((head, rest)) => (head, Some(rest.to_string())),
                 None => (path.as_str(), None),
@@ -677,11 +683,24 @@ impl Appends {
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("{} has no collection", link.target))
                 })?;
+            let fields = match request.append_fields.iter().find(|(n, _)| n == name) {
+                Some((_, wanted)) if nested.is_empty() => {
+                    let mut fields = wanted.clone();
+                    for (_, inner) in &link.pairs {
+                        if !fields.contains(inner) {
+                            fields.push(inner.clone());
+                        }
+                    }
+                    fields
+                }
+                _ => Vec::new(),
+            };
             relations.push(Append {
                 name: name.to_string(),
                 link,
                 target,
                 nested,
+                fields,
             });
         }
         Ok(Self { relations })
@@ -753,10 +772,15 @@ impl Appends {
             // The joined cells' names must not be the rows' own.
             let clash = target.def.columns.iter().any(|c| c.name.starts_with("__j"));
             if on_primary_key && comparable && key_readable && !capped && !clash {
+                let asked = |c: &String| append.fields.is_empty() || append.fields.contains(c);
                 joined.push(Joined {
                     name: append.name.as_str().into(),
                     alias: TableReference::bare(format!("__j{index}")),
-                    columns: visible.iter().map(|c| Arc::from(c.as_str())).collect(),
+                    columns: visible
+                        .iter()
+                        .filter(|c| asked(c))
+                        .map(|c| Arc::from(c.as_str()))
+                        .collect(),
                     link: append.link,
                 });
                 index += 1;
@@ -1004,6 +1028,7 @@ impl Append {
         let target = Target::resolve(state, &self.target)?;
         let request = ReadRequest {
             filter: Some(filter),
+            fields: self.fields.clone(),
             appends: self.nested.clone(),
             ..ReadRequest::default()
         };
