@@ -87,24 +87,38 @@ pub fn appended(
             && under
                 .iter()
                 .all(|f| f.name().starts_with("__") || target.column(f.name()).is_some());
-        if !plain {
-            continue;
-        }
-        let at = match out.iter().position(|(name, _)| *name == relation.field) {
-            Some(at) => at,
-            None => {
-                out.push((relation.field.clone(), Vec::new()));
-                out.len() - 1
-            }
-        };
-        let columns = &mut out[at].1;
-        for column in under.iter().filter(|f| target.column(f.name()).is_some()) {
-            if !columns.iter().any(|c| c == column.name()) {
-                columns.push(column.name().to_string());
-            }
+        if plain {
+            let columns = under.iter().map(|f| f.name());
+            add_append(
+                &mut out,
+                &relation.field,
+                columns.filter(|c| target.column(c).is_some()),
+            );
         }
     }
     out
+}
+
+/// Adds the relation `name` with `columns` to `appended`, or its columns
+/// to the relation's there (one relation selected twice reads the union).
+fn add_append<'c>(
+    appended: &mut Vec<(String, Vec<String>)>,
+    name: &str,
+    columns: impl Iterator<Item = &'c str>,
+) {
+    let at = match appended.iter().position(|(known, _)| known == name) {
+        Some(at) => at,
+        None => {
+            appended.push((name.to_string(), Vec::new()));
+            appended.len() - 1
+        }
+    };
+    let known = &mut appended[at].1;
+    for column in columns {
+        if !known.iter().any(|c| c == column) {
+            known.push(column.to_string());
+        }
+    }
 }
 
 /// A read's `appends` and `append_fields` for `appended` relations.
@@ -513,21 +527,14 @@ impl Picked {
             .iter()
             .flat_map(|selected| appended(selected, target_shape, shapes))
         {
-            match append_fields.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, known)) => {
-                    for column in columns {
-                        if !known.contains(&column) {
-                            known.push(column);
-                        }
-                    }
-                }
-                None => append_fields.push((name, columns)),
-            }
+            add_append(
+                &mut append_fields,
+                &name,
+                columns.iter().map(String::as_str),
+            );
         }
-        if let Some((back, columns)) = &self.back
-            && !append_fields.iter().any(|(n, _)| n == back)
-        {
-            append_fields.push((back.clone(), columns.clone()));
+        if let Some((back, columns)) = &self.back {
+            add_append(&mut append_fields, back, columns.iter().map(String::as_str));
         }
         let (appends, append_fields) = appends_of(append_fields);
         let request = ReadRequest {
