@@ -62,9 +62,9 @@ pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
 }
 
 /// The object relationships `field` selects that its rows' own read can
-/// answer as appended records (`ReadRequest::appends`, by the relation's
-/// field name, which names the same relation there), each with the
-/// columns selected under it (`ReadRequest::append_fields`): selected
+/// answer as appended records (`ReadRequest::append_fields`, by the
+/// relation's field name, which names the same relation there), each with
+/// the columns selected under it: selected
 /// without arguments, with only columns under them. `read::fetch` joins
 /// each into the rows' statement where it can, else reads it once for all
 /// rows; [`attach`] then only places the records.
@@ -119,16 +119,6 @@ fn add_append<'c>(
             known.push(column.to_string());
         }
     }
-}
-
-/// A read's `appends` and `append_fields` for `appended` relations.
-pub fn appends_of(
-    appended: Vec<(String, Vec<String>)>,
-) -> (Vec<String>, Vec<(String, Vec<String>)>) {
-    (
-        appended.iter().map(|(name, _)| name.clone()).collect(),
-        appended,
-    )
 }
 
 /// `x_by_pk` selecting columns and one array relationship keyed by the
@@ -536,13 +526,11 @@ impl Picked {
         if let Some((back, columns)) = &self.back {
             add_append(&mut append_fields, back, columns.iter().map(String::as_str));
         }
-        let (appends, append_fields) = appends_of(append_fields);
         let request = ReadRequest {
             filter: Some(self.filter.clone()),
             sort: self.window.sort.clone(),
             distinct_on: self.window.distinct_on.clone(),
             fields,
-            appends,
             append_fields,
             offset: self.window.offset,
             limit: self.window.limit,

@@ -142,15 +142,12 @@ pub async fn list<'a>(
     let (state, caller) = request_data(ctx)?;
     let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
     let (filter, places) = where_filter(ctx, shape, shapes)?;
-    let (appends, append_fields) =
-        nested::appends_of(nested::appended(&ctx.ctx.field(), shape, shapes));
     let request = ReadRequest {
         filter,
         sort,
         distinct_on,
         fields: nested::columns(&ctx.ctx.field(), shape),
-        appends,
-        append_fields,
+        append_fields: nested::appended(&ctx.ctx.field(), shape, shapes),
         offset: count_argument(ctx, "offset")?.unwrap_or(0),
         limit: Some(row_limit(ctx, limits)?),
         ..ReadRequest::default()
@@ -190,13 +187,10 @@ pub async fn by_pk<'a>(
     {
         return Ok(row.map(FieldValue::owned_any));
     }
-    let (appends, append_fields) =
-        nested::appends_of(nested::appended(&ctx.ctx.field(), shape, shapes));
     let request = ReadRequest {
         filter: Some(arguments::key_filter(values)),
         fields: nested::columns(&ctx.ctx.field(), shape),
-        appends,
-        append_fields,
+        append_fields: nested::appended(&ctx.ctx.field(), shape, shapes),
         limit: Some(1),
         ..ReadRequest::default()
     };

@@ -91,10 +91,12 @@ pub struct ReadRequest {
     /// Columns to answer (empty: every readable one).
     pub fields: Vec<String>,
     pub except: Vec<String>,
+    /// Relations appended with every column the caller may read (REST's
+    /// `appends`; `a.b` appends `b` to `a`'s records).
     pub appends: Vec<String>,
-    /// The columns some appended relations answer, by relation name (a
-    /// relation not listed, or with appends of its own, answers every
-    /// column the caller may read); their key columns are read too.
+    /// Relations appended with only these columns (and their key), by
+    /// relation name (GraphQL's object relationships); one also in
+    /// `appends` answers every column.
     pub append_fields: Vec<(String, Vec<String>)>,
     /// Rows to skip and most rows to answer.
     pub offset: u64,
@@ -669,6 +671,9 @@ impl Appends {
             };
             grouped.entry(head).or_default().extend(rest);
         }
+        for (name, _) in &request.append_fields {
+            grouped.entry(name).or_default();
+        }
         let mut relations = Vec::new();
         for (name, nested) in grouped {
             let link = filter::find_relation(snapshot, table, name).ok_or_else(|| {
@@ -683,8 +688,9 @@ impl Appends {
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("{} has no collection", link.target))
                 })?;
+            let whole = request.appends.iter().any(|path| path == name);
             let fields = match request.append_fields.iter().find(|(n, _)| n == name) {
-                Some((_, wanted)) if nested.is_empty() => {
+                Some((_, wanted)) if !whole && nested.is_empty() => {
                     let mut fields = wanted.clone();
                     for (_, inner) in &link.pairs {
                         if !fields.contains(inner) {
