@@ -63,11 +63,21 @@ pub(crate) fn is_stale_plan(err: &tokio_postgres::Error) -> bool {
         .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
 }
 
-/// [`is_stale_plan`] for an error already converted by [`from_pg`].
-pub(crate) fn is_stale_plan_error(err: &ConnectorError) -> bool {
+/// Whether a cached write statement may have failed because its table
+/// changed since it was prepared (an error already converted by
+/// [`from_pg`]): a stale plan, or — the statement re-analyzed with the
+/// parameter types it was prepared with — a datatype mismatch, an undefined
+/// column or table, a value that cannot be coerced. Prepared afresh, it may
+/// run.
+pub(crate) fn may_be_stale(err: &ConnectorError) -> bool {
     err.source()
         .and_then(|cause| cause.downcast_ref::<tokio_postgres::Error>())
-        .is_some_and(is_stale_plan)
+        .is_some_and(|e| {
+            is_stale_plan(e)
+                || e.as_db_error().is_some_and(|db| {
+                    matches!(db.code().code(), "42804" | "42703" | "42P01" | "42846")
+                })
+        })
 }
 
 /// Classifies a tokio-postgres error.

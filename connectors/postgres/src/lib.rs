@@ -31,7 +31,6 @@ pub mod types;
 mod write;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use arrow_schema::SchemaRef;
@@ -60,8 +59,6 @@ pub struct PostgresConnector {
     flavor: Flavor,
     /// KingbaseES reads that needed their text columns cast.
     degraded: DegradedStatements,
-    /// Write statements described so far (see `write::DescribedStatements`).
-    described: Arc<write::DescribedStatements>,
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -90,7 +87,6 @@ impl PostgresConnector {
             dialect: PostgresDialect,
             flavor,
             degraded: DegradedStatements::default(),
-            described: Arc::default(),
         })
     }
 
@@ -260,7 +256,6 @@ impl Connector for PostgresConnector {
             conn,
             &self.name,
             self.flavor,
-            self.described.clone(),
         )))
     }
 

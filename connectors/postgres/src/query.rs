@@ -34,8 +34,6 @@ pub(crate) struct OutColumn {
 pub(crate) struct Prepared {
     pub statement: Statement,
     pub columns: Vec<OutColumn>,
-    /// The statement is the text fallback of the one asked for.
-    pub wrapped: bool,
 }
 
 impl Prepared {
@@ -115,11 +113,7 @@ pub(crate) async fn prepare(
         });
     }
     if !as_text.iter().any(|t| *t) {
-        return Ok(Prepared {
-            statement,
-            columns,
-            wrapped: false,
-        });
+        return Ok(Prepared { statement, columns });
     }
     let wrapped = text_fallback_sql(sql, &as_text);
     let statement = if cached {
@@ -127,11 +121,7 @@ pub(crate) async fn prepare(
     } else {
         client.prepare(&wrapped).await?
     };
-    Ok(Prepared {
-        statement,
-        columns,
-        wrapped: true,
-    })
+    Ok(Prepared { statement, columns })
 }
 
 /// Whether a failed preparation is the driver's own lookup of a type it does
@@ -326,29 +316,21 @@ pub(crate) async fn receive(rows: tokio_postgres::RowStream) -> Result<(Vec<Row>
     Ok((received, affected))
 }
 
-/// Decodes received rows into one batch. With `described` (the column
-/// types `columns` were planned for), rows of other types — the table
-/// changed since — are refused as a conflict to retry, never decoded.
+/// Decodes received rows (a write's returned rows) into one batch.
 pub(crate) fn decode_rows(
     rows: &[Row],
     columns: &[OutColumn],
     schema: SchemaRef,
-    described: Option<&[Type]>,
 ) -> Result<RecordBatch> {
     let mut builder = BatchBuilder::new(schema, rows.len().max(1))?;
     for row in rows {
-        if let Some(types) = described
-            && !row.columns().iter().map(|c| c.type_()).eq(types)
-        {
-            return Err(table_changed());
-        }
         builder.push_row(row_values(row, columns)?)?;
     }
     builder.finish()
 }
 
-/// The error for a statement that met a table changed since it was
-/// described.
+/// The error for a write whose cached plan a changed table made stale,
+/// after earlier statements of its transaction: the transaction is lost.
 pub(crate) fn table_changed() -> ConnectorError {
     ConnectorError::new(
         ErrorKind::Conflict,

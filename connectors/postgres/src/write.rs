@@ -1,31 +1,29 @@
 //! Writes: a transaction (`BEGIN` … `COMMIT`) on one pooled connection,
 //! insert / update / delete with native `RETURNING`, and a rollback before
 //! the connection can serve anyone else when the transaction is dropped.
-//! `BEGIN` travels with the first statement (one round trip for both),
-//! and `COMMIT` with the last one when the caller knows it is the last.
-//! Inside a transaction a statement seen before goes unnamed with its
-//! parameter types ([`Described`]): parse, bind and execute in one round
-//! trip, and nothing cached on the server that a changed table could make
-//! stale.
+//! Statements are prepared once per connection (its statement cache, before
+//! `BEGIN`); `BEGIN` travels with the first statement (one round trip for
+//! both), and `COMMIT` with the last one when the caller knows it is the
+//! last. A cached plan a changed table made stale fails its statement: the
+//! transaction's first is sent again, prepared afresh; a later one is a
+//! conflict to retry (its transaction is aborted, nothing written).
 
-use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use tokio_postgres::types::{ToSql, Type};
 use tributary_connector::render::{render_delete, render_insert, render_select, render_update};
 use tributary_connector::{
     ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
 };
 
 use crate::encode::PgParam;
-use crate::error::{from_pg, is_stale_plan_error};
+use crate::error::{from_pg, may_be_stale};
 use crate::flavor::Flavor;
 use crate::query::{
-    ConnGuard, OutColumn, check_params, decode_rows, prepare_checked, receive, table_changed,
+    ConnGuard, check_params, decode_rows, prepare_checked, receive, table_changed,
     text_fallback_sql,
 };
 
@@ -41,24 +39,17 @@ pub(crate) struct PgWriteTx {
     /// connection must see `COMMIT` or `ROLLBACK` before it is reused.
     begun: bool,
     flavor: Flavor,
-    described: Arc<DescribedStatements>,
 }
 
 impl PgWriteTx {
     /// A transaction on `conn`; `BEGIN` is sent with its first statement.
-    pub(crate) fn begin(
-        conn: Object,
-        source: &str,
-        flavor: Flavor,
-        described: Arc<DescribedStatements>,
-    ) -> Self {
+    pub(crate) fn begin(conn: Object, source: &str, flavor: Flavor) -> Self {
         Self {
             conn: Some(conn),
             source: source.to_string(),
             failed: false,
             begun: false,
             flavor,
-            described,
         }
     }
 
@@ -81,17 +72,24 @@ impl PgWriteTx {
             commit,
         };
         self.begun = true;
-        // No statement cache inside a transaction: a stale cached plan fails
-        // the statement, which aborts the whole transaction. Statements seen
-        // before go unnamed, with their types (`Described`).
-        execute(
-            self.conn()?,
-            self.flavor,
-            op,
-            framing,
-            Preparing::Described(&self.described),
-        )
-        .await
+        let conn = self.conn()?;
+        match execute(conn, self.flavor, op, framing).await {
+            Err(e) if may_be_stale(&e) => {
+                conn.statement_cache.clear();
+                if !framing.begin {
+                    // The transaction's earlier statements are lost with
+                    // it: the whole request is to be sent again.
+                    return Err(table_changed());
+                }
+                // The transaction's first statement: nothing else is lost.
+                // Its `COMMIT`, if sent, ended the aborted transaction.
+                if !framing.commit {
+                    conn.batch_execute("ROLLBACK").await.map_err(from_pg)?;
+                }
+                execute(conn, self.flavor, op, framing).await
+            }
+            done => done,
+        }
     }
 
     /// The error for a statement after a failed one.
@@ -221,56 +219,6 @@ impl Drop for PgWriteTx {
     }
 }
 
-/// What a statement takes and returns, as PostgreSQL described it when it
-/// was first prepared.
-struct Described {
-    params: Vec<Type>,
-    columns: Vec<OutColumn>,
-    column_types: Vec<Type>,
-}
-
-/// The write statements of one source described so far, by text: later
-/// runs send them unnamed with their parameter types, one round trip.
-/// A statement whose run fails is forgotten (the table may have changed),
-/// and rows whose column types are not the described ones are refused,
-/// never decoded.
-#[derive(Default)]
-pub(crate) struct DescribedStatements {
-    known: Mutex<HashMap<String, Arc<Described>>>,
-}
-
-impl DescribedStatements {
-    /// At most this many statements are remembered (then forgotten at once).
-    const LIMIT: usize = 1024;
-
-    fn get(&self, sql: &str) -> Option<Arc<Described>> {
-        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.get(sql).cloned()
-    }
-
-    fn insert(&self, sql: &str, described: Described) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.len() >= Self::LIMIT {
-            known.clear();
-        }
-        known.insert(sql.to_string(), Arc::new(described));
-    }
-
-    fn forget(&self, sql: &str) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known.remove(sql);
-    }
-}
-
-/// How a write's statement is prepared.
-enum Preparing<'a> {
-    /// From the connection's statement cache.
-    Cached,
-    /// Unnamed with the described types when seen before; else prepared
-    /// afresh (and then described).
-    Described(&'a DescribedStatements),
-}
-
 /// What travels with a statement: `BEGIN` before it (the transaction's
 /// first), `COMMIT` after it (its last).
 #[derive(Debug, Clone, Copy, Default)]
@@ -279,14 +227,14 @@ struct Framing {
     commit: bool,
 }
 
-/// Runs `op` on `conn` with `framing`. Returned rows are typed by the
-/// catalog model of the target table.
+/// Runs `op` on `conn` with `framing`, its statement from the connection's
+/// cache (prepared on first use, before `BEGIN` goes out). Returned rows
+/// are typed by the catalog model of the target table.
 async fn execute(
     conn: &Object,
     flavor: Flavor,
     op: &WriteOp,
     framing: Framing,
-    preparing: Preparing<'_>,
 ) -> Result<WriteOutcome> {
     let statement: Statement = match op {
         WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
@@ -301,70 +249,36 @@ async fn execute(
         )?,
     };
     let sql = returning_as_text(flavor, op, &statement.sql);
-    let (cached, described) = match preparing {
-        Preparing::Cached => (true, None),
-        Preparing::Described(described) => (false, Some(described)),
-    };
-    if let Some(statements) = described
-        && let Some(known) = statements.get(&sql)
-    {
-        let done = execute_described(conn, op, &sql, &statement, &known, framing).await;
-        if done.is_err() {
-            statements.forget(&sql);
-        }
-        return done;
-    }
-    let before = Framing {
-        commit: false,
-        ..framing
-    };
-    let prepared = framed(conn, before, prepare_checked(flavor, conn, &sql, cached)).await?;
+    let prepared = prepare_checked(flavor, conn, &sql, true).await?;
     let params = PgParam::all(&statement.params);
     check_params(prepared.statement.params(), &params)?;
-    if let Some(statements) = described
-        && flavor == Flavor::Postgres
-        && !prepared.wrapped
-    {
-        statements.insert(
-            &sql,
-            Described {
-                params: prepared.statement.params().to_vec(),
-                columns: prepared.columns.clone(),
-                column_types: prepared
-                    .statement
-                    .columns()
-                    .iter()
-                    .map(|c| c.type_().clone())
-                    .collect(),
-            },
-        );
-    }
-    let outcome = if op.returning().is_empty() {
-        let affected = conn
-            .execute_raw(&prepared.statement, params.iter())
-            .await
-            .map_err(from_pg)?;
-        WriteOutcome {
+    if op.returning().is_empty() {
+        let affected = framed(conn, framing, async {
+            conn.execute_raw(&prepared.statement, params.iter())
+                .await
+                .map_err(from_pg)
+        })
+        .await?;
+        return Ok(WriteOutcome {
             affected_rows: affected,
             returning: None,
-        }
-    } else {
-        let schema = returned_schema(op)?;
+        });
+    }
+    let schema = returned_schema(op)?;
+    // The rows are received whole before `COMMIT` is answered: the
+    // connection answers requests in order.
+    let (rows, affected) = framed(conn, framing, async {
         let rows = conn
             .query_raw(&prepared.statement, params.iter())
             .await
             .map_err(from_pg)?;
-        let (rows, affected) = receive(rows).await?;
-        WriteOutcome {
-            affected_rows: affected,
-            returning: Some(decode_rows(&rows, &prepared.columns, schema, None)?),
-        }
-    };
-    // Prepared just now, the statement could not go out with `COMMIT`.
-    if framing.commit {
-        conn.batch_execute("COMMIT").await.map_err(from_pg)?;
-    }
-    Ok(outcome)
+        receive(rows).await
+    })
+    .await?;
+    Ok(WriteOutcome {
+        affected_rows: affected,
+        returning: Some(decode_rows(&rows, &prepared.columns, schema)?),
+    })
 }
 
 /// The returned rows' schema, typed by the catalog model of the target table.
@@ -382,61 +296,6 @@ fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
         })
         .collect::<Result<_>>()?;
     Ok(Arc::new(Schema::new(fields)))
-}
-
-/// [`execute`] of a statement described before: sent unnamed with its
-/// parameter types (parse, bind, execute: one round trip, with `BEGIN` and
-/// `COMMIT` as framed).
-async fn execute_described(
-    conn: &Object,
-    op: &WriteOp,
-    sql: &str,
-    statement: &Statement,
-    known: &Described,
-    framing: Framing,
-) -> Result<WriteOutcome> {
-    let schema = returned_schema(op)?;
-    let params = PgParam::all(&statement.params);
-    check_params(&known.params, &params)?;
-    let typed = params
-        .iter()
-        .zip(&known.params)
-        .map(|(param, ty)| (param as &(dyn ToSql + Sync), ty.clone()));
-    // The rows are received whole before `COMMIT` is answered: the
-    // connection answers requests in order.
-    let (rows, affected) = framed(conn, framing, async {
-        let rows = conn.query_typed_raw(sql, typed).await.map_err(|e| {
-            // A column's type or name changed under the described
-            // statement: retried, it is described afresh.
-            if is_changed_table(&e) {
-                table_changed()
-            } else {
-                from_pg(e)
-            }
-        })?;
-        receive(rows).await
-    })
-    .await?;
-    let batch =
-        decode_rows(&rows, &known.columns, schema, Some(&known.column_types)).map_err(|error| {
-            if framing.commit {
-                committed_unread(error)
-            } else {
-                error
-            }
-        })?;
-    Ok(WriteOutcome {
-        affected_rows: affected,
-        returning: (!op.returning().is_empty()).then_some(batch),
-    })
-}
-
-/// PostgreSQL's answer to a statement whose table no longer has the
-/// columns or types it was described with: datatype mismatch, undefined
-/// column or table, cannot coerce.
-fn is_changed_table(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error()
-        .is_some_and(|db| matches!(db.code().code(), "42804" | "42703" | "42P01" | "42846"))
 }
 
 /// `work` (a statement's future, not yet polled, that queues its statement
@@ -466,27 +325,17 @@ async fn framed<T>(
     Ok(done)
 }
 
-/// A statement that ran and was committed with its transaction, but whose
-/// returned rows cannot be read: said as such, so that nobody sends the
-/// write again.
-fn committed_unread(error: ConnectorError) -> ConnectorError {
-    ConnectorError::internal(format!(
-        "the write was committed, but the rows it returned cannot be read ({error}); \
-         read them anew"
-    ))
-}
-
 /// One write sent alone, without `BEGIN` and `COMMIT`: PostgreSQL runs a
 /// lone statement in a transaction of its own, so it is all or nothing.
-/// Its statement stays prepared on the connection (a statement the server
-/// refuses as a stale plan after `ALTER TABLE` is prepared afresh, once):
-/// one round trip once warm, where a transaction takes three.
+/// Its statement stays prepared on the connection (one that may have failed
+/// for a table changed since, [`may_be_stale`], is prepared afresh, once):
+/// one round trip once warm, where a transaction takes two.
 pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
     let alone = Framing::default();
-    match execute(&conn, flavor, op, alone, Preparing::Cached).await {
-        Err(e) if is_stale_plan_error(&e) => {
+    match execute(&conn, flavor, op, alone).await {
+        Err(e) if may_be_stale(&e) => {
             conn.statement_cache.clear();
-            execute(&conn, flavor, op, alone, Preparing::Cached).await
+            execute(&conn, flavor, op, alone).await
         }
         done => done,
     }

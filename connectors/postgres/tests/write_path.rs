@@ -310,26 +310,39 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
     assert_outside_a_transaction(&connector).await;
 }
 
-/// Inside a transaction a statement seen before goes unnamed with the
-/// types it was described with; rows of a table changed since, or the
-/// server's refusal of a changed parameter column, are a conflict to retry
-/// (rows never decoded), and the statement is described afresh the next
-/// time.
+/// Statements stay prepared on their connection inside transactions too.
+/// A table changed under one: the transaction's first statement is
+/// prepared afresh and sent again, unnoticed; a later one fails its
+/// transaction as a conflict to retry (nothing of it written), and the
+/// retry runs. A parameter's column changing type is met alike: prepared
+/// afresh, the value itself is what is wrong.
 #[tokio::test]
-async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
+async fn a_changed_table_is_met_by_preparing_afresh() {
     let schema =
         TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let connector = schema.connector();
+    let connector = single_connection(&schema);
     let target = target(&connector, &schema.name, "items").await;
-    let write = |name: &'static str| {
-        let (connector, op) = (&connector, insert_names(&target, &[name]));
+    // `names` inserted by one statement each, in one transaction: the last
+    // returning its name, those before it returning nothing.
+    let write = |names: &'static [&'static str]| {
+        let (connector, target) = (&connector, &target);
         async move {
             let mut tx = connector.begin().await?;
-            let done = tx.execute(&op).await;
-            match done {
+            let (last, before) = names.split_last().expect("a name");
+            for name in before {
+                let mut plain = insert_names(target, &[name]);
+                if let WriteOp::Insert(insert) = &mut plain {
+                    insert.returning.clear();
+                }
+                if let Err(e) = tx.execute(&plain).await {
+                    tx.rollback().await?;
+                    return Err(e);
+                }
+            }
+            match tx.execute(&insert_names(target, &[last])).await {
                 Ok(done) => {
                     tx.commit().await?;
-                    Ok(done)
+                    Ok(batch_to_strings(&done.returning.unwrap()))
                 }
                 Err(e) => {
                     tx.rollback().await?;
@@ -338,26 +351,23 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
             }
         }
     };
-    // Described by the first, sent unnamed by the second.
-    for name in ["a", "b"] {
-        let done = write(name).await.unwrap();
-        assert_eq!(
-            batch_to_strings(&done.returning.unwrap()),
-            vec![vec![Some(name.into())]]
-        );
+    for names in [&["a"][..], &["b", "c"][..]] {
+        let got = write(names).await.unwrap();
+        assert_eq!(got, vec![vec![Some(names[names.len() - 1].into())]]);
     }
     retype_name_column(&schema).await;
-    let err = write("c").await.unwrap_err();
+    assert_eq!(write(&["d"]).await.unwrap(), vec![vec![Some("d".into())]]);
+    assert_outside_a_transaction(&connector).await;
+    retype_name_column_back(&schema).await;
+    let err = write(&["e", "f"]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    let done = write("c").await.unwrap();
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 4);
     assert_eq!(
-        batch_to_strings(&done.returning.unwrap()),
-        vec![vec![Some("c".into())]]
+        write(&["e", "f"]).await.unwrap(),
+        vec![vec![Some("f".into())]]
     );
-    assert_eq!(schema.count("items").await, 3);
-    // A parameter's column changes type: PostgreSQL refuses the described
-    // statement, which is a conflict to retry too; prepared afresh, the
-    // value itself is what is wrong.
+    assert_eq!(schema.count("items").await, 6);
     schema
         .client
         .batch_execute(&format!(
@@ -366,18 +376,16 @@ async fn a_described_statement_refuses_rows_of_a_changed_table_once() {
         ))
         .await
         .unwrap();
-    let err = write("d").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    let err = write("d").await.unwrap_err();
+    let err = write(&["g"]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_outside_a_transaction(&connector).await;
 }
 
 /// The last write of a transaction goes with its `COMMIT` (in one round
-/// trip once its statement is described): kept with the earlier writes
-/// when it succeeds, and nothing kept when it fails, whether prepared just
-/// now or described before; the connection leaves no transaction open. A
-/// row the committed statement returns but that cannot be read (the table
-/// changed) is an error saying the write was committed.
+/// trip once its statement is prepared): kept with the earlier writes when
+/// it succeeds, and nothing kept when it fails, whether prepared just now
+/// or before; the connection leaves no transaction open. A table changed
+/// under the last statement's plan fails it before anything is committed.
 #[tokio::test]
 async fn the_last_write_goes_with_commit() {
     let schema =
@@ -428,22 +436,34 @@ async fn the_last_write_goes_with_commit() {
     tx.execute_and_commit(&plain("alone")).await.unwrap();
     assert_outside_a_transaction(&connector).await;
     assert_eq!(schema.count("items").await, 5);
-    // Committed, but its rows cannot be read as described: said so. (The
-    // statement failed last: it is described afresh first.)
-    let mut tx = connector.begin().await.unwrap();
-    tx.execute(&plain("before 1")).await.unwrap();
-    tx.execute_and_commit(&insert_names(&target, &["after 1"]))
-        .await
-        .unwrap();
-    retype_name_column(&schema).await;
+    // The returned column changes type under the last statement's plan:
+    // refused before its `COMMIT`, which rolls back; sent again, it runs.
+    for round in ["1", "2"] {
+        let mut tx = connector.begin().await.unwrap();
+        tx.execute(&plain(&format!("before {round}")))
+            .await
+            .unwrap();
+        let done = tx
+            .execute_and_commit(&insert_names(&target, &[&format!("after {round}")]))
+            .await;
+        match round {
+            "1" => {
+                retype_name_column(&schema).await;
+                done.unwrap();
+            }
+            _ => {
+                let err = done.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            }
+        }
+        assert_outside_a_transaction(&connector).await;
+    }
+    assert_eq!(schema.count("items").await, 7);
     let mut tx = connector.begin().await.unwrap();
     tx.execute(&plain("before 2")).await.unwrap();
-    let err = tx
-        .execute_and_commit(&insert_names(&target, &["after 2"]))
+    tx.execute_and_commit(&insert_names(&target, &["after 2"]))
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("was committed"), "{err}");
-    assert_outside_a_transaction(&connector).await;
+        .unwrap();
     assert_eq!(schema.count("items").await, 9);
 }
 
@@ -462,6 +482,18 @@ async fn retype_name_column(schema: &TestSchema) {
         .client
         .batch_execute(&format!(
             "ALTER TABLE {} ALTER COLUMN name TYPE varchar(20)",
+            schema.table("items")
+        ))
+        .await
+        .unwrap();
+}
+
+/// Changes the type of `items.name` back to text.
+async fn retype_name_column_back(schema: &TestSchema) {
+    schema
+        .client
+        .batch_execute(&format!(
+            "ALTER TABLE {} ALTER COLUMN name TYPE text",
             schema.table("items")
         ))
         .await
