@@ -46,6 +46,25 @@ impl Leaf {
     }
 
     fn cast(&self, data_type: &DataType) -> Option<ScalarValue> {
+        // The common keys, taken as the cast takes them without building
+        // its arrays (a visible cost on every by-key read).
+        match (self, data_type) {
+            (Leaf::Text(s), DataType::Utf8) => return Some(ScalarValue::Utf8(Some(s.clone()))),
+            (Leaf::Number(n), DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+                if let Some(v) = n.as_i64() {
+                    return match data_type {
+                        DataType::Int16 => {
+                            i16::try_from(v).ok().map(|v| ScalarValue::Int16(Some(v)))
+                        }
+                        DataType::Int32 => {
+                            i32::try_from(v).ok().map(|v| ScalarValue::Int32(Some(v)))
+                        }
+                        _ => Some(ScalarValue::Int64(Some(v))),
+                    };
+                }
+            }
+            _ => {}
+        }
         self.scalar().cast_to(data_type).ok()
     }
 
@@ -237,6 +256,37 @@ mod tests {
 
     fn text(v: &str) -> ScalarValue {
         ScalarValue::Utf8(Some(v.into()))
+    }
+
+    /// The shortcut for common keys answers what the cast answers.
+    #[test]
+    fn common_keys_convert_as_the_cast_converts_them() {
+        let leaves = [
+            Leaf::Text("x".into()),
+            Leaf::Text("12".into()),
+            Leaf::Text(" 7".into()),
+            Leaf::Number(Number::from(5)),
+            Leaf::Number(Number::from(-40_000)),
+            Leaf::Number(Number::from(3_000_000_000_i64)),
+            Leaf::Number(Number::from(u64::MAX)),
+            Leaf::Number(Number::from_f64(1.5).unwrap()),
+            Leaf::Number(Number::from_f64(2.0).unwrap()),
+            Leaf::Bool(true),
+        ];
+        for leaf in &leaves {
+            for data_type in [
+                DataType::Utf8,
+                DataType::Int16,
+                DataType::Int32,
+                DataType::Int64,
+            ] {
+                assert_eq!(
+                    leaf.cast(&data_type),
+                    leaf.scalar().cast_to(&data_type).ok(),
+                    "{leaf:?} as {data_type}"
+                );
+            }
+        }
     }
 
     #[test]
