@@ -23,6 +23,11 @@ use crate::value::Value;
 /// Rows per batch the connectors aim for when streaming.
 pub const BATCH_ROWS: usize = 8_192;
 
+/// Rows a streaming read's builder makes room for up front: most reads (by
+/// key, a page) answer a few rows, and reserving [`BATCH_ROWS`] for each
+/// cost more than their decoding. Builders grow as rows come.
+pub const FIRST_BATCH_CAPACITY: usize = 64;
+
 /// Collects rows of values into a `RecordBatch` of a fixed schema.
 pub struct BatchBuilder {
     schema: SchemaRef,

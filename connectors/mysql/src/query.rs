@@ -18,7 +18,9 @@ use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Conn, Error as MyError, Opts, Params, Row, Value as MyValue};
 use tokio::sync::{mpsc, oneshot};
-use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, Result, RowStream, Value};
+use tributary_connector::{
+    BATCH_ROWS, BatchBuilder, ConnectorError, FIRST_BATCH_CAPACITY, Result, RowStream, Value,
+};
 
 use crate::classify::classify;
 use crate::types::NativeType;
@@ -181,7 +183,7 @@ async fn read(
     let columns = result.columns().unwrap_or_else(|| Arc::from(Vec::new()));
     let prepared = check_decodable(&columns).and_then(|()| {
         let schema = result_schema(&columns, schema)?;
-        let builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
+        let builder = BatchBuilder::new(schema.clone(), FIRST_BATCH_CAPACITY)?;
         Ok((schema, builder))
     });
     let (schema, mut builder) = match prepared {

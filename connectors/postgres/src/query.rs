@@ -14,7 +14,9 @@ use deadpool_postgres::{ClientWrapper, Object};
 use futures::StreamExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Row, Statement};
-use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, Value};
+use tributary_connector::{
+    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, FIRST_BATCH_CAPACITY, Result, Value,
+};
 
 use crate::decode::{Raw, decode};
 use crate::encode::PgParam;
@@ -441,7 +443,7 @@ pub(crate) fn stream_batches(
     let state = StreamState {
         conn,
         rows: Box::pin(rows),
-        builder: BatchBuilder::new(schema, BATCH_ROWS)?,
+        builder: BatchBuilder::new(schema, FIRST_BATCH_CAPACITY)?,
         columns: columns.into(),
         source,
         done: false,

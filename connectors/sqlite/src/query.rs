@@ -23,7 +23,8 @@ use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
 use rusqlite::{Connection, InterruptHandle, Row};
 use tokio::sync::{mpsc, oneshot};
 use tributary_connector::{
-    BATCH_ROWS, BatchBuilder, ConnectorError, Result, RowStream, Statement, Value,
+    BATCH_ROWS, BatchBuilder, ConnectorError, FIRST_BATCH_CAPACITY, Result, RowStream, Statement,
+    Value,
 };
 
 use crate::classify::classify;
@@ -233,7 +234,7 @@ fn stream_rows(
         }
     };
     let started = result_schema(requested, &declared, first).and_then(|schema| {
-        let mut builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
+        let mut builder = BatchBuilder::new(schema.clone(), FIRST_BATCH_CAPACITY)?;
         let mut decoder = RowDecoder::new(&schema)?;
         if let Some(row) = first {
             decoder.push(row, &mut builder)?;

@@ -18,7 +18,9 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use tiberius::{Column, ColumnData, Query, QueryItem};
 use tokio::sync::{mpsc, oneshot};
-use tributary_connector::{BATCH_ROWS, BatchBuilder, ConnectorError, Result, RowStream};
+use tributary_connector::{
+    BATCH_ROWS, BatchBuilder, ConnectorError, FIRST_BATCH_CAPACITY, Result, RowStream,
+};
 
 use crate::decode::row_values;
 use crate::error::from_tds;
@@ -134,7 +136,7 @@ async fn run(
         }
     };
     let prepared = result_schema(&columns, schema).and_then(|schema| {
-        let builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
+        let builder = BatchBuilder::new(schema.clone(), FIRST_BATCH_CAPACITY)?;
         Ok((schema, builder))
     });
     let (schema, mut builder) = match prepared {

@@ -21,7 +21,8 @@ use oracle::sql_type::{OracleType, ToSql};
 use oracle::{ColumnInfo, Connection, ResultSet, Row};
 use tokio::sync::{mpsc, oneshot};
 use tributary_connector::{
-    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, Result, RowStream, Statement, Value,
+    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, FIRST_BATCH_CAPACITY, Result, RowStream,
+    Statement, Value,
 };
 
 use crate::client::driver::{self, Param};
@@ -276,7 +277,7 @@ fn read(
         .collect();
     let names = plan.as_ref().map(|plan| plan.names.as_slice());
     let prepared = result_schema(&columns, names, schema).and_then(|schema| {
-        let builder = BatchBuilder::new(schema.clone(), BATCH_ROWS)?;
+        let builder = BatchBuilder::new(schema.clone(), FIRST_BATCH_CAPACITY)?;
         Ok((schema, builder))
     });
     let (schema, mut builder) = match prepared {
