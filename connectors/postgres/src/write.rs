@@ -27,6 +27,9 @@ use crate::query::{
     text_fallback_sql,
 };
 
+/// Statements a connection keeps prepared before a write starts them over.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
 /// An open transaction.
 pub(crate) struct PgWriteTx {
     /// `None` once committed or rolled back.
@@ -249,6 +252,12 @@ async fn execute(
         )?,
     };
     let sql = returning_as_text(flavor, op, &statement.sql);
+    // Writes come in many shapes (an insert's row count is in its text):
+    // kept without a bound, they would grow the connection's cache, and the
+    // server's prepared statements, without end.
+    if conn.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
+        conn.statement_cache.clear();
+    }
     let prepared = prepare_checked(flavor, conn, &sql, true).await?;
     let params = PgParam::all(&statement.params);
     check_params(prepared.statement.params(), &params)?;

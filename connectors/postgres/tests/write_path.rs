@@ -381,6 +381,43 @@ async fn a_changed_table_is_met_by_preparing_afresh() {
     assert_outside_a_transaction(&connector).await;
 }
 
+/// Writes of ever new shapes (inserts of 1, 2, 3… rows) do not pile up
+/// prepared statements on their connection: it keeps at most 256.
+#[tokio::test]
+async fn prepared_writes_are_bounded_per_connection() {
+    let schema =
+        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
+    let connector = single_connection(&schema);
+    let target = target(&connector, &schema.name, "items").await;
+    let mut names = Vec::new();
+    for n in 0..300 {
+        names.push(format!("n{n}"));
+        let rows: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut tx = connector.begin().await.unwrap();
+        tx.execute(&insert_names(&target, &rows)).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let batch = connector
+        .query(
+            &Statement::new("SELECT count(*) FROM pg_catalog.pg_prepared_statements"),
+            None,
+        )
+        .await
+        .unwrap()
+        .collect_one()
+        .await
+        .unwrap();
+    let prepared: i64 = batch_to_strings(&batch)[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=256).contains(&prepared),
+        "{prepared} statements prepared on the connection"
+    );
+}
+
 /// The last write of a transaction goes with its `COMMIT` (in one round
 /// trip once its statement is prepared): kept with the earlier writes when
 /// it succeeds, and nothing kept when it fails, whether prepared just now
