@@ -5,8 +5,8 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Decimal128Type, Decimal256Type, DecimalType, Float16Type, Float32Type, Float64Type,
+    Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Number, Value};
@@ -100,12 +100,33 @@ pub fn column_values(array: &ArrayRef) -> Vec<Value> {
         DataType::Binary => bytes(array.as_binary::<i32>().iter()),
         DataType::LargeBinary => bytes(array.as_binary::<i64>().iter()),
         DataType::BinaryView => bytes(array.as_binary_view().iter()),
+        // Their exact text as Arrow's formatter writes it, without its
+        // `Display` round (a visible cost on every answered price).
+        DataType::Decimal128(precision, scale) => {
+            decimals::<Decimal128Type>(array, *precision, *scale)
+        }
+        DataType::Decimal256(precision, scale) => {
+            decimals::<Decimal256Type>(array, *precision, *scale)
+        }
         DataType::List(_) => lists(array.as_list::<i32>()),
         DataType::LargeList(_) => lists(array.as_list::<i64>()),
-        // Decimals, dates, times, timestamps, intervals, anything else: the
-        // exact text form.
+        // Dates, times, timestamps, intervals, anything else: the exact
+        // text form.
         _ => formatted(array),
     }
+}
+
+fn decimals<T: DecimalType>(array: &ArrayRef, precision: u8, scale: i8) -> Vec<Value> {
+    let values = array.as_primitive::<T>();
+    (0..array.len())
+        .map(|i| {
+            if values.is_null(i) {
+                Value::Null
+            } else {
+                Value::String(T::format_decimal(values.value(i), precision, scale))
+            }
+        })
+        .collect()
 }
 
 fn lists<O: datafusion::arrow::array::OffsetSizeTrait>(
@@ -170,6 +191,41 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Decimals read as Arrow's formatter writes them, whatever the scale.
+    #[test]
+    fn decimals_read_as_the_formatter_writes_them() {
+        use datafusion::arrow::array::Decimal256Array;
+        use datafusion::arrow::datatypes::i256;
+        let values = [Some(0), Some(5), Some(-5), Some(123_456), Some(-100), None];
+        for (precision, scale) in [(10, 2), (10, 0), (38, 10), (10, -2)] {
+            let array: ArrayRef = Arc::new(
+                Decimal128Array::from(values.to_vec())
+                    .with_precision_and_scale(precision, scale)
+                    .unwrap(),
+            );
+            assert_eq!(
+                column_values(&array),
+                formatted(&array),
+                "({precision}, {scale})"
+            );
+            let wide: ArrayRef = Arc::new(
+                Decimal256Array::from(
+                    values
+                        .iter()
+                        .map(|v| v.map(i256::from_i128))
+                        .collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(precision, scale)
+                .unwrap(),
+            );
+            assert_eq!(
+                column_values(&wide),
+                formatted(&wide),
+                "256 ({precision}, {scale})"
+            );
+        }
+    }
 
     #[test]
     fn values_keep_their_meaning() {
