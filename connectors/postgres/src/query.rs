@@ -88,7 +88,7 @@ pub(crate) async fn prepare(
     cached: bool,
 ) -> Result<Prepared, tokio_postgres::Error> {
     let statement = if cached {
-        client.prepare_cached(sql).await?
+        prepare_cached(client, sql).await?
     } else {
         client.prepare(sql).await?
     };
@@ -119,11 +119,28 @@ pub(crate) async fn prepare(
     }
     let wrapped = text_fallback_sql(sql, &as_text);
     let statement = if cached {
-        client.prepare_cached(&wrapped).await?
+        prepare_cached(client, &wrapped).await?
     } else {
         client.prepare(&wrapped).await?
     };
     Ok(Prepared { statement, columns })
+}
+
+/// Statements a connection keeps prepared; then it starts over.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
+/// `sql` from the connection's statement cache, prepared on first use. The
+/// cache is bounded ([`STATEMENT_CACHE_LIMIT`]): statements of ever new
+/// shapes (an insert's row count is in its text) would otherwise pile up
+/// on the server without end.
+async fn prepare_cached(
+    client: &ClientWrapper,
+    sql: &str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if client.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
+        client.statement_cache.clear();
+    }
+    client.prepare_cached(sql).await
 }
 
 /// Whether a failed preparation is the driver's own lookup of a type it does

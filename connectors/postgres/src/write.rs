@@ -27,9 +27,6 @@ use crate::query::{
     text_fallback_sql,
 };
 
-/// Statements a connection keeps prepared before a write starts them over.
-const STATEMENT_CACHE_LIMIT: usize = 256;
-
 /// An open transaction.
 pub(crate) struct PgWriteTx {
     /// `None` once committed or rolled back.
@@ -75,24 +72,7 @@ impl PgWriteTx {
             commit,
         };
         self.begun = true;
-        let conn = self.conn()?;
-        match execute(conn, self.flavor, op, framing).await {
-            Err(e) if may_be_stale(&e) => {
-                conn.statement_cache.clear();
-                if !framing.begin {
-                    // The transaction's earlier statements are lost with
-                    // it: the whole request is to be sent again.
-                    return Err(table_changed());
-                }
-                // The transaction's first statement: nothing else is lost.
-                // Its `COMMIT`, if sent, ended the aborted transaction.
-                if !framing.commit {
-                    conn.batch_execute("ROLLBACK").await.map_err(from_pg)?;
-                }
-                execute(conn, self.flavor, op, framing).await
-            }
-            done => done,
-        }
+        execute_fresh_if_stale(self.conn()?, self.flavor, op, framing, !framing.begin).await
     }
 
     /// The error for a statement after a failed one.
@@ -252,12 +232,6 @@ async fn execute(
         )?,
     };
     let sql = returning_as_text(flavor, op, &statement.sql);
-    // Writes come in many shapes (an insert's row count is in its text):
-    // kept without a bound, they would grow the connection's cache, and the
-    // server's prepared statements, without end.
-    if conn.statement_cache.size() >= STATEMENT_CACHE_LIMIT {
-        conn.statement_cache.clear();
-    }
     let prepared = prepare_checked(flavor, conn, &sql, true).await?;
     let params = PgParam::all(&statement.params);
     check_params(prepared.statement.params(), &params)?;
@@ -340,11 +314,33 @@ async fn framed<T>(
 /// for a table changed since, [`may_be_stale`], is prepared afresh, once):
 /// one round trip once warm, where a transaction takes two.
 pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
-    let alone = Framing::default();
-    match execute(&conn, flavor, op, alone).await {
+    execute_fresh_if_stale(&conn, flavor, op, Framing::default(), false).await
+}
+
+/// [`execute`], sent once more with its statement prepared afresh when it
+/// may have met a table changed since it was prepared ([`may_be_stale`])
+/// and nothing else is lost with it: a lone write, or a transaction's first
+/// statement. After `earlier` statements of its transaction, which are
+/// lost with it, it is a conflict: the whole request is to be sent again.
+async fn execute_fresh_if_stale(
+    conn: &Object,
+    flavor: Flavor,
+    op: &WriteOp,
+    framing: Framing,
+    earlier: bool,
+) -> Result<WriteOutcome> {
+    match execute(conn, flavor, op, framing).await {
         Err(e) if may_be_stale(&e) => {
             conn.statement_cache.clear();
-            execute(&conn, flavor, op, alone).await
+            if earlier {
+                return Err(table_changed());
+            }
+            // The failed statement aborted the transaction it began; its
+            // `COMMIT`, if sent, ended it.
+            if framing.begin && !framing.commit {
+                conn.batch_execute("ROLLBACK").await.map_err(from_pg)?;
+            }
+            execute(conn, flavor, op, framing).await
         }
         done => done,
     }

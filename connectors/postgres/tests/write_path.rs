@@ -277,10 +277,7 @@ async fn a_transaction_without_statements_leaves_the_connection_as_it_was() {
 /// table changed under that statement has it prepared afresh.
 #[tokio::test]
 async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
-    let schema =
-        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let connector = single_connection(&schema);
-    let target = target(&connector, &schema.name, "items").await;
+    let (schema, connector, target) = items_on_one_connection().await;
     let insert = |names: &[&str]| insert_names(&target, names);
     // The third row breaks the unique key: the first two are not kept.
     let err = connector
@@ -318,10 +315,7 @@ async fn a_lone_write_is_all_or_nothing_and_outlives_a_changed_table() {
 /// afresh, the value itself is what is wrong.
 #[tokio::test]
 async fn a_changed_table_is_met_by_preparing_afresh() {
-    let schema =
-        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let connector = single_connection(&schema);
-    let target = target(&connector, &schema.name, "items").await;
+    let (schema, connector, target) = items_on_one_connection().await;
     // `names` inserted by one statement each, in one transaction: the last
     // returning its name, those before it returning nothing.
     let write = |names: &'static [&'static str]| {
@@ -385,10 +379,8 @@ async fn a_changed_table_is_met_by_preparing_afresh() {
 /// prepared statements on their connection: it keeps at most 256.
 #[tokio::test]
 async fn prepared_writes_are_bounded_per_connection() {
-    let schema =
-        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let connector = single_connection(&schema);
-    let target = target(&connector, &schema.name, "items").await;
+    // The schema lives to the end of the test (dropped, it is dropped on the server).
+    let (_schema, connector, target) = items_on_one_connection().await;
     let mut names = Vec::new();
     for n in 0..300 {
         names.push(format!("n{n}"));
@@ -425,10 +417,7 @@ async fn prepared_writes_are_bounded_per_connection() {
 /// under the last statement's plan fails it before anything is committed.
 #[tokio::test]
 async fn the_last_write_goes_with_commit() {
-    let schema =
-        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
-    let connector = single_connection(&schema);
-    let target = target(&connector, &schema.name, "items").await;
+    let (schema, connector, target) = items_on_one_connection().await;
     let plain = |name: &str| {
         WriteOp::Insert(Insert {
             target: target.clone(),
@@ -502,6 +491,20 @@ async fn the_last_write_goes_with_commit() {
         .await
         .unwrap();
     assert_eq!(schema.count("items").await, 9);
+}
+
+/// A schema with `items (id serial, name text UNIQUE)`, a connector with
+/// one connection to it ([`single_connection`]) and `items` as its target.
+async fn items_on_one_connection() -> (
+    TestSchema,
+    tributary_connector_postgres::PostgresConnector,
+    WriteTarget,
+) {
+    let schema =
+        TestSchema::new("CREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE);").await;
+    let connector = single_connection(&schema);
+    let target = target(&connector, &schema.name, "items").await;
+    (schema, connector, target)
 }
 
 /// A connector on the schema's database with a pool of one connection, so
