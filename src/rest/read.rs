@@ -108,6 +108,9 @@ pub struct ReadRequest {
     /// `offset` and `limit` count within each group of rows with the same
     /// values of these columns (see `order::RowWindow`).
     pub per: Vec<String>,
+    /// Answer a keyset cursor to the next page (REST's `nextCursor`; the
+    /// order's columns are then read too).
+    pub cursor: bool,
 }
 
 impl ReadRequest {
@@ -163,6 +166,7 @@ pub async fn list(
     }
     request.offset = (page - 1).saturating_mul(page_size);
     request.limit = Some(page_size);
+    request.cursor = true;
     let caller = principal.caller();
 
     if let Format::Streamed(encoding) = format {
@@ -267,6 +271,7 @@ pub async fn fetch(
         after: request.after.clone(),
         distinct_on: request.distinct_on.clone(),
         per: request.per.clone(),
+        cursor: request.cursor,
     };
     let visible = visible_columns(state, caller, target)?;
     for key in request.sort.iter().filter(|k| k.via.is_none()) {
@@ -275,9 +280,14 @@ pub async fn fetch(
     for column in &request.distinct_on {
         check_column(target, &visible, column, caller).map_err(|e| e.at("distinct_on"))?;
     }
-    let keys = cursor::order_keys(target, &request.sort, &visible);
+    let keys = if request.cursor {
+        cursor::order_keys(target, &request.sort, &visible)
+    } else {
+        Vec::new()
+    };
     // A cursor holds the row's own values: not made for related orders.
-    let paged = request.limit.is_some_and(|l| l > 1)
+    let paged = request.cursor
+        && request.limit.is_some_and(|l| l > 1)
         && request.per.is_empty()
         && keys.iter().all(|k| k.via.is_none())
         && cursor::is_total(target, &keys);
