@@ -1412,6 +1412,77 @@ async fn relationships_nest_objects_arrays_and_aggregates_across_sources() {
     f.stop().await;
 }
 
+/// Root fields selecting only columns, `__typename` and row relationships
+/// are answered in one walk of their rows, not field by field by
+/// async-graphql. The same selection under a root inline fragment is
+/// always resolved by async-graphql: both must answer the same text, keys
+/// in the same order, for aliases, `__typename`, fragments, `@skip` /
+/// `@include`, a field selected twice, nulls, every scalar, rows by key
+/// (found or not, with their related rows) and relations across sources.
+#[tokio::test]
+async fn plain_answers_written_at_once_match_async_graphqls() {
+    let f = Fixture::new().await;
+    let raw = |query: String, variables: Value| {
+        let base = f.server.base.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/graphql"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"query": query, "variables": variables}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    // One root field each: async-graphql answers root fields under a
+    // fragment in another order than the document's.
+    let selections = [
+        "pg_customers(order_by: {id: asc}) { __typename who: name id name tier born \
+         o: orders(order_by: {id: desc}) { __typename id total big meta note placed_at \
+         customers { name t: __typename } line_items(order_by: {line: asc}) { line qty } } \
+         reviews(order_by: {id: asc}) { stars body tags customers { id } } }",
+        "pg_customers_by_pk(id: 1) { name orders(order_by: {id: asc}, limit: 1) { id status } }",
+        "pg_customers_by_pk(id: 9) { name orders { id } }",
+        "a: pg_orders_by_pk(id: 2) { id ...Order customers { ... on pg_customers { name } } }",
+        "b: pg_orders_by_pk(id: 5) { id id status @skip(if: $skip) note @include(if: $skip) }",
+        "pg_kinds { id at wall day t u b n f ok tags }",
+        "my_reviews(order_by: {id: desc}) { id tags body customers { name orders(limit: 1, order_by: {id: asc}) { id } } }",
+        // A relation twice under one key and an aggregate under a row:
+        // answered by async-graphql alone, whichever way it is sent.
+        "pg_customers(order_by: {id: asc}) { orders { id } orders { status } \
+         orders_aggregate { aggregate { count } } }",
+    ];
+    let fragment = "fragment Order on pg_orders { status total }";
+    for selection in selections {
+        let declared = if selection.contains("$skip") {
+            "query Q($skip: Boolean!)"
+        } else {
+            "query Q"
+        };
+        let fragment = if selection.contains("...Order") {
+            fragment
+        } else {
+            ""
+        };
+        let variables = json!({"skip": true});
+        let direct = raw(
+            format!("{declared} {{ {selection} }} {fragment}"),
+            variables.clone(),
+        )
+        .await;
+        let resolved = raw(
+            format!("{declared} {{ ... on Query {{ {selection} }} }} {fragment}"),
+            variables,
+        )
+        .await;
+        assert!(!direct.contains("\"errors\""), "{selection}: {direct}");
+        assert_eq!(direct, resolved, "{selection}");
+    }
+    f.stop().await;
+}
+
 /// Nested fields cost one statement per relation field and level, however
 /// many rows there are (no N+1), in one source and across two.
 #[tokio::test]

@@ -465,7 +465,7 @@ async fn group_by(
     if by.is_empty() {
         return Err(invalid("by", "group by at least one column"));
     }
-    let selection = AggregateSelection::of(&ctx.ctx.field(), shape)?;
+    let selection = AggregateSelection::of(std::slice::from_ref(&ctx.ctx.field()), shape)?;
     let mut extra = Extra {
         answered: &selection.measures,
         measures: Vec::new(),

@@ -13,6 +13,7 @@ mod group_by;
 mod mutation;
 mod nested;
 mod persisted;
+mod render;
 mod resolve;
 mod schema;
 mod shape;
@@ -256,12 +257,15 @@ async fn run(
         Ok(schema) => {
             state.graphql.documents.prepare(&mut request);
             let session = Arc::new(mutation::Session::for_request(&mut request));
+            let rendered = Arc::new(render::Rendered::for_request(&mut request));
             let request = request
                 .data(state.clone())
                 .data(caller)
                 .data(principal)
-                .data(session.clone());
+                .data(session.clone())
+                .data(rendered.clone());
             let mut response = schema.execute(request).await;
+            rendered.splice(&mut response);
             session.finish(state, &mut response).await;
             response
         }
@@ -275,6 +279,26 @@ async fn run(
         }
     }
     response
+}
+
+/// The operation a request runs, chosen as async-graphql chooses it: the
+/// one `operationName` names, else the document's only one (`None`: the
+/// document does not parse, or names no such operation).
+fn operation(
+    request: &mut async_graphql::Request,
+) -> Option<&async_graphql::parser::types::OperationDefinition> {
+    use async_graphql::parser::types::DocumentOperations;
+    let name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let operation = match (&document.operations, &name) {
+        (DocumentOperations::Single(operation), None) => operation,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()?
+        }
+        _ => return None,
+    };
+    Some(&operation.node)
 }
 
 /// Gives an error of async-graphql's own a code: one outside any field

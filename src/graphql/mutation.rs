@@ -897,23 +897,6 @@ impl Inner {
     }
 }
 
-/// The operation a request runs: its document's only one, or the one
-/// `operationName` names (`None`: the document does not parse, or has no
-/// such operation).
-fn operation(
-    request: &mut async_graphql::Request,
-) -> Option<&async_graphql::parser::types::OperationDefinition> {
-    use async_graphql::parser::types::DocumentOperations;
-    let name = request.operation_name.clone();
-    let document = request.parsed_query().ok()?;
-    let operation = match (&document.operations, &name) {
-        (DocumentOperations::Single(operation), _) => operation,
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
-        (DocumentOperations::Multiple(_), None) => return None,
-    };
-    Some(&operation.node)
-}
-
 /// The refusal of a write to another source than the transaction's.
 fn other_source(target: &Target, tx: &Transaction) -> ApiError {
     ApiError::bad_request(format!(
@@ -929,7 +912,7 @@ impl Session {
     /// The session of a request whose document is parsed.
     pub fn for_request(request: &mut async_graphql::Request) -> Self {
         use async_graphql::parser::types::{OperationType, Selection};
-        let root_fields = operation(request).map_or(0, |operation| {
+        let root_fields = super::operation(request).map_or(0, |operation| {
             let items = &operation.selection_set.node.items;
             let plain = items.iter().all(
                 |item| matches!(&item.node, Selection::Field(f) if f.node.directives.is_empty()),
@@ -949,7 +932,7 @@ impl Session {
     /// Whether the request runs a mutation (`false` also when its document
     /// does not parse: running it reports that).
     pub fn is_mutation(request: &mut async_graphql::Request) -> bool {
-        operation(request)
+        super::operation(request)
             .is_some_and(|o| o.ty == async_graphql::parser::types::OperationType::Mutation)
     }
 

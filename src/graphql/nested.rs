@@ -36,7 +36,7 @@ use crate::state::AppState;
 /// Where a relation field's answer is attached in a parent record: its
 /// response key after `@`, which begins no GraphQL name (so no column's),
 /// and one relation selected twice with other arguments keeps both.
-fn slot(response_key: &str) -> String {
+pub fn slot(response_key: &str) -> String {
     format!("@{response_key}")
 }
 
@@ -267,19 +267,32 @@ pub async fn attach(
     if records.is_empty() {
         return Ok(());
     }
-    for selected in included(field) {
+    let selections = included(field);
+    let mut answered: Vec<String> = Vec::new();
+    for selected in &selections {
         let Some((relation, aggregate)) = relation_field(shape, selected.name()) else {
             continue;
         };
         let target_shape = shapes.get(&relation.target).ok_or_else(|| {
             ApiError::internal(format!("`{}` is not in the schema", relation.target))
         })?;
-        let at = response_key(&selected);
+        let at = response_key(selected);
+        if answered.contains(&at) {
+            continue;
+        }
+        // A field selected again under its response key (validation made
+        // the arguments the same): one read answers what all of them select,
+        // as async-graphql merges their answers.
+        let same: Vec<SelectionField<'_>> = selections
+            .iter()
+            .filter(|s| response_key(s) == at)
+            .copied()
+            .collect();
         let result = if aggregate {
             attach_aggregate(
                 state,
                 caller,
-                &selected,
+                &same,
                 relation,
                 target_shape,
                 shapes,
@@ -290,7 +303,7 @@ pub async fn attach(
             attach_rows(
                 state,
                 caller,
-                &selected,
+                &same,
                 relation,
                 target_shape,
                 shapes,
@@ -298,6 +311,7 @@ pub async fn attach(
             )
             .await
         };
+        answered.push(at.clone());
         result.map_err(|e| {
             let message = format!("reading `{at}`: {}", e.message);
             ApiError { message, ..e }
@@ -583,12 +597,15 @@ fn by_key(relation: &RelationShape, rows: Vec<Record>) -> HashMap<Vec<String>, V
 async fn attach_rows(
     state: &AppState,
     caller: &Caller,
-    selected: &SelectionField<'_>,
+    selections: &[SelectionField<'_>],
     relation: &RelationShape,
     target_shape: &Shape,
     shapes: &Shapes,
     records: &mut [Record],
 ) -> Result<(), ApiError> {
+    let Some(selected) = selections.first() else {
+        return Ok(());
+    };
     let at = response_key(selected);
     let key: Arc<str> = slot(&at).into();
     // Read with the rows ([`appended`]): placed under the field's slot.
@@ -614,14 +631,7 @@ async fn attach_rows(
     let related = match Picked::of(selected, relation, target_shape, shapes, records)? {
         Some(picked) => {
             let rows = picked
-                .read(
-                    state,
-                    caller,
-                    relation,
-                    target_shape,
-                    shapes,
-                    std::slice::from_ref(selected),
-                )
+                .read(state, caller, relation, target_shape, shapes, selections)
                 .await?;
             by_key(relation, rows)
         }
@@ -656,17 +666,21 @@ pub const NODES_PART: &str = "nodes";
 async fn attach_aggregate(
     state: &AppState,
     caller: &Caller,
-    selected: &SelectionField<'_>,
+    selections: &[SelectionField<'_>],
     relation: &RelationShape,
     target_shape: &Shape,
     shapes: &Shapes,
     records: &mut [Record],
 ) -> Result<(), ApiError> {
+    let Some(selected) = selections.first() else {
+        return Ok(());
+    };
     let at = response_key(selected);
     let key: Arc<str> = slot(&at).into();
-    let selection = AggregateSelection::of(selected, target_shape)?;
-    let nodes: Vec<SelectionField<'_>> = included(selected)
-        .into_iter()
+    let selection = AggregateSelection::of(selections, target_shape)?;
+    let nodes: Vec<SelectionField<'_>> = selections
+        .iter()
+        .flat_map(included)
         .filter(|f| f.name() == NODES_PART)
         .collect();
     let mut groups: HashMap<Vec<String>, Record> = HashMap::new();

@@ -11,6 +11,7 @@ use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
 use serde_json::Value;
 
 use super::arguments::Places;
+use super::render::{Answer, Rendered};
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use super::{arguments, bytea, nested};
 use crate::config::GraphqlConfig;
@@ -157,6 +158,9 @@ pub async fn list<'a>(
         .await
         .map_err(|e| places.place(e, ""))?;
     nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
+    if Rendered::keep(ctx, shape, shapes, Answer::Rows(&records)) {
+        return Ok(FieldValue::list(Vec::<FieldValue<'a>>::new()));
+    }
     Ok(FieldValue::list(
         records.into_iter().map(FieldValue::owned_any),
     ))
@@ -185,7 +189,7 @@ pub async fn by_pk<'a>(
     if let Some(row) =
         nested::by_pk_through_related(state, caller, &field, shape, shapes, &values).await?
     {
-        return Ok(row.map(FieldValue::owned_any));
+        return Ok(one(ctx, shape, shapes, row));
     }
     let request = ReadRequest {
         filter: Some(arguments::key_filter(values)),
@@ -197,7 +201,21 @@ pub async fn by_pk<'a>(
     let target = Target::resolve(state, &shape.name)?;
     let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
     nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
-    Ok(records.into_iter().next().map(FieldValue::owned_any))
+    Ok(one(ctx, shape, shapes, records.into_iter().next()))
+}
+
+/// A row-by-key field's answer: written at once where it can be (the
+/// placeholder null then), else the row for async-graphql to resolve.
+fn one<'a>(
+    ctx: &ResolverContext<'a>,
+    shape: &Shape,
+    shapes: &Shapes,
+    row: Option<Record>,
+) -> Option<FieldValue<'a>> {
+    if Rendered::keep(ctx, shape, shapes, Answer::Row(row.as_ref())) {
+        return None;
+    }
+    row.map(FieldValue::owned_any)
 }
 
 /// Where one measure's value goes in the answer.
@@ -222,12 +240,13 @@ pub struct AggregateSelection {
 }
 
 impl AggregateSelection {
-    /// Reads `field`'s selection (`aggregate { count sum {…} … }`).
-    pub fn of(field: &SelectionField<'_>, shape: &Shape) -> Result<Self, ApiError> {
+    /// Reads the selection (`aggregate { count sum {…} … }`) of `fields`:
+    /// one field, or one selected again under its response key.
+    pub fn of(fields: &[SelectionField<'_>], shape: &Shape) -> Result<Self, ApiError> {
         let mut measures: Vec<Measure> = Vec::new();
         let mut placements: Vec<Placement> = Vec::new();
         let mut skeleton: IndexMap<Name, GqlValue> = IndexMap::new();
-        for selected in included(field) {
+        for selected in fields.iter().flat_map(included) {
             if selected.name() != "aggregate" {
                 continue;
             }
@@ -335,7 +354,7 @@ pub async fn aggregate(
     let (state, caller) = request_data(ctx)?;
     let (filter, places) = where_filter(ctx, shape, shapes)?;
     let field = ctx.ctx.field();
-    let selection = AggregateSelection::of(&field, shape)?;
+    let selection = AggregateSelection::of(std::slice::from_ref(&field), shape)?;
     let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
     let offset = count_argument(ctx, "offset")?.unwrap_or(0);
     let target = Target::resolve(state, &shape.name)?;
@@ -513,15 +532,21 @@ pub fn column<'a>(
     column: &ColumnShape,
 ) -> async_graphql::Result<Option<FieldValue<'a>>> {
     let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+    Ok(column_value(record, column).map(FieldValue::value))
+}
+
+/// A column's answer in a row (`None`: null): JSON as the document, bytes
+/// in base64, the rest as read.
+pub fn column_value(record: &Record, column: &ColumnShape) -> Option<GqlValue> {
     let value = match (record.get(&column.name), column.scalar) {
-        (None | Some(Value::Null), _) => return Ok(None),
+        (None | Some(Value::Null), _) => return None,
         (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => document(text),
         (Some(Value::String(text)), Scalar::Bytea) => {
             Value::String(bytea::to_base64(text).unwrap_or_else(|| text.clone()))
         }
         (Some(value), _) => value.clone(),
     };
-    Ok(Some(FieldValue::value(to_graphql(value))))
+    Some(to_graphql(value))
 }
 
 /// A JSON column's value, which arrives as its text: answered as the
