@@ -77,6 +77,11 @@ impl Fixture {
 
     /// A GraphQL request (`None`: as the admin, else as the role with user id).
     async fn request(&self, role: Option<(&str, &str)>, body: Value) -> Value {
+        serde_json::from_str(&self.text(role, body).await).unwrap()
+    }
+
+    /// A GraphQL request's response as sent (its keys in their order).
+    async fn text(&self, role: Option<(&str, &str)>, body: Value) -> String {
         let mut request = reqwest::Client::new()
             .post(format!("{}/graphql", self.server.base))
             .bearer_auth(TOKEN)
@@ -86,7 +91,7 @@ impl Fixture {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
-        response.json().await.unwrap()
+        response.text().await.unwrap()
     }
 
     async fn rule(&self, role: &str, collection: &str, action: &str, rule: Value) {
@@ -1422,20 +1427,6 @@ async fn relationships_nest_objects_arrays_and_aggregates_across_sources() {
 #[tokio::test]
 async fn plain_answers_written_at_once_match_async_graphqls() {
     let f = Fixture::new().await;
-    let raw = |query: String, variables: Value| {
-        let base = f.server.base.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{base}/graphql"))
-                .bearer_auth(TOKEN)
-                .json(&json!({"query": query, "variables": variables}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status().as_u16(), 200);
-            response.text().await.unwrap()
-        }
-    };
     // One root field each: async-graphql answers root fields under a
     // fragment in another order than the document's.
     let selections = [
@@ -1467,16 +1458,21 @@ async fn plain_answers_written_at_once_match_async_graphqls() {
             ""
         };
         let variables = json!({"skip": true});
-        let direct = raw(
-            format!("{declared} {{ {selection} }} {fragment}"),
-            variables.clone(),
-        )
-        .await;
-        let resolved = raw(
-            format!("{declared} {{ ... on Query {{ {selection} }} }} {fragment}"),
-            variables,
-        )
-        .await;
+        let direct = f
+            .text(
+                None,
+                json!({"query": format!("{declared} {{ {selection} }} {fragment}"), "variables": variables}),
+            )
+            .await;
+        let resolved = f
+            .text(
+                None,
+                json!({
+                    "query": format!("{declared} {{ ... on Query {{ {selection} }} }} {fragment}"),
+                    "variables": variables,
+                }),
+            )
+            .await;
         assert!(!direct.contains("\"errors\""), "{selection}: {direct}");
         assert_eq!(direct, resolved, "{selection}");
     }
