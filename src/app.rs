@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::permissions::Permissions;
 use crate::rate_limit::RateLimiter;
 use crate::sources::SourceManager;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::{admin, auth, graphql, health, openapi, rest, sql_api, tls};
 
 /// Why the server could not start.
@@ -201,7 +201,7 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         .clone()
         .map(|limits| Arc::new(RateLimiter::new(limits)));
     let audit = Arc::new(AuditWriter::start(store.clone()).map_err(StartError::AuditWriter)?);
-    Ok(AppState {
+    Ok(AppState::new(Shared {
         config: Arc::new(config),
         cache,
         store,
@@ -213,7 +213,7 @@ pub async fn open_state(config: ServerConfig, access: DataAccess) -> Result<AppS
         jwt,
         rate_limiter,
         graphql: Arc::default(),
-    })
+    }))
 }
 
 /// The cached catalog file, read but never written ([`DataAccess::Reader`]).
