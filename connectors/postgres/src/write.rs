@@ -1,6 +1,7 @@
 //! Writes: a transaction (`BEGIN` … `COMMIT`) on one pooled connection,
 //! insert / update / delete with native `RETURNING`, and a rollback before
-//! the connection can serve anyone else when the transaction is dropped.
+//! the connection can serve anyone else when the transaction is dropped
+//! open (`BEGIN` sent, `COMMIT` not).
 //! Statements are prepared once per connection (its statement cache, before
 //! `BEGIN`); `BEGIN` travels with the first statement (one round trip for
 //! both), and `COMMIT` with the last one when the caller knows it is the
@@ -10,6 +11,7 @@
 
 use std::error::Error as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
@@ -35,10 +37,46 @@ pub(crate) struct PgWriteTx {
     /// A statement failed: PostgreSQL has aborted the transaction, and a
     /// `COMMIT` would silently roll back.
     failed: bool,
-    /// `BEGIN` was sent (with the first statement): from then on the
-    /// connection must see `COMMIT` or `ROLLBACK` before it is reused.
-    begun: bool,
+    /// What of `BEGIN` and `COMMIT` has gone out on the connection.
+    sent: Sent,
     flavor: Flavor,
+}
+
+/// What of a transaction's framing has been queued on its connection,
+/// marked in the same poll that queues it: a request dropped mid-way knows
+/// whether the connection is inside a transaction (`BEGIN` out, `COMMIT`
+/// not), the one case that needs a `ROLLBACK` — sent outside one, it is a
+/// round trip for a warning in the server's log. (Atomics: the statement
+/// futures that mark it are `Send`.)
+#[derive(Debug, Default)]
+struct Sent {
+    begin: AtomicBool,
+    commit: AtomicBool,
+}
+
+impl Sent {
+    fn begin(&self) -> bool {
+        self.begin.load(Ordering::Relaxed)
+    }
+
+    fn commit(&self) -> bool {
+        self.commit.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection is left inside a transaction once what went
+    /// out is answered.
+    fn open(&self) -> bool {
+        self.begin() && !self.commit()
+    }
+
+    fn mark(&self, framing: Framing) {
+        if framing.begin {
+            self.begin.store(true, Ordering::Relaxed);
+        }
+        if framing.commit {
+            self.commit.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl PgWriteTx {
@@ -48,7 +86,7 @@ impl PgWriteTx {
             conn: Some(conn),
             source: source.to_string(),
             failed: false,
-            begun: false,
+            sent: Sent::default(),
             flavor,
         }
     }
@@ -68,11 +106,11 @@ impl PgWriteTx {
 
     async fn run(&mut self, op: &WriteOp, commit: bool) -> Result<WriteOutcome> {
         let framing = Framing {
-            begin: !self.begun,
+            begin: !self.sent.begin(),
             commit,
         };
-        self.begun = true;
-        execute_fresh_if_stale(self.conn()?, self.flavor, op, framing, !framing.begin).await
+        let earlier = !framing.begin;
+        execute_fresh_if_stale(self.conn()?, self.flavor, op, framing, &self.sent, earlier).await
     }
 
     /// The error for a statement after a failed one.
@@ -88,8 +126,9 @@ impl PgWriteTx {
     /// closed otherwise.
     async fn finish(&mut self, sql: &str) -> Result<()> {
         let conn = self.take_conn()?;
-        if !self.begun {
-            // Nothing was sent: the connection goes back as it came.
+        if !self.sent.open() {
+            // Outside a transaction (nothing sent, or a failed statement
+            // whose `COMMIT` went with it): back to the pool as it is.
             return Ok(());
         }
         match conn.batch_execute(sql).await {
@@ -145,7 +184,7 @@ impl WriteTx for PgWriteTx {
             self.finish("ROLLBACK").await?;
             return Err(refused);
         }
-        if !self.begun {
+        if !self.sent.begin() {
             // Nothing sent yet: a lone statement is a transaction of its own.
             let conn = self.take_conn()?;
             return write_one(conn, self.flavor, op)
@@ -159,9 +198,9 @@ impl WriteTx for PgWriteTx {
                 Ok(outcome)
             }
             Err(error) => {
-                // Mostly the transaction has ended already (a statement
-                // failing before `COMMIT` turns it into a rollback); if not,
-                // this ends it (a rollback outside one only warns).
+                // Once its `COMMIT` went out, the failed statement has
+                // ended the transaction (rolled back); if it failed before
+                // that, this ends it.
                 if let Err(rollback) = self.finish("ROLLBACK").await {
                     tracing::warn!(error = %rollback, "rollback after a failed last write");
                 }
@@ -174,7 +213,9 @@ impl WriteTx for PgWriteTx {
 impl Drop for PgWriteTx {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        if !self.begun {
+        if !self.sent.open() {
+            // Nothing began, or the `COMMIT` is out: the connection answers
+            // its queue in order and goes back to the pool as it is.
             return;
         }
         // The guard closes the connection unless the rollback is confirmed,
@@ -218,6 +259,7 @@ async fn execute(
     flavor: Flavor,
     op: &WriteOp,
     framing: Framing,
+    sent: &Sent,
 ) -> Result<WriteOutcome> {
     let statement: Statement = match op {
         WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
@@ -236,7 +278,7 @@ async fn execute(
     let params = PgParam::all(&statement.params);
     check_params(prepared.statement.params(), &params)?;
     if op.returning().is_empty() {
-        let affected = framed(conn, framing, async {
+        let affected = framed(conn, framing, sent, async {
             conn.execute_raw(&prepared.statement, params.iter())
                 .await
                 .map_err(from_pg)
@@ -250,7 +292,7 @@ async fn execute(
     let schema = returned_schema(op)?;
     // The rows are received whole before `COMMIT` is answered: the
     // connection answers requests in order.
-    let (rows, affected) = framed(conn, framing, async {
+    let (rows, affected) = framed(conn, framing, sent, async {
         let rows = conn
             .query_raw(&prepared.statement, params.iter())
             .await
@@ -283,11 +325,13 @@ fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
 
 /// `work` (a statement's future, not yet polled, that queues its statement
 /// at its first poll), with `BEGIN` before it and `COMMIT` after it as
-/// `framing` says: all go out before any answer is awaited, in this order.
-/// A statement that fails turns the `COMMIT` into a rollback.
+/// `framing` says: all go out before any answer is awaited, in this order,
+/// and `sent` marks them out. A statement that fails turns the `COMMIT`
+/// into a rollback.
 async fn framed<T>(
     conn: &Object,
     framing: Framing,
+    sent: &Sent,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let send = |sql: &'static str, wanted: bool| async move {
@@ -297,6 +341,8 @@ async fn framed<T>(
             Ok(())
         }
     };
+    // The join's first poll queues all three, in this same poll.
+    sent.mark(framing);
     let (begun, done, committed) = futures::join!(
         send("BEGIN", framing.begin),
         work,
@@ -314,7 +360,15 @@ async fn framed<T>(
 /// for a table changed since, [`may_be_stale`], is prepared afresh, once):
 /// one round trip once warm, where a transaction takes two.
 pub(crate) async fn write_one(conn: Object, flavor: Flavor, op: &WriteOp) -> Result<WriteOutcome> {
-    execute_fresh_if_stale(&conn, flavor, op, Framing::default(), false).await
+    execute_fresh_if_stale(
+        &conn,
+        flavor,
+        op,
+        Framing::default(),
+        &Sent::default(),
+        false,
+    )
+    .await
 }
 
 /// [`execute`], sent once more with its statement prepared afresh when it
@@ -327,20 +381,23 @@ async fn execute_fresh_if_stale(
     flavor: Flavor,
     op: &WriteOp,
     framing: Framing,
+    sent: &Sent,
     earlier: bool,
 ) -> Result<WriteOutcome> {
-    match execute(conn, flavor, op, framing).await {
+    match execute(conn, flavor, op, framing, sent).await {
         Err(e) if may_be_stale(&e) => {
             conn.statement_cache.clear();
             if earlier {
                 return Err(table_changed());
             }
-            // The failed statement aborted the transaction it began; its
+            // The failed statement aborted the transaction it began, if its
+            // `BEGIN` went out (it fails in preparing, before); its
             // `COMMIT`, if sent, ended it.
-            if framing.begin && !framing.commit {
+            if sent.open() {
                 conn.batch_execute("ROLLBACK").await.map_err(from_pg)?;
+                sent.begin.store(false, Ordering::Relaxed);
             }
-            execute(conn, flavor, op, framing).await
+            execute(conn, flavor, op, framing, sent).await
         }
         done => done,
     }
