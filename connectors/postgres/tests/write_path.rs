@@ -192,23 +192,28 @@ async fn failed_statement_poisons_the_transaction_and_commit_says_so() {
 
     // A value that cannot be converted is refused before reaching the server
     // and leaves the transaction usable.
+    let unconvertible = WriteOp::Update(Update {
+        increment: Vec::new(),
+        target: target.clone(),
+        set: vec![("name".into(), Value::Text("x".into()))],
+        filter: Predicate::eq("id", Value::Int(i64::MAX)),
+        returning: vec![],
+    });
     let mut tx = connector.begin().await.unwrap();
-    let err = tx
-        .execute(&WriteOp::Update(Update {
-            increment: Vec::new(),
-            target: target.clone(),
-            set: vec![("name".into(), Value::Text("x".into()))],
-            filter: Predicate::eq("id", Value::Int(i64::MAX)),
-            returning: vec![],
-        }))
-        .await
-        .unwrap_err();
+    let err = tx.execute(&unconvertible).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert!(err.to_string().contains("$2"), "{err}");
     tx.execute(&insert("c"))
         .await
         .expect("the transaction is still usable");
     tx.commit().await.unwrap();
+    // The refused statement opened nothing: the next one still begins the
+    // transaction, which a rollback then takes back whole.
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&unconvertible).await.unwrap_err();
+    tx.execute(&insert("d")).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(schema.count("items").await, 1, "only `c` is kept");
 }
 
 #[tokio::test]
