@@ -347,7 +347,8 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     assert_eq!(batch_to_strings(&batch), vec![vec![Some(evil.to_string())]]);
 }
 
-fn insert_name(target: &WriteTarget, name: &str) -> WriteOp {
+/// An insert of one row into `target`'s `name` column, returning nothing.
+pub fn insert_name(target: &WriteTarget, name: &str) -> WriteOp {
     WriteOp::Insert(Insert {
         target: target.clone(),
         columns: vec!["name".into()],

@@ -185,13 +185,7 @@ async fn waiting_for_a_busy_pool_times_out() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(err.source_name(), Some("pg"));
     tx.rollback().await.unwrap();
-    connector
-        .query(&Statement::new("SELECT 1"), None)
-        .await
-        .unwrap()
-        .collect_one()
-        .await
-        .unwrap();
+    common::select_one(&connector).await;
     assert_eq!(connector.pool_status().idle, 1);
 }
 

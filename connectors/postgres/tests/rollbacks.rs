@@ -10,9 +10,10 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::TestSchema;
+use common::{TestSchema, select_one};
 use futures::FutureExt as _;
-use tributary_connector::{Connector, ErrorKind, Insert, Statement, Value, WriteOp, WriteTarget};
+use tributary_connector::testkit::insert_name;
+use tributary_connector::{Connector, ErrorKind, WriteTarget};
 
 /// What tokio-postgres logged: it logs each notice the server sends
 /// ("WARNING: …") at info level.
@@ -51,28 +52,6 @@ fn assert_stray_rollbacks(expected: usize, after: &str) {
     assert_eq!(strays, expected, "after {after}: {logged:?}");
 }
 
-fn insert(target: &WriteTarget, name: &str) -> WriteOp {
-    WriteOp::Insert(Insert {
-        target: target.clone(),
-        columns: vec!["name".into()],
-        rows: vec![vec![Value::Text(name.into())]],
-        returning: vec![],
-    })
-}
-
-/// A read on the connector's one connection: once it answers, whatever
-/// the connection was sent before has been answered (and its notices
-/// logged).
-async fn read_after(connector: &dyn Connector) {
-    connector
-        .query(&Statement::new("SELECT 1"), None)
-        .await
-        .unwrap()
-        .collect_one()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn no_rollback_goes_out_where_no_transaction_is_open() {
     log::set_logger(&Listener).expect("the only logger of this test binary");
@@ -99,24 +78,24 @@ async fn no_rollback_goes_out_where_no_transaction_is_open() {
     // The last statement fails after the first went out: its COMMIT went
     // with it and ended the transaction (rolled back).
     let mut tx = connector.begin().await.unwrap();
-    tx.execute(&insert(&items, "a")).await.unwrap();
+    tx.execute(&insert_name(&items, "a")).await.unwrap();
     let err = tx
-        .execute_and_commit(&insert(&items, "a"))
+        .execute_and_commit(&insert_name(&items, "a"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Constraint, "{err}");
-    read_after(&connector).await;
+    select_one(&connector).await;
     assert_eq!(schema.count("items").await, 0);
     assert_stray_rollbacks(1, "a failed last statement");
 
     // The caller stops waiting once the last statement and its COMMIT are
     // out (one poll: the statement is prepared already): they commit.
     let mut tx = connector.begin().await.unwrap();
-    tx.execute(&insert(&items, "b")).await.unwrap();
-    let last = insert(&items, "c");
+    tx.execute(&insert_name(&items, "b")).await.unwrap();
+    let last = insert_name(&items, "c");
     let abandoned = tx.execute_and_commit(&last).now_or_never();
     assert!(abandoned.is_none(), "answered within its first poll");
-    read_after(&connector).await;
+    select_one(&connector).await;
     assert_eq!(schema.count("items").await, 2);
     assert_stray_rollbacks(1, "a transaction abandoned after its COMMIT went out");
 
@@ -128,8 +107,10 @@ async fn no_rollback_goes_out_where_no_transaction_is_open() {
         .await
         .unwrap();
     let mut tx = connector.begin().await.unwrap();
-    tx.execute(&insert(&target("gone"), "x")).await.unwrap_err();
+    tx.execute(&insert_name(&target("gone"), "x"))
+        .await
+        .unwrap_err();
     tx.commit().await.unwrap_err();
-    read_after(&connector).await;
+    select_one(&connector).await;
     assert_stray_rollbacks(1, "a first statement failing before BEGIN went out");
 }

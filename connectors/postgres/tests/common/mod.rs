@@ -102,6 +102,19 @@ impl Drop for TestSchema {
 
 /// Creates an extension unless it exists; tolerates the race of two tests
 /// creating it at once.
+/// `SELECT 1` through `connector`, answered: on a pool of one connection,
+/// whatever that connection was sent before has been answered too.
+#[allow(dead_code)] // not every test file reads through a connector
+pub async fn select_one(connector: &dyn tributary_connector::Connector) {
+    connector
+        .query(&tributary_connector::Statement::new("SELECT 1"), None)
+        .await
+        .expect("SELECT 1")
+        .collect_one()
+        .await
+        .expect("its row");
+}
+
 pub async fn ensure_extension(client: &Client, name: &str) {
     for _ in 0..5 {
         match client
