@@ -69,6 +69,11 @@ impl Sent {
         self.begin() && !self.commit()
     }
 
+    /// A `ROLLBACK` went out after `BEGIN`: the next statement begins again.
+    fn rolled_back(&self) {
+        self.begin.store(false, Ordering::Relaxed);
+    }
+
     fn mark(&self, framing: Framing) {
         if framing.begin {
             self.begin.store(true, Ordering::Relaxed);
@@ -395,7 +400,7 @@ async fn execute_fresh_if_stale(
             // `COMMIT`, if sent, ended it.
             if sent.open() {
                 conn.batch_execute("ROLLBACK").await.map_err(from_pg)?;
-                sent.begin.store(false, Ordering::Relaxed);
+                sent.rolled_back();
             }
             execute(conn, flavor, op, framing, sent).await
         }

@@ -100,8 +100,6 @@ impl Drop for TestSchema {
     }
 }
 
-/// Creates an extension unless it exists; tolerates the race of two tests
-/// creating it at once.
 /// `SELECT 1` through `connector`, answered: on a pool of one connection,
 /// whatever that connection was sent before has been answered too.
 #[allow(dead_code)] // not every test file reads through a connector
@@ -115,6 +113,8 @@ pub async fn select_one(connector: &dyn tributary_connector::Connector) {
         .expect("its row");
 }
 
+/// Creates an extension unless it exists; tolerates the race of two tests
+/// creating it at once.
 pub async fn ensure_extension(client: &Client, name: &str) {
     for _ in 0..5 {
         match client
