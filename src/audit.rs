@@ -80,7 +80,7 @@ impl Outcome {
 /// the entries of concurrent requests share one transaction, so one disk
 /// sync, and no request's runtime thread waits on the disk.
 pub struct AuditWriter {
-    queue: std::sync::Mutex<std::sync::mpsc::Sender<Pending>>,
+    queue: Arc<Queue>,
 }
 
 /// A request's entries and whom to tell once they are stored.
@@ -102,17 +102,109 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 /// quarter of the throughput.
 const BUSY: usize = 3;
 
+/// The requests waiting for the writer thread. A request wakes the thread
+/// only when the thread waits for that many requests — not once per
+/// request, and never while it commits: under load a commit costs one
+/// wake-up, not one per request it holds.
+#[derive(Default)]
+struct Queue {
+    waiting: std::sync::Mutex<Waiting>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    requests: std::collections::VecDeque<Pending>,
+    /// The entries of `requests`.
+    entries: usize,
+    /// The number of queued requests that wakes the thread: 1 while it
+    /// waits for work, the requests it lingers for, `usize::MAX` while it
+    /// commits (it looks again when done).
+    wake_at: usize,
+    /// The writer was dropped: the thread stores what is queued and ends.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a request; false once the writer is closed.
+    fn push(&self, request: Pending) -> bool {
+        let mut waiting = self.lock();
+        if waiting.closed {
+            return false;
+        }
+        waiting.entries += request.0.len();
+        waiting.requests.push_back(request);
+        if waiting.requests.len() >= waiting.wake_at || waiting.entries >= BATCH {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The requests one transaction takes, waiting for the first: those
+    /// queued, and with a `linger` (how long, and how many requests end it
+    /// early), those that arrive within it — until [`BATCH`] entries (a
+    /// request's entries are never split). None once closed and empty.
+    fn next(&self, linger: Option<(std::time::Duration, usize)>) -> Option<Vec<Pending>> {
+        let mut waiting = self.lock();
+        waiting.wake_at = 1;
+        while waiting.requests.is_empty() && !waiting.closed {
+            waiting = self
+                .ready
+                .wait(waiting)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        if let Some((linger, enough)) = linger {
+            let deadline = std::time::Instant::now() + linger;
+            waiting.wake_at = enough;
+            while waiting.requests.len() < enough && waiting.entries < BATCH && !waiting.closed {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                waiting = self
+                    .ready
+                    .wait_timeout(waiting, left)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            }
+        }
+        waiting.wake_at = usize::MAX;
+        let (mut taken, mut entries) = (0, 0);
+        for (request, _) in &waiting.requests {
+            if entries >= BATCH {
+                break;
+            }
+            entries += request.len();
+            taken += 1;
+        }
+        waiting.entries -= entries;
+        let batch: Vec<Pending> = waiting.requests.drain(..taken).collect();
+        (!batch.is_empty()).then_some(batch)
+    }
+}
+
 impl AuditWriter {
-    /// Starts the writer; it stops when the writer is dropped.
+    /// Starts the writer; it stores what is queued and stops when the
+    /// writer is dropped.
     pub fn start(store: Arc<dyn MetadataStore>) -> std::io::Result<Self> {
-        let (queue, pending) = std::sync::mpsc::channel::<Pending>();
+        let queue = Arc::new(Queue::default());
+        let pending = queue.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 let mut last = 0;
-                while let Ok(first) = pending.recv() {
-                    let linger = (last >= BUSY).then_some((LINGER, last));
-                    let batch = gather(&pending, first, linger);
+                while let Some(batch) = pending.next((last >= BUSY).then_some((LINGER, last))) {
                     last = batch.len();
                     let (entries, acks): (Vec<Vec<_>>, Vec<_>) = batch.into_iter().unzip();
                     let entries: Vec<AuditEntry> = entries.into_iter().flatten().collect();
@@ -125,21 +217,14 @@ impl AuditWriter {
                     }
                 }
             })?;
-        Ok(Self {
-            queue: std::sync::Mutex::new(queue),
-        })
+        Ok(Self { queue })
     }
 
     /// Queues a request's entries and waits until they are in the store
     /// (queued together, they share one transaction: one disk sync).
     async fn append(&self, entries: Vec<AuditEntry>) {
         let (ack, done) = tokio::sync::oneshot::channel();
-        let sent = self
-            .queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .send((entries, ack));
-        if sent.is_err() {
+        if !self.queue.push((entries, ack)) {
             tracing::error!("the audit writer has stopped");
             return;
         }
@@ -147,35 +232,10 @@ impl AuditWriter {
     }
 }
 
-/// The requests one transaction takes: `first` and those already queued,
-/// and with a `linger` (how long, and how many requests end it early),
-/// those that arrive within it — until [`BATCH`] entries (a request's
-/// entries are never split).
-fn gather(
-    pending: &std::sync::mpsc::Receiver<Pending>,
-    first: Pending,
-    linger: Option<(std::time::Duration, usize)>,
-) -> Vec<Pending> {
-    let mut entries = first.0.len();
-    let mut batch = vec![first];
-    let deadline = linger.map(|(linger, _)| std::time::Instant::now() + linger);
-    let enough = linger.map_or(usize::MAX, |(_, requests)| requests);
-    while entries < BATCH {
-        let queued = pending.try_recv().ok();
-        let next = match (queued, deadline) {
-            (Some(next), _) => Some(next),
-            (None, Some(deadline)) if batch.len() < enough => pending
-                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-                .ok(),
-            (None, _) => None,
-        };
-        let Some(next) = next else {
-            break;
-        };
-        entries += next.0.len();
-        batch.push(next);
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        self.queue.close();
     }
-    batch
 }
 
 /// Writes an entry to the store and the log, and returns once it is
@@ -316,43 +376,63 @@ mod tests {
     /// never splitting a request's.
     #[test]
     fn a_commit_gathers_what_is_queued_and_lingers_only_when_asked() {
-        let (queue, receiver) = std::sync::mpsc::channel::<Pending>();
+        let queue = Arc::new(Queue::default());
         let mut acks = Vec::new();
         let mut send = |entries| {
             let (request, done) = pending(entries);
             acks.push(done);
             request
         };
-        queue.send(send(1)).unwrap();
-        let batch = gather(&receiver, send(1), None);
-        assert_eq!(batch.len(), 2, "the queued request joins the commit");
+        assert!(queue.push(send(1)) && queue.push(send(1)));
+        let batch = queue.next(None).unwrap();
+        assert_eq!(batch.len(), 2, "the queued requests share the commit");
 
-        // Lingering: the third request, sent after the commit started
-        // gathering, joins it; the wait ends as the third arrives.
-        queue.send(send(2)).unwrap();
+        // Lingering: the third request, queued after the commit started
+        // gathering, joins it; the wait ends as the third arrives, long
+        // before the linger.
+        assert!(queue.push(send(1)) && queue.push(send(2)));
         let late = send(1);
         let sender = queue.clone();
         let thread = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
-            sender.send(late).unwrap();
+            assert!(sender.push(late));
         });
-        let linger = Some((std::time::Duration::from_secs(60), 3));
-        let batch = gather(&receiver, send(1), linger);
+        let linger = std::time::Duration::from_secs(600);
+        let started = std::time::Instant::now();
+        let batch = queue.next(Some((linger, 3))).unwrap();
+        assert!(
+            started.elapsed() < linger / 2,
+            "the third request ended the wait"
+        );
         thread.join().unwrap();
         let sizes: Vec<usize> = batch.iter().map(|(entries, _)| entries.len()).collect();
         assert_eq!(sizes, [1, 2, 1]);
 
         // Bounded by BATCH entries, whole requests only.
-        for _ in 0..2 {
-            queue.send(send(BATCH / 2 + 1)).unwrap();
+        for _ in 0..3 {
+            assert!(queue.push(send(BATCH / 2 + 1)));
         }
-        let batch = gather(&receiver, send(BATCH / 2 + 1), None);
-        assert_eq!(batch.len(), 2);
+        assert_eq!(queue.next(None).unwrap().len(), 2);
         assert_eq!(
-            receiver.try_iter().count(),
+            queue.next(None).unwrap().len(),
             1,
             "the third waits for the next commit"
         );
+    }
+
+    /// Once closed, the queue hands out what it holds, then nothing, and
+    /// takes no more requests.
+    #[test]
+    fn a_closed_queue_hands_out_what_it_holds_then_ends() {
+        let queue = Queue::default();
+        let (request, _done) = pending(1);
+        assert!(queue.push(request));
+        queue.close();
+        let (late, _late_done) = pending(1);
+        assert!(!queue.push(late), "a closed queue takes no request");
+        let linger = Some((std::time::Duration::from_secs(600), 5));
+        assert_eq!(queue.next(linger).map(|batch| batch.len()), Some(1));
+        assert!(queue.next(None).is_none());
     }
 
     /// A request's entries, appended together, are all stored when the
