@@ -788,17 +788,12 @@ async fn apply_parts(
     audit: &mut Audit,
     mut written_keys: Option<&mut Vec<Vec<Value>>>,
 ) -> Result<(u64, Vec<Record>), ApiError> {
-    let ops: Vec<WriteOp> = planned
-        .parts
-        .iter()
-        .flat_map(|p| p.ops.iter().cloned())
-        .collect();
     let connector = match writer {
         Writer::Tx { connector, .. }
         | Writer::Last { connector, .. }
         | Writer::Alone(connector) => *connector,
     };
-    audit.statements(connector, &ops);
+    audit.statements(connector, planned.parts.iter().flat_map(|p| &p.ops));
     let (mut affected, mut records) = (0, Vec::new());
     for part in &planned.parts {
         if part.ops.is_empty() {
@@ -868,7 +863,11 @@ impl Audit {
 
     /// The statements' fingerprint: a hash of their SQL text (values are
     /// bound parameters, so one shape of write has one fingerprint).
-    fn statements(&mut self, connector: &dyn Connector, ops: &[WriteOp]) {
+    fn statements<'a>(
+        &mut self,
+        connector: &dyn Connector,
+        ops: impl Iterator<Item = &'a WriteOp>,
+    ) {
         let mut hasher = Sha256::new();
         for op in ops {
             let statement = match op {
