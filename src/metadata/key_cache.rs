@@ -5,15 +5,18 @@
 //!
 //! Every key change appends one byte to a marker file beside the database
 //! (`api-keys.changes`) after it commits. A lookup reads the marker's
-//! length (one `stat`) and trusts the cache only while that length — and
-//! this process's own change count — are what they were when the entry
-//! was stored. A revocation is thus refused by every replica from its next
+//! length (one `fstat` of the file held open; a marker deleted or made
+//! again is opened anew) and trusts the cache only while that length, the
+//! file — and this process's own change count — are what they were when
+//! the entry was stored. A revocation is thus refused by every replica from its next
 //! request on, as when every request read the database. Entries also
 //! expire after [`KeyCache::TTL`], which bounds what a writer that died
 //! between its commit and its marker byte could leave behind.
 
 use std::collections::HashMap;
 use std::io::Write as _;
+#[cfg(unix)]
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -21,18 +24,78 @@ use std::time::{Duration, Instant};
 use crate::auth::keys::ApiKey;
 
 /// What the cache's entries are valid for: this process's change count and
-/// the marker file's length.
+/// the marker file's length and identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
     local: u64,
-    marker: u64,
+    marker: (u64, u64),
 }
 
 #[derive(Debug)]
 pub(crate) struct KeyCache {
     /// None for an in-memory store (no other process can share it).
-    marker: Option<PathBuf>,
+    marker: Option<Marker>,
     inner: Mutex<Inner>,
+}
+
+/// The marker file, held open so that a lookup reads its length without
+/// resolving its path.
+#[derive(Debug)]
+struct Marker {
+    path: PathBuf,
+    /// None while the file cannot be opened.
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl Marker {
+    fn open(path: PathBuf) -> Self {
+        let file = std::fs::File::open(&path).ok();
+        Self {
+            path,
+            file: Mutex::new(file),
+        }
+    }
+
+    /// The marker's length and identity (device and inode); the file is
+    /// opened again when the open one was unlinked (deleted, or replaced
+    /// by another of the same name). None when there is no marker.
+    fn state(&self) -> Option<(u64, u64)> {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = file.as_ref()
+            && let Ok(meta) = open.metadata()
+            && linked(&meta)
+        {
+            return Some(identity(&meta));
+        }
+        *file = std::fs::File::open(&self.path).ok();
+        file.as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|meta| identity(&meta))
+    }
+}
+
+/// Whether a file held open still has a name.
+#[cfg(unix)]
+fn linked(meta: &std::fs::Metadata) -> bool {
+    meta.nlink() > 0
+}
+
+#[cfg(not(unix))]
+fn linked(_: &std::fs::Metadata) -> bool {
+    // No link count to read: the path is looked up each time instead.
+    false
+}
+
+/// The length, and which file it is (length alone would miss a marker
+/// made again to the same length).
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.len(), meta.dev() ^ meta.ino().rotate_left(32))
+}
+
+#[cfg(not(unix))]
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.len(), 0)
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +127,7 @@ impl KeyCache {
         let marker = data_dir.join(Self::MARKER_FILE);
         append_to(&marker, b"")?;
         Ok(Self {
-            marker: Some(marker),
+            marker: Some(Marker::open(marker)),
             inner: Mutex::default(),
         })
     }
@@ -77,8 +140,8 @@ impl KeyCache {
     /// cached).
     fn stamp(&self, changes: u64) -> Option<Stamp> {
         let marker = match &self.marker {
-            None => 0,
-            Some(path) => std::fs::metadata(path).ok()?.len(),
+            None => (0, 0),
+            Some(marker) => marker.state()?,
         };
         Some(Stamp {
             local: changes,
@@ -122,11 +185,11 @@ impl KeyCache {
     /// store (through the marker), then this one.
     pub(crate) fn changed(&self) {
         if let Some(marker) = &self.marker
-            && let Err(e) = append_to(marker, b".")
+            && let Err(e) = append_to(&marker.path, b".")
         {
             // Other replicas then trust their cached keys for up to the TTL.
             tracing::error!(
-                path = %marker.display(),
+                path = %marker.path.display(),
                 error = %e,
                 "cannot mark an API key change for other replicas"
             );
@@ -195,6 +258,30 @@ mod tests {
         let stamp = cache.get("h").unwrap_err();
         cache.insert("h", &key, stamp);
         assert_eq!(cache.get("h"), Ok(key));
+    }
+
+    /// A marker deleted and made again, even to the length it had, is
+    /// another file: what was cached under the old one is not trusted.
+    #[test]
+    fn a_marker_made_again_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KeyCache::MARKER_FILE);
+        let cache = KeyCache::shared(dir.path()).unwrap();
+        let key = key();
+        let stamp = cache.get("h").unwrap_err();
+        cache.insert("h", &key, stamp);
+        assert_eq!(cache.get("h"), Ok(key.clone()));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let stamp = cache.get("h").unwrap_err();
+        assert!(stamp.is_some(), "the new marker is read");
+        cache.insert("h", &key, stamp);
+        assert_eq!(cache.get("h"), Ok(key), "and cached under");
+        std::fs::write(&path, b".").unwrap();
+        assert!(
+            cache.get("h").is_err(),
+            "a change to the new marker is seen"
+        );
     }
 
     #[test]
