@@ -140,7 +140,10 @@ impl Queue {
         }
         waiting.entries += request.0.len();
         waiting.requests.push_back(request);
-        if waiting.requests.len() >= waiting.wake_at || waiting.entries >= BATCH {
+        let wake = waiting.requests.len() >= waiting.wake_at || waiting.entries >= BATCH;
+        // Unlocked first: the woken thread does not wait for this one's lock.
+        drop(waiting);
+        if wake {
             self.ready.notify_one();
         }
         true
