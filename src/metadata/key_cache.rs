@@ -8,8 +8,8 @@
 //! length (one `fstat` of the file held open; a marker deleted or made
 //! again is opened anew) and trusts the cache only while that length, the
 //! file — and this process's own change count — are what they were when
-//! the entry was stored. A revocation is thus refused by every replica from its next
-//! request on, as when every request read the database. Entries also
+//! the entry was stored. A revocation is thus refused by every replica
+//! from its next request on, as when every request read the database. Entries also
 //! expire after [`KeyCache::TTL`], which bounds what a writer that died
 //! between its commit and its marker byte could leave behind.
 
@@ -18,7 +18,7 @@ use std::io::Write as _;
 #[cfg(unix)]
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::keys::ApiKey;
@@ -28,8 +28,12 @@ use crate::auth::keys::ApiKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
     local: u64,
-    marker: (u64, u64),
+    marker: MarkerState,
 }
+
+/// The marker file's length, and which file it is (device and inode):
+/// length alone would miss a marker made again to the same length.
+type MarkerState = (u64, u64, u64);
 
 #[derive(Debug)]
 pub(crate) struct KeyCache {
@@ -39,12 +43,12 @@ pub(crate) struct KeyCache {
 }
 
 /// The marker file, held open so that a lookup reads its length without
-/// resolving its path.
+/// resolving its path (lookups read it side by side: a read lock).
 #[derive(Debug)]
 struct Marker {
     path: PathBuf,
     /// None while the file cannot be opened.
-    file: Mutex<Option<std::fs::File>>,
+    file: RwLock<Option<std::fs::File>>,
 }
 
 impl Marker {
@@ -52,21 +56,24 @@ impl Marker {
         let file = std::fs::File::open(&path).ok();
         Self {
             path,
-            file: Mutex::new(file),
+            file: RwLock::new(file),
         }
     }
 
-    /// The marker's length and identity (device and inode); the file is
-    /// opened again when the open one was unlinked (deleted, or replaced
-    /// by another of the same name). None when there is no marker.
-    fn state(&self) -> Option<(u64, u64)> {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(open) = file.as_ref()
-            && let Ok(meta) = open.metadata()
-            && linked(&meta)
+    /// The marker's state; the file is opened again when the open one was
+    /// unlinked (deleted, or replaced by another of the same name). None
+    /// when there is no marker.
+    fn state(&self) -> Option<MarkerState> {
         {
-            return Some(identity(&meta));
+            let file = self.file.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(open) = file.as_ref()
+                && let Ok(meta) = open.metadata()
+                && linked(&meta)
+            {
+                return Some(identity(&meta));
+            }
         }
+        let mut file = self.file.write().unwrap_or_else(PoisonError::into_inner);
         *file = std::fs::File::open(&self.path).ok();
         file.as_ref()
             .and_then(|f| f.metadata().ok())
@@ -86,16 +93,14 @@ fn linked(_: &std::fs::Metadata) -> bool {
     false
 }
 
-/// The length, and which file it is (length alone would miss a marker
-/// made again to the same length).
 #[cfg(unix)]
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
-    (meta.len(), meta.dev() ^ meta.ino().rotate_left(32))
+fn identity(meta: &std::fs::Metadata) -> MarkerState {
+    (meta.len(), meta.dev(), meta.ino())
 }
 
 #[cfg(not(unix))]
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
-    (meta.len(), 0)
+fn identity(meta: &std::fs::Metadata) -> MarkerState {
+    (meta.len(), 0, 0)
 }
 
 #[derive(Debug, Default)]
@@ -140,7 +145,7 @@ impl KeyCache {
     /// cached).
     fn stamp(&self, changes: u64) -> Option<Stamp> {
         let marker = match &self.marker {
-            None => (0, 0),
+            None => (0, 0, 0),
             Some(marker) => marker.state()?,
         };
         Some(Stamp {
