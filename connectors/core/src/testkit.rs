@@ -309,6 +309,44 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
         vec!["apple".to_string(), "durian".to_string(), evil.to_string()]
     );
 
+    // The last writes with the commit: run in order and kept together;
+    // nothing kept when one fails, and the error says which.
+    let tx = connector.begin().await.expect("begin");
+    let (fig, durian_gone) = (
+        insert_name(&target, "fig"),
+        WriteOp::Delete(Delete {
+            target: target.clone(),
+            filter: Predicate::eq("name", Value::Text("durian".into())),
+            returning: cols(&["name"]),
+        }),
+    );
+    let done = tx
+        .execute_all_and_commit(&[&fig, &durian_gone])
+        .await
+        .expect("last writes");
+    assert_eq!(
+        done.iter().map(|o| o.affected_rows).collect::<Vec<_>>(),
+        vec![1, 1]
+    );
+    assert_eq!(
+        batch_to_strings(done[1].returning.as_ref().expect("returning rows")),
+        vec![vec![Some("durian".to_string())]]
+    );
+    let kept = vec!["apple".to_string(), "fig".to_string(), evil.to_string()];
+    assert_eq!(names_in(connector, &target).await, kept);
+    let mut tx = connector.begin().await.expect("begin");
+    tx.execute(&insert_name(&target, "grape"))
+        .await
+        .expect("insert grape");
+    let (kiwi, apple_again) = (insert_name(&target, "kiwi"), insert_name(&target, "apple"));
+    let failed = tx
+        .execute_all_and_commit(&[&kiwi, &apple_again])
+        .await
+        .expect_err("duplicate must fail");
+    assert_eq!(failed.statement, Some(1), "{failed:?}");
+    assert_eq!(failed.error.kind(), ErrorKind::Constraint, "{failed:?}");
+    assert_eq!(names_in(connector, &target).await, kept);
+
     // Unknown columns are refused before anything reaches the database.
     let mut tx = connector.begin().await.expect("begin");
     let err = tx

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tributary_schema_cache::TableDef;
 
-use crate::error::Result;
+use crate::error::{ConnectorError, Result};
 use crate::value::Value;
 
 /// The table a write goes to, with its catalog model (column names are checked
@@ -216,4 +216,41 @@ pub trait WriteTx: Send {
             }
         }
     }
+
+    /// Runs the transaction's last writes, in order, and commits: their
+    /// outcomes once all succeeded; after an error nothing of the
+    /// transaction is left, and the error names the write that failed. A
+    /// source may send them all at once with `COMMIT` (one round trip).
+    async fn execute_all_and_commit(
+        mut self: Box<Self>,
+        ops: &[&WriteOp],
+    ) -> std::result::Result<Vec<WriteOutcome>, BatchError> {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for (at, op) in ops.iter().enumerate() {
+            match self.execute(op).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    // As in `execute_and_commit`: the write's error is the one.
+                    let _ = self.rollback().await;
+                    return Err(BatchError {
+                        statement: Some(at),
+                        error,
+                    });
+                }
+            }
+        }
+        self.commit().await.map_err(|error| BatchError {
+            statement: None,
+            error,
+        })?;
+        Ok(outcomes)
+    }
+}
+
+/// Why [`WriteTx::execute_all_and_commit`] wrote nothing.
+#[derive(Debug)]
+pub struct BatchError {
+    /// The index of the write that failed; `None`: the `COMMIT` did.
+    pub statement: Option<usize>,
+    pub error: ConnectorError,
 }

@@ -18,14 +18,15 @@ use async_trait::async_trait;
 use deadpool_postgres::Object;
 use tributary_connector::render::{render_delete, render_insert, render_select, render_update};
 use tributary_connector::{
-    ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp, WriteOutcome, WriteTx,
+    BatchError, ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp,
+    WriteOutcome, WriteTx,
 };
 
 use crate::encode::PgParam;
 use crate::error::{from_pg, may_be_stale};
 use crate::flavor::Flavor;
 use crate::query::{
-    ConnGuard, check_params, decode_rows, prepare_checked, receive, table_changed,
+    ConnGuard, Prepared, check_params, decode_rows, prepare_checked, receive, table_changed,
     text_fallback_sql,
 };
 
@@ -213,6 +214,52 @@ impl WriteTx for PgWriteTx {
             }
         }
     }
+
+    async fn execute_all_and_commit(
+        mut self: Box<Self>,
+        ops: &[&WriteOp],
+    ) -> std::result::Result<Vec<WriteOutcome>, BatchError> {
+        if let [op] = ops {
+            return self
+                .execute_and_commit(op)
+                .await
+                .map(|outcome| vec![outcome])
+                .map_err(|error| BatchError {
+                    statement: Some(0),
+                    error,
+                });
+        }
+        let at_first = |error: ConnectorError| BatchError {
+            statement: Some(0),
+            error,
+        };
+        if self.failed {
+            let refused = self.refused();
+            self.finish("ROLLBACK").await.map_err(at_first)?;
+            return Err(at_first(refused));
+        }
+        let framing = Framing {
+            begin: !self.sent.begin(),
+            commit: true,
+        };
+        let conn = self.conn().map_err(at_first)?;
+        match execute_all_fresh_if_stale(conn, self.flavor, ops, framing, &self.sent).await {
+            Ok(outcomes) => {
+                // Committed: the connection goes back to the pool.
+                drop(self.conn.take());
+                Ok(outcomes)
+            }
+            Err(mut failed) => {
+                // As for one last write: a `COMMIT` that went out after the
+                // failure rolled back; if none did, this ends it.
+                if let Err(rollback) = self.finish("ROLLBACK").await {
+                    tracing::warn!(error = %rollback, "rollback after failed last writes");
+                }
+                failed.error = failed.error.for_source(&self.source);
+                Err(failed)
+            }
+        }
+    }
 }
 
 impl Drop for PgWriteTx {
@@ -266,18 +313,7 @@ async fn execute(
     framing: Framing,
     sent: &Sent,
 ) -> Result<WriteOutcome> {
-    let statement: Statement = match op {
-        WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert)?,
-        WriteOp::Update(update) => render_update(&PostgresDialect, update)?,
-        WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete)?,
-        WriteOp::Lock(lock) => render_select(
-            &PostgresDialect,
-            &lock.target,
-            &lock.columns,
-            &lock.filter,
-            true,
-        )?,
-    };
+    let statement = render(op)?;
     let sql = returning_as_text(flavor, op, &statement.sql);
     let prepared = prepare_checked(flavor, conn, &sql, true).await?;
     let params = PgParam::all(&statement.params);
@@ -311,6 +347,22 @@ async fn execute(
     })
 }
 
+/// `op` in PostgreSQL's SQL.
+fn render(op: &WriteOp) -> Result<Statement> {
+    match op {
+        WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert),
+        WriteOp::Update(update) => render_update(&PostgresDialect, update),
+        WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete),
+        WriteOp::Lock(lock) => render_select(
+            &PostgresDialect,
+            &lock.target,
+            &lock.columns,
+            &lock.filter,
+            true,
+        ),
+    }
+}
+
 /// The returned rows' schema, typed by the catalog model of the target table.
 fn returned_schema(op: &WriteOp) -> Result<Arc<Schema>> {
     let table = &op.target().table;
@@ -339,24 +391,151 @@ async fn framed<T>(
     sent: &Sent,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    let send = |sql: &'static str, wanted: bool| async move {
-        if wanted {
-            conn.batch_execute(sql).await.map_err(from_pg)
-        } else {
-            Ok(())
-        }
-    };
     // The join's first poll queues all three, in this same poll.
     sent.mark(framing);
     let (begun, done, committed) = futures::join!(
-        send("BEGIN", framing.begin),
+        frame(conn, "BEGIN", framing.begin),
         work,
-        send("COMMIT", framing.commit)
+        frame(conn, "COMMIT", framing.commit)
     );
     begun?;
     let done = done?;
     committed?;
     Ok(done)
+}
+
+/// `BEGIN` or `COMMIT` when `wanted`; queued at the first poll.
+async fn frame(conn: &Object, sql: &'static str, wanted: bool) -> Result<()> {
+    if wanted {
+        conn.batch_execute(sql).await.map_err(from_pg)
+    } else {
+        Ok(())
+    }
+}
+
+/// A write whose statement is prepared on the connection, ready to go out.
+struct Ready {
+    statement: Statement,
+    prepared: Prepared,
+    /// The returned rows' schema; `None` when nothing is returned.
+    returned: Option<Arc<Schema>>,
+}
+
+impl Ready {
+    async fn prepare(conn: &Object, flavor: Flavor, op: &WriteOp) -> Result<Self> {
+        let statement = render(op)?;
+        let sql = returning_as_text(flavor, op, &statement.sql);
+        let prepared = prepare_checked(flavor, conn, &sql, true).await?;
+        let returned = if op.returning().is_empty() {
+            None
+        } else {
+            Some(returned_schema(op)?)
+        };
+        Ok(Self {
+            statement,
+            prepared,
+            returned,
+        })
+    }
+}
+
+/// `ops`, in order, as the transaction's last writes with `COMMIT`
+/// (and `BEGIN` as `framing` says): every statement is prepared first
+/// (from the connection's cache), then all go out before any answer is
+/// awaited — one round trip. A statement that fails aborts the
+/// transaction: the ones after it fail too, and the `COMMIT` rolls back;
+/// the first failure is the answer.
+async fn execute_all(
+    conn: &Object,
+    flavor: Flavor,
+    ops: &[&WriteOp],
+    framing: Framing,
+    sent: &Sent,
+) -> std::result::Result<Vec<WriteOutcome>, BatchError> {
+    let failed_at = |at: usize| {
+        move |error: ConnectorError| BatchError {
+            statement: Some(at),
+            error,
+        }
+    };
+    let mut ready = Vec::with_capacity(ops.len());
+    for (at, op) in ops.iter().enumerate() {
+        ready.push(
+            Ready::prepare(conn, flavor, op)
+                .await
+                .map_err(failed_at(at))?,
+        );
+    }
+    let params: Vec<Vec<PgParam<'_>>> = ready
+        .iter()
+        .map(|r| PgParam::all(&r.statement.params))
+        .collect();
+    for (at, (r, params)) in ready.iter().zip(&params).enumerate() {
+        check_params(r.prepared.statement.params(), params).map_err(failed_at(at))?;
+    }
+    // Each statement's future queues it at its first poll; `join_all`
+    // polls them in order, between `BEGIN` and `COMMIT`, in one poll.
+    let works = ready.iter().zip(&params).map(|(r, params)| async move {
+        let rows = conn
+            .query_raw(&r.prepared.statement, params.iter())
+            .await
+            .map_err(from_pg)?;
+        receive(rows).await
+    });
+    sent.mark(framing);
+    let (begun, received, committed) = futures::join!(
+        frame(conn, "BEGIN", framing.begin),
+        futures::future::join_all(works),
+        frame(conn, "COMMIT", framing.commit)
+    );
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for (at, (r, done)) in ready.iter().zip(received).enumerate() {
+        let (rows, affected) = done.map_err(failed_at(at))?;
+        let returning = match &r.returned {
+            Some(schema) => Some(
+                decode_rows(&rows, &r.prepared.columns, schema.clone()).map_err(failed_at(at))?,
+            ),
+            None => None,
+        };
+        outcomes.push(WriteOutcome {
+            affected_rows: affected,
+            returning,
+        });
+    }
+    let framing_failed = |error| BatchError {
+        statement: None,
+        error,
+    };
+    begun.map_err(framing_failed)?;
+    committed.map_err(framing_failed)?;
+    Ok(outcomes)
+}
+
+/// [`execute_all`], sent once more with the statements prepared afresh
+/// when one may have met a table changed since it was prepared
+/// ([`may_be_stale`]) and the batch began the transaction (nothing else
+/// is lost with it: the `COMMIT` rolled back); after earlier statements of
+/// the transaction it is a conflict, as for one statement.
+async fn execute_all_fresh_if_stale(
+    conn: &Object,
+    flavor: Flavor,
+    ops: &[&WriteOp],
+    framing: Framing,
+    sent: &Sent,
+) -> std::result::Result<Vec<WriteOutcome>, BatchError> {
+    match execute_all(conn, flavor, ops, framing, sent).await {
+        Err(failed) if may_be_stale(&failed.error) => {
+            conn.statement_cache.clear();
+            if !framing.begin {
+                return Err(BatchError {
+                    statement: failed.statement,
+                    error: table_changed(),
+                });
+            }
+            execute_all(conn, flavor, ops, framing, sent).await
+        }
+        done => done,
+    }
 }
 
 /// One write sent alone, without `BEGIN` and `COMMIT`: PostgreSQL runs a

@@ -9,7 +9,8 @@ mod common;
 use common::TestSchema;
 use tributary_connector::testkit::{batch_to_strings, write_path_conformance};
 use tributary_connector::{
-    Connector, ErrorKind, Insert, Predicate, Statement, Update, Value, WriteOp, WriteTarget,
+    Connector, Delete, ErrorKind, Insert, Predicate, Statement, Update, Value, WriteOp,
+    WriteOutcome, WriteTarget,
 };
 
 #[tokio::test]
@@ -496,6 +497,127 @@ async fn the_last_write_goes_with_commit() {
         .await
         .unwrap();
     assert_eq!(schema.count("items").await, 9);
+}
+
+/// Several last writes go out with `COMMIT` at once: kept when all
+/// succeed, run in order (the delete finds the row the insert before it
+/// wrote); when one fails nothing is kept, the error names which, and the
+/// connection leaves no transaction open — whether they began the
+/// transaction or came after a write. A plan made stale by a changed table
+/// is prepared afresh when they began the transaction (nothing else is
+/// lost), and is a conflict after an earlier write.
+#[tokio::test]
+async fn the_last_writes_go_out_together_with_commit() {
+    let (schema, connector, target) = items_on_one_connection().await;
+    let delete = |name: &str| {
+        WriteOp::Delete(Delete {
+            target: target.clone(),
+            filter: Predicate::eq("name", Value::Text(name.into())),
+            returning: vec!["name".into()],
+        })
+    };
+    let names = |outcomes: &[WriteOutcome]| -> Vec<(u64, Vec<Vec<Option<String>>>)> {
+        outcomes
+            .iter()
+            .map(|o| {
+                (
+                    o.affected_rows,
+                    batch_to_strings(o.returning.as_ref().unwrap()),
+                )
+            })
+            .collect()
+    };
+    let (a, gone, b) = (
+        insert_names(&target, &["a"]),
+        delete("a"),
+        insert_names(&target, &["b", "c"]),
+    );
+    let done = connector
+        .begin()
+        .await
+        .unwrap()
+        .execute_all_and_commit(&[&a, &gone, &b])
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&done),
+        vec![
+            (1, vec![vec![Some("a".into())]]),
+            (1, vec![vec![Some("a".into())]]),
+            (2, vec![vec![Some("b".into())], vec![Some("c".into())]]),
+        ]
+    );
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 2);
+    // After a write of the transaction: the same, on top of it.
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&insert_names(&target, &["d"])).await.unwrap();
+    let (e, gone) = (insert_names(&target, &["e"]), delete("d"));
+    let done = tx.execute_all_and_commit(&[&e, &gone]).await.unwrap();
+    assert_eq!(
+        names(&done),
+        vec![
+            (1, vec![vec![Some("e".into())]]),
+            (1, vec![vec![Some("d".into())]])
+        ]
+    );
+    assert_eq!(schema.count("items").await, 3);
+
+    // The second of three fails (a duplicate name): none is kept.
+    let (f, dup, g) = (
+        insert_names(&target, &["f"]),
+        insert_names(&target, &["b"]),
+        insert_names(&target, &["g"]),
+    );
+    let failed = connector
+        .begin()
+        .await
+        .unwrap()
+        .execute_all_and_commit(&[&f, &dup, &g])
+        .await
+        .unwrap_err();
+    assert_eq!(failed.statement, Some(1), "{failed:?}");
+    assert_eq!(failed.error.kind(), ErrorKind::Constraint, "{failed:?}");
+    assert!(
+        failed.error.to_string().contains("source `pg`"),
+        "{failed:?}"
+    );
+    assert_outside_a_transaction(&connector).await;
+    let mut tx = connector.begin().await.unwrap();
+    tx.execute(&insert_names(&target, &["h"])).await.unwrap();
+    let failed = tx.execute_all_and_commit(&[&f, &dup]).await.unwrap_err();
+    assert_eq!(failed.statement, Some(1), "{failed:?}");
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 3);
+
+    // The returned column changes type under the statements' plans.
+    retype_name_column(&schema).await;
+    let (i, j) = (insert_names(&target, &["i"]), insert_names(&target, &["j"]));
+    connector
+        .begin()
+        .await
+        .unwrap()
+        .execute_all_and_commit(&[&i, &j])
+        .await
+        .unwrap();
+    assert_eq!(schema.count("items").await, 5);
+    retype_name_column_back(&schema).await;
+    let mut tx = connector.begin().await.unwrap();
+    // A statement not prepared before runs first; the later ones' plans
+    // are stale.
+    tx.execute(&WriteOp::Insert(Insert {
+        target: target.clone(),
+        columns: vec!["name".into()],
+        rows: vec![vec![Value::Text("k".into())]],
+        returning: vec![],
+    }))
+    .await
+    .unwrap();
+    let (l, m) = (insert_names(&target, &["l"]), insert_names(&target, &["m"]));
+    let failed = tx.execute_all_and_commit(&[&l, &m]).await.unwrap_err();
+    assert_eq!(failed.error.kind(), ErrorKind::Conflict, "{failed:?}");
+    assert_outside_a_transaction(&connector).await;
+    assert_eq!(schema.count("items").await, 5);
 }
 
 /// A schema with `items (id serial, name text UNIQUE)`, a connector with
