@@ -2032,6 +2032,132 @@ async fn the_second_look_reads_the_locked_rows_under_a_learned_filter_shape() {
     f.stop().await;
 }
 
+/// Fields whose write is one statement answering a row of columns wait,
+/// and go out together with the request's `COMMIT`: their answers (aliases,
+/// `__typename`, a row not found), the rows left and the audit rows are as
+/// when each field runs in turn. A later field that reads rows (here by a
+/// text key, which goes through the engine) finds theirs; one failing
+/// keeps none of them; a request that fails before its end sends nothing
+/// of what it held back (the sequence did not move).
+#[tokio::test]
+async fn held_back_writes_answer_as_if_each_field_ran_in_turn() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE items (id int PRIMARY KEY, n int NOT NULL CHECK (n > 0));
+         CREATE TABLE codes (code text PRIMARY KEY, n int NOT NULL);
+         CREATE TABLE tags (id serial PRIMARY KEY, slug text NOT NULL);
+         INSERT INTO codes VALUES ('old', 1);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "pg", "url": common::postgres_url_with(None, None), "schemas": {"include": [schema]}}))
+        .await;
+    let graphql = |query: &str| {
+        let body = json!({ "query": query });
+        let server = &server;
+        async move { server.admin(Method::POST, "/graphql", Some(body)).await.1 }
+    };
+    assert_eq!(
+        graphql(
+            r#"mutation {
+              a: insert_pg_items_one(object: {id: 1, n: 1}) { id n __typename }
+              b: delete_pg_items_by_pk(id: 1) { n }
+              missing: delete_pg_items_by_pk(id: 99) { id }
+              c: insert_pg_items_one(object: {id: 2, n: 5}) { id }
+            }"#
+        )
+        .await,
+        json!({"data": {
+            "a": {"id": 1, "n": 1, "__typename": "pg_items"},
+            "b": {"n": 1},
+            "missing": null,
+            "c": {"id": 2},
+        }})
+    );
+    assert_eq!(
+        graphql(
+            r#"mutation {
+              add: insert_pg_codes_one(object: {code: "x", n: 1}) { code n }
+              bump: update_pg_codes_by_pk(pk_columns: {code: "x"}, _inc: {n: 1}) { code n }
+              gone: delete_pg_codes_by_pk(code: "old") { n }
+            }"#
+        )
+        .await,
+        json!({"data": {
+            "add": {"code": "x", "n": 1},
+            "bump": {"code": "x", "n": 2},
+            "gone": {"n": 1},
+        }})
+    );
+    let body = graphql(
+        r#"mutation {
+          a: insert_pg_items_one(object: {id: 3, n: 1}) { id }
+          bad: insert_pg_items_one(object: {id: 4, n: 0}) { id }
+          after: delete_pg_items_by_pk(id: 2) { id }
+        }"#,
+    )
+    .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["bad"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "constraint_violation",
+        "{body}"
+    );
+    assert_eq!(
+        graphql("{ pg_items { id n } pg_codes { code n } }").await,
+        json!({"data": {"pg_items": [{"id": 2, "n": 5}], "pg_codes": [{"code": "x", "n": 2}]}})
+    );
+    // Audit rows: each field's, with the rolled-back `a` and the failed
+    // `bad`; `after` never ran.
+    let (_, audit) = server.admin(Method::GET, "/admin/audit", None).await;
+    let mut rows: Vec<(String, u64, bool)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("write."))
+        .map(|e| {
+            let action = e["action"].as_str().unwrap().to_string();
+            let status = e["status"].as_u64().unwrap();
+            (action, status, e["detail"]["rolled_back"] == true)
+        })
+        .collect();
+    rows.sort();
+    let row = |action: &str, status, rolled_back| (action.to_string(), status, rolled_back);
+    assert_eq!(
+        rows,
+        vec![
+            row("write.delete", 200, false),
+            row("write.delete", 200, false),
+            row("write.delete", 200, false),
+            row("write.insert", 200, false),
+            row("write.insert", 200, false),
+            row("write.insert", 200, false),
+            row("write.insert", 409, false),
+            row("write.insert", 409, true),
+            row("write.update", 200, false),
+        ],
+        "{audit}"
+    );
+    // A request failing before its end (no column to set) sends nothing
+    // of the insert it held back: the key's sequence did not move.
+    let body = graphql(
+        r#"mutation {
+          t: insert_pg_tags_one(object: {slug: "s1"}) { id }
+          bad: update_pg_tags_by_pk(pk_columns: {id: 1}, _set: {}) { id }
+        }"#,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["path"], json!(["bad"]), "{body}");
+    assert_eq!(
+        graphql(r#"mutation { t: insert_pg_tags_one(object: {slug: "s2"}) { id slug } }"#).await,
+        json!({"data": {"t": {"id": 1, "slug": "s2"}}})
+    );
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
+
 #[tokio::test]
 async fn upserts_update_existing_keys_under_the_update_rule() {
     let f = Fixture::new().await;

@@ -9,17 +9,21 @@
 //! transaction ([`Session`]), committed only when every field succeeded:
 //! a failing field rolls back what the fields before it wrote, and the
 //! answer is the error with `data: null`. A request writes to one source.
+//! A field whose write is one unchecked statement answering a row of
+//! columns is held back ([`Held`]): the request's last such writes go out
+//! together with its `COMMIT`, in one round trip.
 
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
 };
-use async_graphql::{Pos, Value as GqlValue};
+use async_graphql::{Name, Pos, ServerError, Value as GqlValue};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tributary_connector::Value;
 
 use super::arguments::{self, Places};
+use super::render::WrittenRow;
 use super::resolve::{self, field_error};
 use super::schema::ready;
 use super::shape::{ColumnShape, Shape, Shapes};
@@ -29,7 +33,7 @@ use crate::engine::Caller;
 use crate::error::ApiError;
 use crate::rest::Target;
 use crate::rest::read::Record;
-use crate::rest::writer::{self, Audit, Changes, Conflict, Planned, Rows, Transaction};
+use crate::rest::writer::{self, Audit, Changes, Conflict, LastWrite, Planned, Rows, Transaction};
 use crate::state::AppState;
 
 /// The type names a collection's mutations take.
@@ -471,6 +475,10 @@ async fn mutate<'a>(
     let caller = principal.caller();
     let field = ctx.ctx.field();
     if let Kind::UpdateMany = kind {
+        // Its updates read their rows: the held-back writes go out first.
+        if !inner.send_held(state).await {
+            return Ok(None);
+        }
         let mut answers = Vec::new();
         for (i, update) in update_items(ctx)?.iter().enumerate() {
             let mut audit = Audit::new(principal, &target, kind.operation());
@@ -493,10 +501,58 @@ async fn mutate<'a>(
     }
     let mut audit = Audit::new(principal, &target, kind.operation());
     let earlier = inner.written(&target);
-    let planned = plan(
+    let mut planned = plan(
         ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
     )
     .await;
+    if !inner.held.is_empty() && planned.as_ref().is_ok_and(Planned::read_rows) {
+        // Its rows were read without the keys the held-back writes write:
+        // those go out first, and it is planned again.
+        if !inner.send_held(state).await {
+            return Ok(None);
+        }
+        audit = Audit::new(principal, &target, kind.operation());
+        let earlier = inner.written(&target);
+        planned = plan(
+            ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
+        )
+        .await;
+    }
+    // A lone write answering a row of columns is held back, to go out with
+    // the request's last writes and `COMMIT` at once ([`Held`]). One to
+    // another source is not: it is refused as ever, below.
+    let source = &target.collection.table.source;
+    let holdable = match &planned {
+        Ok(lone)
+            if session.holds_back
+                && kind.answers_row()
+                && lone.is_lone_unchecked()
+                && inner.source().is_none_or(|open| open == source) =>
+        {
+            WrittenRow::of(&field, shape, shapes).zip(state.sources.connector(source).ok())
+        }
+        _ => None,
+    };
+    if let Some((row, connector)) = holdable {
+        let planned = planned?;
+        audit.planned(connector.as_ref(), &planned);
+        let error_at = ctx
+            .ctx
+            .set_error_path(ServerError::new(String::new(), Some(ctx.ctx.item.pos)));
+        inner.held.push(Held {
+            target,
+            caller,
+            planned,
+            audit,
+            key: Name::new(resolve::response_key(&field)),
+            row,
+            error_at,
+        });
+        return Ok(None);
+    }
+    if planned.is_ok() && !inner.send_held(state).await {
+        return Ok(None);
+    }
     // The request's last field, reading no relation of the rows it writes:
     // nothing can fail after its write.
     let last =
@@ -799,11 +855,21 @@ pub struct Session {
     /// How many root fields the mutation has; 0 when not known (a fragment
     /// or directive at the root).
     root_fields: usize,
+    /// Each root field has a response key of its own: a held-back write's
+    /// answer goes back under its key ([`Held`]).
+    holds_back: bool,
 }
 
 #[derive(Default)]
 struct Inner {
     tx: Option<Transaction>,
+    /// Writes held back, in order, to go out together with the request's
+    /// `COMMIT` ([`Session::finish`]), or before a write that cannot wait.
+    held: Vec<Held>,
+    /// The answers of held-back writes that went out, by response key.
+    answers: Vec<(Name, GqlValue)>,
+    /// Errors of held-back writes that went out before the end.
+    errors: Vec<ServerError>,
     /// The request's last write is committed (sent alone or with the
     /// transaction's `COMMIT`): nothing of the request is left to roll back.
     committed: bool,
@@ -821,6 +887,104 @@ impl Inner {
     /// the engine reads outside the transaction).
     fn written(&self, target: &Target) -> &[Vec<Value>] {
         self.tx.as_ref().map_or(&[], |tx| tx.written(target))
+    }
+
+    /// The source the request writes to, once known.
+    fn source(&self) -> Option<&str> {
+        match (&self.tx, self.held.first()) {
+            (Some(tx), _) => Some(tx.source()),
+            (None, Some(held)) => Some(&held.target.collection.table.source),
+            (None, None) => None,
+        }
+    }
+
+    /// Sends the held-back writes in the transaction, in order, keeping
+    /// their answers; `false` when one failed (its error is kept, the
+    /// transaction is to be rolled back, and the fields after it do not
+    /// run).
+    async fn send_held(&mut self, state: &AppState) -> bool {
+        for held in std::mem::take(&mut self.held) {
+            let Held {
+                target,
+                caller,
+                planned,
+                audit,
+                key,
+                row,
+                error_at,
+            } = held;
+            if self.failed {
+                continue;
+            }
+            let written = self
+                .write(state, &caller, &target, Ok(planned), audit, false)
+                .await;
+            match written.and_then(|(_, records)| answer_row(&row, records.first())) {
+                Ok(answer) => self.answers.push((key, answer)),
+                Err(error) => {
+                    self.failed = true;
+                    self.errors.push(held_error(error, error_at));
+                }
+            }
+        }
+        !self.failed
+    }
+
+    /// Sends the held-back writes as the transaction's last, with its
+    /// `COMMIT` (one round trip), keeping their answers and audit rows;
+    /// the failure, placed at its field in `response`, if one failed.
+    async fn send_last(
+        &mut self,
+        state: &AppState,
+        mut held: Vec<Held>,
+        response: &mut async_graphql::Response,
+    ) -> Option<ApiError> {
+        // One request, one caller.
+        let caller = held.first()?.caller.clone();
+        let mut writes: Vec<LastWrite<'_>> = held
+            .iter_mut()
+            .map(|h| LastWrite {
+                target: &h.target,
+                planned: &h.planned,
+                audit: &mut h.audit,
+            })
+            .collect();
+        let done = writer::apply_all_last(state, &caller, self.tx.take(), &mut writes).await;
+        drop(writes);
+        let (at, error) = match done {
+            Ok(done) => {
+                self.committed = true;
+                let mut failure = None;
+                for (held, (_, records)) in held.into_iter().zip(done) {
+                    match answer_row(&held.row, records.first()) {
+                        Ok(answer) => self.answers.push((held.key, answer)),
+                        Err(error) => {
+                            response
+                                .errors
+                                .push(held_error(error.clone(), held.error_at));
+                            failure = Some(error);
+                        }
+                    }
+                    self.audits.push((held.audit, None));
+                }
+                return failure;
+            }
+            Err(failed) => failed,
+        };
+        let placed = match at.and_then(|at| held.get(at)) {
+            Some(failed) => held_error(error.clone(), failed.error_at.clone()),
+            None => field_error(error.clone()).into_server_error(Pos::default()),
+        };
+        response.errors.push(placed);
+        for (i, held) in held.into_iter().enumerate() {
+            match at {
+                // The fields after the failed one did not run.
+                Some(at) if i > at => {}
+                Some(at) if i == at => self.audits.push((held.audit, Some(error.clone()))),
+                _ => self.audits.push((held.audit, None)),
+            }
+        }
+        Some(error)
     }
 
     /// Runs a field's planned write and keeps its audit row; a failure
@@ -848,6 +1012,10 @@ impl Inner {
             }
             Err(error) => {
                 self.failed = true;
+                // Writes held back before it never go out: rolled back.
+                let held = std::mem::take(&mut self.held);
+                self.audits
+                    .extend(held.into_iter().map(|h| (h.audit, None)));
                 self.audits.push((audit, Some(error.clone())));
                 Err(error)
             }
@@ -880,7 +1048,7 @@ impl Inner {
                     tx.apply_last(state, caller, target, planned, audit).await
                 }
                 Some(tx) => {
-                    let refused = Err(other_source(target, &tx));
+                    let refused = Err(other_source(target, tx.source()));
                     self.tx = Some(tx);
                     return refused;
                 }
@@ -890,7 +1058,7 @@ impl Inner {
         }
         let tx = match &mut self.tx {
             Some(tx) if tx.source() == source => tx,
-            Some(tx) => return Err(other_source(target, tx)),
+            Some(tx) => return Err(other_source(target, tx.source())),
             None => self.tx.insert(Transaction::begin(state, target).await?),
         };
         tx.apply(state, caller, target, planned, audit).await
@@ -898,34 +1066,74 @@ impl Inner {
 }
 
 /// The refusal of a write to another source than the transaction's.
-fn other_source(target: &Target, tx: &Transaction) -> ApiError {
+fn other_source(target: &Target, source: &str) -> ApiError {
     ApiError::bad_request(format!(
         "one mutation request writes to one source, in one transaction: `{}` is on `{}`, while \
-         this request already wrote to `{}`; send it as a request of its own",
+         this request already wrote to `{source}`; send it as a request of its own",
         target.name(),
         target.collection.table.source,
-        tx.source()
     ))
+}
+
+/// A root field's lone write whose rows no rule checks, answering a row
+/// of columns ([`WrittenRow`]): nothing reads what it writes before the
+/// request ends, so it waits, and the request's last writes go out with
+/// `COMMIT` at once — one round trip for a request of such fields. A write
+/// that cannot wait (it reads rows, is checked, or answers more) sends
+/// the held ones first, in order.
+struct Held {
+    target: Target,
+    caller: Caller,
+    planned: Planned,
+    audit: Audit,
+    /// The field's response key, where its answer goes.
+    key: Name,
+    row: WrittenRow,
+    /// The field's place, for its error.
+    error_at: ServerError,
+}
+
+/// The answer to a held-back write's field.
+fn answer_row(row: &WrittenRow, record: Option<&Record>) -> Result<GqlValue, ApiError> {
+    row.answer(record)
+        .ok_or_else(|| ApiError::internal("a written value does not fit its GraphQL type"))
+}
+
+/// A held-back write's error, placed at its field.
+fn held_error(error: ApiError, at: ServerError) -> ServerError {
+    ServerError {
+        path: at.path,
+        ..field_error(error).into_server_error(at.locations.first().copied().unwrap_or_default())
+    }
 }
 
 impl Session {
     /// The session of a request whose document is parsed.
     pub fn for_request(request: &mut async_graphql::Request) -> Self {
         use async_graphql::parser::types::{OperationType, Selection};
-        let root_fields = super::operation(request).map_or(0, |operation| {
+        let (root_fields, holds_back) = super::operation(request).map_or((0, false), |operation| {
             let items = &operation.selection_set.node.items;
-            let plain = items.iter().all(
-                |item| matches!(&item.node, Selection::Field(f) if f.node.directives.is_empty()),
-            );
+            let mut keys = Vec::with_capacity(items.len());
+            let mut own_keys = true;
+            let plain = items.iter().all(|item| match &item.node {
+                Selection::Field(f) if f.node.directives.is_empty() => {
+                    let key = f.node.response_key().node.as_str();
+                    own_keys &= !keys.contains(&key);
+                    keys.push(key);
+                    true
+                }
+                _ => false,
+            });
             if operation.ty == OperationType::Mutation && plain {
-                items.len()
+                (items.len(), own_keys)
             } else {
-                0
+                (0, false)
             }
         });
         Self {
             inner: Mutex::default(),
             root_fields,
+            holds_back,
         }
     }
 
@@ -940,8 +1148,9 @@ impl Session {
     /// response has no error, else rolls back and answers `data: null`;
     /// then writes the audit rows with the outcome.
     pub async fn finish(&self, state: &AppState, response: &mut async_graphql::Response) {
-        let inner = std::mem::take(&mut *self.inner.lock().await);
-        if inner.audits.is_empty() {
+        let mut inner = std::mem::take(&mut *self.inner.lock().await);
+        response.errors.append(&mut inner.errors);
+        if inner.audits.is_empty() && inner.held.is_empty() {
             return;
         }
         let mut failure: Option<ApiError> = inner.audits.iter().find_map(|(_, e)| e.clone());
@@ -949,6 +1158,15 @@ impl Session {
             && let Some(error) = response.errors.first()
         {
             failure = Some(ApiError::bad_request(error.message.clone()));
+        }
+        let held = std::mem::take(&mut inner.held);
+        if failure.is_none() && !held.is_empty() {
+            failure = inner.send_last(state, held, response).await;
+        } else {
+            // They never went out: rolled back with the rest.
+            inner
+                .audits
+                .extend(held.into_iter().map(|h| (h.audit, None)));
         }
         match (inner.tx, &failure) {
             (Some(tx), None) => {
@@ -964,6 +1182,12 @@ impl Session {
         }
         if failure.is_some() {
             response.data = GqlValue::Null;
+        } else if let GqlValue::Object(data) = &mut response.data {
+            for (key, answer) in inner.answers {
+                if let Some(slot) = data.get_mut(&key) {
+                    *slot = answer;
+                }
+            }
         }
         let entries = inner
             .audits

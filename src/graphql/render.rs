@@ -178,11 +178,7 @@ impl<'s> Level<'s> {
         for (key, part) in &self.fields {
             let value = match part {
                 Part::Typename => GqlValue::String(self.typename.to_string()),
-                Part::Column(column) => match resolve::column_value(record, column) {
-                    Some(value) => value,
-                    None if column.nullable => GqlValue::Null,
-                    None => return None,
-                },
+                Part::Column(column) => column_answer(record, column)?,
                 Part::One(slot, inner) => match cell(record, slot)? {
                     Cell::One(Some(related)) => inner.row(related)?,
                     Cell::One(None) => GqlValue::Null,
@@ -197,6 +193,62 @@ impl<'s> Level<'s> {
                     ),
                     _ => return None,
                 },
+            };
+            object.insert(key.clone(), value);
+        }
+        Some(GqlValue::Object(object))
+    }
+}
+
+/// A column's answer (`None`: a value its type refuses, or a null in a
+/// non-null column).
+fn column_answer(record: &Record, column: &ColumnShape) -> Option<GqlValue> {
+    match resolve::column_value(record, column) {
+        Some(value) => Some(value),
+        None if column.nullable => Some(GqlValue::Null),
+        None => None,
+    }
+}
+
+/// The answer to a mutation field that answers a row, kept while its write
+/// is held back to go out with the request's last ones
+/// ([`super::mutation`]): a selection of columns and `__typename` only.
+pub struct WrittenRow {
+    typename: String,
+    /// Each response key and its column (`None`: `__typename`).
+    fields: Vec<(Name, Option<ColumnShape>)>,
+}
+
+impl WrittenRow {
+    /// `None` when `field` selects anything else than columns and
+    /// `__typename`.
+    pub fn of(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> Option<Self> {
+        let fields = Level::of(field, shape, shapes)?
+            .fields
+            .into_iter()
+            .map(|(key, part)| match part {
+                Part::Typename => Some((key, None)),
+                Part::Column(column) => Some((key, Some(column.clone()))),
+                Part::One(..) | Part::Many(..) => None,
+            })
+            .collect::<Option<_>>()?;
+        Some(Self {
+            typename: shape.name.clone(),
+            fields,
+        })
+    }
+
+    /// The answer for the written row (null for none); `None` when a value
+    /// breaks its type.
+    pub fn answer(&self, record: Option<&Record>) -> Option<GqlValue> {
+        let Some(record) = record else {
+            return Some(GqlValue::Null);
+        };
+        let mut object = IndexMap::with_capacity(self.fields.len());
+        for (key, column) in &self.fields {
+            let value = match column {
+                None => GqlValue::String(self.typename.clone()),
+                Some(column) => column_answer(record, column)?,
             };
             object.insert(key.clone(), value);
         }

@@ -77,6 +77,21 @@ impl Rows {
 /// (an upsert has an insert part and an update part).
 pub(crate) struct Planned {
     parts: Vec<Part>,
+    /// How the rows to write were found ([`Found`]).
+    found: Found,
+}
+
+/// How an update's, delete's or upsert's rows were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// By their keys alone (or nothing to find: an insert).
+    Key,
+    /// By a read through the engine, which sees what was committed before
+    /// the transaction.
+    Read,
+    /// As `Read`, while the transaction had written the table: the rows it
+    /// wrote are candidates too, checked again inside it ([`Recheck`]).
+    ReadStale,
 }
 
 struct Part {
@@ -185,7 +200,7 @@ fn with_filter(op: &WriteOp, filter: Predicate) -> WriteOp {
 
 impl Planned {
     fn one(action: Action, rule: Option<Rule>, ops: Vec<WriteOp>) -> Self {
-        Self::rechecked(action, rule, ops, None)
+        Self::rechecked(action, rule, ops, None, Found::Key)
     }
 
     fn rechecked(
@@ -193,6 +208,7 @@ impl Planned {
         rule: Option<Rule>,
         ops: Vec<WriteOp>,
         recheck: Option<Recheck>,
+        found: Found,
     ) -> Self {
         Self {
             parts: vec![Part {
@@ -201,7 +217,16 @@ impl Planned {
                 ops,
                 recheck,
             }],
+            found,
         }
+    }
+
+    /// Whether the rows to write were found by reading through the engine.
+    /// The engine does not see the request's earlier writes, so such a
+    /// plan takes their keys (`earlier`) as candidates: made while some
+    /// earlier writes are held back (not yet sent), it would miss theirs.
+    pub(crate) fn read_rows(&self) -> bool {
+        self.found != Found::Key
     }
 
     /// No row to write (an update or delete that matched none).
@@ -429,6 +454,7 @@ pub(crate) async fn plan_upsert(
         keys: updated_keys,
     });
     Ok(Planned {
+        found: Found::Read,
         parts: vec![
             Part {
                 action: Action::Insert,
@@ -502,7 +528,7 @@ pub(crate) async fn plan_update(
     if set.is_empty() && increment.is_empty() {
         return Err(ApiError::bad_request("nothing to update: no column is set"));
     }
-    let (keys, stale) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
+    let (keys, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
     let ops = by_keys(key_columns, &keys, |filter| {
         WriteOp::Update(Update {
             target: write_target(target),
@@ -512,8 +538,14 @@ pub(crate) async fn plan_update(
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, stale);
-    Ok(Planned::rechecked(Action::Update, rule, ops, recheck))
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, found);
+    Ok(Planned::rechecked(
+        Action::Update,
+        rule,
+        ops,
+        recheck,
+        found,
+    ))
 }
 
 /// A delete of `rows` (no statement when none matches); `earlier` as for
@@ -529,7 +561,7 @@ pub(crate) async fn plan_delete(
     let rule = write_rule(state, principal, target, Action::Delete)?;
     writable(target)?;
     let key_columns = target.primary_key()?;
-    let (keys, stale) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
+    let (keys, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
     let ops = by_keys(key_columns, &keys, |filter| {
         WriteOp::Delete(Delete {
             target: write_target(target),
@@ -537,24 +569,31 @@ pub(crate) async fn plan_delete(
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, stale);
-    Ok(Planned::rechecked(Action::Delete, rule, ops, recheck))
+    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, found);
+    Ok(Planned::rechecked(
+        Action::Delete,
+        rule,
+        ops,
+        recheck,
+        found,
+    ))
 }
 
 /// The second look an update or delete of `rows` takes inside its
 /// transaction: when a filter chose them (the request's, or the rule's),
 /// or when the engine chose them while the transaction had written the
-/// table (`stale`). A row named by its key alone is written by that key,
-/// nothing to check.
+/// table ([`Found::ReadStale`]). A row named by its key alone is written
+/// by that key, nothing to check.
 fn recheck(
     rows: &Rows,
     rule: Option<&Rule>,
     key_columns: &[String],
     keys: &[Vec<Value>],
-    stale: bool,
+    found: Found,
 ) -> Option<Recheck> {
-    let filtered =
-        stale || matches!(rows, Rows::Filter(_)) || rule.is_some_and(|r| r.filter.is_some());
+    let filtered = found == Found::ReadStale
+        || matches!(rows, Rows::Filter(_))
+        || rule.is_some_and(|r| r.filter.is_some());
     (filtered && !keys.is_empty()).then(|| Recheck {
         requested: rows.filter(),
         key_columns: key_columns.to_vec(),
@@ -562,9 +601,10 @@ fn recheck(
     })
 }
 
-/// The keys of the rows an update or delete touches, and whether they
-/// were read through the engine while the transaction had written the
-/// table (`earlier`: the keys of the rows it inserted or updated there).
+/// The keys of the rows an update or delete touches, and how they were
+/// found: by key, or read through the engine (while the transaction had
+/// written the table or not; `earlier`: the keys of the rows it inserted
+/// or updated there).
 /// A row named by its key needs no read when the rule has no filter and
 /// every key column compares the same on the source as in PostgreSQL
 /// ([`exact_key`]); the statement then matches the key itself. Otherwise
@@ -578,18 +618,18 @@ async fn row_keys(
     rows: &Rows,
     rule: Option<&Rule>,
     earlier: &[Vec<Value>],
-) -> Result<(Vec<Vec<Value>>, bool), ApiError> {
+) -> Result<(Vec<Vec<Value>>, Found), ApiError> {
     let key_columns = target.primary_key()?;
     if let Rows::Key(values) = rows
         && rule.is_none_or(|r| r.filter.is_none())
         && let Some(key) = exact_key(target, key_columns, values)?
     {
-        return Ok((vec![key], false));
+        return Ok((vec![key], Found::Key));
     }
     let filter = rows.filter();
     let mut keys = select_keys(state, caller, target, key_columns, &filter, rule, None).await?;
     if earlier.is_empty() {
-        return Ok((keys, false));
+        return Ok((keys, Found::Read));
     }
     let mut seen: HashSet<String> = keys.iter().map(|key| format!("{key:?}")).collect();
     for key in earlier {
@@ -597,7 +637,7 @@ async fn row_keys(
             keys.push(key.clone());
         }
     }
-    Ok((keys, true))
+    Ok((keys, Found::ReadStale))
 }
 
 /// The key `values` name, as the statements bind it — `None` when a key
@@ -759,6 +799,64 @@ pub(crate) async fn apply_alone(
     }
 }
 
+/// A lone write whose rows no rule checks ([`Planned::is_lone_unchecked`]),
+/// held back to go out with the request's other last writes; its audit row
+/// holds its statement's fingerprint already ([`Audit::planned`]).
+pub(crate) struct LastWrite<'a> {
+    pub target: &'a Target,
+    pub planned: &'a Planned,
+    pub audit: &'a mut Audit,
+}
+
+/// Why [`apply_all_last`] wrote nothing: the index of the write that
+/// failed (`None`: beginning or committing), and the error.
+pub(crate) type LastWritesFailed = (Option<usize>, ApiError);
+
+/// Runs `writes` (each a [`LastWrite`], all on `tx`'s source) as the last
+/// of `tx` — begun here when `None` — in order, and commits with them: a
+/// source may send all at once with its `COMMIT` (one round trip). Answers
+/// each one's rows affected and written rows as the caller may read them.
+/// After an error nothing of the transaction is left.
+pub(crate) async fn apply_all_last(
+    state: &AppState,
+    caller: &Caller,
+    tx: Option<Transaction>,
+    writes: &mut [LastWrite<'_>],
+) -> Result<Vec<(u64, Vec<Record>)>, LastWritesFailed> {
+    let tx = match (tx, writes.first()) {
+        (Some(tx), _) => tx,
+        (None, Some(first)) => Transaction::begin(state, first.target)
+            .await
+            .map_err(|e| (None, e))?,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let mut ops = Vec::with_capacity(writes.len());
+    for (at, write) in writes.iter().enumerate() {
+        let mut all = write.planned.parts.iter().flat_map(|p| &p.ops);
+        match (all.next(), all.next()) {
+            (Some(op), None) if write.planned.is_lone_unchecked() => ops.push(op),
+            _ => {
+                let error = ApiError::internal("a held-back write is not one unchecked statement");
+                return Err((Some(at), error));
+            }
+        }
+    }
+    let outcomes = tx
+        .tx
+        .execute_all_and_commit(&ops)
+        .await
+        .map_err(|failed| (failed.statement, failed.error.into()))?;
+    let mut done = Vec::with_capacity(writes.len());
+    for (at, (write, outcome)) in writes.iter_mut().zip(outcomes).enumerate() {
+        let records =
+            answer(state, caller, write.target, &outcome.returning).map_err(|e| (Some(at), e))?;
+        write.audit.note("affected", json!(outcome.affected_rows));
+        write.audit.note("keys", keys_of(write.target, &records));
+        done.push((outcome.affected_rows, records));
+    }
+    Ok(done)
+}
+
 /// Where a planned write's statements run.
 enum Writer<'a> {
     /// In an open transaction.
@@ -793,7 +891,7 @@ async fn apply_parts(
         | Writer::Last { connector, .. }
         | Writer::Alone(connector) => *connector,
     };
-    audit.statements(connector, planned.parts.iter().flat_map(|p| &p.ops));
+    audit.planned(connector, planned);
     let (mut affected, mut records) = (0, Vec::new());
     for part in &planned.parts {
         if part.ops.is_empty() {
@@ -859,6 +957,11 @@ impl Audit {
 
     pub fn note(&mut self, key: &str, value: Json) {
         self.detail.insert(key.to_string(), value);
+    }
+
+    /// Notes the fingerprint of `planned`'s statements on `connector`.
+    pub fn planned(&mut self, connector: &dyn Connector, planned: &Planned) {
+        self.statements(connector, planned.parts.iter().flat_map(|p| &p.ops));
     }
 
     /// The statements' fingerprint: a hash of their SQL text (values are
