@@ -1125,13 +1125,7 @@ async fn a_failing_mutation_leaves_nothing_behind() {
             }"#,
         )
         .await;
-    assert_eq!(body["data"], Value::Null, "{body}");
-    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
-    assert_eq!(body["errors"][0]["path"], json!(["dup"]), "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "constraint_violation",
-        "{body}"
-    );
+    assert_failed_at(&body, "dup", "constraint_violation");
     assert_eq!(
         f.query("{ gus: pg_customers_by_pk(id: 20) { id } line: pg_line_items_by_pk(order_id: 4, line: 1) { qty } ann: pg_customers_by_pk(id: 1) { name } }").await,
         json!({"data": {"gus": null, "line": {"qty": 7}, "ann": {"name": "Ann"}}})
@@ -1311,6 +1305,15 @@ async fn a_roles_mutations_follow_its_rules() {
         "{body}"
     );
     f.stop().await;
+}
+
+/// `body` answers a mutation that failed at the root field `path` with
+/// `code`: no data, and that one error.
+fn assert_failed_at(body: &Value, path: &str, code: &str) {
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!([path]), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
 }
 
 /// Statements a source has received (`tributary_source_statements_total`).
@@ -2098,13 +2101,7 @@ async fn held_back_writes_answer_as_if_each_field_ran_in_turn() {
         }"#,
     )
     .await;
-    assert_eq!(body["data"], Value::Null, "{body}");
-    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
-    assert_eq!(body["errors"][0]["path"], json!(["bad"]), "{body}");
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "constraint_violation",
-        "{body}"
-    );
+    assert_failed_at(&body, "bad", "constraint_violation");
     assert_eq!(
         graphql("{ pg_items { id n } pg_codes { code n } }").await,
         json!({"data": {"pg_items": [{"id": 2, "n": 5}], "pg_codes": [{"code": "x", "n": 2}]}})
