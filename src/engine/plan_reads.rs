@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{Field, Int64Type};
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::{MemTable, TableProvider, provider_as_source};
+use datafusion::datasource::{MemTable, TableProvider, provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::expr::Placeholder;
@@ -332,14 +332,23 @@ fn note_request(
 
 /// The plan with the values its filters compare with as parameters (`$1`…,
 /// typed), and those values; `None` when a filter holds a subquery (its
-/// text would not show it whole, so it cannot be a key) or a value the
-/// fast path cannot bind.
+/// text would not show it whole, so it cannot be a key), a value the fast
+/// path cannot bind, or when the plan scans rows held in memory (a scan's
+/// text names its table, not its provider: keyed, it would take the
+/// statement learned for the table's source and read the source instead).
 fn parametrize(plan: &LogicalPlan) -> Option<(LogicalPlan, Vec<ScalarValue>)> {
     let mut values = Vec::new();
     let mut bindable = true;
     let open = plan
         .clone()
         .transform_up(|node| {
+            if let LogicalPlan::TableScan(scan) = &node
+                && source_as_provider(&scan.source)
+                    .is_ok_and(|p| p.downcast_ref::<MemTable>().is_some())
+            {
+                bindable = false;
+                return Ok(Transformed::no(node));
+            }
             let LogicalPlan::Filter(filter) = &node else {
                 return Ok(Transformed::no(node));
             };

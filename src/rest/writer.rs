@@ -1347,20 +1347,8 @@ async fn select_keys(
                     })?;
                     predicate = predicate.and(admitted);
                 }
-                // Given rows are scanned under a name of their own, aliased
-                // as the table: the plan's text (the engine's fast-path key)
-                // then differs from the table's read, whose learned SQL
-                // would read the source instead of the rows.
-                let scan = match &rows {
-                    Some(_) => {
-                        LogicalPlanBuilder::scan("given_rows", provider_as_source(provider), None)
-                            .and_then(|b| b.alias(name.clone()))
-                    }
-                    None => {
-                        LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
-                    }
-                };
-                scan.and_then(|b| b.filter(predicate))
+                LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
+                    .and_then(|b| b.filter(predicate))
                     .and_then(|b| {
                         b.project(
                             key_columns
