@@ -959,33 +959,13 @@ impl Audit {
         self.detail.insert(key.to_string(), value);
     }
 
-    /// Notes the fingerprint of `planned`'s statements on `connector`.
+    /// Notes the fingerprint of `planned`'s statements on `connector`: a
+    /// hash of their SQL text (values are bound parameters, so one shape of
+    /// write has one fingerprint).
     pub fn planned(&mut self, connector: &dyn Connector, planned: &Planned) {
-        self.statements(connector, planned.parts.iter().flat_map(|p| &p.ops));
-    }
-
-    /// The statements' fingerprint: a hash of their SQL text (values are
-    /// bound parameters, so one shape of write has one fingerprint).
-    fn statements<'a>(
-        &mut self,
-        connector: &dyn Connector,
-        ops: impl Iterator<Item = &'a WriteOp>,
-    ) {
         let mut hasher = Sha256::new();
-        for op in ops {
-            let statement = match op {
-                WriteOp::Insert(op) => render::render_insert(connector.dialect(), op),
-                WriteOp::Update(op) => render::render_update(connector.dialect(), op),
-                WriteOp::Delete(op) => render::render_delete(connector.dialect(), op),
-                WriteOp::Lock(op) => render::render_select(
-                    connector.dialect(),
-                    &op.target,
-                    &op.columns,
-                    &op.filter,
-                    true,
-                ),
-            };
-            if let Ok(statement) = statement {
+        for op in planned.parts.iter().flat_map(|p| &p.ops) {
+            if let Ok(statement) = render::render_write(connector.dialect(), op) {
                 hasher.update(statement.sql.as_bytes());
             }
         }

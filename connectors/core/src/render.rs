@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::dialect::Dialect;
 use crate::error::{ConnectorError, Result};
 use crate::value::Value;
-use crate::write::{Delete, Insert, Predicate, Update, WriteTarget};
+use crate::write::{Delete, Insert, Predicate, Update, WriteOp, WriteTarget};
 
 /// SQL text plus the values bound to its placeholders, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -250,6 +250,18 @@ pub fn render_select(
         b.push(" FOR UPDATE");
     }
     Ok(b.finish())
+}
+
+/// A write in `dialect`'s SQL (a lock as `SELECT … FOR UPDATE`).
+pub fn render_write(dialect: &dyn Dialect, op: &WriteOp) -> Result<Statement> {
+    match op {
+        WriteOp::Insert(insert) => render_insert(dialect, insert),
+        WriteOp::Update(update) => render_update(dialect, update),
+        WriteOp::Delete(delete) => render_delete(dialect, delete),
+        WriteOp::Lock(lock) => {
+            render_select(dialect, &lock.target, &lock.columns, &lock.filter, true)
+        }
+    }
 }
 
 /// A predicate matching exactly the rows whose key columns equal one of `keys`.

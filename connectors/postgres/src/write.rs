@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow_schema::{Field, Schema};
 use async_trait::async_trait;
 use deadpool_postgres::Object;
-use tributary_connector::render::{render_delete, render_insert, render_select, render_update};
+use tokio_postgres::Row;
+use tributary_connector::render::render_write;
 use tributary_connector::{
     BatchError, ConnectorError, ErrorKind, PostgresDialect, Result, Statement, WriteOp,
     WriteOutcome, WriteTx,
@@ -313,54 +314,12 @@ async fn execute(
     framing: Framing,
     sent: &Sent,
 ) -> Result<WriteOutcome> {
-    let statement = render(op)?;
-    let sql = returning_as_text(flavor, op, &statement.sql);
-    let prepared = prepare_checked(flavor, conn, &sql, true).await?;
-    let params = PgParam::all(&statement.params);
-    check_params(prepared.statement.params(), &params)?;
-    if op.returning().is_empty() {
-        let affected = framed(conn, framing, sent, async {
-            conn.execute_raw(&prepared.statement, params.iter())
-                .await
-                .map_err(from_pg)
-        })
-        .await?;
-        return Ok(WriteOutcome {
-            affected_rows: affected,
-            returning: None,
-        });
-    }
-    let schema = returned_schema(op)?;
+    let ready = Ready::prepare(conn, flavor, op).await?;
+    let params = ready.params()?;
     // The rows are received whole before `COMMIT` is answered: the
     // connection answers requests in order.
-    let (rows, affected) = framed(conn, framing, sent, async {
-        let rows = conn
-            .query_raw(&prepared.statement, params.iter())
-            .await
-            .map_err(from_pg)?;
-        receive(rows).await
-    })
-    .await?;
-    Ok(WriteOutcome {
-        affected_rows: affected,
-        returning: Some(decode_rows(&rows, &prepared.columns, schema)?),
-    })
-}
-
-/// `op` in PostgreSQL's SQL.
-fn render(op: &WriteOp) -> Result<Statement> {
-    match op {
-        WriteOp::Insert(insert) => render_insert(&PostgresDialect, insert),
-        WriteOp::Update(update) => render_update(&PostgresDialect, update),
-        WriteOp::Delete(delete) => render_delete(&PostgresDialect, delete),
-        WriteOp::Lock(lock) => render_select(
-            &PostgresDialect,
-            &lock.target,
-            &lock.columns,
-            &lock.filter,
-            true,
-        ),
-    }
+    let (rows, affected) = framed(conn, framing, sent, ready.send(conn, &params)).await?;
+    ready.outcome(&rows, affected)
 }
 
 /// The returned rows' schema, typed by the catalog model of the target table.
@@ -423,7 +382,7 @@ struct Ready {
 
 impl Ready {
     async fn prepare(conn: &Object, flavor: Flavor, op: &WriteOp) -> Result<Self> {
-        let statement = render(op)?;
+        let statement = render_write(&PostgresDialect, op)?;
         let sql = returning_as_text(flavor, op, &statement.sql);
         let prepared = prepare_checked(flavor, conn, &sql, true).await?;
         let returned = if op.returning().is_empty() {
@@ -435,6 +394,35 @@ impl Ready {
             statement,
             prepared,
             returned,
+        })
+    }
+
+    /// The statement's values, checked against its parameters' types.
+    fn params(&self) -> Result<Vec<PgParam<'_>>> {
+        let params = PgParam::all(&self.statement.params);
+        check_params(self.prepared.statement.params(), &params)?;
+        Ok(params)
+    }
+
+    /// Runs the statement with `params` (queued at the first poll): its
+    /// rows, received whole, and the rows affected.
+    async fn send(&self, conn: &Object, params: &[PgParam<'_>]) -> Result<(Vec<Row>, u64)> {
+        let rows = conn
+            .query_raw(&self.prepared.statement, params.iter())
+            .await
+            .map_err(from_pg)?;
+        receive(rows).await
+    }
+
+    /// The write's outcome from what [`Ready::send`] received.
+    fn outcome(&self, rows: &[Row], affected: u64) -> Result<WriteOutcome> {
+        let returning = match &self.returned {
+            Some(schema) => Some(decode_rows(rows, &self.prepared.columns, schema.clone())?),
+            None => None,
+        };
+        Ok(WriteOutcome {
+            affected_rows: affected,
+            returning,
         })
     }
 }
@@ -466,22 +454,16 @@ async fn execute_all(
                 .map_err(failed_at(at))?,
         );
     }
-    let params: Vec<Vec<PgParam<'_>>> = ready
-        .iter()
-        .map(|r| PgParam::all(&r.statement.params))
-        .collect();
-    for (at, (r, params)) in ready.iter().zip(&params).enumerate() {
-        check_params(r.prepared.statement.params(), params).map_err(failed_at(at))?;
+    let mut params = Vec::with_capacity(ops.len());
+    for (at, r) in ready.iter().enumerate() {
+        params.push(r.params().map_err(failed_at(at))?);
     }
     // Each statement's future queues it at its first poll; `join_all`
     // polls them in order, between `BEGIN` and `COMMIT`, in one poll.
-    let works = ready.iter().zip(&params).map(|(r, params)| async move {
-        let rows = conn
-            .query_raw(&r.prepared.statement, params.iter())
-            .await
-            .map_err(from_pg)?;
-        receive(rows).await
-    });
+    let works = ready
+        .iter()
+        .zip(&params)
+        .map(|(r, params)| r.send(conn, params));
     sent.mark(framing);
     let (begun, received, committed) = futures::join!(
         frame(conn, "BEGIN", framing.begin),
@@ -490,17 +472,8 @@ async fn execute_all(
     );
     let mut outcomes = Vec::with_capacity(ops.len());
     for (at, (r, done)) in ready.iter().zip(received).enumerate() {
-        let (rows, affected) = done.map_err(failed_at(at))?;
-        let returning = match &r.returned {
-            Some(schema) => Some(
-                decode_rows(&rows, &r.prepared.columns, schema.clone()).map_err(failed_at(at))?,
-            ),
-            None => None,
-        };
-        outcomes.push(WriteOutcome {
-            affected_rows: affected,
-            returning,
-        });
+        let outcome = done.and_then(|(rows, affected)| r.outcome(&rows, affected));
+        outcomes.push(outcome.map_err(failed_at(at))?);
     }
     let framing_failed = |error| BatchError {
         statement: None,
