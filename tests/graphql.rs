@@ -2155,6 +2155,35 @@ async fn held_back_writes_answer_as_if_each_field_ran_in_turn() {
     common::drop_postgres_schema(&schema).await;
 }
 
+/// Held-back writes to a source that is down: the request answers no data
+/// and one error at its first field, naming the source.
+#[tokio::test]
+async fn held_back_writes_to_a_source_that_is_down_name_it() {
+    let schema = common::postgres_schema("CREATE TABLE t (id int PRIMARY KEY);").await;
+    let proxy = common::TcpProxy::start(common::postgres_addr()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(
+            json!({"name": "far", "url": common::postgres_url_with(Some(proxy.addr), None),
+                         "schemas": {"include": [schema]},
+                         "pool": {"connect_timeout_ms": 1000, "acquire_timeout_ms": 1000}}),
+        )
+        .await;
+    let mutation = json!({"query": "mutation { a: insert_far_t_one(object: {id: 1}) { id } b: delete_far_t_by_pk(id: 1) { id } }"});
+    let (_, body) = server
+        .admin(Method::POST, "/graphql", Some(mutation.clone()))
+        .await;
+    assert_eq!(body, json!({"data": {"a": {"id": 1}, "b": {"id": 1}}}));
+    proxy.cut().await;
+    let (_, body) = server.admin(Method::POST, "/graphql", Some(mutation)).await;
+    assert_failed_at(&body, "a", "source_unavailable");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("far"), "{body}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
+
 #[tokio::test]
 async fn upserts_update_existing_keys_under_the_update_rule() {
     let f = Fixture::new().await;

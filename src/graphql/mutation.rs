@@ -904,26 +904,19 @@ impl Inner {
     /// run).
     async fn send_held(&mut self, state: &AppState) -> bool {
         for held in std::mem::take(&mut self.held) {
-            let Held {
-                target,
-                caller,
-                planned,
-                audit,
-                key,
-                row,
-                error_at,
-            } = held;
+            // The fields after a failed one do not run.
             if self.failed {
-                continue;
+                break;
             }
+            let (caller, target) = (&held.caller, &held.target);
             let written = self
-                .write(state, &caller, &target, Ok(planned), audit, false)
+                .write(state, caller, target, Ok(held.planned), held.audit, false)
                 .await;
-            match written.and_then(|(_, records)| answer_row(&row, records.first())) {
-                Ok(answer) => self.answers.push((key, answer)),
+            match written.and_then(|(_, records)| answer_row(&held.row, records.first())) {
+                Ok(answer) => self.answers.push((held.key, answer)),
                 Err(error) => {
                     self.failed = true;
-                    self.errors.push(held_error(error, error_at));
+                    self.errors.push(held_error(error, held.error_at));
                 }
             }
         }

@@ -809,7 +809,7 @@ pub(crate) struct LastWrite<'a> {
 }
 
 /// Why [`apply_all_last`] wrote nothing: the index of the write that
-/// failed (`None`: beginning or committing), and the error.
+/// failed (`None`: the commit), and the error.
 pub(crate) type LastWritesFailed = (Option<usize>, ApiError);
 
 /// Runs `writes` (each a [`LastWrite`], all on `tx`'s source) as the last
@@ -825,9 +825,10 @@ pub(crate) async fn apply_all_last(
 ) -> Result<Vec<(u64, Vec<Record>)>, LastWritesFailed> {
     let tx = match (tx, writes.first()) {
         (Some(tx), _) => tx,
+        // A source that cannot begin fails the first write.
         (None, Some(first)) => Transaction::begin(state, first.target)
             .await
-            .map_err(|e| (None, e))?,
+            .map_err(|e| (Some(0), e))?,
         (None, None) => return Ok(Vec::new()),
     };
     let mut ops = Vec::with_capacity(writes.len());
