@@ -434,6 +434,37 @@ def check_answers(systems, ops):
 UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """(the process `pid`'s CPU ticks, user + system, all its threads; PostgreSQL's processes'
+    together: its backends, WAL writer, checkpointer, ...), from /proc."""
+    def ticks(path):
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    server = ticks(f"/proc/{pid}/stat")
+    db = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if not f.read().startswith(b"postgres: "):
+                    continue
+            db += ticks(f"/proc/{entry}/stat")
+        except OSError:  # gone meanwhile
+            continue
+    return server, db
+
+
+def cpu_per_op(before, after, ops):
+    """(server, PostgreSQL) CPU milliseconds per operation between two `cpu_ticks`."""
+    return tuple((b - a) * 1000.0 / CLOCK_TICKS / max(ops, 1) for a, b in zip(before, after))
+
+
 def to_ms(text):
     m = re.match(r"([\d.]+)(us|ms|s|m)$", text.strip())
     return float(m.group(1)) * UNIT_MS[m.group(2)]

@@ -69,7 +69,9 @@ in PostgreSQL, then its absence after the delete. A system that fails a check is
 Prints requests/s (p50 / p99 latency) per op, concurrency and system, tributary / pgbench,
 tributary / postgraphile and the issue's goals: (b), (d), (e) >= 2x PostGraphile; (a), (c)
 >= 0.9x the pgbench floor. Clients, servers and PostgreSQL share the machine's cores: compare
-ratios from one run.
+ratios from one run. A second table gives the CPU milliseconds each HTTP system's server and
+PostgreSQL spent per operation (from /proc over each timed run): steadier than the rates on a
+machine whose speed drifts, it shows what an operation costs and where.
 
 Needs what api_vs_pgbench.py needs (psql, pgbench, wrk, python3, a release binary; npm for
 PostGraphile on the first run).
@@ -79,6 +81,7 @@ Usage: benches/rest_vs_pgbench.py [--binary PATH] [--conc 16,64] [--duration 10]
 Example: benches/rest_vs_pgbench.py --binary /var/tmp/tributary-target/release/tributary
 """
 import argparse
+import collections
 import json
 import os
 import re
@@ -448,6 +451,33 @@ def run_http(system, op, conc, duration, lua, tributary=run_tributary):
     return result
 
 
+def report_cpu(ops, concs, cpu):
+    """The CPU each HTTP system and PostgreSQL spent per operation (medians over the runs): how
+    much of the machine an operation takes, steadier than rates when the machine's speed drifts."""
+    if not cpu:
+        return
+    say("")
+    say("| op | c | tributary CPU ms/op (server + PostgreSQL) | postgraphile CPU ms/op (server + PostgreSQL) "
+        "| postgraphile / tributary |")
+    say("|---|---|---|---|---|")
+    for op in ops:
+        for conc in concs:
+            cells, totals = [], {}
+            for name in ["tributary", "postgraphile"]:
+                runs = cpu.get((op, conc, name))
+                if not runs:
+                    cells.append("-")
+                    continue
+                server, db = (statistics.median(run[i] for run in runs) for i in range(2))
+                totals[name] = server + db
+                cells.append(f"{server + db:.3f} ({server:.3f} + {db:.3f})")
+            ratio = (f"{totals['postgraphile'] / totals['tributary']:.2f}"
+                     if totals.get("tributary") and "postgraphile" in totals else "-")
+            say(f"| {LABEL[op]} | {conc} | {' | '.join(cells)} | {ratio} |")
+    say("(CPU of the server process and of all PostgreSQL processes over each timed run, from /proc, "
+        "per operation completed; the load tool's own CPU is not counted)")
+
+
 def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=True):
     """The benchmark; benches/graphql_vs_pgbench.py passes its own checks and runner for Tributary."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -518,6 +548,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
         load = os.getloadavg()
         say(f"SF0.1 in PostgreSQL {base.SCHEMA}; {args.duration} s per run, {args.reps} run(s), "
             f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        cpu = collections.defaultdict(list)  # (op, conc, system): [(server, PostgreSQL) ms per op]
         for op in ops:
             for conc in concs:
                 order = [s for s in ["pgbench", "tributary", "postgraphile"]
@@ -532,7 +563,10 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
                             if op == "e":
                                 clean_region()
                         else:
+                            before = base.cpu_ticks(systems[name].process.pid)
                             r = run_http(systems[name], op, conc, args.duration, lua, tributary)
+                            after = base.cpu_ticks(systems[name].process.pid)
+                            cpu[(op, conc, name)].append(base.cpu_per_op(before, after, r[0] * args.duration))
                         results.setdefault((op, conc, name), []).append(r)
                         say(f"  {op} c={conc:<3} {name:<12} {r[0]:10.1f} op/s  p50 {r[1]:.2f} ms  "
                             f"p99 {r[2]:.2f} ms  {r[3]}")
@@ -583,6 +617,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
     e_note = "; tributary's e: HTTP requests/s / 2, latency per request" if note_e else ""
     say(f"(operations/s, p50/p99 latency in ms; median of {args.reps} run(s){e_note}; "
         f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
+    report_cpu(ops, concs, cpu)
     if problems:
         fail("wrong answers or errors (not timed):\n  " + "\n  ".join(
             f"{name} {op}: {why}" for (name, op), why in sorted(problems.items())))
