@@ -11,7 +11,10 @@
 //! the entry was stored. A revocation is thus refused by every replica
 //! from its next request on, as when every request read the database. Entries also
 //! expire after [`KeyCache::TTL`], which bounds what a writer that died
-//! between its commit and its marker byte could leave behind.
+//! between its commit and its marker byte could leave behind. Past half
+//! its TTL an entry is read again by ONE lookup while the others keep
+//! using it: the many requests carrying one key do not all go to the
+//! database together each time it expires.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -109,7 +112,15 @@ struct Inner {
     stamp: Option<Stamp>,
     /// This process's key changes so far.
     changes: u64,
-    keys: HashMap<String, (ApiKey, Instant)>,
+    keys: HashMap<String, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: ApiKey,
+    stored: Instant,
+    /// A lookup is reading the key again (past half the TTL).
+    refreshing: bool,
 }
 
 impl KeyCache {
@@ -165,9 +176,18 @@ impl KeyCache {
             inner.stamp = stamp;
             return Err(stamp);
         }
-        match inner.keys.get(hash) {
-            Some((key, at)) if at.elapsed() < Self::TTL => Ok(key.clone()),
-            _ => Err(stamp),
+        let Some(entry) = inner.keys.get_mut(hash) else {
+            return Err(stamp);
+        };
+        let age = entry.stored.elapsed();
+        if age >= Self::TTL {
+            Err(stamp)
+        } else if age < Self::TTL / 2 || entry.refreshing {
+            Ok(entry.key.clone())
+        } else {
+            // This lookup reads it again; the others go on with it.
+            entry.refreshing = true;
+            Err(stamp)
         }
     }
 
@@ -181,9 +201,19 @@ impl KeyCache {
         if inner.keys.len() >= Self::MAX {
             inner.keys.clear();
         }
-        inner
-            .keys
-            .insert(hash.to_string(), (key.clone(), Instant::now()));
+        inner.keys.insert(
+            hash.to_string(),
+            Entry {
+                key: key.clone(),
+                stored: Instant::now(),
+                refreshing: false,
+            },
+        );
+    }
+
+    /// Forgets `hash`: the database, read again, no longer has its key.
+    pub(crate) fn remove(&self, hash: &str) {
+        self.lock().keys.remove(hash);
     }
 
     /// Called after a key change committed: tells every process sharing the
@@ -287,6 +317,39 @@ mod tests {
             cache.get("h").is_err(),
             "a change to the new marker is seen"
         );
+    }
+
+    /// Past half its TTL one lookup reads the key again while the others
+    /// keep the entry; a key the database no longer has goes for all.
+    #[test]
+    fn one_lookup_reads_an_aging_key_again() {
+        let cache = KeyCache::local();
+        let key = key();
+        let stamp = cache.get("h").unwrap_err();
+        cache.insert("h", &key, stamp);
+        let age = |cache: &KeyCache, by: Duration| {
+            let mut inner = cache.lock();
+            let entry = inner.keys.get_mut("h").unwrap();
+            entry.stored = Instant::now().checked_sub(by).unwrap();
+        };
+        age(&cache, KeyCache::TTL * 3 / 4);
+        let stamp = cache.get("h").expect_err("the first lookup reads it again");
+        assert_eq!(cache.get("h"), Ok(key.clone()), "the others keep it");
+        assert_eq!(cache.get("h"), Ok(key.clone()));
+        cache.insert("h", &key, stamp);
+        assert!(!cache.lock().keys["h"].refreshing, "stored afresh");
+        assert_eq!(cache.get("h"), Ok(key.clone()));
+
+        age(&cache, KeyCache::TTL * 3 / 4);
+        assert!(cache.get("h").is_err());
+        cache.remove("h");
+        assert!(cache.get("h").is_err(), "gone for every lookup");
+
+        let stamp = cache.get("h").unwrap_err();
+        cache.insert("h", &key, stamp);
+        age(&cache, KeyCache::TTL);
+        assert!(cache.get("h").is_err(), "expired");
+        assert!(cache.get("h").is_err(), "for every lookup");
     }
 
     #[test]

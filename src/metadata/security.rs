@@ -216,8 +216,11 @@ impl SecurityStore for SqliteMetadataStore {
             Err(stamp) => stamp,
         };
         let key = self.read(|c| find_key(c, "hash", hash))?;
-        if let Some(key) = &key {
-            self.key_cache.insert(hash, key, stamp);
+        match &key {
+            Some(key) => self.key_cache.insert(hash, key, stamp),
+            // Gone behind our back (a writer died before its marker byte):
+            // the entry the other lookups were still using goes too.
+            None => self.key_cache.remove(hash),
         }
         Ok(key)
     }
