@@ -438,15 +438,14 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(pid):
-    """(the process `pid`'s CPU ticks, user + system, all its threads; PostgreSQL's processes'
-    together: its backends, WAL writer, checkpointer, ...), from /proc."""
+    """The process `pid`'s CPU ticks (user + system, all its threads) and each PostgreSQL
+    process's ({pid: ticks}: backends, WAL writer, checkpointer, ...), from /proc."""
     def ticks(path):
         with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])
 
-    server = ticks(f"/proc/{pid}/stat")
-    db = 0
+    db = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -454,15 +453,19 @@ def cpu_ticks(pid):
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 if not f.read().startswith(b"postgres: "):
                     continue
-            db += ticks(f"/proc/{entry}/stat")
+            db[entry] = ticks(f"/proc/{entry}/stat")
         except OSError:  # gone meanwhile
             continue
-    return server, db
+    return ticks(f"/proc/{pid}/stat"), db
 
 
 def cpu_per_op(before, after, ops):
-    """(server, PostgreSQL) CPU milliseconds per operation between two `cpu_ticks`."""
-    return tuple((b - a) * 1000.0 / CLOCK_TICKS / max(ops, 1) for a, b in zip(before, after))
+    """(server, PostgreSQL) CPU milliseconds per operation between two `cpu_ticks`: per
+    PostgreSQL process, so a backend that ended or began in between (a pool closing idle
+    connections) neither takes nor adds what it spent outside the interval."""
+    server = after[0] - before[0]
+    db = sum(ticks - before[1].get(pid, 0) for pid, ticks in after[1].items())
+    return tuple(t * 1000.0 / CLOCK_TICKS / max(ops, 1) for t in (server, db))
 
 
 def to_ms(text):
