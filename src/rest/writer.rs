@@ -832,7 +832,9 @@ pub(crate) async fn apply_all_last(
         (None, None) => return Ok(Vec::new()),
     };
     let mut ops = Vec::with_capacity(writes.len());
+    let mut readables = Vec::with_capacity(writes.len());
     for (at, write) in writes.iter().enumerate() {
+        readables.push(readable(state, caller, write.target).map_err(|e| (Some(at), e))?);
         let mut all = write.planned.parts.iter().flat_map(|p| &p.ops);
         match (all.next(), all.next()) {
             (Some(op), None) if write.planned.is_lone_unchecked() => ops.push(op),
@@ -848,9 +850,8 @@ pub(crate) async fn apply_all_last(
         .await
         .map_err(|failed| (failed.statement, failed.error.into()))?;
     let mut done = Vec::with_capacity(writes.len());
-    for (at, (write, outcome)) in writes.iter_mut().zip(outcomes).enumerate() {
-        let records =
-            answer(state, caller, write.target, &outcome.returning).map_err(|e| (Some(at), e))?;
+    for ((write, outcome), readable) in writes.iter_mut().zip(outcomes).zip(&readables) {
+        let records = answer(readable, &outcome.returning);
         write.audit.note("affected", json!(outcome.affected_rows));
         write.audit.note("keys", keys_of(write.target, &records));
         done.push((outcome.affected_rows, records));
@@ -893,6 +894,7 @@ async fn apply_parts(
         | Writer::Alone(connector) => *connector,
     };
     audit.planned(connector, planned);
+    let readable = readable(state, caller, target)?;
     let (mut affected, mut records) = (0, Vec::new());
     for part in &planned.parts {
         if part.ops.is_empty() {
@@ -923,7 +925,7 @@ async fn apply_parts(
         {
             keys.extend(keys_in(target, target.primary_key()?, batch)?);
         }
-        records.extend(answer(state, caller, target, &written)?);
+        records.extend(answer(&readable, &written));
     }
     audit.note("affected", json!(affected));
     audit.note("keys", keys_of(target, &records));
@@ -1198,18 +1200,20 @@ async fn check(
 
 /// Written rows as the caller may read them: its select rule's columns, or
 /// only the primary key without one.
-fn answer(
-    state: &AppState,
-    caller: &Caller,
-    target: &Target,
-    written: &Option<RecordBatch>,
-) -> Result<Vec<Record>, ApiError> {
+/// The columns of written rows the caller reads back: those it may
+/// select, else the key. Known before a write is sent, so that nothing can
+/// fail between a commit and its answer.
+fn readable(state: &AppState, caller: &Caller, target: &Target) -> Result<Vec<String>, ApiError> {
+    match selectable_columns(state, caller, target)? {
+        Some(columns) => Ok(columns),
+        None => Ok(target.primary_key()?.to_vec()),
+    }
+}
+
+/// The `readable` columns of the written rows.
+fn answer(readable: &[String], written: &Option<RecordBatch>) -> Vec<Record> {
     let Some(batch) = written else {
-        return Ok(Vec::new());
-    };
-    let readable = match selectable_columns(state, caller, target)? {
-        Some(columns) => columns,
-        None => target.primary_key()?.to_vec(),
+        return Vec::new();
     };
     let schema = batch.schema();
     let columns = readable
@@ -1222,7 +1226,7 @@ fn answer(
             ))
         })
         .collect();
-    Ok(read::records_of(columns, batch.num_rows()).collect())
+    read::records_of(columns, batch.num_rows()).collect()
 }
 
 fn keys_of(target: &Target, records: &[Record]) -> Json {
