@@ -124,4 +124,4 @@ def run(system, op, conc, duration, lua):
 
 
 if __name__ == "__main__":
-    rest.main(doc=__doc__, check=check, tributary=run, note_e=False)
+    rest.main(doc=__doc__, check=check, tributary=run, note_e=False, known_ops=rest.OPS)

@@ -23,7 +23,12 @@ whose helpers this script imports).
   e  insert a region row, then delete it                                        (light)
        SQL   INSERT INTO region VALUES (:k, 'X', 'bench'); DELETE FROM region WHERE r_regionkey=:k
        REST  POST /api/pg_region {"r_regionkey":<k>,"r_name":"X","r_comment":"bench"}, then
-             DELETE /api/pg_region/<k>: two requests (the REST API has no multi-write request)
+             DELETE /api/pg_region/<k>: two requests, two transactions
+  f  (e) as one request: both writes in one transaction                         (light)
+       SQL   as (e)
+       REST  POST /api/batch {"operations": [{"action":"create","collection":"pg_region","values":
+             {"r_regionkey":<k>,...}}, {"action":"destroy","collection":"pg_region","key":<k>}]}
+       PostGraphile runs (e)'s request: the same one request of two writes.
 
 Why (d) is this request: `appends` has no per-relation limit or sort, so
 `GET /api/pg_customer/<c>?appends=orders` would answer all of the customer's orders (about 15,
@@ -77,7 +82,7 @@ Needs what api_vs_pgbench.py needs (psql, pgbench, wrk, python3, a release binar
 PostGraphile on the first run).
 
 Usage: benches/rest_vs_pgbench.py [--binary PATH] [--conc 16,64] [--duration 10] [--reps 1]
-           [--ops a,b,c,d,e] [--systems pgbench,tributary,postgraphile] [--pool-size 16]
+           [--ops a,b,c,d,e,f] [--systems pgbench,tributary,postgraphile] [--pool-size 16]
 Example: benches/rest_vs_pgbench.py --binary /var/tmp/tributary-target/release/tributary
 """
 import argparse
@@ -98,6 +103,7 @@ import api_vs_pgbench as base  # noqa: E402  (schema, servers, pgbench/wrk runne
 from api_vs_pgbench import ORDER_COLUMNS, fail, norm, norm_rows, psql, say  # noqa: E402
 
 OPS = ["a", "b", "c", "d", "e"]
+REST_OPS = OPS + ["f"]  # (f): (e) through the REST API's batch route
 CUSTOMER_COLUMNS = ["c_custkey", "c_name", "c_address", "c_nationkey", "c_phone", "c_acctbal",
                     "c_mktsegment", "c_comment"]
 D_ORDER_COLUMNS = ["o_orderkey", "o_orderdate", "o_totalprice", "o_orderstatus"]
@@ -114,6 +120,7 @@ SQL = {
          "FROM customer WHERE c_custkey=:c",
     "e": "INSERT INTO region VALUES (:k, 'X', 'bench');\nDELETE FROM region WHERE r_regionkey=:k",
 }
+SQL["f"] = SQL["e"]
 PGBENCH = {
     "a": SQL["a"] + ";\n",
     "b": PGBENCH_ORDERKEY + SQL["b"] + ";\n",
@@ -121,12 +128,14 @@ PGBENCH = {
     "d": PGBENCH_CUSTKEY + SQL["d"] + ";\n",
     "e": "\\set k random(1000000, 2000000000)\n" + SQL["e"] + ";\n",
 }
+PGBENCH["f"] = PGBENCH["e"]
 CHECK_ORDERKEYS = [1, 7, 32, 600000]
 CHECK_CUSTKEYS = [1, 2, 4, 14999]
 CHECK_INSERT_KEY = 1999999999
 TARGETS = {"a": ("pgbench", 0.9), "b": ("postgraphile", 2.0), "c": ("pgbench", 0.9),
-           "d": ("postgraphile", 2.0), "e": ("postgraphile", 2.0)}
-LABEL = {"a": "a list 50", "b": "b by key", "c": "c group-by", "d": "d cust+10 orders", "e": "e ins+del"}
+           "d": ("postgraphile", 2.0), "e": ("postgraphile", 2.0), "f": ("postgraphile", 2.0)}
+LABEL = {"a": "a list 50", "b": "b by key", "c": "c group-by", "d": "d cust+10 orders", "e": "e ins+del",
+         "f": "f ins+del, 1 request"}
 
 
 def q(value):
@@ -149,8 +158,11 @@ REST_PATHS = {
     "d": "/api/pg_orders?filter=" + q('{"o_custkey":__CUSTKEY__}') + "&sort=-o_orderdate,o_orderkey&pageSize=10"
          "&fields=" + ",".join(D_ORDER_COLUMNS) + "&appends=customer",
     "e": "/api/pg_region",  # POST, then DELETE /api/pg_region/<key>
+    "f": "/api/batch",
 }
 REST_INSERT = '{"r_regionkey":__KEY__,"r_name":"X","r_comment":"bench"}'
+REST_BATCH = ('{"operations":[{"action":"create","collection":"pg_region","values":' + REST_INSERT + '},'
+              '{"action":"destroy","collection":"pg_region","key":__KEY__}]}')
 
 # --- PostGraphile (shared/bench/api/ops.py's documents) -------------------------------------
 PGL_PLUGINS = [("@graphile/pg-aggregates@0.2.0-rc.2", "@graphile/pg-aggregates", "PgAggregatesPreset"),
@@ -177,6 +189,9 @@ PGL = {  # op: (document, variables with "__X__" placeholders for numbers)
           '{ region { rRegionkey } } b: deleteRegion(input: {rRegionkey: $k}) { region { rRegionkey } } }',
           {"k": "__KEY__#"}),
 }
+
+
+PGL["f"] = PGL["e"]
 
 
 def pgl_body(op):
@@ -376,6 +391,17 @@ def check_tributary(trib, ops):
             if status != 200 or region_row(key):
                 problems["e"] = f"delete: {problem(status, answer)}; row still there: {bool(region_row(key))}"
         clean_region()
+    if "f" in ops:
+        clean_region()
+        key = CHECK_INSERT_KEY
+        status, answer = request("POST", url + REST_PATHS["f"], fill_keys(REST_BATCH), headers=auth)
+        expected = [[norm(key), "X", "bench"]]
+        if status != 200:
+            problems["f"] = "batch: " + problem(status, answer)
+        elif (norm_rows([list(answer["data"][0]["data"].values())]) != expected
+              or norm_rows([list(answer["data"][1]["data"].values())]) != expected or region_row(key)):
+            problems["f"] = f"WRONG batch: answer {answer}, row left in PostgreSQL: {region_row(key)}"
+        clean_region()
     return problems
 
 
@@ -416,9 +442,9 @@ def check_postgraphile(pgl, ops):
                     if got != customer[:2] or got_orders != orders:
                         problems[op] = f"WRONG customer {custkey}: got {data}, expected {customer[:2]} {orders}"
                         break
-            elif op == "e":
+            elif op in ("e", "f"):
                 clean_region()
-                data = ask("e")
+                data = ask(op)
                 if data["a"]["region"]["rRegionkey"] != CHECK_INSERT_KEY or region_row(CHECK_INSERT_KEY):
                     problems[op] = f"WRONG: {data}, row left: {region_row(CHECK_INSERT_KEY)}"
                 clean_region()
@@ -438,6 +464,11 @@ def run_tributary(system, op, conc, duration, lua):
         m = re.search(r"PAIRS posts=(\d+) deletes=(\d+) bad=(\d+)", text)
         notes = ", ".join(filter(None, [notes, m.group(0)[6:] if m else "wrk printed no PAIRS line"]))
         return rate / 2, p50, p99, notes  # one op = POST + DELETE
+    if op == "f":
+        result = base.run_wrk(system.base + REST_PATHS["f"], REST_BATCH, auth, conc, duration, lua,
+                              {"WRK_METHOD": "POST"})[:4]
+        clean_region()
+        return result
     return base.run_wrk(system.base + REST_PATHS[op], "", auth, conc, duration, lua, {"WRK_METHOD": "GET"})[:4]
 
 
@@ -446,7 +477,7 @@ def run_http(system, op, conc, duration, lua, tributary=run_tributary):
     if system.name == "tributary":
         return tributary(system, op, conc, duration, lua)
     result = base.run_wrk(system.url, pgl_body(op), "", conc, duration, lua, {"WRK_METHOD": "POST"})[:4]
-    if op == "e":
+    if op in ("e", "f"):
         clean_region()
     return result
 
@@ -478,7 +509,7 @@ def report_cpu(ops, concs, cpu):
         "per operation completed; the load tool's own CPU is not counted)")
 
 
-def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=True):
+def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=True, known_ops=REST_OPS):
     """The benchmark; benches/graphql_vs_pgbench.py passes its own checks and runner for Tributary."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.environ.get("TRIBUTARY_BIN"),
@@ -487,7 +518,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each HTTP system's runs")
     parser.add_argument("--reps", type=int, default=1, help="runs per (op, concurrency, system); median shown")
-    parser.add_argument("--ops", default=",".join(OPS))
+    parser.add_argument("--ops", default=",".join(known_ops))
     parser.add_argument("--systems", default="pgbench,tributary,postgraphile",
                         help="any of pgbench, tributary, postgraphile (directus: see the top of this file)")
     parser.add_argument("--pool-size", type=int, default=16,
@@ -498,8 +529,8 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
     concs = [int(c) for c in args.conc.split(",")]
     wanted = args.systems.split(",")
     for op in ops:
-        if op not in OPS:
-            fail(f"unknown op {op} ({', '.join(OPS)})")
+        if op not in known_ops:
+            fail(f"unknown op {op} ({', '.join(known_ops)})")
     for name in wanted:
         if name not in ("pgbench", "tributary", "postgraphile"):
             fail(f"unknown system {name}" + (" (Directus is not supported here: see the top of this file)"
@@ -560,7 +591,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
                     for name in order:
                         if name == "pgbench":
                             r = base.run_pgbench(PGBENCH[op], conc, args.duration)
-                            if op == "e":
+                            if op in ("e", "f"):
                                 clean_region()
                         else:
                             before = base.cpu_ticks(systems[name].process.pid)

@@ -151,6 +151,17 @@ async fn sqlite_sources_relations_and_aliases_round_trip() {
         )
         .await;
     assert_error(&invalid, 400, "invalid_input", &["alias"]);
+    // Names of the REST API's own routes (`/api/sql`, `/api/batch`).
+    for route in ["sql", "batch"] {
+        let reserved = server
+            .admin(
+                Method::PUT,
+                "/admin/aliases",
+                Some(json!({"table": "shop.main.orders", "alias": route})),
+            )
+            .await;
+        assert_error(&reserved, 400, "invalid_input", &[route, "route"]);
+    }
     let (_, aliases) = server.admin(Method::GET, "/admin/aliases", None).await;
     assert_eq!(
         aliases,

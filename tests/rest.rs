@@ -1915,3 +1915,299 @@ async fn appends_send_one_statement_per_relation_and_level() {
     assert_eq!(statements(&f, "my").await - my, 1);
     f.stop().await;
 }
+
+/// `POST /api/batch` as the admin.
+async fn batch(f: &Fixture, operations: Value) -> (u16, Value) {
+    f.call(
+        Method::POST,
+        "/api/batch",
+        Some(json!({ "operations": operations })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_batch_of_writes_is_one_transaction() {
+    let f = Fixture::new().await;
+    // Writes to three collections; the update by filter finds the orders
+    // the batch itself created (the engine's read cannot see them yet).
+    let (status, body) = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "pg_customers", "values": {"id": 10, "name": "Dee"}},
+            {"action": "create", "collection": "pg_orders", "values": [
+                {"customer_id": 10, "status": "open", "total": 1, "placed_at": "2024-05-01"},
+                {"customer_id": 10, "status": "open", "total": 2, "placed_at": "2024-05-02"},
+            ]},
+            {"action": "update", "collection": "pg_orders", "filter": {"customer_id": 10}, "values": {"status": "batched"}},
+            {"action": "destroy", "collection": "pg_posts", "key": 4},
+            {"action": "update", "collection": "pg_customers", "key": "99", "values": {"name": "nobody"}},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data[0]["affected"], 1, "{body}");
+    assert_eq!(data[0]["data"]["name"], "Dee", "{body}");
+    assert_eq!(data[1]["affected"], 2, "{body}");
+    assert_eq!(data[1]["data"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(data[2]["affected"], 2, "{body}");
+    assert_eq!(data[2]["data"][0]["status"], "batched", "{body}");
+    assert_eq!(data[3]["data"]["id"], 4, "{body}");
+    // A key that names no row is no error inside a batch.
+    assert_eq!(data[4], json!({"affected": 0, "data": null}));
+    assert_eq!(
+        f.pg_count(
+            "SELECT count(*) FROM {schema}.orders WHERE customer_id = 10 AND status = 'batched'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.posts WHERE id = 4")
+            .await,
+        0
+    );
+
+    // All or nothing. A failure after writes that went out rolls them back...
+    let count = "SELECT count(*) FROM {schema}.customers WHERE id IN (11, 12)";
+    let response = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "pg_customers", "values": {"id": 11, "name": "Eve"}},
+            {"action": "update", "collection": "pg_orders", "filter": {"customer_id": 10}, "values": {"status": null}},
+        ]),
+    )
+    .await;
+    assert_eq!(response.0, 409, "{}", response.1);
+    assert_eq!(
+        response.1["error"]["path"], "operations[1]",
+        "{}",
+        response.1
+    );
+    // ... and so does one in the last round trip, held-back writes and COMMIT.
+    let response = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "pg_customers", "values": {"id": 12, "name": "Fay"}},
+            {"action": "create", "collection": "pg_customers", "values": {"id": 1, "name": "Ann again"}},
+        ]),
+    )
+    .await;
+    assert_eq!(response.0, 409, "{}", response.1);
+    assert_eq!(
+        response.1["error"]["path"], "operations[1]",
+        "{}",
+        response.1
+    );
+    assert_eq!(f.pg_count(count).await, 0);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'batched'")
+            .await,
+        2
+    );
+
+    // Bad batches are refused before anything is written, naming the place.
+    let cases = [
+        (json!([]), 400, "operations"),
+        (
+            json!([{"action": "upsert", "collection": "pg_customers"}]),
+            400,
+            "operations[0].action",
+        ),
+        (
+            json!([{"action": "create", "collection": "nope", "values": {}}]),
+            404,
+            "operations[0].collection",
+        ),
+        (
+            json!([{"action": "create", "collection": "pg_customers"}]),
+            400,
+            "operations[0].values",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_customers"}]),
+            400,
+            "operations[0].filter",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_customers", "filter": {}}]),
+            400,
+            "operations[0].filter",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_customers", "key": 3, "values": {}}]),
+            400,
+            "operations[0].values",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_customers", "key": 3, "extra": 1}]),
+            400,
+            "operations[0].extra",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_line_items", "key": "1"}]),
+            400,
+            "operations[0].key",
+        ),
+        (
+            json!([{"action": "destroy", "collection": "pg_events", "filter": {"kind": "a"}}]),
+            400,
+            "operations[0]",
+        ),
+        (
+            json!([
+                {"action": "create", "collection": "pg_customers", "values": {"id": 13, "name": "Gil"}},
+                {"action": "update", "collection": "pg_orders", "key": 1, "values": {"total": "lots"}},
+            ]),
+            400,
+            "operations[1].values.total",
+        ),
+        (
+            json!([
+                {"action": "create", "collection": "pg_customers", "values": {"id": 13, "name": "Gil"}},
+                {"action": "create", "collection": "pg_orders", "values": [{"status": "open"}, {"nope": 1}]},
+            ]),
+            400,
+            "operations[1].values[1].nope",
+        ),
+        // One transaction cannot span two databases.
+        (
+            json!([
+                {"action": "create", "collection": "pg_customers", "values": {"id": 13, "name": "Gil"}},
+                {"action": "create", "collection": "my_reviews", "values": {"customer_id": 1, "stars": 2}},
+            ]),
+            400,
+            "operations[1].collection",
+        ),
+    ];
+    for (operations, status, path) in cases {
+        let response = batch(&f, operations.clone()).await;
+        assert_eq!(response.0, status, "{operations}: {}", response.1);
+        assert_eq!(
+            response.1["error"]["path"], path,
+            "{operations}: {}",
+            response.1
+        );
+    }
+    for body in [
+        json!([]),
+        json!({"operations": [], "more": 1}),
+        json!({"ops": []}),
+    ] {
+        let response = f.call(Method::POST, "/api/batch", Some(body.clone())).await;
+        assert_eq!(response.0, 400, "{body}: {}", response.1);
+    }
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 13")
+            .await,
+        0
+    );
+    let body = f.get("/api/my_reviews?fields=id").await;
+    assert_eq!(ids(&body), vec![1, 2, 3]);
+    // A batch refused in shape has an audit row of its own.
+    let body = f.get("/admin/audit?action=write.batch").await;
+    let entries = body["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["status"] == 404 && e["detail"]["error"].to_string().contains("nope")),
+        "{body}"
+    );
+
+    // MariaDB: a row created and destroyed in one batch.
+    let (status, body) = batch(
+        &f,
+        json!([
+            // The auto-increment key the insert takes.
+            {"action": "create", "collection": "my_reviews", "values": {"customer_id": 2, "stars": 4}},
+            {"action": "destroy", "collection": "my_reviews", "key": 4},
+            {"action": "update", "collection": "my_reviews", "key": 1, "values": {"body": "batched"}},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["data"]["id"], 4, "{body}");
+    assert_eq!(body["data"][1]["data"]["stars"], 4, "{body}");
+    let body = f.get("/api/my_reviews?fields=id,body").await;
+    assert_eq!(ids(&body), vec![1, 2, 3]);
+    assert_eq!(body["data"][0]["body"], "batched");
+
+    // Each operation has its audit row; those of a rolled-back batch say so.
+    let body = f.get("/admin/audit?action=write.insert").await;
+    let entries = body["entries"].as_array().unwrap();
+    let eve = entries
+        .iter()
+        .find(|e| {
+            e["detail"]["keys"].to_string().contains("11") && e["collection"] == "pg_customers"
+        })
+        .unwrap_or_else(|| panic!("no audit row of the rolled-back create: {body}"));
+    assert_eq!(eve["detail"]["rolled_back"], true, "{eve}");
+    assert_eq!(eve["detail"]["batch"], 0, "{eve}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_holds_a_roles_rules() {
+    let f = Fixture::new().await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "insert",
+        json!({
+            "columns": ["customer_id", "status", "total", "placed_at"],
+            "presets": {"owner": "{{$user.id}}"},
+            "check": {"total": {"$lt": 1000}},
+        }),
+    )
+    .await;
+    let order = |total: i64| {
+        json!({"action": "create", "collection": "pg_orders",
+               "values": {"customer_id": 1, "status": "clerk", "total": total, "placed_at": "2024-06-01"}})
+    };
+    let call = |operations: Value| {
+        f.call_as(
+            "clerk",
+            "ann",
+            Method::POST,
+            "/api/batch",
+            Some(json!({ "operations": operations })),
+        )
+    };
+    // The second order fails the rule's check: the first is not kept.
+    let response = call(json!([order(5), order(5000)])).await;
+    assert_error(&response, 403, &["check"]);
+    assert_eq!(
+        response.1["error"]["path"], "operations[1]",
+        "{}",
+        response.1
+    );
+    // A collection the role may not write.
+    let response = call(json!([
+        order(5),
+        {"action": "destroy", "collection": "pg_customers", "key": 1},
+    ]))
+    .await;
+    assert_eq!(response.0, 403, "{}", response.1);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'clerk'")
+            .await,
+        0
+    );
+    // Within the rules: written with the preset, answered with the key only
+    // (no select rule).
+    let (status, body) = call(json!([order(5), order(6)])).await;
+    assert_eq!(status, 200, "{body}");
+    let keys: Vec<&String> = body["data"][0]["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(keys, ["id"], "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'clerk' AND owner = 'ann'")
+            .await,
+        2
+    );
+    f.stop().await;
+}

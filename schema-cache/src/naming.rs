@@ -38,6 +38,10 @@ pub fn sanitize(text: &str) -> String {
     name
 }
 
+/// Names the REST API's own routes take (`/api/sql`, `/api/batch`): no
+/// collection may be called so.
+pub const RESERVED_API_NAMES: &[&str] = &["sql", "batch"];
+
 /// Checks that an admin-chosen alias is a valid API name.
 pub fn is_valid_api_name(name: &str) -> bool {
     !name.is_empty()

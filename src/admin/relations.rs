@@ -232,6 +232,13 @@ pub async fn set_alias(
         )
         .at("alias"));
     }
+    if naming::RESERVED_API_NAMES.contains(&request.alias.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "`{}` names a route of the REST API (`/api/{}`): choose another alias",
+            request.alias, request.alias
+        ))
+        .at("alias"));
+    }
     let snapshot = state.cache.snapshot();
     let (table, _) = request.table.resolve(&snapshot, "table")?;
     if let Some(other) = snapshot

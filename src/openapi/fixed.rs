@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ADMIN_TAG, DOCUMENT_TAG, SQL_EXPLAIN, SQL_REQUEST, SQL_RESULT, SQL_TAG, add_operation,
-    error_responses, json_content, schema_ref,
+    ADMIN_TAG, BATCH_TAG, CollectionDoc, DOCUMENT_TAG, SQL_EXPLAIN, SQL_REQUEST, SQL_RESULT,
+    SQL_TAG, add_operation, error_responses, json_content, schema_ref,
 };
 
 /// `POST /api/sql`.
@@ -39,6 +39,97 @@ pub(super) fn add_sql(paths: &mut Map<String, Value>) {
             },
         }),
     );
+}
+
+/// `POST /api/batch`, when the caller may write to a collection with a
+/// key (the operations' `collection` is one of those); false otherwise.
+pub(super) fn add_batch(paths: &mut Map<String, Value>, collections: &[CollectionDoc]) -> bool {
+    let writable: Vec<&str> = collections
+        .iter()
+        .filter(|c| {
+            let o = &c.operations;
+            !c.primary_key.is_empty() && (o.create || o.update || o.delete)
+        })
+        .map(|c| c.api_name.as_str())
+        .collect();
+    if writable.is_empty() {
+        return false;
+    }
+    let operation = json!({
+        "type": "object",
+        "required": ["action", "collection"],
+        "additionalProperties": false,
+        "properties": {
+            "action": { "enum": ["create", "update", "destroy"] },
+            "collection": { "enum": writable },
+            "key": {
+                "description": "update / destroy: the row's key as in `/api/{collection}/{key}` (`1,2` for a composite key).",
+                "type": ["string", "integer"],
+            },
+            "filter": {
+                "description": "update / destroy: the rows, as the routes' `filter` (non-empty).",
+                "type": "object",
+            },
+            "values": {
+                "description": "create: an object of column values or an array of them; update: the columns to set.",
+                "type": ["object", "array"],
+            },
+        },
+    });
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({
+            "description": "All operations were done, in one transaction: for each, in order, the rows it affected and the written rows as its own route answers them (a row or null for a create of one object or a write by key, else an array).",
+            "content": json_content(json!({
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["affected", "data"],
+                            "properties": {
+                                "affected": { "type": "integer", "minimum": 0 },
+                                "data": { "type": ["object", "array", "null"] },
+                            },
+                        },
+                    },
+                },
+            })),
+        }),
+    );
+    error_responses(&mut responses, &["409", "413"]);
+    paths.insert(
+        "/api/batch".into(),
+        json!({
+            "post": {
+                "tags": [BATCH_TAG],
+                "operationId": "batch",
+                "summary": "Several writes in one transaction",
+                "description": format!("Creates, updates and destroys on collections of one source, run in order in one transaction: all happen or none does (the error's `path` names the operation, `operations[2]`). Each is what its own route does, with the same rules and audit row; an update or destroy by key that finds no row answers `affected: 0, data: null`. At most {} operations.", crate::rest::MAX_BATCH_OPERATIONS),
+                "requestBody": {
+                    "required": true,
+                    "content": json_content(json!({
+                        "type": "object",
+                        "required": ["operations"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "operations": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": crate::rest::MAX_BATCH_OPERATIONS,
+                                "items": operation,
+                            },
+                        },
+                    })),
+                },
+                "responses": responses,
+            },
+        }),
+    );
+    true
 }
 
 /// `GET /api/openapi.json`.

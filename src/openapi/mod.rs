@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use arrow_schema::DataType;
 use axum::response::Html;
 use serde_json::{Map, Value, json};
+use tributary_schema_cache::naming::RESERVED_API_NAMES;
 
 /// One collection as the caller sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +74,8 @@ pub struct RelationDoc {
 pub enum OpenApiError {
     #[error("`{0}` is not a valid REST collection name (`[A-Za-z_][A-Za-z0-9_]*`)")]
     InvalidName(String),
-    #[error("`sql` cannot be a collection's REST name: `/api/sql` is the SQL endpoint")]
-    ReservedName,
+    #[error("`{0}` cannot be a collection's REST name: `/api/{0}` is a route of its own")]
+    ReservedName(String),
     #[error("two collections have the REST name `{0}`")]
     DuplicateName(String),
 }
@@ -82,6 +83,7 @@ pub enum OpenApiError {
 /// Tags of the routes that do not belong to a collection. They contain a
 /// space, so no collection name can be one of them.
 const SQL_TAG: &str = "SQL API";
+const BATCH_TAG: &str = "Batch writes";
 const DOCUMENT_TAG: &str = "API document";
 const ADMIN_TAG: &str = "Admin API";
 
@@ -107,8 +109,8 @@ pub fn document(
         if !is_identifier(&c.api_name) {
             return Err(OpenApiError::InvalidName(c.api_name.clone()));
         }
-        if c.api_name == "sql" {
-            return Err(OpenApiError::ReservedName);
+        if RESERVED_API_NAMES.contains(&c.api_name.as_str()) {
+            return Err(OpenApiError::ReservedName(c.api_name.clone()));
         }
         if !names.insert(c.api_name.as_str()) {
             return Err(OpenApiError::DuplicateName(c.api_name.clone()));
@@ -129,6 +131,12 @@ pub fn document(
     fixed::add_sql(&mut paths);
     fixed::add_document(&mut paths);
     tags.push(json!({ "name": SQL_TAG, "description": "Read-only SQL over every source." }));
+    if fixed::add_batch(&mut paths, collections) {
+        tags.push(json!({
+            "name": BATCH_TAG,
+            "description": "Several writes to collections of one source in one transaction.",
+        }));
+    }
     tags.push(json!({ "name": DOCUMENT_TAG, "description": "This document." }));
     if include_admin {
         fixed::add_admin(&mut paths);

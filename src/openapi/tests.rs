@@ -202,8 +202,30 @@ fn exactly_the_allowed_routes() {
         // Always there.
         ("post", "/api/sql"),
         ("get", "/api/openapi.json"),
+        // orders can be written by key.
+        ("post", "/api/batch"),
     ]);
     assert_eq!(routes(&build(false)), expected);
+}
+
+#[test]
+fn the_batch_route_names_the_collections_it_can_write() {
+    let full = build(false);
+    let operation = &full["paths"]["/api/batch"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["operations"]["items"];
+    // Not events (no key) nor customers (read-only).
+    assert_eq!(
+        operation["properties"]["collection"]["enum"],
+        json!(["orders"])
+    );
+    let read_only: Vec<CollectionDoc> = collections()
+        .into_iter()
+        .filter(|c| c.api_name != "orders")
+        .collect();
+    match document(&read_only, "1", false) {
+        Ok(without) => assert!(without["paths"].get("/api/batch").is_none()),
+        Err(error) => panic!("no document: {error}"),
+    }
 }
 
 #[test]
@@ -527,7 +549,16 @@ fn bad_names_are_refused() {
     );
     let mut bad = collections();
     bad[1].api_name = "sql".into();
-    assert_eq!(document(&bad, "1", false), Err(OpenApiError::ReservedName));
+    assert_eq!(
+        document(&bad, "1", false),
+        Err(OpenApiError::ReservedName("sql".into()))
+    );
+    let mut bad = collections();
+    bad[1].api_name = "batch".into();
+    assert_eq!(
+        document(&bad, "1", false),
+        Err(OpenApiError::ReservedName("batch".into()))
+    );
     let mut bad = collections();
     bad[2].api_name = "orders".into();
     assert_eq!(

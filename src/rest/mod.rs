@@ -7,6 +7,7 @@
 //! connector in one transaction per request.
 
 pub(crate) mod aggregate;
+mod batch;
 mod cursor;
 mod document;
 pub(crate) mod order;
@@ -35,10 +36,14 @@ use crate::state::AppState;
 
 use params::Params;
 
+pub use batch::MAX_OPERATIONS as MAX_BATCH_OPERATIONS;
+
 /// The collection routes (authentication is layered on by the caller).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/openapi.json", get(document::openapi_json))
+        // Before `/api/{target}`: `batch` is no collection's name.
+        .route("/api/batch", axum::routing::post(batch_route))
         .route(
             "/api/{target}",
             get(collection_route)
@@ -164,6 +169,19 @@ async fn collection_route(
             write::destroy(&state, &principal, &target, selection, &body).await
         }
     }
+}
+
+/// `POST /api/batch`: writes to collections of one source in one
+/// transaction.
+async fn batch_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(&e))?;
+    Params::parse(query.as_deref())?.finish()?;
+    batch::run(&state, &principal, &body).await
 }
 
 /// `GET|PATCH|DELETE /api/{collection}/{key}`: one row by primary key

@@ -80,22 +80,7 @@ async fn insert(
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
     let body: Json = parse_body(body)?;
-    let (objects, many): (Vec<(String, &Json)>, bool) = match &body {
-        Json::Array(items) if !items.is_empty() => (
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| (format!("[{i}]"), item))
-                .collect(),
-            true,
-        ),
-        Json::Array(_) => {
-            return Err(ApiError::bad_request(
-                "nothing to create: the array is empty",
-            ));
-        }
-        object => (vec![(String::new(), object)], false),
-    };
+    let (objects, many) = objects(&body, "")?;
     let planned = writer::plan_insert(state, principal, target, &objects)?;
     let (_, records) =
         writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
@@ -158,7 +143,30 @@ async fn remove(
     respond(target, selection, records, affected)
 }
 
-fn rows(selection: &Selection) -> Rows {
+/// Objects to create, each with its place in the request (for errors).
+pub(super) type Objects<'b> = Vec<(String, &'b Json)>;
+
+/// The objects of a create's body (one, or an array), each with its place
+/// under `at` for errors; true for an array.
+pub(super) fn objects<'b>(body: &'b Json, at: &str) -> Result<(Objects<'b>, bool), ApiError> {
+    match body {
+        Json::Array(items) if !items.is_empty() => Ok((
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("{at}[{i}]"), item))
+                .collect(),
+            true,
+        )),
+        Json::Array(_) => {
+            let error = ApiError::bad_request("nothing to create: the array is empty");
+            Err(if at.is_empty() { error } else { error.at(at) })
+        }
+        object => Ok((vec![(at.to_string(), object)], false)),
+    }
+}
+
+pub(super) fn rows(selection: &Selection) -> Rows {
     match selection {
         Selection::Key(key) => Rows::Key(
             key.values
@@ -214,14 +222,14 @@ fn respond(
     })
 }
 
-fn selection_text(selection: &Selection) -> Json {
+pub(super) fn selection_text(selection: &Selection) -> Json {
     match selection {
         Selection::Key(key) => Json::String(key.text()),
         Selection::Filter(filter) => filter.clone(),
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Json, ApiError> {
+pub(super) fn parse_body(body: &Bytes) -> Result<Json, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }

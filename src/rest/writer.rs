@@ -1198,8 +1198,6 @@ async fn check(
     Ok(())
 }
 
-/// Written rows as the caller may read them: its select rule's columns, or
-/// only the primary key without one.
 /// The columns of written rows the caller reads back: those it may
 /// select, else the key. Known before a write is sent, so that nothing can
 /// fail between a commit and its answer.

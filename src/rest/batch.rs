@@ -1,0 +1,546 @@
+//! `POST /api/batch`: several writes — create, update and destroy, on any
+//! collections of one source — in one request and ONE transaction: all of
+//! them happen or none does. Each operation is what its own route would
+//! do (the same rules, presets, checks and audit row); they run in order,
+//! and an update or delete by filter sees the rows earlier operations of
+//! the batch wrote. Lone statements no rule checks are held back and go
+//! out with the `COMMIT` (PostgreSQL: one round trip for them all).
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+
+use super::params::{Key, Selection};
+use super::read::Record;
+use super::write::{self, parse_body, rows, selection_text};
+use super::writer::{self, Audit, Changes, LastWrite, Planned, Transaction};
+use super::{Target, json_response};
+use crate::audit::{self, AuditEntry, Outcome as AuditOutcome};
+use crate::auth::Principal;
+use crate::engine::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Operations per batch: a batch is one transaction, held open while its
+/// operations are planned and sent.
+pub const MAX_OPERATIONS: usize = 1000;
+
+/// `POST /api/batch` with `{"operations": [...]}`.
+pub async fn run(
+    state: &AppState,
+    principal: &Principal,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let operations = match parse(state, body) {
+        Ok(operations) => operations,
+        Err(error) => {
+            audit::record(state, refused(principal, &error)).await;
+            return Err(error);
+        }
+    };
+    let mut batch = Batch::default();
+    let outcome = batch.run(state, principal, &operations).await;
+    batch.record(state, outcome.as_ref().err()).await;
+    let results = outcome?;
+    let data: Vec<Outcome> = operations
+        .iter()
+        .zip(results)
+        .map(|(operation, (affected, records))| Outcome {
+            affected,
+            data: if operation.answers_row() {
+                Answer::Row(records.into_iter().next())
+            } else {
+                Answer::Rows(records)
+            },
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &Answers { data }))
+}
+
+/// The audit row of a batch refused before any operation was planned.
+fn refused(principal: &Principal, error: &ApiError) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at: Utc::now(),
+        role: principal.role.clone(),
+        key_id: principal.key_id.clone(),
+        user_id: principal.user_id.clone(),
+        action: "write.batch".into(),
+        collection: None,
+        target: None,
+        detail: json!({ "error": error.message }),
+        status: error.status.as_u16(),
+        outcome: AuditOutcome::from_status(error.status.as_u16()),
+    }
+}
+
+/// What one operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Create,
+    Update,
+    Destroy,
+}
+
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "create" => Some(Self::Create),
+            "update" => Some(Self::Update),
+            "destroy" => Some(Self::Destroy),
+            _ => None,
+        }
+    }
+
+    /// As the audit log names it (`write.<operation>`).
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Create => "insert",
+            Self::Update => "update",
+            Self::Destroy => "delete",
+        }
+    }
+}
+
+/// One operation of the batch, checked before anything is written.
+struct Operation {
+    action: Action,
+    target: Target,
+    /// Which rows an update or destroy writes.
+    selection: Option<Selection>,
+    /// The create's object (or array of objects), the update's changes.
+    values: Option<Json>,
+}
+
+impl Operation {
+    /// Whether its answer is one row (or null), as its own route's is: a
+    /// create of one object, a write by key.
+    fn answers_row(&self) -> bool {
+        match (&self.selection, &self.values) {
+            (Some(selection), _) => matches!(selection, Selection::Key(_)),
+            (None, values) => !matches!(values, Some(Json::Array(_))),
+        }
+    }
+}
+
+/// The batch's operations; a 400 (or a 404 for an unknown collection)
+/// names the first wrong one. All must write to one source.
+fn parse(state: &AppState, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
+    let body = parse_body(body)?;
+    let Json::Object(mut fields) = body else {
+        return Err(ApiError::bad_request(
+            "a batch is an object: {\"operations\": [ … ]}",
+        ));
+    };
+    let operations = match fields.remove("operations") {
+        Some(Json::Array(items)) => items,
+        Some(_) => {
+            return Err(ApiError::bad_request("`operations` must be an array").at("operations"));
+        }
+        None => {
+            return Err(ApiError::bad_request("`operations` is required").at("operations"));
+        }
+    };
+    if let Some(name) = fields.keys().next() {
+        return Err(ApiError::bad_request(format!("unknown field `{name}`")).at(name.clone()));
+    }
+    if operations.is_empty() {
+        return Err(ApiError::bad_request("nothing to do: `operations` is empty").at("operations"));
+    }
+    if operations.len() > MAX_OPERATIONS {
+        return Err(ApiError::bad_request(format!(
+            "a batch holds at most {MAX_OPERATIONS} operations, not {}",
+            operations.len()
+        ))
+        .at("operations"));
+    }
+    let mut parsed: Vec<Operation> = Vec::with_capacity(operations.len());
+    for (i, item) in operations.into_iter().enumerate() {
+        let operation = operation(state, item).map_err(|e| placed(e, i))?;
+        if let Some(first) = parsed.first() {
+            let (source, first_source) = (
+                &operation.target.collection.table.source,
+                &first.target.collection.table.source,
+            );
+            if source != first_source {
+                let error = ApiError::bad_request(format!(
+                    "a batch writes to one source, in one transaction: `{}` is on `{source}`, \
+                     `{}` on `{first_source}`; send them as batches of their own",
+                    operation.target.name(),
+                    first.target.name(),
+                ));
+                return Err(placed(error.at("collection"), i));
+            }
+        }
+        parsed.push(operation);
+    }
+    Ok(parsed)
+}
+
+/// One operation: `{"action", "collection", "key" | "filter", "values"}`.
+fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
+    let Json::Object(mut fields) = item else {
+        return Err(ApiError::bad_request(
+            "an operation is an object: {\"action\", \"collection\", \"key\" or \"filter\", \"values\"}",
+        ));
+    };
+    let text = |fields: &mut serde_json::Map<String, Json>, name: &str| match fields.remove(name) {
+        Some(Json::String(text)) => Ok(text),
+        Some(_) => Err(ApiError::bad_request(format!("`{name}` must be a string")).at(name)),
+        None => Err(ApiError::bad_request(format!("`{name}` is required")).at(name)),
+    };
+    let action = text(&mut fields, "action")?;
+    let action = Action::parse(&action).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown action `{action}`: use create, update or destroy"
+        ))
+        .at("action")
+    })?;
+    let collection = text(&mut fields, "collection")?;
+    let target = Target::resolve(state, &collection).map_err(|e| e.at("collection"))?;
+    let key = match fields.remove("key") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(text)) => Some(text),
+        Some(Json::Number(number)) => Some(number.to_string()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`key` is the row's key as in `/api/{collection}/{key}`: a string or a number",
+            )
+            .at("key"));
+        }
+    };
+    let filter = match fields.remove("filter") {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(map)) if map.is_empty() => None,
+        Some(filter @ Json::Object(_)) => Some(filter),
+        Some(_) => return Err(ApiError::bad_request("`filter` must be a JSON object").at("filter")),
+    };
+    let values = fields.remove("values");
+    if let Some(name) = fields.keys().next() {
+        return Err(ApiError::bad_request(format!("unknown field `{name}`")).at(name.clone()));
+    }
+    let selection = match (action, key, filter) {
+        (Action::Create, None, None) => None,
+        (Action::Create, _, _) => {
+            return Err(ApiError::bad_request(
+                "a create names no rows: it takes neither `key` nor `filter`",
+            ));
+        }
+        (_, Some(key), None) => Some(Selection::Key(
+            Key::from_path(&target, &key).map_err(|e| e.at("key"))?,
+        )),
+        (_, None, Some(filter)) => Some(Selection::Filter(filter)),
+        (_, Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either `key` or `filter`, not both",
+            ));
+        }
+        (_, None, None) => {
+            return Err(ApiError::bad_request(
+                "an update or destroy needs a `key` or a non-empty `filter`; an empty filter \
+                 would touch every row",
+            )
+            .at("filter"));
+        }
+    };
+    match (action, &values) {
+        (Action::Destroy, Some(_)) => {
+            return Err(ApiError::bad_request("a destroy takes no `values`").at("values"));
+        }
+        (Action::Create | Action::Update, None) => {
+            return Err(ApiError::bad_request("`values` is required").at("values"));
+        }
+        _ => {}
+    }
+    Ok(Operation {
+        action,
+        target,
+        selection,
+        values,
+    })
+}
+
+/// An operation's error, placed at it: `operations[2].values.total`.
+fn placed(mut error: ApiError, at: usize) -> ApiError {
+    let place = format!("operations[{at}]");
+    error.path = Some(match error.path.take() {
+        Some(path) if path.starts_with('[') => format!("{place}{path}"),
+        Some(path) => format!("{place}.{path}"),
+        None => place.clone(),
+    });
+    error.message = format!("{place}: {}", error.message);
+    error
+}
+
+/// The rows one operation affected, and the written rows as the caller
+/// may read them.
+type Done = (u64, Vec<Record>);
+
+/// A lone statement no rule checks, waiting to go out with the `COMMIT`.
+struct Held {
+    at: usize,
+    planned: Planned,
+}
+
+/// The batch's transaction, the operations held back, and each planned
+/// operation's audit row.
+#[derive(Default)]
+struct Batch {
+    tx: Option<Transaction>,
+    held: Vec<Held>,
+    /// Each operation's audit row, by its index; `Some` once planned.
+    audits: Vec<Option<Audit>>,
+    /// The operation that failed, if one did.
+    failed_at: Option<usize>,
+    /// The outcome is committed: nothing is left to roll back.
+    committed: bool,
+}
+
+impl Batch {
+    /// Runs the operations in order and commits; after an error nothing
+    /// of the batch is left (rolled back, held writes never sent).
+    async fn run(
+        &mut self,
+        state: &AppState,
+        principal: &Principal,
+        operations: &[Operation],
+    ) -> Result<Vec<Done>, ApiError> {
+        let caller = principal.caller();
+        self.audits = operations.iter().map(|_| None).collect();
+        let mut done: Vec<Option<Done>> = operations.iter().map(|_| None).collect();
+        let result = self
+            .run_all(state, principal, &caller, operations, &mut done)
+            .await;
+        if result.is_err()
+            && let Some(tx) = self.tx.take()
+        {
+            tx.rollback().await;
+        }
+        result?;
+        done.into_iter()
+            .map(|d| d.ok_or_else(|| ApiError::internal("an operation of the batch did not run")))
+            .collect()
+    }
+
+    async fn run_all(
+        &mut self,
+        state: &AppState,
+        principal: &Principal,
+        caller: &Caller,
+        operations: &[Operation],
+        done: &mut [Option<Done>],
+    ) -> Result<(), ApiError> {
+        for (at, operation) in operations.iter().enumerate() {
+            self.failed_at = Some(at);
+            let mut planned = self.plan(state, principal, operation, at).await?;
+            if !self.held.is_empty() && planned.read_rows() {
+                // Its rows were read without the keys the held-back
+                // writes write: those go out first, and it is planned again.
+                self.send_held(state, caller, operations, done).await?;
+                self.failed_at = Some(at);
+                planned = self.plan(state, principal, operation, at).await?;
+            }
+            if planned.is_empty() {
+                done[at] = Some((0, Vec::new()));
+                continue;
+            }
+            let target = &operation.target;
+            if planned.is_lone_unchecked() {
+                let connector = state
+                    .sources
+                    .connector(&target.collection.table.source)
+                    .map_err(|e| placed(ApiError::from(e), at))?;
+                if let Some(audit) = &mut self.audits[at] {
+                    audit.planned(connector.as_ref(), &planned);
+                }
+                self.held.push(Held { at, planned });
+                continue;
+            }
+            self.send_held(state, caller, operations, done).await?;
+            self.failed_at = Some(at);
+            done[at] = Some(self.apply(state, caller, target, &planned, at).await?);
+        }
+        let held = std::mem::take(&mut self.held);
+        if held.is_empty() {
+            self.failed_at = None;
+            if let Some(tx) = self.tx.take() {
+                tx.commit().await?;
+            }
+            self.committed = true;
+            return Ok(());
+        }
+        // The held-back writes go out with the `COMMIT`.
+        let mut audits: Vec<(usize, Audit)> = held
+            .iter()
+            .filter_map(|h| self.audits[h.at].take().map(|a| (h.at, a)))
+            .collect();
+        let mut writes: Vec<LastWrite<'_>> = held
+            .iter()
+            .zip(audits.iter_mut())
+            .map(|(h, (_, audit))| LastWrite {
+                target: &operations[h.at].target,
+                planned: &h.planned,
+                audit,
+            })
+            .collect();
+        let outcome = writer::apply_all_last(state, caller, self.tx.take(), &mut writes).await;
+        drop(writes);
+        for (at, audit) in audits {
+            self.audits[at] = Some(audit);
+        }
+        match outcome {
+            Ok(results) => {
+                for (h, result) in held.iter().zip(results) {
+                    done[h.at] = Some(result);
+                }
+                self.failed_at = None;
+                self.committed = true;
+                Ok(())
+            }
+            Err((Some(i), error)) => {
+                let at = held.get(i).map_or(0, |h| h.at);
+                self.failed_at = Some(at);
+                Err(placed(error, at))
+            }
+            Err((None, error)) => {
+                self.failed_at = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Plans one operation (its audit row begun), the rows earlier
+    /// operations wrote to its table among an update's or delete's
+    /// candidates.
+    async fn plan(
+        &mut self,
+        state: &AppState,
+        principal: &Principal,
+        operation: &Operation,
+        at: usize,
+    ) -> Result<Planned, ApiError> {
+        let target = &operation.target;
+        let mut audit = Audit::new(principal, target, operation.action.operation());
+        if let Some(selection) = &operation.selection {
+            audit.note("target", selection_text(selection));
+        }
+        audit.note("batch", json!(at));
+        self.audits[at] = Some(audit);
+        let earlier = self.tx.as_ref().map_or(&[][..], |tx| tx.written(target));
+        let planned = match (operation.action, &operation.selection) {
+            (Action::Create, _) => {
+                let values = operation.values.as_ref().unwrap_or(&Json::Null);
+                write::objects(values, "values").and_then(|(objects, _)| {
+                    writer::plan_insert(state, principal, target, &objects)
+                })
+            }
+            (Action::Update, Some(selection)) => {
+                let values = operation.values.as_ref().unwrap_or(&Json::Null);
+                let changes = Changes {
+                    set: Some((values, "values")),
+                    increment: None,
+                };
+                writer::plan_update(state, principal, target, &rows(selection), changes, earlier)
+                    .await
+            }
+            (Action::Destroy, Some(selection)) => {
+                writer::plan_delete(state, principal, target, &rows(selection), earlier).await
+            }
+            (_, None) => Err(ApiError::internal("an update or destroy without its rows")),
+        };
+        planned.map_err(|e| placed(e, at))
+    }
+
+    /// Sends the held-back writes in the transaction, in order.
+    async fn send_held(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        operations: &[Operation],
+        done: &mut [Option<Done>],
+    ) -> Result<(), ApiError> {
+        for held in std::mem::take(&mut self.held) {
+            self.failed_at = Some(held.at);
+            let target = &operations[held.at].target;
+            done[held.at] = Some(
+                self.apply(state, caller, target, &held.planned, held.at)
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a planned write in the batch's transaction, begun on the first.
+    async fn apply(
+        &mut self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        planned: &Planned,
+        at: usize,
+    ) -> Result<Done, ApiError> {
+        let tx = match &mut self.tx {
+            Some(tx) => tx,
+            None => self.tx.insert(
+                Transaction::begin(state, target)
+                    .await
+                    .map_err(|e| placed(e, at))?,
+            ),
+        };
+        let mut audit = self.audits[at]
+            .take()
+            .ok_or_else(|| ApiError::internal("an operation of the batch without its audit row"))?;
+        let result = tx.apply(state, caller, target, planned, &mut audit).await;
+        self.audits[at] = Some(audit);
+        result.map_err(|e| placed(e, at))
+    }
+
+    /// Writes the audit rows of the operations that were planned: each
+    /// with the outcome — its own error, or the batch's when rolled back.
+    async fn record(self, state: &AppState, failure: Option<&ApiError>) {
+        let entries: Vec<_> = self
+            .audits
+            .into_iter()
+            .enumerate()
+            .filter_map(|(at, audit)| audit.map(|a| (at, a)))
+            .map(|(at, mut audit)| match failure {
+                None => audit.into_entry(200, None),
+                Some(error) if self.failed_at == Some(at) => {
+                    audit.into_entry(error.status.as_u16(), Some(&error.message))
+                }
+                Some(_) if self.committed => audit.into_entry(200, None),
+                Some(cause) => {
+                    audit.note("rolled_back", Json::Bool(true));
+                    let message = format!("rolled back: {}", cause.message);
+                    audit.into_entry(cause.status.as_u16(), Some(&message))
+                }
+            })
+            .collect();
+        if !entries.is_empty() {
+            audit::record_all(state, entries).await;
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Answers {
+    data: Vec<Outcome>,
+}
+
+/// One operation's answer: the rows it affected, and the written rows as
+/// its own route answers them (a row or null, or an array).
+#[derive(Serialize)]
+struct Outcome {
+    affected: u64,
+    data: Answer,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Row(Option<Record>),
+    Rows(Vec<Record>),
+}
