@@ -373,10 +373,13 @@ impl Batch {
             return Ok(());
         }
         // The held-back writes go out with the `COMMIT`.
-        let mut audits: Vec<(usize, Audit)> = held
-            .iter()
-            .filter_map(|h| self.audits[h.at].take().map(|a| (h.at, a)))
-            .collect();
+        let mut audits = Vec::with_capacity(held.len());
+        for h in &held {
+            let audit = self.audits[h.at].take().ok_or_else(|| {
+                ApiError::internal("an operation of the batch without its audit row")
+            })?;
+            audits.push((h.at, audit));
+        }
         let mut writes: Vec<LastWrite<'_>> = held
             .iter()
             .zip(audits.iter_mut())
