@@ -438,8 +438,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(pid):
-    """The process `pid`'s CPU ticks (user + system, all its threads) and each PostgreSQL
-    process's ({pid: ticks}: backends, WAL writer, checkpointer, ...), from /proc."""
+    """The process `pid`'s CPU ticks (user + system, all its threads) and those of each
+    PostgreSQL backend serving the bench's database ({pid: ticks}), from /proc. PostgreSQL's
+    background processes (checkpointer, WAL writer, autovacuum) are left out: their work lands
+    in whichever run they happen to wake in (a checkpoint, the vacuum of rows an earlier run
+    deleted), which made PostgreSQL's share of one operation swing fivefold between runs."""
+    backend = f" {PG['user']} {PG['database']} ".encode()
     def ticks(path):
         with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -451,7 +455,8 @@ def cpu_ticks(pid):
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if not f.read().startswith(b"postgres: "):
+                cmdline = f.read()
+                if not cmdline.startswith(b"postgres: ") or backend not in cmdline:
                     continue
             db[entry] = ticks(f"/proc/{entry}/stat")
         except OSError:  # gone meanwhile

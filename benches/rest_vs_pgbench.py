@@ -75,8 +75,9 @@ Prints requests/s (p50 / p99 latency) per op, concurrency and system, tributary 
 tributary / postgraphile and the issue's goals: (b), (d), (e) >= 2x PostGraphile; (a), (c)
 >= 0.9x the pgbench floor. Clients, servers and PostgreSQL share the machine's cores: compare
 ratios from one run. A second table gives the CPU milliseconds each HTTP system's server and
-PostgreSQL spent per operation (from /proc over each timed run): steadier than the rates on a
-machine whose speed drifts, it shows what an operation costs and where.
+the PostgreSQL backends serving it spent per operation (from /proc over each timed run; not
+PostgreSQL's background processes, whose work lands in whichever run they wake in): steadier
+than the rates on a machine whose speed drifts, it shows what an operation costs and where.
 
 Needs what api_vs_pgbench.py needs (psql, pgbench, wrk, python3, a release binary; npm for
 PostGraphile on the first run).
@@ -505,8 +506,9 @@ def report_cpu(ops, concs, cpu):
             ratio = (f"{totals['postgraphile'] / totals['tributary']:.2f}"
                      if totals.get("tributary") and "postgraphile" in totals else "-")
             say(f"| {LABEL[op]} | {conc} | {' | '.join(cells)} | {ratio} |")
-    say("(CPU of the server process and of all PostgreSQL processes over each timed run, from /proc, "
-        "per operation completed; the load tool's own CPU is not counted)")
+    say("(CPU of the server process and of the PostgreSQL backends serving the bench's database over each "
+        "timed run, from /proc, per operation completed; PostgreSQL's background processes and the load "
+        "tool are not counted)")
 
 
 def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=True, known_ops=REST_OPS):
