@@ -42,7 +42,7 @@ pub use batch::MAX_OPERATIONS as MAX_BATCH_OPERATIONS;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/openapi.json", get(document::openapi_json))
-        // Before `/api/{target}`: `batch` is no collection's name.
+        // A static route wins over `/api/{target}`; no alias may be `batch`.
         .route("/api/batch", axum::routing::post(batch_route))
         .route(
             "/api/{target}",
