@@ -442,9 +442,11 @@ def cpu_ticks(pid):
     PostgreSQL backend serving the bench's database ({pid: ticks}), from /proc. PostgreSQL's
     background processes (checkpointer, WAL writer, autovacuum) are left out: their work lands
     in whichever run they happen to wake in (a checkpoint, the vacuum of rows an earlier run
-    deleted). What remains still varies from run to run (PostgreSQL's share of (d) measured
-    0.03 and 0.12 ms in two runs of the same binary; one untested suspect: whether a backend's
-    prepared statement settled on a generic plan or is planned again each time)."""
+    deleted). Nor are parallel query workers: they live for one query, so none is left at
+    the end of a run to be read, and a plan that runs in parallel looks cheaper than it is.
+    What remains still varies from run to run (PostgreSQL's share of (d) measured 0.03 and
+    0.12 ms in two runs of the same binary; one untested suspect: whether a backend's prepared
+    statement settled on a generic plan or is planned again each time)."""
     backend = f" {PG['user']} {PG['database']} ".encode()
     def ticks(path):
         with open(path) as f:
