@@ -112,6 +112,17 @@ impl Fixture {
         assert_eq!(status, 200, "{collection} {action}: {body}");
     }
 
+    /// `clerk` may insert orders of a few columns, owned by the user, under
+    /// 1000 (the rule's check).
+    async fn clerk_inserts_orders(&self) {
+        let rule = json!({
+            "columns": ["customer_id", "status", "total", "placed_at"],
+            "presets": {"owner": "{{$user.id}}"},
+            "check": {"total": {"$lt": 1000}},
+        });
+        self.rule("clerk", "pg_orders", "insert", rule).await;
+    }
+
     /// `role` may select the orders whose `owner` is the user's id.
     async fn own_orders_only(&self, role: &str) {
         let rule = json!({"filter": {"owner": "{{$user.id}}"}});
@@ -829,17 +840,7 @@ async fn a_roles_write_rules_hold() {
     let f = Fixture::new().await;
     let own = json!({"owner": "{{$user.id}}"});
     f.rule("clerk", "pg_orders", "select", json!({"filter": own, "columns": ["id", "customer_id", "status", "total", "placed_at", "owner"]})).await;
-    f.rule(
-        "clerk",
-        "pg_orders",
-        "insert",
-        json!({
-            "columns": ["customer_id", "status", "total", "placed_at"],
-            "presets": {"owner": "{{$user.id}}"},
-            "check": {"total": {"$lt": 1000}},
-        }),
-    )
-    .await;
+    f.clerk_inserts_orders().await;
     f.rule(
         "clerk",
         "pg_orders",
@@ -2150,17 +2151,7 @@ async fn a_batch_of_writes_is_one_transaction() {
 #[tokio::test]
 async fn a_batch_holds_a_roles_rules() {
     let f = Fixture::new().await;
-    f.rule(
-        "clerk",
-        "pg_orders",
-        "insert",
-        json!({
-            "columns": ["customer_id", "status", "total", "placed_at"],
-            "presets": {"owner": "{{$user.id}}"},
-            "check": {"total": {"$lt": 1000}},
-        }),
-    )
-    .await;
+    f.clerk_inserts_orders().await;
     let order = |total: i64| {
         json!({"action": "create", "collection": "pg_orders",
                "values": {"customer_id": 1, "status": "clerk", "total": total, "placed_at": "2024-06-01"}})

@@ -9,16 +9,15 @@
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::params::{Key, Selection};
 use super::read::Record;
-use super::write::{self, parse_body, rows, selection_text};
+use super::write::{self, parse_body, rows as to_rows, selection_text};
 use super::writer::{self, Audit, Changes, LastWrite, Planned, Transaction};
 use super::{Target, json_response};
-use crate::audit::{self, AuditEntry, Outcome as AuditOutcome};
+use crate::audit;
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -37,14 +36,17 @@ pub async fn run(
     let operations = match parse(state, body) {
         Ok(operations) => operations,
         Err(error) => {
-            audit::record(state, refused(principal, &error)).await;
+            // Refused before any operation was planned: one row for the batch.
+            let entry = Audit::of(principal, None, "batch")
+                .into_entry(error.status.as_u16(), Some(&error.message));
+            audit::record(state, entry).await;
             return Err(error);
         }
     };
     let mut batch = Batch::default();
     let outcome = batch.run(state, principal, &operations).await;
     batch.record(state, outcome.as_ref().err()).await;
-    let results = outcome?;
+    let results = outcome.map_err(|(_, error)| error)?;
     let data: Vec<Outcome> = operations
         .iter()
         .zip(results)
@@ -60,68 +62,39 @@ pub async fn run(
     Ok(json_response(StatusCode::OK, &Answers { data }))
 }
 
-/// The audit row of a batch refused before any operation was planned.
-fn refused(principal: &Principal, error: &ApiError) -> AuditEntry {
-    AuditEntry {
-        id: 0,
-        at: Utc::now(),
-        role: principal.role.clone(),
-        key_id: principal.key_id.clone(),
-        user_id: principal.user_id.clone(),
-        action: "write.batch".into(),
-        collection: None,
-        target: None,
-        detail: json!({ "error": error.message }),
-        status: error.status.as_u16(),
-        outcome: AuditOutcome::from_status(error.status.as_u16()),
-    }
-}
-
-/// What one operation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
-    Create,
-    Update,
-    Destroy,
-}
-
-impl Action {
-    fn parse(text: &str) -> Option<Self> {
-        match text {
-            "create" => Some(Self::Create),
-            "update" => Some(Self::Update),
-            "destroy" => Some(Self::Destroy),
-            _ => None,
-        }
-    }
-
-    /// As the audit log names it (`write.<operation>`).
-    fn operation(self) -> &'static str {
-        match self {
-            Self::Create => "insert",
-            Self::Update => "update",
-            Self::Destroy => "delete",
-        }
-    }
-}
-
 /// One operation of the batch, checked before anything is written.
 struct Operation {
-    action: Action,
     target: Target,
-    /// Which rows an update or destroy writes.
-    selection: Option<Selection>,
-    /// The create's object (or array of objects), the update's changes.
-    values: Option<Json>,
+    kind: Kind,
+}
+
+/// What an operation does, with what it needs.
+enum Kind {
+    /// An object, or an array of objects.
+    Create(Json),
+    Update {
+        rows: Selection,
+        values: Json,
+    },
+    Destroy(Selection),
 }
 
 impl Operation {
+    /// As the audit log names it (`write.<operation>`).
+    fn audit_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Create(_) => "insert",
+            Kind::Update { .. } => "update",
+            Kind::Destroy(_) => "delete",
+        }
+    }
+
     /// Whether its answer is one row (or null), as its own route's is: a
     /// create of one object, a write by key.
     fn answers_row(&self) -> bool {
-        match (&self.selection, &self.values) {
-            (Some(selection), _) => matches!(selection, Selection::Key(_)),
-            (None, values) => !matches!(values, Some(Json::Array(_))),
+        match &self.kind {
+            Kind::Create(values) => !values.is_array(),
+            Kind::Update { rows, .. } | Kind::Destroy(rows) => matches!(rows, Selection::Key(_)),
         }
     }
 }
@@ -193,12 +166,12 @@ fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
         None => Err(ApiError::bad_request(format!("`{name}` is required")).at(name)),
     };
     let action = text(&mut fields, "action")?;
-    let action = Action::parse(&action).ok_or_else(|| {
-        ApiError::bad_request(format!(
+    if !matches!(action.as_str(), "create" | "update" | "destroy") {
+        return Err(ApiError::bad_request(format!(
             "unknown action `{action}`: use create, update or destroy"
         ))
-        .at("action")
-    })?;
+        .at("action"));
+    }
     let collection = text(&mut fields, "collection")?;
     let target = Target::resolve(state, &collection).map_err(|e| e.at("collection"))?;
     let key = match fields.remove("key") {
@@ -222,45 +195,40 @@ fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
     if let Some(name) = fields.keys().next() {
         return Err(ApiError::bad_request(format!("unknown field `{name}`")).at(name.clone()));
     }
-    let selection = match (action, key, filter) {
-        (Action::Create, None, None) => None,
-        (Action::Create, _, _) => {
-            return Err(ApiError::bad_request(
-                "a create names no rows: it takes neither `key` nor `filter`",
-            ));
-        }
-        (_, Some(key), None) => Some(Selection::Key(
+    let rows = match (key, filter) {
+        (None, None) => None,
+        (Some(key), None) => Some(Selection::Key(
             Key::from_path(&target, &key).map_err(|e| e.at("key"))?,
         )),
-        (_, None, Some(filter)) => Some(Selection::Filter(filter)),
-        (_, Some(_), Some(_)) => {
+        (None, Some(filter)) => Some(Selection::Filter(filter)),
+        (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "give either `key` or `filter`, not both",
             ));
         }
-        (_, None, None) => {
+    };
+    let kind = match (action.as_str(), rows, values) {
+        ("create", None, Some(values)) => Kind::Create(values),
+        ("create", Some(_), _) => {
+            return Err(ApiError::bad_request(
+                "a create names no rows: it takes neither `key` nor `filter`",
+            ));
+        }
+        ("destroy", _, Some(_)) => {
+            return Err(ApiError::bad_request("a destroy takes no `values`").at("values"));
+        }
+        ("destroy", Some(rows), None) => Kind::Destroy(rows),
+        ("update", Some(rows), Some(values)) => Kind::Update { rows, values },
+        (_, None, _) if action != "create" => {
             return Err(ApiError::bad_request(
                 "an update or destroy needs a `key` or a non-empty `filter`; an empty filter \
                  would touch every row",
             )
             .at("filter"));
         }
+        _ => return Err(ApiError::bad_request("`values` is required").at("values")),
     };
-    match (action, &values) {
-        (Action::Destroy, Some(_)) => {
-            return Err(ApiError::bad_request("a destroy takes no `values`").at("values"));
-        }
-        (Action::Create | Action::Update, None) => {
-            return Err(ApiError::bad_request("`values` is required").at("values"));
-        }
-        _ => {}
-    }
-    Ok(Operation {
-        action,
-        target,
-        selection,
-        values,
-    })
+    Ok(Operation { target, kind })
 }
 
 /// An operation's error, placed at it: `operations[2].values.total`.
@@ -279,6 +247,15 @@ fn placed(mut error: ApiError, at: usize) -> ApiError {
 /// may read them.
 type Done = (u64, Vec<Record>);
 
+/// Why a batch wrote nothing: the index of the operation that failed
+/// (`None`: the commit), and its error, placed at it.
+type Failed = (Option<usize>, ApiError);
+
+/// The failure of operation `at`.
+fn failed(at: usize) -> impl FnOnce(ApiError) -> Failed {
+    move |error| (Some(at), placed(error, at))
+}
+
 /// A lone statement no rule checks, waiting to go out with the `COMMIT`.
 struct Held {
     at: usize,
@@ -293,10 +270,6 @@ struct Batch {
     held: Vec<Held>,
     /// Each operation's audit row, by its index; `Some` once planned.
     audits: Vec<Option<Audit>>,
-    /// The operation that failed, if one did.
-    failed_at: Option<usize>,
-    /// The outcome is committed: nothing is left to roll back.
-    committed: bool,
 }
 
 impl Batch {
@@ -307,7 +280,7 @@ impl Batch {
         state: &AppState,
         principal: &Principal,
         operations: &[Operation],
-    ) -> Result<Vec<Done>, ApiError> {
+    ) -> Result<Vec<Done>, Failed> {
         let caller = principal.caller();
         self.audits = operations.iter().map(|_| None).collect();
         let mut done: Vec<Option<Done>> = operations.iter().map(|_| None).collect();
@@ -321,7 +294,10 @@ impl Batch {
         }
         result?;
         done.into_iter()
-            .map(|d| d.ok_or_else(|| ApiError::internal("an operation of the batch did not run")))
+            .map(|d| {
+                let error = ApiError::internal("an operation of the batch did not run");
+                d.ok_or((None, error))
+            })
             .collect()
     }
 
@@ -332,15 +308,13 @@ impl Batch {
         caller: &Caller,
         operations: &[Operation],
         done: &mut [Option<Done>],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Failed> {
         for (at, operation) in operations.iter().enumerate() {
-            self.failed_at = Some(at);
             let mut planned = self.plan(state, principal, operation, at).await?;
             if !self.held.is_empty() && planned.read_rows() {
                 // Its rows were read without the keys the held-back
                 // writes write: those go out first, and it is planned again.
                 self.send_held(state, caller, operations, done).await?;
-                self.failed_at = Some(at);
                 planned = self.plan(state, principal, operation, at).await?;
             }
             if planned.is_empty() {
@@ -352,7 +326,7 @@ impl Batch {
                 let connector = state
                     .sources
                     .connector(&target.collection.table.source)
-                    .map_err(|e| placed(ApiError::from(e), at))?;
+                    .map_err(|e| failed(at)(e.into()))?;
                 if let Some(audit) = &mut self.audits[at] {
                     audit.planned(connector.as_ref(), &planned);
                 }
@@ -360,23 +334,22 @@ impl Batch {
                 continue;
             }
             self.send_held(state, caller, operations, done).await?;
-            self.failed_at = Some(at);
             done[at] = Some(self.apply(state, caller, target, &planned, at).await?);
         }
         let held = std::mem::take(&mut self.held);
         if held.is_empty() {
-            self.failed_at = None;
             if let Some(tx) = self.tx.take() {
-                tx.commit().await?;
+                tx.commit().await.map_err(|e| (None, e))?;
             }
-            self.committed = true;
             return Ok(());
         }
         // The held-back writes go out with the `COMMIT`.
         let mut audits = Vec::with_capacity(held.len());
         for h in &held {
             let audit = self.audits[h.at].take().ok_or_else(|| {
-                ApiError::internal("an operation of the batch without its audit row")
+                failed(h.at)(ApiError::internal(
+                    "an operation of the batch without its audit row",
+                ))
             })?;
             audits.push((h.at, audit));
         }
@@ -399,19 +372,10 @@ impl Batch {
                 for (h, result) in held.iter().zip(results) {
                     done[h.at] = Some(result);
                 }
-                self.failed_at = None;
-                self.committed = true;
                 Ok(())
             }
-            Err((Some(i), error)) => {
-                let at = held.get(i).map_or(0, |h| h.at);
-                self.failed_at = Some(at);
-                Err(placed(error, at))
-            }
-            Err((None, error)) => {
-                self.failed_at = None;
-                Err(error)
-            }
+            Err((Some(i), error)) => Err(failed(held.get(i).map_or(0, |h| h.at))(error)),
+            Err((None, error)) => Err((None, error)),
         }
     }
 
@@ -424,37 +388,31 @@ impl Batch {
         principal: &Principal,
         operation: &Operation,
         at: usize,
-    ) -> Result<Planned, ApiError> {
+    ) -> Result<Planned, Failed> {
         let target = &operation.target;
-        let mut audit = Audit::new(principal, target, operation.action.operation());
-        if let Some(selection) = &operation.selection {
-            audit.note("target", selection_text(selection));
+        let mut audit = Audit::new(principal, target, operation.audit_name());
+        if let Kind::Update { rows, .. } | Kind::Destroy(rows) = &operation.kind {
+            audit.note("target", selection_text(rows));
         }
         audit.note("batch", json!(at));
         self.audits[at] = Some(audit);
         let earlier = self.tx.as_ref().map_or(&[][..], |tx| tx.written(target));
-        let planned = match (operation.action, &operation.selection) {
-            (Action::Create, _) => {
-                let values = operation.values.as_ref().unwrap_or(&Json::Null);
-                write::objects(values, "values").and_then(|(objects, _)| {
-                    writer::plan_insert(state, principal, target, &objects)
-                })
-            }
-            (Action::Update, Some(selection)) => {
-                let values = operation.values.as_ref().unwrap_or(&Json::Null);
+        let planned = match &operation.kind {
+            Kind::Create(values) => write::objects(values, "values")
+                .and_then(|(objects, _)| writer::plan_insert(state, principal, target, &objects)),
+            Kind::Update { rows, values } => {
                 let changes = Changes {
                     set: Some((values, "values")),
                     increment: None,
                 };
-                writer::plan_update(state, principal, target, &rows(selection), changes, earlier)
+                writer::plan_update(state, principal, target, &to_rows(rows), changes, earlier)
                     .await
             }
-            (Action::Destroy, Some(selection)) => {
-                writer::plan_delete(state, principal, target, &rows(selection), earlier).await
+            Kind::Destroy(rows) => {
+                writer::plan_delete(state, principal, target, &to_rows(rows), earlier).await
             }
-            (_, None) => Err(ApiError::internal("an update or destroy without its rows")),
         };
-        planned.map_err(|e| placed(e, at))
+        planned.map_err(failed(at))
     }
 
     /// Sends the held-back writes in the transaction, in order.
@@ -464,9 +422,8 @@ impl Batch {
         caller: &Caller,
         operations: &[Operation],
         done: &mut [Option<Done>],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Failed> {
         for held in std::mem::take(&mut self.held) {
-            self.failed_at = Some(held.at);
             let target = &operations[held.at].target;
             done[held.at] = Some(
                 self.apply(state, caller, target, &held.planned, held.at)
@@ -484,26 +441,28 @@ impl Batch {
         target: &Target,
         planned: &Planned,
         at: usize,
-    ) -> Result<Done, ApiError> {
+    ) -> Result<Done, Failed> {
         let tx = match &mut self.tx {
             Some(tx) => tx,
             None => self.tx.insert(
                 Transaction::begin(state, target)
                     .await
-                    .map_err(|e| placed(e, at))?,
+                    .map_err(failed(at))?,
             ),
         };
-        let mut audit = self.audits[at]
-            .take()
-            .ok_or_else(|| ApiError::internal("an operation of the batch without its audit row"))?;
+        let mut audit = self.audits[at].take().ok_or_else(|| {
+            failed(at)(ApiError::internal(
+                "an operation of the batch without its audit row",
+            ))
+        })?;
         let result = tx.apply(state, caller, target, planned, &mut audit).await;
         self.audits[at] = Some(audit);
-        result.map_err(|e| placed(e, at))
+        result.map_err(failed(at))
     }
 
-    /// Writes the audit rows of the operations that were planned: each
-    /// with the outcome — its own error, or the batch's when rolled back.
-    async fn record(self, state: &AppState, failure: Option<&ApiError>) {
+    /// Writes the audit rows of the operations that were planned: the
+    /// failed one with its error, those before it rolled back with it.
+    async fn record(self, state: &AppState, failure: Option<&Failed>) {
         let entries: Vec<_> = self
             .audits
             .into_iter()
@@ -511,11 +470,10 @@ impl Batch {
             .filter_map(|(at, audit)| audit.map(|a| (at, a)))
             .map(|(at, mut audit)| match failure {
                 None => audit.into_entry(200, None),
-                Some(error) if self.failed_at == Some(at) => {
+                Some((Some(failed), error)) if *failed == at => {
                     audit.into_entry(error.status.as_u16(), Some(&error.message))
                 }
-                Some(_) if self.committed => audit.into_entry(200, None),
-                Some(cause) => {
+                Some((_, cause)) => {
                     audit.note("rolled_back", Json::Bool(true));
                     let message = format!("rolled back: {}", cause.message);
                     audit.into_entry(cause.status.as_u16(), Some(&message))

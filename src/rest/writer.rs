@@ -940,6 +940,11 @@ pub(crate) struct Audit {
 
 impl Audit {
     pub fn new(principal: &Principal, target: &Target, operation: &str) -> Self {
+        Self::of(principal, Some(target.name()), operation)
+    }
+
+    /// The audit row of `write.<operation>` on `collection`, if one.
+    pub fn of(principal: &Principal, collection: Option<&str>, operation: &str) -> Self {
         Self {
             entry: AuditEntry {
                 id: 0,
@@ -948,7 +953,7 @@ impl Audit {
                 key_id: principal.key_id.clone(),
                 user_id: principal.user_id.clone(),
                 action: format!("write.{operation}"),
-                collection: Some(target.name().to_string()),
+                collection: collection.map(str::to_string),
                 target: None,
                 detail: Json::Null,
                 status: 0,
