@@ -488,3 +488,59 @@ async fn regular_expressions_answer_alike_on_every_source() {
     }
     sources.stop().await;
 }
+
+/// A filter value with more digits after the point than its decimal
+/// column compares with every digit, as PostgreSQL compares numerics (not
+/// rounded to the column's scale), on both sources and whether the
+/// request's shape was learned or not: `amount > 10.495` holds for 10.50.
+#[tokio::test]
+async fn decimal_filter_values_keep_every_digit() {
+    let two = TwoSources::new(
+        &[
+            ("id", "int PRIMARY KEY", "int PRIMARY KEY"),
+            ("amount", "numeric(10,2)", "decimal(10,2)"),
+        ],
+        "(1, 10.50), (2, 10.49), (3, 10.51), (4, -10.50)",
+    )
+    .await;
+    let cases = [
+        (json!({"amount": {"$gt": "10.495"}}), json!([1, 3])),
+        (json!({"amount": {"$gt": 10.504}}), json!([3])),
+        (json!({"amount": "10.504"}), json!([])),
+        (json!({"amount": 10.5}), json!([1])),
+        (json!({"amount": {"$lte": "10.4999"}}), json!([2, 4])),
+        (json!({"amount": {"$lt": -10.495}}), json!([4])),
+        (json!({"amount": {"$ne": "10.500"}}), json!([2, 3, 4])),
+        (json!({"amount": {"$in": ["10.504", 10.51]}}), json!([3])),
+        (json!({"amount": {"$gt": "10.5"}}), json!([3])),
+        (json!({"amount": {"$gt": 10.5}}), json!([3])),
+        (json!({"amount": {"$gt": 10.499}}), json!([1, 3])),
+    ];
+    for collection in ["pg_t", "my_t"] {
+        // Twice: the second round answers from learned request shapes
+        // where the fast path takes them (PostgreSQL).
+        for round in 0..2 {
+            for (filter, expected) in &cases {
+                let path = format!(
+                    "/api/{collection}?sort=id&fields=id&filter={}",
+                    url::form_urlencoded::byte_serialize(filter.to_string().as_bytes())
+                        .collect::<String>()
+                );
+                let (status, body) = two.server.admin(Method::GET, &path, None).await;
+                assert_eq!(status, 200, "{collection} {filter}: {body}");
+                let ids: Vec<Value> = body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|row| row["id"].clone())
+                    .collect();
+                assert_eq!(
+                    Value::from(ids),
+                    *expected,
+                    "{collection} {filter}, round {round}"
+                );
+            }
+        }
+    }
+    two.stop().await;
+}

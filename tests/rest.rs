@@ -1182,6 +1182,34 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
             {"status": "shipped", "n": 1, "sum": "99.00"},
         ])
     );
+    // A having value with more decimals than the sum compares with every
+    // digit (not rounded to the sum's scale first).
+    for (having, expected) in [
+        (json!({"sum": {"$gt": "315.745"}}), json!(["open"])),
+        (json!({"sum": "42.004"}), json!([])),
+        (
+            json!({"sum": {"$lt": 99.001}}),
+            json!(["cancelled", "shipped"]),
+        ),
+        (
+            json!({"sum": {"$in": ["42.00", 99.001]}}),
+            json!(["cancelled"]),
+        ),
+    ] {
+        let body = f
+            .get(&format!(
+                "/api/pg_orders:aggregate?measures={measures}&dimensions={dimensions}&having={}&sort=status",
+                enc(&having.to_string())
+            ))
+            .await;
+        let statuses: Vec<Value> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["status"].clone())
+            .collect();
+        assert_eq!(Value::from(statuses), expected, "{having}");
+    }
     // Months, a having over an alias, a limit.
     let dimensions = enc(r#"[{"field":"placed_at","granularity":"month","alias":"month"}]"#);
     let measures = enc(
@@ -1271,6 +1299,14 @@ async fn the_aggregate_endpoint_groups_truncates_and_filters() {
         ),
         ("sort=total".to_string(), "total"),
         (format!("having={}", enc(r#"{"total":{"$gt":1}}"#)), "total"),
+        (
+            format!(
+                "measures={}&having={}",
+                enc(r#"[{"field":"total","aggregation":"sum","alias":"sum"}]"#),
+                enc(r#"{"sum":{"$gt":"x"}}"#)
+            ),
+            "`x` is not a number",
+        ),
     ];
     for (query, word) in cases {
         let response = f

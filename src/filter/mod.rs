@@ -584,15 +584,20 @@ impl<'a> Scope<'a> {
                 return Err(Self::error(path, "expected a single value"));
             }
         };
-        raw.cast_to(data_type).map_err(|_| {
-            Self::error(
-                path,
-                format!(
-                    "`{}` is not a value of type {data_type}",
-                    value_text(operand)
-                ),
-            )
-        })
+        let exact = match &raw {
+            ScalarValue::Utf8(Some(text)) => exact_decimal(text, data_type),
+            _ => None,
+        };
+        raw.cast_to(exact.as_ref().unwrap_or(data_type))
+            .map_err(|_| {
+                Self::error(
+                    path,
+                    format!(
+                        "`{}` is not a value of type {data_type}",
+                        value_text(operand)
+                    ),
+                )
+            })
     }
 
     fn text(&self, operand: &Value, path: &str) -> Result<String, FilterError> {
@@ -728,6 +733,32 @@ pub(crate) fn join_path(path: &str, key: &str) -> String {
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// The decimal type a number given as `text` keeps all its digits in when
+/// compared with a column of type `data_type`, if the column's own type
+/// would round it: `total > 10.495` on a `numeric(10,2)` column must not
+/// become `total > 10.50` (the comparison widens the column instead, as
+/// PostgreSQL compares numerics). `None` for other types, for numbers
+/// that fit, and for exponent notation or more than 38 decimals (the
+/// column's type decides those, as before).
+pub(crate) fn exact_decimal(text: &str, data_type: &DataType) -> Option<DataType> {
+    let DataType::Decimal128(precision, scale) = *data_type else {
+        return None;
+    };
+    let text = text.trim();
+    if text.contains(['e', 'E']) {
+        return None;
+    }
+    let digits = text
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.trim_end_matches('0').len());
+    let digits = i8::try_from(digits)
+        .ok()
+        .filter(|d| *d > scale && *d <= 38)?;
+    let whole = i16::from(precision) - i16::from(scale);
+    let wide = u8::try_from((whole + i16::from(digits)).clamp(1, 38)).ok()?;
+    Some(DataType::Decimal128(wide, digits))
 }
 
 fn value_text(value: &Value) -> String {

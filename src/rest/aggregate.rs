@@ -10,13 +10,15 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use datafusion::common::{Column, TableReference};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::functions::core::expr_fn::r#struct;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
 };
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit, when};
+use datafusion::scalar::ScalarValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -533,9 +535,9 @@ pub(crate) async fn start(
                 builder = builder.project(named).map_err(internal)?;
                 let output = |alias: &str| Expr::Column(Column::from_name(alias));
                 if let Some(having) = &having {
-                    builder = builder
-                        .filter(having_expr(having, &aliases, "having")?)
-                        .map_err(internal)?;
+                    let condition =
+                        having_expr(having, &Outputs(&aliases, builder.schema()), "having")?;
+                    builder = builder.filter(condition).map_err(internal)?;
                 }
 
                 if !sort.is_empty() {
@@ -587,7 +589,8 @@ fn position_of(exprs: &mut Vec<Expr>, expr: Expr) -> usize {
 
 /// `having`: `{alias: value | {op: value}}` with `$and` / `$or`, comparing
 /// the aggregated outputs.
-fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, ApiError> {
+fn having_expr(value: &Value, outputs: &Outputs<'_>, path: &str) -> Result<Expr, ApiError> {
+    let aliases = outputs.0;
     let Value::Object(entries) = value else {
         return Err(ApiError::bad_request("expected an object").at(path.to_string()));
     };
@@ -601,7 +604,7 @@ fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, Ap
             let inner = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| having_expr(item, aliases, &format!("{here}[{i}]")))
+                .map(|(i, item)| having_expr(item, outputs, &format!("{here}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
             let joined = if key == "$and" {
                 inner.into_iter().reduce(Expr::and).unwrap_or(lit(true))
@@ -625,7 +628,8 @@ fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, Ap
         };
         for (op, operand) in ops {
             let at = format!("{here}.{op}");
-            let value = || scalar(operand, &at);
+            let data_type = outputs.data_type(key);
+            let value = || scalar(operand, data_type, &at);
             parts.push(match op {
                 "$eq" => column.clone().eq(value()?),
                 "$ne" => column.clone().not_eq(value()?),
@@ -639,7 +643,7 @@ fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, Ap
                     };
                     let list = items
                         .iter()
-                        .map(|v| scalar(v, &at))
+                        .map(|v| scalar(v, data_type, &at))
                         .collect::<Result<Vec<_>, _>>()?;
                     column.clone().in_list(list, op == "$notIn")
                 }
@@ -656,7 +660,40 @@ fn having_expr(value: &Value, aliases: &[String], path: &str) -> Result<Expr, Ap
     Ok(parts.into_iter().reduce(Expr::and).unwrap_or(lit(true)))
 }
 
-fn scalar(value: &Value, path: &str) -> Result<Expr, ApiError> {
+/// The aggregate's outputs: their aliases, and the schema holding their
+/// types.
+struct Outputs<'a>(&'a [String], &'a DFSchema);
+
+impl Outputs<'_> {
+    fn data_type(&self, alias: &str) -> Option<&DataType> {
+        self.1
+            .field_with_unqualified_name(alias)
+            .ok()
+            .map(|field| field.data_type())
+    }
+}
+
+/// A having value as a literal. Compared with an exact decimal (a sum of
+/// `numeric` values), a number is an exact decimal with all its digits:
+/// left to the comparison's coercion, `"10.495"` would become the output's
+/// `10.50` first (see `filter::exact_decimal`).
+fn scalar(value: &Value, data_type: Option<&DataType>, path: &str) -> Result<Expr, ApiError> {
+    if let Some(decimal @ DataType::Decimal128(..)) = data_type {
+        let text = match value {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            let exact = filter::exact_decimal(&text, decimal);
+            return ScalarValue::Utf8(Some(text.clone()))
+                .cast_to(exact.as_ref().unwrap_or(decimal))
+                .map(lit)
+                .map_err(|_| {
+                    ApiError::bad_request(format!("`{text}` is not a number")).at(path.to_string())
+                });
+        }
+    }
     match value {
         Value::Number(n) => Ok(match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => lit(i),
