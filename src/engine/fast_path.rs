@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, DecimalType, SchemaRef};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::scalar::ScalarValue;
@@ -187,28 +187,7 @@ impl Direct {
         values
             .iter()
             .zip(&self.parameters)
-            .map(|(value, parameter)| match value {
-                ScalarValue::Int64(Some(i)) if parameter.is_integer() => Some(Value::Int(*i)),
-                ScalarValue::Int32(Some(i)) if parameter.is_integer() => {
-                    Some(Value::Int(i64::from(*i)))
-                }
-                ScalarValue::Int16(Some(i)) if parameter.is_integer() => {
-                    Some(Value::Int(i64::from(*i)))
-                }
-                ScalarValue::Float64(Some(f)) if parameter.is_floating() => Some(Value::Float(*f)),
-                ScalarValue::Utf8(Some(s))
-                    if matches!(
-                        parameter,
-                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                    ) =>
-                {
-                    Some(Value::Text(s.clone()))
-                }
-                ScalarValue::Boolean(Some(b)) if *parameter == DataType::Boolean => {
-                    Some(Value::Bool(*b))
-                }
-                _ => None,
-            })
+            .map(|(value, parameter)| bind_one(value, parameter))
             .collect()
     }
 
@@ -241,6 +220,38 @@ impl Direct {
     }
 }
 
+/// `value` for a parameter of type `parameter`, or `None` when it does not
+/// have that type.
+fn bind_one(value: &ScalarValue, parameter: &DataType) -> Option<Value> {
+    match value {
+        ScalarValue::Int64(Some(i)) if parameter.is_integer() => Some(Value::Int(*i)),
+        ScalarValue::Int32(Some(i)) if parameter.is_integer() => Some(Value::Int(i64::from(*i))),
+        ScalarValue::Int16(Some(i)) if parameter.is_integer() => Some(Value::Int(i64::from(*i))),
+        ScalarValue::Float64(Some(f)) if parameter.is_floating() => Some(Value::Float(*f)),
+        ScalarValue::Utf8(Some(s))
+            if matches!(
+                parameter,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ) =>
+        {
+            Some(Value::Text(s.clone()))
+        }
+        ScalarValue::Boolean(Some(b)) if *parameter == DataType::Boolean => Some(Value::Bool(*b)),
+        // Exact, in the parameter's own precision and scale (the
+        // filter compiler casts a value to its column's type);
+        // `format_decimal` would cut digits past the precision.
+        ScalarValue::Decimal128(Some(v), precision, scale)
+            if *parameter == DataType::Decimal128(*precision, *scale)
+                && Decimal128Type::is_valid_decimal_precision(*v, *precision) =>
+        {
+            Some(Value::Decimal(Decimal128Type::format_decimal(
+                *v, *precision, *scale,
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// True for a value [`Direct::bind`] can bind to a parameter of its own type.
 pub fn bindable(value: &ScalarValue) -> bool {
     matches!(
@@ -251,10 +262,45 @@ pub fn bindable(value: &ScalarValue) -> bool {
             | ScalarValue::Float64(Some(_))
             | ScalarValue::Utf8(Some(_))
             | ScalarValue::Boolean(Some(_))
+            | ScalarValue::Decimal128(Some(_), _, _)
     )
 }
 
 /// True for the refusal of a bound value (the slow path decides those).
 pub fn refused_value(error: &ConnectorError) -> bool {
     error.kind() == ErrorKind::InvalidInput
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_bind_exactly_in_their_parameters_type() {
+        let decimal = |v: i128, p: u8, s: i8| ScalarValue::Decimal128(Some(v), p, s);
+        let numeric = |p: u8, s: i8| DataType::Decimal128(p, s);
+        for (value, text) in [
+            (decimal(10_000_000, 15, 2), "100000.00"),
+            (decimal(-1_250, 10, 2), "-12.50"),
+            (decimal(5, 10, 3), "0.005"),
+            (decimal(-5, 10, 3), "-0.005"),
+            (decimal(42, 10, 0), "42"),
+        ] {
+            let ScalarValue::Decimal128(_, p, s) = value else {
+                unreachable!()
+            };
+            assert_eq!(
+                bind_one(&value, &numeric(p, s)),
+                Some(Value::Decimal(text.into()))
+            );
+            assert!(bindable(&value));
+        }
+        // Another scale or precision, or more digits than the precision:
+        // the planner decides.
+        assert_eq!(bind_one(&decimal(1_250, 10, 2), &numeric(10, 3)), None);
+        assert_eq!(bind_one(&decimal(1_250, 10, 2), &numeric(12, 2)), None);
+        assert_eq!(bind_one(&decimal(123_456, 4, 2), &numeric(4, 2)), None);
+        assert_eq!(bind_one(&decimal(1_250, 10, 2), &DataType::Float64), None);
+        assert!(!bindable(&ScalarValue::Decimal128(None, 10, 2)));
+    }
 }

@@ -65,7 +65,15 @@ impl Leaf {
             }
             _ => {}
         }
-        self.scalar().cast_to(data_type).ok()
+        let scalar = self.scalar();
+        // A number the type would round is compared in a wider type (see
+        // `filter::exact_decimal`): not this parameter's.
+        if let ScalarValue::Utf8(Some(text)) = &scalar
+            && crate::filter::exact_decimal(text, data_type).is_some()
+        {
+            return None;
+        }
+        scalar.cast_to(data_type).ok()
     }
 
     /// A value of the same kind as this one, unlike it and unlike every
