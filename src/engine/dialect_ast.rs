@@ -24,7 +24,31 @@ pub fn respell(mut statement: ast::Statement, kind: SourceKind) -> ast::Statemen
     if matches!(kind, SourceKind::Mysql | SourceKind::Mariadb) {
         let _ = statement.visit(&mut FramelessRowNumbers);
     }
+    let _ = statement.visit(&mut CountRows);
     statement
+}
+
+/// `count(1)`, DataFusion's spelling of counting rows, as `count(*)`: the
+/// same count, which PostgreSQL computes without evaluating an argument
+/// per row (a few percent of a grouped scan).
+struct CountRows;
+
+impl VisitorMut for CountRows {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(function) = expr
+            && function.name.to_string().eq_ignore_ascii_case("count")
+            && let ast::FunctionArguments::List(list) = &mut function.args
+            && list.duplicate_treatment.is_none()
+            && let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(value)))] =
+                list.args.as_slice()
+            && value.value == ast::Value::Number("1".into(), false)
+        {
+            list.args = vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)];
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `row_number() OVER (…)` without the frame the unparser writes: MariaDB
@@ -319,6 +343,27 @@ mod tests {
             );
         }
         assert!(respelled(sql, SourceKind::Postgres).contains("UNBOUNDED FOLLOWING"));
+    }
+
+    #[test]
+    fn counts_of_one_count_rows() {
+        let sql = "SELECT g, count(1) AS n, count(DISTINCT 1) AS d, count(x) AS c, count(10) AS t \
+                   FROM t GROUP BY g";
+        for kind in [
+            SourceKind::Postgres,
+            SourceKind::Mysql,
+            SourceKind::Mariadb,
+            SourceKind::Sqlserver,
+            SourceKind::Oracle,
+        ] {
+            assert!(
+                respelled(sql, kind).starts_with(
+                    "SELECT g, count(*) AS n, count(DISTINCT 1) AS d, count(x) AS c, count(10) AS t"
+                ),
+                "{kind:?}: {}",
+                respelled(sql, kind)
+            );
+        }
     }
 
     #[test]
