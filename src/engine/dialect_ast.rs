@@ -5,7 +5,8 @@
 //! plan has none); Oracle's table aliases lose their `AS` (an error there)
 //! and its `CAST('…' AS DATE)` literals become `DATE '…'` (the cast reads
 //! the session's date format); SQL Server's bracketed names double a `]`
-//! they contain (sqlparser writes `[name]` verbatim).
+//! they contain (sqlparser writes `[name]` verbatim). On every source,
+//! DataFusion's `count(1)` is sent as `count(*)`.
 
 use std::ops::ControlFlow;
 
