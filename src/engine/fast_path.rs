@@ -252,18 +252,10 @@ fn bind_one(value: &ScalarValue, parameter: &DataType) -> Option<Value> {
     }
 }
 
-/// True for a value [`Direct::bind`] can bind to a parameter of its own type.
+/// True for a value [`Direct::bind`] can bind to a parameter of its own
+/// type (what `bind_one` takes, so the two cannot disagree).
 pub fn bindable(value: &ScalarValue) -> bool {
-    matches!(
-        value,
-        ScalarValue::Int64(Some(_))
-            | ScalarValue::Int32(Some(_))
-            | ScalarValue::Int16(Some(_))
-            | ScalarValue::Float64(Some(_))
-            | ScalarValue::Utf8(Some(_))
-            | ScalarValue::Boolean(Some(_))
-            | ScalarValue::Decimal128(Some(_), _, _)
-    )
+    bind_one(value, &value.data_type()).is_some()
 }
 
 /// True for the refusal of a bound value (the slow path decides those).
@@ -302,5 +294,6 @@ mod tests {
         assert_eq!(bind_one(&decimal(123_456, 4, 2), &numeric(4, 2)), None);
         assert_eq!(bind_one(&decimal(1_250, 10, 2), &DataType::Float64), None);
         assert!(!bindable(&ScalarValue::Decimal128(None, 10, 2)));
+        assert!(!bindable(&decimal(123_456, 4, 2)));
     }
 }
