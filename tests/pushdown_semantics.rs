@@ -515,6 +515,13 @@ async fn decimal_filter_values_keep_every_digit() {
         (json!({"amount": {"$gt": "10.5"}}), json!([3])),
         (json!({"amount": {"$gt": 10.5}}), json!([3])),
         (json!({"amount": {"$gt": 10.499}}), json!([1, 3])),
+        // Integer columns compare with decimals as numbers too.
+        (json!({"id": {"$gt": 2.5}}), json!([3, 4])),
+        (json!({"id": {"$lt": "1.5"}}), json!([1])),
+        (json!({"id": 2.5}), json!([])),
+        (json!({"id": 2.0}), json!([2])),
+        (json!({"id": {"$ne": "3.000"}}), json!([1, 2, 4])),
+        (json!({"id": {"$in": [1, 2.5, "3.0"]}}), json!([1, 3])),
     ];
     for collection in ["pg_t", "my_t"] {
         // Twice: the second round answers from learned request shapes

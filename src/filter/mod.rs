@@ -738,13 +738,22 @@ pub(crate) fn join_path(path: &str, key: &str) -> String {
 /// The decimal type a number given as `text` keeps all its digits in when
 /// compared with a column of type `data_type`, if the column's own type
 /// would round it: `total > 10.495` on a `numeric(10,2)` column must not
-/// become `total > 10.50` (the comparison widens the column instead, as
-/// PostgreSQL compares numerics). `None` for other types, for numbers
-/// that fit, and for exponent notation or more than 38 decimals (the
-/// column's type decides those, as before).
+/// become `total > 10.50`, nor `id > 2.5` on an integer column `id > 3`
+/// (the comparison widens the column instead, as PostgreSQL compares
+/// numbers). `None` for other types, for numbers that fit, and for
+/// exponent notation or more than 38 decimals (the column's type decides
+/// those, as before).
 pub(crate) fn exact_decimal(text: &str, data_type: &DataType) -> Option<DataType> {
-    let DataType::Decimal128(precision, scale) = *data_type else {
-        return None;
+    // Integers' scale is below zero here: `2.0` (no digits after trimming)
+    // is no integer's text either, and compares as the decimal 2.
+    let (whole, scale) = match *data_type {
+        DataType::Decimal128(precision, scale) => (i16::from(precision) - i16::from(scale), scale),
+        DataType::Int8 | DataType::UInt8 => (3, -1),
+        DataType::Int16 | DataType::UInt16 => (5, -1),
+        DataType::Int32 | DataType::UInt32 => (10, -1),
+        DataType::Int64 => (19, -1),
+        DataType::UInt64 => (20, -1),
+        _ => return None,
     };
     let text = text.trim();
     if text.contains(['e', 'E']) {
@@ -752,11 +761,10 @@ pub(crate) fn exact_decimal(text: &str, data_type: &DataType) -> Option<DataType
     }
     let digits = text
         .split_once('.')
-        .map_or(0, |(_, fraction)| fraction.trim_end_matches('0').len());
+        .map(|(_, fraction)| fraction.trim_end_matches('0').len())?;
     let digits = i8::try_from(digits)
         .ok()
         .filter(|d| *d > scale && *d <= 38)?;
-    let whole = i16::from(precision) - i16::from(scale);
     let wide = u8::try_from((whole + i16::from(digits)).clamp(1, 38)).ok()?;
     Some(DataType::Decimal128(wide, digits))
 }
