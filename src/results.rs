@@ -5,8 +5,9 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Decimal256Type, DecimalType, Float16Type, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, Decimal256Type, DecimalType, Float16Type, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Number, Value};
@@ -102,8 +103,35 @@ pub fn column_values(array: &ArrayRef) -> Vec<Value> {
         DataType::BinaryView => bytes(array.as_binary_view().iter()),
         // Their exact text as Arrow's formatter writes it, without its
         // `Display` round (a visible cost on every answered price).
+        DataType::Decimal128(_, scale) if *scale >= 0 => {
+            let values = array.as_primitive::<Decimal128Type>();
+            let scale = scale.unsigned_abs();
+            (0..array.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::String(decimal_text(values.value(i), scale))
+                    }
+                })
+                .collect()
+        }
         DataType::Decimal128(precision, scale) => {
             decimals::<Decimal128Type>(array, *precision, *scale)
+        }
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>();
+            (0..array.len())
+                .map(|i| {
+                    if days.is_null(i) {
+                        Some(Value::Null)
+                    } else {
+                        date_text(days.value(i)).map(Value::String)
+                    }
+                })
+                .collect::<Option<Vec<_>>>()
+                // A day past chrono's range: as Arrow's formatter says it.
+                .unwrap_or_else(|| formatted(array))
         }
         DataType::Decimal256(precision, scale) => {
             decimals::<Decimal256Type>(array, *precision, *scale)
@@ -127,6 +155,67 @@ fn decimals<T: DecimalType>(array: &ArrayRef, precision: u8, scale: i8) -> Vec<V
             }
         })
         .collect()
+}
+
+/// The text Arrow's formatter writes for a `Decimal128` of a scale of
+/// zero or more, written here without its formatting machinery (a
+/// visible cost on every answered price).
+fn decimal_text(unscaled: i128, scale: u8) -> String {
+    let mut buffer = [0u8; 40];
+    let digits = ascii_digits(unscaled.unsigned_abs(), &mut buffer);
+    let scale = usize::from(scale);
+    let mut out = String::with_capacity(digits.len() + scale + 3);
+    if unscaled < 0 {
+        out.push('-');
+    }
+    if scale == 0 {
+        out.push_str(digits);
+    } else if digits.len() > scale {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        out.push_str(whole);
+        out.push('.');
+        out.push_str(fraction);
+    } else {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - digits.len()));
+        out.push_str(digits);
+    }
+    out
+}
+
+/// The decimal digits of `n`, written at the end of `buffer`.
+fn ascii_digits(mut n: u128, buffer: &mut [u8; 40]) -> &str {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buffer[start..]).unwrap_or_default()
+}
+
+/// A `Date32` as Arrow's formatter writes it (`2024-02-29`; chrono's
+/// form past year 9999), `None` past chrono's range.
+fn date_text(days: i32) -> Option<String> {
+    use chrono::Datelike as _;
+    let date = Date32Type::to_naive_date_opt(days)?;
+    let Ok(year @ 0..=9999) = u32::try_from(date.year()) else {
+        return Some(format!("{date:?}"));
+    };
+    let mut out = String::with_capacity(10);
+    for (value, width) in [(year, 4), (date.month(), 2), (date.day(), 2)] {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+    }
+    Some(out)
 }
 
 fn lists<O: datafusion::arrow::array::OffsetSizeTrait>(
@@ -192,15 +281,47 @@ mod tests {
 
     use super::*;
 
+    /// Dates read as Arrow's formatter writes them, in and past years
+    /// 0 to 9999 and past chrono's range.
+    #[test]
+    fn dates_read_as_the_formatter_writes_them() {
+        use datafusion::arrow::array::Date32Array;
+        let days = [
+            Some(0),
+            Some(19_782),
+            Some(-1),
+            Some(-719_528),
+            Some(-719_529),
+            Some(2_932_896),
+            Some(2_932_897),
+            Some(-800_000),
+            Some(3_000_000),
+            None,
+        ];
+        let array: ArrayRef = Arc::new(Date32Array::from(days.to_vec()));
+        let answered = column_values(&array);
+        assert_eq!(answered, formatted(&array));
+        assert_eq!(answered[1], json!("2024-02-29"));
+        assert_eq!(answered[7], json!("-0221-09-04"));
+        assert!(answered[8].as_str().unwrap().starts_with("+10"));
+        let beyond: ArrayRef = Arc::new(Date32Array::from(vec![Some(1), Some(i32::MAX)]));
+        assert_eq!(column_values(&beyond), formatted(&beyond));
+    }
+
     /// Decimals read as Arrow's formatter writes them, whatever the scale.
     #[test]
     fn decimals_read_as_the_formatter_writes_them() {
         use datafusion::arrow::array::Decimal256Array;
         use datafusion::arrow::datatypes::i256;
         let values = [Some(0), Some(5), Some(-5), Some(123_456), Some(-100), None];
-        for (precision, scale) in [(10, 2), (10, 0), (38, 10), (10, -2)] {
+        let widest = 10_i128.pow(38) - 1;
+        for (precision, scale) in [(10, 2), (10, 0), (38, 10), (10, -2), (38, 0), (38, 38)] {
+            let mut narrow = values.to_vec();
+            if precision == 38 {
+                narrow.extend([Some(widest), Some(-widest), Some(10_i128.pow(37))]);
+            }
             let array: ArrayRef = Arc::new(
-                Decimal128Array::from(values.to_vec())
+                Decimal128Array::from(narrow)
                     .with_precision_and_scale(precision, scale)
                     .unwrap(),
             );

@@ -74,12 +74,9 @@ impl BatchBuilder {
                     self.schema.fields().len()
                 ))
             })?;
-            builder.append(value).map_err(|e| {
-                ConnectorError::new(
-                    e.kind(),
-                    format!("column `{}`: {}", self.schema.field(i).name(), e.message()),
-                )
-            })?;
+            builder
+                .append(value)
+                .map_err(|e| named(self.schema.field(i).name(), &e))?;
             count += 1;
         }
         if count != self.columns.len() {
@@ -87,6 +84,31 @@ impl BatchBuilder {
                 "row has {count} values for {} columns",
                 self.columns.len()
             )));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Appends one row column by column: `cell(i, sink)` gives column `i`
+    /// its value through `sink`, straight from the driver's buffers where
+    /// the sink takes them (no [`Value`] per cell, no row vector).
+    pub fn push_row_with(
+        &mut self,
+        mut cell: impl FnMut(usize, CellSink<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for (i, (column, field)) in self
+            .columns
+            .iter_mut()
+            .zip(self.schema.fields())
+            .enumerate()
+        {
+            cell(
+                i,
+                CellSink {
+                    column,
+                    name: field.name(),
+                },
+            )?;
         }
         self.rows += 1;
         Ok(())
@@ -104,6 +126,65 @@ impl BatchBuilder {
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
             .map_err(|e| ConnectorError::internal(format!("cannot build a batch: {e}")))
     }
+}
+
+/// Where [`BatchBuilder::push_row_with`] takes one column's value: text
+/// and exact decimals borrowed from the driver (appended without a copy of
+/// their own to a column of their kind), anything else as a [`Value`]
+/// converted as [`BatchBuilder::push_row`] converts it.
+pub struct CellSink<'a> {
+    column: &'a mut ColumnBuilder,
+    name: &'a str,
+}
+
+impl CellSink<'_> {
+    pub fn null(self) {
+        self.column.append_null();
+    }
+
+    pub fn value(self, value: Value) -> Result<()> {
+        let name = self.name;
+        self.column.append(value).map_err(|e| named(name, &e))
+    }
+
+    /// Text, as [`Value::Text`] means it.
+    pub fn text(self, text: &str) -> Result<()> {
+        match self.column {
+            ColumnBuilder::Utf8(b) => b.append_value(text),
+            ColumnBuilder::LargeUtf8(b) => b.append_value(text),
+            _ => return self.value(Value::Text(text.to_string())),
+        }
+        Ok(())
+    }
+
+    /// A decimal number's exact text, as [`Value::Decimal`] means it.
+    pub fn decimal(self, text: &str) -> Result<()> {
+        let name = self.name;
+        match self.column {
+            ColumnBuilder::Decimal128(b, p, s) => {
+                b.append_value(decimal128(text, *p, *s).map_err(|e| named(name, &e))?);
+                Ok(())
+            }
+            _ => self.value(Value::Decimal(text.to_string())),
+        }
+    }
+}
+
+/// `error` prefixed with the column it happened in.
+fn named(column: &str, error: &ConnectorError) -> ConnectorError {
+    ConnectorError::new(
+        error.kind(),
+        format!("column `{column}`: {}", error.message()),
+    )
+}
+
+/// The unscaled value of a decimal's text in a `Decimal128(precision, scale)`.
+fn decimal128(text: &str, precision: u8, scale: i8) -> Result<i128> {
+    parse_decimal::<Decimal128Type>(text, precision, scale).map_err(|e| {
+        ConnectorError::internal(format!(
+            "decimal {text} does not fit ({precision},{scale}): {e}"
+        ))
+    })
 }
 
 /// One column's builder.
@@ -226,11 +307,7 @@ impl ColumnBuilder {
             Self::Float32(b) => b.append_value(to_f64(&value)? as f32),
             Self::Float64(b) => b.append_value(to_f64(&value)?),
             Self::Decimal128(b, p, s) => {
-                let text = decimal_text(&value)?;
-                let v = parse_decimal::<Decimal128Type>(&text, *p, *s).map_err(|e| {
-                    ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}"))
-                })?;
-                b.append_value(v);
+                b.append_value(decimal128(&decimal_text(&value)?, *p, *s)?)
             }
             Self::Decimal256(b, p, s) => {
                 let text = decimal_text(&value)?;
@@ -524,6 +601,77 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Date32Type, Int64Type};
     use arrow_schema::{Field, Schema};
+
+    #[test]
+    fn cells_pushed_from_borrowed_text_convert_as_values_do() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("price", DataType::Decimal128(12, 2), true),
+            Field::new("n", DataType::Int32, true),
+            Field::new("ratio", DataType::Float64, true),
+        ]));
+        let mut builder = BatchBuilder::new(schema, 2).unwrap();
+        builder
+            .push_row_with(|i, sink| match i {
+                0 => sink.text("ab"),
+                1 => sink.decimal("1234567890.25"),
+                2 => sink.text("42"),
+                _ => sink.decimal("0.5"),
+            })
+            .unwrap();
+        builder
+            .push_row_with(|_, sink| {
+                sink.null();
+                Ok(())
+            })
+            .unwrap();
+        let batch = builder.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.column(0).as_string::<i32>().value(0), "ab");
+        assert_eq!(
+            batch.column(1).as_primitive::<Decimal128Type>().value(0),
+            123_456_789_025
+        );
+        assert_eq!(
+            batch
+                .column(2)
+                .as_primitive::<arrow_array::types::Int32Type>()
+                .value(0),
+            42
+        );
+        assert_eq!(
+            batch
+                .column(3)
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .value(0),
+            0.5
+        );
+        assert!((0..4).all(|c| batch.column(c).is_null(1)));
+
+        // A misfit names its column, as `push_row` does.
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "price",
+            DataType::Decimal128(4, 2),
+            true,
+        )]));
+        let mut builder = BatchBuilder::new(schema, 1).unwrap();
+        let error = builder
+            .push_row_with(|_, sink| sink.decimal("12345.6"))
+            .unwrap_err();
+        assert!(
+            error
+                .message()
+                .starts_with("column `price`: decimal 12345.6 does not fit"),
+            "{}",
+            error.message()
+        );
+        let error = builder.push_row_with(|_, sink| sink.text("x")).unwrap_err();
+        assert!(
+            error.message().starts_with("column `price`: "),
+            "{}",
+            error.message()
+        );
+    }
 
     #[test]
     fn builds_typed_columns_and_lists() {

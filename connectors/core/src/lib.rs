@@ -16,7 +16,7 @@ pub mod tls;
 pub mod value;
 pub mod write;
 
-pub use batch::{BATCH_ROWS, BatchBuilder, FIRST_BATCH_CAPACITY};
+pub use batch::{BATCH_ROWS, BatchBuilder, CellSink, FIRST_BATCH_CAPACITY};
 pub use config::{
     ConnectionOptions, PoolOptions, SchemaFilter, Secret, SourceConfig, TlsMode, TlsOptions,
 };

@@ -182,74 +182,87 @@ fn money_text(cents: i64) -> String {
 /// value's display scale; NaN and ±Infinity as PostgreSQL spells them
 /// (they are text, so a decimal column refuses them loudly).
 fn decode_numeric(raw: &[u8]) -> DecodeResult<Value> {
-    let mut r = Reader::new(raw);
-    let ndigits = r.i16()?;
-    let weight = r.i16()?;
-    let sign = r.u16()?;
-    let dscale = r.u16()?;
-    let ndigits =
-        usize::try_from(ndigits).map_err(|_| "negative numeric digit count".to_string())?;
-    let mut digits = Vec::with_capacity(ndigits);
-    for _ in 0..ndigits {
-        let d = r.i16()?;
-        if !(0..10_000).contains(&d) {
-            return Err(format!("numeric digit {d} out of range"));
-        }
-        digits.push(d.cast_unsigned());
-    }
-    r.finish()?;
-    match sign {
-        0x0000 | 0x4000 => {}
-        0xC000 => return Ok(Value::Text("NaN".into())),
-        0xD000 => return Ok(Value::Text("Infinity".into())),
-        0xF000 => return Ok(Value::Text("-Infinity".into())),
-        other => return Err(format!("unknown numeric sign {other:#06x}")),
-    }
-    Ok(Value::Decimal(numeric_text(
-        &digits,
-        weight,
-        sign == 0x4000,
-        dscale,
-    )))
+    let mut text = String::new();
+    Ok(if numeric_into(raw, &mut text)? {
+        Value::Decimal(text)
+    } else {
+        Value::Text(text)
+    })
 }
 
-pub(crate) fn numeric_text(digits: &[u16], weight: i16, negative: bool, dscale: u16) -> String {
+/// Writes a `numeric`'s exact text into `out` (cleared first): `true` for
+/// a number, `false` for `NaN` and `±Infinity`, which no decimal holds.
+/// Reads the base-10000 digits where they lie, so a reused `out` makes
+/// decoding a price allocate nothing.
+pub(crate) fn numeric_into(raw: &[u8], out: &mut String) -> DecodeResult<bool> {
+    out.clear();
+    let mut r = Reader::new(raw);
+    let ndigits = r.i16()?;
+    let weight = i32::from(r.i16()?);
+    let sign = r.u16()?;
+    let dscale = usize::from(r.u16()?);
+    let ndigits =
+        usize::try_from(ndigits).map_err(|_| "negative numeric digit count".to_string())?;
+    let digits = r.take(ndigits * 2)?;
+    r.finish()?;
     let digit_at = |i: i32| -> u16 {
         usize::try_from(i)
             .ok()
-            .and_then(|i| digits.get(i))
-            .copied()
-            .unwrap_or(0)
+            .and_then(|i| digits.get(i * 2..i * 2 + 2))
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     };
-    let weight = i32::from(weight);
-    let mut out = String::with_capacity(digits.len() * 4 + usize::from(dscale) + 3);
-    if negative && digits.iter().any(|d| *d != 0) {
+    let mut nonzero = false;
+    for i in 0..ndigits {
+        let d = i16::from_be_bytes([digits[i * 2], digits[i * 2 + 1]]);
+        if !(0..10_000).contains(&d) {
+            return Err(format!("numeric digit {d} out of range"));
+        }
+        nonzero |= d != 0;
+    }
+    let special = match sign {
+        0x0000 | 0x4000 => None,
+        0xC000 => Some("NaN"),
+        0xD000 => Some("Infinity"),
+        0xF000 => Some("-Infinity"),
+        other => return Err(format!("unknown numeric sign {other:#06x}")),
+    };
+    if let Some(special) = special {
+        out.push_str(special);
+        return Ok(false);
+    }
+    // Four decimal digits of `d`, or without its leading zeros (`lead`).
+    let push_group = |out: &mut String, d: u16, lead: bool| {
+        let group = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10];
+        let skip = if lead {
+            group.iter().take(3).take_while(|g| **g == 0).count()
+        } else {
+            0
+        };
+        for g in &group[skip..] {
+            out.push(char::from(b'0' + u8::try_from(*g).unwrap_or(0)));
+        }
+    };
+    if sign == 0x4000 && nonzero {
         out.push('-');
     }
     if weight < 0 {
         out.push('0');
     } else {
         for i in 0..=weight {
-            let d = digit_at(i);
-            if i == 0 {
-                let _ = write!(out, "{d}");
-            } else {
-                let _ = write!(out, "{d:04}");
-            }
+            push_group(out, digit_at(i), i == 0);
         }
     }
     if dscale > 0 {
         out.push('.');
-        let mut frac = String::with_capacity(usize::from(dscale) + 4);
+        let fraction = out.len();
         let mut position = weight + 1;
-        while frac.len() < usize::from(dscale) {
-            let _ = write!(frac, "{:04}", digit_at(position));
+        while out.len() - fraction < dscale {
+            push_group(out, digit_at(position), false);
             position += 1;
         }
-        frac.truncate(usize::from(dscale));
-        out.push_str(&frac);
+        out.truncate(fraction + dscale);
     }
-    out
+    Ok(true)
 }
 
 fn date_value(days: i32) -> Value {
@@ -481,6 +494,9 @@ mod tests {
                 "9999999999999999999999999999999999999999",
             ),
             (&[99, 9999, 9900], 1, 0, 2, "999999.99"),
+            (&[12, 34], 1, 0, 0, "120034"),
+            (&[7], 0, 0x4000, 2, "-7.00"),
+            (&[], 0, 0x4000, 2, "0.00"),
         ];
         for (digits, weight, sign, dscale, expected) in cases {
             let raw = numeric(digits, *weight, *sign, *dscale);

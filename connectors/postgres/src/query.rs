@@ -15,10 +15,10 @@ use futures::StreamExt;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Row, Statement};
 use tributary_connector::{
-    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, FIRST_BATCH_CAPACITY, Result, Value,
+    BATCH_ROWS, BatchBuilder, ConnectorError, ErrorKind, FIRST_BATCH_CAPACITY, Result,
 };
 
-use crate::decode::{Raw, decode};
+use crate::decode::{Raw, decode, numeric_into};
 use crate::encode::PgParam;
 use crate::error::from_pg;
 use crate::flavor::Flavor;
@@ -303,24 +303,45 @@ pub(crate) fn output_schema(prepared: &Prepared, schema: Option<SchemaRef>) -> R
     }
 }
 
-/// One row's values, decoded.
-pub(crate) fn row_values(row: &Row, columns: &[OutColumn]) -> Result<Vec<Value>> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            let raw: Raw<'_> = row.try_get(i).map_err(from_pg)?;
-            match raw.0 {
-                None => Ok(Value::Null),
-                Some(bytes) => decode(&column.scalar, bytes).map_err(|message| {
-                    ConnectorError::internal(format!(
-                        "column `{}`: cannot decode: {message}",
-                        column.name
-                    ))
-                }),
+/// Appends `row` to `builder`: text and numerics straight from the row's
+/// buffer (`scratch` holds a numeric's text between rows), other values
+/// through [`decode`].
+pub(crate) fn push_row(
+    builder: &mut BatchBuilder,
+    row: &Row,
+    columns: &[OutColumn],
+    scratch: &mut String,
+) -> Result<()> {
+    builder.push_row_with(|i, sink| {
+        let column = columns
+            .get(i)
+            .ok_or_else(|| ConnectorError::internal("a row has more columns than its statement"))?;
+        let raw: Raw<'_> = row.try_get(i).map_err(from_pg)?;
+        let Some(bytes) = raw.0 else {
+            sink.null();
+            return Ok(());
+        };
+        let cannot = |message: String| {
+            ConnectorError::internal(format!(
+                "column `{}`: cannot decode: {message}",
+                column.name
+            ))
+        };
+        let text =
+            || std::str::from_utf8(bytes).map_err(|e| cannot(format!("text is not UTF-8: {e}")));
+        match column.scalar {
+            Scalar::Text | Scalar::Json => sink.text(text()?),
+            Scalar::PaddedText => sink.text(text()?.trim_end_matches(' ')),
+            Scalar::Numeric => {
+                if numeric_into(bytes, scratch).map_err(cannot)? {
+                    sink.decimal(scratch)
+                } else {
+                    sink.text(scratch)
+                }
             }
-        })
-        .collect()
+            _ => sink.value(decode(&column.scalar, bytes).map_err(cannot)?),
+        }
+    })
 }
 
 /// Receives a whole (small) result, e.g. the rows a write returns, and
@@ -342,8 +363,9 @@ pub(crate) fn decode_rows(
     schema: SchemaRef,
 ) -> Result<RecordBatch> {
     let mut builder = BatchBuilder::new(schema, rows.len().max(1))?;
+    let mut scratch = String::new();
     for row in rows {
-        builder.push_row(row_values(row, columns)?)?;
+        push_row(&mut builder, row, columns, &mut scratch)?;
     }
     builder.finish()
 }
@@ -439,6 +461,8 @@ struct StreamState {
     rows: Pin<Box<tokio_postgres::RowStream>>,
     builder: BatchBuilder,
     columns: Arc<[OutColumn]>,
+    /// A numeric's text, between decoding and appending.
+    scratch: String,
     source: String,
     done: bool,
 }
@@ -462,6 +486,7 @@ pub(crate) fn stream_batches(
         rows: Box::pin(rows),
         builder: BatchBuilder::new(schema, FIRST_BATCH_CAPACITY)?,
         columns: columns.into(),
+        scratch: String::new(),
         source,
         done: false,
     };
@@ -472,10 +497,7 @@ pub(crate) fn stream_batches(
         loop {
             match st.rows.next().await {
                 Some(Ok(row)) => {
-                    let values =
-                        row_values(&row, &st.columns).map_err(|e| e.for_source(&st.source))?;
-                    st.builder
-                        .push_row(values)
+                    push_row(&mut st.builder, &row, &st.columns, &mut st.scratch)
                         .map_err(|e| e.for_source(&st.source))?;
                     if st.builder.len() >= BATCH_ROWS {
                         let batch = st.builder.finish().map_err(|e| e.for_source(&st.source))?;
