@@ -302,30 +302,34 @@ impl Engine {
                 Err(e) => return Err(EngineError::DataFusion(executor::to_datafusion(e))),
             }
         }
-        let (frame, row_limit) = plan_query(&planning, sql, params).await?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let task = Arc::new(frame.task_ctx());
-        let physical = frame.create_physical_plan().await?;
-        if let Some(shapes) = shapes {
-            match shape {
-                None => shapes.insert(&key, fast_path::Shape::Seen),
-                // A capped answer is not one statement's whole answer.
-                Some(fast_path::Shape::Seen) if row_limit.is_some() => {
-                    shapes.insert(&key, fast_path::Shape::Planned);
+        // The planner's part, boxed (see `query_read`).
+        Box::pin(async {
+            let (frame, row_limit) = plan_query(&planning, sql, params).await?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let task = Arc::new(frame.task_ctx());
+            let physical = frame.create_physical_plan().await?;
+            if let Some(shapes) = shapes {
+                match shape {
+                    None => shapes.insert(&key, fast_path::Shape::Seen),
+                    // A capped answer is not one statement's whole answer.
+                    Some(fast_path::Shape::Seen) if row_limit.is_some() => {
+                        shapes.insert(&key, fast_path::Shape::Planned);
+                    }
+                    Some(fast_path::Shape::Seen) => {
+                        let learned = self.learn(&planning, sql, physical.as_ref(), &schema).await;
+                        shapes.insert(&key, learned);
+                    }
+                    Some(_) => {}
                 }
-                Some(fast_path::Shape::Seen) => {
-                    let learned = self.learn(&planning, sql, physical.as_ref(), &schema).await;
-                    shapes.insert(&key, learned);
-                }
-                Some(_) => {}
             }
-        }
-        let stream = execute_stream(physical, task)?;
-        Ok(QueryOutput {
-            schema,
-            stream,
-            row_limit,
+            let stream = execute_stream(physical, task)?;
+            Ok(QueryOutput {
+                schema,
+                stream,
+                row_limit,
+            })
         })
+        .await
     }
 
     /// A role's read rules for the current catalog, as its queries use

@@ -135,107 +135,114 @@ impl Engine {
                 None => refused = true,
             }
         }
-        let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
-        let mut plan_with = |filter: Option<&Value>| -> Result<(LogicalPlan, Option<u64>), E> {
-            let raw = |table: &TableRef| (session.providers)(table);
-            let visible = |table: &TableRef| -> Option<Arc<dyn TableProvider>> {
-                let whole = (session.providers)(table)?;
-                match &role {
-                    None => Some(whole),
-                    Some(role) => permission_rewrite::role_table(&role.policy, table, whole),
-                }
-            };
-            let plan = build(
-                &PlanScope {
-                    snapshot: &session.snapshot,
-                    tables: &visible,
-                    raw_tables: &raw,
-                    variables,
-                    time_zone: self.time_zone,
-                },
-                filter,
-            )?;
-            let (mut plan, mut row_limit) = checked_plan(&planning, plan)?;
-            if shape == ReadShape::Count {
-                row_limit = None;
-                plan = LogicalPlanBuilder::from(plan)
-                    .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])
-                    .and_then(LogicalPlanBuilder::build)
-                    .map_err(|e| denied(e, &planning))?;
-            }
-            Ok((plan, row_limit))
-        };
-        let (plan, row_limit) = plan_with(request.as_ref().and_then(|r| r.filter))?;
-        let open = learnable
-            .filter(|_| row_limit.is_none())
-            .and_then(|shapes| {
-                let (open, values) = parametrize(&plan)?;
-                let key = user_key(open.display_indent().to_string());
-                Some((shapes, key, open, values))
-            });
-        // The request's shape is learned from its plan's (see
-        // `note_request`): planned once more with markers for its values.
-        let mut probe = |marked: &Value, plan_key: &str| {
-            let (plan, row_limit) = plan_with(Some(marked)).ok()?;
-            let (open, values) = parametrize(&plan).filter(|_| row_limit.is_none())?;
-            (user_key(open.display_indent().to_string()) == plan_key).then_some(values)
-        };
-        let mut noted = false;
-        if let Some((shapes, plan_key, _, values)) = &open
-            && let Some(fast_path::Shape::Direct(direct)) = shapes.get(plan_key)
-        {
-            if let Some((_, key, Some(filter))) = &keyed {
-                let plan_shape = fast_path::Shape::Direct(direct.clone());
-                note_request(shapes, key, filter, Some(plan_shape), values, |marked| {
-                    probe(marked, plan_key)
-                });
-                noted = true;
-            }
-            if !refused
-                && let Some(bound) = direct.bind(values)
-                && let Some(answer) = self.start_direct(&direct, bound, ReadPath::PlanShape).await
-            {
-                return answer.map_err(E::from);
-            }
-        }
-        let state = planning.context.state();
-        let frame = DataFrame::new(state.clone(), plan);
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let task = Arc::new(frame.task_ctx());
-        let physical = frame
-            .create_physical_plan()
-            .await
-            .map_err(EngineError::from)?;
-        if let Some((shapes, plan_key, open, values)) = open {
-            match shapes.get(&plan_key) {
-                None => shapes.insert(&plan_key, fast_path::Shape::Seen),
-                Some(fast_path::Shape::Seen) => {
-                    let open = DataFrame::new(state.clone(), open);
-                    let learned = self
-                        .learn_frame(&planning, open, physical.as_ref(), &schema)
-                        .await;
-                    shapes.insert(&plan_key, learned);
-                }
-                Some(_) => {}
-            }
-            if !noted && let Some((_, key, Some(filter))) = &keyed {
-                note_request(
-                    shapes,
-                    key,
+        // The planner's part, boxed: its state (DataFusion's session and
+        // planning futures) is large, and a read answered above would
+        // otherwise carry it too, copied at each await on the way up.
+        Box::pin(async {
+            let planning = super::planning(&session, role.as_ref(), caller, self.time_zone);
+            let mut plan_with = |filter: Option<&Value>| -> Result<(LogicalPlan, Option<u64>), E> {
+                let raw = |table: &TableRef| (session.providers)(table);
+                let visible = |table: &TableRef| -> Option<Arc<dyn TableProvider>> {
+                    let whole = (session.providers)(table)?;
+                    match &role {
+                        None => Some(whole),
+                        Some(role) => permission_rewrite::role_table(&role.policy, table, whole),
+                    }
+                };
+                let plan = build(
+                    &PlanScope {
+                        snapshot: &session.snapshot,
+                        tables: &visible,
+                        raw_tables: &raw,
+                        variables,
+                        time_zone: self.time_zone,
+                    },
                     filter,
-                    shapes.get(&plan_key),
-                    &values,
-                    |marked| probe(marked, &plan_key),
-                );
+                )?;
+                let (mut plan, mut row_limit) = checked_plan(&planning, plan)?;
+                if shape == ReadShape::Count {
+                    row_limit = None;
+                    plan = LogicalPlanBuilder::from(plan)
+                        .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("count")])
+                        .and_then(LogicalPlanBuilder::build)
+                        .map_err(|e| denied(e, &planning))?;
+                }
+                Ok((plan, row_limit))
+            };
+            let (plan, row_limit) = plan_with(request.as_ref().and_then(|r| r.filter))?;
+            let open = learnable
+                .filter(|_| row_limit.is_none())
+                .and_then(|shapes| {
+                    let (open, values) = parametrize(&plan)?;
+                    let key = user_key(open.display_indent().to_string());
+                    Some((shapes, key, open, values))
+                });
+            // The request's shape is learned from its plan's (see
+            // `note_request`): planned once more with markers for its values.
+            let mut probe = |marked: &Value, plan_key: &str| {
+                let (plan, row_limit) = plan_with(Some(marked)).ok()?;
+                let (open, values) = parametrize(&plan).filter(|_| row_limit.is_none())?;
+                (user_key(open.display_indent().to_string()) == plan_key).then_some(values)
+            };
+            let mut noted = false;
+            if let Some((shapes, plan_key, _, values)) = &open
+                && let Some(fast_path::Shape::Direct(direct)) = shapes.get(plan_key)
+            {
+                if let Some((_, key, Some(filter))) = &keyed {
+                    let plan_shape = fast_path::Shape::Direct(direct.clone());
+                    note_request(shapes, key, filter, Some(plan_shape), values, |marked| {
+                        probe(marked, plan_key)
+                    });
+                    noted = true;
+                }
+                if !refused
+                    && let Some(bound) = direct.bind(values)
+                    && let Some(answer) =
+                        self.start_direct(&direct, bound, ReadPath::PlanShape).await
+                {
+                    return answer.map_err(E::from);
+                }
             }
-        }
-        let stream = execute_stream(physical, task).map_err(EngineError::from)?;
-        self.metrics.read(ReadPath::Planner);
-        Ok(QueryOutput {
-            schema,
-            stream,
-            row_limit,
+            let state = planning.context.state();
+            let frame = DataFrame::new(state.clone(), plan);
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let task = Arc::new(frame.task_ctx());
+            let physical = frame
+                .create_physical_plan()
+                .await
+                .map_err(EngineError::from)?;
+            if let Some((shapes, plan_key, open, values)) = open {
+                match shapes.get(&plan_key) {
+                    None => shapes.insert(&plan_key, fast_path::Shape::Seen),
+                    Some(fast_path::Shape::Seen) => {
+                        let open = DataFrame::new(state.clone(), open);
+                        let learned = self
+                            .learn_frame(&planning, open, physical.as_ref(), &schema)
+                            .await;
+                        shapes.insert(&plan_key, learned);
+                    }
+                    Some(_) => {}
+                }
+                if !noted && let Some((_, key, Some(filter))) = &keyed {
+                    note_request(
+                        shapes,
+                        key,
+                        filter,
+                        shapes.get(&plan_key),
+                        &values,
+                        |marked| probe(marked, &plan_key),
+                    );
+                }
+            }
+            let stream = execute_stream(physical, task).map_err(EngineError::from)?;
+            self.metrics.read(ReadPath::Planner);
+            Ok(QueryOutput {
+                schema,
+                stream,
+                row_limit,
+            })
         })
+        .await
     }
 
     /// Sends a learned statement with its values bound; `None` when the

@@ -189,7 +189,10 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
         )
         .into_response();
     }
-    json_response(StatusCode::OK, &run(&state, principal, operation).await)
+    json_response(
+        StatusCode::OK,
+        &Box::pin(run(&state, principal, operation)).await,
+    )
 }
 
 /// Runs a GraphQL request as the caller: one operation
@@ -220,7 +223,11 @@ async fn execute(
     // serde's own message when it is malformed.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
         return match serde_json::from_slice(&body) {
-            Ok(request) => json_response(StatusCode::OK, &run(&state, principal, request).await),
+            // Boxed: the handler's future stays small (the router moves it).
+            Ok(request) => json_response(
+                StatusCode::OK,
+                &Box::pin(run(&state, principal, request)).await,
+            ),
             Err(e) => not_a_request(e),
         };
     }
@@ -238,7 +245,7 @@ async fn execute(
     }
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
-        responses.push(run(&state, principal.clone(), request).await);
+        responses.push(Box::pin(run(&state, principal.clone(), request)).await);
     }
     json_response(StatusCode::OK, &responses)
 }

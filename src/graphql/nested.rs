@@ -193,20 +193,21 @@ pub async fn by_pk_through_related(
         return Ok(None);
     };
     picked.back = Some((back.field.clone(), columns(field, shape)));
-    let mut rows = picked
-        .read(
-            state,
-            caller,
-            relation,
-            target,
-            shapes,
-            std::slice::from_ref(child),
-        )
-        .await
-        .map_err(|e| {
-            let message = format!("reading `{}`: {}", picked.at, e.message);
-            ApiError { message, ..e }
-        })?;
+    // Reads boxed here and in `attach`: a by-key read that takes neither
+    // path does not carry (and copy) their large futures.
+    let mut rows = Box::pin(picked.read(
+        state,
+        caller,
+        relation,
+        target,
+        shapes,
+        std::slice::from_ref(child),
+    ))
+    .await
+    .map_err(|e| {
+        let message = format!("reading `{}`: {}", picked.at, e.message);
+        ApiError { message, ..e }
+    })?;
     // The row, from the first related row; the others' copies go.
     let mut row = None;
     for (i, related) in rows.iter_mut().enumerate() {
@@ -224,7 +225,7 @@ pub async fn by_pk_through_related(
             ..ReadRequest::default()
         };
         let target = Target::resolve(state, &shape.name)?;
-        row = read::fetch(state, caller, &target, &request)
+        row = Box::pin(read::fetch(state, caller, &target, &request))
             .await?
             .0
             .into_iter()
@@ -289,7 +290,7 @@ pub async fn attach(
             .copied()
             .collect();
         let result = if aggregate {
-            attach_aggregate(
+            Box::pin(attach_aggregate(
                 state,
                 caller,
                 &same,
@@ -297,10 +298,10 @@ pub async fn attach(
                 target_shape,
                 shapes,
                 records,
-            )
+            ))
             .await
         } else {
-            attach_rows(
+            Box::pin(attach_rows(
                 state,
                 caller,
                 &same,
@@ -308,7 +309,7 @@ pub async fn attach(
                 target_shape,
                 shapes,
                 records,
-            )
+            ))
             .await
         };
         answered.push(at.clone());

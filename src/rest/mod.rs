@@ -145,28 +145,49 @@ async fn collection_route(
     };
     let target = Target::resolve(&state, name)?;
     let mut params = Params::parse(query.as_deref())?;
+    // Each operation's future boxed: the handler's own stays small, and
+    // the router moves it (with the largest operation's state) several
+    // times per request.
     match operation {
         Operation::List { nocobase } => {
-            read::list(&state, &principal, &target, &mut params, &headers, nocobase).await
+            Box::pin(read::list(
+                &state,
+                &principal,
+                &target,
+                &mut params,
+                &headers,
+                nocobase,
+            ))
+            .await
         }
         Operation::Get => {
             let key = params.filter_by_tk(&target)?;
-            read::get(&state, &principal, &target, key, &mut params).await
+            Box::pin(read::get(&state, &principal, &target, key, &mut params)).await
         }
         Operation::Aggregate => {
-            aggregate::run(&state, &principal, &target, &mut params, &headers).await
+            Box::pin(aggregate::run(
+                &state,
+                &principal,
+                &target,
+                &mut params,
+                &headers,
+            ))
+            .await
         }
         Operation::Create => {
             params.finish()?;
-            write::create(&state, &principal, &target, &body).await
+            Box::pin(write::create(&state, &principal, &target, &body)).await
         }
         Operation::Update => {
             let selection = params.selection(&target)?;
-            write::update(&state, &principal, &target, selection, &body).await
+            Box::pin(write::update(&state, &principal, &target, selection, &body)).await
         }
         Operation::Destroy => {
             let selection = params.selection(&target)?;
-            write::destroy(&state, &principal, &target, selection, &body).await
+            Box::pin(write::destroy(
+                &state, &principal, &target, selection, &body,
+            ))
+            .await
         }
     }
 }
@@ -181,7 +202,7 @@ async fn batch_route(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| body_rejection(&e))?;
     Params::parse(query.as_deref())?.finish()?;
-    batch::run(&state, &principal, &body).await
+    Box::pin(batch::run(&state, &principal, &body)).await
 }
 
 /// `GET|PATCH|DELETE /api/{collection}/{key}`: one row by primary key
@@ -198,28 +219,29 @@ async fn key_route(
     let target = Target::resolve(&state, &name)?;
     let key = params::Key::from_path(&target, &key)?;
     let mut params = Params::parse(query.as_deref())?;
+    // Boxed as in `collection_route`.
     match method {
-        Method::GET => read::get(&state, &principal, &target, key, &mut params).await,
+        Method::GET => Box::pin(read::get(&state, &principal, &target, key, &mut params)).await,
         Method::PATCH => {
             params.finish()?;
-            write::update(
+            Box::pin(write::update(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
                 &body,
-            )
+            ))
             .await
         }
         Method::DELETE => {
             params.finish()?;
-            write::destroy(
+            Box::pin(write::destroy(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
                 &body,
-            )
+            ))
             .await
         }
         other => Err(method_not_allowed(&other)),
