@@ -618,6 +618,147 @@ async fn rows_by_key_composite_keys_and_appends() {
     f.stop().await;
 }
 
+/// NocoBase's spellings for a relation's columns: `appends=rel.col` and
+/// `fields=…,rel.col` answer only those (with the key the relation matches
+/// on), `except=rel.col` leaves one out; through a join, a separate read
+/// across sources, and one level down.
+#[tokio::test]
+async fn appends_answer_the_related_columns_asked_for() {
+    let f = Fixture::new().await;
+    let two = json!([
+        {"id": 1, "customers": {"id": 1, "name": "Ann"}},
+        {"id": 2, "customers": {"id": 1, "name": "Ann"}},
+    ]);
+    for path in [
+        "/api/pg_orders?fields=id&appends=customers.name&sort=id&pageSize=2",
+        "/api/pg_orders?fields=id,customers.name&sort=id&pageSize=2",
+        "/api/pg_orders?fields=id&appends=customers.name,customers.name&sort=id&pageSize=2",
+        "/api/pg_orders?fields=id&appends=customers&except=customers.tier,customers.secret,customers.id&sort=id&pageSize=2",
+    ] {
+        assert_eq!(f.get(path).await["data"], two, "{path}");
+    }
+    // By key too, with a relation named bare in `fields` (all its columns).
+    let body = f.get("/api/pg_orders/3?fields=id,customers").await;
+    assert_eq!(
+        body["data"],
+        json!({"id": 3, "customers": {"id": 2, "name": "Bob", "tier": null, "secret": "s2"}})
+    );
+    // Across sources (a read of its own): MariaDB reviews, PostgreSQL customers.
+    let body = f
+        .get("/api/my_reviews?fields=id,customer.tier&sort=id&pageSize=1")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"id": 1, "customer": {"tier": "gold", "id": 1}}])
+    );
+    let body = f
+        .get("/api/my_reviews?fields=id&appends=customer&except=customer.secret&sort=id&pageSize=1")
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"id": 1, "customer": {"id": 1, "name": "Ann", "tier": "gold"}}])
+    );
+    // To-many, and a level down: each order's status, each order's lines' qty.
+    let one = enc(r#"{"id":1}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_customers?fields=name&appends=orders.status&filter={one}"
+        ))
+        .await;
+    assert_eq!(
+        body["data"],
+        json!([{"name": "Ann", "orders": [
+            {"status": "open", "customer_id": 1},
+            {"status": "shipped", "customer_id": 1},
+        ]}])
+    );
+    let body = f
+        .get(&format!(
+            "/api/pg_customers?fields=name&appends=orders.line_items.qty&except=orders.note&filter={one}"
+        ))
+        .await;
+    let orders = body["data"][0]["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2, "{body}");
+    assert!(
+        orders[0].get("note").is_none() && orders[0].get("total").is_some(),
+        "{body}"
+    );
+    assert_eq!(
+        orders[0]["line_items"],
+        json!([{"qty": 2, "order_id": 1}, {"qty": 5, "order_id": 1}]),
+        "{body}"
+    );
+    // Unknown columns are named, joined or read apart; related records
+    // have no CSV form.
+    for (path, param, word) in [
+        ("/api/pg_orders?appends=customers.nope", "appends", "nope"),
+        ("/api/pg_orders?fields=id,customers.nope", "appends", "nope"),
+        (
+            "/api/pg_orders?appends=customers&except=customers.nope",
+            "except",
+            "nope",
+        ),
+        (
+            "/api/my_reviews?appends=customer&except=customer.nope",
+            "except",
+            "nope",
+        ),
+    ] {
+        let response = f.call(Method::GET, path, None).await;
+        assert_error(&response, 400, &[word]);
+        let at = response.1["error"]["path"].as_str().unwrap_or_default();
+        assert!(at.starts_with(param), "{path}: {}", response.1);
+    }
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/api/pg_orders?fields=id,customers.name",
+            f.server.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("`fields` names a relation")
+    );
+    // A role's hidden column of the related table is refused by name.
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule("clerk", "pg_orders", "select", json!({})).await;
+    let response = f
+        .call_as(
+            "clerk",
+            "ann",
+            Method::GET,
+            "/api/pg_orders?appends=customers.secret",
+            None,
+        )
+        .await;
+    assert_error(&response, 403, &["secret"]);
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "ann",
+            Method::GET,
+            "/api/pg_orders?fields=id,customers.name&sort=id&pageSize=2",
+            None,
+        )
+        .await;
+    assert_eq!((status, &body["data"]), (200, &two), "{body}");
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn lists_answer_csv_and_ndjson() {
     let f = Fixture::new().await;

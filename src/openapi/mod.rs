@@ -440,7 +440,7 @@ fn parameters() -> Map<String, Value> {
             "fields",
             query(
                 "fields",
-                "Only these columns, comma-separated (`id,name`).",
+                "Only these columns, comma-separated (`id,name`); `relation.column` appends a relation with only that column (`id,customer.name`).",
                 csv.clone(),
             ),
         ),
@@ -448,7 +448,7 @@ fn parameters() -> Map<String, Value> {
             "except",
             query(
                 "except",
-                "All columns but these, comma-separated.",
+                "All columns but these, comma-separated; `relation.column` leaves a column of an appended relation out (`customer.secret`).",
                 csv.clone(),
             ),
         ),
@@ -456,7 +456,7 @@ fn parameters() -> Map<String, Value> {
             "appends",
             query(
                 "appends",
-                "Related rows to include, comma-separated relation names; dots go further (`customer,customer.country`).",
+                "Related rows to include, comma-separated relation names; dots go further (`customer,customer.country`), and a path ending in a column answers only the columns so named (`customer.name`), with the relation's key.",
                 csv.clone(),
             ),
         ),

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Value, json};
-use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableRef};
+use tributary_schema_cache::{SourceKind, TableRef};
 
 use super::cursor;
 use super::order::{self, RowWindow};
@@ -170,11 +170,18 @@ pub async fn list(
     let caller = principal.caller();
 
     if let Format::Streamed(encoding) = format {
-        if !request.appends.is_empty() {
-            return Err(ApiError::bad_request(
-                "`appends` needs a JSON answer (nested records have no CSV or NDJSON form)",
-            )
-            .at("appends"));
+        let naming = |names: &[String]| names.iter().any(|n| relation_entry(target, n).is_some());
+        let related = [
+            ("appends", !request.appends.is_empty()),
+            ("fields", naming(&request.fields)),
+            ("except", naming(&request.except)),
+        ];
+        if let Some((param, _)) = related.into_iter().find(|(_, named)| *named) {
+            return Err(ApiError::bad_request(format!(
+                "related records (`{param}` names a relation) need a JSON answer \
+                 (nested records have no CSV or NDJSON form)"
+            ))
+            .at(param));
         }
         let output = start(state, &caller, target, &request, &[]).await?;
         let max_rows = output
@@ -255,15 +262,15 @@ pub async fn fetch(
     target: &Target,
     request: &ReadRequest,
 ) -> Result<(Vec<Record>, Option<String>), ApiError> {
-    let mut relations = Appends::parse(&target.snapshot, &target.collection.table, request)?;
+    let (mut relations, own) = Appends::parse(target, request)?;
     let joined = relations.take_joined(state, caller, target, request)?;
     // Columns the relations join on, and the order's (for the cursor),
     // are read even when not asked for.
     let mut inner = ReadRequest {
         filter: request.filter.clone(),
         sort: request.sort.clone(),
-        fields: request.fields.clone(),
-        except: request.except.clone(),
+        fields: own.fields,
+        except: own.except,
         appends: Vec::new(),
         append_fields: Vec::new(),
         offset: request.offset,
@@ -663,63 +670,136 @@ struct Append {
     /// The target's collection.
     target: String,
     nested: Vec<String>,
-    /// The columns asked for (empty: every readable one).
+    /// The columns asked for (empty: every readable one), with the key the
+    /// relation matches on.
     fields: Vec<String>,
+    /// Columns left out (never the key the relation matches on).
+    except: Vec<String>,
+}
+
+/// The rows' own `fields` and `except`, without the entries that name a
+/// relation.
+#[derive(Debug, Default)]
+struct OwnColumns {
+    fields: Vec<String>,
+    except: Vec<String>,
+}
+
+/// What a read asks of one relation, gathered from every parameter.
+#[derive(Default)]
+struct Wanted {
+    /// Named by `appends`, by a `fields` entry or by GraphQL.
+    appended: bool,
+    /// The rest of each path past the relation (`nation`, `c_name`).
+    tails: Vec<String>,
+    /// Columns GraphQL picks.
+    picked: Vec<String>,
+    /// The rest of each `except` entry past the relation.
+    except: Vec<String>,
+}
+
+/// `name` split at the relation it starts with (`customer.c_name` →
+/// `customer`, `c_name`), unless it is one of the rows' own columns or
+/// starts with no relation of theirs.
+fn relation_entry<'a>(target: &Target, name: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+    if target.def.column(name).is_some() {
+        return None;
+    }
+    let (head, rest) = match name.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (name, None),
+    };
+    filter::find_relation(&target.snapshot, &target.collection.table, head)?;
+    Some((head, rest))
 }
 
 impl Appends {
-    fn parse(
-        snapshot: &CatalogSnapshot,
-        table: &TableRef,
-        request: &ReadRequest,
-    ) -> Result<Self, ApiError> {
-        let mut grouped: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    /// The relations a read appends, by `appends` (`customer`,
+    /// `customer.nation`; `customer.c_name` appends `customer` with only
+    /// that column, as NocoBase reads it), by entries of `fields` and
+    /// `except` that name a relation rather than a column of the rows
+    /// (`fields=o_orderkey,customer.c_name`, `except=customer.c_comment`;
+    /// `except` only shapes a relation appended otherwise) and by GraphQL's
+    /// `append_fields`; and the rows' own `fields` and `except` left.
+    fn parse(target: &Target, request: &ReadRequest) -> Result<(Self, OwnColumns), ApiError> {
+        let mut wanted: BTreeMap<&str, Wanted> = BTreeMap::new();
+        let mut append = |head, rest: Option<&str>| {
+            let entry: &mut Wanted = wanted.entry(head).or_default();
+            entry.appended = true;
+            entry.tails.extend(rest.map(str::to_string));
+        };
         for path in &request.appends {
-            let (head, rest) = match path.split_once('.') {
-                Some((head, rest)) => (head, Some(rest.to_string())),
-                None => (path.as_str(), None),
-            };
-            grouped.entry(head).or_default().extend(rest);
+            match path.split_once('.') {
+                Some((head, rest)) => append(head, Some(rest)),
+                None => append(path, None),
+            }
         }
-        for (name, _) in &request.append_fields {
-            grouped.entry(name).or_default();
+        let mut own = OwnColumns::default();
+        for name in &request.fields {
+            match relation_entry(target, name) {
+                Some((head, rest)) => append(head, rest),
+                None => own.fields.push(name.clone()),
+            }
         }
+        for (name, columns) in &request.append_fields {
+            let entry = wanted.entry(name).or_default();
+            entry.appended = true;
+            entry.picked.extend(columns.iter().cloned());
+        }
+        for name in &request.except {
+            match relation_entry(target, name) {
+                Some((head, Some(rest))) => {
+                    wanted
+                        .entry(head)
+                        .or_default()
+                        .except
+                        .push(rest.to_string());
+                }
+                _ => own.except.push(name.clone()),
+            }
+        }
+        let snapshot = &target.snapshot;
+        let table = &target.collection.table;
         let mut relations = Vec::new();
-        for (name, nested) in grouped {
+        for (name, wanted) in wanted.into_iter().filter(|(_, w)| w.appended) {
             let link = filter::find_relation(snapshot, table, name).ok_or_else(|| {
                 ApiError::bad_request(format!("`{name}` is not a relation of {table}"))
                     .at("appends")
             })?;
-            let target = snapshot
+            let (target, def) = snapshot
                 .collections
                 .iter()
                 .find(|c| c.table == link.target)
-                .map(|c| c.api_name.clone())
+                .and_then(|c| snapshot.collection_table(&c.api_name))
+                .map(|(c, def)| (c.api_name.clone(), def))
                 .ok_or_else(|| {
                     ApiError::bad_request(format!("{} has no collection", link.target))
                 })?;
-            let whole = request.appends.iter().any(|path| path == name);
-            let fields = match request.append_fields.iter().find(|(n, _)| n == name) {
-                Some((_, wanted)) if !whole && nested.is_empty() => {
-                    let mut fields = wanted.clone();
-                    for (_, inner) in &link.pairs {
-                        if !fields.contains(inner) {
-                            fields.push(inner.clone());
-                        }
-                    }
-                    fields
-                }
-                _ => Vec::new(),
-            };
+            // A tail naming one of the related columns picks it; any
+            // other is a relation of the related rows.
+            let (mut fields, nested): (Vec<String>, Vec<String>) = wanted
+                .tails
+                .into_iter()
+                .partition(|tail| !tail.contains('.') && def.column(tail).is_some());
+            fields.extend(wanted.picked);
+            let keys = link.pairs.iter().map(|(_, inner)| inner);
+            if !fields.is_empty() {
+                fields.extend(keys.clone().cloned());
+                let mut seen = HashSet::new();
+                fields.retain(|c| seen.insert(c.clone()));
+            }
+            let mut except = wanted.except;
+            except.retain(|c| !keys.clone().any(|key| key == c));
             relations.push(Append {
                 name: name.to_string(),
                 link,
                 target,
                 nested,
                 fields,
+                except,
             });
         }
-        Ok(Self { relations })
+        Ok((Self { relations }, own))
     }
 
     /// Takes out the relations the rows' own statement can read
@@ -760,6 +840,13 @@ impl Appends {
             let related = Target::resolve(state, &append.target)?;
             let visible =
                 visible_columns(state, caller, &related).map_err(|e| appending(&append.name, e))?;
+            // Checked as the read of the related rows would check them.
+            for (param, columns) in [("fields", &append.fields), ("except", &append.except)] {
+                for column in columns {
+                    check_column(&related, &visible, column, caller)
+                        .map_err(|e| appending(&append.name, e).at(param))?;
+                }
+            }
             let inner: Vec<&str> = append.link.pairs.iter().map(|(_, i)| i.as_str()).collect();
             let on_primary_key = related.def.primary_key.as_ref().is_some_and(|pk| {
                 pk.columns.len() == inner.len()
@@ -788,7 +875,10 @@ impl Appends {
             // The joined cells' names must not be the rows' own.
             let clash = target.def.columns.iter().any(|c| c.name.starts_with("__j"));
             if on_primary_key && comparable && key_readable && !capped && !clash {
-                let asked = |c: &String| append.fields.is_empty() || append.fields.contains(c);
+                let asked = |c: &String| {
+                    (append.fields.is_empty() || append.fields.contains(c))
+                        && !append.except.contains(c)
+                };
                 joined.push(Joined {
                     name: append.name.as_str().into(),
                     alias: TableReference::bare(format!("__j{index}")),
@@ -1045,6 +1135,7 @@ impl Append {
         let request = ReadRequest {
             filter: Some(filter),
             fields: self.fields.clone(),
+            except: self.except.clone(),
             appends: self.nested.clone(),
             ..ReadRequest::default()
         };
