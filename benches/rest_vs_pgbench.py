@@ -50,7 +50,7 @@ every insert is paired with a delete of the same row. One (e) is one INSERT and 
 transaction, like one pgbench transaction (the floor's two statements) and one PostGraphile
 request (two mutations): Tributary's (e) rate is its HTTP requests/s / 2, its p50/p99 the
 latency of one HTTP request (half an operation). Rows left by inserts in flight when a run ends
-are deleted with psql (r_regionkey >= 1000000) after each run.
+are deleted with psql (r_regionkey >= 1000000) after each run, and `region` is vacuumed.
 
 Systems (all reading the same PostgreSQL tables, search_path tpch_pg_all, over plain-text TCP as
 api_vs_pgbench.py says):
@@ -321,7 +321,11 @@ def region_row(key):
 
 
 def clean_region():
+    """Deletes the rows (e) left and vacuums `region`: every (e) leaves a dead row, and with
+    autovacuum off or late (it is off on some machines here) runs slowed as they piled up
+    (180,000 after one bench: 4,500 → 2,800 op/s over three reps), whichever system came later."""
     psql("DELETE FROM region WHERE r_regionkey >= 1000000")
+    psql("VACUUM region")  # its own command: VACUUM cannot run inside the DELETE's transaction
 
 
 def problem(status, answer):

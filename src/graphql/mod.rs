@@ -255,12 +255,12 @@ async fn run(
     state: &AppState,
     principal: Principal,
     mut request: async_graphql::Request,
-) -> async_graphql::Response {
+) -> render::Answered {
     if let Err(error) = state.graphql.persisted.resolve(&mut request) {
-        return async_graphql::Response::from_errors(vec![error]);
+        return async_graphql::Response::from_errors(vec![error]).into();
     }
     let caller = principal.caller();
-    let mut response = match state.graphql.get(state, &caller) {
+    let mut answered = match state.graphql.get(state, &caller) {
         Ok(schema) => {
             state.graphql.documents.prepare(&mut request);
             let session = Arc::new(mutation::Session::for_request(&mut request));
@@ -272,20 +272,20 @@ async fn run(
                 .data(session.clone())
                 .data(rendered.clone());
             let mut response = schema.execute(request).await;
-            rendered.splice(&mut response);
             session.finish(state, &mut response).await;
-            response
+            rendered.answer(response)
         }
         Err(error) => async_graphql::Response::from_errors(vec![
             resolve::field_error(error).into_server_error(Default::default()),
-        ]),
+        ])
+        .into(),
     };
-    for error in &mut response.errors {
+    for error in &mut answered.response.errors {
         if error.extensions.is_none() {
             mark(error);
         }
     }
-    response
+    answered
 }
 
 /// The operation a request runs, chosen as async-graphql chooses it: the

@@ -4,30 +4,37 @@
 //! calling a resolver for every field of every row (a boxed future, an
 //! argument map and a context each: most of a light request's own work).
 //! The resolver hands async-graphql an empty answer (`[]` or null) and
-//! keeps the real one here; `run` puts it in the response in its place.
+//! keeps the records here; the response is written with them in its place
+//! ([`Answered`]), straight from the records.
 //! Anything else — an aggregate under a row, a value that breaks its type
 //! — is left to async-graphql, as is a request where answers could not be
 //! put back by their response key alone.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::dynamic::ResolverContext;
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{OperationType, Selection};
 use async_graphql::{Name, SelectionField, Value as GqlValue};
+use serde::Serialize;
+use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
 
-use super::nested;
-use super::resolve::{self, included, response_key};
-use super::shape::{ColumnShape, Shape, Shapes};
+use super::resolve::{self, response_key};
+use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use super::{bytea, nested};
 use crate::rest::read::{Cell, Record};
 
-/// A request's root answers written here, by response key.
+/// A request's root answers kept here, by response key, and written
+/// straight from their records when the response is (no answer tree of
+/// async-graphql values is built for them: that tree, its map of names
+/// and its serialization were a third of a nested request's own work).
 pub struct Rendered {
     /// The operation is a query whose root fields each have a response
     /// key of their own (no fragment at the root): an answer goes back
     /// under its key without merging.
     enabled: bool,
-    answers: Mutex<Vec<(Name, GqlValue)>>,
+    answers: Mutex<Vec<(Name, Written)>>,
 }
 
 impl Rendered {
@@ -52,95 +59,188 @@ impl Rendered {
         }
     }
 
-    /// Writes the answer of the root field `ctx` resolves (`x`: `rows`,
-    /// `x_by_pk`: the one row or none) when its selection is plain; `true`
-    /// when it did, and the resolver answers the placeholder.
+    /// Keeps the answer of the root field `ctx` resolves (`x`: its rows,
+    /// `x_by_pk`: the one row or none) when its selection is plain and
+    /// every value fits its type: `Ok` when it did, and the resolver
+    /// answers the placeholder; else the rows back, for async-graphql.
     pub fn keep(
         ctx: &ResolverContext<'_>,
         shape: &Shape,
         shapes: &Shapes,
-        rows: Answer<'_>,
-    ) -> bool {
-        let Ok(rendered) = ctx.ctx.data::<std::sync::Arc<Rendered>>() else {
-            return false;
+        rows: Answer,
+    ) -> Result<(), Answer> {
+        let Ok(rendered) = ctx.ctx.data::<Arc<Rendered>>() else {
+            return Err(rows);
         };
         if !rendered.enabled {
-            return false;
+            return Err(rows);
         }
         let field = ctx.ctx.field();
-        let Some(level) = Level::of(&field, shape, shapes) else {
-            return false;
+        let Some(level) = shapes
+            .get(&shape.name)
+            .and_then(|shape| Level::of(&field, shape, shapes))
+        else {
+            return Err(rows);
         };
-        let answer = match rows {
-            Answer::Rows(records) => records
-                .iter()
-                .map(|record| level.row(record))
-                .collect::<Option<Vec<_>>>()
-                .map(GqlValue::List),
-            Answer::Row(record) => record.map_or(Some(GqlValue::Null), |r| level.row(r)),
+        let fits = match &rows {
+            Answer::Rows(records) => records.iter().all(|record| level.fits(record)),
+            Answer::Row(record) => record.as_ref().is_none_or(|r| level.fits(r)),
         };
-        let Some(answer) = answer else {
-            return false;
-        };
+        if !fits {
+            return Err(rows);
+        }
         rendered
             .answers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((Name::new(response_key(&field)), answer));
-        true
+            .push((Name::new(response_key(&field)), Written { level, rows }));
+        Ok(())
     }
 
-    /// Puts the written answers in the response in place of their
-    /// placeholders.
-    pub fn splice(&self, response: &mut async_graphql::Response) {
-        let answers =
+    /// The response with the kept answers in place of their placeholders.
+    pub fn answer(&self, response: async_graphql::Response) -> Answered {
+        let written =
             std::mem::take(&mut *self.answers.lock().unwrap_or_else(PoisonError::into_inner));
-        if answers.is_empty() {
-            return;
+        Answered { response, written }
+    }
+}
+
+/// A GraphQL response as sent: async-graphql's, with the root answers
+/// [`Rendered`] kept written in place of their placeholders.
+pub struct Answered {
+    pub response: async_graphql::Response,
+    written: Vec<(Name, Written)>,
+}
+
+impl From<async_graphql::Response> for Answered {
+    fn from(response: async_graphql::Response) -> Self {
+        Self {
+            response,
+            written: Vec::new(),
         }
-        let GqlValue::Object(data) = &mut response.data else {
-            return;
+    }
+}
+
+impl Serialize for Answered {
+    /// As async-graphql's `Response` serializes (`data`, then
+    /// `extensions` and `errors` when there are any).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let response = &self.response;
+        let GqlValue::Object(data) = &response.data else {
+            return response.serialize(serializer);
         };
-        for (key, answer) in answers {
-            if let Some(slot) = data.get_mut(&key) {
-                *slot = answer;
+        if self.written.is_empty() {
+            return response.serialize(serializer);
+        }
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(
+            "data",
+            &Data {
+                data,
+                written: &self.written,
+            },
+        )?;
+        if !response.extensions.is_empty() {
+            map.serialize_entry("extensions", &response.extensions)?;
+        }
+        if !response.errors.is_empty() {
+            map.serialize_entry("errors", &response.errors)?;
+        }
+        map.end()
+    }
+}
+
+/// The response's `data`, a kept answer under its response key in place
+/// of the placeholder there.
+struct Data<'a> {
+    data: &'a IndexMap<Name, GqlValue>,
+    written: &'a [(Name, Written)],
+}
+
+impl Serialize for Data<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.data.len()))?;
+        for (key, value) in self.data {
+            match self.written.iter().find(|(k, _)| k == key) {
+                Some((_, written)) => map.serialize_entry(key.as_str(), written)?,
+                None => map.serialize_entry(key.as_str(), value)?,
             }
         }
+        map.end()
     }
 }
 
 /// What a root field read.
-pub enum Answer<'r> {
-    Rows(&'r [Record]),
-    Row(Option<&'r Record>),
+pub enum Answer {
+    Rows(Vec<Record>),
+    Row(Option<Record>),
+}
+
+impl Answer {
+    /// The rows read (one or none for a row by key).
+    pub fn into_records(self) -> Vec<Record> {
+        match self {
+            Answer::Rows(records) => records,
+            Answer::Row(record) => record.into_iter().collect(),
+        }
+    }
+}
+
+/// A kept root answer: its rows and what each answers.
+struct Written {
+    level: Level,
+    rows: Answer,
+}
+
+impl Serialize for Written {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.rows {
+            Answer::Rows(records) => rows(serializer, &self.level, records),
+            Answer::Row(None) => serializer.serialize_unit(),
+            Answer::Row(Some(record)) => Row(&self.level, record).serialize(serializer),
+        }
+    }
+}
+
+fn rows<S: Serializer>(
+    serializer: S,
+    level: &Level,
+    records: &[Record],
+) -> Result<S::Ok, S::Error> {
+    let mut seq = serializer.serialize_seq(Some(records.len()))?;
+    for record in records {
+        seq.serialize_element(&Row(level, record))?;
+    }
+    seq.end()
 }
 
 /// What a selection set answers for each row of one collection.
-struct Level<'s> {
-    typename: &'s str,
-    fields: Vec<(Name, Part<'s>)>,
+struct Level {
+    shape: Arc<Shape>,
+    fields: Vec<(Name, Part)>,
 }
 
-enum Part<'s> {
+enum Part {
     Typename,
-    Column(&'s ColumnShape),
+    /// The column at this index of the shape's.
+    Column(usize),
     /// A relation's answer, attached to the row under its slot.
-    One(String, Level<'s>),
-    Many(String, Level<'s>),
+    One(String, Level),
+    Many(String, Level),
 }
 
-impl<'s> Level<'s> {
+impl Level {
     /// `None`: the selection holds something else than columns,
     /// `__typename` and row relationships, or a relation twice under one
     /// response key (async-graphql merges those).
-    fn of(field: &SelectionField<'_>, shape: &'s Shape, shapes: &'s Shapes) -> Option<Self> {
-        let mut fields: Vec<(Name, Part<'s>)> = Vec::new();
-        for selected in included(field) {
+    fn of(field: &SelectionField<'_>, shape: &Arc<Shape>, shapes: &Shapes) -> Option<Self> {
+        let mut fields: Vec<(Name, Part)> = Vec::new();
+        for selected in field.selection_set() {
             let name = selected.name();
             let part = if name == "__typename" {
                 Part::Typename
-            } else if let Some(column) = shape.column(name) {
-                Part::Column(column)
+            } else if let Some(index) = shape.columns.iter().position(|c| c.name == name) {
+                Part::Column(index)
             } else {
                 let (relation, false) = nested::relation_field(shape, name)? else {
                     return None;
@@ -159,44 +259,100 @@ impl<'s> Level<'s> {
                 // The same column or `__typename` again answers the same.
                 match (known, &part) {
                     (Part::Typename, Part::Typename) => continue,
-                    (Part::Column(a), Part::Column(b)) if a.name == b.name => continue,
+                    (Part::Column(a), Part::Column(b)) if a == b => continue,
                     _ => return None,
                 }
             }
             fields.push((Name::new(key), part));
         }
         Some(Self {
-            typename: &shape.name,
+            shape: shape.clone(),
             fields,
         })
     }
 
-    /// One row's answer (`None`: one the types refuse, a null in a
-    /// non-null column, or a relation not read with it).
-    fn row(&self, record: &Record) -> Option<GqlValue> {
-        let mut object = IndexMap::with_capacity(self.fields.len());
-        for (key, part) in &self.fields {
-            let value = match part {
-                Part::Typename => GqlValue::String(self.typename.to_string()),
-                Part::Column(column) => column_answer(record, column)?,
-                Part::One(slot, inner) => match cell(record, slot)? {
-                    Cell::One(Some(related)) => inner.row(related)?,
-                    Cell::One(None) => GqlValue::Null,
-                    _ => return None,
+    /// Whether the row's answer can be written: no null in a non-null
+    /// column, every relation read with it (else async-graphql resolves
+    /// the field, and reports what breaks).
+    fn fits(&self, record: &Record) -> bool {
+        self.fields.iter().all(|(_, part)| match part {
+            Part::Typename => true,
+            Part::Column(index) => {
+                let column = &self.shape.columns[*index];
+                column.nullable || !matches!(record.get(&column.name), None | Some(Value::Null))
+            }
+            Part::One(slot, inner) => match cell(record, slot) {
+                Some(Cell::One(related)) => related.as_ref().is_none_or(|r| inner.fits(r)),
+                _ => false,
+            },
+            Part::Many(slot, inner) => match cell(record, slot) {
+                Some(Cell::Many(related)) => related.iter().all(|r| inner.fits(r)),
+                _ => false,
+            },
+        })
+    }
+}
+
+/// One row's answer, written as async-graphql would write it.
+struct Row<'a>(&'a Level, &'a Record);
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Row(level, record) = *self;
+        let mut map = serializer.serialize_map(Some(level.fields.len()))?;
+        for (key, part) in &level.fields {
+            let key = key.as_str();
+            match part {
+                Part::Typename => map.serialize_entry(key, &level.shape.name)?,
+                Part::Column(index) => {
+                    map.serialize_entry(key, &ColumnValue(record, &level.shape.columns[*index]))?
+                }
+                Part::One(slot, inner) => match cell(record, slot) {
+                    Some(Cell::One(Some(related))) => {
+                        map.serialize_entry(key, &Row(inner, related))?
+                    }
+                    Some(Cell::One(None)) => map.serialize_entry(key, &())?,
+                    _ => return Err(S::Error::custom(format!("`{key}` was not read"))),
                 },
-                Part::Many(slot, inner) => match cell(record, slot)? {
-                    Cell::Many(related) => GqlValue::List(
-                        related
-                            .iter()
-                            .map(|r| inner.row(r))
-                            .collect::<Option<Vec<_>>>()?,
-                    ),
-                    _ => return None,
+                Part::Many(slot, inner) => match cell(record, slot) {
+                    Some(Cell::Many(related)) => {
+                        map.serialize_entry(key, &Related(inner, related))?
+                    }
+                    _ => return Err(S::Error::custom(format!("`{key}` was not read"))),
                 },
-            };
-            object.insert(key.clone(), value);
+            }
         }
-        Some(GqlValue::Object(object))
+        map.end()
+    }
+}
+
+/// An array relationship's rows.
+struct Related<'a>(&'a Level, &'a [Record]);
+
+impl Serialize for Related<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        rows(serializer, self.0, self.1)
+    }
+}
+
+/// A column's value as [`resolve::column_value`] answers it: JSON
+/// columns as their document, `bytea` as base64.
+struct ColumnValue<'a>(&'a Record, &'a ColumnShape);
+
+impl Serialize for ColumnValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let ColumnValue(record, column) = *self;
+        match (record.get(&column.name), column.scalar) {
+            (None | Some(Value::Null), _) => serializer.serialize_unit(),
+            (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => {
+                resolve::document(text).serialize(serializer)
+            }
+            (Some(Value::String(text)), Scalar::Bytea) => match bytea::to_base64(text) {
+                Some(base64) => serializer.serialize_str(&base64),
+                None => serializer.serialize_str(text),
+            },
+            (Some(value), _) => value.serialize(serializer),
+        }
     }
 }
 
@@ -223,12 +379,13 @@ impl WrittenRow {
     /// `None` when `field` selects anything else than columns and
     /// `__typename`.
     pub fn of(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> Option<Self> {
-        let fields = Level::of(field, shape, shapes)?
+        let level = Level::of(field, shapes.get(&shape.name)?, shapes)?;
+        let fields = level
             .fields
             .into_iter()
             .map(|(key, part)| match part {
                 Part::Typename => Some((key, None)),
-                Part::Column(column) => Some((key, Some(column.clone()))),
+                Part::Column(index) => Some((key, Some(level.shape.columns[index].clone()))),
                 Part::One(..) | Part::Many(..) => None,
             })
             .collect::<Option<_>>()?;

@@ -158,12 +158,14 @@ pub async fn list<'a>(
         .await
         .map_err(|e| places.place(e, ""))?;
     nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
-    if Rendered::keep(ctx, shape, shapes, Answer::Rows(&records)) {
-        return Ok(FieldValue::list(Vec::<FieldValue<'a>>::new()));
-    }
-    Ok(FieldValue::list(
-        records.into_iter().map(FieldValue::owned_any),
-    ))
+    Ok(
+        match Rendered::keep(ctx, shape, shapes, Answer::Rows(records)) {
+            Ok(()) => FieldValue::list(Vec::<FieldValue<'a>>::new()),
+            Err(answer) => {
+                FieldValue::list(answer.into_records().into_iter().map(FieldValue::owned_any))
+            }
+        },
+    )
 }
 
 /// `x_by_pk(<key columns>)`: the row, or null.
@@ -212,10 +214,14 @@ fn one<'a>(
     shapes: &Shapes,
     row: Option<Record>,
 ) -> Option<FieldValue<'a>> {
-    if Rendered::keep(ctx, shape, shapes, Answer::Row(row.as_ref())) {
-        return None;
+    match Rendered::keep(ctx, shape, shapes, Answer::Row(row)) {
+        Ok(()) => None,
+        Err(answer) => answer
+            .into_records()
+            .into_iter()
+            .next()
+            .map(FieldValue::owned_any),
     }
-    row.map(FieldValue::owned_any)
 }
 
 /// Where one measure's value goes in the answer.

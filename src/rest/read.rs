@@ -77,10 +77,6 @@ impl Record {
             _ => None,
         })
     }
-
-    fn retain(&mut self, keep: &HashSet<String>) {
-        self.0.retain(|(n, _)| keep.contains(&**n));
-    }
 }
 
 /// What one read asks for, once parsed.
@@ -327,8 +323,21 @@ pub async fn fetch(
     let mut keep: HashSet<String> = answered.into_iter().collect();
     keep.extend(relations.names());
     keep.extend(joined.iter().map(|j| j.name.to_string()));
-    for record in &mut records {
-        record.retain(&keep);
+    // Every record holds the same columns (one plan's, then each relation
+    // appended to all): what to drop is known from the first, and most
+    // reads drop nothing.
+    let dropped: Vec<Arc<str>> = records.first().map_or_else(Vec::new, |first| {
+        first
+            .0
+            .iter()
+            .filter(|(name, _)| !keep.contains(&**name))
+            .map(|(name, _)| name.clone())
+            .collect()
+    });
+    if !dropped.is_empty() {
+        for record in &mut records {
+            record.0.retain(|(name, _)| !dropped.contains(name));
+        }
     }
     Ok((records, next))
 }
