@@ -8,6 +8,7 @@
 //! relation and level, whatever the number of rows.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -179,7 +180,9 @@ pub async fn list(
             ))
             .at(param));
         }
-        let output = start(state, &caller, target, &request, &[]).await?;
+        let visible = visible_columns(state, &caller, target)?;
+        let answered = answered_columns(&caller, target, &visible, &request)?;
+        let output = start(state, &caller, target, &request, &answered, &[]).await?;
         let max_rows = output
             .row_limit
             .and_then(|l| usize::try_from(l).ok())
@@ -298,7 +301,7 @@ pub async fn fetch(
     if paged {
         extra.extend(keys.iter().map(|k| k.column.clone()));
     }
-    let answered = answered_columns(state, caller, target, &inner).await?;
+    let answered = answered_columns(caller, target, &visible, &inner)?;
     if !inner.fields.is_empty() || !inner.except.is_empty() {
         inner.fields = answered.clone();
         inner.except.clear();
@@ -308,7 +311,8 @@ pub async fn fetch(
             }
         }
     }
-    let output = start(state, caller, target, &inner, &joined).await?;
+    let read = answered_columns(caller, target, &visible, &inner)?;
+    let output = start(state, caller, target, &inner, &read, &joined).await?;
     let mut records = collect(state, output).await?;
     extract_joined(&joined, &mut records);
     let full = request
@@ -320,9 +324,11 @@ pub async fn fetch(
         None
     };
     relations.attach(state, caller, &mut records).await?;
-    let mut keep: HashSet<String> = answered.into_iter().collect();
-    keep.extend(relations.names());
-    keep.extend(joined.iter().map(|j| j.name.to_string()));
+    let kept = |name: &str| {
+        answered.iter().any(|c| c == name)
+            || relations.names().any(|r| r == name)
+            || joined.iter().any(|j| &*j.name == name)
+    };
     // Every record holds the same columns (one plan's, then each relation
     // appended to all): what to drop is known from the first, and most
     // reads drop nothing.
@@ -330,7 +336,7 @@ pub async fn fetch(
         first
             .0
             .iter()
-            .filter(|(name, _)| !keep.contains(&**name))
+            .filter(|(name, _)| !kept(name))
             .map(|(name, _)| name.clone())
             .collect()
     });
@@ -344,20 +350,19 @@ pub async fn fetch(
 
 /// The columns a read answers (before appends): `fields` minus `except`,
 /// or every readable column.
-async fn answered_columns(
-    state: &AppState,
+fn answered_columns(
     caller: &Caller,
     target: &Target,
+    visible: &[String],
     request: &ReadRequest,
 ) -> Result<Vec<String>, ApiError> {
-    let visible = visible_columns(state, caller, target)?;
     for (param, names) in [("fields", &request.fields), ("except", &request.except)] {
         for name in names {
-            check_column(target, &visible, name, caller).map_err(|e| e.at(param))?;
+            check_column(target, visible, name, caller).map_err(|e| e.at(param))?;
         }
     }
     let base: Vec<String> = if request.fields.is_empty() {
-        visible
+        visible.to_vec()
     } else {
         request.fields.clone()
     };
@@ -470,20 +475,29 @@ fn filtered_scan(
     Ok((builder, name, visible))
 }
 
-/// Starts a read's plan, with `joined` relations joined in.
+/// Starts a read's plan answering the columns `answered` (checked against
+/// the caller's: [`answered_columns`]), with `joined` relations joined in.
 async fn start(
     state: &AppState,
     caller: &Caller,
     target: &Target,
     request: &ReadRequest,
+    answered: &[String],
     joined: &[Joined],
 ) -> Result<QueryOutput, ApiError> {
-    let answered = answered_columns(state, caller, target, request).await?;
     // Everything the plan is made of but the filter's values (a cursor's
-    // values are not a filter's: such reads are planned each time).
-    let keyed = request.after.is_none().then(|| Request {
+    // values are not a filter's: such reads are planned each time). The
+    // columns are written length-first, not `{:?}`-escaped: the key is
+    // made on every read, and escaping each character was a visible part.
+    let keyed = request.after.is_none().then(|| {
+        let mut columns = String::with_capacity(answered.iter().map(|c| c.len() + 4).sum());
+        for column in answered {
+            // Writing to a String cannot fail.
+            let _ = write!(columns, "{}:{column},", column.len());
+        }
+        Request {
         shape: format!(
-            "rows\u{1f}{}\u{1f}{answered:?}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
+            "rows\u{1f}{}\u{1f}{columns}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
             target.name(),
             request.sort,
             request.offset,
@@ -493,6 +507,7 @@ async fn start(
             joined.iter().map(Joined::shape).collect::<Vec<_>>(),
         ),
         filter: request.filter.as_ref(),
+    }
     });
     let work = state.engine.query_read(
         caller,
@@ -919,8 +934,8 @@ impl Appends {
         out
     }
 
-    fn names(&self) -> impl Iterator<Item = String> + '_ {
-        self.relations.iter().map(|r| r.name.clone())
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.relations.iter().map(|r| r.name.as_str())
     }
 
     /// Fetches each relation's rows for all `records` at once and attaches
