@@ -250,6 +250,24 @@ async fn execute(
     json_response(StatusCode::OK, &responses)
 }
 
+/// What a request's resolvers read, as one entry of async-graphql's
+/// request data (each entry costs a map insert per request).
+pub(crate) struct RequestData {
+    state: AppState,
+    caller: Caller,
+    principal: Principal,
+    session: Arc<mutation::Session>,
+    rendered: Arc<render::Rendered>,
+}
+
+impl RequestData {
+    /// The entry `ctx` carries (put in by [`run`]).
+    fn of<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a RequestData, ApiError> {
+        ctx.data::<RequestData>()
+            .map_err(|e| ApiError::internal(e.message))
+    }
+}
+
 /// Runs one operation as the caller.
 async fn run(
     state: &AppState,
@@ -265,12 +283,13 @@ async fn run(
             state.graphql.documents.prepare(&mut request);
             let session = Arc::new(mutation::Session::for_request(&mut request));
             let rendered = Arc::new(render::Rendered::for_request(&mut request));
-            let request = request
-                .data(state.clone())
-                .data(caller)
-                .data(principal)
-                .data(session.clone())
-                .data(rendered.clone());
+            let request = request.data(RequestData {
+                state: state.clone(),
+                caller,
+                principal,
+                session: session.clone(),
+                rendered: rendered.clone(),
+            });
             let mut response = schema.execute(request).await;
             session.finish(state, &mut response).await;
             rendered.answer(response)

@@ -460,10 +460,8 @@ async fn mutate<'a>(
     shapes: &Shapes,
     kind: Kind,
 ) -> Result<Option<FieldValue<'a>>, ApiError> {
-    let data = |e: async_graphql::Error| ApiError::internal(e.message);
-    let state = ctx.ctx.data::<AppState>().map_err(data)?;
-    let principal = ctx.ctx.data::<Principal>().map_err(data)?;
-    let session = ctx.ctx.data::<Arc<Session>>().map_err(data)?;
+    let data = super::RequestData::of(ctx.ctx)?;
+    let (state, principal, session) = (&data.state, &data.principal, &data.session);
     let mut inner = session.inner.lock().await;
     // After a failed field the transaction is rolled back: the fields
     // after it do not run (their answer is the request's error).

@@ -69,9 +69,10 @@ impl Rendered {
         shapes: &Shapes,
         rows: Answer,
     ) -> Result<(), Answer> {
-        let Ok(rendered) = ctx.ctx.data::<Arc<Rendered>>() else {
+        let Ok(data) = super::RequestData::of(ctx.ctx) else {
             return Err(rows);
         };
+        let rendered = &data.rendered;
         if !rendered.enabled {
             return Err(rows);
         }

@@ -58,11 +58,8 @@ pub fn answer<'a>(
 
 /// The request's state and caller, put in by the HTTP handler.
 pub fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a Caller), ApiError> {
-    let missing = |e: async_graphql::Error| ApiError::internal(e.message);
-    Ok((
-        ctx.ctx.data::<AppState>().map_err(missing)?,
-        ctx.ctx.data::<Caller>().map_err(missing)?,
-    ))
+    let data = super::RequestData::of(ctx.ctx)?;
+    Ok((&data.state, &data.caller))
 }
 
 /// The `where` argument as filter JSON (`None`: no filter), and where its

@@ -977,8 +977,10 @@ impl Audit {
                 hasher.update(statement.sql.as_bytes());
             }
         }
-        let digest = hex::encode(hasher.finalize());
-        self.note("sql_fingerprint", Json::String(digest[..16].to_string()));
+        // The first 8 bytes: 16 hex digits.
+        let digest = hasher.finalize();
+        let fingerprint = hex::encode(digest.get(..8).unwrap_or_default());
+        self.note("sql_fingerprint", Json::String(fingerprint));
     }
 
     /// Writes the audit row: the answer's HTTP status, and the error when
