@@ -20,9 +20,9 @@ use serde::Serialize;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
+use super::nested;
 use super::resolve::{self, response_key};
-use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{bytea, nested};
+use super::shape::{ColumnShape, Shape, Shapes};
 use crate::rest::read::{Cell, Record};
 
 /// A request's root answers kept here, by response key, and written
@@ -336,24 +336,12 @@ impl Serialize for Related<'_> {
     }
 }
 
-/// A column's value as [`resolve::column_value`] answers it: JSON
-/// columns as their document, `bytea` as base64.
+/// A column's value as [`resolve::column_json`] answers it.
 struct ColumnValue<'a>(&'a Record, &'a ColumnShape);
 
 impl Serialize for ColumnValue<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let ColumnValue(record, column) = *self;
-        match (record.get(&column.name), column.scalar) {
-            (None | Some(Value::Null), _) => serializer.serialize_unit(),
-            (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => {
-                resolve::document(text).serialize(serializer)
-            }
-            (Some(Value::String(text)), Scalar::Bytea) => match bytea::to_base64(text) {
-                Some(base64) => serializer.serialize_str(&base64),
-                None => serializer.serialize_str(text),
-            },
-            (Some(value), _) => value.serialize(serializer),
-        }
+        resolve::column_json(self.0, self.1).serialize(serializer)
     }
 }
 

@@ -5,6 +5,8 @@
 //! answer then handed out to the nested fields by response key. Failures
 //! become GraphQL field errors with `extensions.code`.
 
+use std::borrow::Cow;
+
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use async_graphql::indexmap::IndexMap;
 use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
@@ -538,18 +540,23 @@ pub fn column<'a>(
     Ok(column_value(record, column).map(FieldValue::value))
 }
 
-/// A column's answer in a row (`None`: null): JSON as the document, bytes
-/// in base64, the rest as read.
-pub fn column_value(record: &Record, column: &ColumnShape) -> Option<GqlValue> {
-    let value = match (record.get(&column.name), column.scalar) {
+/// A column's value as GraphQL answers it: JSON columns as their
+/// document, `bytea` as base64, others as read (`None`: null). Both the
+/// resolvers and the answers written at once (`render.rs`) answer this.
+pub fn column_json<'r>(record: &'r Record, column: &ColumnShape) -> Option<Cow<'r, Value>> {
+    Some(match (record.get(&column.name), column.scalar) {
         (None | Some(Value::Null), _) => return None,
-        (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => document(text),
-        (Some(Value::String(text)), Scalar::Bytea) => {
-            Value::String(bytea::to_base64(text).unwrap_or_else(|| text.clone()))
-        }
-        (Some(value), _) => value.clone(),
-    };
-    Some(to_graphql(value))
+        (Some(Value::String(text)), Scalar::Json | Scalar::Jsonb) => Cow::Owned(document(text)),
+        (Some(Value::String(text)), Scalar::Bytea) => Cow::Owned(Value::String(
+            bytea::to_base64(text).unwrap_or_else(|| text.clone()),
+        )),
+        (Some(value), _) => Cow::Borrowed(value),
+    })
+}
+
+/// [`column_json`] as async-graphql's value.
+pub fn column_value(record: &Record, column: &ColumnShape) -> Option<GqlValue> {
+    column_json(record, column).map(|value| to_graphql(value.into_owned()))
 }
 
 /// A JSON column's value, which arrives as its text: answered as the

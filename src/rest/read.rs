@@ -475,6 +475,32 @@ fn filtered_scan(
     Ok((builder, name, visible))
 }
 
+/// A read's shape: everything its plan is made of but the filter's
+/// values. Made on every read, so the columns are written length-first
+/// rather than `{:?}`-escaped (escaping each character was a visible part).
+fn rows_shape(
+    target: &Target,
+    request: &ReadRequest,
+    answered: &[String],
+    joined: &[Joined],
+) -> String {
+    let mut columns = String::with_capacity(answered.iter().map(|c| c.len() + 4).sum());
+    for column in answered {
+        // Writing to a String cannot fail.
+        let _ = write!(columns, "{}:{column},", column.len());
+    }
+    format!(
+        "rows\u{1f}{}\u{1f}{columns}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
+        target.name(),
+        request.sort,
+        request.offset,
+        request.limit,
+        request.distinct_on,
+        request.per,
+        joined.iter().map(Joined::shape).collect::<Vec<_>>(),
+    )
+}
+
 /// Starts a read's plan answering the columns `answered` (checked against
 /// the caller's: [`answered_columns`]), with `joined` relations joined in.
 async fn start(
@@ -485,29 +511,10 @@ async fn start(
     answered: &[String],
     joined: &[Joined],
 ) -> Result<QueryOutput, ApiError> {
-    // Everything the plan is made of but the filter's values (a cursor's
-    // values are not a filter's: such reads are planned each time). The
-    // columns are written length-first, not `{:?}`-escaped: the key is
-    // made on every read, and escaping each character was a visible part.
-    let keyed = request.after.is_none().then(|| {
-        let mut columns = String::with_capacity(answered.iter().map(|c| c.len() + 4).sum());
-        for column in answered {
-            // Writing to a String cannot fail.
-            let _ = write!(columns, "{}:{column},", column.len());
-        }
-        Request {
-        shape: format!(
-            "rows\u{1f}{}\u{1f}{columns}\u{1f}{:?}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}\u{1f}{:?}",
-            target.name(),
-            request.sort,
-            request.offset,
-            request.limit,
-            request.distinct_on,
-            request.per,
-            joined.iter().map(Joined::shape).collect::<Vec<_>>(),
-        ),
+    // A cursor's values are not a filter's: such reads are planned each time.
+    let keyed = request.after.is_none().then(|| Request {
+        shape: rows_shape(target, request, answered, joined),
         filter: request.filter.as_ref(),
-    }
     });
     let work = state.engine.query_read(
         caller,
