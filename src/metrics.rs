@@ -54,6 +54,15 @@ pub enum ReadPath {
     Planner,
 }
 
+/// How a GraphQL operation was answered.
+#[derive(Clone, Copy, Debug)]
+pub enum GraphqlPath {
+    /// A compiled plain query's plan.
+    Plan,
+    /// async-graphql's executor.
+    Executor,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadPathLabels {
     /// `request_shape`, `plan_shape` or `planner`.
@@ -73,6 +82,7 @@ pub struct Metrics {
     source_rows: Family<SourceLabels, Counter>,
     source_statements: Family<SourceLabels, Counter>,
     reads: Family<ReadPathLabels, Counter>,
+    graphql: Family<ReadPathLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -110,6 +120,7 @@ impl Metrics {
         let source_rows = Family::<SourceLabels, Counter>::default();
         let source_statements = Family::<SourceLabels, Counter>::default();
         let reads = Family::<ReadPathLabels, Counter>::default();
+        let graphql = Family::<ReadPathLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -160,6 +171,11 @@ impl Metrics {
             "Reads built as plans (REST, GraphQL) by how they were answered",
             reads.clone(),
         );
+        registry.register(
+            "graphql_operations",
+            "GraphQL operations by how they were answered (`plan`: a compiled plain query)",
+            graphql.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -172,6 +188,7 @@ impl Metrics {
             source_rows,
             source_statements,
             reads,
+            graphql,
         }
     }
 
@@ -183,6 +200,15 @@ impl Metrics {
             ReadPath::Planner => "planner",
         };
         self.reads.get_or_create(&ReadPathLabels { path }).inc();
+    }
+
+    /// Counts one GraphQL operation.
+    pub fn graphql(&self, path: GraphqlPath) {
+        let path = match path {
+            GraphqlPath::Plan => "plan",
+            GraphqlPath::Executor => "executor",
+        };
+        self.graphql.get_or_create(&ReadPathLabels { path }).inc();
     }
 
     /// Counts one statement a query sent to `source`.

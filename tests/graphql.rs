@@ -75,6 +75,12 @@ impl Fixture {
         self.request(None, json!({ "query": query })).await
     }
 
+    /// A GraphQL request with variables as the admin; the whole response.
+    async fn query_with(&self, query: &str, variables: Value) -> Value {
+        self.request(None, json!({ "query": query, "variables": variables }))
+            .await
+    }
+
     /// A GraphQL request (`None`: as the admin, else as the role with user id).
     async fn request(&self, role: Option<(&str, &str)>, body: Value) -> Value {
         serde_json::from_str(&self.text(role, body).await).unwrap()
@@ -1479,6 +1485,212 @@ async fn plain_answers_written_at_once_match_async_graphqls() {
         assert!(!direct.contains("\"errors\""), "{selection}: {direct}");
         assert_eq!(direct, resolved, "{selection}");
     }
+    f.stop().await;
+}
+
+/// GraphQL operations answered by `path` (`plan` or `executor`) so far
+/// (`tributary_graphql_operations_total`).
+async fn operations(f: &Fixture, path: &str) -> u64 {
+    let (_, metrics) = f.server.get_text("/metrics").await;
+    let prefix = format!("tributary_graphql_operations_total{{path=\"{path}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A plain query of rows sent again is answered from its compiled plan,
+/// byte for byte as async-graphql answers it: each answer here is checked
+/// against the same document's with a comment added (a text not seen
+/// before, so async-graphql runs it), for several variables' values.
+#[tokio::test]
+async fn plain_queries_sent_again_answer_from_their_plan_as_async_graphql_does() {
+    let f = Fixture::new().await;
+    // Each document, its root fields' keys, and values for its variables.
+    let documents: [(&str, &[&str], Vec<Value>); 5] = [
+        (
+            "query Q($id: Int!) { pg_customers_by_pk(id: $id) { __typename who: name id \
+             orders(order_by: {id: asc}) { id status total customers { name } } } }",
+            &["pg_customers_by_pk"],
+            vec![json!({"id": 1}), json!({"id": 2}), json!({"id": 9})],
+        ),
+        (
+            "query Q($id: Int = 3) { c: pg_customers_by_pk(id: $id) { name tier } \
+             o: pg_orders_by_pk(id: 4) { id big meta customers { name born } } }",
+            &["c", "o"],
+            vec![json!({}), json!({"id": 1}), json!({"id": 2})],
+        ),
+        (
+            "{ pg_customers(order_by: {id: asc}, limit: 2) { name \
+             o: orders(order_by: {id: desc}, limit: 1) { id line_items(order_by: {line: asc}) { line qty } } } \
+             pg_kinds { id at wall day t u b n f ok tags } }",
+            &["pg_customers", "pg_kinds"],
+            vec![json!({})],
+        ),
+        (
+            "query Q($order: Int!, $line: Int!) { pg_line_items_by_pk(order_id: $order, line: $line) { qty } }",
+            &["pg_line_items_by_pk"],
+            vec![
+                json!({"order": 1, "line": 2}),
+                json!({"order": 4, "line": 1}),
+                json!({"order": 4, "line": 2}),
+            ],
+        ),
+        // Across sources: MariaDB's reviews with PostgreSQL's customers.
+        (
+            "{ my_reviews(order_by: {id: desc}, where: {stars: {_gte: 3}}) { id tags body \
+             customers { name orders(limit: 1, order_by: {id: asc}) { id } } } }",
+            &["my_reviews"],
+            vec![json!({})],
+        ),
+    ];
+    let mut sent_to_plans = 0;
+    for (document, roots, values) in &documents {
+        // The first time, async-graphql answers and the plan is made.
+        let first = &values[0];
+        let learned = f
+            .text(None, json!({"query": document, "variables": first}))
+            .await;
+        assert!(!learned.contains("\"errors\""), "{document}: {learned}");
+        for (i, variables) in values.iter().enumerate() {
+            let executor = operations(&f, "executor").await;
+            let reference = f
+                .text(
+                    None,
+                    json!({"query": format!("{document}\n# reference {i}"), "variables": variables}),
+                )
+                .await;
+            assert_eq!(operations(&f, "executor").await, executor + 1);
+            let plans = operations(&f, "plan").await;
+            let planned = f
+                .text(None, json!({"query": document, "variables": variables}))
+                .await;
+            assert_eq!(operations(&f, "plan").await, plans + 1, "{document}");
+            sent_to_plans += 1;
+            assert!(!planned.contains("\"errors\""), "{document}: {planned}");
+            if roots.len() == 1 {
+                assert_eq!(planned, reference, "{document} with {variables}");
+            } else {
+                // async-graphql puts root fields in the order they were
+                // answered; a plan, in the document's (as the spec asks).
+                let (planned_value, reference_value): (Value, Value) = (
+                    serde_json::from_str(&planned).unwrap(),
+                    serde_json::from_str(&reference).unwrap(),
+                );
+                assert_eq!(
+                    planned_value, reference_value,
+                    "{document} with {variables}"
+                );
+                let at = |key: &str| planned.find(&format!("\"{key}\":")).unwrap();
+                assert!(roots.windows(2).all(|w| at(w[0]) < at(w[1])), "{planned}");
+            }
+        }
+    }
+    assert!(sent_to_plans >= 9);
+    let plain = documents[0].0;
+    let answer = f.query_with(plain, json!({"id": 2})).await;
+    assert_eq!(
+        answer["data"]["pg_customers_by_pk"]["who"], "Bob",
+        "{answer}"
+    );
+
+    // Values the plan does not take go to async-graphql, which reports
+    // them as ever; a plan is never used for them.
+    let plans = operations(&f, "plan").await;
+    for (i, variables) in [json!({"id": "two"}), json!({"id": null}), json!({})]
+        .into_iter()
+        .enumerate()
+    {
+        let answer = f
+            .text(None, json!({"query": plain, "variables": variables}))
+            .await;
+        let reference = f
+            .text(
+                None,
+                json!({"query": format!("{plain}\n# refused {i}"), "variables": variables}),
+            )
+            .await;
+        assert_eq!(answer, reference);
+        assert!(answer.contains("\"errors\""), "{variables}: {answer}");
+    }
+    assert_eq!(operations(&f, "plan").await, plans);
+    // Not plain: a fragment, a directive, a variable below the root, an
+    // aggregate, a mutation — always async-graphql's.
+    for (document, variables) in [
+        (
+            "{ pg_customers { ... on pg_customers { name } } }",
+            json!({}),
+        ),
+        (
+            "query Q($s: Boolean!) { pg_customers { name @skip(if: $s) } }",
+            json!({"s": false}),
+        ),
+        (
+            "query Q($n: Int) { pg_customers { orders(limit: $n) { id } } }",
+            json!({"n": 1}),
+        ),
+        ("{ pg_orders_aggregate { aggregate { count } } }", json!({})),
+    ] {
+        for _ in 0..2 {
+            let answer = f.query_with(document, variables.clone()).await;
+            assert!(answer["errors"].is_null(), "{document}: {answer}");
+        }
+    }
+    assert_eq!(operations(&f, "plan").await, plans);
+    f.stop().await;
+}
+
+/// A plan is the role's: the caller's rules and session variables apply
+/// to each request it answers, and a rule changed takes effect at once.
+#[tokio::test]
+async fn plans_read_as_each_caller_under_the_rules_in_force() {
+    let f = Fixture::new().await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "status", "owner"]}),
+    )
+    .await;
+    let document = json!({"query": "query Q($id: Int!) { pg_orders_by_pk(id: $id) { id owner } \
+                                    pg_orders(order_by: {id: asc}) { id } }", "variables": {"id": 3}});
+    let ids = |answer: &Value| answer["data"]["pg_orders"].clone();
+    let plans = operations(&f, "plan").await;
+    let bob = f.request(Some(("clerk", "bob")), document.clone()).await;
+    assert_eq!(
+        bob["data"]["pg_orders_by_pk"],
+        json!({"id": 3, "owner": "bob"}),
+        "{bob}"
+    );
+    assert_eq!(ids(&bob), json!([{"id": 3}, {"id": 5}]));
+    // Sent again (a plan now), as bob and as ann.
+    let bob_again = f.request(Some(("clerk", "bob")), document.clone()).await;
+    assert_eq!(bob_again, bob);
+    let ann = f.request(Some(("clerk", "ann")), document.clone()).await;
+    assert_eq!(ann["data"]["pg_orders_by_pk"], Value::Null, "{ann}");
+    assert_eq!(ids(&ann), json!([{"id": 1}, {"id": 2}]));
+    assert_eq!(operations(&f, "plan").await, plans + 2);
+    // Another rule: the schema is built again, and with it the plans.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"status": "open"}, "columns": ["id", "owner"]}),
+    )
+    .await;
+    let open = f.request(Some(("clerk", "bob")), document.clone()).await;
+    assert_eq!(
+        ids(&open),
+        json!([{"id": 1}, {"id": 3}, {"id": 4}]),
+        "{open}"
+    );
+    assert_eq!(
+        open["data"]["pg_orders_by_pk"],
+        json!({"id": 3, "owner": "bob"})
+    );
+    let open_again = f.request(Some(("clerk", "bob")), document).await;
+    assert_eq!(open_again, open);
+    assert_eq!(operations(&f, "plan").await, plans + 3);
     f.stop().await;
 }
 

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use super::arguments::{self, invalid, list};
 use super::resolve::{self, AggregateSelection, response_key, to_graphql};
 use super::schema;
+use super::selection::Selected;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use crate::error::ApiError;
 use crate::rest::Target;
@@ -465,7 +466,8 @@ async fn group_by(
     if by.is_empty() {
         return Err(invalid("by", "group by at least one column"));
     }
-    let selection = AggregateSelection::of(std::slice::from_ref(&ctx.ctx.field()), shape)?;
+    let field = Selected::of(&ctx.ctx.field())?;
+    let selection = AggregateSelection::of(&[&field], shape);
     let mut extra = Extra {
         answered: &selection.measures,
         measures: Vec::new(),
@@ -490,7 +492,7 @@ async fn group_by(
         }
     };
     let truncated = granularities(ctx, &by)?;
-    let (filter, places) = resolve::where_filter(ctx, shape, shapes)?;
+    let (filter, places) = resolve::where_filter(&field, shape, shapes)?;
     let mut measures = selection.measures.clone();
     measures.extend(extra.measures);
     let request = AggregateRequest {

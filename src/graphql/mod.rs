@@ -9,6 +9,7 @@
 
 mod arguments;
 mod bytea;
+mod compiled;
 mod group_by;
 mod mutation;
 mod nested;
@@ -16,6 +17,7 @@ mod persisted;
 mod render;
 mod resolve;
 mod schema;
+mod selection;
 mod shape;
 mod similar;
 mod validated;
@@ -23,8 +25,9 @@ mod validated;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_graphql::Positioned;
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::{ErrorExtensionValues, ServerError};
 use axum::Extension;
 use axum::Router;
@@ -38,6 +41,7 @@ use axum::routing::post;
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
+use crate::metrics::GraphqlPath;
 use crate::rest::{body_rejection, json_response};
 use crate::state::AppState;
 
@@ -97,13 +101,22 @@ impl Documents {
 struct Built {
     catalog: u64,
     permissions: u64,
+    role: Role,
+}
+
+/// A role's schema, the shapes it was built from and the plans of the
+/// plain queries it answered.
+#[derive(Clone)]
+struct Role {
     schema: Schema,
+    shapes: Arc<shape::Shapes>,
+    plans: Arc<compiled::Plans>,
 }
 
 impl Schemas {
     /// The caller's schema, built again when the catalog or the
     /// permissions changed since.
-    fn get(&self, state: &AppState, caller: &Caller) -> Result<Schema, ApiError> {
+    fn get(&self, state: &AppState, caller: &Caller) -> Result<Role, ApiError> {
         let role = match caller {
             Caller::Admin => None,
             Caller::Role { role, .. } => Some(role.clone()),
@@ -116,11 +129,15 @@ impl Schemas {
                 && entry.catalog == snapshot.version
                 && entry.permissions == permissions
             {
-                return Ok(entry.schema.clone());
+                return Ok(entry.role.clone());
             }
         }
-        let shapes = shape::shapes(&snapshot, &state.permissions, caller);
-        let schema = schema::build(shapes, &state.config.graphql)?;
+        let shapes = Arc::new(shape::shapes(&snapshot, &state.permissions, caller));
+        let built = Role {
+            schema: schema::build(shapes.clone(), &state.config.graphql)?,
+            shapes,
+            plans: Arc::default(),
+        };
         self.built
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -129,10 +146,10 @@ impl Schemas {
                 Built {
                     catalog: snapshot.version,
                     permissions,
-                    schema: schema.clone(),
+                    role: built.clone(),
                 },
             );
-        Ok(schema)
+        Ok(built)
     }
 }
 
@@ -279,8 +296,45 @@ async fn run(
     }
     let caller = principal.caller();
     let mut answered = match state.graphql.get(state, &caller) {
-        Ok(schema) => {
+        Ok(role) => {
+            let plan = role.plans.get(&request);
+            if let Some(Some(plan)) = &plan {
+                let answered = plan
+                    .answer(
+                        state,
+                        &caller,
+                        &role.shapes,
+                        role.schema.registry(),
+                        &request.variables,
+                    )
+                    .await;
+                if let Some(answered) = answered {
+                    state.metrics.graphql(GraphqlPath::Plan);
+                    return answered;
+                }
+                // async-graphql answers instead, and reports what broke;
+                // the plan is kept again once the document answers
+                // without an error.
+                role.plans.forget(&request);
+            }
+            state.metrics.graphql(GraphqlPath::Executor);
             state.graphql.documents.prepare(&mut request);
+            // A document without a plan is compiled, and the plan kept if
+            // the document answers without an error (so it passed
+            // validation).
+            let operation_name = request.operation_name.clone();
+            let compiled = match plan {
+                Some(None) => None,
+                None | Some(Some(_)) => request.parsed_query().ok().map(|document| {
+                    compiled::Plan::compile(
+                        document,
+                        operation_name.as_deref(),
+                        &role.shapes,
+                        &state.config.graphql,
+                    )
+                }),
+            };
+            let learn = compiled.map(|plan| (request.query.clone(), operation_name, plan));
             let session = Arc::new(mutation::Session::for_request(&mut request));
             let rendered = Arc::new(render::Rendered::for_request(&mut request));
             let request = request.data(RequestData {
@@ -290,8 +344,13 @@ async fn run(
                 session: session.clone(),
                 rendered: rendered.clone(),
             });
-            let mut response = schema.execute(request).await;
+            let mut response = role.schema.execute(request).await;
             session.finish(state, &mut response).await;
+            if let Some((query, operation, plan)) = learn
+                && response.errors.is_empty()
+            {
+                role.plans.learn(query, operation, plan);
+            }
             rendered.answer(response)
         }
         Err(error) => async_graphql::Response::from_errors(vec![
@@ -307,24 +366,28 @@ async fn run(
     answered
 }
 
-/// The operation a request runs, chosen as async-graphql chooses it: the
-/// one `operationName` names, else the document's only one (`None`: the
-/// document does not parse, or names no such operation).
-fn operation(
-    request: &mut async_graphql::Request,
-) -> Option<&async_graphql::parser::types::OperationDefinition> {
-    use async_graphql::parser::types::DocumentOperations;
+/// The operation a request runs (see [`chosen`]).
+fn operation(request: &mut async_graphql::Request) -> Option<&OperationDefinition> {
     let name = request.operation_name.clone();
     let document = request.parsed_query().ok()?;
-    let operation = match (&document.operations, &name) {
-        (DocumentOperations::Single(operation), None) => operation,
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+    Some(&chosen(document, name.as_deref())?.node)
+}
+
+/// The operation of `document` a request runs, chosen as async-graphql
+/// chooses it: the one `name` names, else the document's only one
+/// (`None`: it names no such operation).
+fn chosen<'d>(
+    document: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d Positioned<OperationDefinition>> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
         (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()?
+            operations.values().next()
         }
-        _ => return None,
-    };
-    Some(&operation.node)
+        _ => None,
+    }
 }
 
 /// Gives an error of async-graphql's own a code: one outside any field

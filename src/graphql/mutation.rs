@@ -26,6 +26,7 @@ use super::arguments::{self, Places};
 use super::render::WrittenRow;
 use super::resolve::{self, field_error};
 use super::schema::ready;
+use super::selection::Selected;
 use super::shape::{ColumnShape, Shape, Shapes};
 use super::{bytea, nested};
 use crate::auth::Principal;
@@ -472,6 +473,7 @@ async fn mutate<'a>(
     let target = Target::resolve(state, &shape.name)?;
     let caller = principal.caller();
     let field = ctx.ctx.field();
+    let selected = Selected::of(&field)?;
     if let Kind::UpdateMany = kind {
         // Its updates read their rows: the held-back writes go out first.
         if !inner.send_held(state).await {
@@ -488,7 +490,7 @@ async fn mutate<'a>(
             let (affected, mut records) = inner
                 .write(state, &caller, &target, planned, audit, false)
                 .await?;
-            attach_returning(state, &caller, &field, shape, shapes, &mut records)
+            attach_returning(state, &caller, &selected, shape, shapes, &mut records)
                 .await
                 .inspect_err(|_| inner.failed = true)?;
             answers.push(Answer { affected, records });
@@ -527,7 +529,7 @@ async fn mutate<'a>(
                 && lone.is_lone_unchecked()
                 && inner.source().is_none_or(|open| open == source) =>
         {
-            WrittenRow::of(&field, shape, shapes).zip(state.sources.connector(source).ok())
+            WrittenRow::of(&selected, shape, shapes).zip(state.sources.connector(source).ok())
         }
         _ => None,
     };
@@ -561,9 +563,9 @@ async fn mutate<'a>(
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
     let attached = if kind.answers_row() {
-        nested::attach(state, &caller, &field, shape, shapes, &mut records).await
+        nested::attach(state, &caller, &selected, shape, shapes, &mut records).await
     } else {
-        attach_returning(state, &caller, &field, shape, shapes, &mut records).await
+        attach_returning(state, &caller, &selected, shape, shapes, &mut records).await
     };
     if let Err(error) = attached {
         inner.failed = true;
@@ -597,16 +599,13 @@ fn reads_relations(field: &async_graphql::SelectionField<'_>, answers_row: bool)
 async fn attach_returning(
     state: &AppState,
     caller: &Caller,
-    field: &async_graphql::SelectionField<'_>,
+    field: &Selected,
     shape: &Shape,
     shapes: &Shapes,
     records: &mut [Record],
 ) -> Result<(), ApiError> {
-    for returning in resolve::included(field)
-        .into_iter()
-        .filter(|f| f.name() == "returning")
-    {
-        nested::attach(state, caller, &returning, shape, shapes, records).await?;
+    for returning in field.children.iter().filter(|f| f.name == "returning") {
+        nested::attach(state, caller, returning, shape, shapes, records).await?;
     }
     Ok(())
 }

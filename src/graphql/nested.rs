@@ -17,13 +17,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::SelectionField;
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use serde_json::{Value, json};
 
 use super::arguments::{self, Places};
-use super::resolve::{AggregateSelection, included, response_key};
+use super::resolve::AggregateSelection;
+use super::selection::Selected;
 use super::shape::{RelationShape, Shape, Shapes};
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -42,17 +42,17 @@ pub fn slot(response_key: &str) -> String {
 
 /// What `field` selects of `shape`'s rows that relation fields need:
 /// the selected columns, and the columns the selected relations join on.
-pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
+pub fn columns(field: &Selected, shape: &Shape) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         if !columns.iter().any(|c| c == name) {
             columns.push(name.to_string());
         }
     };
-    for selected in included(field) {
-        if shape.column(selected.name()).is_some() {
-            add(selected.name());
-        } else if let Some((relation, _)) = relation_field(shape, selected.name()) {
+    for selected in &field.children {
+        if shape.column(&selected.name).is_some() {
+            add(&selected.name);
+        } else if let Some((relation, _)) = relation_field(shape, &selected.name) {
             for (own, _) in &relation.pairs {
                 add(own);
             }
@@ -68,27 +68,23 @@ pub fn columns(field: &SelectionField<'_>, shape: &Shape) -> Vec<String> {
 /// without arguments, with only columns under them. `read::fetch` joins
 /// each into the rows' statement where it can, else reads it once for all
 /// rows; [`attach`] then only places the records.
-pub fn appended(
-    field: &SelectionField<'_>,
-    shape: &Shape,
-    shapes: &Shapes,
-) -> Vec<(String, Vec<String>)> {
+pub fn appended(field: &Selected, shape: &Shape, shapes: &Shapes) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for selected in included(field) {
-        let Some((relation, false)) = relation_field(shape, selected.name()) else {
+    for selected in &field.children {
+        let Some((relation, false)) = relation_field(shape, &selected.name) else {
             continue;
         };
         let Some(target) = shapes.get(&relation.target) else {
             continue;
         };
-        let under = included(&selected);
+        let under = &selected.children;
         let plain = !relation.many
-            && selected.arguments().is_ok_and(|a| a.is_empty())
+            && selected.arguments.is_empty()
             && under
                 .iter()
-                .all(|f| f.name().starts_with("__") || target.column(f.name()).is_some());
+                .all(|f| f.name.starts_with("__") || target.column(&f.name).is_some());
         if plain {
-            let columns = under.iter().map(|f| f.name());
+            let columns = under.iter().map(|f| f.name.as_str());
             add_append(
                 &mut out,
                 &relation.field,
@@ -132,7 +128,7 @@ fn add_append<'c>(
 pub async fn by_pk_through_related(
     state: &AppState,
     caller: &Caller,
-    field: &SelectionField<'_>,
+    field: &Selected,
     shape: &Shape,
     shapes: &Shapes,
     key: &[(String, Value)],
@@ -141,15 +137,15 @@ pub async fn by_pk_through_related(
     if !shape.relations.iter().any(|r| r.many && r.fetchable) {
         return Ok(None);
     }
-    let selected = included(field);
+    let selected = &field.children;
     let mut relations = selected
         .iter()
-        .filter_map(|f| relation_field(shape, f.name()).map(|found| (f, found)));
+        .filter_map(|f| relation_field(shape, &f.name).map(|found| (f, found)));
     let (Some((child, (relation, false))), None) = (relations.next(), relations.next()) else {
         return Ok(None);
     };
     let others_are_columns = selected.iter().all(|f| {
-        f.name() == child.name() || f.name().starts_with("__") || shape.column(f.name()).is_some()
+        f.name == child.name || f.name.starts_with("__") || shape.column(&f.name).is_some()
     });
     let keyed = relation.pairs.len() == key.len()
         && relation
@@ -174,7 +170,7 @@ pub async fn by_pk_through_related(
     };
     // The related rows' own `back` field would find the appended row and
     // take it as its answer, whatever it selects under it.
-    if included(child).iter().any(|f| f.name() == back.field) {
+    if child.children.iter().any(|f| f.name == back.field) {
         return Ok(None);
     }
     let parent = Record(
@@ -195,19 +191,12 @@ pub async fn by_pk_through_related(
     picked.back = Some((back.field.clone(), columns(field, shape)));
     // Reads boxed here and in `attach`: a by-key read that takes neither
     // path does not carry (and copy) their large futures.
-    let mut rows = Box::pin(picked.read(
-        state,
-        caller,
-        relation,
-        target,
-        shapes,
-        std::slice::from_ref(child),
-    ))
-    .await
-    .map_err(|e| {
-        let message = format!("reading `{}`: {}", picked.at, e.message);
-        ApiError { message, ..e }
-    })?;
+    let mut rows = Box::pin(picked.read(state, caller, relation, target, shapes, &[child]))
+        .await
+        .map_err(|e| {
+            let message = format!("reading `{}`: {}", picked.at, e.message);
+            ApiError { message, ..e }
+        })?;
     // The row, from the first related row; the others' copies go.
     let mut row = None;
     for (i, related) in rows.iter_mut().enumerate() {
@@ -260,7 +249,7 @@ pub fn relation_field<'s>(shape: &'s Shape, name: &str) -> Option<(&'s RelationS
 pub async fn attach(
     state: &AppState,
     caller: &Caller,
-    field: &SelectionField<'_>,
+    field: &Selected,
     shape: &Shape,
     shapes: &Shapes,
     records: &mut [Record],
@@ -268,27 +257,23 @@ pub async fn attach(
     if records.is_empty() {
         return Ok(());
     }
-    let selections = included(field);
-    let mut answered: Vec<String> = Vec::new();
-    for selected in &selections {
-        let Some((relation, aggregate)) = relation_field(shape, selected.name()) else {
+    let selections = &field.children;
+    let mut answered: Vec<&str> = Vec::new();
+    for selected in selections {
+        let Some((relation, aggregate)) = relation_field(shape, &selected.name) else {
             continue;
         };
         let target_shape = shapes.get(&relation.target).ok_or_else(|| {
             ApiError::internal(format!("`{}` is not in the schema", relation.target))
         })?;
-        let at = response_key(selected);
+        let at = selected.key();
         if answered.contains(&at) {
             continue;
         }
         // A field selected again under its response key (validation made
         // the arguments the same): one read answers what all of them select,
         // as async-graphql merges their answers.
-        let same: Vec<SelectionField<'_>> = selections
-            .iter()
-            .filter(|s| response_key(s) == at)
-            .copied()
-            .collect();
+        let same: Vec<&Selected> = selections.iter().filter(|s| s.key() == at).collect();
         let result = if aggregate {
             Box::pin(attach_aggregate(
                 state,
@@ -312,7 +297,7 @@ pub async fn attach(
             ))
             .await
         };
-        answered.push(at.clone());
+        answered.push(at);
         result.map_err(|e| {
             let message = format!("reading `{at}`: {}", e.message);
             ApiError { message, ..e }
@@ -383,15 +368,11 @@ fn keys_filter(relation: &RelationShape, records: &[Record]) -> Option<(Value, u
     Some((filter, count))
 }
 
-/// The field's arguments by name.
-fn arguments_of(selected: &SelectionField<'_>) -> Result<HashMap<String, GqlValue>, ApiError> {
-    Ok(selected
-        .arguments()
-        .map_err(|e| ApiError::bad_request(e.message))?
-        .into_iter()
-        .map(|(name, value)| (name.to_string(), value))
-        .filter(|(_, value)| *value != GqlValue::Null)
-        .collect())
+/// The field's argument `name`, unless not given or null.
+fn given<'s>(selected: &'s Selected, name: &str) -> Option<&'s GqlValue> {
+    selected
+        .argument(name)
+        .filter(|value| **value != GqlValue::Null)
 }
 
 /// Where a relation field's `where` is in its read's filter: after the
@@ -402,12 +383,12 @@ const OWN_WHERE: &str = "$and[1]";
 /// the `where`'s conditions are in the request.
 fn related_filter(
     keys: Value,
-    arguments: &HashMap<String, GqlValue>,
+    selected: &Selected,
     target: &Shape,
     shapes: &Shapes,
     at: &str,
 ) -> Result<(Value, Places), ApiError> {
-    match arguments.get("where") {
+    match given(selected, "where") {
         Some(exp) => {
             let (own, places) = arguments::filter(exp, target, shapes, &format!("{at}.where"))?;
             Ok((json!({ "$and": [keys, own] }), places))
@@ -416,13 +397,8 @@ fn related_filter(
     }
 }
 
-fn count_argument(
-    arguments: &HashMap<String, GqlValue>,
-    name: &str,
-    at: &str,
-) -> Result<Option<u64>, ApiError> {
-    arguments
-        .get(name)
+fn count_argument(selected: &Selected, name: &str, at: &str) -> Result<Option<u64>, ApiError> {
+    given(selected, name)
         .map(|value| match value {
             GqlValue::Number(n) => n.as_u64(),
             _ => None,
@@ -460,7 +436,7 @@ struct Picked {
 impl Picked {
     /// `None`: no parent has a key (no related row).
     fn of(
-        selected: &SelectionField<'_>,
+        selected: &Selected,
         relation: &RelationShape,
         target: &Shape,
         shapes: &Shapes,
@@ -469,11 +445,10 @@ impl Picked {
         let Some((keys, parents)) = keys_filter(relation, records) else {
             return Ok(None);
         };
-        let at = response_key(selected);
-        let arguments = arguments_of(selected)?;
+        let at = selected.key().to_string();
         let (distinct_on, sort) = arguments::distinct_and_order(
-            arguments.get("distinct_on"),
-            arguments.get("order_by"),
+            given(selected, "distinct_on"),
+            given(selected, "order_by"),
             target,
             shapes,
             &at,
@@ -481,8 +456,8 @@ impl Picked {
         let window = RowWindow {
             distinct_on,
             sort,
-            offset: count_argument(&arguments, "offset", &at)?.unwrap_or(0),
-            limit: count_argument(&arguments, "limit", &at)?,
+            offset: count_argument(selected, "offset", &at)?.unwrap_or(0),
+            limit: count_argument(selected, "limit", &at)?,
             per: if parents > 1 && relation.many {
                 relation
                     .pairs
@@ -493,7 +468,7 @@ impl Picked {
                 Vec::new()
             },
         };
-        let (filter, places) = related_filter(keys, &arguments, target, shapes, &at)?;
+        let (filter, places) = related_filter(keys, selected, target, shapes, &at)?;
         Ok(Some(Self {
             filter,
             places,
@@ -514,7 +489,7 @@ impl Picked {
         relation: &RelationShape,
         target_shape: &Shape,
         shapes: &Shapes,
-        selections: &[SelectionField<'_>],
+        selections: &[&Selected],
     ) -> Result<Vec<Record>, ApiError> {
         let mut fields: Vec<String> = Vec::new();
         let theirs = relation.pairs.iter().map(|(_, theirs)| theirs.clone());
@@ -598,7 +573,7 @@ fn by_key(relation: &RelationShape, rows: Vec<Record>) -> HashMap<Vec<String>, V
 async fn attach_rows(
     state: &AppState,
     caller: &Caller,
-    selections: &[SelectionField<'_>],
+    selections: &[&Selected],
     relation: &RelationShape,
     target_shape: &Shape,
     shapes: &Shapes,
@@ -607,8 +582,8 @@ async fn attach_rows(
     let Some(selected) = selections.first() else {
         return Ok(());
     };
-    let at = response_key(selected);
-    let key: Arc<str> = slot(&at).into();
+    let at = selected.key();
+    let key: Arc<str> = slot(at).into();
     // Read with the rows ([`appended`]): placed under the field's slot.
     let read_along = !relation.many
         && records.first().is_some_and(|record| {
@@ -667,7 +642,7 @@ pub const NODES_PART: &str = "nodes";
 async fn attach_aggregate(
     state: &AppState,
     caller: &Caller,
-    selections: &[SelectionField<'_>],
+    selections: &[&Selected],
     relation: &RelationShape,
     target_shape: &Shape,
     shapes: &Shapes,
@@ -676,13 +651,13 @@ async fn attach_aggregate(
     let Some(selected) = selections.first() else {
         return Ok(());
     };
-    let at = response_key(selected);
-    let key: Arc<str> = slot(&at).into();
-    let selection = AggregateSelection::of(selections, target_shape)?;
-    let nodes: Vec<SelectionField<'_>> = selections
+    let at = selected.key();
+    let key: Arc<str> = slot(at).into();
+    let selection = AggregateSelection::of(selections, target_shape);
+    let nodes: Vec<&Selected> = selections
         .iter()
-        .flat_map(included)
-        .filter(|f| f.name() == NODES_PART)
+        .flat_map(|selected| &selected.children)
+        .filter(|f| f.name == NODES_PART)
         .collect();
     let mut groups: HashMap<Vec<String>, Record> = HashMap::new();
     let mut rows: HashMap<Vec<String>, Vec<Record>> = HashMap::new();

@@ -15,13 +15,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::dynamic::ResolverContext;
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{OperationType, Selection};
-use async_graphql::{Name, SelectionField, Value as GqlValue};
+use async_graphql::{Name, Value as GqlValue};
 use serde::Serialize;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
 use super::nested;
-use super::resolve::{self, response_key};
+use super::resolve;
+use super::selection::Selected;
 use super::shape::{ColumnShape, Shape, Shapes};
 use crate::rest::read::{Cell, Record};
 
@@ -65,6 +66,7 @@ impl Rendered {
     /// answers the placeholder; else the rows back, for async-graphql.
     pub fn keep(
         ctx: &ResolverContext<'_>,
+        field: &Selected,
         shape: &Shape,
         shapes: &Shapes,
         rows: Answer,
@@ -76,25 +78,15 @@ impl Rendered {
         if !rendered.enabled {
             return Err(rows);
         }
-        let field = ctx.ctx.field();
-        let Some(level) = shapes
-            .get(&shape.name)
-            .and_then(|shape| Level::of(&field, shape, shapes))
-        else {
+        let Some(level) = Level::of(field, shape, shapes) else {
             return Err(rows);
         };
-        let fits = match &rows {
-            Answer::Rows(records) => records.iter().all(|record| level.fits(record)),
-            Answer::Row(record) => record.as_ref().is_none_or(|r| level.fits(r)),
-        };
-        if !fits {
-            return Err(rows);
-        }
+        let written = Written::of(Arc::new(level), rows)?;
         rendered
             .answers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((Name::new(response_key(&field)), Written { level, rows }));
+            .push((Name::new(field.key()), written));
         Ok(())
     }
 
@@ -111,6 +103,20 @@ impl Rendered {
 pub struct Answered {
     pub response: async_graphql::Response,
     written: Vec<(Name, Written)>,
+}
+
+impl Answered {
+    /// A response of root answers written at once, in this order.
+    pub fn written(written: Vec<(Name, Written)>) -> Self {
+        let data = written
+            .iter()
+            .map(|(key, _)| (key.clone(), GqlValue::Null))
+            .collect();
+        Self {
+            response: async_graphql::Response::new(GqlValue::Object(data)),
+            written,
+        }
+    }
 }
 
 impl From<async_graphql::Response> for Answered {
@@ -188,9 +194,25 @@ impl Answer {
 }
 
 /// A kept root answer: its rows and what each answers.
-struct Written {
-    level: Level,
+pub struct Written {
+    level: Arc<Level>,
     rows: Answer,
+}
+
+impl Written {
+    /// The answer `rows` written as `level` says, if every value fits
+    /// (else the rows back).
+    pub fn of(level: Arc<Level>, rows: Answer) -> Result<Self, Answer> {
+        let fits = match &rows {
+            Answer::Rows(records) => records.iter().all(|record| level.fits(record)),
+            Answer::Row(record) => record.as_ref().is_none_or(|r| level.fits(r)),
+        };
+        if fits {
+            Ok(Self { level, rows })
+        } else {
+            Err(rows)
+        }
+    }
 }
 
 impl Serialize for Written {
@@ -216,7 +238,7 @@ fn rows<S: Serializer>(
 }
 
 /// What a selection set answers for each row of one collection.
-struct Level {
+pub struct Level {
     shape: Arc<Shape>,
     fields: Vec<(Name, Part)>,
 }
@@ -234,10 +256,11 @@ impl Level {
     /// `None`: the selection holds something else than columns,
     /// `__typename` and row relationships, or a relation twice under one
     /// response key (async-graphql merges those).
-    fn of(field: &SelectionField<'_>, shape: &Arc<Shape>, shapes: &Shapes) -> Option<Self> {
+    pub fn of(field: &Selected, shape: &Shape, shapes: &Shapes) -> Option<Self> {
+        let shape = shapes.get(&shape.name)?;
         let mut fields: Vec<(Name, Part)> = Vec::new();
-        for selected in field.selection_set() {
-            let name = selected.name();
+        for selected in &field.children {
+            let name = selected.name.as_str();
             let part = if name == "__typename" {
                 Part::Typename
             } else if let Some(index) = shape.columns.iter().position(|c| c.name == name) {
@@ -247,15 +270,15 @@ impl Level {
                     return None;
                 };
                 let target = shapes.get(&relation.target)?;
-                let inner = Level::of(&selected, target, shapes)?;
-                let slot = nested::slot(&response_key(&selected));
+                let inner = Level::of(selected, target, shapes)?;
+                let slot = nested::slot(selected.key());
                 if relation.many {
                     Part::Many(slot, inner)
                 } else {
                     Part::One(slot, inner)
                 }
             };
-            let key = selected.alias().unwrap_or(name);
+            let key = selected.key();
             if let Some((_, known)) = fields.iter().find(|(k, _)| k.as_str() == key) {
                 // The same column or `__typename` again answers the same.
                 match (known, &part) {
@@ -367,8 +390,8 @@ pub struct WrittenRow {
 impl WrittenRow {
     /// `None` when `field` selects anything else than columns and
     /// `__typename`.
-    pub fn of(field: &SelectionField<'_>, shape: &Shape, shapes: &Shapes) -> Option<Self> {
-        let level = Level::of(field, shapes.get(&shape.name)?, shapes)?;
+    pub fn of(field: &Selected, shape: &Shape, shapes: &Shapes) -> Option<Self> {
+        let level = Level::of(field, shape, shapes)?;
         let fields = level
             .fields
             .into_iter()

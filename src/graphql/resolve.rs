@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::arguments::Places;
 use super::render::{Answer, Rendered};
+use super::selection::Selected;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use super::{arguments, bytea, nested};
 use crate::config::GraphqlConfig;
@@ -64,17 +65,22 @@ pub fn request_data<'a>(ctx: &ResolverContext<'a>) -> Result<(&'a AppState, &'a 
     Ok((&data.state, &data.caller))
 }
 
+/// The argument `name` of `field`, unless not given or null.
+fn given<'s>(field: &'s Selected, name: &str) -> Option<&'s GqlValue> {
+    field.argument(name).filter(|v| **v != GqlValue::Null)
+}
+
 /// The `where` argument as filter JSON (`None`: no filter), and where its
 /// conditions are in the request (for the read's errors).
 pub fn where_filter(
-    ctx: &ResolverContext<'_>,
+    field: &Selected,
     shape: &Shape,
     shapes: &Shapes,
 ) -> Result<(Option<Value>, Places), ApiError> {
-    let Some(exp) = ctx.args.get("where").filter(|v| !v.is_null()) else {
+    let Some(exp) = given(field, "where") else {
         return Ok((None, Places::default()));
     };
-    let (filter, places) = arguments::filter(exp.as_value(), shape, shapes, "where")?;
+    let (filter, places) = arguments::filter(exp, shape, shapes, "where")?;
     let filter = filter
         .as_object()
         .is_some_and(|o| !o.is_empty())
@@ -83,26 +89,17 @@ pub fn where_filter(
 }
 
 /// A non-negative `Int` argument.
-fn count_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<u64>, ApiError> {
-    let Some(value) = ctx.args.get(name).filter(|v| !v.is_null()) else {
+fn count_argument(field: &Selected, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(value) = given(field, name) else {
         return Ok(None);
     };
-    value
-        .i64()
-        .ok()
-        .and_then(|n| u64::try_from(n).ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("`{name}` must be 0 or more")).at(name.to_string())
-        })
-}
-
-/// The fields `field` selects that the answer holds. async-graphql takes
-/// what `@skip` / `@include` leave out (fields, fragment spreads and
-/// inline fragments) out of the document before it runs it, so what is
-/// skipped is not read either.
-pub fn included<'a>(field: &SelectionField<'a>) -> Vec<SelectionField<'a>> {
-    field.selection_set().collect()
+    match value {
+        GqlValue::Number(n) => n.as_u64().map(Some),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(format!("`{name}` must be 0 or more")).at(name.to_string())
+    })
 }
 
 pub fn response_key(field: &SelectionField<'_>) -> String {
@@ -112,13 +109,13 @@ pub fn response_key(field: &SelectionField<'_>) -> String {
 /// `distinct_on` and `order_by` of a root field (see
 /// `arguments::distinct_and_order`).
 fn distinct_and_order(
-    ctx: &ResolverContext<'_>,
+    field: &Selected,
     shape: &Shape,
     shapes: &Shapes,
 ) -> Result<(Vec<String>, Vec<SortKey>), ApiError> {
     arguments::distinct_and_order(
-        ctx.args.get("distinct_on").map(|v| v.as_value()),
-        ctx.args.get("order_by").map(|v| v.as_value()),
+        field.argument("distinct_on"),
+        field.argument("order_by"),
         shape,
         shapes,
         "",
@@ -127,9 +124,51 @@ fn distinct_and_order(
 
 /// At most `limit` rows (the configured default without one, never more
 /// than the configured most).
-fn row_limit(ctx: &ResolverContext<'_>, limits: &GraphqlConfig) -> Result<u64, ApiError> {
-    Ok(count_argument(ctx, "limit")?
+fn row_limit(field: &Selected, limits: &GraphqlConfig) -> Result<u64, ApiError> {
+    Ok(count_argument(field, "limit")?
         .map_or(limits.default_limit, |limit| limit.min(limits.max_limit)))
+}
+
+/// The read a root `x(where, order_by, limit, offset, distinct_on)`
+/// makes, and where its `where`'s conditions are in the request.
+pub fn list_request(
+    field: &Selected,
+    shape: &Shape,
+    shapes: &Shapes,
+    limits: &GraphqlConfig,
+) -> Result<(ReadRequest, Places), ApiError> {
+    let (distinct_on, sort) = distinct_and_order(field, shape, shapes)?;
+    let (filter, places) = where_filter(field, shape, shapes)?;
+    let request = ReadRequest {
+        filter,
+        sort,
+        distinct_on,
+        fields: nested::columns(field, shape),
+        append_fields: nested::appended(field, shape, shapes),
+        offset: count_argument(field, "offset")?.unwrap_or(0),
+        limit: Some(row_limit(field, limits)?),
+        ..ReadRequest::default()
+    };
+    Ok((request, places))
+}
+
+/// The rows of a root `x`: `request` read, with the relations `field`
+/// selects attached.
+pub async fn list_rows(
+    state: &AppState,
+    caller: &Caller,
+    field: &Selected,
+    shape: &Shape,
+    shapes: &Shapes,
+    request: &ReadRequest,
+    places: &Places,
+) -> Result<Vec<Record>, ApiError> {
+    let target = Target::resolve(state, &shape.name)?;
+    let (mut records, _) = read::fetch(state, caller, &target, request)
+        .await
+        .map_err(|e| places.place(e, ""))?;
+    nested::attach(state, caller, field, shape, shapes, &mut records).await?;
+    Ok(records)
 }
 
 /// `x(where, order_by, limit, offset, distinct_on)`.
@@ -140,31 +179,44 @@ pub async fn list<'a>(
     limits: &GraphqlConfig,
 ) -> Result<FieldValue<'a>, ApiError> {
     let (state, caller) = request_data(ctx)?;
-    let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
-    let (filter, places) = where_filter(ctx, shape, shapes)?;
-    let request = ReadRequest {
-        filter,
-        sort,
-        distinct_on,
-        fields: nested::columns(&ctx.ctx.field(), shape),
-        append_fields: nested::appended(&ctx.ctx.field(), shape, shapes),
-        offset: count_argument(ctx, "offset")?.unwrap_or(0),
-        limit: Some(row_limit(ctx, limits)?),
-        ..ReadRequest::default()
-    };
-    let target = Target::resolve(state, &shape.name)?;
-    let (mut records, _) = read::fetch(state, caller, &target, &request)
-        .await
-        .map_err(|e| places.place(e, ""))?;
-    nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
+    let field = Selected::of(&ctx.ctx.field())?;
+    let (request, places) = list_request(&field, shape, shapes, limits)?;
+    let records = list_rows(state, caller, &field, shape, shapes, &request, &places).await?;
     Ok(
-        match Rendered::keep(ctx, shape, shapes, Answer::Rows(records)) {
+        match Rendered::keep(ctx, &field, shape, shapes, Answer::Rows(records)) {
             Ok(()) => FieldValue::list(Vec::<FieldValue<'a>>::new()),
             Err(answer) => {
                 FieldValue::list(answer.into_records().into_iter().map(FieldValue::owned_any))
             }
         },
     )
+}
+
+/// The row a root `x_by_pk` answers, by its key's values (or none).
+pub async fn by_pk_row(
+    state: &AppState,
+    caller: &Caller,
+    field: &Selected,
+    shape: &Shape,
+    shapes: &Shapes,
+    key: Vec<(String, Value)>,
+) -> Result<Option<Record>, ApiError> {
+    if let Some(row) =
+        nested::by_pk_through_related(state, caller, field, shape, shapes, &key).await?
+    {
+        return Ok(row);
+    }
+    let request = ReadRequest {
+        filter: Some(arguments::key_filter(key)),
+        fields: nested::columns(field, shape),
+        append_fields: nested::appended(field, shape, shapes),
+        limit: Some(1),
+        ..ReadRequest::default()
+    };
+    let target = Target::resolve(state, &shape.name)?;
+    let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
+    nested::attach(state, caller, field, shape, shapes, &mut records).await?;
+    Ok(records.into_iter().next())
 }
 
 /// `x_by_pk(<key columns>)`: the row, or null.
@@ -174,53 +226,29 @@ pub async fn by_pk<'a>(
     shapes: &Shapes,
 ) -> Result<Option<FieldValue<'a>>, ApiError> {
     let (state, caller) = request_data(ctx)?;
+    let field = Selected::of(&ctx.ctx.field())?;
     let key = shape.primary_key.as_deref().unwrap_or_default();
     let mut values = Vec::with_capacity(key.len());
     for column in key {
-        let value = ctx
-            .args
-            .get(&column.name)
-            .map(|v| v.as_value().clone())
+        let value = field
+            .argument(&column.name)
+            .cloned()
             .unwrap_or(GqlValue::Null)
             .into_json()
             .map_err(|e| ApiError::bad_request(e.to_string()).at(column.name.clone()))?;
         values.push((column.name.clone(), value));
     }
-    let field = ctx.ctx.field();
-    if let Some(row) =
-        nested::by_pk_through_related(state, caller, &field, shape, shapes, &values).await?
-    {
-        return Ok(one(ctx, shape, shapes, row));
-    }
-    let request = ReadRequest {
-        filter: Some(arguments::key_filter(values)),
-        fields: nested::columns(&ctx.ctx.field(), shape),
-        append_fields: nested::appended(&ctx.ctx.field(), shape, shapes),
-        limit: Some(1),
-        ..ReadRequest::default()
-    };
-    let target = Target::resolve(state, &shape.name)?;
-    let (mut records, _) = read::fetch(state, caller, &target, &request).await?;
-    nested::attach(state, caller, &ctx.ctx.field(), shape, shapes, &mut records).await?;
-    Ok(one(ctx, shape, shapes, records.into_iter().next()))
-}
-
-/// A row-by-key field's answer: written at once where it can be (the
-/// placeholder null then), else the row for async-graphql to resolve.
-fn one<'a>(
-    ctx: &ResolverContext<'a>,
-    shape: &Shape,
-    shapes: &Shapes,
-    row: Option<Record>,
-) -> Option<FieldValue<'a>> {
-    match Rendered::keep(ctx, shape, shapes, Answer::Row(row)) {
-        Ok(()) => None,
-        Err(answer) => answer
-            .into_records()
-            .into_iter()
-            .next()
-            .map(FieldValue::owned_any),
-    }
+    let row = by_pk_row(state, caller, &field, shape, shapes, values).await?;
+    Ok(
+        match Rendered::keep(ctx, &field, shape, shapes, Answer::Row(row)) {
+            Ok(()) => None,
+            Err(answer) => answer
+                .into_records()
+                .into_iter()
+                .next()
+                .map(FieldValue::owned_any),
+        },
+    )
 }
 
 /// Where one measure's value goes in the answer.
@@ -247,25 +275,25 @@ pub struct AggregateSelection {
 impl AggregateSelection {
     /// Reads the selection (`aggregate { count sum {…} … }`) of `fields`:
     /// one field, or one selected again under its response key.
-    pub fn of(fields: &[SelectionField<'_>], shape: &Shape) -> Result<Self, ApiError> {
+    pub fn of(fields: &[&Selected], shape: &Shape) -> Self {
         let mut measures: Vec<Measure> = Vec::new();
         let mut placements: Vec<Placement> = Vec::new();
         let mut skeleton: IndexMap<Name, GqlValue> = IndexMap::new();
-        for selected in fields.iter().flat_map(included) {
-            if selected.name() != "aggregate" {
+        for selected in fields.iter().flat_map(|field| &field.children) {
+            if selected.name != "aggregate" {
                 continue;
             }
-            let at = response_key(&selected);
+            let at = selected.key().to_string();
             insert(
                 &mut skeleton,
                 std::slice::from_ref(&at),
                 GqlValue::Object(IndexMap::new()),
             );
-            for function in included(&selected) {
-                let here = vec![at.clone(), response_key(&function)];
-                let aggregation = match function.name() {
+            for function in &selected.children {
+                let here = vec![at.clone(), function.key().to_string()];
+                let aggregation = match function.name.as_str() {
                     "count" => {
-                        let (columns, distinct) = count_arguments(&function)?;
+                        let (columns, distinct) = count_arguments(function);
                         let alias = format!("m{}", measures.len());
                         let distinct = distinct && !columns.is_empty();
                         measures.push(Measure::count_of(columns, distinct, alias.clone()));
@@ -283,19 +311,19 @@ impl AggregateSelection {
                     },
                 };
                 insert(&mut skeleton, &here, GqlValue::Object(IndexMap::new()));
-                for column in included(&function) {
-                    if shape.column(column.name()).is_none() {
+                for column in &function.children {
+                    if shape.column(&column.name).is_none() {
                         continue;
                     }
                     let alias = format!("m{}", measures.len());
                     measures.push(Measure::new(
                         aggregation,
-                        Some(column.name().to_string()),
+                        Some(column.name.to_string()),
                         false,
                         alias.clone(),
                     ));
                     let mut path = here.clone();
-                    path.push(response_key(&column));
+                    path.push(column.key().to_string());
                     placements.push(Placement {
                         path,
                         alias,
@@ -308,11 +336,11 @@ impl AggregateSelection {
                 }
             }
         }
-        Ok(Self {
+        Self {
             measures,
             placements,
             skeleton,
-        })
+        }
     }
 
     /// The answer from one row of the aggregate (`None`: no row counted).
@@ -357,17 +385,17 @@ pub async fn aggregate(
     limits: &GraphqlConfig,
 ) -> Result<AggregateAnswer, ApiError> {
     let (state, caller) = request_data(ctx)?;
-    let (filter, places) = where_filter(ctx, shape, shapes)?;
-    let field = ctx.ctx.field();
-    let selection = AggregateSelection::of(std::slice::from_ref(&field), shape)?;
-    let (distinct_on, sort) = distinct_and_order(ctx, shape, shapes)?;
-    let offset = count_argument(ctx, "offset")?.unwrap_or(0);
+    let field = Selected::of(&ctx.ctx.field())?;
+    let (filter, places) = where_filter(&field, shape, shapes)?;
+    let selection = AggregateSelection::of(&[&field], shape);
+    let (distinct_on, sort) = distinct_and_order(&field, shape, shapes)?;
+    let offset = count_argument(&field, "offset")?.unwrap_or(0);
     let target = Target::resolve(state, &shape.name)?;
     let rows = RowWindow {
         distinct_on,
         sort,
         offset,
-        limit: count_argument(ctx, "limit")?,
+        limit: count_argument(&field, "limit")?,
         per: Vec::new(),
     };
     let tree = if selection.measures.is_empty() {
@@ -385,9 +413,10 @@ pub async fn aggregate(
         let record = read::collect(state, output).await?.into_iter().next();
         selection.answer(record.as_ref())
     };
-    let selected_nodes: Vec<SelectionField<'_>> = included(&field)
-        .into_iter()
-        .filter(|f| f.name() == "nodes")
+    let selected_nodes: Vec<&Selected> = field
+        .children
+        .iter()
+        .filter(|f| f.name == "nodes")
         .collect();
     let mut nodes = Vec::new();
     if !selected_nodes.is_empty() {
@@ -405,7 +434,7 @@ pub async fn aggregate(
             distinct_on: rows.distinct_on,
             fields,
             offset,
-            limit: Some(row_limit(ctx, limits)?),
+            limit: Some(row_limit(&field, limits)?),
             ..ReadRequest::default()
         };
         nodes = read::fetch(state, caller, &target, &request)
@@ -467,28 +496,25 @@ pub fn aggregate_nodes<'a>(
 
 /// `count(columns: [..], distinct)`: the columns (each once) and whether
 /// distinct values are counted.
-fn count_arguments(field: &SelectionField<'_>) -> Result<(Vec<String>, bool), ApiError> {
-    let arguments = field
-        .arguments()
-        .map_err(|e| ApiError::bad_request(e.message).at("count"))?;
+fn count_arguments(field: &Selected) -> (Vec<String>, bool) {
     let mut columns: Vec<String> = Vec::new();
     let mut distinct = false;
-    for (name, value) in arguments {
+    for (name, value) in &field.arguments {
         match (name.as_str(), value) {
             ("columns", GqlValue::List(items)) => {
-                columns.extend(items.into_iter().filter_map(|item| match item {
+                columns.extend(items.iter().filter_map(|item| match item {
                     GqlValue::Enum(name) => Some(name.to_string()),
                     _ => None,
                 }));
             }
             ("columns", GqlValue::Enum(name)) => columns.push(name.to_string()),
-            ("distinct", GqlValue::Boolean(b)) => distinct = b,
+            ("distinct", GqlValue::Boolean(b)) => distinct = *b,
             _ => {}
         }
     }
     let mut seen = std::collections::HashSet::new();
     columns.retain(|c| seen.insert(c.clone()));
-    Ok((columns, distinct))
+    (columns, distinct)
 }
 
 /// Puts `value` at `path` in `tree`, making the objects on the way.

@@ -32,8 +32,7 @@ const DIRECTIONS: [&str; 6] = [
 ];
 
 /// Builds the schema of `shapes`.
-pub fn build(shapes: Shapes, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
-    let shapes = Arc::new(shapes);
+pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
     let mut taken: HashSet<String> = ["Query", "Mutation", "order_by", group_by::GRANULARITY]
         .map(String::from)
         .into();

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
 };
-use async_graphql::parser::types::{BaseType, DocumentOperations, ExecutableDocument};
+use async_graphql::parser::types::{BaseType, ExecutableDocument};
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{Name, Request, ServerError, ServerResult, ValidationResult, Value, Variables};
 
@@ -167,15 +167,7 @@ fn variables(
     document: &ExecutableDocument,
     operation: Option<&str>,
 ) -> Option<Vec<(Name, Name)>> {
-    let operation = match (&document.operations, operation) {
-        (DocumentOperations::Single(operation), None) => operation,
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()?
-        }
-        _ => return None,
-    };
-    operation
+    super::chosen(document, operation)?
         .node
         .variable_definitions
         .iter()
@@ -195,7 +187,7 @@ fn variables(
 /// Whether `value` is valid for the scalar or enum `type_name`, as
 /// validation tests it; a null is left to validation (whether it may be
 /// null depends on where the variable is used).
-fn valid(registry: &Registry, type_name: &str, value: &Value) -> bool {
+pub(super) fn valid(registry: &Registry, type_name: &str, value: &Value) -> bool {
     match (registry.types.get(type_name), value) {
         (_, Value::Null) => false,
         (Some(MetaType::Scalar { is_valid, .. }), value) => {
