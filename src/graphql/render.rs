@@ -35,27 +35,38 @@ pub struct Rendered {
     /// key of their own (no fragment at the root): an answer goes back
     /// under its key without merging.
     enabled: bool,
+    /// The root fields' response keys, in the document's order (when
+    /// enabled).
+    order: Vec<Name>,
     answers: Mutex<Vec<(Name, Written)>>,
 }
 
 impl Rendered {
     pub fn for_request(request: &mut async_graphql::Request) -> Self {
+        let mut order: Vec<Name> = Vec::new();
         let enabled = super::operation(request).is_some_and(|operation| {
-            let items = &operation.selection_set.node.items;
-            let mut keys = Vec::with_capacity(items.len());
             operation.ty == OperationType::Query
-                && items.iter().all(|item| match &item.node {
-                    Selection::Field(field) => {
-                        let key = field.node.response_key().node.as_str();
-                        let fresh = !keys.contains(&key);
-                        keys.push(key);
-                        fresh
-                    }
-                    _ => false,
-                })
+                && operation
+                    .selection_set
+                    .node
+                    .items
+                    .iter()
+                    .all(|item| match &item.node {
+                        Selection::Field(field) => {
+                            let key = &field.node.response_key().node;
+                            let fresh = !order.contains(key);
+                            order.push(key.clone());
+                            fresh
+                        }
+                        _ => false,
+                    })
         });
+        if !enabled {
+            order.clear();
+        }
         Self {
             enabled,
+            order,
             answers: Mutex::default(),
         }
     }
@@ -90,10 +101,23 @@ impl Rendered {
         Ok(())
     }
 
-    /// The response with the kept answers in place of their placeholders.
-    pub fn answer(&self, response: async_graphql::Response) -> Answered {
+    /// The response with the kept answers in place of their placeholders,
+    /// and its root fields in the document's order: async-graphql puts
+    /// them in the order they were answered, the spec in the document's.
+    pub fn answer(&self, mut response: async_graphql::Response) -> Answered {
         let written =
             std::mem::take(&mut *self.answers.lock().unwrap_or_else(PoisonError::into_inner));
+        if let GqlValue::Object(data) = &mut response.data
+            && data.len() > 1
+        {
+            for (at, key) in self.order.iter().enumerate() {
+                if let Some(from) = data.get_index_of(key)
+                    && at < data.len()
+                {
+                    data.move_index(from, at);
+                }
+            }
+        }
         Answered { response, written }
     }
 }
