@@ -12,9 +12,9 @@
 //! (so the reads it plans are the same for every request), and a request
 //! takes the plan only when each such value is one validation accepts for
 //! the variable's type. Anything else — a read that fails, a value that
-//! does not fit its type — is answered by async-graphql as ever, which
-//! reports it as it always does: a plan only ever answers what it answers
-//! the same.
+//! does not fit its type — is answered by async-graphql, which reports it
+//! as it always does: a plan answers only what async-graphql would answer
+//! the same way (but for its root fields' order, the document's).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
