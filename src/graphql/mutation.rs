@@ -476,23 +476,29 @@ async fn mutate<'a>(
     let selected = Selected::of(&field)?;
     if let Kind::UpdateMany = kind {
         // Its updates read their rows: the held-back writes go out first.
-        if !inner.send_held(state).await {
+        if !Box::pin(inner.send_held(state)).await {
             return Ok(None);
         }
         let mut answers = Vec::new();
         for (i, update) in update_items(ctx)?.iter().enumerate() {
             let mut audit = Audit::new(principal, &target, kind.operation());
             let earlier = inner.written(&target);
-            let planned = plan_update_item(
+            let planned = Box::pin(plan_update_item(
                 state, principal, &target, shape, shapes, update, i, earlier, &mut audit,
-            )
+            ))
             .await;
-            let (affected, mut records) = inner
-                .write(state, &caller, &target, planned, audit, false)
-                .await?;
-            attach_returning(state, &caller, &selected, shape, shapes, &mut records)
-                .await
-                .inspect_err(|_| inner.failed = true)?;
+            let (affected, mut records) =
+                Box::pin(inner.write(state, &caller, &target, planned, audit, false)).await?;
+            Box::pin(attach_returning(
+                state,
+                &caller,
+                &selected,
+                shape,
+                shapes,
+                &mut records,
+            ))
+            .await
+            .inspect_err(|_| inner.failed = true)?;
             answers.push(Answer { affected, records });
         }
         return Ok(Some(FieldValue::list(
@@ -501,21 +507,23 @@ async fn mutate<'a>(
     }
     let mut audit = Audit::new(principal, &target, kind.operation());
     let earlier = inner.written(&target);
-    let mut planned = plan(
+    // The steps' futures boxed: this one stays small, and FieldFuture
+    // boxes it whole (every step's state inline was ~12 KB copied per field).
+    let mut planned = Box::pin(plan(
         ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
-    )
+    ))
     .await;
     if !inner.held.is_empty() && planned.as_ref().is_ok_and(Planned::read_rows) {
         // Its rows were read without the keys the held-back writes write:
         // those go out first, and it is planned again.
-        if !inner.send_held(state).await {
+        if !Box::pin(inner.send_held(state)).await {
             return Ok(None);
         }
         audit = Audit::new(principal, &target, kind.operation());
         let earlier = inner.written(&target);
-        planned = plan(
+        planned = Box::pin(plan(
             ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
-        )
+        ))
         .await;
     }
     // A lone write answering a row of columns is held back, to go out with
@@ -550,22 +558,37 @@ async fn mutate<'a>(
         });
         return Ok(None);
     }
-    if planned.is_ok() && !inner.send_held(state).await {
+    if planned.is_ok() && !Box::pin(inner.send_held(state)).await {
         return Ok(None);
     }
     // The request's last field, reading no relation of the rows it writes:
     // nothing can fail after its write.
     let last =
         inner.fields_run == session.root_fields && !reads_relations(&field, kind.answers_row());
-    let (affected, mut records) = inner
-        .write(state, &caller, &target, planned, audit, last)
-        .await?;
+    let (affected, mut records) =
+        Box::pin(inner.write(state, &caller, &target, planned, audit, last)).await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
     let attached = if kind.answers_row() {
-        nested::attach(state, &caller, &selected, shape, shapes, &mut records).await
+        Box::pin(nested::attach(
+            state,
+            &caller,
+            &selected,
+            shape,
+            shapes,
+            &mut records,
+        ))
+        .await
     } else {
-        attach_returning(state, &caller, &selected, shape, shapes, &mut records).await
+        Box::pin(attach_returning(
+            state,
+            &caller,
+            &selected,
+            shape,
+            shapes,
+            &mut records,
+        ))
+        .await
     };
     if let Err(error) = attached {
         inner.failed = true;
