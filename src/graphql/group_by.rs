@@ -26,7 +26,7 @@ use async_graphql::indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use super::arguments::{self, invalid, list};
-use super::resolve::{self, AggregateSelection, response_key, to_graphql};
+use super::resolve::{self, AggregateSelection, to_graphql};
 use super::schema;
 use super::selection::Selected;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
@@ -537,18 +537,16 @@ async fn group_by(
         .collect();
     // Where the keys go: (response key of `keys`, [(response key, k<i>)]).
     let mut placements: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    for selected in ctx.ctx.field().selection_set() {
-        if selected.name() != "keys" {
-            continue;
-        }
+    for selected in field.children.iter().filter(|f| f.name == "keys") {
         let columns = selected
-            .selection_set()
+            .children
+            .iter()
             .filter_map(|column| {
-                let index = by.iter().position(|c| c == column.name())?;
-                Some((response_key(&column), format!("k{index}")))
+                let index = by.iter().position(|c| *c == column.name.as_str())?;
+                Some((column.key().to_string(), format!("k{index}")))
             })
             .collect();
-        placements.push((response_key(&selected), columns));
+        placements.push((selected.key().to_string(), columns));
     }
     Ok(rows
         .iter()

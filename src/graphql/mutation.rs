@@ -552,7 +552,7 @@ async fn mutate<'a>(
             caller,
             planned,
             audit,
-            key: Name::new(resolve::response_key(&field)),
+            key: Name::new(selected.key()),
             row,
             error_at,
         });
@@ -564,7 +564,7 @@ async fn mutate<'a>(
     // The request's last field, reading no relation of the rows it writes:
     // nothing can fail after its write.
     let last =
-        inner.fields_run == session.root_fields && !reads_relations(&field, kind.answers_row());
+        inner.fields_run == session.root_fields && !reads_relations(&selected, kind.answers_row());
     let (affected, mut records) =
         Box::pin(inner.write(state, &caller, &target, planned, audit, last)).await?;
     // Relations of the written rows are read as committed before the
@@ -603,19 +603,18 @@ async fn mutate<'a>(
 
 /// Whether the answer to a mutation field reads relations of the written
 /// rows (a field under a row with a selection of its own), skipped or not.
-fn reads_relations(field: &async_graphql::SelectionField<'_>, answers_row: bool) -> bool {
-    let rows: Vec<_> = if answers_row {
-        vec![*field]
+fn reads_relations(field: &Selected, answers_row: bool) -> bool {
+    let rows: Vec<&Selected> = if answers_row {
+        vec![field]
     } else {
         field
-            .selection_set()
-            .filter(|f| f.name() == "returning")
+            .children
+            .iter()
+            .filter(|f| f.name == "returning")
             .collect()
     };
-    rows.iter().any(|row| {
-        row.selection_set()
-            .any(|f| f.selection_set().next().is_some())
-    })
+    rows.iter()
+        .any(|row| row.children.iter().any(|f| !f.children.is_empty()))
 }
 
 /// The relations `returning { … }` asks for, attached to the written rows.

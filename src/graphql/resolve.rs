@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use async_graphql::dynamic::{FieldValue, ResolverContext};
 use async_graphql::indexmap::IndexMap;
-use async_graphql::{ErrorExtensions, Name, SelectionField, Value as GqlValue};
+use async_graphql::{ErrorExtensions, Name, Value as GqlValue};
 use serde_json::Value;
 
 use super::arguments::Places;
@@ -100,10 +100,6 @@ fn count_argument(field: &Selected, name: &str) -> Result<Option<u64>, ApiError>
     .ok_or_else(|| {
         ApiError::bad_request(format!("`{name}` must be 0 or more")).at(name.to_string())
     })
-}
-
-pub fn response_key(field: &SelectionField<'_>) -> String {
-    field.alias().unwrap_or(field.name()).to_string()
 }
 
 /// `distinct_on` and `order_by` of a root field (see
@@ -451,17 +447,18 @@ pub async fn aggregate(
 /// `x_aggregate { aggregate }`: from a root field's answer, or from the
 /// parts a nested `<relation>_aggregate` answers for its parent row.
 pub fn aggregate_part<'a>(ctx: &ResolverContext<'a>) -> Option<FieldValue<'a>> {
-    let key = response_key(&ctx.ctx.field());
+    let field = ctx.ctx.field();
+    let key = field.alias().unwrap_or(field.name());
     if let Ok(answer) = ctx.parent_value.try_downcast_ref::<AggregateAnswer>() {
         let GqlValue::Object(entries) = &answer.tree else {
             return None;
         };
-        return entries.get(key.as_str()).cloned().map(FieldValue::value);
+        return entries.get(key).cloned().map(FieldValue::value);
     }
     let parts = ctx.parent_value.try_downcast_ref::<Record>().ok()?;
     parts
         .get(nested::AGGREGATE_PART)?
-        .get(key.as_str())
+        .get(key)
         .cloned()
         .map(|value| FieldValue::value(to_graphql(value)))
 }
