@@ -489,13 +489,14 @@ async fn mutate<'a>(
             .await;
             let (affected, mut records) =
                 Box::pin(inner.write(state, &caller, &target, planned, audit, false)).await?;
-            Box::pin(attach_returning(
+            let collection = (shape, shapes);
+            Box::pin(attach_related(
                 state,
                 &caller,
                 &selected,
-                shape,
-                shapes,
+                collection,
                 &mut records,
+                false,
             ))
             .await
             .inspect_err(|_| inner.failed = true)?;
@@ -569,27 +570,17 @@ async fn mutate<'a>(
         Box::pin(inner.write(state, &caller, &target, planned, audit, last)).await?;
     // Relations of the written rows are read as committed before the
     // request (the engine reads outside its transaction).
-    let attached = if kind.answers_row() {
-        Box::pin(nested::attach(
-            state,
-            &caller,
-            &selected,
-            shape,
-            shapes,
-            &mut records,
-        ))
-        .await
-    } else {
-        Box::pin(attach_returning(
-            state,
-            &caller,
-            &selected,
-            shape,
-            shapes,
-            &mut records,
-        ))
-        .await
-    };
+    let collection = (shape, shapes);
+    let answers_row = kind.answers_row();
+    let related = attach_related(
+        state,
+        &caller,
+        &selected,
+        collection,
+        &mut records,
+        answers_row,
+    );
+    let attached = Box::pin(related).await;
     if let Err(error) = attached {
         inner.failed = true;
         return Err(error);
@@ -617,15 +608,20 @@ fn reads_relations(field: &Selected, answers_row: bool) -> bool {
         .any(|row| row.children.iter().any(|f| !f.children.is_empty()))
 }
 
-/// The relations `returning { … }` asks for, attached to the written rows.
-async fn attach_returning(
+/// The relations the answer asks for, attached to the written rows: those
+/// under the row itself (a field answering a row), else under
+/// `returning { … }`.
+async fn attach_related(
     state: &AppState,
     caller: &Caller,
     field: &Selected,
-    shape: &Shape,
-    shapes: &Shapes,
+    (shape, shapes): (&Shape, &Shapes),
     records: &mut [Record],
+    answers_row: bool,
 ) -> Result<(), ApiError> {
+    if answers_row {
+        return nested::attach(state, caller, field, shape, shapes, records).await;
+    }
     for returning in field.children.iter().filter(|f| f.name == "returning") {
         nested::attach(state, caller, returning, shape, shapes, records).await?;
     }
