@@ -16,8 +16,7 @@
 //! as it always does: a plan answers only what async-graphql would answer
 //! the same way (but for its root fields' order, the document's).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_graphql::parser::types::{BaseType, ExecutableDocument, Field, OperationType, Selection};
 use async_graphql::registry::Registry;
@@ -25,6 +24,7 @@ use async_graphql::{Name, Value as GqlValue};
 use serde_json::Value;
 
 use super::arguments::Places;
+use super::bounded::{self, Bounded};
 use super::render::{Answer, Answered, Level, Written};
 use super::resolve;
 use super::selection::Selected;
@@ -39,48 +39,44 @@ use crate::state::AppState;
 /// answer, so it is not looked at again).
 #[derive(Default)]
 pub struct Plans {
-    known: Mutex<HashMap<String, Vec<Known>>>,
+    known: Bounded<String, Vec<Known>>,
 }
 
 type Known = (Option<String>, Option<Arc<Plan>>);
 
 impl Plans {
-    /// Documents remembered; past this the cache starts over.
-    const MAX: usize = 1_024;
-    /// Longer documents are not compiled (they are not the light ones).
-    const MAX_TEXT: usize = 16 * 1024;
-
     /// The plan for `request`'s document: `Some(None)` when it has none,
     /// `None` when the document is not known yet.
     pub fn get(&self, request: &async_graphql::Request) -> Option<Option<Arc<Plan>>> {
-        if request.query.len() > Self::MAX_TEXT {
+        if request.query.len() > bounded::MAX_TEXT {
             return Some(None);
         }
-        let known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        known
-            .get(&request.query)?
-            .iter()
-            .find(|(operation, _)| *operation == request.operation_name)
-            .map(|(_, plan)| plan.clone())
+        self.known
+            .read(&request.query, |operations| {
+                operations
+                    .iter()
+                    .find(|(operation, _)| *operation == request.operation_name)
+                    .map(|(_, plan)| plan.clone())
+            })
+            .flatten()
     }
 
     /// Remembers what the document `query` compiles to for `operation`.
     pub fn learn(&self, query: String, operation: Option<String>, plan: Option<Plan>) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.len() >= Self::MAX {
-            known.clear();
-        }
-        let operations = known.entry(query).or_default();
-        operations.retain(|(known, _)| *known != operation);
-        operations.push((operation, plan.map(Arc::new)));
+        self.known.update(query, |operations| {
+            let operations = operations.get_or_insert_default();
+            operations.retain(|(known, _)| *known != operation);
+            operations.push((operation, plan.map(Arc::new)));
+        });
     }
 
     /// Forgets `request`'s document.
     pub fn forget(&self, request: &async_graphql::Request) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(operations) = known.get_mut(&request.query) {
-            operations.retain(|(operation, _)| *operation != request.operation_name);
-        }
+        self.known.update(request.query.clone(), |operations| {
+            if let Some(known) = operations {
+                known.retain(|(operation, _)| *operation != request.operation_name);
+            }
+        });
     }
 }
 

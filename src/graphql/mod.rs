@@ -8,6 +8,7 @@
 //! path (`mutation.rs`).
 
 mod arguments;
+mod bounded;
 mod bytea;
 mod compiled;
 mod group_by;
@@ -38,6 +39,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::post;
 
+use self::bounded::Bounded;
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -60,29 +62,18 @@ pub struct Schemas {
 /// every role; validation still runs on every request.
 #[derive(Default)]
 struct Documents {
-    parsed: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
+    parsed: Bounded<String, Arc<ExecutableDocument>>,
 }
 
 impl Documents {
-    /// Texts remembered; past this the cache starts over.
-    const MAX: usize = 1_024;
-    /// Longer documents are parsed each time (they are not the light ones).
-    const MAX_TEXT: usize = 16 * 1024;
-
     /// Gives `request` its parsed document, from the cache or parsed now
     /// (a document that does not parse is left to async-graphql, which
     /// reports the error).
     fn prepare(&self, request: &mut async_graphql::Request) {
-        if request.query.len() > Self::MAX_TEXT {
+        if request.query.len() > bounded::MAX_TEXT {
             return;
         }
-        let cached = self
-            .parsed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&request.query)
-            .cloned();
-        if let Some(document) = cached {
+        if let Some(document) = self.parsed.get(&request.query) {
             // Copied outside the lock: requests do not queue on it.
             request.set_parsed_query(ExecutableDocument::clone(&document));
             return;
@@ -90,11 +81,8 @@ impl Documents {
         let Ok(document) = request.parsed_query().cloned() else {
             return;
         };
-        let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
-        if parsed.len() >= Self::MAX {
-            parsed.clear();
-        }
-        parsed.insert(request.query.clone(), Arc::new(document));
+        self.parsed
+            .insert(request.query.clone(), Arc::new(document));
     }
 }
 
@@ -420,7 +408,7 @@ mod tests {
         let mut first = async_graphql::Request::new(text);
         documents.prepare(&mut first);
         let parsed = first.parsed_query().cloned().expect("parsed");
-        assert_eq!(documents.parsed.lock().unwrap().len(), 1);
+        assert!(documents.parsed.get(text).is_some());
 
         // The second request takes the cached document, not a new parse:
         // swapped for another one here, it is the one the request gets.
@@ -428,8 +416,6 @@ mod tests {
         assert_ne!(format!("{other:?}"), format!("{parsed:?}"));
         documents
             .parsed
-            .lock()
-            .unwrap()
             .insert(text.to_string(), Arc::new(other.clone()));
         let mut second = async_graphql::Request::new(text);
         documents.prepare(&mut second);
@@ -439,6 +425,6 @@ mod tests {
         let mut broken = async_graphql::Request::new("query { orders(");
         documents.prepare(&mut broken);
         assert!(broken.parsed_query().is_err());
-        assert_eq!(documents.parsed.lock().unwrap().len(), 1);
+        assert!(documents.parsed.get("query { orders(").is_none());
     }
 }

@@ -6,21 +6,20 @@
 //! text kept for the requests after. Texts are not per role: each request
 //! is still validated against its caller's schema.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_graphql::{ServerError, Value as GqlValue};
 use sha2::{Digest, Sha256};
 
+use super::bounded::Bounded;
+
 /// Texts by their SHA-256 (lowercase hex).
 #[derive(Default)]
 pub struct Persisted {
-    texts: Mutex<HashMap<String, Arc<str>>>,
+    texts: Bounded<String, Arc<str>>,
 }
 
 impl Persisted {
-    /// Texts kept; past this the store starts over.
-    const MAX: usize = 1_024;
     /// Longer texts run but are not kept (their client sends them each time).
     const MAX_TEXT: usize = 64 * 1024;
 
@@ -51,7 +50,7 @@ impl Persisted {
         };
         let hash = hash.to_ascii_lowercase();
         if request.query.is_empty() {
-            let text = self.lock().get(&hash).cloned();
+            let text = self.texts.get(&hash);
             return match text {
                 Some(text) => {
                     request.query = text.to_string();
@@ -67,17 +66,9 @@ impl Persisted {
             ));
         }
         if request.query.len() <= Self::MAX_TEXT {
-            let mut texts = self.lock();
-            if texts.len() >= Self::MAX {
-                texts.clear();
-            }
-            texts.insert(hash, Arc::from(request.query.as_str()));
+            self.texts.insert(hash, Arc::from(request.query.as_str()));
         }
         Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<str>>> {
-        self.texts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

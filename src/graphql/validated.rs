@@ -17,7 +17,6 @@
 //! as ever, with the rule's own error. A schema is built anew when the
 //! catalog or permissions change, and with it this cache.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
@@ -27,10 +26,7 @@ use async_graphql::parser::types::{BaseType, ExecutableDocument};
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{Name, Request, ServerError, ServerResult, ValidationResult, Value, Variables};
 
-/// Documents remembered per schema; past this the cache starts over.
-const MAX: usize = 1_024;
-/// Longer documents are validated each time (they are not the light ones).
-const MAX_TEXT: usize = 16 * 1024;
+use super::bounded::{self, Bounded};
 
 /// The extension, registered on each schema: the documents it validated.
 #[derive(Default)]
@@ -42,7 +38,7 @@ pub struct Validated {
 type Key = (String, Option<String>);
 
 /// The documents that passed validation, shared by a schema's requests.
-type Remembered = Arc<Mutex<HashMap<Key, Arc<Document>>>>;
+type Remembered = Arc<Bounded<Key, Arc<Document>>>;
 
 /// A document that passed validation.
 struct Document {
@@ -84,7 +80,7 @@ impl Extension for ForRequest {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        if request.query.len() <= MAX_TEXT {
+        if request.query.len() <= bounded::MAX_TEXT {
             let step = self.step_for(&ctx.schema_env.registry, &mut request);
             *self.step.lock().unwrap_or_else(PoisonError::into_inner) = step;
         }
@@ -105,14 +101,8 @@ impl Extension for ForRequest {
             Step::Validate => next.run(ctx).await,
             Step::Remember(key, variables) => {
                 let result = next.run(ctx).await?;
-                let mut documents = self
-                    .documents
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if documents.len() >= MAX {
-                    documents.clear();
-                }
-                documents.insert(key, Arc::new(Document { variables, result }));
+                self.documents
+                    .insert(key, Arc::new(Document { variables, result }));
                 Ok(result)
             }
         }
@@ -122,12 +112,7 @@ impl Extension for ForRequest {
 impl ForRequest {
     fn step_for(&self, registry: &Registry, request: &mut Request) -> Step {
         let key = (request.query.clone(), request.operation_name.clone());
-        let known = self
-            .documents
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned();
+        let known = self.documents.get(&key);
         if let Some(document) = known {
             return if document.accepts(registry, &request.variables) {
                 Step::Known(document.result)
@@ -241,7 +226,7 @@ mod tests {
         let (schema, documents) = schema();
         let first = run(&schema, QUERY, json!({"k": 1, "e": "red"})).await;
         assert_eq!(first["data"], json!({"echo": 1}), "{first}");
-        assert_eq!(documents.lock().unwrap().len(), 1);
+        assert!(documents.get(&(QUERY.to_string(), None)).is_some());
         // Values validation would refuse are refused as it does.
         for bad in [
             json!({"k": "one"}),
@@ -270,8 +255,10 @@ mod tests {
                 .unwrap()
                 .contains("nope")
         );
-        let passed = documents.lock().unwrap()[&(QUERY.to_string(), None)].result;
-        documents.lock().unwrap().insert(
+        let passed = documents
+            .read(&(QUERY.to_string(), None), |document| document.result)
+            .expect("remembered");
+        documents.insert(
             (unknown_field.to_string(), None),
             Arc::new(Document {
                 variables: Vec::new(),
@@ -289,7 +276,7 @@ mod tests {
         let query = "query($l: [Int!]) { echo(k: 1, l: $l) }";
         let answer = run(&schema, query, json!({"l": [1]})).await;
         assert_eq!(answer["data"], json!({"echo": 1}), "{answer}");
-        assert!(documents.lock().unwrap().is_empty());
+        assert!(documents.get(&(query.to_string(), None)).is_none());
         let answer = run(&schema, query, json!({"l": ["x"]})).await;
         assert!(
             answer["errors"][0]["message"]
