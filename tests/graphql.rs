@@ -733,6 +733,9 @@ async fn a_source_down_is_named_while_the_other_root_field_answers() {
         post(query).await,
         json!({"data": {"far_t": [{"id": 1}], "my_reviews": [{"id": 1}]}})
     );
+    // The query has a plan now (it answered without an error); a plan
+    // whose read fails hands the request to async-graphql, which names
+    // the source that is down.
     proxy.cut().await;
     let body = post(query).await;
     assert_eq!(
