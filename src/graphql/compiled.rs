@@ -1,34 +1,44 @@
-//! Plain queries compiled. Clients send the same few documents with new
+//! Plain documents compiled. Clients send the same few documents with new
 //! variables; most light ones are queries of rows (`x`, `x_by_pk`) and
-//! their relationships. Such a document, once it ran without an error, is
-//! kept per role schema as a [`Plan`]: each root field's read, its
-//! selection and how its answer is written. A request sending it again is
-//! answered from the plan — the same reads (`resolve::list_rows`,
-//! `resolve::by_pk_row`) and the same writing (`render::Written`) —
-//! without parsing, validating and executing it through async-graphql, a
-//! good part of a light request's cost.
+//! their relationships, or mutations of rows by key. Such a document, once
+//! it ran without an error, is kept per role schema as a [`Plan`]: each
+//! root field's read or write, its selection and how its answer is
+//! written. A request sending it again is answered from the plan — the
+//! same reads (`resolve::list_rows`, `resolve::by_pk_row`), writes
+//! (`mutation::answer_planned`) and writing of the answer — without
+//! parsing, validating and executing it through async-graphql, a good part
+//! of a light request's cost.
 //!
-//! A plan holds no variable except as a root `x_by_pk`'s key argument
-//! (so the reads it plans are the same for every request), and a request
-//! takes the plan only when each such value is one validation accepts for
-//! the variable's type. Anything else — a read that fails, a value that
-//! does not fit its type — is answered by async-graphql, which reports it
-//! as it always does: a plan answers only what async-graphql would answer
-//! the same way (but for its root fields' order, the document's).
+//! A query's plan holds no variable except as a root `x_by_pk`'s key
+//! argument (so the reads it plans are the same for every request). A
+//! mutation's plan is of fields answering a row of columns
+//! (`insert_x_one`, `update_x_by_pk`, `delete_x_by_pk`), whose arguments
+//! may read the operation's variables anywhere. A request takes the plan
+//! only when each variable's value is one validation accepts for the
+//! variable's type. Anything else — a read that fails, an argument a write
+//! refuses, a value that does not fit its type — is answered by
+//! async-graphql, which reports it as it always does: a plan answers only
+//! what async-graphql would answer the same way (but for its root fields'
+//! order, the document's). A mutation whose writes cannot all wait for
+//! the `COMMIT` (the role's rules check them) is left to async-graphql for
+//! good, before anything is written.
 
 use std::sync::Arc;
 
 use async_graphql::parser::types::{BaseType, ExecutableDocument, Field, OperationType, Selection};
 use async_graphql::registry::Registry;
-use async_graphql::{Name, Value as GqlValue};
+use async_graphql::{Name, Pos, Value as GqlValue};
+use async_graphql_value::Value as InputValue;
 use serde_json::Value;
 
 use super::arguments::Places;
 use super::bounded::{self, Bounded};
-use super::render::{Answer, Answered, Level, Written};
+use super::mutation::{self, Arguments};
+use super::render::{Answer, Answered, Level, Written, WrittenRow};
 use super::resolve;
 use super::selection::Selected;
 use super::shape::{Shape, Shapes};
+use crate::auth::Principal;
 use crate::config::GraphqlConfig;
 use crate::engine::Caller;
 use crate::rest::read::ReadRequest;
@@ -80,11 +90,31 @@ impl Plans {
     }
 }
 
-/// How a plain query's document is answered.
+/// How a plain document is answered.
 pub struct Plan {
-    roots: Vec<Root>,
+    fields: Fields,
     /// The operation's variables: each one's type name, and its default.
     variables: Vec<Variable>,
+}
+
+/// A plan's root fields.
+enum Fields {
+    /// A query's reads.
+    Reads(Vec<Root>),
+    /// A mutation's writes.
+    Writes(Vec<Write>),
+}
+
+/// What came of answering a request from its plan.
+pub enum Reply {
+    Answered(Box<Answered>),
+    /// async-graphql answers this request instead (see the module's
+    /// documentation); the plan is forgotten, and kept again once the
+    /// document answers without an error.
+    Executor,
+    /// async-graphql answers, and from now on answers this document: a
+    /// mutation the role's rules check, or writing to two sources.
+    Never,
 }
 
 struct Variable {
@@ -108,6 +138,19 @@ enum Read {
     ByPk(Vec<(String, Given)>),
 }
 
+/// A root field of a plain mutation: one answering a row of columns
+/// (`insert_x_one`, `update_x_by_pk`, `delete_x_by_pk`).
+struct Write {
+    shape: Arc<Shape>,
+    kind: mutation::Kind,
+    /// Its response key, and where it is in the document.
+    key: String,
+    at: Pos,
+    /// Its arguments as written, variables and all.
+    arguments: Vec<(Name, InputValue)>,
+    row: Arc<WrittenRow>,
+}
+
 /// A key value: written in the document, or a variable's.
 enum Given {
     Value(Value),
@@ -124,7 +167,7 @@ impl Plan {
         limits: &GraphqlConfig,
     ) -> Option<Self> {
         let operation = &super::chosen(document, operation)?.node;
-        if operation.ty != OperationType::Query || !operation.directives.is_empty() {
+        if operation.ty == OperationType::Subscription || !operation.directives.is_empty() {
             return None;
         }
         let variables = operation
@@ -142,45 +185,87 @@ impl Plan {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        let mut roots: Vec<Root> = Vec::new();
+        let mutation = operation.ty == OperationType::Mutation;
+        let (mut roots, mut writes) = (Vec::new(), Vec::new());
         let mut keys: Vec<&str> = Vec::new();
         for item in &operation.selection_set.node.items {
             let Selection::Field(field) = &item.node else {
                 return None;
             };
-            let field = &field.node;
+            let (at, field) = (field.pos, &field.node);
             // Each answer goes back under a key of its own.
             let key = field.response_key().node.as_str();
             if keys.contains(&key) {
                 return None;
             }
             keys.push(key);
-            roots.push(Root::compile(field, &variables, shapes, limits)?);
+            if mutation {
+                writes.push(Write::compile(field, at, &variables, shapes)?);
+            } else {
+                roots.push(Root::compile(field, &variables, shapes, limits)?);
+            }
         }
-        Some(Self { roots, variables })
+        let fields = if mutation {
+            Fields::Writes(writes)
+        } else {
+            Fields::Reads(roots)
+        };
+        Some(Self { fields, variables })
     }
 
     /// The answer to a request sending the plan's document with
-    /// `variables` (`None`: one async-graphql gives, see the module's
-    /// documentation). The root fields are read at once, as async-graphql
-    /// reads them, and answered in the document's order.
+    /// `variables`. A query's root fields are read at once, as
+    /// async-graphql reads them, and answered in the document's order; a
+    /// mutation's fields go out together with the `COMMIT`
+    /// ([`mutation::answer_planned`]).
     pub async fn answer(
         &self,
         state: &AppState,
-        caller: &Caller,
+        principal: &Principal,
         shapes: &Shapes,
         registry: &Registry,
         variables: &async_graphql::Variables,
-    ) -> Option<Answered> {
-        let answers = self
-            .roots
-            .iter()
-            .map(|root| self.root(root, state, caller, shapes, registry, variables));
-        let written = futures::future::join_all(answers)
-            .await
-            .into_iter()
-            .collect::<Option<Vec<_>>>()?;
-        Some(Answered::written(written))
+    ) -> Reply {
+        let writes = match &self.fields {
+            Fields::Reads(roots) => {
+                let caller = principal.caller();
+                let answers = roots
+                    .iter()
+                    .map(|root| self.root(root, state, &caller, shapes, registry, variables));
+                let written = futures::future::join_all(answers).await;
+                return match written.into_iter().collect::<Option<Vec<_>>>() {
+                    Some(written) => Reply::Answered(Box::new(Answered::written(written))),
+                    None => Reply::Executor,
+                };
+            }
+            Fields::Writes(writes) => writes,
+        };
+        let mut fields = Vec::with_capacity(writes.len());
+        for write in writes {
+            let mut args = Arguments::with_capacity(write.arguments.len());
+            for (name, value) in &write.arguments {
+                let filled = value
+                    .clone()
+                    .into_const_with(|name| self.variable(&name, registry, variables).ok_or(()));
+                let Ok(filled) = filled else {
+                    return Reply::Executor;
+                };
+                args.insert(name.clone(), filled);
+            }
+            fields.push(mutation::RowWrite {
+                shape: &write.shape,
+                kind: write.kind,
+                args,
+                key: &write.key,
+                at: write.at,
+                row: &write.row,
+            });
+        }
+        match mutation::answer_planned(state, principal, shapes, fields).await {
+            mutation::Outcome::Answered(response) => Reply::Answered(Box::new((*response).into())),
+            mutation::Outcome::Refused => Reply::Executor,
+            mutation::Outcome::NotHeld => Reply::Never,
+        }
     }
 
     /// One root field's answer.
@@ -231,17 +316,64 @@ impl Plan {
         registry: &Registry,
         variables: &async_graphql::Variables,
     ) -> Option<Value> {
-        let name = match given {
-            Given::Value(value) => return Some(value.clone()),
-            Given::Variable(name) => name,
-        };
-        let variable = self.variables.iter().find(|v| v.name == *name)?;
+        match given {
+            Given::Value(value) => Some(value.clone()),
+            Given::Variable(name) => self.variable(name, registry, variables)?.into_json().ok(),
+        }
+    }
+
+    /// A variable's value when validation accepts it for the variable's
+    /// type (its default when not given).
+    fn variable(
+        &self,
+        name: &str,
+        registry: &Registry,
+        variables: &async_graphql::Variables,
+    ) -> Option<GqlValue> {
+        let variable = self.variables.iter().find(|v| v.name == name)?;
         let value = match variables.get(name) {
             Some(value) if super::validated::valid(registry, &variable.type_name, value) => value,
             Some(_) => return None,
             None => variable.default.as_ref()?,
         };
-        value.clone().into_json().ok()
+        Some(value.clone())
+    }
+}
+
+impl Write {
+    fn compile(field: &Field, at: Pos, variables: &[Variable], shapes: &Shapes) -> Option<Self> {
+        if !field.directives.is_empty() {
+            return None;
+        }
+        let (shape, kind) = mutation::row_field(field.name.node.as_str(), shapes)?;
+        let mut arguments = Vec::with_capacity(field.arguments.len());
+        for (name, value) in &field.arguments {
+            // Every variable it reads is one of the operation's (and so
+            // checked against its type when filled in).
+            let declared = value.node.clone().into_const_with(|variable| {
+                if variables.iter().any(|v| v.name == variable) {
+                    Ok(GqlValue::Null)
+                } else {
+                    Err(())
+                }
+            });
+            declared.ok()?;
+            arguments.push((name.node.clone(), value.node.clone()));
+        }
+        // Its arguments are filled in per request; its selection has none.
+        let bare = Field {
+            arguments: Vec::new(),
+            ..field.clone()
+        };
+        let row = WrittenRow::of(&Selected::of_document(&bare)?, shape, shapes)?;
+        Some(Self {
+            shape: shape.clone(),
+            kind,
+            key: field.response_key().node.to_string(),
+            at,
+            arguments,
+            row: Arc::new(row),
+        })
     }
 }
 

@@ -286,24 +286,37 @@ async fn run(
     let mut answered = match state.graphql.get(state, &caller) {
         Ok(role) => {
             let plan = role.plans.get(&request);
+            // Whether the document is compiled (again) after the executor
+            // answered it.
+            let mut compile = !matches!(plan, Some(None));
             if let Some(Some(plan)) = &plan {
-                let answered = plan
+                let reply = plan
                     .answer(
                         state,
-                        &caller,
+                        &principal,
                         &role.shapes,
                         role.schema.registry(),
                         &request.variables,
                     )
                     .await;
-                if let Some(answered) = answered {
-                    state.metrics.graphql(GraphqlPath::Plan);
-                    return answered;
+                match reply {
+                    compiled::Reply::Answered(answered) => {
+                        state.metrics.graphql(GraphqlPath::Plan);
+                        return *answered;
+                    }
+                    // async-graphql answers instead, and reports what
+                    // broke; the plan is kept again once the document
+                    // answers without an error.
+                    compiled::Reply::Executor => role.plans.forget(&request),
+                    compiled::Reply::Never => {
+                        role.plans.learn(
+                            request.query.clone(),
+                            request.operation_name.clone(),
+                            None,
+                        );
+                        compile = false;
+                    }
                 }
-                // async-graphql answers instead, and reports what broke;
-                // the plan is kept again once the document answers
-                // without an error.
-                role.plans.forget(&request);
             }
             state.metrics.graphql(GraphqlPath::Executor);
             state.graphql.documents.prepare(&mut request);
@@ -311,16 +324,17 @@ async fn run(
             // the document answers without an error (so it passed
             // validation).
             let operation_name = request.operation_name.clone();
-            let compiled = match plan {
-                Some(None) => None,
-                None | Some(Some(_)) => request.parsed_query().ok().map(|document| {
+            let compiled = if compile {
+                request.parsed_query().ok().map(|document| {
                     compiled::Plan::compile(
                         document,
                         operation_name.as_deref(),
                         &role.shapes,
                         &state.config.graphql,
                     )
-                }),
+                })
+            } else {
+                None
             };
             let learn = compiled.map(|plan| (request.query.clone(), operation_name, plan));
             let session = Arc::new(mutation::Session::for_request(&mut request));

@@ -11,7 +11,9 @@
 //! answer is the error with `data: null`. A request writes to one source.
 //! A field whose write is one unchecked statement answering a row of
 //! columns is held back ([`Held`]): the request's last such writes go out
-//! together with its `COMMIT`, in one round trip.
+//! together with its `COMMIT`, in one round trip. A request of such
+//! fields only, sent again, is answered from its plan ([`answer_planned`],
+//! see `compiled`), without async-graphql's executor.
 
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
@@ -403,7 +405,7 @@ pub fn root_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Vec<Field> {
 
 /// Which mutation a root field is.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Insert {
         one: bool,
     },
@@ -418,7 +420,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn operation(self) -> &'static str {
+    pub(super) fn operation(self) -> &'static str {
         match self {
             Self::Insert { .. } => "insert",
             Self::Update { .. } | Self::UpdateMany => "update",
@@ -510,8 +512,9 @@ async fn mutate<'a>(
     let earlier = inner.written(&target);
     // The steps' futures boxed: this one stays small, and FieldFuture
     // boxes it whole (every step's state inline was ~12 KB copied per field).
+    let args = ctx.args.as_index_map();
     let mut planned = Box::pin(plan(
-        ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
+        args, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
     ))
     .await;
     if !inner.held.is_empty() && planned.as_ref().is_ok_and(Planned::read_rows) {
@@ -523,7 +526,7 @@ async fn mutate<'a>(
         audit = Audit::new(principal, &target, kind.operation());
         let earlier = inner.written(&target);
         planned = Box::pin(plan(
-            ctx, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
+            args, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
         ))
         .await;
     }
@@ -538,7 +541,9 @@ async fn mutate<'a>(
                 && lone.is_lone_unchecked()
                 && inner.source().is_none_or(|open| open == source) =>
         {
-            WrittenRow::of(&selected, shape, shapes).zip(state.sources.connector(source).ok())
+            WrittenRow::of(&selected, shape, shapes)
+                .map(Arc::new)
+                .zip(state.sources.connector(source).ok())
         }
         _ => None,
     };
@@ -710,11 +715,15 @@ async fn plan_changes(
     writer::plan_update(state, principal, target, rows, changes, earlier).await
 }
 
+/// A field's arguments, variables in place (as async-graphql hands them to
+/// a resolver, or as a plan fills them in).
+pub(super) type Arguments = async_graphql::indexmap::IndexMap<Name, GqlValue>;
+
 /// Reads the field's arguments into a planned write; `earlier`: the keys
 /// of the rows of the table the request's earlier fields wrote.
 #[allow(clippy::too_many_arguments)]
 async fn plan(
-    ctx: &ResolverContext<'_>,
+    args: &Arguments,
     state: &AppState,
     principal: &Principal,
     target: &Target,
@@ -727,9 +736,9 @@ async fn plan(
     match kind {
         Kind::Insert { one } => {
             let mut objects: Vec<(String, Json)> = if one {
-                vec![("object".to_string(), argument(ctx, "object")?)]
+                vec![("object".to_string(), argument(args, "object")?)]
             } else {
-                match argument(ctx, "objects")? {
+                match argument(args, "objects")? {
                     Json::Array(items) => items
                         .into_iter()
                         .enumerate()
@@ -743,7 +752,7 @@ async fn plan(
             }
             let objects: Vec<(String, &Json)> =
                 objects.iter().map(|(p, o)| (p.clone(), o)).collect();
-            match optional_argument(ctx, "on_conflict")? {
+            match optional_argument(args, "on_conflict")? {
                 Some(conflict) => {
                     let update: Vec<String> = conflict
                         .get("update_columns")
@@ -782,18 +791,18 @@ async fn plan(
         }
         Kind::Update { by_pk } => {
             let (rows, places) = if by_pk {
-                let Json::Object(key) = argument(ctx, "pk_columns")? else {
+                let Json::Object(key) = argument(args, "pk_columns")? else {
                     return Err(
                         ApiError::bad_request("`pk_columns` must be an object").at("pk_columns")
                     );
                 };
                 (Rows::Key(key.into_iter().collect()), Places::default())
             } else {
-                rows_where(ctx, shape, shapes)?
+                rows_where(args, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
-            let set = optional_argument(ctx, "_set")?;
-            let increment = optional_argument(ctx, "_inc")?;
+            let set = optional_argument(args, "_set")?;
+            let increment = optional_argument(args, "_inc")?;
             plan_changes(
                 state, principal, target, shape, &rows, set, increment, "", earlier,
             )
@@ -809,11 +818,11 @@ async fn plan(
                 let key = shape.primary_key.as_deref().unwrap_or_default();
                 let mut values = Vec::with_capacity(key.len());
                 for column in key {
-                    values.push((column.name.clone(), argument(ctx, &column.name)?));
+                    values.push((column.name.clone(), argument(args, &column.name)?));
                 }
                 (Rows::Key(values), Places::default())
             } else {
-                rows_where(ctx, shape, shapes)?
+                rows_where(args, shape, shapes)?
             };
             audit.note("target", rows_text(&rows));
             writer::plan_delete(state, principal, target, &rows, earlier)
@@ -826,15 +835,14 @@ async fn plan(
 /// `where` (required; `{}` matches every row the role may write), and
 /// where its conditions are in the request.
 fn rows_where(
-    ctx: &ResolverContext<'_>,
+    args: &Arguments,
     shape: &Shape,
     shapes: &Shapes,
 ) -> Result<(Rows, Places), ApiError> {
-    let exp = ctx
-        .args
+    let exp = args
         .get("where")
         .ok_or_else(|| ApiError::bad_request("`where` is required").at("where"))?;
-    let (filter, places) = arguments::filter(exp.as_value(), shape, shapes, "where")?;
+    let (filter, places) = arguments::filter(exp, shape, shapes, "where")?;
     Ok((Rows::Filter(filter), places))
 }
 
@@ -845,10 +853,9 @@ fn rows_text(rows: &Rows) -> Json {
     }
 }
 
-fn optional_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<Json>, ApiError> {
-    match ctx.args.get(name).filter(|v| !v.is_null()) {
+fn optional_argument(args: &Arguments, name: &str) -> Result<Option<Json>, ApiError> {
+    match args.get(name).filter(|v| !matches!(v, GqlValue::Null)) {
         Some(value) => value
-            .as_value()
             .clone()
             .into_json()
             .map(Some)
@@ -857,8 +864,8 @@ fn optional_argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<Jso
     }
 }
 
-fn argument(ctx: &ResolverContext<'_>, name: &str) -> Result<Json, ApiError> {
-    optional_argument(ctx, name)?
+fn argument(args: &Arguments, name: &str) -> Result<Json, ApiError> {
+    optional_argument(args, name)?
         .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required")).at(name.to_string()))
 }
 
@@ -1073,6 +1080,136 @@ impl Inner {
     }
 }
 
+/// The mutation a root field named `name` is when it answers a row
+/// (`insert_x_one`, `update_x_by_pk`, `delete_x_by_pk`), and its
+/// collection; `None` for any other field, and for a name two collections
+/// could own (`insert_a_one` when `a_one` is one too).
+pub(super) fn row_field<'s>(name: &str, shapes: &'s Shapes) -> Option<(&'s Arc<Shape>, Kind)> {
+    let (x, other, kind) = if let Some(rest) = name.strip_prefix("insert_") {
+        (rest.strip_suffix("_one")?, rest, Kind::Insert { one: true })
+    } else if let Some(rest) = name.strip_prefix("update_") {
+        (
+            rest.strip_suffix("_by_pk")?,
+            rest,
+            Kind::Update { by_pk: true },
+        )
+    } else {
+        let rest = name.strip_prefix("delete_")?;
+        (
+            rest.strip_suffix("_by_pk")?,
+            rest,
+            Kind::Delete { by_pk: true },
+        )
+    };
+    if shapes.get(other).is_some() {
+        return None;
+    }
+    shapes.get(x).map(|shape| (shape, kind))
+}
+
+/// A root field of a plain mutation whose plan is kept (`compiled`), its
+/// arguments filled in for this request.
+pub(super) struct RowWrite<'p> {
+    pub shape: &'p Shape,
+    pub kind: Kind,
+    pub args: Arguments,
+    /// Its response key, and where it is in the document (for its error).
+    pub key: &'p str,
+    pub at: Pos,
+    pub row: &'p Arc<WrittenRow>,
+}
+
+/// How a plan's mutation went.
+pub(super) enum Outcome {
+    /// Written and committed, or rolled back and answered with the error,
+    /// as [`Session::finish`] answers when the executor ran the fields.
+    Answered(Box<async_graphql::Response>),
+    /// A field's arguments were refused when planning it: nothing was
+    /// written, the executor runs the request (and reports the error).
+    Refused,
+    /// A field is not a lone unchecked write (the role's rules check or
+    /// read its rows), or the fields write to two sources: the executor
+    /// runs this document from now on.
+    NotHeld,
+}
+
+/// Answers a plain mutation from its plan: each field planned as
+/// [`mutate`] plans it, and all of them held back ([`Held`]) to go out
+/// with the `COMMIT`, then finished as the executor's session finishes —
+/// the same statements, answer and audit rows, without async-graphql's
+/// executor. Only when every field can be held; nothing is written
+/// otherwise.
+pub(super) async fn answer_planned(
+    state: &AppState,
+    principal: &Principal,
+    shapes: &Shapes,
+    fields: Vec<RowWrite<'_>>,
+) -> Outcome {
+    let caller = principal.caller();
+    let mut held = Vec::with_capacity(fields.len());
+    let mut keys = async_graphql::indexmap::IndexMap::with_capacity(fields.len());
+    for field in fields {
+        let Ok(target) = Target::resolve(state, &field.shape.name) else {
+            return Outcome::Refused;
+        };
+        let source = &target.collection.table.source;
+        if held
+            .first()
+            .is_some_and(|h: &Held| h.target.collection.table.source != *source)
+        {
+            return Outcome::NotHeld;
+        }
+        let Ok(connector) = state.sources.connector(source) else {
+            return Outcome::Refused;
+        };
+        let mut audit = Audit::new(principal, &target, field.kind.operation());
+        let (shape, kind) = (field.shape, field.kind);
+        let planned = Box::pin(plan(
+            &field.args,
+            state,
+            principal,
+            &target,
+            shape,
+            shapes,
+            kind,
+            &[],
+            &mut audit,
+        ))
+        .await;
+        let Ok(planned) = planned else {
+            return Outcome::Refused;
+        };
+        if !planned.is_lone_unchecked() || planned.read_rows() {
+            return Outcome::NotHeld;
+        }
+        audit.planned(connector.as_ref(), &planned);
+        let mut error_at = ServerError::new(String::new(), Some(field.at));
+        error_at.path = vec![async_graphql::PathSegment::Field(field.key.to_string())];
+        keys.insert(Name::new(field.key), GqlValue::Null);
+        held.push(Held {
+            target,
+            caller: caller.clone(),
+            planned,
+            audit,
+            key: Name::new(field.key),
+            row: field.row.clone(),
+            error_at,
+        });
+    }
+    let session = Session {
+        root_fields: held.len(),
+        holds_back: true,
+        inner: Mutex::new(Inner {
+            fields_run: held.len(),
+            held,
+            ..Inner::default()
+        }),
+    };
+    let mut response = async_graphql::Response::new(GqlValue::Object(keys));
+    session.finish(state, &mut response).await;
+    Outcome::Answered(Box::new(response))
+}
+
 /// The refusal of a write to another source than the transaction's.
 fn other_source(target: &Target, source: &str) -> ApiError {
     ApiError::bad_request(format!(
@@ -1096,7 +1233,7 @@ struct Held {
     audit: Audit,
     /// The field's response key, where its answer goes.
     key: Name,
-    row: WrittenRow,
+    row: Arc<WrittenRow>,
     /// The field's place, for its error.
     error_at: ServerError,
 }
