@@ -1737,6 +1737,58 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
     f.stop().await;
 }
 
+/// Reads whose plan holds no value to bind — an aggregate grouped by a
+/// column, a list without a filter — are learned by their plan's text too:
+/// sent again, the statement goes straight to PostgreSQL (no physical
+/// planning), with the planner's answers, read afresh each time.
+#[tokio::test]
+async fn reads_without_values_take_the_plan_shape_path_with_the_same_answers() {
+    let f = Fixture::new().await;
+    let measures = enc(
+        r#"[{"aggregation": "count", "alias": "n"}, {"field": "total", "aggregation": "sum", "alias": "sum"}]"#,
+    );
+    let dimensions = enc(r#"[{"field": "status"}]"#);
+    let aggregate =
+        format!("/api/pg_orders:aggregate?measures={measures}&dimensions={dimensions}&sort=status");
+    let list = "/api/pg_customers?fields=id,name&sort=id";
+    let learned = || counter(&f, r#"tributary_reads_total{path="plan_shape"}"#);
+    let groups = json!([
+        {"status": "cancelled", "n": 1, "sum": "42.00"},
+        {"status": "open", "n": 3, "sum": "315.75"},
+        {"status": "shipped", "n": 1, "sum": "99.00"},
+    ]);
+    // Seen once, learned the second time, then taken.
+    for _ in 0..2 {
+        assert_eq!(f.get(&aggregate).await["data"], groups);
+        assert_eq!(ids(&f.get(list).await), vec![1, 2, 3]);
+    }
+    let before = learned().await;
+    for _ in 0..2 {
+        assert_eq!(f.get(&aggregate).await["data"], groups);
+        assert_eq!(ids(&f.get(list).await), vec![1, 2, 3]);
+    }
+    assert_eq!(learned().await, before + 4);
+    // The statement runs again each time: a row written meanwhile counts.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders",
+            Some(
+                json!({"customer_id": 3, "status": "open", "total": 1, "placed_at": "2024-05-01"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let data = f.get(&aggregate).await["data"].clone();
+    assert_eq!(
+        data[1],
+        json!({"status": "open", "n": 4, "sum": "316.75"}),
+        "{data}"
+    );
+    assert_eq!(learned().await, before + 5);
+    f.stop().await;
+}
+
 /// Reads answered from a learned request shape, without building a plan
 /// (`tributary_reads_total{path="request_shape"}`).
 async fn unplanned_reads(f: &Fixture) -> u64 {

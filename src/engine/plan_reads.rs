@@ -384,5 +384,7 @@ fn parametrize(plan: &LogicalPlan) -> Option<(LogicalPlan, Vec<ScalarValue>)> {
                 .map(|f| Transformed::yes(LogicalPlan::Filter(f)))
         })
         .ok()?;
-    (bindable && !values.is_empty()).then_some((open.data, values))
+    // A plan without values (a list or a group-by without a filter) is
+    // its own key: learned the same way, it skips the physical planning.
+    bindable.then_some((open.data, values))
 }
