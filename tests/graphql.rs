@@ -1502,6 +1502,30 @@ async fn operations(f: &Fixture, path: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
+/// async-graphql's answer to `document` with `variables`: the document is
+/// sent with a comment added (`reference {i}`), a text no plan is kept for.
+async fn by_executor(f: &Fixture, document: &str, variables: &Value, i: usize) -> String {
+    let executor = operations(f, "executor").await;
+    let body = json!({"query": format!("{document}\n# reference {i}"), "variables": variables});
+    let answer = f.text(None, body).await;
+    assert_eq!(operations(f, "executor").await, executor + 1, "{document}");
+    answer
+}
+
+/// The answer to `document` with `variables`, which its plan gives.
+async fn by_plan(f: &Fixture, document: &str, variables: &Value) -> String {
+    let plans = operations(f, "plan").await;
+    let answer = f
+        .text(None, json!({"query": document, "variables": variables}))
+        .await;
+    assert_eq!(
+        operations(f, "plan").await,
+        plans + 1,
+        "{document}: {variables}"
+    );
+    answer
+}
+
 /// A plain query of rows sent again is answered from its compiled plan,
 /// byte for byte as async-graphql answers it: each answer here is checked
 /// against the same document's with a comment added (a text not seen
@@ -1556,19 +1580,8 @@ async fn plain_queries_sent_again_answer_from_their_plan_as_async_graphql_does()
             .await;
         assert!(!learned.contains("\"errors\""), "{document}: {learned}");
         for (i, variables) in values.iter().enumerate() {
-            let executor = operations(&f, "executor").await;
-            let reference = f
-                .text(
-                    None,
-                    json!({"query": format!("{document}\n# reference {i}"), "variables": variables}),
-                )
-                .await;
-            assert_eq!(operations(&f, "executor").await, executor + 1);
-            let plans = operations(&f, "plan").await;
-            let planned = f
-                .text(None, json!({"query": document, "variables": variables}))
-                .await;
-            assert_eq!(operations(&f, "plan").await, plans + 1, "{document}");
+            let reference = by_executor(&f, document, variables, i).await;
+            let planned = by_plan(&f, document, variables).await;
             sent_to_plans += 1;
             assert!(!planned.contains("\"errors\""), "{document}: {planned}");
             assert_eq!(planned, reference, "{document} with {variables}");
@@ -1683,20 +1696,9 @@ async fn plain_mutations_sent_again_answer_from_their_plan_as_async_graphql_does
     ];
     for (i, variables) in cases.iter().enumerate() {
         let before = write_audit(&f).await.len();
-        let executor = operations(&f, "executor").await;
-        let reference = f
-            .text(
-                None,
-                json!({"query": format!("{document}\n# reference {i}"), "variables": variables}),
-            )
-            .await;
-        assert_eq!(operations(&f, "executor").await, executor + 1);
+        let reference = by_executor(&f, document, variables, i).await;
         let between = write_audit(&f).await.len();
-        let plans = operations(&f, "plan").await;
-        let planned = f
-            .text(None, json!({"query": document, "variables": variables}))
-            .await;
-        assert_eq!(operations(&f, "plan").await, plans + 1, "{variables}");
+        let planned = by_plan(&f, document, variables).await;
         assert_eq!(planned, reference, "{variables}");
         let audit = write_audit(&f).await;
         // A row per field, but for the fields after a failed one.
