@@ -1722,6 +1722,15 @@ async fn plain_mutations_sent_again_answer_from_their_plan_as_async_graphql_does
         ]}})
     );
 
+    // A row not found answers null, as there.
+    let delete = "mutation M($id: Int!) { gone: delete_pg_customers_by_pk(id: $id) { id name } }";
+    f.text(None, json!({"query": delete, "variables": {"id": 98}}))
+        .await;
+    let missing = json!({"id": 99});
+    let reference = by_executor(&f, delete, &missing, 0).await;
+    assert_eq!(by_plan(&f, delete, &missing).await, reference);
+    assert_eq!(reference, r#"{"data":{"gone":null}}"#);
+
     // A failure at the last field rolls back the fields before it.
     let two = "mutation M($id: Int!) { a: insert_pg_customers_one(object: {id: $id, name: \"Ned\"}) { id } \
                b: insert_pg_customers_one(object: {id: 2, name: \"again\"}) { id } }";
