@@ -58,8 +58,7 @@ impl<'d> SqlBuilder<'d> {
 
     /// Appends a quoted identifier.
     pub fn push_identifier(&mut self, ident: &str) -> &mut Self {
-        let quoted = self.dialect.quote_identifier(ident);
-        self.sql.push_str(&quoted);
+        self.dialect.push_identifier(&mut self.sql, ident);
         self
     }
 
@@ -73,8 +72,8 @@ impl<'d> SqlBuilder<'d> {
     /// Appends a placeholder and binds `value` to it.
     pub fn push_param(&mut self, value: Value) -> &mut Self {
         self.params.push(value);
-        let placeholder = self.dialect.placeholder(self.params.len());
-        self.sql.push_str(&placeholder);
+        self.dialect
+            .push_placeholder(&mut self.sql, self.params.len());
         self
     }
 
