@@ -2555,7 +2555,13 @@ async fn held_back_writes_to_a_source_that_is_down_name_it() {
         .await;
     assert_eq!(body, json!({"data": {"a": {"id": 1}, "b": {"id": 1}}}));
     proxy.cut().await;
+    // Sent again, the mutation's plan answers (it ran without an error).
     let (_, body) = server.admin(Method::POST, "/graphql", Some(mutation)).await;
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(
+        metrics.contains("tributary_graphql_operations_total{path=\"plan\"} 1"),
+        "{metrics}"
+    );
     assert_failed_at(&body, "a", "source_unavailable");
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("far"), "{body}");

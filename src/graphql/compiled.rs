@@ -80,6 +80,12 @@ impl Plans {
         });
     }
 
+    /// Marks `request`'s document as one no plan answers.
+    pub fn refuse(&self, request: &async_graphql::Request) {
+        let (query, operation) = (request.query.clone(), request.operation_name.clone());
+        self.learn(query, operation, None);
+    }
+
     /// Forgets `request`'s document.
     pub fn forget(&self, request: &async_graphql::Request) {
         self.known.update(request.query.clone(), |operations| {

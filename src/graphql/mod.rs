@@ -309,11 +309,7 @@ async fn run(
                     // answers without an error.
                     compiled::Reply::Executor => role.plans.forget(&request),
                     compiled::Reply::Never => {
-                        role.plans.learn(
-                            request.query.clone(),
-                            request.operation_name.clone(),
-                            None,
-                        );
+                        role.plans.refuse(&request);
                         compile = false;
                     }
                 }
