@@ -60,24 +60,24 @@ pub struct CatalogSnapshot {
     declared_relations: Vec<Relation>,
     #[serde(skip)]
     aliases: BTreeMap<TableRef, String>,
-    /// Each collection's place in `collections` and its table, by API
-    /// name: every API request looks its collection up, and a shared
-    /// table costs no copy of its columns.
+    /// Each collection and its table, by API name: every API request
+    /// looks its collection up, and shared ones cost it no copy of their
+    /// names or columns.
     #[serde(skip)]
-    by_name: HashMap<String, (usize, Arc<TableDef>)>,
+    by_name: HashMap<String, (Arc<Collection>, Arc<TableDef>)>,
 }
 
 impl CatalogSnapshot {
     /// Finds a collection by its API name.
     pub fn collection(&self, api_name: &str) -> Option<&Collection> {
         self.collection_table(api_name)
-            .map(|(collection, _)| collection)
+            .map(|(collection, _)| &**collection)
     }
 
     /// A collection by its API name with its table's definition.
-    pub fn collection_table(&self, api_name: &str) -> Option<(&Collection, &Arc<TableDef>)> {
-        let (index, table) = self.by_name.get(api_name)?;
-        Some((self.collections.get(*index)?, table))
+    pub fn collection_table(&self, api_name: &str) -> Option<(&Arc<Collection>, &Arc<TableDef>)> {
+        let (collection, table) = self.by_name.get(api_name)?;
+        Some((collection, table))
     }
 
     /// Recomputes the derived parts (relations, collection names).
@@ -91,12 +91,12 @@ impl CatalogSnapshot {
         self.by_name = self
             .collections
             .iter()
-            .enumerate()
-            .filter_map(|(index, collection)| {
+            .filter_map(|collection| {
                 let t = &collection.table;
                 let table = self.sources.get(&t.source)?.schema.as_ref()?;
                 let def = table.table(&t.schema, &t.table)?;
-                Some((collection.api_name.clone(), (index, Arc::new(def.clone()))))
+                let shared = (Arc::new(collection.clone()), Arc::new(def.clone()));
+                Some((collection.api_name.clone(), shared))
             })
             .collect();
         let mut relations: Vec<Relation> = models

@@ -60,7 +60,7 @@ pub fn routes() -> Router<AppState> {
 /// One collection of the catalog snapshot a request runs against.
 pub(crate) struct Target {
     pub snapshot: Arc<CatalogSnapshot>,
-    pub collection: Collection,
+    pub collection: Arc<Collection>,
     pub def: Arc<TableDef>,
 }
 
