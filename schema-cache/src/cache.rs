@@ -55,14 +55,14 @@ pub struct CatalogSnapshot {
     /// Foreign-key relations of every source plus the declared ones.
     pub relations: Vec<Relation>,
     /// Every table's API and SQL names.
-    pub collections: Vec<Collection>,
+    pub collections: Vec<Arc<Collection>>,
     #[serde(skip)]
     declared_relations: Vec<Relation>,
     #[serde(skip)]
     aliases: BTreeMap<TableRef, String>,
-    /// Each collection and its table, by API name: every API request
-    /// looks its collection up, and shared ones cost it no copy of their
-    /// names or columns.
+    /// Each collection (shared with `collections`) and its table, by API
+    /// name: every API request looks its collection up, and shared ones
+    /// cost it no copy of their names or columns.
     #[serde(skip)]
     by_name: HashMap<String, (Arc<Collection>, Arc<TableDef>)>,
 }
@@ -87,7 +87,10 @@ impl CatalogSnapshot {
             .values()
             .filter_map(|e| e.schema.as_deref())
             .collect();
-        self.collections = naming::collections(models.iter().copied(), &self.aliases);
+        self.collections = naming::collections(models.iter().copied(), &self.aliases)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         self.by_name = self
             .collections
             .iter()
@@ -95,7 +98,7 @@ impl CatalogSnapshot {
                 let t = &collection.table;
                 let table = self.sources.get(&t.source)?.schema.as_ref()?;
                 let def = table.table(&t.schema, &t.table)?;
-                let shared = (Arc::new(collection.clone()), Arc::new(def.clone()));
+                let shared = (collection.clone(), Arc::new(def.clone()));
                 Some((collection.api_name.clone(), shared))
             })
             .collect();
