@@ -1191,6 +1191,70 @@ async fn a_failing_mutation_leaves_nothing_behind() {
     f.stop().await;
 }
 
+/// A write answering a row brings back the columns its answer reads and
+/// the key, not the whole row: seen through a source whose database user
+/// may not read `secret` (PostgreSQL refuses a `RETURNING` that names it).
+/// Each mutation is sent twice: answered by the executor, then by its plan.
+#[tokio::test]
+async fn row_mutations_return_only_the_columns_they_answer() {
+    let f = Fixture::new().await;
+    let schema = common::postgres_schema(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL)",
+    )
+    .await;
+    let user = format!("{schema}_writer");
+    common::postgres_exec(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
+         GRANT USAGE ON SCHEMA {schema} TO {user};
+         GRANT INSERT, UPDATE, DELETE ON {schema}.docs TO {user};
+         GRANT SELECT (id, title) ON {schema}.docs TO {user};"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
+    url.set_username(&user).unwrap();
+    f.server
+        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .await;
+    let insert = "mutation($id: Int!) { insert_w_docs_one(object: {id: $id, title: \"t\", secret: \"s\"}) { title } }";
+    let update = "mutation($id: Int!) { update_w_docs_by_pk(pk_columns: {id: $id}, _set: {title: \"u\"}) { id title } }";
+    let delete = "mutation($id: Int!) { delete_w_docs_by_pk(id: $id) { title } }";
+    for id in [1, 2] {
+        let vars = json!({ "id": id });
+        assert_eq!(
+            f.query_with(insert, vars.clone()).await,
+            json!({"data": {"insert_w_docs_one": {"title": "t"}}})
+        );
+        assert_eq!(
+            f.query_with(update, vars.clone()).await,
+            json!({"data": {"update_w_docs_by_pk": {"id": id, "title": "u"}}})
+        );
+        assert_eq!(
+            f.query_with(delete, vars).await,
+            json!({"data": {"delete_w_docs_by_pk": {"title": "u"}}})
+        );
+    }
+    // Asked for, `secret` is returned: the database refuses, nothing is written.
+    let body = f
+        .query(r#"mutation { insert_w_docs_one(object: {id: 3, title: "t", secret: "s"}) { id secret } }"#)
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("permission denied")),
+        "{body}"
+    );
+    let rows = common::postgres()
+        .await
+        .query(&format!("SELECT count(*) FROM {schema}.docs"), &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 0);
+    f.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+}
+
 #[tokio::test]
 async fn a_roles_mutations_follow_its_rules() {
     let f = Fixture::new().await;

@@ -548,7 +548,8 @@ async fn mutate<'a>(
         _ => None,
     };
     if let Some((row, connector)) = holdable {
-        let planned = planned?;
+        let mut planned = planned?;
+        planned.return_only(&target, |column| row.reads(column));
         audit.planned(connector.as_ref(), &planned);
         let error_at = ctx
             .ctx
@@ -1176,12 +1177,13 @@ pub(super) async fn answer_planned(
             &mut audit,
         ))
         .await;
-        let Ok(planned) = planned else {
+        let Ok(mut planned) = planned else {
             return Outcome::Refused;
         };
         if !planned.is_lone_unchecked() || planned.read_rows() {
             return Outcome::NotHeld;
         }
+        planned.return_only(&target, |column| field.row.reads(column));
         audit.planned(connector.as_ref(), &planned);
         let mut error_at = ServerError::new(String::new(), Some(field.at));
         error_at.path = vec![async_graphql::PathSegment::Field(field.key.to_string())];

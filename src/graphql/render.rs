@@ -431,6 +431,13 @@ impl WrittenRow {
         })
     }
 
+    /// Whether the answer reads `column` of the written row.
+    pub fn reads(&self, column: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|(_, c)| c.as_ref().is_some_and(|c| c.name == column))
+    }
+
     /// The answer for the written row (null for none); `None` when a value
     /// breaks its type.
     pub fn answer(&self, record: Option<&Record>) -> Option<GqlValue> {

@@ -234,6 +234,31 @@ impl Planned {
         self.parts.iter().all(|p| p.ops.is_empty())
     }
 
+    /// Has a lone unchecked write ([`Planned::is_lone_unchecked`]) return
+    /// only the columns `wanted` says its answer reads, with the primary
+    /// key (the audit row and the transaction's written keys read it):
+    /// a wide row does not travel back whole for `{ id }`. A checked
+    /// write keeps every column (its rule's check reads the rows), as does
+    /// one that would return nothing (a row answer needs a row).
+    pub(crate) fn return_only(&mut self, target: &Target, wanted: impl Fn(&str) -> bool) {
+        if !self.is_lone_unchecked() {
+            return;
+        }
+        let key = target.def.primary_key.as_ref().map(|k| &k.columns);
+        let kept = |column: &String| wanted(column) || key.is_some_and(|k| k.contains(column));
+        for op in self.parts.iter_mut().flat_map(|p| &mut p.ops) {
+            let returning = match op {
+                WriteOp::Insert(op) => &mut op.returning,
+                WriteOp::Update(op) => &mut op.returning,
+                WriteOp::Delete(op) => &mut op.returning,
+                WriteOp::Lock(_) => continue,
+            };
+            if returning.iter().any(kept) {
+                returning.retain(kept);
+            }
+        }
+    }
+
     /// One statement, whose written rows no rule checks and whose rows
     /// need no second look: nothing to undo after it ran.
     pub(crate) fn is_lone_unchecked(&self) -> bool {
