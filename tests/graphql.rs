@@ -1233,6 +1233,18 @@ async fn row_mutations_return_only_the_columns_they_answer() {
             json!({"data": {"delete_w_docs_by_pk": {"title": "u"}}})
         );
     }
+    // As do the fields answering `{ affected_rows returning { … } }`.
+    let insert = r#"mutation { insert_w_docs(objects: [{id: 4, title: "a", secret: "s"}, {id: 5, title: "b", secret: "s"}]) { affected_rows returning { id } } }"#;
+    assert_eq!(
+        f.query(insert).await,
+        json!({"data": {"insert_w_docs": {"affected_rows": 2, "returning": [{"id": 4}, {"id": 5}]}}})
+    );
+    let delete =
+        "mutation { a: delete_w_docs_by_pk(id: 4) { id } b: delete_w_docs_by_pk(id: 5) { id } }";
+    assert_eq!(
+        f.query(delete).await,
+        json!({"data": {"a": {"id": 4}, "b": {"id": 5}}})
+    );
     // Asked for, `secret` is returned: the database refuses, nothing is written.
     let body = f
         .query(r#"mutation { insert_w_docs_one(object: {id: 3, title: "t", secret: "s"}) { id secret } }"#)

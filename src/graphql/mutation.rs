@@ -572,6 +572,12 @@ async fn mutate<'a>(
     // nothing can fail after its write.
     let last =
         inner.fields_run == session.root_fields && !reads_relations(&selected, kind.answers_row());
+    let planned = planned.map(|mut planned| {
+        if let Some(rows) = answered_rows(&selected, kind.answers_row(), shape, shapes) {
+            planned.return_only(&target, |column| rows.iter().any(|row| row.reads(column)));
+        }
+        planned
+    });
     let (affected, mut records) =
         Box::pin(inner.write(state, &caller, &target, planned, audit, last)).await?;
     // Relations of the written rows are read as committed before the
@@ -612,6 +618,30 @@ fn reads_relations(field: &Selected, answers_row: bool) -> bool {
     };
     rows.iter()
         .any(|row| row.children.iter().any(|f| !f.children.is_empty()))
+}
+
+/// What the answer to a mutation field reads of its written rows, when it
+/// reads columns only: the row itself (a field answering a row), else each
+/// `returning { … }` (none for `{ affected_rows }`). `None` when it reads
+/// relations (they join on columns of their own).
+fn answered_rows(
+    field: &Selected,
+    answers_row: bool,
+    shape: &Shape,
+    shapes: &Shapes,
+) -> Option<Vec<WrittenRow>> {
+    if reads_relations(field, answers_row) {
+        return None;
+    }
+    if answers_row {
+        return WrittenRow::of(field, shape, shapes).map(|row| vec![row]);
+    }
+    field
+        .children
+        .iter()
+        .filter(|f| f.name == "returning")
+        .map(|returning| WrittenRow::of(returning, shape, shapes))
+        .collect()
 }
 
 /// The relations the answer asks for, attached to the written rows: those

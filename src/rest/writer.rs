@@ -234,14 +234,16 @@ impl Planned {
         self.parts.iter().all(|p| p.ops.is_empty())
     }
 
-    /// Has a lone unchecked write ([`Planned::is_lone_unchecked`]) return
-    /// only the columns `wanted` says its answer reads, with the primary
-    /// key (the audit row and the transaction's written keys read it):
-    /// a wide row does not travel back whole for `{ id }`. A checked
-    /// write keeps every column (its rule's check reads the rows), as does
-    /// one that would return nothing (a row answer needs a row).
+    /// Has the statements return only the columns `wanted` says the
+    /// answer reads, with the primary key (the audit row and the
+    /// transaction's written keys read it): a wide row does not travel
+    /// back whole for `{ id }`, nor every deleted row for
+    /// `{ affected_rows }`. A write a rule checks keeps every column (the
+    /// check reads the rows), as does a statement that would return
+    /// nothing (a row answer needs a row).
     pub(crate) fn return_only(&mut self, target: &Target, wanted: impl Fn(&str) -> bool) {
-        if !self.is_lone_unchecked() {
+        let checked = |p: &Part| p.rule.as_ref().is_some_and(|r| r.check.is_some());
+        if self.parts.iter().any(checked) {
             return;
         }
         let key = target.def.primary_key.as_ref().map(|k| &k.columns);
