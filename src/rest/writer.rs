@@ -1251,7 +1251,9 @@ fn answer(readable: &[String], written: &Option<RecordBatch>) -> Vec<Record> {
     let columns = readable
         .iter()
         .filter_map(|name| {
-            let index = schema.index_of(name).ok()?;
+            // Not `index_of`: its error, built for each column the rows
+            // do not hold, formats every field's name.
+            let (index, _) = schema.column_with_name(name)?;
             Some((
                 Arc::from(name.as_str()),
                 results::column_values(batch.column(index)),
