@@ -494,14 +494,21 @@ fn rows_shape(
     push_names(&mut key, answered);
     key.push('\u{1f}');
     for sort in &request.sort {
-        push_name(&mut key, &sort.column);
-        key.push(if sort.descending { 'd' } else { 'a' });
-        key.push(match sort.nulls_first {
+        // Every field named: one added to `SortKey` must be added here.
+        let SortKey {
+            column,
+            descending,
+            nulls_first,
+            via,
+        } = sort;
+        push_name(&mut key, column);
+        key.push(if *descending { 'd' } else { 'a' });
+        key.push(match nulls_first {
             None => '-',
             Some(true) => 'f',
             Some(false) => 'l',
         });
-        if let Some(via) = &sort.via {
+        if let Some(via) = via {
             // Writing to a String cannot fail.
             let _ = write!(key, "{via:?}");
         }
@@ -530,6 +537,7 @@ fn push_name(key: &mut String, name: &str) {
     let _ = write!(key, "{}:{name},", name.len());
 }
 
+/// Each of `names` as [`push_name`] writes it, then `|`.
 fn push_names<S: AsRef<str>>(key: &mut String, names: &[S]) {
     for name in names {
         push_name(key, name.as_ref());

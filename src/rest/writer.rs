@@ -101,6 +101,13 @@ struct Part {
     recheck: Option<Recheck>,
 }
 
+impl Part {
+    /// Whether its rule checks the rows it writes (reading them back).
+    fn checked(&self) -> bool {
+        self.rule.as_ref().is_some_and(|r| r.check.is_some())
+    }
+}
+
 /// The filter an update's or delete's rows were chosen by, through the
 /// engine before the transaction began. Inside the transaction the rows are
 /// locked (`SELECT … FOR UPDATE`) and the filter, with the rule's, is
@@ -242,8 +249,7 @@ impl Planned {
     /// check reads the rows), as does a statement that would return
     /// nothing (a row answer needs a row).
     pub(crate) fn return_only(&mut self, target: &Target, wanted: impl Fn(&str) -> bool) {
-        let checked = |p: &Part| p.rule.as_ref().is_some_and(|r| r.check.is_some());
-        if self.parts.iter().any(checked) {
+        if self.parts.iter().any(Part::checked) {
             return;
         }
         let key = target.def.primary_key.as_ref().map(|k| &k.columns);
@@ -268,7 +274,7 @@ impl Planned {
             && self
                 .parts
                 .iter()
-                .all(|p| p.recheck.is_none() && p.rule.as_ref().is_none_or(|r| r.check.is_none()))
+                .all(|p| p.recheck.is_none() && !p.checked())
     }
 }
 
