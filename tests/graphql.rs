@@ -1267,6 +1267,65 @@ async fn row_mutations_return_only_the_columns_they_answer() {
     common::postgres_exec(&format!("DROP ROLE {user}")).await;
 }
 
+/// Rows chosen by `where` are locked and checked again inside the
+/// transaction: the lock reads the key and the columns the filter reads
+/// (here, through a relation, the foreign key), not every column, so a
+/// source's user denied reading one still writes by filter.
+#[tokio::test]
+async fn a_source_user_denied_a_column_writes_rows_chosen_by_where() {
+    let f = Fixture::new().await;
+    let schema = common::postgres_schema(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL);
+         CREATE TABLE notes (id int PRIMARY KEY, doc_id int NOT NULL REFERENCES docs(id), secret text NOT NULL);
+         INSERT INTO docs VALUES (1, 'a', 's'), (2, 'b', 's');
+         INSERT INTO notes VALUES (10, 1, 's'), (11, 2, 's'), (12, 1, 's');",
+    )
+    .await;
+    let user = format!("{schema}_writer");
+    common::postgres_exec(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
+         GRANT USAGE ON SCHEMA {schema} TO {user};
+         GRANT INSERT, UPDATE, DELETE ON {schema}.docs, {schema}.notes TO {user};
+         GRANT SELECT (id, title) ON {schema}.docs TO {user};
+         GRANT SELECT (id, doc_id) ON {schema}.notes TO {user};"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
+    url.set_username(&user).unwrap();
+    f.server
+        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .await;
+    let update = r#"mutation { update_w_docs(where: {title: {_eq: "a"}}, _set: {title: "c"}) { affected_rows returning { id title } } }"#;
+    assert_eq!(
+        f.query(update).await,
+        json!({"data": {"update_w_docs": {"affected_rows": 1, "returning": [{"id": 1, "title": "c"}]}}})
+    );
+    let delete = r#"mutation { delete_w_notes(where: {docs: {title: {_eq: "c"}}}) { affected_rows returning { id } } }"#;
+    assert_eq!(
+        f.query(delete).await,
+        json!({"data": {"delete_w_notes": {"affected_rows": 2, "returning": [{"id": 10}, {"id": 12}]}}})
+    );
+    let db = common::postgres().await;
+    let docs = db
+        .query(
+            &format!("SELECT id, title FROM {schema}.docs ORDER BY id"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let docs: Vec<(i32, String)> = docs.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(docs, [(1, "c".to_string()), (2, "b".to_string())]);
+    let notes = db
+        .query(&format!("SELECT id FROM {schema}.notes ORDER BY id"), &[])
+        .await
+        .unwrap();
+    let notes: Vec<i32> = notes.iter().map(|r| r.get(0)).collect();
+    assert_eq!(notes, [11]);
+    f.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+}
+
 #[tokio::test]
 async fn a_roles_mutations_follow_its_rules() {
     let f = Fixture::new().await;

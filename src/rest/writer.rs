@@ -27,8 +27,10 @@ use chrono::Utc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Column;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use futures::StreamExt;
 use serde_json::{Value as Json, json};
@@ -120,6 +122,10 @@ struct Recheck {
     /// The request's filter; the part's rule adds its own.
     requested: Json,
     key_columns: Vec<String>,
+    /// The columns locked rows are read with: the key's and those the
+    /// filters read ([`Chosen::reads`]), not every column — a source's
+    /// user may be denied reading some.
+    columns: Vec<String>,
     /// The keys each of the part's statements writes, in their order
     /// ([`key_chunks`]).
     keys: Vec<Vec<Vec<Value>>>,
@@ -147,7 +153,7 @@ impl Recheck {
             WriteOp::Lock(Lock {
                 target: write_target(target),
                 filter,
-                columns: all_columns(target),
+                columns: self.columns.clone(),
             })
         });
         let (_, now) = run(writer, &locks).await?;
@@ -164,6 +170,7 @@ impl Recheck {
                     Some(rows),
                 )
                 .await?
+                .keys
             }
             None => Vec::new(),
         };
@@ -417,14 +424,16 @@ pub(crate) async fn plan_upsert(
             )
         })
         .collect();
-    // The filter the rows to update were read by, when not all are.
-    let mut chosen_by: Option<Json> = None;
+    // The filter the rows to update were read by, when not all are, and
+    // the columns it reads.
+    let mut chosen_by: Option<(Json, Vec<String>)> = None;
     let (existing, admitted) = if alternatives.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         let any_of = json!({ "$or": alternatives });
-        let existing =
-            select_keys(state, &caller, target, key_columns, &any_of, None, None).await?;
+        let existing = select_keys(state, &caller, target, key_columns, &any_of, None, None)
+            .await?
+            .keys;
         let updated = match &conflict.only {
             Some(only) => json!({ "$and": [any_of, only] }),
             None => any_of,
@@ -439,8 +448,8 @@ pub(crate) async fn plan_upsert(
             let rule = update_rule.as_ref();
             let admitted =
                 select_keys(state, &caller, target, key_columns, &updated, rule, None).await?;
-            chosen_by = Some(updated);
-            admitted
+            chosen_by = Some((updated, admitted.reads));
+            admitted.keys
         } else {
             existing.clone()
         };
@@ -481,9 +490,10 @@ pub(crate) async fn plan_upsert(
         updated_keys.push(vec![key]);
     }
     let insert_ops = inserts(target, &new_rows, insert_rule.as_ref(), &caller)?;
-    let recheck = chosen_by.map(|requested| Recheck {
+    let recheck = chosen_by.map(|(requested, reads)| Recheck {
         requested,
         key_columns: key_columns.to_vec(),
+        columns: locked_columns(target, key_columns, &reads),
         keys: updated_keys,
     });
     Ok(Planned {
@@ -561,8 +571,8 @@ pub(crate) async fn plan_update(
     if set.is_empty() && increment.is_empty() {
         return Err(ApiError::bad_request("nothing to update: no column is set"));
     }
-    let (keys, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
-    let ops = by_keys(key_columns, &keys, |filter| {
+    let (chosen, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
+    let ops = by_keys(key_columns, &chosen.keys, |filter| {
         WriteOp::Update(Update {
             target: write_target(target),
             set: set.clone(),
@@ -571,7 +581,7 @@ pub(crate) async fn plan_update(
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, found);
+    let recheck = recheck(target, key_columns, rows, rule.as_ref(), &chosen, found);
     Ok(Planned::rechecked(
         Action::Update,
         rule,
@@ -594,15 +604,15 @@ pub(crate) async fn plan_delete(
     let rule = write_rule(state, principal, target, Action::Delete)?;
     writable(target)?;
     let key_columns = target.primary_key()?;
-    let (keys, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
-    let ops = by_keys(key_columns, &keys, |filter| {
+    let (chosen, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
+    let ops = by_keys(key_columns, &chosen.keys, |filter| {
         WriteOp::Delete(Delete {
             target: write_target(target),
             filter,
             returning: all_columns(target),
         })
     });
-    let recheck = recheck(rows, rule.as_ref(), key_columns, &keys, found);
+    let recheck = recheck(target, key_columns, rows, rule.as_ref(), &chosen, found);
     Ok(Planned::rechecked(
         Action::Delete,
         rule,
@@ -618,20 +628,35 @@ pub(crate) async fn plan_delete(
 /// table ([`Found::ReadStale`]). A row named by its key alone is written
 /// by that key, nothing to check.
 fn recheck(
+    target: &Target,
+    key_columns: &[String],
     rows: &Rows,
     rule: Option<&Rule>,
-    key_columns: &[String],
-    keys: &[Vec<Value>],
+    chosen: &Chosen,
     found: Found,
 ) -> Option<Recheck> {
     let filtered = found == Found::ReadStale
         || matches!(rows, Rows::Filter(_))
         || rule.is_some_and(|r| r.filter.is_some());
-    (filtered && !keys.is_empty()).then(|| Recheck {
+    (filtered && !chosen.keys.is_empty()).then(|| Recheck {
         requested: rows.filter(),
         key_columns: key_columns.to_vec(),
-        keys: key_chunks(keys).map(<[_]>::to_vec).collect(),
+        columns: locked_columns(target, key_columns, &chosen.reads),
+        keys: key_chunks(&chosen.keys).map(<[_]>::to_vec).collect(),
     })
+}
+
+/// The columns [`Recheck`] locks rows with: the key's and `reads`, in the
+/// table's order.
+fn locked_columns(target: &Target, key_columns: &[String], reads: &[String]) -> Vec<String> {
+    target
+        .def
+        .columns
+        .iter()
+        .map(|c| &c.name)
+        .filter(|name| key_columns.contains(name) || reads.contains(name))
+        .cloned()
+        .collect()
 }
 
 /// The keys of the rows an update or delete touches, and how they were
@@ -651,26 +676,30 @@ async fn row_keys(
     rows: &Rows,
     rule: Option<&Rule>,
     earlier: &[Vec<Value>],
-) -> Result<(Vec<Vec<Value>>, Found), ApiError> {
+) -> Result<(Chosen, Found), ApiError> {
     let key_columns = target.primary_key()?;
     if let Rows::Key(values) = rows
         && rule.is_none_or(|r| r.filter.is_none())
         && let Some(key) = exact_key(target, key_columns, values)?
     {
-        return Ok((vec![key], Found::Key));
+        let chosen = Chosen {
+            keys: vec![key],
+            reads: Vec::new(),
+        };
+        return Ok((chosen, Found::Key));
     }
     let filter = rows.filter();
-    let mut keys = select_keys(state, caller, target, key_columns, &filter, rule, None).await?;
+    let mut chosen = select_keys(state, caller, target, key_columns, &filter, rule, None).await?;
     if earlier.is_empty() {
-        return Ok((keys, Found::Read));
+        return Ok((chosen, Found::Read));
     }
-    let mut seen: HashSet<String> = keys.iter().map(|key| format!("{key:?}")).collect();
+    let mut seen: HashSet<String> = chosen.keys.iter().map(|key| format!("{key:?}")).collect();
     for key in earlier {
         if seen.insert(format!("{key:?}")) {
-            keys.push(key.clone());
+            chosen.keys.push(key.clone());
         }
     }
-    Ok((keys, Found::ReadStale))
+    Ok((chosen, Found::ReadStale))
 }
 
 /// The key `values` name, as the statements bind it — `None` when a key
@@ -1307,9 +1336,10 @@ async fn select_keys(
     requested: &Json,
     rule: Option<&Rule>,
     rows: Option<RecordBatch>,
-) -> Result<Vec<Vec<Value>>, ApiError> {
+) -> Result<Chosen, ApiError> {
     let max_rows = state.config.max_rows;
     let work = async {
+        let mut reads = Vec::new();
         let mut output = state
             .engine
             .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
@@ -1372,6 +1402,7 @@ async fn select_keys(
                     })?;
                     predicate = predicate.and(admitted);
                 }
+                reads = columns_read(&predicate, &name);
                 LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
                     .and_then(|b| b.filter(predicate))
                     .and_then(|b| {
@@ -1390,10 +1421,10 @@ async fn select_keys(
         while let Some(batch) = output.stream.next().await {
             keys.extend(keys_in(target, key_columns, &batch.map_err(internal)?)?);
         }
-        Ok::<_, ApiError>(keys)
+        Ok::<_, ApiError>(Chosen { keys, reads })
     };
-    let keys = within(state, work).await?;
-    if keys.len() > max_rows {
+    let chosen = within(state, work).await?;
+    if chosen.keys.len() > max_rows {
         return Err(ApiError::bad_request(format!(
             "the filter matches more than {max_rows} rows of `{}`: narrow it (one request writes \
              at most max_rows rows)",
@@ -1401,7 +1432,51 @@ async fn select_keys(
         ))
         .at("filter"));
     }
-    Ok(keys)
+    Ok(chosen)
+}
+
+/// The rows [`select_keys`] chose.
+struct Chosen {
+    keys: Vec<Vec<Value>>,
+    /// The columns of the table the filters that chose them read (in
+    /// their own conditions and in their relations' subqueries): with the
+    /// key's, what checking the rows again needs ([`Recheck`]).
+    reads: Vec<String>,
+}
+
+/// The columns of the table under `qualifier` that `predicate` reads,
+/// also as outer references of relation subqueries (`EXISTS`).
+fn columns_read(predicate: &Expr, qualifier: &TableReference) -> Vec<String> {
+    fn visit(expr: &Expr, qualifier: &TableReference, names: &mut Vec<String>) {
+        // The closure never fails: nothing to report.
+        let _ = expr.apply(|e| {
+            match e {
+                Expr::Column(column) | Expr::OuterReferenceColumn(_, column)
+                    if column.relation.as_ref() == Some(qualifier)
+                        && !names.contains(&column.name) =>
+                {
+                    names.push(column.name.clone());
+                }
+                Expr::Exists(Exists { subquery, .. })
+                | Expr::InSubquery(InSubquery { subquery, .. })
+                | Expr::ScalarSubquery(subquery) => {
+                    // Its plan's expressions; subqueries within them are
+                    // expressions this visits in turn.
+                    let _ = subquery.subquery.apply(|plan| {
+                        plan.apply_expressions(|e| {
+                            visit(e, qualifier, names);
+                            Ok(TreeNodeRecursion::Continue)
+                        })
+                    });
+                }
+                _ => {}
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    let mut names = Vec::new();
+    visit(predicate, qualifier, &mut names);
+    names
 }
 
 /// The values of `key_columns` in each row of `batch`, as the statements
