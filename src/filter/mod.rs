@@ -687,39 +687,42 @@ pub struct Link {
 /// table's name (when only one relation leads to a table of that name),
 /// in either direction.
 pub fn find_relation(snapshot: &CatalogSnapshot, table: &TableRef, name: &str) -> Option<Link> {
-    let links = snapshot.relations.iter().flat_map(|r| {
-        let mut ends = Vec::new();
-        if &r.from == table {
-            ends.push((r, r.to.clone(), zip(&r.from_columns, &r.to_columns), false));
-        }
-        if &r.to == table {
-            ends.push((r, r.from.clone(), zip(&r.to_columns, &r.from_columns), true));
-        }
-        ends
+    // Each end of a relation at `table`: the relation, the table at its
+    // other end, the columns here and there, whether it reaches many rows.
+    // Borrowed: only the link found is built (this runs for every
+    // relation a request names).
+    let ends = snapshot.relations.iter().flat_map(|r| {
+        let out = (&r.from == table).then_some((r, &r.to, &r.from_columns, &r.to_columns, false));
+        let back = (&r.to == table).then_some((r, &r.from, &r.to_columns, &r.from_columns, true));
+        out.into_iter().chain(back)
     });
+    let link =
+        |(_, target, here, there, many): (_, &TableRef, &Vec<String>, &Vec<String>, bool)| Link {
+            target: target.clone(),
+            pairs: zip(here, there),
+            many,
+        };
     let mut by_table = Vec::new();
-    for (relation, target, pairs, many) in links {
+    for end in ends {
+        let (relation, target, ..) = end;
         if relation.name == name {
-            return Some(Link {
-                target,
-                pairs,
-                many,
-            });
+            return Some(link(end));
         }
-        let collection = snapshot
-            .collections
-            .iter()
-            .find(|c| c.table == target)
-            .map(|c| c.api_name.as_str());
-        if target.table == name || collection == Some(name) {
-            by_table.push(Link {
-                target,
-                pairs,
-                many,
-            });
+        let collection = || {
+            snapshot
+                .collections
+                .iter()
+                .find(|c| &c.table == target)
+                .map(|c| c.api_name.as_str())
+        };
+        if target.table == name || collection() == Some(name) {
+            by_table.push(end);
         }
     }
-    (by_table.len() == 1).then(|| by_table.pop()).flatten()
+    match by_table[..] {
+        [end] => Some(link(end)),
+        _ => None,
+    }
 }
 
 fn zip(a: &[String], b: &[String]) -> Vec<(String, String)> {
