@@ -49,6 +49,19 @@ impl ApiError {
         self
     }
 
+    /// The error's path, found within `parent` (`objects[0]` + `total` →
+    /// `objects[0].total`): for callers that name the place of an error
+    /// only once there is one.
+    pub fn within(mut self, parent: &str) -> Self {
+        if !parent.is_empty() {
+            self.path = Some(match self.path.take() {
+                Some(path) => crate::filter::join_path(parent, &path),
+                None => parent.to_string(),
+            });
+        }
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
     }

@@ -1167,7 +1167,10 @@ fn column_values(
             ))
             .at(at(name)));
         }
-        values.push((name.clone(), to_value(json, column, &at(name))?));
+        // The path is made only for an error: building it for every
+        // value was a visible part of a write's cost.
+        let value = to_value(json, column, name).map_err(|e| e.within(path))?;
+        values.push((name.clone(), value));
     }
     Ok(values)
 }
