@@ -7,6 +7,8 @@
 //! operand is refused rather than silently matching nothing. `_similar` is
 //! a `$regex` of the pattern as PostgreSQL converts it (`similar.rs`).
 
+use std::fmt;
+
 use async_graphql::indexmap::IndexMap;
 use async_graphql::{Name, Value as GqlValue};
 use serde_json::{Map, Value, json};
@@ -289,15 +291,15 @@ fn comparison(
 /// (`{customer: {c_name: asc}}`), an array relation by an aggregate of
 /// its rows (`{orders_aggregate: {count: desc}}`, `{orders_aggregate:
 /// {sum: {o_totalprice: asc}}}`).
-pub fn order_by(
+fn order_by(
     value: &GqlValue,
     shape: &Shape,
     shapes: &Shapes,
-    path: &str,
+    path: &At<'_>,
 ) -> Result<Vec<SortKey>, ApiError> {
     let mut keys = Vec::new();
     for (i, item) in list(value).iter().enumerate() {
-        order_object(item, shape, shapes, &[], &format!("{path}[{i}]"), &mut keys)?;
+        order_object(item, shape, shapes, &[], &At::Index(path, i), &mut keys)?;
     }
     Ok(keys)
 }
@@ -309,14 +311,14 @@ fn order_object(
     shape: &Shape,
     shapes: &Shapes,
     via: &[String],
-    path: &str,
+    path: &At<'_>,
     keys: &mut Vec<SortKey>,
 ) -> Result<(), ApiError> {
     let GqlValue::Object(entries) = item else {
-        return Err(invalid(path, "expected an object"));
+        return Err(invalid_at(path, "expected an object"));
     };
     for (name, given) in entries {
-        let here = format!("{path}.{name}");
+        let here = At::Key(path, name);
         if *given == GqlValue::Null {
             // A null: no ordering by this entry.
             continue;
@@ -344,7 +346,7 @@ fn order_object(
             .and_then(relation)
             .filter(|r| r.many && via.is_empty());
         let Some(relation) = aggregated else {
-            return Err(invalid(
+            return Err(invalid_at(
                 &here,
                 format!("`{}` has no column or relation `{name}`", shape.name),
             ));
@@ -355,11 +357,11 @@ fn order_object(
     Ok(())
 }
 
-fn related_shape<'s>(shapes: &'s Shapes, name: &str, path: &str) -> Result<&'s Shape, ApiError> {
+fn related_shape<'s>(shapes: &'s Shapes, name: &str, path: &At<'_>) -> Result<&'s Shape, ApiError> {
     shapes
         .get(name)
         .map(|s| s.as_ref())
-        .ok_or_else(|| invalid(path, format!("`{name}` cannot be read")))
+        .ok_or_else(|| invalid_at(path, format!("`{name}` cannot be read")))
 }
 
 /// `{count: desc}` or `{sum: {column: asc}}`: orders by an aggregate of
@@ -368,19 +370,19 @@ fn aggregate_order(
     given: &GqlValue,
     relation: &str,
     target: &Shape,
-    path: &str,
+    path: &At<'_>,
     keys: &mut Vec<SortKey>,
 ) -> Result<(), ApiError> {
     let GqlValue::Object(functions) = given else {
-        return Err(invalid(path, "expected an object"));
+        return Err(invalid_at(path, "expected an object"));
     };
     for (function, value) in functions {
-        let here = format!("{path}.{function}");
+        let here = At::Key(path, function);
         if *value == GqlValue::Null {
             continue;
         }
         let aggregation = aggregation_named(function)
-            .ok_or_else(|| invalid(&here, format!("unknown aggregate `{function}`")))?;
+            .ok_or_else(|| invalid_at(&here, format!("unknown aggregate `{function}`")))?;
         let via = || {
             Some(SortVia::Aggregate {
                 relation: relation.to_string(),
@@ -392,12 +394,12 @@ fn aggregate_order(
             continue;
         }
         let GqlValue::Object(columns) = value else {
-            return Err(invalid(&here, "expected an object of columns"));
+            return Err(invalid_at(&here, "expected an object of columns"));
         };
         for (column, direction) in columns {
-            let at = format!("{here}.{column}");
+            let at = At::Key(&here, column);
             if target.column(column).is_none() {
-                return Err(invalid(
+                return Err(invalid_at(
                     &at,
                     format!("`{}` has no column `{column}`", target.name),
                 ));
@@ -446,7 +448,7 @@ pub fn distinct_and_order(
         }
     }
     let mut sort = match order_value {
-        Some(value) => order_by(value, shape, shapes, &path("order_by"))?,
+        Some(value) => order_by(value, shape, shapes, &At::Key(&At::Root(at), "order_by"))?,
         None => Vec::new(),
     };
     if sort.is_empty() {
@@ -483,15 +485,15 @@ fn sort_key(
     column: String,
     via: Option<SortVia>,
     given: &GqlValue,
-    path: &str,
+    path: &At<'_>,
 ) -> Result<SortKey, ApiError> {
     let name = match given {
         GqlValue::Enum(name) => name.as_str(),
         GqlValue::String(name) => name.as_str(),
-        _ => return Err(invalid(path, "expected a direction")),
+        _ => return Err(invalid_at(path, "expected a direction")),
     };
     let (descending, nulls_first) =
-        direction(name).ok_or_else(|| invalid(path, format!("unknown direction `{name}`")))?;
+        direction(name).ok_or_else(|| invalid_at(path, format!("unknown direction `{name}`")))?;
     Ok(SortKey {
         column,
         descending,
@@ -531,6 +533,39 @@ fn array(value: Value) -> Value {
 
 pub fn invalid(path: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message).at(path.to_string())
+}
+
+fn invalid_at(path: &At<'_>, message: impl Into<String>) -> ApiError {
+    ApiError::bad_request(message).at(path.to_string())
+}
+
+/// A place in a field's arguments (`order_by[0].customer.c_name`), written
+/// out only for an error: building the text for every entry was a visible
+/// part of a read's cost.
+enum At<'a> {
+    /// A path as text (empty: the field itself).
+    Root(&'a str),
+    /// A key of an object (no dot after an empty path).
+    Key(&'a At<'a>, &'a str),
+    /// An item of a list.
+    Index(&'a At<'a>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root(path) => f.write_str(path),
+            At::Key(parent, key) => {
+                let parent = parent.to_string();
+                if parent.is_empty() {
+                    f.write_str(key)
+                } else {
+                    write!(f, "{parent}.{key}")
+                }
+            }
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
 }
 
 /// The filter of a row by its key columns' values.
@@ -695,7 +730,7 @@ mod tests {
             GqlValue::Object([(Name::new("id"), GqlValue::Enum(Name::new("asc")))].into()),
         ]);
         assert_eq!(
-            order_by(&value, &shapes["orders"], &shapes, "order_by").unwrap(),
+            order_by(&value, &shapes["orders"], &shapes, &At::Root("order_by")).unwrap(),
             vec![
                 SortKey {
                     column: "status".into(),
@@ -711,6 +746,32 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn order_by_errors_name_their_place() {
+        let shapes = shapes();
+        let orders = &shapes["orders"];
+        let object =
+            |name: &str, value: GqlValue| GqlValue::Object([(Name::new(name), value)].into());
+        let asc = GqlValue::Enum(Name::new("asc"));
+        let wrong = |order: GqlValue, at: &str| {
+            distinct_and_order(None, Some(&order), orders, &shapes, at)
+                .unwrap_err()
+                .path
+        };
+        let related = object("customers", object("nope", asc.clone()));
+        let order = GqlValue::List(vec![object("id", asc), related]);
+        assert_eq!(
+            wrong(order.clone(), "pg_customer.orders").as_deref(),
+            Some("pg_customer.orders.order_by[1].customers.nope")
+        );
+        assert_eq!(
+            wrong(order, "").as_deref(),
+            Some("order_by[1].customers.nope")
+        );
+        let sideways = object("status", GqlValue::Enum(Name::new("sideways")));
+        assert_eq!(wrong(sideways, "").as_deref(), Some("order_by[0].status"));
     }
 
     #[test]
