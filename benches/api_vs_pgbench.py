@@ -445,8 +445,8 @@ def cpu_ticks(pid):
     deleted). Nor are parallel query workers: they live for one query, so none is left at
     the end of a run to be read, and a plan that runs in parallel looks cheaper than it is.
     What remains still varies from run to run (PostgreSQL's share of (d) measured 0.03 and
-    0.12 ms in two runs of the same binary; one untested suspect: whether a backend's prepared
-    statement settled on a generic plan or is planned again each time)."""
+    0.12 ms in two runs of the same binary). Not the plan cache: forcing generic plans left
+    (d) where the default had it, forcing custom ones doubled PostgreSQL's share (README)."""
     backend = f" {PG['user']} {PG['database']} ".encode()
     def ticks(path):
         with open(path) as f:
