@@ -1191,6 +1191,26 @@ async fn a_failing_mutation_leaves_nothing_behind() {
     f.stop().await;
 }
 
+/// Registers source `w` on `schema` as a new PostgreSQL role that may use
+/// the schema and holds `grants` (`{schema}` and `{user}` in them are
+/// replaced); the role's name.
+async fn register_as_role(f: &Fixture, schema: &str, grants: &str) -> String {
+    let user = format!("{schema}_writer");
+    let grants = grants.replace("{schema}", schema).replace("{user}", &user);
+    common::postgres_exec(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
+         GRANT USAGE ON SCHEMA {schema} TO {user};
+         {grants}"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
+    url.set_username(&user).unwrap();
+    f.server
+        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .await;
+    user
+}
+
 /// A write answering a row brings back the columns its answer reads and
 /// the key, not the whole row: seen through a source whose database user
 /// may not read `secret` (PostgreSQL refuses a `RETURNING` that names it).
@@ -1202,19 +1222,13 @@ async fn row_mutations_return_only_the_columns_they_answer() {
         "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL)",
     )
     .await;
-    let user = format!("{schema}_writer");
-    common::postgres_exec(&format!(
-        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
-         GRANT USAGE ON SCHEMA {schema} TO {user};
-         GRANT INSERT, UPDATE, DELETE ON {schema}.docs TO {user};
-         GRANT SELECT (id, title) ON {schema}.docs TO {user};"
-    ))
+    let user = register_as_role(
+        &f,
+        &schema,
+        "GRANT INSERT, UPDATE, DELETE ON {schema}.docs TO {user};
+         GRANT SELECT (id, title) ON {schema}.docs TO {user};",
+    )
     .await;
-    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
-    url.set_username(&user).unwrap();
-    f.server
-        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
-        .await;
     let insert = "mutation($id: Int!) { insert_w_docs_one(object: {id: $id, title: \"t\", secret: \"s\"}) { title } }";
     let update = "mutation($id: Int!) { update_w_docs_by_pk(pk_columns: {id: $id}, _set: {title: \"u\"}) { id title } }";
     let delete = "mutation($id: Int!) { delete_w_docs_by_pk(id: $id) { title } }";
@@ -1281,20 +1295,14 @@ async fn a_source_user_denied_a_column_writes_rows_chosen_by_where() {
          INSERT INTO notes VALUES (10, 1, 's'), (11, 2, 's'), (12, 1, 's');",
     )
     .await;
-    let user = format!("{schema}_writer");
-    common::postgres_exec(&format!(
-        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
-         GRANT USAGE ON SCHEMA {schema} TO {user};
-         GRANT INSERT, UPDATE, DELETE ON {schema}.docs, {schema}.notes TO {user};
+    let user = register_as_role(
+        &f,
+        &schema,
+        "GRANT INSERT, UPDATE, DELETE ON {schema}.docs, {schema}.notes TO {user};
          GRANT SELECT (id, title) ON {schema}.docs TO {user};
-         GRANT SELECT (id, doc_id) ON {schema}.notes TO {user};"
-    ))
+         GRANT SELECT (id, doc_id) ON {schema}.notes TO {user};",
+    )
     .await;
-    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
-    url.set_username(&user).unwrap();
-    f.server
-        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
-        .await;
     let update = r#"mutation { update_w_docs(where: {title: {_eq: "a"}}, _set: {title: "c"}) { affected_rows returning { id title } } }"#;
     assert_eq!(
         f.query(update).await,
