@@ -102,6 +102,9 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "authentication_failed")
             }
             ErrorKind::NotFound => (StatusCode::UNPROCESSABLE_ENTITY, "database_not_found"),
+            ErrorKind::PermissionDenied => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_privilege")
+            }
             ErrorKind::Config | ErrorKind::InvalidInput | ErrorKind::Unsupported => {
                 (StatusCode::BAD_REQUEST, "invalid_source_config")
             }
@@ -117,6 +120,9 @@ impl From<&ConnectorError> for ApiError {
             ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input"),
             ErrorKind::Config => (StatusCode::BAD_REQUEST, "invalid_source_config"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            // Not the caller's input: the source's database user may not
+            // do this; retrying will not help until its admin grants it.
+            ErrorKind::PermissionDenied => (StatusCode::FORBIDDEN, "source_permission_denied"),
             ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "unsupported"),
             ErrorKind::Constraint => (StatusCode::CONFLICT, "constraint_violation"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),

@@ -1270,6 +1270,10 @@ async fn row_mutations_return_only_the_columns_they_answer() {
             .is_some_and(|m| m.contains("permission denied")),
         "{body}"
     );
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "source_permission_denied",
+        "{body}"
+    );
     let rows = common::postgres()
         .await
         .query(&format!("SELECT count(*) FROM {schema}.docs"), &[])
@@ -3639,6 +3643,10 @@ async fn appended_relations_read_only_the_columns_selected() {
         refused["errors"][0]["message"]
             .as_str()
             .is_some_and(|m| m.contains("permission denied")),
+        "{refused}"
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "source_permission_denied",
         "{refused}"
     );
     server.stop().await;

@@ -16,6 +16,10 @@ pub enum ErrorKind {
     Authentication,
     /// A table or column does not exist: 404/400.
     NotFound,
+    /// The source's database user lacks a privilege the statement needs
+    /// (SELECT on a column, UPDATE on a table): 403; the source's admin
+    /// grants it.
+    PermissionDenied,
     /// The operation is not possible on this source or table: 400.
     Unsupported,
     /// A constraint (unique, foreign key, not null, check) rejected a write: 409.

@@ -15,9 +15,10 @@ pub fn kind_of_code(code: u16) -> ErrorKind {
         | 3819 | 4025 => ErrorKind::Constraint,
         // Deadlock, lock wait timeout.
         1213 | 1205 => ErrorKind::Conflict,
-        // Access denied (password, database, no password plugin match), and
-        // the user lacking a privilege for a table or command.
-        1045 | 1044 | 1698 | 1142 | 1143 | 1227 | 1251 => ErrorKind::Authentication,
+        // Access denied (password, database, no password plugin match).
+        1045 | 1044 | 1698 | 1251 => ErrorKind::Authentication,
+        // The user lacking a privilege for a table, a column or a command.
+        1142 | 1143 | 1227 => ErrorKind::PermissionDenied,
         // Unknown table, column, database, function.
         1146 | 1054 | 1049 | 1109 | 1051 | 1305 => ErrorKind::NotFound,
         // Syntax, bad or out-of-range values, too long data, division by zero.
@@ -137,6 +138,8 @@ mod tests {
     #[case(1045, ErrorKind::Authentication)] // wrong password
     #[case(1044, ErrorKind::Authentication)] // no access to the database
     #[case(1698, ErrorKind::Authentication)]
+    #[case(1142, ErrorKind::PermissionDenied)] // no privilege on the table
+    #[case(1143, ErrorKind::PermissionDenied)] // no privilege on the column
     #[case(1146, ErrorKind::NotFound)] // no such table
     #[case(1054, ErrorKind::NotFound)] // no such column
     #[case(1049, ErrorKind::NotFound)] // no such database

@@ -29,12 +29,13 @@ pub fn kind_of_ora(code: i32) -> ErrorKind {
         1 | 1400 | 1407 | 2290 | 2291 | 2292 => ErrorKind::Constraint,
         // Value too large for the column, invalid number, literal does not
         // match the format, precision exceeded, divide by zero, SQL syntax,
-        // bind variables, insufficient privileges (as the PostgreSQL
-        // connector classifies them).
+        // bind variables.
         12899 | 1722 | 1858 | 1861 | 1841 | 1843 | 1847 | 1438 | 1830 | 1839 | 1840 | 1850
         | 1851 | 1852 | 1853 | 1866 | 1873 | 1874 | 1875 | 1877 | 1878 | 1879 | 1401 | 1410
         | 1476 | 1481 | 1489 | 932 | 936 | 907 | 917 | 921 | 923 | 933 | 1756 | 1747 | 1745
-        | 1008 | 1036 | 1006 | 1031 => ErrorKind::InvalidInput,
+        | 1008 | 1036 | 1006 => ErrorKind::InvalidInput,
+        // Insufficient privileges.
+        1031 => ErrorKind::PermissionDenied,
         // Table or view does not exist; invalid identifier (a column).
         942 | 904 | 4043 => ErrorKind::NotFound,
         // Invalid credentials, account locked, password expired, no CREATE SESSION.
@@ -142,6 +143,7 @@ mod tests {
         ErrorKind::InvalidInput
     )]
     #[case("ORA-01722: invalid number", ErrorKind::InvalidInput)]
+    #[case("ORA-01031: insufficient privileges", ErrorKind::PermissionDenied)]
     #[case(
         "ORA-01017: invalid username/password; logon denied",
         ErrorKind::Authentication

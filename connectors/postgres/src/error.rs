@@ -15,6 +15,7 @@ pub(crate) fn kind_of_sqlstate(code: &str) -> ErrorKind {
     match code {
         "40001" | "40P01" => ErrorKind::Conflict,
         "42P01" | "42703" | "3F000" => ErrorKind::NotFound,
+        "42501" => ErrorKind::PermissionDenied,
         "57014" => ErrorKind::Timeout,
         "57P01" | "57P02" | "57P03" => ErrorKind::Unavailable,
         "3D000" => ErrorKind::Config,
@@ -185,6 +186,7 @@ mod tests {
             ("22P02", ErrorKind::InvalidInput),
             ("22003", ErrorKind::InvalidInput),
             ("42601", ErrorKind::InvalidInput),
+            ("42501", ErrorKind::PermissionDenied),
             ("57014", ErrorKind::Timeout),
             ("08006", ErrorKind::Unavailable),
             ("57P01", ErrorKind::Unavailable),

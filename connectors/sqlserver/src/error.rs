@@ -23,6 +23,8 @@ pub(crate) fn kind_of_code(code: u32, class: u8) -> ErrorKind {
         4060 => ErrorKind::Config,
         // Invalid object / column name.
         208 | 207 => ErrorKind::NotFound,
+        // Permission denied on an object, a column, in the database.
+        229 | 230 | 262 | 300 => ErrorKind::PermissionDenied,
         // OUTPUT without INTO on a table with triggers; a view not updatable.
         334 | 4405 | 4406 | 4403 => ErrorKind::Unsupported,
         // Server starting, paused, in single-user mode or upgrading; Azure
@@ -31,7 +33,7 @@ pub(crate) fn kind_of_code(code: u32, class: u8) -> ErrorKind {
             ErrorKind::Unavailable
         }
         // Truncation, conversions, overflow, identity and computed columns,
-        // syntax, permissions and the like: the statement is wrong.
+        // syntax and the like: the statement is wrong.
         _ => match class {
             0..=16 => ErrorKind::InvalidInput,
             17..=19 => ErrorKind::Internal,
@@ -219,6 +221,8 @@ mod tests {
             (1222, 16, ErrorKind::Timeout),
             (208, 16, ErrorKind::NotFound),
             (207, 16, ErrorKind::NotFound),
+            (229, 14, ErrorKind::PermissionDenied),
+            (230, 14, ErrorKind::PermissionDenied),
             (334, 16, ErrorKind::Unsupported),
             (40613, 17, ErrorKind::Unavailable),
             (9002, 17, ErrorKind::Internal),
