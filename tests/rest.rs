@@ -2451,3 +2451,63 @@ async fn a_batch_holds_a_roles_rules() {
     );
     f.stop().await;
 }
+
+/// A source whose own database user lacks a privilege answers 403
+/// `source_permission_denied` naming the source — not 400 (the request is
+/// fine) nor 503 (the source is up): here a PostgreSQL role that may read
+/// two of a table's three columns and not write it.
+#[tokio::test]
+async fn a_source_users_missing_privilege_is_a_403_naming_the_source() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL);
+         INSERT INTO docs VALUES (1, 'a', 's');",
+    )
+    .await;
+    let user = format!("{schema}_reader");
+    common::postgres_exec(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'reader-pw';
+         GRANT USAGE ON SCHEMA {schema} TO {user};
+         GRANT SELECT (id, title) ON {schema}.docs TO {user};"
+    ))
+    .await;
+    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("reader-pw"))).unwrap();
+    url.set_username(&user).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .await;
+    let (status, body) = server
+        .admin(Method::GET, "/api/w_docs?fields=id,title", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!([{"id": 1, "title": "a"}]));
+    let denied = |(status, body): (u16, Value)| {
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "source_permission_denied", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("source `w`") && message.contains("permission denied"),
+            "{body}"
+        );
+    };
+    denied(server.admin(Method::GET, "/api/w_docs", None).await);
+    denied(
+        server
+            .admin(
+                Method::POST,
+                "/api/w_docs",
+                Some(json!({"id": 2, "title": "b", "secret": "s"})),
+            )
+            .await,
+    );
+    let rows = common::postgres()
+        .await
+        .query(&format!("SELECT count(*) FROM {schema}.docs"), &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 1);
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+}
