@@ -313,7 +313,10 @@ fn replace_scan(
     // pushdown would), so the plan keeps the shape the unparser knows:
     // Filter over TableScan. Columns only the filter reads (hidden ones)
     // are scanned too and projected away above the filter.
-    let filter_columns = predicate.as_ref().map(read_columns).unwrap_or_default();
+    let filter_columns = predicate
+        .as_ref()
+        .map(filter::columns_read)
+        .unwrap_or_default();
     let full = table.inner.schema();
     let indices: Vec<usize> = full
         .fields()
@@ -345,29 +348,6 @@ fn replace_scan(
         builder = builder.project(wanted.iter().map(|c| column(&scan.table_name, c)))?;
     }
     builder.build()
-}
-
-/// The columns of the scanned table a row filter reads, its subqueries'
-/// references to it included.
-fn read_columns(predicate: &Expr) -> std::collections::HashSet<String> {
-    let mut names = std::collections::HashSet::new();
-    let _ = predicate.apply(|e| {
-        match e {
-            Expr::Column(c) => {
-                names.insert(c.name.clone());
-            }
-            Expr::Exists(exists) => {
-                for outer in &exists.subquery.outer_ref_columns {
-                    if let Expr::OuterReferenceColumn(_, c) = outer {
-                        names.insert(c.name.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    names
 }
 
 fn column(qualifier: &TableReference, name: &str) -> Expr {

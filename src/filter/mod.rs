@@ -20,11 +20,13 @@ mod json_document;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::Utc;
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, provider_as_source};
 use datafusion::functions_nested::expr_fn::{array_has_all, array_has_any};
@@ -112,6 +114,31 @@ pub fn compile(
         message: m,
     })?;
     scope.object(filter, "")
+}
+
+/// The columns of its table a compiled filter reads, its relation
+/// subqueries' references to them (`EXISTS … WHERE inner.key =
+/// outer.key`) included.
+pub fn columns_read(predicate: &Expr) -> HashSet<String> {
+    let mut names = HashSet::new();
+    // The closure never fails: nothing to report.
+    let _ = predicate.apply(|e| {
+        match e {
+            Expr::Column(c) => {
+                names.insert(c.name.clone());
+            }
+            Expr::Exists(exists) => {
+                for outer in &exists.subquery.outer_ref_columns {
+                    if let Expr::OuterReferenceColumn(_, c) = outer {
+                        names.insert(c.name.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
 }
 
 /// True when the filter (or preset) text mentions `{{$now}}`: an answer

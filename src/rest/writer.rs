@@ -27,10 +27,8 @@ use chrono::Utc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, TableReference};
+use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
-use datafusion::logical_expr::expr::{Exists, InSubquery};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use futures::StreamExt;
 use serde_json::{Value as Json, json};
@@ -426,7 +424,7 @@ pub(crate) async fn plan_upsert(
         .collect();
     // The filter the rows to update were read by, when not all are, and
     // the columns it reads.
-    let mut chosen_by: Option<(Json, Vec<String>)> = None;
+    let mut chosen_by: Option<(Json, HashSet<String>)> = None;
     let (existing, admitted) = if alternatives.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -648,13 +646,13 @@ fn recheck(
 
 /// The columns [`Recheck`] locks rows with: the key's and `reads`, in the
 /// table's order.
-fn locked_columns(target: &Target, key_columns: &[String], reads: &[String]) -> Vec<String> {
+fn locked_columns(target: &Target, key_columns: &[String], reads: &HashSet<String>) -> Vec<String> {
     target
         .def
         .columns
         .iter()
         .map(|c| &c.name)
-        .filter(|name| key_columns.contains(name) || reads.contains(name))
+        .filter(|name| key_columns.contains(name) || reads.contains(*name))
         .cloned()
         .collect()
 }
@@ -684,7 +682,7 @@ async fn row_keys(
     {
         let chosen = Chosen {
             keys: vec![key],
-            reads: Vec::new(),
+            reads: HashSet::new(),
         };
         return Ok((chosen, Found::Key));
     }
@@ -1169,7 +1167,7 @@ fn column_values(
         }
         // The path is made only for an error: building it for every
         // value was a visible part of a write's cost.
-        let value = to_value(json, column, name).map_err(|e| e.within(path))?;
+        let value = to_value(json, column, name).map_err(|e| e.placed_in(path))?;
         values.push((name.clone(), value));
     }
     Ok(values)
@@ -1342,7 +1340,7 @@ async fn select_keys(
 ) -> Result<Chosen, ApiError> {
     let max_rows = state.config.max_rows;
     let work = async {
-        let mut reads = Vec::new();
+        let mut reads = HashSet::new();
         let mut output = state
             .engine
             .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
@@ -1405,7 +1403,7 @@ async fn select_keys(
                     })?;
                     predicate = predicate.and(admitted);
                 }
-                reads = columns_read(&predicate, &name);
+                reads = filter::columns_read(&predicate);
                 LogicalPlanBuilder::scan(name.clone(), provider_as_source(provider), None)
                     .and_then(|b| b.filter(predicate))
                     .and_then(|b| {
@@ -1441,45 +1439,10 @@ async fn select_keys(
 /// The rows [`select_keys`] chose.
 struct Chosen {
     keys: Vec<Vec<Value>>,
-    /// The columns of the table the filters that chose them read (in
-    /// their own conditions and in their relations' subqueries): with the
-    /// key's, what checking the rows again needs ([`Recheck`]).
-    reads: Vec<String>,
-}
-
-/// The columns of the table under `qualifier` that `predicate` reads,
-/// also as outer references of relation subqueries (`EXISTS`).
-fn columns_read(predicate: &Expr, qualifier: &TableReference) -> Vec<String> {
-    fn visit(expr: &Expr, qualifier: &TableReference, names: &mut Vec<String>) {
-        // The closure never fails: nothing to report.
-        let _ = expr.apply(|e| {
-            match e {
-                Expr::Column(column) | Expr::OuterReferenceColumn(_, column)
-                    if column.relation.as_ref() == Some(qualifier)
-                        && !names.contains(&column.name) =>
-                {
-                    names.push(column.name.clone());
-                }
-                Expr::Exists(Exists { subquery, .. })
-                | Expr::InSubquery(InSubquery { subquery, .. })
-                | Expr::ScalarSubquery(subquery) => {
-                    // Its plan's expressions; subqueries within them are
-                    // expressions this visits in turn.
-                    let _ = subquery.subquery.apply(|plan| {
-                        plan.apply_expressions(|e| {
-                            visit(e, qualifier, names);
-                            Ok(TreeNodeRecursion::Continue)
-                        })
-                    });
-                }
-                _ => {}
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-    }
-    let mut names = Vec::new();
-    visit(predicate, qualifier, &mut names);
-    names
+    /// The columns of the table the filters that chose them read
+    /// ([`filter::columns_read`]): with the key's, what checking the rows
+    /// again needs ([`Recheck`]).
+    reads: HashSet<String>,
 }
 
 /// The values of `key_columns` in each row of `batch`, as the statements
