@@ -49,10 +49,10 @@ impl ApiError {
         self
     }
 
-    /// The error's path, found within `parent` (`objects[0]` + `total` →
-    /// `objects[0].total`): for callers that name the place of an error
-    /// only once there is one.
-    pub fn within(mut self, parent: &str) -> Self {
+    /// The error's path, placed under `parent` (`objects[0]` + `total` →
+    /// `objects[0].total`, + `[1]` → `objects[0][1]`): for callers that
+    /// name the place of an error only once there is one.
+    pub fn placed_in(mut self, parent: &str) -> Self {
         if !parent.is_empty() {
             self.path = Some(match self.path.take() {
                 Some(path) => crate::filter::join_path(parent, &path),

@@ -555,14 +555,7 @@ impl fmt::Display for At<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             At::Root(path) => f.write_str(path),
-            At::Key(parent, key) => {
-                let parent = parent.to_string();
-                if parent.is_empty() {
-                    f.write_str(key)
-                } else {
-                    write!(f, "{parent}.{key}")
-                }
-            }
+            At::Key(parent, key) => f.write_str(&join_path(&parent.to_string(), key)),
             At::Index(parent, i) => write!(f, "{parent}[{i}]"),
         }
     }

@@ -232,13 +232,9 @@ fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
 }
 
 /// An operation's error, placed at it: `operations[2].values.total`.
-fn placed(mut error: ApiError, at: usize) -> ApiError {
+fn placed(error: ApiError, at: usize) -> ApiError {
     let place = format!("operations[{at}]");
-    error.path = Some(match error.path.take() {
-        Some(path) if path.starts_with('[') => format!("{place}{path}"),
-        Some(path) => format!("{place}.{path}"),
-        None => place.clone(),
-    });
+    let mut error = error.placed_in(&place);
     error.message = format!("{place}: {}", error.message);
     error
 }
