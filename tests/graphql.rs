@@ -1191,22 +1191,29 @@ async fn a_failing_mutation_leaves_nothing_behind() {
     f.stop().await;
 }
 
+/// The answer's first error is the source's database refusing a privilege:
+/// `source_permission_denied`, with the database's words.
+fn assert_source_denied(body: &Value) {
+    let error = &body["errors"][0];
+    assert_eq!(
+        error["extensions"]["code"], "source_permission_denied",
+        "{body}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("permission denied")),
+        "{body}"
+    );
+}
+
 /// Registers source `w` on `schema` as a new PostgreSQL role that may use
-/// the schema and holds `grants` (`{schema}` and `{user}` in them are
-/// replaced); the role's name.
+/// the schema and holds `grants` ([`common::postgres_role`]); the role's
+/// name.
 async fn register_as_role(f: &Fixture, schema: &str, grants: &str) -> String {
-    let user = format!("{schema}_writer");
-    let grants = grants.replace("{schema}", schema).replace("{user}", &user);
-    common::postgres_exec(&format!(
-        "CREATE ROLE {user} LOGIN PASSWORD 'writer-pw';
-         GRANT USAGE ON SCHEMA {schema} TO {user};
-         {grants}"
-    ))
-    .await;
-    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("writer-pw"))).unwrap();
-    url.set_username(&user).unwrap();
+    let (user, url) = common::postgres_role(schema, "writer", grants).await;
     f.server
-        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
         .await;
     user
 }
@@ -1264,25 +1271,10 @@ async fn row_mutations_return_only_the_columns_they_answer() {
         .query(r#"mutation { insert_w_docs_one(object: {id: 3, title: "t", secret: "s"}) { id secret } }"#)
         .await;
     assert_eq!(body["data"], Value::Null, "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("permission denied")),
-        "{body}"
-    );
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "source_permission_denied",
-        "{body}"
-    );
-    let rows = common::postgres()
-        .await
-        .query(&format!("SELECT count(*) FROM {schema}.docs"), &[])
-        .await
-        .unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 0);
+    assert_source_denied(&body);
+    assert_eq!(common::postgres_count(&schema, "docs").await, 0);
     f.stop().await;
-    common::drop_postgres_schema(&schema).await;
-    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+    common::drop_postgres_schema_and_role(&schema, &user).await;
 }
 
 /// Rows chosen by `where` are locked and checked again inside the
@@ -1334,8 +1326,7 @@ async fn a_source_user_denied_a_column_writes_rows_chosen_by_where() {
     let notes: Vec<i32> = notes.iter().map(|r| r.get(0)).collect();
     assert_eq!(notes, [11]);
     f.stop().await;
-    common::drop_postgres_schema(&schema).await;
-    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+    common::drop_postgres_schema_and_role(&schema, &user).await;
 }
 
 #[tokio::test]
@@ -3606,19 +3597,17 @@ async fn appended_relations_read_only_the_columns_selected() {
          INSERT INTO orders VALUES (10, 1, 5), (11, 1, 6), (12, 2, 7);",
     )
     .await;
-    let reader = format!("{schema}_reader");
-    common::postgres_exec(&format!(
-        "DROP ROLE IF EXISTS {reader}; CREATE ROLE {reader} LOGIN PASSWORD 'reader';
-         GRANT USAGE ON SCHEMA {schema} TO {reader}; GRANT SELECT ON {schema}.orders TO {reader};
-         GRANT SELECT (id, name) ON {schema}.customers TO {reader};"
-    ))
+    let (reader, url) = common::postgres_role(
+        &schema,
+        "reader",
+        "GRANT SELECT ON {schema}.orders TO {user};
+         GRANT SELECT (id, name) ON {schema}.customers TO {user};",
+    )
     .await;
-    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("reader"))).unwrap();
-    url.set_username(&reader).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
     server
-        .register(json!({"name": "pg", "url": url.to_string(), "schemas": {"include": [schema]}}))
+        .register(json!({"name": "pg", "url": url, "schemas": {"include": [schema]}}))
         .await;
     let graphql = |query: &str| {
         let body = json!({ "query": query });
@@ -3639,17 +3628,7 @@ async fn appended_relations_read_only_the_columns_selected() {
     );
     // The grant holds: the column left out is refused by PostgreSQL.
     let refused = graphql("{ pg_orders(limit: 1) { customers { secret } } }").await;
-    assert!(
-        refused["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("permission denied")),
-        "{refused}"
-    );
-    assert_eq!(
-        refused["errors"][0]["extensions"]["code"], "source_permission_denied",
-        "{refused}"
-    );
+    assert_source_denied(&refused);
     server.stop().await;
-    common::drop_postgres_schema(&schema).await;
-    common::postgres_exec(&format!("DROP ROLE {reader}")).await;
+    common::drop_postgres_schema_and_role(&schema, &reader).await;
 }

@@ -2463,19 +2463,16 @@ async fn a_source_users_missing_privilege_is_a_403_naming_the_source() {
          INSERT INTO docs VALUES (1, 'a', 's');",
     )
     .await;
-    let user = format!("{schema}_reader");
-    common::postgres_exec(&format!(
-        "CREATE ROLE {user} LOGIN PASSWORD 'reader-pw';
-         GRANT USAGE ON SCHEMA {schema} TO {user};
-         GRANT SELECT (id, title) ON {schema}.docs TO {user};"
-    ))
+    let (user, url) = common::postgres_role(
+        &schema,
+        "reader",
+        "GRANT SELECT (id, title) ON {schema}.docs TO {user};",
+    )
     .await;
-    let mut url = url::Url::parse(&common::postgres_url_with(None, Some("reader-pw"))).unwrap();
-    url.set_username(&user).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let server = common::TestServer::start(dir.path()).await;
     server
-        .register(json!({"name": "w", "url": url.as_str(), "schemas": {"include": [schema]}}))
+        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
         .await;
     let (status, body) = server
         .admin(Method::GET, "/api/w_docs?fields=id,title", None)
@@ -2501,13 +2498,7 @@ async fn a_source_users_missing_privilege_is_a_403_naming_the_source() {
             )
             .await,
     );
-    let rows = common::postgres()
-        .await
-        .query(&format!("SELECT count(*) FROM {schema}.docs"), &[])
-        .await
-        .unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 1);
+    assert_eq!(common::postgres_count(&schema, "docs").await, 1);
     server.stop().await;
-    common::drop_postgres_schema(&schema).await;
-    common::postgres_exec(&format!("DROP ROLE {user}")).await;
+    common::drop_postgres_schema_and_role(&schema, &user).await;
 }

@@ -271,6 +271,40 @@ pub async fn drop_postgres_schema(schema: &str) {
     postgres_exec(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
 }
 
+/// A new PostgreSQL role `<schema>_<suffix>` that may use `schema` and
+/// holds `grants` (`{schema}` and `{user}` in them replaced): its name,
+/// and a URL that logs in as it.
+pub async fn postgres_role(schema: &str, suffix: &str, grants: &str) -> (String, String) {
+    let user = format!("{schema}_{suffix}");
+    let grants = grants.replace("{schema}", schema).replace("{user}", &user);
+    postgres_exec(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD '{suffix}-pw';
+         GRANT USAGE ON SCHEMA {schema} TO {user};
+         {grants}"
+    ))
+    .await;
+    let password = format!("{suffix}-pw");
+    let mut url = url::Url::parse(&postgres_url_with(None, Some(&password))).unwrap();
+    url.set_username(&user).unwrap();
+    (user, url.to_string())
+}
+
+/// Drops `schema` and then `role` (made by [`postgres_role`]).
+pub async fn drop_postgres_schema_and_role(schema: &str, role: &str) {
+    drop_postgres_schema(schema).await;
+    postgres_exec(&format!("DROP ROLE {role}")).await;
+}
+
+/// Rows of `<schema>.<table>` in PostgreSQL.
+pub async fn postgres_count(schema: &str, table: &str) -> i64 {
+    postgres()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {schema}.{table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A connection to the MariaDB test server; panics naming the URL when it does not answer.
 pub async fn mariadb() -> mysql_async::Conn {
     let url = testkit::mysql_url();
