@@ -2502,3 +2502,228 @@ async fn a_source_users_missing_privilege_is_a_403_naming_the_source() {
     server.stop().await;
     common::drop_postgres_schema_and_role(&schema, &user).await;
 }
+
+/// The keys of each written row of an answer (`data` one row or an array),
+/// sorted.
+fn answered_keys(body: &Value) -> Vec<Vec<String>> {
+    let rows = match &body["data"] {
+        Value::Array(rows) => rows.clone(),
+        row => vec![row.clone()],
+    };
+    rows.iter()
+        .map(|row| row.as_object().unwrap().keys().cloned().collect())
+        .collect()
+}
+
+/// `fields` and `except` shape a write's answer as a read's, on every
+/// write route and in a batch; a wrong one is refused before anything is
+/// written.
+#[tokio::test]
+async fn writes_answer_the_fields_asked_for() {
+    let f = Fixture::new().await;
+    let order = json!({"customer_id": 2, "status": "open", "total": 3, "placed_at": "2024-04-01"});
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders?fields=status,id",
+            Some(order.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 101, "status": "open"}));
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders:create?except=note,owner&except=placed_at",
+            Some(json!([order.clone(), order.clone()])),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        answered_keys(&body),
+        vec![vec!["customer_id", "id", "status", "total"]; 2]
+    );
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            "/api/pg_orders/101?fields=total",
+            Some(json!({"total": "4.50"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!({"total": "4.50"}));
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders:update?filterByTk=102&fields=note",
+            Some(json!({"note": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]),
+        (200, &json!({"note": "x"})),
+        "{body}"
+    );
+    let filter = enc(r#"{"id":{"$in":[102,103]}}"#);
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            &format!("/api/pg_orders?filter={filter}&fields=id"),
+            Some(json!({"status": "packed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!([{"id": 102}, {"id": 103}]));
+    assert_eq!(body["meta"]["affected"], 2);
+    let (status, body) = f
+        .call(Method::DELETE, "/api/pg_orders/103?fields=id,status", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!({"id": 103, "status": "packed"}));
+    let (status, body) = f
+        .call(
+            Method::DELETE,
+            &format!("/api/my_reviews?filter={}&fields=stars", enc(r#"{"id":3}"#)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!([{"stars": 1}]));
+    // In a batch: a list or a comma-separated string.
+    let (status, body) = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "pg_orders", "values": order, "fields": ["id"]},
+            {"action": "update", "collection": "pg_orders", "key": 101, "values": {"note": "b"},
+             "fields": "id,note", "except": "id"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["data"], json!({"id": 104}), "{body}");
+    assert_eq!(body["data"][1]["data"], json!({"note": "b"}), "{body}");
+    // Refused before anything is written: an unknown column, a relation,
+    // a column the role may not read (clerk has no select rule: only the
+    // key), a batch's `fields` of the wrong type.
+    let before = f.pg_count("SELECT count(*) FROM {schema}.orders").await;
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_orders?fields=id,nope",
+            Some(order.clone()),
+        )
+        .await;
+    assert_error(&response, 400, &["no column `nope`"]);
+    assert_eq!(response.1["error"]["path"], "fields", "{}", response.1);
+    let response = f
+        .call(Method::DELETE, "/api/pg_orders/101?except=customers", None)
+        .await;
+    assert_error(&response, 400, &["`customers` names a relation", "appends"]);
+    assert_eq!(response.1["error"]["path"], "except", "{}", response.1);
+    f.clerk_inserts_orders().await;
+    let clerk_order =
+        json!({"customer_id": 1, "status": "clerk", "total": 5, "placed_at": "2024-06-01"});
+    let response = f
+        .call_as(
+            "clerk",
+            "ann",
+            Method::POST,
+            "/api/pg_orders?fields=id,status",
+            Some(clerk_order.clone()),
+        )
+        .await;
+    assert_error(
+        &response,
+        403,
+        &["`status`", "not readable by role `clerk`"],
+    );
+    let response = batch(
+        &f,
+        json!([{"action": "destroy", "collection": "pg_orders", "key": 101, "fields": 7}]),
+    )
+    .await;
+    assert_error(&response, 400, &["`fields` is a list"]);
+    assert_eq!(
+        response.1["error"]["path"], "operations[0].fields",
+        "{}",
+        response.1
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders").await,
+        before
+    );
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "ann",
+            Method::POST,
+            "/api/pg_orders?fields=id",
+            Some(clerk_order),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(answered_keys(&body), vec![vec!["id"]]);
+    f.stop().await;
+}
+
+/// A source whose database user may write a table but not read one of its
+/// columns: a write whose answer leaves that column out goes through (its
+/// statement returns only what is answered), one answering every column is
+/// refused whole by the database.
+#[tokio::test]
+async fn a_write_answering_only_readable_columns_needs_no_more_privilege() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text);
+         INSERT INTO docs VALUES (1, 'a', 's');",
+    )
+    .await;
+    let (user, url) = common::postgres_role(
+        &schema,
+        "writer",
+        "GRANT SELECT (id, title), INSERT, UPDATE (title), DELETE ON {schema}.docs TO {user};",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
+        .await;
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/w_docs",
+            Some(json!({"id": 2, "title": "b", "secret": "t"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "source_permission_denied", "{body}");
+    assert_eq!(common::postgres_count(&schema, "docs").await, 1);
+    let (status, body) = server
+        .admin(
+            Method::POST,
+            "/api/w_docs?except=secret",
+            Some(json!({"id": 2, "title": "b", "secret": "t"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 2, "title": "b"}));
+    let (status, body) = server
+        .admin(
+            Method::PATCH,
+            "/api/w_docs/2?fields=title",
+            Some(json!({"title": "c"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]),
+        (200, &json!({"title": "c"})),
+        "{body}"
+    );
+    let (status, body) = server
+        .admin(Method::DELETE, "/api/w_docs/1?fields=id", None)
+        .await;
+    assert_eq!((status, &body["data"]), (200, &json!({"id": 1})), "{body}");
+    assert_eq!(common::postgres_count(&schema, "docs").await, 1);
+    server.stop().await;
+    common::drop_postgres_schema_and_role(&schema, &user).await;
+}

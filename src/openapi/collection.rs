@@ -455,6 +455,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("create_{}", self.name()),
             summary: format!("Create {} rows", self.name()),
+            parameters: write_parameters().collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -468,11 +469,11 @@ impl Routes<'_> {
             id: format!("{}:create", self.name()),
             summary: format!("Create {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `create` action: the body is the values.".into()),
+            parameters: write_parameters().collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
             write: true,
-            ..Op::default()
         })
     }
 
@@ -480,7 +481,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("update_{}", self.name()),
             summary: format!("Update one {} row by primary key", self.name()),
-            parameters: vec![self.key_path()],
+            parameters: [self.key_path()].into_iter().chain(write_parameters()).collect(),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row.", "content": json_content(self.one()) }),
@@ -493,7 +494,10 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("updateWhere_{}", self.name()),
             summary: format!("Update the {} rows matching a filter", self.name()),
-            parameters: vec![parameter_ref("requiredFilter")],
+            parameters: [parameter_ref("requiredFilter")]
+                .into_iter()
+                .chain(write_parameters())
+                .collect(),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({
@@ -521,7 +525,7 @@ impl Routes<'_> {
             id: format!("{}:update", self.name()),
             summary: format!("Update {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `update` action: `filterByTk` picks one row (answer `{\"data\": row}`), `filter` any number (answer `{\"data\": [row], \"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self.nocobase_target(),
+            parameters: self.nocobase_target().into_iter().chain(write_parameters()).collect(),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row or rows.", "content": json_content(schema) }),
@@ -533,7 +537,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("delete_{}", self.name()),
             summary: format!("Delete one {} row by primary key", self.name()),
-            parameters: vec![self.key_path()],
+            parameters: [self.key_path()].into_iter().chain(write_parameters()).collect(),
             status: "200",
             response: json!({ "description": "The deleted row.", "content": json_content(self.one()) }),
             write: true,
@@ -545,7 +549,10 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("deleteWhere_{}", self.name()),
             summary: format!("Delete the {} rows matching a filter", self.name()),
-            parameters: vec![parameter_ref("requiredFilter")],
+            parameters: [parameter_ref("requiredFilter")]
+                .into_iter()
+                .chain(write_parameters())
+                .collect(),
             status: "200",
             response: json!({
                 "description": "How many rows were deleted.",
@@ -562,7 +569,7 @@ impl Routes<'_> {
             id: format!("{}:destroy", self.name()),
             summary: format!("Delete {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `destroy` action: `filterByTk` deletes one row (answer `{\"data\": row}`), `filter` any number (answer `{\"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self.nocobase_target(),
+            parameters: self.nocobase_target().into_iter().chain(write_parameters()).collect(),
             status: "200",
             response: json!({
                 "description": "The deleted row, or how many rows were deleted.",
@@ -577,6 +584,13 @@ impl Routes<'_> {
 /// `fields`, `except` and `appends`: the shape of returned rows.
 fn read_parameters() -> impl Iterator<Item = Value> {
     ["fields", "except", "appends"]
+        .into_iter()
+        .map(parameter_ref)
+}
+
+/// `fields` and `except` of a write: the shape of the written rows.
+fn write_parameters() -> impl Iterator<Item = Value> {
+    ["writeFields", "writeExcept"]
         .into_iter()
         .map(parameter_ref)
 }

@@ -74,6 +74,16 @@ pub(super) fn add_batch(paths: &mut Map<String, Value>, collections: &[Collectio
                 "description": "create: an object of column values or an array of them; update: the columns to set.",
                 "type": ["object", "array"],
             },
+            "fields": {
+                "description": "Answer only these columns of the written rows, as the route's `fields` (a list, or one comma-separated string).",
+                "type": ["string", "array"],
+                "items": { "type": "string" },
+            },
+            "except": {
+                "description": "Answer every column of the written rows but these, as the route's `except`.",
+                "type": ["string", "array"],
+                "items": { "type": "string" },
+            },
         },
     });
     let mut responses = Map::new();

@@ -453,6 +453,22 @@ fn parameters() -> Map<String, Value> {
             ),
         ),
         (
+            "writeFields",
+            query(
+                "fields",
+                "Answer only these columns of the written rows, comma-separated (`id,status`); the rows' own columns only.",
+                csv.clone(),
+            ),
+        ),
+        (
+            "writeExcept",
+            query(
+                "except",
+                "Answer every column of the written rows but these, comma-separated.",
+                csv.clone(),
+            ),
+        ),
+        (
             "appends",
             query(
                 "appends",

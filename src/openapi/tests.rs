@@ -439,10 +439,19 @@ fn keys_and_bulk_routes() {
         true
     );
     // Without a key, NocoBase's update can only take a filter.
+    // Every write also takes `fields` and `except` for its answer.
     let update = &document["paths"]["/api/events:update"]["post"]["parameters"];
     assert_eq!(
         update,
-        &json!([{ "$ref": "#/components/parameters/requiredFilter" }])
+        &json!([
+            { "$ref": "#/components/parameters/requiredFilter" },
+            { "$ref": "#/components/parameters/writeFields" },
+            { "$ref": "#/components/parameters/writeExcept" },
+        ])
+    );
+    assert_eq!(
+        document["components"]["parameters"]["writeFields"]["name"],
+        "fields"
     );
     let list = &document["paths"]["/api/orders"]["get"]["responses"]["200"]["content"];
     let media: BTreeSet<&str> = list

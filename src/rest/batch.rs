@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 
 use super::params::{Key, Selection};
 use super::read::Record;
-use super::write::{self, parse_body, rows as to_rows, selection_text};
+use super::write::{self, Answered, Returned, parse_body, rows as to_rows, selection_text};
 use super::writer::{self, Audit, Changes, LastWrite, Planned, Transaction};
 use super::{Target, json_response};
 use crate::audit;
@@ -33,7 +33,7 @@ pub async fn run(
     principal: &Principal,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let operations = match parse(state, body) {
+    let operations = match parse(state, &principal.caller(), body) {
         Ok(operations) => operations,
         Err(error) => {
             // Refused before any operation was planned: one row for the batch.
@@ -50,13 +50,16 @@ pub async fn run(
     let data: Vec<Outcome> = operations
         .iter()
         .zip(results)
-        .map(|(operation, (affected, records))| Outcome {
-            affected,
-            data: if operation.answers_row() {
-                Answer::Row(records.into_iter().next())
-            } else {
-                Answer::Rows(records)
-            },
+        .map(|(operation, (affected, mut records))| {
+            operation.answered.trim(&mut records);
+            Outcome {
+                affected,
+                data: if operation.answers_row() {
+                    Answer::Row(records.into_iter().next())
+                } else {
+                    Answer::Rows(records)
+                },
+            }
         })
         .collect();
     Ok(json_response(StatusCode::OK, &Answers { data }))
@@ -66,6 +69,8 @@ pub async fn run(
 struct Operation {
     target: Target,
     kind: Kind,
+    /// The columns of the written rows it answers (`fields`, `except`).
+    answered: Answered,
 }
 
 /// What an operation does, with what it needs.
@@ -101,7 +106,7 @@ impl Operation {
 
 /// The batch's operations; a 400 (or a 404 for an unknown collection)
 /// names the first wrong one. All must write to one source.
-fn parse(state: &AppState, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
+fn parse(state: &AppState, caller: &Caller, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
     let body = parse_body(body)?;
     let Json::Object(mut fields) = body else {
         return Err(ApiError::bad_request(
@@ -132,7 +137,7 @@ fn parse(state: &AppState, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
     }
     let mut parsed: Vec<Operation> = Vec::with_capacity(operations.len());
     for (i, item) in operations.into_iter().enumerate() {
-        let operation = operation(state, item).map_err(|e| placed(e, i))?;
+        let operation = operation(state, caller, item).map_err(|e| placed(e, i))?;
         if let Some(first) = parsed.first() {
             let (source, first_source) = (
                 &operation.target.collection.table.source,
@@ -153,8 +158,9 @@ fn parse(state: &AppState, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
     Ok(parsed)
 }
 
-/// One operation: `{"action", "collection", "key" | "filter", "values"}`.
-fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
+/// One operation: `{"action", "collection", "key" | "filter", "values"}`,
+/// and optionally `"fields"` and `"except"`.
+fn operation(state: &AppState, caller: &Caller, item: Json) -> Result<Operation, ApiError> {
     let Json::Object(mut fields) = item else {
         return Err(ApiError::bad_request(
             "an operation is an object: {\"action\", \"collection\", \"key\" or \"filter\", \"values\"}",
@@ -192,6 +198,8 @@ fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
         Some(_) => return Err(ApiError::bad_request("`filter` must be a JSON object").at("filter")),
     };
     let values = fields.remove("values");
+    let answered = Returned::from_json(fields.remove("fields"), fields.remove("except"))?
+        .columns(state, caller, &target)?;
     if let Some(name) = fields.keys().next() {
         return Err(ApiError::bad_request(format!("unknown field `{name}`")).at(name.clone()));
     }
@@ -228,7 +236,11 @@ fn operation(state: &AppState, item: Json) -> Result<Operation, ApiError> {
         }
         _ => return Err(ApiError::bad_request("`values` is required").at("values")),
     };
-    Ok(Operation { target, kind })
+    Ok(Operation {
+        target,
+        kind,
+        answered,
+    })
 }
 
 /// An operation's error, placed at it: `operations[2].values.total`.
@@ -408,7 +420,9 @@ impl Batch {
                 writer::plan_delete(state, principal, target, &to_rows(rows), earlier).await
             }
         };
-        planned.map_err(failed(at))
+        let mut planned = planned.map_err(failed(at))?;
+        operation.answered.narrow(target, &mut planned);
+        Ok(planned)
     }
 
     /// Sends the held-back writes in the transaction, in order.

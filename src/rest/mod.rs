@@ -35,6 +35,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 use params::Params;
+use write::Returned;
 
 pub use batch::MAX_OPERATIONS as MAX_BATCH_OPERATIONS;
 
@@ -175,17 +176,23 @@ async fn collection_route(
             .await
         }
         Operation::Create => {
+            let returned = Returned::take(&mut params);
             params.finish()?;
-            Box::pin(write::create(&state, &principal, &target, &body)).await
+            Box::pin(write::create(&state, &principal, &target, &returned, &body)).await
         }
         Operation::Update => {
+            let returned = Returned::take(&mut params);
             let selection = params.selection(&target)?;
-            Box::pin(write::update(&state, &principal, &target, selection, &body)).await
+            Box::pin(write::update(
+                &state, &principal, &target, selection, &returned, &body,
+            ))
+            .await
         }
         Operation::Destroy => {
+            let returned = Returned::take(&mut params);
             let selection = params.selection(&target)?;
             Box::pin(write::destroy(
-                &state, &principal, &target, selection, &body,
+                &state, &principal, &target, selection, &returned, &body,
             ))
             .await
         }
@@ -223,23 +230,27 @@ async fn key_route(
     match method {
         Method::GET => Box::pin(read::get(&state, &principal, &target, key, &mut params)).await,
         Method::PATCH => {
+            let returned = Returned::take(&mut params);
             params.finish()?;
             Box::pin(write::update(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
+                &returned,
                 &body,
             ))
             .await
         }
         Method::DELETE => {
+            let returned = Returned::take(&mut params);
             params.finish()?;
             Box::pin(write::destroy(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
+                &returned,
                 &body,
             ))
             .await

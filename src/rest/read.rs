@@ -410,7 +410,7 @@ fn visible_columns(
 }
 
 /// A column the caller names must exist (400) and be readable (403).
-fn check_column(
+pub(super) fn check_column(
     target: &Target,
     visible: &[String],
     name: &str,
@@ -782,7 +782,10 @@ struct Wanted {
 /// `name` split at the relation it starts with (`customer.c_name` →
 /// `customer`, `c_name`), unless it is one of the rows' own columns or
 /// starts with no relation of theirs.
-fn relation_entry<'a>(target: &Target, name: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+pub(super) fn relation_entry<'a>(
+    target: &Target,
+    name: &'a str,
+) -> Option<(&'a str, Option<&'a str>)> {
     if target.def.column(name).is_some() {
         return None;
     }

@@ -1,7 +1,8 @@
 //! The REST write routes: create, update and destroy, each request one
 //! transaction on the collection's source (the shared write path is
 //! `writer.rs`). Bodies are read here; a write by key that finds no row it
-//! may write is a 404.
+//! may write is a 404. `fields` and `except` shape the written rows in the
+//! answer as they shape a read's.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -9,11 +10,12 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
-use super::params::Selection;
-use super::read::Record;
-use super::writer::{self, Audit, Changes, Rows};
+use super::params::{Params, Selection};
+use super::read::{self, Record};
+use super::writer::{self, Audit, Changes, Planned, Rows};
 use super::{Target, json_response};
 use crate::auth::Principal;
+use crate::engine::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -22,10 +24,11 @@ pub async fn create(
     state: &AppState,
     principal: &Principal,
     target: &Target,
+    returned: &Returned,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "insert");
-    let result = insert(state, principal, target, body, &mut audit).await;
+    let result = insert(state, principal, target, returned, body, &mut audit).await;
     finish(state, audit, result).await
 }
 
@@ -35,10 +38,14 @@ pub async fn update(
     principal: &Principal,
     target: &Target,
     selection: Selection,
+    returned: &Returned,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "update");
-    let result = change(state, principal, target, selection, body, &mut audit).await;
+    let result = change(
+        state, principal, target, selection, returned, body, &mut audit,
+    )
+    .await;
     finish(state, audit, result).await
 }
 
@@ -48,10 +55,14 @@ pub async fn destroy(
     principal: &Principal,
     target: &Target,
     selection: Selection,
+    returned: &Returned,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "delete");
-    let result = remove(state, principal, target, selection, body, &mut audit).await;
+    let result = remove(
+        state, principal, target, selection, returned, body, &mut audit,
+    )
+    .await;
     finish(state, audit, result).await
 }
 
@@ -76,14 +87,18 @@ async fn insert(
     state: &AppState,
     principal: &Principal,
     target: &Target,
+    returned: &Returned,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
+    let caller = principal.caller();
+    let answered = returned.columns(state, &caller, target)?;
     let body: Json = parse_body(body)?;
     let (objects, many) = objects(&body, "")?;
-    let planned = writer::plan_insert(state, principal, target, &objects)?;
-    let (_, records) =
-        writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
+    let mut planned = writer::plan_insert(state, principal, target, &objects)?;
+    answered.narrow(target, &mut planned);
+    let (_, mut records) = writer::apply_alone(state, &caller, target, &planned, audit).await?;
+    answered.trim(&mut records);
     if many {
         Ok(json_response(
             StatusCode::CREATED,
@@ -107,19 +122,24 @@ async fn change(
     principal: &Principal,
     target: &Target,
     selection: Selection,
+    returned: &Returned,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
-    let body: Json = parse_body(body)?;
     audit.note("target", selection_text(&selection));
+    let caller = principal.caller();
+    let answered = returned.columns(state, &caller, target)?;
+    let body: Json = parse_body(body)?;
     let changes = Changes {
         set: Some((&body, "")),
         increment: None,
     };
-    let planned =
+    let mut planned =
         writer::plan_update(state, principal, target, &rows(&selection), changes, &[]).await?;
-    let (affected, records) =
-        writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
+    answered.narrow(target, &mut planned);
+    let (affected, mut records) =
+        writer::apply_alone(state, &caller, target, &planned, audit).await?;
+    answered.trim(&mut records);
     respond(target, selection, records, affected)
 }
 
@@ -128,19 +148,146 @@ async fn remove(
     principal: &Principal,
     target: &Target,
     selection: Selection,
+    returned: &Returned,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
+    audit.note("target", selection_text(&selection));
     // NocoBase's client may send `{}`.
     let empty = String::from_utf8_lossy(body);
     if !matches!(empty.trim(), "" | "{}") {
         return Err(ApiError::bad_request("a delete takes no body"));
     }
-    audit.note("target", selection_text(&selection));
-    let planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
-    let (affected, records) =
-        writer::apply_alone(state, &principal.caller(), target, &planned, audit).await?;
+    let caller = principal.caller();
+    let answered = returned.columns(state, &caller, target)?;
+    let mut planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
+    answered.narrow(target, &mut planned);
+    let (affected, mut records) =
+        writer::apply_alone(state, &caller, target, &planned, audit).await?;
+    answered.trim(&mut records);
     respond(target, selection, records, affected)
+}
+
+/// What a write answers of the rows it wrote: `fields` (only these
+/// columns) minus `except`, as in a read; neither: every column the caller
+/// may read. Only the rows' own columns: a write appends no relations.
+#[derive(Debug, Default)]
+pub(super) struct Returned {
+    fields: Vec<String>,
+    except: Vec<String>,
+}
+
+impl Returned {
+    /// The query's `fields` and `except`, taken out of it.
+    pub(super) fn take(params: &mut Params) -> Self {
+        Self {
+            fields: params.names("fields"),
+            except: params.names("except"),
+        }
+    }
+
+    /// A batch operation's, each a list of names or one comma-separated
+    /// string (`"fields": ["id", "status"]`, `"fields": "id,status"`).
+    pub(super) fn from_json(fields: Option<Json>, except: Option<Json>) -> Result<Self, ApiError> {
+        let names = |value: Option<Json>, param: &str| -> Result<Vec<String>, ApiError> {
+            let refused = || {
+                ApiError::bad_request(format!(
+                    "`{param}` is a list of column names or one comma-separated string"
+                ))
+                .at(param)
+            };
+            let texts = match value {
+                None | Some(Json::Null) => Vec::new(),
+                Some(Json::String(text)) => vec![text],
+                Some(Json::Array(items)) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Json::String(text) => Ok(text),
+                        _ => Err(refused()),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(refused()),
+            };
+            Ok(texts
+                .iter()
+                .flat_map(|text| text.split(','))
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect())
+        };
+        Ok(Self {
+            fields: names(fields, "fields")?,
+            except: names(except, "except")?,
+        })
+    }
+
+    /// The columns answered, checked before anything is written: a name
+    /// that is no column of the rows is a 400, one the caller may not read
+    /// a 403.
+    pub(super) fn columns(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+    ) -> Result<Answered, ApiError> {
+        if self.fields.is_empty() && self.except.is_empty() {
+            return Ok(Answered(None));
+        }
+        let readable = writer::readable(state, caller, target)?;
+        for (param, names) in [("fields", &self.fields), ("except", &self.except)] {
+            for name in names {
+                if read::relation_entry(target, name).is_some() {
+                    return Err(ApiError::bad_request(format!(
+                        "a write answers the rows it wrote, not related rows: `{name}` names a \
+                         relation of `{}` (read them with `appends`)",
+                        target.name()
+                    ))
+                    .at(param));
+                }
+                read::check_column(target, &readable, name, caller).map_err(|e| e.at(param))?;
+            }
+        }
+        let base = if self.fields.is_empty() {
+            &readable
+        } else {
+            &self.fields
+        };
+        Ok(Answered(Some(
+            base.iter()
+                .filter(|column| !self.except.contains(column))
+                .cloned()
+                .collect(),
+        )))
+    }
+}
+
+/// The columns a write answers, checked; `None`: every column the caller
+/// may read.
+pub(super) struct Answered(Option<Vec<String>>);
+
+impl Answered {
+    fn holds(columns: &[String], name: &str) -> bool {
+        columns.iter().any(|column| column == name)
+    }
+
+    /// Has the statements return only the answered columns (and the key,
+    /// which the audit row reads): a column the source's own database user
+    /// may not read need not come back, nor a wide row travel back whole.
+    pub(super) fn narrow(&self, target: &Target, planned: &mut Planned) {
+        if let Some(columns) = &self.0 {
+            planned.return_only(target, |name| Self::holds(columns, name));
+        }
+    }
+
+    /// Leaves the written rows only the answered columns.
+    pub(super) fn trim(&self, records: &mut [Record]) {
+        if let Some(columns) = &self.0 {
+            for record in records {
+                record.0.retain(|(name, _)| Self::holds(columns, name));
+            }
+        }
+    }
 }
 
 /// Objects to create, each with its place in the request (for errors).

@@ -1271,7 +1271,11 @@ async fn check(
 /// The columns of written rows the caller reads back: those it may
 /// select, else the key. Known before a write is sent, so that nothing can
 /// fail between a commit and its answer.
-fn readable(state: &AppState, caller: &Caller, target: &Target) -> Result<Vec<String>, ApiError> {
+pub(super) fn readable(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+) -> Result<Vec<String>, ApiError> {
     match selectable_columns(state, caller, target)? {
         Some(columns) => Ok(columns),
         None => Ok(target.primary_key()?.to_vec()),
