@@ -2452,28 +2452,38 @@ async fn a_batch_holds_a_roles_rules() {
     f.stop().await;
 }
 
+/// A server with one PostgreSQL source `w` holding `docs (id, title,
+/// secret)` with one row, reached as a role (`suffix`) granted `grants`;
+/// with the server's folder, the schema and the role's name.
+async fn docs_source_as(
+    suffix: &str,
+    grants: &str,
+) -> (common::TestServer, tempfile::TempDir, String, String) {
+    let schema = common::postgres_schema(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL);
+         INSERT INTO docs VALUES (1, 'a', 's');",
+    )
+    .await;
+    let (user, url) = common::postgres_role(&schema, suffix, grants).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
+        .await;
+    (server, dir, schema, user)
+}
+
 /// A source whose own database user lacks a privilege answers 403
 /// `source_permission_denied` naming the source — not 400 (the request is
 /// fine) nor 503 (the source is up): here a PostgreSQL role that may read
 /// two of a table's three columns and not write it.
 #[tokio::test]
 async fn a_source_users_missing_privilege_is_a_403_naming_the_source() {
-    let schema = common::postgres_schema(
-        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text NOT NULL);
-         INSERT INTO docs VALUES (1, 'a', 's');",
-    )
-    .await;
-    let (user, url) = common::postgres_role(
-        &schema,
+    let (server, _dir, schema, user) = docs_source_as(
         "reader",
         "GRANT SELECT (id, title) ON {schema}.docs TO {user};",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::TestServer::start(dir.path()).await;
-    server
-        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
-        .await;
     let (status, body) = server
         .admin(Method::GET, "/api/w_docs?fields=id,title", None)
         .await;
@@ -2672,22 +2682,11 @@ async fn writes_answer_the_fields_asked_for() {
 /// refused whole by the database.
 #[tokio::test]
 async fn a_write_answering_only_readable_columns_needs_no_more_privilege() {
-    let schema = common::postgres_schema(
-        "CREATE TABLE docs (id int PRIMARY KEY, title text NOT NULL, secret text);
-         INSERT INTO docs VALUES (1, 'a', 's');",
-    )
-    .await;
-    let (user, url) = common::postgres_role(
-        &schema,
+    let (server, _dir, schema, user) = docs_source_as(
         "writer",
         "GRANT SELECT (id, title), INSERT, UPDATE (title), DELETE ON {schema}.docs TO {user};",
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = common::TestServer::start(dir.path()).await;
-    server
-        .register(json!({"name": "w", "url": url, "schemas": {"include": [schema]}}))
-        .await;
     let (status, body) = server
         .admin(
             Method::POST,
