@@ -2726,3 +2726,84 @@ async fn a_write_answering_only_readable_columns_needs_no_more_privilege() {
     server.stop().await;
     common::drop_postgres_schema_and_role(&schema, &user).await;
 }
+
+/// NocoBase's `whitelist` and `blacklist` on create and update: values
+/// outside the one or in the other are left out, not refused; a name that
+/// is no column is a 400.
+#[tokio::test]
+async fn nocobase_whitelist_and_blacklist_pick_the_values_written() {
+    let f = Fixture::new().await;
+    // A form posts every field; the route writes those it names.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers:create?whitelist=id,name",
+            Some(json!({"id": 20, "name": "Eve", "tier": "gold", "secret": "x", "form_only": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": 20, "name": "Eve", "tier": null, "secret": null})
+    );
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers?blacklist=secret",
+            Some(json!([{"id": 21, "name": "Fay", "secret": "y"}, {"id": 22, "name": "Gus", "secret": "z"}])),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        f.pg_count(
+            "SELECT count(*) FROM {schema}.customers WHERE id IN (20, 21, 22) AND secret IS NULL"
+        )
+        .await,
+        3
+    );
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers:update?filterByTk=20&whitelist=tier&blacklist=name",
+            Some(json!({"id": 99, "name": "Zed", "tier": "silver"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": 20, "name": "Eve", "tier": "silver", "secret": null})
+    );
+    let filter = enc(r#"{"id":{"$in":[21,22]}}"#);
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            &format!("/api/pg_customers?filter={filter}&blacklist=id,secret&fields=id,tier"),
+            Some(json!({"id": 7, "tier": "bronze", "secret": "w"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!([{"id": 21, "tier": "bronze"}, {"id": 22, "tier": "bronze"}])
+    );
+    // Refused: a name that is no column; a delete takes no values.
+    let response = f
+        .call(
+            Method::PATCH,
+            "/api/pg_customers/20?whitelist=tier,nope",
+            Some(json!({"tier": "x"})),
+        )
+        .await;
+    assert_error(&response, 400, &["no column `nope`"]);
+    assert_eq!(response.1["error"]["path"], "whitelist", "{}", response.1);
+    let response = f
+        .call(Method::DELETE, "/api/pg_customers/20?blacklist=tier", None)
+        .await;
+    assert_error(&response, 400, &["unknown query parameter `blacklist`"]);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 20 AND tier = 'silver'")
+            .await,
+        1
+    );
+    f.stop().await;
+}

@@ -455,7 +455,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("create_{}", self.name()),
             summary: format!("Create {} rows", self.name()),
-            parameters: write_parameters().collect(),
+            parameters: write_parameters().chain(value_parameters()).collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -469,7 +469,7 @@ impl Routes<'_> {
             id: format!("{}:create", self.name()),
             summary: format!("Create {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `create` action: the body is the values.".into()),
-            parameters: write_parameters().collect(),
+            parameters: write_parameters().chain(value_parameters()).collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -481,7 +481,11 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("update_{}", self.name()),
             summary: format!("Update one {} row by primary key", self.name()),
-            parameters: [self.key_path()].into_iter().chain(write_parameters()).collect(),
+            parameters: [self.key_path()]
+                .into_iter()
+                .chain(write_parameters())
+                .chain(value_parameters())
+                .collect(),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row.", "content": json_content(self.one()) }),
@@ -497,6 +501,7 @@ impl Routes<'_> {
             parameters: [parameter_ref("requiredFilter")]
                 .into_iter()
                 .chain(write_parameters())
+                .chain(value_parameters())
                 .collect(),
             body: Some(self.patch_body()),
             status: "200",
@@ -525,7 +530,12 @@ impl Routes<'_> {
             id: format!("{}:update", self.name()),
             summary: format!("Update {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `update` action: `filterByTk` picks one row (answer `{\"data\": row}`), `filter` any number (answer `{\"data\": [row], \"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self.nocobase_target().into_iter().chain(write_parameters()).collect(),
+            parameters: self
+                .nocobase_target()
+                .into_iter()
+                .chain(write_parameters())
+                .chain(value_parameters())
+                .collect(),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row or rows.", "content": json_content(schema) }),
@@ -569,7 +579,11 @@ impl Routes<'_> {
             id: format!("{}:destroy", self.name()),
             summary: format!("Delete {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `destroy` action: `filterByTk` deletes one row (answer `{\"data\": row}`), `filter` any number (answer `{\"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self.nocobase_target().into_iter().chain(write_parameters()).collect(),
+            parameters: self
+                .nocobase_target()
+                .into_iter()
+                .chain(write_parameters())
+                .collect(),
             status: "200",
             response: json!({
                 "description": "The deleted row, or how many rows were deleted.",
@@ -593,6 +607,12 @@ fn write_parameters() -> impl Iterator<Item = Value> {
     ["writeFields", "writeExcept"]
         .into_iter()
         .map(parameter_ref)
+}
+
+/// NocoBase's `whitelist` and `blacklist` of a create or update: which of
+/// the body's values it writes.
+fn value_parameters() -> impl Iterator<Item = Value> {
+    ["whitelist", "blacklist"].into_iter().map(parameter_ref)
 }
 
 fn list_parameters(with_count: bool) -> Vec<Value> {

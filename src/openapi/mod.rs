@@ -469,6 +469,22 @@ fn parameters() -> Map<String, Value> {
             ),
         ),
         (
+            "whitelist",
+            query(
+                "whitelist",
+                "NocoBase's whitelist: write only these of the body's values, comma-separated; the others are left out, not refused.",
+                csv.clone(),
+            ),
+        ),
+        (
+            "blacklist",
+            query(
+                "blacklist",
+                "NocoBase's blacklist: leave these of the body's values out (not refused), comma-separated.",
+                csv.clone(),
+            ),
+        ),
+        (
             "appends",
             query(
                 "appends",

@@ -439,7 +439,8 @@ fn keys_and_bulk_routes() {
         true
     );
     // Without a key, NocoBase's update can only take a filter.
-    // Every write also takes `fields` and `except` for its answer.
+    // Every write also takes `fields` and `except` for its answer; a
+    // create or update NocoBase's `whitelist` and `blacklist`.
     let update = &document["paths"]["/api/events:update"]["post"]["parameters"];
     assert_eq!(
         update,
@@ -447,6 +448,8 @@ fn keys_and_bulk_routes() {
             { "$ref": "#/components/parameters/requiredFilter" },
             { "$ref": "#/components/parameters/writeFields" },
             { "$ref": "#/components/parameters/writeExcept" },
+            { "$ref": "#/components/parameters/whitelist" },
+            { "$ref": "#/components/parameters/blacklist" },
         ])
     );
     assert_eq!(

@@ -35,7 +35,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 use params::Params;
-use write::Returned;
+use write::WriteQuery;
 
 pub use batch::MAX_OPERATIONS as MAX_BATCH_OPERATIONS;
 
@@ -176,23 +176,23 @@ async fn collection_route(
             .await
         }
         Operation::Create => {
-            let returned = Returned::take(&mut params);
+            let query = WriteQuery::take(&mut params, true);
             params.finish()?;
-            Box::pin(write::create(&state, &principal, &target, &returned, &body)).await
+            Box::pin(write::create(&state, &principal, &target, &query, &body)).await
         }
         Operation::Update => {
-            let returned = Returned::take(&mut params);
+            let query = WriteQuery::take(&mut params, true);
             let selection = params.selection(&target)?;
             Box::pin(write::update(
-                &state, &principal, &target, selection, &returned, &body,
+                &state, &principal, &target, selection, &query, &body,
             ))
             .await
         }
         Operation::Destroy => {
-            let returned = Returned::take(&mut params);
+            let query = WriteQuery::take(&mut params, false);
             let selection = params.selection(&target)?;
             Box::pin(write::destroy(
-                &state, &principal, &target, selection, &returned, &body,
+                &state, &principal, &target, selection, &query, &body,
             ))
             .await
         }
@@ -230,27 +230,27 @@ async fn key_route(
     match method {
         Method::GET => Box::pin(read::get(&state, &principal, &target, key, &mut params)).await,
         Method::PATCH => {
-            let returned = Returned::take(&mut params);
+            let query = WriteQuery::take(&mut params, true);
             params.finish()?;
             Box::pin(write::update(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
-                &returned,
+                &query,
                 &body,
             ))
             .await
         }
         Method::DELETE => {
-            let returned = Returned::take(&mut params);
+            let query = WriteQuery::take(&mut params, false);
             params.finish()?;
             Box::pin(write::destroy(
                 &state,
                 &principal,
                 &target,
                 params::Selection::Key(key),
-                &returned,
+                &query,
                 &body,
             ))
             .await

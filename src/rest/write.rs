@@ -2,7 +2,8 @@
 //! transaction on the collection's source (the shared write path is
 //! `writer.rs`). Bodies are read here; a write by key that finds no row it
 //! may write is a 404. `fields` and `except` shape the written rows in the
-//! answer as they shape a read's.
+//! answer as they shape a read's; NocoBase's `whitelist` and `blacklist`
+//! pick the body's values a create or update writes.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -24,11 +25,11 @@ pub async fn create(
     state: &AppState,
     principal: &Principal,
     target: &Target,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "insert");
-    let result = insert(state, principal, target, returned, body, &mut audit).await;
+    let result = insert(state, principal, target, query, body, &mut audit).await;
     finish(state, audit, result).await
 }
 
@@ -38,14 +39,11 @@ pub async fn update(
     principal: &Principal,
     target: &Target,
     selection: Selection,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "update");
-    let result = change(
-        state, principal, target, selection, returned, body, &mut audit,
-    )
-    .await;
+    let result = change(state, principal, target, selection, query, body, &mut audit).await;
     finish(state, audit, result).await
 }
 
@@ -55,14 +53,11 @@ pub async fn destroy(
     principal: &Principal,
     target: &Target,
     selection: Selection,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
     let mut audit = Audit::new(principal, target, "delete");
-    let result = remove(
-        state, principal, target, selection, returned, body, &mut audit,
-    )
-    .await;
+    let result = remove(state, principal, target, selection, query, body, &mut audit).await;
     finish(state, audit, result).await
 }
 
@@ -87,13 +82,14 @@ async fn insert(
     state: &AppState,
     principal: &Principal,
     target: &Target,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
     let caller = principal.caller();
-    let answered = returned.columns(state, &caller, target)?;
-    let body: Json = parse_body(body)?;
+    let answered = query.returned.columns(state, &caller, target)?;
+    let mut body: Json = parse_body(body)?;
+    query.guard.apply(target, &mut body)?;
     let (objects, many) = objects(&body, "")?;
     let mut planned = writer::plan_insert(state, principal, target, &objects)?;
     answered.narrow(target, &mut planned);
@@ -122,14 +118,15 @@ async fn change(
     principal: &Principal,
     target: &Target,
     selection: Selection,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
     audit.note("target", selection_text(&selection));
     let caller = principal.caller();
-    let answered = returned.columns(state, &caller, target)?;
-    let body: Json = parse_body(body)?;
+    let answered = query.returned.columns(state, &caller, target)?;
+    let mut body: Json = parse_body(body)?;
+    query.guard.apply(target, &mut body)?;
     let changes = Changes {
         set: Some((&body, "")),
         increment: None,
@@ -148,7 +145,7 @@ async fn remove(
     principal: &Principal,
     target: &Target,
     selection: Selection,
-    returned: &Returned,
+    query: &WriteQuery,
     body: &Bytes,
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
@@ -159,13 +156,82 @@ async fn remove(
         return Err(ApiError::bad_request("a delete takes no body"));
     }
     let caller = principal.caller();
-    let answered = returned.columns(state, &caller, target)?;
+    let answered = query.returned.columns(state, &caller, target)?;
     let mut planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
     answered.narrow(target, &mut planned);
     let (affected, mut records) =
         writer::apply_alone(state, &caller, target, &planned, audit).await?;
     answered.trim(&mut records);
     respond(target, selection, records, affected)
+}
+
+/// A write's query beyond the rows it names.
+#[derive(Debug, Default)]
+pub(super) struct WriteQuery {
+    returned: Returned,
+    guard: Guard,
+}
+
+impl WriteQuery {
+    /// Takes `fields` and `except`, and for a create or update (`values`)
+    /// `whitelist` and `blacklist`, out of the query.
+    pub(super) fn take(params: &mut Params, values: bool) -> Self {
+        Self {
+            returned: Returned::take(params),
+            guard: if values {
+                Guard {
+                    whitelist: params.names("whitelist"),
+                    blacklist: params.names("blacklist"),
+                }
+            } else {
+                Guard::default()
+            },
+        }
+    }
+}
+
+/// NocoBase's `whitelist` and `blacklist` of a create or update: body
+/// values outside the whitelist, or in the blacklist, are left out, not
+/// refused (as NocoBase does: a form posts every field, the route writes
+/// those it names). Each name must be a column of the collection.
+#[derive(Debug, Default)]
+struct Guard {
+    whitelist: Vec<String>,
+    blacklist: Vec<String>,
+}
+
+impl Guard {
+    fn apply(&self, target: &Target, body: &mut Json) -> Result<(), ApiError> {
+        if self.whitelist.is_empty() && self.blacklist.is_empty() {
+            return Ok(());
+        }
+        for (param, names) in [
+            ("whitelist", &self.whitelist),
+            ("blacklist", &self.blacklist),
+        ] {
+            if let Some(name) = names.iter().find(|name| target.def.column(name).is_none()) {
+                return Err(ApiError::bad_request(format!(
+                    "`{}` has no column `{name}`",
+                    target.name()
+                ))
+                .at(param));
+            }
+        }
+        let kept = |name: &String| {
+            (self.whitelist.is_empty() || self.whitelist.contains(name))
+                && !self.blacklist.contains(name)
+        };
+        let objects: Vec<&mut Json> = match body {
+            Json::Array(items) => items.iter_mut().collect(),
+            object => vec![object],
+        };
+        for object in objects {
+            if let Json::Object(values) = object {
+                values.retain(|name, _| kept(name));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a write answers of the rows it wrote: `fields` (only these
@@ -179,7 +245,7 @@ pub(super) struct Returned {
 
 impl Returned {
     /// The query's `fields` and `except`, taken out of it.
-    pub(super) fn take(params: &mut Params) -> Self {
+    fn take(params: &mut Params) -> Self {
         Self {
             fields: params.names("fields"),
             except: params.names("except"),
