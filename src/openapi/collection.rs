@@ -208,23 +208,18 @@ impl Routes<'_> {
         })
     }
 
-    /// `{"data": [row], "meta": {"affected": n}}`, or without `data` when
-    /// the rows are not returned.
-    fn affected(&self, with_rows: bool) -> Value {
+    /// A write by filter's answer: `{"data": [row], "meta": {"affected": n}}`.
+    fn affected(&self) -> Value {
         let meta = json!({
             "type": "object",
             "required": ["affected"],
             "properties": { "affected": { "type": "integer", "minimum": 0 } },
         });
-        if with_rows {
-            json!({
-                "type": "object",
-                "required": ["data", "meta"],
-                "properties": { "data": { "type": "array", "items": self.row() }, "meta": meta },
-            })
-        } else {
-            json!({ "type": "object", "required": ["meta"], "properties": { "meta": meta } })
-        }
+        json!({
+            "type": "object",
+            "required": ["data", "meta"],
+            "properties": { "data": { "type": "array", "items": self.row() }, "meta": meta },
+        })
     }
 
     /// The operation object, with the common error responses.
@@ -507,7 +502,7 @@ impl Routes<'_> {
             status: "200",
             response: json!({
                 "description": "The updated rows and their count.",
-                "content": json_content(self.affected(true)),
+                "content": json_content(self.affected()),
             }),
             write: true,
             ..Op::default()
@@ -525,7 +520,7 @@ impl Routes<'_> {
     }
 
     fn nocobase_update(&self) -> Value {
-        let schema = json!({ "oneOf": [self.one(), self.affected(true)] });
+        let schema = json!({ "oneOf": [self.one(), self.affected()] });
         self.operation(Op {
             id: format!("{}:update", self.name()),
             summary: format!("Update {} rows (NocoBase)", self.name()),
@@ -565,8 +560,8 @@ impl Routes<'_> {
                 .collect(),
             status: "200",
             response: json!({
-                "description": "How many rows were deleted.",
-                "content": json_content(self.affected(false)),
+                "description": "The deleted rows and their count.",
+                "content": json_content(self.affected()),
             }),
             write: true,
             ..Op::default()
@@ -574,11 +569,11 @@ impl Routes<'_> {
     }
 
     fn nocobase_destroy(&self) -> Value {
-        let schema = json!({ "oneOf": [self.one(), self.affected(false)] });
+        let schema = json!({ "oneOf": [self.one(), self.affected()] });
         self.operation(Op {
             id: format!("{}:destroy", self.name()),
             summary: format!("Delete {} rows (NocoBase)", self.name()),
-            description: Some("NocoBase's `destroy` action: `filterByTk` deletes one row (answer `{\"data\": row}`), `filter` any number (answer `{\"meta\": {\"affected\": n}}`); one of them is required.".into()),
+            description: Some("NocoBase's `destroy` action: `filterByTk` deletes one row (answer `{\"data\": row}`), `filter` any number (answer `{\"data\": [row], \"meta\": {\"affected\": n}}`); one of them is required.".into()),
             parameters: self
                 .nocobase_target()
                 .into_iter()
@@ -586,7 +581,7 @@ impl Routes<'_> {
                 .collect(),
             status: "200",
             response: json!({
-                "description": "The deleted row, or how many rows were deleted.",
+                "description": "The deleted row, or the deleted rows and their count.",
                 "content": json_content(schema),
             }),
             write: true,

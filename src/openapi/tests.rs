@@ -456,6 +456,12 @@ fn keys_and_bulk_routes() {
         document["components"]["parameters"]["writeFields"]["name"],
         "fields"
     );
+    // A delete by filter answers the deleted rows, as an update by filter.
+    for method in ["patch", "delete"] {
+        let answer = &document["paths"]["/api/events"][method]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(answer["required"], json!(["data", "meta"]), "{method}");
+    }
     let list = &document["paths"]["/api/orders"]["get"]["responses"]["200"]["content"];
     let media: BTreeSet<&str> = list
         .as_object()
