@@ -2807,3 +2807,48 @@ async fn nocobase_whitelist_and_blacklist_pick_the_values_written() {
     );
     f.stop().await;
 }
+
+/// NocoBase's `paginate=false`: every row in one answer without page meta,
+/// at most `max_rows` (3 here), with a cursor to go on when there were more.
+#[tokio::test]
+async fn nocobase_unpaginated_lists_answer_every_row_up_to_max_rows() {
+    let config = FileConfig {
+        max_rows: Some(3),
+        ..FileConfig::default()
+    };
+    let f = Fixture(common::TwoSources::start(PG_DDL, MY_DDL, config).await);
+    // `page` and `pageSize` are ignored, as NocoBase does.
+    let body = f
+        .get("/api/pg_orders:list?paginate=false&fields=id&sort=id&page=2&pageSize=2")
+        .await;
+    assert_eq!(ids(&body), vec![1, 2, 3]);
+    let meta = body["meta"].as_object().unwrap();
+    assert_eq!(meta.keys().collect::<Vec<_>>(), ["nextCursor"], "{body}");
+    let cursor = enc(meta["nextCursor"].as_str().unwrap());
+    let body = f
+        .get(&format!(
+            "/api/pg_orders:list?paginate=false&fields=id&sort=id&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(ids(&body), vec![4, 5]);
+    assert!(body.get("meta").is_none(), "{body}");
+    // Fewer rows than max_rows: the envelope is `data` alone; `count` asks
+    // for the total.
+    let filter = enc(r#"{"status":"open","total":{"$lt":100}}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_orders:list?paginate=false&fields=id&sort=-id&filter={filter}"
+        ))
+        .await;
+    assert_eq!(body, json!({"data": [{"id": 3}, {"id": 1}]}));
+    let body = f
+        .get("/api/pg_orders?paginate=0&fields=id&sort=id&count=true")
+        .await;
+    assert_eq!(body["meta"]["count"], 5, "{body}");
+    assert!(body["meta"].get("page").is_none(), "{body}");
+    let response = f
+        .call(Method::GET, "/api/pg_orders?paginate=maybe", None)
+        .await;
+    assert_error(&response, 400, &["`paginate` must be true or false"]);
+    f.stop().await;
+}

@@ -307,7 +307,7 @@ impl Routes<'_> {
     fn list(&self) -> Value {
         let page = json!({
             "type": "object",
-            "required": ["data", "meta"],
+            "required": ["data"],
             "properties": {
                 "data": { "type": "array", "items": self.row() },
                 "meta": schema_ref(LIST_META),
@@ -333,20 +333,17 @@ impl Routes<'_> {
     fn nocobase_list(&self) -> Value {
         let page = json!({
             "type": "object",
-            "required": ["data", "meta"],
+            "required": ["data"],
             "properties": {
                 "data": { "type": "array", "items": self.row() },
-                "meta": {
-                    "allOf": [schema_ref(LIST_META)],
-                    "required": ["count", "totalPage"],
-                },
+                "meta": schema_ref(LIST_META),
             },
         });
         self.operation(Op {
             id: format!("{}:list", self.name()),
             summary: format!("List {} rows (NocoBase)", self.name()),
             description: Some(format!(
-                "NocoBase's `list` action: as `GET /api/{}`, and `meta` always has `count` and `totalPage`.",
+                "NocoBase's `list` action: as `GET /api/{}`, and a paged answer's `meta` always has `count` and `totalPage`.",
                 self.name()
             )),
             parameters: list_parameters(false),
@@ -612,7 +609,7 @@ fn value_parameters() -> impl Iterator<Item = Value> {
 
 fn list_parameters(with_count: bool) -> Vec<Value> {
     let mut names = vec![
-        "filter", "sort", "fields", "except", "appends", "page", "pageSize",
+        "filter", "sort", "fields", "except", "appends", "page", "pageSize", "paginate",
     ];
     if with_count {
         names.push("count");

@@ -269,7 +269,7 @@ fn shared_schemas() -> Map<String, Value> {
         LIST_META.into(),
         json!({
             "type": "object",
-            "required": ["page", "pageSize"],
+            "description": "A paged answer always has `page` and `pageSize`; with `paginate=false` there is no `meta` unless the rows were cut at `max_rows` (`nextCursor`) or `count=true`.",
             "properties": {
                 "page": { "type": "integer", "minimum": 1 },
                 "pageSize": { "type": "integer", "minimum": 1, "maximum": 1000 },
@@ -514,6 +514,14 @@ fn parameters() -> Map<String, Value> {
                 "count",
                 "Also count the matching rows (`meta.count`, `meta.totalPage`).",
                 json!({ "type": "boolean", "default": false }),
+            ),
+        ),
+        (
+            "paginate",
+            query(
+                "paginate",
+                "NocoBase's `paginate=false`: every row in one answer (at most `max_rows`; `meta.nextCursor` goes on when there were more), `page` and `pageSize` ignored.",
+                json!({ "type": "boolean", "default": true }),
             ),
         ),
         (

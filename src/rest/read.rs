@@ -141,7 +141,16 @@ pub async fn list(
         .number("pageSize", 1)?
         .unwrap_or(DEFAULT_PAGE_SIZE)
         .min(max_page);
-    let count = params.boolean("count")?.unwrap_or(nocobase);
+    // NocoBase's `paginate=false`: every row in one answer, without page
+    // meta (`page` and `pageSize` ignored, as NocoBase does) — at most
+    // `max_rows`, with `meta.nextCursor` to go on when there were more.
+    let paginate = params.boolean("paginate")?.unwrap_or(true);
+    let (page, page_size) = if paginate {
+        (page, page_size)
+    } else {
+        (1, state.config.max_rows as u64)
+    };
+    let count = params.boolean("count")?.unwrap_or(nocobase && paginate);
     let cursor = params.take("cursor")?;
     std::mem::take(params).finish()?;
     if let Some(cursor) = cursor.filter(|c| !c.is_empty()) {
@@ -197,19 +206,24 @@ pub async fn list(
     }
     let (records, next) = fetch(state, &caller, target, &request).await?;
     let mut meta = serde_json::Map::new();
-    meta.insert("page".into(), json!(page));
-    meta.insert("pageSize".into(), json!(page_size));
+    if paginate {
+        meta.insert("page".into(), json!(page));
+        meta.insert("pageSize".into(), json!(page_size));
+    }
     if let Some(next) = next {
         meta.insert("nextCursor".into(), json!(next));
     }
     if count {
         let total = count_rows(state, &caller, target, request.filter.as_ref()).await?;
         meta.insert("count".into(), json!(total));
-        meta.insert("totalPage".into(), json!(total.div_ceil(page_size)));
+        if paginate {
+            meta.insert("totalPage".into(), json!(total.div_ceil(page_size)));
+        }
     }
     #[derive(Serialize)]
     struct Page {
         data: Vec<Record>,
+        #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
         meta: serde_json::Map<String, Value>,
     }
     Ok(json_response(
