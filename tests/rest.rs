@@ -2852,3 +2852,61 @@ async fn nocobase_unpaginated_lists_answer_every_row_up_to_max_rows() {
     assert_error(&response, 400, &["`paginate` must be true or false"]);
     f.stop().await;
 }
+
+/// NocoBase's client writes several rows by key as `filterByTk[]=1&
+/// filterByTk[]=2` (its bulk delete): a write of those rows, answered as
+/// a write by filter; composite keys too.
+#[tokio::test]
+async fn nocobase_writes_take_several_keys() {
+    let f = Fixture::new().await;
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders:update?filterByTk[]=3&filterByTk[]=4&fields=id,note",
+            Some(json!({"note": "both"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"data": [{"id": 3, "note": "both"}, {"id": 4, "note": "both"}], "meta": {"affected": 2}})
+    );
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_line_items:destroy?filterByTk[]=1,2&filterByTk[]=4,1&filterByTk[]=9,9",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["meta"]["affected"], 2, "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.line_items").await,
+        2
+    );
+    // A key of the wrong shape, or keys with a filter, write nothing.
+    let response = f
+        .call(
+            Method::DELETE,
+            "/api/pg_line_items?filterByTk=1,1&filterByTk=2",
+            None,
+        )
+        .await;
+    assert_error(&response, 400, &["has 2 columns"]);
+    assert_eq!(response.1["error"]["path"], "filterByTk", "{}", response.1);
+    let filter = enc(r#"{"id":1}"#);
+    let response = f
+        .call(
+            Method::DELETE,
+            &format!("/api/pg_orders?filterByTk=1&filterByTk=2&filter={filter}"),
+            None,
+        )
+        .await;
+    assert_error(&response, 400, &["not both"]);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.line_items").await,
+        2
+    );
+    assert_eq!(f.pg_count("SELECT count(*) FROM {schema}.orders").await, 5);
+    f.stop().await;
+}

@@ -282,13 +282,28 @@ impl Routes<'_> {
         })
     }
 
+    /// `filterByTk`: one key (`get`), or for a write also several, as
+    /// NocoBase's client sends a bulk delete.
     fn filter_by_tk(&self, required: bool) -> Value {
+        if required {
+            return json!({
+                "name": "filterByTk",
+                "in": "query",
+                "required": true,
+                "description": self.key_description(),
+                "schema": self.key_schema(),
+            });
+        }
         json!({
             "name": "filterByTk",
             "in": "query",
-            "required": required,
-            "description": self.key_description(),
-            "schema": self.key_schema(),
+            "description": format!(
+                "{} Several keys (`filterByTk=1&filterByTk=2`, or `filterByTk[]=…` as NocoBase's client sends them) write those rows, answered as a write by filter.",
+                self.key_description()
+            ),
+            "schema": { "oneOf": [self.key_schema(), { "type": "array", "items": self.key_schema(), "minItems": 1 }] },
+            "style": "form",
+            "explode": true,
         })
     }
 

@@ -204,23 +204,28 @@ impl Params {
         }
     }
 
-    /// The rows of a bulk write: `filterByTk` or a non-empty `filter`.
-    /// Nothing else may follow.
+    /// The rows of a bulk write: `filterByTk` (one key, or several as
+    /// NocoBase's client sends a bulk delete: `filterByTk[]=1&filterByTk[]=2`)
+    /// or a non-empty `filter`. Nothing else may follow.
     pub fn selection(mut self, target: &Target) -> Result<Selection, ApiError> {
-        let key = self.take("filterByTk")?;
+        let mut keys = self.take_all("filterByTk");
         let filter = self.filter()?;
         self.finish()?;
-        match (key, filter) {
-            (Some(key), None) => Ok(Selection::Key(Key::from_path(target, &key)?)),
-            (None, Some(filter)) => Ok(Selection::Filter(filter)),
-            (Some(_), Some(_)) => Err(ApiError::bad_request(
-                "give either `filterByTk` or `filter`, not both",
-            )),
-            (None, None) => Err(ApiError::bad_request(
+        match (keys.len(), filter) {
+            (1, None) => {
+                let key = keys.pop().unwrap_or_default();
+                Ok(Selection::Key(Key::from_path(target, &key)?))
+            }
+            (0, Some(filter)) => Ok(Selection::Filter(filter)),
+            (0, None) => Err(ApiError::bad_request(
                 "a write to several rows needs a non-empty `filter` (or `filterByTk`); \
                  an empty filter would touch every row",
             )
             .at("filter")),
+            (_, Some(_)) => Err(ApiError::bad_request(
+                "give either `filterByTk` or `filter`, not both",
+            )),
+            (_, None) => Ok(Selection::Filter(Key::any_of(target, &keys)?)),
         }
     }
 }
@@ -261,6 +266,27 @@ impl Key {
                 .map(|(column, value)| (column.clone(), Value::String(value.clone())))
                 .collect(),
         )
+    }
+
+    /// The rows with any of the keys `texts` (each as in a path) as one
+    /// filter: `{"id": {"$in": [...]}}`, or an `$or` of composite keys.
+    fn any_of(target: &Target, texts: &[String]) -> Result<Value, ApiError> {
+        let keys = texts
+            .iter()
+            .map(|text| Key::from_path(target, text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.at("filterByTk"))?;
+        Ok(match target.primary_key()? {
+            [column] => {
+                let values = keys
+                    .iter()
+                    .flat_map(|key| &key.values)
+                    .map(|(_, value)| Value::String(value.clone()))
+                    .collect();
+                serde_json::json!({ column.as_str(): { "$in": Value::Array(values) } })
+            }
+            _ => serde_json::json!({ "$or": keys.iter().map(Key::filter).collect::<Vec<_>>() }),
+        })
     }
 
     /// `1,2`, for messages and the audit log.
