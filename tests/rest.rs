@@ -541,6 +541,35 @@ async fn rows_by_key_composite_keys_and_appends() {
     assert_eq!(body, json!({"data": {"id": 3}}));
     let missing = f.call(Method::GET, "/api/pg_orders/999", None).await;
     assert_error(&missing, 404, &["999"]);
+    // NocoBase's `get` by filter: the first match, by `sort` or the key.
+    let get = |query: &str| {
+        let filter = enc(query);
+        format!("/api/pg_orders:get?fields=id&filter={filter}")
+    };
+    let body = f.get(&get(r#"{"status":"open"}"#)).await;
+    assert_eq!(body, json!({"data": {"id": 1}}));
+    let body = f
+        .get(&format!("{}&sort=-total", get(r#"{"status":"open"}"#)))
+        .await;
+    assert_eq!(body, json!({"data": {"id": 4}}));
+    let body = f
+        .get(&format!("{}&filterByTk=3", get(r#"{"status":"open"}"#)))
+        .await;
+    assert_eq!(body, json!({"data": {"id": 3}}));
+    let keyed_but_not_matching = f
+        .call(
+            Method::GET,
+            &format!("{}&filterByTk=2", get(r#"{"status":"open"}"#)),
+            None,
+        )
+        .await;
+    assert_error(&keyed_but_not_matching, 404, &["`2`"]);
+    let none = f
+        .call(Method::GET, &get(r#"{"status":"lost"}"#), None)
+        .await;
+    assert_error(&none, 404, &["matches the filter"]);
+    let neither = f.call(Method::GET, "/api/pg_orders:get", None).await;
+    assert_error(&neither, 400, &["`filterByTk` or a non-empty `filter`"]);
     // A to-one relation joined into a sorted, paged read whose columns come
     // in another order than the table's (the SQL then wraps the page in a
     // derived table; the joined columns must keep resolving).

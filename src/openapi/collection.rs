@@ -282,15 +282,17 @@ impl Routes<'_> {
         })
     }
 
-    /// `filterByTk`: one key (`get`), or for a write also several, as
-    /// NocoBase's client sends a bulk delete.
-    fn filter_by_tk(&self, required: bool) -> Value {
-        if required {
+    /// `filterByTk`: one key (`get`), or for a write (`several`) also
+    /// several, as NocoBase's client sends a bulk delete.
+    fn filter_by_tk(&self, several: bool) -> Value {
+        if !several {
             return json!({
                 "name": "filterByTk",
                 "in": "query",
-                "required": true,
-                "description": self.key_description(),
+                "description": format!(
+                    "{} Or `filter` picks the row (with both, the row must match it).",
+                    self.key_description()
+                ),
                 "schema": self.key_schema(),
             });
         }
@@ -382,11 +384,16 @@ impl Routes<'_> {
     }
 
     fn nocobase_get(&self) -> Value {
-        let mut parameters = vec![self.filter_by_tk(true)];
+        let mut parameters = vec![
+            self.filter_by_tk(false),
+            parameter_ref("filter"),
+            parameter_ref("sort"),
+        ];
         parameters.extend(read_parameters());
         self.operation(Op {
             id: format!("{}:get", self.name()),
             summary: format!("Get one {} row (NocoBase)", self.name()),
+            description: Some("NocoBase's `get` action: the row with the key `filterByTk`, or the first row `filter` matches (in `sort`'s order, else the primary key's); with both, the keyed row if it matches. One of them is required; no row is a 404.".into()),
             parameters,
             status: "200",
             response: json!({ "description": "The row.", "content": json_content(self.one()) }),
@@ -527,7 +534,7 @@ impl Routes<'_> {
         if self.c.primary_key.is_empty() {
             vec![parameter_ref("requiredFilter")]
         } else {
-            vec![self.filter_by_tk(false), parameter_ref("filter")]
+            vec![self.filter_by_tk(true), parameter_ref("filter")]
         }
     }
 

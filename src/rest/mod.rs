@@ -228,7 +228,16 @@ async fn key_route(
     let mut params = Params::parse(query.as_deref())?;
     // Boxed as in `collection_route`.
     match method {
-        Method::GET => Box::pin(read::get(&state, &principal, &target, key, &mut params)).await,
+        Method::GET => {
+            Box::pin(read::get(
+                &state,
+                &principal,
+                &target,
+                Some(key),
+                &mut params,
+            ))
+            .await
+        }
         Method::PATCH => {
             let query = WriteQuery::take(&mut params, true);
             params.finish()?;

@@ -196,12 +196,12 @@ impl Params {
         }
     }
 
-    /// NocoBase's `filterByTk`: the primary key (`a,b` when composite).
-    pub fn filter_by_tk(&mut self, target: &Target) -> Result<Key, ApiError> {
-        match self.take("filterByTk")? {
-            Some(text) => Key::from_path(target, &text),
-            None => Err(ApiError::bad_request("`filterByTk` is required").at("filterByTk")),
-        }
+    /// NocoBase's `filterByTk`, when given: the primary key (`a,b` when
+    /// composite).
+    pub fn filter_by_tk(&mut self, target: &Target) -> Result<Option<Key>, ApiError> {
+        self.take("filterByTk")?
+            .map(|text| Key::from_path(target, &text))
+            .transpose()
     }
 
     /// The rows of a bulk write: `filterByTk` (one key, or several as

@@ -236,16 +236,43 @@ pub async fn list(
 }
 
 /// `GET /api/{c}/{key}` and `GET /api/{c}:get?filterByTk=`.
+///
+/// NocoBase's `get` also takes a `filter`, as its `findOne` does: alone,
+/// the first row it matches (in `sort`'s order, else the primary key's);
+/// with a key, that row only if it matches.
 pub async fn get(
     state: &AppState,
     principal: &Principal,
     target: &Target,
-    key: Key,
+    key: Option<Key>,
     params: &mut Params,
 ) -> Result<Response, ApiError> {
     let mut request = ReadRequest::shape(params);
+    let filter = params.filter()?;
+    request.sort = params.sort();
     std::mem::take(params).finish()?;
-    request.filter = Some(key.filter());
+    request.filter = match (&key, filter) {
+        (Some(key), None) => Some(key.filter()),
+        (Some(key), Some(filter)) => Some(json!({ "$and": [key.filter(), filter] })),
+        (None, Some(filter)) => Some(filter),
+        (None, None) => {
+            return Err(
+                ApiError::bad_request("`filterByTk` or a non-empty `filter` is required")
+                    .at("filterByTk"),
+            );
+        }
+    };
+    // A key picks one row: only a filter's first row needs an order.
+    if key.is_none()
+        && request.sort.is_empty()
+        && let Some(primary) = &target.def.primary_key
+    {
+        request.sort = primary
+            .columns
+            .iter()
+            .map(|column| SortKey::new(column.clone(), false))
+            .collect();
+    }
     request.limit = Some(1);
     let caller = principal.caller();
     let record = fetch(state, &caller, target, &request)
@@ -254,11 +281,11 @@ pub async fn get(
         .into_iter()
         .next()
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no row of `{}` has the key `{}`", target.name(), key.text()),
-            )
+            let message = match &key {
+                Some(key) => format!("no row of `{}` has the key `{}`", target.name(), key.text()),
+                None => format!("no row of `{}` matches the filter", target.name()),
+            };
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
         })?;
     #[derive(Serialize)]
     struct One {
