@@ -2939,3 +2939,130 @@ async fn nocobase_writes_take_several_keys() {
     assert_eq!(f.pg_count("SELECT count(*) FROM {schema}.orders").await, 5);
     f.stop().await;
 }
+
+/// A create with PostgREST's `Prefer: resolution=…` as the test client
+/// sends it: the status, the `Preference-Applied` header and the body.
+async fn upsert(f: &Fixture, resolution: &str, query: &str, body: Value) -> (u16, String, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/pg_customers{query}", f.server.base))
+        .bearer_auth(TOKEN)
+        .header(
+            "prefer",
+            format!("return=representation, resolution={resolution}"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let applied = response
+        .headers()
+        .get("preference-applied")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, applied, response.json().await.unwrap())
+}
+
+/// PostgREST's upsert on a create: merge-duplicates updates the rows whose
+/// key is there, ignore-duplicates leaves them; on the primary key or a
+/// unique key `on_conflict` names; all in one transaction.
+#[tokio::test]
+async fn creates_upsert_with_prefer_resolution() {
+    let f = Fixture::new().await;
+    let (status, applied, body) = upsert(
+        &f,
+        "merge-duplicates",
+        "?fields=id,name,tier",
+        json!([{"id": 1, "name": "Ann B"}, {"id": 30, "name": "Hal", "tier": "new"}]),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(applied, "resolution=merge-duplicates");
+    let mut rows = body["data"].as_array().unwrap().clone();
+    rows.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(
+        rows,
+        [
+            json!({"id": 1, "name": "Ann B", "tier": "gold"}),
+            json!({"id": 30, "name": "Hal", "tier": "new"})
+        ]
+    );
+    let (status, applied, body) = upsert(
+        &f,
+        "ignore-duplicates",
+        "",
+        json!([{"id": 2, "name": "Not Bob"}, {"id": 31, "name": "Ida"}]),
+    )
+    .await;
+    assert_eq!(
+        (status, applied.as_str()),
+        (201, "resolution=ignore-duplicates")
+    );
+    assert_eq!(ids(&body), vec![31], "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 2 AND name = 'Bob'")
+            .await,
+        1
+    );
+    // On a unique key: the row with that name gets the other values.
+    let client = common::postgres().await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {}.customers ADD CONSTRAINT customers_name_key UNIQUE (name)",
+            f.schema
+        ))
+        .await
+        .unwrap();
+    let (status, body) = f
+        .call(Method::POST, "/admin/sources/pg/refresh", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = upsert(
+        &f,
+        "merge-duplicates",
+        "?on_conflict=name&fields=id,tier",
+        json!({"name": "Cid", "tier": "bronze"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["data"]),
+        (201, &json!({"id": 3, "tier": "bronze"})),
+        "{body}"
+    );
+    // Refused before anything is written: a key that is not unique, an
+    // `on_conflict` without a resolution, an unknown resolution; without
+    // `Prefer`, an existing key is a conflict.
+    let (status, _, body) = upsert(
+        &f,
+        "merge-duplicates",
+        "?on_conflict=tier",
+        json!({"id": 3, "name": "x", "tier": "gold"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["path"], "on_conflict", "{body}");
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_customers?on_conflict=id",
+            Some(json!({"id": 3, "name": "x"})),
+        )
+        .await;
+    assert_error(&response, 400, &["Prefer: resolution"]);
+    let (status, _, body) = upsert(&f, "overwrite", "", json!({"id": 3, "name": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_customers",
+            Some(json!({"id": 3, "name": "x"})),
+        )
+        .await;
+    assert_eq!(response.0, 409, "{}", response.1);
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE name = 'x'")
+            .await,
+        0
+    );
+    f.stop().await;
+}

@@ -469,7 +469,10 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("create_{}", self.name()),
             summary: format!("Create {} rows", self.name()),
-            parameters: write_parameters().chain(value_parameters()).collect(),
+            parameters: write_parameters()
+                .chain(value_parameters())
+                .chain(["prefer", "onConflict"].map(parameter_ref))
+                .collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -483,7 +486,10 @@ impl Routes<'_> {
             id: format!("{}:create", self.name()),
             summary: format!("Create {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `create` action: the body is the values.".into()),
-            parameters: write_parameters().chain(value_parameters()).collect(),
+            parameters: write_parameters()
+                .chain(value_parameters())
+                .chain(["prefer", "onConflict"].map(parameter_ref))
+                .collect(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),

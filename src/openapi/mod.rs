@@ -469,6 +469,23 @@ fn parameters() -> Map<String, Value> {
             ),
         ),
         (
+            "prefer",
+            json!({
+                "name": "Prefer",
+                "in": "header",
+                "description": "PostgREST's upsert: `resolution=merge-duplicates` updates the rows whose key is already there with the body's other values, `resolution=ignore-duplicates` leaves them as they are; the others are inserted (one transaction). Other preferences are ignored.",
+                "schema": { "type": "string" },
+            }),
+        ),
+        (
+            "onConflict",
+            query(
+                "on_conflict",
+                "The key an upsert's rows conflict on: the primary key's or a unique key's columns, comma-separated (default: the primary key). Needs `Prefer: resolution=…`.",
+                csv.clone(),
+            ),
+        ),
+        (
             "whitelist",
             query(
                 "whitelist",

@@ -176,7 +176,8 @@ async fn collection_route(
             .await
         }
         Operation::Create => {
-            let query = WriteQuery::take(&mut params, true);
+            let mut query = WriteQuery::take(&mut params, true);
+            query.upsert = write::Upsert::take(&headers, &mut params)?;
             params.finish()?;
             Box::pin(write::create(&state, &principal, &target, &query, &body)).await
         }

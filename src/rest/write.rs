@@ -6,14 +6,14 @@
 //! pick the body's values a create or update writes.
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
 use super::params::{Params, Selection};
 use super::read::{self, Record};
-use super::writer::{self, Audit, Changes, Planned, Rows};
+use super::writer::{self, Audit, Changes, Conflict, Planned, Rows};
 use super::{Target, json_response};
 use crate::auth::Principal;
 use crate::engine::Caller;
@@ -91,26 +91,47 @@ async fn insert(
     let mut body: Json = parse_body(body)?;
     query.guard.apply(target, &mut body)?;
     let (objects, many) = objects(&body, "")?;
-    let mut planned = writer::plan_insert(state, principal, target, &objects)?;
+    let mut planned = match &query.upsert {
+        None => writer::plan_insert(state, principal, target, &objects)?,
+        Some(upsert) => {
+            let conflict = Conflict {
+                columns: upsert.key(target)?,
+                only: None,
+            };
+            audit.note(
+                "on_conflict",
+                json!({ "columns": conflict.columns, "resolution": upsert.resolution() }),
+            );
+            let update = upsert.update(&conflict.columns, &objects);
+            writer::plan_upsert(state, principal, target, &objects, &conflict, &update).await?
+        }
+    };
     answered.narrow(target, &mut planned);
     let (_, mut records) = writer::apply_alone(state, &caller, target, &planned, audit).await?;
     answered.trim(&mut records);
-    if many {
-        Ok(json_response(
+    let mut response = if many {
+        json_response(
             StatusCode::CREATED,
             &Many {
                 data: records,
                 meta: None,
             },
-        ))
+        )
     } else {
-        Ok(json_response(
+        json_response(
             StatusCode::CREATED,
             &One {
                 data: records.into_iter().next(),
             },
-        ))
+        )
+    };
+    if let Some(upsert) = &query.upsert {
+        let applied = format!("resolution={}", upsert.resolution());
+        if let Ok(value) = HeaderValue::from_str(&applied) {
+            response.headers_mut().insert("preference-applied", value);
+        }
     }
+    Ok(response)
 }
 
 async fn change(
@@ -170,6 +191,110 @@ async fn remove(
 pub(super) struct WriteQuery {
     returned: Returned,
     guard: Guard,
+    /// A create's `Prefer: resolution=…`.
+    pub(super) upsert: Option<Upsert>,
+}
+
+/// PostgREST's upsert, on a create: `Prefer: resolution=merge-duplicates`
+/// updates the rows whose key is already there with the body's other
+/// values, `resolution=ignore-duplicates` leaves them as they are; the
+/// other rows are inserted. The key is the primary key, or the unique key
+/// `on_conflict=a,b` names. One transaction, as every write.
+#[derive(Debug)]
+pub(super) struct Upsert {
+    merge: bool,
+    on_conflict: Vec<String>,
+}
+
+impl Upsert {
+    /// From the `Prefer` header (other preferences are left alone, as
+    /// PostgREST does) and the `on_conflict` parameter; `None` without a
+    /// resolution.
+    pub(super) fn take(headers: &HeaderMap, params: &mut Params) -> Result<Option<Self>, ApiError> {
+        let on_conflict = params.names("on_conflict");
+        let mut merge = None;
+        for value in headers.get_all("prefer") {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("the `Prefer` header is not text"))?;
+            for preference in text.split(',').map(str::trim) {
+                let Some(resolution) = preference.strip_prefix("resolution=") else {
+                    continue;
+                };
+                merge = Some(match resolution.trim() {
+                    "merge-duplicates" => true,
+                    "ignore-duplicates" => false,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "unknown `Prefer: resolution={other}`: use merge-duplicates or \
+                             ignore-duplicates"
+                        )));
+                    }
+                });
+            }
+        }
+        match merge {
+            Some(merge) => Ok(Some(Self { merge, on_conflict })),
+            None if on_conflict.is_empty() => Ok(None),
+            None => Err(ApiError::bad_request(
+                "`on_conflict` names the key of an upsert: send it with `Prefer: \
+                 resolution=merge-duplicates` (or ignore-duplicates)",
+            )
+            .at("on_conflict")),
+        }
+    }
+
+    fn resolution(&self) -> &'static str {
+        if self.merge {
+            "merge-duplicates"
+        } else {
+            "ignore-duplicates"
+        }
+    }
+
+    /// The key rows conflict on: `on_conflict`'s columns, which must be the
+    /// primary key's or a unique key's (in any order), else the primary key.
+    fn key(&self, target: &Target) -> Result<Vec<String>, ApiError> {
+        let primary = target.primary_key()?;
+        if self.on_conflict.is_empty() {
+            return Ok(primary.to_vec());
+        }
+        let same = |columns: &[String]| {
+            columns.len() == self.on_conflict.len()
+                && columns.iter().all(|c| self.on_conflict.contains(c))
+        };
+        let mut keys = std::iter::once(primary).chain(
+            target
+                .def
+                .unique_constraints
+                .iter()
+                .map(|k| k.columns.as_slice()),
+        );
+        match keys.find(|columns| same(columns)) {
+            Some(columns) => Ok(columns.to_vec()),
+            None => Err(ApiError::bad_request(format!(
+                "`on_conflict` must name the primary key or a unique key of `{}`",
+                target.name()
+            ))
+            .at("on_conflict")),
+        }
+    }
+
+    /// The columns an existing row gets: with merge-duplicates every one
+    /// the objects give but the key's; none with ignore-duplicates.
+    fn update(&self, key: &[String], objects: &Objects<'_>) -> Vec<String> {
+        let mut update: Vec<String> = Vec::new();
+        if self.merge {
+            for (_, object) in objects {
+                for name in object.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !key.contains(name) && !update.contains(name) {
+                        update.push(name.clone());
+                    }
+                }
+            }
+        }
+        update
+    }
 }
 
 impl WriteQuery {
@@ -178,6 +303,7 @@ impl WriteQuery {
     pub(super) fn take(params: &mut Params, values: bool) -> Self {
         Self {
             returned: Returned::take(params),
+            upsert: None,
             guard: if values {
                 Guard {
                     whitelist: params.names("whitelist"),
