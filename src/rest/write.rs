@@ -195,6 +195,25 @@ pub(super) struct WriteQuery {
     pub(super) upsert: Option<Upsert>,
 }
 
+impl WriteQuery {
+    /// Takes `fields` and `except`, and for a create or update (`values`)
+    /// `whitelist` and `blacklist`, out of the query.
+    pub(super) fn take(params: &mut Params, values: bool) -> Self {
+        Self {
+            returned: Returned::take(params),
+            upsert: None,
+            guard: if values {
+                Guard {
+                    whitelist: params.names("whitelist"),
+                    blacklist: params.names("blacklist"),
+                }
+            } else {
+                Guard::default()
+            },
+        }
+    }
+}
+
 /// PostgREST's upsert, on a create: `Prefer: resolution=merge-duplicates`
 /// updates the rows whose key is already there with the body's other
 /// values, `resolution=ignore-duplicates` leaves them as they are; the
@@ -294,25 +313,6 @@ impl Upsert {
             }
         }
         update
-    }
-}
-
-impl WriteQuery {
-    /// Takes `fields` and `except`, and for a create or update (`values`)
-    /// `whitelist` and `blacklist`, out of the query.
-    pub(super) fn take(params: &mut Params, values: bool) -> Self {
-        Self {
-            returned: Returned::take(params),
-            upsert: None,
-            guard: if values {
-                Guard {
-                    whitelist: params.names("whitelist"),
-                    blacklist: params.names("blacklist"),
-                }
-            } else {
-                Guard::default()
-            },
-        }
     }
 }
 
