@@ -3066,3 +3066,73 @@ async fn creates_upsert_with_prefer_resolution() {
     );
     f.stop().await;
 }
+
+/// NocoBase's `action` on `pg_customers` by name.
+async fn create_or(f: &Fixture, action: &str, body: Value) -> (u16, Value) {
+    let path = format!("/api/pg_customers:{action}?filterKeys[]=name&fields=id,name,tier");
+    f.call(Method::POST, &path, Some(body)).await
+}
+
+/// NocoBase's `updateOrCreate` and `firstOrCreate`: the row `filterKeys`
+/// find is updated (or kept and answered), else one is created.
+#[tokio::test]
+async fn nocobase_update_or_create_and_first_or_create() {
+    let f = Fixture::new().await;
+    let (status, body) = create_or(
+        &f,
+        "updateOrCreate",
+        json!({"name": "Bob", "tier": "silver"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": 2, "name": "Bob", "tier": "silver"})
+    );
+    let (status, body) = create_or(
+        &f,
+        "updateOrCreate",
+        json!({"id": 40, "name": "Jo", "tier": "new"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 40, "name": "Jo", "tier": "new"}));
+    // firstOrCreate keeps and answers the row it finds.
+    let (status, body) = create_or(
+        &f,
+        "firstOrCreate",
+        json!({"id": 41, "name": "Cid", "tier": "x"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"id": 3, "name": "Cid", "tier": "silver"})
+    );
+    let (status, body) = create_or(&f, "firstOrCreate", json!({"id": 42, "name": "Kim"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 42, "name": "Kim", "tier": null}));
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers").await,
+        5
+    );
+    // `filterKeys` is required and names columns.
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_customers:updateOrCreate",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_error(&response, 400, &["`filterKeys` is required"]);
+    let response = f
+        .call(
+            Method::POST,
+            "/api/pg_customers:firstOrCreate?filterKeys=nope",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_error(&response, 400, &["no column `nope`"]);
+    assert_eq!(response.1["error"]["path"], "filterKeys", "{}", response.1);
+    f.stop().await;
+}

@@ -51,6 +51,20 @@ pub(super) fn add(
     if ops.create {
         add(&base, "post", routes.create());
         add(&format!("{base}:create"), "post", routes.nocobase_create());
+        if has_key {
+            add(
+                &format!("{base}:firstOrCreate"),
+                "post",
+                routes.create_or(false),
+            );
+        }
+        if has_key && ops.update {
+            add(
+                &format!("{base}:updateOrCreate"),
+                "post",
+                routes.create_or(true),
+            );
+        }
     }
     if ops.update {
         add(&base, "patch", routes.update_where());
@@ -489,6 +503,42 @@ impl Routes<'_> {
             parameters: write_parameters()
                 .chain(value_parameters())
                 .chain(["prefer", "onConflict"].map(parameter_ref))
+                .collect(),
+            body: Some(self.create_body()),
+            status: "201",
+            response: self.created(),
+            write: true,
+        })
+    }
+
+    /// NocoBase's `updateOrCreate` (`merge`) and `firstOrCreate`.
+    fn create_or(&self, merge: bool) -> Value {
+        let (action, what) = if merge {
+            (
+                "updateOrCreate",
+                "gives the rows whose `filterKeys` columns hold the body's values the body's values (every one, where several match)",
+            )
+        } else {
+            (
+                "firstOrCreate",
+                "answers the first row whose `filterKeys` columns hold the body's values, unchanged",
+            )
+        };
+        let filter_keys = json!({
+            "name": "filterKeys",
+            "in": "query",
+            "required": true,
+            "description": "The columns that find the row, comma-separated or repeated (`filterKeys[]=email`).",
+            "schema": { "type": "string" },
+        });
+        self.operation(Op {
+            id: format!("{}:{action}", self.name()),
+            summary: format!("Update or create a {} row (NocoBase)", self.name()),
+            description: Some(format!("NocoBase's `{action}` action: {what}; when there is none, creates one. One transaction.")),
+            parameters: [filter_keys]
+                .into_iter()
+                .chain(write_parameters())
+                .chain(value_parameters())
                 .collect(),
             body: Some(self.create_body()),
             status: "201",

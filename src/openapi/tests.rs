@@ -184,6 +184,8 @@ fn exactly_the_allowed_routes() {
         ("post", "/api/orders:create"),
         ("post", "/api/orders:update"),
         ("post", "/api/orders:destroy"),
+        ("post", "/api/orders:firstOrCreate"),
+        ("post", "/api/orders:updateOrCreate"),
         // events: no key, so no by-key routes and no `:get`.
         ("get", "/api/events"),
         ("post", "/api/events"),

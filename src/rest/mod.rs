@@ -100,10 +100,16 @@ impl Target {
 /// What a request asks of a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation {
-    List { nocobase: bool },
+    List {
+        nocobase: bool,
+    },
     Get,
     Aggregate,
     Create,
+    /// NocoBase's `updateOrCreate` (`merge`) and `firstOrCreate`.
+    CreateOr {
+        merge: bool,
+    },
     Update,
     Destroy,
 }
@@ -130,6 +136,8 @@ async fn collection_route(
         (&Method::GET, Some("get")) => Operation::Get,
         (&Method::GET, Some("aggregate")) => Operation::Aggregate,
         (&Method::POST, None | Some("create")) => Operation::Create,
+        (&Method::POST, Some("updateOrCreate")) => Operation::CreateOr { merge: true },
+        (&Method::POST, Some("firstOrCreate")) => Operation::CreateOr { merge: false },
         (&Method::POST, Some("update")) | (&Method::PATCH, None) => Operation::Update,
         (&Method::POST, Some("destroy")) | (&Method::DELETE, None) => Operation::Destroy,
         (_, Some(other)) => {
@@ -138,7 +146,7 @@ async fn collection_route(
                 "not_found",
                 format!(
                     "unknown action `{other}` for {method}: use list, get or aggregate (GET), \
-                     create, update or destroy (POST)"
+                     create, update, destroy, updateOrCreate or firstOrCreate (POST)"
                 ),
             ));
         }
@@ -178,6 +186,12 @@ async fn collection_route(
         Operation::Create => {
             let mut query = WriteQuery::take(&mut params, true);
             query.upsert = write::Upsert::take(&headers, &mut params)?;
+            params.finish()?;
+            Box::pin(write::create(&state, &principal, &target, &query, &body)).await
+        }
+        Operation::CreateOr { merge } => {
+            let mut query = WriteQuery::take(&mut params, true);
+            query.upsert = Some(write::Upsert::nocobase(merge, params.names("filterKeys"))?);
             params.finish()?;
             Box::pin(write::create(&state, &principal, &target, &query, &body)).await
         }

@@ -108,6 +108,14 @@ async fn insert(
     };
     answered.narrow(target, &mut planned);
     let (_, mut records) = writer::apply_alone(state, &caller, target, &planned, audit).await?;
+    if let Some(upsert) = &query.upsert
+        && upsert.nocobase
+        && !many
+        && records.is_empty()
+        && let Some((_, object)) = objects.first()
+    {
+        records = upsert.found(state, &caller, target, object).await?;
+    }
     answered.trim(&mut records);
     let mut response = if many {
         json_response(
@@ -125,7 +133,7 @@ async fn insert(
             },
         )
     };
-    if let Some(upsert) = &query.upsert {
+    if let Some(upsert) = query.upsert.as_ref().filter(|u| !u.nocobase) {
         let applied = format!("resolution={}", upsert.resolution());
         if let Ok(value) = HeaderValue::from_str(&applied) {
             response.headers_mut().insert("preference-applied", value);
@@ -219,10 +227,17 @@ impl WriteQuery {
 /// values, `resolution=ignore-duplicates` leaves them as they are; the
 /// other rows are inserted. The key is the primary key, or the unique key
 /// `on_conflict=a,b` names. One transaction, as every write.
+///
+/// NocoBase's `updateOrCreate` and `firstOrCreate` are the same with
+/// `filterKeys` for the key (any columns: NocoBase asks for no unique key,
+/// and where several rows match, all are updated); `firstOrCreate`
+/// answers the row it found when it created none.
 #[derive(Debug)]
 pub(super) struct Upsert {
     merge: bool,
     on_conflict: Vec<String>,
+    /// NocoBase's: `on_conflict` is `filterKeys`.
+    nocobase: bool,
 }
 
 impl Upsert {
@@ -253,7 +268,11 @@ impl Upsert {
             }
         }
         match merge {
-            Some(merge) => Ok(Some(Self { merge, on_conflict })),
+            Some(merge) => Ok(Some(Self {
+                merge,
+                on_conflict,
+                nocobase: false,
+            })),
             None if on_conflict.is_empty() => Ok(None),
             None => Err(ApiError::bad_request(
                 "`on_conflict` names the key of an upsert: send it with `Prefer: \
@@ -261,6 +280,22 @@ impl Upsert {
             )
             .at("on_conflict")),
         }
+    }
+
+    /// NocoBase's `updateOrCreate` (`merge`) or `firstOrCreate` on
+    /// `filterKeys`, which it requires.
+    pub(super) fn nocobase(merge: bool, filter_keys: Vec<String>) -> Result<Self, ApiError> {
+        if filter_keys.is_empty() {
+            return Err(ApiError::bad_request(
+                "`filterKeys` is required: the columns that find the row to update or keep",
+            )
+            .at("filterKeys"));
+        }
+        Ok(Self {
+            merge,
+            on_conflict: filter_keys,
+            nocobase: true,
+        })
     }
 
     fn resolution(&self) -> &'static str {
@@ -275,6 +310,20 @@ impl Upsert {
     /// primary key's or a unique key's (in any order), else the primary key.
     fn key(&self, target: &Target) -> Result<Vec<String>, ApiError> {
         let primary = target.primary_key()?;
+        if self.nocobase {
+            if let Some(name) = self
+                .on_conflict
+                .iter()
+                .find(|name| target.def.column(name).is_none())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "`{}` has no column `{name}`",
+                    target.name()
+                ))
+                .at("filterKeys"));
+            }
+            return Ok(self.on_conflict.clone());
+        }
         if self.on_conflict.is_empty() {
             return Ok(primary.to_vec());
         }
@@ -297,6 +346,33 @@ impl Upsert {
             ))
             .at("on_conflict")),
         }
+    }
+
+    /// The row `firstOrCreate` found (none was created): the first whose
+    /// `filterKeys` hold the object's values.
+    async fn found(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        object: &Json,
+    ) -> Result<Vec<Record>, ApiError> {
+        let filter: serde_json::Map<String, Json> = self
+            .on_conflict
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    object.get(name).cloned().unwrap_or(Json::Null),
+                )
+            })
+            .collect();
+        let request = read::ReadRequest {
+            filter: Some(Json::Object(filter)),
+            limit: Some(1),
+            ..read::ReadRequest::default()
+        };
+        Ok(read::fetch(state, caller, target, &request).await?.0)
     }
 
     /// The columns an existing row gets: with merge-duplicates every one
