@@ -483,10 +483,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("create_{}", self.name()),
             summary: format!("Create {} rows", self.name()),
-            parameters: write_parameters()
-                .chain(value_parameters())
-                .chain(["prefer", "onConflict"].map(parameter_ref))
-                .collect(),
+            parameters: create_parameters(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -500,10 +497,7 @@ impl Routes<'_> {
             id: format!("{}:create", self.name()),
             summary: format!("Create {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `create` action: the body is the values.".into()),
-            parameters: write_parameters()
-                .chain(value_parameters())
-                .chain(["prefer", "onConflict"].map(parameter_ref))
-                .collect(),
+            parameters: create_parameters(),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -535,11 +529,7 @@ impl Routes<'_> {
             id: format!("{}:{action}", self.name()),
             summary: format!("Update or create a {} row (NocoBase)", self.name()),
             description: Some(format!("NocoBase's `{action}` action: {what}; when there is none, creates one. One transaction.")),
-            parameters: [filter_keys]
-                .into_iter()
-                .chain(write_parameters())
-                .chain(value_parameters())
-                .collect(),
+            parameters: value_write_parameters([filter_keys]),
             body: Some(self.create_body()),
             status: "201",
             response: self.created(),
@@ -551,11 +541,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("update_{}", self.name()),
             summary: format!("Update one {} row by primary key", self.name()),
-            parameters: [self.key_path()]
-                .into_iter()
-                .chain(write_parameters())
-                .chain(value_parameters())
-                .collect(),
+            parameters: value_write_parameters([self.key_path()]),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row.", "content": json_content(self.one()) }),
@@ -568,11 +554,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("updateWhere_{}", self.name()),
             summary: format!("Update the {} rows matching a filter", self.name()),
-            parameters: [parameter_ref("requiredFilter")]
-                .into_iter()
-                .chain(write_parameters())
-                .chain(value_parameters())
-                .collect(),
+            parameters: value_write_parameters([parameter_ref("requiredFilter")]),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({
@@ -600,12 +582,7 @@ impl Routes<'_> {
             id: format!("{}:update", self.name()),
             summary: format!("Update {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `update` action: `filterByTk` picks one row (answer `{\"data\": row}`), `filter` any number (answer `{\"data\": [row], \"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self
-                .nocobase_target()
-                .into_iter()
-                .chain(write_parameters())
-                .chain(value_parameters())
-                .collect(),
+            parameters: value_write_parameters(self.nocobase_target()),
             body: Some(self.patch_body()),
             status: "200",
             response: json!({ "description": "The updated row or rows.", "content": json_content(schema) }),
@@ -617,7 +594,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("delete_{}", self.name()),
             summary: format!("Delete one {} row by primary key", self.name()),
-            parameters: [self.key_path()].into_iter().chain(write_parameters()).collect(),
+            parameters: write_parameters([self.key_path()]),
             status: "200",
             response: json!({ "description": "The deleted row.", "content": json_content(self.one()) }),
             write: true,
@@ -629,10 +606,7 @@ impl Routes<'_> {
         self.operation(Op {
             id: format!("deleteWhere_{}", self.name()),
             summary: format!("Delete the {} rows matching a filter", self.name()),
-            parameters: [parameter_ref("requiredFilter")]
-                .into_iter()
-                .chain(write_parameters())
-                .collect(),
+            parameters: write_parameters([parameter_ref("requiredFilter")]),
             status: "200",
             response: json!({
                 "description": "The deleted rows and their count.",
@@ -649,11 +623,7 @@ impl Routes<'_> {
             id: format!("{}:destroy", self.name()),
             summary: format!("Delete {} rows (NocoBase)", self.name()),
             description: Some("NocoBase's `destroy` action: `filterByTk` deletes one row (answer `{\"data\": row}`), `filter` any number (answer `{\"data\": [row], \"meta\": {\"affected\": n}}`); one of them is required.".into()),
-            parameters: self
-                .nocobase_target()
-                .into_iter()
-                .chain(write_parameters())
-                .collect(),
+            parameters: write_parameters(self.nocobase_target()),
             status: "200",
             response: json!({
                 "description": "The deleted row, or the deleted rows and their count.",
@@ -672,17 +642,27 @@ fn read_parameters() -> impl Iterator<Item = Value> {
         .map(parameter_ref)
 }
 
-/// `fields` and `except` of a write: the shape of the written rows.
-fn write_parameters() -> impl Iterator<Item = Value> {
-    ["writeFields", "writeExcept"]
-        .into_iter()
-        .map(parameter_ref)
+/// `leading`, then a write's `fields` and `except` (the shape of the
+/// written rows).
+fn write_parameters(leading: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let shape = ["writeFields", "writeExcept"].map(parameter_ref);
+    leading.into_iter().chain(shape).collect()
 }
 
-/// NocoBase's `whitelist` and `blacklist` of a create or update: which of
-/// the body's values it writes.
-fn value_parameters() -> impl Iterator<Item = Value> {
-    ["whitelist", "blacklist"].into_iter().map(parameter_ref)
+/// [`write_parameters`], then NocoBase's `whitelist` and `blacklist`, for
+/// a write that takes values.
+fn value_write_parameters(leading: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut parameters = write_parameters(leading);
+    parameters.extend(["whitelist", "blacklist"].map(parameter_ref));
+    parameters
+}
+
+/// A create's: [`value_write_parameters`] and PostgREST's upsert (`Prefer`,
+/// `on_conflict`).
+fn create_parameters() -> Vec<Value> {
+    let mut parameters = value_write_parameters([]);
+    parameters.extend(["prefer", "onConflict"].map(parameter_ref));
+    parameters
 }
 
 fn list_parameters(with_count: bool) -> Vec<Value> {

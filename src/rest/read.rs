@@ -263,15 +263,8 @@ pub async fn get(
         }
     };
     // A key picks one row: only a filter's first row needs an order.
-    if key.is_none()
-        && request.sort.is_empty()
-        && let Some(primary) = &target.def.primary_key
-    {
-        request.sort = primary
-            .columns
-            .iter()
-            .map(|column| SortKey::new(column.clone(), false))
-            .collect();
+    if key.is_none() && request.sort.is_empty() {
+        request.sort = key_order(target);
     }
     request.limit = Some(1);
     let caller = principal.caller();
@@ -292,6 +285,18 @@ pub async fn get(
         data: Record,
     }
     Ok(json_response(StatusCode::OK, &One { data: record }))
+}
+
+/// The primary key's order (none without a key): which row is "the
+/// first" a filter matches.
+pub(super) fn key_order(target: &Target) -> Vec<SortKey> {
+    target
+        .def
+        .primary_key
+        .iter()
+        .flat_map(|key| &key.columns)
+        .map(|column| SortKey::new(column.clone(), false))
+        .collect()
 }
 
 /// The rows of a read, with their appended relations, and the cursor

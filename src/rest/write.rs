@@ -91,7 +91,7 @@ async fn insert(
     let mut body: Json = parse_body(body)?;
     query.guard.apply(target, &mut body)?;
     let (objects, many) = objects(&body, "")?;
-    let mut planned = match &query.upsert {
+    let planned = match &query.upsert {
         None => writer::plan_insert(state, principal, target, &objects)?,
         Some(upsert) => {
             let conflict = Conflict {
@@ -106,8 +106,9 @@ async fn insert(
             writer::plan_upsert(state, principal, target, &objects, &conflict, &update).await?
         }
     };
-    answered.narrow(target, &mut planned);
-    let (_, mut records) = writer::apply_alone(state, &caller, target, &planned, audit).await?;
+    let (_, mut records) = answered
+        .write(state, &caller, target, planned, audit)
+        .await?;
     if let Some(upsert) = &query.upsert
         && upsert.nocobase
         && !many
@@ -115,8 +116,8 @@ async fn insert(
         && let Some((_, object)) = objects.first()
     {
         records = upsert.found(state, &caller, target, object).await?;
+        answered.trim(&mut records);
     }
-    answered.trim(&mut records);
     let mut response = if many {
         json_response(
             StatusCode::CREATED,
@@ -160,12 +161,11 @@ async fn change(
         set: Some((&body, "")),
         increment: None,
     };
-    let mut planned =
+    let planned =
         writer::plan_update(state, principal, target, &rows(&selection), changes, &[]).await?;
-    answered.narrow(target, &mut planned);
-    let (affected, mut records) =
-        writer::apply_alone(state, &caller, target, &planned, audit).await?;
-    answered.trim(&mut records);
+    let (affected, records) = answered
+        .write(state, &caller, target, planned, audit)
+        .await?;
     respond(target, selection, records, affected)
 }
 
@@ -186,11 +186,10 @@ async fn remove(
     }
     let caller = principal.caller();
     let answered = query.returned.columns(state, &caller, target)?;
-    let mut planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
-    answered.narrow(target, &mut planned);
-    let (affected, mut records) =
-        writer::apply_alone(state, &caller, target, &planned, audit).await?;
-    answered.trim(&mut records);
+    let planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
+    let (affected, records) = answered
+        .write(state, &caller, target, planned, audit)
+        .await?;
     respond(target, selection, records, affected)
 }
 
@@ -311,17 +310,7 @@ impl Upsert {
     fn key(&self, target: &Target) -> Result<Vec<String>, ApiError> {
         let primary = target.primary_key()?;
         if self.nocobase {
-            if let Some(name) = self
-                .on_conflict
-                .iter()
-                .find(|name| target.def.column(name).is_none())
-            {
-                return Err(ApiError::bad_request(format!(
-                    "`{}` has no column `{name}`",
-                    target.name()
-                ))
-                .at("filterKeys"));
-            }
+            known_columns(target, &self.on_conflict, "filterKeys")?;
             return Ok(self.on_conflict.clone());
         }
         if self.on_conflict.is_empty() {
@@ -348,8 +337,8 @@ impl Upsert {
         }
     }
 
-    /// The row `firstOrCreate` found (none was created): the first whose
-    /// `filterKeys` hold the object's values.
+    /// The row `firstOrCreate` found (none was created): the first, in the
+    /// primary key's order, whose `filterKeys` hold the object's values.
     async fn found(
         &self,
         state: &AppState,
@@ -369,6 +358,7 @@ impl Upsert {
             .collect();
         let request = read::ReadRequest {
             filter: Some(Json::Object(filter)),
+            sort: read::key_order(target),
             limit: Some(1),
             ..read::ReadRequest::default()
         };
@@ -392,6 +382,19 @@ impl Upsert {
     }
 }
 
+/// Each of `names` (from the parameter `param`) must be a column of the
+/// collection: else a 400 naming it.
+fn known_columns(target: &Target, names: &[String], param: &str) -> Result<(), ApiError> {
+    match names.iter().find(|name| target.def.column(name).is_none()) {
+        None => Ok(()),
+        Some(name) => Err(ApiError::bad_request(format!(
+            "`{}` has no column `{name}`",
+            target.name()
+        ))
+        .at(param)),
+    }
+}
+
 /// NocoBase's `whitelist` and `blacklist` of a create or update: body
 /// values outside the whitelist, or in the blacklist, are left out, not
 /// refused (as NocoBase does: a form posts every field, the route writes
@@ -411,13 +414,7 @@ impl Guard {
             ("whitelist", &self.whitelist),
             ("blacklist", &self.blacklist),
         ] {
-            if let Some(name) = names.iter().find(|name| target.def.column(name).is_none()) {
-                return Err(ApiError::bad_request(format!(
-                    "`{}` has no column `{name}`",
-                    target.name()
-                ))
-                .at(param));
-            }
+            known_columns(target, names, param)?;
         }
         let kept = |name: &String| {
             (self.whitelist.is_empty() || self.whitelist.contains(name))
@@ -546,6 +543,24 @@ impl Answered {
         if let Some(columns) = &self.0 {
             planned.return_only(target, |name| Self::holds(columns, name));
         }
+    }
+
+    /// Runs `planned` as one transaction ([`writer::apply_alone`]), its
+    /// statements narrowed to the answered columns; the rows affected and
+    /// the written rows as answered.
+    async fn write(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+        mut planned: Planned,
+        audit: &mut Audit,
+    ) -> Result<(u64, Vec<Record>), ApiError> {
+        self.narrow(target, &mut planned);
+        let (affected, mut records) =
+            writer::apply_alone(state, caller, target, &planned, audit).await?;
+        self.trim(&mut records);
+        Ok((affected, records))
     }
 
     /// Leaves the written rows only the answered columns.

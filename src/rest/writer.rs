@@ -401,7 +401,7 @@ pub(crate) async fn plan_upsert(
                 None if column.nullable => key = None,
                 None => {
                     return Err(ApiError::bad_request(format!(
-                        "`on_conflict` needs the conflict key in every object: `{name}` is missing"
+                        "an upsert needs its conflict key in every object: `{name}` is missing"
                     ))
                     .at(path.clone()));
                 }
