@@ -2825,6 +2825,15 @@ async fn nocobase_whitelist_and_blacklist_pick_the_values_written() {
         .await;
     assert_error(&response, 400, &["no column `nope`"]);
     assert_eq!(response.1["error"]["path"], "whitelist", "{}", response.1);
+    // A whitelist that leaves no value is a 400, as an empty body is.
+    let response = f
+        .call(
+            Method::PATCH,
+            "/api/pg_customers/20?whitelist=tier",
+            Some(json!({"name": "Zed"})),
+        )
+        .await;
+    assert_eq!(response.0, 400, "{}", response.1);
     let response = f
         .call(Method::DELETE, "/api/pg_customers/20?blacklist=tier", None)
         .await;
@@ -3051,6 +3060,14 @@ async fn creates_upsert_with_prefer_resolution() {
     assert_error(&response, 400, &["Prefer: resolution"]);
     let (status, _, body) = upsert(&f, "overwrite", "", json!({"id": 3, "name": "x"})).await;
     assert_eq!(status, 400, "{body}");
+    let (status, _, body) = upsert(&f, "merge-duplicates", "", json!({"name": "x"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("conflict key") && m.contains("`id` is missing")),
+        "{body}"
+    );
     let response = f
         .call(
             Method::POST,
