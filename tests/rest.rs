@@ -2752,8 +2752,140 @@ async fn a_write_answering_only_readable_columns_needs_no_more_privilege() {
         .await;
     assert_eq!((status, &body["data"]), (200, &json!({"id": 1})), "{body}");
     assert_eq!(common::postgres_count(&schema, "docs").await, 1);
+    // `Prefer: return=minimal` answers nothing: only the key comes back.
+    let (status, _, body) = preferring(
+        &server.base,
+        Method::POST,
+        "/api/w_docs",
+        "return=minimal",
+        Some(json!({"id": 3, "title": "d", "secret": "u"})),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (201, ""));
+    assert_eq!(common::postgres_count(&schema, "docs").await, 2);
     server.stop().await;
     common::drop_postgres_schema_and_role(&schema, &user).await;
+}
+
+/// A write sent with a `Prefer` header: its status, `Preference-Applied`
+/// and body text.
+async fn preferring(
+    base: &str,
+    method: Method,
+    path: &str,
+    prefer: &str,
+    body: Option<Value>,
+) -> (u16, String, String) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .header("prefer", prefer);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let applied = response
+        .headers()
+        .get("preference-applied")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, applied, response.text().await.unwrap())
+}
+
+/// PostgREST's `Prefer: return=minimal`: a create answers 201, an update
+/// or delete 204, with no body; the rows are written all the same, a write
+/// by key that finds no row is still a 404, and an unknown `return=` is a
+/// 400 before anything is written.
+#[tokio::test]
+async fn prefer_return_minimal_writes_and_answers_no_body() {
+    let f = Fixture::new().await;
+    let base = f.server.base.as_str();
+    let minimal = "return=minimal";
+    let created = preferring(
+        base,
+        Method::POST,
+        "/api/pg_customers",
+        minimal,
+        Some(json!([{"id": 50, "name": "Min"}, {"id": 51, "name": "Max"}])),
+    )
+    .await;
+    assert_eq!(created, (201, minimal.to_string(), String::new()));
+    let count = "SELECT count(*) FROM {schema}.customers WHERE id IN (50, 51)";
+    assert_eq!(f.pg_count(count).await, 2);
+    let updated = preferring(
+        base,
+        Method::PATCH,
+        "/api/pg_customers/50",
+        minimal,
+        Some(json!({"tier": "min"})),
+    )
+    .await;
+    assert_eq!(updated, (204, minimal.to_string(), String::new()));
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 50 AND tier = 'min'")
+            .await,
+        1
+    );
+    let (status, _, body) = preferring(
+        base,
+        Method::PATCH,
+        "/api/pg_customers/999",
+        minimal,
+        Some(json!({"tier": "min"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Combined with an upsert, and on NocoBase's route.
+    let upserted = preferring(
+        base,
+        Method::POST,
+        "/api/pg_customers:create",
+        "resolution=merge-duplicates,return=minimal",
+        Some(json!({"id": 51, "name": "Max B"})),
+    )
+    .await;
+    assert_eq!(
+        upserted,
+        (
+            201,
+            "resolution=merge-duplicates, return=minimal".to_string(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE name = 'Max B'")
+            .await,
+        1
+    );
+    let filter = enc(r#"{"id":{"$in":[50,51]}}"#);
+    let deleted = preferring(
+        base,
+        Method::DELETE,
+        &format!("/api/pg_customers?filter={filter}"),
+        minimal,
+        None,
+    )
+    .await;
+    assert_eq!(deleted, (204, minimal.to_string(), String::new()));
+    assert_eq!(f.pg_count(count).await, 0);
+    // Refused before anything is written.
+    let (status, _, body) = preferring(
+        base,
+        Method::POST,
+        "/api/pg_customers",
+        "return=headers-only",
+        Some(json!({"id": 52, "name": "No"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("return=headers-only"), "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 52")
+            .await,
+        0
+    );
+    f.stop().await;
 }
 
 /// NocoBase's `whitelist` and `blacklist` on create and update: values
@@ -2986,7 +3118,10 @@ async fn creates_upsert_with_prefer_resolution() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(applied, "resolution=merge-duplicates");
+    assert_eq!(
+        applied,
+        "resolution=merge-duplicates, return=representation"
+    );
     let mut rows = body["data"].as_array().unwrap().clone();
     rows.sort_by_key(|r| r["id"].as_i64());
     assert_eq!(
@@ -3005,7 +3140,7 @@ async fn creates_upsert_with_prefer_resolution() {
     .await;
     assert_eq!(
         (status, applied.as_str()),
-        (201, "resolution=ignore-duplicates")
+        (201, "resolution=ignore-duplicates, return=representation")
     );
     assert_eq!(ids(&body), vec![31], "{body}");
     assert_eq!(

@@ -239,7 +239,22 @@ impl Routes<'_> {
     /// The operation object, with the common error responses.
     fn operation(&self, op: Op) -> Value {
         let mut responses = Map::new();
-        responses.insert(op.status.to_string(), op.response);
+        let mut response = op.response;
+        if op.write {
+            let headers = json!({ "Preference-Applied": {
+                "description": "The `Prefer` preferences the write honoured (`return=minimal`, `resolution=merge-duplicates`), comma-separated.",
+                "schema": { "type": "string" },
+            }});
+            response["headers"] = headers.clone();
+            if op.status == "200" {
+                let minimal = json!({
+                    "description": "Written; nothing answered (`Prefer: return=minimal`).",
+                    "headers": headers,
+                });
+                responses.insert("204".into(), minimal);
+            }
+        }
+        responses.insert(op.status.to_string(), response);
         error_responses(&mut responses, if op.write { WRITE_ERRORS } else { &[] });
         let mut operation = json!({
             "tags": [self.name()],
@@ -474,7 +489,7 @@ impl Routes<'_> {
 
     fn created(&self) -> Value {
         json!({
-            "description": "The created row (for one object) or rows (for an array), as stored.",
+            "description": "The created row (for one object) or rows (for an array), as stored; no body with `Prefer: return=minimal`.",
             "content": json_content(json!({ "oneOf": [self.one(), self.rows()] })),
         })
     }
@@ -643,9 +658,9 @@ fn read_parameters() -> impl Iterator<Item = Value> {
 }
 
 /// `leading`, then a write's `fields` and `except` (the shape of the
-/// written rows).
+/// written rows) and `Prefer` (`return=minimal`; on a create, an upsert).
 fn write_parameters(leading: impl IntoIterator<Item = Value>) -> Vec<Value> {
-    let shape = ["writeFields", "writeExcept"].map(parameter_ref);
+    let shape = ["writeFields", "writeExcept", "prefer"].map(parameter_ref);
     leading.into_iter().chain(shape).collect()
 }
 
@@ -657,11 +672,11 @@ fn value_write_parameters(leading: impl IntoIterator<Item = Value>) -> Vec<Value
     parameters
 }
 
-/// A create's: [`value_write_parameters`] and PostgREST's upsert (`Prefer`,
-/// `on_conflict`).
+/// A create's: [`value_write_parameters`] and PostgREST's upsert key
+/// (`on_conflict`; its resolution is in `Prefer`).
 fn create_parameters() -> Vec<Value> {
     let mut parameters = value_write_parameters([]);
-    parameters.extend(["prefer", "onConflict"].map(parameter_ref));
+    parameters.push(parameter_ref("onConflict"));
     parameters
 }
 

@@ -473,7 +473,7 @@ fn parameters() -> Map<String, Value> {
             json!({
                 "name": "Prefer",
                 "in": "header",
-                "description": "PostgREST's upsert: `resolution=merge-duplicates` updates the rows whose key is already there with the body's other values, `resolution=ignore-duplicates` leaves them as they are; the others are inserted (one transaction). Other preferences are ignored.",
+                "description": "PostgREST's preferences, comma-separated: `return=minimal` answers no body (201 for a create, 204 for an update or delete), `return=representation` the written rows (the default). On a create, an upsert: `resolution=merge-duplicates` updates the rows whose key is already there with the body's other values, `resolution=ignore-duplicates` leaves them as they are; the others are inserted (one transaction). Other preferences are ignored.",
                 "schema": { "type": "string" },
             }),
         ),

@@ -441,18 +441,25 @@ fn keys_and_bulk_routes() {
         true
     );
     // Without a key, NocoBase's update can only take a filter.
-    // Every write also takes `fields` and `except` for its answer; a
-    // create or update NocoBase's `whitelist` and `blacklist`.
-    let update = &document["paths"]["/api/events:update"]["post"]["parameters"];
+    // Every write also takes `fields` and `except` for its answer and
+    // `Prefer` (`return=minimal`: 204, no body); a create or update
+    // NocoBase's `whitelist` and `blacklist`.
+    let update = &document["paths"]["/api/events:update"]["post"];
     assert_eq!(
-        update,
-        &json!([
+        update["parameters"],
+        json!([
             { "$ref": "#/components/parameters/requiredFilter" },
             { "$ref": "#/components/parameters/writeFields" },
             { "$ref": "#/components/parameters/writeExcept" },
+            { "$ref": "#/components/parameters/prefer" },
             { "$ref": "#/components/parameters/whitelist" },
             { "$ref": "#/components/parameters/blacklist" },
         ])
+    );
+    assert!(update["responses"]["204"].is_object(), "{update}");
+    assert!(
+        update["responses"]["200"]["headers"]["Preference-Applied"].is_object(),
+        "{update}"
     );
     assert_eq!(
         document["components"]["parameters"]["writeFields"]["name"],

@@ -184,19 +184,21 @@ async fn collection_route(
             .await
         }
         Operation::Create => {
-            let mut query = WriteQuery::take(&mut params, true);
-            query.upsert = write::Upsert::take(&headers, &mut params)?;
+            let prefer = write::Prefer::parse(&headers)?;
+            let upsert = write::Upsert::take(&prefer, &mut params)?;
+            let mut query = WriteQuery::take(&mut params, true, prefer);
+            query.upsert = upsert;
             params.finish()?;
             Box::pin(write::create(&state, &principal, &target, &query, &body)).await
         }
         Operation::CreateOr { merge } => {
-            let mut query = WriteQuery::take(&mut params, true);
+            let mut query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
             query.upsert = Some(write::Upsert::nocobase(merge, params.names("filterKeys"))?);
             params.finish()?;
             Box::pin(write::create(&state, &principal, &target, &query, &body)).await
         }
         Operation::Update => {
-            let query = WriteQuery::take(&mut params, true);
+            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
             let selection = params.selection(&target)?;
             Box::pin(write::update(
                 &state, &principal, &target, selection, &query, &body,
@@ -204,7 +206,7 @@ async fn collection_route(
             .await
         }
         Operation::Destroy => {
-            let query = WriteQuery::take(&mut params, false);
+            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(&headers)?);
             let selection = params.selection(&target)?;
             Box::pin(write::destroy(
                 &state, &principal, &target, selection, &query, &body,
@@ -234,6 +236,7 @@ async fn key_route(
     Extension(principal): Extension<Principal>,
     Path((name, key)): Path<(String, String)>,
     method: Method,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -254,7 +257,7 @@ async fn key_route(
             .await
         }
         Method::PATCH => {
-            let query = WriteQuery::take(&mut params, true);
+            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
             params.finish()?;
             Box::pin(write::update(
                 &state,
@@ -267,7 +270,7 @@ async fn key_route(
             .await
         }
         Method::DELETE => {
-            let query = WriteQuery::take(&mut params, false);
+            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(&headers)?);
             params.finish()?;
             Box::pin(write::destroy(
                 &state,

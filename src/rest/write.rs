@@ -2,12 +2,13 @@
 //! transaction on the collection's source (the shared write path is
 //! `writer.rs`). Bodies are read here; a write by key that finds no row it
 //! may write is a 404. `fields` and `except` shape the written rows in the
-//! answer as they shape a read's; NocoBase's `whitelist` and `blacklist`
-//! pick the body's values a create or update writes.
+//! answer as they shape a read's (`Prefer: return=minimal`: no answer
+//! body); NocoBase's `whitelist` and `blacklist` pick the body's values a
+//! create or update writes.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value as Json, json};
 
@@ -87,7 +88,7 @@ async fn insert(
     audit: &mut Audit,
 ) -> Result<Response, ApiError> {
     let caller = principal.caller();
-    let answered = query.returned.columns(state, &caller, target)?;
+    let answered = query.answered(state, &caller, target)?;
     let mut body: Json = parse_body(body)?;
     query.guard.apply(target, &mut body)?;
     let (objects, many) = objects(&body, "")?;
@@ -112,13 +113,16 @@ async fn insert(
     if let Some(upsert) = &query.upsert
         && upsert.nocobase
         && !many
+        && query.prefer.minimal != Some(true)
         && records.is_empty()
         && let Some((_, object)) = objects.first()
     {
         records = upsert.found(state, &caller, target, object).await?;
         answered.trim(&mut records);
     }
-    let mut response = if many {
+    let response = if query.prefer.minimal == Some(true) {
+        StatusCode::CREATED.into_response()
+    } else if many {
         json_response(
             StatusCode::CREATED,
             &Many {
@@ -134,13 +138,7 @@ async fn insert(
             },
         )
     };
-    if let Some(upsert) = query.upsert.as_ref().filter(|u| !u.nocobase) {
-        let applied = format!("resolution={}", upsert.resolution());
-        if let Ok(value) = HeaderValue::from_str(&applied) {
-            response.headers_mut().insert("preference-applied", value);
-        }
-    }
-    Ok(response)
+    Ok(query.applied(response))
 }
 
 async fn change(
@@ -154,7 +152,7 @@ async fn change(
 ) -> Result<Response, ApiError> {
     audit.note("target", selection_text(&selection));
     let caller = principal.caller();
-    let answered = query.returned.columns(state, &caller, target)?;
+    let answered = query.answered(state, &caller, target)?;
     let mut body: Json = parse_body(body)?;
     query.guard.apply(target, &mut body)?;
     let changes = Changes {
@@ -166,7 +164,7 @@ async fn change(
     let (affected, records) = answered
         .write(state, &caller, target, planned, audit)
         .await?;
-    respond(target, selection, records, affected)
+    respond(target, selection, records, affected, query)
 }
 
 async fn remove(
@@ -185,29 +183,32 @@ async fn remove(
         return Err(ApiError::bad_request("a delete takes no body"));
     }
     let caller = principal.caller();
-    let answered = query.returned.columns(state, &caller, target)?;
+    let answered = query.answered(state, &caller, target)?;
     let planned = writer::plan_delete(state, principal, target, &rows(&selection), &[]).await?;
     let (affected, records) = answered
         .write(state, &caller, target, planned, audit)
         .await?;
-    respond(target, selection, records, affected)
+    respond(target, selection, records, affected, query)
 }
 
-/// A write's query beyond the rows it names.
+/// A write's query beyond the rows it names, and its `Prefer` header.
 #[derive(Debug, Default)]
 pub(super) struct WriteQuery {
     returned: Returned,
     guard: Guard,
-    /// A create's `Prefer: resolution=…`.
+    prefer: Prefer,
+    /// A create's `Prefer: resolution=…`, or NocoBase's upsert.
     pub(super) upsert: Option<Upsert>,
 }
 
 impl WriteQuery {
     /// Takes `fields` and `except`, and for a create or update (`values`)
-    /// `whitelist` and `blacklist`, out of the query.
-    pub(super) fn take(params: &mut Params, values: bool) -> Self {
+    /// `whitelist` and `blacklist`, out of the query; `prefer` is the
+    /// request's `Prefer` header.
+    pub(super) fn take(params: &mut Params, values: bool, prefer: Prefer) -> Self {
         Self {
             returned: Returned::take(params),
+            prefer,
             upsert: None,
             guard: if values {
                 Guard {
@@ -218,6 +219,92 @@ impl WriteQuery {
                 Guard::default()
             },
         }
+    }
+
+    /// The columns the written rows are answered with, checked before
+    /// anything is written; none but the key (which the audit row reads)
+    /// with `Prefer: return=minimal`, whose answer has no body.
+    fn answered(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+        target: &Target,
+    ) -> Result<Answered, ApiError> {
+        let answered = self.returned.columns(state, caller, target)?;
+        Ok(if self.prefer.minimal == Some(true) {
+            Answered(Some(Vec::new()))
+        } else {
+            answered
+        })
+    }
+
+    /// `response` with `Preference-Applied` naming the preferences it
+    /// honoured (RFC 7240), if any.
+    fn applied(&self, mut response: Response) -> Response {
+        let mut applied: Vec<String> = Vec::new();
+        if let Some(upsert) = self.upsert.as_ref().filter(|u| !u.nocobase) {
+            applied.push(format!("resolution={}", upsert.resolution()));
+        }
+        match self.prefer.minimal {
+            Some(true) => applied.push("return=minimal".into()),
+            Some(false) => applied.push("return=representation".into()),
+            None => {}
+        }
+        if !applied.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&applied.join(", "))
+        {
+            response.headers_mut().insert("preference-applied", value);
+        }
+        response
+    }
+}
+
+/// The `Prefer` header of a write, as PostgREST reads it: `resolution=…`
+/// (an upsert, on a create) and `return=minimal` (no answer body: 201 for
+/// a create, 204 for an update or delete) or `return=representation` (the
+/// written rows, as without the header). Other preferences are left alone,
+/// as PostgREST does.
+#[derive(Debug, Default)]
+pub(super) struct Prefer {
+    /// `Some(true)` merge-duplicates, `Some(false)` ignore-duplicates.
+    resolution: Option<bool>,
+    /// `Some(true)` return=minimal, `Some(false)` return=representation.
+    minimal: Option<bool>,
+}
+
+impl Prefer {
+    /// From every `Prefer` header of the request; an unknown value of a
+    /// preference we honour is a 400 (a client asking for a form we would
+    /// not give should hear so).
+    pub(super) fn parse(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let mut prefer = Self::default();
+        for value in headers.get_all("prefer") {
+            let text = value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("the `Prefer` header is not text"))?;
+            for preference in text.split(',').map(str::trim) {
+                let (name, value) = preference.split_once('=').unwrap_or((preference, ""));
+                match (name.trim(), value.trim()) {
+                    ("resolution", "merge-duplicates") => prefer.resolution = Some(true),
+                    ("resolution", "ignore-duplicates") => prefer.resolution = Some(false),
+                    ("return", "minimal") => prefer.minimal = Some(true),
+                    ("return", "representation") => prefer.minimal = Some(false),
+                    ("resolution", other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "unknown `Prefer: resolution={other}`: use merge-duplicates or \
+                             ignore-duplicates"
+                        )));
+                    }
+                    ("return", other) => {
+                        return Err(ApiError::bad_request(format!(
+                            "unknown `Prefer: return={other}`: use minimal or representation"
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(prefer)
     }
 }
 
@@ -240,33 +327,11 @@ pub(super) struct Upsert {
 }
 
 impl Upsert {
-    /// From the `Prefer` header (other preferences are left alone, as
-    /// PostgREST does) and the `on_conflict` parameter; `None` without a
-    /// resolution.
-    pub(super) fn take(headers: &HeaderMap, params: &mut Params) -> Result<Option<Self>, ApiError> {
+    /// From the `Prefer` header's resolution and the `on_conflict`
+    /// parameter; `None` without a resolution.
+    pub(super) fn take(prefer: &Prefer, params: &mut Params) -> Result<Option<Self>, ApiError> {
         let on_conflict = params.names("on_conflict");
-        let mut merge = None;
-        for value in headers.get_all("prefer") {
-            let text = value
-                .to_str()
-                .map_err(|_| ApiError::bad_request("the `Prefer` header is not text"))?;
-            for preference in text.split(',').map(str::trim) {
-                let Some(resolution) = preference.strip_prefix("resolution=") else {
-                    continue;
-                };
-                merge = Some(match resolution.trim() {
-                    "merge-duplicates" => true,
-                    "ignore-duplicates" => false,
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "unknown `Prefer: resolution={other}`: use merge-duplicates or \
-                             ignore-duplicates"
-                        )));
-                    }
-                });
-            }
-        }
-        match merge {
+        match prefer.resolution {
             Some(merge) => Ok(Some(Self {
                 merge,
                 on_conflict,
@@ -620,15 +685,19 @@ struct Many {
     meta: Option<Json>,
 }
 
-/// The written rows; a write by key that wrote nothing is a 404.
+/// The written rows (none with `Prefer: return=minimal`: a 204); a write
+/// by key that wrote nothing is a 404.
 fn respond(
     target: &Target,
     selection: Selection,
     records: Vec<Record>,
     affected: u64,
+    query: &WriteQuery,
 ) -> Result<Response, ApiError> {
-    Ok(match selection {
+    let minimal = query.prefer.minimal == Some(true);
+    let response = match selection {
         Selection::Key(key) => match records.into_iter().next() {
+            Some(_) if minimal => StatusCode::NO_CONTENT.into_response(),
             Some(record) => json_response(StatusCode::OK, &One { data: Some(record) }),
             None => {
                 return Err(ApiError::new(
@@ -642,6 +711,7 @@ fn respond(
                 ));
             }
         },
+        Selection::Filter(_) if minimal => StatusCode::NO_CONTENT.into_response(),
         Selection::Filter(_) => json_response(
             StatusCode::OK,
             &Many {
@@ -649,7 +719,8 @@ fn respond(
                 meta: Some(json!({ "affected": affected })),
             },
         ),
-    })
+    };
+    Ok(query.applied(response))
 }
 
 pub(super) fn selection_text(selection: &Selection) -> Json {
