@@ -1463,6 +1463,196 @@ fn assert_failed_at(body: &Value, path: &str, code: &str) {
     assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
 }
 
+/// The input fields of a GraphQL input type, as `role` (None: the admin) sees it.
+async fn input_fields(f: &Fixture, role: Option<(&str, &str)>, ty: &str) -> Vec<String> {
+    let query = format!("{{ __type(name: \"{ty}\") {{ inputFields {{ name }} }} }}");
+    let body = f.request(role, json!({ "query": query })).await;
+    body["data"]["__type"]["inputFields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|field| field["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Hasura's nested inserts: related rows come with their row, in the
+/// request's one transaction, their keys filled in — a customer with its
+/// orders and their line items (array relationships, inserted after their
+/// row), an order with its new customer (an object relationship, inserted
+/// first). Another source's relation is not in the input; a key the
+/// relation sets may not be given; a failing row leaves nothing behind.
+#[tokio::test]
+async fn inserts_related_rows_with_their_row_in_one_transaction() {
+    let f = Fixture::new().await;
+    assert_eq!(
+        input_fields(&f, None, "pg_customers_insert_input").await,
+        ["id", "name", "tier", "born", "orders"]
+    );
+    let body = f
+        .query(
+            r#"mutation { insert_pg_customers_one(object: {id: 10, name: "Dee", orders: {data: [
+                {status: "new", total: 5, placed_at: "2024-06-01",
+                 line_items: {data: [{line: 1, qty: 2}, {line: 2, qty: 3}]}},
+                {status: "old", total: "1.5", placed_at: "2024-06-02"}]}}) {
+              id name orders(order_by: {status: asc}) {
+                status customer_id total line_items(order_by: {line: asc}) { line qty } } } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_customers_one": {"id": 10, "name": "Dee", "orders": [
+            {"status": "new", "customer_id": 10, "total": "5.00",
+             "line_items": [{"line": 1, "qty": 2}, {"line": 2, "qty": 3}]},
+            {"status": "old", "customer_id": 10, "total": "1.50", "line_items": []},
+        ]}}})
+    );
+    let body = f
+        .query(
+            r#"mutation { insert_pg_orders(objects: [
+                {status: "x", total: 1, placed_at: "2024-06-03", customers: {data: {id: 11, name: "Eve"}}},
+                {status: "y", total: 2, placed_at: "2024-06-04", customer_id: 1}]) {
+              affected_rows returning { status customer_id } } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_orders": {"affected_rows": 3, "returning": [
+            {"status": "x", "customer_id": 11}, {"status": "y", "customer_id": 1},
+        ]}}})
+    );
+    let count = |sql: &str| {
+        let sql = sql.replace("{schema}", &f.schema);
+        async move {
+            let client = common::postgres().await;
+            client.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0)
+        }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM {schema}.customers WHERE id = 11 AND name = 'Eve'").await,
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM {schema}.line_items li JOIN {schema}.orders o ON o.id = li.order_id WHERE o.customer_id = 10").await, 2);
+    let before = count("SELECT count(*) FROM {schema}.orders").await;
+    // The second order misses a required value: the customer and the first
+    // order, already sent, are rolled back with it.
+    let body = f
+        .query(
+            r#"mutation { insert_pg_customers_one(object: {id: 12, name: "Fay", orders: {data: [
+                {status: "a", total: 1, placed_at: "2024-06-05"}, {status: "b", total: 1}]}}) { id } }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(
+        count("SELECT count(*) FROM {schema}.customers WHERE id = 12").await,
+        0
+    );
+    assert_eq!(count("SELECT count(*) FROM {schema}.orders").await, before);
+    // A key the relation sets, given too: refused before anything is written.
+    let body = f
+        .query(
+            r#"mutation { insert_pg_customers_one(object: {id: 13, name: "Gus", orders: {data: [
+                {customer_id: 1, status: "a", total: 1, placed_at: "2024-06-05"}]}}) { id } }"#,
+        )
+        .await;
+    assert_failed_at(&body, "insert_pg_customers_one", "invalid_input");
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "object.orders.data[0].customer_id",
+        "{body}"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM {schema}.customers WHERE id = 13").await,
+        0
+    );
+    // Nested rows with `on_conflict` are refused, not half-upserted.
+    let body = f
+        .query(
+            r#"mutation { insert_pg_customers(objects: [{id: 1, name: "Ann", orders: {data: [
+                {status: "a", total: 1, placed_at: "2024-06-05"}]}}],
+                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { affected_rows } }"#,
+        )
+        .await;
+    assert_failed_at(&body, "insert_pg_customers", "invalid_input");
+    assert_eq!(count("SELECT count(*) FROM {schema}.orders").await, before);
+    f.stop().await;
+}
+
+/// A role's nested inserts: a relation is in the input only when the role
+/// may insert into the related collection; each related row is written
+/// under its own collection's rule (its preset, its check).
+#[tokio::test]
+async fn a_roles_nested_inserts_follow_each_collections_rule() {
+    let f = Fixture::new().await;
+    let clerk = Some(("clerk", "bob"));
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "insert",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"columns": ["id", "customer_id", "status", "owner"]}),
+    )
+    .await;
+    assert_eq!(
+        input_fields(&f, clerk, "pg_customers_insert_input").await,
+        ["id", "name"]
+    );
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "insert",
+        json!({"columns": ["customer_id", "status", "total", "placed_at"],
+               "presets": {"owner": "{{$user.id}}"}, "check": {"total": {"$lt": 1000}}}),
+    )
+    .await;
+    assert_eq!(
+        input_fields(&f, clerk, "pg_customers_insert_input").await,
+        ["id", "name", "orders"]
+    );
+    let body = f
+        .request(
+            clerk,
+            json!({"query": r#"mutation { insert_pg_customers_one(object: {id: 14, name: "Hal",
+                orders: {data: [{status: "a", total: 1, placed_at: "2024-06-06"}]}}) {
+                id orders { status owner } } }"#}),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_customers_one": {"id": 14, "orders": [{"status": "a", "owner": "bob"}]}}})
+    );
+    let body = f
+        .request(
+            clerk,
+            json!({"query": r#"mutation { insert_pg_customers_one(object: {id: 15, name: "Ida",
+                orders: {data: [{status: "a", total: 5000, placed_at: "2024-06-06"}]}}) { id } }"#}),
+        )
+        .await;
+    assert_failed_at(&body, "insert_pg_customers_one", "permission_denied");
+    let client = common::postgres().await;
+    let left: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {}.customers WHERE id = 15", f.schema),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    f.stop().await;
+}
+
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
     source_counter(f, "statements", source).await

@@ -595,6 +595,7 @@ mod tests {
                 many: false,
                 pairs: vec![("customer_id".into(), "id".into())],
                 fetchable: true,
+                same_source: true,
             }],
             select: true,
             aggregate: true,

@@ -14,6 +14,7 @@ mod compiled;
 mod group_by;
 mod mutation;
 mod nested;
+mod nested_insert;
 mod persisted;
 mod render;
 mod resolve;

@@ -30,7 +30,7 @@ use super::resolve::{self, field_error};
 use super::schema::ready;
 use super::selection::Selected;
 use super::shape::{ColumnShape, Shape, Shapes};
-use super::{bytea, nested};
+use super::{bytea, nested, nested_insert};
 use crate::auth::Principal;
 use crate::engine::Caller;
 use crate::error::ApiError;
@@ -55,6 +55,8 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
         "on_conflict",
         "constraint",
         "update_column",
+        "obj_rel_insert_input",
+        "arr_rel_insert_input",
     ]
     .iter()
     .map(|suffix| format!("{x}_{suffix}"))
@@ -62,11 +64,28 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
 }
 
 /// The input and answer types of a collection's mutations.
-pub fn types(shape: &Shape) -> Vec<async_graphql::dynamic::Type> {
+pub fn types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynamic::Type> {
     let x = &shape.name;
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
     if let Some(columns) = shape.writes.insert.as_ref().filter(|c| !c.is_empty()) {
-        types.push(input_object(format!("{x}_insert_input"), columns).into());
+        // Related rows inserted with the row (Hasura's nested inserts).
+        let input = nested_insert::insertable(shape, shapes).fold(
+            input_object(format!("{x}_insert_input"), columns),
+            |input, relation| {
+                let suffix = if relation.many { "arr" } else { "obj" };
+                let ty = format!("{}_{suffix}_rel_insert_input", relation.target);
+                input.field(InputValue::new(relation.field.as_str(), TypeRef::named(ty)))
+            },
+        );
+        types.push(input.into());
+        let data = |suffix: &str, ty: TypeRef| {
+            InputObject::new(format!("{x}_{suffix}_rel_insert_input"))
+                .field(InputValue::new("data", ty))
+                .into()
+        };
+        let row = format!("{x}_insert_input");
+        types.push(data("obj", TypeRef::named_nn(row.as_str())));
+        types.push(data("arr", TypeRef::named_nn_list_nn(row)));
     }
     if let Some(columns) = &shape.writes.update {
         if !columns.is_empty() {
@@ -508,6 +527,62 @@ async fn mutate<'a>(
             answers.into_iter().map(FieldValue::owned_any),
         )));
     }
+    if let Kind::Insert { one } = kind
+        && nests_rows(ctx.args.as_index_map(), shape)
+    {
+        // Its rows' keys are read back: the held-back writes go out first.
+        if !Box::pin(inner.send_held(state)).await {
+            return Ok(None);
+        }
+        let collection = (shape, shapes);
+        let args = ctx.args.as_index_map();
+        let rows = (&target, shape, shapes);
+        let inserted = Box::pin(insert_nested(state, principal, &mut inner, rows, args, one)).await;
+        let Answer {
+            affected,
+            mut records,
+        } = match inserted {
+            Ok(answer) => answer,
+            Err(error) => {
+                inner.failed = true;
+                return Err(error);
+            }
+        };
+        let answers_row = kind.answers_row();
+        if !reads_relations(&selected, answers_row) {
+            return Ok(nested_answer(answers_row, affected, records));
+        }
+        // The answer reads the rows' relations through the engine, which
+        // sees committed rows only: the request's last field commits
+        // first, so that the related rows it inserted are read back.
+        let last = inner.fields_run == session.root_fields;
+        if last && let Some(tx) = inner.tx.take() {
+            if let Err(error) = tx.commit().await {
+                inner.failed = true;
+                return Err(error);
+            }
+            inner.committed = true;
+        }
+        let related = attach_related(
+            state,
+            &caller,
+            &selected,
+            collection,
+            &mut records,
+            answers_row,
+        );
+        if let Err(mut error) = Box::pin(related).await {
+            inner.failed = true;
+            if inner.committed {
+                error.message = format!(
+                    "the rows are written; reading their related rows for the answer failed: {}",
+                    error.message
+                );
+            }
+            return Err(error);
+        }
+        return Ok(nested_answer(answers_row, affected, records));
+    }
     let mut audit = Audit::new(principal, &target, kind.operation());
     let earlier = inner.written(&target);
     // The steps' futures boxed: this one stays small, and FieldFuture
@@ -602,6 +677,19 @@ async fn mutate<'a>(
     } else {
         Some(FieldValue::owned_any(Answer { affected, records }))
     })
+}
+
+/// An insert field's answer: its row, or `{affected_rows returning}`.
+fn nested_answer<'a>(
+    answers_row: bool,
+    affected: u64,
+    records: Vec<Record>,
+) -> Option<FieldValue<'a>> {
+    if answers_row {
+        records.into_iter().next().map(FieldValue::owned_any)
+    } else {
+        Some(FieldValue::owned_any(Answer { affected, records }))
+    }
 }
 
 /// Whether the answer to a mutation field reads relations of the written
@@ -766,18 +854,13 @@ async fn plan(
 ) -> Result<Planned, ApiError> {
     match kind {
         Kind::Insert { one } => {
-            let mut objects: Vec<(String, Json)> = if one {
-                vec![("object".to_string(), argument(args, "object")?)]
-            } else {
-                match argument(args, "objects")? {
-                    Json::Array(items) => items
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, item)| (format!("objects[{i}]"), item))
-                        .collect(),
-                    other => vec![("objects".to_string(), other)],
-                }
-            };
+            if nests_rows(args, shape) {
+                // Not one plan: `mutate` inserts them row by row.
+                return Err(ApiError::internal(
+                    "an insert with related rows is inserted row by row, not planned whole",
+                ));
+            }
+            let mut objects = insert_objects(args, one)?;
             for (path, object) in &mut objects {
                 bytea::decode_input(object, shape, path)?;
             }
@@ -863,6 +946,92 @@ async fn plan(
     }
 }
 
+/// The objects of `insert_x(objects)` or `insert_x_one(object)`, each
+/// with its place in the request.
+fn insert_objects(args: &Arguments, one: bool) -> Result<Vec<(String, Json)>, ApiError> {
+    Ok(if one {
+        vec![("object".to_string(), argument(args, "object")?)]
+    } else {
+        match argument(args, "objects")? {
+            Json::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| (format!("objects[{i}]"), item))
+                .collect(),
+            other => vec![("objects".to_string(), other)],
+        }
+    })
+}
+
+/// Whether an insert field's objects give related rows (a relation's
+/// field), which [`insert_nested`] inserts.
+fn nests_rows(args: &Arguments, shape: &Shape) -> bool {
+    if shape.relations.is_empty() {
+        return false;
+    }
+    let gives_related = |value: &GqlValue| match value {
+        GqlValue::Object(fields) => shape.relations.iter().any(|r| {
+            fields
+                .get(r.field.as_str())
+                .is_some_and(|v| !matches!(v, GqlValue::Null))
+        }),
+        _ => false,
+    };
+    ["object", "objects"]
+        .into_iter()
+        .filter_map(|name| args.get(name))
+        .any(|value| match value {
+            GqlValue::List(items) => items.iter().any(gives_related),
+            other => gives_related(other),
+        })
+}
+
+/// `insert_x` / `insert_x_one` with related rows (Hasura's nested
+/// inserts): every object and its related rows checked, then each
+/// inserted in turn in the request's transaction ([`nested_insert`]). A
+/// request refused before anything is written is the field's audit row.
+async fn insert_nested(
+    state: &AppState,
+    principal: &Principal,
+    inner: &mut Inner,
+    (target, shape, shapes): (&Target, &Shape, &Shapes),
+    args: &Arguments,
+    one: bool,
+) -> Result<Answer, ApiError> {
+    let parsed = (|| {
+        if optional_argument(args, "on_conflict")?.is_some() {
+            return Err(ApiError::bad_request(
+                "`on_conflict` is not taken with related rows: upsert the rows in a field of \
+                 its own, and insert the related rows with theirs",
+            )
+            .at("on_conflict"));
+        }
+        insert_objects(args, one)?
+            .into_iter()
+            .map(|(path, object)| nested_insert::Tree::parse(shape, shapes, object, path))
+            .collect::<Result<Vec<_>, _>>()
+    })();
+    let trees = match parsed {
+        Ok(trees) => trees,
+        Err(error) => {
+            let audit = Audit::new(principal, target, "insert");
+            let caller = principal.caller();
+            let refused = inner.write(state, &caller, target, Err(error.clone()), audit, false);
+            return Err(refused.await.err().unwrap_or(error));
+        }
+    };
+    let mut answer = Answer {
+        affected: 0,
+        records: Vec::new(),
+    };
+    for tree in trees {
+        let (record, inserted) = tree.insert(state, principal, inner).await?;
+        answer.affected += inserted;
+        answer.records.push(record);
+    }
+    Ok(answer)
+}
+
 /// `where` (required; `{}` matches every row the role may write), and
 /// where its conditions are in the request.
 fn rows_where(
@@ -914,7 +1083,7 @@ pub struct Session {
 }
 
 #[derive(Default)]
-struct Inner {
+pub(super) struct Inner {
     tx: Option<Transaction>,
     /// Writes held back, in order, to go out together with the request's
     /// `COMMIT` ([`Session::finish`]), or before a write that cannot wait.
@@ -1035,7 +1204,7 @@ impl Inner {
 
     /// Runs a field's planned write and keeps its audit row; a failure
     /// (planning or writing) marks the transaction for rollback.
-    async fn write(
+    pub(super) async fn write(
         &mut self,
         state: &AppState,
         caller: &Caller,
@@ -1193,8 +1362,11 @@ pub(super) async fn answer_planned(
         let Ok(connector) = state.sources.connector(source) else {
             return Outcome::Refused;
         };
-        let mut audit = Audit::new(principal, &target, field.kind.operation());
         let (shape, kind) = (field.shape, field.kind);
+        if matches!(kind, Kind::Insert { .. }) && nests_rows(&field.args, shape) {
+            return Outcome::NotHeld;
+        }
+        let mut audit = Audit::new(principal, &target, field.kind.operation());
         let planned = Box::pin(plan(
             &field.args,
             state,

@@ -80,7 +80,7 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
                     .map(|c| c.scalar),
             );
             scalars.insert(Scalar::Int);
-            types.extend(mutation::types(shape));
+            types.extend(mutation::types(shape, &shapes));
             for field in mutation::root_fields(shape, &shapes) {
                 mutation = mutation.field(field);
                 mutations += 1;

@@ -231,6 +231,9 @@ pub struct RelationShape {
     /// The caller may read the columns on both ends, which fetching the
     /// related rows needs.
     pub fetchable: bool,
+    /// Both collections are on one source: related rows can be inserted
+    /// with a row (one transaction).
+    pub same_source: bool,
 }
 
 /// Every collection of one caller's schema, by API name.
@@ -492,6 +495,7 @@ fn relations(
                 many: link.many,
                 pairs,
                 fetchable,
+                same_source: other.source == table.source,
             });
         }
     }
