@@ -3084,24 +3084,11 @@ async fn nocobase_writes_take_several_keys() {
 /// A create with PostgREST's `Prefer: resolution=…` as the test client
 /// sends it: the status, the `Preference-Applied` header and the body.
 async fn upsert(f: &Fixture, resolution: &str, query: &str, body: Value) -> (u16, String, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/pg_customers{query}", f.server.base))
-        .bearer_auth(TOKEN)
-        .header(
-            "prefer",
-            format!("return=representation, resolution={resolution}"),
-        )
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let applied = response
-        .headers()
-        .get("preference-applied")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, applied, response.json().await.unwrap())
+    let prefer = format!("return=representation, resolution={resolution}");
+    let path = format!("/api/pg_customers{query}");
+    let (status, applied, text) =
+        preferring(&f.server.base, Method::POST, &path, &prefer, Some(body)).await;
+    (status, applied, serde_json::from_str(&text).unwrap())
 }
 
 /// PostgREST's upsert on a create: merge-duplicates updates the rows whose
