@@ -1480,7 +1480,9 @@ async fn input_fields(f: &Fixture, role: Option<(&str, &str)>, ty: &str) -> Vec<
 /// orders and their line items (array relationships, inserted after their
 /// row), an order with its new customer (an object relationship, inserted
 /// first). Another source's relation is not in the input; a key the
-/// relation sets may not be given; a failing row leaves nothing behind.
+/// relation sets may not be given; a failing row leaves nothing behind;
+/// `on_conflict` upserts related rows (beside their `data`) and top-level
+/// ones.
 #[tokio::test]
 async fn inserts_related_rows_with_their_row_in_one_transaction() {
     let f = Fixture::new().await;
@@ -1563,16 +1565,55 @@ async fn inserts_related_rows_with_their_row_in_one_transaction() {
         count("SELECT count(*) FROM {schema}.customers WHERE id = 13").await,
         0
     );
-    // Nested rows with `on_conflict` are refused, not half-upserted.
+    // Upserts: a related row that is there already gives its key when
+    // `on_conflict` updates it; one it leaves as it is cannot.
+    assert_eq!(
+        input_fields(&f, None, "pg_customers_obj_rel_insert_input").await,
+        ["data", "on_conflict"]
+    );
     let body = f
         .query(
-            r#"mutation { insert_pg_customers(objects: [{id: 1, name: "Ann", orders: {data: [
-                {status: "a", total: 1, placed_at: "2024-06-05"}]}}],
-                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { affected_rows } }"#,
+            r#"mutation { insert_pg_orders_one(object: {status: "z", total: 3, placed_at: "2024-06-07",
+                customers: {data: {id: 1, name: "Ann"},
+                            on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}}}) {
+              status customer_id } }"#,
         )
         .await;
-    assert_failed_at(&body, "insert_pg_customers", "invalid_input");
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_orders_one": {"status": "z", "customer_id": 1}}})
+    );
+    let before = count("SELECT count(*) FROM {schema}.orders").await;
+    let body = f
+        .query(
+            r#"mutation { insert_pg_orders_one(object: {status: "z", total: 3, placed_at: "2024-06-07",
+                customers: {data: {id: 2, name: "Bob"},
+                            on_conflict: {constraint: pg_customers_pkey, update_columns: []}}}) { id } }"#,
+        )
+        .await;
+    assert_failed_at(&body, "insert_pg_orders_one", "invalid_input");
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"], "object.customers.data",
+        "{body}"
+    );
     assert_eq!(count("SELECT count(*) FROM {schema}.orders").await, before);
+    // The field's own `on_conflict` upserts its rows, with their related rows.
+    let body = f
+        .query(
+            r#"mutation { insert_pg_customers(objects: [{id: 1, name: "Ann B", orders: {data: [
+                {status: "up", total: 1, placed_at: "2024-06-08"}]}}],
+                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) {
+              affected_rows returning { id name } } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_pg_customers": {"affected_rows": 2, "returning": [{"id": 1, "name": "Ann B"}]}}})
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM {schema}.orders WHERE customer_id = 1 AND status = 'up'").await,
+        1
+    );
     f.stop().await;
 }
 

@@ -79,9 +79,15 @@ pub fn types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynamic::Type
         );
         types.push(input.into());
         let data = |suffix: &str, ty: TypeRef| {
-            InputObject::new(format!("{x}_{suffix}_rel_insert_input"))
-                .field(InputValue::new("data", ty))
-                .into()
+            let input = InputObject::new(format!("{x}_{suffix}_rel_insert_input"))
+                .field(InputValue::new("data", ty));
+            let on_conflict = TypeRef::named(format!("{x}_on_conflict"));
+            if upserts(shape) {
+                input.field(InputValue::new("on_conflict", on_conflict))
+            } else {
+                input
+            }
+            .into()
         };
         let row = format!("{x}_insert_input");
         types.push(data("obj", TypeRef::named_nn(row.as_str())));
@@ -867,38 +873,13 @@ async fn plan(
             let objects: Vec<(String, &Json)> =
                 objects.iter().map(|(p, o)| (p.clone(), o)).collect();
             match optional_argument(args, "on_conflict")? {
-                Some(conflict) => {
-                    let update: Vec<String> = conflict
-                        .get("update_columns")
-                        .and_then(Json::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|c| c.as_str().map(str::to_string))
-                        .collect();
-                    let named = conflict.get("constraint").and_then(Json::as_str);
-                    let columns = constraints(shape)
-                        .into_iter()
-                        .find(|(name, _)| Some(name.as_str()) == named)
-                        .map(|(_, columns)| columns)
-                        .ok_or_else(|| {
-                            ApiError::bad_request("unknown constraint").at("on_conflict.constraint")
-                        })?;
-                    let (only, places) = match conflict.get("where").filter(|w| !w.is_null()) {
-                        Some(exp) => {
-                            let exp = GqlValue::from_json(exp.clone()).map_err(|e| {
-                                ApiError::bad_request(e.to_string()).at("on_conflict.where")
-                            })?;
-                            let (filter, places) =
-                                arguments::filter(&exp, shape, shapes, "on_conflict.where")?;
-                            (Some(filter), places)
-                        }
-                        None => (None, Places::default()),
-                    };
-                    audit.note("on_conflict", conflict);
-                    let conflict = Conflict { columns, only };
-                    writer::plan_upsert(state, principal, target, &objects, &conflict, &update)
+                Some(given) => {
+                    let upsert = OnConflict::parse(given, shape, shapes, "on_conflict")?;
+                    audit.note("on_conflict", upsert.given.clone());
+                    let (conflict, update) = (&upsert.conflict, &upsert.update);
+                    writer::plan_upsert(state, principal, target, &objects, conflict, update)
                         .await
-                        .map_err(|e| places.place(e, ""))
+                        .map_err(|e| upsert.places.place(e, ""))
                 }
                 None => writer::plan_insert(state, principal, target, &objects),
             }
@@ -943,6 +924,56 @@ async fn plan(
                 .await
                 .map_err(|e| places.place(e, ""))
         }
+    }
+}
+
+/// An insert's `on_conflict` (Hasura's upsert), checked.
+pub(super) struct OnConflict {
+    /// The key rows conflict on, and which existing rows are updated.
+    pub conflict: Conflict,
+    /// The columns an existing row gets (`update_columns`).
+    pub update: Vec<String>,
+    /// Where `where`'s conditions are in the request.
+    pub places: Places,
+    /// As given, for the audit row.
+    pub given: Json,
+}
+
+impl OnConflict {
+    /// `given` (at `at` in the request) for a row of `shape`: its
+    /// constraint must be one `x_constraint` names.
+    pub fn parse(given: Json, shape: &Shape, shapes: &Shapes, at: &str) -> Result<Self, ApiError> {
+        let update: Vec<String> = given
+            .get("update_columns")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect();
+        let named = given.get("constraint").and_then(Json::as_str);
+        let columns = constraints(shape)
+            .into_iter()
+            .find(|(name, _)| Some(name.as_str()) == named)
+            .map(|(_, columns)| columns)
+            .ok_or_else(|| {
+                ApiError::bad_request("unknown constraint").at(format!("{at}.constraint"))
+            })?;
+        let (only, places) = match given.get("where").filter(|w| !w.is_null()) {
+            Some(exp) => {
+                let at = format!("{at}.where");
+                let exp = GqlValue::from_json(exp.clone())
+                    .map_err(|e| ApiError::bad_request(e.to_string()).at(at.clone()))?;
+                let (filter, places) = arguments::filter(&exp, shape, shapes, &at)?;
+                (Some(filter), places)
+            }
+            None => (None, Places::default()),
+        };
+        Ok(Self {
+            conflict: Conflict { columns, only },
+            update,
+            places,
+            given,
+        })
     }
 }
 
@@ -999,16 +1030,16 @@ async fn insert_nested(
     one: bool,
 ) -> Result<Answer, ApiError> {
     let parsed = (|| {
-        if optional_argument(args, "on_conflict")?.is_some() {
-            return Err(ApiError::bad_request(
-                "`on_conflict` is not taken with related rows: upsert the rows in a field of \
-                 its own, and insert the related rows with theirs",
-            )
-            .at("on_conflict"));
-        }
+        let on_conflict = optional_argument(args, "on_conflict")?;
         insert_objects(args, one)?
             .into_iter()
-            .map(|(path, object)| nested_insert::Tree::parse(shape, shapes, object, path))
+            .map(|(path, object)| {
+                let upsert = on_conflict
+                    .clone()
+                    .map(|given| OnConflict::parse(given, shape, shapes, "on_conflict"))
+                    .transpose()?;
+                nested_insert::Tree::parse(shape, shapes, object, path, upsert)
+            })
             .collect::<Result<Vec<_>, _>>()
     })();
     let trees = match parsed {
@@ -1027,7 +1058,7 @@ async fn insert_nested(
     for tree in trees {
         let (record, inserted) = tree.insert(state, principal, inner).await?;
         answer.affected += inserted;
-        answer.records.push(record);
+        answer.records.extend(record);
     }
     Ok(answer)
 }

@@ -8,13 +8,16 @@
 //! related collection) are inserted after it, the row's columns put in
 //! theirs. The whole tree is checked before anything is written; then
 //! each row is an insert of its own under its collection's insert rule
-//! (columns, presets, check), with its audit row.
+//! (columns, presets, check), with its audit row — or an upsert, with the
+//! `on_conflict` given beside its `data` (or the field's, for its rows).
+//! An upserted row `on_conflict` leaves as it is gives no key: rows that
+//! need it are refused.
 
 use futures::future::BoxFuture;
 use serde_json::Value as Json;
 
 use super::bytea;
-use super::mutation::Inner;
+use super::mutation::{Inner, OnConflict};
 use super::shape::{RelationShape, Shape, Shapes};
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -52,18 +55,21 @@ pub struct Tree<'s> {
     before: Vec<(&'s RelationShape, Tree<'s>)>,
     /// Related rows that refer to the row, inserted after it.
     after: Vec<(&'s RelationShape, Vec<Tree<'s>>)>,
+    /// Upserted rather than inserted.
+    on_conflict: Option<OnConflict>,
 }
 
 impl<'s> Tree<'s> {
     /// `object` (at `path`) as a row of `shape` and its related rows: a
     /// 400 for what cannot be inserted — a relation to another source or
     /// that the caller may not insert into, `data` of the wrong form, a
-    /// column the relation sets given as well.
+    /// column the relation sets given as well, an unknown constraint.
     pub fn parse(
         shape: &'s Shape,
         shapes: &'s Shapes,
         object: Json,
         path: String,
+        on_conflict: Option<OnConflict>,
     ) -> Result<Self, ApiError> {
         let Json::Object(mut values) = object else {
             return Err(ApiError::bad_request("a row to insert is an object").at(path));
@@ -92,6 +98,15 @@ impl<'s> Tree<'s> {
             let data = wrapper.remove("data").ok_or_else(|| {
                 ApiError::bad_request("related rows come as `{data: …}`").at(at.clone())
             })?;
+            // Each related row's upsert, as given beside `data`.
+            let given = wrapper.remove("on_conflict").filter(|v| !v.is_null());
+            let conflict_at = format!("{at}.on_conflict");
+            let upsert = || {
+                given
+                    .clone()
+                    .map(|given| OnConflict::parse(given, related, shapes, &conflict_at))
+                    .transpose()
+            };
             let at = format!("{at}.data");
             if refers_to_related(relation, related) {
                 // Its key fills the row's columns.
@@ -102,7 +117,7 @@ impl<'s> Tree<'s> {
                 {
                     return Err(set_by_relation(own, &format!("{path}.{own}")));
                 }
-                before.push((relation, Tree::parse(related, shapes, data, at)?));
+                before.push((relation, Tree::parse(related, shapes, data, at, upsert()?)?));
                 continue;
             }
             let items = match data {
@@ -124,7 +139,7 @@ impl<'s> Tree<'s> {
                 } else {
                     at.clone()
                 };
-                let row = Tree::parse(related, shapes, item, at)?;
+                let row = Tree::parse(related, shapes, item, at, upsert()?)?;
                 // The row's columns fill its columns.
                 if let Some((_, theirs)) = relation
                     .pairs
@@ -145,18 +160,20 @@ impl<'s> Tree<'s> {
             values,
             before,
             after,
+            on_conflict,
         })
     }
 
-    /// Inserts the row and its related rows in the request's transaction
-    /// (`inner`): the row as written (as the caller may read it), and how
-    /// many rows were inserted in all.
+    /// Inserts (or upserts) the row and its related rows in the request's
+    /// transaction (`inner`): the row as written (as the caller may read
+    /// it; `None` when an upsert left it as it was), and how many rows
+    /// were written in all.
     pub fn insert<'a>(
         self,
         state: &'a AppState,
         principal: &'a Principal,
         inner: &'a mut Inner,
-    ) -> BoxFuture<'a, Result<(Record, u64), ApiError>>
+    ) -> BoxFuture<'a, Result<(Option<Record>, u64), ApiError>>
     where
         's: 'a,
     {
@@ -167,25 +184,40 @@ impl<'s> Tree<'s> {
                 mut values,
                 before,
                 after,
+                on_conflict,
             } = self;
             let mut inserted = 0;
             for (relation, related) in before {
+                let at = related.path.clone();
                 let (row, count) = related.insert(state, principal, inner).await?;
                 inserted += count;
+                let row = row.ok_or_else(|| left_as_it_is(&at))?;
                 for (own, theirs) in &relation.pairs {
                     fill(&mut values, own, &row, theirs)?;
                 }
             }
             let target = Target::resolve(state, &shape.name)?;
-            let audit = Audit::new(principal, &target, "insert");
-            let planned = writer::plan_insert(state, principal, &target, &[(path, &values)]);
+            let mut audit = Audit::new(principal, &target, "insert");
+            let objects = [(path.clone(), &values)];
+            let planned = match &on_conflict {
+                None => writer::plan_insert(state, principal, &target, &objects),
+                Some(upsert) => {
+                    audit.note("on_conflict", upsert.given.clone());
+                    let (conflict, update) = (&upsert.conflict, &upsert.update);
+                    writer::plan_upsert(state, principal, &target, &objects, conflict, update)
+                        .await
+                        .map_err(|e| upsert.places.place(e, ""))
+                }
+            };
             let (count, records) = inner
                 .write(state, &principal.caller(), &target, planned, audit, false)
                 .await?;
             inserted += count;
-            let row = records.into_iter().next().ok_or_else(|| {
-                ApiError::internal(format!("the insert into `{}` answered no row", shape.name))
-            })?;
+            let row = records.into_iter().next();
+            if after.iter().all(|(_, rows)| rows.is_empty()) {
+                return Ok((row, inserted));
+            }
+            let row = row.ok_or_else(|| left_as_it_is(&path))?;
             for (relation, rows) in after {
                 for mut related in rows {
                     for (own, theirs) in &relation.pairs {
@@ -194,7 +226,7 @@ impl<'s> Tree<'s> {
                     inserted += related.insert(state, principal, inner).await?.1;
                 }
             }
-            Ok((row, inserted))
+            Ok((Some(row), inserted))
         })
     }
 }
@@ -219,6 +251,16 @@ fn refers_to_related(relation: &RelationShape, related: &Shape) -> bool {
         .iter()
         .map(|(_, key)| key.iter().map(String::as_str).collect());
     primary.chain(unique).any(|key| sorted(key) == theirs)
+}
+
+/// The refusal of rows that need the key of a row `on_conflict` left as
+/// it was (no `update_columns`, or its `where` did not match).
+fn left_as_it_is(at: &str) -> ApiError {
+    ApiError::bad_request(
+        "the row exists and `on_conflict` leaves it as it is, so it gives no key to its related \
+         rows: name columns in `update_columns` (and a `where` it matches) to use that row",
+    )
+    .at(at.to_string())
 }
 
 fn set_by_relation(column: &str, at: &str) -> ApiError {

@@ -343,14 +343,6 @@ fn inserts(
     Ok(ops)
 }
 
-/// An insert that updates the rows whose primary key is already there
-/// (GraphQL's `on_conflict`): each object must give the whole key. Rows
-/// that exist get the object's `update` columns (the update rule decides:
-/// a row its filter does not admit is left as it is, as is every existing
-/// row when `update` is empty); the others are inserted under the insert
-/// rule. The existing keys are read through the engine first; a row
-/// inserted by someone else in between makes the insert fail on its key,
-/// and the request roll back.
 /// The key an upsert's rows conflict on, and which existing rows it may
 /// update.
 pub(crate) struct Conflict {
@@ -361,6 +353,14 @@ pub(crate) struct Conflict {
     pub only: Option<Json>,
 }
 
+/// An insert that updates the rows whose key is already there (GraphQL's
+/// `on_conflict`): each object must give the whole key. Rows that exist
+/// get the object's `update` columns (the update rule decides: a row its
+/// filter does not admit is left as it is, as is every existing row when
+/// `update` is empty); the others are inserted under the insert rule. The
+/// existing keys are read through the engine first; a row inserted by
+/// someone else in between makes the insert fail on its key, and the
+/// request roll back.
 pub(crate) async fn plan_upsert(
     state: &AppState,
     principal: &Principal,
