@@ -2205,6 +2205,103 @@ async fn batch(f: &Fixture, operations: Value) -> (u16, Value) {
     .await
 }
 
+/// Upserts inside a batch, as their routes spell them: a create with
+/// `resolution` (and `on_conflict`), NocoBase's `updateOrCreate` and
+/// `firstOrCreate` with `filterKeys`; all in the batch's one transaction.
+#[tokio::test]
+async fn a_batch_upserts_as_the_routes_do() {
+    let f = Fixture::new().await;
+    let (status, body) = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "pg_customers", "resolution": "merge-duplicates",
+             "values": [{"id": 1, "name": "Ann B"}, {"id": 40, "name": "New"}], "fields": "id,name"},
+            {"action": "updateOrCreate", "collection": "pg_customers", "filterKeys": ["name"],
+             "values": {"name": "Bob", "tier": "platinum"}, "fields": ["id", "tier"]},
+            {"action": "firstOrCreate", "collection": "pg_customers", "filterKeys": "name",
+             "values": {"name": "Cid", "tier": "none"}, "fields": "id,tier"},
+            {"action": "create", "collection": "pg_customers", "resolution": "ignore-duplicates",
+             "on_conflict": "id", "values": {"id": 2, "name": "ignored"}},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data[0]["affected"], 2, "{body}");
+    let mut merged = data[0]["data"].as_array().unwrap().clone();
+    merged.sort_by_key(|row| row["id"].as_i64());
+    assert_eq!(
+        merged,
+        [
+            json!({"id": 1, "name": "Ann B"}),
+            json!({"id": 40, "name": "New"})
+        ]
+    );
+    assert_eq!(
+        data[1]["data"],
+        json!({"id": 2, "tier": "platinum"}),
+        "{body}"
+    );
+    assert_eq!(
+        data[2]["data"],
+        json!({"id": 3, "tier": "silver"}),
+        "{body}"
+    );
+    assert_eq!(data[3], json!({"affected": 0, "data": null}), "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE name IN ('Ann B', 'New') OR tier = 'platinum'")
+            .await,
+        3
+    );
+    assert_eq!(
+        f.pg_count(
+            "SELECT count(*) FROM {schema}.customers WHERE name = 'ignored' OR tier = 'none'"
+        )
+        .await,
+        0
+    );
+    // Refused before anything is written, placed at the operation.
+    for (operation, at) in [
+        (
+            json!({"action": "update", "collection": "pg_customers", "key": 1,
+                "resolution": "merge-duplicates", "values": {"name": "x"}}),
+            "operations[1].resolution",
+        ),
+        (
+            json!({"action": "create", "collection": "pg_customers", "on_conflict": "id",
+                "values": {"id": 1, "name": "x"}}),
+            "operations[1].on_conflict",
+        ),
+        (
+            json!({"action": "create", "collection": "pg_customers", "resolution": "overwrite",
+                "values": {"id": 1, "name": "x"}}),
+            "operations[1].resolution",
+        ),
+        (
+            json!({"action": "updateOrCreate", "collection": "pg_customers",
+                "values": {"name": "x"}}),
+            "operations[1].filterKeys",
+        ),
+    ] {
+        let (status, body) = batch(
+            &f,
+            json!([{"action": "create", "collection": "pg_customers", "values": {"id": 41, "name": "y"}}, operation]),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["error"]["path"]),
+            (400, &json!(at)),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 41 OR name = 'x'")
+            .await,
+        0
+    );
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn a_batch_of_writes_is_one_transaction() {
     let f = Fixture::new().await;

@@ -55,12 +55,20 @@ pub(super) fn add_batch(paths: &mut Map<String, Value>, collections: &[Collectio
     if writable.is_empty() {
         return false;
     }
+    // Column names: a list, or one comma-separated string.
+    let names = |description: &str| {
+        json!({
+            "description": description,
+            "type": ["string", "array"],
+            "items": { "type": "string" },
+        })
+    };
     let operation = json!({
         "type": "object",
         "required": ["action", "collection"],
         "additionalProperties": false,
         "properties": {
-            "action": { "enum": ["create", "update", "destroy"] },
+            "action": { "enum": ["create", "update", "destroy", "updateOrCreate", "firstOrCreate"] },
             "collection": { "enum": writable },
             "key": {
                 "description": "update / destroy: the row's key as in `/api/{collection}/{key}` (`1,2` for a composite key).",
@@ -74,16 +82,14 @@ pub(super) fn add_batch(paths: &mut Map<String, Value>, collections: &[Collectio
                 "description": "create: an object of column values or an array of them; update: the columns to set.",
                 "type": ["object", "array"],
             },
-            "fields": {
-                "description": "Answer only these columns of the written rows, as the route's `fields` (a list, or one comma-separated string).",
-                "type": ["string", "array"],
-                "items": { "type": "string" },
+            "resolution": {
+                "description": "create: an upsert, as `Prefer: resolution=…` on the route — merge-duplicates updates the rows whose key is there, ignore-duplicates leaves them.",
+                "enum": ["merge-duplicates", "ignore-duplicates"],
             },
-            "except": {
-                "description": "Answer every column of the written rows but these, as the route's `except`.",
-                "type": ["string", "array"],
-                "items": { "type": "string" },
-            },
+            "on_conflict": names("create with `resolution`: the primary key's or a unique key's columns (default: the primary key)."),
+            "filterKeys": names("updateOrCreate / firstOrCreate (required): the columns that find the row, as on NocoBase's routes."),
+            "fields": names("Answer only these columns of the written rows, as the route's `fields` (a list, or one comma-separated string)."),
+            "except": names("Answer every column of the written rows but these, as the route's `except`."),
         },
     });
     let mut responses = Map::new();

@@ -1,5 +1,6 @@
-//! `POST /api/batch`: several writes — create, update and destroy, on any
-//! collections of one source — in one request and ONE transaction: all of
+//! `POST /api/batch`: several writes — create (or upsert), update and
+//! destroy, on any collections of one source — in one request and ONE
+//! transaction: all of
 //! them happen or none does. Each operation is what its own route would
 //! do (the same rules, presets, checks and audit row); they run in order,
 //! and an update or delete by filter sees the rows earlier operations of
@@ -14,7 +15,7 @@ use serde_json::{Value as Json, json};
 
 use super::params::{Key, Selection};
 use super::read::Record;
-use super::write::{self, Answered, Returned, parse_body, rows as to_rows, selection_text};
+use super::write::{self, Answered, Returned, Upsert, parse_body, rows as to_rows, selection_text};
 use super::writer::{self, Audit, Changes, LastWrite, Planned, Transaction};
 use super::{Target, json_response};
 use crate::audit;
@@ -47,21 +48,32 @@ pub async fn run(
     let outcome = batch.run(state, principal, &operations).await;
     batch.record(state, outcome.as_ref().err()).await;
     let results = outcome.map_err(|(_, error)| error)?;
-    let data: Vec<Outcome> = operations
-        .iter()
-        .zip(results)
-        .map(|(operation, (affected, mut records))| {
-            operation.answered.trim(&mut records);
-            Outcome {
-                affected,
-                data: if operation.answers_row() {
-                    Answer::Row(records.into_iter().next())
-                } else {
-                    Answer::Rows(records)
-                },
-            }
-        })
-        .collect();
+    let mut data: Vec<Outcome> = Vec::with_capacity(operations.len());
+    for (operation, (affected, mut records)) in operations.iter().zip(results) {
+        // NocoBase's firstOrCreate answers the row it found, read once
+        // the batch is committed.
+        if let Kind::Create {
+            values,
+            upsert: Some(upsert),
+        } = &operation.kind
+            && upsert.answers_found()
+            && records.is_empty()
+            && values.is_object()
+        {
+            records = upsert
+                .found(state, &principal.caller(), &operation.target, values)
+                .await?;
+        }
+        operation.answered.trim(&mut records);
+        data.push(Outcome {
+            affected,
+            data: if operation.answers_row() {
+                Answer::Row(records.into_iter().next())
+            } else {
+                Answer::Rows(records)
+            },
+        });
+    }
     Ok(json_response(StatusCode::OK, &Answers { data }))
 }
 
@@ -75,8 +87,11 @@ struct Operation {
 
 /// What an operation does, with what it needs.
 enum Kind {
-    /// An object, or an array of objects.
-    Create(Json),
+    /// An object, or an array of objects; upserted with `upsert`.
+    Create {
+        values: Json,
+        upsert: Option<Upsert>,
+    },
     Update {
         rows: Selection,
         values: Json,
@@ -88,7 +103,7 @@ impl Operation {
     /// As the audit log names it (`write.<operation>`).
     fn audit_name(&self) -> &'static str {
         match self.kind {
-            Kind::Create(_) => "insert",
+            Kind::Create { .. } => "insert",
             Kind::Update { .. } => "update",
             Kind::Destroy(_) => "delete",
         }
@@ -98,7 +113,7 @@ impl Operation {
     /// create of one object, a write by key.
     fn answers_row(&self) -> bool {
         match &self.kind {
-            Kind::Create(values) => !values.is_array(),
+            Kind::Create { values, .. } => !values.is_array(),
             Kind::Update { rows, .. } | Kind::Destroy(rows) => matches!(rows, Selection::Key(_)),
         }
     }
@@ -159,7 +174,9 @@ fn parse(state: &AppState, caller: &Caller, body: &Bytes) -> Result<Vec<Operatio
 }
 
 /// One operation: `{"action", "collection", "key" | "filter", "values"}`,
-/// and optionally `"fields"` and `"except"`.
+/// and optionally `"fields"` and `"except"`; a create's upsert with
+/// `"resolution"` (and `"on_conflict"`), NocoBase's `updateOrCreate` and
+/// `firstOrCreate` with `"filterKeys"`.
 fn operation(state: &AppState, caller: &Caller, item: Json) -> Result<Operation, ApiError> {
     let Json::Object(mut fields) = item else {
         return Err(ApiError::bad_request(
@@ -172,9 +189,13 @@ fn operation(state: &AppState, caller: &Caller, item: Json) -> Result<Operation,
         None => Err(ApiError::bad_request(format!("`{name}` is required")).at(name)),
     };
     let action = text(&mut fields, "action")?;
-    if !matches!(action.as_str(), "create" | "update" | "destroy") {
+    if !matches!(
+        action.as_str(),
+        "create" | "update" | "destroy" | "updateOrCreate" | "firstOrCreate"
+    ) {
         return Err(ApiError::bad_request(format!(
-            "unknown action `{action}`: use create, update or destroy"
+            "unknown action `{action}`: use create, update, destroy, updateOrCreate or \
+             firstOrCreate"
         ))
         .at("action"));
     }
@@ -200,6 +221,18 @@ fn operation(state: &AppState, caller: &Caller, item: Json) -> Result<Operation,
     let values = fields.remove("values");
     let answered = Returned::from_json(fields.remove("fields"), fields.remove("except"))?
         .columns(state, caller, &target)?;
+    let upsert = Upsert::of_operation(
+        &action,
+        fields.remove("resolution"),
+        fields.remove("on_conflict"),
+        fields.remove("filterKeys"),
+    )?;
+    // NocoBase's upserts are creates that find their rows by filterKeys.
+    let action = if upsert.is_some() {
+        "create"
+    } else {
+        action.as_str()
+    };
     if let Some(name) = fields.keys().next() {
         return Err(ApiError::bad_request(format!("unknown field `{name}`")).at(name.clone()));
     }
@@ -215,8 +248,8 @@ fn operation(state: &AppState, caller: &Caller, item: Json) -> Result<Operation,
             ));
         }
     };
-    let kind = match (action.as_str(), rows, values) {
-        ("create", None, Some(values)) => Kind::Create(values),
+    let kind = match (action, rows, values) {
+        ("create", None, Some(values)) => Kind::Create { values, upsert },
         ("create", Some(_), _) => {
             return Err(ApiError::bad_request(
                 "a create names no rows: it takes neither `key` nor `filter`",
@@ -406,8 +439,15 @@ impl Batch {
         self.audits[at] = Some(audit);
         let earlier = self.tx.as_ref().map_or(&[][..], |tx| tx.written(target));
         let planned = match &operation.kind {
-            Kind::Create(values) => write::objects(values, "values")
-                .and_then(|(objects, _)| writer::plan_insert(state, principal, target, &objects)),
+            Kind::Create { values, upsert } => match write::objects(values, "values") {
+                Err(error) => Err(error),
+                Ok((objects, _)) => match (upsert, self.audits[at].as_mut()) {
+                    (Some(upsert), Some(audit)) => {
+                        upsert.plan(state, principal, target, &objects, audit).await
+                    }
+                    _ => writer::plan_insert(state, principal, target, &objects),
+                },
+            },
             Kind::Update { rows, values } => {
                 let changes = Changes {
                     set: Some((values, "values")),

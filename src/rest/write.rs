@@ -95,16 +95,9 @@ async fn insert(
     let planned = match &query.upsert {
         None => writer::plan_insert(state, principal, target, &objects)?,
         Some(upsert) => {
-            let conflict = Conflict {
-                columns: upsert.key(target)?,
-                only: None,
-            };
-            audit.note(
-                "on_conflict",
-                json!({ "columns": conflict.columns, "resolution": upsert.resolution() }),
-            );
-            let update = upsert.update(&conflict.columns, &objects);
-            writer::plan_upsert(state, principal, target, &objects, &conflict, &update).await?
+            upsert
+                .plan(state, principal, target, &objects, audit)
+                .await?
         }
     };
     let (_, mut records) = answered
@@ -330,8 +323,13 @@ impl Upsert {
     /// From the `Prefer` header's resolution and the `on_conflict`
     /// parameter; `None` without a resolution.
     pub(super) fn take(prefer: &Prefer, params: &mut Params) -> Result<Option<Self>, ApiError> {
-        let on_conflict = params.names("on_conflict");
-        match prefer.resolution {
+        Self::resolved(prefer.resolution, params.names("on_conflict"))
+    }
+
+    /// PostgREST's upsert with `merge` (`None`: no resolution asked for,
+    /// so no upsert) on the key `on_conflict` names.
+    fn resolved(merge: Option<bool>, on_conflict: Vec<String>) -> Result<Option<Self>, ApiError> {
+        match merge {
             Some(merge) => Ok(Some(Self {
                 merge,
                 on_conflict,
@@ -344,6 +342,53 @@ impl Upsert {
             )
             .at("on_conflict")),
         }
+    }
+
+    /// A batch operation's: `create` with `"resolution"`
+    /// (`merge-duplicates` or `ignore-duplicates`) and optionally
+    /// `"on_conflict"`; `updateOrCreate` / `firstOrCreate` with
+    /// `"filterKeys"` (each a list of names or one comma-separated string).
+    /// `None`: a plain write.
+    pub(super) fn of_operation(
+        action: &str,
+        resolution: Option<Json>,
+        on_conflict: Option<Json>,
+        filter_keys: Option<Json>,
+    ) -> Result<Option<Self>, ApiError> {
+        let on_conflict = names_of(on_conflict, "on_conflict")?;
+        let filter_keys = names_of(filter_keys, "filterKeys")?;
+        let merge = match (action, resolution) {
+            ("updateOrCreate", None) => return Self::nocobase(true, filter_keys).map(Some),
+            ("firstOrCreate", None) => return Self::nocobase(false, filter_keys).map(Some),
+            (_, None) => None,
+            ("create", Some(Json::String(text))) if text == "merge-duplicates" => Some(true),
+            ("create", Some(Json::String(text))) if text == "ignore-duplicates" => Some(false),
+            ("create", Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "`resolution` is merge-duplicates or ignore-duplicates",
+                )
+                .at("resolution"));
+            }
+            (_, Some(_)) => {
+                return Err(
+                    ApiError::bad_request("only a create takes `resolution`").at("resolution")
+                );
+            }
+        };
+        if !filter_keys.is_empty() {
+            return Err(ApiError::bad_request(
+                "`filterKeys` belongs to updateOrCreate and firstOrCreate",
+            )
+            .at("filterKeys"));
+        }
+        if merge.is_none() && !on_conflict.is_empty() {
+            return Err(ApiError::bad_request(
+                "`on_conflict` names the key of an upsert: give `resolution` too \
+                 (merge-duplicates or ignore-duplicates)",
+            )
+            .at("on_conflict"));
+        }
+        Self::resolved(merge, on_conflict)
     }
 
     /// NocoBase's `updateOrCreate` (`merge`) or `firstOrCreate` on
@@ -368,6 +413,34 @@ impl Upsert {
         } else {
             "ignore-duplicates"
         }
+    }
+
+    /// The upsert of `objects` ([`writer::plan_upsert`]), noted in the
+    /// write's audit row.
+    pub(super) async fn plan(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        target: &Target,
+        objects: &Objects<'_>,
+        audit: &mut Audit,
+    ) -> Result<Planned, ApiError> {
+        let conflict = Conflict {
+            columns: self.key(target)?,
+            only: None,
+        };
+        audit.note(
+            "on_conflict",
+            json!({ "columns": conflict.columns, "resolution": self.resolution() }),
+        );
+        let update = self.update(&conflict.columns, objects);
+        writer::plan_upsert(state, principal, target, objects, &conflict, &update).await
+    }
+
+    /// Whether it is NocoBase's `firstOrCreate`, which answers the row it
+    /// found when it created none.
+    pub(super) fn answers_found(&self) -> bool {
+        self.nocobase && !self.merge
     }
 
     /// The key rows conflict on: `on_conflict`'s columns, which must be the
@@ -404,7 +477,7 @@ impl Upsert {
 
     /// The row `firstOrCreate` found (none was created): the first, in the
     /// primary key's order, whose `filterKeys` hold the object's values.
-    async fn found(
+    pub(super) async fn found(
         &self,
         state: &AppState,
         caller: &Caller,
@@ -519,36 +592,9 @@ impl Returned {
     /// A batch operation's, each a list of names or one comma-separated
     /// string (`"fields": ["id", "status"]`, `"fields": "id,status"`).
     pub(super) fn from_json(fields: Option<Json>, except: Option<Json>) -> Result<Self, ApiError> {
-        let names = |value: Option<Json>, param: &str| -> Result<Vec<String>, ApiError> {
-            let refused = || {
-                ApiError::bad_request(format!(
-                    "`{param}` is a list of column names or one comma-separated string"
-                ))
-                .at(param)
-            };
-            let texts = match value {
-                None | Some(Json::Null) => Vec::new(),
-                Some(Json::String(text)) => vec![text],
-                Some(Json::Array(items)) => items
-                    .into_iter()
-                    .map(|item| match item {
-                        Json::String(text) => Ok(text),
-                        _ => Err(refused()),
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err(refused()),
-            };
-            Ok(texts
-                .iter()
-                .flat_map(|text| text.split(','))
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_string)
-                .collect())
-        };
         Ok(Self {
-            fields: names(fields, "fields")?,
-            except: names(except, "except")?,
+            fields: names_of(fields, "fields")?,
+            except: names_of(except, "except")?,
         })
     }
 
@@ -590,6 +636,36 @@ impl Returned {
                 .collect(),
         )))
     }
+}
+
+/// Column names a batch operation gives under `param`: a list of names or
+/// one comma-separated string (`["id", "status"]`, `"id,status"`).
+fn names_of(value: Option<Json>, param: &str) -> Result<Vec<String>, ApiError> {
+    let refused = || {
+        ApiError::bad_request(format!(
+            "`{param}` is a list of column names or one comma-separated string"
+        ))
+        .at(param)
+    };
+    let texts = match value {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::String(text)) => vec![text],
+        Some(Json::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Json::String(text) => Ok(text),
+                _ => Err(refused()),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(refused()),
+    };
+    Ok(texts
+        .iter()
+        .flat_map(|text| text.split(','))
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The columns a write answers, checked; `None`: every column the caller
