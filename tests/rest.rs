@@ -2864,6 +2864,175 @@ async fn a_write_answering_only_readable_columns_needs_no_more_privilege() {
     common::drop_postgres_schema_and_role(&schema, &user).await;
 }
 
+/// The ids of a list answer's rows.
+fn row_ids(body: &Value) -> Vec<i64> {
+    body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// NocoBase's association resources: `/api/{c}/{key}/{relation}:{action}`
+/// reads and writes the rows of one row's relation only — also across
+/// sources for reads; a create gets the relation's column filled in; a
+/// row the caller cannot see has no associations.
+#[tokio::test]
+async fn nocobase_association_resources_keep_to_the_rows_related() {
+    let f = Fixture::new().await;
+    let body = f
+        .get("/api/pg_customers/1/orders:list?sort=id&fields=id,status")
+        .await;
+    assert_eq!(row_ids(&body), vec![1, 2], "{body}");
+    assert_eq!(body["meta"]["count"], 2, "{body}");
+    let open = enc(r#"{"status":"open"}"#);
+    let body = f
+        .get(&format!(
+            "/api/pg_customers/1/orders?filter={open}&fields=id"
+        ))
+        .await;
+    assert_eq!(row_ids(&body), vec![1], "{body}");
+    let body = f.get("/api/pg_customers/1/reviews:list?sort=id").await;
+    assert_eq!(row_ids(&body), vec![1, 2], "{body}");
+    // By key: only a related row; a to-one relation's one row needs no key.
+    let (status, body) = f
+        .call(
+            Method::GET,
+            "/api/pg_customers/1/orders:get?filterByTk=3",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let body = f.get("/api/pg_customers/1/orders:get?filterByTk=2").await;
+    assert_eq!(body["data"]["status"], "shipped", "{body}");
+    let body = f.get("/api/pg_orders/3/customers:get").await;
+    assert_eq!(body["data"]["name"], "Bob", "{body}");
+    // A create is related to the row; another value for the relation's
+    // column is a 400, as is a create through the row's own reference.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/3/orders:create",
+            Some(json!({"status": "new", "total": "1", "placed_at": "2024-06-01"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]["customer_id"]),
+        (201, &json!(3)),
+        "{body}"
+    );
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/3/orders:create",
+            Some(
+                json!({"customer_id": 1, "status": "new", "total": "1", "placed_at": "2024-06-01"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["path"]),
+        (400, &json!("customer_id")),
+        "{body}"
+    );
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders/3/customers:create",
+            Some(json!({"id": 9, "name": "Zed"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE customer_id = 3")
+            .await,
+        2
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.customers WHERE id = 9")
+            .await,
+        0
+    );
+    // Writes by key touch a related row only; by filter, related rows only.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/1/orders:update?filterByTk=3",
+            Some(json!({"status": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/1/orders:update?filterByTk=1",
+            Some(json!({"status": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]["status"]),
+        (200, &json!("x")),
+        "{body}"
+    );
+    let open = enc(r#"{"status":{"$ne":"x"}}"#);
+    let (status, body) = f
+        .call(
+            Method::POST,
+            &format!("/api/pg_customers/2/orders:destroy?filter={open}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["meta"]["affected"]),
+        (200, &json!(2)),
+        "{body}"
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE status = 'x' OR customer_id = 2")
+            .await,
+        1
+    );
+    assert_eq!(f.pg_count("SELECT count(*) FROM {schema}.orders").await, 4);
+    // Unknown relation, unknown row, a row the role cannot see: 404.
+    for path in [
+        "/api/pg_customers/1/nothing:list",
+        "/api/pg_customers/99/orders:list",
+    ] {
+        let (status, body) = f.call(Method::GET, path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    f.rule(
+        "clerk",
+        "pg_customers",
+        "select",
+        json!({"filter": {"tier": "gold"}}),
+    )
+    .await;
+    f.rule("clerk", "pg_orders", "select", json!({})).await;
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "u",
+            Method::GET,
+            "/api/pg_customers/1/orders:list",
+            None,
+        )
+        .await;
+    assert_eq!((status, row_ids(&body)), (200, vec![1, 2]), "{body}");
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "u",
+            Method::GET,
+            "/api/pg_customers/2/orders:list",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    f.stop().await;
+}
+
 /// A write sent with a `Prefer` header: its status, `Preference-Applied`
 /// and body text.
 async fn preferring(

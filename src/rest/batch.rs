@@ -114,7 +114,9 @@ impl Operation {
     fn answers_row(&self) -> bool {
         match &self.kind {
             Kind::Create { values, .. } => !values.is_array(),
-            Kind::Update { rows, .. } | Kind::Destroy(rows) => matches!(rows, Selection::Key(_)),
+            Kind::Update { rows, .. } | Kind::Destroy(rows) => {
+                matches!(rows, Selection::Key(_) | Selection::KeyWithin(..))
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! connector in one transaction per request.
 
 pub(crate) mod aggregate;
+mod association;
 mod batch;
 mod cursor;
 mod document;
@@ -55,6 +56,13 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/{target}/{key}",
             get(key_route).patch(key_route).delete(key_route),
+        )
+        .route(
+            "/api/{target}/{key}/{association}",
+            get(association_route)
+                .post(association_route)
+                .patch(association_route)
+                .delete(association_route),
         )
 }
 
@@ -114,6 +122,41 @@ enum Operation {
     Destroy,
 }
 
+impl Operation {
+    /// The name a path segment holds and the operation it and the method
+    /// ask for: `orders:list` is NocoBase's `list` of `orders`; without an
+    /// action, our own routes'.
+    fn of<'s>(method: &Method, segment: &'s str) -> Result<(&'s str, Self), ApiError> {
+        let (name, action) = match segment.split_once(':') {
+            Some((name, action)) => (name, Some(action)),
+            None => (segment, None),
+        };
+        let operation = match (method, action) {
+            (&Method::GET, None) => Operation::List { nocobase: false },
+            (&Method::GET, Some("list")) => Operation::List { nocobase: true },
+            (&Method::GET, Some("get")) => Operation::Get,
+            (&Method::GET, Some("aggregate")) => Operation::Aggregate,
+            (&Method::POST, None | Some("create")) => Operation::Create,
+            (&Method::POST, Some("updateOrCreate")) => Operation::CreateOr { merge: true },
+            (&Method::POST, Some("firstOrCreate")) => Operation::CreateOr { merge: false },
+            (&Method::POST, Some("update")) | (&Method::PATCH, None) => Operation::Update,
+            (&Method::POST, Some("destroy")) | (&Method::DELETE, None) => Operation::Destroy,
+            (_, Some(other)) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!(
+                        "unknown action `{other}` for {method}: use list, get or aggregate (GET), \
+                         create, update, destroy, updateOrCreate or firstOrCreate (POST)"
+                    ),
+                ));
+            }
+            _ => return Err(method_not_allowed(method)),
+        };
+        Ok((name, operation))
+    }
+}
+
 /// `GET|POST|PATCH|DELETE /api/{collection}` and NocoBase's
 /// `/api/{collection}:{action}`.
 async fn collection_route(
@@ -126,90 +169,145 @@ async fn collection_route(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| body_rejection(&e))?;
-    let (name, action) = match target.split_once(':') {
-        Some((name, action)) => (name, Some(action)),
-        None => (target.as_str(), None),
-    };
-    let operation = match (&method, action) {
-        (&Method::GET, None) => Operation::List { nocobase: false },
-        (&Method::GET, Some("list")) => Operation::List { nocobase: true },
-        (&Method::GET, Some("get")) => Operation::Get,
-        (&Method::GET, Some("aggregate")) => Operation::Aggregate,
-        (&Method::POST, None | Some("create")) => Operation::Create,
-        (&Method::POST, Some("updateOrCreate")) => Operation::CreateOr { merge: true },
-        (&Method::POST, Some("firstOrCreate")) => Operation::CreateOr { merge: false },
-        (&Method::POST, Some("update")) | (&Method::PATCH, None) => Operation::Update,
-        (&Method::POST, Some("destroy")) | (&Method::DELETE, None) => Operation::Destroy,
-        (_, Some(other)) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!(
-                    "unknown action `{other}` for {method}: use list, get or aggregate (GET), \
-                     create, update, destroy, updateOrCreate or firstOrCreate (POST)"
-                ),
-            ));
-        }
-        _ => return Err(method_not_allowed(&method)),
-    };
+    let (name, operation) = Operation::of(&method, &target)?;
     let target = Target::resolve(&state, name)?;
-    let mut params = Params::parse(query.as_deref())?;
+    let request = Request::new(operation, query.as_deref(), &headers, &body)?;
+    run(&state, &principal, &target, request, None).await
+}
+
+/// `/api/{collection}/{key}/{relation}` and `…/{relation}:{action}`:
+/// NocoBase's association resources, the rows of one row's relation.
+async fn association_route(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((name, key, association)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| body_rejection(&e))?;
+    let (relation, operation) = Operation::of(&method, &association)?;
+    let parent = Target::resolve(&state, &name)?;
+    let key = params::Key::from_path(&parent, &key)?;
+    let scope = Box::pin(association::Scope::of(
+        &state, &principal, &parent, &key, relation,
+    ))
+    .await?;
+    let request = Request::new(operation, query.as_deref(), &headers, &body)?;
+    run(&state, &principal, &scope.target, request, Some(&scope)).await
+}
+
+/// A request to a collection route, parsed as far as the route goes.
+struct Request<'r> {
+    operation: Operation,
+    params: Params,
+    headers: &'r HeaderMap,
+    body: &'r Bytes,
+}
+
+impl<'r> Request<'r> {
+    fn new(
+        operation: Operation,
+        query: Option<&str>,
+        headers: &'r HeaderMap,
+        body: &'r Bytes,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            operation,
+            params: Params::parse(query)?,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Runs a collection route's operation on `target`; within `scope`, on
+/// the rows of one row's relation only.
+async fn run(
+    state: &AppState,
+    principal: &Principal,
+    target: &Target,
+    request: Request<'_>,
+    scope: Option<&association::Scope>,
+) -> Result<Response, ApiError> {
+    let Request {
+        operation,
+        mut params,
+        headers,
+        body,
+    } = request;
+    if let Some(scope) = scope {
+        scope.restrict(&mut params, operation)?;
+    }
+    let filled;
+    let body = match scope {
+        Some(scope) if matches!(operation, Operation::Create | Operation::CreateOr { .. }) => {
+            filled = scope.fill(body)?;
+            &filled
+        }
+        _ => body,
+    };
+    let within = |selection| match scope {
+        Some(scope) => scope.within(selection),
+        None => selection,
+    };
     // Each operation's future boxed: the handler's own stays small, and
     // the router moves it (with the largest operation's state) several
     // times per request.
     match operation {
         Operation::List { nocobase } => {
             Box::pin(read::list(
-                &state,
-                &principal,
-                &target,
+                state,
+                principal,
+                target,
                 &mut params,
-                &headers,
+                headers,
                 nocobase,
             ))
             .await
         }
         Operation::Get => {
-            let key = params.filter_by_tk(&target)?;
-            Box::pin(read::get(&state, &principal, &target, key, &mut params)).await
+            let key = params.filter_by_tk(target)?;
+            Box::pin(read::get(state, principal, target, key, &mut params)).await
         }
         Operation::Aggregate => {
             Box::pin(aggregate::run(
-                &state,
-                &principal,
-                &target,
+                state,
+                principal,
+                target,
                 &mut params,
-                &headers,
+                headers,
             ))
             .await
         }
         Operation::Create => {
-            let prefer = write::Prefer::parse(&headers)?;
+            let prefer = write::Prefer::parse(headers)?;
             let upsert = write::Upsert::take(&prefer, &mut params)?;
             let mut query = WriteQuery::take(&mut params, true, prefer);
             query.upsert = upsert;
             params.finish()?;
-            Box::pin(write::create(&state, &principal, &target, &query, &body)).await
+            Box::pin(write::create(state, principal, target, &query, body)).await
         }
         Operation::CreateOr { merge } => {
-            let mut query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
+            let mut query = WriteQuery::take(&mut params, true, write::Prefer::parse(headers)?);
             query.upsert = Some(write::Upsert::nocobase(merge, params.names("filterKeys"))?);
             params.finish()?;
-            Box::pin(write::create(&state, &principal, &target, &query, &body)).await
+            Box::pin(write::create(state, principal, target, &query, body)).await
         }
         Operation::Update => {
-            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
-            let selection = params.selection(&target)?;
+            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(headers)?);
+            let selection = within(params.selection(target)?);
             Box::pin(write::update(
-                &state, &principal, &target, selection, &query, &body,
+                state, principal, target, selection, &query, body,
             ))
             .await
         }
         Operation::Destroy => {
-            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(&headers)?);
-            let selection = params.selection(&target)?;
+            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(headers)?);
+            let selection = within(params.selection(target)?);
             Box::pin(write::destroy(
-                &state, &principal, &target, selection, &query, &body,
+                state, principal, target, selection, &query, body,
             ))
             .await
         }

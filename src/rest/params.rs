@@ -69,6 +69,9 @@ pub enum Selection {
     Key(Key),
     /// A non-empty filter (bulk writes).
     Filter(Value),
+    /// The row with the key, if it matches the filter (a row of an
+    /// association: `/api/posts/1/comments:update?filterByTk=7`).
+    KeyWithin(Key, Value),
 }
 
 impl Params {
@@ -104,6 +107,17 @@ impl Params {
             1 => Ok(values.pop()),
             _ => Err(ApiError::bad_request(format!("`{name}` is given more than once")).at(name)),
         }
+    }
+
+    /// Whether a parameter is given (left unread).
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(n, _)| n == name)
+    }
+
+    /// Sets a parameter, in place of any value it had.
+    pub fn put(&mut self, name: &str, value: String) {
+        self.entries.retain(|(n, _)| n != name);
+        self.entries.push((name.to_string(), value));
     }
 
     /// Fails on any parameter left unread.

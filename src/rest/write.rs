@@ -746,6 +746,9 @@ pub(super) fn rows(selection: &Selection) -> Rows {
                 .collect(),
         ),
         Selection::Filter(filter) => Rows::Filter(filter.clone()),
+        Selection::KeyWithin(key, within) => {
+            Rows::Filter(json!({ "$and": [key.filter(), within] }))
+        }
     }
 }
 
@@ -772,7 +775,7 @@ fn respond(
 ) -> Result<Response, ApiError> {
     let minimal = query.prefer.minimal == Some(true);
     let response = match selection {
-        Selection::Key(key) => match records.into_iter().next() {
+        Selection::Key(key) | Selection::KeyWithin(key, _) => match records.into_iter().next() {
             Some(_) if minimal => StatusCode::NO_CONTENT.into_response(),
             Some(record) => json_response(StatusCode::OK, &One { data: Some(record) }),
             None => {
@@ -803,6 +806,7 @@ pub(super) fn selection_text(selection: &Selection) -> Json {
     match selection {
         Selection::Key(key) => Json::String(key.text()),
         Selection::Filter(filter) => filter.clone(),
+        Selection::KeyWithin(key, within) => json!({ "key": key.text(), "within": within }),
     }
 }
 
