@@ -1617,6 +1617,55 @@ async fn inserts_related_rows_with_their_row_in_one_transaction() {
     f.stop().await;
 }
 
+/// Nested inserts on MariaDB: the keys `AUTO_INCREMENT` gives the row fill
+/// its related rows' columns (array relationship), and a related row's key
+/// fills the row's (object relationship).
+#[tokio::test]
+async fn nested_inserts_on_mariadb_fill_in_generated_keys() {
+    let ddl = format!(
+        "{MY_DDL}
+        CREATE TABLE authors (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100) NOT NULL);
+        CREATE TABLE books (id int AUTO_INCREMENT PRIMARY KEY, author_id int NOT NULL,
+                            title varchar(100) NOT NULL, FOREIGN KEY (author_id) REFERENCES authors(id));"
+    );
+    let f = Fixture(common::TwoSources::start(PG_DDL, &ddl, FileConfig::default()).await);
+    let body = f
+        .query(
+            r#"mutation { insert_my_authors_one(object: {name: "Le Guin", books: {data: [
+                {title: "The Dispossessed"}, {title: "A Wizard of Earthsea"}]}}) {
+              name books(order_by: {title: asc}) { title } } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_my_authors_one": {"name": "Le Guin", "books": [
+            {"title": "A Wizard of Earthsea"}, {"title": "The Dispossessed"}]}}})
+    );
+    let body = f
+        .query(
+            r#"mutation { insert_my_books(objects: [{title: "Kindred", authors: {data: {name: "Butler"}}}]) {
+              affected_rows returning { title authors { name } } } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"insert_my_books": {"affected_rows": 2, "returning": [
+            {"title": "Kindred", "authors": {"name": "Butler"}}]}}})
+    );
+    let body = f
+        .query(
+            "{ my_authors(order_by: {id: asc}) { name books_aggregate { aggregate { count } } } }",
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"my_authors": [
+            {"name": "Le Guin", "books_aggregate": {"aggregate": {"count": 2}}},
+            {"name": "Butler", "books_aggregate": {"aggregate": {"count": 1}}}]}})
+    );
+    f.stop().await;
+}
+
 /// A role's nested inserts: a relation is in the input only when the role
 /// may insert into the related collection; each related row is written
 /// under its own collection's rule (its preset, its check).
