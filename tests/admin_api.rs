@@ -544,3 +544,81 @@ async fn postgres_and_mariadb_sources_register_and_report_metrics() {
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;
 }
+
+/// `pool.settings`: every connection of a PostgreSQL or MariaDB source
+/// starts with them (here read-only transactions: reads answer, writes are
+/// refused by the database); settings Tributary sets itself, bad names and
+/// other kinds of source are refused at registration.
+#[tokio::test]
+async fn pool_settings_reach_every_connection() {
+    let schema =
+        common::postgres_schema("CREATE TABLE notes (id int PRIMARY KEY, body text);").await;
+    let database =
+        common::mariadb_database("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(json!({"name": "pg", "url": common::postgres_url_with(None, None),
+                         "schemas": {"include": [schema]},
+                         "pool": {"settings": {"default_transaction_read_only": "on", "work_mem": "8MB"}}}))
+        .await;
+    server
+        .register(
+            json!({"name": "my", "url": common::mariadb_url_with_database(&database),
+                         "pool": {"settings": {"tx_read_only": "1"}}}),
+        )
+        .await;
+    for collection in ["pg_notes", "my_notes"] {
+        let (status, body) = server
+            .admin(Method::GET, &format!("/api/{collection}"), None)
+            .await;
+        assert_eq!(status, 200, "{collection}: {body}");
+        let (status, body) = server
+            .admin(
+                Method::POST,
+                &format!("/api/{collection}"),
+                Some(json!({"id": 1, "body": "x"})),
+            )
+            .await;
+        assert!(status >= 400, "{collection}: {status} {body}");
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        assert!(
+            message.contains("read-only") || message.contains("read only"),
+            "{collection}: {body}"
+        );
+    }
+    let (_, sources) = server.admin(Method::GET, "/admin/sources", None).await;
+    assert!(
+        sources
+            .to_string()
+            .contains("default_transaction_read_only"),
+        "{sources}"
+    );
+    let post = |body: Value| server.admin(Method::POST, "/admin/sources", Some(body));
+    for (settings, words) in [
+        (json!({"TimeZone": "Europe/Paris"}), "set by Tributary"),
+        (json!({"bad name": "x"}), "not a setting's name"),
+        (json!({"work_mem": "8MB\n"}), "control characters"),
+    ] {
+        let (status, body) = post(json!({"name": "pg2", "url": common::postgres_url_with(None, None),
+                                         "schemas": {"include": [schema]}, "pool": {"settings": settings}}))
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(words),
+            "{body}"
+        );
+    }
+    let crm = common::sqlite_file(dir.path(), "crm.db", CRM);
+    let (status, body) = post(
+        json!({"name": "lite", "url": format!("sqlite://{}", crm.display()),
+                                     "pool": {"settings": {"cache_size": "1"}}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+    common::drop_mariadb_database(&database).await;
+}

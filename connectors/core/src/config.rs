@@ -1,6 +1,7 @@
 //! How a source is registered: kind, connection (URL or fields), pool, TLS and
 //! which schemas to introspect. Typed, with unknown keys rejected.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,6 +90,21 @@ impl SourceConfig {
             }
         }
         self.pool.validate()?;
+        if !self.pool.settings.is_empty()
+            && !matches!(
+                self.kind,
+                SourceKind::Postgres
+                    | SourceKind::Kingbase
+                    | SourceKind::Mysql
+                    | SourceKind::Mariadb
+            )
+        {
+            return Err(ConnectorError::config(format!(
+                "pool.settings is taken by PostgreSQL, KingbaseES, MySQL and MariaDB sources, not \
+                 by a {} source",
+                self.kind
+            )));
+        }
         Ok(())
     }
 
@@ -328,7 +344,38 @@ pub struct PoolOptions {
     pub connect_timeout_ms: u64,
     /// Longest a statement may run on the server (0 = no limit).
     pub statement_timeout_ms: u64,
+    /// Session settings every connection starts with (PostgreSQL's `-c
+    /// name=value`, MySQL's `SET SESSION name = value`), e.g. `{"work_mem":
+    /// "64MB"}`. Those Tributary sets itself, because values are read and
+    /// written by them, are refused ([`RESERVED_SETTINGS`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
+
+/// Session settings a source's `pool.settings` may not hold: Tributary
+/// sets them (time zone, date style, string escapes, encodings, SQL mode)
+/// so that the values it reads and the literals it writes mean what they
+/// should, or has a field of its own for them (the statement timeout).
+pub const RESERVED_SETTINGS: &[&str] = &[
+    "timezone",
+    "time_zone",
+    "datestyle",
+    "intervalstyle",
+    "standard_conforming_strings",
+    "backslash_quote",
+    "client_encoding",
+    "bytea_output",
+    "extra_float_digits",
+    "statement_timeout",
+    "max_execution_time",
+    "max_statement_time",
+    "sql_mode",
+    "names",
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
+    "collation_connection",
+];
 
 impl Default for PoolOptions {
     fn default() -> Self {
@@ -337,6 +384,7 @@ impl Default for PoolOptions {
             acquire_timeout_ms: 5_000,
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
+            settings: BTreeMap::new(),
         }
     }
 }
@@ -353,6 +401,32 @@ impl PoolOptions {
             return Err(ConnectorError::config(
                 "pool timeouts must be greater than 0",
             ));
+        }
+        for (name, value) in &self.settings {
+            let mut chars = name.chars();
+            let named = name.len() <= 63
+                && chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if !named {
+                return Err(ConnectorError::config(format!(
+                    "pool.settings: `{name}` is not a setting's name (letters, digits, `_` and `.`)"
+                )));
+            }
+            if RESERVED_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(ConnectorError::config(format!(
+                    "pool.settings: `{name}` is set by Tributary itself, so that values are read \
+                     and written as they should be (the statement timeout is \
+                     pool.statement_timeout_ms)"
+                )));
+            }
+            if value.len() > 1024 || value.chars().any(char::is_control) {
+                return Err(ConnectorError::config(format!(
+                    "pool.settings: the value of `{name}` must be at most 1024 characters, \
+                     without control characters"
+                )));
+            }
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 //!   (instead of the built-in web roots).
 //! - Idle connections close after five minutes without use.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -197,6 +198,7 @@ impl ConnectionPool {
             .with_inactive_connection_ttl(IDLE_TTL);
         let server = Arc::clone(&self.server);
         let statement_timeout_ms = self.options.statement_timeout_ms;
+        let settings = Arc::new(settings_assignment(&self.options.settings));
         let builder = OptsBuilder::default()
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
@@ -213,6 +215,7 @@ impl ConnectionPool {
                         conn,
                         Arc::clone(&server),
                         statement_timeout_ms,
+                        Arc::clone(&settings),
                     ))
                 },
             );
@@ -251,12 +254,45 @@ fn max_size(options: &PoolOptions) -> usize {
     usize::try_from(options.max_size).unwrap_or(usize::MAX)
 }
 
+/// `SET SESSION a = 1, SESSION b = 'text'` for a source's own settings
+/// (names checked by `PoolOptions::validate`; a number goes unquoted, as
+/// numeric variables refuse strings); `None` without settings. Sent after
+/// the session's `NO_BACKSLASH_ESCAPES`, so a quote is escaped by doubling.
+fn settings_assignment(settings: &BTreeMap<String, String>) -> Option<String> {
+    if settings.is_empty() {
+        return None;
+    }
+    let numeric = |value: &str| {
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        !whole.is_empty()
+            && !fraction.is_empty()
+            && whole
+                .chars()
+                .chain(fraction.chars())
+                .all(|c| c.is_ascii_digit())
+    };
+    let assignments: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| {
+            if numeric(value) {
+                format!("SESSION {name} = {value}")
+            } else {
+                format!("SESSION {name} = '{}'", value.replace('\'', "''"))
+            }
+        })
+        .collect();
+    Some(format!("SET {}", assignments.join(", ")))
+}
+
 /// Prepares a new session: records the server's flavor and version, then
-/// sets the character set, UTC and the statement timeout for that flavor.
+/// sets the character set, UTC and the statement timeout for that flavor,
+/// then the source's own settings.
 async fn prepare_session(
     conn: &mut Conn,
     server: Arc<ServerInfo>,
     statement_timeout_ms: u64,
+    settings: Arc<Option<String>>,
 ) -> mysql_async::Result<()> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
     let flavor = server.record(version.as_deref().unwrap_or_default());
@@ -272,5 +308,35 @@ async fn prepare_session(
         set.push_str(", ");
         set.push_str(&flavor.statement_timeout_assignment(statement_timeout_ms));
     }
-    conn.query_drop(set).await
+    conn.query_drop(set).await?;
+    match settings.as_deref() {
+        Some(assignment) => conn.query_drop(assignment).await,
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_one_set_with_numbers_bare_and_quotes_doubled() {
+        assert_eq!(settings_assignment(&BTreeMap::new()), None);
+        let settings = BTreeMap::from([
+            ("sort_buffer_size".to_string(), "262144".to_string()),
+            ("lc_messages".to_string(), "it's".to_string()),
+            ("long_query_time".to_string(), "1.5".to_string()),
+            (
+                "optimizer_switch".to_string(),
+                "index_merge=off".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            settings_assignment(&settings).as_deref(),
+            Some(
+                "SET SESSION lc_messages = 'it''s', SESSION long_query_time = 1.5, \
+                 SESSION optimizer_switch = 'index_merge=off', SESSION sort_buffer_size = 262144"
+            )
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The connection pool: tokio-postgres connections with rustls TLS, managed
 //! by deadpool with the source's bounds and timeouts.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -23,7 +24,10 @@ use crate::flavor::Flavor;
 /// literal is a backslash (`standard_conforming_strings`: the pushed SQL
 /// escapes a quote by doubling it, which a server set to read `\'` as an
 /// escaped quote would let a value end its literal).
-pub(crate) fn session_options(statement_timeout: Option<Duration>) -> String {
+pub(crate) fn session_options(
+    statement_timeout: Option<Duration>,
+    settings: &BTreeMap<String, String>,
+) -> String {
     let mut options =
         String::from("-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on");
     if let Some(timeout) = statement_timeout {
@@ -31,6 +35,12 @@ pub(crate) fn session_options(statement_timeout: Option<Duration>) -> String {
             " -c statement_timeout={}",
             timeout.as_millis().max(1)
         ));
+    }
+    // The source's own settings (names checked by PoolOptions::validate);
+    // the server splits `options` at spaces a backslash does not escape.
+    for (name, value) in settings {
+        let value = value.replace('\\', "\\\\").replace(' ', "\\ ");
+        options.push_str(&format!(" -c {name}={value}"));
     }
     options
 }
@@ -59,7 +69,10 @@ pub(crate) fn pg_config(config: &SourceConfig) -> Result<Config> {
         .application_name("tributary")
         .connect_timeout(config.pool.connect_timeout())
         .keepalives(true)
-        .options(session_options(config.pool.statement_timeout()))
+        .options(session_options(
+            config.pool.statement_timeout(),
+            &config.pool.settings,
+        ))
         .ssl_mode(match config.tls.mode {
             TlsMode::Off => SslMode::Disable,
             TlsMode::Prefer => SslMode::Prefer,
@@ -161,13 +174,22 @@ mod tests {
 
     #[test]
     fn options_and_modes() {
+        let none = BTreeMap::new();
         assert_eq!(
-            session_options(Some(Duration::from_millis(1500))),
+            session_options(Some(Duration::from_millis(1500)), &none),
             "-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on -c statement_timeout=1500"
         );
         assert_eq!(
-            session_options(None),
+            session_options(None, &none),
             "-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on"
+        );
+        let settings = BTreeMap::from([
+            ("work_mem".to_string(), "64MB".to_string()),
+            ("search_path".to_string(), r"a b,c\d".to_string()),
+        ]);
+        assert_eq!(
+            session_options(None, &settings),
+            r"-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on -c search_path=a\ b,c\\d -c work_mem=64MB"
         );
         let mut config =
             SourceConfig::from_url("s", "postgres://u:p@db:6543/app?sslmode=verify-full").unwrap();
