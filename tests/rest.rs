@@ -2994,6 +2994,33 @@ async fn nocobase_association_resources_keep_to_the_rows_related() {
         1
     );
     assert_eq!(f.pg_count("SELECT count(*) FROM {schema}.orders").await, 4);
+    // A to-one relation's row is written without a key; several related
+    // rows need a filter (or keys).
+    let (status, body) = f
+        .call(
+            Method::PATCH,
+            "/api/pg_orders/4/customers?fields=id,tier",
+            Some(json!({"tier": "bronze"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["data"]),
+        (200, &json!([{"id": 3, "tier": "bronze"}])),
+        "{body}"
+    );
+    let (status, body) = f
+        .call(Method::DELETE, "/api/pg_customers/1/orders", None)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["path"]),
+        (400, &json!("filter")),
+        "{body}"
+    );
+    assert_eq!(
+        f.pg_count("SELECT count(*) FROM {schema}.orders WHERE customer_id = 1")
+            .await,
+        2
+    );
     // Unknown relation, unknown row, a row the role cannot see: 404.
     for path in [
         "/api/pg_customers/1/nothing:list",
