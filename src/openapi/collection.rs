@@ -86,6 +86,52 @@ pub(super) fn add(
     }
 }
 
+/// `c`'s association routes (NocoBase's resources `c.relation`): for each
+/// relation to a collection the caller may list, `GET
+/// /api/{c}/{pk}/{relation}` — the related collection's list, kept to the
+/// rows related to one row. The same path takes the related collection's
+/// other routes and actions; they are described, not listed (one path per
+/// relation and action would multiply the document).
+pub(super) fn add_associations(
+    c: &CollectionDoc,
+    collections: &[CollectionDoc],
+    paths: &mut Map<String, Value>,
+) {
+    if c.primary_key.is_empty() || !(c.operations.list || c.operations.get) {
+        return;
+    }
+    let parent = Routes { c };
+    for relation in &c.relations {
+        let Some(target) = collections
+            .iter()
+            .find(|t| t.api_name == relation.target && t.operations.list)
+        else {
+            continue;
+        };
+        let mut operation = Routes { c: target }.list();
+        let (name, related) = (&c.api_name, &relation.name);
+        operation["operationId"] = json!(format!("{name}.{related}:list"));
+        operation["summary"] = json!(format!(
+            "List the {} rows related to one {name} row",
+            target.api_name
+        ));
+        operation["description"] = json!(format!(
+            "NocoBase's association resource `{name}.{related}`: `GET /api/{}` kept to the rows related to the `{name}` row with the key `pk` (a 404 when the caller cannot see that row). The path also takes `:list`, `:get`, `:aggregate`, and the writes of `/api/{}` (`POST` or `:create` with the relation's columns filled in, `PATCH` or `:update`, `DELETE` or `:destroy`), kept to the related rows.",
+            target.api_name, target.api_name
+        ));
+        operation["tags"] = json!([name]);
+        if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+            parameters.insert(0, parent.key_path());
+        }
+        add_operation(
+            paths,
+            &format!("/api/{name}/{{pk}}/{related}"),
+            "get",
+            operation,
+        );
+    }
+}
+
 fn input_name(c: &CollectionDoc) -> String {
     format!("{}.Input", c.api_name)
 }

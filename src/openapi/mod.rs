@@ -122,6 +122,7 @@ pub fn document(
     let mut tags = Vec::new();
     for c in collections {
         collection::add(c, &names, &mut paths, &mut schemas);
+        collection::add_associations(c, collections, &mut paths);
         let mut description = format!("`{}`", c.sql_name);
         if let Some(comment) = &c.comment {
             description = format!("{comment}\n\n{description}");

@@ -186,6 +186,9 @@ fn exactly_the_allowed_routes() {
         ("post", "/api/orders:destroy"),
         ("post", "/api/orders:firstOrCreate"),
         ("post", "/api/orders:updateOrCreate"),
+        // An order's customer (NocoBase's association `orders.customer`);
+        // not its warehouse, which the caller cannot see.
+        ("get", "/api/orders/{pk}/customer"),
         // events: no key, so no by-key routes and no `:get`.
         ("get", "/api/events"),
         ("post", "/api/events"),
@@ -201,6 +204,8 @@ fn exactly_the_allowed_routes() {
         ("get", "/api/customers/{pk}"),
         ("get", "/api/customers:list"),
         ("get", "/api/customers:get"),
+        // A customer's orders.
+        ("get", "/api/customers/{pk}/orders"),
         // Always there.
         ("post", "/api/sql"),
         ("get", "/api/openapi.json"),
@@ -208,6 +213,18 @@ fn exactly_the_allowed_routes() {
         ("post", "/api/batch"),
     ]);
     assert_eq!(routes(&build(false)), expected);
+}
+
+#[test]
+fn an_association_route_lists_the_related_rows_of_one_row() {
+    let document = build(false);
+    let operation = &document["paths"]["/api/orders/{pk}/customer"]["get"];
+    assert_eq!(operation["operationId"], "orders.customer:list");
+    assert_eq!(operation["parameters"][0]["name"], "pk");
+    assert_eq!(operation["parameters"][0]["in"], "path");
+    let page = &operation["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(page["properties"]["data"]["items"], schema_ref("customers"));
+    assert!(operation["responses"]["404"].is_object(), "{operation}");
 }
 
 #[test]
