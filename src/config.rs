@@ -81,6 +81,9 @@ pub struct GraphqlFileConfig {
     /// Most operations one batched request (a JSON array) may hold; 1
     /// refuses batches.
     pub max_batch: Option<usize>,
+    /// How often a live query (a `subscription` over WebSocket) runs again,
+    /// in milliseconds (default 1000, at least 50).
+    pub live_interval_ms: Option<u64>,
 }
 
 /// The GraphQL API's limits, resolved.
@@ -96,6 +99,8 @@ pub struct GraphqlConfig {
     pub max_limit: u64,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// How often a live query runs again.
+    pub live_interval: Duration,
 }
 
 impl GraphqlConfig {
@@ -116,6 +121,7 @@ impl GraphqlConfig {
             default_limit: file.default_limit.unwrap_or(max_limit).clamp(1, max_limit),
             max_limit,
             max_batch: file.max_batch.unwrap_or(Self::DEFAULT_MAX_BATCH).max(1),
+            live_interval: Duration::from_millis(file.live_interval_ms.unwrap_or(1000).max(50)),
         }
     }
 }
@@ -375,10 +381,11 @@ mod tests {
                 default_limit: 1000,
                 max_limit: 1000,
                 max_batch: 20,
+                live_interval: Duration::from_secs(1),
             }
         );
         let file = FileConfig::parse(
-            "max_rows = 50\n[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 500\nmax_batch = 0\n",
+            "max_rows = 50\n[graphql]\nmax_depth = 3\nintrospection = false\ndefault_limit = 500\nmax_batch = 0\nlive_interval_ms = 10\n",
         )
         .unwrap();
         let config = ServerConfig::resolve(file, Overrides::default()).unwrap();
@@ -389,8 +396,9 @@ mod tests {
                 config.graphql.default_limit,
                 config.graphql.max_limit,
                 config.graphql.max_batch,
+                config.graphql.live_interval,
             ),
-            (3, false, 50, 50, 1)
+            (3, false, 50, 50, 1, Duration::from_millis(50))
         );
         assert!(FileConfig::parse("[graphql]\nmax_dept = 3\n").is_err());
     }

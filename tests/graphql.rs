@@ -1743,6 +1743,169 @@ async fn a_roles_nested_inserts_follow_each_collections_rule() {
     f.stop().await;
 }
 
+/// A GraphQL-over-WebSocket client socket (`graphql-transport-ws`).
+type LiveSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a live query socket to the fixture's server and sends
+/// `connection_init` with `headers` in its payload.
+async fn live_socket(f: &Fixture, headers: Value) -> LiveSocket {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/graphql", f.server.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "graphql-transport-ws"
+    );
+    let init = json!({"type": "connection_init", "payload": {"headers": headers}});
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            init.to_string(),
+        ))
+        .await
+        .unwrap();
+    socket
+}
+
+async fn live_send(socket: &mut LiveSocket, message: Value) {
+    use futures::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            message.to_string(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// The next message: a JSON text's value, or `{"close": code}`.
+async fn live_next(socket: &mut LiveSocket) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(20), socket.next())
+            .await
+            .expect("a message within 20 s")
+            .expect("the socket open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => {
+                return json!({"close": frame.map(|f| u16::from(f.code))});
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Live queries over WebSocket: a `subscription` is its query run again,
+/// its answer sent when the rows change (here after a REST insert); a
+/// query is answered once; `complete` stops an operation; a role's rows
+/// are its rows; no credentials, no socket.
+#[tokio::test]
+async fn subscriptions_send_their_answer_again_when_it_changes() {
+    let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
+    let f = Fixture::with(file).await;
+    let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
+    let mut socket = live_socket(&f, admin.clone()).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let names = "subscription Names { pg_customers(order_by: {id: asc}) { name } }";
+    live_send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": names}}),
+    )
+    .await;
+    let first = live_next(&mut socket).await;
+    assert_eq!(
+        first,
+        json!({"id": "1", "type": "next", "payload": {"data": {"pg_customers": [
+            {"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]}}})
+    );
+    let (status, body) = f
+        .server
+        .admin(
+            Method::POST,
+            "/api/pg_customers",
+            Some(json!({"id": 9, "name": "Dee"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let changed = live_next(&mut socket).await;
+    assert_eq!(
+        changed["payload"]["data"]["pg_customers"][3],
+        json!({"name": "Dee"}),
+        "{changed}"
+    );
+    // A query is answered once; after `complete` the subscription is quiet.
+    live_send(&mut socket, json!({"id": "1", "type": "complete"})).await;
+    let count = "{ pg_customers_aggregate { aggregate { count } } }";
+    live_send(
+        &mut socket,
+        json!({"id": "2", "type": "subscribe", "payload": {"query": count}}),
+    )
+    .await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"id": "2", "type": "next", "payload": {"data": {"pg_customers_aggregate": {"aggregate": {"count": 4}}}}})
+    );
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"id": "2", "type": "complete"})
+    );
+    live_send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(live_next(&mut socket).await, json!({"type": "pong"}));
+    // A document that does not validate ends with `error`.
+    let wrong = "subscription { pg_customers { nothing } }";
+    live_send(
+        &mut socket,
+        json!({"id": "3", "type": "subscribe", "payload": {"query": wrong}}),
+    )
+    .await;
+    let error = live_next(&mut socket).await;
+    assert_eq!(
+        (&error["id"], &error["type"]),
+        (&json!("3"), &json!("error")),
+        "{error}"
+    );
+    // A role sees its rows only.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "owner"]}),
+    )
+    .await;
+    let clerk =
+        json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": "bob"});
+    let mut socket = live_socket(&f, clerk).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let orders = "subscription { pg_orders(order_by: {id: asc}) { id owner } }";
+    live_send(
+        &mut socket,
+        json!({"id": "o", "type": "subscribe", "payload": {"query": orders}}),
+    )
+    .await;
+    assert_eq!(
+        live_next(&mut socket).await["payload"]["data"]["pg_orders"],
+        json!([{"id": 3, "owner": "bob"}, {"id": 5, "owner": "bob"}])
+    );
+    // Without credentials (and no anonymous role), the socket is closed.
+    let mut socket = live_socket(&f, json!({})).await;
+    assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
+    f.stop().await;
+}
+
 /// Statements a source has received (`tributary_source_statements_total`).
 async fn statements(f: &Fixture, source: &str) -> u64 {
     source_counter(f, "statements", source).await

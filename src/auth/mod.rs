@@ -107,25 +107,36 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Respon
         Ok(principal) => principal,
         Err(error) => return Err(error.into_response()),
     };
-    if let Some(limiter) = &state.rate_limiter {
-        let client = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
-        let key = match (limiter.per(), &principal) {
-            (crate::rate_limit::RateLimitBy::Key, p) if p.method != Method::Anonymous => p
-                .key_id
-                .clone()
-                .or_else(|| p.user_id.as_ref().map(|u| format!("user:{u}")))
-                .unwrap_or_else(|| format!("role:{}", p.role)),
-            _ => format!("ip:{}", client.unwrap_or_default()),
-        };
-        if let Err(retry_after) = limiter.check(&key) {
-            return Err(too_many_requests(retry_after));
-        }
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Err(retry_after) = rate_limit(state, &principal, client) {
+        return Err(too_many_requests(retry_after));
     }
     request.extensions_mut().insert(principal);
     Ok(())
+}
+
+/// Counts a request of `principal` (from `client`) against the configured
+/// rate limit: `Err` with the time to wait when it is over.
+pub(crate) fn rate_limit(
+    state: &AppState,
+    principal: &Principal,
+    client: Option<std::net::IpAddr>,
+) -> Result<(), std::time::Duration> {
+    let Some(limiter) = &state.rate_limiter else {
+        return Ok(());
+    };
+    let key = match (limiter.per(), principal) {
+        (crate::rate_limit::RateLimitBy::Key, p) if p.method != Method::Anonymous => p
+            .key_id
+            .clone()
+            .or_else(|| p.user_id.as_ref().map(|u| format!("user:{u}")))
+            .unwrap_or_else(|| format!("role:{}", p.role)),
+        _ => format!("ip:{}", client.map(|ip| ip.to_string()).unwrap_or_default()),
+    };
+    limiter.check(&key)
 }
 
 /// Middleware for `/admin`: the admin role only.
@@ -156,7 +167,7 @@ fn too_many_requests(retry_after: std::time::Duration) -> Response {
 }
 
 /// The principal of a request, from its credentials and role headers.
-async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let Some(token) = presented_token(headers)? else {
         return match &state.config.anonymous_role {
             Some(role) => Ok(Principal {

@@ -12,6 +12,7 @@ mod bounded;
 mod bytea;
 mod compiled;
 mod group_by;
+mod live;
 mod mutation;
 mod nested;
 mod nested_insert;
@@ -147,13 +148,17 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/graphql", post(execute))
 }
 
-/// `GET /graphql`. With a `query` (or a persisted query's `extensions`)
+/// `GET /graphql`. A WebSocket upgrade serves live queries ([`live`]).
+/// With a `query` (or a persisted query's `extensions`)
 /// in the URL — GraphQL over HTTP's GET, `?query=…&variables=<JSON>&
 /// operationName=…` — a query run as the caller, authenticated as on
 /// every data route; a mutation is refused (405: it changes data, so POST
 /// only). Without: GraphiQL's page, which holds no data and needs no
 /// credentials (its scripts and styles load from unpkg.com in the browser).
 pub async fn get(State(state): State<AppState>, mut request: axum::extract::Request) -> Response {
+    if live::is_upgrade(request.headers()) {
+        return live::upgrade(state, request).await;
+    }
     let Some(text) = request.uri().query().filter(|text| {
         text.split('&')
             .filter_map(|pair| pair.split('=').next())
@@ -162,6 +167,7 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
         return Html(
             async_graphql::http::GraphiQLSource::build()
                 .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
                 .title("Tributary GraphQL")
                 .finish(),
         )
