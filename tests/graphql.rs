@@ -1811,6 +1811,23 @@ async fn live_next(socket: &mut LiveSocket) -> Value {
 async fn subscriptions_send_their_answer_again_when_it_changes() {
     let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
     let f = Fixture::with(file).await;
+    // The subscription root mirrors the query root, for clients and
+    // GraphiQL to validate against; over HTTP a subscription is refused.
+    let body = f
+        .query("{ __schema { subscriptionType { fields(includeDeprecated: true) { name } } } }")
+        .await;
+    let fields = body["data"]["__schema"]["subscriptionType"]["fields"].to_string();
+    for name in [
+        "pg_customers",
+        "pg_customers_by_pk",
+        "pg_orders_aggregate",
+        "pg_orders_group_by",
+    ] {
+        assert!(fields.contains(&format!("\"{name}\"")), "{name}: {body}");
+    }
+    let body = f.query("subscription { pg_customers { id } }").await;
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
     let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
     let mut socket = live_socket(&f, admin.clone()).await;
     assert_eq!(

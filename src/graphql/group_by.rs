@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use super::arguments::{self, invalid, list};
 use super::resolve::{self, AggregateSelection, to_graphql};
-use super::schema;
+use super::schema::{self, TakesArguments};
 use super::selection::Selected;
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use crate::error::ApiError;
@@ -168,23 +168,9 @@ pub fn scalars(shape: &Shape) -> Vec<Scalar> {
 /// `x_group_by(by, where, having, order_by, limit, offset)`.
 pub fn root_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
     let x = &shape.name;
-    let (shape, shapes) = (shape.clone(), shapes.clone());
-    let name = format!("{x}_group_by");
-    let (select_column, bool_exp, having, order) = (
-        format!("{x}_select_column"),
-        format!("{x}_bool_exp"),
-        format!("{x}_having_exp"),
-        format!("{x}_group_by_order_by"),
-    );
-    let group = format!("{x}_group");
-    let granularity = (!truncatable(&shape).is_empty()).then(|| {
-        InputValue::new(
-            "granularity",
-            TypeRef::named(format!("{x}_group_by_granularity")),
-        )
-    });
-    let field = Field::new(name, TypeRef::named_nn_list(group), move |ctx| {
-        let (shape, shapes) = (shape.clone(), shapes.clone());
+    let (resolved, shapes) = (shape.clone(), shapes.clone());
+    let field = Field::new(root_name(shape), root_type(shape), move |ctx| {
+        let (shape, shapes) = (resolved.clone(), shapes.clone());
         FieldFuture::new(async move {
             let result = group_by(&ctx, &shape, &shapes).await;
             resolve::answer(
@@ -197,19 +183,50 @@ pub fn root_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>) -> Field {
     })
     .description(format!(
         "Groups of `{x}`'s rows by the `by` columns, with their aggregates"
-    ))
-    .argument(InputValue::new(
-        "by",
-        TypeRef::named_nn_list_nn(select_column),
-    ))
-    .argument(InputValue::new("where", TypeRef::named(bool_exp)))
-    .argument(InputValue::new("having", TypeRef::named(having)))
-    .argument(InputValue::new("order_by", TypeRef::named_nn_list(order)))
-    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
-    .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)));
-    match granularity {
-        Some(granularity) => field.argument(granularity),
-        None => field,
+    ));
+    root_arguments(field, shape)
+}
+
+/// `x_group_by`'s name.
+pub fn root_name(shape: &Shape) -> String {
+    format!("{}_group_by", shape.name)
+}
+
+/// `x_group_by`'s type: `[x_group!]`.
+pub fn root_type(shape: &Shape) -> TypeRef {
+    TypeRef::named_nn_list(format!("{}_group", shape.name))
+}
+
+/// `x_group_by`'s arguments: `by`, `where`, `having`, `order_by`,
+/// `limit`, `offset`, and `granularity` when a column can be truncated.
+pub fn root_arguments<F: TakesArguments>(field: F, shape: &Shape) -> F {
+    let x = &shape.name;
+    let field = field
+        .argument(InputValue::new(
+            "by",
+            TypeRef::named_nn_list_nn(format!("{x}_select_column")),
+        ))
+        .argument(InputValue::new(
+            "where",
+            TypeRef::named(format!("{x}_bool_exp")),
+        ))
+        .argument(InputValue::new(
+            "having",
+            TypeRef::named(format!("{x}_having_exp")),
+        ))
+        .argument(InputValue::new(
+            "order_by",
+            TypeRef::named_nn_list(format!("{x}_group_by_order_by")),
+        ))
+        .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)))
+        .argument(InputValue::new("offset", TypeRef::named(TypeRef::INT)));
+    if truncatable(shape).is_empty() {
+        field
+    } else {
+        field.argument(InputValue::new(
+            "granularity",
+            TypeRef::named(format!("{x}_group_by_granularity")),
+        ))
     }
 }
 

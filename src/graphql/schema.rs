@@ -12,7 +12,8 @@ use std::sync::Arc;
 use async_graphql::Value as GqlValue;
 use async_graphql::dynamic::{
     Enum, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext,
-    Scalar as GqlScalar, Schema, SchemaBuilder, TypeRef,
+    Scalar as GqlScalar, Schema, SchemaBuilder, Subscription, SubscriptionField,
+    SubscriptionFieldFuture, TypeRef,
 };
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
@@ -33,9 +34,15 @@ const DIRECTIONS: [&str; 6] = [
 
 /// Builds the schema of `shapes`.
 pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiError> {
-    let mut taken: HashSet<String> = ["Query", "Mutation", "order_by", group_by::GRANULARITY]
-        .map(String::from)
-        .into();
+    let mut taken: HashSet<String> = [
+        "Query",
+        "Mutation",
+        "Subscription",
+        "order_by",
+        group_by::GRANULARITY,
+    ]
+    .map(String::from)
+    .into();
     for scalar in Scalar::ALL {
         taken.insert(scalar.name().to_string());
         taken.insert(comparison_name(scalar));
@@ -43,6 +50,7 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
     }
     let mut query = Object::new("Query");
     let mut mutation = Object::new("Mutation");
+    let mut subscription = Subscription::new("Subscription");
     let mut mutations = 0;
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
     let mut scalars: BTreeSet<Scalar> = BTreeSet::new();
@@ -91,14 +99,22 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
             query = query.field(field);
             queries += 1;
         }
+        for field in subscription_fields(shape) {
+            subscription = subscription.field(field);
+        }
     }
     if queries == 0 {
         return Err(ApiError::forbidden(
             "this role may read no collection: its GraphQL schema is empty",
         ));
     }
-    let mut builder: SchemaBuilder =
-        Schema::build("Query", (mutations > 0).then_some("Mutation"), None).register(query);
+    let mut builder: SchemaBuilder = Schema::build(
+        "Query",
+        (mutations > 0).then_some("Mutation"),
+        Some("Subscription"),
+    )
+    .register(query)
+    .register(subscription);
     if mutations > 0 {
         builder = builder.register(mutation);
     }
@@ -589,13 +605,78 @@ fn select_fields(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlConfi
             },
         )
         .description(format!("One row of `{x}` by its primary key"));
-        for column in key {
-            field = field.argument(InputValue::new(
-                column.name.as_str(),
-                TypeRef::named_nn(column.scalar.name()),
-            ));
-        }
+        field = key_arguments(field, key);
         fields.push(field);
+    }
+    fields
+}
+
+/// `x_by_pk`'s arguments: the key's columns.
+fn key_arguments<F: TakesArguments>(field: F, key: &[ColumnShape]) -> F {
+    key.iter().fold(field, |field, column| {
+        field.argument(InputValue::new(
+            column.name.as_str(),
+            TypeRef::named_nn(column.scalar.name()),
+        ))
+    })
+}
+
+/// What takes arguments: a query root field, or its twin on the
+/// subscription root.
+pub(super) trait TakesArguments: Sized {
+    fn argument(self, value: InputValue) -> Self;
+}
+
+impl TakesArguments for Field {
+    fn argument(self, value: InputValue) -> Self {
+        Field::argument(self, value)
+    }
+}
+
+impl TakesArguments for SubscriptionField {
+    fn argument(self, value: InputValue) -> Self {
+        SubscriptionField::argument(self, value)
+    }
+}
+
+/// The subscription root's fields: the query root's (`x`, `x_by_pk`,
+/// `x_aggregate`, `x_group_by`) with their arguments, so that clients and
+/// GraphiQL validate subscriptions. They are served as live queries over
+/// a WebSocket (`live.rs`, which runs each as its query); over HTTP
+/// async-graphql refuses a subscription before resolving it.
+fn subscription_fields(shape: &Shape) -> Vec<SubscriptionField> {
+    let x = &shape.name;
+    let twin = |name: String, ty: TypeRef| {
+        SubscriptionField::new(name, ty, |_| {
+            SubscriptionFieldFuture::new(async {
+                Err::<futures::stream::Empty<async_graphql::Result<FieldValue<'static>>>, _>(
+                    async_graphql::Error::new(
+                        "subscriptions are live queries over a WebSocket on GET /graphql \
+                         (graphql-transport-ws)",
+                    ),
+                )
+            })
+        })
+    };
+    let mut fields = Vec::new();
+    if shape.select {
+        fields.push(rows_arguments(
+            twin(x.clone(), TypeRef::named_nn_list(x.as_str())),
+            x,
+        ));
+        if let Some(key) = &shape.primary_key {
+            let by_pk = twin(format!("{x}_by_pk"), TypeRef::named(x.as_str()));
+            fields.push(key_arguments(by_pk, key));
+        }
+    }
+    if shape.aggregate {
+        let aggregate = twin(
+            format!("{x}_aggregate"),
+            TypeRef::named(format!("{x}_aggregate")),
+        );
+        fields.push(rows_arguments(aggregate, x));
+        let group_by = twin(group_by::root_name(shape), group_by::root_type(shape));
+        fields.push(group_by::root_arguments(group_by, shape));
     }
     fields
 }
@@ -625,7 +706,7 @@ fn aggregate_field(shape: &Arc<Shape>, shapes: &Arc<Shapes>, limits: &GraphqlCon
 /// `where`, `order_by`, `limit`, `offset` and `distinct_on`: the rows a
 /// list or an aggregate of `x` reads (at the root, or a parent row's
 /// related rows).
-fn rows_arguments(field: Field, x: &str) -> Field {
+fn rows_arguments<F: TakesArguments>(field: F, x: &str) -> F {
     field
         .argument(InputValue::new(
             "where",
