@@ -1803,6 +1803,17 @@ async fn live_next(socket: &mut LiveSocket) -> Value {
     }
 }
 
+/// The role `clerk` reads the orders it owns (`owner` is its user id).
+async fn clerk_reads_own_orders(f: &Fixture) {
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "owner"]}),
+    )
+    .await;
+}
+
 /// Live queries over WebSocket: a `subscription` is its query run again,
 /// its answer sent when the rows change (here after a REST insert); a
 /// query is answered once; `complete` stops an operation; a role's rows
@@ -1893,13 +1904,7 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
         "{error}"
     );
     // A role sees its rows only.
-    f.rule(
-        "clerk",
-        "pg_orders",
-        "select",
-        json!({"filter": {"owner": "{{$user.id}}"}, "columns": ["id", "owner"]}),
-    )
-    .await;
+    clerk_reads_own_orders(&f).await;
     let clerk =
         json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": "bob"});
     let mut socket = live_socket(&f, clerk).await;
@@ -1920,6 +1925,70 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     // Without credentials (and no anonymous role), the socket is closed.
     let mut socket = live_socket(&f, json!({})).await;
     assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
+    f.stop().await;
+}
+
+/// Subscribers of one live query as one caller share its runs: a second
+/// one is answered from the running query without a statement of its own
+/// (the interval here is longer than the test); another user's
+/// subscription to the same document runs on its own, with that user's
+/// rows.
+#[tokio::test]
+async fn subscribers_of_one_live_query_share_its_runs() {
+    let file = FileConfig::parse("[graphql]\nlive_interval_ms = 600000\n").unwrap();
+    let f = Fixture::with(file).await;
+    clerk_reads_own_orders(&f).await;
+    let user = |id: &str| json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": id});
+    let orders = json!({"query": "subscription { pg_orders(order_by: {id: asc}) { id } }"});
+    let mut subscribers = Vec::new();
+    for id in ["bob", "bob", "ann"] {
+        let mut socket = live_socket(&f, user(id)).await;
+        assert_eq!(
+            live_next(&mut socket).await,
+            json!({"type": "connection_ack"})
+        );
+        subscribers.push(socket);
+    }
+    let before = statements(&f, "pg").await;
+    live_send(
+        &mut subscribers[0],
+        json!({"id": "a", "type": "subscribe", "payload": orders}),
+    )
+    .await;
+    let bobs = json!([{"id": 3}, {"id": 5}]);
+    assert_eq!(
+        live_next(&mut subscribers[0]).await["payload"]["data"]["pg_orders"],
+        bobs
+    );
+    let after_first = statements(&f, "pg").await;
+    assert!(after_first > before, "the first subscriber's query ran");
+    live_send(
+        &mut subscribers[1],
+        json!({"id": "b", "type": "subscribe", "payload": orders}),
+    )
+    .await;
+    assert_eq!(
+        live_next(&mut subscribers[1]).await["payload"]["data"]["pg_orders"],
+        bobs
+    );
+    assert_eq!(
+        statements(&f, "pg").await,
+        after_first,
+        "the second joined the first's run"
+    );
+    live_send(
+        &mut subscribers[2],
+        json!({"id": "c", "type": "subscribe", "payload": orders}),
+    )
+    .await;
+    assert_eq!(
+        live_next(&mut subscribers[2]).await["payload"]["data"]["pg_orders"],
+        json!([{"id": 1}, {"id": 2}])
+    );
+    assert!(
+        statements(&f, "pg").await > after_first,
+        "another user's runs on its own"
+    );
     f.stop().await;
 }
 

@@ -3,7 +3,8 @@
 //! Client and urql speak). A `subscription` operation is its query run
 //! again every `graphql.live_interval_ms` as the caller — the path,
 //! permissions and limits of `POST /graphql` — and its answer is sent when
-//! it differs from the last one sent (Hasura's live queries). A query or a
+//! it differs from the last one sent (Hasura's live queries); subscribers
+//! of one query as one caller share its runs ([`Running`]). A query or a
 //! mutation sent over the socket is answered once. Credentials come with
 //! the upgrade request's headers or, from a browser (which cannot set
 //! them), in `connection_init`'s payload: `{"headers": {"Authorization":
@@ -12,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -20,7 +22,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::{self, Principal};
@@ -205,10 +207,102 @@ fn with_payload(headers: &HeaderMap, payload: Option<&Json>) -> HeaderMap {
     merged
 }
 
-/// Runs one operation: a subscription again and again, its answer sent
-/// when it changed; anything else once, then `complete`. An answer that
-/// is only errors (a document that does not validate, say) ends it with
-/// `error`.
+/// The live queries running, by who asks and what: the subscribers of one
+/// query with the same variables, as the same caller (role, user, claims,
+/// key — everything permissions may read), share one run per interval.
+#[derive(Default)]
+pub struct Running {
+    queries: Mutex<HashMap<String, Weak<Live>>>,
+}
+
+/// One live query's latest answer (`None` before the first), sent to its
+/// subscribers; its poller stops when none is left.
+type Live = watch::Sender<Option<Arc<Json>>>;
+
+impl Running {
+    /// A receiver of the live query `payload` run as `principal`: the
+    /// running one's, or a new one's (its poller started).
+    fn subscribe(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        payload: &Json,
+    ) -> watch::Receiver<Option<Arc<Json>>> {
+        let key = json!([
+            principal.role,
+            principal.user_id,
+            principal.claims,
+            principal.key_id,
+            payload
+        ])
+        .to_string();
+        let mut queries = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
+        queries.retain(|_, live| live.strong_count() > 0);
+        if let Some(live) = queries.get(&key).and_then(Weak::upgrade) {
+            return live.subscribe();
+        }
+        let live = Arc::new(watch::Sender::new(None));
+        let receiver = live.subscribe();
+        queries.insert(key, Arc::downgrade(&live));
+        tokio::spawn(poll(
+            state.clone(),
+            principal.clone(),
+            payload.clone(),
+            live,
+        ));
+        receiver
+    }
+}
+
+/// Runs a live query again every interval while it has subscribers,
+/// publishing its answer when it changed; an answer that is only errors
+/// the first time ends it.
+async fn poll(state: AppState, principal: Principal, payload: Json, live: Arc<Live>) {
+    let mut last: Option<Arc<Json>> = None;
+    loop {
+        let answer = answer(&state, &principal, &payload).await;
+        if last.as_deref() != Some(&answer) {
+            let failed = last.is_none() && only_errors(&answer);
+            let answer = Arc::new(answer);
+            last = Some(Arc::clone(&answer));
+            live.send_replace(Some(answer));
+            if failed {
+                return;
+            }
+        }
+        tokio::time::sleep(state.config.graphql.live_interval).await;
+        if live.receiver_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// The answer to `payload` run as `principal` (once), as JSON: a request
+/// that is not one is an answer of one error.
+async fn answer(state: &AppState, principal: &Principal, payload: &Json) -> Json {
+    let error = |message: String| json!({ "data": null, "errors": [{ "message": message }] });
+    let mut request: async_graphql::Request = match serde_json::from_value(payload.clone()) {
+        Ok(request) => request,
+        Err(e) => return error(format!("not a GraphQL request: {e}")),
+    };
+    if let Err(message) = as_query(&mut request) {
+        return error(message);
+    }
+    let answered = super::run(state, principal.clone(), request).await;
+    serde_json::to_value(&answered)
+        .unwrap_or_else(|e| error(format!("cannot write the answer: {e}")))
+}
+
+/// An answer with errors and no data (a document that does not validate).
+fn only_errors(answer: &Json) -> bool {
+    answer.get("data").is_none_or(Json::is_null)
+        && answer.get("errors").is_some_and(|e| !e.is_null())
+}
+
+/// Runs one operation for the socket: a subscription as a live query
+/// shared with its other subscribers ([`Running`]), each new answer sent
+/// as `next`; anything else once, then `complete`. An answer that is only
+/// errors ends it with `error`.
 async fn run(
     state: AppState,
     principal: Principal,
@@ -216,53 +310,49 @@ async fn run(
     payload: Json,
     out: mpsc::Sender<Message>,
 ) {
-    let mut last: Option<String> = None;
+    let live = match payload.get("query").and_then(Json::as_str) {
+        Some(query) => {
+            let mut request = async_graphql::Request::new(query);
+            as_query(&mut request).unwrap_or(false)
+        }
+        None => false,
+    };
+    if !live {
+        let answer = answer(&state, &principal, &payload).await;
+        if only_errors(&answer) {
+            send_errors(&out, &id, &answer).await;
+            return;
+        }
+        send(&out, json!({ "id": id, "type": "next", "payload": answer })).await;
+        send(&out, json!({ "id": id, "type": "complete" })).await;
+        return;
+    }
+    let mut answers = state.graphql.live.subscribe(&state, &principal, &payload);
+    let mut first = true;
+    // Joining a poller as it stops (its last subscriber gone) leaves a
+    // receiver without a sender: subscribed again, a few times at most.
+    let mut joins = 1;
     loop {
-        let mut request: async_graphql::Request = match serde_json::from_value(payload.clone()) {
-            Ok(request) => request,
-            Err(e) => {
-                refuse(&out, &id, format!("not a GraphQL request: {e}")).await;
+        let current = answers.borrow_and_update().clone();
+        if let Some(answer) = current {
+            if first && only_errors(&answer) {
+                send_errors(&out, &id, &answer).await;
                 return;
             }
-        };
-        let live = match as_query(&mut request) {
-            Ok(live) => live,
-            Err(message) => {
-                refuse(&out, &id, message).await;
-                return;
-            }
-        };
-        let answered = super::run(&state, principal.clone(), request).await;
-        let answer = match serde_json::to_value(&answered) {
-            Ok(answer) => answer,
-            Err(e) => {
-                refuse(&out, &id, format!("cannot write the answer: {e}")).await;
-                return;
-            }
-        };
-        let failed = answer.get("data").is_none_or(Json::is_null)
-            && answer.get("errors").is_some_and(|e| !Json::is_null(e));
-        if failed && last.is_none() {
-            let errors = answer.get("errors").cloned().unwrap_or_default();
+            first = false;
             send(
                 &out,
-                json!({ "id": id, "type": "error", "payload": errors }),
+                json!({ "id": id, "type": "next", "payload": *answer }),
             )
             .await;
-            return;
         }
-        let text = answer.to_string();
-        if last.as_deref() != Some(text.as_str()) {
-            send(&out, json!({ "id": id, "type": "next", "payload": answer })).await;
-            last = Some(text);
-        }
-        if !live {
-            send(&out, json!({ "id": id, "type": "complete" })).await;
-            return;
-        }
-        tokio::time::sleep(state.config.graphql.live_interval).await;
-        if out.is_closed() {
-            return;
+        if answers.changed().await.is_err() {
+            if joins == 3 {
+                refuse(&out, &id, "the live query stopped").await;
+                return;
+            }
+            joins += 1;
+            answers = state.graphql.live.subscribe(&state, &principal, &payload);
         }
     }
 }
@@ -313,7 +403,13 @@ fn as_query(request: &mut async_graphql::Request) -> Result<bool, String> {
 
 /// Ends operation `id` with one error.
 async fn refuse(out: &mpsc::Sender<Message>, id: &str, message: impl Into<String>) {
-    let errors = json!([{ "message": message.into() }]);
+    let answer = json!({ "errors": [{ "message": message.into() }] });
+    send_errors(out, id, &answer).await;
+}
+
+/// Ends operation `id` with the errors of `answer`.
+async fn send_errors(out: &mpsc::Sender<Message>, id: &str, answer: &Json) {
+    let errors = answer.get("errors").cloned().unwrap_or_default();
     send(out, json!({ "id": id, "type": "error", "payload": errors })).await;
 }
 

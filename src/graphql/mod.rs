@@ -56,6 +56,8 @@ pub struct Schemas {
     built: Mutex<HashMap<Option<String>, Built>>,
     documents: Documents,
     persisted: persisted::Persisted,
+    /// The live queries running, shared by their subscribers.
+    live: live::Running,
 }
 
 /// Parsed query documents by their text: clients send the same few
