@@ -1922,8 +1922,40 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
         live_next(&mut socket).await["payload"]["data"]["pg_orders"],
         json!([{"id": 3, "owner": "bob"}, {"id": 5, "owner": "bob"}])
     );
-    // Without credentials (and no anonymous role), the socket is closed.
+    // Without credentials (and no anonymous role), the socket is closed;
+    // with an API key revoked since it opened, at its next operation.
     let mut socket = live_socket(&f, json!({})).await;
+    assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
+    let (status, key) = f
+        .server
+        .admin(
+            Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "dash", "role": "clerk", "user_id": "bob"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap();
+    let mut socket = live_socket(&f, json!({"Authorization": format!("Bearer {secret}")})).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let (status, body) = f
+        .server
+        .admin(
+            Method::DELETE,
+            &format!("/admin/keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    let payload = json!({"query": orders});
+    live_send(
+        &mut socket,
+        json!({"id": "k", "type": "subscribe", "payload": payload}),
+    )
+    .await;
     assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
     f.stop().await;
 }

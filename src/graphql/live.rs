@@ -8,8 +8,9 @@
 //! mutation sent over the socket is answered once. Credentials come with
 //! the upgrade request's headers or, from a browser (which cannot set
 //! them), in `connection_init`'s payload: `{"headers": {"Authorization":
-//! "Bearer …"}}`, or the header names at its top level. Each operation
-//! counts as a request against the rate limit.
+//! "Bearer …"}}`, or the header names at its top level — and checked
+//! again with each operation and every minute (a key revoked or a token
+//! expired since closes the socket). Each operation counts as a request against the rate limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,9 @@ use crate::state::AppState;
 
 /// Most operations one socket runs at once.
 const MAX_OPERATIONS: usize = 100;
+
+/// How often a socket's credentials are checked again.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The protocol's close codes.
 mod close {
@@ -80,8 +84,29 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
         }
     });
     let mut caller: Option<Principal> = None;
+    // The credentials the caller came with, checked again with each
+    // operation and every minute: a key revoked or a token expired since
+    // closes the socket.
+    let mut credentials: Option<HeaderMap> = None;
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.tick().await;
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
-    while let Some(Ok(message)) = incoming.next().await {
+    loop {
+        let message = tokio::select! {
+            message = incoming.next() => message,
+            _ = recheck.tick() => {
+                if let Some(given) = &credentials
+                    && let Err(error) = auth::identify(&state, given).await
+                {
+                    shut(&out, close::FORBIDDEN, &error.message).await;
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(Ok(message)) = message else {
+            break;
+        };
         let text = match message {
             Message::Text(text) => text,
             Message::Close(_) => break,
@@ -110,10 +135,11 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
                     .await;
                     break;
                 }
-                let credentials = with_payload(&headers, message.get("payload"));
-                match auth::identify(&state, &credentials).await {
+                let given = with_payload(&headers, message.get("payload"));
+                match auth::identify(&state, &given).await {
                     Ok(principal) => {
                         caller = Some(principal);
+                        credentials = Some(given);
                         send(&out, json!({ "type": "connection_ack" })).await;
                     }
                     Err(error) => {
@@ -125,10 +151,15 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
             Some("ping") => send(&out, json!({ "type": "pong" })).await,
             Some("pong") => {}
             Some("subscribe") => {
-                let Some(principal) = &caller else {
+                let (Some(principal), Some(given)) = (&caller, &credentials) else {
                     shut(&out, close::UNAUTHORIZED, "Unauthorized").await;
                     break;
                 };
+                // Each operation is admitted as a request is.
+                if let Err(error) = auth::identify(&state, given).await {
+                    shut(&out, close::FORBIDDEN, &error.message).await;
+                    break;
+                }
                 let (Some(id), Some(payload)) = (id, message.get("payload")) else {
                     shut(
                         &out,
