@@ -40,6 +40,7 @@ mod close {
     pub const BAD_MESSAGE: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
+    pub const INIT_TIMEOUT: u16 = 4408;
     pub const ALREADY_SUBSCRIBED: u16 = 4409;
     pub const TOO_MANY_INITS: u16 = 4429;
 }
@@ -70,8 +71,9 @@ pub async fn upgrade(state: AppState, request: axum::extract::Request) -> Respon
 }
 
 /// One socket: `connection_init` (answered `connection_ack` once the
-/// caller is known), then `subscribe` / `complete` per operation, `ping` /
-/// `pong`; a message out of protocol closes it with the protocol's code.
+/// caller is known; none within a minute closes the socket), then
+/// `subscribe` / `complete` per operation, `ping` / `pong`; a message out
+/// of protocol closes it with the protocol's code.
 async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, socket: WebSocket) {
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Message>(64);
@@ -95,9 +97,11 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
         let message = tokio::select! {
             message = incoming.next() => message,
             _ = recheck.tick() => {
-                if let Some(given) = &credentials
-                    && let Err(error) = auth::identify(&state, given).await
-                {
+                let Some(given) = &credentials else {
+                    shut(&out, close::INIT_TIMEOUT, "Connection initialisation timeout").await;
+                    break;
+                };
+                if let Err(error) = auth::identify(&state, given).await {
                     shut(&out, close::FORBIDDEN, &error.message).await;
                     break;
                 }
