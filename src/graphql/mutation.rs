@@ -536,58 +536,14 @@ async fn mutate<'a>(
     if let Kind::Insert { one } = kind
         && nests_rows(ctx.args.as_index_map(), shape)
     {
-        // Its rows' keys are read back: the held-back writes go out first.
-        if !Box::pin(inner.send_held(state)).await {
-            return Ok(None);
-        }
-        let collection = (shape, shapes);
-        let args = ctx.args.as_index_map();
-        let rows = (&target, shape, shapes);
-        let inserted = Box::pin(insert_nested(state, principal, &mut inner, rows, args, one)).await;
-        let Answer {
-            affected,
-            mut records,
-        } = match inserted {
-            Ok(answer) => answer,
-            Err(error) => {
-                inner.failed = true;
-                return Err(error);
-            }
+        let field = NestedInsert {
+            target: &target,
+            collection: (shape, shapes),
+            args: ctx.args.as_index_map(),
+            selected: &selected,
+            one,
         };
-        let answers_row = kind.answers_row();
-        if !reads_relations(&selected, answers_row) {
-            return Ok(nested_answer(answers_row, affected, records));
-        }
-        // The answer reads the rows' relations through the engine, which
-        // sees committed rows only: the request's last field commits
-        // first, so that the related rows it inserted are read back.
-        let last = inner.fields_run == session.root_fields;
-        if last && let Some(tx) = inner.tx.take() {
-            if let Err(error) = tx.commit().await {
-                inner.failed = true;
-                return Err(error);
-            }
-            inner.committed = true;
-        }
-        let related = attach_related(
-            state,
-            &caller,
-            &selected,
-            collection,
-            &mut records,
-            answers_row,
-        );
-        if let Err(mut error) = Box::pin(related).await {
-            inner.failed = true;
-            if inner.committed {
-                error.message = format!(
-                    "the rows are written; reading their related rows for the answer failed: {}",
-                    error.message
-                );
-            }
-            return Err(error);
-        }
-        return Ok(nested_answer(answers_row, affected, records));
+        return Box::pin(field.run(state, principal, session, &mut inner)).await;
     }
     let mut audit = Audit::new(principal, &target, kind.operation());
     let earlier = inner.written(&target);
@@ -683,6 +639,85 @@ async fn mutate<'a>(
     } else {
         Some(FieldValue::owned_any(Answer { affected, records }))
     })
+}
+
+/// An insert field whose objects give related rows (Hasura's nested
+/// inserts), with what its answer needs.
+struct NestedInsert<'a> {
+    target: &'a Target,
+    collection: (&'a Shape, &'a Shapes),
+    args: &'a Arguments,
+    selected: &'a Selected,
+    /// `insert_x_one`: the answer is the row.
+    one: bool,
+}
+
+impl NestedInsert<'_> {
+    /// Inserts the rows and their related rows in the request's
+    /// transaction ([`insert_nested`]), then answers them.
+    async fn run<'v>(
+        self,
+        state: &AppState,
+        principal: &Principal,
+        session: &Session,
+        inner: &mut Inner,
+    ) -> Result<Option<FieldValue<'v>>, ApiError> {
+        // Its rows' keys are read back: the held-back writes go out first.
+        if !Box::pin(inner.send_held(state)).await {
+            return Ok(None);
+        }
+        let (shape, shapes) = self.collection;
+        let rows = (self.target, shape, shapes);
+        let inserted = Box::pin(insert_nested(
+            state, principal, inner, rows, self.args, self.one,
+        ))
+        .await;
+        let Answer {
+            affected,
+            mut records,
+        } = match inserted {
+            Ok(answer) => answer,
+            Err(error) => {
+                inner.failed = true;
+                return Err(error);
+            }
+        };
+        let answers_row = self.one;
+        if !reads_relations(self.selected, answers_row) {
+            return Ok(nested_answer(answers_row, affected, records));
+        }
+        // The answer reads the rows' relations through the engine, which
+        // sees committed rows only: the request's last field commits
+        // first, so that the related rows it inserted are read back.
+        let last = inner.fields_run == session.root_fields;
+        if last && let Some(tx) = inner.tx.take() {
+            if let Err(error) = tx.commit().await {
+                inner.failed = true;
+                return Err(error);
+            }
+            inner.committed = true;
+        }
+        let caller = principal.caller();
+        let related = attach_related(
+            state,
+            &caller,
+            self.selected,
+            self.collection,
+            &mut records,
+            answers_row,
+        );
+        if let Err(mut error) = Box::pin(related).await {
+            inner.failed = true;
+            if inner.committed {
+                error.message = format!(
+                    "the rows are written; reading their related rows for the answer failed: {}",
+                    error.message
+                );
+            }
+            return Err(error);
+        }
+        Ok(nested_answer(answers_row, affected, records))
+    }
 }
 
 /// An insert field's answer: its row, or `{affected_rows returning}`.
