@@ -2994,6 +2994,30 @@ async fn nocobase_association_resources_keep_to_the_rows_related() {
         1
     );
     assert_eq!(f.pg_count("SELECT count(*) FROM {schema}.orders").await, 4);
+    // An order without a customer has no related customer.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders",
+            Some(json!({"status": "lone", "total": "1", "placed_at": "2024-06-02"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let lone = body["data"]["id"].as_i64().unwrap();
+    let body = f.get(&format!("/api/pg_orders/{lone}/customers")).await;
+    assert_eq!(body["data"], json!([]), "{body}");
+    let (status, body) = f
+        .call(
+            Method::GET,
+            &format!("/api/pg_orders/{lone}/customers:get"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = f
+        .call(Method::DELETE, &format!("/api/pg_orders/{lone}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
     // A to-one relation's row is written without a key; several related
     // rows need a filter (or keys).
     let (status, body) = f
