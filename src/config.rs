@@ -84,6 +84,9 @@ pub struct GraphqlFileConfig {
     /// How often a live query (a `subscription` over WebSocket) runs again,
     /// in milliseconds (default 1000, at least 50).
     pub live_interval_ms: Option<u64>,
+    /// How often a live query socket's credentials are checked again, and
+    /// how long it may wait for `connection_init`, in seconds (default 60).
+    pub live_auth_interval_secs: Option<u64>,
 }
 
 /// The GraphQL API's limits, resolved.
@@ -101,6 +104,8 @@ pub struct GraphqlConfig {
     pub max_batch: usize,
     /// How often a live query runs again.
     pub live_interval: Duration,
+    /// How often a live query socket's credentials are checked again.
+    pub live_auth_interval: Duration,
 }
 
 impl GraphqlConfig {
@@ -122,6 +127,9 @@ impl GraphqlConfig {
             max_limit,
             max_batch: file.max_batch.unwrap_or(Self::DEFAULT_MAX_BATCH).max(1),
             live_interval: Duration::from_millis(file.live_interval_ms.unwrap_or(1000).max(50)),
+            live_auth_interval: Duration::from_secs(
+                file.live_auth_interval_secs.unwrap_or(60).max(1),
+            ),
         }
     }
 }
@@ -382,6 +390,7 @@ mod tests {
                 max_limit: 1000,
                 max_batch: 20,
                 live_interval: Duration::from_secs(1),
+                live_auth_interval: Duration::from_secs(60),
             }
         );
         let file = FileConfig::parse(

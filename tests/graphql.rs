@@ -1960,6 +1960,55 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     f.stop().await;
 }
 
+/// A live query socket's credentials are checked again every
+/// `live_auth_interval_secs`: a key revoked while a subscription runs
+/// closes the socket (4403); a socket that never sends `connection_init`
+/// is closed when that interval ends (4408).
+#[tokio::test]
+async fn live_sockets_are_closed_when_their_key_is_revoked_or_never_initialised() {
+    let file =
+        FileConfig::parse("[graphql]\nlive_interval_ms = 600000\nlive_auth_interval_secs = 1\n")
+            .unwrap();
+    let f = Fixture::with(file).await;
+    let (status, key) = f
+        .server
+        .admin(
+            Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "wall", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap();
+    let mut socket = live_socket(&f, json!({"Authorization": format!("Bearer {secret}")})).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let names = json!({"query": "subscription { pg_customers(order_by: {id: asc}) { name } }"});
+    live_send(
+        &mut socket,
+        json!({"id": "1", "type": "subscribe", "payload": names}),
+    )
+    .await;
+    assert_eq!(live_next(&mut socket).await["type"], "next");
+    let (status, body) = f
+        .server
+        .admin(
+            Method::DELETE,
+            &format!("/admin/keys/{}", key["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
+    // Connected, never initialised.
+    let url = format!("{}/graphql", f.server.base.replacen("http", "ws", 1));
+    let (mut silent, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(live_next(&mut silent).await, json!({"close": 4408}));
+    f.stop().await;
+}
+
 /// Subscribers of one live query as one caller share its runs: a second
 /// one is answered from the running query without a statement of its own
 /// (the interval here is longer than the test); another user's

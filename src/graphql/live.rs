@@ -9,8 +9,8 @@
 //! the upgrade request's headers or, from a browser (which cannot set
 //! them), in `connection_init`'s payload: `{"headers": {"Authorization":
 //! "Bearer …"}}`, or the header names at its top level — and checked
-//! again with each operation and every minute (a key revoked or a token
-//! expired since closes the socket). Each operation counts as a request against the rate limit.
+//! again with each operation and every `graphql.live_auth_interval_secs`
+//! (a key revoked or a token expired since closes the socket). Each operation counts as a request against the rate limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,9 +31,6 @@ use crate::state::AppState;
 
 /// Most operations one socket runs at once.
 const MAX_OPERATIONS: usize = 100;
-
-/// How often a socket's credentials are checked again.
-const RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The protocol's close codes.
 mod close {
@@ -71,7 +68,7 @@ pub async fn upgrade(state: AppState, request: axum::extract::Request) -> Respon
 }
 
 /// One socket: `connection_init` (answered `connection_ack` once the
-/// caller is known; none within a minute closes the socket), then
+/// caller is known; none within `live_auth_interval` closes the socket), then
 /// `subscribe` / `complete` per operation, `ping` / `pong`; a message out
 /// of protocol closes it with the protocol's code.
 async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, socket: WebSocket) {
@@ -87,10 +84,10 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
     });
     let mut caller: Option<Principal> = None;
     // The credentials the caller came with, checked again with each
-    // operation and every minute: a key revoked or a token expired since
-    // closes the socket.
+    // operation and every `live_auth_interval` (a minute): a key revoked
+    // or a token expired since closes the socket.
     let mut credentials: Option<HeaderMap> = None;
-    let mut recheck = tokio::time::interval(RECHECK);
+    let mut recheck = tokio::time::interval(state.config.graphql.live_auth_interval);
     recheck.tick().await;
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
