@@ -1773,6 +1773,19 @@ async fn live_socket(f: &Fixture, headers: Value) -> LiveSocket {
     socket
 }
 
+/// Creates an API key (`body` as `POST /admin/keys` takes it) and opens a
+/// live query socket with it: the key's id and the socket.
+async fn live_socket_with_key(f: &Fixture, body: Value) -> (String, LiveSocket) {
+    let (status, key) = f
+        .server
+        .admin(Method::POST, "/admin/keys", Some(body))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let secret = key["key"].as_str().unwrap();
+    let socket = live_socket(f, json!({"Authorization": format!("Bearer {secret}")})).await;
+    (key["id"].as_str().unwrap().to_string(), socket)
+}
+
 async fn live_send(socket: &mut LiveSocket, message: Value) {
     use futures::SinkExt;
     socket
@@ -1926,28 +1939,18 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     // with an API key revoked since it opened, at its next operation.
     let mut socket = live_socket(&f, json!({})).await;
     assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
-    let (status, key) = f
-        .server
-        .admin(
-            Method::POST,
-            "/admin/keys",
-            Some(json!({"name": "dash", "role": "clerk", "user_id": "bob"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{key}");
-    let secret = key["key"].as_str().unwrap();
-    let mut socket = live_socket(&f, json!({"Authorization": format!("Bearer {secret}")})).await;
+    let (key_id, mut socket) = live_socket_with_key(
+        &f,
+        json!({"name": "dash", "role": "clerk", "user_id": "bob"}),
+    )
+    .await;
     assert_eq!(
         live_next(&mut socket).await,
         json!({"type": "connection_ack"})
     );
     let (status, body) = f
         .server
-        .admin(
-            Method::DELETE,
-            &format!("/admin/keys/{}", key["id"].as_str().unwrap()),
-            None,
-        )
+        .admin(Method::DELETE, &format!("/admin/keys/{key_id}"), None)
         .await;
     assert!(status < 300, "{status} {body}");
     let payload = json!({"query": orders});
@@ -1970,17 +1973,8 @@ async fn live_sockets_are_closed_when_their_key_is_revoked_or_never_initialised(
         FileConfig::parse("[graphql]\nlive_interval_ms = 600000\nlive_auth_interval_secs = 1\n")
             .unwrap();
     let f = Fixture::with(file).await;
-    let (status, key) = f
-        .server
-        .admin(
-            Method::POST,
-            "/admin/keys",
-            Some(json!({"name": "wall", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{key}");
-    let secret = key["key"].as_str().unwrap();
-    let mut socket = live_socket(&f, json!({"Authorization": format!("Bearer {secret}")})).await;
+    let (key_id, mut socket) =
+        live_socket_with_key(&f, json!({"name": "wall", "role": "admin"})).await;
     assert_eq!(
         live_next(&mut socket).await,
         json!({"type": "connection_ack"})
@@ -1994,11 +1988,7 @@ async fn live_sockets_are_closed_when_their_key_is_revoked_or_never_initialised(
     assert_eq!(live_next(&mut socket).await["type"], "next");
     let (status, body) = f
         .server
-        .admin(
-            Method::DELETE,
-            &format!("/admin/keys/{}", key["id"].as_str().unwrap()),
-            None,
-        )
+        .admin(Method::DELETE, &format!("/admin/keys/{key_id}"), None)
         .await;
     assert!(status < 300, "{status} {body}");
     assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
