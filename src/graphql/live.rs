@@ -313,13 +313,10 @@ async fn poll(state: AppState, principal: Principal, payload: Json, live: Arc<Li
 /// that is not one is an answer of one error.
 async fn answer(state: &AppState, principal: &Principal, payload: &Json) -> Json {
     let error = |message: String| json!({ "data": null, "errors": [{ "message": message }] });
-    let mut request: async_graphql::Request = match serde_json::from_value(payload.clone()) {
+    let request: async_graphql::Request = match serde_json::from_value(payload.clone()) {
         Ok(request) => request,
         Err(e) => return error(format!("not a GraphQL request: {e}")),
     };
-    if let Err(message) = as_query(&mut request) {
-        return error(message);
-    }
     let answered = super::run(state, principal.clone(), request).await;
     serde_json::to_value(&answered)
         .unwrap_or_else(|e| error(format!("cannot write the answer: {e}")))
@@ -342,12 +339,17 @@ async fn run(
     payload: Json,
     out: mpsc::Sender<Message>,
 ) {
-    let live = match payload.get("query").and_then(Json::as_str) {
-        Some(query) => {
-            let mut request = async_graphql::Request::new(query);
-            as_query(&mut request).unwrap_or(false)
-        }
-        None => false,
+    // A subscription is rewritten once, here: every run sends the query.
+    let mut payload = payload;
+    let live = match payload.get_mut("query") {
+        Some(Json::String(query)) => match as_query(query) {
+            Ok(live) => live,
+            Err(message) => {
+                refuse(&out, &id, message).await;
+                return;
+            }
+        },
+        _ => false,
     };
     if !live {
         let answer = answer(&state, &principal, &payload).await;
@@ -389,11 +391,11 @@ async fn run(
     }
 }
 
-/// Makes a `subscription` operation of `request` a query of the same
+/// Makes a `subscription` operation of the document `query` a query of the same
 /// fields (the keyword replaced in place, so positions in errors stay
 /// right); true when it was one.
-fn as_query(request: &mut async_graphql::Request) -> Result<bool, String> {
-    let document = async_graphql::parser::parse_query(&request.query)
+fn as_query(query: &mut String) -> Result<bool, String> {
+    let document = async_graphql::parser::parse_query(&*query)
         .map_err(|e| format!("the document does not parse: {e}"))?;
     let operations: Vec<_> = match &document.operations {
         DocumentOperations::Single(operation) => vec![operation],
@@ -404,30 +406,12 @@ fn as_query(request: &mut async_graphql::Request) -> Result<bool, String> {
         if operation.node.ty != OperationType::Subscription {
             continue;
         }
-        let pos = operation.pos;
-        let offset = request
-            .query
-            .split_inclusive('\n')
-            .take(pos.line.saturating_sub(1))
-            .map(str::len)
-            .sum::<usize>()
-            + request
-                .query
-                .split_inclusive('\n')
-                .nth(pos.line.saturating_sub(1))
-                .map_or(0, |line| {
-                    line.chars()
-                        .take(pos.column.saturating_sub(1))
-                        .map(char::len_utf8)
-                        .sum()
-                });
+        let offset = byte_offset(query, operation.pos);
         let keyword = "subscription";
-        if request.query.get(offset..offset + keyword.len()) != Some(keyword) {
+        if query.get(offset..offset + keyword.len()) != Some(keyword) {
             return Err("a subscription is written `subscription { … }`".into());
         }
-        request
-            .query
-            .replace_range(offset..offset + keyword.len(), "query       ");
+        query.replace_range(offset..offset + keyword.len(), "query       ");
         live = true;
     }
     Ok(live)
@@ -443,6 +427,24 @@ async fn refuse(out: &mpsc::Sender<Message>, id: &str, message: impl Into<String
 async fn send_errors(out: &mpsc::Sender<Message>, id: &str, answer: &Json) {
     let errors = answer.get("errors").cloned().unwrap_or_default();
     send(out, json!({ "id": id, "type": "error", "payload": errors })).await;
+}
+
+/// The byte offset in `text` of a parser position (1-based line, and
+/// column in characters).
+fn byte_offset(text: &str, pos: async_graphql::Pos) -> usize {
+    let mut lines = text.split_inclusive('\n');
+    let before: usize = lines
+        .by_ref()
+        .take(pos.line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let within = lines.next().map_or(0, |line| {
+        line.chars()
+            .take(pos.column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum()
+    });
+    before + within
 }
 
 async fn send(out: &mpsc::Sender<Message>, message: Json) {
@@ -466,11 +468,11 @@ mod tests {
 
     #[test]
     fn a_subscription_becomes_the_same_query() {
-        let mut request = async_graphql::Request::new("# live\n  subscription S { a { b } }");
-        assert_eq!(as_query(&mut request), Ok(true));
-        assert_eq!(request.query, "# live\n  query        S { a { b } }");
-        let mut request = async_graphql::Request::new("{ a }");
-        assert_eq!(as_query(&mut request), Ok(false));
-        assert_eq!(request.query, "{ a }");
+        let mut query = String::from("# live\n  subscription S { a { b } }");
+        assert_eq!(as_query(&mut query), Ok(true));
+        assert_eq!(query, "# live\n  query        S { a { b } }");
+        let mut query = String::from("{ a }");
+        assert_eq!(as_query(&mut query), Ok(false));
+        assert_eq!(query, "{ a }");
     }
 }

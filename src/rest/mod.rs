@@ -281,22 +281,18 @@ async fn run(
             ))
             .await
         }
-        Operation::Create => {
-            let prefer = write::Prefer::parse(headers)?;
-            let upsert = write::Upsert::take(&prefer, &mut params)?;
-            let mut query = WriteQuery::take(&mut params, true, prefer);
-            query.upsert = upsert;
-            params.finish()?;
-            Box::pin(write::create(state, principal, target, &query, body)).await
-        }
-        Operation::CreateOr { merge } => {
-            let mut query = WriteQuery::take(&mut params, true, write::Prefer::parse(headers)?);
-            query.upsert = Some(write::Upsert::nocobase(merge, params.names("filterKeys"))?);
+        Operation::Create | Operation::CreateOr { .. } => {
+            let mut query = WriteQuery::take(&mut params, true, headers)?;
+            let nocobase = match operation {
+                Operation::CreateOr { merge } => Some(merge),
+                _ => None,
+            };
+            query.take_upsert(&mut params, nocobase)?;
             params.finish()?;
             Box::pin(write::create(state, principal, target, &query, body)).await
         }
         Operation::Update => {
-            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(headers)?);
+            let query = WriteQuery::take(&mut params, true, headers)?;
             let selection = within(params.selection(target)?);
             Box::pin(write::update(
                 state, principal, target, selection, &query, body,
@@ -304,7 +300,7 @@ async fn run(
             .await
         }
         Operation::Destroy => {
-            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(headers)?);
+            let query = WriteQuery::take(&mut params, false, headers)?;
             let selection = within(params.selection(target)?);
             Box::pin(write::destroy(
                 state, principal, target, selection, &query, body,
@@ -355,7 +351,7 @@ async fn key_route(
             .await
         }
         Method::PATCH => {
-            let query = WriteQuery::take(&mut params, true, write::Prefer::parse(&headers)?);
+            let query = WriteQuery::take(&mut params, true, &headers)?;
             params.finish()?;
             Box::pin(write::update(
                 &state,
@@ -368,7 +364,7 @@ async fn key_route(
             .await
         }
         Method::DELETE => {
-            let query = WriteQuery::take(&mut params, false, write::Prefer::parse(&headers)?);
+            let query = WriteQuery::take(&mut params, false, &headers)?;
             params.finish()?;
             Box::pin(write::destroy(
                 &state,

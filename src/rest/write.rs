@@ -191,17 +191,21 @@ pub(super) struct WriteQuery {
     guard: Guard,
     prefer: Prefer,
     /// A create's `Prefer: resolution=…`, or NocoBase's upsert.
-    pub(super) upsert: Option<Upsert>,
+    upsert: Option<Upsert>,
 }
 
 impl WriteQuery {
     /// Takes `fields` and `except`, and for a create or update (`values`)
-    /// `whitelist` and `blacklist`, out of the query; `prefer` is the
-    /// request's `Prefer` header.
-    pub(super) fn take(params: &mut Params, values: bool, prefer: Prefer) -> Self {
-        Self {
+    /// `whitelist` and `blacklist`, out of the query; reads the request's
+    /// `Prefer` header.
+    pub(super) fn take(
+        params: &mut Params,
+        values: bool,
+        headers: &HeaderMap,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
             returned: Returned::take(params),
-            prefer,
+            prefer: Prefer::parse(headers)?,
             upsert: None,
             guard: if values {
                 Guard {
@@ -211,7 +215,23 @@ impl WriteQuery {
             } else {
                 Guard::default()
             },
-        }
+        })
+    }
+
+    /// A create's upsert, taken out of the query: NocoBase's
+    /// `updateOrCreate` (`Some(true)`) or `firstOrCreate` (`Some(false)`)
+    /// on `filterKeys`, else PostgREST's when `Prefer` asks for a
+    /// resolution (on `on_conflict`).
+    pub(super) fn take_upsert(
+        &mut self,
+        params: &mut Params,
+        nocobase: Option<bool>,
+    ) -> Result<(), ApiError> {
+        self.upsert = match nocobase {
+            Some(merge) => Some(Upsert::nocobase(merge, params.names("filterKeys"))?),
+            None => Upsert::resolved(self.prefer.resolution, params.names("on_conflict"))?,
+        };
+        Ok(())
     }
 
     /// The columns the written rows are answered with, checked before
@@ -258,7 +278,7 @@ impl WriteQuery {
 /// written rows, as without the header). Other preferences are left alone,
 /// as PostgREST does.
 #[derive(Debug, Default)]
-pub(super) struct Prefer {
+struct Prefer {
     /// `Some(true)` merge-duplicates, `Some(false)` ignore-duplicates.
     resolution: Option<bool>,
     /// `Some(true)` return=minimal, `Some(false)` return=representation.
@@ -269,7 +289,7 @@ impl Prefer {
     /// From every `Prefer` header of the request; an unknown value of a
     /// preference we honour is a 400 (a client asking for a form we would
     /// not give should hear so).
-    pub(super) fn parse(headers: &HeaderMap) -> Result<Self, ApiError> {
+    fn parse(headers: &HeaderMap) -> Result<Self, ApiError> {
         let mut prefer = Self::default();
         for value in headers.get_all("prefer") {
             let text = value
@@ -320,12 +340,6 @@ pub(super) struct Upsert {
 }
 
 impl Upsert {
-    /// From the `Prefer` header's resolution and the `on_conflict`
-    /// parameter; `None` without a resolution.
-    pub(super) fn take(prefer: &Prefer, params: &mut Params) -> Result<Option<Self>, ApiError> {
-        Self::resolved(prefer.resolution, params.names("on_conflict"))
-    }
-
     /// PostgREST's upsert with `merge` (`None`: no resolution asked for,
     /// so no upsert) on the key `on_conflict` names.
     fn resolved(merge: Option<bool>, on_conflict: Vec<String>) -> Result<Option<Self>, ApiError> {
@@ -393,7 +407,7 @@ impl Upsert {
 
     /// NocoBase's `updateOrCreate` (`merge`) or `firstOrCreate` on
     /// `filterKeys`, which it requires.
-    pub(super) fn nocobase(merge: bool, filter_keys: Vec<String>) -> Result<Self, ApiError> {
+    fn nocobase(merge: bool, filter_keys: Vec<String>) -> Result<Self, ApiError> {
         if filter_keys.is_empty() {
             return Err(ApiError::bad_request(
                 "`filterKeys` is required: the columns that find the row to update or keep",
