@@ -50,18 +50,17 @@ pub async fn run(
     let results = outcome.map_err(|(_, error)| error)?;
     let mut data: Vec<Outcome> = Vec::with_capacity(operations.len());
     for (operation, (affected, mut records)) in operations.iter().zip(results) {
-        // NocoBase's firstOrCreate answers the row it found, read once
-        // the batch is committed.
+        // NocoBase's upsert of one object that wrote nothing answers the
+        // row it found, read once the batch is committed.
         if let Kind::Create {
             values,
             upsert: Some(upsert),
         } = &operation.kind
-            && upsert.answers_found()
-            && records.is_empty()
             && values.is_object()
         {
-            records = upsert
-                .found(state, &principal.caller(), &operation.target, values)
+            let caller = principal.caller();
+            upsert
+                .answer_found(state, &caller, &operation.target, values, &mut records)
                 .await?;
         }
         operation.answered.trim(&mut records);

@@ -104,13 +104,13 @@ async fn insert(
         .write(state, &caller, target, planned, audit)
         .await?;
     if let Some(upsert) = &query.upsert
-        && upsert.nocobase
         && !many
         && query.prefer.minimal != Some(true)
-        && records.is_empty()
         && let Some((_, object)) = objects.first()
     {
-        records = upsert.found(state, &caller, target, object).await?;
+        upsert
+            .answer_found(state, &caller, target, object, &mut records)
+            .await?;
         answered.trim(&mut records);
     }
     let response = if query.prefer.minimal == Some(true) {
@@ -451,12 +451,6 @@ impl Upsert {
         writer::plan_upsert(state, principal, target, objects, &conflict, &update).await
     }
 
-    /// Whether it is NocoBase's `firstOrCreate`, which answers the row it
-    /// found when it created none.
-    pub(super) fn answers_found(&self) -> bool {
-        self.nocobase && !self.merge
-    }
-
     /// The key rows conflict on: `on_conflict`'s columns, which must be the
     /// primary key's or a unique key's (in any order), else the primary key.
     fn key(&self, target: &Target) -> Result<Vec<String>, ApiError> {
@@ -489,15 +483,22 @@ impl Upsert {
         }
     }
 
-    /// The row `firstOrCreate` found (none was created): the first, in the
+    /// NocoBase's upsert of one `object` that wrote no row (`records`, the
+    /// written ones, empty: `firstOrCreate` found one, or the update rule
+    /// left it as it is) answers the row it found: the first, in the
     /// primary key's order, whose `filterKeys` hold the object's values.
-    pub(super) async fn found(
+    /// Read after the write, as committed.
+    pub(super) async fn answer_found(
         &self,
         state: &AppState,
         caller: &Caller,
         target: &Target,
         object: &Json,
-    ) -> Result<Vec<Record>, ApiError> {
+        records: &mut Vec<Record>,
+    ) -> Result<(), ApiError> {
+        if !self.nocobase || !records.is_empty() {
+            return Ok(());
+        }
         let filter: serde_json::Map<String, Json> = self
             .on_conflict
             .iter()
@@ -514,7 +515,8 @@ impl Upsert {
             limit: Some(1),
             ..read::ReadRequest::default()
         };
-        Ok(read::fetch(state, caller, target, &request).await?.0)
+        *records = read::fetch(state, caller, target, &request).await?.0;
+        Ok(())
     }
 
     /// The columns an existing row gets: with merge-duplicates every one
