@@ -653,8 +653,59 @@ struct NestedInsert<'a> {
 }
 
 impl NestedInsert<'_> {
-    /// Inserts the rows and their related rows in the request's
-    /// transaction ([`insert_nested`]), then answers them.
+    /// Every object and its related rows checked, then each inserted in
+    /// turn in the request's transaction ([`nested_insert`]). A request
+    /// refused before anything is written is the field's audit row.
+    async fn insert(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        inner: &mut Inner,
+    ) -> Result<Answer, ApiError> {
+        let (shape, shapes) = self.collection;
+        let parsed = (|| {
+            // The field's `on_conflict`, parsed once for all its rows.
+            let upsert = optional_argument(self.args, "on_conflict")?
+                .map(|given| OnConflict::parse(given, shape, shapes, "on_conflict"))
+                .transpose()?
+                .map(Arc::new);
+            insert_objects(self.args, self.one)?
+                .into_iter()
+                .map(|(path, object)| {
+                    nested_insert::Tree::parse(shape, shapes, object, path, upsert.clone())
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })();
+        let trees = match parsed {
+            Ok(trees) => trees,
+            Err(error) => {
+                let audit = Audit::new(principal, self.target, "insert");
+                let caller = principal.caller();
+                let refused = inner.write(
+                    state,
+                    &caller,
+                    self.target,
+                    Err(error.clone()),
+                    audit,
+                    false,
+                );
+                return Err(refused.await.err().unwrap_or(error));
+            }
+        };
+        let mut answer = Answer {
+            affected: 0,
+            records: Vec::new(),
+        };
+        for tree in trees {
+            let (record, inserted) = tree.insert(state, principal, inner).await?;
+            answer.affected += inserted;
+            answer.records.extend(record);
+        }
+        Ok(answer)
+    }
+
+    /// Inserts the rows and their related rows ([`NestedInsert::insert`]),
+    /// then answers them.
     async fn run<'v>(
         self,
         state: &AppState,
@@ -666,12 +717,7 @@ impl NestedInsert<'_> {
         if !Box::pin(inner.send_held(state)).await {
             return Ok(None);
         }
-        let (shape, shapes) = self.collection;
-        let rows = (self.target, shape, shapes);
-        let inserted = Box::pin(insert_nested(
-            state, principal, inner, rows, self.args, self.one,
-        ))
-        .await;
+        let inserted = Box::pin(self.insert(state, principal, inner)).await;
         let Answer {
             affected,
             mut records,
@@ -1030,7 +1076,7 @@ fn insert_objects(args: &Arguments, one: bool) -> Result<Vec<(String, Json)>, Ap
 }
 
 /// Whether an insert field's objects give related rows (a relation's
-/// field), which [`insert_nested`] inserts.
+/// field), which [`NestedInsert`] inserts.
 fn nests_rows(args: &Arguments, shape: &Shape) -> bool {
     if shape.relations.is_empty() {
         return false;
@@ -1050,52 +1096,6 @@ fn nests_rows(args: &Arguments, shape: &Shape) -> bool {
             GqlValue::List(items) => items.iter().any(gives_related),
             other => gives_related(other),
         })
-}
-
-/// `insert_x` / `insert_x_one` with related rows (Hasura's nested
-/// inserts): every object and its related rows checked, then each
-/// inserted in turn in the request's transaction ([`nested_insert`]). A
-/// request refused before anything is written is the field's audit row.
-async fn insert_nested(
-    state: &AppState,
-    principal: &Principal,
-    inner: &mut Inner,
-    (target, shape, shapes): (&Target, &Shape, &Shapes),
-    args: &Arguments,
-    one: bool,
-) -> Result<Answer, ApiError> {
-    let parsed = (|| {
-        let on_conflict = optional_argument(args, "on_conflict")?;
-        insert_objects(args, one)?
-            .into_iter()
-            .map(|(path, object)| {
-                let upsert = on_conflict
-                    .clone()
-                    .map(|given| OnConflict::parse(given, shape, shapes, "on_conflict"))
-                    .transpose()?;
-                nested_insert::Tree::parse(shape, shapes, object, path, upsert)
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })();
-    let trees = match parsed {
-        Ok(trees) => trees,
-        Err(error) => {
-            let audit = Audit::new(principal, target, "insert");
-            let caller = principal.caller();
-            let refused = inner.write(state, &caller, target, Err(error.clone()), audit, false);
-            return Err(refused.await.err().unwrap_or(error));
-        }
-    };
-    let mut answer = Answer {
-        affected: 0,
-        records: Vec::new(),
-    };
-    for tree in trees {
-        let (record, inserted) = tree.insert(state, principal, inner).await?;
-        answer.affected += inserted;
-        answer.records.extend(record);
-    }
-    Ok(answer)
 }
 
 /// `where` (required; `{}` matches every row the role may write), and

@@ -13,6 +13,8 @@
 //! An upserted row `on_conflict` leaves as it is gives no key: rows that
 //! need it are refused.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use serde_json::Value as Json;
 
@@ -56,7 +58,7 @@ pub struct Tree<'s> {
     /// Related rows that refer to the row, inserted after it.
     after: Vec<(&'s RelationShape, Vec<Tree<'s>>)>,
     /// Upserted rather than inserted.
-    on_conflict: Option<OnConflict>,
+    on_conflict: Option<Arc<OnConflict>>,
 }
 
 impl<'s> Tree<'s> {
@@ -69,7 +71,7 @@ impl<'s> Tree<'s> {
         shapes: &'s Shapes,
         object: Json,
         path: String,
-        on_conflict: Option<OnConflict>,
+        on_conflict: Option<Arc<OnConflict>>,
     ) -> Result<Self, ApiError> {
         let Json::Object(mut values) = object else {
             return Err(ApiError::bad_request("a row to insert is an object").at(path));
@@ -98,15 +100,15 @@ impl<'s> Tree<'s> {
             let data = wrapper.remove("data").ok_or_else(|| {
                 ApiError::bad_request("related rows come as `{data: …}`").at(at.clone())
             })?;
-            // Each related row's upsert, as given beside `data`.
-            let given = wrapper.remove("on_conflict").filter(|v| !v.is_null());
-            let conflict_at = format!("{at}.on_conflict");
-            let upsert = || {
-                given
-                    .clone()
-                    .map(|given| OnConflict::parse(given, related, shapes, &conflict_at))
-                    .transpose()
-            };
+            // Each related row's upsert, as given beside `data`: parsed once.
+            let upsert = wrapper
+                .remove("on_conflict")
+                .filter(|v| !v.is_null())
+                .map(|given| {
+                    OnConflict::parse(given, related, shapes, &format!("{at}.on_conflict"))
+                })
+                .transpose()?
+                .map(Arc::new);
             let at = format!("{at}.data");
             if refers_to_related(relation, related) {
                 // Its key fills the row's columns.
@@ -117,7 +119,10 @@ impl<'s> Tree<'s> {
                 {
                     return Err(set_by_relation(own, &format!("{path}.{own}")));
                 }
-                before.push((relation, Tree::parse(related, shapes, data, at, upsert()?)?));
+                before.push((
+                    relation,
+                    Tree::parse(related, shapes, data, at, upsert.clone())?,
+                ));
                 continue;
             }
             let items = match data {
@@ -139,7 +144,7 @@ impl<'s> Tree<'s> {
                 } else {
                     at.clone()
                 };
-                let row = Tree::parse(related, shapes, item, at, upsert()?)?;
+                let row = Tree::parse(related, shapes, item, at, upsert.clone())?;
                 // The row's columns fill its columns.
                 if let Some((_, theirs)) = relation
                     .pairs
