@@ -287,14 +287,14 @@ impl Running {
 }
 
 /// Runs a live query again every interval while it has subscribers,
-/// publishing its answer when it changed; an answer that is only errors
-/// the first time ends it.
+/// publishing its answer when it changed; a refused request (the first
+/// answer [`refused`]) ends it.
 async fn poll(state: AppState, principal: Principal, payload: Json, live: Arc<Live>) {
     let mut last: Option<Arc<Json>> = None;
     loop {
         let answer = answer(&state, &principal, &payload).await;
         if last.as_deref() != Some(&answer) {
-            let failed = last.is_none() && only_errors(&answer);
+            let failed = last.is_none() && refused(&answer);
             let answer = Arc::new(answer);
             last = Some(Arc::clone(&answer));
             live.send_replace(Some(answer));
@@ -312,7 +312,10 @@ async fn poll(state: AppState, principal: Principal, payload: Json, live: Arc<Li
 /// The answer to `payload` run as `principal` (once), as JSON: a request
 /// that is not one is an answer of one error.
 async fn answer(state: &AppState, principal: &Principal, payload: &Json) -> Json {
-    let error = |message: String| json!({ "data": null, "errors": [{ "message": message }] });
+    let error = |message: String| {
+        let error = json!({ "message": message, "extensions": { "code": "validation_failed" } });
+        json!({ "data": null, "errors": [error] })
+    };
     let request: async_graphql::Request = match serde_json::from_value(payload.clone()) {
         Ok(request) => request,
         Err(e) => return error(format!("not a GraphQL request: {e}")),
@@ -322,16 +325,27 @@ async fn answer(state: &AppState, principal: &Principal, payload: &Json) -> Json
         .unwrap_or_else(|e| error(format!("cannot write the answer: {e}")))
 }
 
-/// An answer with errors and no data (a document that does not validate).
-fn only_errors(answer: &Json) -> bool {
+/// An answer the request was refused with: no data, and only errors that
+/// are not a field's (`validation_failed`: the document does not parse or
+/// validate, or breaks a limit). A field's error — a source down — is an
+/// answer like any other: a live query goes on, and sends the data again
+/// once the source is back.
+fn refused(answer: &Json) -> bool {
+    let Some(Json::Array(errors)) = answer.get("errors") else {
+        return false;
+    };
     answer.get("data").is_none_or(Json::is_null)
-        && answer.get("errors").is_some_and(|e| !e.is_null())
+        && !errors.is_empty()
+        && errors.iter().all(|error| {
+            error.pointer("/extensions/code").and_then(Json::as_str) == Some("validation_failed")
+        })
 }
 
 /// Runs one operation for the socket: a subscription as a live query
 /// shared with its other subscribers ([`Running`]), each new answer sent
-/// as `next`; anything else once, then `complete`. An answer that is only
-/// errors ends it with `error`.
+/// as `next`; anything else once, then `complete`. A refused request
+/// ([`refused`]) ends it with `error`; a field's errors (a source down)
+/// are sent as `next`, as GraphQL over WebSocket has it.
 async fn run(
     state: AppState,
     principal: Principal,
@@ -353,7 +367,7 @@ async fn run(
     };
     if !live {
         let answer = answer(&state, &principal, &payload).await;
-        if only_errors(&answer) {
+        if refused(&answer) {
             send_errors(&out, &id, &answer).await;
             return;
         }
@@ -369,7 +383,7 @@ async fn run(
     loop {
         let current = answers.borrow_and_update().clone();
         if let Some(answer) = current {
-            if first && only_errors(&answer) {
+            if first && refused(&answer) {
                 send_errors(&out, &id, &answer).await;
                 return;
             }
@@ -465,6 +479,17 @@ async fn shut(out: &mpsc::Sender<Message>, code: u16, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_requests_refused_before_running_end_an_operation() {
+        let invalid = json!({"data": null, "errors": [
+            {"message": "unknown field", "extensions": {"code": "validation_failed"}}]});
+        assert!(refused(&invalid));
+        let source_down = json!({"data": null, "errors": [
+            {"message": "source `pg` is unavailable", "extensions": {"code": "source_unavailable"}}]});
+        assert!(!refused(&source_down));
+        assert!(!refused(&json!({"data": {"a": []}})));
+    }
 
     #[test]
     fn a_subscription_becomes_the_same_query() {
