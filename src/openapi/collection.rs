@@ -2,7 +2,7 @@
 //! own REST routes and the NocoBase-compatible ones — only the routes its
 //! operations allow, and by-key routes only with a primary key.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
@@ -11,12 +11,15 @@ use super::{
     parameter_ref, schema, schema_ref,
 };
 
+/// Every collection in the document, by API name.
+pub(super) type Documented<'a> = HashMap<&'a str, &'a CollectionDoc>;
+
 /// Adds `c`'s schemas to `schemas` and its routes to `paths`; `documented`
 /// holds the API names of every collection in the document (relations to
 /// others are left out).
 pub(super) fn add(
     c: &CollectionDoc,
-    documented: &HashSet<&str>,
+    documented: &Documented<'_>,
     paths: &mut Map<String, Value>,
     schemas: &mut Map<String, Value>,
 ) {
@@ -94,7 +97,7 @@ pub(super) fn add(
 /// relation and action would multiply the document).
 pub(super) fn add_associations(
     c: &CollectionDoc,
-    collections: &[CollectionDoc],
+    documented: &Documented<'_>,
     paths: &mut Map<String, Value>,
 ) {
     if c.primary_key.is_empty() || !(c.operations.list || c.operations.get) {
@@ -102,9 +105,9 @@ pub(super) fn add_associations(
     }
     let parent = Routes { c };
     for relation in &c.relations {
-        let Some(target) = collections
-            .iter()
-            .find(|t| t.api_name == relation.target && t.operations.list)
+        let Some(target) = documented
+            .get(relation.target.as_str())
+            .filter(|t| t.operations.list)
         else {
             continue;
         };
@@ -140,7 +143,7 @@ fn patch_name(c: &CollectionDoc) -> String {
     format!("{}.Patch", c.api_name)
 }
 
-fn row_schema(c: &CollectionDoc, documented: &HashSet<&str>) -> Value {
+fn row_schema(c: &CollectionDoc, documented: &Documented<'_>) -> Value {
     let mut properties: Map<String, Value> = c
         .columns
         .iter()
@@ -148,7 +151,8 @@ fn row_schema(c: &CollectionDoc, documented: &HashSet<&str>) -> Value {
         .collect();
     for relation in &c.relations {
         // A column of the same name wins: it is what rows carry by default.
-        if !documented.contains(relation.target.as_str()) || properties.contains_key(&relation.name)
+        if !documented.contains_key(relation.target.as_str())
+            || properties.contains_key(&relation.name)
         {
             continue;
         }

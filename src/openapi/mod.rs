@@ -8,7 +8,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use arrow_schema::DataType;
 use axum::response::Html;
@@ -104,7 +104,7 @@ pub fn document(
     server_version: &str,
     include_admin: bool,
 ) -> Result<Value, OpenApiError> {
-    let mut names = HashSet::new();
+    let mut names: collection::Documented<'_> = HashMap::new();
     for c in collections {
         if !is_identifier(&c.api_name) {
             return Err(OpenApiError::InvalidName(c.api_name.clone()));
@@ -112,7 +112,7 @@ pub fn document(
         if RESERVED_API_NAMES.contains(&c.api_name.as_str()) {
             return Err(OpenApiError::ReservedName(c.api_name.clone()));
         }
-        if !names.insert(c.api_name.as_str()) {
+        if names.insert(c.api_name.as_str(), c).is_some() {
             return Err(OpenApiError::DuplicateName(c.api_name.clone()));
         }
     }
@@ -122,7 +122,7 @@ pub fn document(
     let mut tags = Vec::new();
     for c in collections {
         collection::add(c, &names, &mut paths, &mut schemas);
-        collection::add_associations(c, collections, &mut paths);
+        collection::add_associations(c, &names, &mut paths);
         let mut description = format!("`{}`", c.sql_name);
         if let Some(comment) = &c.comment {
             description = format!("{comment}\n\n{description}");
