@@ -3734,6 +3734,157 @@ async fn json_columns_filter_by_containment_and_keys() {
     f.stop().await;
 }
 
+/// Hasura's in-place edits of jsonb documents (`_append _prepend
+/// _delete_key _delete_elem _delete_at_path`) on `update_x`,
+/// `update_x_by_pk` and `update_x_many`: made by PostgreSQL's operators in
+/// the statement, operands bound (an injection attempt is stored or
+/// removed as text), a column changed once, only jsonb columns the caller
+/// may update (MariaDB's JSON and a role's unlisted column have none).
+#[tokio::test]
+async fn jsonb_documents_are_edited_in_place() {
+    let f = Fixture::new().await;
+    let evil = "'; DROP TABLE orders; --";
+    let body = f
+        .query_with(
+            r#"mutation($evil: String!, $doc: jsonb!, $tail: jsonb!) {
+              a: update_pg_orders_by_pk(pk_columns: {id: 1}, _append: {meta: {late: false, nested: {b: 1, c: [1, 2]}}}) { meta }
+              b: update_pg_orders_by_pk(pk_columns: {id: 2}, _set: {note: "arr"}, _prepend: {meta: [0]}) { meta }
+              c: update_pg_orders(where: {id: {_in: [3, 4]}}, _set: {meta: [1, 2, 3]}) { affected_rows }
+              d: update_pg_orders(where: {id: {_in: [3, 4]}}, _prepend: {meta: $doc}, _delete_elem: {}) { returning { id meta } }
+              e: update_pg_orders_many(updates: [
+                {where: {id: {_eq: 3}}, _delete_elem: {meta: -1}},
+                {where: {id: {_eq: 4}}, _delete_key: {meta: "x"}},
+                {where: {id: {_eq: 1}}, _delete_at_path: {meta: ["nested", "c", "0"]}},
+              ]) { returning { id meta } }
+              f: update_pg_orders_by_pk(pk_columns: {id: 1}, _delete_key: {meta: "late"}) { meta }
+              g: update_pg_orders_by_pk(pk_columns: {id: 5}, _set: {meta: {k: 1}}) { id }
+              h: update_pg_orders_by_pk(pk_columns: {id: 5}, _append: {meta: $tail}) { meta }
+              i: update_pg_orders_by_pk(pk_columns: {id: 5}, _delete_key: {meta: $evil}, _delete_at_path: {}) { meta }
+            }"#,
+            json!({"evil": evil, "doc": {"x": 1}, "tail": {"x": evil}}),
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            "a": {"meta": {"rush": true, "late": false, "nested": {"b": 1, "c": [1, 2]}}},
+            // NULL stays NULL (jsonb's `||`).
+            "b": {"meta": null},
+            "c": {"affected_rows": 2},
+            // An object prepended to an array becomes its first item.
+            "d": {"returning": [{"id": 3, "meta": [{"x": 1}, 1, 2, 3]}, {"id": 4, "meta": [{"x": 1}, 1, 2, 3]}]},
+            "e": [
+                {"returning": [{"id": 3, "meta": [{"x": 1}, 1, 2]}]},
+                // An array's string items equal to the key go; objects stay.
+                {"returning": [{"id": 4, "meta": [{"x": 1}, 1, 2, 3]}]},
+                {"returning": [{"id": 1, "meta": {"rush": true, "late": false, "nested": {"b": 1, "c": [2]}}}]},
+            ],
+            "f": {"meta": {"rush": true, "nested": {"b": 1, "c": [2]}}},
+            "g": {"id": 5},
+            "h": {"meta": {"k": 1, "x": evil}},
+            // The key named by the text is removed; none is named `x`.
+            "i": {"meta": {"k": 1, "x": evil}},
+        }})
+    );
+    let body = f
+        .query(
+            r#"mutation { update_pg_orders_by_pk(pk_columns: {id: 5}, _delete_key: {meta: "x"}, _append: {}) { meta } }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"update_pg_orders_by_pk": {"meta": {"k": 1}}}})
+    );
+    let count = f
+        .query("{ pg_orders_aggregate { aggregate { count } } }")
+        .await;
+    assert_eq!(
+        count,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 5}}}})
+    );
+    // Sent again, the document is answered from its plan: the same edit.
+    let again = r#"mutation($id: Int!) { update_pg_orders_by_pk(pk_columns: {id: $id}, _append: {meta: [9]}) { meta } }"#;
+    let plans = operations(&f, "plan").await;
+    for expected in [json!([{"x": 1}, 1, 2, 9]), json!([{"x": 1}, 1, 2, 9, 9])] {
+        let body = f.query_with(again, json!({"id": 3})).await;
+        assert_eq!(
+            body,
+            json!({"data": {"update_pg_orders_by_pk": {"meta": expected}}})
+        );
+    }
+    assert_eq!(operations(&f, "plan").await, plans + 1);
+    // One change per column: refused at its place, nothing written.
+    let body = f
+        .query(
+            r#"mutation {
+              ok: update_pg_orders_by_pk(pk_columns: {id: 5}, _set: {note: "changed"}) { id }
+              twice: update_pg_orders_by_pk(pk_columns: {id: 5}, _set: {meta: {}}, _append: {meta: {y: 1}}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["twice"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "invalid_input", "at": "_append.meta"}),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`meta` is changed twice"),
+        "{body}"
+    );
+    let note = f.query("{ pg_orders_by_pk(id: 5) { note meta } }").await;
+    assert_eq!(
+        note,
+        json!({"data": {"pg_orders_by_pk": {"note": "n5", "meta": {"k": 1}}}})
+    );
+    // Only jsonb columns: not text, not MariaDB's JSON (no such arguments).
+    for query in [
+        r#"mutation { update_pg_orders(where: {}, _append: {note: "x"}) { affected_rows } }"#,
+        r#"mutation { update_my_reviews(where: {}, _append: {tags: ["c"]}) { affected_rows } }"#,
+        r#"mutation { update_pg_orders(where: {}, _delete_elem: {meta: "first"}) { affected_rows } }"#,
+    ] {
+        let body = f.query(query).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "validation_failed",
+            "{query}: {body}"
+        );
+    }
+    assert_eq!(
+        input_fields(&f, None, "pg_orders_delete_at_path_input").await,
+        ["meta"]
+    );
+    // A role updating `status` only has no edits of `meta`.
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"columns": ["id", "status", "meta"]}),
+    )
+    .await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "update",
+        json!({"columns": ["status"]}),
+    )
+    .await;
+    let body = f
+        .request(
+            Some(("clerk", "bob")),
+            json!({"query": "mutation { update_pg_orders(where: {}, _append: {meta: {}}) { affected_rows } }"}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "validation_failed",
+        "{body}"
+    );
+    f.stop().await;
+}
+
 /// A nested array relationship's `limit` / `offset` hold per parent and
 /// are applied in the plan (a window per key): a page of each parent's
 /// rows is read, not all of them, so `max_rows` bounds only what is

@@ -1,7 +1,10 @@
 //! Mutations, in Hasura's shape: `insert_x(objects, on_conflict)`,
 //! `insert_x_one(object, on_conflict)` (an upsert on the primary key),
 //! `update_x(where, _set, _inc)`, `update_x_by_pk(pk_columns, _set, _inc)`,
-//! `update_x_many(updates: [{where, _set, _inc}])` (each in turn),
+//! `update_x_many(updates: [{where, _set, _inc}])` (each in turn) — with
+//! `_append _prepend _delete_key _delete_elem _delete_at_path` beside
+//! `_set` where a collection has `jsonb` columns (edited in place by
+//! PostgreSQL's operators, [`JSON_EDITS`]),
 //! `delete_x(where)` and `delete_x_by_pk(<key columns>)`, answering
 //! `{ affected_rows returning {…} }` or the row. Each lowers to the REST
 //! API's write path (`rest::writer`: the role's rules, presets, checks, the
@@ -22,14 +25,14 @@ use async_graphql::{Name, Pos, ServerError, Value as GqlValue};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio::sync::Mutex;
-use tributary_connector::Value;
+use tributary_connector::{JsonEdit, Value};
 
 use super::arguments::{self, Places};
 use super::render::WrittenRow;
 use super::resolve::{self, field_error};
 use super::schema::ready;
 use super::selection::Selected;
-use super::shape::{ColumnShape, Shape, Shapes};
+use super::shape::{ColumnShape, Scalar, Shape, Shapes};
 use super::{bytea, nested, nested_insert};
 use crate::auth::Principal;
 use crate::engine::Caller;
@@ -57,6 +60,11 @@ pub fn type_names(shape: &Shape) -> Vec<String> {
         "update_column",
         "obj_rel_insert_input",
         "arr_rel_insert_input",
+        "append_input",
+        "prepend_input",
+        "delete_key_input",
+        "delete_elem_input",
+        "delete_at_path_input",
     ]
     .iter()
     .map(|suffix| format!("{x}_{suffix}"))
@@ -100,6 +108,18 @@ pub fn types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynamic::Type
         let increments = increments(shape);
         if !increments.is_empty() {
             types.push(input_object(format!("{x}_inc_input"), &increments).into());
+        }
+        let documents = documents(shape);
+        if !documents.is_empty() {
+            for argument in JSON_EDITS {
+                let input = documents.iter().fold(
+                    InputObject::new(format!("{x}{argument}_input")),
+                    |input, column| {
+                        input.field(InputValue::new(column.name.as_str(), operand(argument)))
+                    },
+                );
+                types.push(input.into());
+            }
         }
         if !columns.is_empty() || !increments.is_empty() {
             types.push(
@@ -229,13 +249,127 @@ fn changes_input<T: ChangesArguments>(target: T, shape: &Shape) -> T {
     } else {
         target
     };
-    if increments(shape).is_empty() {
+    let target = if increments(shape).is_empty() {
         target
     } else {
         target.with_argument(InputValue::new(
             "_inc",
             TypeRef::named(format!("{x}_inc_input")),
         ))
+    };
+    if documents(shape).is_empty() {
+        return target;
+    }
+    JSON_EDITS.iter().fold(target, |target, argument| {
+        target.with_argument(InputValue::new(
+            *argument,
+            TypeRef::named(format!("{x}{argument}_input")),
+        ))
+    })
+}
+
+/// Hasura's arguments editing `jsonb` documents in place, each an input
+/// object of columns (`x_append_input` …; see [`json_edit`]).
+const JSON_EDITS: [&str; 5] = [
+    "_append",
+    "_prepend",
+    "_delete_key",
+    "_delete_elem",
+    "_delete_at_path",
+];
+
+/// The type of a column's operand in a [`JSON_EDITS`] argument.
+fn operand(argument: &str) -> TypeRef {
+    match argument {
+        "_delete_key" => TypeRef::named(TypeRef::STRING),
+        "_delete_elem" => TypeRef::named(TypeRef::INT),
+        "_delete_at_path" => TypeRef::named_nn_list(TypeRef::STRING),
+        _ => TypeRef::named(Scalar::Jsonb.name()),
+    }
+}
+
+/// The `jsonb` columns an update may set: what [`JSON_EDITS`] edit.
+fn documents(shape: &Shape) -> Vec<&ColumnShape> {
+    shape
+        .writes
+        .update
+        .iter()
+        .flatten()
+        .filter(|c| c.scalar == Scalar::Jsonb)
+        .collect()
+}
+
+/// The edits [`JSON_EDITS`] arguments of `args` ask for (a field's
+/// arguments, or an item of `update_x_many`'s `updates` at `path`), each
+/// with its column and place; the writer checks the columns.
+fn json_edits(args: &Arguments, path: &str) -> Result<Vec<(String, JsonEdit, String)>, ApiError> {
+    let mut edits = Vec::new();
+    for argument in JSON_EDITS {
+        let at = |column: Option<&str>| {
+            let mut at = if path.is_empty() {
+                argument.to_string()
+            } else {
+                format!("{path}.{argument}")
+            };
+            if let Some(column) = column {
+                at.push('.');
+                at.push_str(column);
+            }
+            at
+        };
+        let columns = match args.get(argument) {
+            None | Some(GqlValue::Null) => continue,
+            Some(GqlValue::Object(columns)) => columns,
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "`{argument}` must be an object of columns"
+                ))
+                .at(at(None)));
+            }
+        };
+        for (column, operand) in columns {
+            let place = at(Some(column.as_str()));
+            let edit = json_edit(argument, operand).map_err(|message| {
+                ApiError::bad_request(format!("`{argument}` of `{column}`: {message}"))
+                    .at(place.clone())
+            })?;
+            edits.push((column.to_string(), edit, place));
+        }
+    }
+    Ok(edits)
+}
+
+/// One column's edit: `argument` (of [`JSON_EDITS`]) with its operand.
+fn json_edit(argument: &str, operand: &GqlValue) -> Result<JsonEdit, String> {
+    let text = |value: &GqlValue| match value {
+        GqlValue::String(text) => Ok(text.clone()),
+        _ => Err("expected a string".to_string()),
+    };
+    match (argument, operand) {
+        (_, GqlValue::Null) => Err("expected a value, not null".into()),
+        ("_append" | "_prepend", value) => {
+            let document = value.clone().into_json().map_err(|e| e.to_string())?;
+            Ok(if argument == "_append" {
+                JsonEdit::Append(document)
+            } else {
+                JsonEdit::Prepend(document)
+            })
+        }
+        ("_delete_key", value) => text(value).map(JsonEdit::DeleteKey),
+        ("_delete_elem", GqlValue::Number(n)) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(|n| JsonEdit::DeleteElem(n.into()))
+            .ok_or_else(|| "expected an integer index".to_string()),
+        ("_delete_elem", _) => Err("expected an integer index".into()),
+        ("_delete_at_path", GqlValue::List(items)) => items
+            .iter()
+            .map(text)
+            .collect::<Result<_, _>>()
+            .map(JsonEdit::DeleteAtPath),
+        // A one-item list may be given as its item, as GraphQL allows.
+        ("_delete_at_path", value) => text(value).map(|key| JsonEdit::DeleteAtPath(vec![key])),
+        _ => Err(format!("`{argument}` is not an edit")),
     }
 }
 
@@ -881,8 +1015,9 @@ async fn plan_update_item(
         }
     };
     let (set, increment) = (change("_set")?, change("_inc")?);
+    let json = json_edits(update, &path)?;
     plan_changes(
-        state, principal, target, shape, &rows, set, increment, &path, earlier,
+        state, principal, target, shape, &rows, set, increment, json, &path, earlier,
     )
     .await
     .map_err(|e| places.place(e, ""))
@@ -900,6 +1035,7 @@ async fn plan_changes(
     rows: &Rows,
     mut set: Option<Json>,
     increment: Option<Json>,
+    json: Vec<(String, JsonEdit, String)>,
     path: &str,
     earlier: &[Vec<Value>],
 ) -> Result<Planned, ApiError> {
@@ -917,6 +1053,7 @@ async fn plan_changes(
     let changes = Changes {
         set: set.as_ref().map(|s| (s, set_path.as_str())),
         increment: increment.as_ref().map(|i| (i, inc_path.as_str())),
+        json,
     };
     writer::plan_update(state, principal, target, rows, changes, earlier).await
 }
@@ -979,8 +1116,9 @@ async fn plan(
             audit.note("target", rows_text(&rows));
             let set = optional_argument(args, "_set")?;
             let increment = optional_argument(args, "_inc")?;
+            let json = json_edits(args, "")?;
             plan_changes(
-                state, principal, target, shape, &rows, set, increment, "", earlier,
+                state, principal, target, shape, &rows, set, increment, json, "", earlier,
             )
             .await
             .map_err(|e| places.place(e, ""))

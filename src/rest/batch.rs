@@ -453,6 +453,7 @@ impl Batch {
                 let changes = Changes {
                     set: Some((values, "values")),
                     increment: None,
+                    json: Vec::new(),
                 };
                 writer::plan_update(state, principal, target, &to_rows(rows), changes, earlier)
                     .await

@@ -151,6 +151,7 @@ async fn change(
     let changes = Changes {
         set: Some((&body, "")),
         increment: None,
+        json: Vec::new(),
     };
     let planned =
         writer::plan_update(state, principal, target, &rows(&selection), changes, &[]).await?;

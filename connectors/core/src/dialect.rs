@@ -24,6 +24,12 @@ pub trait Dialect: Send + Sync + Debug {
     fn default_values(&self) -> &'static str {
         "DEFAULT VALUES"
     }
+    /// Has PostgreSQL's `jsonb` and its operators (`||`, `-`, `#-`), which
+    /// [`crate::JsonEdit`]s are written with; other databases' JSON
+    /// functions merge and remove differently, so they get none.
+    fn jsonb_operators(&self) -> bool {
+        false
+    }
 }
 
 /// Which write statements take `RETURNING`.
@@ -87,6 +93,9 @@ impl Dialect for PostgresDialect {
             update: true,
             delete: true,
         }
+    }
+    fn jsonb_operators(&self) -> bool {
+        true
     }
 }
 

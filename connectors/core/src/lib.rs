@@ -27,6 +27,6 @@ pub use error::{ConnectorError, ErrorKind, Result};
 pub use render::{SqlBuilder, Statement};
 pub use value::{Interval, Value};
 pub use write::{
-    BatchError, CompareOp, Delete, Insert, Lock, Predicate, Update, WriteOp, WriteOutcome,
-    WriteTarget, WriteTx,
+    BatchError, CompareOp, Delete, Insert, JsonEdit, Lock, Predicate, Update, WriteOp,
+    WriteOutcome, WriteTarget, WriteTx,
 };

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::dialect::Dialect;
 use crate::error::{ConnectorError, Result};
 use crate::value::Value;
-use crate::write::{Delete, Insert, Predicate, Update, WriteOp, WriteTarget};
+use crate::write::{Delete, Insert, JsonEdit, Predicate, Update, WriteOp, WriteTarget};
 
 /// SQL text plus the values bound to its placeholders, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -162,24 +162,41 @@ pub fn render_insert(dialect: &dyn Dialect, op: &Insert) -> Result<Statement> {
     Ok(b.finish())
 }
 
-/// Fails unless an update sets something, names only the target's columns
-/// and does not both set and increment one column.
-pub fn check_update(op: &Update) -> Result<()> {
-    if op.set.is_empty() && op.increment.is_empty() {
+/// Fails unless an update changes something, names only the target's
+/// columns, changes each column once (set, incremented or edited) and
+/// edits JSON documents only where `dialect` can.
+pub fn check_update(dialect: &dyn Dialect, op: &Update) -> Result<()> {
+    if op.set.is_empty() && op.increment.is_empty() && op.json.is_empty() {
         return Err(ConnectorError::invalid_input(
             "an update needs at least one column to set",
         ));
     }
-    check_columns(&op.target, op.set.iter().map(|(c, _)| c.as_str()))?;
-    check_columns(&op.target, op.increment.iter().map(|(c, _)| c.as_str()))?;
-    if let Some((column, _)) = op
-        .increment
+    let set = op.set.iter().map(|(c, _)| c.as_str());
+    let increment = op.increment.iter().map(|(c, _)| c.as_str());
+    let json = op.json.iter().map(|(c, _)| c.as_str());
+    let changed: Vec<&str> = set.chain(increment).chain(json).collect();
+    check_columns(&op.target, changed.iter().copied())?;
+    if let Some((i, column)) = changed
         .iter()
-        .find(|(c, _)| op.set.iter().any(|(s, _)| s == c))
+        .enumerate()
+        .find(|(i, c)| changed[..*i].contains(c))
     {
+        let sets = op.set.len();
+        let twice = if i >= sets && i < sets + op.increment.len() {
+            "both set and incremented"
+        } else {
+            "changed twice (set, incremented or edited as a JSON document)"
+        };
         return Err(ConnectorError::invalid_input(format!(
-            "column `{column}` is both set and incremented"
+            "column `{column}` is {twice}"
         )));
+    }
+    if !op.json.is_empty() && !dialect.jsonb_operators() {
+        return Err(ConnectorError::invalid_input(
+            "this database cannot edit JSON documents in place (`_append`, `_prepend`, \
+             `_delete_key`, `_delete_elem`, `_delete_at_path` are PostgreSQL's jsonb \
+             operators): set the whole document instead",
+        ));
     }
     check_columns(&op.target, op.filter.columns())?;
     check_columns(&op.target, op.returning.iter().map(String::as_str))
@@ -187,31 +204,72 @@ pub fn check_update(op: &Update) -> Result<()> {
 
 /// `UPDATE … SET … WHERE … [RETURNING …]`.
 pub fn render_update(dialect: &dyn Dialect, op: &Update) -> Result<Statement> {
-    check_update(op)?;
+    check_update(dialect, op)?;
     let mut b = SqlBuilder::new(dialect);
     b.push("UPDATE ").push_table(&op.target).push(" SET ");
-    for (i, (column, value)) in op.set.iter().enumerate() {
-        if i > 0 {
+    let mut first = true;
+    let mut assign = |b: &mut SqlBuilder<'_>, column: &str| {
+        if !std::mem::take(&mut first) {
             b.push(", ");
         }
-        b.push_identifier(column)
-            .push(" = ")
-            .push_param(value.clone());
+        b.push_identifier(column).push(" = ");
+    };
+    for (column, value) in &op.set {
+        assign(&mut b, column);
+        b.push_param(value.clone());
     }
-    for (i, (column, value)) in op.increment.iter().enumerate() {
-        if i > 0 || !op.set.is_empty() {
-            b.push(", ");
-        }
+    for (column, value) in &op.increment {
+        assign(&mut b, column);
         b.push_identifier(column)
-            .push(" = ")
-            .push_identifier(column)
             .push(" + ")
             .push_param(value.clone());
+    }
+    for (column, edit) in &op.json {
+        assign(&mut b, column);
+        push_json_edit(&mut b, column, edit);
     }
     b.push(" WHERE ");
     push_predicate(&mut b, &op.filter);
     push_returning(&mut b, &op.returning, dialect.returning().update);
     Ok(b.finish())
+}
+
+/// `edit` of `column`'s document with jsonb's operators, each operand a
+/// parameter cast to the type the operator takes (`jsonb - text` and
+/// `jsonb - integer` are both operators: the cast picks one).
+fn push_json_edit(b: &mut SqlBuilder<'_>, column: &str, edit: &JsonEdit) {
+    match edit {
+        JsonEdit::Append(value) => {
+            b.push_identifier(column)
+                .push(" || ")
+                .push_param(Value::Json(value.clone()))
+                .push("::jsonb");
+        }
+        JsonEdit::Prepend(value) => {
+            b.push_param(Value::Json(value.clone()))
+                .push("::jsonb || ")
+                .push_identifier(column);
+        }
+        JsonEdit::DeleteKey(key) => {
+            b.push_identifier(column)
+                .push(" - ")
+                .push_param(Value::Text(key.clone()))
+                .push("::text");
+        }
+        JsonEdit::DeleteElem(index) => {
+            b.push_identifier(column)
+                .push(" - ")
+                .push_param(Value::Int(*index))
+                .push("::integer");
+        }
+        JsonEdit::DeleteAtPath(path) => {
+            let path = path.iter().cloned().map(Value::Text).collect();
+            b.push_identifier(column)
+                .push(" #- ")
+                .push_param(Value::List(path))
+                .push("::text[]");
+        }
+    }
 }
 
 /// `DELETE FROM … WHERE … [RETURNING …]`.

@@ -165,6 +165,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: target.clone(),
             set: vec![("qty".into(), Value::Int(42))],
             filter: Predicate::eq("name", Value::Text(evil.into())),
@@ -185,6 +186,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
             target: target.clone(),
             set: vec![("price".into(), Value::Decimal("1.25".into()))],
             increment: vec![("qty".into(), Value::Int(8))],
+            json: Vec::new(),
             filter: Predicate::eq("name", Value::Text(evil.into())),
             returning: cols(&["qty", "price"]),
         }))
@@ -221,6 +223,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: target.clone(),
             set: vec![("price".into(), Value::Decimal("0.50".into()))],
             filter: Predicate::Or(vec![
@@ -240,6 +243,7 @@ pub async fn write_path_conformance(connector: &dyn Connector, schema: &str) {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: target.clone(),
             set: vec![("qty".into(), Value::Int(1))],
             filter: Predicate::eq("name", Value::Text("nobody".into())),

@@ -32,7 +32,7 @@ pub struct Insert {
     pub returning: Vec<String>,
 }
 
-/// `UPDATE target SET set…, increment… WHERE filter RETURNING returning`.
+/// `UPDATE target SET set…, increment…, json… WHERE filter RETURNING returning`.
 #[derive(Debug, Clone)]
 pub struct Update {
     pub target: WriteTarget,
@@ -41,8 +41,33 @@ pub struct Update {
     /// `column = column + value` (GraphQL's `_inc`): computed by the
     /// database, so concurrent increments do not lose each other.
     pub increment: Vec<(String, Value)>,
+    /// JSON documents edited in place by the database (GraphQL's `_append`
+    /// …), for the same reason; only where the dialect has jsonb's
+    /// operators ([`crate::Dialect::jsonb_operators`]).
+    pub json: Vec<(String, JsonEdit)>,
     pub filter: Predicate,
     pub returning: Vec<String>,
+}
+
+/// An edit of a `jsonb` document, as PostgreSQL's operators make it
+/// (Hasura's `_append`, `_prepend`, `_delete_key`, `_delete_elem`,
+/// `_delete_at_path`). A NULL document stays NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonEdit {
+    /// `column || value`: an object's keys merged in (the value's win), an
+    /// array's items appended.
+    Append(serde_json::Value),
+    /// `value || column`.
+    Prepend(serde_json::Value),
+    /// `column - key`: the object's key, or the array's string items equal
+    /// to it, removed.
+    DeleteKey(String),
+    /// `column - index`: the array's item at `index` (from the end when
+    /// negative) removed.
+    DeleteElem(i64),
+    /// `column #- path`: the item at the path of keys and array indexes
+    /// removed.
+    DeleteAtPath(Vec<String>),
 }
 
 /// `DELETE FROM target WHERE filter RETURNING returning`.

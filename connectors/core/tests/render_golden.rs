@@ -6,8 +6,8 @@ use tributary_connector::render::{
     keys_predicate, render_delete, render_insert, render_select, render_update,
 };
 use tributary_connector::{
-    CompareOp, Delete, Dialect, Insert, MySqlDialect, PostgresDialect, Predicate, SqliteDialect,
-    Update, Value, WriteTarget,
+    CompareOp, Delete, Dialect, Insert, JsonEdit, MySqlDialect, PostgresDialect, Predicate,
+    SqliteDialect, Update, Value, WriteTarget,
 };
 use tributary_schema_cache::{ColumnDef, KeyDef, TableDef, TableKind};
 
@@ -114,6 +114,7 @@ fn writes_render_the_same_plan_in_every_dialect() {
     };
     let update = Update {
         increment: Vec::new(),
+        json: Vec::new(),
         target: target(),
         set: vec![("qty".into(), Value::Int(5))],
         filter: Predicate::And(vec![
@@ -240,6 +241,7 @@ fn increments_add_in_the_database() {
         target: target(),
         set: vec![("name".into(), Value::Text(EVIL.into()))],
         increment: vec![("qty".into(), Value::Int(2))],
+        json: Vec::new(),
         filter: Predicate::eq("id", Value::Int(7)),
         returning: vec![],
     };
@@ -293,10 +295,88 @@ fn increments_add_in_the_database() {
 }
 
 #[test]
+fn json_edits_use_jsonbs_operators_with_bound_operands() {
+    let update = Update {
+        target: target(),
+        set: vec![("qty".into(), Value::Int(1))],
+        increment: Vec::new(),
+        json: vec![
+            (
+                "name".into(),
+                JsonEdit::Append(serde_json::json!({"k": EVIL})),
+            ),
+            (
+                "note\"`x".into(),
+                JsonEdit::DeleteAtPath(vec![EVIL.into(), "0".into()]),
+            ),
+        ],
+        filter: Predicate::eq("id", Value::Int(7)),
+        returning: vec!["id".into()],
+    };
+    let statement = render_update(&PostgresDialect, &update).unwrap();
+    assert_eq!(
+        statement.sql,
+        r#"UPDATE "sales"."order items" SET "qty" = $1, "name" = "name" || $2::jsonb, "note""`x" = "note""`x" #- $3::text[] WHERE "id" = $4 RETURNING "id""#
+    );
+    assert_eq!(
+        statement.params,
+        vec![
+            Value::Int(1),
+            Value::Json(serde_json::json!({"k": EVIL})),
+            Value::List(vec![Value::Text(EVIL.into()), Value::Text("0".into())]),
+            Value::Int(7),
+        ]
+    );
+    let others = Update {
+        set: Vec::new(),
+        json: vec![
+            ("name".into(), JsonEdit::Prepend(serde_json::json!([1]))),
+            ("qty".into(), JsonEdit::DeleteKey(EVIL.into())),
+            ("note\"`x".into(), JsonEdit::DeleteElem(-1)),
+        ],
+        returning: Vec::new(),
+        ..update.clone()
+    };
+    let statement = render_update(&PostgresDialect, &others).unwrap();
+    assert_eq!(
+        statement.sql,
+        r#"UPDATE "sales"."order items" SET "name" = $1::jsonb || "name", "qty" = "qty" - $2::text, "note""`x" = "note""`x" - $3::integer WHERE "id" = $4"#
+    );
+    assert_eq!(
+        statement.params,
+        vec![
+            Value::Json(serde_json::json!([1])),
+            Value::Text(EVIL.into()),
+            Value::Int(-1),
+            Value::Int(7),
+        ]
+    );
+    // Other databases merge and remove differently: refused, not rewritten.
+    for (name, dialect) in dialects().into_iter().skip(1) {
+        let error = render_update(dialect.as_ref(), &others).unwrap_err();
+        assert!(
+            error.to_string().contains("cannot edit JSON documents"),
+            "{name}: {error}"
+        );
+    }
+    // A column changes once.
+    let twice = Update {
+        json: vec![("qty".into(), JsonEdit::DeleteElem(0))],
+        ..update
+    };
+    let error = render_update(&PostgresDialect, &twice).unwrap_err();
+    assert!(
+        error.to_string().contains("`qty` is changed twice"),
+        "{error}"
+    );
+}
+
+#[test]
 fn identifiers_must_come_from_the_catalog() {
     let pg = PostgresDialect;
     let bad_set = Update {
         increment: Vec::new(),
+        json: Vec::new(),
         target: target(),
         set: vec![("qty = 0; --".into(), Value::Int(1))],
         filter: Predicate::Always,
@@ -328,6 +408,7 @@ fn identifiers_must_come_from_the_catalog() {
     );
     let nothing = Update {
         increment: Vec::new(),
+        json: Vec::new(),
         target: target(),
         set: vec![],
         filter: Predicate::Always,

@@ -55,6 +55,7 @@ async fn updating_a_key_returns_the_row_under_its_new_key() {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: codes.clone(),
             set: vec![
                 ("code".into(), Value::Int(10)),
@@ -81,6 +82,7 @@ async fn updating_a_key_returns_the_row_under_its_new_key() {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: codes.clone(),
             set: vec![("label".into(), Value::Text("two".into()))],
             filter: Predicate::eq("code", Value::Int(2)),
@@ -112,6 +114,7 @@ async fn tables_without_a_key_write_but_cannot_return_from_emulated_paths() {
     let update = |returning: Vec<String>| {
         WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: events.clone(),
             set: vec![("payload".into(), Value::Text("z".into()))],
             filter: Predicate::eq("kind", Value::Text("a".into())),
@@ -127,6 +130,7 @@ async fn tables_without_a_key_write_but_cannot_return_from_emulated_paths() {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: tags.clone(),
             set: vec![("hits".into(), Value::Int(2))],
             filter: Predicate::eq("tag", Value::Text("red".into())),
@@ -187,6 +191,7 @@ async fn emulated_returning_covers_many_rows() {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: counters.clone(),
             set: vec![("n".into(), Value::Int(7))],
             filter: Predicate::Always,

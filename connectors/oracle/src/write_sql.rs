@@ -365,6 +365,7 @@ mod tests {
             target: target(),
             set: vec![("Name".into(), Value::Text(EVIL.into()))],
             increment: vec![("QTY".into(), Value::Int(8))],
+            json: Vec::new(),
             filter: Predicate::Or(vec![
                 Predicate::eq("Name", Value::Text(EVIL.into())),
                 Predicate::Compare {
@@ -460,6 +461,7 @@ mod tests {
             target: target(),
             set: vec![("QTY".into(), Value::Int(1))],
             increment: vec![],
+            json: Vec::new(),
             filter: Predicate::Always,
             returning: cols(&["NOTES"]),
         })

@@ -121,6 +121,7 @@ async fn returning_typed_and_fallback_columns() {
     let outcome = tx
         .execute(&WriteOp::Update(Update {
             increment: Vec::new(),
+            json: Vec::new(),
             target: target.clone(),
             set: vec![("body".into(), Value::Text("bye".into()))],
             filter: Predicate::And(vec![
@@ -195,6 +196,7 @@ async fn failed_statement_poisons_the_transaction_and_commit_says_so() {
     // and leaves the transaction usable.
     let unconvertible = WriteOp::Update(Update {
         increment: Vec::new(),
+        json: Vec::new(),
         target: target.clone(),
         set: vec![("name".into(), Value::Text("x".into()))],
         filter: Predicate::eq("id", Value::Int(i64::MAX)),

@@ -127,7 +127,7 @@ fn render_insert(op: &Insert) -> Result<Vec<Statement>> {
 }
 
 fn render_update(op: &Update) -> Result<Statement> {
-    check_update(op)?;
+    check_update(&SqlServerDialect, op)?;
     let mut b = SqlBuilder::new(&SqlServerDialect);
     b.push("UPDATE ").push_table(&op.target).push(" SET ");
     let mut first = true;

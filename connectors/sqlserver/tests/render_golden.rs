@@ -6,8 +6,8 @@
 
 use arrow_schema::DataType;
 use tributary_connector::{
-    CompareOp, Delete, ErrorKind, Insert, Lock, Predicate, Statement, Update, Value, WriteOp,
-    WriteTarget,
+    CompareOp, Delete, ErrorKind, Insert, JsonEdit, Lock, Predicate, Statement, Update, Value,
+    WriteOp, WriteTarget,
 };
 use tributary_connector_sqlserver::render::render_write;
 use tributary_schema_cache::{ColumnDef, KeyDef, TableDef, TableKind};
@@ -178,6 +178,7 @@ fn update_with_set_increment_and_output() {
             ("blob".into(), Value::Null),
         ],
         increment: vec![("qty".into(), Value::Int(5))],
+        json: Vec::new(),
         filter: Predicate::And(vec![
             Predicate::Or(vec![
                 Predicate::eq("it's", Value::Text("O'Brien".into())),
@@ -213,10 +214,30 @@ fn update_increment_only_without_output() {
         target: target(),
         set: vec![],
         increment: vec![("qty".into(), Value::Int(-1))],
+        json: Vec::new(),
         filter: Predicate::Always,
         returning: vec![],
     });
     insta::assert_snapshot!(render(&op));
+}
+
+#[test]
+fn json_edits_are_refused_not_rewritten() {
+    // SQL Server's JSON_MODIFY merges and removes otherwise than jsonb.
+    let op = WriteOp::Update(Update {
+        target: target(),
+        set: vec![],
+        increment: vec![],
+        json: vec![("qty".into(), JsonEdit::DeleteKey("k".into()))],
+        filter: Predicate::Always,
+        returning: vec![],
+    });
+    let error = render_write(&op).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert!(
+        error.to_string().contains("cannot edit JSON documents"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -299,6 +320,7 @@ fn unknown_columns_and_bad_shapes_are_refused() {
             target: target(),
             set: vec![("qty".into(), Value::Int(1))],
             increment: vec![("qty".into(), Value::Int(1))],
+            json: Vec::new(),
             filter: Predicate::Always,
             returning: vec![],
         }),
@@ -306,6 +328,7 @@ fn unknown_columns_and_bad_shapes_are_refused() {
             target: target(),
             set: vec![],
             increment: vec![],
+            json: Vec::new(),
             filter: Predicate::Always,
             returning: vec![],
         }),
