@@ -1963,6 +1963,118 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     f.stop().await;
 }
 
+/// Hasura's streaming subscriptions: `x_stream` sends the rows after its
+/// cursor in the cursor column's order, `batch_size` at a time (a full
+/// batch followed at once), then the rows written later as they come —
+/// with `where`, relations and a role's rules as in a query; nothing is
+/// sent while no row comes; a descending cursor walks down; a wrong cursor
+/// is an error.
+#[tokio::test]
+async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
+    let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
+    let f = Fixture::with(file).await;
+    assert_eq!(
+        input_fields(&f, None, "pg_orders_stream_cursor_input").await,
+        ["initial_value", "ordering"]
+    );
+    let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
+    let mut socket = live_socket(&f, admin).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let stream = r#"subscription {
+      pg_orders_stream(batch_size: 2, cursor: {initial_value: {id: 1}}, where: {status: {_neq: "cancelled"}}) {
+        status customers { name }
+      }
+    }"#;
+    live_send(
+        &mut socket,
+        json!({"id": "s", "type": "subscribe", "payload": {"query": stream}}),
+    )
+    .await;
+    let batch = |rows: Value| json!({"id": "s", "type": "next", "payload": {"data": {"pg_orders_stream": rows}}});
+    // Orders 2 and 3, then 4 (5 is cancelled); the cursor column need
+    // not be selected.
+    assert_eq!(
+        live_next(&mut socket).await,
+        batch(json!([
+            {"status": "shipped", "customers": {"name": "Ann"}},
+            {"status": "open", "customers": {"name": "Bob"}},
+        ]))
+    );
+    assert_eq!(
+        live_next(&mut socket).await,
+        batch(json!([{"status": "open", "customers": {"name": "Cid"}}]))
+    );
+    // A row written later comes next (after quiet intervals: nothing sent).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let body = f
+        .query(r#"mutation { cancelled: insert_pg_orders_one(object: {customer_id: 1, status: "cancelled", total: 1, placed_at: "2024-06-01"}) { id } new: insert_pg_orders_one(object: {customer_id: 2, status: "new", total: 2, placed_at: "2024-06-02"}) { id } }"#)
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {"cancelled": {"id": 6}, "new": {"id": 7}}})
+    );
+    assert_eq!(
+        live_next(&mut socket).await,
+        batch(json!([{"status": "new", "customers": {"name": "Bob"}}]))
+    );
+    live_send(&mut socket, json!({"id": "s", "type": "complete"})).await;
+    // Descending, from a variable's cursor; a role's rows only.
+    clerk_reads_own_orders(&f).await;
+    let clerk =
+        json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": "bob"});
+    let mut socket = live_socket(&f, clerk).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    let down = "subscription($c: [pg_orders_stream_cursor_input]!) { pg_orders_stream(batch_size: 10, cursor: $c) { id owner } }";
+    let cursor = json!([{"initial_value": {"id": 7}, "ordering": "DESC"}]);
+    live_send(
+        &mut socket,
+        json!({"id": "d", "type": "subscribe", "payload": {"query": down, "variables": {"c": cursor}}}),
+    )
+    .await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"id": "d", "type": "next", "payload": {"data": {"pg_orders_stream": [
+            {"id": 5, "owner": "bob"}, {"id": 3, "owner": "bob"}]}}})
+    );
+    // A cursor on two columns is refused: the error, then the end.
+    let two = "subscription { pg_orders_stream(batch_size: 1, cursor: {initial_value: {id: 1, owner: \"bob\"}}) { id } }";
+    live_send(
+        &mut socket,
+        json!({"id": "w", "type": "subscribe", "payload": {"query": two}}),
+    )
+    .await;
+    let wrong = live_next(&mut socket).await;
+    assert_eq!(wrong["id"], "w", "{wrong}");
+    assert_eq!(
+        wrong["payload"]["errors"][0]["extensions"]["at"], "cursor",
+        "{wrong}"
+    );
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"id": "w", "type": "complete"})
+    );
+    // The clerk cannot walk a column it may not read.
+    let hidden = "subscription { pg_orders_stream(batch_size: 1, cursor: {initial_value: {total: 1}}) { id } }";
+    live_send(
+        &mut socket,
+        json!({"id": "h", "type": "subscribe", "payload": {"query": hidden}}),
+    )
+    .await;
+    let refused = live_next(&mut socket).await;
+    assert_eq!(
+        (&refused["id"], &refused["type"]),
+        (&json!("h"), &json!("error")),
+        "{refused}"
+    );
+    f.stop().await;
+}
+
 /// A live query socket's credentials are checked again every
 /// `live_auth_interval_secs`: a key revoked while a subscription runs
 /// closes the socket (4403); a socket that never sends `connection_init`

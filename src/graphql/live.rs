@@ -4,7 +4,9 @@
 //! again every `graphql.live_interval_ms` as the caller — the path,
 //! permissions and limits of `POST /graphql` — and its answer is sent when
 //! it differs from the last one sent (Hasura's live queries); subscribers
-//! of one query as one caller share its runs ([`Running`]). A query or a
+//! of one query as one caller share its runs ([`Running`]). A streaming
+//! subscription (`x_stream`, `stream.rs`) is run as a stream instead, each
+//! batch of rows sent as it comes. A query or a
 //! mutation sent over the socket is answered once. Credentials come with
 //! the upgrade request's headers or, from a browser (which cannot set
 //! them), in `connection_init`'s payload: `{"headers": {"Authorization":
@@ -353,6 +355,22 @@ async fn run(
     payload: Json,
     out: mpsc::Sender<Message>,
 ) {
+    // A streaming subscription runs as one stream: its batches are sent as
+    // they come, and its end completes the operation.
+    if let Ok(request) = serde_json::from_value::<async_graphql::Request>(payload.clone())
+        && let Some(mut batches) = super::stream(&state, principal.clone(), request)
+    {
+        let mut first = true;
+        while let Some(answer) = batches.next().await {
+            if std::mem::take(&mut first) && refused(&answer) {
+                send_errors(&out, &id, &answer).await;
+                return;
+            }
+            send(&out, json!({ "id": id, "type": "next", "payload": answer })).await;
+        }
+        send(&out, json!({ "id": id, "type": "complete" })).await;
+        return;
+    }
     // A subscription is rewritten once, here: every run sends the query.
     let mut payload = payload;
     let live = match payload.get_mut("query") {

@@ -23,6 +23,7 @@ mod schema;
 mod selection;
 mod shape;
 mod similar;
+mod stream;
 mod validated;
 
 use std::collections::HashMap;
@@ -30,7 +31,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::Positioned;
 use async_graphql::dynamic::Schema;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+};
 use async_graphql::{ErrorExtensionValues, ServerError};
 use axum::Extension;
 use axum::Router;
@@ -40,6 +43,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use self::bounded::Bounded;
 use crate::auth::Principal;
@@ -371,6 +376,48 @@ async fn run(
         }
     }
     answered
+}
+
+/// A streaming subscription's responses (`x_stream`, see `stream.rs`),
+/// run as the caller: one per batch of rows, as JSON, until the stream
+/// ends (with an error, or the socket's end); `None` when the operation
+/// `request` runs is not one (a live query, a query, a mutation).
+pub(crate) fn stream(
+    state: &AppState,
+    principal: Principal,
+    mut request: async_graphql::Request,
+) -> Option<BoxStream<'static, serde_json::Value>> {
+    let caller = principal.caller();
+    let role = state.graphql.get(state, &caller).ok()?;
+    let operation = operation(&mut request)?;
+    let streams = operation.ty == OperationType::Subscription
+        && operation.selection_set.node.items.iter().any(|item| {
+            matches!(&item.node, Selection::Field(field)
+                if stream::collection(field.node.name.node.as_str(), &role.shapes).is_some())
+        });
+    if !streams {
+        return None;
+    }
+    let session = Arc::new(mutation::Session::for_request(&mut request));
+    let rendered = Arc::new(render::Rendered::for_request(&mut request));
+    let request = request.data(RequestData {
+        state: state.clone(),
+        caller,
+        principal,
+        session,
+        rendered,
+    });
+    let responses = role.schema.execute_stream(request).map(|mut response| {
+        for error in &mut response.errors {
+            if error.extensions.is_none() {
+                mark(error);
+            }
+        }
+        serde_json::to_value(&response).unwrap_or_else(|e| {
+            serde_json::json!({"data": null, "errors": [{"message": format!("cannot write the answer: {e}")}]})
+        })
+    });
+    Some(responses.boxed())
 }
 
 /// The operation a request runs (see [`chosen`]).

@@ -17,7 +17,7 @@ use async_graphql::dynamic::{
 };
 
 use super::shape::{ColumnShape, Scalar, Shape, Shapes};
-use super::{arguments, group_by, mutation, nested, resolve};
+use super::{arguments, group_by, mutation, nested, resolve, stream};
 use crate::config::GraphqlConfig;
 use crate::error::ApiError;
 use crate::rest::aggregate::{Aggregation, Granularity};
@@ -40,6 +40,7 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
         "Subscription",
         "order_by",
         group_by::GRANULARITY,
+        stream::ORDERING,
     ]
     .map(String::from)
     .into();
@@ -55,6 +56,7 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
     let mut types: Vec<async_graphql::dynamic::Type> = Vec::new();
     let mut scalars: BTreeSet<Scalar> = BTreeSet::new();
     let mut queries = 0;
+    let mut streams = false;
     for shape in shapes.values() {
         let names = generated_names(shape);
         if let Some(clash) = names.iter().find(|n| taken.contains(n.as_str())) {
@@ -102,6 +104,11 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
         for field in subscription_fields(shape) {
             subscription = subscription.field(field);
         }
+        if stream::streams(shape, &shapes) {
+            types.extend(stream::types(shape));
+            subscription = subscription.field(stream::root_field(shape, &shapes, limits));
+            streams = true;
+        }
     }
     if queries == 0 {
         return Err(ApiError::forbidden(
@@ -117,6 +124,9 @@ pub fn build(shapes: Arc<Shapes>, limits: &GraphqlConfig) -> Result<Schema, ApiE
     .register(subscription);
     if mutations > 0 {
         builder = builder.register(mutation);
+    }
+    if streams {
+        builder = builder.register(stream::ordering_enum());
     }
     builder = builder
         .register(Enum::new("order_by").items(DIRECTIONS))
@@ -178,6 +188,7 @@ fn generated_names(shape: &Shape) -> Vec<String> {
     names.extend(mutation::type_names(shape));
     if shape.select {
         names.extend([x.clone(), format!("{x}_by_pk")]);
+        names.extend(stream::type_names(shape));
     }
     if shape.select || shape.aggregate {
         names.extend([format!("{x}_order_by"), format!("{x}_select_column")]);
