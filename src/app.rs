@@ -241,6 +241,8 @@ pub fn router(state: AppState) -> Router {
         // credentials its user gives it. A GET with a query in its URL is
         // a query: that handler authenticates it as the data routes do.
         .route("/graphql", get(graphql::get))
+        // Hasura's path, so its clients need only the host changed.
+        .route("/v1/graphql", get(graphql::get))
         .merge(admin::router(state.clone()))
         .merge(data_router(state.clone()))
         .layer(middleware::from_fn_with_state(

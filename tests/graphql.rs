@@ -1750,19 +1750,21 @@ type LiveSocket =
 /// Opens a live query socket to the fixture's server and sends
 /// `connection_init` with `headers` in its payload.
 async fn live_socket(f: &Fixture, headers: Value) -> LiveSocket {
+    socket_speaking(f, "/graphql", "graphql-transport-ws", headers).await
+}
+
+/// A live query socket to `path` speaking `protocol`, `connection_init`
+/// sent with `headers`.
+async fn socket_speaking(f: &Fixture, path: &str, protocol: &str, headers: Value) -> LiveSocket {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let url = format!("{}/graphql", f.server.base.replacen("http", "ws", 1));
+    let url = format!("{}{path}", f.server.base.replacen("http", "ws", 1));
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
     let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(
-        response.headers()["sec-websocket-protocol"],
-        "graphql-transport-ws"
-    );
+    assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
     let init = json!({"type": "connection_init", "payload": {"headers": headers}});
     socket
         .send(tokio_tungstenite::tungstenite::Message::text(
@@ -2072,6 +2074,102 @@ async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
         (&json!("h"), &json!("error")),
         "{refused}"
     );
+    f.stop().await;
+}
+
+/// The next message of a `subscriptions-transport-ws` socket that is not
+/// a keep-alive (`ka`, sent every few seconds).
+async fn next_but_keep_alive(socket: &mut LiveSocket) -> Value {
+    loop {
+        let message = live_next(socket).await;
+        if message != json!({"type": "ka"}) {
+            return message;
+        }
+    }
+}
+
+/// Hasura's clients carry over unchanged: its path `/v1/graphql`, its
+/// headers (`X-Hasura-Admin-Secret` for the key, `X-Hasura-Role` and
+/// `X-Hasura-User-Id`), and Apollo's older `subscriptions-transport-ws`
+/// (subprotocol `graphql-ws`: `start` / `data` / `stop`, `ka` to keep the
+/// socket alive, `connection_error` for refused credentials).
+#[tokio::test]
+async fn hasura_clients_carry_over_their_path_headers_and_socket_protocol() {
+    let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
+    let f = Fixture::with(file).await;
+    clerk_reads_own_orders(&f).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/graphql", f.server.base))
+        .header("x-hasura-admin-secret", TOKEN)
+        .header("x-hasura-role", "clerk")
+        .header("x-hasura-user-id", "bob")
+        .json(&json!({"query": "{ pg_orders(order_by: {id: asc}) { id owner } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"data": {"pg_orders": [{"id": 3, "owner": "bob"}, {"id": 5, "owner": "bob"}]}})
+    );
+    let secret = json!({"x-hasura-admin-secret": TOKEN});
+    let mut socket = socket_speaking(&f, "/v1/graphql", "graphql-ws", secret).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    assert_eq!(live_next(&mut socket).await, json!({"type": "ka"}));
+    let names = "subscription { pg_customers(order_by: {id: asc}) { name } }";
+    live_send(
+        &mut socket,
+        json!({"id": "1", "type": "start", "payload": {"query": names}}),
+    )
+    .await;
+    let data = |names: Value| json!({"id": "1", "type": "data", "payload": {"data": {"pg_customers": names}}});
+    assert_eq!(
+        next_but_keep_alive(&mut socket).await,
+        data(json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]))
+    );
+    let (status, body) = f
+        .server
+        .admin(
+            Method::POST,
+            "/api/pg_customers",
+            Some(json!({"id": 9, "name": "Dee"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        next_but_keep_alive(&mut socket).await,
+        data(json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}, {"name": "Dee"}]))
+    );
+    // `stop` ends it; a query is answered once and completed.
+    live_send(&mut socket, json!({"id": "1", "type": "stop"})).await;
+    let count = "{ pg_customers_aggregate { aggregate { count } } }";
+    live_send(
+        &mut socket,
+        json!({"id": "2", "type": "start", "payload": {"query": count}}),
+    )
+    .await;
+    assert_eq!(
+        next_but_keep_alive(&mut socket).await,
+        json!({"id": "2", "type": "data", "payload": {"data": {"pg_customers_aggregate": {"aggregate": {"count": 4}}}}})
+    );
+    assert_eq!(
+        next_but_keep_alive(&mut socket).await,
+        json!({"id": "2", "type": "complete"})
+    );
+    live_send(&mut socket, json!({"type": "connection_terminate"})).await;
+    assert_eq!(
+        next_but_keep_alive(&mut socket).await,
+        json!({"close": 1000})
+    );
+    // Wrong credentials: `connection_error`, then the socket closes.
+    let wrong = json!({"x-hasura-admin-secret": "not-a-key"});
+    let mut socket = socket_speaking(&f, "/v1/graphql", "graphql-ws", wrong).await;
+    let refused = live_next(&mut socket).await;
+    assert_eq!(refused["type"], "connection_error", "{refused}");
+    assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
     f.stop().await;
 }
 

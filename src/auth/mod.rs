@@ -3,8 +3,11 @@
 //! (`Authorization: Bearer <key>` or `X-API-Key`), a JWT from an identity
 //! provider, or the configured anonymous role; otherwise 401. `X-Role` picks
 //! one of a JWT's allowed roles; an admin may act as any role (`X-Role`,
-//! `X-User-Id`), which is how admins check what a role sees. Requests are
-//! rate limited after authentication.
+//! `X-User-Id`), which is how admins check what a role sees. Hasura's
+//! spellings carry over, so its clients need no change:
+//! `X-Hasura-Admin-Secret` carries a key as `X-API-Key` does, and
+//! `X-Hasura-Role` / `X-Hasura-User-Id` are `X-Role` / `X-User-Id`.
+//! Requests are rate limited after authentication.
 
 pub mod jwt;
 pub mod keys;
@@ -230,7 +233,9 @@ fn act_as(mut principal: Principal, headers: &HeaderMap) -> Result<Principal, Ap
     if principal.is_admin() {
         if let Some(role) = role {
             principal.role = role;
-            if let Some(user) = header_text(headers, "x-user-id") {
+            if let Some(user) = header_text(headers, "x-user-id")
+                .or_else(|| header_text(headers, "x-hasura-user-id"))
+            {
                 principal.user_id = Some(user.to_string());
             }
         }
@@ -278,7 +283,8 @@ fn jwt_principal(
 }
 
 fn requested_role(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match header_text(headers, "x-role") {
+    let given = header_text(headers, "x-role").or_else(|| header_text(headers, "x-hasura-role"));
+    match given {
         None => Ok(None),
         Some(role) if is_role_name(role) => Ok(Some(role.to_string())),
         Some(role) => {
@@ -316,7 +322,9 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
             )),
         };
     }
-    Ok(header_text(headers, "x-api-key").or_else(|| header_text(headers, "x-admin-token")))
+    Ok(["x-api-key", "x-admin-token", "x-hasura-admin-secret"]
+        .into_iter()
+        .find_map(|name| header_text(headers, name)))
 }
 
 #[cfg(test)]
@@ -347,6 +355,10 @@ mod tests {
             Some("abc")
         );
         assert_eq!(token(&[("x-api-key", "k")]).as_deref(), Some("k"));
+        assert_eq!(
+            token(&[("x-hasura-admin-secret", "s")]).as_deref(),
+            Some("s")
+        );
         assert_eq!(token(&[]), None);
         // Another scheme is an error, not "no credentials" (the anonymous role).
         let basic = presented_token(&headers(&[("authorization", "Basic abc")])).unwrap_err();
@@ -379,6 +391,22 @@ mod tests {
         assert!(act_as(key_principal("reader"), &headers(&[("x-role", "reader")])).is_ok());
         let err = act_as(key_principal("admin"), &headers(&[("x-role", "a b")])).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        // Hasura's spellings; ours win when both are given.
+        let hasura = act_as(
+            key_principal("admin"),
+            &headers(&[("x-hasura-role", "customer"), ("x-hasura-user-id", "8")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (hasura.role.as_str(), hasura.user_id.as_deref()),
+            ("customer", Some("8"))
+        );
+        let both = act_as(
+            key_principal("admin"),
+            &headers(&[("x-role", "clerk"), ("x-hasura-role", "customer")]),
+        )
+        .unwrap();
+        assert_eq!(both.role, "clerk");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Live queries over WebSocket, on `GET /graphql`, in GraphQL over
 //! WebSocket's `graphql-transport-ws` protocol (what graphql-ws, Apollo
-//! Client and urql speak). A `subscription` operation is its query run
+//! Client's `GraphQLWsLink` and urql speak) or Apollo's older
+//! `subscriptions-transport-ws` (subprotocol `graphql-ws`: Apollo's
+//! `WebSocketLink` and many Hasura clients; [`Protocol`]). A `subscription` operation is its query run
 //! again every `graphql.live_interval_ms` as the caller — the path,
 //! permissions and limits of `POST /graphql` — and its answer is sent when
 //! it differs from the last one sent (Hasura's live queries); subscribers
@@ -34,8 +36,63 @@ use crate::state::AppState;
 /// Most operations one socket runs at once.
 const MAX_OPERATIONS: usize = 100;
 
+/// How often a `subscriptions-transport-ws` socket is told it is alive
+/// (`ka`; its clients drop a socket quiet for 30 s once they got one).
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The protocol a socket speaks, chosen by the client's subprotocol.
+/// Apollo's older `subscriptions-transport-ws` has the same exchange under
+/// other names — `start` / `stop` for `subscribe` / `complete`, `data`
+/// for `next`, `connection_terminate` — and keeps the socket alive with
+/// `ka` messages instead of ping / pong: the socket is served in
+/// `graphql-transport-ws`'s terms, its messages renamed at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    TransportWs,
+    Legacy,
+}
+
+impl Protocol {
+    const TRANSPORT_WS: &str = "graphql-transport-ws";
+    const LEGACY: &str = "graphql-ws";
+
+    fn named(name: Option<&HeaderValue>) -> Self {
+        match name.and_then(|n| n.to_str().ok()) {
+            Some(Self::LEGACY) => Self::Legacy,
+            _ => Self::TransportWs,
+        }
+    }
+
+    /// A client message's type, in `graphql-transport-ws`'s terms.
+    fn incoming(self, kind: &str) -> &str {
+        match (self, kind) {
+            (Self::Legacy, "start") => "subscribe",
+            (Self::Legacy, "stop") => "complete",
+            (Self::Legacy, "connection_terminate") => "terminate",
+            _ => kind,
+        }
+    }
+
+    /// A server message's type (given in `graphql-transport-ws`'s terms),
+    /// in this protocol's.
+    fn outgoing(self, kind: &str) -> &str {
+        match (self, kind) {
+            (Self::Legacy, "next") => "data",
+            _ => kind,
+        }
+    }
+}
+
+/// Where a socket's messages go out: to its writer, in its protocol.
+#[derive(Clone)]
+struct Outbox {
+    messages: mpsc::Sender<Message>,
+    protocol: Protocol,
+}
+
 /// The protocol's close codes.
 mod close {
+    pub const NORMAL: u16 = 1000;
     pub const BAD_MESSAGE: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
@@ -64,18 +121,25 @@ pub async fn upgrade(state: AppState, request: axum::extract::Request) -> Respon
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     let headers = parts.headers;
-    upgrade
-        .protocols(["graphql-transport-ws"])
-        .on_upgrade(move |socket| serve(state, headers, client, socket))
+    let upgrade = upgrade.protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY]);
+    let protocol = Protocol::named(upgrade.selected_protocol());
+    upgrade.on_upgrade(move |socket| serve(state, headers, client, protocol, socket))
 }
 
 /// One socket: `connection_init` (answered `connection_ack` once the
 /// caller is known; none within `live_auth_interval` closes the socket), then
 /// `subscribe` / `complete` per operation, `ping` / `pong`; a message out
 /// of protocol closes it with the protocol's code.
-async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, socket: WebSocket) {
+async fn serve(
+    state: AppState,
+    headers: HeaderMap,
+    client: Option<IpAddr>,
+    protocol: Protocol,
+    socket: WebSocket,
+) {
     let (mut sink, mut incoming) = socket.split();
-    let (out, mut outgoing) = mpsc::channel::<Message>(64);
+    let (messages, mut outgoing) = mpsc::channel::<Message>(64);
+    let out = Outbox { messages, protocol };
     let writer = tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
             let closing = matches!(message, Message::Close(_));
@@ -91,6 +155,8 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
     let mut credentials: Option<HeaderMap> = None;
     let mut recheck = tokio::time::interval(state.config.graphql.live_auth_interval);
     recheck.tick().await;
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.tick().await;
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         let message = tokio::select! {
@@ -104,6 +170,10 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
                     shut(&out, close::FORBIDDEN, &error.message).await;
                     break;
                 }
+                continue;
+            }
+            _ = keep_alive.tick(), if protocol == Protocol::Legacy && caller.is_some() => {
+                send(&out, json!({ "type": "ka" })).await;
                 continue;
             }
         };
@@ -127,7 +197,11 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
             }
         };
         let id = message.get("id").and_then(Json::as_str).map(str::to_string);
-        match message.get("type").and_then(Json::as_str) {
+        match message
+            .get("type")
+            .and_then(Json::as_str)
+            .map(|kind| protocol.incoming(kind))
+        {
             Some("connection_init") => {
                 if caller.is_some() {
                     shut(
@@ -144,8 +218,19 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
                         caller = Some(principal);
                         credentials = Some(given);
                         send(&out, json!({ "type": "connection_ack" })).await;
+                        if protocol == Protocol::Legacy {
+                            send(&out, json!({ "type": "ka" })).await;
+                        }
                     }
                     Err(error) => {
+                        if protocol == Protocol::Legacy {
+                            let payload = json!({ "message": error.message });
+                            send(
+                                &out,
+                                json!({ "type": "connection_error", "payload": payload }),
+                            )
+                            .await;
+                        }
                         shut(&out, close::FORBIDDEN, &error.message).await;
                         break;
                     }
@@ -205,6 +290,10 @@ async fn serve(state: AppState, headers: HeaderMap, client: Option<IpAddr>, sock
                 if let Some(task) = id.and_then(|id| running.remove(&id)) {
                     task.abort();
                 }
+            }
+            Some("terminate") => {
+                shut(&out, close::NORMAL, "terminated").await;
+                break;
             }
             _ => {
                 shut(&out, close::BAD_MESSAGE, "unknown message type").await;
@@ -348,13 +437,7 @@ fn refused(answer: &Json) -> bool {
 /// as `next`; anything else once, then `complete`. A refused request
 /// ([`refused`]) ends it with `error`; a field's errors (a source down)
 /// are sent as `next`, as GraphQL over WebSocket has it.
-async fn run(
-    state: AppState,
-    principal: Principal,
-    id: String,
-    payload: Json,
-    out: mpsc::Sender<Message>,
-) {
+async fn run(state: AppState, principal: Principal, id: String, payload: Json, out: Outbox) {
     // A streaming subscription runs as one stream: its batches are sent as
     // they come, and its end completes the operation.
     if let Ok(request) = serde_json::from_value::<async_graphql::Request>(payload.clone())
@@ -450,13 +533,13 @@ fn as_query(query: &mut String) -> Result<bool, String> {
 }
 
 /// Ends operation `id` with one error.
-async fn refuse(out: &mpsc::Sender<Message>, id: &str, message: impl Into<String>) {
+async fn refuse(out: &Outbox, id: &str, message: impl Into<String>) {
     let answer = json!({ "errors": [{ "message": message.into() }] });
     send_errors(out, id, &answer).await;
 }
 
 /// Ends operation `id` with the errors of `answer`.
-async fn send_errors(out: &mpsc::Sender<Message>, id: &str, answer: &Json) {
+async fn send_errors(out: &Outbox, id: &str, answer: &Json) {
     let errors = answer.get("errors").cloned().unwrap_or_default();
     send(out, json!({ "id": id, "type": "error", "payload": errors })).await;
 }
@@ -479,19 +562,28 @@ fn byte_offset(text: &str, pos: async_graphql::Pos) -> usize {
     before + within
 }
 
-async fn send(out: &mpsc::Sender<Message>, message: Json) {
+/// Sends `message` (typed in `graphql-transport-ws`'s terms) in the
+/// socket's protocol.
+async fn send(out: &Outbox, mut message: Json) {
+    if let Some(kind) = message.get("type").and_then(Json::as_str) {
+        let spoken = out.protocol.outgoing(kind);
+        if spoken != kind {
+            message["type"] = Json::from(spoken);
+        }
+    }
     let _ = out
+        .messages
         .send(Message::Text(Utf8Bytes::from(message.to_string())))
         .await;
 }
 
 /// Closes the socket with a protocol code and reason.
-async fn shut(out: &mpsc::Sender<Message>, code: u16, reason: &str) {
+async fn shut(out: &Outbox, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from(reason.chars().take(120).collect::<String>()),
     };
-    let _ = out.send(Message::Close(Some(frame))).await;
+    let _ = out.messages.send(Message::Close(Some(frame))).await;
 }
 
 #[cfg(test)]

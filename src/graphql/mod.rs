@@ -150,9 +150,12 @@ impl Schemas {
     }
 }
 
-/// `POST /graphql` (authentication is layered on by the caller).
+/// `POST /graphql`, also on Hasura's path `/v1/graphql` (authentication
+/// is layered on by the caller).
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/graphql", post(execute))
+    Router::new()
+        .route("/graphql", post(execute))
+        .route("/v1/graphql", post(execute))
 }
 
 /// `GET /graphql`. A WebSocket upgrade serves live queries ([`live`]).
