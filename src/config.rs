@@ -87,6 +87,12 @@ pub struct GraphqlFileConfig {
     /// How often a live query socket's credentials are checked again, and
     /// how long it may wait for `connection_init`, in seconds (default 60).
     pub live_auth_interval_secs: Option<u64>,
+    /// Longest `ttl` a query's `@cached` may ask for, in seconds (default
+    /// 300).
+    pub cache_max_ttl_secs: Option<u64>,
+    /// Most memory the cached answers of `@cached` queries hold, in MiB
+    /// (default 64; 0 turns caching off).
+    pub cache_max_mb: Option<u64>,
 }
 
 /// The GraphQL API's limits, resolved.
@@ -106,6 +112,10 @@ pub struct GraphqlConfig {
     pub live_interval: Duration,
     /// How often a live query socket's credentials are checked again.
     pub live_auth_interval: Duration,
+    /// Longest time a `@cached` query's answer is kept.
+    pub cache_max_ttl: Duration,
+    /// Most bytes of `@cached` answers kept.
+    pub cache_max_bytes: usize,
 }
 
 impl GraphqlConfig {
@@ -130,6 +140,10 @@ impl GraphqlConfig {
             live_auth_interval: Duration::from_secs(
                 file.live_auth_interval_secs.unwrap_or(60).max(1),
             ),
+            cache_max_ttl: Duration::from_secs(file.cache_max_ttl_secs.unwrap_or(300).max(1)),
+            cache_max_bytes: usize::try_from(file.cache_max_mb.unwrap_or(64))
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
         }
     }
 }
@@ -391,6 +405,8 @@ mod tests {
                 max_batch: 20,
                 live_interval: Duration::from_secs(1),
                 live_auth_interval: Duration::from_secs(60),
+                cache_max_ttl: Duration::from_secs(300),
+                cache_max_bytes: 64 << 20,
             }
         );
         let file = FileConfig::parse(

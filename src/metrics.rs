@@ -61,6 +61,8 @@ pub enum GraphqlPath {
     Plan,
     /// async-graphql's executor.
     Executor,
+    /// A `@cached` query's kept answer.
+    Cache,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -207,6 +209,7 @@ impl Metrics {
         let path = match path {
             GraphqlPath::Plan => "plan",
             GraphqlPath::Executor => "executor",
+            GraphqlPath::Cache => "cache",
         };
         self.graphql.get_or_create(&ReadPathLabels { path }).inc();
     }

@@ -2173,6 +2173,93 @@ async fn hasura_clients_carry_over_their_path_headers_and_socket_protocol() {
     f.stop().await;
 }
 
+/// Hasura's `@cached`: a query's answer is kept for `ttl` seconds per
+/// document, variables and caller, answered again without reading the
+/// sources; `refresh: true` reads again; a changed rule is never answered
+/// from before it; another role has its own answer; a mutation may not
+/// ask, nor may a `ttl` beyond the configured most.
+#[tokio::test]
+async fn cached_queries_answer_from_their_kept_answer_until_it_expires() {
+    let file = FileConfig::parse("[graphql]\ncache_max_ttl_secs = 2\n").unwrap();
+    let f = Fixture::with(file).await;
+    let names = "query Names($n: Int!) @cached(ttl: 2) { pg_customers(order_by: {id: asc}, limit: $n) { name } }";
+    let first =
+        json!({"data": {"pg_customers": [{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]}});
+    assert_eq!(f.query_with(names, json!({"n": 5})).await, first);
+    let (status, body) = f
+        .server
+        .admin(
+            Method::POST,
+            "/api/pg_customers",
+            Some(json!({"id": 9, "name": "Dee"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Kept: the same answer, no statement sent, counted as the cache's.
+    let (sent, kept) = (statements(&f, "pg").await, operations(&f, "cache").await);
+    assert_eq!(f.query_with(names, json!({"n": 5})).await, first);
+    assert_eq!(statements(&f, "pg").await, sent);
+    assert_eq!(operations(&f, "cache").await, kept + 1);
+    // Other variables are another answer; `refresh` reads again and keeps it.
+    assert_eq!(
+        f.query_with(names, json!({"n": 1})).await,
+        json!({"data": {"pg_customers": [{"name": "Ann"}]}})
+    );
+    let fresh = json!({"data": {"pg_customers": [{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}, {"name": "Dee"}]}});
+    let refresh = names.replace("ttl: 2", "ttl: 2, refresh: true");
+    assert_eq!(f.query_with(&refresh, json!({"n": 5})).await, fresh);
+    assert_eq!(f.query_with(names, json!({"n": 5})).await, fresh);
+    // Expired, it reads again.
+    let (status, body) = f
+        .server
+        .admin(Method::DELETE, "/api/pg_customers/9", None)
+        .await;
+    assert!(status < 300, "{status} {body}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(f.query_with(names, json!({"n": 5})).await, first);
+    // A role has its own answers, and a changed rule is in force at once.
+    clerk_reads_own_orders(&f).await;
+    let orders = r#"query @cached(ttl: 2) { pg_orders(order_by: {id: asc}) { id } }"#;
+    let clerk = Some(("clerk", "bob"));
+    let mine = f.request(clerk, json!({"query": orders})).await;
+    assert_eq!(mine, json!({"data": {"pg_orders": [{"id": 3}, {"id": 5}]}}));
+    let all = f.query(orders).await;
+    assert_eq!(
+        all["data"]["pg_orders"].as_array().unwrap().len(),
+        5,
+        "{all}"
+    );
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "select",
+        json!({"filter": {"$and": [{"owner": "{{$user.id}}"}, {"status": "open"}]}, "columns": ["id", "owner"]}),
+    )
+    .await;
+    assert_eq!(
+        f.request(clerk, json!({"query": orders})).await,
+        json!({"data": {"pg_orders": [{"id": 3}]}})
+    );
+    for wrong in [
+        r#"mutation @cached { delete_pg_orders(where: {id: {_eq: 1}}) { affected_rows } }"#,
+        r#"query @cached(ttl: 3) { pg_orders { id } }"#,
+        r#"query @cached(ttl: 1, forever: true) { pg_orders { id } }"#,
+    ] {
+        let body = f.query(wrong).await;
+        assert_eq!(body["data"], Value::Null, "{wrong}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "validation_failed",
+            "{wrong}: {body}"
+        );
+    }
+    assert_eq!(
+        f.query("{ pg_orders_aggregate { aggregate { count } } }")
+            .await,
+        json!({"data": {"pg_orders_aggregate": {"aggregate": {"count": 5}}}})
+    );
+    f.stop().await;
+}
+
 /// A live query socket's credentials are checked again every
 /// `live_auth_interval_secs`: a key revoked while a subscription runs
 /// closes the socket (4403); a socket that never sends `connection_init`

@@ -521,7 +521,7 @@ fn as_query(query: &mut String) -> Result<bool, String> {
         if operation.node.ty != OperationType::Subscription {
             continue;
         }
-        let offset = byte_offset(query, operation.pos);
+        let offset = super::byte_offset(query, operation.pos);
         let keyword = "subscription";
         if query.get(offset..offset + keyword.len()) != Some(keyword) {
             return Err("a subscription is written `subscription { … }`".into());
@@ -542,24 +542,6 @@ async fn refuse(out: &Outbox, id: &str, message: impl Into<String>) {
 async fn send_errors(out: &Outbox, id: &str, answer: &Json) {
     let errors = answer.get("errors").cloned().unwrap_or_default();
     send(out, json!({ "id": id, "type": "error", "payload": errors })).await;
-}
-
-/// The byte offset in `text` of a parser position (1-based line, and
-/// column in characters).
-fn byte_offset(text: &str, pos: async_graphql::Pos) -> usize {
-    let mut lines = text.split_inclusive('\n');
-    let before: usize = lines
-        .by_ref()
-        .take(pos.line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let within = lines.next().map_or(0, |line| {
-        line.chars()
-            .take(pos.column.saturating_sub(1))
-            .map(char::len_utf8)
-            .sum()
-    });
-    before + within
 }
 
 /// Sends `message` (typed in `graphql-transport-ws`'s terms) in the

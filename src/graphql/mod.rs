@@ -10,6 +10,7 @@
 mod arguments;
 mod bounded;
 mod bytea;
+mod cached;
 mod compiled;
 mod group_by;
 mod live;
@@ -63,6 +64,8 @@ pub struct Schemas {
     persisted: persisted::Persisted,
     /// The live queries running, shared by their subscribers.
     live: live::Running,
+    /// The answers of `@cached` queries.
+    answers: cached::Answers,
 }
 
 /// Parsed query documents by their text: clients send the same few
@@ -290,7 +293,8 @@ impl RequestData {
     }
 }
 
-/// Runs one operation as the caller.
+/// Runs one operation as the caller; a `@cached` query's answer may be
+/// a kept one (`cached.rs`).
 async fn run(
     state: &AppState,
     principal: Principal,
@@ -299,6 +303,41 @@ async fn run(
     if let Err(error) = state.graphql.persisted.resolve(&mut request) {
         return async_graphql::Response::from_errors(vec![error]).into();
     }
+    let limits = &state.config.graphql;
+    let cached = match cached::take(&mut request, limits.cache_max_ttl) {
+        Ok(cached) => cached.filter(|_| limits.cache_max_bytes > 0),
+        Err(message) => {
+            let mut error = ServerError::new(message, None);
+            set_code(&mut error, "validation_failed");
+            return async_graphql::Response::from_errors(vec![error]).into();
+        }
+    };
+    let Some(cached) = cached else {
+        return answer(state, principal, request).await;
+    };
+    let key = cached::key(state, &principal, &request, &cached);
+    if !cached.refresh
+        && let Some(kept) = state.graphql.answers.get(&key)
+    {
+        state.metrics.graphql(GraphqlPath::Cache);
+        return render::Answered::kept(kept);
+    }
+    let answered = answer(state, principal, request).await;
+    if answered.response.errors.is_empty()
+        && let Ok(written) = serde_json::value::to_raw_value(&answered)
+    {
+        let most = limits.cache_max_bytes;
+        state.graphql.answers.keep(key, written, cached.ttl, most);
+    }
+    answered
+}
+
+/// Answers one operation as the caller.
+async fn answer(
+    state: &AppState,
+    principal: Principal,
+    mut request: async_graphql::Request,
+) -> render::Answered {
     let caller = principal.caller();
     let mut answered = match state.graphql.get(state, &caller) {
         Ok(role) => {
@@ -421,6 +460,24 @@ pub(crate) fn stream(
         })
     });
     Some(responses.boxed())
+}
+
+/// The byte offset in `text` of a parser position (1-based line, and
+/// column in characters).
+fn byte_offset(text: &str, pos: async_graphql::Pos) -> usize {
+    let mut lines = text.split_inclusive('\n');
+    let before: usize = lines
+        .by_ref()
+        .take(pos.line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let within = lines.next().map_or(0, |line| {
+        line.chars()
+            .take(pos.column.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum()
+    });
+    before + within
 }
 
 /// The operation a request runs (see [`chosen`]).

@@ -19,6 +19,7 @@ use async_graphql::{Name, Value as GqlValue};
 use serde::Serialize;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::nested;
 use super::resolve;
@@ -118,7 +119,11 @@ impl Rendered {
                 }
             }
         }
-        Answered { response, written }
+        Answered {
+            response,
+            written,
+            kept: None,
+        }
     }
 }
 
@@ -127,6 +132,8 @@ impl Rendered {
 pub struct Answered {
     pub response: async_graphql::Response,
     written: Vec<(Name, Written)>,
+    /// A whole answer written before (a `@cached` query's), sent as it is.
+    kept: Option<Arc<RawValue>>,
 }
 
 impl Answered {
@@ -139,6 +146,16 @@ impl Answered {
         Self {
             response: async_graphql::Response::new(GqlValue::Object(data)),
             written,
+            kept: None,
+        }
+    }
+
+    /// An answer written before, sent again as it is.
+    pub fn kept(answer: Arc<RawValue>) -> Self {
+        Self {
+            response: async_graphql::Response::default(),
+            written: Vec::new(),
+            kept: Some(answer),
         }
     }
 }
@@ -148,6 +165,7 @@ impl From<async_graphql::Response> for Answered {
         Self {
             response,
             written: Vec::new(),
+            kept: None,
         }
     }
 }
@@ -156,6 +174,9 @@ impl Serialize for Answered {
     /// As async-graphql's `Response` serializes (`data`, then
     /// `extensions` and `errors` when there are any).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(kept) = &self.kept {
+            return kept.serialize(serializer);
+        }
         let response = &self.response;
         let GqlValue::Object(data) = &response.data else {
             return response.serialize(serializer);
