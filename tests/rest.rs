@@ -2874,6 +2874,147 @@ fn row_ids(body: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// The customer each order is related to, by order id.
+async fn customers_of_orders(f: &Fixture) -> Vec<(i64, Option<i64>)> {
+    let body = f.get("/api/pg_orders?sort=id&fields=id,customer_id").await;
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["id"].as_i64().unwrap(), row["customer_id"].as_i64()))
+        .collect()
+}
+
+/// NocoBase's `add`, `remove` and `set` of an association relate existing
+/// rows: a to-many relation's rows get (or lose) the row's key in their
+/// column, `set` makes them exactly the given ones in one transaction; a
+/// to-one relation's `set` / `remove` write the row's own column. Keys
+/// come as `filterByTk` or as the body; each write is under the rules of
+/// the collection it writes.
+#[tokio::test]
+async fn nocobase_associations_add_remove_and_set_related_rows() {
+    let f = Fixture::new().await;
+    let some = |pairs: &[(i64, Option<i64>)]| pairs.to_vec();
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/1/orders:add",
+            Some(json!([3])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // `remove` unrelates related rows only: order 5 is Bob's.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/1/orders:remove?filterByTk=2",
+            Some(json!([5])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        customers_of_orders(&f).await,
+        some(&[
+            (1, Some(1)),
+            (2, None),
+            (3, Some(1)),
+            (4, Some(3)),
+            (5, Some(2))
+        ])
+    );
+    // `set`: exactly these (order 4 leaves Cid, 1 and 2 come).
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_customers/3/orders:set",
+            Some(json!(["1", 2])),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        customers_of_orders(&f).await,
+        some(&[
+            (1, Some(3)),
+            (2, Some(3)),
+            (3, Some(1)),
+            (4, None),
+            (5, Some(2))
+        ])
+    );
+    // A to-one relation: the order's own column.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/pg_orders/4/customers:set?filterByTk=2",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = f
+        .call(Method::POST, "/api/pg_orders/3/customers:remove", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        customers_of_orders(&f).await,
+        some(&[
+            (1, Some(3)),
+            (2, Some(3)),
+            (3, None),
+            (4, Some(2)),
+            (5, Some(2))
+        ])
+    );
+    // Wrong uses: nothing written.
+    for (path, body, status) in [
+        ("/api/pg_customers/1/orders:add", None, 400),
+        ("/api/pg_orders/4/customers:add?filterByTk=1", None, 400),
+        ("/api/pg_orders/4/customers:set", Some(json!([1, 2])), 400),
+        ("/api/pg_orders/4/customers:set?filterByTk=99", None, 404),
+        ("/api/pg_orders/4/customers:remove?filterByTk=2", None, 400),
+        ("/api/pg_orders:add?filterByTk=1", None, 400),
+        (
+            "/api/pg_customers/1/orders:add",
+            Some(json!({"id": 4})),
+            400,
+        ),
+    ] {
+        let (got, answer) = f.call(Method::POST, path, body).await;
+        assert_eq!(got, status, "{path}: {answer}");
+    }
+    // The writes are the related collection's updates, under its rules: a
+    // role that may not write `customer_id` may not relate orders.
+    f.rule("clerk", "pg_customers", "select", json!({})).await;
+    f.rule("clerk", "pg_orders", "select", json!({})).await;
+    f.rule(
+        "clerk",
+        "pg_orders",
+        "update",
+        json!({"columns": ["status"]}),
+    )
+    .await;
+    let (status, body) = f
+        .call_as(
+            "clerk",
+            "bob",
+            Method::POST,
+            "/api/pg_customers/1/orders:add",
+            Some(json!([4])),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        customers_of_orders(&f).await,
+        some(&[
+            (1, Some(3)),
+            (2, Some(3)),
+            (3, None),
+            (4, Some(2)),
+            (5, Some(2))
+        ])
+    );
+    f.stop().await;
+}
+
 /// NocoBase's association resources: `/api/{c}/{key}/{relation}:{action}`
 /// reads and writes the rows of one row's relation only — also across
 /// sources for reads; a create gets the relation's column filled in; a

@@ -5,12 +5,15 @@
 //! route's on the related collection (the same rules, answers and audit
 //! rows), kept to the rows related to that one row: reads and writes take
 //! the relation's condition with their own `filter`, a create gets the
-//! related columns filled in.
+//! related columns filled in. NocoBase's `add`, `remove` and `set` relate
+//! existing rows ([`Link`]): updates of the columns the relation joins on,
+//! run as one `/api/batch` (one transaction, each update under the rules
+//! of the collection it writes).
 
 use axum::body::Bytes;
 use serde_json::{Map, Value as Json, json};
 
-use super::params::{Params, Selection};
+use super::params::{self, Params, Selection};
 use super::read::{self, ReadRequest};
 use super::{Operation, Target};
 use crate::auth::Principal;
@@ -22,6 +25,10 @@ use crate::state::AppState;
 pub(super) struct Scope {
     /// The related collection.
     pub target: Target,
+    /// The row's collection and the row's key (as in a path).
+    parent: (String, String),
+    /// (column of the row, column of the related rows) pairs.
+    pairs: Vec<(String, String)>,
     /// Its columns the relation fills from the row's, with their values.
     related: Map<String, Json>,
     /// Several related rows per row (else at most one).
@@ -39,7 +46,7 @@ impl Scope {
         state: &AppState,
         principal: &Principal,
         parent: &Target,
-        key: &super::params::Key,
+        key: &params::Key,
         relation: &str,
     ) -> Result<Self, ApiError> {
         let link = filter::find_relation(&parent.snapshot, &parent.collection.table, relation)
@@ -90,6 +97,8 @@ impl Scope {
         });
         Ok(Self {
             target,
+            parent: (parent.name().to_string(), key.text()),
+            pairs: link.pairs.clone(),
             related: values,
             many: link.many,
             referring,
@@ -117,6 +126,10 @@ impl Scope {
     /// `filterByTk` nor `filter`: the one related row (writes are kept to
     /// the related rows by [`Scope::within`]).
     pub fn restrict(&self, params: &mut Params, operation: Operation) -> Result<(), ApiError> {
+        if let Operation::Link(_) = operation {
+            // Its rows are named by keys, the relation's condition added there.
+            return Ok(());
+        }
         if matches!(operation, Operation::Update | Operation::Destroy) {
             if !self.many && !params.has("filterByTk") && !params.has("filter") {
                 params.put("filter", self.condition().to_string());
@@ -206,6 +219,199 @@ impl Scope {
             .map(Bytes::from)
             .map_err(|e| ApiError::internal(format!("cannot write the body: {e}")))
     }
+}
+
+/// NocoBase's actions relating existing rows through an association
+/// (`POST /api/posts/1/comments:add`, with the related rows' keys as
+/// `filterByTk` or in the body: a key or a list of keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    /// Relate these rows too (a to-many relation the rows refer by).
+    Add,
+    /// Unrelate these rows (all, for a to-one relation).
+    Remove,
+    /// Relate exactly these rows (one, for a to-one relation).
+    Set,
+}
+
+impl Link {
+    pub fn named(action: &str) -> Option<Self> {
+        match action {
+            "add" => Some(Self::Add),
+            "remove" => Some(Self::Remove),
+            "set" => Some(Self::Set),
+            _ => None,
+        }
+    }
+}
+
+impl Scope {
+    /// The `/api/batch` operations that make `link` with the related rows
+    /// of `keys` (each as in a path): updates of the related rows' joining
+    /// columns (set to the row's values, or NULL) when they refer to the
+    /// row, else of the row's own (set to the related row's values, read
+    /// as the caller may read it, or NULL).
+    pub async fn link(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        link: Link,
+        keys: &[String],
+    ) -> Result<Vec<Json>, ApiError> {
+        let one = || match keys {
+            [key] => Ok(key),
+            _ => Err(ApiError::bad_request(format!(
+                "a to-one relation relates one row: give its key (`filterByTk`), not {}",
+                keys.len()
+            ))),
+        };
+        if !self.referring {
+            // The row holds the related row's columns.
+            let (parent, key) = &self.parent;
+            let values: Map<String, Json> = match link {
+                Link::Add => return Err(add_to_one()),
+                Link::Remove => {
+                    no_keys(keys)?;
+                    self.pairs
+                        .iter()
+                        .map(|(own, _)| (own.clone(), Json::Null))
+                        .collect()
+                }
+                Link::Set => {
+                    let key = params::Key::from_path(&self.target, one()?)
+                        .map_err(|e| e.at("filterByTk"))?;
+                    let related = self.related_values(state, principal, &key).await?;
+                    self.pairs
+                        .iter()
+                        .map(|(own, theirs)| {
+                            (
+                                own.clone(),
+                                related.get(theirs).cloned().unwrap_or(Json::Null),
+                            )
+                        })
+                        .collect()
+                }
+            };
+            return Ok(vec![update(parent, json!({ "key": key }), values)]);
+        }
+        let target = self.target.name();
+        let unrelated: Map<String, Json> = self
+            .related
+            .keys()
+            .map(|column| (column.clone(), Json::Null))
+            .collect();
+        let given = || params::Key::any_of(&self.target, keys);
+        let relate = |keys: Json| update(target, json!({ "filter": keys }), self.related.clone());
+        Ok(match link {
+            Link::Add if !self.many => return Err(add_to_one()),
+            Link::Add => {
+                at_least_one(keys)?;
+                vec![relate(given()?)]
+            }
+            Link::Remove if !self.many => {
+                no_keys(keys)?;
+                vec![update(
+                    target,
+                    json!({ "filter": self.condition() }),
+                    unrelated,
+                )]
+            }
+            Link::Remove => {
+                at_least_one(keys)?;
+                let filter = json!({ "$and": [given()?, self.condition()] });
+                vec![update(target, json!({ "filter": filter }), unrelated)]
+            }
+            Link::Set => {
+                if !self.many {
+                    one()?;
+                }
+                // The rows related now but not given, then the given ones.
+                let others = if keys.is_empty() {
+                    self.condition()
+                } else {
+                    json!({ "$and": [self.condition(), { "$not": given()? }] })
+                };
+                let mut operations = vec![update(target, json!({ "filter": others }), unrelated)];
+                if !keys.is_empty() {
+                    operations.push(relate(given()?));
+                }
+                operations
+            }
+        })
+    }
+
+    /// The related row's columns the relation joins on, as the caller may
+    /// read the row (a 404 when it cannot, or there is none).
+    async fn related_values(
+        &self,
+        state: &AppState,
+        principal: &Principal,
+        key: &params::Key,
+    ) -> Result<Map<String, Json>, ApiError> {
+        let request = ReadRequest {
+            filter: Some(key.filter()),
+            fields: self
+                .pairs
+                .iter()
+                .map(|(_, theirs)| theirs.clone())
+                .collect(),
+            limit: Some(1),
+            ..ReadRequest::default()
+        };
+        let (rows, _) = read::fetch(state, &principal.caller(), &self.target, &request).await?;
+        let row = rows.first().ok_or_else(|| {
+            ApiError::not_found(
+                &format!("row of `{}` with the key", self.target.name()),
+                &key.text(),
+            )
+        })?;
+        let mut values = Map::new();
+        for (_, theirs) in &self.pairs {
+            let value = row.get(theirs).map(serde_json::to_value).transpose();
+            let value = value.map_err(|e| {
+                ApiError::internal(format!(
+                    "cannot read `{theirs}` of `{}`: {e}",
+                    self.target.name()
+                ))
+            })?;
+            values.insert(theirs.clone(), value.unwrap_or(Json::Null));
+        }
+        Ok(values)
+    }
+}
+
+/// One `/api/batch` update of `collection`'s rows named by `rows` (`key`
+/// or `filter`).
+fn update(collection: &str, rows: Json, values: Map<String, Json>) -> Json {
+    let mut operation = json!({ "action": "update", "collection": collection, "values": values });
+    if let (Json::Object(operation), Json::Object(rows)) = (&mut operation, rows) {
+        operation.extend(rows);
+    }
+    operation
+}
+
+fn add_to_one() -> ApiError {
+    ApiError::bad_request("a to-one relation takes `set` and `remove`, not `add`")
+}
+
+fn at_least_one(keys: &[String]) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Err(ApiError::bad_request(
+            "give the related rows' keys: `filterByTk`, or a key or a list of keys as the body",
+        )
+        .at("filterByTk"));
+    }
+    Ok(())
+}
+
+fn no_keys(keys: &[String]) -> Result<(), ApiError> {
+    if !keys.is_empty() {
+        return Err(ApiError::bad_request(
+            "a to-one relation's `remove` unrelates its one row: give no key",
+        )
+        .at("filterByTk"));
+    }
+    Ok(())
 }
 
 /// Whether a given value is the related column's (`7` and `"7"` alike).

@@ -120,6 +120,8 @@ enum Operation {
     },
     Update,
     Destroy,
+    /// NocoBase's `add`, `remove` and `set` of an association.
+    Link(association::Link),
 }
 
 impl Operation {
@@ -131,6 +133,11 @@ impl Operation {
             Some((name, action)) => (name, Some(action)),
             None => (segment, None),
         };
+        if method == Method::POST
+            && let Some(link) = action.and_then(association::Link::named)
+        {
+            return Ok((name, Operation::Link(link)));
+        }
         let operation = match (method, action) {
             (&Method::GET, None) => Operation::List { nocobase: false },
             (&Method::GET, Some("list")) => Operation::List { nocobase: true },
@@ -147,7 +154,8 @@ impl Operation {
                     "not_found",
                     format!(
                         "unknown action `{other}` for {method}: use list, get or aggregate (GET), \
-                         create, update, destroy, updateOrCreate or firstOrCreate (POST)"
+                         create, update, destroy, updateOrCreate, firstOrCreate, and an \
+                         association's add, remove or set (POST)"
                     ),
                 ));
             }
@@ -307,6 +315,41 @@ async fn run(
             ))
             .await
         }
+        Operation::Link(link) => {
+            let Some(scope) = scope else {
+                return Err(ApiError::bad_request(
+                    "add, remove and set relate rows through an association: \
+                     /api/{collection}/{key}/{relation}:add",
+                ));
+            };
+            let mut keys = params.take_all("filterByTk");
+            params.finish()?;
+            keys.extend(link_keys(body)?);
+            let operations = scope.link(state, principal, link, &keys).await?;
+            let batch = serde_json::to_vec(&serde_json::json!({ "operations": operations }))
+                .map_err(|e| ApiError::internal(format!("cannot write the batch: {e}")))?;
+            Box::pin(batch::run(state, principal, &Bytes::from(batch))).await
+        }
+    }
+}
+
+/// The related rows' keys an association's `add`, `remove` or `set` gives
+/// in its body: a key, or a list of keys (none: an empty body).
+fn link_keys(body: &Bytes) -> Result<Vec<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let key = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => Ok(text.clone()),
+        serde_json::Value::Number(number) => Ok(number.to_string()),
+        _ => Err(ApiError::bad_request(
+            "the body is a related row's key, or a list of keys (`[1, 2]`; `\"1,2\"` for a \
+             composite key)",
+        )),
+    };
+    match write::parse_body(body)? {
+        serde_json::Value::Array(items) => items.iter().map(key).collect(),
+        one => Ok(vec![key(&one)?]),
     }
 }
 

@@ -284,7 +284,7 @@ impl Key {
 
     /// The rows with any of the keys `texts` (each as in a path) as one
     /// filter: `{"id": {"$in": [...]}}`, or an `$or` of composite keys.
-    fn any_of(target: &Target, texts: &[String]) -> Result<Value, ApiError> {
+    pub fn any_of(target: &Target, texts: &[String]) -> Result<Value, ApiError> {
         let keys = texts
             .iter()
             .map(|text| Key::from_path(target, text))
