@@ -286,6 +286,30 @@ pub(crate) struct RequestData {
 }
 
 impl RequestData {
+    /// `request` with the entry its resolvers read, and the request's
+    /// write session and kept answers (also in the entry).
+    fn attach(
+        mut request: async_graphql::Request,
+        state: &AppState,
+        caller: Caller,
+        principal: Principal,
+    ) -> (
+        async_graphql::Request,
+        Arc<mutation::Session>,
+        Arc<render::Rendered>,
+    ) {
+        let session = Arc::new(mutation::Session::for_request(&mut request));
+        let rendered = Arc::new(render::Rendered::for_request(&mut request));
+        let request = request.data(RequestData {
+            state: state.clone(),
+            caller,
+            principal,
+            session: session.clone(),
+            rendered: rendered.clone(),
+        });
+        (request, session, rendered)
+    }
+
     /// The entry `ctx` carries (put in by [`run`]).
     fn of<'a>(ctx: &async_graphql::Context<'a>) -> Result<&'a RequestData, ApiError> {
         ctx.data::<RequestData>()
@@ -389,15 +413,8 @@ async fn answer(
                 None
             };
             let learn = compiled.map(|plan| (request.query.clone(), operation_name, plan));
-            let session = Arc::new(mutation::Session::for_request(&mut request));
-            let rendered = Arc::new(render::Rendered::for_request(&mut request));
-            let request = request.data(RequestData {
-                state: state.clone(),
-                caller,
-                principal,
-                session: session.clone(),
-                rendered: rendered.clone(),
-            });
+            let (request, session, rendered) =
+                RequestData::attach(request, state, caller, principal);
             let mut response = role.schema.execute(request).await;
             session.finish(state, &mut response).await;
             if let Some((query, operation, plan)) = learn
@@ -440,15 +457,7 @@ pub(crate) fn stream(
     if !streams {
         return None;
     }
-    let session = Arc::new(mutation::Session::for_request(&mut request));
-    let rendered = Arc::new(render::Rendered::for_request(&mut request));
-    let request = request.data(RequestData {
-        state: state.clone(),
-        caller,
-        principal,
-        session,
-        rendered,
-    });
+    let (request, _, _) = RequestData::attach(request, state, caller, principal);
     let responses = role.schema.execute_stream(request).map(|mut response| {
         for error in &mut response.errors {
             if error.extensions.is_none() {
