@@ -2357,6 +2357,92 @@ async fn subscribers_of_one_live_query_share_its_runs() {
         statements(&f, "pg").await > after_first,
         "another user's runs on its own"
     );
+    // A role whose rules do not name the caller reads the same rows for
+    // every user: its users share one run.
+    f.rule(
+        "viewer",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    let viewer = |id: &str| json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "viewer", "X-User-Id": id});
+    let names = json!({"query": "subscription { pg_customers(order_by: {id: asc}) { name } }"});
+    let everyone = json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]);
+    let mut sent = None;
+    for id in ["ann", "bob"] {
+        let mut socket = live_socket(&f, viewer(id)).await;
+        assert_eq!(
+            live_next(&mut socket).await,
+            json!({"type": "connection_ack"})
+        );
+        live_send(
+            &mut socket,
+            json!({"id": "v", "type": "subscribe", "payload": names}),
+        )
+        .await;
+        assert_eq!(
+            live_next(&mut socket).await["payload"]["data"]["pg_customers"],
+            everyone
+        );
+        let now = statements(&f, "pg").await;
+        if let Some(first) = sent {
+            assert_eq!(now, first, "bob joined ann's run");
+        }
+        sent = Some(now);
+        subscribers.push(socket);
+    }
+    f.stop().await;
+}
+
+/// A live query shared by a role's users stops when the permissions
+/// change: its subscribers go on under the new rules, sent the answer
+/// only when it changed.
+#[tokio::test]
+async fn shared_live_queries_follow_changed_rules() {
+    let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
+    let f = Fixture::with(file).await;
+    f.rule(
+        "viewer",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"]}),
+    )
+    .await;
+    let viewer = |id: &str| json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "viewer", "X-User-Id": id});
+    let names = json!({"query": "subscription { pg_customers(order_by: {id: asc}) { name } }"});
+    let mut sockets = Vec::new();
+    for id in ["ann", "bob"] {
+        let mut socket = live_socket(&f, viewer(id)).await;
+        assert_eq!(
+            live_next(&mut socket).await,
+            json!({"type": "connection_ack"})
+        );
+        live_send(
+            &mut socket,
+            json!({"id": "v", "type": "subscribe", "payload": names}),
+        )
+        .await;
+        assert_eq!(
+            live_next(&mut socket).await["payload"]["data"]["pg_customers"],
+            json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}])
+        );
+        sockets.push(socket);
+    }
+    // The rule narrows to the caller's own row: each sees its own now.
+    f.rule(
+        "viewer",
+        "pg_customers",
+        "select",
+        json!({"columns": ["id", "name"], "filter": {"name": {"$iLike": "{{$user.id}}"}}}),
+    )
+    .await;
+    for (socket, name) in sockets.iter_mut().zip(["Ann", "Bob"]) {
+        assert_eq!(
+            live_next(socket).await["payload"]["data"]["pg_customers"],
+            json!([{"name": name}])
+        );
+    }
     f.stop().await;
 }
 

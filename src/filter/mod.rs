@@ -152,6 +152,18 @@ pub fn uses_now(value: &Value) -> bool {
     }
 }
 
+/// True when the filter (or preset) text mentions the caller
+/// (`{{$user.id}}`, `{{$user.role}}`, `{{$user.claims.…}}`): its rows
+/// depend on who asks.
+pub fn uses_caller(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("$user"),
+        Value::Array(items) => items.iter().any(uses_caller),
+        Value::Object(map) => map.values().any(uses_caller),
+        _ => false,
+    }
+}
+
 /// One table a filter (or a nested relation filter) talks about.
 struct Scope<'a> {
     table: TableRef,

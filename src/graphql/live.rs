@@ -331,8 +331,12 @@ fn with_payload(headers: &HeaderMap, payload: Option<&Json>) -> HeaderMap {
 }
 
 /// The live queries running, by who asks and what: the subscribers of one
-/// query with the same variables, as the same caller (role, user, claims,
-/// key — everything permissions may read), share one run per interval.
+/// query with the same variables share one run per interval when they
+/// read the same rows — the same role, and the same user and claims when
+/// the role's read rules name the caller (`{{$user.id}}`): a dashboard's
+/// many viewers of a role without per-user rules share one run. A run is
+/// keyed under the permissions' version and stops when they change
+/// (its subscribers join the run keyed under the new rules).
 #[derive(Default)]
 pub struct Running {
     queries: Mutex<HashMap<String, Weak<Live>>>,
@@ -351,13 +355,18 @@ impl Running {
         principal: &Principal,
         payload: &Json,
     ) -> watch::Receiver<Option<Arc<Json>>> {
-        let key = json!([
-            principal.role,
-            principal.user_id,
-            principal.claims,
-            principal.key_id,
-            payload
-        ])
+        let version = state.permissions.version();
+        let key = if state.permissions.reads_depend_on_caller(&principal.role) {
+            json!([
+                version,
+                principal.role,
+                principal.user_id,
+                principal.claims,
+                payload
+            ])
+        } else {
+            json!([version, principal.role, payload])
+        }
         .to_string();
         let mut queries = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
         queries.retain(|_, live| live.strong_count() > 0);
@@ -377,12 +386,17 @@ impl Running {
     }
 }
 
-/// Runs a live query again every interval while it has subscribers,
-/// publishing its answer when it changed; a refused request (the first
-/// answer [`refused`]) ends it.
+/// Runs a live query again every interval while it has subscribers and
+/// the permissions are the ones it was keyed under, publishing its answer
+/// when it changed; a refused request (the first answer [`refused`]) ends
+/// it.
 async fn poll(state: AppState, principal: Principal, payload: Json, live: Arc<Live>) {
     let mut last: Option<Arc<Json>> = None;
+    let version = state.permissions.version();
     loop {
+        if state.permissions.version() != version {
+            return;
+        }
         let answer = answer(&state, &principal, &payload).await;
         if last.as_deref() != Some(&answer) {
             let failed = last.is_none() && refused(&answer);
@@ -477,23 +491,27 @@ async fn run(state: AppState, principal: Principal, id: String, payload: Json, o
         return;
     }
     let mut answers = state.graphql.live.subscribe(&state, &principal, &payload);
-    let mut first = true;
-    // Joining a poller as it stops (its last subscriber gone) leaves a
-    // receiver without a sender: subscribed again, a few times at most.
+    let mut sent: Option<Arc<Json>> = None;
+    // A poller stops when the permissions change, and joining one as it
+    // stops (its last subscriber gone) leaves a receiver without a sender:
+    // subscribed again, a few times in a row at most.
     let mut joins = 1;
     loop {
         let current = answers.borrow_and_update().clone();
-        if let Some(answer) = current {
-            if first && refused(&answer) {
+        if let Some(answer) = current
+            && sent.as_ref() != Some(&answer)
+        {
+            if sent.is_none() && refused(&answer) {
                 send_errors(&out, &id, &answer).await;
                 return;
             }
-            first = false;
+            joins = 1;
             send(
                 &out,
                 json!({ "id": id, "type": "next", "payload": *answer }),
             )
             .await;
+            sent = Some(answer);
         }
         if answers.changed().await.is_err() {
             if joins == 3 {

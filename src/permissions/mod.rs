@@ -290,6 +290,17 @@ impl Permissions {
         self.rules.load_full()
     }
 
+    /// Whether what `role` may read depends on who asks: a filter of its
+    /// select or aggregate rules names the caller (`{{$user.id}}`, a
+    /// claim). Otherwise every caller of the role reads the same rows.
+    pub fn reads_depend_on_caller(&self, role: &str) -> bool {
+        self.rules.load().iter().any(|p| {
+            p.role == role
+                && matches!(p.action, Action::Select | Action::Aggregate)
+                && p.rule.filter.as_ref().is_some_and(filter::uses_caller)
+        })
+    }
+
     /// One role's rules resolved against a catalog snapshot (collections
     /// by table; rules on collections that no longer exist are skipped).
     pub fn for_role(&self, role: &str, snapshot: &CatalogSnapshot) -> RolePolicy {
