@@ -2240,6 +2240,28 @@ async fn cached_queries_answer_from_their_kept_answer_until_it_expires() {
         f.request(clerk, json!({"query": orders})).await,
         json!({"data": {"pg_orders": [{"id": 3}]}})
     );
+    // A role whose rules do not name the caller: its users share answers.
+    f.rule("viewer", "pg_orders", "select", json!({"columns": ["id"]}))
+        .await;
+    let first = f
+        .request(Some(("viewer", "ann")), json!({"query": orders}))
+        .await;
+    assert_eq!(
+        first["data"]["pg_orders"].as_array().unwrap().len(),
+        5,
+        "{first}"
+    );
+    let sent = statements(&f, "pg").await;
+    assert_eq!(
+        f.request(Some(("viewer", "bob")), json!({"query": orders}))
+            .await,
+        first
+    );
+    assert_eq!(
+        statements(&f, "pg").await,
+        sent,
+        "bob got ann's kept answer"
+    );
     for wrong in [
         r#"mutation @cached { delete_pg_orders(where: {id: {_eq: 1}}) { affected_rows } }"#,
         r#"query @cached(ttl: 3) { pg_orders { id } }"#,

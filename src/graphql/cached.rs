@@ -1,7 +1,8 @@
 //! Query answers kept for a while, as Hasura's `@cached` keeps them:
 //! `query Sales @cached(ttl: 120) { … }` is answered from the answer kept
-//! for the same document, variables and caller (role, user id, claims)
-//! when it is younger than `ttl` seconds (default 60, at most
+//! for the same document, variables and rows read (the role, and the user
+//! id and claims when the role's read rules name the caller: a role's
+//! viewers share its answers otherwise) when it is younger than `ttl` seconds (default 60, at most
 //! `graphql.cache_max_ttl_secs`); `@cached(refresh: true)` runs the query
 //! and keeps its new answer. An answer with errors is not kept. Answers
 //! are kept under the catalog's and the permissions' versions they were
@@ -148,9 +149,10 @@ fn directive_end(text: &str, start: usize) -> Option<usize> {
 }
 
 /// The key of `request`'s answer for `principal`: everything the answer
-/// depends on — the catalog's and the permissions' versions, what the
-/// caller's rules may read of them, the document (without its `@cached`:
-/// a refresh or another `ttl` is the same query) and its variables.
+/// depends on — the catalog's and the permissions' versions, the role and
+/// what its rules read of the caller, the document (without its
+/// `@cached`: a refresh or another `ttl` is the same query) and its
+/// variables.
 pub fn key(
     state: &AppState,
     principal: &Principal,
@@ -159,12 +161,15 @@ pub fn key(
 ) -> String {
     let text = &request.query;
     let query = [&text[..cached.span.start], &text[cached.span.end..]].concat();
+    let caller = state
+        .permissions
+        .reads_depend_on_caller(&principal.role)
+        .then_some((&principal.user_id, &principal.claims));
     serde_json::json!([
         state.cache.snapshot().version,
         state.permissions.version(),
         principal.role,
-        principal.user_id,
-        principal.claims,
+        caller,
         request.operation_name,
         query,
         request.variables,
