@@ -286,17 +286,17 @@ impl<'a> Batches<'a> {
     /// The batches: read, sent when they have rows, the cursor moved to
     /// the last row's value; a full batch is followed at once.
     fn run(self) -> impl Stream<Item = async_graphql::Result<FieldValue<'a>>> + Send + 'a {
-        futures::stream::unfold(Some(self), |batches| async move {
-            let mut batches = batches?;
+        // Whether to wait an interval before the next read: not after a
+        // full batch (more rows may be waiting).
+        futures::stream::unfold(Some((self, false)), |state| async move {
+            let (mut batches, mut wait) = state?;
             loop {
+                if wait {
+                    tokio::time::sleep(batches.interval).await;
+                }
                 match batches.next().await {
-                    Ok(Some((rows, full))) => {
-                        if !full {
-                            tokio::time::sleep(batches.interval).await;
-                        }
-                        return Some((Ok(rows), Some(batches)));
-                    }
-                    Ok(None) => tokio::time::sleep(batches.interval).await,
+                    Ok(Some((rows, full))) => return Some((Ok(rows), Some((batches, !full)))),
+                    Ok(None) => wait = true,
                     // An error ends the stream, after it is sent.
                     Err(error) => return Some((Err(field_error(error)), None)),
                 }
