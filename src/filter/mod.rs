@@ -144,22 +144,22 @@ pub fn columns_read(predicate: &Expr) -> HashSet<String> {
 /// True when the filter (or preset) text mentions `{{$now}}`: an answer
 /// that depends on the clock must not be cached.
 pub fn uses_now(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains("$now"),
-        Value::Array(items) => items.iter().any(uses_now),
-        Value::Object(map) => map.values().any(uses_now),
-        _ => false,
-    }
+    mentions(value, "$now")
 }
 
 /// True when the filter (or preset) text mentions the caller
 /// (`{{$user.id}}`, `{{$user.role}}`, `{{$user.claims.…}}`): its rows
 /// depend on who asks.
 pub fn uses_caller(value: &Value) -> bool {
+    mentions(value, "$user")
+}
+
+/// Whether a text of the filter names `variable`.
+fn mentions(value: &Value, variable: &str) -> bool {
     match value {
-        Value::String(s) => s.contains("$user"),
-        Value::Array(items) => items.iter().any(uses_caller),
-        Value::Object(map) => map.values().any(uses_caller),
+        Value::String(s) => s.contains(variable),
+        Value::Array(items) => items.iter().any(|item| mentions(item, variable)),
+        Value::Object(map) => map.values().any(|item| mentions(item, variable)),
         _ => false,
     }
 }
