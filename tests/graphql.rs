@@ -1788,6 +1788,25 @@ async fn live_socket_with_key(f: &Fixture, body: Value) -> (String, LiveSocket) 
     (key["id"].as_str().unwrap().to_string(), socket)
 }
 
+/// A live query socket as `headers`' caller, its `connection_ack` read.
+async fn acked_socket(f: &Fixture, headers: Value) -> LiveSocket {
+    let mut socket = live_socket(f, headers).await;
+    assert_eq!(
+        live_next(&mut socket).await,
+        json!({"type": "connection_ack"})
+    );
+    socket
+}
+
+/// Sends `subscribe` for operation `id` with `payload`.
+async fn subscribe(socket: &mut LiveSocket, id: &str, payload: &Value) {
+    live_send(
+        socket,
+        json!({"id": id, "type": "subscribe", "payload": payload}),
+    )
+    .await;
+}
+
 async fn live_send(socket: &mut LiveSocket, message: Value) {
     use futures::SinkExt;
     socket
@@ -1855,17 +1874,9 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     assert!(body["errors"][0]["message"].is_string(), "{body}");
     assert_eq!(body["data"], Value::Null, "{body}");
     let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
-    let mut socket = live_socket(&f, admin.clone()).await;
-    assert_eq!(
-        live_next(&mut socket).await,
-        json!({"type": "connection_ack"})
-    );
+    let mut socket = acked_socket(&f, admin.clone()).await;
     let names = "subscription Names { pg_customers(order_by: {id: asc}) { name } }";
-    live_send(
-        &mut socket,
-        json!({"id": "1", "type": "subscribe", "payload": {"query": names}}),
-    )
-    .await;
+    subscribe(&mut socket, "1", &json!({"query": names})).await;
     let first = live_next(&mut socket).await;
     assert_eq!(
         first,
@@ -1890,11 +1901,7 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     // A query is answered once; after `complete` the subscription is quiet.
     live_send(&mut socket, json!({"id": "1", "type": "complete"})).await;
     let count = "{ pg_customers_aggregate { aggregate { count } } }";
-    live_send(
-        &mut socket,
-        json!({"id": "2", "type": "subscribe", "payload": {"query": count}}),
-    )
-    .await;
+    subscribe(&mut socket, "2", &json!({"query": count})).await;
     assert_eq!(
         live_next(&mut socket).await,
         json!({"id": "2", "type": "next", "payload": {"data": {"pg_customers_aggregate": {"aggregate": {"count": 4}}}}})
@@ -1907,11 +1914,7 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     assert_eq!(live_next(&mut socket).await, json!({"type": "pong"}));
     // A document that does not validate ends with `error`.
     let wrong = "subscription { pg_customers { nothing } }";
-    live_send(
-        &mut socket,
-        json!({"id": "3", "type": "subscribe", "payload": {"query": wrong}}),
-    )
-    .await;
+    subscribe(&mut socket, "3", &json!({"query": wrong})).await;
     let error = live_next(&mut socket).await;
     assert_eq!(
         (&error["id"], &error["type"]),
@@ -1922,17 +1925,9 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
     clerk_reads_own_orders(&f).await;
     let clerk =
         json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": "bob"});
-    let mut socket = live_socket(&f, clerk).await;
-    assert_eq!(
-        live_next(&mut socket).await,
-        json!({"type": "connection_ack"})
-    );
+    let mut socket = acked_socket(&f, clerk).await;
     let orders = "subscription { pg_orders(order_by: {id: asc}) { id owner } }";
-    live_send(
-        &mut socket,
-        json!({"id": "o", "type": "subscribe", "payload": {"query": orders}}),
-    )
-    .await;
+    subscribe(&mut socket, "o", &json!({"query": orders})).await;
     assert_eq!(
         live_next(&mut socket).await["payload"]["data"]["pg_orders"],
         json!([{"id": 3, "owner": "bob"}, {"id": 5, "owner": "bob"}])
@@ -1956,11 +1951,7 @@ async fn subscriptions_send_their_answer_again_when_it_changes() {
         .await;
     assert!(status < 300, "{status} {body}");
     let payload = json!({"query": orders});
-    live_send(
-        &mut socket,
-        json!({"id": "k", "type": "subscribe", "payload": payload}),
-    )
-    .await;
+    subscribe(&mut socket, "k", &payload).await;
     assert_eq!(live_next(&mut socket).await, json!({"close": 4403}));
     f.stop().await;
 }
@@ -1972,19 +1963,11 @@ async fn streams_send_rows_written_later_as_they_come() {
     let file = FileConfig::parse("[graphql]\nlive_interval_ms = 50\n").unwrap();
     let f = Fixture::with(file).await;
     let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
-    let mut socket = live_socket(&f, admin).await;
-    assert_eq!(
-        live_next(&mut socket).await,
-        json!({"type": "connection_ack"})
-    );
+    let mut socket = acked_socket(&f, admin).await;
     let stream = r#"subscription {
       pg_orders_stream(batch_size: 10, cursor: {initial_value: {id: 5}}, where: {status: {_neq: "cancelled"}}) { id status }
     }"#;
-    live_send(
-        &mut socket,
-        json!({"id": "s", "type": "subscribe", "payload": {"query": stream}}),
-    )
-    .await;
+    subscribe(&mut socket, "s", &json!({"query": stream})).await;
     // Quiet intervals pass: nothing is sent until a row comes.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let body = f
@@ -2015,21 +1998,13 @@ async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
         ["initial_value", "ordering"]
     );
     let admin = json!({"Authorization": format!("Bearer {TOKEN}")});
-    let mut socket = live_socket(&f, admin).await;
-    assert_eq!(
-        live_next(&mut socket).await,
-        json!({"type": "connection_ack"})
-    );
+    let mut socket = acked_socket(&f, admin).await;
     let stream = r#"subscription {
       pg_orders_stream(batch_size: 2, cursor: {initial_value: {id: 1}}, where: {status: {_neq: "cancelled"}}) {
         status customers { name }
       }
     }"#;
-    live_send(
-        &mut socket,
-        json!({"id": "s", "type": "subscribe", "payload": {"query": stream}}),
-    )
-    .await;
+    subscribe(&mut socket, "s", &json!({"query": stream})).await;
     let batch = |rows: Value| json!({"id": "s", "type": "next", "payload": {"data": {"pg_orders_stream": rows}}});
     // Orders 2 and 3, then 4 (5 is cancelled); the cursor column need
     // not be selected.
@@ -2049,16 +2024,13 @@ async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
     clerk_reads_own_orders(&f).await;
     let clerk =
         json!({"Authorization": format!("Bearer {TOKEN}"), "X-Role": "clerk", "X-User-Id": "bob"});
-    let mut socket = live_socket(&f, clerk).await;
-    assert_eq!(
-        live_next(&mut socket).await,
-        json!({"type": "connection_ack"})
-    );
+    let mut socket = acked_socket(&f, clerk).await;
     let down = "subscription($c: [pg_orders_stream_cursor_input]!) { pg_orders_stream(batch_size: 10, cursor: $c) { id owner } }";
     let cursor = json!([{"initial_value": {"id": 7}, "ordering": "DESC"}]);
-    live_send(
+    subscribe(
         &mut socket,
-        json!({"id": "d", "type": "subscribe", "payload": {"query": down, "variables": {"c": cursor}}}),
+        "d",
+        &json!({"query": down, "variables": {"c": cursor}}),
     )
     .await;
     assert_eq!(
@@ -2068,11 +2040,7 @@ async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
     );
     // A cursor on two columns is refused: the error, then the end.
     let two = "subscription { pg_orders_stream(batch_size: 1, cursor: {initial_value: {id: 1, owner: \"bob\"}}) { id } }";
-    live_send(
-        &mut socket,
-        json!({"id": "w", "type": "subscribe", "payload": {"query": two}}),
-    )
-    .await;
+    subscribe(&mut socket, "w", &json!({"query": two})).await;
     let wrong = live_next(&mut socket).await;
     assert_eq!(wrong["id"], "w", "{wrong}");
     assert_eq!(
@@ -2085,11 +2053,7 @@ async fn streaming_subscriptions_send_rows_after_their_cursor_in_batches() {
     );
     // The clerk cannot walk a column it may not read.
     let hidden = "subscription { pg_orders_stream(batch_size: 1, cursor: {initial_value: {total: 1}}) { id } }";
-    live_send(
-        &mut socket,
-        json!({"id": "h", "type": "subscribe", "payload": {"query": hidden}}),
-    )
-    .await;
+    subscribe(&mut socket, "h", &json!({"query": hidden})).await;
     let refused = live_next(&mut socket).await;
     assert_eq!(
         (&refused["id"], &refused["type"]),
@@ -2321,11 +2285,7 @@ async fn live_sockets_are_closed_when_their_key_is_revoked_or_never_initialised(
         json!({"type": "connection_ack"})
     );
     let names = json!({"query": "subscription { pg_customers(order_by: {id: asc}) { name } }"});
-    live_send(
-        &mut socket,
-        json!({"id": "1", "type": "subscribe", "payload": names}),
-    )
-    .await;
+    subscribe(&mut socket, "1", &names).await;
     assert_eq!(live_next(&mut socket).await["type"], "next");
     let (status, body) = f
         .server
@@ -2354,19 +2314,11 @@ async fn subscribers_of_one_live_query_share_its_runs() {
     let orders = json!({"query": "subscription { pg_orders(order_by: {id: asc}) { id } }"});
     let mut subscribers = Vec::new();
     for id in ["bob", "bob", "ann"] {
-        let mut socket = live_socket(&f, user(id)).await;
-        assert_eq!(
-            live_next(&mut socket).await,
-            json!({"type": "connection_ack"})
-        );
+        let socket = acked_socket(&f, user(id)).await;
         subscribers.push(socket);
     }
     let before = statements(&f, "pg").await;
-    live_send(
-        &mut subscribers[0],
-        json!({"id": "a", "type": "subscribe", "payload": orders}),
-    )
-    .await;
+    subscribe(&mut subscribers[0], "a", &orders).await;
     let bobs = json!([{"id": 3}, {"id": 5}]);
     assert_eq!(
         live_next(&mut subscribers[0]).await["payload"]["data"]["pg_orders"],
@@ -2374,11 +2326,7 @@ async fn subscribers_of_one_live_query_share_its_runs() {
     );
     let after_first = statements(&f, "pg").await;
     assert!(after_first > before, "the first subscriber's query ran");
-    live_send(
-        &mut subscribers[1],
-        json!({"id": "b", "type": "subscribe", "payload": orders}),
-    )
-    .await;
+    subscribe(&mut subscribers[1], "b", &orders).await;
     assert_eq!(
         live_next(&mut subscribers[1]).await["payload"]["data"]["pg_orders"],
         bobs
@@ -2388,11 +2336,7 @@ async fn subscribers_of_one_live_query_share_its_runs() {
         after_first,
         "the second joined the first's run"
     );
-    live_send(
-        &mut subscribers[2],
-        json!({"id": "c", "type": "subscribe", "payload": orders}),
-    )
-    .await;
+    subscribe(&mut subscribers[2], "c", &orders).await;
     assert_eq!(
         live_next(&mut subscribers[2]).await["payload"]["data"]["pg_orders"],
         json!([{"id": 1}, {"id": 2}])
@@ -2415,16 +2359,8 @@ async fn subscribers_of_one_live_query_share_its_runs() {
     let everyone = json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}]);
     let mut sent = None;
     for id in ["ann", "bob"] {
-        let mut socket = live_socket(&f, viewer(id)).await;
-        assert_eq!(
-            live_next(&mut socket).await,
-            json!({"type": "connection_ack"})
-        );
-        live_send(
-            &mut socket,
-            json!({"id": "v", "type": "subscribe", "payload": names}),
-        )
-        .await;
+        let mut socket = acked_socket(&f, viewer(id)).await;
+        subscribe(&mut socket, "v", &names).await;
         assert_eq!(
             live_next(&mut socket).await["payload"]["data"]["pg_customers"],
             everyone
@@ -2457,16 +2393,8 @@ async fn shared_live_queries_follow_changed_rules() {
     let names = json!({"query": "subscription { pg_customers(order_by: {id: asc}) { name } }"});
     let mut sockets = Vec::new();
     for id in ["ann", "bob"] {
-        let mut socket = live_socket(&f, viewer(id)).await;
-        assert_eq!(
-            live_next(&mut socket).await,
-            json!({"type": "connection_ack"})
-        );
-        live_send(
-            &mut socket,
-            json!({"id": "v", "type": "subscribe", "payload": names}),
-        )
-        .await;
+        let mut socket = acked_socket(&f, viewer(id)).await;
+        subscribe(&mut socket, "v", &names).await;
         assert_eq!(
             live_next(&mut socket).await["payload"]["data"]["pg_customers"],
             json!([{"name": "Ann"}, {"name": "Bob"}, {"name": "Cid"}])
