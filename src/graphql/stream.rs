@@ -143,14 +143,15 @@ impl Cursor {
     /// as Hasura takes).
     fn parse(given: Option<&GqlValue>, shape: &Shape) -> Result<Self, ApiError> {
         let bad = |message: &str| ApiError::bad_request(message.to_string()).at("cursor");
-        // Whether an `ordering` other than DESC is ASC (false), or an error.
-        let ordering = |name: &str| match name {
+        let direction = |name: &str| match name {
             "ASC" => Ok(false),
+            "DESC" => Ok(true),
             _ => Err(bad("`ordering` is ASC or DESC")),
         };
         let one = match given {
             Some(GqlValue::List(items)) if items.len() == 1 => &items[0],
-            Some(GqlValue::Object(_)) => given.unwrap_or(&GqlValue::Null),
+            // One object stands for a list of one, as GraphQL coerces it.
+            Some(one @ GqlValue::Object(_)) => one,
             _ => {
                 return Err(bad(
                     "`cursor` takes one cursor: [{initial_value, ordering}]",
@@ -162,9 +163,9 @@ impl Cursor {
         };
         let descending = match cursor.get("ordering") {
             None | Some(GqlValue::Null) => false,
-            Some(GqlValue::Enum(name)) => name.as_str() == "DESC" || ordering(name)?,
+            Some(GqlValue::Enum(name)) => direction(name)?,
             // From a variable.
-            Some(GqlValue::String(name)) => name == "DESC" || ordering(name)?,
+            Some(GqlValue::String(name)) => direction(name)?,
             Some(_) => return Err(bad("`ordering` is ASC or DESC")),
         };
         let Some(GqlValue::Object(initial)) = cursor.get("initial_value") else {
