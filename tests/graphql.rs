@@ -3780,6 +3780,57 @@ async fn upserts_update_existing_keys_under_the_update_rule() {
     f.stop().await;
 }
 
+/// An upsert sees what the request's earlier fields wrote (the rows are
+/// read in its transaction): a row inserted before is updated, one deleted
+/// before is inserted again, and `where` is checked on the rows as the
+/// transaction has them.
+#[tokio::test]
+async fn upserts_see_the_rows_earlier_fields_wrote() {
+    let f = Fixture::new().await;
+    let body = f
+        .query(
+            r#"mutation {
+              made: insert_pg_customers(objects: [{id: 40, name: "New"}, {id: 41, name: "Gone"}]) {
+                affected_rows
+              }
+              again: insert_pg_customers_one(object: {id: 40, name: "Newer", tier: "gold"},
+                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { id name tier }
+              gone: delete_pg_customers_by_pk(id: 41) { id }
+              back: insert_pg_customers_one(object: {id: 41, name: "Back"},
+                on_conflict: {constraint: pg_customers_pkey, update_columns: [name]}) { id name }
+              hot: update_pg_tags(where: {slug: {_eq: "red"}}, _set: {hits: 9}) { affected_rows }
+              red: insert_pg_tags(objects: [{slug: "red", label: "RED"}],
+                on_conflict: {constraint: tags_slug_key, update_columns: [label], where: {hits: {_lt: 3}}}
+              ) { affected_rows }
+            }"#,
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"data": {
+            "made": {"affected_rows": 2},
+            // The tier is not among update_columns: the row keeps its own.
+            "again": {"id": 40, "name": "Newer", "tier": null},
+            "gone": {"id": 41},
+            "back": {"id": 41, "name": "Back"},
+            "hot": {"affected_rows": 1},
+            "red": {"affected_rows": 0},
+        }})
+    );
+    assert_eq!(
+        f.query(
+            r#"{ pg_customers(where: {id: {_in: [40, 41]}}, order_by: {id: asc}) { id name }
+                 pg_tags(where: {slug: {_eq: "red"}}) { label hits } }"#
+        )
+        .await,
+        json!({"data": {
+            "pg_customers": [{"id": 40, "name": "Newer"}, {"id": 41, "name": "Back"}],
+            "pg_tags": [{"label": "Red", "hits": 9}],
+        }})
+    );
+    f.stop().await;
+}
+
 /// `order_by` a related object's column (within a source and across
 /// sources) and an aggregate of an array relationship's rows (a role's
 /// counts are of its rows), `distinct_on`, and `x_aggregate` over the rows

@@ -680,12 +680,11 @@ async fn mutate<'a>(
         return Box::pin(field.run(state, principal, session, &mut inner)).await;
     }
     let mut audit = Audit::new(principal, &target, kind.operation());
-    let earlier = inner.written(&target);
     // The steps' futures boxed: this one stays small, and FieldFuture
     // boxes it whole (every step's state inline was ~12 KB copied per field).
     let args = ctx.args.as_index_map();
     let mut planned = Box::pin(plan(
-        args, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
+        args, state, principal, &target, shape, shapes, kind, &mut inner, &mut audit,
     ))
     .await;
     if !inner.held.is_empty() && planned.as_ref().is_ok_and(Planned::read_rows) {
@@ -695,9 +694,8 @@ async fn mutate<'a>(
             return Ok(None);
         }
         audit = Audit::new(principal, &target, kind.operation());
-        let earlier = inner.written(&target);
         planned = Box::pin(plan(
-            args, state, principal, &target, shape, shapes, kind, earlier, &mut audit,
+            args, state, principal, &target, shape, shapes, kind, &mut inner, &mut audit,
         ))
         .await;
     }
@@ -1062,8 +1060,10 @@ async fn plan_changes(
 /// a resolver, or as a plan fills them in).
 pub(super) type Arguments = async_graphql::indexmap::IndexMap<Name, GqlValue>;
 
-/// Reads the field's arguments into a planned write; `earlier`: the keys
-/// of the rows of the table the request's earlier fields wrote.
+/// Reads the field's arguments into a planned write in the request's
+/// transaction (`inner`): an update or delete takes the rows of the table
+/// the request's earlier fields wrote as candidates, an upsert reads which
+/// keys exist in the transaction once it has written.
 #[allow(clippy::too_many_arguments)]
 async fn plan(
     args: &Arguments,
@@ -1073,9 +1073,10 @@ async fn plan(
     shape: &Shape,
     shapes: &Shapes,
     kind: Kind,
-    earlier: &[Vec<Value>],
+    inner: &mut Inner,
     audit: &mut Audit,
 ) -> Result<Planned, ApiError> {
+    let earlier = inner.written(target);
     match kind {
         Kind::Insert { one } => {
             if nests_rows(args, shape) {
@@ -1095,9 +1096,12 @@ async fn plan(
                     let upsert = OnConflict::parse(given, shape, shapes, "on_conflict")?;
                     audit.note("on_conflict", upsert.given.clone());
                     let (conflict, update) = (&upsert.conflict, &upsert.update);
-                    writer::plan_upsert(state, principal, target, &objects, conflict, update)
-                        .await
-                        .map_err(|e| upsert.places.place(e, ""))
+                    let inside = inner.tx.as_mut();
+                    writer::plan_upsert(
+                        state, principal, target, &objects, conflict, update, inside,
+                    )
+                    .await
+                    .map_err(|e| upsert.places.place(e, ""))
                 }
                 None => writer::plan_insert(state, principal, target, &objects),
             }
@@ -1288,7 +1292,7 @@ pub struct Session {
 
 #[derive(Default)]
 pub(super) struct Inner {
-    tx: Option<Transaction>,
+    pub(super) tx: Option<Transaction>,
     /// Writes held back, in order, to go out together with the request's
     /// `COMMIT` ([`Session::finish`]), or before a write that cannot wait.
     held: Vec<Held>,
@@ -1579,7 +1583,8 @@ pub(super) async fn answer_planned(
             shape,
             shapes,
             kind,
-            &[],
+            // Nothing written yet: no transaction.
+            &mut Inner::default(),
             &mut audit,
         ))
         .await;

@@ -209,9 +209,12 @@ impl<'s> Tree<'s> {
                 Some(upsert) => {
                     audit.note("on_conflict", upsert.given.clone());
                     let (conflict, update) = (&upsert.conflict, &upsert.update);
-                    writer::plan_upsert(state, principal, &target, &objects, conflict, update)
-                        .await
-                        .map_err(|e| upsert.places.place(e, ""))
+                    let inside = inner.tx.as_mut();
+                    writer::plan_upsert(
+                        state, principal, &target, &objects, conflict, update, inside,
+                    )
+                    .await
+                    .map_err(|e| upsert.places.place(e, ""))
                 }
             };
             let (count, records) = inner

@@ -444,7 +444,10 @@ impl Batch {
                 Err(error) => Err(error),
                 Ok((objects, _)) => match (upsert, self.audits[at].as_mut()) {
                     (Some(upsert), Some(audit)) => {
-                        upsert.plan(state, principal, target, &objects, audit).await
+                        let inside = self.tx.as_mut();
+                        upsert
+                            .plan(state, principal, target, &objects, audit, inside)
+                            .await
                     }
                     _ => writer::plan_insert(state, principal, target, &objects),
                 },

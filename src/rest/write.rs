@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 
 use super::params::{Params, Selection};
 use super::read::{self, Record};
-use super::writer::{self, Audit, Changes, Conflict, Planned, Rows};
+use super::writer::{self, Audit, Changes, Conflict, Planned, Rows, Transaction};
 use super::{Target, json_response};
 use crate::auth::Principal;
 use crate::engine::Caller;
@@ -96,7 +96,7 @@ async fn insert(
         None => writer::plan_insert(state, principal, target, &objects)?,
         Some(upsert) => {
             upsert
-                .plan(state, principal, target, &objects, audit)
+                .plan(state, principal, target, &objects, audit, None)
                 .await?
         }
     };
@@ -430,8 +430,8 @@ impl Upsert {
         }
     }
 
-    /// The upsert of `objects` ([`writer::plan_upsert`]), noted in the
-    /// write's audit row.
+    /// The upsert of `objects` ([`writer::plan_upsert`], `inside` a batch's
+    /// transaction once it has written), noted in the write's audit row.
     pub(super) async fn plan(
         &self,
         state: &AppState,
@@ -439,6 +439,7 @@ impl Upsert {
         target: &Target,
         objects: &Objects<'_>,
         audit: &mut Audit,
+        inside: Option<&mut Transaction>,
     ) -> Result<Planned, ApiError> {
         let conflict = Conflict {
             columns: self.key(target)?,
@@ -449,7 +450,10 @@ impl Upsert {
             json!({ "columns": conflict.columns, "resolution": self.resolution() }),
         );
         let update = self.update(&conflict.columns, objects);
-        writer::plan_upsert(state, principal, target, objects, &conflict, &update).await
+        writer::plan_upsert(
+            state, principal, target, objects, &conflict, &update, inside,
+        )
+        .await
     }
 
     /// The key rows conflict on: `on_conflict`'s columns, which must be the

@@ -359,10 +359,12 @@ pub(crate) struct Conflict {
 /// `on_conflict`): each object must give the whole key. Rows that exist
 /// get the object's `update` columns (the update rule decides: a row its
 /// filter does not admit is left as it is, as is every existing row when
-/// `update` is empty); the others are inserted under the insert rule. The
-/// existing keys are read through the engine first; a row inserted by
-/// someone else in between makes the insert fail on its key, and the
-/// request roll back.
+/// `update` is empty); the others are inserted under the insert rule.
+/// Which keys exist is read through the engine, or — `inside` the
+/// request's transaction once it has written — in that transaction, the
+/// rows locked: an upsert sees the rows the request's earlier writes
+/// inserted or deleted. A row inserted by someone else in between makes
+/// the insert fail on its key, and the request roll back.
 pub(crate) async fn plan_upsert(
     state: &AppState,
     principal: &Principal,
@@ -370,6 +372,7 @@ pub(crate) async fn plan_upsert(
     objects: &[(String, &Json)],
     conflict: &Conflict,
     update: &[String],
+    inside: Option<&mut Transaction>,
 ) -> Result<Planned, ApiError> {
     let caller = principal.caller();
     let insert_rule = write_rule(state, principal, target, Action::Insert)?;
@@ -427,33 +430,78 @@ pub(crate) async fn plan_upsert(
     // The filter the rows to update were read by, when not all are, and
     // the columns it reads.
     let mut chosen_by: Option<(Json, HashSet<String>)> = None;
+    let inside = inside.filter(|tx| tx.source() == target.collection.table.source);
     let (existing, admitted) = if alternatives.is_empty() {
         (Vec::new(), Vec::new())
     } else {
         let any_of = json!({ "$or": alternatives });
-        let existing = select_keys(state, &caller, target, key_columns, &any_of, None, None)
-            .await?
-            .keys;
         let updated = match &conflict.only {
-            Some(only) => json!({ "$and": [any_of, only] }),
-            None => any_of,
+            Some(only) => json!({ "$and": [any_of.clone(), only] }),
+            None => any_of.clone(),
         };
         // Existing rows to update: all of them, unless the rule's filter or
         // `where` leaves some out (then read which).
-        let narrowed =
-            conflict.only.is_some() || update_rule.as_ref().is_some_and(|r| r.filter.is_some());
-        let admitted = if update.is_empty() {
-            Vec::new()
-        } else if narrowed {
-            let rule = update_rule.as_ref();
-            let admitted =
-                select_keys(state, &caller, target, key_columns, &updated, rule, None).await?;
-            chosen_by = Some((updated, admitted.reads));
-            admitted.keys
-        } else {
-            existing.clone()
-        };
-        (existing, admitted)
+        let narrowed = !update.is_empty()
+            && (conflict.only.is_some()
+                || update_rule.as_ref().is_some_and(|r| r.filter.is_some()));
+        let rule = update_rule.as_ref();
+        match inside {
+            None => {
+                let existing =
+                    select_keys(state, &caller, target, key_columns, &any_of, None, None)
+                        .await?
+                        .keys;
+                let admitted = if update.is_empty() {
+                    Vec::new()
+                } else if narrowed {
+                    let admitted =
+                        select_keys(state, &caller, target, key_columns, &updated, rule, None)
+                            .await?;
+                    chosen_by = Some((updated, admitted.reads));
+                    admitted.keys
+                } else {
+                    existing.clone()
+                };
+                (existing, admitted)
+            }
+            Some(tx) => {
+                // The rows as the transaction sees them, locked, with the
+                // columns the filters read (learnt from reading them as
+                // committed); their filters are checked on those rows.
+                let reads = if narrowed {
+                    select_keys(state, &caller, target, key_columns, &updated, rule, None)
+                        .await?
+                        .reads
+                } else {
+                    HashSet::new()
+                };
+                let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
+                let columns = locked_columns(target, key_columns, &reads);
+                let now = tx.locked(target, key_columns, &given, columns).await?;
+                let existing = match &now {
+                    Some(rows) => keys_in(target, key_columns, rows)?,
+                    None => Vec::new(),
+                };
+                let admitted = match now {
+                    _ if update.is_empty() => Vec::new(),
+                    Some(rows) if narrowed => {
+                        select_keys(
+                            state,
+                            &caller,
+                            target,
+                            key_columns,
+                            &updated,
+                            rule,
+                            Some(rows),
+                        )
+                        .await?
+                        .keys
+                    }
+                    _ => existing.clone(),
+                };
+                (existing, admitted)
+            }
+        }
     };
     let mut new_rows: Vec<(String, &Json)> = Vec::new();
     let mut updates: Vec<WriteOp> = Vec::new();
@@ -793,6 +841,29 @@ impl Transaction {
     /// The source the transaction writes to.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The rows of `target` with `keys` as the transaction sees them now,
+    /// locked until it ends: their `columns`, `None` when there is none.
+    async fn locked(
+        &mut self,
+        target: &Target,
+        key_columns: &[String],
+        keys: &[Vec<Value>],
+        columns: Vec<String>,
+    ) -> Result<Option<RecordBatch>, ApiError> {
+        let locks = by_keys(key_columns, keys, |filter| {
+            WriteOp::Lock(Lock {
+                target: write_target(target),
+                filter,
+                columns: columns.clone(),
+            })
+        });
+        let mut writer = Writer::Tx {
+            tx: &mut self.tx,
+            connector: self.connector.as_ref(),
+        };
+        Ok(run(&mut writer, &locks).await?.1)
     }
 
     /// Runs a planned write; the rows it leaves behind must pass the rule's
