@@ -3740,6 +3740,58 @@ async fn create_or(f: &Fixture, action: &str, body: Value) -> (u16, Value) {
     f.call(Method::POST, &path, Some(body)).await
 }
 
+/// On MariaDB a text key conflicts as its collation says (case and
+/// trailing spaces ignored): an upsert updates the row stored under the
+/// key as the database compares it, not only byte for byte — alone and in
+/// a batch after earlier writes.
+#[tokio::test]
+async fn upserts_on_mariadb_text_keys_follow_its_collation() {
+    let f = Fixture::new().await;
+    common::mariadb_exec(&format!(
+        "CREATE TABLE {db}.tags (id int AUTO_INCREMENT PRIMARY KEY, slug varchar(40) NOT NULL UNIQUE, \
+         label varchar(40)); INSERT INTO {db}.tags (slug, label) VALUES ('Red', 'r'), ('blue ', 'b')",
+        db = f.database
+    ))
+    .await;
+    let (status, body) = f
+        .call(Method::POST, "/admin/sources/my/refresh", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/my_tags:updateOrCreate?filterKeys=slug",
+            Some(json!({"slug": "red", "label": "R2"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 1, "slug": "Red", "label": "R2"}));
+    let (status, body) = batch(
+        &f,
+        json!([
+            {"action": "create", "collection": "my_tags", "values": {"slug": "green", "label": "g"}},
+            {"action": "create", "collection": "my_tags", "resolution": "merge-duplicates",
+             "on_conflict": "slug",
+             "values": [{"slug": "BLUE", "label": "B2"}, {"slug": "Green ", "label": "G2"},
+                        {"slug": "pink", "label": "p"}]},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][1]["affected"], 3, "{body}");
+    let body = f.get("/api/my_tags?sort=id").await;
+    assert_eq!(
+        body["data"],
+        json!([
+            {"id": 1, "slug": "Red", "label": "R2"},
+            {"id": 2, "slug": "blue ", "label": "B2"},
+            {"id": 3, "slug": "green", "label": "G2"},
+            {"id": 4, "slug": "pink", "label": "p"},
+        ])
+    );
+    f.stop().await;
+}
+
 /// NocoBase's `updateOrCreate` and `firstOrCreate`: the row `filterKeys`
 /// find is updated (or kept and answered), else one is created.
 #[tokio::test]

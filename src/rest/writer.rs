@@ -38,7 +38,7 @@ use tributary_connector::{
     Connector, Delete, Insert, JsonEdit, Lock, Predicate, Update, Value, WriteOp, WriteTarget,
     WriteTx,
 };
-use tributary_schema_cache::ColumnDef;
+use tributary_schema_cache::{ColumnDef, SourceKind};
 
 use super::Target;
 use super::read::{self, Record, filter_error, full_name, internal, selectable_columns, within};
@@ -414,15 +414,29 @@ pub(crate) async fn plan_upsert(
         }
         keys.push(key);
     }
+    let mut inside = inside.filter(|tx| tx.source() == target.collection.table.source);
+    let connector = state.sources.connector(&target.collection.table.source)?;
+    if loose_text(connector.kind()) {
+        let tx = inside.as_deref_mut();
+        stored_keys(connector.as_ref(), target, key_columns, &mut keys, tx).await?;
+    }
+    // As a filter, with a text key as the row stores it.
     let alternatives: Vec<Json> = objects
         .iter()
         .zip(&keys)
-        .filter(|(_, key)| key.is_some())
-        .map(|((_, object), _)| {
+        .filter_map(|((_, object), key)| Some((object, key.as_ref()?)))
+        .map(|(object, key)| {
             Json::Object(
                 key_columns
                     .iter()
-                    .map(|c| (c.clone(), object.get(c).cloned().unwrap_or(Json::Null)))
+                    .zip(key)
+                    .map(|(c, value)| {
+                        let json = match value {
+                            Value::Text(text) => Json::String(text.clone()),
+                            _ => object.get(c).cloned().unwrap_or(Json::Null),
+                        };
+                        (c.clone(), json)
+                    })
                     .collect(),
             )
         })
@@ -430,7 +444,6 @@ pub(crate) async fn plan_upsert(
     // The filter the rows to update were read by, when not all are, and
     // the columns it reads.
     let mut chosen_by: Option<(Json, HashSet<String>)> = None;
-    let inside = inside.filter(|tx| tx.source() == target.collection.table.source);
     let (existing, admitted) = if alternatives.is_empty() {
         (Vec::new(), Vec::new())
     } else {
@@ -562,6 +575,77 @@ pub(crate) async fn plan_upsert(
             },
         ],
     })
+}
+
+/// Whether the source's collations call text equal that PostgreSQL would
+/// not (MySQL's and MariaDB's, SQL Server's defaults: case and trailing
+/// spaces ignored).
+fn loose_text(kind: SourceKind) -> bool {
+    matches!(
+        kind,
+        SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Sqlserver
+    )
+}
+
+/// Turns each upsert key into the key of the row the source holds under
+/// it, where one does. On a source with [`loose_text`], its unique index
+/// decides what conflicts — `ann@x.org` with a stored `Ann@x.org` — so the
+/// rows are read from the source itself (`inside` the request's
+/// transaction once it has written), and each key takes the stored row's:
+/// the one equal to it, else the one equal but for case and trailing
+/// spaces. A key the source matches otherwise (an accent-insensitive
+/// collation) is left as given: its insert then fails on the key, and the
+/// request rolls back.
+async fn stored_keys(
+    connector: &dyn Connector,
+    target: &Target,
+    key_columns: &[String],
+    keys: &mut [Option<Vec<Value>>],
+    inside: Option<&mut Transaction>,
+) -> Result<(), ApiError> {
+    let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
+    if !given.iter().flatten().any(|v| matches!(v, Value::Text(_))) {
+        return Ok(());
+    }
+    let rows = match inside {
+        Some(tx) => {
+            tx.locked(target, key_columns, &given, key_columns.to_vec())
+                .await?
+        }
+        None => {
+            let reads = by_keys(key_columns, &given, |filter| {
+                WriteOp::Lock(Lock {
+                    target: write_target(target),
+                    filter,
+                    columns: key_columns.to_vec(),
+                })
+            });
+            run(&mut Writer::Alone(connector), &reads).await?.1
+        }
+    };
+    let Some(rows) = rows else {
+        return Ok(());
+    };
+    let stored = keys_in(target, key_columns, &rows)?;
+    let folded = |key: &[Value]| -> Vec<Value> {
+        key.iter()
+            .map(|v| match v {
+                Value::Text(text) => Value::Text(text.trim_end_matches(' ').to_lowercase()),
+                other => other.clone(),
+            })
+            .collect()
+    };
+    for key in keys.iter_mut().flatten() {
+        if stored.contains(key) {
+            continue;
+        }
+        let wanted = folded(key);
+        let mut alike = stored.iter().filter(|s| folded(s) == wanted);
+        if let (Some(one), None) = (alike.next(), alike.next()) {
+            *key = one.clone();
+        }
+    }
+    Ok(())
 }
 
 /// What an update changes: columns set (the rule's presets added) and
