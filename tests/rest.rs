@@ -3766,6 +3766,16 @@ async fn upserts_on_mariadb_text_keys_follow_its_collation() {
         .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"], json!({"id": 1, "slug": "Red", "label": "R2"}));
+    // firstOrCreate answers the row it found, as stored.
+    let (status, body) = f
+        .call(
+            Method::POST,
+            "/api/my_tags:firstOrCreate?filterKeys=slug",
+            Some(json!({"slug": "RED ", "label": "x"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"], json!({"id": 1, "slug": "Red", "label": "R2"}));
     let (status, body) = batch(
         &f,
         json!([

@@ -504,18 +504,9 @@ impl Upsert {
         if !self.nocobase || !records.is_empty() {
             return Ok(());
         }
-        let filter: serde_json::Map<String, Json> = self
-            .on_conflict
-            .iter()
-            .map(|name| {
-                (
-                    name.clone(),
-                    object.get(name).cloned().unwrap_or(Json::Null),
-                )
-            })
-            .collect();
+        let filter = writer::stored_filter(state, target, &self.on_conflict, object).await?;
         let request = read::ReadRequest {
-            filter: Some(Json::Object(filter)),
+            filter: Some(filter),
             sort: read::key_order(target),
             limit: Some(1),
             ..read::ReadRequest::default()

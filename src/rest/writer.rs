@@ -420,26 +420,10 @@ pub(crate) async fn plan_upsert(
         let tx = inside.as_deref_mut();
         stored_keys(connector.as_ref(), target, key_columns, &mut keys, tx).await?;
     }
-    // As a filter, with a text key as the row stores it.
     let alternatives: Vec<Json> = objects
         .iter()
         .zip(&keys)
-        .filter_map(|((_, object), key)| Some((object, key.as_ref()?)))
-        .map(|(object, key)| {
-            Json::Object(
-                key_columns
-                    .iter()
-                    .zip(key)
-                    .map(|(c, value)| {
-                        let json = match value {
-                            Value::Text(text) => Json::String(text.clone()),
-                            _ => object.get(c).cloned().unwrap_or(Json::Null),
-                        };
-                        (c.clone(), json)
-                    })
-                    .collect(),
-            )
-        })
+        .filter_map(|((_, object), key)| Some(key_filter(key_columns, key.as_ref()?, object)))
         .collect();
     // The filter the rows to update were read by, when not all are, and
     // the columns it reads.
@@ -646,6 +630,55 @@ async fn stored_keys(
         }
     }
     Ok(())
+}
+
+/// `key` (of `columns`, `object`'s) as a filter: text as the row stores
+/// it ([`stored_keys`]), other values as the object gives them.
+fn key_filter(columns: &[String], key: &[Value], object: &Json) -> Json {
+    Json::Object(
+        columns
+            .iter()
+            .zip(key)
+            .map(|(c, value)| {
+                let json = match value {
+                    Value::Text(text) => Json::String(text.clone()),
+                    _ => object.get(c).cloned().unwrap_or(Json::Null),
+                };
+                (c.clone(), json)
+            })
+            .collect(),
+    )
+}
+
+/// A filter on `object`'s values of `columns` that finds the row the
+/// source holds under them, as an upsert does ([`stored_keys`]): NocoBase's
+/// `firstOrCreate` answers the row it found by it.
+pub(crate) async fn stored_filter(
+    state: &AppState,
+    target: &Target,
+    columns: &[String],
+    object: &Json,
+) -> Result<Json, ApiError> {
+    let mut key = Vec::with_capacity(columns.len());
+    for name in columns {
+        let column = target.def.column(name).ok_or_else(|| {
+            ApiError::internal(format!("key column `{name}` is not in the catalog"))
+        })?;
+        key.push(to_value(
+            object.get(name).unwrap_or(&Json::Null),
+            column,
+            name,
+        )?);
+    }
+    let connector = state.sources.connector(&target.collection.table.source)?;
+    let mut keys = [Some(key)];
+    if loose_text(connector.kind()) {
+        stored_keys(connector.as_ref(), target, columns, &mut keys, None).await?;
+    }
+    let [Some(key)] = keys else {
+        return Err(ApiError::internal("a key went missing"));
+    };
+    Ok(key_filter(columns, &key, object))
 }
 
 /// What an update changes: columns set (the rule's presets added) and
