@@ -1623,6 +1623,16 @@ async fn keyset_cursors_walk_every_row_once_in_order() {
         }
     }
     assert_eq!(seen, vec![4, 2, 5, 1, 3]);
+    // The next pages keep the filter.
+    let open = enc(r#"{"status":"open"}"#);
+    let page = |cursor: &str| {
+        format!("/api/pg_orders?filter={open}&sort=total&fields=id&pageSize=2&cursor={cursor}")
+    };
+    let body = f.get(&page("")).await;
+    assert_eq!(ids(&body), vec![3, 1]);
+    let next = body["meta"]["nextCursor"].as_str().unwrap().to_string();
+    let body = f.get(&page(&next)).await;
+    assert_eq!(ids(&body), vec![4], "{body}");
     // A cursor is bound to its order, and is not forged easily.
     let body = f
         .get("/api/pg_orders?sort=-total&fields=id&pageSize=2")
@@ -1769,7 +1779,8 @@ async fn repeated_reads_take_the_fast_path_with_the_same_answers() {
 /// Reads whose plan holds no value to bind — an aggregate grouped by a
 /// column, a list without a filter — are learned by their plan's text too:
 /// sent again, the statement goes straight to PostgreSQL (no physical
-/// planning), with the planner's answers, read afresh each time.
+/// planning), with the planner's answers, read afresh each time. An
+/// aggregate with a filter is learned by its request's shape, as a list.
 #[tokio::test]
 async fn reads_without_values_take_the_plan_shape_path_with_the_same_answers() {
     let f = Fixture::new().await;
@@ -1797,6 +1808,31 @@ async fn reads_without_values_take_the_plan_shape_path_with_the_same_answers() {
         assert_eq!(ids(&f.get(list).await), vec![1, 2, 3]);
     }
     assert_eq!(learned().await, before + 4);
+    // An aggregate with a filter: each request's own values, from the
+    // third on without a plan.
+    let of_customer = |id: i64| {
+        let filter = enc(&format!(r#"{{"customer_id":{id}}}"#));
+        format!("{aggregate}&filter={filter}")
+    };
+    let unplanned = unplanned_reads(&f).await;
+    for (id, expected) in [
+        (
+            1,
+            json!([{"status": "open", "n": 1, "sum": "10.50"}, {"status": "shipped", "n": 1, "sum": "99.00"}]),
+        ),
+        (
+            2,
+            json!([{"status": "cancelled", "n": 1, "sum": "42.00"}, {"status": "open", "n": 1, "sum": "5.25"}]),
+        ),
+        (3, json!([{"status": "open", "n": 1, "sum": "300.00"}])),
+        (
+            1,
+            json!([{"status": "open", "n": 1, "sum": "10.50"}, {"status": "shipped", "n": 1, "sum": "99.00"}]),
+        ),
+    ] {
+        assert_eq!(f.get(&of_customer(id)).await["data"], expected, "{id}");
+    }
+    assert_eq!(unplanned_reads(&f).await, unplanned + 2);
     // The statement runs again each time: a row written meanwhile counts.
     let (status, body) = f
         .call(

@@ -57,9 +57,10 @@ pub enum ReadShape {
 }
 
 /// A read as its request (see `request_key`): a text naming everything
-/// about it but its filter's values, and the filter.
+/// about it but its filter's values (`None`: a read planned each time),
+/// and the filter.
 pub struct Request<'a> {
-    pub shape: String,
+    pub shape: Option<String>,
     pub filter: Option<&'a Value>,
 }
 
@@ -81,9 +82,9 @@ impl Engine {
     }
 
     /// [`Self::query_plan`] for a read whose request is known: `build`
-    /// plans with the filter it is given (the request's, or a copy with
-    /// markers for its values while the request's shape is learned), and a
-    /// request of a learned shape skips planning altogether.
+    /// plans with the filter it is given (always the request's, or a copy
+    /// with markers for its values while the request's shape is learned),
+    /// and a request of a learned shape skips planning altogether.
     pub async fn query_read<E>(
         &self,
         caller: &Caller,
@@ -115,7 +116,8 @@ impl Engine {
         let keyed = learnable
             .zip(request.as_ref())
             .and_then(|(shapes, request)| {
-                let key = RequestKey::of(&user_key(request.shape.clone()), request.filter)?;
+                let shape = request.shape.clone()?;
+                let key = RequestKey::of(&user_key(shape), request.filter)?;
                 Some((shapes, key, request.filter))
             });
         // A value the database refused here is the plan shape's too: the

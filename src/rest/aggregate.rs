@@ -28,7 +28,7 @@ use super::params::{Params, SortKey};
 use super::read::{Record, collect, filter_error, full_name, internal, within};
 use super::{Target, json_response};
 use crate::auth::Principal;
-use crate::engine::{Caller, QueryOutput, ReadShape};
+use crate::engine::{Caller, QueryOutput, ReadShape, Request};
 use crate::error::ApiError;
 use crate::filter;
 use crate::sql_api::Format;
@@ -339,11 +339,24 @@ pub(crate) async fn start(
             "count".into(),
         ));
     }
-    let mut aliases: Vec<String> = Vec::new();
+    // Everything but the filter's values names the plan: a request of a
+    // shape learned before skips planning (as a list does). Rows picked in
+    // an order (GraphQL's) are planned each time.
+    let keyed = Request {
+        shape: rows.is_whole().then(|| {
+            format!(
+            "aggregate\u{1f}{}\u{1f}{measures:?}\u{1f}{dimensions:?}\u{1f}{having:?}\u{1f}{sort:?}\
+             \u{1f}{offset}\u{1f}{limit:?}",
+            target.name()
+        )
+        }),
+        filter: filter.as_ref(),
+    };
     let work = async {
         state
             .engine
-            .query_plan(caller, ReadShape::Rows, |scope| -> Result<_, ApiError> {
+            .query_read(caller, ReadShape::Rows, Some(keyed), |scope, filter| -> Result<_, ApiError> {
+                let mut aliases: Vec<String> = Vec::new();
                 let table = &target.collection.table;
                 let name = full_name(table);
                 let provider = (scope.tables)(table).ok_or_else(|| {
@@ -381,7 +394,7 @@ pub(crate) async fn start(
                     None,
                 )
                 .map_err(internal)?;
-                if let Some(filter) = &filter {
+                if let Some(filter) = filter {
                     let cx = filter::Context {
                         snapshot: scope.snapshot,
                         providers: scope.tables,

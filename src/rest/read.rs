@@ -608,14 +608,17 @@ async fn start(
     joined: &[Joined],
 ) -> Result<QueryOutput, ApiError> {
     // A cursor's values are not a filter's: such reads are planned each time.
-    let keyed = request.after.is_none().then(|| Request {
-        shape: rows_shape(target, request, answered, joined),
+    let keyed = Request {
+        shape: request
+            .after
+            .is_none()
+            .then(|| rows_shape(target, request, answered, joined)),
         filter: request.filter.as_ref(),
-    });
+    };
     let work = state.engine.query_read(
         caller,
         ReadShape::Rows,
-        keyed,
+        Some(keyed),
         |scope, filter| -> Result<_, ApiError> {
             let (mut builder, name, visible) = filtered_scan(scope, target, filter)?;
             let col = |c: &str| Expr::Column(Column::new(Some(name.clone()), c));
@@ -660,7 +663,7 @@ async fn count_rows(
 ) -> Result<u64, ApiError> {
     let work = async {
         let keyed = Request {
-            shape: format!("count\u{1f}{}", target.name()),
+            shape: Some(format!("count\u{1f}{}", target.name())),
             filter,
         };
         let mut output = state
