@@ -23,7 +23,7 @@ use datafusion::scalar::ScalarValue;
 use serde_json::Value;
 use tributary_schema_cache::{CatalogSnapshot, TableRef};
 
-use super::request_key::RequestKey;
+use super::request_key::{Markers, RequestKey};
 use super::{
     Caller, Engine, EngineError, QueryOutput, checked_plan, denied, executor, fast_path,
     permission_rewrite,
@@ -181,8 +181,8 @@ impl Engine {
                 });
             // The request's shape is learned from its plan's (see
             // `note_request`): planned once more with markers for its values.
-            let mut probe = |marked: &Value, plan_key: &str| {
-                let (plan, row_limit) = plan_with(Some(marked)).ok()?;
+            let mut probe = |marked: Option<&Value>, plan_key: &str| {
+                let (plan, row_limit) = plan_with(marked).ok()?;
                 let (open, values) = parametrize(&plan).filter(|_| row_limit.is_none())?;
                 (user_key(open.display_indent().to_string()) == plan_key).then_some(values)
             };
@@ -190,9 +190,9 @@ impl Engine {
             if let Some((shapes, plan_key, _, values)) = &open
                 && let Some(fast_path::Shape::Direct(direct)) = shapes.get(plan_key)
             {
-                if let Some((_, key, Some(filter))) = &keyed {
+                if let Some((_, key, filter)) = &keyed {
                     let plan_shape = fast_path::Shape::Direct(direct.clone());
-                    note_request(shapes, key, filter, Some(plan_shape), values, |marked| {
+                    note_request(shapes, key, *filter, Some(plan_shape), values, |marked| {
                         probe(marked, plan_key)
                     });
                     noted = true;
@@ -225,11 +225,11 @@ impl Engine {
                     }
                     Some(_) => {}
                 }
-                if !noted && let Some((_, key, Some(filter))) = &keyed {
+                if !noted && let Some((_, key, filter)) = &keyed {
                     note_request(
                         shapes,
                         key,
-                        filter,
+                        *filter,
                         shapes.get(&plan_key),
                         &values,
                         |marked| probe(marked, &plan_key),
@@ -309,24 +309,29 @@ impl Engine {
 /// Notes a keyed request among `shapes`: its shape is seen the first time
 /// and learned the next time its plan's shape (`plan_shape`) is known.
 /// `values` are its plan's parameter values; `marked` plans the request
-/// with the marked filter and answers that plan's parameter values when it
+/// with the marked filter (none without a filter: the plan's values are
+/// then all constants) and answers that plan's parameter values when it
 /// has the same key as the request's plan. A request whose value holds its
 /// own marker leaves the shape to the next one.
 fn note_request(
     shapes: &fast_path::Shapes,
     key: &RequestKey,
-    filter: &Value,
+    filter: Option<&Value>,
     plan_shape: Option<fast_path::Shape>,
     values: &[ScalarValue],
-    marked: impl FnOnce(&Value) -> Option<Vec<ScalarValue>>,
+    marked: impl FnOnce(Option<&Value>) -> Option<Vec<ScalarValue>>,
 ) {
     let learned = match (shapes.request(&key.text), plan_shape) {
         (None, _) => fast_path::RequestShape::Seen,
         (Some(fast_path::RequestShape::Seen), Some(fast_path::Shape::Direct(direct))) => {
-            let Some((filter, markers)) = key.markers(filter) else {
-                return;
+            let (filter, markers) = match filter {
+                Some(filter) => match key.markers(filter) {
+                    Some((marked, markers)) => (Some(marked), markers),
+                    None => return,
+                },
+                None => (None, Markers::none()),
             };
-            match marked(&filter).and_then(|probe| key.mapping(&markers, values, &probe)) {
+            match marked(filter.as_ref()).and_then(|probe| key.mapping(&markers, values, &probe)) {
                 Some(mapping) => fast_path::RequestShape::Direct(direct, Arc::new(mapping)),
                 None => fast_path::RequestShape::Planned,
             }

@@ -179,6 +179,13 @@ impl RequestKey {
 /// The marker of each leaf, in order.
 pub struct Markers(Vec<Leaf>);
 
+impl Markers {
+    /// Those of a request without a filter.
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+}
+
 /// Where each parameter of a learned statement comes from.
 #[derive(Debug, PartialEq)]
 pub struct Mapping(Vec<Parameter>);
