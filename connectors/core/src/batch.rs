@@ -16,6 +16,7 @@ use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_cast::parse::parse_decimal;
 use arrow_schema::{DataType, FieldRef, SchemaRef, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use std::borrow::Cow;
 
 use crate::error::{ConnectorError, Result};
 use crate::value::Value;
@@ -180,11 +181,55 @@ fn named(column: &str, error: &ConnectorError) -> ConnectorError {
 
 /// The unscaled value of a decimal's text in a `Decimal128(precision, scale)`.
 fn decimal128(text: &str, precision: u8, scale: i8) -> Result<i128> {
-    parse_decimal::<Decimal128Type>(text, precision, scale).map_err(|e| {
+    parse_decimal::<Decimal128Type>(&rounded(text, scale), precision, scale).map_err(|e| {
         ConnectorError::internal(format!(
             "decimal {text} does not fit ({precision},{scale}): {e}"
         ))
     })
+}
+
+/// `text` with its fraction rounded to `scale` digits, half away from
+/// zero as PostgreSQL rounds a numeric (arrow's parser cuts the digits
+/// past the scale: an `avg` PostgreSQL answered as 141377.946352928331
+/// would read 141377.946352, not 141377.946353). Text in e-notation or
+/// without digits past the scale is left as it is.
+fn rounded(text: &str, scale: i8) -> Cow<'_, str> {
+    let (Ok(scale), Some(point)) = (usize::try_from(scale), text.find('.')) else {
+        return Cow::Borrowed(text);
+    };
+    let fraction = &text[point + 1..];
+    if fraction.len() <= scale || text.contains(['e', 'E']) {
+        return Cow::Borrowed(text);
+    }
+    let kept = if scale == 0 {
+        &text[..point]
+    } else {
+        &text[..=point + scale]
+    };
+    if fraction.as_bytes()[scale] < b'5' {
+        return Cow::Borrowed(kept);
+    }
+    // One more in the last place kept, carried leftwards.
+    let mut digits = kept.as_bytes().to_vec();
+    let mut carry = true;
+    for digit in digits.iter_mut().rev() {
+        match *digit {
+            b'.' => {}
+            b'9' => *digit = b'0',
+            b'0'..=b'8' => {
+                *digit += 1;
+                carry = false;
+                break;
+            }
+            // The sign.
+            _ => break,
+        }
+    }
+    if carry {
+        let at = usize::from(matches!(digits.first(), Some(b'-' | b'+')));
+        digits.insert(at, b'1');
+    }
+    Cow::Owned(String::from_utf8_lossy(&digits).into_owned())
 }
 
 /// One column's builder.
@@ -311,9 +356,12 @@ impl ColumnBuilder {
             }
             Self::Decimal256(b, p, s) => {
                 let text = decimal_text(&value)?;
-                let v = parse_decimal::<Decimal256Type>(&text, *p, *s).map_err(|e| {
-                    ConnectorError::internal(format!("decimal {text} does not fit ({p},{s}): {e}"))
-                })?;
+                let v =
+                    parse_decimal::<Decimal256Type>(&rounded(&text, *s), *p, *s).map_err(|e| {
+                        ConnectorError::internal(format!(
+                            "decimal {text} does not fit ({p},{s}): {e}"
+                        ))
+                    })?;
                 b.append_value(v);
             }
             Self::Utf8(b) => b.append_value(to_text(value)),
@@ -596,6 +644,30 @@ fn to_timestamp_micros(value: &Value, with_tz: bool) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn decimals_past_their_scale_round_half_away_from_zero() {
+        for (text, scale, expected) in [
+            ("141377.946352928331", 6, "141377.946353"),
+            ("141729.938533285769", 6, "141729.938533"),
+            ("12.344", 2, "12.34"),
+            ("12.345", 2, "12.35"),
+            ("-12.345", 2, "-12.35"),
+            ("9.96", 1, "10.0"),
+            ("-99.5", 0, "-100"),
+            ("0.9999995", 6, "1.000000"),
+            ("12.5", 2, "12.5"),
+            ("7", 2, "7"),
+            ("1.55e2", 0, "1.55e2"),
+        ] {
+            assert_eq!(rounded(text, scale), expected, "{text} to {scale}");
+        }
+        assert_eq!(
+            decimal128("141377.946352928331", 19, 6).unwrap(),
+            141_377_946_353
+        );
+    }
+
     use super::*;
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
