@@ -54,7 +54,10 @@ are deleted with psql (r_regionkey >= 1000000) after each run, and `region` is v
 
 Systems (all reading the same PostgreSQL tables, search_path tpch_pg_all, over plain-text TCP as
 api_vs_pgbench.py says):
-  pgbench       the SQL above, `pgbench -n -M prepared -j 2 -T <duration>` (the floor);
+  pgbench       the SQL above, `pgbench -n -M prepared -j 2 -T <duration>` (the floor); for the
+                DB-bound (a) and (c), when --pool-size is below the concurrency, once more with
+                --pool-size clients (printed under the table): PostgreSQL's own rate at the
+                concurrency Tributary's pool lets it see;
   tributary     a release build started with a temporary data directory and one source `pg`
                 (pool --pool-size), driven by `wrk -t2` with the admin token;
   postgraphile  PostGraphile 5.1.5 with @graphile/simplify-inflection, @graphile/pg-aggregates
@@ -133,6 +136,8 @@ PGBENCH["f"] = PGBENCH["e"]
 CHECK_ORDERKEYS = [1, 7, 32, 600000]
 CHECK_CUSTKEYS = [1, 2, 4, 14999]
 CHECK_INSERT_KEY = 1999999999
+# The DB-bound floor run again with --pool-size clients (see main).
+POOL_FLOOR = "pgbench-pool"
 TARGETS = {"a": ("pgbench", 0.9), "b": ("postgraphile", 2.0), "c": ("pgbench", 0.9),
            "d": ("postgraphile", 2.0), "e": ("postgraphile", 2.0), "f": ("postgraphile", 2.0)}
 LABEL = {"a": "a list 50", "b": "b by key", "c": "c group-by", "d": "d cust+10 orders", "e": "e ins+del",
@@ -592,8 +597,12 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
             for conc in concs:
                 order = [s for s in ["pgbench", "tributary", "postgraphile"]
                          if s in wanted and (s, op) not in problems]
+                if "pgbench" in wanted and TARGETS[op][0] == "pgbench" and args.pool_size < conc:
+                    # The floor again with as many clients as Tributary's pool has connections:
+                    # what PostgreSQL itself serves at that concurrency.
+                    order.append(POOL_FLOOR)
                 for name in order:
-                    if name != "pgbench" and args.warmup > 0:
+                    if name in systems and args.warmup > 0:
                         run_http(systems[name], op, conc, args.warmup, lua, tributary)
                 for _ in range(args.reps):  # interleaved, so drift hits every system alike
                     for name in order:
@@ -601,6 +610,8 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
                             r = base.run_pgbench(PGBENCH[op], conc, args.duration)
                             if op in ("e", "f"):
                                 clean_region()
+                        elif name == POOL_FLOOR:
+                            r = base.run_pgbench(PGBENCH[op], args.pool_size, args.duration)
                         else:
                             before = base.cpu_ticks(systems[name].process.pid)
                             r = run_http(systems[name], op, conc, args.duration, lua, tributary)
@@ -653,6 +664,12 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
                 goal = f"- (>= {floor}x {against})"
             say(f"| {LABEL[op]} | {conc} | {' | '.join(cells)} | {ratio('pgbench')} | {ratio('postgraphile')} "
                 f"| {goal} |")
+    for op in ops:
+        for conc in concs:
+            floor, trib = median((op, conc, POOL_FLOOR)), median((op, conc, "tributary"))
+            if floor and trib:
+                say(f"{LABEL[op]}, c={conc}: pgbench with {args.pool_size} clients (as many as Tributary's pool "
+                    f"has connections) {floor[0]:.0f} op/s; tributary / that {trib[0] / floor[0]:.3f}")
     e_note = "; tributary's e: HTTP requests/s / 2, latency per request" if note_e else ""
     say(f"(operations/s, p50/p99 latency in ms; median of {args.reps} run(s){e_note}; "
         f"load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})")
