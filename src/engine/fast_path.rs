@@ -199,7 +199,7 @@ impl Direct {
         values: Vec<Value>,
         metrics: &Arc<Metrics>,
     ) -> Result<QueryOutput, ConnectorError> {
-        let statement = Statement::with_params(self.sql.clone(), values);
+        let statement = Statement::with_params(self.sql.clone(), values).repeated();
         metrics.source_statement(&self.source);
         let rows = self
             .connector

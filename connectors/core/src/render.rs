@@ -15,22 +15,31 @@ use crate::write::{Delete, Insert, JsonEdit, Predicate, Update, WriteOp, WriteTa
 pub struct Statement {
     pub sql: String,
     pub params: Vec<Value>,
+    /// Its text comes again and again (the engine's learned statements):
+    /// worth keeping prepared on the connection even without parameters.
+    /// Federated SQL inlines its values, so its texts seldom repeat.
+    #[serde(skip)]
+    pub repeats: bool,
 }
 
 impl Statement {
     /// A statement without parameters.
     pub fn new(sql: impl Into<String>) -> Self {
-        Self {
-            sql: sql.into(),
-            params: Vec::new(),
-        }
+        Self::with_params(sql, Vec::new())
     }
 
     pub fn with_params(sql: impl Into<String>, params: Vec<Value>) -> Self {
         Self {
             sql: sql.into(),
             params,
+            repeats: false,
         }
+    }
+
+    /// The statement, marked as one whose text comes again ([`Self::repeats`]).
+    pub fn repeated(mut self) -> Self {
+        self.repeats = true;
+        self
     }
 }
 
@@ -89,10 +98,7 @@ impl<'d> SqlBuilder<'d> {
     }
 
     pub fn finish(self) -> Statement {
-        Statement {
-            sql: self.sql,
-            params: self.params,
-        }
+        Statement::with_params(self.sql, self.params)
     }
 }
 

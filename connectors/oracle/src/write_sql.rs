@@ -157,7 +157,9 @@ fn with_returning(statement: Statement, returning: Vec<OutColumn>) -> WriteState
             returning,
         };
     }
-    let Statement { mut sql, params } = statement;
+    let Statement {
+        mut sql, params, ..
+    } = statement;
     let names: Vec<String> = returning.iter().map(|c| c.name.clone()).collect();
     let mut b = SqlBuilder::new(&OracleDialect);
     b.push(" RETURNING ")
@@ -171,7 +173,7 @@ fn with_returning(statement: Statement, returning: Vec<OutColumn>) -> WriteState
     clause.push_str(&placeholders.join(", "));
     sql.push_str(&clause);
     WriteStatement {
-        statement: Statement { sql, params },
+        statement: Statement::with_params(sql, params),
         returning,
     }
 }

@@ -114,10 +114,11 @@ impl PostgresConnector {
             let Some(conn) = guard.conn() else {
                 return Err(ConnectorError::internal("the connection went away"));
             };
-            // Only statements with parameters are kept prepared: their text
-            // repeats (the engine's fast path), whereas federated SQL inlines
-            // its values and would grow the per-connection cache without end.
-            let cached = !statement.params.is_empty();
+            // Only statements with parameters, or marked as repeating, are
+            // kept prepared: their text comes again (the engine's fast
+            // path), whereas federated SQL inlines its values and would
+            // grow the per-connection cache without end.
+            let cached = !statement.params.is_empty() || statement.repeats;
             let prepared = match prepare_read(
                 self.flavor,
                 conn,

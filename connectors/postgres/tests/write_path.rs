@@ -418,6 +418,46 @@ async fn prepared_writes_are_bounded_per_connection() {
     );
 }
 
+/// A read without parameters marked as repeating (the engine's learned
+/// statements) stays prepared on its connection, to be bound again without
+/// a parse; one not marked (federated SQL, its values inlined) is not kept.
+#[tokio::test]
+async fn repeated_reads_without_parameters_stay_prepared() {
+    let (_schema, connector, _) = items_on_one_connection().await;
+    for _ in 0..2 {
+        for statement in [
+            Statement::new("SELECT 41 + 1").repeated(),
+            Statement::new("SELECT 40 + 2"),
+        ] {
+            let batch = connector
+                .query(&statement, None)
+                .await
+                .unwrap()
+                .collect_one()
+                .await
+                .unwrap();
+            assert_eq!(batch_to_strings(&batch), vec![vec![Some("42".to_string())]]);
+        }
+    }
+    let batch = connector
+        .query(
+            &Statement::new(
+                "SELECT string_agg(statement, ',' ORDER BY statement) \
+                 FROM pg_catalog.pg_prepared_statements WHERE statement LIKE 'SELECT 4%'",
+            ),
+            None,
+        )
+        .await
+        .unwrap()
+        .collect_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        batch_to_strings(&batch),
+        vec![vec![Some("SELECT 41 + 1".to_string())]]
+    );
+}
+
 /// The last write of a transaction goes with its `COMMIT` (in one round
 /// trip once its statement is prepared): kept with the earlier writes when
 /// it succeeds, and nothing kept when it fails, whether prepared just now

@@ -67,7 +67,7 @@ fn names(list: &[&str]) -> Vec<String> {
 /// that no user value leaked into the text.
 fn render(op: &WriteOp) -> String {
     let statements = render_write(op).expect("render");
-    for Statement { sql, params } in &statements {
+    for Statement { sql, params, .. } in &statements {
         for value in params {
             if let Some(text) = value.to_text().filter(|t| t.len() > 2) {
                 assert!(!sql.contains(&text), "value {text:?} leaked into {sql}");
