@@ -342,14 +342,15 @@ pub(crate) async fn start(
     // Everything but the filter's values names the plan: a request of a
     // shape learned before skips planning (as a list does). Rows picked in
     // an order (GraphQL's) are planned each time.
-    let keyed = Request {
-        shape: rows.is_whole().then(|| {
-            format!(
-            "aggregate\u{1f}{}\u{1f}{measures:?}\u{1f}{dimensions:?}\u{1f}{having:?}\u{1f}{sort:?}\
-             \u{1f}{offset}\u{1f}{limit:?}",
-            target.name()
+    let collection = target.name();
+    let shape = rows.is_whole().then(|| {
+        format!(
+            "aggregate\u{1f}{collection}\u{1f}{measures:?}\u{1f}{dimensions:?}\u{1f}{having:?}\
+             \u{1f}{sort:?}\u{1f}{offset}\u{1f}{limit:?}"
         )
-        }),
+    });
+    let keyed = Request {
+        shape,
         filter: filter.as_ref(),
     };
     let work = async {
