@@ -34,13 +34,27 @@ pub async fn run(
     principal: &Principal,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    let body = match parse_body(body) {
+        Ok(body) => body,
+        Err(error) => {
+            refused(state, principal, &error).await;
+            return Err(error);
+        }
+    };
+    Box::pin(run_json(state, principal, body)).await
+}
+
+/// The batch `body` (`{"operations": [ … ]}`), read already: the route's,
+/// or one an association's `add` / `remove` / `set` made.
+pub async fn run_json(
+    state: &AppState,
+    principal: &Principal,
+    body: Json,
+) -> Result<Response, ApiError> {
     let operations = match parse(state, &principal.caller(), body) {
         Ok(operations) => operations,
         Err(error) => {
-            // Refused before any operation was planned: one row for the batch.
-            let entry = Audit::of(principal, None, "batch")
-                .into_entry(error.status.as_u16(), Some(&error.message));
-            audit::record(state, entry).await;
+            refused(state, principal, &error).await;
             return Err(error);
         }
     };
@@ -122,8 +136,15 @@ impl Operation {
 
 /// The batch's operations; a 400 (or a 404 for an unknown collection)
 /// names the first wrong one. All must write to one source.
-fn parse(state: &AppState, caller: &Caller, body: &Bytes) -> Result<Vec<Operation>, ApiError> {
-    let body = parse_body(body)?;
+/// Notes a batch refused before any operation was planned: one audit row
+/// for the batch.
+async fn refused(state: &AppState, principal: &Principal, error: &ApiError) {
+    let entry =
+        Audit::of(principal, None, "batch").into_entry(error.status.as_u16(), Some(&error.message));
+    audit::record(state, entry).await;
+}
+
+fn parse(state: &AppState, caller: &Caller, body: Json) -> Result<Vec<Operation>, ApiError> {
     let Json::Object(mut fields) = body else {
         return Err(ApiError::bad_request(
             "a batch is an object: {\"operations\": [ … ]}",

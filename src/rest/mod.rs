@@ -326,9 +326,8 @@ async fn run(
             params.finish()?;
             keys.extend(link_keys(body)?);
             let operations = scope.link(state, principal, link, &keys).await?;
-            let batch = serde_json::to_vec(&serde_json::json!({ "operations": operations }))
-                .map_err(|e| ApiError::internal(format!("cannot write the batch: {e}")))?;
-            Box::pin(batch::run(state, principal, &Bytes::from(batch))).await
+            let batch = serde_json::json!({ "operations": operations });
+            Box::pin(batch::run_json(state, principal, batch)).await
         }
     }
 }
