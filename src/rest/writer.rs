@@ -149,14 +149,7 @@ impl Recheck {
             ));
         }
         let all: Vec<Vec<Value>> = self.keys.iter().flatten().cloned().collect();
-        let locks = by_keys(&self.key_columns, &all, |filter| {
-            WriteOp::Lock(Lock {
-                target: write_target(target),
-                filter,
-                columns: self.columns.clone(),
-            })
-        });
-        let (_, now) = run(writer, &locks).await?;
+        let now = read_locked(writer, target, &self.key_columns, &all, &self.columns).await?;
         let still = match now {
             Some(rows) => {
                 let key_columns = &self.key_columns;
@@ -414,90 +407,98 @@ pub(crate) async fn plan_upsert(
         }
         keys.push(key);
     }
-    let mut inside = inside.filter(|tx| tx.source() == target.collection.table.source);
+    let inside = inside.filter(|tx| tx.source() == target.collection.table.source);
     let connector = state.sources.connector(&target.collection.table.source)?;
-    if loose_text(connector.kind()) {
-        let tx = inside.as_deref_mut();
-        stored_keys(connector.as_ref(), target, key_columns, &mut keys, tx).await?;
-    }
-    let alternatives: Vec<Json> = objects
-        .iter()
-        .zip(&keys)
-        .filter_map(|((_, object), key)| Some(key_filter(key_columns, key.as_ref()?, object)))
-        .collect();
+    // On a source whose collations call keys equal that PostgreSQL would
+    // not, its unique index decides what conflicts: keys are paired with
+    // the rows it stores under them ([`pair_stored`]).
+    let loose = loose_text(connector.kind())
+        && keys
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|v| matches!(v, Value::Text(_)));
+    let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
+    // Existing rows to update: all of them, unless the rule's filter or
+    // `where` leaves some out (then read which).
+    let narrowed = !update.is_empty()
+        && (conflict.only.is_some() || update_rule.as_ref().is_some_and(|r| r.filter.is_some()));
+    let rule = update_rule.as_ref();
+    // The filter an existing row is found by, and the one it is updated by.
+    let filters = |keys: &[Option<Vec<Value>>]| {
+        let alternatives: Vec<Json> = objects
+            .iter()
+            .zip(keys)
+            .filter_map(|((_, object), key)| Some(key_filter(key_columns, key.as_ref()?, object)))
+            .collect();
+        let any_of = json!({ "$or": alternatives });
+        let updated = match &conflict.only {
+            Some(only) => json!({ "$and": [any_of, only] }),
+            None => any_of.clone(),
+        };
+        (any_of, updated)
+    };
     // The filter the rows to update were read by, when not all are, and
     // the columns it reads.
     let mut chosen_by: Option<(Json, HashSet<String>)> = None;
-    let (existing, admitted) = if alternatives.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        let any_of = json!({ "$or": alternatives });
-        let updated = match &conflict.only {
-            Some(only) => json!({ "$and": [any_of.clone(), only] }),
-            None => any_of.clone(),
-        };
-        // Existing rows to update: all of them, unless the rule's filter or
-        // `where` leaves some out (then read which).
-        let narrowed = !update.is_empty()
-            && (conflict.only.is_some()
-                || update_rule.as_ref().is_some_and(|r| r.filter.is_some()));
-        let rule = update_rule.as_ref();
-        match inside {
-            None => {
-                let existing =
-                    select_keys(state, &caller, target, key_columns, &any_of, None, None)
-                        .await?
-                        .keys;
-                let admitted = if update.is_empty() {
-                    Vec::new()
-                } else if narrowed {
-                    let admitted =
-                        select_keys(state, &caller, target, key_columns, &updated, rule, None)
-                            .await?;
-                    chosen_by = Some((updated, admitted.reads));
-                    admitted.keys
-                } else {
-                    existing.clone()
-                };
-                (existing, admitted)
+    let (existing, admitted) = match inside {
+        _ if given.is_empty() => (Vec::new(), Vec::new()),
+        None => {
+            if loose {
+                let mut writer = Writer::Alone(connector.as_ref());
+                let stored =
+                    read_locked(&mut writer, target, key_columns, &given, key_columns).await?;
+                pair_stored(target, key_columns, &mut keys, stored.as_ref())?;
             }
-            Some(tx) => {
-                // The rows as the transaction sees them, locked, with the
-                // columns the filters read (learnt from reading them as
-                // committed); their filters are checked on those rows.
-                let reads = if narrowed {
-                    select_keys(state, &caller, target, key_columns, &updated, rule, None)
-                        .await?
-                        .reads
-                } else {
-                    HashSet::new()
-                };
-                let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
-                let columns = locked_columns(target, key_columns, &reads);
-                let now = tx.locked(target, key_columns, &given, columns).await?;
-                let existing = match &now {
-                    Some(rows) => keys_in(target, key_columns, rows)?,
-                    None => Vec::new(),
-                };
-                let admitted = match now {
-                    _ if update.is_empty() => Vec::new(),
-                    Some(rows) if narrowed => {
-                        select_keys(
-                            state,
-                            &caller,
-                            target,
-                            key_columns,
-                            &updated,
-                            rule,
-                            Some(rows),
-                        )
+            let (any_of, updated) = filters(&keys);
+            let existing = select_keys(state, &caller, target, key_columns, &any_of, None, None)
+                .await?
+                .keys;
+            let admitted = if narrowed {
+                let admitted =
+                    select_keys(state, &caller, target, key_columns, &updated, rule, None).await?;
+                chosen_by = Some((updated, admitted.reads));
+                admitted.keys
+            } else if update.is_empty() {
+                Vec::new()
+            } else {
+                existing.clone()
+            };
+            (existing, admitted)
+        }
+        Some(tx) => {
+            // The rows as the transaction sees them, read once and locked,
+            // with the columns the filters read (learnt from reading them as
+            // committed); their filters are checked on those rows.
+            let reads = if narrowed {
+                let (_, updated) = filters(&keys);
+                select_keys(state, &caller, target, key_columns, &updated, rule, None)
+                    .await?
+                    .reads
+            } else {
+                HashSet::new()
+            };
+            let columns = locked_columns(target, key_columns, &reads);
+            let now = tx.locked(target, key_columns, &given, &columns).await?;
+            if loose {
+                pair_stored(target, key_columns, &mut keys, now.as_ref())?;
+            }
+            let existing = match &now {
+                Some(rows) => keys_in(target, key_columns, rows)?,
+                None => Vec::new(),
+            };
+            let admitted = match now {
+                Some(rows) if narrowed => {
+                    let (_, updated) = filters(&keys);
+                    let rows = Some(rows);
+                    select_keys(state, &caller, target, key_columns, &updated, rule, rows)
                         .await?
                         .keys
-                    }
-                    _ => existing.clone(),
-                };
-                (existing, admitted)
-            }
+                }
+                _ if update.is_empty() => Vec::new(),
+                _ => existing.clone(),
+            };
+            (existing, admitted)
         }
     };
     let mut new_rows: Vec<(String, &Json)> = Vec::new();
@@ -572,45 +573,23 @@ fn loose_text(kind: SourceKind) -> bool {
 }
 
 /// Turns each upsert key into the key of the row the source holds under
-/// it, where one does. On a source with [`loose_text`], its unique index
-/// decides what conflicts — `ann@x.org` with a stored `Ann@x.org` — so the
-/// rows are read from the source itself (`inside` the request's
-/// transaction once it has written), and each key takes the stored row's:
-/// the one equal to it, else the one equal but for case and trailing
-/// spaces. A key the source matches otherwise (an accent-insensitive
-/// collation) is left as given: its insert then fails on the key, and the
-/// request rolls back.
-async fn stored_keys(
-    connector: &dyn Connector,
+/// it (`stored`: the rows the source matched the keys with), where one
+/// does. On a source with [`loose_text`] its unique index decides what
+/// conflicts — `ann@x.org` with a stored `Ann@x.org` — so each key takes
+/// the stored row's: the one equal to it, else the one equal but for case
+/// and trailing spaces. A key the source matches otherwise (an
+/// accent-insensitive collation) is left as given: its insert then fails
+/// on the key, and the request rolls back.
+fn pair_stored(
     target: &Target,
     key_columns: &[String],
     keys: &mut [Option<Vec<Value>>],
-    inside: Option<&mut Transaction>,
+    stored: Option<&RecordBatch>,
 ) -> Result<(), ApiError> {
-    let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
-    if !given.iter().flatten().any(|v| matches!(v, Value::Text(_))) {
-        return Ok(());
-    }
-    let rows = match inside {
-        Some(tx) => {
-            tx.locked(target, key_columns, &given, key_columns.to_vec())
-                .await?
-        }
-        None => {
-            let reads = by_keys(key_columns, &given, |filter| {
-                WriteOp::Lock(Lock {
-                    target: write_target(target),
-                    filter,
-                    columns: key_columns.to_vec(),
-                })
-            });
-            run(&mut Writer::Alone(connector), &reads).await?.1
-        }
-    };
-    let Some(rows) = rows else {
+    let Some(rows) = stored else {
         return Ok(());
     };
-    let stored = keys_in(target, key_columns, &rows)?;
+    let stored = keys_in(target, key_columns, rows)?;
     let folded = |key: &[Value]| -> Vec<Value> {
         key.iter()
             .map(|v| match v {
@@ -632,8 +611,27 @@ async fn stored_keys(
     Ok(())
 }
 
+/// The rows of `target` with `keys`, their `columns`, as `writer` sees
+/// them, locked until its transaction ends (`None`: no row).
+async fn read_locked(
+    writer: &mut Writer<'_>,
+    target: &Target,
+    key_columns: &[String],
+    keys: &[Vec<Value>],
+    columns: &[String],
+) -> Result<Option<RecordBatch>, ApiError> {
+    let locks = by_keys(key_columns, keys, |filter| {
+        WriteOp::Lock(Lock {
+            target: write_target(target),
+            filter,
+            columns: columns.to_vec(),
+        })
+    });
+    Ok(run(writer, &locks).await?.1)
+}
+
 /// `key` (of `columns`, `object`'s) as a filter: text as the row stores
-/// it ([`stored_keys`]), other values as the object gives them.
+/// it ([`pair_stored`]), other values as the object gives them.
 fn key_filter(columns: &[String], key: &[Value], object: &Json) -> Json {
     Json::Object(
         columns
@@ -651,7 +649,7 @@ fn key_filter(columns: &[String], key: &[Value], object: &Json) -> Json {
 }
 
 /// A filter on `object`'s values of `columns` that finds the row the
-/// source holds under them, as an upsert does ([`stored_keys`]): NocoBase's
+/// source holds under them, as an upsert does ([`pair_stored`]): NocoBase's
 /// `firstOrCreate` answers the row it found by it.
 pub(crate) async fn stored_filter(
     state: &AppState,
@@ -673,7 +671,10 @@ pub(crate) async fn stored_filter(
     let connector = state.sources.connector(&target.collection.table.source)?;
     let mut keys = [Some(key)];
     if loose_text(connector.kind()) {
-        stored_keys(connector.as_ref(), target, columns, &mut keys, None).await?;
+        let mut writer = Writer::Alone(connector.as_ref());
+        let given: Vec<Vec<Value>> = keys.iter().flatten().cloned().collect();
+        let stored = read_locked(&mut writer, target, columns, &given, columns).await?;
+        pair_stored(target, columns, &mut keys, stored.as_ref())?;
     }
     let [Some(key)] = keys else {
         return Err(ApiError::internal("a key went missing"));
@@ -961,26 +962,19 @@ impl Transaction {
     }
 
     /// The rows of `target` with `keys` as the transaction sees them now,
-    /// locked until it ends: their `columns`, `None` when there is none.
+    /// locked until it ends ([`read_locked`]).
     async fn locked(
         &mut self,
         target: &Target,
         key_columns: &[String],
         keys: &[Vec<Value>],
-        columns: Vec<String>,
+        columns: &[String],
     ) -> Result<Option<RecordBatch>, ApiError> {
-        let locks = by_keys(key_columns, keys, |filter| {
-            WriteOp::Lock(Lock {
-                target: write_target(target),
-                filter,
-                columns: columns.clone(),
-            })
-        });
         let mut writer = Writer::Tx {
             tx: &mut self.tx,
             connector: self.connector.as_ref(),
         };
-        Ok(run(&mut writer, &locks).await?.1)
+        read_locked(&mut writer, target, key_columns, keys, columns).await
     }
 
     /// Runs a planned write; the rows it leaves behind must pass the rule's
