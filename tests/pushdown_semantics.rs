@@ -551,3 +551,63 @@ async fn decimal_filter_values_keep_every_digit() {
     }
     two.stop().await;
 }
+
+/// A decimal average answers the same digits wherever it runs: pushed to
+/// PostgreSQL (its exact answer read into the input's scale + 4), pushed
+/// to MariaDB (which rounds there itself), or computed here — across
+/// sources, DISTINCT, over a window frame: rounded half away from zero,
+/// as PostgreSQL's `round(avg(x), 6)` (DataFusion's own `avg` cuts).
+#[tokio::test]
+async fn decimal_averages_round_alike_wherever_they_run() {
+    let two = TwoSources::new(
+        &[
+            ("id", "int PRIMARY KEY", "int PRIMARY KEY"),
+            ("g", "int", "int"),
+            ("x", "numeric(10,2)", "decimal(10,2)"),
+        ],
+        "(1, 1, 1.00), (2, 1, 1.00), (3, 1, 0.00), (4, 2, -1.00), (5, 2, -1.00), \
+         (6, 2, 0.00), (7, 3, -0.01), (8, 3, 0.01), (9, 3, 0.02), (10, 3, 0.02)",
+    )
+    .await;
+    let server = &two.server;
+    let [pg, my] = two.tables();
+    let grouped = json!([[1, "0.666667"], [2, "-0.666667"], [3, "0.010000"]]);
+    for t in [&pg, &my] {
+        let query = format!("SELECT g, avg(x) FROM {t} GROUP BY g ORDER BY g");
+        assert_eq!(rows(server, &query).await, grouped, "{query}");
+        let sql = pushed(server, &query).await.to_lowercase();
+        assert!(sql.contains("avg("), "the source averages: {sql}");
+        let query = format!("SELECT avg(DISTINCT x) FROM {t} WHERE g = 3");
+        assert_eq!(rows(server, &query).await, json!([["0.006667"]]), "{query}");
+        // Two DISTINCT arguments run here, in DISTINCT's own accumulator.
+        let query = format!("SELECT avg(DISTINCT x), count(DISTINCT id) FROM {t} WHERE g = 3");
+        assert_eq!(
+            rows(server, &query).await,
+            json!([["0.006667", 4]]),
+            "{query}"
+        );
+        let query = format!(
+            "SELECT avg(x) OVER (ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) \
+             FROM {t} WHERE g IN (1, 2) ORDER BY id"
+        );
+        let frames = json!([
+            ["1.000000"],
+            ["1.000000"],
+            ["0.666667"],
+            ["0.000000"],
+            ["-0.666667"],
+            ["-0.666667"]
+        ]);
+        assert_eq!(rows(server, &query).await, frames, "{query}");
+    }
+    let both = format!("(SELECT g, x FROM {pg} UNION ALL SELECT g, x FROM {my}) AS u");
+    let query = format!("SELECT g, avg(x) FROM {both} GROUP BY g ORDER BY g");
+    assert_eq!(rows(server, &query).await, grouped, "{query}");
+    let query = format!("SELECT avg(x) FROM {both} WHERE g = 2");
+    assert_eq!(
+        rows(server, &query).await,
+        json!([["-0.666667"]]),
+        "{query}"
+    );
+    two.stop().await;
+}

@@ -5,6 +5,7 @@
 //! [`Engine::query`].
 
 mod catalog;
+mod decimal_avg;
 mod dialect;
 mod dialect_ast;
 mod executor;
@@ -36,8 +37,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -53,6 +54,7 @@ use crate::permissions::{Permissions, RolePolicy};
 use crate::sources::SourceManager;
 
 pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
+pub use decimal_avg::avg;
 pub use explain::SourceQuery;
 pub use plan_reads::{PlanScope, ReadShape, Request};
 
@@ -477,7 +479,7 @@ fn session_state(
     let optimizer = &mut config.options_mut().optimizer;
     optimizer.hash_join_inlist_pushdown_max_distinct_values = runtime_filter::MAX_KEYS;
     optimizer.hash_join_inlist_pushdown_max_size = runtime_filter::MAX_KEYS * 64;
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_catalog_list(catalogs)
@@ -487,6 +489,8 @@ fn session_state(
         ))
         .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
         .build();
+    // In place of DataFusion's `avg` (registered under the same names).
+    state.register_udaf(decimal_avg::udaf())?;
     Ok((state, providers))
 }
 

@@ -15,7 +15,7 @@ use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::functions::core::expr_fn::r#struct;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
-    avg, count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
+    count, count_distinct, max, min, stddev, stddev_pop, sum, var_pop, var_sample,
 };
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, lit, when};
 use datafusion::scalar::ScalarValue;
@@ -28,7 +28,7 @@ use super::params::{Params, SortKey};
 use super::read::{Record, collect, filter_error, full_name, internal, within};
 use super::{Target, json_response};
 use crate::auth::Principal;
-use crate::engine::{Caller, QueryOutput, ReadShape, Request};
+use crate::engine::{Caller, QueryOutput, ReadShape, Request, avg};
 use crate::error::ApiError;
 use crate::filter;
 use crate::sql_api::Format;
