@@ -195,12 +195,19 @@ async fn mariadb_answers_like_postgresql() {
         sql.contains("GROUP BY `w`, CAST(CONVERT(`w` USING utf8mb4) AS BINARY)"),
         "grouped in MariaDB by the bytes too: {sql}"
     );
-    // A top-N on a string key goes to MariaDB (NOT NULL-safe order: DESC
-    // puts NULLs last there as here), sorted by bytes.
+    // A top-N on a string key goes to MariaDB, sorted by bytes, its NULLs
+    // first descending as here (MariaDB's own order puts them last).
     let top = format!("SELECT w FROM {t} ORDER BY w DESC LIMIT 3");
     assert_eq!(
         rows(&server, &top).await,
         json!([[null], ["banana"], ["apple "]])
+    );
+    let sql = pushed(&server, &top).await;
+    assert!(
+        sql.contains(
+            "ORDER BY `w` IS NULL DESC, CAST(CONVERT(`w` USING utf8mb4) AS BINARY) DESC LIMIT 3"
+        ),
+        "{sql}"
     );
     assert_eq!(
         rows(
@@ -210,9 +217,14 @@ async fn mariadb_answers_like_postgresql() {
         .await,
         json!([["Apple"], ["Zoë"], ["apple"], ["apple "]])
     );
-    assert_eq!(
-        rows(&server, &format!("SELECT id FROM {t} ORDER BY n LIMIT 3")).await,
-        json!([[3], [4], [1]])
+    // NULLs last ascending, as here: MariaDB's NULLs (first) are placed
+    // by a leading `n IS NULL`.
+    let top = format!("SELECT id FROM {t} ORDER BY n LIMIT 3");
+    assert_eq!(rows(&server, &top).await, json!([[3], [4], [1]]));
+    let sql = pushed(&server, &top).await;
+    assert!(
+        sql.contains("ORDER BY `n` IS NULL ASC, `n` ASC LIMIT 3"),
+        "{sql}"
     );
     assert_eq!(
         rows(

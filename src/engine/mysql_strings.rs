@@ -1,4 +1,4 @@
-//! Exact string semantics inside MySQL and MariaDB. Their collations ignore
+//! Exact string semantics (and NULL order) inside MySQL and MariaDB. Their collations ignore
 //! case and trailing spaces (the default ones accents too); ours compare the
 //! UTF-8 bytes. Before a plan goes to such a source, every string
 //! comparison, grouping and sort key is made exact by also comparing the
@@ -11,6 +11,9 @@
 //! - a join on string keys adds the bytes equality to its condition;
 //! - `GROUP BY s` becomes `GROUP BY s, bytes(s)`, so groups are exact;
 //! - `ORDER BY s` becomes `ORDER BY bytes(s)`: code point order, as ours;
+//!   a window's `PARTITION BY s` and `ORDER BY s` likewise;
+//! - a sort key whose NULLs go where MySQL would not put them (`NULLS
+//!   LAST` ascending, `NULLS FIRST` descending) follows `k IS NULL`;
 //! - `s LIKE 'p%'` compares the bytes (only for patterns without `_` and
 //!   backslashes, see [`byte_like_pattern`]).
 //!
@@ -30,6 +33,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Aggregate, Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, Join, LogicalPlan,
     Operator, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Window,
 };
 use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
 use datafusion::sql::unparser::Unparser;
@@ -111,15 +115,9 @@ pub fn exact_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
         let node = rewrite_expressions(node)?;
         match node {
             LogicalPlan::Aggregate(aggregate) => exact_groups(aggregate),
+            LogicalPlan::Window(window) => exact_window(window),
             LogicalPlan::Sort(mut sort) => {
-                let schema = sort.input.schema().clone();
-                let mut changed = false;
-                for key in &mut sort.expr {
-                    if is_string(&key.expr, &schema) {
-                        *key = Sort::new(bytes(key.expr.clone()), key.asc, key.nulls_first);
-                        changed = true;
-                    }
-                }
+                let changed = exact_order(&mut sort.expr, sort.input.schema());
                 Ok(Transformed::new_transformed(
                     LogicalPlan::Sort(sort),
                     changed,
@@ -195,6 +193,69 @@ fn holds_bytes(plan: &LogicalPlan) -> Result<bool> {
         })
     })?;
     Ok(found)
+}
+
+/// Sort keys MySQL orders as we do (true when any changed): a string key
+/// by its bytes, and a nullable key whose NULLs we put where MySQL would
+/// not (it puts them first ascending, last descending, and `NULLS
+/// FIRST`/`LAST` cannot be written) after `key IS NULL`, which places them.
+fn exact_order(keys: &mut Vec<Sort>, schema: &DFSchema) -> bool {
+    let mut changed = false;
+    let mut exact = Vec::with_capacity(keys.len());
+    for key in keys.drain(..) {
+        if key.nulls_first != key.asc && key.expr.nullable(schema).unwrap_or(true) {
+            // NULLs last ascending: `false` (a value) sorts before `true`.
+            exact.push(Sort::new(
+                key.expr.clone().is_null(),
+                !key.nulls_first,
+                key.asc,
+            ));
+            changed = true;
+        }
+        if is_string(&key.expr, schema) {
+            exact.push(Sort::new(bytes(key.expr), key.asc, key.nulls_first));
+            changed = true;
+        } else {
+            exact.push(key);
+        }
+    }
+    *keys = exact;
+    changed
+}
+
+/// A window partitions and orders by the bytes of its string keys: `'a'`
+/// and `'A'` are two partitions, rows are numbered in code point order.
+/// Its outputs keep their names and types.
+fn exact_window(mut window: Window) -> Result<Transformed<LogicalPlan>> {
+    let schema = window.input.schema().clone();
+    let mut changed = false;
+    for expr in &mut window.window_expr {
+        *expr = std::mem::take(expr)
+            .transform_up(|e| {
+                let Expr::WindowFunction(mut function) = e else {
+                    return Ok(Transformed::no(e));
+                };
+                let params = &mut function.params;
+                let mut exact = false;
+                for key in &mut params.partition_by {
+                    if is_string(key, &schema) {
+                        *key = bytes(std::mem::take(key));
+                        exact = true;
+                    }
+                }
+                exact |= exact_order(&mut params.order_by, &schema);
+                changed |= exact;
+                Ok(Transformed::new_transformed(
+                    Expr::WindowFunction(function),
+                    exact,
+                ))
+            })?
+            .data;
+    }
+    Ok(Transformed::new_transformed(
+        LogicalPlan::Window(window),
+        changed,
+    ))
 }
 
 /// A join on string keys also compares their bytes.

@@ -12,7 +12,7 @@
 //! | `\|\|` | yes | no (it is OR) | yes | no (none) | no (NULL is `''` there) |
 //! | GROUP BY on strings | yes | yes, by the bytes too | yes | no | yes |
 //! | DISTINCT / MIN / MAX on strings | yes | no (collation) | yes | no | yes |
-//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, and only with MySQL's own NULL order (NULLs first ascending) or on NOT NULL keys | yes (NULLS FIRST/LAST written out) | top-N only, no strings, own NULL order only (as MySQL) | yes |
+//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, NULLs placed by a leading `k IS NULL` key where MySQL's own order (NULLs first ascending) differs | yes (NULLS FIRST/LAST written out) | top-N only, no strings, own NULL order only (as MySQL) | yes |
 //! | FULL OUTER JOIN | yes | no (none) | yes | yes (not on string keys) | yes |
 //! | booleans (literals, bare boolean columns, `IS TRUE`) | yes | yes | yes | no (`bit` is no boolean) | no (none before 23ai) |
 //! | `IS [NOT] DISTINCT FROM` | yes | yes | yes | no | no |
@@ -20,7 +20,7 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
-//! | window functions | `row_number()` over pushable keys | `row_number()` over keys that are not text (MySQL 8, MariaDB 10.2) | no | no | no |
+//! | window functions | `row_number()` over pushable keys | `row_number()` over pushable keys, text by its bytes (MySQL 8, MariaDB 10.2) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); MySQL: `CAST(doc AS CHAR)` (its `JSON` compares as JSON); both then compared by their bytes as any string | no | no | no |
@@ -89,8 +89,8 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
             join_type_ok && keys_ok && filter_ok
         }
         // `row_number()` numbering rows per key (a nested relation's page
-        // per parent, `distinct_on`): PostgreSQL numbers them as we do;
-        // MySQL 8 and MariaDB 10.2 on keys that are not text.
+        // per parent, `distinct_on`): PostgreSQL numbers them as we do,
+        // MySQL 8 and MariaDB 10.2 too (text keys by their bytes).
         LogicalPlan::Window(w) => {
             matches!(
                 kind,
@@ -115,9 +115,8 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
 /// `row_number() OVER (PARTITION BY … ORDER BY …) AS name` over pushable
 /// keys (a frame is ignored by row_number). Only under a name: the SQL
 /// unparser refers to an unnamed window's output by its display name,
-/// which no database knows. On MySQL and MariaDB no key may be text: their
-/// collations would put `'a'` and `'A'` in one partition, and the
-/// window's order is not rewritten to compare bytes as a statement's is.
+/// which no database knows. On MySQL and MariaDB text keys partition and
+/// order by their bytes (`mysql_strings`), not by the collation.
 fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let Expr::Alias(alias) = expr else {
         return false;
@@ -125,20 +124,7 @@ fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> b
     let Expr::WindowFunction(window) = alias.expr.as_ref() else {
         return false;
     };
-    let text_keys = || {
-        window
-            .params
-            .partition_by
-            .iter()
-            .any(|e| is_string(e, schema))
-            || window
-                .params
-                .order_by
-                .iter()
-                .any(|sort| is_string(&sort.expr, schema))
-    };
     window.fun.name() == "row_number"
-        && !(is_mysql(kind) && text_keys())
         && window.params.args.is_empty()
         && window.params.filter.is_none()
         && window
@@ -227,11 +213,13 @@ fn sort_is_pushable(sort: &Sort, schema: &DFSchema, kind: SourceKind) -> bool {
     {
         return false;
     }
-    if !own_null_order_only(kind) {
+    // MySQL's NULL order is made ours by `mysql_strings` (a leading
+    // `k IS NULL` key); SQL Server's is not rewritten.
+    if !own_null_order_only(kind) || is_mysql(kind) {
         return true;
     }
-    // MySQL cannot write NULLS FIRST/LAST; its own order puts NULLs first
-    // ascending and last descending.
+    // SQL Server cannot write NULLS FIRST/LAST; its own order puts NULLs
+    // first ascending and last descending.
     let nullable = sort.expr.nullable(schema).unwrap_or(true);
     let mysql_order = sort.nulls_first == sort.asc;
     !nullable || mysql_order
@@ -749,35 +737,49 @@ mod tests {
     }
 
     #[test]
-    fn mysql_sorts_only_keep_its_null_order() {
+    fn sorts_keep_our_null_order() {
         let schema = schema();
         let sort =
             |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
-        let mysql = SourceKind::Mysql;
-        assert!(
-            sort_is_pushable(&sort("id", true, false), &schema, mysql),
-            "NOT NULL key"
-        );
-        assert!(
-            sort_is_pushable(&sort("n", true, true), &schema, mysql),
-            "MySQL's own order"
-        );
-        assert!(
-            sort_is_pushable(&sort("n", false, false), &schema, mysql),
-            "MySQL's own order"
-        );
-        assert!(
-            !sort_is_pushable(&sort("n", true, false), &schema, mysql),
-            "NULLS LAST ascending"
-        );
-        assert!(
-            sort_is_pushable(&sort("name", true, true), &schema, mysql),
-            "strings sort by their bytes there (mysql_strings)"
-        );
-        assert!(
-            !sort_is_pushable(&sort("name", true, false), &schema, mysql),
-            "NULLS LAST ascending, strings too"
-        );
+        // MySQL: any order (mysql_strings puts NULLs where ours go, and
+        // strings in their bytes' order).
+        for kind in [SourceKind::Mysql, SourceKind::Mariadb] {
+            for (name, asc, nulls_first) in [
+                ("n", true, true),
+                ("n", true, false),
+                ("n", false, true),
+                ("name", true, false),
+            ] {
+                assert!(
+                    sort_is_pushable(&sort(name, asc, nulls_first), &schema, kind),
+                    "{kind} {name} {asc} {nulls_first}"
+                );
+            }
+        }
+        // SQL Server: only its own order (NULLs first ascending) or NOT
+        // NULL keys.
+        let sqlserver = SourceKind::Sqlserver;
+        assert!(sort_is_pushable(
+            &sort("id", true, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(sort_is_pushable(&sort("n", true, true), &schema, sqlserver));
+        assert!(sort_is_pushable(
+            &sort("n", false, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(!sort_is_pushable(
+            &sort("n", true, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(!sort_is_pushable(
+            &sort("n", false, true),
+            &schema,
+            sqlserver
+        ));
         assert!(sort_is_pushable(
             &sort("n", true, false),
             &schema,
@@ -824,18 +826,18 @@ mod tests {
         };
         let by_text = window(named);
         assert!(node_is_pushable(&by_text, SourceKind::Postgres));
-        // Text keys: MySQL's collations would order and partition otherwise.
-        assert!(!node_is_pushable(&by_text, SourceKind::Mariadb));
-        assert!(!node_is_pushable(&by_text, SourceKind::Mysql));
+        // Text keys order by their bytes there, NULLs placed as ours
+        // (`mysql_strings`).
+        assert!(node_is_pushable(&by_text, SourceKind::Mariadb));
+        assert!(node_is_pushable(&by_text, SourceKind::Mysql));
         let by_id = window(numbered(row_number(), col("id").sort(false, false)).alias("place"));
         for kind in [SourceKind::Postgres, SourceKind::Mysql, SourceKind::Mariadb] {
             assert!(node_is_pushable(&by_id, kind), "{kind}");
         }
         assert!(!node_is_pushable(&by_id, SourceKind::Sqlserver));
         assert!(!node_is_pushable(&by_id, SourceKind::Sqlite));
-        // NULLs last ascending cannot be written for MySQL.
         let nulls_last = window(numbered(row_number(), col("n").sort(true, false)).alias("place"));
-        assert!(!node_is_pushable(&nulls_last, SourceKind::Mariadb));
+        assert!(node_is_pushable(&nulls_last, SourceKind::Mariadb));
         assert!(node_is_pushable(&nulls_last, SourceKind::Postgres));
         let text_partition = window(
             row_number()
@@ -845,7 +847,9 @@ mod tests {
                 .unwrap()
                 .alias("place"),
         );
-        assert!(!node_is_pushable(&text_partition, SourceKind::Mysql));
-        assert!(node_is_pushable(&text_partition, SourceKind::Postgres));
+        for kind in [SourceKind::Postgres, SourceKind::Mysql, SourceKind::Mariadb] {
+            assert!(node_is_pushable(&text_partition, kind), "{kind}");
+        }
+        assert!(!node_is_pushable(&text_partition, SourceKind::Sqlserver));
     }
 }
