@@ -665,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlserver_sorts_like_mysql_and_never_on_strings() {
+    fn sqlserver_sorts_in_its_own_null_order_and_never_on_strings() {
         let schema = schema();
         let sort =
             |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
@@ -756,30 +756,8 @@ mod tests {
                 );
             }
         }
-        // SQL Server: only its own order (NULLs first ascending) or NOT
-        // NULL keys.
-        let sqlserver = SourceKind::Sqlserver;
-        assert!(sort_is_pushable(
-            &sort("id", true, false),
-            &schema,
-            sqlserver
-        ));
-        assert!(sort_is_pushable(&sort("n", true, true), &schema, sqlserver));
-        assert!(sort_is_pushable(
-            &sort("n", false, false),
-            &schema,
-            sqlserver
-        ));
-        assert!(!sort_is_pushable(
-            &sort("n", true, false),
-            &schema,
-            sqlserver
-        ));
-        assert!(!sort_is_pushable(
-            &sort("n", false, true),
-            &schema,
-            sqlserver
-        ));
+        // SQL Server keeps its own order: see
+        // `sqlserver_sorts_in_its_own_null_order_and_never_on_strings`.
         assert!(sort_is_pushable(
             &sort("n", true, false),
             &schema,
