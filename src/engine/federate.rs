@@ -21,7 +21,7 @@ use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
 
-use super::{join_groups, json_columns, partial_aggregates, pushdown};
+use super::{join_groups, json_columns, partial_aggregates, pushdown, window_names};
 
 /// The rule, with the kind of each source by its federation compute context.
 #[derive(Debug)]
@@ -121,6 +121,7 @@ impl OptimizerRule for FederateSources {
             LogicalPlan::TableScan(_) => project_all(plan)?,
             other => other,
         };
+        let plan = window_names::name_windows(plan)?;
         let plan = json_columns::as_text(plan)?;
         let plan =
             join_groups::group_by_source(plan, &|p| self.source_of(p), &|p, c| self.is_key(p, c))?;

@@ -25,6 +25,7 @@ mod pushdown;
 mod request_key;
 mod rules;
 mod runtime_filter;
+mod window_names;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

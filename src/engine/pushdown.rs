@@ -113,9 +113,9 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
 }
 
 /// `row_number() OVER (PARTITION BY … ORDER BY …) AS name` over pushable
-/// keys (a frame is ignored by row_number). Only under a name: the SQL
-/// unparser refers to an unnamed window's output by its display name,
-/// which no database knows. On MySQL and MariaDB text keys partition and
+/// keys (a frame is ignored by row_number). Only under a name (SQL's are
+/// given one by `window_names`): the unparser would refer to an unnamed
+/// window's output by its display name, too long an identifier. On MySQL and MariaDB text keys partition and
 /// order by their bytes (`mysql_strings`), not by the collation.
 fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let Expr::Alias(alias) = expr else {
