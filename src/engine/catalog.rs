@@ -25,7 +25,7 @@ use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef, TableRef};
 
 use super::executor::SourceExecutor;
 use super::permission_rewrite::TableProviders;
-use super::{mysql_strings, rules};
+use super::{mysql_strings, null_order, rules};
 use crate::metrics::Metrics;
 
 /// DataFusion's default catalog and schema, where `source.table` and bare
@@ -172,6 +172,9 @@ impl SQLTable for SourceTable {
         match self.kind {
             SourceKind::Mysql | SourceKind::Mariadb => Some(Box::new(|plan| {
                 rules::alias_derived_tables(mysql_strings::exact_strings(plan)?)
+            })),
+            SourceKind::Sqlserver => Some(Box::new(|plan| {
+                rules::alias_derived_tables(null_order::place_nulls(plan, null_order::null_as_one)?)
             })),
             _ => Some(Box::new(rules::alias_derived_tables)),
         }

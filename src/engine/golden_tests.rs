@@ -121,6 +121,7 @@ const QUERIES: &[&str] = &[
     "SELECT customer_id, count(*) FROM S.orders WHERE id / 3 > 10 AND total / 3 > 10 GROUP BY customer_id",
     "SELECT c.id, count(o.id) AS n FROM S.customers c LEFT JOIN S.orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY n DESC, c.id LIMIT 3",
     "SELECT DISTINCT customer_id FROM S.orders ORDER BY customer_id",
+    "SELECT id FROM S.orders ORDER BY placed, total DESC, id LIMIT 4",
 ];
 
 /// The golden text of every statement the suite sends a source of `kind`.

@@ -18,6 +18,7 @@ mod join_groups;
 mod json_columns;
 mod mysql_strings;
 mod names;
+mod null_order;
 mod partial_aggregates;
 mod permission_rewrite;
 mod plan_reads;

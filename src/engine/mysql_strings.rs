@@ -38,6 +38,8 @@ use datafusion::logical_expr::{
 use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
 use datafusion::sql::unparser::Unparser;
 
+use super::null_order;
+
 /// The function standing for "the UTF-8 bytes of a string" in a plan bound
 /// for MySQL; [`bytes_to_sql`] writes it out.
 const BYTES: &str = "tributary_utf8_bytes";
@@ -117,7 +119,7 @@ pub fn exact_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
             LogicalPlan::Aggregate(aggregate) => exact_groups(aggregate),
             LogicalPlan::Window(window) => exact_window(window),
             LogicalPlan::Sort(mut sort) => {
-                let changed = exact_order(&mut sort.expr, sort.input.schema());
+                let changed = exact_order(&mut sort.expr, sort.input.schema())?;
                 Ok(Transformed::new_transformed(
                     LogicalPlan::Sort(sort),
                     changed,
@@ -196,20 +198,14 @@ fn holds_bytes(plan: &LogicalPlan) -> Result<bool> {
 }
 
 /// Sort keys MySQL orders as we do (true when any changed): a string key
-/// by its bytes, and a nullable key whose NULLs we put where MySQL would
-/// not (it puts them first ascending, last descending, and `NULLS
-/// FIRST`/`LAST` cannot be written) after `key IS NULL`, which places them.
-fn exact_order(keys: &mut Vec<Sort>, schema: &DFSchema) -> bool {
+/// by its bytes, and a key whose NULLs MySQL would put elsewhere after
+/// `key IS NULL` ([`null_order`]).
+fn exact_order(keys: &mut Vec<Sort>, schema: &DFSchema) -> Result<bool> {
     let mut changed = false;
     let mut exact = Vec::with_capacity(keys.len());
     for key in keys.drain(..) {
-        if key.nulls_first != key.asc && key.expr.nullable(schema).unwrap_or(true) {
-            // NULLs last ascending: `false` (a value) sorts before `true`.
-            exact.push(Sort::new(
-                key.expr.clone().is_null(),
-                !key.nulls_first,
-                key.asc,
-            ));
+        if null_order::misplaced(&key, schema) {
+            exact.push(null_order::placing(&key, null_order::is_null)?);
             changed = true;
         }
         if is_string(&key.expr, schema) {
@@ -220,7 +216,7 @@ fn exact_order(keys: &mut Vec<Sort>, schema: &DFSchema) -> bool {
         }
     }
     *keys = exact;
-    changed
+    Ok(changed)
 }
 
 /// A window partitions and orders by the bytes of its string keys: `'a'`
@@ -243,7 +239,7 @@ fn exact_window(mut window: Window) -> Result<Transformed<LogicalPlan>> {
                         exact = true;
                     }
                 }
-                exact |= exact_order(&mut params.order_by, &schema);
+                exact |= exact_order(&mut params.order_by, &schema)?;
                 changed |= exact;
                 Ok(Transformed::new_transformed(
                     Expr::WindowFunction(function),

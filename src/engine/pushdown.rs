@@ -12,7 +12,7 @@
 //! | `\|\|` | yes | no (it is OR) | yes | no (none) | no (NULL is `''` there) |
 //! | GROUP BY on strings | yes | yes, by the bytes too | yes | no | yes |
 //! | DISTINCT / MIN / MAX on strings | yes | no (collation) | yes | no | yes |
-//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, NULLs placed by a leading `k IS NULL` key where MySQL's own order (NULLs first ascending) differs | yes (NULLS FIRST/LAST written out) | top-N only, no strings, own NULL order only (as MySQL) | yes |
+//! | ORDER BY | yes | top-N only (with LIMIT), strings by their bytes, NULLs placed by a leading `k IS NULL` key where MySQL's own order (NULLs first ascending) differs | yes (NULLS FIRST/LAST written out) | top-N only, no strings, NULLs placed as MySQL's (with `CASE WHEN k IS NULL THEN 1 ELSE 0 END`) | yes |
 //! | FULL OUTER JOIN | yes | no (none) | yes | yes (not on string keys) | yes |
 //! | booleans (literals, bare boolean columns, `IS TRUE`) | yes | yes | yes | no (`bit` is no boolean) | no (none before 23ai) |
 //! | `IS [NOT] DISTINCT FROM` | yes | yes | yes | no | no |
@@ -143,15 +143,10 @@ fn is_mysql(kind: SourceKind) -> bool {
     matches!(kind, SourceKind::Mysql | SourceKind::Mariadb)
 }
 
-/// NULLs sort first ascending and `NULLS FIRST`/`LAST` cannot be written.
-fn own_null_order_only(kind: SourceKind) -> bool {
-    is_mysql(kind) || kind == SourceKind::Sqlserver
-}
-
 /// An ORDER BY inside a derived table is ignored (MySQL) or refused (SQL
 /// Server) unless a row limit goes with it.
 fn sorts_need_limit(kind: SourceKind) -> bool {
-    own_null_order_only(kind)
+    is_mysql(kind) || kind == SourceKind::Sqlserver
 }
 
 /// Strings compare by a collation that ignores case and trailing spaces
@@ -213,16 +208,9 @@ fn sort_is_pushable(sort: &Sort, schema: &DFSchema, kind: SourceKind) -> bool {
     {
         return false;
     }
-    // MySQL's NULL order is made ours by `mysql_strings` (a leading
-    // `k IS NULL` key); SQL Server's is not rewritten.
-    if !own_null_order_only(kind) || is_mysql(kind) {
-        return true;
-    }
-    // SQL Server cannot write NULLS FIRST/LAST; its own order puts NULLs
-    // first ascending and last descending.
-    let nullable = sort.expr.nullable(schema).unwrap_or(true);
-    let mysql_order = sort.nulls_first == sort.asc;
-    !nullable || mysql_order
+    // MySQL and SQL Server cannot write NULLS FIRST/LAST: a leading key
+    // places the NULLs where ours go (`null_order`).
+    true
 }
 
 fn aggregate_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
@@ -665,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlserver_sorts_in_its_own_null_order_and_never_on_strings() {
+    fn sqlserver_sorts_top_n_and_never_on_strings() {
         let schema = schema();
         let sort =
             |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
@@ -675,9 +663,15 @@ mod tests {
             &schema,
             sqlserver
         ));
+        // NULLs placed by a leading key (`null_order`), whatever the order.
         assert!(sort_is_pushable(&sort("n", true, true), &schema, sqlserver));
-        assert!(!sort_is_pushable(
+        assert!(sort_is_pushable(
             &sort("n", true, false),
+            &schema,
+            sqlserver
+        ));
+        assert!(sort_is_pushable(
+            &sort("n", false, true),
             &schema,
             sqlserver
         ));
@@ -741,8 +735,8 @@ mod tests {
         let schema = schema();
         let sort =
             |name: &str, asc: bool, nulls_first: bool| Sort::new(col(name), asc, nulls_first);
-        // MySQL: any order (mysql_strings puts NULLs where ours go, and
-        // strings in their bytes' order).
+        // MySQL: any order (`null_order` puts NULLs where ours go,
+        // `mysql_strings` strings in their bytes' order).
         for kind in [SourceKind::Mysql, SourceKind::Mariadb] {
             for (name, asc, nulls_first) in [
                 ("n", true, true),
@@ -756,8 +750,7 @@ mod tests {
                 );
             }
         }
-        // SQL Server keeps its own order: see
-        // `sqlserver_sorts_in_its_own_null_order_and_never_on_strings`.
+        // SQL Server: see `sqlserver_sorts_top_n_and_never_on_strings`.
         assert!(sort_is_pushable(
             &sort("n", true, false),
             &schema,
