@@ -366,7 +366,8 @@ impl VisitorMut for UnqualifySingleRelationBlocks {
 /// `SELECT a FROM (SELECT a, b FROM t ORDER BY b) AS d` promises no order:
 /// a database may drop an ORDER BY inside a derived table. When the outer
 /// query has no ORDER BY of its own and reads one derived table ordered by
-/// plain columns, the order is repeated outside, where it binds.
+/// its columns (plain, or in expressions of them: `b IS NULL`, MySQL's
+/// bytes of `b`), the order is repeated outside, where it binds.
 fn hoist_derived_order(statement: &mut ast::Statement) {
     let ast::Statement::Query(query) = statement else {
         return;
@@ -392,10 +393,25 @@ fn hoist_derived_order(statement: &mut ast::Statement) {
     let ast::OrderByKind::Expressions(exprs) = &order.kind else {
         return;
     };
-    if exprs
-        .iter()
-        .all(|e| matches!(e.expr, ast::Expr::Identifier(_)))
-    {
+    if exprs.iter().all(|e| of_own_columns(&e.expr)) {
         query.order_by = Some(order.clone());
     }
+}
+
+/// True for an expression of unqualified columns only (at least one; no
+/// subquery), which binds outside the derived table as inside it.
+fn of_own_columns(expr: &ast::Expr) -> bool {
+    let mut columns = 0;
+    let visited = ast::visit_expressions(expr, |e| match e {
+        ast::Expr::Identifier(_) => {
+            columns += 1;
+            ControlFlow::Continue(())
+        }
+        ast::Expr::CompoundIdentifier(_)
+        | ast::Expr::Subquery(_)
+        | ast::Expr::Exists { .. }
+        | ast::Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    visited.is_continue() && columns > 0
 }
