@@ -487,6 +487,25 @@ async fn row_numbers_answer_alike_on_every_source() {
             ],
             "{table}"
         );
+        // Ranks: ties (`'a '` and `'a'` are two values, NULLs one) as here.
+        let query = format!(
+            "SELECT id, rank() OVER (ORDER BY w), dense_rank() OVER (PARTITION BY g ORDER BY w DESC) \
+             FROM {table} ORDER BY id"
+        );
+        assert_eq!(
+            rows(&sources.server, &query).await,
+            json!([
+                [1, 4, 2],
+                [2, 1, 3],
+                [3, 6, 1],
+                [4, 3, 1],
+                [5, 2, 2],
+                [6, 5, 1]
+            ]),
+            "{table}"
+        );
+        let sql = pushed(&sources.server, &query).await;
+        assert!(sql.contains("dense_rank()"), "{table}: {sql}");
         // Grouped by a window's output: computed here, answers alike.
         let query = format!(
             "SELECT n, count(*) FROM (SELECT row_number() OVER (PARTITION BY g ORDER BY id) AS n \

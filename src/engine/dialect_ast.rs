@@ -23,7 +23,7 @@ pub fn respell(mut statement: ast::Statement, kind: SourceKind) -> ast::Statemen
         let _ = statement.visit(&mut respell);
     }
     if matches!(kind, SourceKind::Mysql | SourceKind::Mariadb) {
-        let _ = statement.visit(&mut FramelessRowNumbers);
+        let _ = statement.visit(&mut FramelessRankings);
     }
     let _ = statement.visit(&mut CountRows);
     statement
@@ -52,17 +52,20 @@ impl VisitorMut for CountRows {
     }
 }
 
-/// `row_number() OVER (…)` without the frame the unparser writes: MariaDB
-/// refuses a frame there (error 4017), and row_number ignores it anyway.
-struct FramelessRowNumbers;
+/// `row_number()`, `rank()`, `dense_rank()` `OVER (…)` without the frame
+/// the unparser writes: MariaDB refuses a frame there (error 4017), and
+/// they ignore it anyway.
+struct FramelessRankings;
 
-impl VisitorMut for FramelessRowNumbers {
+impl VisitorMut for FramelessRankings {
     type Break = ();
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Function(function) = expr
             && let Some(ast::WindowType::WindowSpec(spec)) = &mut function.over
-            && function.name.to_string().eq_ignore_ascii_case("row_number")
+            && ["row_number", "rank", "dense_rank"]
+                .iter()
+                .any(|name| function.name.to_string().eq_ignore_ascii_case(name))
         {
             spec.window_frame = None;
         }

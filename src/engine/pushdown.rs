@@ -20,7 +20,7 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
-//! | window functions | `row_number()` over pushable keys | `row_number()` over pushable keys, text by its bytes (MySQL 8, MariaDB 10.2) | no | no | no |
+//! | window functions | `row_number()`, `rank()`, `dense_rank()` over pushable keys | the same, text by its bytes (MySQL 8, MariaDB 10.2) | no | no | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); MySQL: `CAST(doc AS CHAR)` (its `JSON` compares as JSON); both then compared by their bytes as any string | no | no | no |
@@ -88,9 +88,10 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
                 .is_none_or(|f| expr_is_pushable(f, &j.schema, kind));
             join_type_ok && keys_ok && filter_ok
         }
-        // `row_number()` numbering rows per key (a nested relation's page
-        // per parent, `distinct_on`): PostgreSQL numbers them as we do,
-        // MySQL 8 and MariaDB 10.2 too (text keys by their bytes).
+        // `row_number()`, `rank()`, `dense_rank()` per key (a nested
+        // relation's page per parent, `distinct_on`, a top-N per group):
+        // PostgreSQL numbers rows as we do, MySQL 8 and MariaDB 10.2 too
+        // (text keys by their bytes).
         LogicalPlan::Window(w) => {
             matches!(
                 kind,
@@ -98,7 +99,7 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
             ) && w
                 .window_expr
                 .iter()
-                .all(|e| row_number_is_pushable(e, w.input.schema(), kind))
+                .all(|e| ranking_is_pushable(e, w.input.schema(), kind))
         }
         LogicalPlan::Distinct(d) => {
             !(is_mysql(kind) || folds_strings(kind))
@@ -112,19 +113,21 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
     }
 }
 
-/// `row_number() OVER (PARTITION BY … ORDER BY …) AS name` over pushable
-/// keys (a frame is ignored by row_number). Only under a name (SQL's are
-/// given one by `window_names`): the unparser would refer to an unnamed
-/// window's output by its display name, too long an identifier. On MySQL and MariaDB text keys partition and
-/// order by their bytes (`mysql_strings`), not by the collation.
-fn row_number_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
+/// `row_number()`, `rank()` or `dense_rank()` `OVER (PARTITION BY … ORDER
+/// BY …) AS name` over pushable keys (they ignore a frame). Only under a
+/// name (SQL's are given one by `window_names`): the unparser would refer
+/// to an unnamed window's output by its display name, too long an
+/// identifier. On MySQL and MariaDB text keys partition and order by their
+/// bytes (`mysql_strings`), not by the collation, so peers are equal
+/// strings.
+fn ranking_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let Expr::Alias(alias) = expr else {
         return false;
     };
     let Expr::WindowFunction(window) = alias.expr.as_ref() else {
         return false;
     };
-    window.fun.name() == "row_number"
+    matches!(window.fun.name(), "row_number" | "rank" | "dense_rank")
         && window.params.args.is_empty()
         && window.params.filter.is_none()
         && window
@@ -759,8 +762,8 @@ mod tests {
     }
 
     #[test]
-    fn named_row_numbers_go_where_they_number_rows_as_we_do() {
-        use datafusion::functions_window::expr_fn::{rank, row_number};
+    fn named_rankings_go_where_they_rank_rows_as_we_do() {
+        use datafusion::functions_window::expr_fn::{dense_rank, percent_rank, rank, row_number};
         use datafusion::logical_expr::ExprFunctionExt;
         let schema = schema();
         let numbered = |f: Expr, by: Sort| {
@@ -771,19 +774,22 @@ mod tests {
         };
         let by_name = || col("name").sort(true, false);
         let named = numbered(row_number(), by_name()).alias("place");
-        assert!(row_number_is_pushable(
-            &named,
-            &schema,
-            SourceKind::Postgres
-        ));
+        assert!(ranking_is_pushable(&named, &schema, SourceKind::Postgres));
         // Unnamed, the unparser would refer to it by its display name.
-        assert!(!row_number_is_pushable(
+        assert!(!ranking_is_pushable(
             &numbered(row_number(), by_name()),
             &schema,
             SourceKind::Postgres
         ));
-        assert!(!row_number_is_pushable(
-            &numbered(rank(), by_name()).alias("place"),
+        for ranking in [rank(), dense_rank()] {
+            assert!(ranking_is_pushable(
+                &numbered(ranking, by_name()).alias("place"),
+                &schema,
+                SourceKind::Mariadb
+            ));
+        }
+        assert!(!ranking_is_pushable(
+            &numbered(percent_rank(), by_name()).alias("place"),
             &schema,
             SourceKind::Postgres
         ));
