@@ -22,7 +22,10 @@ pub fn respell(mut statement: ast::Statement, kind: SourceKind) -> ast::Statemen
     if let Some(mut respell) = Respell::for_kind(kind) {
         let _ = statement.visit(&mut respell);
     }
-    if matches!(kind, SourceKind::Mysql | SourceKind::Mariadb) {
+    if matches!(
+        kind,
+        SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Sqlserver
+    ) {
         let _ = statement.visit(&mut FramelessRankings);
     }
     let _ = statement.visit(&mut CountRows);
@@ -53,8 +56,8 @@ impl VisitorMut for CountRows {
 }
 
 /// `row_number()`, `rank()`, `dense_rank()` `OVER (…)` without the frame
-/// the unparser writes: MariaDB refuses a frame there (error 4017), and
-/// they ignore it anyway.
+/// the unparser writes: MariaDB (error 4017) and SQL Server refuse a frame
+/// there, and they ignore it anyway.
 struct FramelessRankings;
 
 impl VisitorMut for FramelessRankings {

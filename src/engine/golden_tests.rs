@@ -122,6 +122,7 @@ const QUERIES: &[&str] = &[
     "SELECT c.id, count(o.id) AS n FROM S.customers c LEFT JOIN S.orders o ON o.customer_id = c.id GROUP BY c.id ORDER BY n DESC, c.id LIMIT 3",
     "SELECT DISTINCT customer_id FROM S.orders ORDER BY customer_id",
     "SELECT id FROM S.orders ORDER BY placed, total DESC, id LIMIT 4",
+    "SELECT id, n FROM (SELECT id, row_number() OVER (PARTITION BY customer_id ORDER BY placed, id) AS n FROM S.orders) AS t WHERE n <= 2",
 ];
 
 /// The golden text of every statement the suite sends a source of `kind`.

@@ -41,26 +41,57 @@ pub fn placing(key: &Sort, flag: NullFlag) -> Result<Sort> {
     ))
 }
 
-/// Every sort of `plan` with its misplaced NULLs placed (SQL Server; its
-/// windows are not pushed).
+/// Every sort and window order of `plan` with its misplaced NULLs placed
+/// (SQL Server).
 pub fn place_nulls(plan: LogicalPlan, flag: NullFlag) -> Result<LogicalPlan> {
-    plan.transform_up(|node| {
-        let LogicalPlan::Sort(mut sort) = node else {
-            return Ok(Transformed::no(node));
-        };
-        let schema = sort.input.schema().clone();
-        if !sort.expr.iter().any(|key| misplaced(key, &schema)) {
-            return Ok(Transformed::no(LogicalPlan::Sort(sort)));
+    plan.transform_up(|node| match node {
+        LogicalPlan::Sort(mut sort) => {
+            let changed = placed(&mut sort.expr, sort.input.schema(), flag)?;
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Sort(sort),
+                changed,
+            ))
         }
-        let mut keys = Vec::with_capacity(sort.expr.len() + 1);
-        for key in sort.expr.drain(..) {
-            if misplaced(&key, &schema) {
-                keys.push(placing(&key, flag)?);
+        LogicalPlan::Window(mut window) => {
+            let schema = window.input.schema().clone();
+            let mut changed = false;
+            for expr in &mut window.window_expr {
+                *expr = std::mem::take(expr)
+                    .transform_up(|e| match e {
+                        Expr::WindowFunction(mut function) => {
+                            let placed = placed(&mut function.params.order_by, &schema, flag)?;
+                            changed |= placed;
+                            Ok(Transformed::new_transformed(
+                                Expr::WindowFunction(function),
+                                placed,
+                            ))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })?
+                    .data;
             }
-            keys.push(key);
+            Ok(Transformed::new_transformed(
+                LogicalPlan::Window(window),
+                changed,
+            ))
         }
-        sort.expr = keys;
-        Ok(Transformed::yes(LogicalPlan::Sort(sort)))
+        other => Ok(Transformed::no(other)),
     })
     .map(|t| t.data)
+}
+
+/// `keys` with a placing key before each misplaced one; true when any was.
+fn placed(keys: &mut Vec<Sort>, schema: &DFSchema, flag: NullFlag) -> Result<bool> {
+    if !keys.iter().any(|key| misplaced(key, schema)) {
+        return Ok(false);
+    }
+    let mut placed = Vec::with_capacity(keys.len() + 1);
+    for key in keys.drain(..) {
+        if misplaced(&key, schema) {
+            placed.push(placing(&key, flag)?);
+        }
+        placed.push(key);
+    }
+    *keys = placed;
+    Ok(true)
 }

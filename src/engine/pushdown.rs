@@ -20,7 +20,7 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
-//! | window functions | `row_number()`, `rank()`, `dense_rank()` over pushable keys | the same, text by its bytes (MySQL 8, MariaDB 10.2) | no | no | no |
+//! | window functions | `row_number()`, `rank()`, `dense_rank()` over pushable keys | the same, text by its bytes (MySQL 8, MariaDB 10.2) | no | the same on keys that are not text | no |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); MySQL: `CAST(doc AS CHAR)` (its `JSON` compares as JSON); both then compared by their bytes as any string | no | no | no |
@@ -91,11 +91,14 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         // `row_number()`, `rank()`, `dense_rank()` per key (a nested
         // relation's page per parent, `distinct_on`, a top-N per group):
         // PostgreSQL numbers rows as we do, MySQL 8 and MariaDB 10.2 too
-        // (text keys by their bytes).
+        // (text keys by their bytes), SQL Server on keys that are not text.
         LogicalPlan::Window(w) => {
             matches!(
                 kind,
-                SourceKind::Postgres | SourceKind::Mysql | SourceKind::Mariadb
+                SourceKind::Postgres
+                    | SourceKind::Mysql
+                    | SourceKind::Mariadb
+                    | SourceKind::Sqlserver
             ) && w
                 .window_expr
                 .iter()
@@ -119,7 +122,8 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
 /// to an unnamed window's output by its display name, too long an
 /// identifier. On MySQL and MariaDB text keys partition and order by their
 /// bytes (`mysql_strings`), not by the collation, so peers are equal
-/// strings.
+/// strings; on SQL Server no key may be text (nothing makes its collation
+/// exact).
 fn ranking_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool {
     let Expr::Alias(alias) = expr else {
         return false;
@@ -130,11 +134,9 @@ fn ranking_is_pushable(expr: &Expr, schema: &DFSchema, kind: SourceKind) -> bool
     matches!(window.fun.name(), "row_number" | "rank" | "dense_rank")
         && window.params.args.is_empty()
         && window.params.filter.is_none()
-        && window
-            .params
-            .partition_by
-            .iter()
-            .all(|e| expr_is_pushable(e, schema, kind))
+        && window.params.partition_by.iter().all(|e| {
+            expr_is_pushable(e, schema, kind) && !(folds_strings(kind) && is_string(e, schema))
+        })
         && window
             .params
             .order_by
@@ -807,15 +809,28 @@ mod tests {
         // (`mysql_strings`).
         assert!(node_is_pushable(&by_text, SourceKind::Mariadb));
         assert!(node_is_pushable(&by_text, SourceKind::Mysql));
+        // SQL Server's collations would order text otherwise.
+        assert!(!node_is_pushable(&by_text, SourceKind::Sqlserver));
         let by_id = window(numbered(row_number(), col("id").sort(false, false)).alias("place"));
-        for kind in [SourceKind::Postgres, SourceKind::Mysql, SourceKind::Mariadb] {
+        for kind in [
+            SourceKind::Postgres,
+            SourceKind::Mysql,
+            SourceKind::Mariadb,
+            SourceKind::Sqlserver,
+        ] {
             assert!(node_is_pushable(&by_id, kind), "{kind}");
         }
-        assert!(!node_is_pushable(&by_id, SourceKind::Sqlserver));
         assert!(!node_is_pushable(&by_id, SourceKind::Sqlite));
+        assert!(!node_is_pushable(&by_id, SourceKind::Oracle));
+        // NULLs placed by a leading key where they cannot be told.
         let nulls_last = window(numbered(row_number(), col("n").sort(true, false)).alias("place"));
-        assert!(node_is_pushable(&nulls_last, SourceKind::Mariadb));
-        assert!(node_is_pushable(&nulls_last, SourceKind::Postgres));
+        for kind in [
+            SourceKind::Postgres,
+            SourceKind::Mariadb,
+            SourceKind::Sqlserver,
+        ] {
+            assert!(node_is_pushable(&nulls_last, kind), "{kind}");
+        }
         let text_partition = window(
             row_number()
                 .partition_by(vec![col("name")])
