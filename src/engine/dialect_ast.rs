@@ -24,7 +24,7 @@ pub fn respell(mut statement: ast::Statement, kind: SourceKind) -> ast::Statemen
     }
     if matches!(
         kind,
-        SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Sqlserver
+        SourceKind::Mysql | SourceKind::Mariadb | SourceKind::Sqlserver | SourceKind::Oracle
     ) {
         let _ = statement.visit(&mut FramelessRankings);
     }
@@ -56,8 +56,8 @@ impl VisitorMut for CountRows {
 }
 
 /// `row_number()`, `rank()`, `dense_rank()` `OVER (…)` without the frame
-/// the unparser writes: MariaDB (error 4017) and SQL Server refuse a frame
-/// there, and they ignore it anyway.
+/// the unparser writes: MariaDB (error 4017), SQL Server and Oracle refuse
+/// a frame there, and they ignore it anyway.
 struct FramelessRankings;
 
 impl VisitorMut for FramelessRankings {

@@ -20,7 +20,7 @@
 //! | aggregates | count sum min max avg | count (not DISTINCT) sum avg, min/max on non-strings | count sum min max | count, sum of bigint/decimal/float (an int sum is an int there), min/max on non-strings (avg of integers is an integer there) | count sum min max avg |
 //! | date/time comparisons | yes | yes | no (stored as text, numbers or Julian days) | yes | yes (typed literals) |
 //! | casts | between numeric types | between numeric types | between numeric types | from integers to numeric types | from integers to numeric types |
-//! | window functions | `row_number()`, `rank()`, `dense_rank()` over pushable keys | the same, text by its bytes (MySQL 8, MariaDB 10.2) | no | the same on keys that are not text | no |
+//! | window functions | `row_number()`, `rank()`, `dense_rank()` over pushable keys | the same, text by its bytes (MySQL 8, MariaDB 10.2) | no | the same on keys that are not text | the same |
 //! | subquery expressions | no (run in DataFusion) | no | no | no | no |
 //! | JSON document tests (`$jsonContains`, `$hasKey`, … on `json`/`jsonb`) | as jsonb's `@> <@ ?\| ?&` (PostgreSQL only) | no | no | no | no |
 //! | a JSON column's text (`json_text`: string comparisons, sort, grouping) | `CAST(doc AS TEXT)` | MariaDB: the column (its `JSON` is `LONGTEXT`); MySQL: `CAST(doc AS CHAR)` (its `JSON` compares as JSON); both then compared by their bytes as any string | no | no | no |
@@ -91,18 +91,14 @@ pub fn node_is_pushable(node: &LogicalPlan, kind: SourceKind) -> bool {
         // `row_number()`, `rank()`, `dense_rank()` per key (a nested
         // relation's page per parent, `distinct_on`, a top-N per group):
         // PostgreSQL numbers rows as we do, MySQL 8 and MariaDB 10.2 too
-        // (text keys by their bytes), SQL Server on keys that are not text.
+        // (text keys by their bytes), SQL Server on keys that are not text,
+        // KingbaseES as PostgreSQL, Oracle (its sessions compare text
+        // binary, NULLS FIRST/LAST written out).
         LogicalPlan::Window(w) => {
-            matches!(
-                kind,
-                SourceKind::Postgres
-                    | SourceKind::Mysql
-                    | SourceKind::Mariadb
-                    | SourceKind::Sqlserver
-            ) && w
-                .window_expr
-                .iter()
-                .all(|e| ranking_is_pushable(e, w.input.schema(), kind))
+            kind != SourceKind::Sqlite
+                && w.window_expr
+                    .iter()
+                    .all(|e| ranking_is_pushable(e, w.input.schema(), kind))
         }
         LogicalPlan::Distinct(d) => {
             !(is_mysql(kind) || folds_strings(kind))
@@ -820,8 +816,9 @@ mod tests {
         ] {
             assert!(node_is_pushable(&by_id, kind), "{kind}");
         }
+        assert!(node_is_pushable(&by_id, SourceKind::Oracle));
+        assert!(node_is_pushable(&by_id, SourceKind::Kingbase));
         assert!(!node_is_pushable(&by_id, SourceKind::Sqlite));
-        assert!(!node_is_pushable(&by_id, SourceKind::Oracle));
         // NULLs placed by a leading key where they cannot be told.
         let nulls_last = window(numbered(row_number(), col("n").sort(true, false)).alias("place"));
         for kind in [
