@@ -298,14 +298,16 @@ async fn q10_joins_the_tables_of_each_source_inside_it() {
 /// aggregates orders per join key (the partial aggregate), DataFusion
 /// combines the partials per nation. The answer is the one the same query
 /// gives when the aggregate cannot be split (a LIMIT in between keeps it
-/// whole), for count, sum, min, max and avg.
+/// whole), for count, sum, min, max and avg (of integers, and of decimals
+/// with their type and rounding).
 #[tokio::test]
 async fn cross_source_aggregates_push_partial_aggregates() {
     load_data();
     let dir = tempfile::tempdir().unwrap();
     let server = tpch_server(dir.path()).await;
     let select = "SELECT n_name, count(*) AS n, sum(o_totalprice) AS total, min(o_orderdate) AS first, \
-                  max(o_totalprice) AS biggest, avg(o_shippriority) AS priority, count(o_clerk) AS clerks";
+                  max(o_totalprice) AS biggest, avg(o_shippriority) AS priority, count(o_clerk) AS clerks, \
+                  avg(o_totalprice) AS mean";
     let joined = "pg.customer JOIN my.orders ON c_custkey = o_custkey JOIN pg.nation ON c_nationkey = n_nationkey";
     let split =
         format!("{select} FROM {joined} WHERE o_orderstatus = 'F' GROUP BY n_name ORDER BY n_name");
@@ -316,8 +318,10 @@ async fn cross_source_aggregates_push_partial_aggregates() {
     let sources = server.source_statements(&split).await;
     let mariadb = &sources.iter().find(|(s, _)| s == "my").unwrap().1;
     assert!(
-        mariadb.contains("GROUP BY `o_custkey`") && mariadb.contains("sum(`o_totalprice`)"),
-        "{mariadb}"
+        mariadb.contains("GROUP BY `o_custkey`")
+            && mariadb.contains("sum(`o_totalprice`)")
+            && mariadb.contains("count(`o_totalprice`)"),
+        "the decimal average is split too: {mariadb}"
     );
     let rows = |sql: String| {
         let server = &server;
@@ -331,6 +335,8 @@ async fn cross_source_aggregates_push_partial_aggregates() {
     };
     let (split_rows, whole_rows) = (rows(split).await, rows(whole).await);
     assert_eq!(split_rows.as_array().unwrap().len(), 25);
+    // PostgreSQL's round(avg(o_totalprice), 6) for ALGERIA (141809.348294736842).
+    assert_eq!(split_rows[0][7], json!("141809.348295"));
     assert_eq!(split_rows, whole_rows);
     server.stop().await;
 }

@@ -19,7 +19,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator,
-    ReversedUDAF, Signature,
+    ReversedUDAF, Signature, Volatility,
 };
 
 /// DataFusion's `avg`, computing decimals one digit finer than it answers
@@ -270,6 +270,112 @@ impl GroupsAccumulator for GroupsRounding {
     }
 }
 
+/// The average of a decimal column from partial sums and counts (eager
+/// aggregation across a join, `partial_aggregates`): the partials are
+/// merged as `avg`'s own state, so the answer is the one `avg` over the
+/// rows gives, type and rounding included. `input` is the column's type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AvgOfPartials {
+    input: DataType,
+    signature: Signature,
+    inner: RoundedAvg,
+}
+
+/// `avg` of a `decimal` column of type `input`, from `sum` and `count`
+/// partials of it.
+pub fn avg_of_partials(sum: Expr, count: Expr, input: DataType) -> Expr {
+    let udaf = AvgOfPartials {
+        input,
+        signature: Signature::any(2, Volatility::Immutable),
+        inner: RoundedAvg::default(),
+    };
+    AggregateUDF::from(udaf).call(vec![sum, count])
+}
+
+impl AvgOfPartials {
+    /// The column as `avg` would see it.
+    fn input_fields(&self) -> [Arc<Field>; 1] {
+        [Arc::new(Field::new("value", self.input.clone(), true))]
+    }
+}
+
+impl AggregateUDFImpl for AvgOfPartials {
+    fn name(&self) -> &str {
+        "tributary_avg_of_partials"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(std::slice::from_ref(&self.input))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let fields = self.input_fields();
+        let state = self.inner.state_fields(StateFieldsArgs {
+            name: args.name,
+            input_fields: &fields,
+            return_field: args.return_field.clone(),
+            ordering_fields: &[],
+            is_distinct: false,
+        })?;
+        let types = state.iter().map(|f| f.data_type().clone()).collect();
+        let inner = self.inner.accumulator(AccumulatorArgs {
+            expr_fields: &fields,
+            ..args
+        })?;
+        Ok(Box::new(FromPartials { inner, types }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<Arc<Field>>> {
+        let fields = self.input_fields();
+        self.inner.state_fields(StateFieldsArgs {
+            input_fields: &fields,
+            ..args
+        })
+    }
+}
+
+/// `avg`'s accumulator fed partial sums and counts as its state.
+#[derive(Debug)]
+struct FromPartials {
+    inner: Box<dyn Accumulator>,
+    /// The state's types: the count's, then the sum's.
+    types: Vec<DataType>,
+}
+
+impl Accumulator for FromPartials {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let [sums, counts] = values else {
+            return datafusion::common::internal_err!("an average of partials takes two");
+        };
+        let [count_type, sum_type] = self.types.as_slice() else {
+            return datafusion::common::internal_err!("avg's state is a count and a sum");
+        };
+        let cast = datafusion::arrow::compute::cast;
+        self.inner
+            .merge_batch(&[cast(counts, count_type)?, cast(sums, sum_type)?])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size() + size_of::<Self>()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.inner.merge_batch(states)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests fail loudly
@@ -278,6 +384,41 @@ mod tests {
     use datafusion::prelude::SessionContext;
 
     use super::*;
+
+    /// Partial sums and counts (a source's per-key aggregate, repeated by
+    /// a join) average as the rows would: 2.00 over 3 rows, rounded.
+    #[tokio::test]
+    async fn partials_average_as_the_rows_would() {
+        let context = SessionContext::new();
+        let partials = context
+            .sql(
+                "SELECT CAST(column1 AS DECIMAL(20, 2)) AS s, CAST(column2 AS BIGINT) AS c \
+                 FROM (VALUES (1.00, 1), (1.00, 2), (NULL, 0))",
+            )
+            .await
+            .unwrap();
+        let answer = partials
+            .aggregate(
+                vec![],
+                vec![avg_of_partials(
+                    datafusion::prelude::col("s"),
+                    datafusion::prelude::col("c"),
+                    DataType::Decimal128(10, 2),
+                )],
+            )
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer[0].schema().field(0).data_type(),
+            &DataType::Decimal128(14, 6)
+        );
+        assert_eq!(
+            array_value_to_string(answer[0].column(0), 0).unwrap(),
+            "0.666667"
+        );
+    }
 
     #[test]
     fn the_last_digit_rounds_half_away_from_zero() {

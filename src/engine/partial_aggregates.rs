@@ -12,8 +12,9 @@
 //!
 //! Each joined row repeats its partial once per match, exactly as the
 //! original rows were repeated, so `count` → `sum` of counts, `sum` →
-//! `sum`, `min`/`max` → themselves, `avg` (of integers and floats) → the
-//! sum of sums over the sum of counts. DISTINCT aggregates, aggregate
+//! `sum`, `min`/`max` → themselves, `avg` → the sum of sums over the sum
+//! of counts (for decimals merged as `avg`'s own state, so its type and
+//! rounding hold: `decimal_avg::avg_of_partials`). DISTINCT aggregates, aggregate
 //! filters and ordered aggregates are left alone, as are outer joins.
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use datafusion::logical_expr::expr::{AggregateFunction, Alias};
 use datafusion::logical_expr::{
     Aggregate, Cast, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Projection, lit,
 };
+
+use super::decimal_avg::avg_of_partials;
 
 /// True when `side` reads exactly one source, which can run `partial` (the
 /// partial aggregate) itself, and `other` is not all of that same source
@@ -95,6 +98,19 @@ fn split(index: usize, expr: &Expr, side: &DFSchema) -> Option<Split> {
         "max" => (vec![max(arg.clone()).alias(name(0))], max(column(0))),
         "avg" => {
             let data_type = arg.get_type(side).ok()?;
+            if matches!(
+                data_type,
+                DataType::Decimal128(..) | DataType::Decimal256(..)
+            ) {
+                // Merged as `avg`'s own state: its type and rounding.
+                return Some(Split {
+                    partials: vec![
+                        sum(arg.clone()).alias(name(0)),
+                        count(arg.clone()).alias(name(1)),
+                    ],
+                    combine: avg_of_partials(column(0), column(1), data_type),
+                });
+            }
             if !(data_type.is_integer() || data_type.is_floating()) {
                 return None;
             }
