@@ -360,6 +360,32 @@ async fn q04_semi_join_runs_inside_mariadb() {
     server.stop().await;
 }
 
+/// q18 lists its tables comma-separated (`FROM customer, orders, lineitem
+/// WHERE …`): its joins get their keys before they are regrouped, so
+/// MariaDB joins orders (with the IN subquery) and lineitem itself and
+/// sums per order; lineitem is never read whole (its answer is checked by
+/// `q18`).
+#[tokio::test]
+async fn q18_joins_orders_and_lineitem_inside_mariadb() {
+    load_data();
+    let sql = std::fs::read_to_string(tpch_dir().join("queries/q18.sql")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = tpch_server(dir.path()).await;
+    let statements = server.source_statements(&sql).await;
+    let mariadb: Vec<&String> = statements
+        .iter()
+        .filter(|(source, _)| source == "my")
+        .map(|(_, sql)| sql)
+        .collect();
+    assert_eq!(mariadb.len(), 1, "{statements:#?}");
+    assert!(
+        mariadb[0].contains("JOIN `tributary_tpch`.`lineitem`") && mariadb[0].contains("EXISTS"),
+        "{}",
+        mariadb[0]
+    );
+    server.stop().await;
+}
+
 /// q21's EXISTS and NOT EXISTS over lineitem filter l1 only: they are moved
 /// from the cross-source join onto l1 and run in MariaDB with it, their
 /// correlated references (`l1.l_suppkey` inside the subqueries) keeping

@@ -11,13 +11,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, ScalarValue, not_impl_err};
+use datafusion::common::{Column, ScalarValue, TableReference, not_impl_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, Extension, Filter, LogicalPlan, Operator, Projection, TableScan,
+    BinaryExpr, Expr, Extension, Filter, JoinType, LogicalPlan, Operator, Projection, TableScan,
 };
-use datafusion::optimizer::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion::optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate;
+use datafusion::optimizer::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
 
@@ -39,33 +40,16 @@ impl FederateSources {
     /// True when `column` of `plan` (one table, scanned, filtered or
     /// projected) is a one-column key of that table.
     fn is_key(&self, plan: &LogicalPlan, column: &Column) -> bool {
-        let mut tables = Vec::new();
-        let mut shaped = false;
-        let _ = plan.apply(|node| {
-            match node {
-                LogicalPlan::TableScan(scan) => tables.push(scan.table_name.clone()),
-                LogicalPlan::Join(_)
-                | LogicalPlan::Aggregate(_)
-                | LogicalPlan::Union(_)
-                | LogicalPlan::Window(_)
-                | LogicalPlan::Unnest(_) => shaped = true,
-                _ => {}
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        match (tables.as_slice(), shaped) {
-            ([table], false) => {
-                let key = format!(
-                    "{}.{}.{}.{}",
-                    table.catalog().unwrap_or_default(),
-                    table.schema().unwrap_or_default(),
-                    table.table(),
-                    column.name
-                );
-                self.keys.contains(&key)
-            }
-            _ => false,
-        }
+        rows_of(plan).is_some_and(|table| {
+            let key = format!(
+                "{}.{}.{}.{}",
+                table.catalog().unwrap_or_default(),
+                table.schema().unwrap_or_default(),
+                table.table(),
+                column.name
+            );
+            self.keys.contains(&key)
+        })
     }
 
     fn pushable(&self, plan: &LogicalPlan, provider: &FederationProviderRef) -> bool {
@@ -121,6 +105,12 @@ impl OptimizerRule for FederateSources {
             LogicalPlan::TableScan(_) => project_all(plan)?,
             other => other,
         };
+        // Joins the first optimizer pass left with their keys in a filter
+        // (`FROM a, b WHERE a.k = b.k`, made inner joins after DataFusion's
+        // own equi-join extraction ran) get them as keys, so the joins can
+        // be regrouped by source before this pass federates them.
+        let plan = Optimizer::with_rules(vec![Arc::new(ExtractEquijoinPredicate::new())])
+            .optimize(plan, config, |_, _| {})?;
         let plan = window_names::name_windows(plan)?;
         let plan = json_columns::as_text(plan)?;
         let plan =
@@ -142,6 +132,30 @@ impl OptimizerRule for FederateSources {
             (None, _) => Transformed::no(plan),
         };
         federated.transform_data(dot_matches_newline)
+    }
+}
+
+/// The one table whose rows `plan` answers, each at most once: through
+/// filters, projections, aliases, sorts, limits and the kept side of a semi
+/// or anti join (`orders` of `orders WHERE EXISTS (…)`); `None` for
+/// anything that joins, groups or repeats rows.
+fn rows_of(plan: &LogicalPlan) -> Option<&TableReference> {
+    match plan {
+        LogicalPlan::TableScan(scan) => Some(&scan.table_name),
+        LogicalPlan::Join(join) => match join.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => rows_of(&join.left),
+            JoinType::RightSemi | JoinType::RightAnti => rows_of(&join.right),
+            _ => None,
+        },
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Projection(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_) => match plan.inputs().as_slice() {
+            [input] => rows_of(input),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -451,7 +465,7 @@ impl FederationProvider for LocalTables {
         None
     }
 
-    fn optimizer(&self) -> Option<Arc<datafusion::optimizer::Optimizer>> {
+    fn optimizer(&self) -> Option<Arc<Optimizer>> {
         None
     }
 }
