@@ -170,8 +170,11 @@ impl SQLTable for SourceTable {
 
     fn logical_optimizer(&self) -> Option<LogicalOptimizer> {
         match self.kind {
+            // NULLs placed first, on the keys as written (`k IS NULL`),
+            // then string keys made their bytes.
             SourceKind::Mysql | SourceKind::Mariadb => Some(Box::new(|plan| {
-                rules::alias_derived_tables(mysql_strings::exact_strings(plan)?)
+                let placed = null_order::place_nulls(plan, null_order::is_null)?;
+                rules::alias_derived_tables(mysql_strings::exact_strings(placed)?)
             })),
             SourceKind::Sqlserver => Some(Box::new(|plan| {
                 rules::alias_derived_tables(null_order::place_nulls(plan, null_order::null_as_one)?)

@@ -17,7 +17,6 @@ use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
     BinaryExpr, Expr, Extension, Filter, JoinType, LogicalPlan, Operator, Projection, TableScan,
 };
-use datafusion::optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate;
 use datafusion::optimizer::optimizer::{Optimizer, OptimizerConfig, OptimizerRule};
 use datafusion_federation::{FederationProvider, FederationProviderRef, get_table_source};
 use tributary_schema_cache::SourceKind;
@@ -105,12 +104,6 @@ impl OptimizerRule for FederateSources {
             LogicalPlan::TableScan(_) => project_all(plan)?,
             other => other,
         };
-        // Joins the first optimizer pass left with their keys in a filter
-        // (`FROM a, b WHERE a.k = b.k`, made inner joins after DataFusion's
-        // own equi-join extraction ran) get them as keys, so the joins can
-        // be regrouped by source before this pass federates them.
-        let plan = Optimizer::with_rules(vec![Arc::new(ExtractEquijoinPredicate::new())])
-            .optimize(plan, config, |_, _| {})?;
         let plan = window_names::name_windows(plan)?;
         let plan = json_columns::as_text(plan)?;
         let plan =

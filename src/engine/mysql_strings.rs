@@ -1,4 +1,4 @@
-//! Exact string semantics (and NULL order) inside MySQL and MariaDB. Their collations ignore
+//! Exact string semantics inside MySQL and MariaDB. Their collations ignore
 //! case and trailing spaces (the default ones accents too); ours compare the
 //! UTF-8 bytes. Before a plan goes to such a source, every string
 //! comparison, grouping and sort key is made exact by also comparing the
@@ -12,8 +12,6 @@
 //! - `GROUP BY s` becomes `GROUP BY s, bytes(s)`, so groups are exact;
 //! - `ORDER BY s` becomes `ORDER BY bytes(s)`: code point order, as ours;
 //!   a window's `PARTITION BY s` and `ORDER BY s` likewise;
-//! - a sort key whose NULLs go where MySQL would not put them (`NULLS
-//!   LAST` ascending, `NULLS FIRST` descending) follows `k IS NULL`;
 //! - `s LIKE 'p%'` compares the bytes (only for patterns without `_` and
 //!   backslashes, see [`byte_like_pattern`]).
 //!
@@ -37,8 +35,6 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::{self, CastKind, Ident, ObjectName};
 use datafusion::sql::unparser::Unparser;
-
-use super::null_order;
 
 /// The function standing for "the UTF-8 bytes of a string" in a plan bound
 /// for MySQL; [`bytes_to_sql`] writes it out.
@@ -119,7 +115,7 @@ pub fn exact_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
             LogicalPlan::Aggregate(aggregate) => exact_groups(aggregate),
             LogicalPlan::Window(window) => exact_window(window),
             LogicalPlan::Sort(mut sort) => {
-                let changed = exact_order(&mut sort.expr, sort.input.schema())?;
+                let changed = exact_order(&mut sort.expr, sort.input.schema());
                 Ok(Transformed::new_transformed(
                     LogicalPlan::Sort(sort),
                     changed,
@@ -197,26 +193,17 @@ fn holds_bytes(plan: &LogicalPlan) -> Result<bool> {
     Ok(found)
 }
 
-/// Sort keys MySQL orders as we do (true when any changed): a string key
-/// by its bytes, and a key whose NULLs MySQL would put elsewhere after
-/// `key IS NULL` ([`null_order`]).
-fn exact_order(keys: &mut Vec<Sort>, schema: &DFSchema) -> Result<bool> {
+/// Sort keys in MySQL's order as ours: each string key by its bytes (true
+/// when any was). Their NULLs are placed by [`null_order`].
+fn exact_order(keys: &mut [Sort], schema: &DFSchema) -> bool {
     let mut changed = false;
-    let mut exact = Vec::with_capacity(keys.len());
-    for key in keys.drain(..) {
-        if null_order::misplaced(&key, schema) {
-            exact.push(null_order::placing(&key, null_order::is_null)?);
-            changed = true;
-        }
+    for key in keys {
         if is_string(&key.expr, schema) {
-            exact.push(Sort::new(bytes(key.expr), key.asc, key.nulls_first));
+            *key = Sort::new(bytes(key.expr.clone()), key.asc, key.nulls_first);
             changed = true;
-        } else {
-            exact.push(key);
         }
     }
-    *keys = exact;
-    Ok(changed)
+    changed
 }
 
 /// A window partitions and orders by the bytes of its string keys: `'a'`
@@ -239,7 +226,7 @@ fn exact_window(mut window: Window) -> Result<Transformed<LogicalPlan>> {
                         exact = true;
                     }
                 }
-                exact |= exact_order(&mut params.order_by, &schema)?;
+                exact |= exact_order(&mut params.order_by, &schema);
                 changed |= exact;
                 Ok(Transformed::new_transformed(
                     Expr::WindowFunction(function),

@@ -27,13 +27,13 @@ pub fn null_as_one(key: Expr) -> Result<Expr> {
 }
 
 /// True when `key`'s NULLs go where such a source would not put them.
-pub fn misplaced(key: &Sort, schema: &DFSchema) -> bool {
+fn misplaced(key: &Sort, schema: &DFSchema) -> bool {
     key.nulls_first != key.asc && key.expr.nullable(schema).unwrap_or(true)
 }
 
 /// The key that places `key`'s NULLs, to go before it: a value (`false`,
 /// 0) sorts before a NULL (`true`, 1) ascending.
-pub fn placing(key: &Sort, flag: NullFlag) -> Result<Sort> {
+fn placing(key: &Sort, flag: NullFlag) -> Result<Sort> {
     Ok(Sort::new(
         flag(key.expr.clone())?,
         !key.nulls_first,
@@ -42,7 +42,8 @@ pub fn placing(key: &Sort, flag: NullFlag) -> Result<Sort> {
 }
 
 /// Every sort and window order of `plan` with its misplaced NULLs placed
-/// (SQL Server).
+/// (MySQL, MariaDB, SQL Server). Placed once: a plan placed already is
+/// left as it is.
 pub fn place_nulls(plan: LogicalPlan, flag: NullFlag) -> Result<LogicalPlan> {
     plan.transform_up(|node| match node {
         LogicalPlan::Sort(mut sort) => {
@@ -85,13 +86,18 @@ fn placed(keys: &mut Vec<Sort>, schema: &DFSchema, flag: NullFlag) -> Result<boo
     if !keys.iter().any(|key| misplaced(key, schema)) {
         return Ok(false);
     }
-    let mut placed = Vec::with_capacity(keys.len() + 1);
+    let mut placed: Vec<Sort> = Vec::with_capacity(keys.len() + 1);
+    let mut changed = false;
     for key in keys.drain(..) {
         if misplaced(&key, schema) {
-            placed.push(placing(&key, flag)?);
+            let placing = placing(&key, flag)?;
+            if placed.last() != Some(&placing) {
+                placed.push(placing);
+                changed = true;
+            }
         }
         placed.push(key);
     }
     *keys = placed;
-    Ok(true)
+    Ok(changed)
 }

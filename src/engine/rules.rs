@@ -8,6 +8,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, Projection, SubqueryAlias};
+use datafusion::optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate;
 use datafusion::optimizer::optimizer::{Optimizer, OptimizerRule};
 use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut};
 use tributary_schema_cache::SourceKind;
@@ -27,6 +28,11 @@ pub fn optimizer_rules(
     keys: HashSet<String>,
 ) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
+    // Joins written `FROM a, b WHERE a.k = b.k` become inner joins after
+    // DataFusion's own equi-join extraction ran in a pass: extracted again
+    // here, their keys are keys when FederateSources regroups them by
+    // source, before it federates each table alone.
+    rules.push(Arc::new(ExtractEquijoinPredicate::new()));
     rules.push(Arc::new(FederateSources::new(kinds, keys)));
     rules
 }
