@@ -4144,8 +4144,8 @@ async fn json_columns_filter_by_containment_and_keys() {
 /// _delete_key _delete_elem _delete_at_path`) on `update_x`,
 /// `update_x_by_pk` and `update_x_many`: made by PostgreSQL's operators in
 /// the statement, operands bound (an injection attempt is stored or
-/// removed as text), a column changed once, only jsonb columns the caller
-/// may update (MariaDB's JSON and a role's unlisted column have none).
+/// removed as text), a column changed once, only JSON documents the caller
+/// may update (not text, not a role's unlisted column).
 #[tokio::test]
 async fn jsonb_documents_are_edited_in_place() {
     let f = Fixture::new().await;
@@ -4247,10 +4247,10 @@ async fn jsonb_documents_are_edited_in_place() {
         note,
         json!({"data": {"pg_orders_by_pk": {"note": "n5", "meta": {"k": 1}}}})
     );
-    // Only jsonb columns: not text, not MariaDB's JSON (no such arguments).
+    // Only JSON documents: not text, not arrays (no such arguments).
     for query in [
         r#"mutation { update_pg_orders(where: {}, _append: {note: "x"}) { affected_rows } }"#,
-        r#"mutation { update_my_reviews(where: {}, _append: {tags: ["c"]}) { affected_rows } }"#,
+        r#"mutation { update_pg_kinds(where: {}, _append: {tags: ["c"]}) { affected_rows } }"#,
         r#"mutation { update_pg_orders(where: {}, _delete_elem: {meta: "first"}) { affected_rows } }"#,
     ] {
         let body = f.query(query).await;
@@ -4287,6 +4287,108 @@ async fn jsonb_documents_are_edited_in_place() {
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "validation_failed",
         "{body}"
+    );
+    f.stop().await;
+}
+
+/// MariaDB's JSON documents take the same edits, made by the server as
+/// jsonb's operators make them (MariaDB's JSON functions merge and remove
+/// otherwise): the rows are locked, their documents read, edited and
+/// written back in the request's transaction. Concurrent edits of other
+/// keys of one document all land; an edit PostgreSQL would refuse is a
+/// 400 at its place and nothing of the request is written.
+#[tokio::test]
+async fn mariadb_json_documents_are_edited_as_jsonb() {
+    let f = Fixture::new().await;
+    let evil = "'; DROP TABLE reviews; --";
+    let body = f
+        .query_with(
+            r#"mutation($evil: String!) {
+              a: update_my_reviews_by_pk(pk_columns: {id: 1}, _append: {tags: ["c", $evil]}) { tags }
+              b: update_my_reviews_by_pk(pk_columns: {id: 2}, _prepend: {tags: {x: 0, w: 2}}, _set: {stars: 4}) { tags stars }
+              c: update_my_reviews(where: {id: {_in: [1, 2, 3]}}, _delete_key: {tags: $evil}) { affected_rows returning { id tags } }
+              d: update_my_reviews_by_pk(pk_columns: {id: 2}, _delete_at_path: {tags: ["x", "y"]}) { tags }
+              e: update_my_reviews_many(updates: [
+                {where: {id: {_eq: 1}}, _delete_elem: {tags: -1}},
+                {where: {id: {_eq: 2}}, _append: {tags: {z: {k: [1.50]}}}},
+              ]) { returning { id tags } }
+            }"#,
+            json!({"evil": evil}),
+        )
+        .await;
+    assert_eq!(
+        sorted_returning(body),
+        json!({"data": {
+            "a": {"tags": ["a", "b", "c", evil]},
+            // The document's keys win over the prepended object's.
+            "b": {"tags": {"w": 2, "x": {"y": 1}}, "stars": 4},
+            // A NULL document stays NULL; the row is still updated.
+            "c": {"affected_rows": 3, "returning": [
+                {"id": 1, "tags": ["a", "b", "c"]},
+                {"id": 2, "tags": {"w": 2, "x": {"y": 1}}},
+                {"id": 3, "tags": null},
+            ]},
+            "d": {"tags": {"w": 2, "x": {}}},
+            "e": [
+                {"returning": [{"id": 1, "tags": ["a", "b"]}]},
+                {"returning": [{"id": 2, "tags": {"w": 2, "x": {}, "z": {"k": [1.5]}}}]},
+            ],
+        }})
+    );
+    // Refused as PostgreSQL refuses it: nothing of the request written.
+    let body = f
+        .query(
+            r#"mutation {
+              ok: update_my_reviews_by_pk(pk_columns: {id: 1}, _append: {tags: ["never"]}) { id }
+              bad: update_my_reviews_by_pk(pk_columns: {id: 2}, _delete_elem: {tags: 0}) { id }
+            }"#,
+        )
+        .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"][0]["path"], json!(["bad"]), "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"],
+        json!({"code": "invalid_input", "at": "_delete_elem.tags"}),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot delete from object using integer index"),
+        "{body}"
+    );
+    let stored = f
+        .query("{ my_reviews(order_by: {id: asc}) { id tags } }")
+        .await;
+    assert_eq!(
+        stored["data"]["my_reviews"][0],
+        json!({"id": 1, "tags": ["a", "b"]})
+    );
+    // Concurrent edits of one document lose none of each other's keys.
+    f.query(
+        r#"mutation { update_my_reviews_by_pk(pk_columns: {id: 3}, _set: {tags: {}}) { id } }"#,
+    )
+    .await;
+    let edits = (0..8).map(|i| {
+        f.query_with(
+            r#"mutation($doc: json!) { update_my_reviews_by_pk(pk_columns: {id: 3}, _append: {tags: $doc}) { id } }"#,
+            json!({"doc": {format!("k{i}"): i}}),
+        )
+    });
+    for body in futures::future::join_all(edits).await {
+        assert_eq!(body["data"]["update_my_reviews_by_pk"]["id"], 3, "{body}");
+    }
+    let body = f.query("{ my_reviews_by_pk(id: 3) { tags } }").await;
+    let expected: serde_json::Map<String, Value> =
+        (0..8).map(|i| (format!("k{i}"), json!(i))).collect();
+    assert_eq!(
+        body["data"]["my_reviews_by_pk"]["tags"],
+        Value::Object(expected)
+    );
+    assert_eq!(
+        input_fields(&f, None, "my_reviews_append_input").await,
+        ["tags"]
     );
     f.stop().await;
 }

@@ -688,3 +688,96 @@ async fn decimal_averages_round_alike_wherever_they_run() {
     );
     two.stop().await;
 }
+
+/// The server's JSON document edits (GraphQL's `_append` … on sources
+/// without jsonb's operators) answer as PostgreSQL's `||`, `-` and `#-`:
+/// each case is run by PostgreSQL and by `JsonEdit::apply`, and the two
+/// documents compared as jsonb — or the two errors' messages.
+#[tokio::test]
+async fn json_document_edits_answer_as_jsonb_operators() {
+    use tributary_connector::JsonEdit;
+    let pg = common::postgres().await;
+    let documents = [
+        r#"{"a": 1, "b": {"x": [1, 2]}, "c": null}"#,
+        r#"[1, "a", {"a": 1}, [2, 3], "b", "a"]"#,
+        r#"{}"#,
+        r#"[]"#,
+        r#""a""#,
+        r#"12.50"#,
+        r#"null"#,
+        r#"{"a": {"a": {"a": 1}}, "n": 123456789012345678901234567890.5}"#,
+    ];
+    let operands = [
+        json!({"a": 2, "d": [1]}),
+        json!([1, {"z": null}]),
+        json!("s"),
+        json!({}),
+        json!([]),
+        json!(null),
+    ];
+    let paths: [&[&str]; 9] = [
+        &["a"],
+        &["b", "x", "0"],
+        &["b", "x", "-1"],
+        &["b", "x", "5"],
+        &["b", "x", "y"],
+        &["1", "a"],
+        &[" 3", "0"],
+        &["a", "a", "a"],
+        &[],
+    ];
+    let mut cases: Vec<(String, JsonEdit, String)> = Vec::new();
+    for document in documents {
+        for operand in &operands {
+            let sql = format!("$1::text::jsonb || '{operand}'::jsonb");
+            cases.push((document.into(), JsonEdit::Append(operand.clone()), sql));
+            let sql = format!("'{operand}'::jsonb || $1::text::jsonb");
+            cases.push((document.into(), JsonEdit::Prepend(operand.clone()), sql));
+        }
+        for key in ["a", "b", "z", ""] {
+            let sql = format!("$1::text::jsonb - '{key}'::text");
+            cases.push((document.into(), JsonEdit::DeleteKey(key.into()), sql));
+        }
+        for index in [0, 1, -1, -6, -7, 6] {
+            let sql = format!("$1::text::jsonb - ({index})::integer");
+            cases.push((document.into(), JsonEdit::DeleteElem(index), sql));
+        }
+        for path in paths {
+            let sql = format!("$1::text::jsonb #- '{{{}}}'::text[]", path.join(","));
+            let path = path.iter().map(|s| s.to_string()).collect();
+            cases.push((document.into(), JsonEdit::DeleteAtPath(path), sql));
+        }
+    }
+    let mut errors = 0;
+    for (document, edit, sql) in &cases {
+        let theirs = pg
+            .query_one(&format!("SELECT ({sql})::text"), &[document])
+            .await;
+        let ours = edit.apply(document);
+        match (theirs, ours) {
+            (Ok(row), Ok(ours)) => {
+                let theirs: String = row.get(0);
+                let same: bool = pg
+                    .query_one(
+                        "SELECT $1::text::jsonb = $2::text::jsonb",
+                        &[&theirs, &ours],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                assert!(
+                    same,
+                    "{sql} on {document}: PostgreSQL {theirs}, ours {ours}"
+                );
+            }
+            (Err(theirs), Err(ours)) => {
+                let theirs = theirs.as_db_error().unwrap().message().to_string();
+                assert_eq!(theirs, ours, "{sql} on {document}");
+                errors += 1;
+            }
+            (theirs, ours) => panic!("{sql} on {document}: PostgreSQL {theirs:?}, ours {ours:?}"),
+        }
+    }
+    // Both kinds of answer were compared.
+    assert!(errors > 20 && errors < cases.len() / 2, "{errors} errors");
+}

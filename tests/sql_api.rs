@@ -498,6 +498,28 @@ async fn mysql_json_columns_are_compared_as_their_text_in_mysql() {
         matches!(statements.as_slice(), [(s, sql)] if s == "my9" && sql.contains("CAST(`doc` AS CHAR)")),
         "{statements:?}"
     );
+    // Edited in place as jsonb's operators edit (by the server: MySQL's
+    // `JSON_MERGE_PRESERVE` would pair `b` up, not replace it).
+    let mutation = format!(
+        r#"mutation {{ update_my9_{table}_by_pk(pk_columns: {{id: 3}}, _append: {{doc: {{b: 0, c: "x"}}}}) {{ doc }}
+                     d: update_my9_{table}_by_pk(pk_columns: {{id: 1}}, _delete_key: {{doc: "B"}}) {{ doc }} }}"#
+    );
+    let (status, body) = server
+        .admin(Method::POST, "/graphql", Some(json!({"query": mutation})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({format!("update_my9_{table}_by_pk"): {"doc": {"a": 1, "b": 0, "c": "x"}}, "d": {"doc": []}}),
+        "{body}"
+    );
+    let stored: Option<String> = conn
+        .query_first(format!(
+            "SELECT CAST(doc AS CHAR) FROM {table} WHERE id = 3"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some(r#"{"a": 1, "b": 0, "c": "x"}"#));
     server.stop().await;
     conn.query_drop(format!("DROP TABLE {table}"))
         .await

@@ -583,6 +583,7 @@ mod tests {
             name: name.into(),
             scalar,
             nullable: true,
+            document: false,
         };
         let orders = Shape {
             name: "orders".into(),

@@ -32,7 +32,7 @@ use super::render::WrittenRow;
 use super::resolve::{self, field_error};
 use super::schema::ready;
 use super::selection::Selected;
-use super::shape::{ColumnShape, Scalar, Shape, Shapes};
+use super::shape::{ColumnShape, Shape, Shapes};
 use super::{bytea, nested, nested_insert};
 use crate::auth::Principal;
 use crate::engine::Caller;
@@ -115,7 +115,10 @@ pub fn types(shape: &Shape, shapes: &Shapes) -> Vec<async_graphql::dynamic::Type
                 let input = documents.iter().fold(
                     InputObject::new(format!("{x}{argument}_input")),
                     |input, column| {
-                        input.field(InputValue::new(column.name.as_str(), operand(argument)))
+                        input.field(InputValue::new(
+                            column.name.as_str(),
+                            operand(argument, column),
+                        ))
                     },
                 );
                 types.push(input.into());
@@ -278,24 +281,25 @@ const JSON_EDITS: [&str; 5] = [
     "_delete_at_path",
 ];
 
-/// The type of a column's operand in a [`JSON_EDITS`] argument.
-fn operand(argument: &str) -> TypeRef {
+/// The type of `column`'s operand in a [`JSON_EDITS`] argument (a
+/// document of the column's own scalar for `_append` and `_prepend`).
+fn operand(argument: &str, column: &ColumnShape) -> TypeRef {
     match argument {
         "_delete_key" => TypeRef::named(TypeRef::STRING),
         "_delete_elem" => TypeRef::named(TypeRef::INT),
         "_delete_at_path" => TypeRef::named_nn_list(TypeRef::STRING),
-        _ => TypeRef::named(Scalar::Jsonb.name()),
+        _ => TypeRef::named(column.scalar.name()),
     }
 }
 
-/// The `jsonb` columns an update may set: what [`JSON_EDITS`] edit.
+/// The JSON documents an update may set: what [`JSON_EDITS`] edit.
 fn documents(shape: &Shape) -> Vec<&ColumnShape> {
     shape
         .writes
         .update
         .iter()
         .flatten()
-        .filter(|c| c.scalar == Scalar::Jsonb)
+        .filter(|c| c.document)
         .collect()
 }
 

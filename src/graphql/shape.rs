@@ -160,6 +160,20 @@ pub struct ColumnShape {
     pub name: String,
     pub scalar: Scalar,
     pub nullable: bool,
+    /// A JSON document (`json`, `jsonb`, MySQL's `JSON` …; not an array
+    /// type): updates edit it in place (`_append` …).
+    pub document: bool,
+}
+
+impl ColumnShape {
+    pub fn of(column: &ColumnDef) -> Self {
+        Self {
+            name: column.name.clone(),
+            scalar: Scalar::of(column),
+            nullable: column.nullable,
+            document: filter::is_json_column(column),
+        }
+    }
 }
 
 /// One collection as a caller sees it.
@@ -325,11 +339,7 @@ pub fn shapes(snapshot: &CatalogSnapshot, permissions: &Permissions, caller: &Ca
         let columns: Vec<ColumnShape> = readable
             .columns
             .iter()
-            .map(|c| ColumnShape {
-                name: c.name.clone(),
-                scalar: Scalar::of(c),
-                nullable: c.nullable,
-            })
+            .map(|c| ColumnShape::of(c))
             .collect();
         let primary_key = readable
             .def
@@ -408,11 +418,7 @@ fn writes(def: &TableDef, rules: Option<[Option<&Rule>; 3]>) -> Writes {
             .filter(|c| {
                 rule.is_none_or(|r| r.columns.allows(&c.name) && !r.presets.contains_key(&c.name))
             })
-            .map(|c| ColumnShape {
-                name: c.name.clone(),
-                scalar: Scalar::of(c),
-                nullable: c.nullable,
-            })
+            .map(ColumnShape::of)
             .collect()
     };
     match rules {

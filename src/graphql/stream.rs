@@ -360,6 +360,7 @@ mod tests {
             name: name.into(),
             scalar,
             nullable: true,
+            document: false,
         };
         Shape {
             name: "events".into(),

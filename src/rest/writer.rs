@@ -24,8 +24,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
@@ -101,7 +101,14 @@ struct Part {
     rule: Option<Rule>,
     ops: Vec<WriteOp>,
     recheck: Option<Recheck>,
+    /// JSON documents its updates edit that the source cannot edit as
+    /// jsonb would: the server edits them ([`edit_documents`]).
+    documents: Vec<DocumentEdit>,
 }
+
+/// A JSON document edit the server makes: the column, the edit, its
+/// place in the request.
+type DocumentEdit = (String, JsonEdit, String);
 
 impl Part {
     /// Whether its rule checks the rows it writes (reading them back).
@@ -223,9 +230,18 @@ impl Planned {
                 rule,
                 ops,
                 recheck,
+                documents: Vec::new(),
             }],
             found,
         }
+    }
+
+    /// The plan with `documents` edited by the server in its updates.
+    fn editing(mut self, documents: Vec<DocumentEdit>) -> Self {
+        if let Some(part) = self.parts.first_mut() {
+            part.documents = documents;
+        }
+        self
     }
 
     /// Whether the rows to write were found by reading through the engine.
@@ -268,13 +284,14 @@ impl Planned {
     }
 
     /// One statement, whose written rows no rule checks and whose rows
-    /// need no second look: nothing to undo after it ran.
+    /// need no second look (nor a read of their documents): nothing to undo
+    /// after it ran.
     pub(crate) fn is_lone_unchecked(&self) -> bool {
         self.parts.iter().map(|p| p.ops.len()).sum::<usize>() == 1
             && self
                 .parts
                 .iter()
-                .all(|p| p.recheck.is_none() && !p.checked())
+                .all(|p| p.recheck.is_none() && !p.checked() && p.documents.is_empty())
     }
 }
 
@@ -551,12 +568,14 @@ pub(crate) async fn plan_upsert(
                 rule: insert_rule,
                 ops: insert_ops,
                 recheck: None,
+                documents: Vec::new(),
             },
             Part {
                 action: Action::Update,
                 rule: update_rule,
                 ops: updates,
                 recheck,
+                documents: Vec::new(),
             },
         ],
     })
@@ -628,6 +647,67 @@ async fn read_locked(
         })
     });
     Ok(run(writer, &locks).await?.1)
+}
+
+/// `ops` (updates) with `documents` edited by the server: each statement's
+/// rows are locked and their documents read, edited as jsonb's operators
+/// would ([`JsonEdit::apply`]) and written back, each row by its key with
+/// the rest of what the statement sets. The lock holds until the
+/// transaction ends, so concurrent edits of other keys do not lose each
+/// other; a NULL document stays NULL.
+async fn edit_documents(
+    writer: &mut Writer<'_>,
+    target: &Target,
+    documents: &[DocumentEdit],
+    ops: &[WriteOp],
+) -> Result<Vec<WriteOp>, ApiError> {
+    let key_columns = target.primary_key()?;
+    let mut columns = key_columns.to_vec();
+    columns.extend(documents.iter().map(|(name, _, _)| name.clone()));
+    let mut edited = Vec::new();
+    for op in ops {
+        let WriteOp::Update(update) = op else {
+            edited.push(op.clone());
+            continue;
+        };
+        let lock = WriteOp::Lock(Lock {
+            target: update.target.clone(),
+            filter: update.filter.clone(),
+            columns: columns.clone(),
+        });
+        let Some(rows) = run(writer, std::slice::from_ref(&lock)).await?.1 else {
+            continue;
+        };
+        let texts = documents
+            .iter()
+            .map(|(name, _, _)| {
+                let column = rows.column_by_name(name).ok_or_else(|| {
+                    ApiError::internal(format!("document `{name}` is not among the rows read"))
+                })?;
+                cast(column, &DataType::Utf8)
+                    .map_err(|e| ApiError::internal(format!("document `{name}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        for (row, key) in keys_in(target, key_columns, &rows)?.into_iter().enumerate() {
+            let mut one = update.clone();
+            one.filter = keys_predicate(key_columns, std::slice::from_ref(&key));
+            for ((name, edit, at), text) in documents.iter().zip(&texts) {
+                let text = text.as_string::<i32>();
+                let value = if text.is_null(row) {
+                    Value::Null
+                } else {
+                    let document = edit.apply(text.value(row)).map_err(|message| {
+                        ApiError::bad_request(format!("`{name}` cannot be edited: {message}"))
+                            .at(at.clone())
+                    })?;
+                    Value::Text(document)
+                };
+                one.set.push((name.clone(), value));
+            }
+            edited.push(WriteOp::Update(one));
+        }
+    }
+    Ok(edited)
 }
 
 /// `key` (of `columns`, `object`'s) as a filter: text as the row stores
@@ -737,12 +817,20 @@ pub(crate) async fn plan_update(
             }
         }
     }
+    // jsonb documents go to a source with jsonb's operators as such; other
+    // JSON documents are edited by the server (`JsonEdit::apply`).
+    let operators = state
+        .sources
+        .connector(&target.collection.table.source)?
+        .dialect()
+        .jsonb_operators();
     let mut json: Vec<(String, JsonEdit)> = Vec::with_capacity(changes.json.len());
+    let mut documents: Vec<DocumentEdit> = Vec::new();
     for (name, edit, at) in changes.json {
         let column = writable_column(target, &name, rule.as_ref(), || at.clone())?;
-        if !column.native_type.eq_ignore_ascii_case("jsonb") {
+        if !filter::is_json_column(column) {
             return Err(ApiError::bad_request(format!(
-                "column `{name}` is not a jsonb document and cannot be edited in place"
+                "column `{name}` is not a JSON document and cannot be edited in place"
             ))
             .at(at));
         }
@@ -750,15 +838,20 @@ pub(crate) async fn plan_update(
         if set.iter().map(|(n, _)| n).any(changed)
             || increment.iter().map(|(n, _)| n).any(changed)
             || json.iter().map(|(n, _)| n).any(changed)
+            || documents.iter().map(|(n, _, _)| n).any(changed)
         {
             return Err(ApiError::bad_request(format!(
                 "column `{name}` is changed twice (set, incremented or edited as a JSON document)"
             ))
             .at(at));
         }
-        json.push((name, edit));
+        if operators && column.native_type.eq_ignore_ascii_case("jsonb") {
+            json.push((name, edit));
+        } else {
+            documents.push((name, edit, at));
+        }
     }
-    if set.is_empty() && increment.is_empty() && json.is_empty() {
+    if set.is_empty() && increment.is_empty() && json.is_empty() && documents.is_empty() {
         return Err(ApiError::bad_request("nothing to update: no column is set"));
     }
     let (chosen, found) = row_keys(state, &caller, target, rows, rule.as_ref(), earlier).await?;
@@ -773,13 +866,7 @@ pub(crate) async fn plan_update(
         })
     });
     let recheck = recheck(target, key_columns, rows, rule.as_ref(), &chosen, found);
-    Ok(Planned::rechecked(
-        Action::Update,
-        rule,
-        ops,
-        recheck,
-        found,
-    ))
+    Ok(Planned::rechecked(Action::Update, rule, ops, recheck, found).editing(documents))
 }
 
 /// A delete of `rows` (no statement when none matches); `earlier` as for
@@ -1177,6 +1264,11 @@ async fn apply_parts(
                     .await?
             }
             None => Cow::Borrowed(part.ops.as_slice()),
+        };
+        let ops = if part.documents.is_empty() {
+            ops
+        } else {
+            Cow::Owned(edit_documents(writer, target, &part.documents, &ops).await?)
         };
         let (count, written) = run(writer, &ops).await?;
         check(

@@ -26,7 +26,8 @@ pub trait Dialect: Send + Sync + Debug {
     }
     /// Has PostgreSQL's `jsonb` and its operators (`||`, `-`, `#-`), which
     /// [`crate::JsonEdit`]s are written with; other databases' JSON
-    /// functions merge and remove differently, so they get none.
+    /// functions merge and remove differently, so the server edits their
+    /// documents itself ([`crate::JsonEdit::apply`]).
     fn jsonb_operators(&self) -> bool {
         false
     }

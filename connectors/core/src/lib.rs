@@ -9,6 +9,7 @@ pub mod connector;
 pub mod dialect;
 pub mod drift;
 pub mod error;
+mod json_edit;
 pub mod render;
 #[cfg(feature = "testkit")]
 pub mod testkit;
