@@ -4393,6 +4393,75 @@ async fn mariadb_json_documents_are_edited_as_jsonb() {
     f.stop().await;
 }
 
+/// SQLite's JSON documents are edited by the server as well (in the
+/// transaction SQLite's write lock makes), their untouched text kept as
+/// stored; PostgreSQL's refusal of a path step into an array that is not
+/// a number is the answer's.
+#[tokio::test]
+async fn sqlite_json_documents_are_edited_as_jsonb() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::sqlite_file(
+        dir.path(),
+        "docs.db",
+        r#"CREATE TABLE docs (id INTEGER PRIMARY KEY, body JSON);
+           INSERT INTO docs VALUES (1, '{"price": 12.50, "tags": ["a", "b"]}'), (2, NULL);"#,
+    );
+    let server = TestServer::start(&dir.path().join("data")).await;
+    server
+        .register(json!({"name": "lite", "url": format!("sqlite://{}", db.display())}))
+        .await;
+    let graphql = |query: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .admin(Method::POST, "/graphql", Some(json!({"query": query})))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body
+        }
+    };
+    let body = graphql(
+        r#"mutation {
+          a: update_lite_docs_by_pk(pk_columns: {id: 1}, _delete_at_path: {body: ["tags", "0"]}) { body }
+          b: update_lite_docs(where: {}, _append: {body: {n: 1}}) { affected_rows }
+        }"#,
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"data": {"a": {"body": {"price": 12.5, "tags": ["b"]}}, "b": {"affected_rows": 2}}})
+    );
+    let stored: Vec<Option<String>> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT body FROM docs ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            Some(r#"{"price":12.50,"tags":["b"],"n":1}"#.to_string()),
+            None
+        ]
+    );
+    let body = graphql(
+        r#"mutation { update_lite_docs_by_pk(pk_columns: {id: 1}, _delete_at_path: {body: ["tags", "x"]}) { id } }"#,
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "`body` cannot be edited: path element at position 2 is not an integer: \"x\"",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["at"],
+        "_delete_at_path.body"
+    );
+    server.stop().await;
+}
+
 /// A nested array relationship's `limit` / `offset` hold per parent and
 /// are applied in the plan (a window per key): a page of each parent's
 /// rows is read, not all of them, so `max_rows` bounds only what is
