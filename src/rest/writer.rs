@@ -649,26 +649,31 @@ async fn read_locked(
     Ok(run(writer, &locks).await?.1)
 }
 
-/// `ops` (updates) with `documents` edited by the server: each statement's
-/// rows are locked and their documents read, edited as jsonb's operators
-/// would ([`JsonEdit::apply`]) and written back, each row by its key with
-/// the rest of what the statement sets. The lock holds until the
+/// Runs `ops` (updates) with `documents` edited by the server: each
+/// statement's rows are locked and their documents read, edited as jsonb's
+/// operators would ([`JsonEdit::apply`]) and written back, each row by its
+/// key with the rest of what the statement sets. The lock holds until the
 /// transaction ends, so concurrent edits of other keys do not lose each
-/// other; a NULL document stays NULL.
+/// other; a NULL document stays NULL. Rows affected and rows written, as
+/// [`run`] answers them. Where updates return no rows (`returns`: false;
+/// MySQL, MariaDB: a row's update would read it back on its own) the
+/// statement's rows are read back once, after all of them.
 async fn edit_documents(
     writer: &mut Writer<'_>,
     target: &Target,
     documents: &[DocumentEdit],
     ops: &[WriteOp],
-) -> Result<Vec<WriteOp>, ApiError> {
+    returns: bool,
+) -> Result<(u64, Option<RecordBatch>), ApiError> {
     let key_columns = target.primary_key()?;
     let mut columns = key_columns.to_vec();
     columns.extend(documents.iter().map(|(name, _, _)| name.clone()));
-    let mut edited = Vec::new();
+    let (mut affected, mut batches) = (0, Vec::new());
     for op in ops {
         let WriteOp::Update(update) = op else {
-            edited.push(op.clone());
-            continue;
+            return Err(ApiError::internal(
+                "a JSON document edit that is not an update",
+            ));
         };
         let lock = WriteOp::Lock(Lock {
             target: update.target.clone(),
@@ -688,9 +693,17 @@ async fn edit_documents(
                     .map_err(|e| ApiError::internal(format!("document `{name}`: {e}")))
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
+        // Rows found again by the keys they had: not when a key is set.
+        let read_back = !returns
+            && !update.returning.is_empty()
+            && !update.set.iter().any(|(c, _)| key_columns.contains(c));
+        let mut edited = Vec::with_capacity(rows.num_rows());
         for (row, key) in keys_in(target, key_columns, &rows)?.into_iter().enumerate() {
             let mut one = update.clone();
             one.filter = keys_predicate(key_columns, std::slice::from_ref(&key));
+            if read_back {
+                one.returning.clear();
+            }
             for ((name, edit, at), text) in documents.iter().zip(&texts) {
                 let text = text.as_string::<i32>();
                 let value = if text.is_null(row) {
@@ -706,8 +719,24 @@ async fn edit_documents(
             }
             edited.push(WriteOp::Update(one));
         }
+        let (count, written) = run(writer, &edited).await?;
+        affected += count;
+        batches.extend(written);
+        if read_back {
+            let written = WriteOp::Lock(Lock {
+                target: update.target.clone(),
+                filter: update.filter.clone(),
+                columns: update.returning.clone(),
+            });
+            batches.extend(run(writer, std::slice::from_ref(&written)).await?.1);
+        }
     }
-    Ok(edited)
+    let Some(first) = batches.first() else {
+        return Ok((affected, None));
+    };
+    let all = concat_batches(&first.schema(), &batches)
+        .map_err(|e| ApiError::internal(format!("returned rows: {e}")))?;
+    Ok((affected, Some(all)))
 }
 
 /// `key` (of `columns`, `object`'s) as a filter: text as the row stores
@@ -1265,12 +1294,12 @@ async fn apply_parts(
             }
             None => Cow::Borrowed(part.ops.as_slice()),
         };
-        let ops = if part.documents.is_empty() {
-            ops
+        let (count, written) = if part.documents.is_empty() {
+            run(writer, &ops).await?
         } else {
-            Cow::Owned(edit_documents(writer, target, &part.documents, &ops).await?)
+            let returns = connector.dialect().returning().update;
+            edit_documents(writer, target, &part.documents, &ops, returns).await?
         };
-        let (count, written) = run(writer, &ops).await?;
         check(
             state,
             target,
