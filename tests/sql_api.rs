@@ -711,6 +711,25 @@ async fn a_thousand_join_keys_reach_the_other_source_as_lists() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// A build side of thousands of keys that fill nine tenths of their range
+/// or more (a table's serial keys, some deleted) goes to the other source
+/// as that range, not as lists of keys to parse and test: 1,235 keys of
+/// 1..1,300 read the 1,300 rows of the range (lists would read 1,235), and
+/// the join answers the 1,235.
+#[tokio::test]
+async fn thousands_of_join_keys_that_fill_their_range_reach_the_other_source_as_it() {
+    let most: Vec<i64> = (1..=1300).filter(|k| k % 20 != 7).collect();
+    let (server, _dir, schema, database) = big_and_small(&most).await;
+    let query = format!(
+        "SELECT count(*), min(b.k), max(b.k) FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k"
+    );
+    assert_eq!(rows(&server, &query).await, json!([[1235, 1, 1300]]));
+    assert_eq!(rows_read(&server, "pg").await, Some(1300));
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 /// A join on two columns narrows the other source by each column's keys:
 /// pairs (1, 1) and (400, 3) read the 4 rows with a in (1, 400) and b in
 /// (1, 3) — the keys' bounds alone would read 1,200.

@@ -174,18 +174,62 @@ fn listed_keys(expr: &Arc<dyn PhysicalExpr>) -> usize {
 }
 
 /// `column IN (…)` for `values`, each once (a build side's keys repeat),
-/// as several lists past [`KEYS_PER_LIST`].
+/// as several lists past [`KEYS_PER_LIST`] — or as their range, when they
+/// are integers that fill much of it ([`filled_range`]).
 fn in_lists(column: Expr, values: Vec<ScalarValue>) -> Option<Expr> {
     let mut seen = HashSet::new();
-    let values: Vec<Expr> = values
+    let values: Vec<ScalarValue> = values
         .into_iter()
         .filter(|value| seen.insert(value.clone()))
+        .collect();
+    if let Some((low, high)) = filled_range(&values) {
+        let at_least = column.clone().gt_eq(Expr::Literal(low, None));
+        return Some(at_least.and(column.lt_eq(Expr::Literal(high, None))));
+    }
+    let values: Vec<Expr> = values
+        .into_iter()
         .map(|value| Expr::Literal(value, None))
         .collect();
     values
         .chunks(KEYS_PER_LIST)
         .map(|chunk| column.clone().in_list(chunk.to_vec(), false))
         .reduce(Expr::or)
+}
+
+/// The least and greatest of distinct integer `values` when there are more
+/// than [`KEYS_PER_LIST`] of them and they fill nine tenths of their range
+/// or more (a whole table's serial keys, a few deleted): the source then
+/// reads at most a ninth more rows than the lists would let through (the
+/// join drops them) and is spared parsing and testing thousands of keys.
+/// Sparser keys stay lists: they narrow the read much more.
+fn filled_range(values: &[ScalarValue]) -> Option<(ScalarValue, ScalarValue)> {
+    let integer = |value: &ScalarValue| -> Option<i128> {
+        Some(match value {
+            ScalarValue::Int8(Some(v)) => i128::from(*v),
+            ScalarValue::Int16(Some(v)) => i128::from(*v),
+            ScalarValue::Int32(Some(v)) => i128::from(*v),
+            ScalarValue::Int64(Some(v)) => i128::from(*v),
+            ScalarValue::UInt8(Some(v)) => i128::from(*v),
+            ScalarValue::UInt16(Some(v)) => i128::from(*v),
+            ScalarValue::UInt32(Some(v)) => i128::from(*v),
+            ScalarValue::UInt64(Some(v)) => i128::from(*v),
+            _ => return None,
+        })
+    };
+    let (mut low, mut high) = (values.first()?, values.first()?);
+    let (mut least, mut greatest) = (integer(low)?, integer(high)?);
+    for value in values {
+        let n = integer(value)?;
+        if n < least {
+            (least, low) = (n, value);
+        }
+        if n > greatest {
+            (greatest, high) = (n, value);
+        }
+    }
+    let count = i128::try_from(values.len()).ok()?;
+    let filled = values.len() > KEYS_PER_LIST && 10 * count >= 9 * (greatest - least + 1);
+    filled.then(|| (low.clone(), high.clone()))
 }
 
 /// The join keys of a join on several columns, which DataFusion tests as
@@ -411,6 +455,31 @@ mod tests {
             rendered(&filter).as_deref(),
             Some(format!("k >= Int64(0) OR k >= Int64({half})").as_str())
         );
+    }
+
+    #[test]
+    fn thousands_of_keys_that_fill_their_range_are_sent_as_the_range() {
+        // Every key from 1 to 20,000 (a whole table's): the same rows.
+        let all: Vec<i64> = (1..=20_000).rev().collect();
+        assert_eq!(
+            rendered(&keys(&all)).as_deref(),
+            Some("k >= Int64(1) AND k <= Int64(20000)")
+        );
+        // Nine tenths of it (every twentieth deleted): at most a ninth more rows.
+        let most: Vec<i64> = (0..3000).filter(|i| i % 20 != 7).collect();
+        assert_eq!(
+            rendered(&keys(&most)).as_deref(),
+            Some("k >= Int64(0) AND k <= Int64(2999)")
+        );
+        // A short list stays the keys, however dense.
+        assert_eq!(
+            rendered(&keys(&[3, 4, 5])).as_deref(),
+            Some("k IN ([Int64(3), Int64(4), Int64(5)])")
+        );
+        // Sparser ones stay lists (of KEYS_PER_LIST keys each).
+        let sparse: Vec<i64> = (0..3000).map(|i| i * 2).collect();
+        let text = rendered(&keys(&sparse)).unwrap();
+        assert_eq!(text.matches(" IN ").count(), 3, "{text}");
     }
 
     #[test]
