@@ -18,6 +18,7 @@ use std::time::Duration;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{Expr, Operator, binary_expr};
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{
@@ -64,7 +65,13 @@ pub async fn narrow(
             continue;
         };
         if let Some(condition) = convert(&snapshot, schema, kind, true) {
-            conditions.push(condition);
+            // Each condition once: keys sent as their range repeat the
+            // filter's own bounds.
+            for part in split_conjunction_owned(condition) {
+                if !conditions.contains(&part) {
+                    conditions.push(part);
+                }
+            }
         }
     }
     let Some(condition) = conditions.into_iter().reduce(Expr::and) else {
@@ -480,6 +487,31 @@ mod tests {
         let sparse: Vec<i64> = (0..3000).map(|i| i * 2).collect();
         let text = rendered(&keys(&sparse)).unwrap();
         assert_eq!(text.matches(" IN ").count(), 3, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_range_standing_for_keys_is_not_sent_twice_beside_the_bounds() {
+        let all: Vec<i64> = (1..=3000).collect();
+        let bounds = Arc::new(BinaryExpr::new(
+            Arc::new(BinaryExpr::new(key(), Operator::GtEq, lit(1_i64))),
+            Operator::And,
+            Arc::new(BinaryExpr::new(key(), Operator::LtEq, lit(3000_i64))),
+        ));
+        let filter: Arc<dyn PhysicalExpr> =
+            Arc::new(BinaryExpr::new(bounds, Operator::And, keys(&all)));
+        let dialect = datafusion::sql::unparser::dialect::MySqlDialect {};
+        let sql = narrow(
+            "SELECT k FROM t",
+            &schema(),
+            &[filter],
+            SourceKind::Mysql,
+            &dialect,
+        )
+        .await;
+        assert_eq!(
+            sql,
+            "SELECT * FROM (SELECT k FROM t) AS `tributary_runtime` WHERE ((`k` >= 1) AND (`k` <= 3000))"
+        );
     }
 
     #[test]
