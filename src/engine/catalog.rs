@@ -25,6 +25,7 @@ use tributary_schema_cache::{CatalogSnapshot, SourceKind, TableDef, TableRef};
 
 use super::executor::SourceExecutor;
 use super::permission_rewrite::TableProviders;
+use super::runtime_filter::JoinFilters;
 use super::{mysql_strings, null_order, rules};
 use crate::metrics::Metrics;
 
@@ -53,6 +54,7 @@ pub fn build(
     snapshot: &CatalogSnapshot,
     connectors: &BTreeMap<String, Arc<dyn Connector>>,
     metrics: &Arc<Metrics>,
+    joins: &Arc<JoinFilters>,
 ) -> Result<(Arc<dyn CatalogProviderList>, TableProviders)> {
     let list = MemoryCatalogProviderList::new();
     let mut providers = TableProviders::new();
@@ -66,6 +68,7 @@ pub fn build(
             model,
             connector.clone(),
             metrics.clone(),
+            joins.clone(),
         ));
         let provider = Arc::new(SQLFederationProvider::new(executor));
         let catalog = MemoryCatalogProvider::new();

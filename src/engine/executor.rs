@@ -18,6 +18,7 @@ use datafusion_federation::sql::{AstAnalyzer, SQLExecutor};
 use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
 
+use super::runtime_filter::JoinFilters;
 use super::{dialect, runtime_filter};
 use crate::metrics::Metrics;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
@@ -35,10 +36,17 @@ pub struct SourceExecutor {
     row_estimates: HashMap<(String, String), u64>,
     kind: SourceKind,
     metrics: Arc<Metrics>,
+    /// The hash joins' filters a statement waits for.
+    joins: Arc<JoinFilters>,
 }
 
 impl SourceExecutor {
-    pub fn new(model: &SourceSchema, connector: Arc<dyn Connector>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        model: &SourceSchema,
+        connector: Arc<dyn Connector>,
+        metrics: Arc<Metrics>,
+        joins: Arc<JoinFilters>,
+    ) -> Self {
         let row_estimates = model
             .tables()
             .filter_map(|(schema, t)| {
@@ -54,6 +62,7 @@ impl SourceExecutor {
             row_estimates,
             kind: model.kind,
             metrics,
+            joins,
         }
     }
 }
@@ -120,12 +129,14 @@ impl SQLExecutor for SourceExecutor {
             self.kind,
         );
         let (source, metrics) = (self.name.clone(), self.metrics.clone());
+        let joins = self.joins.clone();
         // The connection is checked out when the stream is first polled; by
         // then a join's build side has finished, so its runtime filter is
         // ready to narrow this query.
         let rows = futures::stream::once(async move {
             let sql =
-                runtime_filter::narrow(&query, &expected, &filters, kind, dialect.as_ref()).await;
+                runtime_filter::narrow(&query, &expected, &filters, &joins, kind, dialect.as_ref())
+                    .await;
             tracing::debug!(source = %source, sql = %sql, "federated query");
             metrics.source_statement(&source);
             let stream = connector

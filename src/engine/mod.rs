@@ -467,7 +467,9 @@ fn session_state(
     connectors: &BTreeMap<String, Arc<dyn tributary_connector::Connector>>,
     metrics: &Arc<Metrics>,
 ) -> Result<(SessionState, permission_rewrite::TableProviders), DataFusionError> {
-    let (catalogs, providers) = catalog::build(snapshot, connectors, metrics)?;
+    // Which dynamic filters are hash joins' (a statement waits for those).
+    let joins = Arc::new(runtime_filter::JoinFilters::default());
+    let (catalogs, providers) = catalog::build(snapshot, connectors, metrics, &joins)?;
     // Our catalog list already holds the default catalog (with the
     // `source.table` schemas and bare names); DataFusion must not replace it
     // with an empty one.
@@ -490,6 +492,7 @@ fn session_state(
             catalog::one_column_keys(snapshot),
         ))
         .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
+        .with_physical_optimizer_rule(Arc::new(runtime_filter::NoteJoinFilters(joins)))
         .build();
     // In place of DataFusion's `avg` (registered under the same names).
     state.register_udaf(decimal_avg::udaf())?;

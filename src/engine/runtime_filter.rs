@@ -12,12 +12,14 @@
 
 use std::any::Any;
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{Expr, Operator, binary_expr};
 use datafusion::physical_expr::ScalarFunctionExpr;
@@ -25,7 +27,9 @@ use datafusion::physical_expr::expressions::{
     BinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
 };
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
-use datafusion::physical_plan::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr};
 use datafusion::sql::sqlparser::ast::Ident;
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::Dialect;
@@ -46,19 +50,94 @@ const KEYS_PER_LIST: usize = 1_000;
 /// filter (normally it already has: the build side runs first).
 const WAIT_FOR_BUILD: Duration = Duration::from_millis(500);
 
+/// The dynamic filters of the hash joins in the plans that exist now (each
+/// noted by [`NoteJoinFilters`], forgotten once its plan is dropped): a
+/// statement waits for these, which its join's build side completes.
+/// Other dynamic filters — a TopK's threshold, an aggregate's bounds — are
+/// filled by the rows the statement itself returns: waiting for them only
+/// held it back (TPC-H q18's lineitem statement waited out
+/// [`WAIT_FOR_BUILD`] for the final `ORDER BY … LIMIT 100`).
+#[derive(Debug, Default)]
+pub struct JoinFilters(Mutex<Vec<(u64, Weak<dyn PhysicalExpr>)>>);
+
+impl JoinFilters {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Weak<dyn PhysicalExpr>)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn note(&self, filter: &Arc<dyn PhysicalExpr>) {
+        let Some(id) = filter.expression_id() else {
+            return;
+        };
+        let mut entries = self.entries();
+        entries.retain(|(_, filter)| filter.strong_count() > 0);
+        if !entries.iter().any(|(noted, _)| *noted == id) {
+            entries.push((id, Arc::downgrade(filter)));
+        }
+    }
+
+    /// Whether `filter` (or a copy of it pushed down the plan, which keeps
+    /// its expression id) is a hash join's.
+    fn contains(&self, filter: &DynamicFilterPhysicalExpr) -> bool {
+        let Some(id) = filter.expression_id() else {
+            return false;
+        };
+        self.entries()
+            .iter()
+            .any(|(noted, live)| *noted == id && live.strong_count() > 0)
+    }
+}
+
+/// The last physical optimizer rule: notes each hash join's dynamic filter
+/// in [`JoinFilters`].
+#[derive(Debug)]
+pub struct NoteJoinFilters(pub Arc<JoinFilters>);
+
+impl PhysicalOptimizerRule for NoteJoinFilters {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        plan.apply(|node| {
+            if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+                for filter in join.dynamic_expressions_produced() {
+                    self.0.note(&filter);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "note_join_filters"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
 /// `sql`, narrowed by whatever of `filters` can be written for this source;
-/// `sql` unchanged when nothing can.
+/// `sql` unchanged when nothing can. A hash join's filter ([`JoinFilters`])
+/// is waited for; the others are taken as they are.
 pub async fn narrow(
     sql: &str,
     schema: &SchemaRef,
     filters: &[Arc<dyn PhysicalExpr>],
+    joins: &JoinFilters,
     kind: SourceKind,
     dialect: &dyn Dialect,
 ) -> String {
     let mut conditions = Vec::new();
     for filter in filters {
         let any: &dyn Any = filter.as_ref();
-        if let Some(dynamic) = any.downcast_ref::<DynamicFilterPhysicalExpr>() {
+        if let Some(dynamic) = any.downcast_ref::<DynamicFilterPhysicalExpr>()
+            && joins.contains(dynamic)
+        {
             let _ = tokio::time::timeout(WAIT_FOR_BUILD, dynamic.wait_complete()).await;
         }
         let Ok(snapshot) = snapshot_physical_expr(filter.clone()) else {
@@ -504,6 +583,7 @@ mod tests {
             "SELECT k FROM t",
             &schema(),
             &[filter],
+            &JoinFilters::default(),
             SourceKind::Mysql,
             &dialect,
         )
@@ -511,6 +591,98 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT * FROM (SELECT k FROM t) AS `tributary_runtime` WHERE ((`k` >= 1) AND (`k` <= 3000))"
+        );
+    }
+
+    fn pending() -> Arc<DynamicFilterPhysicalExpr> {
+        Arc::new(DynamicFilterPhysicalExpr::new(vec![key()], lit(true)))
+    }
+
+    async fn narrowed(filter: Arc<DynamicFilterPhysicalExpr>, joins: &JoinFilters) -> String {
+        let dialect = datafusion::sql::unparser::dialect::MySqlDialect {};
+        let filters = [filter as Arc<dyn PhysicalExpr>];
+        narrow(
+            "SELECT k FROM t",
+            &schema(),
+            &filters,
+            joins,
+            SourceKind::Mysql,
+            &dialect,
+        )
+        .await
+    }
+
+    /// A TopK's or an aggregate's filter is filled by the statement's own
+    /// rows: the statement goes out at once, as it is (time is paused: a
+    /// wait would pass the 100 ms first).
+    #[tokio::test(start_paused = true)]
+    async fn a_statement_does_not_wait_for_a_filter_its_own_rows_fill() {
+        let joins = JoinFilters::default();
+        let sent = tokio::time::timeout(Duration::from_millis(100), narrowed(pending(), &joins));
+        assert_eq!(sent.await.as_deref(), Ok("SELECT k FROM t"));
+    }
+
+    /// A hash join's filter is waited for: its build side completes it.
+    #[tokio::test(start_paused = true)]
+    async fn a_statement_waits_for_its_joins_build_side() {
+        let filter = pending();
+        let joins = JoinFilters::default();
+        joins.note(&(filter.clone() as Arc<dyn PhysicalExpr>));
+        let built = filter.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            built.update(keys(&[1, 2])).unwrap();
+            built.mark_complete();
+        });
+        assert_eq!(
+            narrowed(filter, &joins).await,
+            "SELECT * FROM (SELECT k FROM t) AS `tributary_runtime` WHERE `k` IN (1, 2)"
+        );
+    }
+
+    /// The rule notes hash joins' filters, not a TopK's; a dropped plan's
+    /// are forgotten.
+    #[tokio::test]
+    async fn the_rule_notes_the_filters_of_hash_joins_only() {
+        use datafusion::datasource::MemTable;
+        use datafusion::execution::session_state::SessionStateBuilder;
+        use datafusion::prelude::SessionContext;
+
+        let joins = Arc::new(JoinFilters::default());
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(NoteJoinFilters(joins.clone())))
+            .build();
+        let context = SessionContext::new_with_state(state);
+        let table = |name: &str| {
+            let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+            let rows = datafusion::arrow::array::RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+            )
+            .unwrap();
+            let table = MemTable::try_new(schema, vec![vec![rows]]).unwrap();
+            context.register_table(name, Arc::new(table)).unwrap();
+        };
+        table("a");
+        table("b");
+        let plan = |sql: &'static str| {
+            let context = &context;
+            async move {
+                let frame = context.sql(sql).await.unwrap();
+                frame.create_physical_plan().await.unwrap()
+            }
+        };
+        let topk = plan("SELECT k FROM a ORDER BY k DESC LIMIT 1").await;
+        assert_eq!(joins.entries().len(), 0);
+        let join = plan("SELECT a.k FROM a JOIN b ON a.k = b.k").await;
+        assert_eq!(joins.entries().len(), 1);
+        drop((topk, join));
+        let _again = plan("SELECT a.k FROM a JOIN b ON a.k = b.k").await;
+        assert_eq!(
+            joins.entries().len(),
+            1,
+            "the dropped plan's filter is forgotten"
         );
     }
 
