@@ -4459,6 +4459,28 @@ async fn sqlite_json_documents_are_edited_as_jsonb() {
         body["errors"][0]["extensions"]["at"],
         "_delete_at_path.body"
     );
+    // A stored document that is not JSON (SQLite does not check) is named,
+    // and a bulk edit meeting it writes none of its rows.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("INSERT INTO docs VALUES (3, 'not json')", [])
+        .unwrap();
+    let body = graphql(
+        r#"mutation { update_lite_docs(where: {}, _append: {body: {m: 2}}) { affected_rows } }"#,
+    )
+    .await;
+    assert_eq!(body["data"], Value::Null, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`body` cannot be edited: the stored document is not JSON"),
+        "{body}"
+    );
+    let body = graphql("{ lite_docs_by_pk(id: 1) { body } }").await;
+    assert_eq!(
+        body["data"]["lite_docs_by_pk"]["body"]["m"],
+        Value::Null,
+        "{body}"
+    );
     server.stop().await;
 }
 

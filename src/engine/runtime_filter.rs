@@ -289,6 +289,9 @@ fn in_lists(column: Expr, values: Vec<ScalarValue>) -> Option<Expr> {
 /// join drops them) and is spared parsing and testing thousands of keys.
 /// Sparser keys stay lists: they narrow the read much more.
 fn filled_range(values: &[ScalarValue]) -> Option<(ScalarValue, ScalarValue)> {
+    if values.len() <= KEYS_PER_LIST {
+        return None;
+    }
     let integer = |value: &ScalarValue| -> Option<i128> {
         Some(match value {
             ScalarValue::Int8(Some(v)) => i128::from(*v),
@@ -302,20 +305,14 @@ fn filled_range(values: &[ScalarValue]) -> Option<(ScalarValue, ScalarValue)> {
             _ => return None,
         })
     };
-    let (mut low, mut high) = (values.first()?, values.first()?);
-    let (mut least, mut greatest) = (integer(low)?, integer(high)?);
-    for value in values {
-        let n = integer(value)?;
-        if n < least {
-            (least, low) = (n, value);
-        }
-        if n > greatest {
-            (greatest, high) = (n, value);
-        }
-    }
+    let keys = values
+        .iter()
+        .map(|value| Some((integer(value)?, value)))
+        .collect::<Option<Vec<_>>>()?;
+    let (least, low) = keys.iter().min_by_key(|(n, _)| *n)?;
+    let (greatest, high) = keys.iter().max_by_key(|(n, _)| *n)?;
     let count = i128::try_from(values.len()).ok()?;
-    let filled = values.len() > KEYS_PER_LIST && 10 * count >= 9 * (greatest - least + 1);
-    filled.then(|| (low.clone(), high.clone()))
+    (10 * count >= 9 * (greatest - least + 1)).then(|| ((*low).clone(), (*high).clone()))
 }
 
 /// The join keys of a join on several columns, which DataFusion tests as

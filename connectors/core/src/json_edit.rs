@@ -47,7 +47,7 @@ enum Node {
 
 impl Node {
     fn parse(text: &str) -> Result<Self, String> {
-        let not_json = |e: serde_json::Error| format!("the document is not JSON: {e}");
+        let not_json = |e: serde_json::Error| format!("the stored document is not JSON: {e}");
         Ok(match text.trim_start().as_bytes().first() {
             Some(b'{') => Self::Object(serde_json::from_str::<Members>(text).map_err(not_json)?.0),
             Some(b'[') => Self::Array(serde_json::from_str(text).map_err(not_json)?),
