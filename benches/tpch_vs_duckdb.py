@@ -29,8 +29,17 @@ is checked against the reference answer (rows in order, numbers within a relativ
 text without CHAR padding, dates as ISO text). Prints seconds per query, the ratio
 tributary / duckdb, the check, and geometric means over the queries both finished.
 
+MariaDB's buffer pool decides SF1: with the 128 MB default the orders and lineitem
+pages (~1.4 GB at SF1) do not fit, and every join MariaDB runs by key lookups (as it does
+the joins Tributary pushes to it) reads pages it has just evicted — the same queries run
+10-20x slower than with the data cached, while DuckDB's full scans barely notice.
+shared/bench sizes the pool at 2 GiB. The header line prints the pool and the data's
+size; --buffer-pool SIZE (e.g. 2G) sets MariaDB's innodb_buffer_pool_size for the run
+(`SET GLOBAL` as MariaDB's root, which needs no password on this machine) and puts the
+old size back at the end.
+
 Usage: benches/tpch_vs_duckdb.py [--sf 0.1|1] [--reps 3] [--queries 1,3,5-9]
-                                 [--timeout 300] [--binary PATH]
+                                 [--timeout 300] [--binary PATH] [--buffer-pool 2G]
 Example (SF1, one timed run each, 120 s limit, an existing release build):
   benches/tpch_vs_duckdb.py --sf 1 --reps 1 --timeout 120 \\
       --binary /var/tmp/tributary-target/release/tributary
@@ -314,6 +323,31 @@ def in_duckdb_venv():
     os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
 
 
+def mariadb(sql):
+    """One statement through the `mariadb` (or `mysql`) client as root; its one value."""
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        sys.exit("tpch_vs_duckdb: no mariadb or mysql client to read the buffer pool with")
+    done = subprocess.run([client, "-h", MY["host"], "-P", str(MY["port"]), "-uroot", "-N", "-B",
+                           "-e", sql], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"tpch_vs_duckdb: MariaDB as root refused `{sql}`: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def size_in_bytes(text):
+    """`2G`, `512M`, `1073741824` as bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def mib(n):
+    return f"{n / (1 << 20):,.0f} MiB"
+
+
 def fmt_seconds(seconds, status):
     if seconds is not None:
         return f"{seconds:.3f}"
@@ -333,6 +367,8 @@ def main():
                         help="a built tributary binary (default: cargo build --release)")
     parser.add_argument("--systems", default="tributary,duckdb-fed",
                         help="comma-separated subset of tributary,duckdb-fed")
+    parser.add_argument("--buffer-pool", type=size_in_bytes,
+                        help="MariaDB's innodb_buffer_pool_size for the run, e.g. 2G (see above)")
     args = parser.parse_args()
     layout = LAYOUTS[args.sf]
     systems = args.systems.split(",")
@@ -344,6 +380,12 @@ def main():
     if not os.path.isfile(os.path.join(layout["answers"], "q22.csv")):
         sys.exit(f"tpch_vs_duckdb: no answers in {layout['answers']} (run {setup} --sf {args.sf})")
 
+    pool_before = int(mariadb("SELECT @@innodb_buffer_pool_size"))
+    if args.buffer_pool:
+        mariadb(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool}")
+    pool = int(mariadb("SELECT @@innodb_buffer_pool_size"))
+    data = int(mariadb("SELECT COALESCE(SUM(data_length + index_length), 0) FROM "
+                       f"information_schema.tables WHERE table_schema = '{layout['database']}'"))
     running = []
     try:
         if "duckdb-fed" in systems:
@@ -355,6 +397,8 @@ def main():
         print(f"TPC-H SF{args.sf}, PostgreSQL {layout['schema']} + MariaDB {layout['database']}, "
               f"median of {args.reps} after a warm-up, timeout {args.timeout:g} s, "
               f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", flush=True)
+        fits = "holds" if pool >= data else "does NOT hold: MariaDB's key lookups read from disk"
+        print(f"MariaDB buffer pool {mib(pool)} {fits} its {mib(data)} of data and indexes", flush=True)
         header = f"{'query':<6}" + "".join(f" {n + ' s':>13}" for n in names)
         if len(running) == 2:
             header += f" {'ratio':>7}"
@@ -388,6 +432,8 @@ def main():
     finally:
         for s in running:
             s.close()
+        if args.buffer_pool and pool_before != pool:
+            mariadb(f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
 
     def geo(xs):
         return math.exp(sum(math.log(max(x, 1e-6)) for x in xs) / len(xs)) if xs else float("nan")
