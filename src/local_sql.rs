@@ -69,6 +69,7 @@ pub async fn run(
         sql: query.to_string(),
         params: Vec::new(),
         explain,
+        analyze: false,
     };
     let response = sql_api::run(
         State(state),

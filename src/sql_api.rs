@@ -1,6 +1,7 @@
 //! `POST /api/sql`: read-only SQL over every source, with bound parameters,
 //! a time limit and a row cap; `explain: true` returns the plan and the SQL
-//! each source receives instead of rows. The `Accept` header picks the
+//! each source receives instead of rows, `analyze: true` runs the query and
+//! returns what each source statement did instead of rows. The `Accept` header picks the
 //! format: JSON (default), NDJSON, CSV or an Arrow IPC stream — the last
 //! three stream batch by batch as the sources deliver them.
 
@@ -34,6 +35,11 @@ pub struct SqlRequest {
     /// Return the plan and the per-source SQL instead of running the query.
     #[serde(default)]
     pub explain: bool,
+    /// Run the query without returning its rows: the plan with each node's
+    /// metrics, the row count, and each source statement as sent (runtime
+    /// filters included) with its rows and times.
+    #[serde(default)]
+    pub analyze: bool,
 }
 
 fn scalar(value: &Value, index: usize) -> Result<ScalarValue, ApiError> {
@@ -118,6 +124,16 @@ pub async fn run(
         .map(|(i, v)| scalar(v, i))
         .collect::<Result<Vec<_>, _>>()?;
     let limit = state.config.query_timeout;
+    if request.explain && request.analyze {
+        return Err(ApiError::bad_request(
+            "explain and analyze exclude each other: explain plans without running, analyze runs",
+        )
+        .at("analyze"));
+    }
+    if request.analyze {
+        let analysis = within(limit, state.engine.analyze(&request.sql, params, &caller)).await?;
+        return Ok(Json(analysis).into_response());
+    }
     if request.explain {
         let (plan, sources) =
             within(limit, state.engine.explain(&request.sql, params, &caller)).await?;

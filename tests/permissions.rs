@@ -328,6 +328,28 @@ async fn the_row_filter_reaches_the_source_sql_and_keys_carry_the_user() {
     assert!(sql.contains("370"), "{sql}");
     assert!(!sql.contains("o_comment"), "{sql}");
 
+    // ANALYZE as the role runs with the filter: the statement as sent holds
+    // it, and the rows counted are the role's.
+    let (_, own) = sql_as_role(&server, "customer", "370", "SELECT o_orderkey FROM orders").await;
+    let own = own["rows"].as_array().unwrap().len();
+    assert!(own > 0);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/sql", server.base))
+        .bearer_auth(TOKEN)
+        .header("x-role", "customer")
+        .header("x-user-id", "370")
+        .json(&json!({"sql": "SELECT o_orderkey FROM orders", "analyze": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["rows"], json!(own), "{body}");
+    let runs = body["sources"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{body}");
+    assert_eq!(runs[0]["rows"], json!(own), "{body}");
+    assert!(runs[0]["sql"].as_str().unwrap().contains("370"), "{body}");
+
     // An API key bound to the role and a user: the same rows as acting as it.
     let (status, key) = server
         .admin(

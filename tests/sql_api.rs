@@ -730,6 +730,81 @@ async fn thousands_of_join_keys_that_fill_their_range_reach_the_other_source_as_
     common::drop_mariadb_database(&database).await;
 }
 
+/// `analyze: true` runs a query and answers, instead of its rows, what
+/// each source statement did: the SQL as sent — the runtime filter the
+/// join's build side added, which `explain` cannot show — its rows and
+/// when it was sent, gave its first row and ended. The probe side is sent
+/// after the build side ended (it waited for its keys).
+#[tokio::test]
+async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
+    let (server, _dir, schema, database) = big_and_small(&[2, 4, 4000]).await;
+    let query = format!(
+        "SELECT b.v FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k ORDER BY b.v"
+    );
+    assert_eq!(
+        rows(&server, &query).await,
+        json!([["v2"], ["v4"], ["v4000"]])
+    );
+
+    let (status, body) = sql(&server, json!({"sql": query, "analyze": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!(3), "{body}");
+    assert!(
+        body.get("columns").is_none(),
+        "no rows are answered: {body}"
+    );
+    let plan = body["plan"].as_str().unwrap();
+    assert!(
+        plan.contains("HashJoinExec") && plan.contains("output_rows=3"),
+        "{plan}"
+    );
+    let sources = body["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{body}");
+    let (small, big) = (&sources[0], &sources[1]);
+    assert_eq!(small["source"], "my", "sent first: the build side ({body})");
+    assert_eq!(small["rows"], json!(3));
+    assert_eq!(big["source"], "pg");
+    // Only the three keys' rows were read: the runtime filter is in the SQL as sent.
+    assert_eq!(big["rows"], json!(3), "{body}");
+    let sent = big["sql"].as_str().unwrap();
+    assert!(
+        sent.contains("tributary_runtime") && sent.contains("4000"),
+        "{sent}"
+    );
+    let statements = server.source_statements(&query).await;
+    assert!(
+        statements
+            .iter()
+            .all(|(_, sql)| !sql.contains("tributary_runtime")),
+        "explain shows the statements before the runtime filter: {statements:?}"
+    );
+    let seconds = |run: &Value, at: &str| run[at].as_f64().unwrap_or_else(|| panic!("{at}: {run}"));
+    for run in sources {
+        let (sent, first, ended) = (
+            seconds(run, "sent_at"),
+            seconds(run, "first_row_at"),
+            seconds(run, "ended_at"),
+        );
+        assert!(0.0 <= sent && sent <= first && first <= ended, "{run}");
+        assert!(ended <= body["seconds"].as_f64().unwrap(), "{body}");
+    }
+    assert!(
+        seconds(big, "sent_at") >= seconds(small, "ended_at"),
+        "the probe side waits for the build side's keys: {body}"
+    );
+
+    // The two modes exclude each other.
+    let response = sql(
+        &server,
+        json!({"sql": query, "analyze": true, "explain": true}),
+    )
+    .await;
+    assert_error(&response, 400, "invalid_input", &["explain and analyze"]);
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 /// A join on two columns narrows the other source by each column's keys:
 /// pairs (1, 1) and (400, 3) read the 4 rows with a in (1, 400) and b in
 /// (1, 3) — the keys' bounds alone would read 1,200.

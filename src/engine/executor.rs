@@ -19,7 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use tributary_connector::{Connector, ConnectorError, Statement};
 
 use super::runtime_filter::JoinFilters;
-use super::{dialect, runtime_filter};
+use super::{dialect, runtime_filter, statement_log};
 use crate::metrics::Metrics;
 use tributary_schema_cache::{CatalogSnapshot, SourceKind, SourceSchema};
 
@@ -138,6 +138,7 @@ impl SQLExecutor for SourceExecutor {
                 runtime_filter::narrow(&query, &expected, &filters, &joins, kind, dialect.as_ref())
                     .await;
             tracing::debug!(source = %source, sql = %sql, "federated query");
+            statement_log::note_sent(&sql);
             metrics.source_statement(&source);
             let stream = connector
                 .query(&Statement::new(sql), Some(expected))

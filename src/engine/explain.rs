@@ -4,6 +4,10 @@
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use serde::Serialize;
 
+/// The name of datafusion-federation's `VirtualExecutionPlan`: one source
+/// statement.
+pub const FEDERATION_NODE: &str = "sql_federation_exec";
+
 /// One statement sent to one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceQuery {
@@ -25,7 +29,7 @@ pub fn source_queries(plan: &dyn ExecutionPlan) -> Vec<SourceQuery> {
 
 fn collect(plan: &dyn ExecutionPlan, out: &mut Vec<SourceQuery>) {
     // datafusion-federation's VirtualExecutionPlan.
-    if plan.name() == "sql_federation_exec" {
+    if plan.name() == FEDERATION_NODE {
         // The node prints `VirtualExecutionPlan name=<source> compute_context=… base_sql=<sql>`
         // (followed by rewritten forms when a rewrite changed it; the last one is what runs).
         let line = displayable(plan).one_line().to_string();

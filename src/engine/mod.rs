@@ -26,6 +26,7 @@ mod pushdown;
 mod request_key;
 mod rules;
 mod runtime_filter;
+mod statement_log;
 mod window_names;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion_federation::FederatedQueryPlanner;
+use futures::StreamExt;
 use tributary_connector::ConnectorError;
 use tributary_schema_cache::{CatalogSnapshot, SchemaCache, SourceKind};
 
@@ -59,6 +61,7 @@ pub use catalog::{DEFAULT_CATALOG, DEFAULT_SCHEMA, table_schema};
 pub use decimal_avg::avg;
 pub use explain::SourceQuery;
 pub use plan_reads::{PlanScope, ReadShape, Request};
+pub use statement_log::{Analysis, SourceRun};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -396,6 +399,52 @@ impl Engine {
                 .flatten()
         };
         fast_path::learn(open.as_ref(), types, bound, postgres)
+    }
+
+    /// Runs a query to its end without keeping its rows: the plan with
+    /// every node's metrics, the rows it answered, and what each source
+    /// statement did ([`SourceRun`]: the SQL as sent, runtime filters
+    /// included, its rows and times). Always planned (never the fast path).
+    pub async fn analyze(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+        caller: &Caller,
+    ) -> Result<Analysis, EngineError> {
+        let session = self.session()?;
+        let role = self.role_session(&session, caller)?;
+        let planning = planning(&session, role.as_ref(), caller, self.time_zone);
+        Box::pin(async {
+            let (frame, row_limit) = plan_query(&planning, sql, params).await?;
+            let task = Arc::new(frame.task_ctx());
+            let log = statement_log::StatementLog::new();
+            let physical = statement_log::record(frame.create_physical_plan().await?, &log)?;
+            let mut stream = execute_stream(physical.clone(), task)?;
+            let cap = row_limit.unwrap_or(u64::MAX);
+            let mut rows: u64 = 0;
+            while let Some(batch) = stream.next().await {
+                rows += batch?.num_rows() as u64;
+                if rows >= cap {
+                    // A role's cap ends its answer there, as in a query.
+                    rows = cap;
+                    break;
+                }
+            }
+            drop(stream);
+            let mut sources = log.runs();
+            sources.sort_by(|a, b| {
+                a.sent_at
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&b.sent_at.unwrap_or(f64::MAX))
+            });
+            Ok(Analysis {
+                plan: statement_log::plan_with_metrics(physical.as_ref()),
+                rows,
+                seconds: log.elapsed(),
+                sources,
+            })
+        })
+        .await
     }
 
     /// The optimized plan of a query as text, and the exact SQL each source

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ADMIN_TAG, BATCH_TAG, CollectionDoc, DOCUMENT_TAG, SQL_EXPLAIN, SQL_REQUEST, SQL_RESULT,
-    SQL_TAG, add_operation, error_responses, json_content, schema_ref,
+    ADMIN_TAG, BATCH_TAG, CollectionDoc, DOCUMENT_TAG, SQL_ANALYSIS, SQL_EXPLAIN, SQL_REQUEST,
+    SQL_RESULT, SQL_TAG, add_operation, error_responses, json_content, schema_ref,
 };
 
 /// `POST /api/sql`.
@@ -14,10 +14,10 @@ pub(super) fn add_sql(paths: &mut Map<String, Value>) {
     responses.insert(
         "200".into(),
         json!({
-            "description": "The rows (or, with `explain`, the plan). `Accept` picks the format: JSON (default), NDJSON (one row object per line), CSV (a header line, then one line per row) or an Arrow IPC stream; the last three stream as the sources deliver rows.",
+            "description": "The rows (or, with `explain`, the plan; with `analyze`, what the run did). `Accept` picks the format of rows: JSON (default), NDJSON (one row object per line), CSV (a header line, then one line per row) or an Arrow IPC stream; the last three stream as the sources deliver rows.",
             "content": {
                 "application/json": {
-                    "schema": { "oneOf": [schema_ref(SQL_RESULT), schema_ref(SQL_EXPLAIN)] },
+                    "schema": { "oneOf": [schema_ref(SQL_RESULT), schema_ref(SQL_EXPLAIN), schema_ref(SQL_ANALYSIS)] },
                 },
                 "application/x-ndjson": { "schema": { "type": "object" } },
                 "text/csv": { "schema": { "type": "string" } },

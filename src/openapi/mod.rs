@@ -97,6 +97,7 @@ const DIMENSION: &str = "tributary.Dimension";
 const SQL_REQUEST: &str = "tributary.SqlRequest";
 const SQL_RESULT: &str = "tributary.SqlResult";
 const SQL_EXPLAIN: &str = "tributary.SqlExplain";
+const SQL_ANALYSIS: &str = "tributary.SqlAnalysis";
 
 /// The document for `collections`; `include_admin` adds the admin API.
 pub fn document(
@@ -339,6 +340,7 @@ fn shared_schemas() -> Map<String, Value> {
                     "items": { "type": ["null", "boolean", "number", "string"] },
                 },
                 "explain": { "type": "boolean", "default": false, "description": "Return the plan and the SQL each source receives instead of rows." },
+                "analyze": { "type": "boolean", "default": false, "description": "Run the query and return, instead of its rows, the plan with each node's metrics, the row count, and each source statement as sent (runtime filters included) with its rows and times. Not with `explain`." },
             },
         }),
     );
@@ -370,6 +372,7 @@ fn shared_schemas() -> Map<String, Value> {
         json!({
             "type": "object",
             "required": ["plan", "sources"],
+            "additionalProperties": false,
             "properties": {
                 "plan": { "type": "string", "description": "The indented physical plan." },
                 "sources": {
@@ -378,6 +381,36 @@ fn shared_schemas() -> Map<String, Value> {
                         "type": "object",
                         "required": ["source", "sql"],
                         "properties": { "source": { "type": "string" }, "sql": { "type": "string" } },
+                    },
+                },
+            },
+        }),
+    );
+    let seconds = |what: &str| json!({ "type": ["number", "null"], "description": format!("Seconds from the start of the query until {what} (null: never).") });
+    schemas.insert(
+        SQL_ANALYSIS.into(),
+        json!({
+            "type": "object",
+            "required": ["plan", "rows", "seconds", "sources"],
+            "additionalProperties": false,
+            "properties": {
+                "plan": { "type": "string", "description": "The indented physical plan with each node's metrics." },
+                "rows": { "type": "integer", "description": "The rows the query answered (not returned)." },
+                "seconds": { "type": "number", "description": "The query's run time." },
+                "sources": {
+                    "type": "array",
+                    "description": "Each source statement, in the order they were sent.",
+                    "items": {
+                        "type": "object",
+                        "required": ["source", "sql", "rows", "sent_at", "first_row_at", "ended_at"],
+                        "properties": {
+                            "source": { "type": "string" },
+                            "sql": { "type": ["string", "null"], "description": "The statement as sent, runtime filters included (null: the query ended before it was needed)." },
+                            "rows": { "type": "integer" },
+                            "sent_at": seconds("it was sent"),
+                            "first_row_at": seconds("its first row arrived"),
+                            "ended_at": { "type": "number", "description": "Seconds from the start of the query until it ended." },
+                        },
                     },
                 },
             },
