@@ -805,6 +805,32 @@ async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// Join keys of different integer widths (`int` in PostgreSQL, `BIGINT` in
+/// MariaDB) still narrow the other source: the join compares the `int`
+/// widened, and the keys reach PostgreSQL's statement as they are.
+#[tokio::test]
+async fn keys_of_a_wider_integer_type_reach_the_other_source() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE big (k int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
+         ANALYZE big;",
+    )
+    .await;
+    let database = common::mariadb_database(
+        "CREATE TABLE small (k BIGINT PRIMARY KEY); INSERT INTO small VALUES (7), (4000), (3000000000); ANALYZE TABLE small;",
+    )
+    .await;
+    let (server, _dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
+    let query = format!(
+        "SELECT b.v FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k ORDER BY b.v"
+    );
+    assert_eq!(rows(&server, &query).await, json!([["v4000"], ["v7"]]));
+    assert_eq!(rows_read(&server, "pg").await, Some(2));
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+    common::drop_mariadb_database(&database).await;
+}
+
 /// A join on two columns narrows the other source by each column's keys:
 /// pairs (1, 1) and (400, 3) read the 4 rows with a in (1, 400) and b in
 /// (1, 3) — the keys' bounds alone would read 1,200.

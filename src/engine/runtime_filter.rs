@@ -24,7 +24,7 @@ use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{Expr, Operator, binary_expr};
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
+    BinaryExpr, CaseExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
 };
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -365,8 +365,16 @@ fn key_tuples(
     lists.into_iter().reduce(Expr::and)
 }
 
+/// The source's column a filter tests, with the type of the values it is
+/// compared with. A join of integer keys of different widths (`int` in one
+/// source, `bigint` in the other) compares the narrower one widened: that
+/// cast keeps every value and its order, so the column itself is tested.
 fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<(Expr, DataType)> {
     let any: &dyn Any = expr.as_ref();
+    if let Some(cast) = any.downcast_ref::<CastExpr>() {
+        let (column, from) = column(cast.expr(), schema)?;
+        return widens(&from, cast.cast_type()).then(|| (column, cast.cast_type().clone()));
+    }
     let column = any.downcast_ref::<Column>()?;
     let field = schema.fields().get(column.index())?;
     // A name the derived table has twice cannot be referenced.
@@ -400,6 +408,26 @@ fn is_false(expr: &Arc<dyn PhysicalExpr>) -> bool {
     let any: &dyn Any = expr.as_ref();
     any.downcast_ref::<Literal>()
         .is_some_and(|l| l.value() == &ScalarValue::Boolean(Some(false)))
+}
+
+/// True when every `from` integer is a `to` integer of the same value.
+fn widens(from: &DataType, to: &DataType) -> bool {
+    use DataType::{Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64};
+    let bits = |t: &DataType| match t {
+        Int8 | UInt8 => Some(8),
+        Int16 | UInt16 => Some(16),
+        Int32 | UInt32 => Some(32),
+        Int64 | UInt64 => Some(64),
+        _ => None,
+    };
+    let (Some(from_bits), Some(to_bits)) = (bits(from), bits(to)) else {
+        return false;
+    };
+    match (from.is_signed_integer(), to.is_signed_integer()) {
+        (true, true) | (false, false) => from_bits <= to_bits,
+        (false, true) => from_bits < to_bits,
+        (true, false) => false,
+    }
 }
 
 /// Types whose equality the sources decide as we do (or more widely).
@@ -681,6 +709,43 @@ mod tests {
             1,
             "the dropped plan's filter is forgotten"
         );
+    }
+
+    #[test]
+    fn only_casts_that_keep_every_integer_are_seen_through() {
+        use DataType::{Float64, Int16, Int32, Int64, UInt8, UInt32, UInt64};
+        for (from, to) in [
+            (Int32, Int64),
+            (Int16, Int32),
+            (UInt8, Int16),
+            (UInt32, Int64),
+            (UInt32, UInt64),
+            (Int64, Int64),
+        ] {
+            assert!(widens(&from, &to), "{from} -> {to}");
+        }
+        for (from, to) in [
+            (Int64, Int32),
+            (UInt64, Int64),
+            (Int32, UInt64),
+            (Int32, Float64),
+            (Float64, Int64),
+        ] {
+            assert!(!widens(&from, &to), "{from} -> {to}");
+        }
+        // `CAST(k AS Int64) IN (…)` tests `k` itself; a narrowing cast is not rendered.
+        let widened: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(key(), Int64, None));
+        let list: Arc<dyn PhysicalExpr> = Arc::new(
+            InListExpr::try_new(widened, vec![lit(7i64), lit(4000i64)], false, &schema()).unwrap(),
+        );
+        assert_eq!(
+            rendered(&list).as_deref(),
+            Some("k IN ([Int64(7), Int64(4000)])")
+        );
+        let narrowed: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(key(), Int16, None));
+        let list: Arc<dyn PhysicalExpr> =
+            Arc::new(InListExpr::try_new(narrowed, vec![lit(7i16)], false, &schema()).unwrap());
+        assert_eq!(rendered(&list), None);
     }
 
     #[test]
