@@ -38,8 +38,12 @@ pub enum Command {
         /// The query, e.g. "SELECT * FROM crm.customers LIMIT 5".
         query: String,
         /// Print the plan and the SQL each source receives instead of rows.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "analyze")]
         explain: bool,
+        /// Run the query and print, instead of rows, each source statement
+        /// as sent with its rows and times, then the plan with its metrics.
+        #[arg(long)]
+        analyze: bool,
         /// How to print the rows.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
@@ -77,6 +81,33 @@ Where the query runs:
   neither
       on the server at http://127.0.0.1:8080
 A server together with a config or data directory is an error.";
+
+/// What `tributary sql` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlAnswer {
+    /// The rows, in the `--format` asked for.
+    Rows,
+    /// The plan and the SQL each source receives (`--explain`).
+    Explain,
+    /// What each source statement of a run did, and the plan with its
+    /// metrics (`--analyze`).
+    Analyze,
+}
+
+impl SqlAnswer {
+    pub fn of(explain: bool, analyze: bool) -> Self {
+        match (explain, analyze) {
+            (_, true) => Self::Analyze,
+            (true, false) => Self::Explain,
+            (false, false) => Self::Rows,
+        }
+    }
+
+    /// The fields of the SQL endpoint's request that ask for it.
+    pub fn request_flags(self) -> (bool, bool) {
+        (self == Self::Explain, self == Self::Analyze)
+    }
+}
 
 /// Output of `tributary sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

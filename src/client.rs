@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::cli::{KeysCommand, OutputFormat, ServerArgs, SourcesCommand};
+use crate::cli::{KeysCommand, OutputFormat, ServerArgs, SourcesCommand, SqlAnswer};
 
 /// A failed admin command, with the server's error code and message when it sent them.
 #[derive(Debug, thiserror::Error)]
@@ -295,11 +295,11 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
 pub async fn sql(
     server: &ServerArgs,
     query: &str,
-    explain: bool,
+    answer: SqlAnswer,
     format: OutputFormat,
 ) -> Result<(), ClientError> {
     let client = Client::new(server);
-    if format == OutputFormat::Csv && !explain {
+    if format == OutputFormat::Csv && answer == SqlAnswer::Rows {
         let body = json!({ "sql": query });
         let (url, mut response) = client
             .send(
@@ -330,10 +330,13 @@ pub async fn sql(
         .call(
             reqwest::Method::POST,
             "/api/sql",
-            Some(json!({ "sql": query, "explain": explain })),
+            Some({
+                let (explain, analyze) = answer.request_flags();
+                json!({ "sql": query, "explain": explain, "analyze": analyze })
+            }),
         )
         .await?;
-    print!("{}", sql_answer(&out, explain, format));
+    print!("{}", sql_answer(&out, answer, format));
     Ok(())
 }
 
@@ -348,11 +351,47 @@ pub(crate) fn print_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result
 }
 
 /// A JSON answer of the SQL endpoint as `tributary sql` prints it: with
-/// `explain`, the SQL each source receives and then the plan; otherwise the
-/// rows as JSON or as a table (CSV answers are printed as they come).
-pub fn sql_answer(answer: &Value, explain: bool, format: OutputFormat) -> String {
+/// `explain`, the SQL each source receives and then the plan; with
+/// `analyze`, each source statement as sent with its rows and times, the
+/// query's rows and time, and the plan with its metrics; otherwise the rows
+/// as JSON or as a table (CSV answers are printed as they come).
+pub fn sql_answer(answer: &Value, asked: SqlAnswer, format: OutputFormat) -> String {
     use std::fmt::Write;
-    if explain {
+    if asked == SqlAnswer::Analyze {
+        let seconds = |run: &Value, field: &str| {
+            run.get(field)
+                .and_then(Value::as_f64)
+                .map_or_else(|| "-".to_string(), |s| format!("{s:.3} s"))
+        };
+        let mut out = String::new();
+        for run in answer
+            .get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(
+                out,
+                "-- {}: {} rows; sent {}, first row {}, ended {}\n{}\n",
+                run.get("source").and_then(Value::as_str).unwrap_or("?"),
+                run.get("rows").and_then(Value::as_u64).unwrap_or(0),
+                seconds(run, "sent_at"),
+                seconds(run, "first_row_at"),
+                seconds(run, "ended_at"),
+                run.get("sql")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(not sent)")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "-- {} rows in {}\n{}",
+            answer.get("rows").and_then(Value::as_u64).unwrap_or(0),
+            seconds(answer, "seconds"),
+            answer.get("plan").and_then(Value::as_str).unwrap_or("")
+        );
+        out
+    } else if asked == SqlAnswer::Explain {
         let mut out = String::new();
         for source in answer
             .get("sources")

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::app::{DataAccess, StartError, open_state};
-use crate::cli::{OutputFormat, ServeArgs};
+use crate::cli::{OutputFormat, ServeArgs, SqlAnswer};
 use crate::client;
 use crate::config::ConfigError;
 use crate::error::ApiError;
@@ -50,12 +50,12 @@ impl From<ApiError> for LocalSqlError {
 pub async fn run(
     config: &ServeArgs,
     query: &str,
-    explain: bool,
+    answer: SqlAnswer,
     format: OutputFormat,
 ) -> Result<(), LocalSqlError> {
     let config = config.resolve()?;
     let state = open_state(config, DataAccess::Reader).await?;
-    let streamed_csv = format == OutputFormat::Csv && !explain;
+    let streamed_csv = format == OutputFormat::Csv && answer == SqlAnswer::Rows;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::ACCEPT,
@@ -65,11 +65,12 @@ pub async fn run(
             "application/json"
         }),
     );
+    let (explain, analyze) = answer.request_flags();
     let request = SqlRequest {
         sql: query.to_string(),
         params: Vec::new(),
         explain,
-        analyze: false,
+        analyze,
     };
     let response = sql_api::run(
         State(state),
@@ -100,11 +101,11 @@ pub async fn run(
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .map_err(|e| LocalSqlError::Interrupted(e.to_string()))?;
-    let answer: Value = serde_json::from_slice(&bytes)
+    let answered: Value = serde_json::from_slice(&bytes)
         .map_err(|e| LocalSqlError::Interrupted(format!("unreadable answer: {e}")))?;
     client::print_bytes(
         &mut out,
-        client::sql_answer(&answer, explain, format).as_bytes(),
+        client::sql_answer(&answered, answer, format).as_bytes(),
     )
     .map_err(LocalSqlError::Output)?;
     Ok(())

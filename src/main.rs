@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tributary::app::{Application, shutdown_signal};
-use tributary::cli::{Cli, Command, DemoArgs, OutputFormat, ServeArgs, SqlMode, SqlTarget};
+use tributary::cli::{
+    Cli, Command, DemoArgs, OutputFormat, ServeArgs, SqlAnswer, SqlMode, SqlTarget,
+};
 use tributary::client::{self, ClientError};
 use tributary::{demo, local_sql};
 
@@ -56,8 +58,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             target,
             query,
             explain,
+            analyze,
             format,
-        } => sql(target, &query, explain, format).await,
+        } => sql(target, &query, SqlAnswer::of(explain, analyze), format).await,
         Command::Keys { server, command } => client::keys(&server, command)
             .await
             .map_err(|e| e.to_string()),
@@ -75,11 +78,11 @@ async fn run(cli: Cli) -> Result<(), String> {
 async fn sql(
     target: SqlTarget,
     query: &str,
-    explain: bool,
+    answer: SqlAnswer,
     format: OutputFormat,
 ) -> Result<(), String> {
     match target.mode().map_err(|e| e.to_string())? {
-        SqlMode::Server { args, defaulted } => client::sql(&args, query, explain, format)
+        SqlMode::Server { args, defaulted } => client::sql(&args, query, answer, format)
             .await
             .map_err(|e| match e {
                 ClientError::Unreachable { .. } if defaulted => format!(
@@ -92,7 +95,7 @@ async fn sql(
         SqlMode::Local(config) => {
             // Quiet unless asked: the output is the result, warnings aside.
             init_logging(&std::env::var("TRIBUTARY_LOG").unwrap_or_else(|_| "warn".into()));
-            local_sql::run(&config, query, explain, format)
+            local_sql::run(&config, query, answer, format)
                 .await
                 .map_err(|e| e.to_string())
         }

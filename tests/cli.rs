@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{TcpProxy, TestServer};
 use serde_json::{Value, json};
-use tributary::cli::{OutputFormat, ServerArgs, SourcesCommand};
+use tributary::cli::{OutputFormat, ServerArgs, SourcesCommand, SqlAnswer};
 use tributary::client;
 
 /// `tributary sources add NAME sqlite://FILE`.
@@ -283,24 +283,26 @@ async fn sql_command_prints_rows_and_plans() {
         client::sql(
             &args,
             "SELECT id, name FROM crm.customers ORDER BY id",
-            false,
+            SqlAnswer::Rows,
             format,
         )
         .await
         .unwrap();
     }
-    client::sql(
-        &args,
-        "SELECT name FROM customers WHERE id = 1",
-        true,
-        OutputFormat::Table,
-    )
-    .await
-    .unwrap();
+    for asked in [SqlAnswer::Explain, SqlAnswer::Analyze] {
+        client::sql(
+            &args,
+            "SELECT name FROM customers WHERE id = 1",
+            asked,
+            OutputFormat::Table,
+        )
+        .await
+        .unwrap();
+    }
     let err = client::sql(
         &args,
         "DROP TABLE crm.main.customers",
-        false,
+        SqlAnswer::Rows,
         OutputFormat::Csv,
     )
     .await
@@ -381,6 +383,20 @@ async fn sql_runs_over_a_config_without_a_server() {
         "{plan}"
     );
     assert!(plan.contains("HashJoinExec"), "{plan}");
+
+    // --analyze runs it: each statement as sent, with its rows and times.
+    let analyzed = sql(&["--config", config, "--analyze", join]).await;
+    let analysis = analyzed.stdout();
+    assert!(analysis.contains("-- crm: 3 rows; sent "), "{analysis}");
+    assert!(
+        analysis.contains("-- pg: ") && analysis.contains("tributary_runtime"),
+        "the join's keys narrowed PostgreSQL's statement: {analysis}"
+    );
+    assert!(analysis.contains("\n-- 2 rows in "), "{analysis}");
+    assert!(analysis.contains("output_rows=2"), "{analysis}");
+    sql(&["--config", config, "--explain", "--analyze", join])
+        .await
+        .fails_with(&["--explain", "--analyze"]);
 
     // The config's row cap applies as it does on the endpoint.
     let capped = dir.path().join("capped.toml");
