@@ -807,13 +807,17 @@ async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
 
 /// Join keys of different integer widths (`int` in PostgreSQL, `BIGINT` in
 /// MariaDB) still narrow the other source: the join compares the `int`
-/// widened, and the keys reach PostgreSQL's statement as they are.
+/// widened, and the keys reach PostgreSQL's statement as they are. So do
+/// integer keys joined to `numeric(10, 0)` ones (Oracle's `NUMBER(10)`
+/// keys are such decimals).
 #[tokio::test]
 async fn keys_of_a_wider_integer_type_reach_the_other_source() {
     let schema = common::postgres_schema(
         "CREATE TABLE big (k int PRIMARY KEY, v text);
          INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 5000) g;
-         ANALYZE big;",
+         CREATE TABLE big_numeric (k numeric(10, 0) PRIMARY KEY, v text);
+         INSERT INTO big_numeric SELECT k, v FROM big;
+         ANALYZE big; ANALYZE big_numeric;",
     )
     .await;
     let database = common::mariadb_database(
@@ -826,6 +830,11 @@ async fn keys_of_a_wider_integer_type_reach_the_other_source() {
     );
     assert_eq!(rows(&server, &query).await, json!([["v4000"], ["v7"]]));
     assert_eq!(rows_read(&server, "pg").await, Some(2));
+    let query = format!(
+        "SELECT b.v FROM pg.{schema}.big_numeric b JOIN my.{database}.small s ON b.k = s.k ORDER BY b.v"
+    );
+    assert_eq!(rows(&server, &query).await, json!([["v4000"], ["v7"]]));
+    assert_eq!(rows_read(&server, "pg").await, Some(4));
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;

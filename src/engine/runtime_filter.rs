@@ -410,23 +410,38 @@ fn is_false(expr: &Arc<dyn PhysicalExpr>) -> bool {
         .is_some_and(|l| l.value() == &ScalarValue::Boolean(Some(false)))
 }
 
-/// True when every `from` integer is a `to` integer of the same value.
+/// True when every `from` value is a `to` value equal to it, in the same
+/// order: integers into wider integers, or into decimals with room for all
+/// their digits; decimals into decimals with at least their integer
+/// digits and scale.
 fn widens(from: &DataType, to: &DataType) -> bool {
-    use DataType::{Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64};
-    let bits = |t: &DataType| match t {
-        Int8 | UInt8 => Some(8),
-        Int16 | UInt16 => Some(16),
-        Int32 | UInt32 => Some(32),
-        Int64 | UInt64 => Some(64),
+    use DataType::{Decimal128, Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64};
+    // Bits, and the decimal digits the largest value has.
+    let integer = |t: &DataType| match t {
+        Int8 | UInt8 => Some((8, 3)),
+        Int16 | UInt16 => Some((16, 5)),
+        Int32 | UInt32 => Some((32, 10)),
+        Int64 => Some((64, 19)),
+        UInt64 => Some((64, 20)),
         _ => None,
     };
-    let (Some(from_bits), Some(to_bits)) = (bits(from), bits(to)) else {
-        return false;
-    };
-    match (from.is_signed_integer(), to.is_signed_integer()) {
-        (true, true) | (false, false) => from_bits <= to_bits,
-        (false, true) => from_bits < to_bits,
-        (true, false) => false,
+    match (from, to) {
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => {
+            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
+        }
+        (_, Decimal128(p, s)) => {
+            integer(from).is_some_and(|(_, digits)| i16::from(*p) - i16::from(*s) >= digits)
+        }
+        _ => match (integer(from), integer(to)) {
+            (Some((from_bits, _)), Some((to_bits, _))) => {
+                match (from.is_signed_integer(), to.is_signed_integer()) {
+                    (true, true) | (false, false) => from_bits <= to_bits,
+                    (false, true) => from_bits < to_bits,
+                    (true, false) => false,
+                }
+            }
+            _ => false,
+        },
     }
 }
 
