@@ -357,66 +357,54 @@ pub(crate) fn print_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result
 /// as JSON or as a table (CSV answers are printed as they come).
 pub fn sql_answer(answer: &Value, asked: SqlAnswer, format: OutputFormat) -> String {
     use std::fmt::Write;
-    if asked == SqlAnswer::Analyze {
-        let seconds = |run: &Value, field: &str| {
-            run.get(field)
-                .and_then(Value::as_f64)
-                .map_or_else(|| "-".to_string(), |s| format!("{s:.3} s"))
+    if asked == SqlAnswer::Rows {
+        return if format == OutputFormat::Json {
+            format!("{}\n", pretty(answer))
+        } else {
+            rows_table(answer)
         };
-        let mut out = String::new();
-        for run in answer
-            .get("sources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let _ = writeln!(
+    }
+    let seconds = |run: &Value, field: &str| {
+        run.get(field)
+            .and_then(Value::as_f64)
+            .map_or_else(|| "-".to_string(), |s| format!("{s:.3} s"))
+    };
+    let mut out = String::new();
+    for run in answer
+        .get("sources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let source = run.get("source").and_then(Value::as_str).unwrap_or("?");
+        let _ = write!(out, "-- {source}");
+        if asked == SqlAnswer::Analyze {
+            let _ = write!(
                 out,
-                "-- {}: {} rows; sent {}, first row {}, ended {}\n{}\n",
-                run.get("source").and_then(Value::as_str).unwrap_or("?"),
+                ": {} rows; sent {}, first row {}, ended {}",
                 run.get("rows").and_then(Value::as_u64).unwrap_or(0),
                 seconds(run, "sent_at"),
                 seconds(run, "first_row_at"),
                 seconds(run, "ended_at"),
-                run.get("sql")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(not sent)")
             );
         }
+        let sql = run.get("sql").and_then(Value::as_str);
+        let _ = writeln!(out, "\n{}\n", sql.unwrap_or("(not sent)"));
+    }
+    if asked == SqlAnswer::Analyze {
         let _ = writeln!(
             out,
-            "-- {} rows in {}\n{}",
+            "-- {} rows in {}",
             answer.get("rows").and_then(Value::as_u64).unwrap_or(0),
             seconds(answer, "seconds"),
-            answer.get("plan").and_then(Value::as_str).unwrap_or("")
         );
-        out
-    } else if asked == SqlAnswer::Explain {
-        let mut out = String::new();
-        for source in answer
-            .get("sources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let _ = writeln!(
-                out,
-                "-- {}\n{}\n",
-                source.get("source").and_then(Value::as_str).unwrap_or("?"),
-                source.get("sql").and_then(Value::as_str).unwrap_or("")
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{}",
-            answer.get("plan").and_then(Value::as_str).unwrap_or("")
-        );
-        out
-    } else if format == OutputFormat::Json {
-        format!("{}\n", pretty(answer))
-    } else {
-        rows_table(answer)
     }
+    let _ = writeln!(
+        out,
+        "{}",
+        answer.get("plan").and_then(Value::as_str).unwrap_or("")
+    );
+    out
 }
 
 /// A SQL endpoint answer as an aligned text table.
