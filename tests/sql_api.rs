@@ -793,6 +793,24 @@ async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
         "the probe side waits for the build side's keys: {body}"
     );
 
+    // A build side without rows: the other side is never read, and is
+    // listed as not sent.
+    let none = format!(
+        "SELECT b.v FROM pg.{schema}.big b JOIN my.{database}.small s ON b.k = s.k WHERE s.k < 0"
+    );
+    let (status, body) = sql(&server, json!({"sql": none, "analyze": true})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"], json!(0), "{body}");
+    let sources = body["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2, "{body}");
+    assert_eq!(
+        (&sources[0]["source"], &sources[0]["rows"]),
+        (&json!("my"), &json!(0))
+    );
+    assert_eq!(sources[1]["source"], "pg", "{body}");
+    assert_eq!(sources[1]["sql"], Value::Null, "{body}");
+    assert_eq!(sources[1]["rows"], json!(0), "{body}");
+
     // The two modes exclude each other.
     let response = sql(
         &server,

@@ -6,9 +6,12 @@
 //! in its times.
 //!
 //! The federation nodes of the physical plan are wrapped in
-//! [`RecordedStatement`] for that one run only; the executor tells the
-//! wrapper the SQL it sends through a task-local slot, set while the
-//! wrapper polls its statement's stream.
+//! [`RecordedStatement`] for that one run only; each run of one keeps a
+//! live record the executor tells the SQL it sends through a task-local
+//! slot, set while the wrapper polls the statement's stream. The records
+//! are read when the query ends: a statement still open then (a join's
+//! side abandoned once the answer was complete, its stream dropped a little
+//! later) shows what it had done so far.
 
 use std::fmt;
 use std::pin::Pin;
@@ -39,7 +42,7 @@ pub struct SourceRun {
     pub sql: Option<String>,
     pub rows: u64,
     /// Seconds from the start of the query until the statement was sent,
-    /// until its first row arrived, and until it ended.
+    /// until its first row arrived, and until it ended (or the query did).
     pub sent_at: Option<f64>,
     pub first_row_at: Option<f64>,
     pub ended_at: f64,
@@ -55,27 +58,73 @@ pub struct Analysis {
     pub sources: Vec<SourceRun>,
 }
 
-/// The statements of one analyzed query, in the order they ended.
+/// What one run of a statement has done so far.
+#[derive(Debug)]
+struct Live {
+    source: String,
+    sent: Option<(String, Instant)>,
+    rows: u64,
+    first_row: Option<Instant>,
+    ended: Option<Instant>,
+}
+
+type Shared = Arc<Mutex<Live>>;
+
+fn lock(live: &Shared) -> std::sync::MutexGuard<'_, Live> {
+    live.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The statements of one analyzed query: each planned one, with its runs.
 #[derive(Debug)]
 pub struct StatementLog {
     start: Instant,
-    runs: Mutex<Vec<SourceRun>>,
+    /// Per statement of the plan (in plan order), its runs (one per
+    /// partition executed; none when it was never needed).
+    statements: Mutex<Vec<(String, Vec<Shared>)>>,
 }
 
 impl StatementLog {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             start: Instant::now(),
-            runs: Mutex::new(Vec::new()),
+            statements: Mutex::new(Vec::new()),
         })
     }
 
-    /// What was recorded, in the order the statements ended.
+    /// Every statement's runs as they stand, and a statement never run (a
+    /// join whose build side was empty does not read its other side) as
+    /// one without SQL or rows.
     pub fn runs(&self) -> Vec<SourceRun> {
-        self.runs
+        let now = Instant::now();
+        let statements = self
+            .statements
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut runs = Vec::new();
+        for (source, lives) in statements.iter() {
+            if lives.is_empty() {
+                runs.push(SourceRun {
+                    source: source.clone(),
+                    sql: None,
+                    rows: 0,
+                    sent_at: None,
+                    first_row_at: None,
+                    ended_at: self.seconds(now),
+                });
+            }
+            for live in lives {
+                let live = lock(live);
+                runs.push(SourceRun {
+                    source: live.source.clone(),
+                    sql: live.sent.as_ref().map(|(sql, _)| sql.clone()),
+                    rows: live.rows,
+                    sent_at: live.sent.as_ref().map(|(_, at)| self.seconds(*at)),
+                    first_row_at: live.first_row.map(|at| self.seconds(at)),
+                    ended_at: self.seconds(live.ended.unwrap_or(now)),
+                });
+            }
+        }
+        runs
     }
 
     /// Seconds since the query started.
@@ -86,22 +135,46 @@ impl StatementLog {
     fn seconds(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.start).as_secs_f64()
     }
+
+    /// Notes a new statement of the plan; its index.
+    fn plan(&self, source: &str) -> usize {
+        let mut statements = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        statements.push((source.to_owned(), Vec::new()));
+        statements.len() - 1
+    }
+
+    /// Notes a run of statement `index`.
+    fn run(&self, index: usize, source: &str) -> Shared {
+        let live = Arc::new(Mutex::new(Live {
+            source: source.to_owned(),
+            sent: None,
+            rows: 0,
+            first_row: None,
+            ended: None,
+        }));
+        if let Some((_, lives)) = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(index)
+        {
+            lives.push(live.clone());
+        }
+        live
+    }
 }
 
-/// The SQL a statement sent and when, filled by the executor.
-type Sent = Arc<Mutex<Option<(String, Instant)>>>;
-
 tokio::task_local! {
-    static SENT: Sent;
+    static SENT: Shared;
 }
 
 /// Called by the executor with the statement it is about to send; noted
 /// only while a [`RecordedStatement`] polls it.
 pub fn note_sent(sql: &str) {
-    let _ = SENT.try_with(|slot| {
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((sql.to_owned(), Instant::now()));
-    });
+    let _ = SENT.try_with(|live| lock(live).sent = Some((sql.to_owned(), Instant::now())));
 }
 
 /// `plan` with each federation node wrapped to record into `log`.
@@ -109,7 +182,7 @@ pub fn record(
     plan: Arc<dyn ExecutionPlan>,
     log: &Arc<StatementLog>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| {
+    plan.transform_down(|node| {
         if node.name() != explain::FEDERATION_NODE {
             return Ok(Transformed::no(node));
         }
@@ -117,12 +190,14 @@ pub fn record(
             .pop()
             .map(|q| q.source)
             .unwrap_or_default();
+        let index = log.plan(&source);
         let wrapped: Arc<dyn ExecutionPlan> = Arc::new(RecordedStatement {
             inner: node,
             source,
             log: log.clone(),
+            index,
         });
-        Ok(Transformed::yes(wrapped))
+        Ok(Transformed::new(wrapped, true, TreeNodeRecursion::Jump))
     })
     .map(|t| t.data)
 }
@@ -133,6 +208,8 @@ struct RecordedStatement {
     inner: Arc<dyn ExecutionPlan>,
     source: String,
     log: Arc<StatementLog>,
+    /// Its place in the log.
+    index: usize,
 }
 
 impl DisplayAs for RecordedStatement {
@@ -166,6 +243,7 @@ impl ExecutionPlan for RecordedStatement {
                 inner,
                 source: self.source.clone(),
                 log: self.log.clone(),
+                index: self.index,
             })),
             _ => Err(datafusion::error::DataFusionError::Internal(
                 "a recorded statement has one input".into(),
@@ -187,52 +265,15 @@ impl ExecutionPlan for RecordedStatement {
     ) -> Result<SendableRecordBatchStream> {
         Ok(Box::pin(Recording {
             inner: self.inner.execute(partition, context)?,
-            sent: Sent::default(),
-            source: self.source.clone(),
-            log: self.log.clone(),
-            rows: 0,
-            first_row: None,
-            ended: false,
+            live: self.log.run(self.index, &self.source),
         }))
     }
 }
 
-/// A statement's stream, counted and timed; its record is written when it
-/// ends, fails or is dropped.
+/// A statement's stream, counted and timed in its live record.
 struct Recording {
     inner: SendableRecordBatchStream,
-    sent: Sent,
-    source: String,
-    log: Arc<StatementLog>,
-    rows: u64,
-    first_row: Option<Instant>,
-    ended: bool,
-}
-
-impl Recording {
-    fn end(&mut self) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
-        let sent = self
-            .sent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let log = &self.log;
-        let run = SourceRun {
-            source: std::mem::take(&mut self.source),
-            sent_at: sent.as_ref().map(|(_, at)| log.seconds(*at)),
-            sql: sent.map(|(sql, _)| sql),
-            rows: self.rows,
-            first_row_at: self.first_row.map(|at| log.seconds(at)),
-            ended_at: log.seconds(Instant::now()),
-        };
-        log.runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(run);
-    }
+    live: Shared,
 }
 
 impl Stream for Recording {
@@ -240,15 +281,18 @@ impl Stream for Recording {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let polled = SENT.sync_scope(this.sent.clone(), || this.inner.poll_next_unpin(cx));
+        let polled = SENT.sync_scope(this.live.clone(), || this.inner.poll_next_unpin(cx));
         match &polled {
             Poll::Ready(Some(Ok(batch))) => {
-                if batch.num_rows() > 0 && this.first_row.is_none() {
-                    this.first_row = Some(Instant::now());
+                let mut live = lock(&this.live);
+                if batch.num_rows() > 0 && live.first_row.is_none() {
+                    live.first_row = Some(Instant::now());
                 }
-                this.rows += batch.num_rows() as u64;
+                live.rows += batch.num_rows() as u64;
             }
-            Poll::Ready(_) => this.end(),
+            Poll::Ready(_) => {
+                lock(&this.live).ended.get_or_insert_with(Instant::now);
+            }
             Poll::Pending => {}
         }
         polled
@@ -263,7 +307,7 @@ impl RecordBatchStream for Recording {
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        self.end();
+        lock(&self.live).ended.get_or_insert_with(Instant::now);
     }
 }
 
