@@ -114,7 +114,8 @@ impl SqlAnswer {
 pub enum OutputFormat {
     /// An aligned text table with a row count.
     Table,
-    /// The SQL endpoint's JSON answer: columns, rows, truncated.
+    /// The SQL endpoint's JSON answer: columns, rows, truncated (with
+    /// `--explain` or `--analyze`, the endpoint's JSON of those).
     Json,
     /// A header line, then one line per row.
     Csv,

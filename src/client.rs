@@ -350,19 +350,19 @@ pub(crate) fn print_bytes(out: &mut impl Write, bytes: &[u8]) -> std::io::Result
     }
 }
 
-/// A JSON answer of the SQL endpoint as `tributary sql` prints it: with
-/// `explain`, the SQL each source receives and then the plan; with
-/// `analyze`, each source statement as sent with its rows and times, the
-/// query's rows and time, and the plan with its metrics; otherwise the rows
-/// as JSON or as a table (CSV answers are printed as they come).
+/// A JSON answer of the SQL endpoint as `tributary sql` prints it: as the
+/// endpoint's JSON with `--format json`; otherwise, with `explain`, the SQL
+/// each source receives and then the plan; with `analyze`, each source
+/// statement as sent with its rows and times, the query's rows and time,
+/// and the plan with its metrics; else the rows as a table (CSV answers are
+/// printed as they come).
 pub fn sql_answer(answer: &Value, asked: SqlAnswer, format: OutputFormat) -> String {
     use std::fmt::Write;
+    if format == OutputFormat::Json {
+        return format!("{}\n", pretty(answer));
+    }
     if asked == SqlAnswer::Rows {
-        return if format == OutputFormat::Json {
-            format!("{}\n", pretty(answer))
-        } else {
-            rows_table(answer)
-        };
+        return rows_table(answer);
     }
     let seconds = |run: &Value, field: &str| {
         run.get(field)

@@ -394,6 +394,10 @@ async fn sql_runs_over_a_config_without_a_server() {
     );
     assert!(analysis.contains("\n-- 2 rows in "), "{analysis}");
     assert!(analysis.contains("output_rows=2"), "{analysis}");
+    let json = sql(&["--config", config, "--analyze", "--format", "json", join]).await;
+    let json: Value = serde_json::from_str(json.stdout()).unwrap();
+    assert_eq!(json["rows"], 2, "{json}");
+    assert_eq!(json["sources"].as_array().map(Vec::len), Some(2), "{json}");
     sql(&["--config", config, "--explain", "--analyze", join])
         .await
         .fails_with(&["--explain", "--analyze"]);
