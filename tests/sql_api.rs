@@ -827,7 +827,7 @@ async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
 /// MariaDB) still narrow the other source: the join compares the `int`
 /// widened, and the keys reach PostgreSQL's statement as they are. So do
 /// integer keys joined to `numeric(10, 0)` ones (Oracle's `NUMBER(10)`
-/// keys are such decimals).
+/// keys are such decimals), and decimal keys joined to an `int` column.
 #[tokio::test]
 async fn keys_of_a_wider_integer_type_reach_the_other_source() {
     let schema = common::postgres_schema(
@@ -839,7 +839,9 @@ async fn keys_of_a_wider_integer_type_reach_the_other_source() {
     )
     .await;
     let database = common::mariadb_database(
-        "CREATE TABLE small (k BIGINT PRIMARY KEY); INSERT INTO small VALUES (7), (4000), (3000000000); ANALYZE TABLE small;",
+        "CREATE TABLE small (k BIGINT PRIMARY KEY); INSERT INTO small VALUES (7), (4000), (3000000000);
+         CREATE TABLE small_decimal (k DECIMAL(10, 2) PRIMARY KEY); INSERT INTO small_decimal VALUES (7), (7.5), (4000);
+         ANALYZE TABLE small, small_decimal;",
     )
     .await;
     let (server, _dir) = postgres_and_mariadb(&schema, &database, ("pg", "my")).await;
@@ -853,6 +855,21 @@ async fn keys_of_a_wider_integer_type_reach_the_other_source() {
     );
     assert_eq!(rows(&server, &query).await, json!([["v4000"], ["v7"]]));
     assert_eq!(rows_read(&server, "pg").await, Some(4));
+    // Decimal keys reach an int column as its integers (its index serves
+    // them); 7.5 matches no integer and is left out.
+    let query = format!(
+        "SELECT b.v FROM pg.{schema}.big b JOIN my.{database}.small_decimal s ON b.k = s.k ORDER BY b.v"
+    );
+    assert_eq!(rows(&server, &query).await, json!([["v4000"], ["v7"]]));
+    assert_eq!(rows_read(&server, "pg").await, Some(6));
+    let (_, analysis) = sql(&server, json!({"sql": query, "analyze": true})).await;
+    let sent = analysis["sources"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|run| run["source"] == "pg"))
+        .and_then(|run| run["sql"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(sent.contains("IN (7, 4000)"), "{analysis}");
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
     common::drop_mariadb_database(&database).await;

@@ -245,9 +245,47 @@ fn convert(
             return None;
         }
         let values = list.list().iter().map(value).collect::<Option<Vec<_>>>()?;
-        return in_lists(column, values);
+        return in_lists(column, as_integers(list.expr(), schema, values));
     }
     None
+}
+
+/// Keys compared as decimals with an integer column (an `int` key joined
+/// to a `numeric` one) as that column's integers, the ones with a fraction
+/// left out: no integer equals them. PostgreSQL compares an integer column
+/// with numeric values as numerics, which its index on the column cannot
+/// serve. A value that cannot be said as an integer stays as it is.
+fn as_integers(
+    expr: &Arc<dyn PhysicalExpr>,
+    schema: &SchemaRef,
+    values: Vec<ScalarValue>,
+) -> Vec<ScalarValue> {
+    let any: &dyn Any = expr.as_ref();
+    let integer_column = any
+        .downcast_ref::<CastExpr>()
+        .and_then(|cast| column(cast.expr(), schema))
+        .is_some_and(|(_, from)| from.is_integer());
+    if !integer_column {
+        return values;
+    }
+    values
+        .into_iter()
+        .filter_map(|value| {
+            let ScalarValue::Decimal128(Some(scaled), _, scale) = value else {
+                return Some(value);
+            };
+            let Some(unit) = u32::try_from(scale)
+                .ok()
+                .and_then(|s| 10i128.checked_pow(s))
+            else {
+                return Some(value);
+            };
+            if scaled % unit != 0 {
+                return None;
+            }
+            Some(i64::try_from(scaled / unit).map_or(value, |i| ScalarValue::Int64(Some(i))))
+        })
+        .collect()
 }
 
 /// How many keys a filter lists (in its IN lists).
@@ -727,25 +765,34 @@ mod tests {
     }
 
     #[test]
-    fn only_casts_that_keep_every_integer_are_seen_through() {
-        use DataType::{Float64, Int16, Int32, Int64, UInt8, UInt32, UInt64};
-        for (from, to) in [
+    fn only_casts_that_keep_every_value_are_seen_through() {
+        use DataType::{Decimal128, Float64, Int16, Int32, Int64, UInt8, UInt32, UInt64};
+        let keeping = [
             (Int32, Int64),
             (Int16, Int32),
             (UInt8, Int16),
             (UInt32, Int64),
             (UInt32, UInt64),
             (Int64, Int64),
-        ] {
+            (Int32, Decimal128(10, 0)),
+            (Int64, Decimal128(21, 2)),
+            (Decimal128(10, 0), Decimal128(12, 2)),
+        ];
+        for (from, to) in keeping {
             assert!(widens(&from, &to), "{from} -> {to}");
         }
-        for (from, to) in [
+        let losing = [
             (Int64, Int32),
             (UInt64, Int64),
             (Int32, UInt64),
             (Int32, Float64),
             (Float64, Int64),
-        ] {
+            (Int64, Decimal128(19, 1)),
+            (Decimal128(12, 2), Decimal128(12, 0)),
+            (Decimal128(12, 2), Decimal128(12, 3)),
+            (Decimal128(10, 0), Int64),
+        ];
+        for (from, to) in losing {
             assert!(!widens(&from, &to), "{from} -> {to}");
         }
         // `CAST(k AS Int64) IN (…)` tests `k` itself; a narrowing cast is not rendered.
@@ -753,6 +800,18 @@ mod tests {
         let list: Arc<dyn PhysicalExpr> = Arc::new(
             InListExpr::try_new(widened, vec![lit(7i64), lit(4000i64)], false, &schema()).unwrap(),
         );
+        assert_eq!(
+            rendered(&list).as_deref(),
+            Some("k IN ([Int64(7), Int64(4000)])")
+        );
+        // Keys compared as decimals go to the integer column as integers; a
+        // key with a fraction cannot match and is left out.
+        let as_decimal: Arc<dyn PhysicalExpr> =
+            Arc::new(CastExpr::new(key(), Decimal128(21, 2), None));
+        let decimals = [700, 750, 400_000]
+            .map(|v| Arc::new(Literal::new(ScalarValue::Decimal128(Some(v), 21, 2))) as _);
+        let list: Arc<dyn PhysicalExpr> =
+            Arc::new(InListExpr::try_new(as_decimal, decimals.to_vec(), false, &schema()).unwrap());
         assert_eq!(
             rendered(&list).as_deref(),
             Some("k IN ([Int64(7), Int64(4000)])")
