@@ -199,14 +199,14 @@ fn convert(
                 lists,
             )?)),
             op @ (Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) => {
-                let (column, data_type) = column(binary.left(), schema)?;
+                let tested = column(binary.left(), schema)?;
                 let value = literal(binary.right())?;
                 let allowed = if *op == Operator::Eq {
-                    comparable(&data_type)
+                    comparable(&tested.compared_as)
                 } else {
-                    orderable(&data_type, kind)
+                    orderable(&tested.compared_as, kind)
                 };
-                allowed.then(|| binary_expr(column, *op, value))
+                allowed.then(|| binary_expr(tested.column, *op, value))
             }
             _ => None,
         };
@@ -240,12 +240,12 @@ fn convert(
         if let Some(columns) = struct_fields(list.expr()) {
             return key_tuples(columns, list.list(), schema);
         }
-        let (column, data_type) = column(list.expr(), schema)?;
-        if !comparable(&data_type) {
+        let tested = column(list.expr(), schema)?;
+        if !comparable(&tested.compared_as) {
             return None;
         }
         let values = list.list().iter().map(value).collect::<Option<Vec<_>>>()?;
-        return in_lists(column, as_integers(list.expr(), schema, values));
+        return in_lists(&tested, values);
     }
     None
 }
@@ -255,17 +255,8 @@ fn convert(
 /// left out: no integer equals them. PostgreSQL compares an integer column
 /// with numeric values as numerics, which its index on the column cannot
 /// serve. A value that cannot be said as an integer stays as it is.
-fn as_integers(
-    expr: &Arc<dyn PhysicalExpr>,
-    schema: &SchemaRef,
-    values: Vec<ScalarValue>,
-) -> Vec<ScalarValue> {
-    let any: &dyn Any = expr.as_ref();
-    let integer_column = any
-        .downcast_ref::<CastExpr>()
-        .and_then(|cast| column(cast.expr(), schema))
-        .is_some_and(|(_, from)| from.is_integer());
-    if !integer_column {
+fn as_integers(tested: &Tested, values: Vec<ScalarValue>) -> Vec<ScalarValue> {
+    if !tested.integers || !matches!(tested.compared_as, DataType::Decimal128(..)) {
         return values;
     }
     values
@@ -300,15 +291,16 @@ fn listed_keys(expr: &Arc<dyn PhysicalExpr>) -> usize {
 /// `column IN (…)` for `values`, each once (a build side's keys repeat),
 /// as several lists past [`KEYS_PER_LIST`] — or as their range, when they
 /// are integers that fill much of it ([`filled_range`]).
-fn in_lists(column: Expr, values: Vec<ScalarValue>) -> Option<Expr> {
+fn in_lists(tested: &Tested, values: Vec<ScalarValue>) -> Option<Expr> {
+    let column = &tested.column;
     let mut seen = HashSet::new();
-    let values: Vec<ScalarValue> = values
+    let values: Vec<ScalarValue> = as_integers(tested, values)
         .into_iter()
         .filter(|value| seen.insert(value.clone()))
         .collect();
     if let Some((low, high)) = filled_range(&values) {
         let at_least = column.clone().gt_eq(Expr::Literal(low, None));
-        return Some(at_least.and(column.lt_eq(Expr::Literal(high, None))));
+        return Some(at_least.and(column.clone().lt_eq(Expr::Literal(high, None))));
     }
     let values: Vec<Expr> = values
         .into_iter()
@@ -382,10 +374,10 @@ fn key_tuples(
         .collect::<Option<Vec<_>>>()?;
     let mut lists = Vec::new();
     for (index, field) in columns.iter().enumerate() {
-        let Some((column, data_type)) = column(field, schema) else {
+        let Some(tested) = column(field, schema) else {
             continue;
         };
-        if !comparable(&data_type) {
+        if !comparable(&tested.compared_as) {
             continue;
         }
         let Some(values) = tuples
@@ -398,20 +390,32 @@ fn key_tuples(
         else {
             continue;
         };
-        lists.extend(in_lists(column, values));
+        lists.extend(in_lists(&tested, values));
     }
     lists.into_iter().reduce(Expr::and)
 }
 
-/// The source's column a filter tests, with the type of the values it is
-/// compared with. A join of integer keys of different widths (`int` in one
-/// source, `bigint` in the other) compares the narrower one widened: that
-/// cast keeps every value and its order, so the column itself is tested.
-fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<(Expr, DataType)> {
+/// A source column a filter tests.
+struct Tested {
+    column: Expr,
+    /// The type its values are compared as: its own, or one it widens to.
+    compared_as: DataType,
+    /// Whether the column itself holds integers.
+    integers: bool,
+}
+
+/// The source's column a filter tests. A join of keys of different widths
+/// (`int` in one source, `bigint` or `numeric` in the other) compares the
+/// narrower one widened: a cast that keeps every value and its order
+/// ([`widens`]) is seen through, so the column itself is tested.
+fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<Tested> {
     let any: &dyn Any = expr.as_ref();
     if let Some(cast) = any.downcast_ref::<CastExpr>() {
-        let (column, from) = column(cast.expr(), schema)?;
-        return widens(&from, cast.cast_type()).then(|| (column, cast.cast_type().clone()));
+        let tested = column(cast.expr(), schema)?;
+        return widens(&tested.compared_as, cast.cast_type()).then(|| Tested {
+            compared_as: cast.cast_type().clone(),
+            ..tested
+        });
     }
     let column = any.downcast_ref::<Column>()?;
     let field = schema.fields().get(column.index())?;
@@ -422,11 +426,10 @@ fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<(Expr, Dat
         .filter(|f| f.name() == field.name())
         .count()
         == 1;
-    unique.then(|| {
-        (
-            Expr::Column(datafusion::common::Column::new_unqualified(field.name())),
-            field.data_type().clone(),
-        )
+    unique.then(|| Tested {
+        column: Expr::Column(datafusion::common::Column::new_unqualified(field.name())),
+        compared_as: field.data_type().clone(),
+        integers: field.data_type().is_integer(),
     })
 }
 
