@@ -323,15 +323,18 @@ def in_duckdb_venv():
     os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
 
 
-def mariadb(sql):
-    """One statement through the `mariadb` (or `mysql`) client as root; its one value."""
+def mariadb(sql, root=False):
+    """One statement through the `mariadb` (or `mysql`) client, as the benchmark's user (as
+    root, without a password, to change a global setting); its one value."""
     client = shutil.which("mariadb") or shutil.which("mysql")
     if client is None:
         sys.exit("tpch_vs_duckdb: no mariadb or mysql client to read the buffer pool with")
-    done = subprocess.run([client, "-h", MY["host"], "-P", str(MY["port"]), "-uroot", "-N", "-B",
+    who = ["-uroot"] if root else [f"-u{MY['user']}", f"-p{MY['password']}"]
+    done = subprocess.run([client, "-h", MY["host"], "-P", str(MY["port"]), *who, "-N", "-B",
                            "-e", sql], capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"tpch_vs_duckdb: MariaDB as root refused `{sql}`: {done.stderr.strip()}")
+        user = "root" if root else MY["user"]
+        sys.exit(f"tpch_vs_duckdb: MariaDB as {user} refused `{sql}`: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -382,7 +385,7 @@ def main():
 
     pool_before = int(mariadb("SELECT @@innodb_buffer_pool_size"))
     if args.buffer_pool:
-        mariadb(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool}")
+        mariadb(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool}", root=True)
     pool = int(mariadb("SELECT @@innodb_buffer_pool_size"))
     data = int(mariadb("SELECT COALESCE(SUM(data_length + index_length), 0) FROM "
                        f"information_schema.tables WHERE table_schema = '{layout['database']}'"))
@@ -433,7 +436,7 @@ def main():
         for s in running:
             s.close()
         if args.buffer_pool and pool_before != pool:
-            mariadb(f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
+            mariadb(f"SET GLOBAL innodb_buffer_pool_size = {pool_before}", root=True)
 
     def geo(xs):
         return math.exp(sum(math.log(max(x, 1e-6)) for x in xs) / len(xs)) if xs else float("nan")
