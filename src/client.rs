@@ -265,6 +265,10 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
                     .unwrap_or("?"),
                 out.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
             );
+            let advice = out.get("advice").and_then(Value::as_array);
+            for line in advice.into_iter().flatten().filter_map(Value::as_str) {
+                println!("advice: {line}");
+            }
         }
         SourcesCommand::Refresh { name, drift } => {
             let mode = if drift { "drift" } else { "full" };

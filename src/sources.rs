@@ -414,6 +414,9 @@ async fn connect_and_introspect(
     // Connectors name the source in their errors; this makes sure of it.
     let named = |e: ConnectorError| SourceError::Connect(e.for_source(&config.name));
     let ping = connector.ping().await.map_err(named)?;
+    for advice in &ping.advice {
+        tracing::warn!(source = %config.name, "{advice}");
+    }
     let schema = connector.introspect().await.map_err(named)?;
     Ok((connector, ping, schema))
 }

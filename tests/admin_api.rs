@@ -545,6 +545,85 @@ async fn postgres_and_mariadb_sources_register_and_report_metrics() {
     common::drop_mariadb_database(&database).await;
 }
 
+/// A MariaDB source whose tables do not fit in the server's buffer pool
+/// gets advice with its ping, sizes as the server reports them; one that
+/// fits gets none. The TPC-H tables `.ci/run` loads take about 164 MiB,
+/// more than MariaDB's default 128 MiB pool (a machine configured with a
+/// larger pool checks that no advice comes).
+#[tokio::test]
+async fn a_ping_advises_when_the_tables_outgrow_mariadbs_buffer_pool() {
+    use mysql_async::prelude::Queryable;
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    let small = common::mariadb_database("CREATE TABLE t (id INT PRIMARY KEY);").await;
+    server
+        .register(json!({"name": "small", "url": common::mariadb_url_with_database(&small)}))
+        .await;
+    let (status, registered) = server
+        .admin(
+            Method::POST,
+            "/admin/sources",
+            Some(
+                json!({"name": "tpch", "url": common::mariadb_url_with_database("tributary_tpch")}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{registered}");
+
+    let mut conn = common::mariadb().await;
+    let (pool, tables): (u64, u64) = conn
+        .query_first(
+            "SELECT CAST(@@innodb_buffer_pool_size AS UNSIGNED), \
+             CAST(SUM(data_length + index_length) AS UNSIGNED) FROM information_schema.TABLES \
+             WHERE table_schema = 'tributary_tpch' AND engine = 'InnoDB'",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    conn.disconnect().await.unwrap();
+
+    let (status, ping) = server
+        .admin(Method::POST, "/admin/sources/small/test", None)
+        .await;
+    assert_eq!(status, 200, "{ping}");
+    assert_eq!(
+        ping.get("advice"),
+        None,
+        "a table of a few KiB fits: {ping}"
+    );
+
+    let (status, ping) = server
+        .admin(Method::POST, "/admin/sources/tpch/test", None)
+        .await;
+    assert_eq!(status, 200, "{ping}");
+    if tables > pool {
+        let advice = ping["advice"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ping}"));
+        let sizes = format!(
+            "(innodb_buffer_pool_size = {} MiB) is smaller than the InnoDB tables this source serves ({} MiB)",
+            pool.div_ceil(MIB),
+            tables.div_ceil(MIB)
+        );
+        assert!(advice.starts_with("MariaDB's buffer pool"), "{advice}");
+        assert!(advice.contains(&sizes), "{advice}\nwanted: {sizes}");
+        assert_eq!(ping["advice"].as_array().map(Vec::len), Some(1), "{ping}");
+        assert_eq!(
+            registered["ping"]["advice"], ping["advice"],
+            "registering said it too"
+        );
+    } else {
+        assert_eq!(
+            ping.get("advice"),
+            None,
+            "{tables} bytes fit in {pool}: {ping}"
+        );
+    }
+    server.stop().await;
+    common::drop_mariadb_database(&small).await;
+}
+
 /// `pool.settings`: every connection of a PostgreSQL or MariaDB source
 /// starts with them (here read-only transactions: reads answer, writes are
 /// refused by the database); settings Tributary sets itself, bad names and

@@ -173,15 +173,18 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /admin/sources/{name}/test`: a ping; 503 naming the source when it is down.
+/// `POST /admin/sources/{name}/test`: a ping, with the connector's advice
+/// when it has some; 503 naming the source when it is down.
 pub async fn test(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Json_>, ApiError> {
     let ping = state.sources.test(&name).await?;
-    Ok(Json(
-        json!({ "source": name, "ok": true, "server_version": ping.server_version, "latency_ms": ping.latency_ms }),
-    ))
+    let mut answer = json!({ "source": name, "ok": true, "server_version": ping.server_version, "latency_ms": ping.latency_ms });
+    if !ping.advice.is_empty() {
+        answer["advice"] = json!(ping.advice);
+    }
+    Ok(Json(answer))
 }
 
 /// How `POST /admin/sources/{name}/refresh` works.

@@ -73,6 +73,10 @@ pub struct PingInfo {
     pub server_version: String,
     /// Round trip of the ping query, in milliseconds.
     pub latency_ms: f64,
+    /// What the database's own settings will make slow, said to its admin
+    /// (a MySQL/MariaDB buffer pool smaller than the tables served).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<String>,
 }
 
 impl PingInfo {
@@ -80,6 +84,7 @@ impl PingInfo {
         Self {
             server_version,
             latency_ms: latency.as_secs_f64() * 1_000.0,
+            advice: Vec::new(),
         }
     }
 }

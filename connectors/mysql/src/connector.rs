@@ -15,6 +15,7 @@ use tributary_connector::{
 };
 use tributary_schema_cache::{SourceKind, SourceSchema};
 
+use crate::advice;
 use crate::classify::classify;
 use crate::flavor::{Flavor, ServerInfo};
 use crate::introspect::{self, Selection};
@@ -98,6 +99,29 @@ impl MySqlConnector {
         Ok(version)
     }
 
+    /// Advice when the selected databases' tables outgrow the buffer
+    /// pool. Advice only: a server that will not say (no rights on a
+    /// table's statistics, no InnoDB) gets none, and the ping stands.
+    async fn buffer_pool_advice(&self, conn: &mut mysql_async::Conn) -> Option<String> {
+        let sizes = async {
+            let schemas = self.selection.schemas(conn).await?;
+            if schemas.is_empty() {
+                return Ok(None);
+            }
+            advice::buffer_pool_and_tables(conn, &schemas)
+                .await
+                .map(Some)
+        };
+        match sizes.await {
+            Ok(Some((pool, tables))) => advice::buffer_pool(self.flavor(), pool, tables),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::debug!(source = %self.name, %error, "buffer pool size not read");
+                None
+            }
+        }
+    }
+
     async fn introspect_inner(&self) -> Result<SourceSchema> {
         let mut conn = self.pool.acquire().await?;
         let server_version = self.server_version(&mut conn).await?;
@@ -165,7 +189,9 @@ impl Connector for MySqlConnector {
             .server_version(&mut conn)
             .await
             .map_err(|e| self.named(e))?;
-        Ok(PingInfo::new(version, started.elapsed()))
+        let mut info = PingInfo::new(version, started.elapsed());
+        info.advice.extend(self.buffer_pool_advice(&mut conn).await);
+        Ok(info)
     }
 
     async fn introspect(&self) -> Result<SourceSchema> {

@@ -7,6 +7,7 @@
 //! new connection ([`Flavor`]); where their catalogs differ, the queries and
 //! normalization live in `catalog.rs`.
 
+mod advice;
 mod catalog;
 mod classify;
 mod connector;
