@@ -73,8 +73,9 @@ pub struct PingInfo {
     pub server_version: String,
     /// Round trip of the ping query, in milliseconds.
     pub latency_ms: f64,
-    /// What the database's own settings will make slow, said to its admin
-    /// (a MySQL/MariaDB buffer pool smaller than the tables served).
+    /// What the database's own settings will make fail or slow, said to
+    /// its admin (a pool larger than a connection limit leaves room for,
+    /// a MySQL/MariaDB buffer pool smaller than the tables served).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<String>,
 }

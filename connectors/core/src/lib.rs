@@ -3,6 +3,7 @@
 //! source configuration (pool, TLS, schema selection), SQL values and write
 //! rendering per dialect, Arrow batch building, drift detection and errors.
 
+pub mod advice;
 pub mod batch;
 pub mod config;
 pub mod connector;

@@ -1,5 +1,7 @@
 //! Advice for a source's admin, given with a ping: what the server's own
-//! settings will make slow. InnoDB serves every page from its buffer pool;
+//! settings will make slow or refuse. The connection limits — the server's
+//! `max_connections`, the account's `max_user_connections` — are worded in
+//! `tributary_connector::advice`. InnoDB serves every page from its buffer pool;
 //! when the tables a source serves do not fit in it, the joins and key
 //! lookups Tributary pushes there re-read evicted pages from disk (TPC-H
 //! SF1 on MariaDB's default 128 MiB pool: a join of orders and lineitem
@@ -11,6 +13,7 @@ use mysql_async::{Conn, Params, Value as MyValue};
 use crate::classify::classify;
 use crate::flavor::Flavor;
 use tributary_connector::Result;
+use tributary_connector::advice::ConnectionLimit;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -32,6 +35,52 @@ pub(crate) async fn buffer_pool_and_tables(
         .await
         .map_err(classify)?;
     Ok(row.unwrap_or_default())
+}
+
+/// The server's and the account's connection limits, each with the
+/// connections others hold under it now; `ours` is how many of them are
+/// the pool's own (the ping's among them). The account's limit is the
+/// session value of `max_user_connections` (the account's own when it has
+/// one), its connections the process list's rows of the account, which
+/// every account may see.
+pub(crate) async fn connection_limits(
+    conn: &mut Conn,
+    flavor: Flavor,
+    ours: u64,
+) -> Result<Vec<ConnectionLimit>> {
+    let row: Option<(u64, u64, u64, String)> = conn
+        .query_first(
+            "SELECT @@max_connections, @@session.max_user_connections, \
+             (SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+               WHERE USER = SUBSTRING_INDEX(CURRENT_USER(), '@', 1)), CURRENT_USER()",
+        )
+        .await
+        .map_err(classify)?;
+    let status: Option<(String, u64)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+        .await
+        .map_err(classify)?;
+    let (Some((server, account, account_open, user)), Some((_, server_open))) = (row, status)
+    else {
+        return Ok(Vec::new());
+    };
+    let server_name = match flavor {
+        Flavor::MariaDb => "MariaDB",
+        Flavor::MySql => "MySQL",
+    };
+    let mut limits = vec![ConnectionLimit {
+        what: format!("{server_name}'s max_connections"),
+        limit: server,
+        held_by_others: server_open.saturating_sub(ours),
+    }];
+    if account > 0 {
+        limits.push(ConnectionLimit {
+            what: format!("account {user}'s max_user_connections"),
+            limit: account,
+            held_by_others: account_open.saturating_sub(ours),
+        });
+    }
+    Ok(limits)
 }
 
 /// What to tell the admin when `tables` bytes do not fit in a buffer pool

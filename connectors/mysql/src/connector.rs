@@ -9,6 +9,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use chrono::Utc;
 use mysql_async::prelude::Queryable;
+use tributary_connector::advice::pool_larger_than_limit;
 use tributary_connector::{
     Connector, ConnectorError, Dialect, MySqlDialect, PingInfo, PoolStatus, Result, RowStream,
     SourceConfig, Statement, TableKey, WriteTx,
@@ -97,6 +98,20 @@ impl MySqlConnector {
         let version = version.unwrap_or_default();
         self.server.record(&version);
         Ok(version)
+    }
+
+    /// Advice when the pool may open more connections than the server or
+    /// the account will accept; none when the server will not say.
+    async fn pool_advice(&self, conn: &mut mysql_async::Conn) -> Option<String> {
+        let status = self.pool.status();
+        let ours = u64::try_from(status.size).unwrap_or(0);
+        match advice::connection_limits(conn, self.flavor(), ours).await {
+            Ok(limits) => pool_larger_than_limit(status.max_size, &limits),
+            Err(error) => {
+                tracing::debug!(source = %self.name, %error, "connection limits not read");
+                None
+            }
+        }
     }
 
     /// Advice when the selected databases' tables outgrow the buffer
@@ -190,6 +205,7 @@ impl Connector for MySqlConnector {
             .await
             .map_err(|e| self.named(e))?;
         let mut info = PingInfo::new(version, started.elapsed());
+        info.advice.extend(self.pool_advice(&mut conn).await);
         info.advice.extend(self.buffer_pool_advice(&mut conn).await);
         Ok(info)
     }

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
+use tributary_connector::testkit;
 use tributary_connector::{Connector, ErrorKind, Secret, SourceConfig, Statement, TlsMode};
 use tributary_connector_mysql::MySqlConnector;
 use tributary_schema_cache::SourceKind;
@@ -34,6 +35,56 @@ async fn ping_reports_version_and_detects_the_flavor() {
     let status = connector.pool_status();
     assert_eq!(status.max_size, 10);
     assert!(status.size >= 1, "{status:?}");
+    db.drop_db().await;
+}
+
+/// A pool that may open more connections than the account or the server
+/// accepts gets advice with its ping, naming the tightest limit: the
+/// account's `MAX_USER_CONNECTIONS`, or the server's `max_connections`. A
+/// pool that fits gets none.
+#[tokio::test]
+async fn ping_advises_when_the_pool_can_outgrow_a_connection_limit() {
+    let mut db = TestDb::create("conn_limit", &[]).await;
+    let user = testkit::unique_name("limited");
+    db.exec(&[
+        &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'limited' WITH MAX_USER_CONNECTIONS 3"),
+        &format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name),
+    ])
+    .await;
+    let as_user = |max_size: u32| {
+        let mut config = db.config("limited");
+        config.connection.user = Some(user.clone());
+        config.connection.password = Some(Secret::Plain("limited".into()));
+        config.pool.max_size = max_size;
+        MySqlConnector::new(&config).unwrap()
+    };
+
+    let fits = as_user(2).ping().await.unwrap();
+    assert_eq!(
+        fits.advice,
+        Vec::<String>::new(),
+        "2 connections under a limit of 3"
+    );
+    let info = as_user(10).ping().await.unwrap();
+    let wanted = format!(
+        "pool.max_size is 10, but account {user}@%'s max_user_connections allows 3 connections"
+    );
+    assert_eq!(info.advice.len(), 1, "{:?}", info.advice);
+    assert!(
+        info.advice[0].starts_with(&wanted),
+        "{}\nwanted: {wanted}",
+        info.advice[0]
+    );
+
+    let mut config = db.config("big");
+    config.pool.max_size = 1_000;
+    let info = MySqlConnector::new(&config).unwrap().ping().await.unwrap();
+    let server = if db.mariadb { "MariaDB" } else { "MySQL" };
+    let wanted = format!("pool.max_size is 1000, but {server}'s max_connections allows");
+    assert_eq!(info.advice.len(), 1, "{:?}", info.advice);
+    assert!(info.advice[0].starts_with(&wanted), "{}", info.advice[0]);
+
+    db.exec(&[&format!("DROP USER '{user}'@'%'")]).await;
     db.drop_db().await;
 }
 
@@ -184,7 +235,7 @@ async fn server_offers_tls(connector: &MySqlConnector) -> bool {
         )
         .await
         .unwrap();
-    let rows = tributary_connector::testkit::batch_to_strings(&stream.collect_one().await.unwrap());
+    let rows = testkit::batch_to_strings(&stream.collect_one().await.unwrap());
     rows.first()
         .and_then(|r| r[1].clone())
         .is_some_and(|cipher| !cipher.is_empty())

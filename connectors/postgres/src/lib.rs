@@ -19,6 +19,7 @@
 //!   `42P01`/`42703` not found, `22xxx`/`42601` (and other `42xxx`) invalid
 //!   input, `57014` timeout, `08xxx`/`57P01`–`57P03` unavailable.
 
+mod advice;
 mod decode;
 mod encode;
 mod error;
@@ -36,6 +37,7 @@ use std::time::Instant;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
+use tributary_connector::advice::pool_larger_than_limit;
 use tributary_connector::{
     Connector, ConnectorError, Dialect, ErrorKind, PingInfo, PoolStatus, PostgresDialect, Result,
     RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WriteOp, WriteOutcome, WriteTx,
@@ -97,6 +99,24 @@ impl PostgresConnector {
 
     async fn conn(&self) -> Result<Object> {
         self.pool.get().await.map_err(from_pool)
+    }
+
+    /// Advice when the pool may open more connections than PostgreSQL
+    /// will accept (see `tributary_connector::advice`). Advice only: a
+    /// server that will not say (KingbaseES, no rights) gets none.
+    async fn pool_advice(&self, conn: &Object) -> Option<String> {
+        if self.flavor != Flavor::Postgres {
+            return None;
+        }
+        let status = self.pool.status();
+        let ours = u64::try_from(status.size).unwrap_or(0);
+        match advice::connection_limits(conn, ours).await {
+            Ok(limits) => pool_larger_than_limit(status.max_size, &limits),
+            Err(error) => {
+                tracing::debug!(source = %self.name, %error, "connection limits not read");
+                None
+            }
+        }
     }
 
     async fn start_query(
@@ -203,7 +223,9 @@ impl Connector for PostgresConnector {
                 .await
                 .map_err(from_pg)?;
             let latency = started.elapsed();
-            Ok(PingInfo::new(row.get(0), latency))
+            let mut info = PingInfo::new(row.get(0), latency);
+            info.advice.extend(self.pool_advice(&conn).await);
+            Ok(info)
         }
         .await
         .map_err(|e: ConnectorError| e.for_source(&self.name))

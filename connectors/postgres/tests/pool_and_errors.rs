@@ -245,6 +245,62 @@ async fn ping_reports_version_and_latency() {
     assert!(info.latency_ms >= 0.0 && info.latency_ms < 5_000.0);
 }
 
+/// A pool that may open more connections than PostgreSQL accepts gets
+/// advice with its ping, naming the tightest limit: a role's `CONNECTION
+/// LIMIT`, or the server's `max_connections`. A pool that fits gets none.
+#[tokio::test]
+async fn ping_advises_when_the_pool_can_outgrow_a_connection_limit() {
+    let schema = TestSchema::new("").await;
+    let role = tributary_connector::testkit::unique_name("pglimited");
+    schema
+        .client
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN PASSWORD 'limited' CONNECTION LIMIT 3"
+        ))
+        .await
+        .unwrap();
+    let as_role = |max_size: u32| {
+        let mut config = schema.config();
+        config.connection.user = Some(role.clone());
+        config.connection.password = Some(Secret::Plain("limited".into()));
+        config.pool.max_size = max_size;
+        PostgresConnector::new(&config).unwrap()
+    };
+
+    let fits = as_role(2).ping().await.unwrap();
+    assert_eq!(
+        fits.advice,
+        Vec::<String>::new(),
+        "2 connections under a limit of 3"
+    );
+    let info = as_role(10).ping().await.unwrap();
+    let wanted =
+        format!("pool.max_size is 10, but role {role}'s CONNECTION LIMIT allows 3 connections");
+    assert_eq!(info.advice.len(), 1, "{:?}", info.advice);
+    assert!(
+        info.advice[0].starts_with(&wanted),
+        "{}\nwanted: {wanted}",
+        info.advice[0]
+    );
+
+    let mut config = schema.config();
+    config.pool.max_size = 1_000;
+    let info = PostgresConnector::new(&config)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+    let wanted = "pool.max_size is 1000, but PostgreSQL's max_connections (less its reserved connections) allows";
+    assert_eq!(info.advice.len(), 1, "{:?}", info.advice);
+    assert!(info.advice[0].starts_with(wanted), "{}", info.advice[0]);
+
+    schema
+        .client
+        .batch_execute(&format!("DROP ROLE \"{role}\""))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn server_errors_are_classified_by_sqlstate() {
     let schema = TestSchema::new(
