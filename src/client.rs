@@ -258,17 +258,7 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
                     None,
                 )
                 .await?;
-            println!(
-                "`{name}` answers: {} in {:.1} ms",
-                out.get("server_version")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?"),
-                out.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0)
-            );
-            let advice = out.get("advice").and_then(Value::as_array);
-            for line in advice.into_iter().flatten().filter_map(Value::as_str) {
-                println!("advice: {line}");
-            }
+            print!("{}", ping_report(&name, &out));
         }
         SourcesCommand::Refresh { name, drift } => {
             let mode = if drift { "drift" } else { "full" };
@@ -510,6 +500,25 @@ pub async fn catalog(
     }
     print!("{}", catalog_table(&out));
     Ok(())
+}
+
+/// What `tributary sources test` prints of a source's ping answer: its
+/// version and round trip, then each piece of advice on a line of its own.
+pub fn ping_report(name: &str, ping: &Value) -> String {
+    let mut report = format!(
+        "`{name}` answers: {} in {:.1} ms\n",
+        ping.get("server_version")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        ping.get("latency_ms")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    );
+    let advice = ping.get("advice").and_then(Value::as_array);
+    for line in advice.into_iter().flatten().filter_map(Value::as_str) {
+        report.push_str(&format!("advice: {line}\n"));
+    }
+    report
 }
 
 /// The catalog as a text table: one line per table or view.

@@ -260,6 +260,25 @@ async fn sources_and_catalog_commands_drive_the_admin_api() {
         .admin(reqwest::Method::GET, "/admin/sources", None)
         .await;
     assert_eq!(list, serde_json::json!([]));
+
+    // A ping's advice is printed a line each: a pool of 1,000 connections
+    // is more than the test server's max_connections allows.
+    let url = common::postgres_url_with(None, None);
+    server
+        .register(serde_json::json!({"name": "pg", "url": url, "pool": {"max_size": 1000}}))
+        .await;
+    let (status, ping) = server
+        .admin(reqwest::Method::POST, "/admin/sources/pg/test", None)
+        .await;
+    assert_eq!(status, 200, "{ping}");
+    let report = client::ping_report("pg", &ping);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert!(lines[0].starts_with("`pg` answers: "), "{report}");
+    assert!(
+        lines[1].starts_with("advice: pool.max_size is 1000, but PostgreSQL's max_connections"),
+        "{report}"
+    );
     server.stop().await;
 }
 
