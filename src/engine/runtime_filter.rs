@@ -200,13 +200,13 @@ fn convert(
             )?)),
             op @ (Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq) => {
                 let tested = column(binary.left(), schema)?;
-                let value = literal(binary.right())?;
+                let value = bound_as_integer(&tested, *op, value(binary.right())?);
                 let allowed = if *op == Operator::Eq {
                     comparable(&tested.compared_as)
                 } else {
                     orderable(&tested.compared_as, kind)
                 };
-                allowed.then(|| binary_expr(tested.column, *op, value))
+                allowed.then(|| binary_expr(tested.column, *op, Expr::Literal(value, None)))
             }
             _ => None,
         };
@@ -256,27 +256,52 @@ fn convert(
 /// with numeric values as numerics, which its index on the column cannot
 /// serve. A value that cannot be said as an integer stays as it is.
 fn as_integers(tested: &Tested, values: Vec<ScalarValue>) -> Vec<ScalarValue> {
-    if !tested.integers || !matches!(tested.compared_as, DataType::Decimal128(..)) {
-        return values;
-    }
     values
         .into_iter()
-        .filter_map(|value| {
-            let ScalarValue::Decimal128(Some(scaled), _, scale) = value else {
-                return Some(value);
-            };
-            let Some(unit) = u32::try_from(scale)
-                .ok()
-                .and_then(|s| 10i128.checked_pow(s))
-            else {
-                return Some(value);
-            };
-            if scaled % unit != 0 {
-                return None;
-            }
-            Some(i64::try_from(scaled / unit).map_or(value, |i| ScalarValue::Int64(Some(i))))
+        .filter_map(|value| match integer_of(tested, &value) {
+            Some(Integral::Whole(integer)) => Some(integer),
+            Some(Integral::Between(..)) => None,
+            None => Some(value),
         })
         .collect()
+}
+
+/// A bound of the keys (`column >= low`, sent for more keys than a list
+/// takes) on an integer column compared as decimals, as the integer that
+/// keeps the same rows — `k >= 7.5` is `k >= 8`, `k <= 7.5` is `k <= 7` —
+/// for the index's sake, as in [`as_integers`].
+fn bound_as_integer(tested: &Tested, op: Operator, value: ScalarValue) -> ScalarValue {
+    match (integer_of(tested, &value), op) {
+        (Some(Integral::Whole(integer)), _) => integer,
+        (Some(Integral::Between(floor, _)), Operator::Gt | Operator::LtEq) => floor,
+        (Some(Integral::Between(_, ceiling)), Operator::GtEq | Operator::Lt) => ceiling,
+        _ => value,
+    }
+}
+
+/// A decimal said as integers: itself, or the two it lies between.
+enum Integral {
+    Whole(ScalarValue),
+    Between(ScalarValue, ScalarValue),
+}
+
+/// `value` as integers when `tested` is an integer column compared as
+/// decimals; `None` for anything else, or past `i64`.
+fn integer_of(tested: &Tested, value: &ScalarValue) -> Option<Integral> {
+    if !tested.integers || !matches!(tested.compared_as, DataType::Decimal128(..)) {
+        return None;
+    }
+    let ScalarValue::Decimal128(Some(scaled), _, scale) = value else {
+        return None;
+    };
+    let unit = 10i128.checked_pow(u32::try_from(*scale).ok()?)?;
+    let integer = |n: i128| Some(ScalarValue::Int64(Some(i64::try_from(n).ok()?)));
+    let floor = scaled.div_euclid(unit);
+    if scaled.rem_euclid(unit) == 0 {
+        Some(Integral::Whole(integer(floor)?))
+    } else {
+        Some(Integral::Between(integer(floor)?, integer(floor + 1)?))
+    }
 }
 
 /// How many keys a filter lists (in its IN lists).
@@ -431,10 +456,6 @@ fn column(expr: &Arc<dyn PhysicalExpr>, schema: &SchemaRef) -> Option<Tested> {
         compared_as: field.data_type().clone(),
         integers: field.data_type().is_integer(),
     })
-}
-
-fn literal(expr: &Arc<dyn PhysicalExpr>) -> Option<Expr> {
-    value(expr).map(|value| Expr::Literal(value, None))
 }
 
 /// A literal's value, unless it is NULL.
@@ -819,6 +840,33 @@ mod tests {
             rendered(&list).as_deref(),
             Some("k IN ([Int64(7), Int64(4000)])")
         );
+        // So do the bounds sent for more keys than a list takes, as the
+        // integers that keep the same rows.
+        let bound = |op: Operator, scaled: i128| -> Arc<dyn PhysicalExpr> {
+            let as_decimal = Arc::new(CastExpr::new(key(), Decimal128(21, 2), None));
+            let value = Arc::new(Literal::new(ScalarValue::Decimal128(Some(scaled), 21, 2)));
+            Arc::new(BinaryExpr::new(as_decimal, op, value))
+        };
+        let cases = [
+            (Operator::GtEq, 700, "k >= Int64(7)"),
+            (Operator::GtEq, 750, "k >= Int64(8)"),
+            (Operator::Gt, 750, "k > Int64(7)"),
+            (Operator::LtEq, 750, "k <= Int64(7)"),
+            (Operator::Lt, 750, "k < Int64(8)"),
+            (Operator::GtEq, -750, "k >= Int64(-7)"),
+            (Operator::LtEq, -750, "k <= Int64(-8)"),
+            (Operator::Eq, 700, "k = Int64(7)"),
+            // No integer equals 7.5: the comparison stays as it is (true to
+            // the rows, if not to the index).
+            (Operator::Eq, 750, "k = Decimal128(7.50,21,2)"),
+        ];
+        for (op, scaled, wanted) in cases {
+            assert_eq!(
+                rendered(&bound(op, scaled)).as_deref(),
+                Some(wanted),
+                "{op} {scaled}"
+            );
+        }
         let narrowed: Arc<dyn PhysicalExpr> = Arc::new(CastExpr::new(key(), Int16, None));
         let list: Arc<dyn PhysicalExpr> =
             Arc::new(InListExpr::try_new(narrowed, vec![lit(7i16)], false, &schema()).unwrap());
