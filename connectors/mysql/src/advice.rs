@@ -8,7 +8,7 @@
 //! 69 s, with 2 GiB 7.6 s), while scans elsewhere barely notice.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Params, Value as MyValue};
+use mysql_async::{Conn, Params, Row, Value as MyValue};
 
 use crate::classify::classify;
 use crate::flavor::Flavor;
@@ -18,11 +18,12 @@ use tributary_connector::advice::ConnectionLimit;
 const MIB: u64 = 1024 * 1024;
 
 /// The buffer pool's size and the bytes (data and indexes) of the InnoDB
-/// tables in `schemas`, as the server estimates them.
+/// tables in `schemas`, as the server estimates them; `None` when it will
+/// not say.
 pub(crate) async fn buffer_pool_and_tables(
     conn: &mut Conn,
     schemas: &[String],
-) -> Result<(u64, u64)> {
+) -> Result<Option<(u64, u64)>> {
     let marks = vec!["?"; schemas.len()].join(", ");
     let sql = format!(
         "SELECT CAST(@@innodb_buffer_pool_size AS UNSIGNED), \
@@ -30,11 +31,24 @@ pub(crate) async fn buffer_pool_and_tables(
          FROM information_schema.TABLES WHERE engine = 'InnoDB' AND table_schema IN ({marks})"
     );
     let params: Vec<MyValue> = schemas.iter().map(|s| MyValue::from(s.as_str())).collect();
-    let row: Option<(u64, u64)> = conn
+    let row: Option<Row> = conn
         .exec_first(sql, Params::Positional(params))
         .await
         .map_err(classify)?;
-    Ok(row.unwrap_or_default())
+    Ok(row.and_then(|row| Some((number(&row, 0)?, number(&row, 1)?))))
+}
+
+/// Column `index` of `row` as a count; `None` when it is not one.
+fn number(row: &Row, index: usize) -> Option<u64> {
+    row.get_opt(index)?.ok()
+}
+
+/// The server's name as its admin knows it.
+fn server(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => "MariaDB",
+        Flavor::MySql => "MySQL",
+    }
 }
 
 /// The server's and the account's connection limits, each with the
@@ -48,7 +62,7 @@ pub(crate) async fn connection_limits(
     flavor: Flavor,
     ours: u64,
 ) -> Result<Vec<ConnectionLimit>> {
-    let row: Option<(u64, u64, u64, String)> = conn
+    let row: Option<Row> = conn
         .query_first(
             "SELECT @@max_connections, @@session.max_user_connections, \
              (SELECT COUNT(*) FROM information_schema.PROCESSLIST \
@@ -56,21 +70,27 @@ pub(crate) async fn connection_limits(
         )
         .await
         .map_err(classify)?;
-    let status: Option<(String, u64)> = conn
+    let status: Option<Row> = conn
         .query_first("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
         .await
         .map_err(classify)?;
-    let (Some((server, account, account_open, user)), Some((_, server_open))) = (row, status)
-    else {
+    let read = || -> Option<_> {
+        let (row, status) = (row.as_ref()?, status.as_ref()?);
+        let user: String = row.get_opt(3)?.ok()?;
+        Some((
+            number(row, 0)?,
+            number(row, 1)?,
+            number(row, 2)?,
+            user,
+            number(status, 1)?,
+        ))
+    };
+    let Some((server_limit, account, account_open, user, server_open)) = read() else {
         return Ok(Vec::new());
     };
-    let server_name = match flavor {
-        Flavor::MariaDb => "MariaDB",
-        Flavor::MySql => "MySQL",
-    };
     let mut limits = vec![ConnectionLimit {
-        what: format!("{server_name}'s max_connections"),
-        limit: server,
+        what: format!("{}'s max_connections", server(flavor)),
+        limit: server_limit,
         held_by_others: server_open.saturating_sub(ours),
     }];
     if account > 0 {
@@ -87,16 +107,13 @@ pub(crate) async fn connection_limits(
 /// of `pool` bytes.
 pub(crate) fn buffer_pool(flavor: Flavor, pool: u64, tables: u64) -> Option<String> {
     (tables > pool).then(|| {
-        let server = match flavor {
-            Flavor::MariaDb => "MariaDB",
-            Flavor::MySql => "MySQL",
-        };
         format!(
-            "{server}'s buffer pool (innodb_buffer_pool_size = {} MiB) is smaller than the \
+            "{}'s buffer pool (innodb_buffer_pool_size = {} MiB) is smaller than the \
              InnoDB tables this source serves ({} MiB): joins and key lookups sent there \
              will re-read pages from disk. Give the pool room for the tables the queries \
              join (SET GLOBAL innodb_buffer_pool_size, and in the server's configuration \
              file so it lasts) if the server has the memory.",
+            server(flavor),
             pool.div_ceil(MIB),
             tables.div_ceil(MIB)
         )

@@ -123,9 +123,7 @@ impl MySqlConnector {
             if schemas.is_empty() {
                 return Ok(None);
             }
-            advice::buffer_pool_and_tables(conn, &schemas)
-                .await
-                .map(Some)
+            advice::buffer_pool_and_tables(conn, &schemas).await
         };
         match sizes.await {
             Ok(Some((pool, tables))) => advice::buffer_pool(self.flavor(), pool, tables),

@@ -10,9 +10,9 @@ use tributary_connector::advice::ConnectionLimit;
 
 use crate::error::from_pg;
 
-/// The limits and the client connections each counts now (a limit of -1,
-/// a role or database without one, comes back NULL), then the role's and
-/// the database's names.
+/// Each limit followed by the client connections it counts now (a limit
+/// of -1, a role or database without one, comes back NULL), then the
+/// role's and the database's names.
 const LIMITS: &str = "\
 SELECT current_setting('max_connections')::int8
          - CASE WHEN r.rolsuper THEN 0
@@ -33,32 +33,24 @@ SELECT current_setting('max_connections')::int8
 /// of the counted connections are the pool's own (the ping's among them).
 pub(crate) async fn connection_limits(conn: &Object, ours: u64) -> Result<Vec<ConnectionLimit>> {
     let row = conn.query_one(LIMITS, &[]).await.map_err(from_pg)?;
-    let (role, database): (String, String) = (row.get(6), row.get(7));
-    let limit = |what: String, limit: Option<i64>, open: i64| {
-        limit.map(|limit| ConnectionLimit {
+    let limit = |what: String, index: usize| -> Result<Option<ConnectionLimit>> {
+        let limit: Option<i64> = row.try_get(index).map_err(from_pg)?;
+        let open: i64 = row.try_get(index + 1).map_err(from_pg)?;
+        Ok(limit.map(|limit| ConnectionLimit {
             what,
             limit: u64::try_from(limit).unwrap_or(0),
             held_by_others: u64::try_from(open).unwrap_or(0).saturating_sub(ours),
-        })
+        }))
     };
-    Ok([
+    let role: String = row.try_get(6).map_err(from_pg)?;
+    let database: String = row.try_get(7).map_err(from_pg)?;
+    let limits = [
         limit(
             "PostgreSQL's max_connections (less its reserved connections)".to_string(),
-            row.get(0),
-            row.get(1),
-        ),
-        limit(
-            format!("role {role}'s CONNECTION LIMIT"),
-            row.get(2),
-            row.get(3),
-        ),
-        limit(
-            format!("database {database}'s CONNECTION LIMIT"),
-            row.get(4),
-            row.get(5),
-        ),
-    ]
-    .into_iter()
-    .flatten()
-    .collect())
+            0,
+        )?,
+        limit(format!("role {role}'s CONNECTION LIMIT"), 2)?,
+        limit(format!("database {database}'s CONNECTION LIMIT"), 4)?,
+    ];
+    Ok(limits.into_iter().flatten().collect())
 }
