@@ -132,6 +132,9 @@ impl From<&ConnectorError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "source_unavailable")
             }
             ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "source_timeout"),
+            // Up, but every pooled connection stayed in use: worth a retry
+            // soon (`Retry-After`), unlike a source that is down.
+            ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, BUSY),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self::new(status, code, error.to_string())
@@ -163,6 +166,13 @@ impl From<CacheError> for ApiError {
     }
 }
 
+/// The code of a source whose pool stayed busy ([`ErrorKind::Busy`]).
+pub const BUSY: &str = "source_busy";
+
+/// Seconds a client is asked to wait before retrying a busy source: the
+/// request already waited `pool.acquire_timeout_ms` for a connection.
+const BUSY_RETRY_AFTER_SECS: u32 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
@@ -172,7 +182,14 @@ impl IntoResponse for ApiError {
                 path: self.path.as_deref(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.code == BUSY {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 

@@ -3899,3 +3899,58 @@ async fn nocobase_update_or_create_and_first_or_create() {
     assert_eq!(response.1["error"]["path"], "filterKeys", "{}", response.1);
     f.stop().await;
 }
+
+/// A source whose pooled connections all stay in use past
+/// `pool.acquire_timeout_ms` is busy, not down: 503 `source_busy` naming
+/// it, with `Retry-After`, while the request holding the connection goes
+/// on and succeeds.
+#[tokio::test]
+async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    server
+        .register(
+            json!({"name": "pg", "url": common::postgres_url_with(None, None),
+                         "schemas": {"include": [schema]},
+                         "pool": {"max_size": 1, "acquire_timeout_ms": 300}}),
+        )
+        .await;
+
+    // The update waits for the row lock on the pool's only connection.
+    let other = common::postgres().await;
+    other
+        .batch_execute(&format!("BEGIN; UPDATE {schema}.t SET v = 2 WHERE id = 1"))
+        .await
+        .unwrap();
+    let update = server.admin(Method::PATCH, "/api/pg_t/1", Some(json!({"v": 3})));
+    let (status, body) =
+        common::while_locked(update, common::wait_for_lock_wait_pg(&schema), async {
+            let response = common::http_client()
+                .get(format!("{}/api/pg_t/1", server.base))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 503);
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "source_busy", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("pg") && message.contains("pool.acquire_timeout_ms"),
+                "{message}"
+            );
+            assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+            other.batch_execute("COMMIT").await.unwrap();
+        })
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, row) = server.admin(Method::GET, "/api/pg_t/1", None).await;
+    assert_eq!((status, &row["data"]["v"]), (200, &json!(3)), "{row}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}

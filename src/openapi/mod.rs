@@ -247,7 +247,7 @@ fn shared_schemas() -> Map<String, Value> {
                     "properties": {
                         "code": {
                             "type": "string",
-                            "description": "Stable, machine-readable: `invalid_input`, `unauthorized`, `permission_denied`, `not_found`, `conflict`, `constraint_violation`, `rate_limited`, `source_unavailable`, `source_timeout`, `query_timeout`, …",
+                            "description": "Stable, machine-readable: `invalid_input`, `unauthorized`, `permission_denied`, `not_found`, `conflict`, `constraint_violation`, `rate_limited`, `source_unavailable`, `source_busy`, `source_timeout`, `query_timeout`, …",
                         },
                         "message": { "type": "string", "description": "For people; names the source when one is down." },
                         "path": { "type": "string", "description": "Where in the request the problem is (a field, a filter path such as `$and[1].status.$eq`)." },
@@ -659,18 +659,25 @@ fn responses() -> Map<String, Value> {
             "The body's JSON has the wrong shape (an unknown or missing field), or the source \
              could not be reached with this configuration, or refused its credentials.",
         ),
-        ("503", "A source is down; the message names it."),
         ("504", "The query or a source took too long."),
     ] {
         responses.insert(status.to_string(), error(description));
     }
-    let mut limited = error("Too many requests for this key or address.");
-    limited["headers"] = json!({
+    let retry_after = json!({
         "Retry-After": {
             "description": "Seconds to wait.",
             "schema": { "type": "integer", "minimum": 1 },
         },
     });
+    let mut limited = error("Too many requests for this key or address.");
+    limited["headers"] = retry_after.clone();
     responses.insert("429".to_string(), limited);
+    let mut down = error(
+        "A source is down (`source_unavailable`), or up but every pooled connection stayed in \
+         use past its `pool.acquire_timeout_ms` (`source_busy`, with `Retry-After`); the \
+         message names the source.",
+    );
+    down["headers"] = retry_after;
+    responses.insert("503".to_string(), down);
     responses
 }

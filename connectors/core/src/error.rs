@@ -28,8 +28,11 @@ pub enum ErrorKind {
     Conflict,
     /// The database cannot be reached: 503 naming the source.
     Unavailable,
-    /// A statement or pool wait took too long: 504.
+    /// A statement took too long: 504.
     Timeout,
+    /// Every pooled connection stayed in use past `pool.acquire_timeout_ms`:
+    /// the source is busy, not down: 503 with `Retry-After`.
+    Busy,
     /// Anything else (a driver bug, a decoding failure): 500.
     Internal,
 }
@@ -107,6 +110,9 @@ impl ConnectorError {
     }
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Timeout, message)
+    }
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Busy, message)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)

@@ -233,19 +233,27 @@ impl ConnectionPool {
         let metrics = pool.metrics();
         let idle = metrics.connections_in_pool.load(Ordering::Relaxed);
         let open = metrics.connection_count.load(Ordering::Relaxed);
-        let (limit, what) = if idle == 0 && open < max_size(&self.options) {
-            (
-                self.options.connect_timeout(),
-                format!("connecting to {}:{}", self.host, self.port),
-            )
+        let connecting = idle == 0 && open < max_size(&self.options);
+        let limit = if connecting {
+            self.options.connect_timeout()
         } else {
-            (
-                self.options.acquire_timeout(),
-                "waiting for a free pooled connection".to_string(),
-            )
+            self.options.acquire_timeout()
         };
         tokio::time::timeout(limit, request).await.map_err(|_| {
-            ConnectorError::timeout(format!("{what} took longer than {} ms", limit.as_millis()))
+            if connecting {
+                ConnectorError::timeout(format!(
+                    "connecting to {}:{} took longer than {} ms",
+                    self.host,
+                    self.port,
+                    limit.as_millis()
+                ))
+            } else {
+                ConnectorError::busy(format!(
+                    "waiting for a free pooled connection took longer than {} ms \
+                     (pool.acquire_timeout_ms)",
+                    limit.as_millis()
+                ))
+            }
         })
     }
 }

@@ -140,8 +140,8 @@ pub(crate) fn from_pg(err: tokio_postgres::Error) -> ConnectorError {
 /// Classifies a failure to get a pooled connection.
 pub(crate) fn from_pool(err: PoolError) -> ConnectorError {
     match err {
-        PoolError::Timeout(TimeoutType::Wait) => ConnectorError::timeout(
-            "timed out waiting for a free connection (pool.acquire_timeout_ms)",
+        PoolError::Timeout(TimeoutType::Wait) => ConnectorError::busy(
+            "every pooled connection stayed in use past pool.acquire_timeout_ms",
         ),
         PoolError::Timeout(TimeoutType::Create) => {
             ConnectorError::timeout("timed out connecting to PostgreSQL (pool.connect_timeout_ms)")

@@ -182,7 +182,7 @@ async fn waiting_for_a_busy_pool_times_out() {
         .query(&Statement::new("SELECT 1"), None)
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     assert_eq!(err.source_name(), Some("pg"));
     tx.rollback().await.unwrap();
     common::select_one(&connector).await;

@@ -66,7 +66,7 @@ impl Pool {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(ConnectorError::internal("the SQLite pool is closed")),
             Err(_elapsed) => {
-                return Err(ConnectorError::timeout(format!(
+                return Err(ConnectorError::busy(format!(
                     "no SQLite connection became free within {} ms (pool max_size {})",
                     wait.as_millis(),
                     shared.options.max_size
@@ -357,7 +357,7 @@ mod tests {
         let status = pool.status();
         assert_eq!((status.max_size, status.size, status.idle), (2, 2, 0));
         let err = pool.acquire().await.unwrap_err();
-        assert_eq!(err.kind(), tributary_connector::ErrorKind::Timeout);
+        assert_eq!(err.kind(), tributary_connector::ErrorKind::Busy);
         drop(a);
         assert_eq!(pool.status().idle, 1);
         let c = pool.acquire().await.unwrap();

@@ -155,8 +155,8 @@ pub(crate) enum ConnectError {
 /// Classifies a failure to get a pooled connection.
 pub(crate) fn from_pool(err: PoolError<ConnectError>, endpoint: &str) -> ConnectorError {
     match err {
-        PoolError::Timeout(TimeoutType::Wait) => ConnectorError::timeout(
-            "timed out waiting for a free connection (pool.acquire_timeout_ms)",
+        PoolError::Timeout(TimeoutType::Wait) => ConnectorError::busy(
+            "every pooled connection stayed in use past pool.acquire_timeout_ms",
         ),
         PoolError::Timeout(TimeoutType::Create) => ConnectorError::unavailable(format!(
             "SQL Server at {endpoint} cannot be reached: connecting timed out (pool.connect_timeout_ms)"
@@ -266,6 +266,15 @@ mod tests {
         );
         assert!(text.contains("write without returning"), "{text}");
         assert!(text.ends_with("[SQL Server error 334]"), "{text}");
+    }
+
+    #[test]
+    fn a_pool_that_stays_busy_is_busy_and_a_slow_connect_unavailable() {
+        let err = from_pool(PoolError::Timeout(TimeoutType::Wait), "db.local:1433");
+        assert_eq!(err.kind(), ErrorKind::Busy);
+        assert!(err.message().contains("pool.acquire_timeout_ms"), "{err}");
+        let err = from_pool(PoolError::Timeout(TimeoutType::Create), "db.local:1433");
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl SessionPool {
         self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
         let permit = permit
             .map_err(|_| {
-                ConnectorError::timeout(format!(
+                ConnectorError::busy(format!(
                     "waiting for a free Oracle session took longer than {} ms \
                      (pool.acquire_timeout_ms)",
                     limit.as_millis()
