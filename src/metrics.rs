@@ -1,6 +1,7 @@
 //! Prometheus metrics: HTTP requests (count and latency per route), pool
 //! usage per source, and refresh outcomes; served at `/metrics`.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -80,6 +81,10 @@ pub struct Metrics {
     pool_idle: Family<SourceLabels, Gauge>,
     pool_waiting: Family<SourceLabels, Gauge>,
     pool_max: Family<SourceLabels, Gauge>,
+    pool_wait_timeouts: Family<SourceLabels, Counter>,
+    /// Each source's pool's own count at the last render: a pool made
+    /// again (a changed config) counts from zero.
+    wait_timeouts_seen: Mutex<HashMap<String, u64>>,
     refreshes: Family<RefreshLabels, Counter>,
     source_rows: Family<SourceLabels, Counter>,
     source_statements: Family<SourceLabels, Counter>,
@@ -118,6 +123,7 @@ impl Metrics {
         let pool_idle = Family::<SourceLabels, Gauge>::default();
         let pool_waiting = Family::<SourceLabels, Gauge>::default();
         let pool_max = Family::<SourceLabels, Gauge>::default();
+        let pool_wait_timeouts = Family::<SourceLabels, Counter>::default();
         let refreshes = Family::<RefreshLabels, Counter>::default();
         let source_rows = Family::<SourceLabels, Counter>::default();
         let source_statements = Family::<SourceLabels, Counter>::default();
@@ -154,6 +160,12 @@ impl Metrics {
             pool_max.clone(),
         );
         registry.register(
+            "pool_wait_timeouts",
+            "Requests that gave up waiting for a connection (pool.acquire_timeout_ms): \
+             answered 503 source_busy",
+            pool_wait_timeouts.clone(),
+        );
+        registry.register(
             "catalog_refreshes",
             "Catalog refreshes by source and outcome",
             refreshes.clone(),
@@ -186,6 +198,8 @@ impl Metrics {
             pool_idle,
             pool_waiting,
             pool_max,
+            pool_wait_timeouts,
+            wait_timeouts_seen: Mutex::new(HashMap::new()),
             refreshes,
             source_rows,
             source_statements,
@@ -260,10 +274,25 @@ impl Metrics {
         ] {
             family.remove(&labels);
         }
+        self.pool_wait_timeouts.remove(&labels);
+        self.wait_timeouts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(source);
     }
 
     /// The text exposition, with pool gauges read at this moment.
     pub fn render(&self, pools: &[(String, PoolStatus)]) -> String {
+        // Held from here: the pools' counts are brought up to date and
+        // written by one render at a time.
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = self
+            .wait_timeouts_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (source, status) in pools {
             let labels = SourceLabels {
                 source: source.clone(),
@@ -281,12 +310,20 @@ impl Metrics {
             self.pool_max
                 .get_or_create(&labels)
                 .set(as_gauge(status.max_size));
+            // The pool counts its own, from zero when it was made; the
+            // counter takes what it has not seen yet.
+            let seen = seen.entry(source.clone()).or_insert(0);
+            let unseen = if status.wait_timeouts >= *seen {
+                status.wait_timeouts - *seen
+            } else {
+                status.wait_timeouts
+            };
+            *seen = status.wait_timeouts;
+            self.pool_wait_timeouts
+                .get_or_create(&labels)
+                .inc_by(unseen);
         }
         let mut out = String::new();
-        let registry = self
-            .registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &registry);
         out
@@ -317,4 +354,37 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_timeouts_only_grow_also_when_a_pool_is_made_again() {
+        let metrics = Metrics::new();
+        let render = |wait_timeouts: u64| {
+            let status = PoolStatus {
+                wait_timeouts,
+                ..PoolStatus::default()
+            };
+            let text = metrics.render(&[("pg".to_string(), status)]);
+            text.lines()
+                .find_map(|line| {
+                    line.strip_prefix("tributary_pool_wait_timeouts_total{source=\"pg\"} ")
+                })
+                .map(str::to_string)
+        };
+        assert_eq!(render(2).as_deref(), Some("2"));
+        assert_eq!(render(3).as_deref(), Some("3"), "one more");
+        assert_eq!(render(3).as_deref(), Some("3"), "none since");
+        // A changed config made a new pool, counting from zero.
+        assert_eq!(render(1).as_deref(), Some("4"));
+        metrics.forget_source("pg");
+        assert_eq!(
+            render(0).as_deref(),
+            Some("0"),
+            "a removed source starts over"
+        );
+    }
 }

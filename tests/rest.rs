@@ -3951,6 +3951,13 @@ async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
     assert_eq!(status, 200, "{body}");
     let (status, row) = server.admin(Method::GET, "/api/pg_t/1", None).await;
     assert_eq!((status, &row["data"]["v"]), (200, &json!(3)), "{row}");
+    // Operators see it: one wait that ran out.
+    let (status, metrics) = server.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("tributary_pool_wait_timeouts_total{source=\"pg\"} 1\n"),
+        "{metrics}"
+    );
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -101,6 +102,31 @@ pub struct PoolStatus {
     pub idle: usize,
     /// Requests waiting for a connection.
     pub waiting: usize,
+    /// Requests that gave up waiting, past `pool.acquire_timeout_ms`
+    /// ([`ErrorKind::Busy`](crate::ErrorKind::Busy)), since the pool was made.
+    pub wait_timeouts: u64,
+}
+
+/// Counts a pool's waits that ran out ([`PoolStatus::wait_timeouts`]):
+/// every connector passes its acquisitions through [`WaitTimeouts::noted`].
+#[derive(Debug, Default)]
+pub struct WaitTimeouts(AtomicU64);
+
+impl WaitTimeouts {
+    /// `acquired`, counted when it is a wait that ran out.
+    pub fn noted<T>(&self, acquired: Result<T>) -> Result<T> {
+        if let Err(error) = &acquired
+            && error.kind() == crate::ErrorKind::Busy
+        {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        acquired
+    }
+
+    /// Waits that ran out so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// A stream of record batches with its schema known up front.

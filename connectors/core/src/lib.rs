@@ -22,7 +22,7 @@ pub use batch::{BATCH_ROWS, BatchBuilder, CellSink, FIRST_BATCH_CAPACITY};
 pub use config::{
     ConnectionOptions, PoolOptions, SchemaFilter, Secret, SourceConfig, TlsMode, TlsOptions,
 };
-pub use connector::{Connector, PingInfo, PoolStatus, RowStream, TableKey};
+pub use connector::{Connector, PingInfo, PoolStatus, RowStream, TableKey, WaitTimeouts};
 pub use dialect::{Dialect, MySqlDialect, PostgresDialect, ReturningSupport, SqliteDialect};
 pub use drift::Drift;
 pub use error::{ConnectorError, ErrorKind, Result};

@@ -35,6 +35,7 @@ use mysql_async::{
 use tokio::sync::OnceCell;
 use tributary_connector::{
     ConnectorError, PoolOptions, PoolStatus, Result, Secret, SourceConfig, TlsMode, TlsOptions,
+    WaitTimeouts,
 };
 
 use crate::classify::{classify_connect, is_tls_unsupported};
@@ -57,6 +58,7 @@ pub struct ConnectionPool {
     tls: TlsOptions,
     server: Arc<ServerInfo>,
     pool: OnceCell<Pool>,
+    wait_timeouts: WaitTimeouts,
 }
 
 impl std::fmt::Debug for ConnectionPool {
@@ -103,6 +105,7 @@ impl ConnectionPool {
             tls: config.tls.clone(),
             server,
             pool: OnceCell::new(),
+            wait_timeouts: WaitTimeouts::default(),
         })
     }
 
@@ -134,6 +137,7 @@ impl ConnectionPool {
         let Some(pool) = self.pool.get() else {
             return PoolStatus {
                 max_size,
+                wait_timeouts: self.wait_timeouts.count(),
                 ..PoolStatus::default()
             };
         };
@@ -143,6 +147,7 @@ impl ConnectionPool {
             size: metrics.connection_count.load(Ordering::Relaxed),
             idle: metrics.connections_in_pool.load(Ordering::Relaxed),
             waiting: metrics.active_wait_requests.load(Ordering::Relaxed),
+            wait_timeouts: self.wait_timeouts.count(),
         }
     }
 
@@ -239,7 +244,7 @@ impl ConnectionPool {
         } else {
             self.options.acquire_timeout()
         };
-        tokio::time::timeout(limit, request).await.map_err(|_| {
+        let waited = tokio::time::timeout(limit, request).await.map_err(|_| {
             if connecting {
                 ConnectorError::timeout(format!(
                     "connecting to {}:{} took longer than {} ms",
@@ -254,7 +259,8 @@ impl ConnectionPool {
                     limit.as_millis()
                 ))
             }
-        })
+        });
+        self.wait_timeouts.noted(waited)
     }
 }
 

@@ -185,6 +185,7 @@ async fn waiting_for_the_only_connection_times_out() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     assert_eq!(err.source_name(), Some("tiny"));
+    assert_eq!(connector.pool_status().wait_timeouts, 1);
     assert!(err.message().contains("free pooled connection"), "{err}");
     let waited = started.elapsed();
     assert!(

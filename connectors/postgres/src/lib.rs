@@ -40,7 +40,8 @@ use deadpool_postgres::{Object, Pool};
 use tributary_connector::advice::pool_larger_than_limit;
 use tributary_connector::{
     Connector, ConnectorError, Dialect, ErrorKind, PingInfo, PoolStatus, PostgresDialect, Result,
-    RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WriteOp, WriteOutcome, WriteTx,
+    RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WaitTimeouts, WriteOp,
+    WriteOutcome, WriteTx,
 };
 use tributary_schema_cache::{SourceKind, SourceSchema};
 
@@ -61,6 +62,7 @@ pub struct PostgresConnector {
     flavor: Flavor,
     /// KingbaseES reads that needed their text columns cast.
     degraded: DegradedStatements,
+    wait_timeouts: WaitTimeouts,
 }
 
 impl std::fmt::Debug for PostgresConnector {
@@ -89,6 +91,7 @@ impl PostgresConnector {
             dialect: PostgresDialect,
             flavor,
             degraded: DegradedStatements::default(),
+            wait_timeouts: WaitTimeouts::default(),
         })
     }
 
@@ -98,7 +101,8 @@ impl PostgresConnector {
     }
 
     async fn conn(&self) -> Result<Object> {
-        self.pool.get().await.map_err(from_pool)
+        self.wait_timeouts
+            .noted(self.pool.get().await.map_err(from_pool))
     }
 
     /// Advice when the pool may open more connections than PostgreSQL
@@ -298,6 +302,7 @@ impl Connector for PostgresConnector {
             size: status.size,
             idle: status.available,
             waiting: status.waiting,
+            wait_timeouts: self.wait_timeouts.count(),
         }
     }
 }

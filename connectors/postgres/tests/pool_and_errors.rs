@@ -184,6 +184,7 @@ async fn waiting_for_a_busy_pool_times_out() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     assert_eq!(err.source_name(), Some("pg"));
+    assert_eq!(connector.pool_status().wait_timeouts, 1);
     tx.rollback().await.unwrap();
     common::select_one(&connector).await;
     assert_eq!(connector.pool_status().idle, 1);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tributary_connector::{ConnectorError, PoolOptions, PoolStatus, Result};
+use tributary_connector::{ConnectorError, PoolOptions, PoolStatus, Result, WaitTimeouts};
 
 use crate::classify::classify;
 
@@ -35,6 +35,7 @@ struct Shared {
     idle: Mutex<Vec<Conn>>,
     open: AtomicUsize,
     waiting: AtomicUsize,
+    wait_timeouts: WaitTimeouts,
 }
 
 impl Pool {
@@ -48,6 +49,7 @@ impl Pool {
                 permits: Arc::new(Semaphore::new(max)),
                 idle: Mutex::new(Vec::new()),
                 open: AtomicUsize::new(0),
+                wait_timeouts: WaitTimeouts::default(),
                 waiting: AtomicUsize::new(0),
             }),
         }
@@ -66,11 +68,11 @@ impl Pool {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(ConnectorError::internal("the SQLite pool is closed")),
             Err(_elapsed) => {
-                return Err(ConnectorError::busy(format!(
+                return shared.wait_timeouts.noted(Err(ConnectorError::busy(format!(
                     "no SQLite connection became free within {} ms (pool max_size {})",
                     wait.as_millis(),
                     shared.options.max_size
-                )));
+                ))));
             }
         };
         let reused = shared
@@ -124,6 +126,7 @@ impl Pool {
                 .unwrap_or_else(PoisonError::into_inner)
                 .len(),
             waiting: shared.waiting.load(Ordering::SeqCst),
+            wait_timeouts: shared.wait_timeouts.count(),
         }
     }
 }

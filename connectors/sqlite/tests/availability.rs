@@ -160,6 +160,7 @@ async fn acquire_timeout_while_a_transaction_holds_the_only_connection() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     assert_eq!(err.source_name(), Some("lite"));
+    assert_eq!(connector.pool_status().wait_timeouts, 1);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

@@ -17,7 +17,7 @@ use deadpool::Runtime;
 use deadpool::managed::{Metrics, Object, Pool, RecycleError, RecycleResult};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
-use tributary_connector::{ConnectorError, PoolOptions, PoolStatus, Result};
+use tributary_connector::{ConnectorError, PoolOptions, PoolStatus, Result, WaitTimeouts};
 
 use crate::error::{ConnectError, from_pool};
 use crate::settings::Settings;
@@ -93,6 +93,7 @@ impl deadpool::managed::Manager for Manager {
 pub(crate) struct ConnectionPool {
     pool: Pool<Manager>,
     endpoint: String,
+    wait_timeouts: WaitTimeouts,
 }
 
 impl ConnectionPool {
@@ -115,15 +116,21 @@ impl ConnectionPool {
             .map_err(|e| {
                 ConnectorError::config(format!("cannot build the connection pool: {e}"))
             })?;
-        Ok(Self { pool, endpoint })
+        Ok(Self {
+            pool,
+            endpoint,
+            wait_timeouts: WaitTimeouts::default(),
+        })
     }
 
     /// A connection, within the acquire (or connect) timeout.
     pub async fn acquire(&self) -> Result<PooledConn> {
-        self.pool
+        let acquired = self
+            .pool
             .get()
             .await
-            .map_err(|e| from_pool(e, &self.endpoint))
+            .map_err(|e| from_pool(e, &self.endpoint));
+        self.wait_timeouts.noted(acquired)
     }
 
     /// `host:port`, for messages.
@@ -138,6 +145,7 @@ impl ConnectionPool {
             size: status.size,
             idle: status.available,
             waiting: status.waiting,
+            wait_timeouts: self.wait_timeouts.count(),
         }
     }
 }

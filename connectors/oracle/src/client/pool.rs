@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use oracle::Connection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tributary_connector::{ConnectorError, ErrorKind, PoolStatus, Result};
+use tributary_connector::{ConnectorError, ErrorKind, PoolStatus, Result, WaitTimeouts};
 
 use crate::client::driver;
 use crate::settings::{ConnectSettings, SESSION_SQL};
@@ -37,6 +37,7 @@ struct Shared {
     /// Sessions open now (idle or in use).
     open: AtomicUsize,
     waiting: AtomicUsize,
+    wait_timeouts: WaitTimeouts,
 }
 
 impl Shared {
@@ -56,6 +57,7 @@ impl SessionPool {
                 max_size,
                 open: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                wait_timeouts: WaitTimeouts::default(),
             }),
         }
     }
@@ -71,14 +73,17 @@ impl SessionPool {
         let permit =
             tokio::time::timeout(limit, Arc::clone(&self.shared.permits).acquire_owned()).await;
         self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
-        let permit = permit
-            .map_err(|_| {
-                ConnectorError::busy(format!(
-                    "waiting for a free Oracle session took longer than {} ms \
-                     (pool.acquire_timeout_ms)",
-                    limit.as_millis()
-                ))
-            })?
+        let permit = permit.map_err(|_| {
+            ConnectorError::busy(format!(
+                "waiting for a free Oracle session took longer than {} ms \
+                 (pool.acquire_timeout_ms)",
+                limit.as_millis()
+            ))
+        });
+        let permit = self
+            .shared
+            .wait_timeouts
+            .noted(permit)?
             .map_err(|_| ConnectorError::unavailable("the Oracle session pool is closed"))?;
         let reused = self.shared.idle().pop();
         let conn = match reused {
@@ -136,6 +141,7 @@ impl SessionPool {
             size: self.shared.open.load(Ordering::Relaxed),
             idle,
             waiting: self.shared.waiting.load(Ordering::Relaxed),
+            wait_timeouts: self.shared.wait_timeouts.count(),
         }
     }
 }
