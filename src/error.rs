@@ -167,7 +167,7 @@ impl From<CacheError> for ApiError {
 }
 
 /// The code of a source whose pool stayed busy ([`ErrorKind::Busy`]).
-pub const BUSY: &str = "source_busy";
+const BUSY: &str = "source_busy";
 
 /// Seconds a client is asked to wait before retrying a busy source: the
 /// request already waited `pool.acquire_timeout_ms` for a connection.

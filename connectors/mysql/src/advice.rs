@@ -1,19 +1,21 @@
 //! Advice for a source's admin, given with a ping: what the server's own
-//! settings will make slow or refuse. The connection limits — the server's
-//! `max_connections`, the account's `max_user_connections` — are worded in
-//! `tributary_connector::advice`. InnoDB serves every page from its buffer pool;
-//! when the tables a source serves do not fit in it, the joins and key
-//! lookups Tributary pushes there re-read evicted pages from disk (TPC-H
-//! SF1 on MariaDB's default 128 MiB pool: a join of orders and lineitem
-//! 69 s, with 2 GiB 7.6 s), while scans elsewhere barely notice.
+//! settings will refuse or make slow.
+//!
+//! - Connection limits: the server's `max_connections`, the account's
+//!   `max_user_connections` (worded in `tributary_connector::advice`).
+//! - The buffer pool: InnoDB serves every page from it; when the tables a
+//!   source serves do not fit, the joins and key lookups Tributary pushes
+//!   there re-read evicted pages from disk (TPC-H SF1 on MariaDB's default
+//!   128 MiB pool: a join of orders and lineitem 69 s, with 2 GiB 7.6 s),
+//!   while scans elsewhere barely notice.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value as MyValue};
+use tributary_connector::Result;
+use tributary_connector::advice::ConnectionLimit;
 
 use crate::classify::classify;
 use crate::flavor::Flavor;
-use tributary_connector::Result;
-use tributary_connector::advice::ConnectionLimit;
 
 const MIB: u64 = 1024 * 1024;
 
