@@ -3902,8 +3902,9 @@ async fn nocobase_update_or_create_and_first_or_create() {
 
 /// A source whose pooled connections all stay in use past
 /// `pool.acquire_timeout_ms` is busy, not down: 503 `source_busy` naming
-/// it, with `Retry-After`, while the request holding the connection goes
-/// on and succeeds.
+/// it, with `Retry-After` (the SQL endpoint alike, GraphQL's error code
+/// too), while the request holding the connection goes on and succeeds;
+/// `/metrics` counts the waits that ran out.
 #[tokio::test]
 async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
     let schema = common::postgres_schema(
@@ -3945,17 +3946,29 @@ async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
                 "{message}"
             );
             assert_eq!(retry_after.as_ref().map(|v| v.to_str().unwrap()), Some("1"));
+            // The SQL endpoint and GraphQL say the same.
+            let sql = json!({"sql": format!("SELECT v FROM pg.{schema}.t")});
+            let (status, answer) = server.admin(Method::POST, "/api/sql", Some(sql)).await;
+            assert_eq!(status, 503, "{answer}");
+            assert_eq!(answer["error"]["code"], "source_busy", "{answer}");
+            let query = json!({"query": "{ pg_t { id v } }"});
+            let (status, answer) = server.admin(Method::POST, "/graphql", Some(query)).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(
+                answer["errors"][0]["extensions"]["code"], "source_busy",
+                "{answer}"
+            );
             other.batch_execute("COMMIT").await.unwrap();
         })
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, row) = server.admin(Method::GET, "/api/pg_t/1", None).await;
     assert_eq!((status, &row["data"]["v"]), (200, &json!(3)), "{row}");
-    // Operators see it: one wait that ran out.
+    // Operators see it: three waits that ran out (REST, SQL, GraphQL).
     let (status, metrics) = server.get_text("/metrics").await;
     assert_eq!(status, 200);
     assert!(
-        metrics.contains("tributary_pool_wait_timeouts_total{source=\"pg\"} 1\n"),
+        metrics.contains("tributary_pool_wait_timeouts_total{source=\"pg\"} 3\n"),
         "{metrics}"
     );
     server.stop().await;
