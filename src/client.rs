@@ -381,6 +381,11 @@ pub fn sql_answer(answer: &Value, asked: SqlAnswer, format: OutputFormat) -> Str
                 seconds(run, "first_row_at"),
                 seconds(run, "ended_at"),
             );
+            // A wait for the pool worth saying (a millisecond or more).
+            let wait = run.get("connection_wait").and_then(Value::as_f64);
+            if let Some(wait) = wait.filter(|wait| *wait >= 0.001) {
+                let _ = write!(out, " (waited {wait:.3} s for a connection)");
+            }
         }
         let sql = run.get("sql").and_then(Value::as_str);
         let _ = writeln!(out, "\n{}\n", sql.unwrap_or("(not sent)"));

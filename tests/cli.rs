@@ -621,3 +621,26 @@ async fn keys_commands_create_list_rotate_and_revoke() {
     assert!(listed.contains("revoked"), "{listed}");
     server.stop().await;
 }
+
+/// `--analyze` says a statement's wait for a pooled connection when it
+/// waited a millisecond or more, and nothing of a wait too short to matter.
+#[test]
+fn analyze_prints_a_wait_for_a_connection_worth_saying() {
+    let run = |source: &str, wait: f64| {
+        json!({"source": source, "sql": "SELECT 1", "rows": 1, "sent_at": 0.0,
+               "first_row_at": 0.5, "ended_at": 0.5, "connection_wait": wait})
+    };
+    let answer = json!({"plan": "", "rows": 1, "seconds": 0.5,
+                        "sources": [run("pg", 0.42), run("my", 0.0001)]});
+    let text = client::sql_answer(&answer, SqlAnswer::Analyze, OutputFormat::Table);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("-- ")).collect();
+    assert_eq!(
+        lines[0],
+        "-- pg: 1 rows; sent 0.000 s, first row 0.500 s, ended 0.500 s (waited 0.420 s for a connection)",
+        "{text}"
+    );
+    assert_eq!(
+        lines[1], "-- my: 1 rows; sent 0.000 s, first row 0.500 s, ended 0.500 s",
+        "{text}"
+    );
+}

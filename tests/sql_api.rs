@@ -730,6 +730,58 @@ async fn thousands_of_join_keys_that_fill_their_range_reach_the_other_source_as_
     common::drop_mariadb_database(&database).await;
 }
 
+/// `analyze` tells how long a statement waited for one of its source's
+/// pooled connections: with a pool of one held by an update waiting on a
+/// row lock, the query's statement waits until the lock is released half
+/// a second later.
+#[tokio::test]
+async fn analyze_shows_a_statement_waiting_for_a_pooled_connection() {
+    let schema = common::postgres_schema(
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(
+            json!({"name": "pg", "url": common::postgres_url_with(None, None),
+                         "schemas": {"include": [schema]},
+                         "pool": {"max_size": 1, "acquire_timeout_ms": 10000}}),
+        )
+        .await;
+    let other = common::postgres().await;
+    other
+        .batch_execute(&format!("BEGIN; UPDATE {schema}.t SET v = 2 WHERE id = 1"))
+        .await
+        .unwrap();
+    let update = server.admin(Method::PATCH, "/api/pg_t/1", Some(json!({"v": 3})));
+    let analyzed = async {
+        common::wait_for_lock_wait_pg(&schema).await;
+        let query = json!({"sql": format!("SELECT v FROM pg.{schema}.t"), "analyze": true});
+        let analyze = server.admin(Method::POST, "/api/sql", Some(query));
+        let release = async {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            other.batch_execute("COMMIT").await.unwrap();
+        };
+        tokio::join!(analyze, release).0
+    };
+    let ((status, updated), (analyzed_status, body)) = tokio::join!(update, analyzed);
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(analyzed_status, 200, "{body}");
+    let run = &body["sources"][0];
+    let wait = run["connection_wait"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(wait >= 0.3, "the lock was held half a second: {body}");
+    let (sent, first) = (
+        run["sent_at"].as_f64().unwrap(),
+        run["first_row_at"].as_f64().unwrap(),
+    );
+    assert!(wait <= first - sent, "{body}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
+
 /// `analyze: true` runs a query and answers, instead of its rows, what
 /// each source statement did: the SQL as sent — the runtime filter the
 /// join's build side added, which `explain` cannot show — its rows and
@@ -787,6 +839,8 @@ async fn analyze_shows_each_statement_as_sent_with_its_rows_and_times() {
         );
         assert!(0.0 <= sent && sent <= first && first <= ended, "{run}");
         assert!(ended <= body["seconds"].as_f64().unwrap(), "{body}");
+        let wait = seconds(run, "connection_wait");
+        assert!(0.0 <= wait && wait <= first - sent, "{run}");
     }
     assert!(
         seconds(big, "sent_at") >= seconds(small, "ended_at"),

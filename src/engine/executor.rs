@@ -144,6 +144,7 @@ impl SQLExecutor for SourceExecutor {
                 .query(&Statement::new(sql), Some(expected))
                 .await
                 .map_err(to_datafusion)?;
+            statement_log::note_connected(stream.connected());
             Ok::<_, DataFusionError>(stream.map_err(to_datafusion).inspect_ok(move |batch| {
                 metrics.source_rows(&source, batch.num_rows());
             }))

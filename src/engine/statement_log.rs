@@ -46,6 +46,10 @@ pub struct SourceRun {
     pub sent_at: Option<f64>,
     pub first_row_at: Option<f64>,
     pub ended_at: f64,
+    /// Seconds of those before its first row that it waited for one of
+    /// the source's pooled connections (all in use by other requests);
+    /// `None` when it was never sent or the connector does not say.
+    pub connection_wait: Option<f64>,
 }
 
 /// An analyzed query: its plan with metrics, its rows, its seconds, and
@@ -63,6 +67,7 @@ pub struct Analysis {
 struct Live {
     source: String,
     sent: Option<(String, Instant)>,
+    connected: Option<Instant>,
     rows: u64,
     first_row: Option<Instant>,
     ended: Option<Instant>,
@@ -110,6 +115,7 @@ impl StatementLog {
                     sent_at: None,
                     first_row_at: None,
                     ended_at: self.seconds(now),
+                    connection_wait: None,
                 });
             }
             for live in lives {
@@ -121,6 +127,11 @@ impl StatementLog {
                     sent_at: live.sent.as_ref().map(|(_, at)| self.seconds(*at)),
                     first_row_at: live.first_row.map(|at| self.seconds(at)),
                     ended_at: self.seconds(live.ended.unwrap_or(now)),
+                    connection_wait: live.sent.as_ref().zip(live.connected).map(
+                        |((_, sent), connected)| {
+                            connected.saturating_duration_since(*sent).as_secs_f64()
+                        },
+                    ),
                 });
             }
         }
@@ -151,6 +162,7 @@ impl StatementLog {
         let live = Arc::new(Mutex::new(Live {
             source: source.to_owned(),
             sent: None,
+            connected: None,
             rows: 0,
             first_row: None,
             ended: None,
@@ -175,6 +187,12 @@ tokio::task_local! {
 /// only while a [`RecordedStatement`] polls it.
 pub fn note_sent(sql: &str) {
     let _ = SENT.try_with(|live| lock(live).sent = Some((sql.to_owned(), Instant::now())));
+}
+
+/// Called by the executor with when the statement it sent had its pooled
+/// connection (`RowStream::connected`), if the connector said.
+pub fn note_connected(at: Option<Instant>) {
+    let _ = SENT.try_with(|live| lock(live).connected = at);
 }
 
 /// `plan` with each federation node wrapped to record into `log`.

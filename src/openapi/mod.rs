@@ -402,7 +402,7 @@ fn shared_schemas() -> Map<String, Value> {
                     "description": "Each source statement, in the order they were sent.",
                     "items": {
                         "type": "object",
-                        "required": ["source", "sql", "rows", "sent_at", "first_row_at", "ended_at"],
+                        "required": ["source", "sql", "rows", "sent_at", "first_row_at", "ended_at", "connection_wait"],
                         "properties": {
                             "source": { "type": "string" },
                             "sql": { "type": ["string", "null"], "description": "The statement as sent, runtime filters included (null: the query ended before it was needed)." },
@@ -410,6 +410,7 @@ fn shared_schemas() -> Map<String, Value> {
                             "sent_at": seconds("it was sent"),
                             "first_row_at": seconds("its first row arrived"),
                             "ended_at": { "type": "number", "description": "Seconds from the start of the query until it ended." },
+                            "connection_wait": { "type": ["number", "null"], "description": "Seconds of those before its first row it waited for one of the source's pooled connections, all in use by other requests (null: never sent, or the connector does not say)." },
                         },
                     },
                 },

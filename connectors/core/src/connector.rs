@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -133,6 +133,7 @@ impl WaitTimeouts {
 pub struct RowStream {
     schema: SchemaRef,
     batches: Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>,
+    connected: Option<Instant>,
 }
 
 impl RowStream {
@@ -143,7 +144,21 @@ impl RowStream {
         Self {
             schema,
             batches: Box::pin(batches),
+            connected: None,
         }
+    }
+
+    /// The stream of a statement that had its pooled connection `at`
+    /// (after any wait for one): what `analyze` tells of the pool's wait.
+    #[must_use]
+    pub fn connected_at(mut self, at: Instant) -> Self {
+        self.connected = Some(at);
+        self
+    }
+
+    /// When the statement had its connection, if the connector said.
+    pub fn connected(&self) -> Option<Instant> {
+        self.connected
     }
 
     pub fn schema(&self) -> &SchemaRef {

@@ -168,14 +168,16 @@ impl MySqlConnector {
             .map(to_param)
             .collect::<Result<Vec<_>>>()?;
         let conn = self.pool.acquire().await?;
-        query::stream(
+        let connected = Instant::now();
+        let stream = query::stream(
             conn,
             self.name.clone(),
             statement.sql.clone(),
             params,
             schema,
         )
-        .await
+        .await?;
+        Ok(stream.connected_at(connected))
     }
 }
 

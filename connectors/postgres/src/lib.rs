@@ -132,6 +132,7 @@ impl PostgresConnector {
         // runs (a time limit, a client that left), it is cancelled on the
         // server and the connection is not reused mid-statement.
         let mut guard = ConnGuard::new(self.conn().await?);
+        let connected = Instant::now();
         let params = PgParam::all(&statement.params);
         let mut retried = false;
         let started = loop {
@@ -186,7 +187,7 @@ impl PostgresConnector {
             schema.clone(),
             self.name.clone(),
         )?;
-        Ok(RowStream::new(schema, batches))
+        Ok(RowStream::new(schema, batches).connected_at(connected))
     }
 }
 

@@ -148,11 +148,16 @@ impl Connector for SqliteConnector {
             .await
             .map_err(|e| self.tag(e))?;
         let schema = stream.schema().clone();
+        let connected = stream.connected();
         let source = self.name.clone();
-        Ok(RowStream::new(
+        let named = RowStream::new(
             schema,
             stream.map(move |batch| batch.map_err(|e| e.for_source(&source))),
-        ))
+        );
+        Ok(match connected {
+            Some(at) => named.connected_at(at),
+            None => named,
+        })
     }
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {

@@ -132,6 +132,7 @@ pub(crate) async fn query(
     schema: Option<SchemaRef>,
 ) -> Result<RowStream> {
     let conn = pool.acquire().await?;
+    let connected = Instant::now();
     let (ready_tx, ready_rx) = oneshot::channel();
     let (batch_tx, mut batch_rx) = mpsc::channel(CHANNEL_BATCHES);
     let statement = statement.clone();
@@ -148,7 +149,7 @@ pub(crate) async fn query(
         let _held_until_the_stream_is_dropped = &interrupter;
         batch_rx.poll_recv(cx)
     });
-    Ok(RowStream::new(schema, batches))
+    Ok(RowStream::new(schema, batches).connected_at(connected))
 }
 
 /// The interrupt handle of a connection while a worker runs a stream's

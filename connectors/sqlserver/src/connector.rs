@@ -86,7 +86,8 @@ impl SqlServerConnector {
     ) -> Result<RowStream> {
         let params = to_params(&statement.params)?;
         let conn = self.pool.acquire().await?;
-        query::stream(
+        let connected = Instant::now();
+        let stream = query::stream(
             conn,
             Read {
                 source: self.name.clone(),
@@ -96,7 +97,8 @@ impl SqlServerConnector {
                 schema,
             },
         )
-        .await
+        .await?;
+        Ok(stream.connected_at(connected))
     }
 }
 

@@ -14,6 +14,7 @@
 //! for its SQL text, so later reads run that directly.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{Field, Schema, SchemaRef};
@@ -49,6 +50,7 @@ pub async fn stream(
 ) -> Result<RowStream> {
     let params = Param::binds(&statement.params)?;
     let session = pool.acquire().await?;
+    let connected = Instant::now();
     let conn = session.connection()?;
     let host = pool.settings().address();
     let (head_tx, head_rx) = oneshot::channel();
@@ -99,7 +101,7 @@ pub async fn stream(
     let batches = futures::stream::unfold(batch_rx, |mut rx| async move {
         rx.recv().await.map(|batch| (batch, rx))
     });
-    Ok(RowStream::new(schema, batches))
+    Ok(RowStream::new(schema, batches).connected_at(connected))
 }
 
 /// What the reading thread and the watcher share.
