@@ -59,6 +59,9 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
 struct Registered {
     config: SourceConfig,
     connector: Arc<dyn Connector>,
+    /// What its last ping advised (registration, update or test; none
+    /// yet for a source loaded at start-up and not tested since).
+    advice: Vec<String>,
 }
 
 /// What registering a source did.
@@ -112,8 +115,14 @@ impl SourceManager {
             self.cache.register(&config.name, config.kind);
             match create_connector(&config) {
                 Ok(connector) => {
-                    self.write_registry()
-                        .insert(config.name.clone(), Registered { config, connector });
+                    self.write_registry().insert(
+                        config.name.clone(),
+                        Registered {
+                            config,
+                            connector,
+                            advice: Vec::new(),
+                        },
+                    );
                 }
                 Err(error) => {
                     tracing::error!(source = %config.name, %error, "stored source cannot be loaded");
@@ -133,6 +142,14 @@ impl SourceManager {
     /// The config of a source with its password redacted.
     pub fn config(&self, name: &str) -> Option<SourceConfig> {
         self.read_registry().get(name).map(|r| r.config.redacted())
+    }
+
+    /// What the source's last ping advised its admin.
+    pub fn advice(&self, name: &str) -> Vec<String> {
+        self.read_registry()
+            .get(name)
+            .map(|r| r.advice.clone())
+            .unwrap_or_default()
     }
 
     /// Every source's config, passwords redacted.
@@ -176,6 +193,7 @@ impl SourceManager {
         let registered = Registered {
             config: config.clone(),
             connector,
+            advice: ping.advice.clone(),
         };
         self.write_registry()
             .insert(config.name.clone(), registered);
@@ -245,6 +263,7 @@ impl SourceManager {
         let registered = Registered {
             config: config.clone(),
             connector,
+            advice: ping.advice.clone(),
         };
         let previous = self.write_registry().insert(name.to_string(), registered);
         let diff = match self.cache.install(schema) {
@@ -290,6 +309,9 @@ impl SourceManager {
                         since: chrono::Utc::now(),
                     },
                 )?;
+                if let Some(registered) = self.write_registry().get_mut(name) {
+                    registered.advice.clone_from(&ping.advice);
+                }
                 Ok(ping)
             }
             Err(error) => {

@@ -624,6 +624,64 @@ async fn a_ping_advises_when_the_tables_outgrow_mariadbs_buffer_pool() {
     common::drop_mariadb_database(&small).await;
 }
 
+/// A source's view keeps what its last ping advised: registration with a
+/// pool larger than PostgreSQL accepts advises, a change to a pool that
+/// fits takes it back; after a restart nothing is known until a test.
+#[tokio::test]
+async fn a_sources_view_keeps_its_last_pings_advice() {
+    let schema = common::postgres_schema("CREATE TABLE t (id int PRIMARY KEY);").await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path()).await;
+    server
+        .register(
+            json!({"name": "pg", "url": common::postgres_url_with(None, None),
+                         "schemas": {"include": [schema]}, "pool": {"max_size": 1000}}),
+        )
+        .await;
+    let advice = |view: &Value| view["advice"].clone();
+    let (status, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    assert_eq!(status, 200, "{view}");
+    let first = advice(&view)[0].as_str().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("pool.max_size is 1000, but PostgreSQL's max_connections"),
+        "{view}"
+    );
+    let (_, list) = server.admin(Method::GET, "/admin/sources", None).await;
+    assert_eq!(advice(&list[0]), advice(&view), "{list}");
+
+    let (status, patched) = server
+        .admin(
+            Method::PATCH,
+            "/admin/sources/pg",
+            Some(json!({"pool": {"max_size": 4}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    assert_eq!(view.get("advice"), None, "a pool of 4 fits: {view}");
+    let big = json!({"pool": {"max_size": 1000}});
+    let (status, _) = server
+        .admin(Method::PATCH, "/admin/sources/pg", Some(big))
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+
+    // Loaded at start-up, the source has not been pinged: no advice until
+    // a test says it again.
+    let server = TestServer::start(dir.path()).await;
+    let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    assert_eq!(view.get("advice"), None, "{view}");
+    let (status, ping) = server
+        .admin(Method::POST, "/admin/sources/pg/test", None)
+        .await;
+    assert_eq!(status, 200, "{ping}");
+    let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    assert_eq!(advice(&view), ping["advice"], "{view}");
+    assert!(advice(&view)[0].as_str().is_some(), "{view}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
+
 /// `pool.settings`: every connection of a PostgreSQL or MariaDB source
 /// starts with them (here read-only transactions: reads answer, writes are
 /// refused by the database); settings Tributary sets itself, bad names and

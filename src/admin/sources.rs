@@ -86,6 +86,9 @@ pub struct SourceView {
     pub tables: usize,
     pub fingerprint: Option<String>,
     pub introspected_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the source's last ping advised (see `POST …/test`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<String>,
     pub config: SourceConfig,
 }
 
@@ -101,6 +104,7 @@ fn view(state: &AppState, config: SourceConfig) -> SourceView {
         tables: schema.map_or(0, |s| s.tables().count()),
         fingerprint: entry.and_then(tributary_schema_cache::SourceEntry::fingerprint),
         introspected_at: schema.map(|s| s.introspected_at),
+        advice: state.sources.advice(&config.name),
         config,
     }
 }
