@@ -3907,26 +3907,10 @@ async fn nocobase_update_or_create_and_first_or_create() {
 /// `/metrics` counts the waits that ran out.
 #[tokio::test]
 async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
-    let schema = common::postgres_schema(
-        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
-    )
-    .await;
     let dir = tempfile::tempdir().unwrap();
     let server = common::TestServer::start(dir.path()).await;
-    server
-        .register(
-            json!({"name": "pg", "url": common::postgres_url_with(None, None),
-                         "schemas": {"include": [schema]},
-                         "pool": {"max_size": 1, "acquire_timeout_ms": 300}}),
-        )
-        .await;
-
+    let (schema, other) = common::pg_source_of_one_locked_connection(&server, 300).await;
     // The update waits for the row lock on the pool's only connection.
-    let other = common::postgres().await;
-    other
-        .batch_execute(&format!("BEGIN; UPDATE {schema}.t SET v = 2 WHERE id = 1"))
-        .await
-        .unwrap();
     let update = server.admin(Method::PATCH, "/api/pg_t/1", Some(json!({"v": 3})));
     let (status, body) =
         common::while_locked(update, common::wait_for_lock_wait_pg(&schema), async {

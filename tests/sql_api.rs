@@ -736,24 +736,9 @@ async fn thousands_of_join_keys_that_fill_their_range_reach_the_other_source_as_
 /// a second later.
 #[tokio::test]
 async fn analyze_shows_a_statement_waiting_for_a_pooled_connection() {
-    let schema = common::postgres_schema(
-        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);",
-    )
-    .await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path()).await;
-    server
-        .register(
-            json!({"name": "pg", "url": common::postgres_url_with(None, None),
-                         "schemas": {"include": [schema]},
-                         "pool": {"max_size": 1, "acquire_timeout_ms": 10000}}),
-        )
-        .await;
-    let other = common::postgres().await;
-    other
-        .batch_execute(&format!("BEGIN; UPDATE {schema}.t SET v = 2 WHERE id = 1"))
-        .await
-        .unwrap();
+    let (schema, other) = common::pg_source_of_one_locked_connection(&server, 10_000).await;
     let update = server.admin(Method::PATCH, "/api/pg_t/1", Some(json!({"v": 3})));
     let analyzed = async {
         common::wait_for_lock_wait_pg(&schema).await;

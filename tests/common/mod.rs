@@ -473,6 +473,31 @@ pub async fn while_locked<T: std::fmt::Debug>(
     request.await
 }
 
+/// A PostgreSQL source `pg` of ONE pooled connection (waited for at most
+/// `acquire_timeout_ms`) on a new schema whose table `t (id, v)` holds row
+/// 1, which a transaction on another connection has locked (commit on it
+/// to release). A write to row 1 through the server then holds the pool's
+/// connection while it waits. Answers the schema and that connection.
+pub async fn pg_source_of_one_locked_connection(
+    server: &TestServer,
+    acquire_timeout_ms: u64,
+) -> (String, tokio_postgres::Client) {
+    let schema =
+        postgres_schema("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0);")
+            .await;
+    server
+        .register(serde_json::json!({"name": "pg", "url": postgres_url_with(None, None),
+                                      "schemas": {"include": [schema]},
+                                      "pool": {"max_size": 1, "acquire_timeout_ms": acquire_timeout_ms}}))
+        .await;
+    let other = postgres().await;
+    other
+        .batch_execute(&format!("BEGIN; UPDATE {schema}.t SET v = 2 WHERE id = 1"))
+        .await
+        .unwrap();
+    (schema, other)
+}
+
 /// Until a statement on `schema` waits for a row lock in PostgreSQL.
 pub async fn wait_for_lock_wait_pg(schema: &str) {
     let client = postgres().await;
