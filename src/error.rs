@@ -18,6 +18,9 @@ pub struct ApiError {
     pub message: String,
     /// Where in the request the problem is (a field, a filter path), when known.
     pub path: Option<String>,
+    /// Seconds the client is asked to wait before trying again
+    /// (`Retry-After`), for a refusal that passes: a rate limit, a busy source.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +43,15 @@ impl ApiError {
             code,
             message: message.into(),
             path: None,
+            retry_after: None,
         }
+    }
+
+    /// The error with `Retry-After: seconds`.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     #[must_use]
@@ -132,12 +143,17 @@ impl From<&ConnectorError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "source_unavailable")
             }
             ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "source_timeout"),
-            // Up, but every pooled connection stayed in use: worth a retry
-            // soon (`Retry-After`), unlike a source that is down.
-            ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, BUSY),
+            ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, "source_busy"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        Self::new(status, code, error.to_string())
+        let answer = Self::new(status, code, error.to_string());
+        if error.kind() == ErrorKind::Busy {
+            // Up, but every pooled connection stayed in use: worth a retry
+            // soon, unlike a source that is down.
+            answer.retry_after(BUSY_RETRY_AFTER_SECS)
+        } else {
+            answer
+        }
     }
 }
 
@@ -166,12 +182,9 @@ impl From<CacheError> for ApiError {
     }
 }
 
-/// The code of a source whose pool stayed busy ([`ErrorKind::Busy`]).
-const BUSY: &str = "source_busy";
-
 /// Seconds a client is asked to wait before retrying a busy source: the
 /// request already waited `pool.acquire_timeout_ms` for a connection.
-const BUSY_RETRY_AFTER_SECS: u32 = 1;
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -183,10 +196,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if self.code == BUSY {
+        if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response

@@ -15,7 +15,7 @@ pub mod keys;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -157,16 +157,13 @@ pub async fn require_admin(request: Request, next: Next) -> Response {
 
 fn too_many_requests(retry_after: std::time::Duration) -> Response {
     let seconds = crate::rate_limit::retry_after_secs(retry_after);
-    let mut response = ApiError::new(
+    ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         format!("too many requests: retry in {seconds} s"),
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    response
+    .retry_after(seconds)
+    .into_response()
 }
 
 /// The principal of a request, from its credentials and role headers.
@@ -329,6 +326,8 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
