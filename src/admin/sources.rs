@@ -7,7 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json_, json};
-use tributary_connector::{ConnectionOptions, PoolOptions, SchemaFilter, SourceConfig, TlsOptions};
+use tributary_connector::{
+    ConnectionOptions, PingInfo, PoolOptions, SchemaFilter, SourceConfig, TlsOptions,
+};
 use tributary_schema_cache::{SourceKind, SourceStatus};
 
 use crate::error::{ApiError, json_rejection};
@@ -177,18 +179,28 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A ping's answer: the source, and what the ping saw (its advice only
+/// when there is some).
+#[derive(Debug, Serialize)]
+pub struct Tested {
+    pub source: String,
+    pub ok: bool,
+    #[serde(flatten)]
+    pub ping: PingInfo,
+}
+
 /// `POST /admin/sources/{name}/test`: a ping, with the connector's advice
 /// when it has some; 503 naming the source when it is down.
 pub async fn test(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<Tested>, ApiError> {
     let ping = state.sources.test(&name).await?;
-    let mut answer = json!({ "source": name, "ok": true, "server_version": ping.server_version, "latency_ms": ping.latency_ms });
-    if !ping.advice.is_empty() {
-        answer["advice"] = json!(ping.advice);
-    }
-    Ok(Json(answer))
+    Ok(Json(Tested {
+        source: name,
+        ok: true,
+        ping,
+    }))
 }
 
 /// How `POST /admin/sources/{name}/refresh` works.
