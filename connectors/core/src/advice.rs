@@ -5,6 +5,9 @@
 //! and PostgREST's users meet when two instances or a grown pool outrun
 //! `max_connections`.
 
+use crate::connector::PoolStatus;
+use crate::error::Result;
+
 /// One limit on the connections the source's pool may open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimit {
@@ -13,29 +16,38 @@ pub struct ConnectionLimit {
     pub what: String,
     /// Connections it allows.
     pub limit: u64,
-    /// Connections it counts that others hold now (the pool's own left out).
-    pub held_by_others: u64,
+    /// Connections it counts now, the pool's own among them.
+    pub open: u64,
 }
 
-impl ConnectionLimit {
-    /// Connections the pool can still open under this limit.
-    fn room(&self) -> u64 {
-        self.limit.saturating_sub(self.held_by_others)
-    }
-}
-
-/// Advice when a pool of `max_size` can outgrow the tightest of `limits`.
-pub fn pool_larger_than_limit(max_size: usize, limits: &[ConnectionLimit]) -> Option<String> {
-    let max_size = u64::try_from(max_size).unwrap_or(u64::MAX);
-    let tightest = limits.iter().min_by_key(|limit| limit.room())?;
-    let room = tightest.room();
+/// Advice when a pool that has `pool.size` connections open now and may
+/// open `pool.max_size` can outgrow the tightest of `limits`, after the
+/// connections others hold under it.
+pub fn pool_larger_than_limit(pool: &PoolStatus, limits: &[ConnectionLimit]) -> Option<String> {
+    let ours = u64::try_from(pool.size).unwrap_or(0);
+    let max_size = u64::try_from(pool.max_size).unwrap_or(u64::MAX);
+    let others = |limit: &ConnectionLimit| limit.open.saturating_sub(ours);
+    let room = |limit: &ConnectionLimit| limit.limit.saturating_sub(others(limit));
+    let tightest = limits.iter().min_by_key(|limit| room(limit))?;
+    let room = room(tightest);
     (max_size > room).then(|| {
         format!(
             "pool.max_size is {max_size}, but {} allows {} connections and others hold {} now: \
              past {room} of this pool's connections, requests will fail under load. Lower \
              pool.max_size or raise the limit.",
-            tightest.what, tightest.limit, tightest.held_by_others
+            tightest.what,
+            tightest.limit,
+            others(tightest)
         )
+    })
+}
+
+/// Advice a database would not give (no rights on its statistics, another
+/// kind of server) is none: advice never fails a ping; why is logged.
+pub fn unless_unsaid(source: &str, advice: Result<Option<String>>) -> Option<String> {
+    advice.unwrap_or_else(|error| {
+        tracing::debug!(source, %error, "no advice: the server would not say");
+        None
     })
 }
 
@@ -43,19 +55,32 @@ pub fn pool_larger_than_limit(max_size: usize, limits: &[ConnectionLimit]) -> Op
 mod tests {
     use super::*;
 
-    fn limit(what: &str, limit: u64, held_by_others: u64) -> ConnectionLimit {
+    fn limit(what: &str, limit: u64, open: u64) -> ConnectionLimit {
         ConnectionLimit {
             what: what.to_string(),
             limit,
-            held_by_others,
+            open,
+        }
+    }
+
+    fn pool(max_size: usize, size: usize) -> PoolStatus {
+        PoolStatus {
+            max_size,
+            size,
+            ..PoolStatus::default()
         }
     }
 
     #[test]
     fn the_tightest_limit_is_named_when_the_pool_can_outgrow_it() {
-        let limits = [limit("the server", 100, 60), limit("the role", 50, 0)];
-        assert_eq!(pool_larger_than_limit(40, &limits), None, "room for 40");
-        let advice = pool_larger_than_limit(41, &limits).unwrap();
+        // 62 open on the server, 2 of them the pool's own: others hold 60.
+        let limits = [limit("the server", 100, 62), limit("the role", 50, 2)];
+        assert_eq!(
+            pool_larger_than_limit(&pool(40, 2), &limits),
+            None,
+            "room for 40"
+        );
+        let advice = pool_larger_than_limit(&pool(41, 2), &limits).unwrap();
         assert_eq!(
             advice,
             "pool.max_size is 41, but the server allows 100 connections and others hold 60 now: \
@@ -63,18 +88,32 @@ mod tests {
              pool.max_size or raise the limit."
         );
         let limits = [limit("the server", 100, 0), limit("the role", 3, 0)];
-        let advice = pool_larger_than_limit(10, &limits).unwrap();
+        let advice = pool_larger_than_limit(&pool(10, 0), &limits).unwrap();
         assert!(
             advice.contains("but the role allows 3 connections"),
             "{advice}"
         );
-        assert_eq!(pool_larger_than_limit(10, &[]), None, "no limit known");
+        assert_eq!(
+            pool_larger_than_limit(&pool(10, 0), &[]),
+            None,
+            "no limit known"
+        );
         let full = [limit("the server", 10, 12)];
         assert!(
-            pool_larger_than_limit(1, &full)
+            pool_larger_than_limit(&pool(1, 0), &full)
                 .unwrap()
                 .contains("past 0 of"),
             "others over the limit leave no room"
         );
+    }
+
+    #[test]
+    fn advice_the_server_would_not_give_is_none() {
+        let refused = Err(crate::ConnectorError::new(
+            crate::ErrorKind::PermissionDenied,
+            "no rights",
+        ));
+        assert_eq!(unless_unsaid("pg", refused), None);
+        assert_eq!(unless_unsaid("pg", Ok(Some("x".into()))), Some("x".into()));
     }
 }

@@ -54,15 +54,13 @@ fn server(flavor: Flavor) -> &'static str {
 }
 
 /// The server's and the account's connection limits, each with the
-/// connections others hold under it now; `ours` is how many of them are
-/// the pool's own (the ping's among them). The account's limit is the
-/// session value of `max_user_connections` (the account's own when it has
-/// one), its connections the process list's rows of the account, which
-/// every account may see.
+/// connections it counts now (the pool's own among them). The account's
+/// limit is the session value of `max_user_connections` (the account's own
+/// when it has one), its connections the process list's rows of the
+/// account, which every account may see.
 pub(crate) async fn connection_limits(
     conn: &mut Conn,
     flavor: Flavor,
-    ours: u64,
 ) -> Result<Vec<ConnectionLimit>> {
     let row: Option<Row> = conn
         .query_first(
@@ -93,13 +91,13 @@ pub(crate) async fn connection_limits(
     let mut limits = vec![ConnectionLimit {
         what: format!("{}'s max_connections", server(flavor)),
         limit: server_limit,
-        held_by_others: server_open.saturating_sub(ours),
+        open: server_open,
     }];
     if account > 0 {
         limits.push(ConnectionLimit {
             what: format!("account {user}'s max_user_connections"),
             limit: account,
-            held_by_others: account_open.saturating_sub(ours),
+            open: account_open,
         });
     }
     Ok(limits)

@@ -9,7 +9,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use chrono::Utc;
 use mysql_async::prelude::Queryable;
-use tributary_connector::advice::pool_larger_than_limit;
+use tributary_connector::advice::{pool_larger_than_limit, unless_unsaid};
 use tributary_connector::{
     Connector, ConnectorError, Dialect, MySqlDialect, PingInfo, PoolStatus, Result, RowStream,
     SourceConfig, Statement, TableKey, WriteTx,
@@ -103,15 +103,12 @@ impl MySqlConnector {
     /// Advice when the pool may open more connections than the server or
     /// the account will accept; none when the server will not say.
     async fn pool_advice(&self, conn: &mut mysql_async::Conn) -> Option<String> {
-        let status = self.pool.status();
-        let ours = u64::try_from(status.size).unwrap_or(0);
-        match advice::connection_limits(conn, self.flavor(), ours).await {
-            Ok(limits) => pool_larger_than_limit(status.max_size, &limits),
-            Err(error) => {
-                tracing::debug!(source = %self.name, %error, "connection limits not read");
-                None
-            }
-        }
+        let limits = advice::connection_limits(conn, self.flavor()).await;
+        let pool = self.pool.status();
+        unless_unsaid(
+            &self.name,
+            limits.map(|limits| pool_larger_than_limit(&pool, &limits)),
+        )
     }
 
     /// Advice when the selected databases' tables outgrow the buffer
@@ -125,14 +122,11 @@ impl MySqlConnector {
             }
             advice::buffer_pool_and_tables(conn, &schemas).await
         };
-        match sizes.await {
-            Ok(Some((pool, tables))) => advice::buffer_pool(self.flavor(), pool, tables),
-            Ok(None) => None,
-            Err(error) => {
-                tracing::debug!(source = %self.name, %error, "buffer pool size not read");
-                None
-            }
-        }
+        let flavor = self.flavor();
+        let advice = sizes.await.map(|sizes| {
+            sizes.and_then(|(pool, tables)| advice::buffer_pool(flavor, pool, tables))
+        });
+        unless_unsaid(&self.name, advice)
     }
 
     async fn introspect_inner(&self) -> Result<SourceSchema> {

@@ -29,9 +29,9 @@ SELECT current_setting('max_connections')::int8
   FROM pg_roles r, pg_database d
  WHERE r.rolname = current_user AND d.datname = current_database()";
 
-/// The limits on `conn`'s server, role and database; `ours` is how many
-/// of the counted connections are the pool's own (the ping's among them).
-pub(crate) async fn connection_limits(conn: &Object, ours: u64) -> Result<Vec<ConnectionLimit>> {
+/// The limits on `conn`'s server, role and database, each with the client
+/// connections it counts now (the pool's own among them).
+pub(crate) async fn connection_limits(conn: &Object) -> Result<Vec<ConnectionLimit>> {
     let row = conn.query_one(LIMITS, &[]).await.map_err(from_pg)?;
     let limit = |what: String, index: usize| -> Result<Option<ConnectionLimit>> {
         let limit: Option<i64> = row.try_get(index).map_err(from_pg)?;
@@ -39,7 +39,7 @@ pub(crate) async fn connection_limits(conn: &Object, ours: u64) -> Result<Vec<Co
         Ok(limit.map(|limit| ConnectionLimit {
             what,
             limit: u64::try_from(limit).unwrap_or(0),
-            held_by_others: u64::try_from(open).unwrap_or(0).saturating_sub(ours),
+            open: u64::try_from(open).unwrap_or(0),
         }))
     };
     let role: String = row.try_get(6).map_err(from_pg)?;

@@ -37,7 +37,7 @@ use std::time::Instant;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
-use tributary_connector::advice::pool_larger_than_limit;
+use tributary_connector::advice::{pool_larger_than_limit, unless_unsaid};
 use tributary_connector::{
     Connector, ConnectorError, Dialect, ErrorKind, PingInfo, PoolStatus, PostgresDialect, Result,
     RowStream, SchemaFilter, SourceConfig, Statement, TableKey, WaitTimeouts, WriteOp,
@@ -112,15 +112,12 @@ impl PostgresConnector {
         if self.flavor != Flavor::Postgres {
             return None;
         }
-        let status = self.pool.status();
-        let ours = u64::try_from(status.size).unwrap_or(0);
-        match advice::connection_limits(conn, ours).await {
-            Ok(limits) => pool_larger_than_limit(status.max_size, &limits),
-            Err(error) => {
-                tracing::debug!(source = %self.name, %error, "connection limits not read");
-                None
-            }
-        }
+        let limits = advice::connection_limits(conn).await;
+        let pool = self.pool_status();
+        unless_unsaid(
+            &self.name,
+            limits.map(|limits| pool_larger_than_limit(&pool, &limits)),
+        )
     }
 
     async fn start_query(
