@@ -106,12 +106,22 @@ async fn server(dir: &std::path::Path) -> TestServer {
 
 /// `POST /api/sql` as the admin acting as `role` and `user`.
 async fn sql_as_role(server: &TestServer, role: &str, user: &str, sql: &str) -> (u16, Value) {
+    sql_request_as_role(server, role, user, json!({ "sql": sql })).await
+}
+
+/// `POST /api/sql` with `body` (explain, analyze, params…) as `role` and `user`.
+async fn sql_request_as_role(
+    server: &TestServer,
+    role: &str,
+    user: &str,
+    body: Value,
+) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/api/sql", server.base))
         .bearer_auth(TOKEN)
         .header("x-role", role)
         .header("x-user-id", user)
-        .json(&json!({ "sql": sql }))
+        .json(&body)
         .send()
         .await
         .unwrap();
@@ -311,17 +321,9 @@ async fn the_row_filter_reaches_the_source_sql_and_keys_carry_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path()).await;
     // EXPLAIN as the role: the filter is in MariaDB's statement.
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/sql", server.base))
-        .bearer_auth(TOKEN)
-        .header("x-role", "customer")
-        .header("x-user-id", "370")
-        .json(&json!({"sql": "SELECT o_orderkey FROM orders", "explain": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    let explain = json!({"sql": "SELECT o_orderkey FROM orders", "explain": true});
+    let (status, body) = sql_request_as_role(&server, "customer", "370", explain).await;
+    assert_eq!(status, 200, "{body}");
     let statements = body["sources"].as_array().unwrap();
     assert_eq!(statements.len(), 1, "{body}");
     let sql = statements[0]["sql"].as_str().unwrap();
@@ -333,17 +335,9 @@ async fn the_row_filter_reaches_the_source_sql_and_keys_carry_the_user() {
     let (_, own) = sql_as_role(&server, "customer", "370", "SELECT o_orderkey FROM orders").await;
     let own = own["rows"].as_array().unwrap().len();
     assert!(own > 0);
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/sql", server.base))
-        .bearer_auth(TOKEN)
-        .header("x-role", "customer")
-        .header("x-user-id", "370")
-        .json(&json!({"sql": "SELECT o_orderkey FROM orders", "analyze": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    let analyze = json!({"sql": "SELECT o_orderkey FROM orders", "analyze": true});
+    let (status, body) = sql_request_as_role(&server, "customer", "370", analyze).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["rows"], json!(own), "{body}");
     let runs = body["sources"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{body}");
