@@ -4,6 +4,7 @@
 //! and its cache in `schema-cache/`.
 
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;

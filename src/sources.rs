@@ -39,8 +39,17 @@ pub enum SourceError {
     Cache(#[from] CacheError),
 }
 
-/// Creates the connector for a config. No I/O: pools connect lazily.
+/// Creates the connector for a config, its requests admitted in fair turns
+/// among callers ([`crate::admission`]). No I/O: pools connect lazily.
 pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
+    Ok(crate::admission::fair(
+        connect(config)?,
+        config.pool.acquire_timeout(),
+    ))
+}
+
+/// The kind's own connector.
+fn connect(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
     Ok(match config.kind {
         // KingbaseES speaks the PostgreSQL protocol: the same connector, in
         // its Kingbase flavor (chosen from the kind).

@@ -3958,3 +3958,101 @@ async fn a_source_whose_pool_stays_busy_answers_503_with_retry_after() {
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }
+
+/// When a source's connections are all in use, callers take turns: a
+/// caller that queued three writes behind its own is not served before
+/// another caller who came after with one (first come, first served would
+/// have kept that one waiting for all three).
+#[tokio::test]
+async fn callers_take_turns_for_a_busy_sources_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    let (schema, other) = common::pg_source_of_one_locked_connection(&server, 30_000).await;
+    // The order the writes ran in: the sequence PostgreSQL gives each row.
+    common::postgres()
+        .await
+        .batch_execute(&format!(
+            "CREATE TABLE {schema}.served (seq serial PRIMARY KEY, who text NOT NULL)"
+        ))
+        .await
+        .unwrap();
+    let (status, body) = server
+        .admin(Method::POST, "/admin/sources/pg/refresh", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut keys = Vec::new();
+    for name in ["dashboard", "report"] {
+        let key = json!({"name": name, "role": "admin"});
+        let (status, created) = server.admin(Method::POST, "/admin/keys", Some(key)).await;
+        assert_eq!(status, 201, "{created}");
+        keys.push(created["key"].as_str().unwrap().to_string());
+    }
+    let (dashboard, report) = (keys[0].as_str(), keys[1].as_str());
+    let waiting = |n: usize| {
+        let server = &server;
+        async move {
+            let line = format!("tributary_pool_waiting_requests{{source=\"pg\"}} {n}\n");
+            for _ in 0..200 {
+                if server.get_text("/metrics").await.1.contains(&line) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("never {n} requests waiting for pg's connection");
+        }
+    };
+    // The dashboard's update holds the only connection, waiting for the
+    // row lock; three more of its writes queue, then the report's one.
+    let update = server.call(
+        Method::PATCH,
+        "/api/pg_t/1",
+        Some(json!({"v": 3})),
+        Some(dashboard),
+    );
+    let writes = async {
+        common::wait_for_lock_wait_pg(&schema).await;
+        let queued = futures::future::join_all(
+            ["d1", "d2", "d3"].map(|who| Box::pin(served(&server, dashboard, who))),
+        );
+        let late = async {
+            waiting(3).await;
+            served(&server, report, "r1").await
+        };
+        let release = async {
+            waiting(4).await;
+            other.batch_execute("COMMIT").await.unwrap();
+        };
+        let (queued, late, ()) = tokio::join!(queued, late, release);
+        (queued, late)
+    };
+    let ((status, body), (queued, late)) = tokio::join!(update, writes);
+    assert_eq!(status, 200, "{body}");
+    for (status, body) in queued.iter().chain([&late]) {
+        assert_eq!(*status, 201, "{body}");
+    }
+    let order: Vec<String> = common::postgres()
+        .await
+        .query(
+            &format!("SELECT who FROM {schema}.served ORDER BY seq"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // One of the dashboard's (it was first), then the report's turn.
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert_eq!(order[1], "r1", "{order:?}");
+    assert!(order[0].starts_with('d'), "{order:?}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}
+
+/// Writes a row of `served` saying `who`, with `token`'s key.
+async fn served(server: &common::TestServer, token: &str, who: &str) -> (u16, Value) {
+    let body = Some(json!({"who": who}));
+    server
+        .call(Method::POST, "/api/pg_served", body, Some(token))
+        .await
+}

@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod keys;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -59,6 +60,20 @@ impl Principal {
         }
     }
 
+    /// Who is asking, for rate limits and turns at a busy source: the API
+    /// key, else the user, else the role; `None` for an anonymous caller
+    /// (known by its address only).
+    pub fn who(&self) -> Option<String> {
+        if self.method == Method::Anonymous {
+            return None;
+        }
+        Some(match (&self.key_id, &self.user_id) {
+            (Some(key), _) => format!("key:{key}"),
+            (None, Some(user)) => format!("user:{user}"),
+            (None, None) => format!("role:{}", self.role),
+        })
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == ADMIN_ROLE
     }
@@ -97,15 +112,16 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     match admit(&state, &mut request).await {
-        Ok(()) => next.run(request).await,
+        Ok(caller) => crate::admission::serve_as(caller, next.run(request)).await,
         Err(refused) => refused,
     }
 }
 
 /// Authenticates and rate limits `request`, handing the [`Principal`] on
 /// as its extension (the middleware's work, for a handler that decides
-/// itself whether a request needs it); `Err`: the answer refusing it.
-pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Response> {
+/// itself whether a request needs it): the caller to serve it as
+/// ([`crate::admission::serve_as`]); `Err`: the answer refusing it.
+pub async fn admit(state: &AppState, request: &mut Request) -> Result<Arc<str>, Response> {
     let principal = match identify(state, request.headers()).await {
         Ok(principal) => principal,
         Err(error) => return Err(error.into_response()),
@@ -117,8 +133,25 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<(), Respon
     if let Err(retry_after) = rate_limit(state, &principal, client) {
         return Err(too_many_requests(retry_after));
     }
+    let caller = caller_of(&principal, client);
     request.extensions_mut().insert(principal);
-    Ok(())
+    Ok(caller)
+}
+
+/// Whose turn a request of `principal` (from `client`) waits for at a busy
+/// source ([`crate::admission`]).
+pub(crate) fn caller_of(principal: &Principal, client: Option<std::net::IpAddr>) -> Arc<str> {
+    Arc::from(
+        principal
+            .who()
+            .unwrap_or_else(|| address_of(client))
+            .as_str(),
+    )
+}
+
+/// An anonymous caller: its address.
+fn address_of(client: Option<std::net::IpAddr>) -> String {
+    format!("ip:{}", client.map(|ip| ip.to_string()).unwrap_or_default())
 }
 
 /// Counts a request of `principal` (from `client`) against the configured
@@ -131,13 +164,9 @@ pub(crate) fn rate_limit(
     let Some(limiter) = &state.rate_limiter else {
         return Ok(());
     };
-    let key = match (limiter.per(), principal) {
-        (crate::rate_limit::RateLimitBy::Key, p) if p.method != Method::Anonymous => p
-            .key_id
-            .clone()
-            .or_else(|| p.user_id.as_ref().map(|u| format!("user:{u}")))
-            .unwrap_or_else(|| format!("role:{}", p.role)),
-        _ => format!("ip:{}", client.map(|ip| ip.to_string()).unwrap_or_default()),
+    let key = match (limiter.per(), principal.who()) {
+        (crate::rate_limit::RateLimitBy::Key, Some(who)) => who,
+        _ => address_of(client),
     };
     limiter.check(&key)
 }

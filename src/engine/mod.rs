@@ -4,6 +4,7 @@
 //! aggregates run in DataFusion. Every API that reads data comes through
 //! [`Engine::query`].
 
+mod as_caller;
 mod catalog;
 mod decimal_avg;
 mod dialect;
@@ -329,7 +330,7 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-            let stream = execute_stream(physical, task)?;
+            let stream = execute_stream(as_caller::as_current_caller(physical)?, task)?;
             Ok(QueryOutput {
                 schema,
                 stream,
@@ -419,6 +420,7 @@ impl Engine {
             let task = Arc::new(frame.task_ctx());
             let log = statement_log::StatementLog::new();
             let physical = statement_log::record(frame.create_physical_plan().await?, &log)?;
+            let physical = as_caller::as_current_caller(physical)?;
             let mut stream = execute_stream(physical.clone(), task)?;
             let cap = row_limit.unwrap_or(u64::MAX);
             let mut rows: u64 = 0;

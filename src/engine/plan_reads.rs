@@ -236,6 +236,8 @@ impl Engine {
                     );
                 }
             }
+            let physical =
+                super::as_caller::as_current_caller(physical).map_err(EngineError::from)?;
             let stream = execute_stream(physical, task).map_err(EngineError::from)?;
             self.metrics.read(ReadPath::Planner);
             Ok(QueryOutput {

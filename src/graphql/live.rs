@@ -277,12 +277,15 @@ async fn serve(
                     .await;
                     continue;
                 }
-                let task = tokio::spawn(run(
-                    state.clone(),
-                    principal.clone(),
-                    id.clone(),
-                    payload.clone(),
-                    out.clone(),
+                let task = tokio::spawn(crate::admission::serve_as(
+                    auth::caller_of(principal, client),
+                    run(
+                        state.clone(),
+                        principal.clone(),
+                        id.clone(),
+                        payload.clone(),
+                        out.clone(),
+                    ),
                 ));
                 running.insert(id, task);
             }
@@ -376,11 +379,10 @@ impl Running {
         let live = Arc::new(watch::Sender::new(None));
         let receiver = live.subscribe();
         queries.insert(key, Arc::downgrade(&live));
-        tokio::spawn(poll(
-            state.clone(),
-            principal.clone(),
-            payload.clone(),
-            live,
+        // Polled as the caller whose subscription started it.
+        tokio::spawn(crate::admission::serve_as(
+            crate::admission::current_caller(),
+            poll(state.clone(), principal.clone(), payload.clone(), live),
         ));
         receiver
     }

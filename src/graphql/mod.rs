@@ -188,9 +188,10 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
     };
     let text = text.to_string();
     // Credentials first: an unauthenticated caller learns nothing of the URL.
-    if let Err(refused) = crate::auth::admit(&state, &mut request).await {
-        return refused;
-    }
+    let caller = match crate::auth::admit(&state, &mut request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let mut operation = match async_graphql::http::parse_query_string(&text) {
         Ok(operation) => operation,
         Err(e) => {
@@ -214,10 +215,8 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
         )
         .into_response();
     }
-    json_response(
-        StatusCode::OK,
-        &Box::pin(run(&state, principal, operation)).await,
-    )
+    let answer = crate::admission::serve_as(caller, Box::pin(run(&state, principal, operation)));
+    json_response(StatusCode::OK, &answer.await)
 }
 
 /// Runs a GraphQL request as the caller: one operation

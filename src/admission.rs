@@ -1,0 +1,505 @@
+//! Fair queueing of each source's connections among its callers. When every
+//! connection of a source is in use, the requests waiting for one are let
+//! through one caller at a time, in turn (an API key, else a user, else a
+//! role), so one caller's flood of requests — a dashboard refreshing forty
+//! panels, a batch job — delays the others by at most one turn each
+//! instead of queueing ahead of them all (a pool alone serves its waiters
+//! first come, first served).
+//!
+//! Every connector is wrapped in a [`FairConnector`] ([`fair`]): its
+//! [`Gate`] admits as many statements and transactions at once as the pool
+//! has connections, so the pool underneath rarely queues. A request's
+//! caller travels in a task-local ([`serve_as`], set by the auth
+//! middleware); the engine carries it into DataFusion's own tasks
+//! (`engine::as_caller`). Work without a caller (introspection, pings,
+//! drift checks, the local CLI) is one caller of its own; pings,
+//! introspection and drift checks are not gated at all.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::Stream;
+use tokio::sync::oneshot;
+use tributary_connector::{
+    BatchError, Connector, ConnectorError, Dialect, PingInfo, PoolStatus, Result, RowStream,
+    Statement, TableKey, WriteOp, WriteOutcome, WriteTx,
+};
+use tributary_schema_cache::{SourceKind, SourceSchema};
+
+tokio::task_local! {
+    static CALLER: Arc<str>;
+}
+
+/// Runs `work` (a request's handling) as `caller`: the sources' gates queue
+/// its statements and transactions with that caller's.
+pub async fn serve_as<F: Future>(caller: Arc<str>, work: F) -> F::Output {
+    CALLER.scope(caller, work).await
+}
+
+/// Runs `poll` as `caller` (for a stream polled in another task).
+pub fn polled_as<R>(caller: &Arc<str>, poll: impl FnOnce() -> R) -> R {
+    CALLER.sync_scope(caller.clone(), poll)
+}
+
+/// The caller of the current task: `""` for work without one.
+pub fn current_caller() -> Arc<str> {
+    CALLER
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
+}
+
+/// `connector` with its statements and transactions admitted in fair turns,
+/// as many at once as its pool may open; a wait longer than
+/// `acquire_timeout` is refused as [`ErrorKind::Busy`](tributary_connector::ErrorKind::Busy).
+pub fn fair(connector: Arc<dyn Connector>, acquire_timeout: Duration) -> Arc<dyn Connector> {
+    let capacity = connector.pool_status().max_size.max(1);
+    Arc::new(FairConnector {
+        inner: connector,
+        gate: Arc::new(Gate::new(capacity)),
+        acquire_timeout,
+    })
+}
+
+/// How many requests a source serves at once, and who goes next when it
+/// is full: the callers with waiting requests take turns, one request
+/// each; a caller's own requests go in the order they came.
+#[derive(Debug)]
+pub struct Gate {
+    capacity: usize,
+    queues: Mutex<Queues>,
+    timeouts: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    /// Admitted requests not yet done.
+    in_use: usize,
+    /// The callers with waiting requests, in the order they are served.
+    turn: VecDeque<Arc<str>>,
+    waiting: HashMap<Arc<str>, VecDeque<Waiter>>,
+    queued: usize,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    wake: oneshot::Sender<()>,
+}
+
+impl Gate {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            queues: Mutex::new(Queues::default()),
+            timeouts: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Requests waiting now.
+    pub fn waiting(&self) -> usize {
+        self.lock().queued
+    }
+
+    /// Requests that gave up waiting since the gate was made.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `within`) for `caller`'s turn; `Err(())` when it did
+    /// not come in time.
+    pub async fn admit(self: &Arc<Self>, caller: Arc<str>, within: Duration) -> Result<Permit, ()> {
+        let (id, wake) = {
+            let mut guard = self.lock();
+            let queues = &mut *guard;
+            if queues.in_use < self.capacity && queues.turn.is_empty() {
+                queues.in_use += 1;
+                return Ok(Permit(self.clone()));
+            }
+            let id = queues.next_id;
+            queues.next_id += 1;
+            let (sender, wake) = oneshot::channel();
+            let queue = queues.waiting.entry(caller.clone()).or_default();
+            if queue.is_empty() {
+                queues.turn.push_back(caller.clone());
+            }
+            queue.push_back(Waiter { id, wake: sender });
+            queues.queued += 1;
+            (id, wake)
+        };
+        let mut queued = Queued {
+            gate: self.clone(),
+            caller,
+            id,
+            wake,
+            settled: false,
+        };
+        let woken = tokio::time::timeout(within, &mut queued.wake).await;
+        let mut queues = self.lock();
+        queued.settled = true;
+        // Woken, or its turn came just as the time ran out: admitted.
+        if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&queued.caller, id) {
+            return Ok(Permit(self.clone()));
+        }
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        Err(())
+    }
+
+    /// A request is done: the next caller in turn gets its place.
+    fn pass_on(&self, queues: &mut Queues) {
+        while let Some(caller) = queues.turn.pop_front() {
+            let Some(queue) = queues.waiting.get_mut(&caller) else {
+                continue;
+            };
+            let next = queue.pop_front();
+            if queue.is_empty() {
+                queues.waiting.remove(&caller);
+            } else {
+                queues.turn.push_back(caller);
+            }
+            if let Some(waiter) = next {
+                queues.queued -= 1;
+                // Its receiver lives until the waiter settles under this
+                // lock ([`Queued`]'s drop), so the place is taken.
+                if waiter.wake.send(()).is_ok() {
+                    return;
+                }
+            }
+        }
+        queues.in_use -= 1;
+    }
+}
+
+impl Queues {
+    /// Takes a waiting request out of the queue: `false` when it is no
+    /// longer there (its turn came).
+    fn withdraw(&mut self, caller: &Arc<str>, id: u64) -> bool {
+        let Some(queue) = self.waiting.get_mut(caller) else {
+            return false;
+        };
+        let Some(at) = queue.iter().position(|w| w.id == id) else {
+            return false;
+        };
+        queue.remove(at);
+        self.queued -= 1;
+        if queue.is_empty() {
+            self.waiting.remove(caller);
+            self.turn.retain(|c| c != caller);
+        }
+        true
+    }
+}
+
+/// A request waiting for its turn. Dropped unsettled (the request was
+/// cancelled), it leaves the queue — or, had its turn just come, passes its
+/// place on.
+struct Queued {
+    gate: Arc<Gate>,
+    caller: Arc<str>,
+    id: u64,
+    wake: oneshot::Receiver<()>,
+    settled: bool,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let mut queues = self.gate.lock();
+        if !queues.withdraw(&self.caller, self.id) {
+            self.gate.pass_on(&mut queues);
+        }
+    }
+}
+
+/// An admitted request's place; dropping it lets the next one in.
+#[derive(Debug)]
+pub struct Permit(Arc<Gate>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut queues = self.0.lock();
+        self.0.pass_on(&mut queues);
+    }
+}
+
+/// A connector whose reads and transactions wait for their caller's turn
+/// ([`Gate`]) when all of its pool's connections are in use.
+#[derive(Debug)]
+struct FairConnector {
+    inner: Arc<dyn Connector>,
+    gate: Arc<Gate>,
+    acquire_timeout: Duration,
+}
+
+impl FairConnector {
+    async fn admit(&self) -> Result<Permit> {
+        self.gate
+            .admit(current_caller(), self.acquire_timeout)
+            .await
+            .map_err(|()| {
+                ConnectorError::busy(format!(
+                    "all {} of the source's connections stayed in use past \
+                     pool.acquire_timeout_ms ({} ms)",
+                    self.gate.capacity,
+                    self.acquire_timeout.as_millis()
+                ))
+                .for_source(self.inner.name())
+            })
+    }
+}
+
+#[async_trait]
+impl Connector for FairConnector {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> SourceKind {
+        self.inner.kind()
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        self.inner.dialect()
+    }
+
+    async fn ping(&self) -> Result<PingInfo> {
+        self.inner.ping().await
+    }
+
+    async fn introspect(&self) -> Result<SourceSchema> {
+        self.inner.introspect().await
+    }
+
+    async fn drift_fingerprints(&self) -> Result<std::collections::BTreeMap<TableKey, String>> {
+        self.inner.drift_fingerprints().await
+    }
+
+    async fn query(&self, statement: &Statement, schema: Option<SchemaRef>) -> Result<RowStream> {
+        let permit = self.admit().await?;
+        let rows = self.inner.query(statement, schema).await?;
+        let (schema, connected) = (rows.schema().clone(), rows.connected());
+        let held = RowStream::new(
+            schema,
+            Holding {
+                rows,
+                permit: Some(permit),
+            },
+        );
+        Ok(match connected {
+            Some(at) => held.connected_at(at),
+            None => held,
+        })
+    }
+
+    async fn begin(&self) -> Result<Box<dyn WriteTx>> {
+        let permit = self.admit().await?;
+        let tx = self.inner.begin().await?;
+        Ok(Box::new(HoldingTx { tx, permit }))
+    }
+
+    async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
+        let _permit = self.admit().await?;
+        self.inner.write_one(op).await
+    }
+
+    /// The pool's, with the requests waiting at the gate (the pool's own
+    /// queue stays short) and the gate's waits that ran out.
+    fn pool_status(&self) -> PoolStatus {
+        let mut status = self.inner.pool_status();
+        status.waiting += self.gate.waiting();
+        status.wait_timeouts += self.gate.timeouts();
+        status
+    }
+}
+
+/// A statement's rows, holding its place until the last one is read.
+struct Holding {
+    rows: RowStream,
+    permit: Option<Permit>,
+}
+
+impl Stream for Holding {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.rows).poll_next(cx);
+        if let Poll::Ready(None) = polled {
+            self.permit = None;
+        }
+        polled
+    }
+}
+
+/// A transaction, holding its place until it ends.
+struct HoldingTx {
+    tx: Box<dyn WriteTx>,
+    permit: Permit,
+}
+
+#[async_trait]
+impl WriteTx for HoldingTx {
+    async fn execute(&mut self, op: &WriteOp) -> Result<WriteOutcome> {
+        self.tx.execute(op).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let Self { tx, permit } = *self;
+        let committed = tx.commit().await;
+        drop(permit);
+        committed
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        let Self { tx, permit } = *self;
+        let rolled_back = tx.rollback().await;
+        drop(permit);
+        rolled_back
+    }
+
+    async fn execute_and_commit(self: Box<Self>, op: &WriteOp) -> Result<WriteOutcome> {
+        let Self { tx, permit } = *self;
+        let done = tx.execute_and_commit(op).await;
+        drop(permit);
+        done
+    }
+
+    async fn execute_all_and_commit(
+        self: Box<Self>,
+        ops: &[&WriteOp],
+    ) -> std::result::Result<Vec<WriteOutcome>, BatchError> {
+        let Self { tx, permit } = *self;
+        let done = tx.execute_all_and_commit(ops).await;
+        drop(permit);
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    /// Waits for `name`'s turn and records `label` in `order`, holding the
+    /// place until told.
+    fn queue(
+        gate: &Arc<Gate>,
+        name: &'static str,
+        label: &'static str,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> oneshot::Sender<()> {
+        let (gate, order) = (gate.clone(), order.clone());
+        let (done, until) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let permit = gate
+                .admit(caller(name), Duration::from_secs(60))
+                .await
+                .expect("admitted");
+            order.lock().unwrap().push(label);
+            let _ = until.await;
+            drop(permit);
+        });
+        done
+    }
+
+    /// Lets the spawned tasks run until they wait.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// With one place, a caller that queued three requests behind its
+    /// first and one that came after with one take turns: the latecomer
+    /// waits for one of the others' requests, not for all three.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_callers_take_turns() {
+        let gate = Arc::new(Gate::new(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut releases = HashMap::new();
+        for (name, label) in [
+            ("dashboard", "d1"),
+            ("dashboard", "d2"),
+            ("dashboard", "d3"),
+            ("dashboard", "d4"),
+            ("report", "r1"),
+        ] {
+            releases.insert(label, queue(&gate, name, label, &order));
+            settle().await;
+        }
+        assert_eq!(gate.waiting(), 4);
+        // The holder of the place finishes, one at a time.
+        for served in 1..=5 {
+            assert_eq!(order.lock().unwrap().len(), served);
+            let holder = *order.lock().unwrap().last().unwrap();
+            let _ = releases.remove(holder).unwrap().send(());
+            settle().await;
+        }
+        assert_eq!(*order.lock().unwrap(), ["d1", "d2", "r1", "d3", "d4"]);
+        assert_eq!((gate.waiting(), gate.lock().in_use), (0, 0));
+    }
+
+    /// A wait that runs out leaves the queue and is counted; the place
+    /// goes to the next waiter, not to the one that gave up.
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_runs_out_leaves_the_queue() {
+        let gate = Arc::new(Gate::new(1));
+        let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
+        let refused = gate.admit(caller("b"), Duration::from_millis(50)).await;
+        assert!(refused.is_err());
+        assert_eq!((gate.waiting(), gate.timeouts()), (0, 1));
+        let next = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.admit(caller("c"), Duration::from_secs(5)).await })
+        };
+        settle().await;
+        drop(held);
+        let admitted = next.await.unwrap();
+        assert!(admitted.is_ok());
+        assert_eq!(gate.lock().in_use, 1);
+        drop(admitted);
+        assert_eq!(gate.lock().in_use, 0);
+    }
+
+    /// A cancelled request leaves the queue; one cancelled just after its
+    /// turn came passes its place on, so no place is lost.
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_request_gives_its_place_back() {
+        let gate = Arc::new(Gate::new(1));
+        let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
+        let cancelled = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.admit(caller("b"), Duration::from_secs(5)).await })
+        };
+        settle().await;
+        assert_eq!(gate.waiting(), 1);
+        cancelled.abort();
+        settle().await;
+        assert_eq!(gate.waiting(), 0);
+
+        // Its turn comes while it is being cancelled: the wake is sent, the
+        // future dropped before it reads it.
+        let mut woken_then_dropped = Box::pin(gate.admit(caller("b"), Duration::from_secs(5)));
+        assert!(futures::poll!(&mut woken_then_dropped).is_pending());
+        drop(held);
+        drop(woken_then_dropped);
+        assert_eq!(gate.lock().in_use, 0);
+        assert!(gate.admit(caller("c"), Duration::ZERO).await.is_ok());
+    }
+}
