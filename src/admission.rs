@@ -57,36 +57,53 @@ pub fn current_caller() -> Arc<str> {
 }
 
 /// `connector` with its statements and transactions admitted in fair turns,
-/// as many at once as its pool may open; a wait longer than
+/// as many at once as its pool may open and at most `per_caller` of them one
+/// caller's (`None`: no limit of its own); a wait longer than
 /// `acquire_timeout` is refused as [`ErrorKind::Busy`](tributary_connector::ErrorKind::Busy).
-pub fn fair(connector: Arc<dyn Connector>, acquire_timeout: Duration) -> Arc<dyn Connector> {
+pub fn fair(
+    connector: Arc<dyn Connector>,
+    acquire_timeout: Duration,
+    per_caller: Option<u32>,
+) -> Arc<dyn Connector> {
     let capacity = connector.pool_status().max_size.max(1);
+    let per_caller = per_caller.map_or(capacity, |n| usize::try_from(n).unwrap_or(capacity));
     Arc::new(FairConnector {
         inner: connector,
-        gate: Arc::new(Gate::new(capacity)),
+        gate: Arc::new(Gate::new(capacity, per_caller)),
         acquire_timeout,
     })
 }
 
-/// How many requests a source serves at once, and who goes next when it
-/// is full: the callers with waiting requests take turns, one request
-/// each; a caller's own requests go in the order they came.
+/// How many requests a source serves at once (and one caller at most), and
+/// who goes next: the callers with waiting requests take turns, one
+/// request each; a caller's own requests go in the order they came.
 #[derive(Debug)]
 pub struct Gate {
     capacity: usize,
+    per_caller: usize,
     queues: Mutex<Queues>,
     timeouts: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Queues {
-    /// Admitted requests not yet done.
+    /// Admitted requests not yet done, in all and by caller.
     in_use: usize,
+    held: HashMap<Arc<str>, usize>,
     /// The callers with waiting requests, in the order they are served.
     turn: VecDeque<Arc<str>>,
     waiting: HashMap<Arc<str>, VecDeque<Waiter>>,
     queued: usize,
     next_id: u64,
+}
+
+/// Why a request's turn did not come in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every place was in use.
+    AllInUse,
+    /// The caller's own requests held its whole share.
+    ShareInUse,
 }
 
 #[derive(Debug)]
@@ -96,9 +113,10 @@ struct Waiter {
 }
 
 impl Gate {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, per_caller: usize) -> Self {
         Self {
             capacity,
+            per_caller: per_caller.clamp(1, capacity.max(1)),
             queues: Mutex::new(Queues::default()),
             timeouts: AtomicU64::new(0),
         }
@@ -118,15 +136,19 @@ impl Gate {
         self.timeouts.load(Ordering::Relaxed)
     }
 
-    /// Waits (at most `within`) for `caller`'s turn; `Err(())` when it did
-    /// not come in time.
-    pub async fn admit(self: &Arc<Self>, caller: Arc<str>, within: Duration) -> Result<Permit, ()> {
+    /// Waits (at most `within`) for `caller`'s turn; `Err` when it did not
+    /// come in time, saying what was full.
+    pub async fn admit(
+        self: &Arc<Self>,
+        caller: Arc<str>,
+        within: Duration,
+    ) -> Result<Permit, Refused> {
         let (id, wake) = {
             let mut guard = self.lock();
             let queues = &mut *guard;
-            if queues.in_use < self.capacity && queues.turn.is_empty() {
-                queues.in_use += 1;
-                return Ok(Permit(self.clone()));
+            if !queues.waiting.contains_key(&caller) && self.may_take(queues, &caller) {
+                queues.take(&caller);
+                return Ok(self.permit(caller));
             }
             let id = queues.next_id;
             queues.next_id += 1;
@@ -149,17 +171,59 @@ impl Gate {
         let woken = tokio::time::timeout(within, &mut queued.wake).await;
         let mut queues = self.lock();
         queued.settled = true;
-        // Woken, or its turn came just as the time ran out: admitted.
+        // Woken, or its turn came just as the time ran out: admitted (the
+        // place was taken for it).
         if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&queued.caller, id) {
-            return Ok(Permit(self.clone()));
+            return Ok(self.permit(queued.caller.clone()));
         }
         self.timeouts.fetch_add(1, Ordering::Relaxed);
-        Err(())
+        let held = queues.held.get(&queued.caller).copied().unwrap_or(0);
+        Err(if held >= self.per_caller {
+            Refused::ShareInUse
+        } else {
+            Refused::AllInUse
+        })
     }
 
-    /// A request is done: the next caller in turn gets its place.
-    fn pass_on(&self, queues: &mut Queues) {
-        while let Some(caller) = queues.turn.pop_front() {
+    fn permit(self: &Arc<Self>, caller: Arc<str>) -> Permit {
+        Permit {
+            gate: self.clone(),
+            caller,
+        }
+    }
+
+    /// Whether `caller` may have one more request served now.
+    fn may_take(&self, queues: &Queues, caller: &Arc<str>) -> bool {
+        queues.in_use < self.capacity
+            && queues.held.get(caller).copied().unwrap_or(0) < self.per_caller
+    }
+
+    /// `caller`'s admitted request is done (or was never used): the
+    /// callers waiting take its place in turn.
+    fn give_back(&self, queues: &mut Queues, caller: &Arc<str>) {
+        queues.in_use -= 1;
+        if let Some(held) = queues.held.get_mut(caller) {
+            *held -= 1;
+            if *held == 0 {
+                queues.held.remove(caller);
+            }
+        }
+        self.let_in(queues);
+    }
+
+    /// Hands free places to the waiting callers in turn, one request each,
+    /// skipping those that hold their most already.
+    fn let_in(&self, queues: &mut Queues) {
+        let mut skipped = 0;
+        while queues.in_use < self.capacity && skipped < queues.turn.len() {
+            let Some(caller) = queues.turn.pop_front() else {
+                return;
+            };
+            if !self.may_take(queues, &caller) {
+                queues.turn.push_back(caller);
+                skipped += 1;
+                continue;
+            }
             let Some(queue) = queues.waiting.get_mut(&caller) else {
                 continue;
             };
@@ -167,22 +231,26 @@ impl Gate {
             if queue.is_empty() {
                 queues.waiting.remove(&caller);
             } else {
-                queues.turn.push_back(caller);
+                queues.turn.push_back(caller.clone());
             }
             if let Some(waiter) = next {
                 queues.queued -= 1;
                 // Its receiver lives until the waiter settles under this
-                // lock ([`Queued`]'s drop), so the place is taken.
+                // lock ([`Queued`]'s drop), so the place is taken for it.
                 if waiter.wake.send(()).is_ok() {
-                    return;
+                    queues.take(&caller);
                 }
             }
         }
-        queues.in_use -= 1;
     }
 }
 
 impl Queues {
+    fn take(&mut self, caller: &Arc<str>) {
+        self.in_use += 1;
+        *self.held.entry(caller.clone()).or_default() += 1;
+    }
+
     /// Takes a waiting request out of the queue: `false` when it is no
     /// longer there (its turn came).
     fn withdraw(&mut self, caller: &Arc<str>, id: u64) -> bool {
@@ -203,8 +271,8 @@ impl Queues {
 }
 
 /// A request waiting for its turn. Dropped unsettled (the request was
-/// cancelled), it leaves the queue — or, had its turn just come, passes its
-/// place on.
+/// cancelled), it leaves the queue — or, had its turn just come, gives its
+/// place back.
 struct Queued {
     gate: Arc<Gate>,
     caller: Arc<str>,
@@ -220,19 +288,22 @@ impl Drop for Queued {
         }
         let mut queues = self.gate.lock();
         if !queues.withdraw(&self.caller, self.id) {
-            self.gate.pass_on(&mut queues);
+            self.gate.give_back(&mut queues, &self.caller);
         }
     }
 }
 
 /// An admitted request's place; dropping it lets the next one in.
 #[derive(Debug)]
-pub struct Permit(Arc<Gate>);
+pub struct Permit {
+    gate: Arc<Gate>,
+    caller: Arc<str>,
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut queues = self.0.lock();
-        self.0.pass_on(&mut queues);
+        let mut queues = self.gate.lock();
+        self.gate.give_back(&mut queues, &self.caller);
     }
 }
 
@@ -250,13 +321,21 @@ impl FairConnector {
         self.gate
             .admit(current_caller(), self.acquire_timeout)
             .await
-            .map_err(|()| {
-                ConnectorError::busy(format!(
-                    "all {} of the source's connections stayed in use past \
-                     pool.acquire_timeout_ms ({} ms)",
-                    self.gate.capacity,
-                    self.acquire_timeout.as_millis()
-                ))
+            .map_err(|refused| {
+                let waited = self.acquire_timeout.as_millis();
+                ConnectorError::busy(match refused {
+                    Refused::AllInUse => format!(
+                        "all {} of the source's connections stayed in use past \
+                         pool.acquire_timeout_ms ({waited} ms)",
+                        self.gate.capacity
+                    ),
+                    Refused::ShareInUse => format!(
+                        "this caller's share of the source's connections \
+                         (pool.max_per_caller: {}) stayed in use by its other requests \
+                         past pool.acquire_timeout_ms ({waited} ms)",
+                        self.gate.per_caller
+                    ),
+                })
                 .for_source(self.inner.name())
             })
     }
@@ -430,7 +509,7 @@ mod tests {
     /// waits for one of the others' requests, not for all three.
     #[tokio::test(start_paused = true)]
     async fn waiting_callers_take_turns() {
-        let gate = Arc::new(Gate::new(1));
+        let gate = Arc::new(Gate::new(1, 1));
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut releases = HashMap::new();
         for (name, label) in [
@@ -455,14 +534,55 @@ mod tests {
         assert_eq!((gate.waiting(), gate.lock().in_use), (0, 0));
     }
 
+    /// With a caller's share of 2 of 3 places, the dashboard's third
+    /// request waits though a place is free, and the report gets it at once;
+    /// the dashboard's waiting request goes in when one of its own ends.
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_holds_at_most_its_share() {
+        let gate = Arc::new(Gate::new(3, 2));
+        let first = gate
+            .admit(caller("dashboard"), Duration::ZERO)
+            .await
+            .unwrap();
+        let _second = gate
+            .admit(caller("dashboard"), Duration::ZERO)
+            .await
+            .unwrap();
+        let third = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                gate.admit(caller("dashboard"), Duration::from_secs(5))
+                    .await
+            })
+        };
+        settle().await;
+        assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
+        let report = gate.admit(caller("report"), Duration::ZERO).await;
+        assert!(report.is_ok());
+        assert_eq!(gate.lock().in_use, 3);
+        // The report's end frees a place the dashboard may not take.
+        drop(report);
+        settle().await;
+        assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
+        let refused = gate
+            .admit(caller("dashboard"), Duration::from_millis(50))
+            .await;
+        assert_eq!(refused.unwrap_err(), Refused::ShareInUse);
+        drop(first);
+        let third = third.await.unwrap();
+        assert!(third.is_ok());
+        assert_eq!((gate.waiting(), gate.lock().in_use), (0, 2));
+        assert_eq!(gate.lock().held.get("dashboard"), Some(&2));
+    }
+
     /// A wait that runs out leaves the queue and is counted; the place
     /// goes to the next waiter, not to the one that gave up.
     #[tokio::test(start_paused = true)]
     async fn a_wait_that_runs_out_leaves_the_queue() {
-        let gate = Arc::new(Gate::new(1));
+        let gate = Arc::new(Gate::new(1, 1));
         let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
         let refused = gate.admit(caller("b"), Duration::from_millis(50)).await;
-        assert!(refused.is_err());
+        assert_eq!(refused.unwrap_err(), Refused::AllInUse);
         assert_eq!((gate.waiting(), gate.timeouts()), (0, 1));
         let next = {
             let gate = gate.clone();
@@ -481,7 +601,7 @@ mod tests {
     /// turn came passes its place on, so no place is lost.
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_request_gives_its_place_back() {
-        let gate = Arc::new(Gate::new(1));
+        let gate = Arc::new(Gate::new(1, 1));
         let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
         let cancelled = {
             let gate = gate.clone();

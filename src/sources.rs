@@ -45,6 +45,7 @@ pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, Con
     Ok(crate::admission::fair(
         connect(config)?,
         config.pool.acquire_timeout(),
+        config.pool.max_per_caller,
     ))
 }
 

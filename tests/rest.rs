@@ -4056,3 +4056,61 @@ async fn served(server: &common::TestServer, token: &str, who: &str) -> (u16, Va
         .call(Method::POST, "/api/pg_served", body, Some(token))
         .await
 }
+
+/// `pool.max_per_caller` keeps connections for the other callers: with a
+/// pool of two and a share of one, the dashboard's update holds its one
+/// connection waiting for a row lock, its next request is refused 503 when
+/// its share stays in use, and the report is served meanwhile at once.
+#[tokio::test]
+async fn a_callers_share_of_the_pool_keeps_room_for_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::TestServer::start(dir.path()).await;
+    let (schema, other) = common::pg_source_of_one_locked_connection(&server, 300).await;
+    let pool = json!({"pool": {"max_size": 2, "max_per_caller": 1, "acquire_timeout_ms": 300}});
+    let (status, body) = server
+        .admin(Method::PATCH, "/admin/sources/pg", Some(pool))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, source) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    assert_eq!(status, 200, "{source}");
+    assert_eq!(source["config"]["pool"]["max_per_caller"], 1, "{source}");
+    let mut keys = Vec::new();
+    for name in ["dashboard", "report"] {
+        let key = json!({"name": name, "role": "admin"});
+        let (status, created) = server.admin(Method::POST, "/admin/keys", Some(key)).await;
+        assert_eq!(status, 201, "{created}");
+        keys.push(created["key"].as_str().unwrap().to_string());
+    }
+    let (dashboard, report) = (keys[0].as_str(), keys[1].as_str());
+    let update = server.call(
+        Method::PATCH,
+        "/api/pg_t/1",
+        Some(json!({"v": 3})),
+        Some(dashboard),
+    );
+    let (status, body) =
+        common::while_locked(update, common::wait_for_lock_wait_pg(&schema), async {
+            let (status, answer) = server
+                .call(Method::GET, "/api/pg_t/1", None, Some(dashboard))
+                .await;
+            assert_eq!(status, 503, "{answer}");
+            assert_eq!(answer["error"]["code"], "source_busy", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("pool.max_per_caller"), "{message}");
+            let (status, answer) = server
+                .call(Method::GET, "/api/pg_t/1", None, Some(report))
+                .await;
+            assert_eq!((status, &answer["data"]["v"]), (200, &json!(0)), "{answer}");
+            other.batch_execute("COMMIT").await.unwrap();
+        })
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A share larger than the pool is refused.
+    let pool = json!({"pool": {"max_size": 2, "max_per_caller": 3}});
+    let (status, body) = server
+        .admin(Method::PATCH, "/admin/sources/pg", Some(pool))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+    common::drop_postgres_schema(&schema).await;
+}

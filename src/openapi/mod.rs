@@ -674,9 +674,10 @@ fn responses() -> Map<String, Value> {
     limited["headers"] = retry_after.clone();
     responses.insert("429".to_string(), limited);
     let mut down = error(
-        "A source is down (`source_unavailable`), or up but every pooled connection stayed in \
-         use past its `pool.acquire_timeout_ms` (`source_busy`, with `Retry-After`); the \
-         message names the source.",
+        "A source is down (`source_unavailable`), or up but every pooled connection (or the \
+         caller's share of them, `pool.max_per_caller`) stayed in use past its \
+         `pool.acquire_timeout_ms` (`source_busy`, with `Retry-After`); the message names the \
+         source.",
     );
     down["headers"] = retry_after;
     responses.insert("503".to_string(), down);

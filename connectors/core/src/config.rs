@@ -338,6 +338,10 @@ impl fmt::Debug for Secret {
 pub struct PoolOptions {
     /// Most connections open at once.
     pub max_size: u32,
+    /// Most of them one caller (an API key, else a user, else a role) may
+    /// use at once, the rest kept for the others; `None`: all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_caller: Option<u32>,
     /// How long a request waits for a free connection before a timeout error.
     pub acquire_timeout_ms: u64,
     /// How long opening one connection may take.
@@ -381,6 +385,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 10,
+            max_per_caller: None,
             acquire_timeout_ms: 5_000,
             connect_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
@@ -390,11 +395,20 @@ impl Default for PoolOptions {
 }
 
 impl PoolOptions {
-    /// Checks the bounds (size 1–1000, timeouts above zero).
+    /// Checks the bounds (size 1–1000, a caller's share 1–size, timeouts
+    /// above zero).
     pub fn validate(&self) -> Result<()> {
         if self.max_size == 0 || self.max_size > 1_000 {
             return Err(ConnectorError::config(
                 "pool.max_size must be between 1 and 1000",
+            ));
+        }
+        if self
+            .max_per_caller
+            .is_some_and(|n| n == 0 || n > self.max_size)
+        {
+            return Err(ConnectorError::config(
+                "pool.max_per_caller must be between 1 and pool.max_size",
             ));
         }
         if self.acquire_timeout_ms == 0 || self.connect_timeout_ms == 0 {
@@ -607,6 +621,24 @@ mod tests {
     fn bad_urls_say_what_is_wrong(#[case] url: &str, #[case] expected: &str) {
         let err = SourceConfig::from_url("s", url).unwrap_err();
         assert!(err.to_string().contains(expected), "{err}");
+    }
+
+    /// A caller's share of the pool is at least one connection and at most
+    /// all of them.
+    #[test]
+    fn a_callers_share_fits_in_the_pool() {
+        let pool = |max_per_caller| PoolOptions {
+            max_size: 8,
+            max_per_caller,
+            ..PoolOptions::default()
+        };
+        assert!(pool(None).validate().is_ok());
+        assert!(pool(Some(1)).validate().is_ok());
+        assert!(pool(Some(8)).validate().is_ok());
+        for bad in [0, 9] {
+            let error = pool(Some(bad)).validate().unwrap_err();
+            assert!(error.to_string().contains("pool.max_per_caller"), "{error}");
+        }
     }
 
     #[test]
