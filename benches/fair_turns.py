@@ -6,13 +6,16 @@ it: one API key ("flood") runs benches/rest_vs_pgbench.py's group-by (c) at --fl
 caller: its requests wait in line behind the flood's, first come, first served, as any pool
 alone serves them) and with a key of their own (the callers take turns). Reported: the light
 reads' requests/s and p50/p99 in both runs and alone, the flood's requests/s, and the ratio of
-the light p50 in line to its p50 in turns. Same server, same source, same data (SF0.1 in
-PostgreSQL's tpch_pg_all, set up as benches/api_vs_pgbench.py does).
+the light p50 in line to its p50 in turns. A last run gives each caller a share of the pool
+(`pool.max_per_caller` = pool size - light clients): the flood can no longer hold every
+connection. Same server, same source, same data (SF0.1 in PostgreSQL's tpch_pg_all, set up as
+benches/api_vs_pgbench.py does).
 
   python3 fair_turns.py --binary <release tributary> [--duration 10] [--pool-size 16]
 """
 
 import argparse
+import json
 import os
 import tempfile
 import threading
@@ -73,6 +76,14 @@ def main():
         alone = wrk(trib, "b", light_auth, args.light_conc, args.duration, lua)
         in_line = together(trib, flood_auth, flood_auth, args, lua)
         in_turns = together(trib, flood_auth, light_auth, args, lua)
+        share = args.pool_size - args.light_conc
+        status, answer = rest.request("PATCH", trib.base + "/admin/sources/pg",
+                                      json.dumps({"pool": {"max_size": args.pool_size, "max_per_caller": share}}),
+                                      trib.headers())
+        if status != 200:
+            fail(f"PATCH pool.max_per_caller: HTTP {status}: {answer}")
+        wrk(trib, "c", flood_auth, 4, 2, lua)
+        shared = together(trib, flood_auth, light_auth, args, lua)
     finally:
         trib.close()
 
@@ -81,7 +92,8 @@ def main():
     say(f"{'run':<34} {'light req/s':>11} {'p50 ms':>9} {'p99 ms':>9} {'flood req/s':>11}  notes")
     rows = [("light alone", alone, None),
             ("light with the flood's key (line)", in_line[1], in_line[0]),
-            ("light with its own key (turns)", in_turns[1], in_turns[0])]
+            ("light with its own key (turns)", in_turns[1], in_turns[0]),
+            (f"turns, each caller's share {share}", shared[1], shared[0])]
     for name, (rate, p50, p99, notes), flood in rows:
         flood_rate = f"{flood[0]:>11.0f}" if flood else f"{'':>11}"
         more = "; ".join(filter(None, [notes, flood[3] if flood else ""]))
@@ -90,7 +102,7 @@ def main():
         fail("no light reads were timed in turns")
     say(f"light p50 in line / in turns: {in_line[1][1] / in_turns[1][1]:.1f}x; "
         f"p99 {in_line[1][2] / in_turns[1][2]:.1f}x; flood rate in turns / in line: "
-        f"{in_turns[0][0] / in_line[0][0]:.2f}")
+        f"{in_turns[0][0] / in_line[0][0]:.2f}; with shares, light p50 {shared[1][1]:.2f} ms")
 
 
 if __name__ == "__main__":

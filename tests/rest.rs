@@ -3980,14 +3980,8 @@ async fn callers_take_turns_for_a_busy_sources_connections() {
         .admin(Method::POST, "/admin/sources/pg/refresh", None)
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut keys = Vec::new();
-    for name in ["dashboard", "report"] {
-        let key = json!({"name": name, "role": "admin"});
-        let (status, created) = server.admin(Method::POST, "/admin/keys", Some(key)).await;
-        assert_eq!(status, 201, "{created}");
-        keys.push(created["key"].as_str().unwrap().to_string());
-    }
-    let (dashboard, report) = (keys[0].as_str(), keys[1].as_str());
+    let (dashboard, report) = two_callers(&server).await;
+    let (dashboard, report) = (dashboard.as_str(), report.as_str());
     let waiting = |n: usize| {
         let server = &server;
         async move {
@@ -4074,14 +4068,8 @@ async fn a_callers_share_of_the_pool_keeps_room_for_the_others() {
     let (status, source) = server.admin(Method::GET, "/admin/sources/pg", None).await;
     assert_eq!(status, 200, "{source}");
     assert_eq!(source["config"]["pool"]["max_per_caller"], 1, "{source}");
-    let mut keys = Vec::new();
-    for name in ["dashboard", "report"] {
-        let key = json!({"name": name, "role": "admin"});
-        let (status, created) = server.admin(Method::POST, "/admin/keys", Some(key)).await;
-        assert_eq!(status, 201, "{created}");
-        keys.push(created["key"].as_str().unwrap().to_string());
-    }
-    let (dashboard, report) = (keys[0].as_str(), keys[1].as_str());
+    let (dashboard, report) = two_callers(&server).await;
+    let (dashboard, report) = (dashboard.as_str(), report.as_str());
     let update = server.call(
         Method::PATCH,
         "/api/pg_t/1",
@@ -4113,4 +4101,17 @@ async fn a_callers_share_of_the_pool_keeps_room_for_the_others() {
     assert_eq!(status, 400, "{body}");
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
+}
+
+/// Two admin API keys, "dashboard" and "report": two callers.
+async fn two_callers(server: &common::TestServer) -> (String, String) {
+    let mut keys = Vec::new();
+    for name in ["dashboard", "report"] {
+        let key = json!({"name": name, "role": "admin"});
+        let (status, created) = server.admin(Method::POST, "/admin/keys", Some(key)).await;
+        assert_eq!(status, 201, "{created}");
+        keys.push(created["key"].as_str().unwrap().to_string());
+    }
+    let report = keys.pop().unwrap();
+    (keys.pop().unwrap(), report)
 }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{
@@ -26,17 +26,12 @@ use crate::admission;
 /// `plan` with each federation node run as the current task's caller.
 pub fn as_current_caller(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     let caller = admission::current_caller();
-    plan.transform_down(|node| {
-        if node.name() != explain::FEDERATION_NODE {
-            return Ok(Transformed::no(node));
-        }
-        let wrapped: Arc<dyn ExecutionPlan> = Arc::new(AsCallerExec {
+    explain::wrap_statements(plan, |node| {
+        Arc::new(AsCallerExec {
             inner: node,
             caller: caller.clone(),
-        });
-        Ok(Transformed::new(wrapped, true, TreeNodeRecursion::Jump))
+        })
     })
-    .map(|t| t.data)
 }
 
 /// A federation node polled as `caller`.

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
@@ -200,24 +200,19 @@ pub fn record(
     plan: Arc<dyn ExecutionPlan>,
     log: &Arc<StatementLog>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_down(|node| {
-        if node.name() != explain::FEDERATION_NODE {
-            return Ok(Transformed::no(node));
-        }
+    explain::wrap_statements(plan, |node| {
         let source = explain::source_queries(node.as_ref())
             .pop()
             .map(|q| q.source)
             .unwrap_or_default();
         let index = log.plan(&source);
-        let wrapped: Arc<dyn ExecutionPlan> = Arc::new(RecordedStatement {
+        Arc::new(RecordedStatement {
             inner: node,
             source,
             log: log.clone(),
             index,
-        });
-        Ok(Transformed::new(wrapped, true, TreeNodeRecursion::Jump))
+        })
     })
-    .map(|t| t.data)
 }
 
 /// A federation node whose runs are recorded.
