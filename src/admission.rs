@@ -4,12 +4,13 @@
 //! role), so one caller's flood of requests — a dashboard refreshing forty
 //! panels, a batch job — delays the others by at most one turn each
 //! instead of queueing ahead of them all (a pool alone serves its waiters
-//! first come, first served).
+//! first come, first served). A source may also cap what one caller holds
+//! at once (`pool.max_per_caller`), keeping the rest for the others.
 //!
 //! Every connector is wrapped in a [`FairConnector`] ([`fair`]): its
 //! [`Gate`] admits as many statements and transactions at once as the pool
 //! has connections, so the pool underneath rarely queues. A request's
-//! caller travels in a task-local ([`serve_as`], set by the auth
+//! [`Caller`] travels in a task-local ([`serve_as`], set by the auth
 //! middleware); the engine carries it into DataFusion's own tasks
 //! (`engine::as_caller`). Work without a caller (introspection, pings,
 //! drift checks, the local CLI) is one caller of its own; pings,
@@ -34,26 +35,53 @@ use tributary_connector::{
 };
 use tributary_schema_cache::{SourceKind, SourceSchema};
 
+/// Who a request is, for the gates: its caller, whose requests take turns
+/// with others' and share its part of a pool, and the request itself — a
+/// request already holding one of a source's connections (a batch's open
+/// transaction while its next operation reads through the engine) is not
+/// held to the share for another, or it would wait for itself.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    key: Arc<str>,
+    request: u64,
+}
+
+impl Caller {
+    /// A new request of the caller `key`.
+    pub fn new(key: Arc<str>) -> Self {
+        static REQUESTS: AtomicU64 = AtomicU64::new(1);
+        Self {
+            key,
+            request: REQUESTS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 tokio::task_local! {
-    static CALLER: Arc<str>;
+    static CALLER: Caller;
 }
 
 /// Runs `work` (a request's handling) as `caller`: the sources' gates queue
 /// its statements and transactions with that caller's.
-pub async fn serve_as<F: Future>(caller: Arc<str>, work: F) -> F::Output {
+pub async fn serve_as<F: Future>(caller: Caller, work: F) -> F::Output {
     CALLER.scope(caller, work).await
 }
 
 /// Runs `poll` as `caller` (for a stream polled in another task).
-pub fn polled_as<R>(caller: &Arc<str>, poll: impl FnOnce() -> R) -> R {
+pub fn polled_as<R>(caller: &Caller, poll: impl FnOnce() -> R) -> R {
     CALLER.sync_scope(caller.clone(), poll)
 }
 
-/// The caller of the current task: `""` for work without one.
-pub fn current_caller() -> Arc<str> {
+/// The caller of the current task; work without one is a request of its
+/// own by the caller `""`.
+pub fn current_caller() -> Caller {
     CALLER
-        .try_with(Arc::clone)
-        .unwrap_or_else(|_| Arc::from(""))
+        .try_with(Caller::clone)
+        .unwrap_or_else(|_| Caller::new(Arc::from("")))
 }
 
 /// `connector` with its statements and transactions admitted in fair turns,
@@ -87,9 +115,11 @@ pub struct Gate {
 
 #[derive(Debug, Default)]
 struct Queues {
-    /// Admitted requests not yet done, in all and by caller.
+    /// Admitted statements and transactions not yet done: in all, by
+    /// caller and by request.
     in_use: usize,
     held: HashMap<Arc<str>, usize>,
+    by_request: HashMap<u64, usize>,
     /// The callers with waiting requests, in the order they are served.
     turn: VecDeque<Arc<str>>,
     waiting: HashMap<Arc<str>, VecDeque<Waiter>>,
@@ -97,19 +127,22 @@ struct Queues {
     next_id: u64,
 }
 
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    request: u64,
+    /// Its request holds a place already: not held to the caller's share.
+    nested: bool,
+    wake: oneshot::Sender<()>,
+}
+
 /// Why a request's turn did not come in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// Every place was in use.
     AllInUse,
-    /// The caller's own requests held its whole share.
+    /// The caller's other requests held its whole share.
     ShareInUse,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    id: u64,
-    wake: oneshot::Sender<()>,
 }
 
 impl Gate {
@@ -140,30 +173,45 @@ impl Gate {
     /// come in time, saying what was full.
     pub async fn admit(
         self: &Arc<Self>,
-        caller: Arc<str>,
+        caller: &Caller,
         within: Duration,
     ) -> Result<Permit, Refused> {
         let (id, wake) = {
             let mut guard = self.lock();
             let queues = &mut *guard;
-            if !queues.waiting.contains_key(&caller) && self.may_take(queues, &caller) {
-                queues.take(&caller);
+            let nested = queues.by_request.contains_key(&caller.request);
+            // A nested request goes ahead of its caller's others: they may
+            // be waiting for the share it holds.
+            if (nested || !queues.waiting.contains_key(&caller.key))
+                && self.may_take(queues, &caller.key, nested)
+            {
+                queues.take(&caller.key, caller.request);
                 return Ok(self.permit(caller));
             }
             let id = queues.next_id;
             queues.next_id += 1;
             let (sender, wake) = oneshot::channel();
-            let queue = queues.waiting.entry(caller.clone()).or_default();
+            let queue = queues.waiting.entry(caller.key.clone()).or_default();
             if queue.is_empty() {
-                queues.turn.push_back(caller.clone());
+                queues.turn.push_back(caller.key.clone());
             }
-            queue.push_back(Waiter { id, wake: sender });
+            let waiter = Waiter {
+                id,
+                request: caller.request,
+                nested,
+                wake: sender,
+            };
+            if nested {
+                queue.push_front(waiter);
+            } else {
+                queue.push_back(waiter);
+            }
             queues.queued += 1;
             (id, wake)
         };
         let mut queued = Queued {
             gate: self.clone(),
-            caller,
+            caller: caller.clone(),
             id,
             wake,
             settled: false,
@@ -173,11 +221,11 @@ impl Gate {
         queued.settled = true;
         // Woken, or its turn came just as the time ran out: admitted (the
         // place was taken for it).
-        if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&queued.caller, id) {
-            return Ok(self.permit(queued.caller.clone()));
+        if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&caller.key, id) {
+            return Ok(self.permit(caller));
         }
         self.timeouts.fetch_add(1, Ordering::Relaxed);
-        let held = queues.held.get(&queued.caller).copied().unwrap_or(0);
+        let held = queues.held.get(&caller.key).copied().unwrap_or(0);
         Err(if held >= self.per_caller {
             Refused::ShareInUse
         } else {
@@ -185,41 +233,42 @@ impl Gate {
         })
     }
 
-    fn permit(self: &Arc<Self>, caller: Arc<str>) -> Permit {
+    fn permit(self: &Arc<Self>, caller: &Caller) -> Permit {
         Permit {
             gate: self.clone(),
-            caller,
+            caller: caller.clone(),
         }
     }
 
-    /// Whether `caller` may have one more request served now.
-    fn may_take(&self, queues: &Queues, caller: &Arc<str>) -> bool {
+    /// Whether `caller` may have one more statement or transaction served
+    /// now (`nested`: for a request that has one already).
+    fn may_take(&self, queues: &Queues, caller: &Arc<str>, nested: bool) -> bool {
         queues.in_use < self.capacity
-            && queues.held.get(caller).copied().unwrap_or(0) < self.per_caller
+            && (nested || queues.held.get(caller).copied().unwrap_or(0) < self.per_caller)
     }
 
-    /// `caller`'s admitted request is done (or was never used): the
-    /// callers waiting take its place in turn.
-    fn give_back(&self, queues: &mut Queues, caller: &Arc<str>) {
+    /// `caller`'s admitted statement or transaction is done (or was never
+    /// used): the callers waiting take its place in turn.
+    fn give_back(&self, queues: &mut Queues, caller: &Caller) {
         queues.in_use -= 1;
-        if let Some(held) = queues.held.get_mut(caller) {
-            *held -= 1;
-            if *held == 0 {
-                queues.held.remove(caller);
-            }
-        }
+        release(&mut queues.held, &caller.key);
+        release(&mut queues.by_request, &caller.request);
         self.let_in(queues);
     }
 
     /// Hands free places to the waiting callers in turn, one request each,
-    /// skipping those that hold their most already.
+    /// skipping those that hold their share already.
     fn let_in(&self, queues: &mut Queues) {
         let mut skipped = 0;
         while queues.in_use < self.capacity && skipped < queues.turn.len() {
             let Some(caller) = queues.turn.pop_front() else {
                 return;
             };
-            if !self.may_take(queues, &caller) {
+            let Some(queue) = queues.waiting.get_mut(&caller) else {
+                continue;
+            };
+            let nested = queue.front().is_some_and(|w| w.nested);
+            if !self.may_take(queues, &caller, nested) {
                 queues.turn.push_back(caller);
                 skipped += 1;
                 continue;
@@ -238,17 +287,28 @@ impl Gate {
                 // Its receiver lives until the waiter settles under this
                 // lock ([`Queued`]'s drop), so the place is taken for it.
                 if waiter.wake.send(()).is_ok() {
-                    queues.take(&caller);
+                    queues.take(&caller, waiter.request);
                 }
             }
         }
     }
 }
 
+/// One fewer held under `key`.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
 impl Queues {
-    fn take(&mut self, caller: &Arc<str>) {
+    fn take(&mut self, caller: &Arc<str>, request: u64) {
         self.in_use += 1;
         *self.held.entry(caller.clone()).or_default() += 1;
+        *self.by_request.entry(request).or_default() += 1;
     }
 
     /// Takes a waiting request out of the queue: `false` when it is no
@@ -275,7 +335,7 @@ impl Queues {
 /// place back.
 struct Queued {
     gate: Arc<Gate>,
-    caller: Arc<str>,
+    caller: Caller,
     id: u64,
     wake: oneshot::Receiver<()>,
     settled: bool,
@@ -287,17 +347,18 @@ impl Drop for Queued {
             return;
         }
         let mut queues = self.gate.lock();
-        if !queues.withdraw(&self.caller, self.id) {
+        if !queues.withdraw(&self.caller.key, self.id) {
             self.gate.give_back(&mut queues, &self.caller);
         }
     }
 }
 
-/// An admitted request's place; dropping it lets the next one in.
+/// An admitted statement's or transaction's place; dropping it lets the
+/// next one in.
 #[derive(Debug)]
 pub struct Permit {
     gate: Arc<Gate>,
-    caller: Arc<str>,
+    caller: Caller,
 }
 
 impl Drop for Permit {
@@ -319,7 +380,7 @@ struct FairConnector {
 impl FairConnector {
     async fn admit(&self) -> Result<Permit> {
         self.gate
-            .admit(current_caller(), self.acquire_timeout)
+            .admit(&current_caller(), self.acquire_timeout)
             .await
             .map_err(|refused| {
                 let waited = self.acquire_timeout.as_millis();
@@ -471,8 +532,9 @@ impl WriteTx for HoldingTx {
 mod tests {
     use super::*;
 
-    fn caller(name: &str) -> Arc<str> {
-        Arc::from(name)
+    /// A new request of the caller `name`.
+    fn caller(name: &str) -> Caller {
+        Caller::new(Arc::from(name))
     }
 
     /// Waits for `name`'s turn and records `label` in `order`, holding the
@@ -487,7 +549,7 @@ mod tests {
         let (done, until) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let permit = gate
-                .admit(caller(name), Duration::from_secs(60))
+                .admit(&caller(name), Duration::from_secs(60))
                 .await
                 .expect("admitted");
             order.lock().unwrap().push(label);
@@ -541,23 +603,23 @@ mod tests {
     async fn a_caller_holds_at_most_its_share() {
         let gate = Arc::new(Gate::new(3, 2));
         let first = gate
-            .admit(caller("dashboard"), Duration::ZERO)
+            .admit(&caller("dashboard"), Duration::ZERO)
             .await
             .unwrap();
         let _second = gate
-            .admit(caller("dashboard"), Duration::ZERO)
+            .admit(&caller("dashboard"), Duration::ZERO)
             .await
             .unwrap();
         let third = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                gate.admit(caller("dashboard"), Duration::from_secs(5))
+                gate.admit(&caller("dashboard"), Duration::from_secs(5))
                     .await
             })
         };
         settle().await;
         assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
-        let report = gate.admit(caller("report"), Duration::ZERO).await;
+        let report = gate.admit(&caller("report"), Duration::ZERO).await;
         assert!(report.is_ok());
         assert_eq!(gate.lock().in_use, 3);
         // The report's end frees a place the dashboard may not take.
@@ -565,7 +627,7 @@ mod tests {
         settle().await;
         assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
         let refused = gate
-            .admit(caller("dashboard"), Duration::from_millis(50))
+            .admit(&caller("dashboard"), Duration::from_millis(50))
             .await;
         assert_eq!(refused.unwrap_err(), Refused::ShareInUse);
         drop(first);
@@ -575,18 +637,39 @@ mod tests {
         assert_eq!(gate.lock().held.get("dashboard"), Some(&2));
     }
 
+    /// A request holding a place is not held to its caller's share for
+    /// another (it would wait for itself); the caller's other requests are.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_not_held_to_the_share_it_holds_itself() {
+        let gate = Arc::new(Gate::new(3, 1));
+        let batch = caller("dashboard");
+        let open = gate.admit(&batch, Duration::ZERO).await.unwrap();
+        let other = gate
+            .admit(&caller("dashboard"), Duration::from_millis(50))
+            .await;
+        assert_eq!(other.unwrap_err(), Refused::ShareInUse);
+        let read = gate.admit(&batch, Duration::ZERO).await.unwrap();
+        assert_eq!(gate.lock().in_use, 2);
+        drop((open, read));
+        let queues = gate.lock();
+        assert_eq!(
+            (queues.in_use, queues.held.len(), queues.by_request.len()),
+            (0, 0, 0)
+        );
+    }
+
     /// A wait that runs out leaves the queue and is counted; the place
     /// goes to the next waiter, not to the one that gave up.
     #[tokio::test(start_paused = true)]
     async fn a_wait_that_runs_out_leaves_the_queue() {
         let gate = Arc::new(Gate::new(1, 1));
-        let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
-        let refused = gate.admit(caller("b"), Duration::from_millis(50)).await;
+        let held = gate.admit(&caller("a"), Duration::ZERO).await.unwrap();
+        let refused = gate.admit(&caller("b"), Duration::from_millis(50)).await;
         assert_eq!(refused.unwrap_err(), Refused::AllInUse);
         assert_eq!((gate.waiting(), gate.timeouts()), (0, 1));
         let next = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(caller("c"), Duration::from_secs(5)).await })
+            tokio::spawn(async move { gate.admit(&caller("c"), Duration::from_secs(5)).await })
         };
         settle().await;
         drop(held);
@@ -602,10 +685,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_request_gives_its_place_back() {
         let gate = Arc::new(Gate::new(1, 1));
-        let held = gate.admit(caller("a"), Duration::ZERO).await.unwrap();
+        let held = gate.admit(&caller("a"), Duration::ZERO).await.unwrap();
         let cancelled = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(caller("b"), Duration::from_secs(5)).await })
+            tokio::spawn(async move { gate.admit(&caller("b"), Duration::from_secs(5)).await })
         };
         settle().await;
         assert_eq!(gate.waiting(), 1);
@@ -615,11 +698,12 @@ mod tests {
 
         // Its turn comes while it is being cancelled: the wake is sent, the
         // future dropped before it reads it.
-        let mut woken_then_dropped = Box::pin(gate.admit(caller("b"), Duration::from_secs(5)));
+        let late = caller("b");
+        let mut woken_then_dropped = Box::pin(gate.admit(&late, Duration::from_secs(5)));
         assert!(futures::poll!(&mut woken_then_dropped).is_pending());
         drop(held);
         drop(woken_then_dropped);
         assert_eq!(gate.lock().in_use, 0);
-        assert!(gate.admit(caller("c"), Duration::ZERO).await.is_ok());
+        assert!(gate.admit(&caller("c"), Duration::ZERO).await.is_ok());
     }
 }

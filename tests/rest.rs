@@ -4093,6 +4093,19 @@ async fn a_callers_share_of_the_pool_keeps_room_for_the_others() {
         })
         .await;
     assert_eq!(status, 200, "{body}");
+    // A batch whose transaction holds the dashboard's one connection while
+    // its next operation's filter is read through the engine: the request
+    // is not held to its caller's share for that read (it would wait for
+    // itself).
+    let batch = json!({"operations": [
+        {"action": "update", "collection": "pg_t", "key": 1, "values": {"v": 4}},
+        {"action": "update", "collection": "pg_t", "filter": {"v": 4}, "values": {"v": 5}},
+    ]});
+    let (status, body) = server
+        .call(Method::POST, "/api/batch", Some(batch), Some(dashboard))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][1]["affected"], 1, "{body}");
     // A share larger than the pool is refused.
     let pool = json!({"pool": {"max_size": 2, "max_per_caller": 3}});
     let (status, body) = server

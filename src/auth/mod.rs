@@ -112,7 +112,10 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     match admit(&state, &mut request).await {
-        Ok(caller) => crate::admission::serve_as(caller, next.run(request)).await,
+        Ok(caller) => {
+            let caller = crate::admission::Caller::new(caller);
+            crate::admission::serve_as(caller, next.run(request)).await
+        }
         Err(refused) => refused,
     }
 }

@@ -38,7 +38,7 @@ pub fn as_current_caller(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
 #[derive(Debug)]
 struct AsCallerExec {
     inner: Arc<dyn ExecutionPlan>,
-    caller: Arc<str>,
+    caller: admission::Caller,
 }
 
 impl DisplayAs for AsCallerExec {
@@ -101,7 +101,7 @@ impl ExecutionPlan for AsCallerExec {
 /// A statement's stream, polled as its caller.
 struct AsCaller {
     inner: SendableRecordBatchStream,
-    caller: Arc<str>,
+    caller: admission::Caller,
 }
 
 impl Stream for AsCaller {
@@ -195,7 +195,7 @@ mod tests {
             let rows = futures::stream::once(async move {
                 seen.lock()
                     .unwrap()
-                    .push(admission::current_caller().to_string());
+                    .push(admission::current_caller().key().to_string());
                 Ok(empty)
             });
             Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rows)))
@@ -225,7 +225,8 @@ mod tests {
                 .unwrap(),
             )
         };
-        let (bare, carried) = admission::serve_as(Arc::from("key:dashboard"), async {
+        let dashboard = admission::Caller::new(Arc::from("key:dashboard"));
+        let (bare, carried) = admission::serve_as(dashboard, async {
             (plan(), as_current_caller(plan()).unwrap())
         })
         .await;

@@ -278,7 +278,7 @@ async fn serve(
                     continue;
                 }
                 let task = tokio::spawn(crate::admission::serve_as(
-                    auth::caller_of(principal, client),
+                    crate::admission::Caller::new(auth::caller_of(principal, client)),
                     run(
                         state.clone(),
                         principal.clone(),
