@@ -37,9 +37,9 @@ use tributary_schema_cache::{SourceKind, SourceSchema};
 
 /// Who a request is, for the gates: its caller, whose requests take turns
 /// with others' and share its part of a pool, and the request itself — a
-/// request already holding one of a source's connections (a batch's open
-/// transaction while its next operation reads through the engine) is not
-/// held to the share for another, or it would wait for itself.
+/// request holding a transaction open at a source (a batch while its next
+/// operation reads through the engine) is not held to the share for its
+/// other statements there, or it would wait for itself.
 #[derive(Debug, Clone)]
 pub struct Caller {
     key: Arc<str>,
@@ -115,8 +115,8 @@ pub struct Gate {
 
 #[derive(Debug, Default)]
 struct Queues {
-    /// Admitted statements and transactions not yet done: in all, by
-    /// caller and by request.
+    /// Admitted statements and transactions not yet done, in all and by
+    /// caller; the open transactions by request.
     in_use: usize,
     held: HashMap<Arc<str>, usize>,
     by_request: HashMap<u64, usize>,
@@ -131,7 +131,9 @@ struct Queues {
 struct Waiter {
     id: u64,
     request: u64,
-    /// Its request holds a place already: not held to the caller's share.
+    /// For a transaction (not a statement).
+    transaction: bool,
+    /// Its request holds a transaction open: not held to the caller's share.
     nested: bool,
     wake: oneshot::Sender<()>,
 }
@@ -169,12 +171,31 @@ impl Gate {
         self.timeouts.load(Ordering::Relaxed)
     }
 
-    /// Waits (at most `within`) for `caller`'s turn; `Err` when it did not
-    /// come in time, saying what was full.
+    /// Waits (at most `within`) for `caller`'s turn to run a statement;
+    /// `Err` when it did not come in time, saying what was full.
     pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
         within: Duration,
+    ) -> Result<Permit, Refused> {
+        self.enter(caller, within, false).await
+    }
+
+    /// As [`Gate::admit`], for a transaction: until it ends, its request's
+    /// statements here are not held to the caller's share.
+    pub async fn admit_transaction(
+        self: &Arc<Self>,
+        caller: &Caller,
+        within: Duration,
+    ) -> Result<Permit, Refused> {
+        self.enter(caller, within, true).await
+    }
+
+    async fn enter(
+        self: &Arc<Self>,
+        caller: &Caller,
+        within: Duration,
+        transaction: bool,
     ) -> Result<Permit, Refused> {
         let (id, wake) = {
             let mut guard = self.lock();
@@ -185,8 +206,8 @@ impl Gate {
             if (nested || !queues.waiting.contains_key(&caller.key))
                 && self.may_take(queues, &caller.key, nested)
             {
-                queues.take(&caller.key, caller.request);
-                return Ok(self.permit(caller));
+                queues.take(&caller.key, caller.request, transaction);
+                return Ok(self.permit(caller, transaction));
             }
             let id = queues.next_id;
             queues.next_id += 1;
@@ -198,6 +219,7 @@ impl Gate {
             let waiter = Waiter {
                 id,
                 request: caller.request,
+                transaction,
                 nested,
                 wake: sender,
             };
@@ -212,6 +234,7 @@ impl Gate {
         let mut queued = Queued {
             gate: self.clone(),
             caller: caller.clone(),
+            transaction,
             id,
             wake,
             settled: false,
@@ -222,7 +245,7 @@ impl Gate {
         // Woken, or its turn came just as the time ran out: admitted (the
         // place was taken for it).
         if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&caller.key, id) {
-            return Ok(self.permit(caller));
+            return Ok(self.permit(caller, transaction));
         }
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         let held = queues.held.get(&caller.key).copied().unwrap_or(0);
@@ -233,15 +256,16 @@ impl Gate {
         })
     }
 
-    fn permit(self: &Arc<Self>, caller: &Caller) -> Permit {
+    fn permit(self: &Arc<Self>, caller: &Caller, transaction: bool) -> Permit {
         Permit {
             gate: self.clone(),
             caller: caller.clone(),
+            transaction,
         }
     }
 
     /// Whether `caller` may have one more statement or transaction served
-    /// now (`nested`: for a request that has one already).
+    /// now (`nested`: for a request with a transaction open here).
     fn may_take(&self, queues: &Queues, caller: &Arc<str>, nested: bool) -> bool {
         queues.in_use < self.capacity
             && (nested || queues.held.get(caller).copied().unwrap_or(0) < self.per_caller)
@@ -249,10 +273,12 @@ impl Gate {
 
     /// `caller`'s admitted statement or transaction is done (or was never
     /// used): the callers waiting take its place in turn.
-    fn give_back(&self, queues: &mut Queues, caller: &Caller) {
+    fn give_back(&self, queues: &mut Queues, caller: &Caller, transaction: bool) {
         queues.in_use -= 1;
         release(&mut queues.held, &caller.key);
-        release(&mut queues.by_request, &caller.request);
+        if transaction {
+            release(&mut queues.by_request, &caller.request);
+        }
         self.let_in(queues);
     }
 
@@ -287,7 +313,7 @@ impl Gate {
                 // Its receiver lives until the waiter settles under this
                 // lock ([`Queued`]'s drop), so the place is taken for it.
                 if waiter.wake.send(()).is_ok() {
-                    queues.take(&caller, waiter.request);
+                    queues.take(&caller, waiter.request, waiter.transaction);
                 }
             }
         }
@@ -305,10 +331,12 @@ fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl Queues {
-    fn take(&mut self, caller: &Arc<str>, request: u64) {
+    fn take(&mut self, caller: &Arc<str>, request: u64, transaction: bool) {
         self.in_use += 1;
         *self.held.entry(caller.clone()).or_default() += 1;
-        *self.by_request.entry(request).or_default() += 1;
+        if transaction {
+            *self.by_request.entry(request).or_default() += 1;
+        }
     }
 
     /// Takes a waiting request out of the queue: `false` when it is no
@@ -336,6 +364,7 @@ impl Queues {
 struct Queued {
     gate: Arc<Gate>,
     caller: Caller,
+    transaction: bool,
     id: u64,
     wake: oneshot::Receiver<()>,
     settled: bool,
@@ -348,7 +377,8 @@ impl Drop for Queued {
         }
         let mut queues = self.gate.lock();
         if !queues.withdraw(&self.caller.key, self.id) {
-            self.gate.give_back(&mut queues, &self.caller);
+            self.gate
+                .give_back(&mut queues, &self.caller, self.transaction);
         }
     }
 }
@@ -359,12 +389,14 @@ impl Drop for Queued {
 pub struct Permit {
     gate: Arc<Gate>,
     caller: Caller,
+    transaction: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut queues = self.gate.lock();
-        self.gate.give_back(&mut queues, &self.caller);
+        self.gate
+            .give_back(&mut queues, &self.caller, self.transaction);
     }
 }
 
@@ -378,27 +410,32 @@ struct FairConnector {
 }
 
 impl FairConnector {
-    async fn admit(&self) -> Result<Permit> {
-        self.gate
-            .admit(&current_caller(), self.acquire_timeout)
-            .await
-            .map_err(|refused| {
-                let waited = self.acquire_timeout.as_millis();
-                ConnectorError::busy(match refused {
-                    Refused::AllInUse => format!(
-                        "all {} of the source's connections stayed in use past \
+    /// Waits for the current caller's turn (for a `transaction` or a
+    /// statement).
+    async fn admit(&self, transaction: bool) -> Result<Permit> {
+        let (caller, within) = (current_caller(), self.acquire_timeout);
+        let admitted = if transaction {
+            self.gate.admit_transaction(&caller, within).await
+        } else {
+            self.gate.admit(&caller, within).await
+        };
+        admitted.map_err(|refused| {
+            let waited = self.acquire_timeout.as_millis();
+            ConnectorError::busy(match refused {
+                Refused::AllInUse => format!(
+                    "all {} of the source's connections stayed in use past \
                          pool.acquire_timeout_ms ({waited} ms)",
-                        self.gate.capacity
-                    ),
-                    Refused::ShareInUse => format!(
-                        "this caller's share of the source's connections \
+                    self.gate.capacity
+                ),
+                Refused::ShareInUse => format!(
+                    "this caller's share of the source's connections \
                          (pool.max_per_caller: {}) stayed in use by its other requests \
                          past pool.acquire_timeout_ms ({waited} ms)",
-                        self.gate.per_caller
-                    ),
-                })
-                .for_source(self.inner.name())
+                    self.gate.per_caller
+                ),
             })
+            .for_source(self.inner.name())
+        })
     }
 }
 
@@ -429,7 +466,7 @@ impl Connector for FairConnector {
     }
 
     async fn query(&self, statement: &Statement, schema: Option<SchemaRef>) -> Result<RowStream> {
-        let permit = self.admit().await?;
+        let permit = self.admit(false).await?;
         let rows = self.inner.query(statement, schema).await?;
         let (schema, connected) = (rows.schema().clone(), rows.connected());
         let held = RowStream::new(
@@ -446,13 +483,13 @@ impl Connector for FairConnector {
     }
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
-        let permit = self.admit().await?;
+        let permit = self.admit(true).await?;
         let tx = self.inner.begin().await?;
         Ok(Box::new(HoldingTx { tx, permit }))
     }
 
     async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
-        let _permit = self.admit().await?;
+        let _permit = self.admit(false).await?;
         self.inner.write_one(op).await
     }
 
@@ -637,13 +674,22 @@ mod tests {
         assert_eq!(gate.lock().held.get("dashboard"), Some(&2));
     }
 
-    /// A request holding a place is not held to its caller's share for
-    /// another (it would wait for itself); the caller's other requests are.
+    /// A request with a transaction open is not held to its caller's share
+    /// for its statements (it would wait for itself); the caller's other
+    /// requests are, and so is a request of statements alone.
     #[tokio::test(start_paused = true)]
-    async fn a_request_is_not_held_to_the_share_it_holds_itself() {
+    async fn a_request_is_not_held_to_the_share_its_transaction_holds() {
         let gate = Arc::new(Gate::new(3, 1));
+        let query = caller("dashboard");
+        let first = gate.admit(&query, Duration::ZERO).await.unwrap();
+        let second = gate.admit(&query, Duration::from_millis(50)).await;
+        assert_eq!(second.unwrap_err(), Refused::ShareInUse);
+        drop(first);
         let batch = caller("dashboard");
-        let open = gate.admit(&batch, Duration::ZERO).await.unwrap();
+        let open = gate
+            .admit_transaction(&batch, Duration::ZERO)
+            .await
+            .unwrap();
         let other = gate
             .admit(&caller("dashboard"), Duration::from_millis(50))
             .await;
