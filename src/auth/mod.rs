@@ -112,10 +112,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     match admit(&state, &mut request).await {
-        Ok(caller) => {
-            let caller = crate::admission::Caller::new(caller);
-            crate::admission::serve_as(caller, next.run(request)).await
-        }
+        Ok(caller) => crate::admission::serve_as(caller, next.run(request)).await,
         Err(refused) => refused,
     }
 }
@@ -124,7 +121,10 @@ pub async fn authenticate(
 /// as its extension (the middleware's work, for a handler that decides
 /// itself whether a request needs it): the caller to serve it as
 /// ([`crate::admission::serve_as`]); `Err`: the answer refusing it.
-pub async fn admit(state: &AppState, request: &mut Request) -> Result<Arc<str>, Response> {
+pub async fn admit(
+    state: &AppState,
+    request: &mut Request,
+) -> Result<crate::admission::Caller, Response> {
     let principal = match identify(state, request.headers()).await {
         Ok(principal) => principal,
         Err(error) => return Err(error.into_response()),
@@ -141,15 +141,14 @@ pub async fn admit(state: &AppState, request: &mut Request) -> Result<Arc<str>, 
     Ok(caller)
 }
 
-/// Whose turn a request of `principal` (from `client`) waits for at a busy
-/// source ([`crate::admission`]).
-pub(crate) fn caller_of(principal: &Principal, client: Option<std::net::IpAddr>) -> Arc<str> {
-    Arc::from(
-        principal
-            .who()
-            .unwrap_or_else(|| address_of(client))
-            .as_str(),
-    )
+/// A new request of `principal` (from `client`), as the sources' gates
+/// know it ([`crate::admission`]).
+pub(crate) fn caller_of(
+    principal: &Principal,
+    client: Option<std::net::IpAddr>,
+) -> crate::admission::Caller {
+    let who = principal.who().unwrap_or_else(|| address_of(client));
+    crate::admission::Caller::new(Arc::from(who.as_str()))
 }
 
 /// An anonymous caller: its address.

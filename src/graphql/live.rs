@@ -278,7 +278,7 @@ async fn serve(
                     continue;
                 }
                 let task = tokio::spawn(crate::admission::serve_as(
-                    crate::admission::Caller::new(auth::caller_of(principal, client)),
+                    auth::caller_of(principal, client),
                     run(
                         state.clone(),
                         principal.clone(),

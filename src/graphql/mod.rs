@@ -215,7 +215,6 @@ pub async fn get(State(state): State<AppState>, mut request: axum::extract::Requ
         )
         .into_response();
     }
-    let caller = crate::admission::Caller::new(caller);
     let answer = crate::admission::serve_as(caller, Box::pin(run(&state, principal, operation)));
     json_response(StatusCode::OK, &answer.await)
 }
