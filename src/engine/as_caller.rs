@@ -2,98 +2,46 @@
 //! request's caller ([`crate::admission`]). The caller is a task-local of
 //! the request's task, but DataFusion polls a statement's stream wherever
 //! its plan puts it (a repartition's own task, say): each federation node
-//! of a plan about to run is wrapped in [`AsCallerExec`], which polls it
-//! as the caller the plan was made for.
+//! of a plan about to run is wrapped ([`AsCallerTurn`]) to be polled as the
+//! caller the plan was made for.
 
-use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
-};
+use datafusion::physical_plan::ExecutionPlan;
 use futures::{Stream, StreamExt};
 
-use super::explain;
+use super::around_statement::{Around, wrap_statements};
 use crate::admission;
 
 /// `plan` with each federation node run as the current task's caller.
 pub fn as_current_caller(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     let caller = admission::current_caller();
-    explain::wrap_statements(plan, |node| {
-        Arc::new(AsCallerExec {
-            inner: node,
-            caller: caller.clone(),
-        })
-    })
+    wrap_statements(plan, |_| AsCallerTurn(caller.clone()))
 }
 
-/// A federation node polled as `caller`.
+/// Runs a statement polled as its caller.
 #[derive(Debug)]
-struct AsCallerExec {
-    inner: Arc<dyn ExecutionPlan>,
-    caller: admission::Caller,
-}
+struct AsCallerTurn(admission::Caller);
 
-impl DisplayAs for AsCallerExec {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        match t {
-            DisplayFormatType::TreeRender => Ok(()),
-            _ => write!(f, "AsCallerExec"),
-        }
-    }
-}
-
-impl ExecutionPlan for AsCallerExec {
-    fn name(&self) -> &str {
-        "AsCallerExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.inner]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(inner) if children.is_empty() => Ok(Arc::new(Self {
-                inner,
-                caller: self.caller.clone(),
-            })),
-            _ => Err(DataFusionError::Internal(
-                "a statement run as its caller has one input".into(),
-            )),
-        }
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
+impl Around for AsCallerTurn {
+    const NAME: &'static str = "AsCallerExec";
 
     fn execute(
         &self,
+        statement: &Arc<dyn ExecutionPlan>,
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let inner = admission::polled_as(&self.caller, || self.inner.execute(partition, context))?;
+        let inner = admission::polled_as(&self.0, || statement.execute(partition, context))?;
         Ok(Box::pin(AsCaller {
             inner,
-            caller: self.caller.clone(),
+            caller: self.0.clone(),
         }))
     }
 }
@@ -121,16 +69,20 @@ impl RecordBatchStream for AsCaller {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt;
     use std::sync::Mutex;
 
     use datafusion::arrow::datatypes::Schema;
+    use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
     use datafusion::physical_plan::collect;
     use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
     use datafusion::physical_plan::repartition::RepartitionExec;
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion::physical_plan::{DisplayAs, DisplayFormatType, PhysicalExpr, PlanProperties};
 
     use super::*;
+    use crate::engine::explain;
 
     /// Stands in for a federation node: notes the caller its stream is
     /// polled as.

@@ -1,31 +1,12 @@
 //! What a query will do: the physical plan as text, and the SQL statement
 //! each source receives (read from the federation nodes of the plan).
 
-use std::sync::Arc;
-
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::error::Result;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use serde::Serialize;
 
 /// The name of datafusion-federation's `VirtualExecutionPlan`: one source
 /// statement.
 pub const FEDERATION_NODE: &str = "sql_federation_exec";
-
-/// `plan` with each federation node replaced by what `wrap` makes of it
-/// (a node of ours around it, for one run).
-pub fn wrap_statements(
-    plan: Arc<dyn ExecutionPlan>,
-    mut wrap: impl FnMut(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_down(|node| {
-        if node.name() != FEDERATION_NODE {
-            return Ok(Transformed::no(node));
-        }
-        Ok(Transformed::new(wrap(node), true, TreeNodeRecursion::Jump))
-    })
-    .map(|t| t.data)
-}
 
 /// One statement sent to one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

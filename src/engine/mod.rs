@@ -4,6 +4,7 @@
 //! aggregates run in DataFusion. Every API that reads data comes through
 //! [`Engine::query`].
 
+mod around_statement;
 mod as_caller;
 mod catalog;
 mod decimal_avg;

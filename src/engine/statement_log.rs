@@ -6,14 +6,13 @@
 //! in its times.
 //!
 //! The federation nodes of the physical plan are wrapped in
-//! [`RecordedStatement`] for that one run only; each run of one keeps a
+//! [`Recorder`] for that one run only; each run of one keeps a
 //! live record the executor tells the SQL it sends through a task-local
 //! slot, set while the wrapper polls the statement's stream. The records
 //! are read when the query ends: a statement still open then (a join's
 //! side abandoned once the answer was complete, its stream dropped a little
 //! later) shows what it had done so far.
 
-use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -21,16 +20,14 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PhysicalExpr, PlanProperties,
-};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 
+use super::around_statement::{Around, wrap_statements};
 use super::explain;
 
 /// One source statement of an analyzed query.
@@ -184,7 +181,7 @@ tokio::task_local! {
 }
 
 /// Called by the executor with the statement it is about to send; noted
-/// only while a [`RecordedStatement`] polls it.
+/// only while a [`Recorder`] polls it.
 pub fn note_sent(sql: &str) {
     let _ = SENT.try_with(|live| lock(live).sent = Some((sql.to_owned(), Instant::now())));
 }
@@ -200,84 +197,44 @@ pub fn record(
     plan: Arc<dyn ExecutionPlan>,
     log: &Arc<StatementLog>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    explain::wrap_statements(plan, |node| {
+    wrap_statements(plan, |node| {
         let source = explain::source_queries(node.as_ref())
             .pop()
             .map(|q| q.source)
             .unwrap_or_default();
         let index = log.plan(&source);
-        Arc::new(RecordedStatement {
-            inner: node,
+        Recorder {
             source,
             log: log.clone(),
             index,
-        })
+        }
     })
 }
 
-/// A federation node whose runs are recorded.
+/// Records the runs of a federation node.
 #[derive(Debug)]
-struct RecordedStatement {
-    inner: Arc<dyn ExecutionPlan>,
+struct Recorder {
     source: String,
     log: Arc<StatementLog>,
     /// Its place in the log.
     index: usize,
 }
 
-impl DisplayAs for RecordedStatement {
-    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        match t {
-            DisplayFormatType::TreeRender => write!(f, "source={}", self.source),
-            _ => write!(f, "RecordedStatement: source={}", self.source),
-        }
-    }
-}
+impl Around for Recorder {
+    const NAME: &'static str = "RecordedStatement";
 
-impl ExecutionPlan for RecordedStatement {
-    fn name(&self) -> &str {
-        "RecordedStatement"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.inner]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.pop() {
-            Some(inner) if children.is_empty() => Ok(Arc::new(Self {
-                inner,
-                source: self.source.clone(),
-                log: self.log.clone(),
-                index: self.index,
-            })),
-            _ => Err(datafusion::error::DataFusionError::Internal(
-                "a recorded statement has one input".into(),
-            )),
-        }
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+    fn describe(&self) -> String {
+        format!("source={}", self.source)
     }
 
     fn execute(
         &self,
+        statement: &Arc<dyn ExecutionPlan>,
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         Ok(Box::pin(Recording {
-            inner: self.inner.execute(partition, context)?,
+            inner: statement.execute(partition, context)?,
             live: self.log.run(self.index, &self.source),
         }))
     }
