@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::Stream;
+use serde::Serialize;
 use tokio::sync::oneshot;
 use tributary_connector::{
     BatchError, Connector, ConnectorError, Dialect, PingInfo, PoolStatus, Result, RowStream,
@@ -84,6 +85,12 @@ pub fn current_caller() -> Caller {
         .unwrap_or_else(|_| Caller::new(Arc::from("")))
 }
 
+/// A connector admitted in fair turns, and its gate (who uses it now).
+pub struct Fair {
+    pub connector: Arc<dyn Connector>,
+    pub gate: Arc<Gate>,
+}
+
 /// `connector` with its statements and transactions admitted in fair turns,
 /// as many at once as its pool may open and at most `per_caller` of them one
 /// caller's (`None`: no limit of its own); a wait longer than
@@ -92,14 +99,27 @@ pub fn fair(
     connector: Arc<dyn Connector>,
     acquire_timeout: Duration,
     per_caller: Option<u32>,
-) -> Arc<dyn Connector> {
+) -> Fair {
     let capacity = connector.pool_status().max_size.max(1);
     let per_caller = per_caller.map_or(capacity, |n| usize::try_from(n).unwrap_or(capacity));
-    Arc::new(FairConnector {
-        inner: connector,
-        gate: Arc::new(Gate::new(capacity, per_caller)),
-        acquire_timeout,
-    })
+    let gate = Arc::new(Gate::new(capacity, per_caller));
+    Fair {
+        connector: Arc::new(FairConnector {
+            inner: connector,
+            gate: gate.clone(),
+            acquire_timeout,
+        }),
+        gate,
+    }
+}
+
+/// One caller's use of a source now: its statements and transactions
+/// running, and those waiting for their turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerUse {
+    pub caller: String,
+    pub in_use: usize,
+    pub waiting: usize,
 }
 
 /// How many requests a source serves at once (and one caller at most), and
@@ -169,6 +189,31 @@ impl Gate {
     /// Requests that gave up waiting since the gate was made.
     pub fn timeouts(&self) -> u64 {
         self.timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Every caller using the source now, the busiest first (work without
+    /// a caller shows as `""`).
+    pub fn callers(&self) -> Vec<CallerUse> {
+        let queues = self.lock();
+        let mut uses: HashMap<&Arc<str>, (usize, usize)> = HashMap::new();
+        for (caller, held) in &queues.held {
+            uses.entry(caller).or_default().0 = *held;
+        }
+        for (caller, queue) in &queues.waiting {
+            uses.entry(caller).or_default().1 = queue.len();
+        }
+        let mut callers: Vec<CallerUse> = uses
+            .into_iter()
+            .map(|(caller, (in_use, waiting))| CallerUse {
+                caller: caller.to_string(),
+                in_use,
+                waiting,
+            })
+            .collect();
+        callers.sort_by(|a, b| {
+            (b.in_use + b.waiting, &a.caller).cmp(&(a.in_use + a.waiting, &b.caller))
+        });
+        callers
     }
 
     /// Waits (at most `within`) for `caller`'s turn to run a statement;
@@ -622,6 +667,15 @@ mod tests {
             settle().await;
         }
         assert_eq!(gate.waiting(), 4);
+        let using = |caller: &str, in_use, waiting| CallerUse {
+            caller: caller.into(),
+            in_use,
+            waiting,
+        };
+        assert_eq!(
+            gate.callers(),
+            [using("dashboard", 1, 3), using("report", 0, 1)]
+        );
         // The holder of the place finishes, one at a time.
         for served in 1..=5 {
             assert_eq!(order.lock().unwrap().len(), served);
@@ -630,6 +684,7 @@ mod tests {
             settle().await;
         }
         assert_eq!(*order.lock().unwrap(), ["d1", "d2", "r1", "d3", "d4"]);
+        assert!(gate.callers().is_empty());
         assert_eq!((gate.waiting(), gate.lock().in_use), (0, 0));
     }
 

@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use tributary_connector::{Connector, ConnectorError, Drift, PingInfo, Secret, SourceConfig};
+use tributary_connector::{
+    Connector, ConnectorError, Drift, PingInfo, PoolStatus, Secret, SourceConfig,
+};
 use tributary_connector_mysql::MySqlConnector;
 use tributary_connector_postgres::PostgresConnector;
 use tributary_connector_sqlite::SqliteConnector;
 use tributary_connector_sqlserver::SqlServerConnector;
 use tributary_schema_cache::{CacheError, CatalogDiff, SchemaCache, SourceKind, SourceStatus};
 
+use crate::admission::{CallerUse, Fair, Gate};
 use crate::metadata::{MetadataError, MetadataStore};
 use crate::metrics::{Metrics, RefreshOutcome};
 
@@ -41,7 +44,7 @@ pub enum SourceError {
 
 /// Creates the connector for a config, its requests admitted in fair turns
 /// among callers ([`crate::admission`]). No I/O: pools connect lazily.
-pub fn create_connector(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> {
+pub fn create_connector(config: &SourceConfig) -> Result<Fair, ConnectorError> {
     Ok(crate::admission::fair(
         connect(config)?,
         config.pool.acquire_timeout(),
@@ -69,9 +72,19 @@ fn connect(config: &SourceConfig) -> Result<Arc<dyn Connector>, ConnectorError> 
 struct Registered {
     config: SourceConfig,
     connector: Arc<dyn Connector>,
+    /// Who uses the connector now ([`crate::admission`]).
+    gate: Arc<Gate>,
     /// What its last ping advised (registration, update or test; none
     /// yet for a source loaded at start-up and not tested since).
     advice: Vec<String>,
+}
+
+/// A source's connections now ([`SourceManager::pool_usage`]).
+#[derive(Debug, Serialize)]
+pub struct PoolUsage {
+    #[serde(flatten)]
+    pub status: PoolStatus,
+    pub callers: Vec<CallerUse>,
 }
 
 /// What registering a source did.
@@ -124,12 +137,13 @@ impl SourceManager {
         for config in configs {
             self.cache.register(&config.name, config.kind);
             match create_connector(&config) {
-                Ok(connector) => {
+                Ok(Fair { connector, gate }) => {
                     self.write_registry().insert(
                         config.name.clone(),
                         Registered {
                             config,
                             connector,
+                            gate,
                             advice: Vec::new(),
                         },
                     );
@@ -160,6 +174,15 @@ impl SourceManager {
             .get(name)
             .map(|r| r.advice.clone())
             .unwrap_or_default()
+    }
+
+    /// How a source's connections are used now: its pool's counts and the
+    /// callers using it, the busiest first.
+    pub fn pool_usage(&self, name: &str) -> Option<PoolUsage> {
+        self.read_registry().get(name).map(|r| PoolUsage {
+            status: r.connector.pool_status(),
+            callers: r.gate.callers(),
+        })
     }
 
     /// Every source's config, passwords redacted.
@@ -194,7 +217,7 @@ impl SourceManager {
         if self.read_registry().contains_key(&config.name) {
             return Err(SourceError::Duplicate(config.name));
         }
-        let (connector, ping, schema) = connect_and_introspect(&config).await?;
+        let (Fair { connector, gate }, ping, schema) = connect_and_introspect(&config).await?;
         if !self.store.insert_source(&config).await? {
             return Err(SourceError::Duplicate(config.name));
         }
@@ -203,6 +226,7 @@ impl SourceManager {
         let registered = Registered {
             config: config.clone(),
             connector,
+            gate,
             advice: ping.advice.clone(),
         };
         self.write_registry()
@@ -266,13 +290,14 @@ impl SourceManager {
             )));
         }
         config.normalize().map_err(SourceError::InvalidConfig)?;
-        let (connector, ping, schema) = connect_and_introspect(&config).await?;
+        let (Fair { connector, gate }, ping, schema) = connect_and_introspect(&config).await?;
         if !self.store.update_source(&config).await? {
             return Err(SourceError::Unknown(name.to_string()));
         }
         let registered = Registered {
             config: config.clone(),
             connector,
+            gate,
             advice: ping.advice.clone(),
         };
         let previous = self.write_registry().insert(name.to_string(), registered);
@@ -434,15 +459,9 @@ impl SourceManager {
 
 async fn connect_and_introspect(
     config: &SourceConfig,
-) -> Result<
-    (
-        Arc<dyn Connector>,
-        PingInfo,
-        tributary_schema_cache::SourceSchema,
-    ),
-    SourceError,
-> {
-    let connector = create_connector(config).map_err(SourceError::InvalidConfig)?;
+) -> Result<(Fair, PingInfo, tributary_schema_cache::SourceSchema), SourceError> {
+    let fair = create_connector(config).map_err(SourceError::InvalidConfig)?;
+    let connector = &fair.connector;
     // Connectors name the source in their errors; this makes sure of it.
     let named = |e: ConnectorError| SourceError::Connect(e.for_source(&config.name));
     let ping = connector.ping().await.map_err(named)?;
@@ -450,7 +469,7 @@ async fn connect_and_introspect(
         tracing::warn!(source = %config.name, "{advice}");
     }
     let schema = connector.introspect().await.map_err(named)?;
-    Ok((connector, ping, schema))
+    Ok((fair, ping, schema))
 }
 
 fn unavailable(error: &ConnectorError) -> SourceStatus {

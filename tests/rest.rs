@@ -4014,6 +4014,28 @@ async fn callers_take_turns_for_a_busy_sources_connections() {
         };
         let release = async {
             waiting(4).await;
+            // The admin sees who uses the source: the dashboard's key holds
+            // the connection with three more waiting, the report's waits.
+            let (_, source) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+            let (pool, callers) = (&source["pool"], &source["pool"]["callers"]);
+            assert_eq!(
+                (&pool["max_size"], &pool["waiting"]),
+                (&json!(1), &json!(4)),
+                "{pool}"
+            );
+            assert_eq!(callers.as_array().map(Vec::len), Some(2), "{pool}");
+            assert_eq!(
+                (&callers[0]["in_use"], &callers[0]["waiting"]),
+                (&json!(1), &json!(3))
+            );
+            assert_eq!(
+                (&callers[1]["in_use"], &callers[1]["waiting"]),
+                (&json!(0), &json!(1))
+            );
+            assert!(
+                callers[1]["caller"].as_str().unwrap().starts_with("key:"),
+                "{pool}"
+            );
             other.batch_execute("COMMIT").await.unwrap();
         };
         let (queued, late, ()) = tokio::join!(queued, late, release);

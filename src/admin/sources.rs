@@ -13,6 +13,7 @@ use tributary_connector::{
 use tributary_schema_cache::{SourceKind, SourceStatus};
 
 use crate::error::{ApiError, json_rejection};
+use crate::sources::PoolUsage;
 use crate::state::AppState;
 
 /// The registration body: the full config, or the short form
@@ -91,6 +92,8 @@ pub struct SourceView {
     /// What the source's last ping advised (see `POST …/test`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<String>,
+    /// Its connections now: the pool's counts and the callers using them.
+    pub pool: Option<PoolUsage>,
     pub config: SourceConfig,
 }
 
@@ -107,6 +110,7 @@ fn view(state: &AppState, config: SourceConfig) -> SourceView {
         fingerprint: entry.and_then(tributary_schema_cache::SourceEntry::fingerprint),
         introspected_at: schema.map(|s| s.introspected_at),
         advice: state.sources.advice(&config.name),
+        pool: state.sources.pool_usage(&config.name),
         config,
     }
 }
