@@ -227,27 +227,7 @@ pub async fn sources(server: &ServerArgs, command: SourcesCommand) -> Result<(),
             if json {
                 println!("{}", pretty(&out));
             } else {
-                println!(
-                    "{:<20} {:<10} {:<12} {:>7}  VERSION",
-                    "NAME", "KIND", "STATUS", "TABLES"
-                );
-                for source in out.as_array().into_iter().flatten() {
-                    let field = |p: &str| {
-                        source
-                            .pointer(p)
-                            .and_then(Value::as_str)
-                            .unwrap_or("-")
-                            .to_string()
-                    };
-                    println!(
-                        "{:<20} {:<10} {:<12} {:>7}  {}",
-                        field("/name"),
-                        field("/kind"),
-                        field("/status/state"),
-                        source.get("tables").and_then(Value::as_u64).unwrap_or(0),
-                        field("/server_version"),
-                    );
-                }
+                print!("{}", sources_table(&out));
             }
         }
         SourcesCommand::Test { name } => {
@@ -505,6 +485,45 @@ pub async fn catalog(
     }
     print!("{}", catalog_table(&out));
     Ok(())
+}
+
+/// `tributary sources list` as a text table: a line per source, with its
+/// connections in use of the pool's most (`-`: the server does not say)
+/// and the requests waiting for one.
+pub fn sources_table(sources: &Value) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<20} {:<10} {:<12} {:>7} {:>9} {:>7}  VERSION\n",
+        "NAME", "KIND", "STATUS", "TABLES", "IN USE", "WAITING"
+    );
+    for source in sources.as_array().into_iter().flatten() {
+        let field = |p: &str| source.pointer(p).and_then(Value::as_str).unwrap_or("-");
+        let count = |p: &str| source.pointer(p).and_then(Value::as_u64);
+        let callers = source.pointer("/pool/callers").and_then(Value::as_array);
+        let in_use = callers.map(|callers| {
+            callers
+                .iter()
+                .filter_map(|c| c.get("in_use").and_then(Value::as_u64))
+                .sum::<u64>()
+        });
+        let of_most = match (in_use, count("/pool/max_size")) {
+            (Some(in_use), Some(max)) => format!("{in_use}/{max}"),
+            _ => "-".to_string(),
+        };
+        let waiting = count("/pool/waiting").map_or("-".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<12} {:>7} {:>9} {:>7}  {}",
+            field("/name"),
+            field("/kind"),
+            field("/status/state"),
+            count("/tables").unwrap_or(0),
+            of_most,
+            waiting,
+            field("/server_version"),
+        );
+    }
+    out
 }
 
 /// What `tributary sources test` prints of a source's ping answer: its

@@ -622,6 +622,35 @@ async fn keys_commands_create_list_rotate_and_revoke() {
     server.stop().await;
 }
 
+/// `sources list` shows each source's connections in use of its pool's
+/// most and the requests waiting; `-` where the server says nothing.
+#[test]
+fn sources_list_shows_connections_in_use_and_waiting() {
+    let sources = json!([
+        {"name": "pg", "kind": "postgres", "status": {"state": "ready"}, "tables": 8,
+         "server_version": "15.20", "pool": {"max_size": 16, "waiting": 5, "callers": [
+            {"caller": "key:a", "in_use": 12, "waiting": 5},
+            {"caller": "role:analyst", "in_use": 4, "waiting": 0}]}},
+        {"name": "old", "kind": "sqlite", "tables": 1},
+    ]);
+    let table = client::sources_table(&sources);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec![
+                "NAME", "KIND", "STATUS", "TABLES", "IN", "USE", "WAITING", "VERSION"
+            ],
+            vec!["pg", "postgres", "ready", "8", "16/16", "5", "15.20"],
+            vec!["old", "sqlite", "-", "1", "-", "-", "-"],
+        ],
+        "{table}"
+    );
+}
+
 /// `--analyze` says a statement's wait for a pooled connection when it
 /// waited a millisecond or more, and nothing of a wait too short to matter.
 #[test]
