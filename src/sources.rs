@@ -357,11 +357,18 @@ impl SourceManager {
     }
 
     /// Introspects a source again and swaps its part of the catalog; returns
-    /// what changed. On failure the cached model stays, marked unavailable.
+    /// what changed. The database's settings may have changed too: its
+    /// advice is asked again. On failure the cached model stays, marked
+    /// unavailable.
     pub async fn refresh(&self, name: &str) -> Result<CatalogDiff, SourceError> {
         let connector = self.connector(name)?;
         match connector.introspect().await.map_err(|e| e.for_source(name)) {
             Ok(schema) => {
+                if let Ok(ping) = connector.ping().await
+                    && let Some(registered) = self.write_registry().get_mut(name)
+                {
+                    registered.advice = ping.advice;
+                }
                 let diff = self.cache.install(schema)?;
                 let outcome = if diff.is_empty() {
                     RefreshOutcome::Unchanged

@@ -667,7 +667,7 @@ async fn a_sources_view_keeps_its_last_pings_advice() {
     server.stop().await;
 
     // Loaded at start-up, the source has not been pinged: no advice until
-    // a test says it again.
+    // a test or a refresh says it again.
     let server = TestServer::start(dir.path()).await;
     let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
     assert_eq!(view.get("advice"), None, "{view}");
@@ -678,6 +678,20 @@ async fn a_sources_view_keeps_its_last_pings_advice() {
     let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
     assert_eq!(advice(&view), ping["advice"], "{view}");
     assert!(advice(&view)[0].as_str().is_some(), "{view}");
+    server.stop().await;
+    let server = TestServer::start(dir.path()).await;
+    let (status, diff) = server
+        .admin(Method::POST, "/admin/sources/pg/refresh", None)
+        .await;
+    assert_eq!(status, 200, "{diff}");
+    let (_, view) = server.admin(Method::GET, "/admin/sources/pg", None).await;
+    // Its counts are the server's at that moment; what it advises is the same.
+    let again = advice(&view);
+    let again = again[0].as_str().unwrap_or_default();
+    assert!(
+        again.starts_with("pool.max_size is 1000, but PostgreSQL's max_connections"),
+        "{view}"
+    );
     server.stop().await;
     common::drop_postgres_schema(&schema).await;
 }
