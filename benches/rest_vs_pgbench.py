@@ -65,11 +65,16 @@ api_vs_pgbench.py says):
                 off), as in shared/bench, installed by api_vs_pgbench.py's installer; its GraphQL
                 documents are shared/bench's, keys sent as variables. Op (c) counts with
                 `distinctCount { oOrderkey }` (pg-aggregates has no plain count in groupedAggregates);
-  directus      not supported here: shared/bench/api/start_directus.sh needs Directus 11 from npm
-                (isolated-vm compiled at install), its own system tables in the `public` schema of
-                a database holding the TPC-H tables there, and a bootstrap; that is a second copy of
-                the data and minutes of install on a shared 2-core machine for an anchor that
-                reached 1-3 % of the floor on (b), (d), (e) in shared/bench/RESULTS.md.
+  directus      Directus 11.3.5 (benches/directus.py, as shared/bench/api/start_directus.sh sets
+                it up): its system tables beside a copy of the SF0.1 tables in the `public` schema
+                of database tributary_directus, pool --pool-size, cache and rate limiter off, a
+                static token; its requests are shared/bench's (api/ops.py): REST for (a)-(d), for
+                (e) and (f) one GraphQL request of both mutations. Not in the default --systems
+                (the first run installs it from npm, a few minutes: isolated-vm compiles);
+                ask for it with --systems ...,directus. With pgbench's 64 clients beside three pools
+                of 16, PostgreSQL's default max_connections (100) is too few: compare Directus
+                with the other HTTP systems in a run of its own (--systems
+                tributary,postgraphile,directus).
 
 Every system's answer is checked once before timing against psql: (a) and (c) whole results,
 (b) orders 1, 7, 32, 600000 (every column), (d) customers 1, 2, 4, 14999 (the customer's
@@ -107,6 +112,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_vs_pgbench as base  # noqa: E402  (schema, servers, pgbench/wrk runners, value normalisation)
+import directus  # noqa: E402  (the Directus 11 anchor)
 from api_vs_pgbench import ORDER_COLUMNS, fail, norm, norm_rows, psql, say  # noqa: E402
 
 OPS = ["a", "b", "c", "d", "e"]
@@ -469,6 +475,58 @@ def check_postgraphile(pgl, ops):
     return problems
 
 
+def check_directus(dx, ops):
+    """Directus' answers against psql, as check_postgraphile (its data is a copy: the same values)."""
+    problems = {}
+    headers = {"authorization": f"Bearer {directus.TOKEN}"}
+
+    def get(op, **keys):
+        status, answer = request("GET", dx.base + fill_keys(directus.PATHS[op], **keys), None, headers)
+        if status != 200 or not isinstance(answer, dict) or "data" not in answer:
+            raise ValueError(problem(status, answer))
+        return answer["data"]
+
+    for op in ops:
+        try:
+            if op == "a":
+                got = norm_rows([[row[c] for c in ORDER_COLUMNS] for row in get("a")])
+                expected = norm_rows(psql(SQL["a"]))
+                if got != expected:
+                    problems[op] = f"WRONG: got {got[:2]}..., expected {expected[:2]}..."
+            elif op == "b":
+                for key in CHECK_ORDERKEYS:
+                    row = get("b", orderkey=key)
+                    got = norm_rows([[row[c] for c in ORDER_COLUMNS]])[0]
+                    if got != expected_order(key):
+                        problems[op] = f"WRONG key {key}: got {got}, expected {expected_order(key)}"
+                        break
+            elif op == "c":
+                got = norm_rows([[g["o_orderstatus"], g["count"], g["sum"]["o_totalprice"]] for g in get("c")])
+                expected = norm_rows(psql(SQL["c"]))
+                if sorted(got) != expected:
+                    problems[op] = f"WRONG: got {got}, expected {expected}"
+            elif op == "d":
+                for custkey in CHECK_CUSTKEYS:
+                    customer, orders = expected_d(custkey)
+                    data = get("d", custkey=custkey)
+                    got = norm_rows([[data["c_custkey"], data["c_name"]]])[0]
+                    got_orders = norm_rows([[o[c] for c in D_ORDER_COLUMNS] for o in data["orders"]])
+                    if got != customer[:2] or got_orders != orders:
+                        problems[op] = f"WRONG customer {custkey}: got {data}, expected {customer[:2]} {orders}"
+                        break
+            elif op in ("e", "f"):
+                directus.clean_region()
+                status, answer = request("POST", dx.url, fill_keys(directus.MUTATION), headers)
+                data = answer.get("data") if isinstance(answer, dict) else None
+                left = directus.psql(f"SELECT * FROM region WHERE r_regionkey = {CHECK_INSERT_KEY}")
+                if status != 200 or not data or str(data["a"]["r_regionkey"]) != str(CHECK_INSERT_KEY) or left:
+                    problems[op] = f"WRONG: {problem(status, answer)}, row left: {left}"
+                directus.clean_region()
+        except (ValueError, KeyError, TypeError) as e:
+            problems[op] = f"ERROR {type(e).__name__}: {e}"
+    return problems
+
+
 # --- load ---------------------------------------------------------------------------------
 def run_tributary(system, op, conc, duration, lua):
     """(ops/s, p50 ms, p99 ms, notes) for Tributary's REST API and op."""
@@ -492,6 +550,15 @@ def run_http(system, op, conc, duration, lua, tributary=run_tributary):
     """(ops/s, p50 ms, p99 ms, notes) for one HTTP system and op."""
     if system.name == "tributary":
         return tributary(system, op, conc, duration, lua)
+    if system.name == "directus":
+        auth = f"Bearer {directus.TOKEN}"
+        if op in ("e", "f"):
+            result = base.run_wrk(system.url, directus.MUTATION, auth, conc, duration, lua,
+                                  {"WRK_METHOD": "POST"})[:4]
+            directus.clean_region()
+            return result
+        return base.run_wrk(system.base + directus.PATHS[op], "", auth, conc, duration, lua,
+                            {"WRK_METHOD": "GET"})[:4]
     result = base.run_wrk(system.url, pgl_body(op), "", conc, duration, lua, {"WRK_METHOD": "POST"})[:4]
     if op in ("e", "f"):
         clean_region()
@@ -549,9 +616,8 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
         if op not in known_ops:
             fail(f"unknown op {op} ({', '.join(known_ops)})")
     for name in wanted:
-        if name not in ("pgbench", "tributary", "postgraphile"):
-            fail(f"unknown system {name}" + (" (Directus is not supported here: see the top of this file)"
-                                              if name == "directus" else ""))
+        if name not in ("pgbench", "tributary", "postgraphile", "directus"):
+            fail(f"unknown system {name}")
 
     base.require("psql", "install postgresql-client")
     if "pgbench" in wanted:
@@ -587,6 +653,10 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
             systems["postgraphile"] = base.PostGraphile(args.pool_size, PGL_PLUGINS, ["PgIndexBehaviorsPlugin"])
             for op, why in check_postgraphile(systems["postgraphile"], ops).items():
                 problems[("postgraphile", op)] = why
+        if "directus" in wanted:
+            systems["directus"] = directus.Directus(args.pool_size)
+            for op, why in check_directus(systems["directus"], ops).items():
+                problems[("directus", op)] = why
         for (name, op), why in sorted(problems.items()):
             say(f"NOT TIMED {name} {op}: {why}")
         say(f"answers checked against psql: ops {','.join(ops)} for {', '.join(systems) or 'no HTTP system'}; "
@@ -599,7 +669,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
         cpu = collections.defaultdict(list)  # (op, conc, system): [(server, PostgreSQL) ms per op]
         for op in ops:
             for conc in concs:
-                order = [s for s in ["pgbench", "tributary", "postgraphile"]
+                order = [s for s in ["pgbench", "tributary", "postgraphile", "directus"]
                          if s in wanted and (s, op) not in problems]
                 if "pgbench" in wanted and TARGETS[op][0] == "pgbench" and args.pool_size < conc:
                     # The floor again with as many clients as Tributary's pool has connections:
@@ -642,13 +712,13 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
 
     load = os.getloadavg()
     say("")
-    say("| op | c | pgbench op/s | tributary op/s | postgraphile op/s | tributary / pgbench "
-        "| tributary / postgraphile | goal |")
-    say("|---|---|---|---|---|---|---|---|")
+    say("| op | c | pgbench op/s | tributary op/s | postgraphile op/s | directus op/s | tributary / pgbench "
+        "| tributary / postgraphile | tributary / directus | goal |")
+    say("|---|---|---|---|---|---|---|---|---|---|")
     for op in ops:
         for conc in concs:
             cells, rates = [], {}
-            for name in ["pgbench", "tributary", "postgraphile"]:
+            for name in ["pgbench", "tributary", "postgraphile", "directus"]:
                 m = median((op, conc, name))
                 if m is None:
                     cells.append(f"not timed ({problems[(name, op)].split()[0].lower()})"
@@ -670,7 +740,7 @@ def main(doc=__doc__, check=check_tributary, tributary=run_tributary, note_e=Tru
             else:
                 goal = f"- (>= {floor}x {against})"
             say(f"| {LABEL[op]} | {conc} | {' | '.join(cells)} | {ratio('pgbench')} | {ratio('postgraphile')} "
-                f"| {goal} |")
+                f"| {ratio('directus')} | {goal} |")
     for op in ops:
         for conc in concs:
             floor, trib = median((op, conc, POOL_FLOOR)), median((op, conc, "tributary"))
