@@ -12,9 +12,8 @@
 //! has connections, so the pool underneath rarely queues. A request's
 //! [`Caller`] travels in a task-local ([`serve_as`], set by the auth
 //! middleware); the engine carries it into DataFusion's own tasks
-//! (`engine::as_caller`). Work without a caller (introspection, pings,
-//! drift checks, the local CLI) is one caller of its own; pings,
-//! introspection and drift checks are not gated at all.
+//! (`engine::as_caller`). Work without a caller (the local CLI's queries)
+//! is the caller `""`; pings, introspection and drift checks are not gated.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -446,7 +445,8 @@ impl Drop for Permit {
 }
 
 /// A connector whose reads and transactions wait for their caller's turn
-/// ([`Gate`]) when all of its pool's connections are in use.
+/// ([`Gate`]) when all of its pool's connections, or the caller's share of
+/// them, are in use.
 #[derive(Debug)]
 struct FairConnector {
     inner: Arc<dyn Connector>,
