@@ -7,7 +7,7 @@
 //! first come, first served). A source may also cap what one caller holds
 //! at once (`pool.max_per_caller`), keeping the rest for the others.
 //!
-//! Every connector is wrapped in a [`FairConnector`] ([`fair`]): its
+//! Every connector is wrapped in a `FairConnector` ([`fair`]): its
 //! [`Gate`] admits as many statements and transactions at once as the pool
 //! has connections, so the pool underneath rarely queues. A request's
 //! [`Caller`] travels in a task-local ([`serve_as`], set by the auth
