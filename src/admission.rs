@@ -56,7 +56,9 @@ impl Caller {
         }
     }
 
-    pub fn key(&self) -> &str {
+    /// Its caller's key (what the tests check of a task's caller).
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 }
@@ -142,7 +144,6 @@ struct Queues {
     /// The callers with waiting requests, in the order they are served.
     turn: VecDeque<Arc<str>>,
     waiting: HashMap<Arc<str>, VecDeque<Waiter>>,
-    queued: usize,
     next_id: u64,
 }
 
@@ -150,11 +151,17 @@ struct Queues {
 struct Waiter {
     id: u64,
     request: u64,
-    /// For a transaction (not a statement).
-    transaction: bool,
-    /// Its request holds a transaction open: not held to the caller's share.
-    nested: bool,
+    hold: Hold,
     wake: oneshot::Sender<()>,
+}
+
+/// What an admitted request holds its place for: a statement (until its
+/// rows end) or a transaction (until it ends; the request's statements at
+/// the same source are then not held to its caller's share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Statement,
+    Transaction,
 }
 
 /// Why a request's turn did not come in time.
@@ -182,7 +189,7 @@ impl Gate {
 
     /// Requests waiting now.
     pub fn waiting(&self) -> usize {
-        self.lock().queued
+        self.lock().waiting.values().map(VecDeque::len).sum()
     }
 
     /// Requests that gave up waiting since the gate was made.
@@ -215,43 +222,26 @@ impl Gate {
         callers
     }
 
-    /// Waits (at most `within`) for `caller`'s turn to run a statement;
-    /// `Err` when it did not come in time, saying what was full.
+    /// Waits (at most `within`) for `caller`'s turn to run a statement or
+    /// hold a transaction; `Err` when it did not come in time, saying what
+    /// was full.
     pub async fn admit(
         self: &Arc<Self>,
         caller: &Caller,
         within: Duration,
-    ) -> Result<Permit, Refused> {
-        self.enter(caller, within, false).await
-    }
-
-    /// As [`Gate::admit`], for a transaction: until it ends, its request's
-    /// statements here are not held to the caller's share.
-    pub async fn admit_transaction(
-        self: &Arc<Self>,
-        caller: &Caller,
-        within: Duration,
-    ) -> Result<Permit, Refused> {
-        self.enter(caller, within, true).await
-    }
-
-    async fn enter(
-        self: &Arc<Self>,
-        caller: &Caller,
-        within: Duration,
-        transaction: bool,
+        hold: Hold,
     ) -> Result<Permit, Refused> {
         let (id, wake) = {
             let mut guard = self.lock();
             let queues = &mut *guard;
-            let nested = queues.by_request.contains_key(&caller.request);
+            let nested = queues.nested(caller.request);
             // A nested request goes ahead of its caller's others: they may
             // be waiting for the share it holds.
             if (nested || !queues.waiting.contains_key(&caller.key))
                 && self.may_take(queues, &caller.key, nested)
             {
-                queues.take(&caller.key, caller.request, transaction);
-                return Ok(self.permit(caller, transaction));
+                queues.take(&caller.key, caller.request, hold);
+                return Ok(self.permit(caller, hold));
             }
             let id = queues.next_id;
             queues.next_id += 1;
@@ -263,8 +253,7 @@ impl Gate {
             let waiter = Waiter {
                 id,
                 request: caller.request,
-                transaction,
-                nested,
+                hold,
                 wake: sender,
             };
             if nested {
@@ -272,13 +261,12 @@ impl Gate {
             } else {
                 queue.push_back(waiter);
             }
-            queues.queued += 1;
             (id, wake)
         };
         let mut queued = Queued {
             gate: self.clone(),
             caller: caller.clone(),
-            transaction,
+            hold,
             id,
             wake,
             settled: false,
@@ -289,7 +277,7 @@ impl Gate {
         // Woken, or its turn came just as the time ran out: admitted (the
         // place was taken for it).
         if matches!(woken, Ok(Ok(()))) || !queues.withdraw(&caller.key, id) {
-            return Ok(self.permit(caller, transaction));
+            return Ok(self.permit(caller, hold));
         }
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         let held = queues.held.get(&caller.key).copied().unwrap_or(0);
@@ -300,11 +288,11 @@ impl Gate {
         })
     }
 
-    fn permit(self: &Arc<Self>, caller: &Caller, transaction: bool) -> Permit {
+    fn permit(self: &Arc<Self>, caller: &Caller, hold: Hold) -> Permit {
         Permit {
             gate: self.clone(),
             caller: caller.clone(),
-            transaction,
+            hold,
         }
     }
 
@@ -317,10 +305,10 @@ impl Gate {
 
     /// `caller`'s admitted statement or transaction is done (or was never
     /// used): the callers waiting take its place in turn.
-    fn give_back(&self, queues: &mut Queues, caller: &Caller, transaction: bool) {
+    fn give_back(&self, queues: &mut Queues, caller: &Caller, hold: Hold) {
         queues.in_use -= 1;
         release(&mut queues.held, &caller.key);
-        if transaction {
+        if hold == Hold::Transaction {
             release(&mut queues.by_request, &caller.request);
         }
         self.let_in(queues);
@@ -337,7 +325,9 @@ impl Gate {
             let Some(queue) = queues.waiting.get_mut(&caller) else {
                 continue;
             };
-            let nested = queue.front().is_some_and(|w| w.nested);
+            let nested = queue
+                .front()
+                .is_some_and(|w| queues.by_request.contains_key(&w.request));
             if !self.may_take(queues, &caller, nested) {
                 queues.turn.push_back(caller);
                 skipped += 1;
@@ -353,11 +343,10 @@ impl Gate {
                 queues.turn.push_back(caller.clone());
             }
             if let Some(waiter) = next {
-                queues.queued -= 1;
                 // Its receiver lives until the waiter settles under this
                 // lock ([`Queued`]'s drop), so the place is taken for it.
                 if waiter.wake.send(()).is_ok() {
-                    queues.take(&caller, waiter.request, waiter.transaction);
+                    queues.take(&caller, waiter.request, waiter.hold);
                 }
             }
         }
@@ -375,12 +364,17 @@ fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl Queues {
-    fn take(&mut self, caller: &Arc<str>, request: u64, transaction: bool) {
+    fn take(&mut self, caller: &Arc<str>, request: u64, hold: Hold) {
         self.in_use += 1;
         *self.held.entry(caller.clone()).or_default() += 1;
-        if transaction {
+        if hold == Hold::Transaction {
             *self.by_request.entry(request).or_default() += 1;
         }
+    }
+
+    /// Whether `request` has a transaction open here.
+    fn nested(&self, request: u64) -> bool {
+        self.by_request.contains_key(&request)
     }
 
     /// Takes a waiting request out of the queue: `false` when it is no
@@ -393,7 +387,6 @@ impl Queues {
             return false;
         };
         queue.remove(at);
-        self.queued -= 1;
         if queue.is_empty() {
             self.waiting.remove(caller);
             self.turn.retain(|c| c != caller);
@@ -408,7 +401,7 @@ impl Queues {
 struct Queued {
     gate: Arc<Gate>,
     caller: Caller,
-    transaction: bool,
+    hold: Hold,
     id: u64,
     wake: oneshot::Receiver<()>,
     settled: bool,
@@ -421,8 +414,7 @@ impl Drop for Queued {
         }
         let mut queues = self.gate.lock();
         if !queues.withdraw(&self.caller.key, self.id) {
-            self.gate
-                .give_back(&mut queues, &self.caller, self.transaction);
+            self.gate.give_back(&mut queues, &self.caller, self.hold);
         }
     }
 }
@@ -433,14 +425,13 @@ impl Drop for Queued {
 pub struct Permit {
     gate: Arc<Gate>,
     caller: Caller,
-    transaction: bool,
+    hold: Hold,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut queues = self.gate.lock();
-        self.gate
-            .give_back(&mut queues, &self.caller, self.transaction);
+        self.gate.give_back(&mut queues, &self.caller, self.hold);
     }
 }
 
@@ -455,15 +446,11 @@ struct FairConnector {
 }
 
 impl FairConnector {
-    /// Waits for the current caller's turn (for a `transaction` or a
-    /// statement).
-    async fn admit(&self, transaction: bool) -> Result<Permit> {
-        let (caller, within) = (current_caller(), self.acquire_timeout);
-        let admitted = if transaction {
-            self.gate.admit_transaction(&caller, within).await
-        } else {
-            self.gate.admit(&caller, within).await
-        };
+    /// Waits for the current caller's turn.
+    async fn admit(&self, hold: Hold) -> Result<Permit> {
+        let admitted = (self.gate)
+            .admit(&current_caller(), self.acquire_timeout, hold)
+            .await;
         admitted.map_err(|refused| {
             let waited = self.acquire_timeout.as_millis();
             ConnectorError::busy(match refused {
@@ -511,7 +498,7 @@ impl Connector for FairConnector {
     }
 
     async fn query(&self, statement: &Statement, schema: Option<SchemaRef>) -> Result<RowStream> {
-        let permit = self.admit(false).await?;
+        let permit = self.admit(Hold::Statement).await?;
         let rows = self.inner.query(statement, schema).await?;
         let (schema, connected) = (rows.schema().clone(), rows.connected());
         let held = RowStream::new(
@@ -528,13 +515,13 @@ impl Connector for FairConnector {
     }
 
     async fn begin(&self) -> Result<Box<dyn WriteTx>> {
-        let permit = self.admit(true).await?;
+        let permit = self.admit(Hold::Transaction).await?;
         let tx = self.inner.begin().await?;
         Ok(Box::new(HoldingTx { tx, permit }))
     }
 
     async fn write_one(&self, op: &WriteOp) -> Result<WriteOutcome> {
-        let _permit = self.admit(false).await?;
+        let _permit = self.admit(Hold::Statement).await?;
         self.inner.write_one(op).await
     }
 
@@ -631,7 +618,7 @@ mod tests {
         let (done, until) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let permit = gate
-                .admit(&caller(name), Duration::from_secs(60))
+                .admit(&caller(name), Duration::from_secs(60), Hold::Statement)
                 .await
                 .expect("admitted");
             order.lock().unwrap().push(label);
@@ -695,23 +682,29 @@ mod tests {
     async fn a_caller_holds_at_most_its_share() {
         let gate = Arc::new(Gate::new(3, 2));
         let first = gate
-            .admit(&caller("dashboard"), Duration::ZERO)
+            .admit(&caller("dashboard"), Duration::ZERO, Hold::Statement)
             .await
             .unwrap();
         let _second = gate
-            .admit(&caller("dashboard"), Duration::ZERO)
+            .admit(&caller("dashboard"), Duration::ZERO, Hold::Statement)
             .await
             .unwrap();
         let third = {
             let gate = gate.clone();
             tokio::spawn(async move {
-                gate.admit(&caller("dashboard"), Duration::from_secs(5))
-                    .await
+                gate.admit(
+                    &caller("dashboard"),
+                    Duration::from_secs(5),
+                    Hold::Statement,
+                )
+                .await
             })
         };
         settle().await;
         assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
-        let report = gate.admit(&caller("report"), Duration::ZERO).await;
+        let report = gate
+            .admit(&caller("report"), Duration::ZERO, Hold::Statement)
+            .await;
         assert!(report.is_ok());
         assert_eq!(gate.lock().in_use, 3);
         // The report's end frees a place the dashboard may not take.
@@ -719,7 +712,11 @@ mod tests {
         settle().await;
         assert_eq!((gate.waiting(), gate.lock().in_use), (1, 2));
         let refused = gate
-            .admit(&caller("dashboard"), Duration::from_millis(50))
+            .admit(
+                &caller("dashboard"),
+                Duration::from_millis(50),
+                Hold::Statement,
+            )
             .await;
         assert_eq!(refused.unwrap_err(), Refused::ShareInUse);
         drop(first);
@@ -736,20 +733,32 @@ mod tests {
     async fn a_request_is_not_held_to_the_share_its_transaction_holds() {
         let gate = Arc::new(Gate::new(3, 1));
         let query = caller("dashboard");
-        let first = gate.admit(&query, Duration::ZERO).await.unwrap();
-        let second = gate.admit(&query, Duration::from_millis(50)).await;
+        let first = gate
+            .admit(&query, Duration::ZERO, Hold::Statement)
+            .await
+            .unwrap();
+        let second = gate
+            .admit(&query, Duration::from_millis(50), Hold::Statement)
+            .await;
         assert_eq!(second.unwrap_err(), Refused::ShareInUse);
         drop(first);
         let batch = caller("dashboard");
         let open = gate
-            .admit_transaction(&batch, Duration::ZERO)
+            .admit(&batch, Duration::ZERO, Hold::Transaction)
             .await
             .unwrap();
         let other = gate
-            .admit(&caller("dashboard"), Duration::from_millis(50))
+            .admit(
+                &caller("dashboard"),
+                Duration::from_millis(50),
+                Hold::Statement,
+            )
             .await;
         assert_eq!(other.unwrap_err(), Refused::ShareInUse);
-        let read = gate.admit(&batch, Duration::ZERO).await.unwrap();
+        let read = gate
+            .admit(&batch, Duration::ZERO, Hold::Statement)
+            .await
+            .unwrap();
         assert_eq!(gate.lock().in_use, 2);
         drop((open, read));
         let queues = gate.lock();
@@ -764,13 +773,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_wait_that_runs_out_leaves_the_queue() {
         let gate = Arc::new(Gate::new(1, 1));
-        let held = gate.admit(&caller("a"), Duration::ZERO).await.unwrap();
-        let refused = gate.admit(&caller("b"), Duration::from_millis(50)).await;
+        let held = gate
+            .admit(&caller("a"), Duration::ZERO, Hold::Statement)
+            .await
+            .unwrap();
+        let refused = gate
+            .admit(&caller("b"), Duration::from_millis(50), Hold::Statement)
+            .await;
         assert_eq!(refused.unwrap_err(), Refused::AllInUse);
         assert_eq!((gate.waiting(), gate.timeouts()), (0, 1));
         let next = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(&caller("c"), Duration::from_secs(5)).await })
+            tokio::spawn(async move {
+                gate.admit(&caller("c"), Duration::from_secs(5), Hold::Statement)
+                    .await
+            })
         };
         settle().await;
         drop(held);
@@ -786,10 +803,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_cancelled_request_gives_its_place_back() {
         let gate = Arc::new(Gate::new(1, 1));
-        let held = gate.admit(&caller("a"), Duration::ZERO).await.unwrap();
+        let held = gate
+            .admit(&caller("a"), Duration::ZERO, Hold::Statement)
+            .await
+            .unwrap();
         let cancelled = {
             let gate = gate.clone();
-            tokio::spawn(async move { gate.admit(&caller("b"), Duration::from_secs(5)).await })
+            tokio::spawn(async move {
+                gate.admit(&caller("b"), Duration::from_secs(5), Hold::Statement)
+                    .await
+            })
         };
         settle().await;
         assert_eq!(gate.waiting(), 1);
@@ -800,11 +823,16 @@ mod tests {
         // Its turn comes while it is being cancelled: the wake is sent, the
         // future dropped before it reads it.
         let late = caller("b");
-        let mut woken_then_dropped = Box::pin(gate.admit(&late, Duration::from_secs(5)));
+        let mut woken_then_dropped =
+            Box::pin(gate.admit(&late, Duration::from_secs(5), Hold::Statement));
         assert!(futures::poll!(&mut woken_then_dropped).is_pending());
         drop(held);
         drop(woken_then_dropped);
         assert_eq!(gate.lock().in_use, 0);
-        assert!(gate.admit(&caller("c"), Duration::ZERO).await.is_ok());
+        assert!(
+            gate.admit(&caller("c"), Duration::ZERO, Hold::Statement)
+                .await
+                .is_ok()
+        );
     }
 }
