@@ -56,9 +56,8 @@ impl Caller {
         }
     }
 
-    /// Its caller's key (what the tests check of a task's caller).
-    #[cfg(test)]
-    pub(crate) fn key(&self) -> &str {
+    /// Its caller's key: `key:…`, `user:…`, `role:…` or `ip:…`.
+    pub fn key(&self) -> &str {
         &self.key
     }
 }

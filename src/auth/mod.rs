@@ -133,10 +133,10 @@ pub async fn admit(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Err(retry_after) = rate_limit(state, &principal, client) {
+    let caller = caller_of(&principal, client);
+    if let Err(retry_after) = rate_limit(state, &caller, client) {
         return Err(too_many_requests(retry_after));
     }
-    let caller = caller_of(&principal, client);
     request.extensions_mut().insert(principal);
     Ok(caller)
 }
@@ -156,21 +156,21 @@ fn address_of(client: Option<std::net::IpAddr>) -> String {
     format!("ip:{}", client.map(|ip| ip.to_string()).unwrap_or_default())
 }
 
-/// Counts a request of `principal` (from `client`) against the configured
+/// Counts a request of `caller` (from `client`) against the configured
 /// rate limit: `Err` with the time to wait when it is over.
 pub(crate) fn rate_limit(
     state: &AppState,
-    principal: &Principal,
+    caller: &crate::admission::Caller,
     client: Option<std::net::IpAddr>,
 ) -> Result<(), std::time::Duration> {
     let Some(limiter) = &state.rate_limiter else {
         return Ok(());
     };
-    let key = match (limiter.per(), principal.who()) {
-        (crate::rate_limit::RateLimitBy::Key, Some(who)) => who,
-        _ => address_of(client),
-    };
-    limiter.check(&key)
+    // The caller is its address when anonymous, as `per = "ip"` counts all.
+    match limiter.per() {
+        crate::rate_limit::RateLimitBy::Key => limiter.check(caller.key()),
+        crate::rate_limit::RateLimitBy::Ip => limiter.check(&address_of(client)),
+    }
 }
 
 /// Middleware for `/admin`: the admin role only.

@@ -257,8 +257,10 @@ async fn serve(
                     .await;
                     break;
                 };
-                // Each operation counts as a request against the rate limit.
-                if auth::rate_limit(&state, principal, client).is_err() {
+                // Each operation is a request: against the rate limit, and
+                // in its caller's turns at a busy source.
+                let caller = auth::caller_of(principal, client);
+                if auth::rate_limit(&state, &caller, client).is_err() {
                     refuse(&out, &id, "too many requests: try again later").await;
                     continue;
                 }
@@ -278,7 +280,7 @@ async fn serve(
                     continue;
                 }
                 let task = tokio::spawn(crate::admission::serve_as(
-                    auth::caller_of(principal, client),
+                    caller,
                     run(
                         state.clone(),
                         principal.clone(),
