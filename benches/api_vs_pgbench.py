@@ -272,11 +272,7 @@ class Tributary:
         return post(self.base + "/api/sql", body, self.headers())
 
     def close(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
         shutil.rmtree(self.data, ignore_errors=True)
 
 
@@ -332,11 +328,16 @@ import {{ PgSimplifyInflectionPreset }} from "@graphile/simplify-inflection";
         return post(self.url, {"query": PGL_QUERY, "variables": {"k": str(key)}})
 
     def close(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
+
+
+def stop(process):
+    """Ends a server the bench started: asked first, killed after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def node22():

@@ -8,9 +8,6 @@ cache and rate limiter off, a static admin token.
 
 import os
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
 import api_vs_pgbench as base
 from api_vs_pgbench import KEYS, PG, TABLES, fail, say
@@ -120,38 +117,10 @@ class Directus:
              "(SELECT 1 FROM directus_relations WHERE many_collection = 'orders' AND many_field = 'o_custkey')")
         self.process = subprocess.Popen(["node", cli, "start"], cwd=DIR, env=self.env,
                                         stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 90
-        while True:
-            if self.process.poll() is not None:
-                fail(f"Directus exited with {self.process.returncode}:\n{open(self.log).read()[-2000:]}")
-            try:
-                if ping(self.base + "/server/ping") == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                self.close()
-                fail(f"Directus did not answer on {self.base}; see {self.log}")
-            time.sleep(0.5)
-
-    def headers(self):
-        return {"authorization": f"Bearer {TOKEN}"}
+        base.wait_for(self.base + "/server/ping", "Directus", self.process, self.log, seconds=90)
 
     def close(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def ping(url):
-    """The HTTP status of GET `url` (OSError when nothing answers)."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
+        base.stop(self.process)
 
 
 def clean_region():

@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 
 import api_vs_pgbench as base
 import rest_vs_pgbench as rest
@@ -47,7 +48,7 @@ def together(trib, flood_auth, light_auth, args, lua):
     runner = threading.Thread(target=flood)
     runner.start()
     # The light reads start once the flood fills the pool and ends before it does.
-    threading.Event().wait(1)
+    time.sleep(1)
     results["light"] = wrk(trib, "b", light_auth, args.light_conc, args.duration, lua)
     runner.join()
     return results["flood"], results["light"]

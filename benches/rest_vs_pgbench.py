@@ -427,104 +427,98 @@ def check_tributary(trib, ops):
     return problems
 
 
-def check_postgraphile(pgl, ops):
+def check_anchor(ops, answer, write):
+    """{op: problem} for an anchor system, its answers against psql's: `answer(op, **keys)` gives
+    (a) and (c) as rows, (b) as one order's row, (d) as ([c_custkey, c_name], its orders' rows),
+    each in psql's column order; `write()` runs (e)'s one request of both mutations and answers
+    the key it inserted and whether the row is left."""
     problems = {}
+    for op in ops:
+        try:
+            if op in ("a", "c"):
+                got, expected = norm_rows(answer(op)), norm_rows(psql(SQL[op]))
+                if (got if op == "a" else sorted(got)) != expected:
+                    problems[op] = f"WRONG: got {got[:2]}..., expected {expected[:2]}..."
+            elif op == "b":
+                for key in CHECK_ORDERKEYS:
+                    got = norm_rows([answer("b", orderkey=key)])[0]
+                    if got != expected_order(key):
+                        problems[op] = f"WRONG key {key}: got {got}, expected {expected_order(key)}"
+                        break
+            elif op == "d":
+                for custkey in CHECK_CUSTKEYS:
+                    customer, orders = expected_d(custkey)
+                    got, got_orders = answer("d", custkey=custkey)
+                    if norm_rows([got])[0] != customer[:2] or norm_rows(got_orders) != orders:
+                        problems[op] = f"WRONG customer {custkey}: got {got} {got_orders}, expected {customer[:2]} {orders}"
+                        break
+            elif op in ("e", "f"):
+                inserted, left = write()
+                if str(inserted) != str(CHECK_INSERT_KEY) or left:
+                    problems[op] = f"WRONG: inserted {inserted}, row left: {left}"
+        except (ValueError, KeyError, TypeError) as e:
+            problems[op] = f"ERROR {type(e).__name__}: {e}"
+    return problems
 
+
+def check_postgraphile(pgl, ops):
     def ask(op, **keys):
         status, answer = request("POST", pgl.url, fill_keys(pgl_body(op), **keys))
         if status != 200 or not isinstance(answer, dict) or answer.get("errors") or not answer.get("data"):
             raise ValueError(problem(status, answer))
         return answer["data"]
 
-    for op in ops:
-        try:
-            if op == "a":
-                got = norm_rows([list(n.values()) for n in ask("a")["orders"]["nodes"]])
-                expected = norm_rows(psql(SQL["a"]))
-                if got != expected:
-                    problems[op] = f"WRONG: got {got[:2]}..., expected {expected[:2]}..."
-            elif op == "b":
-                for key in CHECK_ORDERKEYS:
-                    got = norm_rows([list(ask("b", orderkey=key)["order"].values())])[0]
-                    if got != expected_order(key):
-                        problems[op] = f"WRONG key {key}: got {got}, expected {expected_order(key)}"
-                        break
-            elif op == "c":
-                got = norm_rows([[g["keys"][0], g["distinctCount"]["oOrderkey"], g["sum"]["oTotalprice"]]
-                                 for g in ask("c")["orders"]["groupedAggregates"]])
-                expected = norm_rows(psql(SQL["c"]))
-                if sorted(got) != expected:
-                    problems[op] = f"WRONG: got {got}, expected {expected}"
-            elif op == "d":
-                for custkey in CHECK_CUSTKEYS:
-                    customer, orders = expected_d(custkey)
-                    data = ask("d", custkey=custkey)["customer"]
-                    got = norm_rows([[data["cCustkey"], data["cName"]]])[0]
-                    got_orders = norm_rows([list(n.values()) for n in data["ordersByOCustkey"]["nodes"]])
-                    if got != customer[:2] or got_orders != orders:
-                        problems[op] = f"WRONG customer {custkey}: got {data}, expected {customer[:2]} {orders}"
-                        break
-            elif op in ("e", "f"):
-                clean_region()
-                data = ask(op)
-                if data["a"]["region"]["rRegionkey"] != CHECK_INSERT_KEY or region_row(CHECK_INSERT_KEY):
-                    problems[op] = f"WRONG: {data}, row left: {region_row(CHECK_INSERT_KEY)}"
-                clean_region()
-        except (ValueError, KeyError, TypeError) as e:
-            problems[op] = f"ERROR {type(e).__name__}: {e}"
-    return problems
+    def answer(op, **keys):
+        data = ask(op, **keys)
+        if op == "a":
+            return [list(n.values()) for n in data["orders"]["nodes"]]
+        if op == "b":
+            return list(data["order"].values())
+        if op == "c":
+            return [[g["keys"][0], g["distinctCount"]["oOrderkey"], g["sum"]["oTotalprice"]]
+                    for g in data["orders"]["groupedAggregates"]]
+        customer = data["customer"]
+        return ([customer["cCustkey"], customer["cName"]],
+                [list(n.values()) for n in customer["ordersByOCustkey"]["nodes"]])
+
+    def write():
+        clean_region()
+        inserted = ask("e")["a"]["region"]["rRegionkey"]
+        left = region_row(CHECK_INSERT_KEY)
+        clean_region()
+        return inserted, left
+
+    return check_anchor(ops, answer, write)
 
 
 def check_directus(dx, ops):
-    """Directus' answers against psql, as check_postgraphile (its data is a copy: the same values)."""
-    problems = {}
+    """Directus' answers (its data is a copy: the same values)."""
     headers = {"authorization": f"Bearer {directus.TOKEN}"}
 
-    def get(op, **keys):
+    def answer(op, **keys):
         status, answer = request("GET", dx.base + fill_keys(directus.PATHS[op], **keys), None, headers)
         if status != 200 or not isinstance(answer, dict) or "data" not in answer:
             raise ValueError(problem(status, answer))
-        return answer["data"]
+        data = answer["data"]
+        if op == "a":
+            return [[row[c] for c in ORDER_COLUMNS] for row in data]
+        if op == "b":
+            return [data[c] for c in ORDER_COLUMNS]
+        if op == "c":
+            return [[g["o_orderstatus"], g["count"], g["sum"]["o_totalprice"]] for g in data]
+        return ([data["c_custkey"], data["c_name"]],
+                [[o[c] for c in D_ORDER_COLUMNS] for o in data["orders"]])
 
-    for op in ops:
-        try:
-            if op == "a":
-                got = norm_rows([[row[c] for c in ORDER_COLUMNS] for row in get("a")])
-                expected = norm_rows(psql(SQL["a"]))
-                if got != expected:
-                    problems[op] = f"WRONG: got {got[:2]}..., expected {expected[:2]}..."
-            elif op == "b":
-                for key in CHECK_ORDERKEYS:
-                    row = get("b", orderkey=key)
-                    got = norm_rows([[row[c] for c in ORDER_COLUMNS]])[0]
-                    if got != expected_order(key):
-                        problems[op] = f"WRONG key {key}: got {got}, expected {expected_order(key)}"
-                        break
-            elif op == "c":
-                got = norm_rows([[g["o_orderstatus"], g["count"], g["sum"]["o_totalprice"]] for g in get("c")])
-                expected = norm_rows(psql(SQL["c"]))
-                if sorted(got) != expected:
-                    problems[op] = f"WRONG: got {got}, expected {expected}"
-            elif op == "d":
-                for custkey in CHECK_CUSTKEYS:
-                    customer, orders = expected_d(custkey)
-                    data = get("d", custkey=custkey)
-                    got = norm_rows([[data["c_custkey"], data["c_name"]]])[0]
-                    got_orders = norm_rows([[o[c] for c in D_ORDER_COLUMNS] for o in data["orders"]])
-                    if got != customer[:2] or got_orders != orders:
-                        problems[op] = f"WRONG customer {custkey}: got {data}, expected {customer[:2]} {orders}"
-                        break
-            elif op in ("e", "f"):
-                directus.clean_region()
-                status, answer = request("POST", dx.url, fill_keys(directus.MUTATION), headers)
-                data = answer.get("data") if isinstance(answer, dict) else None
-                left = directus.psql(f"SELECT * FROM region WHERE r_regionkey = {CHECK_INSERT_KEY}")
-                if status != 200 or not data or str(data["a"]["r_regionkey"]) != str(CHECK_INSERT_KEY) or left:
-                    problems[op] = f"WRONG: {problem(status, answer)}, row left: {left}"
-                directus.clean_region()
-        except (ValueError, KeyError, TypeError) as e:
-            problems[op] = f"ERROR {type(e).__name__}: {e}"
-    return problems
+    def write():
+        directus.clean_region()
+        status, answer = request("POST", dx.url, fill_keys(directus.MUTATION), headers)
+        if status != 200 or not isinstance(answer, dict) or not answer.get("data"):
+            raise ValueError(problem(status, answer))
+        left = directus.psql(f"SELECT * FROM region WHERE r_regionkey = {CHECK_INSERT_KEY}")
+        directus.clean_region()
+        return answer["data"]["a"]["r_regionkey"], left
+
+    return check_anchor(ops, answer, write)
 
 
 # --- load ---------------------------------------------------------------------------------
